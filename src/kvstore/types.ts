@@ -1,0 +1,62 @@
+/**
+ * The key-value store the mesh's control plane talks to. Two backends: etcd
+ * (v3 API, through the `etcd3` client) and in-memory (tests, and the embedded
+ * single-process case). Consumers should depend on the narrowest slice they
+ * need (e.g. `Pick<KVStore, 'put' | 'delete'>`), as Cilium's SyncStoreBackend does.
+ *
+ * Revisions are etcd's: one store-wide counter, bumped by every write.
+ */
+
+/** One stored key. */
+export interface KVPair {
+  key: string;
+  value: string;
+  /** Revision of the write that created the key. */
+  createRevision: number;
+  /** Revision of the last write to the key. */
+  modRevision: number;
+  /** Lease the key is bound to (hex string), if any. */
+  lease?: string;
+}
+
+/** A change seen by a watcher, in revision order. */
+export type WatchEvent =
+  | { type: 'put'; kv: KVPair; prev?: KVPair }
+  | { type: 'delete'; key: string; modRevision: number; prev?: KVPair };
+
+/** A running watch; `close()` stops it. */
+export interface Watch {
+  close(): Promise<void>;
+}
+
+/** A lease: keys put with it vanish when it expires or is revoked. */
+export interface Lease {
+  id: string;
+  ttlSeconds: number;
+  /** Stops keep-alives and deletes every key bound to the lease. */
+  revoke(): Promise<void>;
+}
+
+export interface WatchOptions {
+  /** Deliver every change after this revision (exclusive); default: from now. */
+  afterRevision?: number;
+  /** Called when the watch breaks for good (e.g. compacted revision); it will not resume by itself. */
+  onError?: (err: Error) => void;
+}
+
+export interface KVStore {
+  get(key: string): Promise<KVPair | undefined>;
+  /** All keys under the prefix, with the store revision the list was read at. */
+  list(prefix: string): Promise<{ kvs: KVPair[]; revision: number }>;
+  /** Writes the key; returns the revision of the write. */
+  put(key: string, value: string, options?: { lease?: Lease }): Promise<number>;
+  /** Writes the key only if absent; returns false if it existed. */
+  create(key: string, value: string, options?: { lease?: Lease }): Promise<boolean>;
+  delete(key: string): Promise<void>;
+  deletePrefix(prefix: string): Promise<void>;
+  /** Calls onEvent for every change under the prefix, in order. */
+  watchPrefix(prefix: string, onEvent: (ev: WatchEvent) => void, options?: WatchOptions): Promise<Watch>;
+  /** Grants a lease that the store keeps alive until revoked or closed. */
+  grantLease(ttlSeconds: number): Promise<Lease>;
+  close(): Promise<void>;
+}
