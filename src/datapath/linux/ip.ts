@@ -1,0 +1,104 @@
+/**
+ * Runs iproute2 (`ip`, `bridge`) and sysctl writes, in the calling process's
+ * network namespace or, with `netns`, inside another one (a path such as
+ * /run/netns/NAME or /proc/PID/ns/net, entered with nsenter so bpffs and
+ * cgroup2 stay visible). Errors are IpCommandError naming the command and
+ * carrying iproute2's message.
+ */
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { TendrilError } from '../../util/errors.js';
+
+/** A failed iproute2 command. */
+export class IpCommandError extends TendrilError {
+  constructor(
+    readonly command: string,
+    readonly stderr: string,
+    readonly exitCode: number | null,
+  ) {
+    super('datapath.IpCommand', `${command}: ${stderr.trim() || `exit ${exitCode}`}`);
+    this.name = 'IpCommandError';
+  }
+
+  /** True when iproute2 said the object already exists. */
+  get exists(): boolean {
+    return /File exists|already exists/i.test(this.stderr);
+  }
+
+  /** True when iproute2 said the object is not there. */
+  get missing(): boolean {
+    return /Cannot find device|No such|does not exist|not found|Cannot find/i.test(this.stderr);
+  }
+}
+
+export interface RunOptions {
+  /** Network namespace path to run in (default: the current one). */
+  netns?: string;
+  /** Text fed to stdin (for `-batch -`). */
+  input?: string;
+}
+
+function run(bin: string, args: string[], options: RunOptions = {}): Promise<string> {
+  const [file, argv] = options.netns ? ['nsenter', [`--net=${options.netns}`, bin, ...args]] : [bin, args];
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, argv, { encoding: 'utf8', timeout: 15_000 }, (err, stdout, stderr) => {
+      if (err) {
+        const code = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
+        reject(new IpCommandError(`${bin} ${args.join(' ')}${options.netns ? ` (in ${options.netns})` : ''}`, stderr || err.message, code));
+      } else resolve(stdout);
+    });
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}
+
+/** Runs `ip ARGS...`. @throws IpCommandError */
+export function ip(args: string[], options: RunOptions = {}): Promise<string> {
+  return run('ip', args, options);
+}
+
+/** Runs `ip -j ARGS...` and parses the JSON. @throws IpCommandError */
+export async function ipJson<T = unknown>(args: string[], options: RunOptions = {}): Promise<T> {
+  const out = await run('ip', ['-j', ...args], options);
+  return (out.trim() ? JSON.parse(out) : []) as T;
+}
+
+/** Runs several `ip` commands at once (`ip -batch -`); stops at the first failure. @throws IpCommandError */
+export function ipBatch(commands: string[][], options: Omit<RunOptions, 'input'> = {}): Promise<string> {
+  if (commands.length === 0) return Promise.resolve('');
+  return run('ip', ['-batch', '-'], { ...options, input: commands.map((c) => c.join(' ')).join('\n') + '\n' });
+}
+
+/** Runs `bridge ARGS...`. @throws IpCommandError */
+export function bridge(args: string[], options: RunOptions = {}): Promise<string> {
+  return run('bridge', args, options);
+}
+
+/** Like `ip`, but an "already exists" error counts as success. */
+export async function ipIdempotentAdd(args: string[], options: RunOptions = {}): Promise<void> {
+  try {
+    await ip(args, options);
+  } catch (err) {
+    if (!(err instanceof IpCommandError && err.exists)) throw err;
+  }
+}
+
+/** Like `ip`, but a "not found" error counts as success. */
+export async function ipIdempotentDel(args: string[], options: RunOptions = {}): Promise<void> {
+  try {
+    await ip(args, options);
+  } catch (err) {
+    if (!(err instanceof IpCommandError && err.missing)) throw err;
+  }
+}
+
+/**
+ * Writes a sysctl (e.g. "net.ipv4.ip_forward", "1") in the current netns, or
+ * in `netns` through `sysctl -w` under nsenter.
+ */
+export async function setSysctl(key: string, value: string, options: { netns?: string } = {}): Promise<void> {
+  if (!options.netns) {
+    await writeFile(`/proc/sys/${key.replace(/\./g, '/')}`, value);
+    return;
+  }
+  await run('sysctl', ['-q', '-w', `${key}=${value}`], { netns: options.netns });
+}
