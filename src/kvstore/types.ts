@@ -40,8 +40,30 @@ export interface Lease {
 export interface WatchOptions {
   /** Deliver every change after this revision (exclusive); default: from now. */
   afterRevision?: number;
-  /** Called when the watch breaks for good (e.g. compacted revision); it will not resume by itself. */
+  /**
+   * Called when the watch breaks for good (e.g. compacted revision: a
+   * KVStoreError with code KVSTORE_COMPACTED); it will not resume by itself.
+   * Also called (without ending the watch) when onEvent throws.
+   */
   onError?: (err: Error) => void;
+  /**
+   * Called when the connection under the watch is lost; the watch resumes by
+   * itself from the last delivered revision (nothing is skipped or repeated).
+   * Only the etcd backend ever calls it.
+   */
+  onDisconnect?: (err: Error) => void;
+  /** Called when a lost watch is re-established. */
+  onReconnect?: () => void;
+}
+
+export interface LeaseOptions {
+  /**
+   * Keep the lease alive until revoked or the store is closed (default true).
+   * With false, the lease expires `ttlSeconds` after the grant and its keys vanish.
+   */
+  keepAlive?: boolean;
+  /** Called if a kept-alive lease is lost (keep-alives failed past its TTL). */
+  onLost?: (err: Error) => void;
 }
 
 export interface KVStore {
@@ -56,7 +78,7 @@ export interface KVStore {
   deletePrefix(prefix: string): Promise<void>;
   /** Calls onEvent for every change under the prefix, in order. */
   watchPrefix(prefix: string, onEvent: (ev: WatchEvent) => void, options?: WatchOptions): Promise<Watch>;
-  /** Grants a lease that the store keeps alive until revoked or closed. */
-  grantLease(ttlSeconds: number): Promise<Lease>;
+  /** Grants a lease that the store keeps alive until revoked or closed (see LeaseOptions). */
+  grantLease(ttlSeconds: number, options?: LeaseOptions): Promise<Lease>;
   close(): Promise<void>;
 }
