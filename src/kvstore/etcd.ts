@@ -332,8 +332,14 @@ export function wrapError(err: unknown, endpoints: string[], what: string): KVSt
   if (/authentication failed|invalid auth token|user name is empty|user name not found/i.test(msg) || name === 'EtcdAuthenticationFailedError') {
     return mk('KVSTORE_AUTH_FAILED', `authentication failed (${firstLine(msg)})`, 'check the etcd user name and password, or the client certificate\'s CN');
   }
+  if (/alert bad certificate|alert unknown ca|certificate required|alert certificate|SSL alert number (42|43|44|45|46|48|116)/i.test(msg)) {
+    return mk('KVSTORE_TLS', `TLS handshake failed: the server rejected this client's certificate (missing, expired, or not signed by the server's CA) (${grpcDetail(msg)})`, 'the client certificate must be signed by the CA the server trusts (the mesh CA); re-run `tendril clustermesh connect` to exchange certificates again');
+  }
+  if (/unable to verify|self[- ]signed|certificate has expired|not yet valid|does not match certificate|altnames|unable to get (local )?issuer/i.test(msg)) {
+    return mk('KVSTORE_TLS', `TLS handshake failed: the server's certificate is not trusted (other CA, expired, or not naming this host) (${grpcDetail(msg)})`, 'the CA given to the client must be the one that signed the server certificate, and the certificate must name the endpoint\'s address; `tendril clustermesh status` compares the clusters\' CAs');
+  }
   if (/certificate|handshake|ssl|tls|x509|alert/i.test(msg)) {
-    return mk('KVSTORE_TLS', `TLS handshake failed: certificate rejected (${firstLine(msg)})`, 'the server and client certificates must be signed by the mesh CA and the server certificate must name the endpoint\'s host; re-run `tendril clustermesh connect` to exchange certificates again');
+    return mk('KVSTORE_TLS', `TLS handshake failed (${grpcDetail(msg)})`, 'check the CA, certificate and key given to the client, and that the endpoint uses https');
   }
   if (/lease not found|requested lease not found/i.test(msg) || name === 'EtcdLeaseInvalidError') {
     return mk('KVSTORE_LEASE_NOT_FOUND', 'the lease expired or was revoked', 'grant a new lease and write the keys again');
@@ -345,13 +351,21 @@ export function wrapError(err: unknown, endpoints: string[], what: string): KVSt
     name === 'GRPCDeadlineExceededError' ||
     name === 'BrokenCircuitError'
   ) {
-    return mk('KVSTORE_UNREACHABLE', `unreachable (${firstLine(msg)})`, unreachableHint(endpoints));
+    return mk('KVSTORE_UNREACHABLE', `unreachable (${grpcDetail(msg)})`, unreachableHint(endpoints));
   }
   return mk('KVSTORE_ERROR', firstLine(msg), 'see the cause; `etcdctl --endpoints ... endpoint status` checks the server');
 }
 
 function unreachableHint(endpoints: string[]): string {
   return `is etcd running and listening at ${endpoints.join(', ')}? (http vs https must match the server; \`tendril clustermesh status\` shows the mesh's endpoints)`;
+}
+
+/** The useful part of a gRPC connection error ("14 UNAVAILABLE: No connection established. Last error: X. Resolution note: "). */
+function grpcDetail(msg: string): string {
+  const m = /Last error: (?:Error: )?([\s\S]*?)(?:\s*\(\d{4}-\d\d-\d\dT[^)]*\))?\.?\s*(?:Resolution note:.*)?$/.exec(msg);
+  const detail = m ? m[1]! : msg;
+  const ssl = /:SSL routines:[^:]*:([^:]+):/.exec(detail);
+  return firstLine(ssl ? ssl[1]! : detail);
 }
 
 function firstLine(s: string): string {
