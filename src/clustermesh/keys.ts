@@ -18,6 +18,8 @@
  *     cilium/cache/identities/v1/<cluster>/id/<id>
  *     cilium/cache/ip/v1/<cluster>/<ip>
  *     cilium/cache/serviceexports/v1/<cluster>/<ns>/<name>
+ *   cilium/kvstoremesh/v1/status/<cluster>                KVStoreMeshRemoteState (Tendril's addition: lets
+ *                                                         local agents see that a remote is stale)
  *
  * Identities and ipcache entries carry no cluster segment in cilium/state/:
  * an etcd holds only its own cluster's state there (remote clusters' state is
@@ -40,6 +42,27 @@ export const SYNCED_PREFIX = 'cilium/synced/';
 export const HEARTBEAT_KEY = 'cilium/.heartbeat';
 /** Prefix of kvstoremesh's copies of the remote clusters' state. */
 export const CACHE_PREFIX = 'cilium/cache/';
+/** Prefix of kvstoremesh's per-remote state records (Tendril's addition to Cilium's layout). */
+export const KVSTOREMESH_STATUS_PREFIX = 'cilium/kvstoremesh/v1/status/';
+
+/** `cilium/kvstoremesh/v1/status/<cluster>` */
+export function kvstoremeshStatusKey(cluster: string): string {
+  return `${KVSTOREMESH_STATUS_PREFIX}${cluster}`;
+}
+
+/** What kvstoremesh publishes in the local etcd about one remote cluster (JSON). */
+export interface KVStoreMeshRemoteState {
+  cluster: string;
+  clusterID?: number;
+  connected: boolean;
+  /** The cached state is the last known one: the remote is unreachable, or a resync is not complete yet. */
+  stale: boolean;
+  /** Every kind's initial list is complete in this connection. */
+  synced: boolean;
+  /** ISO time of the last change of `connected`. */
+  since: string;
+  lastError?: string;
+}
 
 /** The kinds of exported state. */
 export type StateKind = 'nodes' | 'services' | 'identities' | 'ip' | 'serviceexports';
@@ -120,6 +143,11 @@ export function ipcacheKey(ip: string): string {
 /** `cilium/state/serviceexports/v1/<cluster>/<ns>/<name>` */
 export function serviceExportKey(cluster: string, namespace: string, name: string): string {
   return `${stateDir('serviceexports', cluster)}/${namespace}/${name}`;
+}
+
+/** Every key prefix under which kvstoremesh keeps a remote cluster's copied state (with trailing slash). */
+export function cacheClusterPrefixes(cluster: string): string[] {
+  return STATE_KINDS.map((k) => `cilium/cache/${k}/v1/${cluster}/`);
 }
 
 /** The cache key of a remote entry: `cacheDir(kind, cluster)/<suffix>`, where suffix is the part after the state dir. */

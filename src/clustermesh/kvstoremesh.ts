@@ -1,0 +1,633 @@
+/**
+ * kvstoremesh: mirrors each connected remote cluster's exported state
+ * (cilium/state/... in the remote's etcd) into the local etcd under
+ * cilium/cache/<kind>/v1/<remote>/..., so local agents watch one store.
+ *
+ * Per remote, a *session* is one connection: dial, read and validate the
+ * remote's cluster config, then per kind wait for the remote's synced canary,
+ * list, mirror, and watch. Once a kind's list is mirrored, cached keys the
+ * list did not contain are deleted (never earlier, so a reconnect never
+ * empties the cache while the new list is incomplete) and the local canary
+ * cilium/synced/<remote>/cilium/cache/<kind>/v1 is written.
+ *
+ * When the remote becomes unreachable the session ends; the cached state
+ * stays, marked stale (cilium/kvstoremesh/v1/status/<remote>), and is dropped
+ * after `cacheTTLms` if set. Sessions retry with backoff. A remote whose
+ * cluster ID changes is drained (its cached state removed) and reconnected.
+ *
+ * All local writes for one remote go through one ordered queue.
+ */
+import type { KVStore, Watch } from '../kvstore/types.js';
+import { nopLogger, type Logger } from '../util/log.js';
+import {
+  cacheClusterPrefixes,
+  cacheDir,
+  clusterConfigKey,
+  decodeClusterConfig,
+  decodeTimestamp,
+  encodeClusterConfig,
+  encodeTimestamp,
+  HEARTBEAT_KEY,
+  kvstoremeshStatusKey,
+  stateDir,
+  stateToCacheKey,
+  STATE_KINDS,
+  syncedCanaryKey,
+  syncedClusterPrefix,
+  type ClusterConfig,
+  type KVStoreMeshRemoteState,
+  type StateKind,
+} from './keys.js';
+import { classifyMeshError, describeChain, hintForReason, MeshError, type MeshErrorReason } from './errors.js';
+
+/** A remote cluster as `clustermesh connect` recorded it. */
+export interface RemoteClusterConfig {
+  name: string;
+  /** The cluster ID connect saw; a different ID at runtime drains and reconnects the remote. */
+  clusterId: number;
+  endpoints: string[];
+}
+
+/** Opens a KVStore client to a remote's etcd (with its CA and our client certificate). */
+export type RemoteDialer = (remote: RemoteClusterConfig) => Promise<KVStore>;
+
+export interface KVStoreMeshOptions {
+  /** The local etcd (as root). */
+  local: KVStore;
+  localCluster: { name: string; id: number; maxConnectedClusters: number };
+  dial: RemoteDialer;
+  /** Drop a disconnected remote's cached state after this long; undefined keeps it forever. */
+  cacheTTLms?: number;
+  /** Backoff between sessions (default 500 ms doubling to 10 s). */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** How often a live session probes the remote (default 3000 ms). */
+  probeIntervalMs?: number;
+  logger?: Logger;
+}
+
+/** Per-remote state, as `clustermesh status` shows it. */
+export interface RemoteClusterStatus {
+  name: string;
+  /** ID recorded by connect. */
+  expectedClusterId: number;
+  /** ID the remote reports (once read). */
+  clusterId: number | undefined;
+  endpoints: string[];
+  configured: true;
+  connected: boolean;
+  /** Every kind mirrored in this session. */
+  synced: boolean;
+  syncedKinds: Record<StateKind, boolean>;
+  /** Cached state is the last known (not connected, or resync in progress after a disconnection). */
+  stale: boolean;
+  counts: Record<StateKind, number>;
+  lastHeartbeat: string | undefined;
+  connectedSince: string | undefined;
+  disconnectedSince: string | undefined;
+  /** Sessions started successfully (1 after the first connection). */
+  connections: number;
+  lastError: { reason: MeshErrorReason; message: string; hint: string; at: string } | undefined;
+}
+
+const emptyKinds = <T>(v: T): Record<StateKind, T> =>
+  Object.fromEntries(STATE_KINDS.map((k) => [k, v])) as Record<StateKind, T>;
+
+/** The kvstoremesh controller: one RemoteMirror per configured remote. */
+export class KVStoreMesh {
+  private readonly remotes = new Map<string, RemoteMirror>();
+  private readonly log: Logger;
+  private stopped = false;
+
+  constructor(private readonly opts: KVStoreMeshOptions) {
+    this.log = (opts.logger ?? nopLogger).child({ subsys: 'kvstoremesh' });
+  }
+
+  /**
+   * Makes the set of mirrored remotes equal `configs`: starts new ones,
+   * restarts changed ones (endpoints or ID), stops and drains removed ones.
+   */
+  async setRemotes(configs: RemoteClusterConfig[]): Promise<void> {
+    if (this.stopped) return;
+    const want = new Map(configs.map((c) => [c.name, c]));
+    for (const [name, m] of this.remotes) {
+      const c = want.get(name);
+      if (!c) {
+        this.remotes.delete(name);
+        this.log.info('remote cluster removed: draining its cached state', { remote: name });
+        await m.stop();
+        await m.drain();
+      } else if (c.clusterId !== m.config.clusterId || c.endpoints.join(',') !== m.config.endpoints.join(',')) {
+        this.log.info('remote cluster reconfigured: reconnecting', { remote: name });
+        await m.stop();
+        const n = new RemoteMirror(c, this.opts, this.log, (id) => this.idUsedByOther(name, id));
+        this.remotes.set(name, n);
+        n.start();
+      }
+    }
+    for (const [name, c] of want) {
+      if (this.remotes.has(name)) continue;
+      if (name === this.opts.localCluster.name) {
+        this.log.warn('ignoring a remote with the local cluster name', { remote: name });
+        continue;
+      }
+      const m = new RemoteMirror(c, this.opts, this.log, (id) => this.idUsedByOther(name, id));
+      this.remotes.set(name, m);
+      m.start();
+    }
+  }
+
+  private idUsedByOther(name: string, id: number): string | undefined {
+    if (id === this.opts.localCluster.id) return `${this.opts.localCluster.name} (the local cluster)`;
+    for (const [n, m] of this.remotes) if (n !== name && m.currentId === id) return n;
+    return undefined;
+  }
+
+  /** Every remote's status, by name. */
+  status(): RemoteClusterStatus[] {
+    return [...this.remotes.values()].map((m) => m.status()).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Resolves when every remote is connected and synced, or rejects after timeoutMs. */
+  async waitSynced(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.status().every((s) => s.connected && s.synced)) {
+      if (Date.now() > deadline) {
+        const bad = this.status().filter((s) => !(s.connected && s.synced));
+        throw new MeshError('not-synced', `remote clusters not synced after ${timeoutMs} ms: ${bad.map((s) => `${s.name} (${s.lastError?.message ?? 'syncing'})`).join(', ')}`);
+      }
+      await sleep(20);
+    }
+  }
+
+  /** Stops every session; cached state stays in the local etcd. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.remotes.values()].map((m) => m.stop()));
+  }
+}
+
+class RemoteMirror {
+  readonly config: RemoteClusterConfig;
+  /** The ID of the state currently cached (undefined before the first session). */
+  currentId: number | undefined;
+  private readonly log: Logger;
+  private running = false;
+  private session: Session | undefined;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private ttlTimer: NodeJS.Timeout | undefined;
+  /** What is cached in the local etcd per kind: cache key -> value. */
+  private readonly cached = new Map<StateKind, Map<string, string>>(STATE_KINDS.map((k) => [k, new Map<string, string>()]));
+  private st: Omit<RemoteClusterStatus, 'counts' | 'name' | 'expectedClusterId' | 'endpoints' | 'configured'>;
+  private published = '';
+
+  constructor(
+    config: RemoteClusterConfig,
+    private readonly opts: KVStoreMeshOptions,
+    parentLog: Logger,
+    private readonly idConflict: (id: number) => string | undefined,
+  ) {
+    this.config = { ...config, endpoints: [...config.endpoints] };
+    this.log = parentLog.child({ remote: config.name });
+    this.st = {
+      clusterId: undefined,
+      connected: false,
+      synced: false,
+      syncedKinds: emptyKinds(false),
+      stale: false,
+      lastHeartbeat: undefined,
+      connectedSince: undefined,
+      disconnectedSince: undefined,
+      connections: 0,
+      lastError: undefined,
+    };
+  }
+
+  status(): RemoteClusterStatus {
+    const counts = emptyKinds(0);
+    for (const k of STATE_KINDS) counts[k] = this.cached.get(k)!.size;
+    return {
+      name: this.config.name,
+      expectedClusterId: this.config.clusterId,
+      endpoints: [...this.config.endpoints],
+      configured: true,
+      ...this.st,
+      syncedKinds: { ...this.st.syncedKinds },
+      counts,
+    };
+  }
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.ttlTimer);
+    this.wake?.();
+    await this.session?.abort(undefined);
+    await this.loop;
+    await this.queue.catch(() => {});
+  }
+
+  private async run(): Promise<void> {
+    let delay = this.opts.retryMinMs ?? 500;
+    const maxDelay = this.opts.retryMaxMs ?? 10_000;
+    // Learn what is cached from earlier runs of the daemon, so counts and stale cleanup are right.
+    await this.loadCached().catch((err) => this.log.warn('cannot list cached state', { error: err }));
+    while (this.running) {
+      const s = new Session(this, this.opts, this.log);
+      this.session = s;
+      const outcome = await s.run();
+      this.session = undefined;
+      if (!this.running) break;
+      if (outcome.connectedOnce) delay = this.opts.retryMinMs ?? 500;
+      if (outcome.reason === 'cluster-id-changed') {
+        // Drained already; reconnect at once.
+        continue;
+      }
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, delay);
+        this.wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      this.wake = undefined;
+      delay = Math.min(delay * 2, maxDelay);
+    }
+  }
+
+  private async loadCached(): Promise<void> {
+    for (const k of STATE_KINDS) {
+      const { kvs } = await this.opts.local.list(cacheDir(k, this.config.name) + '/');
+      for (const kv of kvs) this.cached.get(k)!.set(kv.key, kv.value);
+    }
+    const cfg = await this.opts.local.get(clusterConfigKey(this.config.name));
+    if (cfg) {
+      try {
+        this.currentId = decodeClusterConfig(cfg.value).id;
+      } catch {
+        // replaced on the first session
+      }
+    }
+    if ([...this.cached.values()].some((s) => s.size > 0)) {
+      this.st.stale = true;
+      this.publish();
+    }
+  }
+
+  // --- called by sessions -------------------------------------------------
+
+  /** Runs a local write in this remote's ordered queue, retrying transient errors a few times. */
+  enqueue(what: string, fn: () => Promise<void>): Promise<void> {
+    const p = this.queue.then(async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await fn();
+          return;
+        } catch (err) {
+          if (attempt >= 4) throw new MeshError('error', `local etcd: ${what}: ${(err as Error).message}`, { cause: err });
+          await sleep(100 * 2 ** attempt);
+        }
+      }
+    });
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  cachePut(kind: StateKind, key: string, value: string): Promise<void> {
+    return this.enqueue(`put ${key}`, async () => {
+      const m = this.cached.get(kind)!;
+      if (m.get(key) === value) return; // unchanged: a resync rewrites nothing
+      await this.opts.local.put(key, value);
+      m.set(key, value);
+    });
+  }
+
+  cacheDelete(kind: StateKind, key: string): Promise<void> {
+    return this.enqueue(`delete ${key}`, async () => {
+      await this.opts.local.delete(key);
+      this.cached.get(kind)!.delete(key);
+    });
+  }
+
+  /** Deletes cached keys of a kind that the new list did not contain, then writes the local canary. */
+  finishKind(kind: StateKind, seen: Set<string>): Promise<void> {
+    return this.enqueue(`finish ${kind}`, async () => {
+      for (const key of [...this.cached.get(kind)!.keys()]) {
+        if (!seen.has(key)) {
+          await this.opts.local.delete(key);
+          this.cached.get(kind)!.delete(key);
+        }
+      }
+      await this.opts.local.put(syncedCanaryKey(this.config.name, kind, 'cache'), encodeTimestamp());
+    });
+  }
+
+  /** Removes everything cached for this remote (cache, canaries, cluster config copy, status record). */
+  drain(): Promise<void> {
+    return this.enqueue('drain', async () => {
+      for (const p of cacheClusterPrefixes(this.config.name)) await this.opts.local.deletePrefix(p);
+      await this.opts.local.deletePrefix(syncedClusterPrefix(this.config.name));
+      await this.opts.local.delete(clusterConfigKey(this.config.name));
+      await this.opts.local.delete(kvstoremeshStatusKey(this.config.name));
+      for (const s of this.cached.values()) s.clear();
+      this.currentId = undefined;
+      this.st.syncedKinds = emptyKinds(false);
+      this.st.synced = false;
+      this.st.stale = false;
+      this.published = '';
+    });
+  }
+
+  onConnected(cfg: ClusterConfig): Promise<void> {
+    clearTimeout(this.ttlTimer);
+    this.ttlTimer = undefined;
+    this.currentId = cfg.id;
+    this.st.clusterId = cfg.id;
+    this.st.connected = true;
+    this.st.connectedSince = new Date().toISOString();
+    this.st.disconnectedSince = undefined;
+    this.st.connections++;
+    this.st.syncedKinds = emptyKinds(false);
+    this.st.synced = false;
+    // Until every kind is re-listed, what is cached may be stale.
+    this.st.stale = [...this.cached.values()].some((s) => s.size > 0);
+    const copy: ClusterConfig = { id: cfg.id, capabilities: { ...cfg.capabilities, cached: true } };
+    return this.enqueue('cluster config', async () => {
+      await this.opts.local.put(clusterConfigKey(this.config.name), encodeClusterConfig(copy));
+      await this.publishNow();
+    });
+  }
+
+  onKindSynced(kind: StateKind): void {
+    this.st.syncedKinds[kind] = true;
+    if (STATE_KINDS.every((k) => this.st.syncedKinds[k])) {
+      this.st.synced = true;
+      this.st.stale = false;
+      this.st.lastError = undefined;
+      this.log.info('remote cluster synced', { counts: this.status().counts });
+    }
+    this.publish();
+  }
+
+  onHeartbeat(value: string): void {
+    const t = decodeTimestamp(value);
+    if (t) this.st.lastHeartbeat = t.toISOString();
+  }
+
+  onError(err: unknown): void {
+    const reason = classifyMeshError(err);
+    const message = err instanceof MeshError ? err.message : `${reasonText(reason)}: ${describeChain(err)}`;
+    this.st.lastError = { reason, message, hint: hintForReason(reason, this.config.name), at: new Date().toISOString() };
+    this.publish();
+  }
+
+  onDisconnected(err: unknown): void {
+    const wasConnected = this.st.connected;
+    this.st.connected = false;
+    this.st.synced = false;
+    this.st.syncedKinds = emptyKinds(false);
+    if (wasConnected || this.st.disconnectedSince === undefined) this.st.disconnectedSince = new Date().toISOString();
+    if (err !== undefined) this.onError(err);
+    const hasCache = [...this.cached.values()].some((s) => s.size > 0);
+    this.st.stale = hasCache;
+    if (wasConnected) this.log.warn('remote cluster disconnected; keeping its last known state as stale', { error: this.st.lastError?.message });
+    if (hasCache && this.opts.cacheTTLms !== undefined && this.ttlTimer === undefined && this.running) {
+      this.ttlTimer = setTimeout(() => {
+        this.ttlTimer = undefined;
+        if (this.st.connected || !this.running) return;
+        this.log.info('cache TTL expired for a disconnected remote: dropping its state', { ttlMs: this.opts.cacheTTLms });
+        void this.drain().then(
+          () => this.publish(),
+          (e) => this.log.warn('drain failed', { error: e }),
+        );
+      }, this.opts.cacheTTLms);
+      this.ttlTimer.unref?.();
+    }
+    this.publish();
+  }
+
+  /** Checks an ID seen in a session: conflicts end the session; a change drains first. */
+  async acceptClusterId(id: number): Promise<void> {
+    const other = this.idConflict(id);
+    if (other) {
+      throw new MeshError('cluster-id-conflict', `${this.config.name} reports cluster ID ${id}, which ${other} already uses`);
+    }
+    if (this.currentId !== undefined && this.currentId !== id) {
+      this.log.warn('remote cluster ID changed: draining its cached state before reconnecting', { from: this.currentId, to: id });
+      await this.drain();
+    }
+    if (id !== this.config.clusterId) {
+      this.log.warn('remote cluster reports a different ID than when it was connected', { connectedWith: this.config.clusterId, now: id });
+    }
+  }
+
+  private publish(): void {
+    void this.enqueue('status record', () => this.publishNow()).catch((err) => this.log.warn('cannot write status record', { error: err }));
+  }
+
+  private async publishNow(): Promise<void> {
+    if (this.currentId === undefined && !this.st.connected && !this.st.stale) return;
+    const rec: KVStoreMeshRemoteState = {
+      cluster: this.config.name,
+      connected: this.st.connected,
+      stale: this.st.stale,
+      synced: this.st.synced,
+      since: (this.st.connected ? this.st.connectedSince : this.st.disconnectedSince) ?? new Date().toISOString(),
+    };
+    if (this.currentId !== undefined) rec.clusterID = this.currentId;
+    if (this.st.lastError && !this.st.connected) rec.lastError = this.st.lastError.message;
+    const v = JSON.stringify(rec);
+    if (v === this.published) return;
+    await this.opts.local.put(kvstoremeshStatusKey(this.config.name), v);
+    this.published = v;
+  }
+}
+
+function reasonText(r: MeshErrorReason): string {
+  switch (r) {
+    case 'certificate-rejected':
+      return 'certificate rejected';
+    case 'endpoint-unreachable':
+      return 'endpoint unreachable';
+    case 'permission-denied':
+      return 'permission denied';
+    default:
+      return r.replace(/-/g, ' ');
+  }
+}
+
+/** One connection to a remote. `run` resolves when it ends (error, disconnect, abort). */
+class Session {
+  private store: KVStore | undefined;
+  private readonly watches: Watch[] = [];
+  private ended = false;
+  private endResolve!: (v: { reason: MeshErrorReason | undefined }) => void;
+  private readonly endP = new Promise<{ reason: MeshErrorReason | undefined }>((r) => (this.endResolve = r));
+  private probe: NodeJS.Timeout | undefined;
+  private connected = false;
+
+  constructor(
+    private readonly m: RemoteMirror,
+    private readonly opts: KVStoreMeshOptions,
+    private readonly log: Logger,
+  ) {}
+
+  async run(): Promise<{ connectedOnce: boolean; reason: MeshErrorReason | undefined }> {
+    void this.start().catch((err) => this.abort(err));
+    const { reason } = await this.endP;
+    return { connectedOnce: this.connected, reason };
+  }
+
+  /** Ends the session (idempotent). err undefined: stopped on purpose. */
+  async abort(err: unknown): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.probe);
+    const reason = err === undefined ? undefined : classifyMeshError(err);
+    await Promise.all(this.watches.map((w) => w.close().catch(() => {})));
+    await this.store?.close().catch(() => {});
+    if (reason === 'cluster-id-changed') {
+      this.m.onError(err);
+      await this.m.drain().catch((e) => this.log.warn('drain failed', { error: e }));
+    } else {
+      this.m.onDisconnected(err);
+    }
+    this.endResolve({ reason });
+  }
+
+  private check(): void {
+    if (this.ended) throw new MeshError('error', 'session ended');
+  }
+
+  private async start(): Promise<void> {
+    const name = this.m.config.name;
+    this.store = await this.opts.dial(this.m.config);
+    const store = this.store;
+    this.check();
+    const cfgKV = await store.get(clusterConfigKey(name));
+    this.check();
+    if (!cfgKV) {
+      throw new MeshError('invalid-cluster-config', `${name}'s etcd has no ${clusterConfigKey(name)}: its clustermesh-apiserver has not written its cluster config (is the cluster name right?)`);
+    }
+    let cfg: ClusterConfig;
+    try {
+      cfg = decodeClusterConfig(cfgKV.value);
+    } catch (err) {
+      throw new MeshError('invalid-cluster-config', `${name}'s cluster config is invalid: ${(err as Error).message}`, { cause: err });
+    }
+    const local = this.opts.localCluster;
+    if (cfg.capabilities.maxConnectedClusters !== local.maxConnectedClusters) {
+      throw new MeshError(
+        'invalid-cluster-config',
+        `${name} has maxConnectedClusters ${cfg.capabilities.maxConnectedClusters} but ${local.name} has ${local.maxConnectedClusters}; every cluster of a mesh must use the same value`,
+      );
+    }
+    await this.m.acceptClusterId(cfg.id);
+    this.check();
+    this.connected = true;
+    await this.m.onConnected(cfg);
+    this.log.info('connected to remote cluster', { clusterId: cfg.id, endpoints: this.m.config.endpoints });
+
+    // A cluster config change (ID) ends the session: drain, then reconnect.
+    this.watches.push(
+      await store.watchPrefix(
+        clusterConfigKey(name),
+        (ev) => {
+          if (ev.type !== 'put') return;
+          let id: number | undefined;
+          try {
+            id = decodeClusterConfig(ev.kv.value).id;
+          } catch {
+            return;
+          }
+          if (id !== cfg.id) {
+            void this.abort(new MeshError('cluster-id-changed', `${name}'s cluster ID changed from ${cfg.id} to ${id}; its cached state was drained`));
+          }
+        },
+        { afterRevision: cfgKV.modRevision, ...this.watchHooks() },
+      ),
+    );
+    const hb = await store.get(HEARTBEAT_KEY);
+    if (hb) this.m.onHeartbeat(hb.value);
+    this.watches.push(
+      await store.watchPrefix(HEARTBEAT_KEY, (ev) => ev.type === 'put' && this.m.onHeartbeat(ev.kv.value), this.watchHooks()),
+    );
+    this.probe = setInterval(() => {
+      store.get(HEARTBEAT_KEY).catch((err) => void this.abort(err));
+    }, this.opts.probeIntervalMs ?? 3000);
+    this.probe.unref?.();
+    await Promise.all(STATE_KINDS.map((k) => this.syncKind(store, k, cfg.capabilities.syncedCanaries)));
+  }
+
+  private watchHooks() {
+    return {
+      onDisconnect: (err: Error) => void this.abort(new MeshError('endpoint-unreachable', `connection to ${this.m.config.name} lost: ${err.message}`, { cause: err })),
+      onError: (err: Error) => void this.abort(err),
+    };
+  }
+
+  private async waitCanary(store: KVStore, kind: StateKind): Promise<void> {
+    const key = syncedCanaryKey(this.m.config.name, kind);
+    let resolve!: () => void;
+    const appeared = new Promise<void>((r) => (resolve = r));
+    const w = await store.watchPrefix(key, (ev) => ev.type === 'put' && ev.kv.key === key && resolve(), this.watchHooks());
+    this.watches.push(w);
+    if (!(await store.get(key))) {
+      this.m.onError(new MeshError('not-synced', `${this.m.config.name} has not finished its initial export of ${kind} yet (no ${key})`));
+      await Promise.race([appeared, this.endP]);
+    }
+    await w.close().catch(() => {});
+  }
+
+  private async syncKind(store: KVStore, kind: StateKind, canaries: boolean): Promise<void> {
+    const name = this.m.config.name;
+    if (canaries) await this.waitCanary(store, kind);
+    this.check();
+    const dir = stateDir(kind, name) + '/';
+    const { kvs, revision } = await store.list(dir);
+    this.check();
+    const seen = new Set<string>();
+    let listing = true;
+    const pending: Promise<void>[] = [];
+    // Watch from the list's revision; events are applied in order through the queue.
+    const w = await store.watchPrefix(
+      dir,
+      (ev) => {
+        const key = ev.type === 'put' ? ev.kv.key : ev.key;
+        const ck = stateToCacheKey(kind, name, key);
+        if (!ck) return;
+        if (ev.type === 'put') {
+          if (listing) seen.add(ck);
+          void this.m.cachePut(kind, ck, ev.kv.value).catch((err) => void this.abort(err));
+        } else {
+          if (listing) seen.delete(ck);
+          void this.m.cacheDelete(kind, ck).catch((err) => void this.abort(err));
+        }
+      },
+      { afterRevision: revision, ...this.watchHooks() },
+    );
+    this.watches.push(w);
+    for (const kv of kvs) {
+      const ck = stateToCacheKey(kind, name, kv.key);
+      if (!ck) continue;
+      seen.add(ck);
+      pending.push(this.m.cachePut(kind, ck, kv.value));
+    }
+    await Promise.all(pending);
+    this.check();
+    listing = false;
+    await this.m.finishKind(kind, seen);
+    this.check();
+    this.m.onKindSynced(kind);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
