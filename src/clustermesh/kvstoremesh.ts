@@ -567,7 +567,7 @@ class Session {
 
   private watchHooks() {
     return {
-      onDisconnect: (err: Error) => void this.abort(new MeshError('endpoint-unreachable', `connection to ${this.m.config.name} lost: ${err.message}`, { cause: err })),
+      onDisconnect: (err: Error) => void this.abort(new MeshError('endpoint-unreachable', `endpoint unreachable: connection to ${this.m.config.name} lost: ${err.message}`, { cause: err })),
       onError: (err: Error) => void this.abort(err),
     };
   }

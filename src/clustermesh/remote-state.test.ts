@@ -1,0 +1,90 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryKVStore } from '../kvstore/memory.js';
+import { KVStoreMesh } from './kvstoremesh.js';
+import { RemoteState, type RemoteStateEvent } from './remote-state.js';
+import { FakeNetwork, FlakyStore, writeClusterState } from './testing.js';
+import { cacheKey, ipcacheKey, nodeKey, serviceKey } from './keys.js';
+
+async function until(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('RemoteState follows kvstoremesh: entries, synced, stale, drained', async () => {
+  const local = new MemoryKVStore();
+  const remote = new MemoryKVStore();
+  const net = new FakeNetwork();
+  // Own cluster state is in the same store.
+  await writeClusterState(local, { name: 'cluster1', id: 1, nodes: 1, services: 1 });
+  const mesh = new KVStoreMesh({
+    local,
+    localCluster: { name: 'cluster1', id: 1, maxConnectedClusters: 255 },
+    dial: async () => new FlakyStore(remote, net),
+    retryMinMs: 10,
+    retryMaxMs: 20,
+    probeIntervalMs: 30,
+  });
+  const rs = new RemoteState({ store: local, localCluster: 'cluster1', includeLocal: true });
+  const events: RemoteStateEvent[] = [];
+  rs.on((ev) => events.push(ev));
+  try {
+    await rs.start();
+    assert.deepEqual(
+      rs.clusters().map((c) => [c.name, c.local]),
+      [['cluster1', true]],
+    );
+    assert.equal(rs.cluster('cluster1')!.nodes.size, 1);
+    assert.equal(events.at(-1)?.type, 'initial-sync');
+
+    await writeClusterState(remote, { name: 'cluster2', id: 2, nodes: 2, services: 2 });
+    await mesh.setRemotes([{ name: 'cluster2', clusterId: 2, endpoints: ['x'] }]);
+    await until('cluster2 ready', () => rs.readyClusters().includes('cluster2'));
+    const c2 = rs.cluster('cluster2')!;
+    assert.equal(c2.local, false);
+    assert.equal(c2.config?.id, 2);
+    assert.equal(c2.nodes.get('cluster2-node1')?.podCIDRs[0], '10.245.1.0/24');
+    assert.equal(c2.services.get('default/svc0')?.cluster, 'cluster2');
+    assert.equal(c2.identities.get((2 << 16) | 256), 'k8s:app=svc0;k8s:io.kubernetes.pod.namespace=default;');
+    assert.equal(rs.lookupIP('10.245.1.11')?.cluster, 'cluster2');
+    assert.equal(rs.lookupIP('10.244.1.10')?.cluster, 'cluster1');
+    assert.equal(rs.servicesNamed('default', 'svc0').length, 2, 'both clusters export default/svc0');
+    assert.ok(events.some((e) => e.type === 'upsert' && e.cluster === 'cluster2' && e.kind === 'nodes' && e.name === 'cluster2-node0'));
+
+    // A backend change in the remote reaches the consumer as an upsert with the previous value.
+    events.length = 0;
+    await remote.put(serviceKey('cluster2', 'default', 'svc0'), JSON.stringify({ cluster: 'cluster2', namespace: 'default', name: 'svc0', backends: {} }));
+    await until('service updated', () => events.some((e) => e.type === 'upsert' && e.kind === 'services' && e.previous !== undefined));
+    await remote.delete(ipcacheKey('10.245.1.10'));
+    await until('ip removed', () => events.some((e) => e.type === 'delete' && e.kind === 'ip' && e.name === '10.245.1.10'));
+    assert.equal(rs.lookupIP('10.245.1.10'), undefined);
+
+    // Disconnection: stale, entries kept.
+    net.cut();
+    await until('stale', () => rs.cluster('cluster2')!.stale && !rs.cluster('cluster2')!.connected);
+    assert.equal(rs.cluster('cluster2')!.nodes.size, 2);
+    assert.ok(!rs.readyClusters().includes('cluster2'));
+    assert.match(rs.cluster('cluster2')!.lastError ?? '', /unreachable/);
+    net.restore();
+    await until('ready again', () => rs.readyClusters().includes('cluster2'));
+
+    // A garbage value is skipped, not fatal.
+    await local.put(cacheKey('nodes', 'cluster2', 'broken'), 'not json');
+    await until('error counted', () => rs.errors === 1);
+    await local.delete(cacheKey('nodes', 'cluster2', 'broken'));
+
+    // Disconnect from the mesh: everything drained, cluster removed.
+    await mesh.setRemotes([]);
+    await until('cluster2 removed', () => rs.cluster('cluster2') === undefined);
+    assert.ok(events.some((e) => e.type === 'cluster' && e.cluster === 'cluster2' && e.change === 'removed'));
+    // Local state changes are tracked too.
+    await local.delete(nodeKey('cluster1', 'cluster1-node0'));
+    await until('local node removed', () => rs.cluster('cluster1')!.nodes.size === 0);
+  } finally {
+    await rs.stop();
+    await mesh.stop();
+  }
+});

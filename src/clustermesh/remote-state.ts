@@ -1,0 +1,346 @@
+/**
+ * The agents' view of the mesh: watches the LOCAL etcd (kvstoremesh's
+ * cilium/cache/... copies of every remote cluster, their cluster configs,
+ * synced canaries and kvstoremesh status records, and optionally the own
+ * cluster's cilium/state/...) and keeps, per cluster, its nodes, services,
+ * identities, ipcache entries and service exports, with synced/stale flags
+ * and change events. Agents plug it into their datapath reconcilers:
+ *
+ *   const rs = new RemoteState({ store: localEtcd, localCluster: 'cluster1' });
+ *   rs.on((ev) => { if (ev.type === 'upsert' && ev.kind === 'nodes') addRoutes(ev.value); ... });
+ *   await rs.start();            // resolves after the initial list is applied
+ *   rs.cluster('cluster2')?.services.get('default/echo')
+ *
+ * Decoding errors skip the entry (logged, counted in `errors`); they never stop the watch.
+ */
+import type { KVStore, Watch, WatchEvent } from '../kvstore/types.js';
+import { nopLogger, type Logger } from '../util/log.js';
+import {
+  decodeClusterConfig,
+  decodeIdentityLabels,
+  decodeIPCacheEntry,
+  decodeNode,
+  decodeServiceExport,
+  KVSTOREMESH_STATUS_PREFIX,
+  parseCacheKey,
+  parseIdentityID,
+  parseStateKey,
+  ROOT_PREFIX,
+  STATE_KINDS,
+  type ClusterConfig,
+  type IPCacheEntry,
+  type KVStoreMeshRemoteState,
+  type MeshNode,
+  type MeshServiceExport,
+  type StateKind,
+} from './keys.js';
+
+/**
+ * The service value's shape as far as this library needs it (the full type
+ * is ClusterService in src/services/cluster-service.ts).
+ */
+export interface ClusterService {
+  cluster: string;
+  namespace: string;
+  name: string;
+  clusterID?: number;
+  [field: string]: unknown;
+}
+
+/** What one cluster looks like through the local etcd. */
+export interface MeshClusterState {
+  name: string;
+  /** True for the own cluster (includeLocal). */
+  local: boolean;
+  config: ClusterConfig | undefined;
+  /** By node name. */
+  nodes: Map<string, MeshNode>;
+  /** By "<namespace>/<name>". */
+  services: Map<string, ClusterService>;
+  /** Numeric identity -> Cilium label string. */
+  identities: Map<number, string>;
+  /** By IP. */
+  ipcache: Map<string, IPCacheEntry>;
+  /** By "<namespace>/<name>". */
+  serviceExports: Map<string, MeshServiceExport>;
+  /** Per kind: kvstoremesh finished the initial list of the current connection (local canary). */
+  synced: Record<StateKind, boolean>;
+  /** kvstoremesh says this is the last known state of a disconnected (or resyncing) remote. */
+  stale: boolean;
+  /** kvstoremesh says it is connected to the remote (true for the local cluster). */
+  connected: boolean;
+  lastError: string | undefined;
+}
+
+/** A change. `name` is the map key of the entry ("ns/name", node name, IP, or the identity as a string). */
+export type RemoteStateEvent =
+  | { type: 'upsert'; cluster: string; kind: StateKind; name: string; value: unknown; previous: unknown }
+  | { type: 'delete'; cluster: string; kind: StateKind; name: string; previous: unknown }
+  /** A cluster appeared, vanished (drained), or its config/synced/stale/connected flags changed. */
+  | { type: 'cluster'; cluster: string; change: 'added' | 'removed' | 'updated' }
+  /** The initial list has been applied. */
+  | { type: 'initial-sync' };
+
+export type RemoteStateListener = (ev: RemoteStateEvent) => void;
+
+export interface RemoteStateOptions {
+  /** The local etcd (the agents' certificate may read cilium/). */
+  store: Pick<KVStore, 'list' | 'watchPrefix'>;
+  /** The own cluster's name (its cilium/cluster-config entry is not a remote). */
+  localCluster: string;
+  /** Also track the own cluster's cilium/state/... (default false). */
+  includeLocal?: boolean;
+  /** Decodes a service value (default: JSON.parse, checked for cluster/namespace/name). */
+  decodeService?: (value: string) => ClusterService;
+  logger?: Logger;
+}
+
+const kinds = <T>(v: T): Record<StateKind, T> => Object.fromEntries(STATE_KINDS.map((k) => [k, v])) as Record<StateKind, T>;
+
+/** Maintains every mesh cluster's state from the local etcd. */
+export class RemoteState {
+  private readonly states = new Map<string, MeshClusterState>();
+  private readonly listeners = new Set<RemoteStateListener>();
+  private readonly log: Logger;
+  private watch: Watch | undefined;
+  private initialDone = false;
+  /** Entries skipped because they did not decode. */
+  errors = 0;
+
+  constructor(private readonly opts: RemoteStateOptions) {
+    this.log = (opts.logger ?? nopLogger).child({ subsys: 'remote-state' });
+  }
+
+  /** Subscribes to changes; returns the unsubscribe function. */
+  on(listener: RemoteStateListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Lists and starts watching; resolves once the initial state is applied (events for it are emitted). @throws KVStoreError if the list fails. */
+  async start(): Promise<void> {
+    const { kvs, revision } = await this.opts.store.list(ROOT_PREFIX);
+    for (const kv of kvs) this.apply(kv.key, kv.value);
+    this.initialDone = true;
+    this.emit({ type: 'initial-sync' });
+    this.watch = await this.opts.store.watchPrefix(ROOT_PREFIX, (ev) => this.onEvent(ev), {
+      afterRevision: revision,
+      onError: (err) => this.log.error('watch of the local etcd failed', { error: err }),
+      onDisconnect: (err) => this.log.warn('lost the local etcd; will resume', { error: err }),
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.watch?.close();
+    this.watch = undefined;
+  }
+
+  /** True after start() applied the initial list. */
+  get started(): boolean {
+    return this.initialDone;
+  }
+
+  /** Every remote cluster (and the local one with includeLocal), by name. */
+  clusters(): MeshClusterState[] {
+    return [...this.states.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** One cluster, or undefined. */
+  cluster(name: string): MeshClusterState | undefined {
+    return this.states.get(name);
+  }
+
+  /** Remote clusters whose every kind is synced and not stale. */
+  readyClusters(): string[] {
+    return this.clusters()
+      .filter((c) => !c.local && STATE_KINDS.every((k) => c.synced[k]) && !c.stale)
+      .map((c) => c.name);
+  }
+
+  /** Looks up an IP in every cluster's ipcache (local first). */
+  lookupIP(ip: string): (IPCacheEntry & { cluster: string }) | undefined {
+    for (const c of this.clusters().sort((a, b) => Number(b.local) - Number(a.local))) {
+      const e = c.ipcache.get(ip);
+      if (e) return { ...e, cluster: c.name };
+    }
+    return undefined;
+  }
+
+  /** Every cluster's ClusterService for ns/name (the input of global service merging). */
+  servicesNamed(namespace: string, name: string): ClusterService[] {
+    const out: ClusterService[] = [];
+    for (const c of this.clusters()) {
+      const s = c.services.get(`${namespace}/${name}`);
+      if (s) out.push(s);
+    }
+    return out;
+  }
+
+  private emit(ev: RemoteStateEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(ev);
+      } catch (err) {
+        this.log.error('listener failed', { error: err, event: ev.type });
+      }
+    }
+  }
+
+  private onEvent(ev: WatchEvent): void {
+    if (ev.type === 'put') this.apply(ev.kv.key, ev.kv.value);
+    else this.apply(ev.key, undefined);
+  }
+
+  private get(name: string, local = false): MeshClusterState {
+    let s = this.states.get(name);
+    if (!s) {
+      s = {
+        name,
+        local,
+        config: undefined,
+        nodes: new Map(),
+        services: new Map(),
+        identities: new Map(),
+        ipcache: new Map(),
+        serviceExports: new Map(),
+        synced: kinds(local),
+        stale: false,
+        connected: local,
+        lastError: undefined,
+      };
+      this.states.set(name, s);
+      this.emit({ type: 'cluster', cluster: name, change: 'added' });
+    }
+    return s;
+  }
+
+  private maybeRemove(s: MeshClusterState): void {
+    if (s.local) return;
+    const empty = s.config === undefined && s.nodes.size + s.services.size + s.identities.size + s.ipcache.size + s.serviceExports.size === 0;
+    if (empty && !STATE_KINDS.some((k) => s.synced[k])) {
+      this.states.delete(s.name);
+      this.emit({ type: 'cluster', cluster: s.name, change: 'removed' });
+    }
+  }
+
+  /** Applies one key (value undefined: deleted). */
+  private apply(key: string, value: string | undefined): void {
+    try {
+      this.applyUnsafe(key, value);
+    } catch (err) {
+      this.errors++;
+      this.log.warn('skipping an entry that does not decode', { key, error: err });
+    }
+  }
+
+  private applyUnsafe(key: string, value: string | undefined): void {
+    const local = this.opts.localCluster;
+    let m: RegExpExecArray | null;
+    if ((m = /^cilium\/cluster-config\/([^/]+)$/.exec(key))) {
+      const name = m[1]!;
+      if (name === local && !this.opts.includeLocal) return;
+      const s = value === undefined ? this.states.get(name) : this.get(name, name === local);
+      if (!s) return;
+      s.config = value === undefined ? undefined : decodeClusterConfig(value);
+      this.emit({ type: 'cluster', cluster: name, change: 'updated' });
+      if (value === undefined) this.maybeRemove(s);
+      return;
+    }
+    if ((m = /^cilium\/synced\/([^/]+)\/cilium\/cache\/(nodes|services|identities|ip|serviceexports)\/v1$/.exec(key))) {
+      const name = m[1]!;
+      if (name === local) return;
+      const s = value === undefined ? this.states.get(name) : this.get(name);
+      if (!s) return;
+      s.synced[m[2] as StateKind] = value !== undefined;
+      this.emit({ type: 'cluster', cluster: name, change: 'updated' });
+      if (value === undefined) this.maybeRemove(s);
+      return;
+    }
+    if (key.startsWith(KVSTOREMESH_STATUS_PREFIX)) {
+      const name = key.slice(KVSTOREMESH_STATUS_PREFIX.length);
+      if (name === local) return;
+      const s = this.states.get(name) ?? (value !== undefined ? this.get(name) : undefined);
+      if (!s) return;
+      if (value === undefined) {
+        s.stale = false;
+        s.connected = false;
+        s.lastError = undefined;
+      } else {
+        const rec = JSON.parse(value) as KVStoreMeshRemoteState;
+        s.stale = rec.stale === true;
+        s.connected = rec.connected === true;
+        s.lastError = rec.lastError;
+      }
+      this.emit({ type: 'cluster', cluster: name, change: 'updated' });
+      if (value === undefined) this.maybeRemove(s);
+      return;
+    }
+    const ck = parseCacheKey(key);
+    if (ck) {
+      if (ck.cluster === local) return;
+      const s = value === undefined ? this.states.get(ck.cluster) : this.get(ck.cluster);
+      if (!s) return;
+      this.applyEntry(s, ck.kind, ck.suffix, value);
+      if (value === undefined) this.maybeRemove(s);
+      return;
+    }
+    if (this.opts.includeLocal) {
+      const sk = parseStateKey(key);
+      if (sk && (sk.cluster === undefined || sk.cluster === local)) this.applyEntry(this.get(local, true), sk.kind, sk.suffix, value);
+    }
+  }
+
+  private applyEntry(s: MeshClusterState, kind: StateKind, suffix: string, value: string | undefined): void {
+    const map = this.mapFor(s, kind);
+    const name = suffix;
+    const mapKey = kind === 'identities' ? parseIdentityID(suffix) : suffix;
+    const previous = map.get(mapKey as never);
+    if (value === undefined) {
+      if (!map.has(mapKey as never)) return;
+      map.delete(mapKey as never);
+      this.emit({ type: 'delete', cluster: s.name, kind, name, previous });
+      return;
+    }
+    const decoded = this.decode(kind, value);
+    map.set(mapKey as never, decoded as never);
+    this.emit({ type: 'upsert', cluster: s.name, kind, name, value: decoded, previous });
+  }
+
+  private mapFor(s: MeshClusterState, kind: StateKind): Map<unknown, unknown> {
+    switch (kind) {
+      case 'nodes':
+        return s.nodes;
+      case 'services':
+        return s.services;
+      case 'identities':
+        return s.identities;
+      case 'ip':
+        return s.ipcache;
+      case 'serviceexports':
+        return s.serviceExports;
+    }
+  }
+
+  private decode(kind: StateKind, value: string): unknown {
+    switch (kind) {
+      case 'nodes':
+        return decodeNode(value);
+      case 'services':
+        return (this.opts.decodeService ?? defaultDecodeService)(value);
+      case 'identities':
+        return decodeIdentityLabels(value);
+      case 'ip':
+        return decodeIPCacheEntry(value);
+      case 'serviceexports':
+        return decodeServiceExport(value);
+    }
+  }
+}
+
+function defaultDecodeService(value: string): ClusterService {
+  const o = JSON.parse(value) as ClusterService;
+  if (typeof o !== 'object' || o === null || typeof o.cluster !== 'string' || typeof o.namespace !== 'string' || typeof o.name !== 'string') {
+    throw new Error('service value needs cluster, namespace and name');
+  }
+  return o;
+}
