@@ -46,6 +46,7 @@ export class AgentClient {
       const req = request(
         {
           socketPath: this.socketPath,
+          agent: false,
           method,
           path,
           headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},

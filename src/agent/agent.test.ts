@@ -1,0 +1,152 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, ReservedIdentity, type AgentConfig } from './agent.js';
+import { AgentClient } from './api/client.js';
+import { serveAgentApi } from './api/server.js';
+import { FakeDatapath } from '../datapath/fake.js';
+import { runPlugin, type PluginNet } from './cni/plugin.js';
+
+function config(dir: string): AgentConfig {
+  return {
+    labCluster: 'c1',
+    node: 'c1-worker',
+    nodeIP: '172.30.1.11',
+    podCIDR: '10.244.1.0/24',
+    clusterName: 'cluster1',
+    clusterId: 1,
+    routingMode: 'native',
+    podMtu: 1500,
+    lbAlgorithm: 'random',
+    stateDir: dir,
+    socketPath: join(dir, 'agent.sock'),
+    bpffsDir: join(dir, 'bpf'),
+    cgroupPath: join(dir, 'cg'),
+  };
+}
+
+const fakeNet: PluginNet = {
+  setup: async () => ({ hostMac: '02:00:00:00:00:01', podMac: '02:00:00:00:00:02' }),
+  teardown: async () => {},
+  check: async () => {},
+};
+
+test('CNI through the agent API: address, endpoint, identity, ipcache, CiliumEndpoint; restart keeps state', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
+  const dp = new FakeDatapath();
+  const published: string[] = [];
+  const mk = (datapath: FakeDatapath) =>
+    new Agent(config(dir), {
+      datapath,
+      datapathName: 'fake',
+      podLookup: async (ns, name) => ({ labels: { app: name.split('-')[0]! } }),
+      resolveIdentity: async ({ namespace, labels }) => (namespace === 'default' && labels.app === 'echo' ? 0x10100 : 0x10200),
+      publisher: {
+        upsert: async (ep) => void published.push(`upsert ${ep.podNamespace}/${ep.podName} ${ep.ip} ${ep.identity}`),
+        delete: async (ep) => void published.push(`delete ${ep.podNamespace}/${ep.podName}`),
+      },
+    });
+  let agent = mk(dp);
+  let server = await serveAgentApi(agent, config(dir).socketPath);
+  try {
+    await agent.start();
+    const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'tendril', type: 'tendril-cni', agentSocket: config(dir).socketPath });
+    const env = (id: string, pod: string) => ({
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: id,
+      CNI_NETNS: `/run/netns/${id}`,
+      CNI_IFNAME: 'eth0',
+      CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod};K8S_POD_UID=${id}`,
+    });
+    const r1 = await runPlugin(env('uid-a', 'echo-1'), conf, { net: fakeNet });
+    assert.equal(r1.exitCode, 0, r1.stdout);
+    assert.equal(JSON.parse(r1.stdout).ips[0].address, '10.244.1.1/32');
+    const r2 = await runPlugin(env('uid-b', 'curl-1'), conf, { net: fakeNet });
+    assert.equal(JSON.parse(r2.stdout).ips[0].address, '10.244.1.2/32');
+    const client = new AgentClient(config(dir).socketPath);
+    const eps = await client.endpoints();
+    assert.deepEqual(
+      eps.map((e) => [e.podName, e.ip, e.identity, e.state]),
+      [
+        ['echo-1', '10.244.1.1', 0x10100, 'ready'],
+        ['curl-1', '10.244.1.2', 0x10200, 'ready'],
+      ],
+    );
+    await agent.ipcache.whenIdle();
+    await agent.dpEndpoints.whenIdle();
+    await agent.ceps!.whenIdle();
+    assert.equal(dp.ipcache.get('10.244.1.1/32')?.identity, 0x10100);
+    assert.equal(dp.endpoints.size, 2);
+    assert.ok(published.includes('upsert default/echo-1 10.244.1.1 65792'));
+
+    // restart: same addresses and endpoints, next address is new
+    server.close();
+    await agent.stop();
+    agent = mk(dp);
+    server = await serveAgentApi(agent, config(dir).socketPath);
+    await agent.start();
+    assert.equal(agent.endpoints.list().length, 2);
+    assert.equal(agent.allocate({ containerId: 'uid-c', ifName: 'eth0' }).ip, '10.244.1.3');
+
+    const del = await runPlugin({ ...env('uid-a', 'echo-1'), CNI_COMMAND: 'DEL' }, conf, { net: fakeNet });
+    assert.equal(del.exitCode, 0, del.stdout);
+    await agent.ipcache.whenIdle();
+    await agent.ceps!.whenIdle();
+    assert.equal(dp.ipcache.has('10.244.1.1/32'), false);
+    assert.ok(published.includes('delete default/echo-1'));
+    assert.equal(agent.ipam.get('uid-a'), undefined);
+    const st = await client.status();
+    assert.equal(st.counts.endpoints, 1);
+    assert.equal(st.datapath, 'fake');
+  } finally {
+    server.close();
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('nodes become routes and ipcache entries; services reconcile; ipcache precedence', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
+  const dp = new FakeDatapath();
+  const agent = new Agent(config(dir), { datapath: dp });
+  try {
+    await agent.start();
+    agent.setNodes('local', [
+      { name: 'c1-control-plane', ip: '172.30.1.10', podCIDR: '10.244.0.0/24' },
+      { name: 'c1-worker', ip: '172.30.1.11', podCIDR: '10.244.1.0/24' },
+      { name: 'c1-worker2', ip: '172.30.1.12', podCIDR: '10.244.2.0/24' },
+    ]);
+    agent.setNodes('cluster2', [{ name: 'c2-worker', ip: '172.30.2.11', podCIDR: '10.245.1.0/24', clusterId: 2 }]);
+    await agent.routes.whenIdle();
+    assert.deepEqual([...dp.routes.keys()].sort(), ['10.244.0.0/24', '10.244.2.0/24', '10.245.1.0/24']);
+    assert.equal(dp.routes.get('10.245.1.0/24')?.clusterId, 2);
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.ipcache.get('172.30.1.11/32')?.identity, ReservedIdentity.host);
+    assert.equal(dp.ipcache.get('172.30.1.12/32')?.identity, ReservedIdentity.remoteNode);
+
+    agent.setIPCacheSource('remote:cluster2', [{ prefix: '10.245.1.5/32', identity: 0x20100, hostIP: '172.30.2.11' }]);
+    agent.setIPCacheSource('k8s', [{ prefix: '10.245.1.5/32', identity: 0x99 }]);
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.ipcache.get('10.245.1.5/32')?.identity, 0x99, 'k8s outranks remote');
+    agent.setIPCacheSource('k8s', []);
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.ipcache.get('10.245.1.5/32')?.identity, 0x20100, 'falls back to remote');
+
+    const svc = { frontend: { ip: '10.96.0.10', port: 53, protocol: 'UDP' as const }, backends: [{ ip: '172.30.1.10', port: 53, clusterId: 1, ready: true }], algorithm: 'random' as const };
+    agent.setServices([svc]);
+    await agent.services.whenIdle();
+    assert.equal(dp.services.size, 1);
+    agent.setServices([]);
+    await agent.services.whenIdle();
+    assert.equal(dp.services.size, 0);
+    agent.setNodes('cluster2', []);
+    await agent.routes.whenIdle();
+    assert.equal(dp.routes.has('10.245.1.0/24'), false);
+    assert.equal(agent.status().health, 'OK');
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,413 @@
+/**
+ * The node agent's composition root: IPAM, endpoints, and one reconciler per
+ * datapath table (services, ipcache, node routes, endpoints) plus the
+ * CiliumEndpoint publisher. Sources (Kubernetes watchers, the mesh) call the
+ * set* methods with desired state; the reconcilers drive the Datapath.
+ * Nothing here touches the kernel directly, so it runs against FakeDatapath
+ * in unit tests.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Datapath, Endpoint, IPCacheEntry, LBAlgorithm, NodeRoute, RoutingMode, ServiceEntry } from '../datapath/types.js';
+import { frontendKey } from '../datapath/fake.js';
+import type { Logger } from '../util/log.js';
+import { nopLogger } from '../util/log.js';
+import { TendrilError } from '../util/errors.js';
+import type { AgentStatus, EndpointInfo, EndpointRegistration, IpamRequest, IpamResponse, Problem } from './api/types.js';
+import { EndpointManager, type IdentityResolver, type PodLookup } from './endpoints.js';
+import { Ipam } from './ipam.js';
+import { Reconciler } from './reconciler.js';
+import { POD_GATEWAY, hostIfNameFor } from '../datapath/linux/veth.js';
+import { pendingReleaseDir } from './cni/plugin.js';
+
+/** Cilium's reserved identities that the agent puts in the ipcache. */
+export const ReservedIdentity = { host: 1, world: 2, health: 4, remoteNode: 6, kubeApiserver: 7 } as const;
+
+export interface AgentConfig {
+  labCluster: string;
+  node: string;
+  nodeIP: string;
+  podCIDR: string;
+  clusterName: string;
+  clusterId: number;
+  routingMode: RoutingMode;
+  /** MTU of pod interfaces. */
+  podMtu: number;
+  lbAlgorithm: LBAlgorithm;
+  /** Directory of the agent's state files (ipam.json, endpoints.json). */
+  stateDir: string;
+  socketPath: string;
+  bpffsDir: string;
+  cgroupPath: string;
+  apiServerURL?: string;
+}
+
+/** Optional introspection a datapath may offer (LinuxDatapath does). */
+export interface DatapathExtras {
+  init?(): Promise<void>;
+  problems?(): Array<{ component: string; cause: string; hint?: string }>;
+  socketLBAttached?(): boolean;
+  listIPCache?(): IPCacheEntry[];
+  listServices?(): Promise<ServiceEntry[]>;
+  listNodeRoutes?(): Promise<NodeRoute[]>;
+  close?(): Promise<void>;
+}
+
+/** Publishes endpoints where the cluster can see them (CiliumEndpoint objects). */
+export interface EndpointPublisher {
+  upsert(ep: EndpointInfo): Promise<void>;
+  delete(ep: EndpointInfo): Promise<void>;
+}
+
+export interface AgentDeps {
+  datapath: Datapath & DatapathExtras;
+  logger?: Logger;
+  podLookup?: PodLookup;
+  resolveIdentity?: IdentityResolver;
+  publisher?: EndpointPublisher;
+  /** Name of the datapath for status ("linux", "fake"). */
+  datapathName?: string;
+}
+
+/** A node of this cluster or a remote one, as routing needs it. */
+export interface NodeInfo {
+  name: string;
+  ip: string;
+  podCIDR?: string;
+  clusterId?: number;
+}
+
+export class Agent {
+  readonly ipam: Ipam;
+  readonly endpoints: EndpointManager;
+  readonly services: Reconciler<ServiceEntry>;
+  readonly ipcache: Reconciler<IPCacheEntry>;
+  readonly routes: Reconciler<NodeRoute>;
+  readonly dpEndpoints: Reconciler<Endpoint>;
+  readonly ceps: Reconciler<EndpointInfo> | undefined;
+  private readonly ipcacheSources = new Map<string, Map<string, IPCacheEntry>>();
+  private readonly nodeSources = new Map<string, NodeInfo[]>();
+  private readonly identities = new Set<number>();
+  private readonly log: Logger;
+  private readonly startedAt = new Date().toISOString();
+  private readonly extraProblems = new Map<string, Problem>();
+  readonly k8s: { url: string; synced: boolean; lastError?: string };
+  private readonly pendingSync = new Set<string>();
+
+  constructor(
+    readonly config: AgentConfig,
+    private readonly deps: AgentDeps,
+  ) {
+    this.log = (deps.logger ?? nopLogger).child({ subsys: 'agent', node: config.node });
+    this.k8s = { url: config.apiServerURL ?? '', synced: false };
+    this.ipam = new Ipam({ cidr: config.podCIDR, stateFile: join(config.stateDir, 'ipam.json') });
+    this.endpoints = new EndpointManager({
+      stateFile: join(config.stateDir, 'endpoints.json'),
+      ...(deps.podLookup ? { podLookup: deps.podLookup } : {}),
+      ...(deps.resolveIdentity ? { resolveIdentity: deps.resolveIdentity } : {}),
+      logger: this.log,
+    });
+    const dp = deps.datapath;
+    const logger = this.log;
+    this.services = new Reconciler<ServiceEntry>({
+      name: 'services',
+      keyOf: (s) => frontendKey(s.frontend),
+      ops: { upsert: (s) => dp.upsertService(s), delete: (_k, last) => dp.deleteService(last.frontend) },
+      logger,
+    });
+    this.ipcache = new Reconciler<IPCacheEntry>({
+      name: 'ipcache',
+      keyOf: (e) => e.prefix,
+      ops: { upsert: (e) => dp.upsertIPCache(e), delete: (k) => dp.deleteIPCache(k) },
+      logger,
+    });
+    this.routes = new Reconciler<NodeRoute>({
+      name: 'routes',
+      keyOf: (r) => r.podCIDR,
+      ops: { upsert: (r) => dp.upsertNodeRoute(r), delete: (k) => dp.deleteNodeRoute(k) },
+      equal: (a, b) => a.podCIDR === b.podCIDR && a.nodeIP === b.nodeIP,
+      logger,
+    });
+    this.dpEndpoints = new Reconciler<Endpoint>({
+      name: 'endpoints',
+      keyOf: (e) => String(e.id),
+      ops: { upsert: (e) => dp.upsertEndpoint(e), delete: (k) => dp.deleteEndpoint(Number(k)) },
+      logger,
+    });
+    if (deps.publisher) {
+      const pub = deps.publisher;
+      this.ceps = new Reconciler<EndpointInfo>({
+        name: 'ciliumendpoints',
+        keyOf: (e) => `${e.podNamespace}/${e.podName}`,
+        ops: { upsert: (e) => pub.upsert(e), delete: (_k, last) => pub.delete(last) },
+        equal: (a, b) => a.ip === b.ip && a.identity === b.identity && a.id === b.id,
+        logger,
+        minBackoffMs: 200,
+      });
+    }
+    this.endpoints.onChange((ev, ep) => this.onEndpoint(ev, ep));
+  }
+
+  /**
+   * Starts the datapath (recording, not throwing, what it cannot do), adopts
+   * kernel state left by an earlier run, and applies CNI DELs queued while
+   * the agent was down.
+   */
+  async start(options: { waitFor?: string[] } = {}): Promise<void> {
+    const dp = this.deps.datapath;
+    if (dp.init) await dp.init();
+    try {
+      if (dp.listNodeRoutes) this.routes.adopt(await dp.listNodeRoutes());
+      if (dp.listIPCache) this.ipcache.adopt(dp.listIPCache());
+      if (dp.listServices) this.services.adopt(await dp.listServices());
+    } catch (err) {
+      this.log.warn('could not read kernel state for adoption', { error: err });
+    }
+    for (const w of options.waitFor ?? []) this.pendingSync.add(w);
+    if (this.pendingSync.size === 0) this.allSynced();
+    this.applyPendingReleases();
+    this.endpoints.start();
+  }
+
+  /** A source finished its initial sync; once all have, stale adopted state is removed. */
+  sourceSynced(name: string): void {
+    if (!this.pendingSync.delete(name)) return;
+    if (this.pendingSync.size === 0) this.allSynced();
+  }
+
+  private allSynced(): void {
+    this.k8s.synced = true;
+    this.services.synced();
+    this.ipcache.synced();
+    this.routes.synced();
+    this.dpEndpoints.synced();
+    this.ceps?.synced();
+  }
+
+  private applyPendingReleases(): void {
+    const dir = pendingReleaseDir(this.config.socketPath);
+    if (!existsSync(dir)) return;
+    for (const f of readdirSync(dir)) {
+      try {
+        const { containerId, ifName } = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { containerId: string; ifName: string };
+        this.deleteEndpoint(containerId, ifName);
+        this.log.info('applied a CNI DEL queued while the agent was down', { containerId });
+      } catch (err) {
+        this.log.warn('bad queued release', { file: f, error: err });
+      }
+      rmSync(join(dir, f), { force: true });
+    }
+  }
+
+  /** Stops reconcilers and timers; the kernel state stays (pinned). */
+  async stop(): Promise<void> {
+    this.endpoints.stop();
+    for (const r of [this.services, this.ipcache, this.routes, this.dpEndpoints, this.ceps]) r?.stop();
+    await this.deps.datapath.close?.();
+  }
+
+  // ---- CNI-facing ---------------------------------------------------------
+
+  /** Allocates a pod address (idempotent per container interface). @throws TendrilError ipam.Exhausted */
+  allocate(req: IpamRequest): IpamResponse {
+    if (!req.containerId || !req.ifName) throw new TendrilError('agent.BadRequest', 'containerId and ifName are required');
+    const a = this.ipam.allocate({
+      containerId: req.containerId,
+      ifName: req.ifName,
+      ...(req.podNamespace ? { podNamespace: req.podNamespace } : {}),
+      ...(req.podName ? { podName: req.podName } : {}),
+    });
+    this.log.info('address allocated', { ip: a.ip, pod: `${req.podNamespace}/${req.podName}`, containerId: req.containerId });
+    return {
+      ip: a.ip,
+      prefixLength: 32,
+      gateway: POD_GATEWAY,
+      mtu: this.config.podMtu,
+      hostIfName: hostIfNameFor(req.containerId, req.ifName),
+      podCIDR: this.config.podCIDR,
+    };
+  }
+
+  /** Registers the endpoint the CNI plugin created. @throws TendrilError agent.BadRequest */
+  async registerEndpoint(reg: EndpointRegistration): Promise<EndpointInfo> {
+    if (!reg.containerId || !reg.ip || !reg.hostIfName) throw new TendrilError('agent.BadRequest', 'containerId, ip and hostIfName are required');
+    const held = this.ipam.get(reg.containerId, reg.ifName ?? 'eth0');
+    if (!held || held.ip !== reg.ip) {
+      throw new TendrilError('agent.BadRequest', `address ${reg.ip} is not allocated to container ${reg.containerId}`, {
+        hint: 'allocate it first (POST /v1/ipam)',
+      });
+    }
+    return this.endpoints.register({ ...reg, ifName: reg.ifName ?? 'eth0' });
+  }
+
+  /** Removes an endpoint and releases its address (idempotent). Returns whether anything existed. */
+  deleteEndpoint(containerId: string, ifName = 'eth0'): boolean {
+    const ep = this.endpoints.deregister(containerId, ifName);
+    const a = this.ipam.release(containerId, ifName);
+    if (ep || a) this.log.info('endpoint removed', { containerId, ip: a?.ip ?? ep?.ip });
+    return Boolean(ep || a);
+  }
+
+  private onEndpoint(ev: 'upsert' | 'delete', ep: EndpointInfo): void {
+    const prefix = `${ep.ip}/32`;
+    if (ev === 'delete') {
+      this.dpEndpoints.remove(String(ep.id));
+      this.ceps?.remove(`${ep.podNamespace}/${ep.podName}`);
+      this.localIPCache().delete(prefix);
+      this.ipcacheChanged(prefix);
+      return;
+    }
+    this.dpEndpoints.set({
+      id: ep.id,
+      podNamespace: ep.podNamespace,
+      podName: ep.podName,
+      containerId: ep.containerId,
+      ip: ep.ip,
+      hostIfName: ep.hostIfName,
+      identity: ep.identity,
+    });
+    if (ep.identity > 0) {
+      this.localIPCache().set(prefix, { prefix, identity: ep.identity });
+      this.ipcacheChanged(prefix);
+      if (ep.podName) this.ceps?.set(ep);
+    }
+  }
+
+  private localIPCache(): Map<string, IPCacheEntry> {
+    let m = this.ipcacheSources.get('local');
+    if (!m) this.ipcacheSources.set('local', (m = new Map()));
+    return m;
+  }
+
+  // ---- sources --------------------------------------------------------------
+
+  /** Replaces one source's ipcache entries ("k8s": CiliumEndpoints, "remote:<cluster>": the mesh, ...). */
+  setIPCacheSource(source: string, entries: IPCacheEntry[]): void {
+    const next = new Map(entries.map((e) => [e.prefix, e]));
+    const prev = this.ipcacheSources.get(source) ?? new Map<string, IPCacheEntry>();
+    this.ipcacheSources.set(source, next);
+    const touched = new Set<string>([...prev.keys(), ...next.keys()]);
+    for (const p of touched) {
+      const a = prev.get(p);
+      const b = next.get(p);
+      if (a && b && a.identity === b.identity && a.hostIP === b.hostIP) continue;
+      this.ipcacheChanged(p);
+    }
+  }
+
+  /** Upserts or deletes one entry of a source (incremental updates from watchers). */
+  updateIPCacheEntry(source: string, prefix: string, entry: IPCacheEntry | undefined): void {
+    let m = this.ipcacheSources.get(source);
+    if (!m) this.ipcacheSources.set(source, (m = new Map()));
+    if (entry) m.set(prefix, entry);
+    else m.delete(prefix);
+    this.ipcacheChanged(prefix);
+  }
+
+  private ipcacheChanged(prefix: string): void {
+    const sources = [...this.ipcacheSources.keys()].sort((a, b) => rank(a) - rank(b));
+    for (const s of sources) {
+      const e = this.ipcacheSources.get(s)!.get(prefix);
+      if (e) {
+        this.ipcache.set(e);
+        return;
+      }
+    }
+    this.ipcache.remove(prefix);
+  }
+
+  /**
+   * Sets the nodes of a cluster ("local" for this cluster, the cluster name for
+   * remote ones): routes to every other node's pod CIDR, node IPs in the ipcache.
+   */
+  setNodes(source: string, nodes: NodeInfo[]): void {
+    this.nodeSources.set(source, nodes);
+    const routes: NodeRoute[] = [];
+    const ipc: IPCacheEntry[] = [];
+    for (const [src, list] of this.nodeSources) {
+      for (const n of list) {
+        const self = src === 'local' && n.name === this.config.node;
+        ipc.push({ prefix: `${n.ip}/32`, identity: self ? ReservedIdentity.host : ReservedIdentity.remoteNode });
+        if (self || !n.podCIDR || n.ip === this.config.nodeIP) continue;
+        routes.push({ podCIDR: n.podCIDR, nodeIP: n.ip, clusterId: n.clusterId ?? (src === 'local' ? this.config.clusterId : 0) });
+      }
+    }
+    // a CIDR announced twice (misconfiguration) keeps the first
+    const seen = new Set<string>();
+    this.routes.replaceAll(routes.filter((r) => r.podCIDR !== this.config.podCIDR && !seen.has(r.podCIDR) && seen.add(r.podCIDR)));
+    this.setIPCacheSource('nodes', ipc);
+  }
+
+  /** Replaces the service table (from the service catalog). */
+  setServices(entries: ServiceEntry[]): void {
+    this.services.replaceAll(entries.map((e) => ({ ...e, algorithm: e.algorithm ?? this.config.lbAlgorithm })));
+  }
+
+  /** Identities known in the cluster (for status counts). */
+  setIdentityCount(ids: Iterable<number>): void {
+    this.identities.clear();
+    for (const i of ids) this.identities.add(i);
+  }
+
+  /** Records a problem of a source (k8s unreachable, mesh error); undefined clears it. */
+  setProblem(component: string, problem: Omit<Problem, 'component'> | undefined): void {
+    if (problem) this.extraProblems.set(component, { component, ...problem });
+    else this.extraProblems.delete(component);
+    if (component === 'k8s') {
+      if (problem) this.k8s.lastError = problem.cause;
+      else delete this.k8s.lastError;
+    }
+  }
+
+  /** The agent's status for `tendril status`. */
+  status(): AgentStatus {
+    const dp = this.deps.datapath;
+    const problems: Problem[] = [...(dp.problems?.() ?? []), ...this.extraProblems.values()];
+    const recs = [this.services.status(), this.ipcache.status(), this.routes.status(), this.dpEndpoints.status(), ...(this.ceps ? [this.ceps.status()] : [])];
+    for (const r of recs) {
+      if (r.lastError) problems.push({ component: `reconciler/${r.name}`, cause: r.lastError, hint: 'the agent retries with backoff; see the agent log' });
+    }
+    const waiting = this.endpoints.list().filter((e) => e.state !== 'ready');
+    if (waiting.length > 0) {
+      problems.push({
+        component: 'identity',
+        cause: `${waiting.length} endpoint(s) waiting for an identity (${waiting.slice(0, 3).map((e) => `${e.podNamespace}/${e.podName}`).join(', ')})`,
+        hint: 'is the operator running? see `tendril status` and the operator log',
+      });
+    }
+    const fatal = problems.some((p) => p.component === 'routing');
+    const remoteNodes = [...this.nodeSources].filter(([s]) => s !== 'local').reduce((n, [, l]) => n + l.length, 0);
+    return {
+      node: this.config.node,
+      labCluster: this.config.labCluster,
+      clusterName: this.config.clusterName,
+      clusterId: this.config.clusterId,
+      nodeIP: this.config.nodeIP,
+      podCIDR: this.config.podCIDR,
+      routingMode: this.config.routingMode,
+      datapath: this.deps.datapathName ?? 'linux',
+      socketLB: { attached: dp.socketLBAttached?.() ?? false, cgroup: this.config.cgroupPath },
+      k8s: { ...this.k8s },
+      counts: {
+        endpoints: this.endpoints.list().length,
+        services: this.services.status().desired,
+        identities: this.identities.size,
+        ipcache: this.ipcache.status().desired,
+        nodes: this.nodeSources.get('local')?.length ?? 0,
+        remoteNodes,
+      },
+      ipam: { cidr: this.config.podCIDR, used: this.ipam.list().length, capacity: this.ipam.capacity() },
+      reconcilers: recs,
+      problems,
+      startedAt: this.startedAt,
+      pid: process.pid,
+      health: fatal ? 'Error' : problems.length > 0 ? 'Warning' : 'OK',
+    };
+  }
+}
+
+function rank(source: string): number {
+  const base = source.split(':')[0]!;
+  const i = ['local', 'nodes', 'k8s', 'remote'].indexOf(base);
+  return i < 0 ? 99 : i;
+}

@@ -1,0 +1,195 @@
+/**
+ * A desired-state reconciler: the agent sets what should exist (keyed values),
+ * the reconciler makes the datapath match, one key at a time, retrying failed
+ * keys with exponential backoff. A transient kernel error never reaches the
+ * source of the state. Entries found in the kernel at start (adopted) are only
+ * removed after `synced()` says the sources have delivered their full initial
+ * state, so an agent restart never tears down a live service or route.
+ */
+import type { Logger } from '../util/log.js';
+import { nopLogger } from '../util/log.js';
+import type { ReconcilerStatus } from './api/types.js';
+
+export interface ReconcilerOps<V> {
+  upsert(value: V): Promise<void>;
+  delete(key: string, last: V): Promise<void>;
+}
+
+export interface ReconcilerOptions<V> {
+  name: string;
+  keyOf: (value: V) => string;
+  ops: ReconcilerOps<V>;
+  /** Values are compared with this to skip no-op upserts (default: JSON equality). */
+  equal?: (a: V, b: V) => boolean;
+  logger?: Logger;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+const jsonEqual = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** Keeps a datapath table equal to a desired set. */
+export class Reconciler<V> {
+  private readonly desired = new Map<string, V>();
+  private readonly applied = new Map<string, V>();
+  private readonly dirty = new Set<string>();
+  private isSynced = false;
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private backoff: number;
+  private lastError: string | undefined;
+  private stopped = false;
+  private idleWaiters: Array<() => void> = [];
+  private readonly log: Logger;
+
+  constructor(private readonly o: ReconcilerOptions<V>) {
+    this.backoff = o.minBackoffMs ?? 50;
+    this.log = (o.logger ?? nopLogger).child({ reconciler: o.name });
+  }
+
+  /** Records entries already present in the datapath (e.g. pinned maps after a restart). */
+  adopt(values: V[]): void {
+    for (const v of values) {
+      const k = this.o.keyOf(v);
+      this.applied.set(k, v);
+      if (!this.desired.has(k)) {
+        this.adoptedOnly.add(k);
+        this.dirty.add(k);
+      }
+    }
+  }
+
+  /** Wants `value` to exist. */
+  set(value: V): void {
+    const k = this.o.keyOf(value);
+    const cur = this.desired.get(k);
+    if (cur !== undefined && (this.o.equal ?? jsonEqual)(cur, value)) return;
+    this.desired.set(k, value);
+    this.adoptedOnly.delete(k);
+    this.mark(k);
+  }
+
+  /** Wants the key gone. */
+  remove(key: string): void {
+    if (!this.desired.delete(key) && !this.applied.has(key)) return;
+    this.mark(key);
+  }
+
+  /** Replaces the whole desired set: keys not in `values` are removed. */
+  replaceAll(values: V[]): void {
+    const keep = new Set<string>();
+    for (const v of values) {
+      keep.add(this.o.keyOf(v));
+      this.set(v);
+    }
+    for (const k of [...this.desired.keys()]) if (!keep.has(k)) this.remove(k);
+  }
+
+  /** The sources delivered their initial state: adopted leftovers may now be removed. */
+  synced(): void {
+    if (this.isSynced) return;
+    this.isSynced = true;
+    for (const k of this.applied.keys()) if (!this.desired.has(k)) this.dirty.add(k);
+    this.kick();
+  }
+
+  /** The desired values. */
+  values(): V[] {
+    return [...this.desired.values()];
+  }
+
+  get(key: string): V | undefined {
+    return this.desired.get(key);
+  }
+
+  status(): ReconcilerStatus {
+    return {
+      name: this.o.name,
+      desired: this.desired.size,
+      applied: this.applied.size,
+      pending: this.dirty.size,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  /** Resolves when nothing is pending (or failing keys wait for retry). */
+  whenIdle(): Promise<void> {
+    if (this.dirty.size === 0 && !this.running) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private mark(k: string): void {
+    this.dirty.add(k);
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.running || this.timer || this.stopped) return;
+    queueMicrotask(() => void this.run());
+  }
+
+  private async run(): Promise<void> {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    let failed = false;
+    try {
+      while (this.dirty.size > 0 && !this.stopped) {
+        const batch = [...this.dirty];
+        let progressed = false;
+        for (const k of batch) {
+          const want = this.desired.get(k);
+          const have = this.applied.get(k);
+          try {
+            if (want !== undefined) {
+              if (have === undefined || !(this.o.equal ?? jsonEqual)(want, have)) await this.o.ops.upsert(want);
+              this.applied.set(k, want);
+            } else if (have !== undefined) {
+              if (!this.isSynced && this.adoptedOnly.has(k)) {
+                // adopted entry: keep it until the sources are synced
+                this.dirty.delete(k);
+                continue;
+              }
+              await this.o.ops.delete(k, have);
+              this.applied.delete(k);
+              this.adoptedOnly.delete(k);
+            }
+            // only clear if nothing changed while we were working on it
+            if (this.desired.get(k) === want) this.dirty.delete(k);
+            progressed = true;
+          } catch (err) {
+            failed = true;
+            this.lastError = `${k}: ${(err as Error).message}`;
+            this.log.warn('reconcile failed, will retry', { key: k, error: err, retryInMs: this.backoff });
+          }
+        }
+        if (failed || !progressed) break;
+      }
+    } finally {
+      this.running = false;
+    }
+    if (failed && !this.stopped) {
+      const delay = this.backoff;
+      this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs ?? 10_000);
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.run();
+      }, delay);
+    } else {
+      if (!failed) {
+        this.backoff = this.o.minBackoffMs ?? 50;
+        this.lastError = undefined;
+      }
+      if (this.dirty.size > 0 && !this.stopped) this.kick();
+    }
+    if (this.dirty.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private readonly adoptedOnly = new Set<string>();
+}

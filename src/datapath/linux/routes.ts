@@ -1,0 +1,186 @@
+/**
+ * Routes to other nodes' pod CIDRs, in the node's network namespace (the
+ * agent runs inside it). Native routing: `<podCIDR> via <node IP>` over the
+ * underlay. Tunnel mode: one VXLAN device per node ("tendril_vxlan", VNI 2,
+ * UDP 8472 by default) whose MAC is derived from the node's underlay IP; per
+ * remote node an FDB entry (its MAC -> its IP), a permanent neighbour for its
+ * tunnel address (the network address of its pod CIDR) and a route
+ * `<podCIDR> via <tunnel address> dev tendril_vxlan onlink`. Every route
+ * carries protocol number ROUTE_PROTO so Tendril's routes can be listed and
+ * removed without touching anything else.
+ */
+import { bridge, ip, ipBatch, ipJson, IpCommandError, setSysctl } from './ip.js';
+import type { NodeRoute, RoutingMode } from '../types.js';
+import { formatIPv4, parseCIDR, parseIPv4 } from '../../lab/ipmath.js';
+import { TendrilError } from '../../util/errors.js';
+
+/** Route protocol number marking Tendril's routes (`ip route show proto 199`). STABLE. */
+export const ROUTE_PROTO = 199;
+/** Name of the VXLAN device in tunnel mode. STABLE. */
+export const VXLAN_DEV = 'tendril_vxlan';
+/** VXLAN header overhead subtracted from the underlay MTU in tunnel mode. */
+export const VXLAN_OVERHEAD = 50;
+
+export interface RouterConfig {
+  mode: RoutingMode;
+  /** This node's underlay address. */
+  nodeIP: string;
+  /** This node's pod CIDR (its network address is the tunnel address). */
+  podCIDR: string;
+  /** Underlay MTU. */
+  mtu: number;
+  tunnelPort?: number;
+  vni?: number;
+  /** Run in this netns path instead of the current one (tests, CLI). */
+  netns?: string;
+}
+
+/** The MAC of a node's VXLAN device: 0e:74 + its underlay IPv4 bytes (locally administered). */
+export function vtepMac(nodeIP: string): string {
+  const n = parseIPv4(nodeIP);
+  return ['0e', '74', ...[24, 16, 8, 0].map((s) => ((n >>> s) & 255).toString(16).padStart(2, '0'))].join(':');
+}
+
+/** The node's underlay IP encoded in a VTEP MAC (inverse of vtepMac), or undefined. */
+export function nodeIPFromVtepMac(mac: string): string | undefined {
+  const p = mac.toLowerCase().split(':');
+  if (p.length !== 6 || p[0] !== '0e' || p[1] !== '74') return undefined;
+  return p.slice(2).map((x) => parseInt(x, 16)).join('.');
+}
+
+/** The tunnel address of a node: the network address of its pod CIDR. */
+export function tunnelAddress(podCIDR: string): string {
+  return formatIPv4(parseCIDR(podCIDR, 'pod CIDR').base);
+}
+
+/** MTU pods get in a mode. */
+export function podMtu(mode: RoutingMode, underlayMtu: number): number {
+  return mode === 'tunnel' ? underlayMtu - VXLAN_OVERHEAD : underlayMtu;
+}
+
+interface RouteJson {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string | number;
+}
+
+/** Programs inter-node routes in one node's namespace. */
+export class NodeRouter {
+  private underlayDev: string | undefined;
+  constructor(readonly config: RouterConfig) {}
+
+  private get opts(): { netns?: string } {
+    return this.config.netns ? { netns: this.config.netns } : {};
+  }
+
+  /**
+   * Enables forwarding and, in tunnel mode, creates the VXLAN device (in
+   * native mode, removes a leftover one). Idempotent.
+   * @throws IpCommandError, TendrilError datapath.NoUnderlay
+   */
+  async init(): Promise<void> {
+    await setSysctl('net.ipv4.ip_forward', '1', this.opts);
+    const addrs = await ipJson<Array<{ ifname: string; mtu?: number; addr_info?: Array<{ local: string }> }>>(['addr', 'show'], this.opts);
+    const dev = addrs.find((a) => a.addr_info?.some((x) => x.local === this.config.nodeIP));
+    if (!dev) {
+      throw new TendrilError('datapath.NoUnderlay', `no interface holds the node address ${this.config.nodeIP}`, {
+        hint: 'the agent must run in the node network namespace (the lab starts it there)',
+      });
+    }
+    this.underlayDev = dev.ifname;
+    if (this.config.mode === 'tunnel') await this.ensureVxlan();
+    else await this.removeVxlan();
+  }
+
+  private async ensureVxlan(): Promise<void> {
+    const mac = vtepMac(this.config.nodeIP);
+    const mtu = String(podMtu('tunnel', this.config.mtu));
+    const want = { id: this.config.vni ?? 2, port: this.config.tunnelPort ?? 8472 };
+    const existing = await ipJson<Array<{ address?: string; linkinfo?: { info_data?: { id?: number; port?: number; local?: string } } }>>(
+      ['-d', 'link', 'show', 'dev', VXLAN_DEV],
+      this.opts,
+    ).catch(() => []);
+    const cur = existing[0]?.linkinfo?.info_data;
+    if (existing[0] && (cur?.id !== want.id || cur?.port !== want.port || cur?.local !== this.config.nodeIP)) {
+      await ip(['link', 'del', VXLAN_DEV], this.opts);
+      existing.length = 0;
+    }
+    if (!existing[0]) {
+      await ip(
+        ['link', 'add', VXLAN_DEV, 'type', 'vxlan', 'id', String(want.id), 'dstport', String(want.port), 'local', this.config.nodeIP, 'dev', this.underlayDev!, 'nolearning'],
+        this.opts,
+      );
+    }
+    await ipBatch(
+      [
+        ['link', 'set', VXLAN_DEV, 'address', mac, 'mtu', mtu],
+        ['addr', 'replace', `${tunnelAddress(this.config.podCIDR)}/32`, 'dev', VXLAN_DEV],
+        ['link', 'set', VXLAN_DEV, 'up'],
+      ],
+      this.opts,
+    );
+  }
+
+  private async removeVxlan(): Promise<void> {
+    try {
+      await ip(['link', 'del', VXLAN_DEV], this.opts);
+    } catch (err) {
+      if (!(err instanceof IpCommandError && err.missing)) throw err;
+    }
+  }
+
+  /** Adds or replaces the route to another node's pods. @throws IpCommandError */
+  async upsert(route: NodeRoute): Promise<void> {
+    const proto = String(ROUTE_PROTO);
+    if (this.config.mode === 'native') {
+      await ip(['route', 'replace', route.podCIDR, 'via', route.nodeIP, 'proto', proto], this.opts);
+      return;
+    }
+    const mac = vtepMac(route.nodeIP);
+    const gw = tunnelAddress(route.podCIDR);
+    await bridge(['fdb', 'replace', mac, 'dev', VXLAN_DEV, 'dst', route.nodeIP, 'self', 'permanent'], this.opts);
+    await ipBatch(
+      [
+        ['neigh', 'replace', gw, 'lladdr', mac, 'dev', VXLAN_DEV, 'nud', 'permanent'],
+        ['route', 'replace', route.podCIDR, 'via', gw, 'dev', VXLAN_DEV, 'onlink', 'proto', proto],
+      ],
+      this.opts,
+    );
+  }
+
+  /** Removes the route (and tunnel entries) for a pod CIDR; no error if absent. */
+  async delete(podCIDR: string, last?: NodeRoute): Promise<void> {
+    try {
+      await ip(['route', 'del', podCIDR, 'proto', String(ROUTE_PROTO)], this.opts);
+    } catch (err) {
+      if (!(err instanceof IpCommandError && err.missing)) throw err;
+    }
+    if (this.config.mode === 'tunnel' && last) {
+      await ip(['neigh', 'del', tunnelAddress(podCIDR), 'dev', VXLAN_DEV], this.opts).catch(() => undefined);
+      await bridge(['fdb', 'del', vtepMac(last.nodeIP), 'dev', VXLAN_DEV, 'dst', last.nodeIP, 'self'], this.opts).catch(() => undefined);
+    }
+  }
+
+  /** Tendril's routes now in the kernel (for adoption after a restart). */
+  async list(): Promise<NodeRoute[]> {
+    const routes = await ipJson<RouteJson[]>(['route', 'show', 'proto', String(ROUTE_PROTO)], this.opts);
+    const out: NodeRoute[] = [];
+    for (const r of routes) {
+      if (!r.gateway) continue;
+      if (r.dev === VXLAN_DEV) {
+        // tunnel route: the node IP is in the neighbour's MAC
+        const neigh = await ipJson<Array<{ dst: string; lladdr?: string }>>(['neigh', 'show', r.gateway, 'dev', VXLAN_DEV], this.opts).catch(() => []);
+        const nodeIP = neigh[0]?.lladdr ? nodeIPFromVtepMac(neigh[0].lladdr) : undefined;
+        out.push({ podCIDR: r.dst, nodeIP: nodeIP ?? r.gateway, clusterId: 0 });
+      } else out.push({ podCIDR: r.dst, nodeIP: r.gateway, clusterId: 0 });
+    }
+    return out;
+  }
+
+  /** Removes every Tendril route and the VXLAN device (uninstall). */
+  async teardown(): Promise<void> {
+    await ip(['route', 'flush', 'proto', String(ROUTE_PROTO)], this.opts).catch(() => undefined);
+    await this.removeVxlan();
+  }
+}
