@@ -1,0 +1,200 @@
+/**
+ * The Linux Datapath: kernel routes (./routes.ts), the pinned ipcache and
+ * endpoints maps (./maps.ts), and the socket load balancer (./lb/, plugged in
+ * through the SocketLB interface). `init()` never throws for a missing kernel
+ * feature: a part that cannot start (no bpffs, no cgroup v2, not root) is left
+ * out, its operations become no-ops, and `problems()` says what, why and what
+ * to do, so the agent keeps serving CNI and routes and reports the rest.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import type { BpfMap } from '../bpf/map.js';
+import type { Datapath, Endpoint, Frontend, IPCacheEntry, NodeRoute, ServiceEntry } from '../types.js';
+import type { Logger } from '../../util/log.js';
+import { nopLogger } from '../../util/log.js';
+import { ipJson } from './ip.js';
+import { keyToPrefix, openEndpointsMap, openIPCacheMap, prefixToKey, type EndpointValue, type IPCacheKey, type IPCacheValue } from './maps.js';
+import { NodeRouter, type RouterConfig } from './routes.js';
+
+/** Something wrong with the datapath, for status. */
+export interface DatapathProblem {
+  component: string;
+  cause: string;
+  hint?: string;
+}
+
+/**
+ * What the agent needs from the socket load balancer (src/datapath/linux/lb/).
+ * `attach` pins its maps and links under the bpffs directory and attaches the
+ * cgroup programs to `cgroupPath`, reusing pinned ones after a restart.
+ */
+export interface SocketLB {
+  upsertService(svc: ServiceEntry): Promise<void> | void;
+  deleteService(frontend: Frontend): Promise<void> | void;
+  /** Services now in the maps (for adoption after a restart). */
+  listServices?(): Promise<ServiceEntry[]> | ServiceEntry[];
+  /** Whether the cgroup programs are attached. */
+  attached(): boolean;
+  close(): Promise<void> | void;
+}
+
+/** Creates the socket LB for a node; throws when it cannot (the datapath records why). */
+export type SocketLBFactory = (o: { bpffsDir: string; cgroupPath: string; logger: Logger }) => Promise<SocketLB>;
+
+export interface LinuxDatapathOptions {
+  router: RouterConfig;
+  bpffsDir: string;
+  cgroupPath: string;
+  logger?: Logger;
+  socketLB?: SocketLBFactory;
+}
+
+/** The datapath of one node, driven by its agent. */
+export class LinuxDatapath implements Datapath {
+  readonly router: NodeRouter;
+  private ipcache: BpfMap<IPCacheKey, IPCacheValue> | undefined;
+  private endpointsMap: BpfMap<string, EndpointValue> | undefined;
+  private lb: SocketLB | undefined;
+  private readonly probs = new Map<string, DatapathProblem>();
+  private readonly log: Logger;
+
+  constructor(private readonly o: LinuxDatapathOptions) {
+    this.router = new NodeRouter(o.router);
+    this.log = (o.logger ?? nopLogger).child({ subsys: 'datapath' });
+  }
+
+  /** Starts every part it can; records problems for the rest. */
+  async init(): Promise<void> {
+    try {
+      await this.router.init();
+      this.probs.delete('routing');
+    } catch (err) {
+      this.problem('routing', err, 'the agent must run as root inside the node network namespace');
+    }
+    if (!bpffsMounted()) {
+      this.probs.set('bpf-maps', {
+        component: 'bpf-maps',
+        cause: 'bpffs is not mounted at /sys/fs/bpf',
+        hint: 'mount it: mount -t bpf bpf /sys/fs/bpf (scripts/setup.sh does this)',
+      });
+    } else {
+      try {
+        mkdirSync(this.o.bpffsDir, { recursive: true });
+        this.ipcache = openIPCacheMap(this.o.bpffsDir);
+        this.endpointsMap = openEndpointsMap(this.o.bpffsDir);
+        this.probs.delete('bpf-maps');
+      } catch (err) {
+        this.problem('bpf-maps', err, 'creating BPF maps needs root (CAP_BPF) and a mounted bpffs');
+      }
+    }
+    if (!this.o.socketLB) {
+      this.probs.set('socket-lb', {
+        component: 'socket-lb',
+        cause: 'no socket load balancer is built into this agent',
+        hint: 'services are not translated at the socket; pods can still reach each other by IP',
+      });
+    } else if (!existsSync(this.o.cgroupPath)) {
+      this.probs.set('socket-lb', {
+        component: 'socket-lb',
+        cause: `cgroup v2 directory ${this.o.cgroupPath} does not exist`,
+        hint: 'cgroup v2 must be mounted (TENDRIL_CGROUP2) and the lab kubelet must have created the node cgroup',
+      });
+    } else {
+      try {
+        this.lb = await this.o.socketLB({ bpffsDir: this.o.bpffsDir, cgroupPath: this.o.cgroupPath, logger: this.log });
+        this.probs.delete('socket-lb');
+      } catch (err) {
+        this.problem('socket-lb', err, 'attaching cgroup programs needs root, cgroup v2 and bpffs');
+      }
+    }
+  }
+
+  private problem(component: string, err: unknown, hint: string): void {
+    const e = err as { message?: string; hint?: string };
+    this.probs.set(component, { component, cause: e?.message ?? String(err), hint: e?.hint ?? hint });
+    this.log.warn('datapath part unavailable', { component, error: err });
+  }
+
+  /** What does not work, with causes and hints. */
+  problems(): DatapathProblem[] {
+    return [...this.probs.values()];
+  }
+
+  /** Whether the socket LB programs are attached. */
+  socketLBAttached(): boolean {
+    return this.lb?.attached() ?? false;
+  }
+
+  async upsertService(svc: ServiceEntry): Promise<void> {
+    if (this.lb) await this.lb.upsertService(svc);
+  }
+  async deleteService(frontend: Frontend): Promise<void> {
+    if (this.lb) await this.lb.deleteService(frontend);
+  }
+  async listServices(): Promise<ServiceEntry[]> {
+    return this.lb?.listServices ? await this.lb.listServices() : [];
+  }
+
+  async upsertIPCache(entry: IPCacheEntry): Promise<void> {
+    this.ipcache?.update(prefixToKey(entry.prefix), { identity: entry.identity, hostIP: entry.hostIP ?? '0.0.0.0', flags: 0 });
+  }
+  async deleteIPCache(prefix: string): Promise<void> {
+    this.ipcache?.delete(prefixToKey(prefix));
+  }
+  /** ipcache entries now in the map (adoption after restart). */
+  listIPCache(): IPCacheEntry[] {
+    if (!this.ipcache) return [];
+    const out: IPCacheEntry[] = [];
+    for (const [k, v] of this.ipcache.entries()) {
+      out.push({ prefix: keyToPrefix(k), identity: v.identity, ...(v.hostIP !== '0.0.0.0' ? { hostIP: v.hostIP } : {}) });
+    }
+    return out;
+  }
+
+  async upsertNodeRoute(route: NodeRoute): Promise<void> {
+    if (this.probs.has('routing')) throw new Error(`routing unavailable: ${this.probs.get('routing')!.cause}`);
+    await this.router.upsert(route);
+  }
+  async deleteNodeRoute(podCIDR: string): Promise<void> {
+    await this.router.delete(podCIDR);
+  }
+
+  async upsertEndpoint(ep: Endpoint): Promise<void> {
+    if (!this.endpointsMap) return;
+    const links = await ipJson<Array<{ ifindex: number }>>(['link', 'show', 'dev', ep.hostIfName]).catch(() => []);
+    this.endpointsMap.update(ep.ip, { id: ep.id, identity: ep.identity, ifindex: links[0]?.ifindex ?? 0, flags: 0 });
+    this.epIps.set(ep.id, ep.ip);
+  }
+  async deleteEndpoint(id: number): Promise<void> {
+    const ip = this.epIps.get(id);
+    if (ip) this.endpointsMap?.delete(ip);
+    this.epIps.delete(id);
+  }
+  private readonly epIps = new Map<number, string>();
+
+  /** Restores the id -> IP index from the pinned endpoints map (after a restart). */
+  listEndpointIps(): Array<{ id: number; ip: string }> {
+    if (!this.endpointsMap) return [];
+    const out: Array<{ id: number; ip: string }> = [];
+    for (const [ip, v] of this.endpointsMap.entries()) {
+      out.push({ id: v.id, ip });
+      this.epIps.set(v.id, ip);
+    }
+    return out;
+  }
+
+  /** Closes file descriptors; pinned maps and links stay (an agent restart resumes from them). */
+  async close(): Promise<void> {
+    await this.lb?.close();
+    this.ipcache?.close();
+    this.endpointsMap?.close();
+  }
+}
+
+/** True when a bpffs is mounted at /sys/fs/bpf in this mount namespace. */
+export function bpffsMounted(): boolean {
+  try {
+    return /\s\/sys\/fs\/bpf\s+bpf\s/.test(readFileSync('/proc/self/mounts', 'utf8'));
+  } catch {
+    return false;
+  }
+}
