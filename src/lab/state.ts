@@ -69,6 +69,11 @@ export function validateClusterName(name: string): void {
       hint: 'use 1-32 lowercase letters, digits and "-", starting and ending with a letter or digit (e.g. cluster1)',
     });
   }
+  if (name === 'underlay' || name.startsWith('pod-')) {
+    throw new TendrilError('LAB_INVALID_NAME', `lab cluster name "${name}" is reserved (it would collide with the lab's own namespace names)`, {
+      hint: 'choose another name, e.g. cluster1',
+    });
+  }
 }
 
 /** Path of a cluster's cluster.json. */
@@ -143,6 +148,7 @@ export function listClusters(): LabCluster[] {
   if (!existsSync(dir)) return [];
   const out: LabCluster[] = [];
   for (const name of readdirSync(dir)) {
+    if (name.startsWith('.')) continue;
     try {
       const c = tryLoadCluster(name);
       if (c) out.push(c);
@@ -158,7 +164,7 @@ export function listClusterDirs(): string[] {
   const dir = join(tendrilHome(), 'clusters');
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true })
-    .filter((d) => d.isDirectory())
+    .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
     .map((d) => d.name)
     .sort();
 }

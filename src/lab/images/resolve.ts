@@ -1,0 +1,111 @@
+/**
+ * Images without a registry: maps a container's image, command and args to
+ * the argv the lab runs. `mendhak/http-https-echo` runs the built-in echo
+ * server; `curlimages/curl` runs the machine's /usr/bin/curl (with that
+ * image's entrypoint rule: arguments that start with "-" or name no program
+ * go to curl); `busybox` runs /usr/bin/busybox applets (default `sh`); any
+ * other image runs the container's command/args as given.
+ */
+import { existsSync } from 'node:fs';
+import { TendrilError } from '../../util/errors.js';
+import { nodeCommand } from '../daemons.js';
+
+/** The container fields that decide what runs. */
+export interface ContainerImageSpec {
+  image: string;
+  command?: string[];
+  args?: string[];
+}
+
+/** What to run for a container. */
+export interface ResolvedImage {
+  /** The image's repository without registry and tag (e.g. "curlimages/curl"). */
+  repository: string;
+  argv: string[];
+  /** Environment the image itself sets. */
+  env: Record<string, string>;
+}
+
+/** Images the lab knows. */
+export const KNOWN_IMAGES = ['mendhak/http-https-echo', 'curlimages/curl', 'busybox'] as const;
+
+export const CURL_PATH = '/usr/bin/curl';
+export const BUSYBOX_PATH = '/usr/bin/busybox';
+
+/** Splits "docker.io/library/busybox:1.36@sha256:..." into its repository ("busybox") and tag. */
+export function parseImageRef(image: string): { repository: string; tag: string } {
+  let ref = image.trim();
+  const at = ref.indexOf('@');
+  if (at >= 0) ref = ref.slice(0, at);
+  let tag = 'latest';
+  const slash = ref.lastIndexOf('/');
+  const colon = ref.lastIndexOf(':');
+  if (colon > slash) {
+    tag = ref.slice(colon + 1);
+    ref = ref.slice(0, colon);
+  }
+  const parts = ref.split('/');
+  // a first component with a dot or colon, or "localhost", is a registry
+  if (parts.length > 1 && (/[.:]/.test(parts[0]!) || parts[0] === 'localhost')) parts.shift();
+  if (parts[0] === 'library' && parts.length === 2) parts.shift();
+  return { repository: parts.join('/').toLowerCase(), tag };
+}
+
+/** Error for a container the lab cannot run. */
+export class ImageError extends TendrilError {}
+
+/**
+ * Resolves what to run. Throws ImageError (code LAB_IMAGE_NO_COMMAND) for an
+ * unknown image without command or args.
+ */
+export function resolveImage(c: ContainerImageSpec): ResolvedImage {
+  const { repository } = parseImageRef(c.image);
+  const command = c.command ?? [];
+  const args = c.args ?? [];
+  const env: Record<string, string> = {};
+  switch (repository) {
+    case 'mendhak/http-https-echo': {
+      if (command.length > 0) return { repository, argv: [...command, ...args], env };
+      return { repository, argv: nodeCommand('src/lab/images/echo-server.ts'), env: { HTTP_PORT: '8080', HTTPS_PORT: '8443' } };
+    }
+    case 'curlimages/curl': {
+      if (command.length > 0) return { repository, argv: mapCurl([...command, ...args]), env };
+      const a = args.length > 0 ? args : ['curl'];
+      // the image's entrypoint: prepend curl when the first word is an option or no program
+      if (a[0]!.startsWith('-') || !programExists(a[0]!)) return { repository, argv: [CURL_PATH, ...a], env };
+      return { repository, argv: mapCurl(a), env };
+    }
+    case 'busybox': {
+      const a = command.length > 0 ? [...command, ...args] : args.length > 0 ? args : ['sh'];
+      return { repository, argv: mapBusybox(a), env };
+    }
+    default: {
+      const a = [...command, ...args];
+      if (a.length === 0) {
+        throw new ImageError('LAB_IMAGE_NO_COMMAND', `image "${c.image}" is not available in the lab (there is no registry) and the container gives no command`, {
+          hint: `give the container a command (it runs on this machine), or use one of the built-in images: ${KNOWN_IMAGES.join(', ')}`,
+        });
+      }
+      return { repository, argv: a, env };
+    }
+  }
+}
+
+function programExists(name: string): boolean {
+  if (name.includes('/')) return existsSync(name);
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(`${d}/${name}`));
+}
+
+function mapCurl(argv: string[]): string[] {
+  const [cmd, ...rest] = argv;
+  if (cmd === 'curl' || cmd === '/usr/bin/curl' || cmd === '/usr/local/bin/curl') return [CURL_PATH, ...rest];
+  return argv;
+}
+
+function mapBusybox(argv: string[]): string[] {
+  const [cmd, ...rest] = argv;
+  const base = cmd!.split('/').pop()!;
+  if (base === 'busybox') return [BUSYBOX_PATH, ...rest];
+  // /bin/sh, sh, wget, nc, ... are busybox applets in that image
+  return [BUSYBOX_PATH, base, ...rest];
+}
