@@ -4,7 +4,8 @@
  */
 import type { Command } from 'commander';
 import { register as version } from './version.js';
+import { register as lab } from './lab.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: RegisterCommands[] = [version];
+export const commandGroups: RegisterCommands[] = [version, lab];
