@@ -1,0 +1,86 @@
+/**
+ * Defaulting as the Kubernetes API server does it on create/update, for the
+ * fields the lab and kubectl's tables read (service type, protocols,
+ * targetPort, restartPolicy, replicas, ...). Mutates and returns the object.
+ */
+import type { KubeObject } from './objects.js';
+import { isPlainObject } from './mergepatch.js';
+
+/** Applies the defaults of the object's kind. */
+export function applyDefaults(o: KubeObject): KubeObject {
+  switch (o.kind) {
+    case 'Pod':
+      o.spec = defaultPodSpec(o.spec ?? {});
+      break;
+    case 'Deployment':
+      defaultDeployment(o);
+      break;
+    case 'Service':
+      defaultService(o);
+      break;
+    case 'EndpointSlice':
+      if (!Array.isArray(o.endpoints)) o.endpoints = [];
+      if (Array.isArray(o.ports)) for (const p of o.ports as Array<Record<string, unknown>>) if (isPlainObject(p)) p.protocol ??= 'TCP';
+      break;
+    case 'Namespace':
+      o.spec ??= {};
+      o.spec.finalizers ??= ['kubernetes'];
+      break;
+  }
+  return o;
+}
+
+/** Defaults a PodSpec (also used inside Deployment templates). */
+export function defaultPodSpec(spec: any): any {
+  if (!isPlainObject(spec)) return spec;
+  spec.restartPolicy ??= 'Always';
+  spec.dnsPolicy ??= 'ClusterFirst';
+  spec.terminationGracePeriodSeconds ??= 30;
+  spec.schedulerName ??= 'default-scheduler';
+  spec.securityContext ??= {};
+  for (const list of [spec.containers, spec.initContainers]) {
+    if (!Array.isArray(list)) continue;
+    for (const c of list) {
+      if (!isPlainObject(c)) continue;
+      c.imagePullPolicy ??= typeof c.image === 'string' && (c.image.endsWith(':latest') || !c.image.includes(':')) ? 'Always' : 'IfNotPresent';
+      c.terminationMessagePath ??= '/dev/termination-log';
+      c.terminationMessagePolicy ??= 'File';
+      c.resources ??= {};
+      if (Array.isArray(c.ports)) for (const p of c.ports) if (isPlainObject(p)) p.protocol ??= 'TCP';
+    }
+  }
+  return spec;
+}
+
+function defaultDeployment(o: KubeObject): void {
+  const spec = o.spec;
+  if (!isPlainObject(spec)) return;
+  spec.replicas ??= 1;
+  spec.revisionHistoryLimit ??= 10;
+  spec.progressDeadlineSeconds ??= 600;
+  spec.strategy ??= { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } };
+  if (isPlainObject(spec.template)) {
+    spec.template.metadata ??= {};
+    spec.template.spec = defaultPodSpec(spec.template.spec);
+  }
+}
+
+function defaultService(o: KubeObject): void {
+  const spec = o.spec;
+  if (!isPlainObject(spec)) return;
+  spec.type ??= 'ClusterIP';
+  spec.sessionAffinity ??= 'None';
+  if (spec.type !== 'ExternalName') {
+    spec.ipFamilies ??= ['IPv4'];
+    spec.ipFamilyPolicy ??= 'SingleStack';
+    spec.internalTrafficPolicy ??= 'Cluster';
+  }
+  if (Array.isArray(spec.ports)) {
+    for (const p of spec.ports) {
+      if (!isPlainObject(p)) continue;
+      p.protocol ??= 'TCP';
+      // Only a valid port is copied, so a bad port is reported once (on spec.ports[i].port).
+      if (p.targetPort === undefined && Number.isInteger(p.port) && (p.port as number) >= 1 && (p.port as number) <= 65535) p.targetPort = p.port;
+    }
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * kubectl-like table columns for each kind. The API server returns them as a
+ * `meta.k8s.io/v1 Table` (so real kubectl prints the same columns), and the
+ * CLI's `get` prints them. Columns with priority 1 appear with `-o wide`.
+ */
+import { formatAge, isNodeReady, type KubeObject } from './objects.js';
+
+/** One column of a table. */
+export interface Column {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'date';
+  priority: 0 | 1;
+  description: string;
+}
+
+/** The printer of one kind. */
+export interface Printer {
+  columns: Column[];
+  cells(o: KubeObject, now: number): Array<string | number>;
+}
+
+const col = (name: string, priority: 0 | 1 = 0, type: Column['type'] = 'string'): Column => ({ name, type, priority, description: name });
+const NAME = col('Name');
+const AGE = col('Age');
+
+function age(o: KubeObject, now: number): string {
+  return formatAge(o.metadata.creationTimestamp, now);
+}
+
+function podReady(o: KubeObject): string {
+  const containers = (o.spec?.containers ?? []) as unknown[];
+  const statuses = (o.status?.containerStatuses ?? []) as Array<{ ready?: boolean }>;
+  return `${statuses.filter((s) => s.ready).length}/${containers.length}`;
+}
+
+function podStatus(o: KubeObject): string {
+  if (o.metadata.deletionTimestamp) return 'Terminating';
+  let reason: string = o.status?.reason ?? o.status?.phase ?? 'Unknown';
+  const statuses = (o.status?.containerStatuses ?? []) as Array<{ state?: { waiting?: { reason?: string }; terminated?: { reason?: string; exitCode?: number } } }>;
+  for (const s of statuses) {
+    if (s.state?.waiting?.reason) reason = s.state.waiting.reason;
+    else if (s.state?.terminated?.reason) reason = s.state.terminated.reason;
+    else if (s.state?.terminated) reason = `ExitCode:${s.state.terminated.exitCode ?? 0}`;
+  }
+  return reason;
+}
+
+function restarts(o: KubeObject): number {
+  return ((o.status?.containerStatuses ?? []) as Array<{ restartCount?: number }>).reduce((a, s) => a + (s.restartCount ?? 0), 0);
+}
+
+function servicePorts(o: KubeObject): string {
+  const ports = (o.spec?.ports ?? []) as Array<{ port: number; nodePort?: number; protocol?: string }>;
+  if (ports.length === 0) return '<none>';
+  return ports.map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',');
+}
+
+function externalIP(o: KubeObject): string {
+  const type = o.spec?.type ?? 'ClusterIP';
+  const ext = (o.spec?.externalIPs ?? []) as string[];
+  if (type === 'ExternalName') return o.spec?.externalName ?? '<none>';
+  if (type === 'LoadBalancer') {
+    const ing = ((o.status?.loadBalancer?.ingress ?? []) as Array<{ ip?: string; hostname?: string }>).map((i) => i.ip ?? i.hostname ?? '');
+    const all = [...ing, ...ext].filter(Boolean);
+    return all.length ? all.join(',') : '<pending>';
+  }
+  return ext.length ? ext.join(',') : '<none>';
+}
+
+function mapText(m: Record<string, string> | undefined): string {
+  const e = Object.entries(m ?? {});
+  return e.length ? e.map(([k, v]) => `${k}=${v}`).join(',') : '<none>';
+}
+
+function sliceEndpoints(o: KubeObject): string {
+  const addrs = ((o.endpoints ?? []) as Array<{ addresses?: string[] }>).flatMap((e) => e.addresses ?? []);
+  if (addrs.length === 0) return '<unset>';
+  const shown = addrs.slice(0, 3).join(',');
+  return addrs.length > 3 ? `${shown} + ${addrs.length - 3} more...` : shown;
+}
+
+function slicePorts(o: KubeObject): string {
+  const ports = (o.ports ?? []) as Array<{ port?: number }>;
+  if (ports.length === 0) return '<unset>';
+  const shown = ports.slice(0, 3).map((p) => (p.port === undefined || p.port === null ? '<unset>' : String(p.port))).join(',');
+  return ports.length > 3 ? `${shown} + ${ports.length - 3} more...` : shown;
+}
+
+function nodeRoles(o: KubeObject): string {
+  const roles = Object.keys(o.metadata.labels ?? {})
+    .filter((k) => k.startsWith('node-role.kubernetes.io/'))
+    .map((k) => k.slice('node-role.kubernetes.io/'.length));
+  return roles.length ? roles.sort().join(',') : '<none>';
+}
+
+function nodeAddress(o: KubeObject, type: string): string {
+  const a = ((o.status?.addresses ?? []) as Array<{ type: string; address: string }>).find((x) => x.type === type);
+  return a?.address ?? '<none>';
+}
+
+const PRINTERS: Record<string, Printer> = {
+  Pod: {
+    columns: [NAME, col('Ready'), col('Status'), col('Restarts', 0, 'integer'), AGE, col('IP', 1), col('Node', 1), col('Nominated Node', 1), col('Readiness Gates', 1)],
+    cells: (o, now) => [o.metadata.name!, podReady(o), podStatus(o), restarts(o), age(o, now), o.status?.podIP ?? '<none>', o.spec?.nodeName ?? '<none>', '<none>', '<none>'],
+  },
+  Deployment: {
+    columns: [NAME, col('Ready'), col('Up-to-date', 0, 'integer'), col('Available', 0, 'integer'), AGE, col('Containers', 1), col('Images', 1), col('Selector', 1)],
+    cells: (o, now) => {
+      const cs = (o.spec?.template?.spec?.containers ?? []) as Array<{ name: string; image: string }>;
+      return [
+        o.metadata.name!,
+        `${o.status?.readyReplicas ?? 0}/${o.spec?.replicas ?? 1}`,
+        o.status?.updatedReplicas ?? 0,
+        o.status?.availableReplicas ?? 0,
+        age(o, now),
+        cs.map((c) => c.name).join(','),
+        cs.map((c) => c.image).join(','),
+        mapText(o.spec?.selector?.matchLabels),
+      ];
+    },
+  },
+  Service: {
+    columns: [NAME, col('Type'), col('Cluster-IP'), col('External-IP'), col('Port(s)'), AGE, col('Selector', 1)],
+    cells: (o, now) => [o.metadata.name!, o.spec?.type ?? 'ClusterIP', o.spec?.clusterIP || '<none>', externalIP(o), servicePorts(o), age(o, now), mapText(o.spec?.selector)],
+  },
+  EndpointSlice: {
+    columns: [NAME, col('AddressType'), col('Ports'), col('Endpoints'), AGE],
+    cells: (o, now) => [o.metadata.name!, (o.addressType as string) ?? '', slicePorts(o), sliceEndpoints(o), age(o, now)],
+  },
+  Namespace: {
+    columns: [NAME, col('Status'), AGE],
+    cells: (o, now) => [o.metadata.name!, o.metadata.deletionTimestamp ? 'Terminating' : (o.status?.phase ?? 'Active'), age(o, now)],
+  },
+  Node: {
+    columns: [NAME, col('Status'), col('Roles'), AGE, col('Version'), col('Internal-IP', 1), col('External-IP', 1), col('OS-Image', 1), col('Kernel-Version', 1), col('Container-Runtime', 1)],
+    cells: (o, now) => [
+      o.metadata.name!,
+      (isNodeReady(o) ? 'Ready' : 'NotReady') + (o.spec?.unschedulable ? ',SchedulingDisabled' : ''),
+      nodeRoles(o),
+      age(o, now),
+      o.status?.nodeInfo?.kubeletVersion ?? '',
+      nodeAddress(o, 'InternalIP'),
+      nodeAddress(o, 'ExternalIP'),
+      o.status?.nodeInfo?.osImage ?? '<unknown>',
+      o.status?.nodeInfo?.kernelVersion ?? '<unknown>',
+      o.status?.nodeInfo?.containerRuntimeVersion ?? '<unknown>',
+    ],
+  },
+  ServiceImport: {
+    columns: [NAME, col('Type'), col('IP'), AGE],
+    cells: (o, now) => [o.metadata.name!, o.spec?.type ?? '', JSON.stringify(o.spec?.ips ?? []), age(o, now)],
+  },
+  CiliumEndpoint: {
+    columns: [NAME, col('Security Identity', 0, 'integer'), col('Endpoint State'), col('IPv4'), AGE],
+    cells: (o, now) => [
+      o.metadata.name!,
+      (o.status?.identity?.id as number | undefined) ?? 0,
+      o.status?.state ?? '',
+      ((o.status?.networking?.addressing ?? []) as Array<{ ipv4?: string }>).map((a) => a.ipv4).filter(Boolean).join(',') || '<none>',
+      age(o, now),
+    ],
+  },
+  CiliumIdentity: {
+    columns: [NAME, col('Namespace'), AGE],
+    cells: (o, now) => [o.metadata.name!, (o['security-labels'] as Record<string, string> | undefined)?.['k8s:io.kubernetes.pod.namespace'] ?? '', age(o, now)],
+  },
+};
+
+const DEFAULT_PRINTER: Printer = { columns: [NAME, AGE], cells: (o, now) => [o.metadata.name!, age(o, now)] };
+
+/** The printer for a kind (NAME + AGE for kinds without their own). */
+export function printerFor(kind: string): Printer {
+  return PRINTERS[kind] ?? DEFAULT_PRINTER;
+}
+
+/** Builds a meta.k8s.io/v1 Table for objects of one kind. */
+export function toTable(kind: string, objects: KubeObject[], resourceVersion: string, includeObject: 'None' | 'Object' | 'Metadata' = 'Metadata', now = Date.now()): Record<string, unknown> {
+  const p = printerFor(kind);
+  return {
+    kind: 'Table',
+    apiVersion: 'meta.k8s.io/v1',
+    metadata: { resourceVersion },
+    columnDefinitions: p.columns.map((c) => ({ name: c.name, type: c.type, format: c.name === 'Name' ? 'name' : '', description: c.description, priority: c.priority })),
+    rows: objects.map((o) => ({
+      cells: p.cells(o, now),
+      object:
+        includeObject === 'None'
+          ? undefined
+          : includeObject === 'Object'
+            ? o
+            : { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata },
+    })),
+  };
+}
+
+/** Renders rows as kubectl does: upper-case headers, columns separated by 3 spaces. */
+export function renderTable(headers: string[], rows: Array<Array<string | number>>): string {
+  const text = rows.map((r) => r.map((c) => String(c)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('   ')
+      .trimEnd();
+  return [line(headers), ...text.map(line)].join('\n') + '\n';
+}

@@ -1,0 +1,370 @@
+/**
+ * The lab API server's HTTP layer: a strict subset of the Kubernetes REST API
+ * over plain HTTP on loopback and on a Unix socket. Routes discovery, health,
+ * version, and the resource verbs (get, list, watch, create, update, patch,
+ * delete, deletecollection, status subresource) to the Registry; answers
+ * failures with Kubernetes Status objects and HTTP codes.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { existsSync, unlinkSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { toTable } from '../../k8s/printers.js';
+import type { KubeObject } from '../../k8s/objects.js';
+import { resourceForPath, type ResourceInfo } from '../../k8s/resources.js';
+import { parseFieldSelector, parseLabelSelector } from '../../k8s/selectors.js';
+import { ApiError, badRequest, failure, internalError, success, type Status } from '../../k8s/status.js';
+import { TendrilError } from '../../util/errors.js';
+import type { Logger } from '../../util/log.js';
+import { nopLogger } from '../../util/log.js';
+import { apiGroup, apiGroupList, apiVersions, resourceList } from './discovery.js';
+import type { DeleteOptions, ListOptions, Registry } from './registry.js';
+
+/** Version reported at /version (kubectl checks the major/minor skew). */
+export const SERVER_VERSION = {
+  major: '1',
+  minor: '32',
+  gitVersion: 'v1.32.0-tendril',
+  gitCommit: '',
+  gitTreeState: 'clean',
+  buildDate: '2026-01-01T00:00:00Z',
+  goVersion: 'n/a (Node.js)',
+  compiler: 'tsx',
+  platform: 'linux/amd64',
+};
+
+/** Options of ApiHttpServer. */
+export interface ApiHttpServerOptions {
+  registry: Registry;
+  logger?: Logger;
+  /** Largest request body accepted, bytes. Default 3 MiB (as Kubernetes). */
+  maxBodyBytes?: number;
+  /** Interval of BOOKMARK events on watches that allow them. Default 10 s. */
+  bookmarkIntervalMs?: number;
+  /** Reports readiness (/readyz); default always ready. */
+  ready?: () => boolean;
+}
+
+/** The HTTP front of a Registry. */
+export class ApiHttpServer {
+  private readonly registry: Registry;
+  private readonly log: Logger;
+  private readonly servers: Server[] = [];
+  private readonly maxBody: number;
+  private readonly bookmarkMs: number;
+  private readonly openWatches = new Set<() => void>();
+  private readonly ready: () => boolean;
+  private address = '127.0.0.1:6443';
+
+  constructor(options: ApiHttpServerOptions) {
+    this.registry = options.registry;
+    this.log = options.logger ?? nopLogger;
+    this.maxBody = options.maxBodyBytes ?? 3 * 1024 * 1024;
+    this.bookmarkMs = options.bookmarkIntervalMs ?? 10_000;
+    this.ready = options.ready ?? (() => true);
+  }
+
+  private newServer(): Server {
+    const s = createServer((req, res) => {
+      this.handle(req, res).catch((err) => this.fail(res, err));
+    });
+    s.keepAliveTimeout = 65_000;
+    this.servers.push(s);
+    return s;
+  }
+
+  /**
+   * Listens on host:port (port 0 picks one); returns the bound port.
+   * @throws TendrilError `apiserver.Listen` (e.g. port in use).
+   */
+  async listenTcp(host: string, port: number): Promise<number> {
+    const s = this.newServer();
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', (err) =>
+        reject(new TendrilError('apiserver.Listen', `listen on ${host}:${port}: ${err.message}`, { hint: 'pick another --listen port', cause: err })),
+      );
+      s.listen(port, host, () => resolve());
+    });
+    const bound = (s.address() as AddressInfo).port;
+    this.address = `${host}:${bound}`;
+    return bound;
+  }
+
+  /**
+   * Listens on a Unix socket (a stale socket file is replaced).
+   * @throws TendrilError `apiserver.Listen`.
+   */
+  async listenUnix(path: string): Promise<void> {
+    if (existsSync(path)) unlinkSync(path);
+    const s = this.newServer();
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', (err) => reject(new TendrilError('apiserver.Listen', `listen on unix:${path}: ${err.message}`, { cause: err })));
+      s.listen(path, () => resolve());
+    });
+  }
+
+  /** Ends open watches and closes the listeners. */
+  async close(): Promise<void> {
+    for (const end of [...this.openWatches]) end();
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeAllConnections?.();
+          }),
+      ),
+    );
+  }
+
+  private send(res: ServerResponse, code: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-cache, private' });
+    res.end(text);
+  }
+
+  private fail(res: ServerResponse, err: unknown): void {
+    let status: Status;
+    if (err instanceof ApiError) status = err.status;
+    else {
+      this.log.error('request failed', { err });
+      status = internalError(err instanceof Error ? err.message : String(err)).status;
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    this.send(res, status.code, status);
+  }
+
+  private async readBody(req: IncomingMessage): Promise<unknown> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req) {
+      size += (c as Buffer).length;
+      if (size > this.maxBody) throw new ApiError(failure(413, 'BadRequest', `request entity too large: limit is ${this.maxBody}`));
+      chunks.push(c as Buffer);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (text.trim() === '') return undefined;
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw badRequest(`error decoding request body as JSON: ${(err as Error).message}`);
+    }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const method = req.method ?? 'GET';
+    this.log.debug('request', { method, path: url.pathname + url.search });
+    if (path === '/healthz' || path === '/livez' || path === '/readyz') {
+      const ok = path !== '/readyz' || this.ready();
+      res.writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' });
+      res.end(ok ? 'ok' : 'not ready');
+      return;
+    }
+    if (path === '/version') return this.send(res, 200, SERVER_VERSION);
+    if (path === '/api') return this.send(res, 200, apiVersions(this.address));
+    if (path === '/apis') return this.send(res, 200, apiGroupList());
+    const seg = path.split('/').slice(1).map(decodeURIComponent);
+    let group: string;
+    let version: string;
+    let rest: string[];
+    if (seg[0] === 'api' && seg.length >= 2) {
+      group = '';
+      version = seg[1]!;
+      rest = seg.slice(2);
+    } else if (seg[0] === 'apis' && seg.length >= 2) {
+      group = seg[1]!;
+      if (seg.length === 2) {
+        const g = apiGroup(group);
+        if (!g) throw notFoundPath(url.pathname);
+        return this.send(res, 200, g);
+      }
+      version = seg[2]!;
+      rest = seg.slice(3);
+    } else {
+      throw notFoundPath(url.pathname);
+    }
+    if (rest.length === 0) {
+      const list = resourceList(group, version);
+      if (!list) throw notFoundPath(url.pathname);
+      return this.send(res, 200, list);
+    }
+    // Resource routing: [namespaces/NS/]PLURAL[/NAME[/SUB]]
+    let namespace: string | undefined;
+    if (rest[0] === 'namespaces' && rest.length >= 3 && group === '' && !['status', 'finalize'].includes(rest[2]!)) {
+      namespace = rest[1];
+      rest = rest.slice(2);
+    } else if (rest[0] === 'namespaces' && rest.length >= 3 && group !== '') {
+      namespace = rest[1];
+      rest = rest.slice(2);
+    }
+    const info = resourceForPath(group, version, rest[0]!);
+    if (!info) throw notFoundPath(url.pathname);
+    if (namespace !== undefined && !info.namespaced) throw notFoundPath(url.pathname);
+    const name = rest[1];
+    let sub = rest[2];
+    if (rest.length > 3) throw notFoundPath(url.pathname);
+    if (sub === 'finalize' && info.kind === 'Namespace') sub = undefined;
+    if (sub !== undefined && !info.subresources.includes(sub)) throw notFoundPath(url.pathname);
+    const q = url.searchParams;
+    const dryRun = q.getAll('dryRun').includes('All');
+    switch (method) {
+      case 'GET':
+        if (name === undefined) {
+          const opts = listOptions(q, namespace);
+          if (q.get('watch') === 'true' || q.get('watch') === '1') return this.watch(req, res, info, opts, q);
+          const list = this.registry.list(info, opts);
+          if (wantsTable(req)) return this.send(res, 200, toTable(info.kind, list.items, list.metadata.resourceVersion, includeObject(q)));
+          return this.send(res, 200, list);
+        } else {
+          const obj = this.registry.get(info, namespace, name);
+          if (wantsTable(req)) return this.send(res, 200, toTable(info.kind, [obj], obj.metadata.resourceVersion ?? '', includeObject(q)));
+          return this.send(res, 200, obj);
+        }
+      case 'POST': {
+        if (name !== undefined) throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+        const body = (await this.readBody(req)) as KubeObject;
+        if (!body) throw badRequest('the request body is empty: send the object to create');
+        const created = await this.registry.create(info, namespace, body, { dryRun });
+        return this.send(res, 201, created);
+      }
+      case 'PUT': {
+        if (name === undefined) throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+        const body = (await this.readBody(req)) as KubeObject;
+        if (!body) throw badRequest('the request body is empty: send the object to update');
+        const updated = await this.registry.update(info, namespace, name, body, { subresource: sub, dryRun });
+        return this.send(res, 200, updated);
+      }
+      case 'PATCH': {
+        if (name === undefined) throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+        const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
+        if (ct !== 'application/merge-patch+json' && ct !== 'application/strategic-merge-patch+json') {
+          throw new ApiError(
+            failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got "${ct}")`),
+          );
+        }
+        const patch = await this.readBody(req);
+        const updated = await this.registry.patch(info, namespace, name, patch ?? {}, { subresource: sub, dryRun });
+        return this.send(res, 200, updated);
+      }
+      case 'DELETE': {
+        const body = (await this.readBody(req)) as Record<string, unknown> | undefined;
+        const opts = deleteOptions(q, body);
+        if (name === undefined) {
+          const list = this.registry.list(info, listOptions(q, namespace));
+          const deleted: KubeObject[] = [];
+          for (const o of list.items) {
+            try {
+              deleted.push(await this.registry.delete(info, o.metadata.namespace, o.metadata.name!, opts));
+            } catch (err) {
+              if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+            }
+          }
+          return this.send(res, 200, { ...list, items: deleted });
+        }
+        if (sub) throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+        const gone = await this.registry.delete(info, namespace, name, opts);
+        return this.send(res, 200, gone.metadata.deletionTimestamp || info.kind !== 'Namespace' ? gone : success({ name, kind: info.plural, uid: gone.metadata.uid }));
+      }
+      default:
+        throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+    }
+  }
+
+  private watch(req: IncomingMessage, res: ServerResponse, info: ResourceInfo, opts: ListOptions, q: URLSearchParams): void {
+    const rv = q.get('resourceVersion') ?? '';
+    const bookmarks = q.get('allowWatchBookmarks') === 'true';
+    const timeoutS = Number(q.get('timeoutSeconds') ?? '0');
+    const pending: string[] = [];
+    let started = false;
+    const write = (line: string) => {
+      if (!started) pending.push(line);
+      else res.write(line);
+    };
+    let handle;
+    try {
+      handle = this.registry.watch(info, { ...opts, resourceVersion: rv }, (ev) => write(JSON.stringify({ type: ev.type, object: ev.object }) + '\n'));
+    } catch (err) {
+      if (err instanceof ApiError && err.httpCode === 410) {
+        // Kubernetes answers 200 and sends an ERROR event carrying the 410 Status.
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache, private' });
+        res.end(JSON.stringify({ type: 'ERROR', object: err.status }) + '\n');
+        return;
+      }
+      throw err;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache, private' });
+    res.flushHeaders();
+    started = true;
+    if (pending.length) res.write(pending.join(''));
+    const timers: NodeJS.Timeout[] = [];
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      handle.close();
+      for (const t of timers) clearTimeout(t);
+      this.openWatches.delete(end);
+      res.end();
+    };
+    this.openWatches.add(end);
+    if (bookmarks) {
+      const t = setInterval(() => {
+        res.write(
+          JSON.stringify({ type: 'BOOKMARK', object: { kind: info.kind, apiVersion: info.group ? `${info.group}/${info.version}` : info.version, metadata: { resourceVersion: String(this.registry.currentRevision()) } } }) + '\n',
+        );
+      }, this.bookmarkMs);
+      t.unref();
+      timers.push(t);
+    }
+    if (timeoutS > 0) {
+      const t = setTimeout(end, timeoutS * 1000);
+      t.unref();
+      timers.push(t);
+    }
+    req.on('close', end);
+    res.on('close', end);
+  }
+}
+
+function notFoundPath(path: string): ApiError {
+  return new ApiError(failure(404, 'NotFound', `the server could not find the requested resource (${path})`, {}));
+}
+
+function listOptions(q: URLSearchParams, namespace: string | undefined): ListOptions {
+  const opts: ListOptions = {};
+  if (namespace) opts.namespace = namespace;
+  const ls = q.get('labelSelector');
+  if (ls) opts.labelSelector = parseLabelSelector(ls);
+  const fs = q.get('fieldSelector');
+  if (fs) opts.fieldSelector = parseFieldSelector(fs);
+  return opts;
+}
+
+function deleteOptions(q: URLSearchParams, body: Record<string, unknown> | undefined): DeleteOptions {
+  const o: DeleteOptions = {};
+  const pp = (q.get('propagationPolicy') ?? body?.propagationPolicy) as string | undefined;
+  if (pp) {
+    if (!['Background', 'Foreground', 'Orphan'].includes(pp)) throw badRequest(`propagationPolicy "${pp}" is not supported (Background, Foreground, Orphan)`);
+    o.propagationPolicy = pp as DeleteOptions['propagationPolicy'];
+  }
+  const gp = q.get('gracePeriodSeconds') ?? body?.gracePeriodSeconds;
+  if (gp !== undefined && gp !== null) o.gracePeriodSeconds = Number(gp);
+  if (body?.orphanDependents === true) o.propagationPolicy = 'Orphan';
+  const pre = body?.preconditions as DeleteOptions['preconditions'] | undefined;
+  if (pre) o.preconditions = pre;
+  return o;
+}
+
+function wantsTable(req: IncomingMessage): boolean {
+  const accept = req.headers.accept ?? '';
+  return /as=Table/.test(accept) && /g=meta\.k8s\.io/.test(accept);
+}
+
+function includeObject(q: URLSearchParams): 'None' | 'Object' | 'Metadata' {
+  const v = q.get('includeObject');
+  return v === 'None' || v === 'Object' ? v : 'Metadata';
+}
