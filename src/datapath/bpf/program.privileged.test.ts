@@ -3,61 +3,14 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { privilegedTest } from '../../../test/helpers/privileged.js';
 import { BPFFS_ROOT } from '../../util/paths.js';
-import { asm, Helper, R0, R1, R2, R3, R6, R10 } from './asm/index.js';
+import { asm, R0, R1, R2 } from './asm/index.js';
 import { u32, u64 } from './codec.js';
 import { AsmError, VerifierError } from './errors.js';
 import { liveFds } from './fd.js';
 import { newMap } from './map.js';
 import { loadProgram, openPinnedProgram } from './program.js';
-import { uniqueName } from './testing.js';
-import { MapType, ProgramType, SkBuffCtx, TcAction } from './types.js';
-
-/** An Ethernet + IPv4 + UDP frame to `dport`. */
-export function udpFrame(dport: number): Buffer {
-  const f = Buffer.alloc(14 + 20 + 8 + 4);
-  f.writeUInt16BE(0x0800, 12);
-  f[14] = 0x45;
-  f.writeUInt16BE(20 + 8 + 4, 16);
-  f[14 + 8] = 64;
-  f[14 + 9] = 17;
-  Buffer.from([10, 0, 0, 1, 10, 0, 0, 2]).copy(f, 26);
-  f.writeUInt16BE(1234, 34);
-  f.writeUInt16BE(dport, 36);
-  f.writeUInt16BE(12, 38);
-  return f;
-}
-
-/** SchedCls: drop IPv4/UDP to `port`, pass everything else; count drops in `counter[0]`. */
-export function dropUdpPort(port: number, counter: { fd: number; name: string }) {
-  return [
-    asm.mov.reg(R6, R1),
-    asm.ldxw(R2, R6, SkBuffCtx.data),
-    asm.ldxw(R3, R6, SkBuffCtx.dataEnd),
-    asm.mov.reg(R1, R2),
-    asm.add.imm(R1, 14 + 20 + 8),
-    asm.jgt.reg(R1, R3, 'pass'),
-    asm.ldxh(R1, R2, 12),
-    asm.jne.imm(R1, 0x0008, 'pass'), // ETH_P_IP, loaded little-endian
-    asm.ldxb(R1, R2, 14 + 9),
-    asm.jne.imm(R1, 17, 'pass'),
-    asm.ldxh(R1, R2, 14 + 20 + 2),
-    asm.be16(R1),
-    asm.jne.imm(R1, port, 'pass'),
-    asm.mov.imm(R1, 0),
-    asm.stxw(R10, -4, R1),
-    asm.loadMapPtr(R1, counter),
-    asm.mov.reg(R2, R10),
-    asm.add.imm(R2, -4),
-    asm.call(Helper.MapLookupElem),
-    asm.jeq.imm(R0, 0, 'drop'),
-    asm.mov.imm(R1, 1),
-    asm.atomicAdd(R0, 0, R1, 'dw'),
-    asm.label('drop'),
-    asm.retImm(TcAction.Drop),
-    asm.label('pass'),
-    asm.retImm(TcAction.Pass),
-  ];
-}
+import { dropUdpPort, udpFrame, uniqueName } from './testing.js';
+import { MapType, ProgramType, TcAction } from './types.js';
 
 privilegedTest('privileged: a SchedCls program loads and test-runs on crafted packets', () => {
   const before = liveFds().length;
