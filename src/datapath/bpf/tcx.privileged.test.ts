@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { privilegedTest } from '../../../test/helpers/privileged.js';
 import { BPFFS_ROOT } from '../../util/paths.js';
-import { asm, Helper, R0, R1, R2, R3, R4, R6, R10 } from './asm/index.js';
+import { asm, Helper, R1, R2, R3, R4, R6, R10 } from './asm/index.js';
 import { u32, u64 } from './codec.js';
 import { BpfError } from './errors.js';
 import { haveTcx } from './features.js';
