@@ -14,10 +14,10 @@ import { nopLogger } from '../util/log.js';
 import type { EndpointInfo, EndpointRegistration } from './api/types.js';
 
 /** Finds a pod's labels (and UID); undefined when the pod is not known (yet). */
-export type PodLookup = (namespace: string, name: string) => Promise<{ labels: Record<string, string>; uid?: string } | undefined>;
+export type PodLookup = (namespace: string, name: string) => Promise<{ labels: Record<string, string>; uid?: string; serviceAccount?: string } | undefined>;
 
 /** Resolves the security identity of a pod's labels in a namespace. May allocate. */
-export type IdentityResolver = (o: { namespace: string; labels: Record<string, string> }) => Promise<number>;
+export type IdentityResolver = (o: { namespace: string; labels: Record<string, string>; serviceAccount?: string }) => Promise<number>;
 
 export type EndpointListener = (event: 'upsert' | 'delete', ep: EndpointInfo) => void;
 
@@ -147,12 +147,16 @@ export class EndpointManager {
     const k = key(ep.containerId, ep.ifName);
     try {
       let labels = ep.labels;
+      let serviceAccount: string | undefined;
       if (this.o.podLookup && ep.podName) {
         const pod = await this.o.podLookup(ep.podNamespace, ep.podName);
         if (!pod) throw new Error(`pod ${ep.podNamespace}/${ep.podName} not found (yet)`);
         labels = pod.labels;
+        serviceAccount = pod.serviceAccount;
       }
-      const identity = this.o.resolveIdentity ? await this.o.resolveIdentity({ namespace: ep.podNamespace, labels }) : 0;
+      const identity = this.o.resolveIdentity
+        ? await this.o.resolveIdentity({ namespace: ep.podNamespace, labels, ...(serviceAccount ? { serviceAccount } : {}) })
+        : 0;
       const cur = this.byContainer.get(k);
       if (!cur || cur.id !== ep.id || this.stopped) return;
       if (cur.identity === identity && cur.state === 'ready' && JSON.stringify(cur.labels) === JSON.stringify(labels)) return;

@@ -1,0 +1,212 @@
+/**
+ * The cluster operator (one per cluster, in the control plane):
+ * - identities (CRD mode): allocates the security identity of every pod's
+ *   label set as a CiliumIdentity object, with the cluster ID in bits 16-23,
+ *   and garbage-collects identities no pod uses any more;
+ * - IPAM: gives a Node without spec.podCIDR a free /24 of the cluster's pod CIDR;
+ * - a status file (operator-status.json) that `tendril status` reads.
+ */
+import { writeFileSync, renameSync } from 'node:fs';
+import { CoreV1Api, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { KubeClient } from '../k8s/client.js';
+import { IdentityAllocator } from '../identity/allocator.js';
+import type { Logger } from '../util/log.js';
+import { KindWatcher, kubeConfigFor } from '../agent/k8s/watcher.js';
+import { endpointIdentityLabels } from '../agent/identity-labels.js';
+import { labelsString } from '../identity/labels.js';
+import { CrdIdentityBackend } from './crd-identity-backend.js';
+import { cidrContains, formatCIDR, parseCIDR, cidrsOverlap } from '../lab/ipmath.js';
+
+export interface OperatorConfig {
+  apiServerURL: string;
+  clusterName: string;
+  clusterId: number;
+  /** The cluster's pod CIDR, for nodes without one. */
+  clusterPodCIDR?: string;
+  gcIntervalMs: number;
+  /** Unused identities are removed after this long (default: gcIntervalMs). */
+  gcGraceMs?: number;
+  statusFile?: string;
+}
+
+export interface OperatorStatus {
+  pid: number;
+  startedAt: string;
+  updatedAt: string;
+  clusterName: string;
+  clusterId: number;
+  synced: boolean;
+  identities: number;
+  podsWithIdentity: number;
+  gcReleased: number;
+  lastError?: string;
+}
+
+/** The operator's control loops. */
+export class Operator {
+  readonly kube: KubeClient;
+  readonly allocator: IdentityAllocator;
+  private readonly pods: KindWatcher<V1Pod>;
+  private readonly nodes: KindWatcher<V1Node>;
+  /** pod "ns/name" -> canonical labels it holds a reference for */
+  private readonly held = new Map<string, string>();
+  private readonly idOf = new Map<string, number>();
+  private stopGC: (() => void) | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private readonly st: OperatorStatus;
+  private readonly log: Logger;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly config: OperatorConfig,
+    logger: Logger,
+  ) {
+    this.log = logger.child({ subsys: 'operator' });
+    this.kube = new KubeClient({ server: config.apiServerURL, timeoutMs: 10_000 });
+    this.allocator = new IdentityAllocator(new CrdIdentityBackend(this.kube), {
+      clusterId: config.clusterId,
+      gcGracePeriodMs: config.gcGraceMs ?? config.gcIntervalMs,
+      logger: this.log,
+    });
+    const kc = kubeConfigFor(config.apiServerURL);
+    const core = kc.makeApiClient(CoreV1Api);
+    const problem = (cause: string | undefined) => {
+      if (cause) this.st.lastError = cause;
+    };
+    this.pods = new KindWatcher<V1Pod>({ name: 'pods', kc, path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), logger: this.log, onProblem: problem });
+    this.nodes = new KindWatcher<V1Node>({ name: 'nodes', kc, path: '/api/v1/nodes', list: () => core.listNode(), logger: this.log, onProblem: problem });
+    const now = new Date().toISOString();
+    this.st = { pid: process.pid, startedAt: now, updatedAt: now, clusterName: config.clusterName, clusterId: config.clusterId, synced: false, identities: 0, podsWithIdentity: 0, gcReleased: 0 };
+  }
+
+  async start(): Promise<void> {
+    const onPod = (p: V1Pod) => this.enqueue(() => this.syncPod(p));
+    this.pods.on('add', onPod).on('update', onPod).on('delete', (p) => this.enqueue(() => this.dropPod(key(p))));
+    const onNode = (n: V1Node) => this.enqueue(() => this.syncNode(n));
+    this.nodes.on('add', onNode).on('update', onNode);
+    void this.pods.start();
+    void this.nodes.start();
+    await Promise.all([this.pods.synced, this.nodes.synced]);
+    this.st.synced = true;
+    this.stopGC = this.allocator.startGC({
+      intervalMs: this.config.gcIntervalMs,
+      inUse: async () => {
+        const before = (await this.allocator.list()).length;
+        setTimeout(() => void this.countAfterGC(before), 200);
+        return this.idOf.values();
+      },
+    });
+    this.writeStatus();
+    this.statusTimer = setInterval(() => void this.refreshStatus(), 5000);
+  }
+
+  private async countAfterGC(before: number): Promise<void> {
+    try {
+      const after = (await this.allocator.list()).length;
+      if (after < before) this.st.gcReleased += before - after;
+    } catch {
+      // counted next time
+    }
+  }
+
+  private enqueue(fn: () => Promise<void>): void {
+    this.queue = this.queue.then(fn).catch((err) => {
+      this.st.lastError = (err as Error).message;
+      this.log.warn('operator task failed', { error: err });
+    });
+  }
+
+  /** Allocates (or re-allocates on label change) the identity of one pod. */
+  private async syncPod(p: V1Pod): Promise<void> {
+    const k = key(p);
+    const done = p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' || p.metadata?.deletionTimestamp;
+    if (done || p.spec?.hostNetwork) return this.dropPod(k);
+    const labels = endpointIdentityLabels(
+      { namespace: p.metadata?.namespace ?? 'default', labels: p.metadata?.labels ?? {}, ...(p.spec?.serviceAccountName ? { serviceAccount: p.spec.serviceAccountName } : {}) },
+      this.config.clusterName,
+    );
+    const canon = labelsString(labels);
+    if (this.held.get(k) === canon) return;
+    if (this.held.has(k)) await this.dropPod(k);
+    const a = await this.retry(() => this.allocator.allocate(labels), `allocate identity for ${k}`);
+    this.held.set(k, canon);
+    this.idOf.set(k, a.id);
+    if (a.isNew) this.log.info('identity allocated', { id: a.id, labels: canon, pod: k });
+  }
+
+  private async dropPod(k: string): Promise<void> {
+    const canon = this.held.get(k);
+    if (canon === undefined) return;
+    this.held.delete(k);
+    this.idOf.delete(k);
+    await this.allocator.release(canon);
+  }
+
+  private async retry<T>(fn: () => Promise<T>, what: string): Promise<T> {
+    let delay = 200;
+    for (let i = 0; ; i++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (i >= 6) throw err;
+        this.log.warn(`${what} failed, retrying`, { error: err, retryInMs: delay });
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  /** Gives a node without a pod CIDR the first free /24 of the cluster's pod CIDR. */
+  private async syncNode(n: V1Node): Promise<void> {
+    if (n.spec?.podCIDR || !this.config.clusterPodCIDR || !n.metadata?.name) return;
+    const cluster = parseCIDR(this.config.clusterPodCIDR, 'cluster pod CIDR');
+    const used = this.nodes
+      .list()
+      .map((x) => x.spec?.podCIDR)
+      .filter((c): c is string => !!c)
+      .map((c) => parseCIDR(c));
+    for (let i = 0; i < 2 ** Math.max(0, 24 - cluster.bits); i++) {
+      const c = { base: (cluster.base + i * 256) >>> 0, bits: 24 };
+      if (!cidrContains(cluster, formatCIDR(c).split('/')[0]!)) break;
+      if (used.some((u) => cidrsOverlap(u, c))) continue;
+      await this.kube.patch('v1', 'Node', n.metadata.name, { spec: { podCIDR: formatCIDR(c), podCIDRs: [formatCIDR(c)] } });
+      this.log.info('assigned pod CIDR', { node: n.metadata.name, podCIDR: formatCIDR(c) });
+      return;
+    }
+    this.st.lastError = `no free /24 left in ${this.config.clusterPodCIDR} for node ${n.metadata.name}`;
+  }
+
+  private async refreshStatus(): Promise<void> {
+    try {
+      const ids = await this.allocator.list();
+      this.st.identities = ids.filter((r) => r.id >> 16 === this.config.clusterId).length;
+    } catch (err) {
+      this.st.lastError = (err as Error).message;
+    }
+    this.writeStatus();
+  }
+
+  private writeStatus(): void {
+    this.st.updatedAt = new Date().toISOString();
+    this.st.podsWithIdentity = this.held.size;
+    if (!this.config.statusFile) return;
+    const tmp = `${this.config.statusFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(this.st, null, 1));
+    renameSync(tmp, this.config.statusFile);
+  }
+
+  status(): OperatorStatus {
+    return { ...this.st, podsWithIdentity: this.held.size };
+  }
+
+  async stop(): Promise<void> {
+    this.stopGC?.();
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    await Promise.all([this.pods.stop(), this.nodes.stop()]);
+    this.kube.close();
+  }
+}
+
+function key(p: V1Pod): string {
+  return `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
+}
