@@ -96,6 +96,7 @@ privilegedTest('privileged: cgroup connect4 rewrites a real TCP connection insid
 });
 
 privilegedTest('privileged: cgroup attach falls back to PROG_ATTACH and detaches on close', async () => {
+  const before = liveFds().length + 1; // + the svc map, still open at the check
   const ns = makeNetns('c4l');
   const cg = makeCgroup('c4l');
   let svc: BpfMap<AddrPort, AddrPort> | undefined;
@@ -114,6 +115,8 @@ privilegedTest('privileged: cgroup attach falls back to PROG_ATTACH and detaches
     });
     link = attachCgroup(prog, { cgroup: cg.path, attachType: AttachType.CgroupInet4Connect, forceLegacy: true });
     assert.equal(link.kind, 'prog_attach');
+    // The attachment keeps its own program reference: closing ours does not break detach.
+    prog.close();
     const client = () =>
       runProcess('sh', ['-c', `echo $$ > ${cg.path}/cgroup.procs && exec nsenter --net=${ns.path} ${process.execPath} -e "${CLIENT}"`]);
     const r = await client();
@@ -122,6 +125,7 @@ privilegedTest('privileged: cgroup attach falls back to PROG_ATTACH and detaches
     link = undefined;
     const d = await client();
     assert.notEqual(d.code, 0);
+    assert.equal(liveFds().length, before);
   } finally {
     link?.close();
     prog?.close();

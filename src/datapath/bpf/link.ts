@@ -110,11 +110,12 @@ export class ProgAttachment implements Link {
   readonly pinnedPath = undefined;
   #attached = true;
   readonly #cgroup: string;
-  readonly #program: Program;
+  /** Our own reference to the program, so detach works after the caller closes theirs. */
+  readonly #program: FD;
   readonly #attachType: number;
 
   constructor(program: Program, cgroup: string, attachType: number, description: string) {
-    this.#program = program;
+    this.#program = programFdById(program.info().id, description);
     this.#cgroup = cgroup;
     this.#attachType = attachType;
     this.description = description;
@@ -134,11 +135,12 @@ export class ProgAttachment implements Link {
     try {
       const attr = stableBuffer(BPF_ATTR_SIZE);
       attr.writeUInt32LE(cg, 0);
-      attr.writeUInt32LE(this.#program.fd, 4);
+      attr.writeUInt32LE(this.#program.raw, 4);
       attr.writeUInt32LE(this.#attachType, 8);
       const r = bpfAddr(Cmd.ProgDetach, addressOf(attr), BPF_ATTR_SIZE);
       if (r < 0) throw bpfError(Cmd.ProgDetach, -r, `detach ${this.description}`);
       this.#attached = false;
+      this.#program.close();
     } finally {
       closeFd(cg);
     }
@@ -147,6 +149,15 @@ export class ProgAttachment implements Link {
   close(): void {
     this.detach();
   }
+}
+
+/** Opens a new fd for a program by its id. */
+function programFdById(id: number, what: string): FD {
+  const attr = stableBuffer(BPF_ATTR_SIZE);
+  attr.writeUInt32LE(id, 0);
+  const r = bpfAddr(Cmd.ProgGetFdById, addressOf(attr), BPF_ATTR_SIZE);
+  if (r < 0) throw bpfError(Cmd.ProgGetFdById, -r, `reference program of ${what}`);
+  return new FD(r, 'program', what);
 }
 
 /** Options of attachCgroup. */
