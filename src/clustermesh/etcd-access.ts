@@ -11,7 +11,8 @@
  * remote-* users no longer allowed, and enables auth.
  */
 import type { EtcdKVStore } from '../kvstore/etcd.js';
-import { remoteClusterUser, remoteReadOnlyRole, removeEtcdUser, setupEtcdAuth, type EtcdRoleSpec } from '../kvstore/etcd-auth.js';
+import { REMOTE_READ_PREFIXES, REMOTE_ROLE, remoteClusterUser, removeEtcdUser, setupEtcdAuth, type EtcdRoleSpec } from '../kvstore/etcd-auth.js';
+import { HEARTBEAT_KEY } from './keys.js';
 import { remoteClientCN } from './certs.js';
 
 /** CN and etcd user of the local agents and operator. */
@@ -25,6 +26,19 @@ export function localAgentRole(): EtcdRoleSpec {
 }
 
 /**
+ * The remote clusters' role: read cilium/state/, cilium/cluster-config/,
+ * cilium/synced/ and the heartbeat. The heartbeat is granted as a prefix
+ * (not one key) because a watch is a range request: etcd checks the watch's
+ * whole range [cilium/.heartbeat, cilium/.heartbeaU) against the role.
+ */
+export function meshRemoteRole(): EtcdRoleSpec {
+  return {
+    name: REMOTE_ROLE,
+    permissions: [...REMOTE_READ_PREFIXES.map((prefix) => ({ prefix, access: 'read' as const })), { prefix: HEARTBEAT_KEY, access: 'read' }],
+  };
+}
+
+/**
  * Sets up roles and users so exactly `readers` (remote cluster names) may
  * read this etcd, then enables auth. Call with the root client.
  * @throws KVStoreError from etcd.
@@ -32,7 +46,7 @@ export function localAgentRole(): EtcdRoleSpec {
 export async function applyMeshAccess(root: EtcdKVStore, readers: string[]): Promise<{ removed: string[] }> {
   const wanted = new Set(readers.map(remoteClientCN));
   await setupEtcdAuth(root, {
-    roles: [remoteReadOnlyRole(), localAgentRole()],
+    roles: [meshRemoteRole(), localAgentRole()],
     users: [{ name: LOCAL_AGENT_USER, roles: [LOCAL_AGENT_USER] }, ...[...wanted].map((cn) => remoteClusterUser(cn))],
   });
   const removed: string[] = [];

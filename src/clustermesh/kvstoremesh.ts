@@ -46,6 +46,8 @@ export interface RemoteClusterConfig {
   /** The cluster ID connect saw; a different ID at runtime drains and reconnects the remote. */
   clusterId: number;
   endpoints: string[];
+  /** Changes when connect re-issues credentials (a change reconnects). */
+  version?: string;
 }
 
 /** Opens a KVStore client to a remote's etcd (with its CA and our client certificate). */
@@ -117,7 +119,7 @@ export class KVStoreMesh {
         this.log.info('remote cluster removed: draining its cached state', { remote: name });
         await m.stop();
         await m.drain();
-      } else if (c.clusterId !== m.config.clusterId || c.endpoints.join(',') !== m.config.endpoints.join(',')) {
+      } else if (c.clusterId !== m.config.clusterId || c.endpoints.join(',') !== m.config.endpoints.join(',') || c.version !== m.config.version) {
         this.log.info('remote cluster reconfigured: reconnecting', { remote: name });
         await m.stop();
         const n = new RemoteMirror(c, this.opts, this.log, (id) => this.idUsedByOther(name, id));

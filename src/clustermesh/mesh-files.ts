@@ -43,8 +43,14 @@ export interface MeshConfig {
   clusterId: number;
   maxConnectedClusters: number;
   serviceType: ServiceType;
-  /** The control-plane address etcd listens on (agents connect here, port 2379). */
+  /** The control-plane address etcd listens on (agents connect to https://<listenIP>:2379). */
   listenIP: string;
+  /** Every client URL etcd listens on (all mutual TLS). */
+  etcdClientURLs: string[];
+  /** The URL the apiserver daemon uses for its own etcd (https://127.0.0.1:2379 inside the control plane's netns). */
+  localEndpoint: string;
+  /** Where the syncer reads the cluster's API server. */
+  apiServerURL: string;
   /** What remote clusters dial: https://<node ip>:32379 (NodePort) or https://<pool ip>:2379 (LoadBalancer). */
   accessEndpoints: string[];
   /** The extra address added to the control plane node for LoadBalancer (undefined for NodePort). */

@@ -4,6 +4,8 @@
  * fills a store with one cluster's exported state the way the syncer does.
  */
 import { KVStoreError } from '../kvstore/errors.js';
+import type { KubeObject } from '../k8s/objects.js';
+import type { ObjectSource, SourceHandlers, SyncerSources } from './syncer.js';
 import type { KVPair, KVStore, Lease, LeaseOptions, Watch, WatchEvent, WatchOptions } from '../kvstore/types.js';
 import {
   clusterConfigKey,
@@ -160,4 +162,58 @@ export function fakeClusterService(cluster: string, clusterID: number, name: str
     shared: true,
     clusterID,
   };
+}
+
+/** An ObjectSource fed by the test (objects in, synced when told). */
+export class FakeSource {
+  private h: SourceHandlers | undefined;
+  private readonly objs = new Map<string, KubeObject>();
+  private isSynced = false;
+  readonly source: ObjectSource = async (h) => {
+    this.h = h;
+    for (const o of this.objs.values()) h.upsert(o);
+    if (this.isSynced) h.synced();
+    return { stop: async () => void (this.h = undefined) };
+  };
+  add(...objs: KubeObject[]): void {
+    for (const o of objs) {
+      this.objs.set(`${o.metadata.namespace ?? ''}/${o.metadata.name}`, o);
+      this.h?.upsert(o);
+    }
+  }
+  del(o: KubeObject): void {
+    this.objs.delete(`${o.metadata.namespace ?? ''}/${o.metadata.name}`);
+    this.h?.remove(o);
+  }
+  synced(): void {
+    this.isSynced = true;
+    this.h?.synced();
+  }
+}
+
+/** Six FakeSources, already synced (empty), as SyncerSources. */
+export function fakeSources() {
+  const s = {
+    nodes: new FakeSource(),
+    services: new FakeSource(),
+    endpointSlices: new FakeSource(),
+    identities: new FakeSource(),
+    endpoints: new FakeSource(),
+    serviceExports: new FakeSource(),
+  };
+  for (const x of Object.values(s)) x.synced();
+  const sources: SyncerSources = {
+    nodes: s.nodes.source,
+    services: s.services.source,
+    endpointSlices: s.endpointSlices.source,
+    identities: s.identities.source,
+    endpoints: s.endpoints.source,
+    serviceExports: s.serviceExports.source,
+  };
+  return { fakes: s, sources };
+}
+
+/** A Node object with an InternalIP and a pod CIDR. */
+export function fakeK8sNode(name: string, ip: string, podCIDR: string): KubeObject {
+  return { apiVersion: 'v1', kind: 'Node', metadata: { name }, spec: { podCIDR }, status: { addresses: [{ type: 'InternalIP', address: ip }] } };
 }

@@ -1,0 +1,240 @@
+/**
+ * Two clustermesh-apiservers on real etcd processes (127.0.0.1, no root):
+ * mutual TLS only, etcd roles for remotes, kvstoremesh mirroring, stale on
+ * a stopped remote etcd, resync without leftovers, drain on an ID change.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEtcd, freePort, type EtcdServer } from '../../kvstore/etcd-server.js';
+import { EtcdKVStore } from '../../kvstore/etcd.js';
+import { isKVStoreError } from '../../kvstore/errors.js';
+import { createCA, issueClientCert } from '../certs.js';
+import { meshEtcdOptions, prepareMesh, connectDirection, disconnectDirection } from '../setup.js';
+import { meshPaths, readMeshConfig, remotePaths, writeMeshConfig, type MeshConfig } from '../mesh-files.js';
+import { MeshApiServer, fetchMeshStatus } from './server.js';
+import { fakeK8sNode, fakeSources } from '../testing.js';
+import { classifyMeshError } from '../errors.js';
+
+async function until(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await cond()) return;
+    } catch {
+      // retry
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface TestCluster {
+  lab: string;
+  name: string;
+  id: number;
+  config: MeshConfig;
+  etcd: EtcdServer | undefined;
+  server: MeshApiServer | undefined;
+  fakes: ReturnType<typeof fakeSources>['fakes'];
+  sources: ReturnType<typeof fakeSources>['sources'];
+}
+
+describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
+  let home: string;
+  const oldHome = process.env.TENDRIL_HOME;
+  const clusters: TestCluster[] = [];
+  const clients: EtcdKVStore[] = [];
+
+  async function makeCluster(lab: string, name: string, id: number): Promise<TestCluster> {
+    const port = await freePort();
+    const url = `https://127.0.0.1:${port}`;
+    const { config } = await prepareMesh({
+      labCluster: lab,
+      clusterName: name,
+      clusterId: id,
+      serviceType: 'NodePort',
+      listenIP: '127.0.0.1',
+      etcdClientURLs: [url],
+      accessEndpoints: [url],
+      localEndpoint: url,
+      apiServerURL: 'http://127.0.0.1:1',
+    });
+    const { fakes, sources } = fakeSources();
+    fakes.nodes.add(fakeK8sNode(`${name}-worker`, `172.30.${id}.11`, `10.${243 + id}.1.0/24`), fakeK8sNode(`${name}-worker2`, `172.30.${id}.12`, `10.${243 + id}.2.0/24`));
+    const c: TestCluster = { lab, name, id, config, etcd: undefined, server: undefined, fakes, sources };
+    clusters.push(c);
+    await startClusterEtcd(c);
+    await startServer(c);
+    return c;
+  }
+
+  async function startClusterEtcd(c: TestCluster): Promise<void> {
+    const o = meshEtcdOptions(c.config);
+    // Two etcds on one host: free peer ports, no fixed metrics port.
+    c.etcd = await startEtcd({ ...o, peerPort: undefined, extraArgs: [], logFile: join(meshPaths(c.lab).dir, 'etcd.log') });
+  }
+
+  async function startServer(c: TestCluster): Promise<void> {
+    c.server = new MeshApiServer({ labCluster: c.lab, sources: c.sources, scanIntervalMs: 200, heartbeatIntervalMs: 500 });
+    await c.server.start({ etcdWaitMs: 10_000 });
+  }
+
+  async function client(c: TestCluster, tls: { ca: string; cert?: string; key?: string }): Promise<EtcdKVStore> {
+    const s = new EtcdKVStore({ endpoints: c.config.accessEndpoints, tls, dialTimeoutMs: 1500, requestTimeoutMs: 3000 });
+    clients.push(s);
+    return s;
+  }
+
+  let c1: TestCluster;
+  let c2: TestCluster;
+
+  before(async () => {
+    home = mkdtempSync(join(tmpdir(), 'tendril-mesh-it-'));
+    process.env.TENDRIL_HOME = home;
+    c1 = await makeCluster('lab1', 'cluster1', 1);
+    c2 = await makeCluster('lab2', 'cluster2', 2);
+  });
+
+  after(async () => {
+    for (const s of clients) await s.close().catch(() => {});
+    for (const c of clusters) {
+      await c.server?.stop().catch(() => {});
+      await c.etcd?.stop().catch(() => {});
+    }
+    if (oldHome === undefined) delete process.env.TENDRIL_HOME;
+    else process.env.TENDRIL_HOME = oldHome;
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  test('each cluster exports its own state and reports healthy', async () => {
+    const st = await fetchMeshStatus('lab1');
+    assert.equal(st.cluster.name, 'cluster1');
+    assert.equal(st.etcd.ok, true);
+    await until('synced', async () => Object.values((await fetchMeshStatus('lab1')).syncer!.synced).every(Boolean));
+    const p = meshPaths('lab1');
+    const root = await client(c1, { ca: await readFile(p.caCert, 'utf8'), cert: await readFile(p.rootCert, 'utf8'), key: await readFile(p.rootKey, 'utf8') });
+    assert.ok(await root.get('cilium/state/nodes/v1/cluster1/cluster1-worker'));
+    assert.ok(await root.get('cilium/cluster-config/cluster1'));
+    assert.ok(await root.get('cilium/synced/cluster1/cilium/state/nodes/v1'));
+  });
+
+  test('mutual TLS only: no certificate, or one from another CA, is refused', async () => {
+    const ca = await readFile(meshPaths('lab1').caCert, 'utf8');
+    const noCert = await client(c1, { ca });
+    const e1 = await noCert.get('cilium/.heartbeat').then(() => undefined, (e: unknown) => e);
+    assert.ok(isKVStoreError(e1), `refused without a certificate: ${String(e1)}`);
+    assert.equal(classifyMeshError(e1), 'certificate-rejected', (e1 as Error).message);
+    const foreign = await issueClientCert(await createCA(), 'root');
+    const bad = await client(c1, { ca, cert: foreign.certPEM, key: foreign.keyPEM });
+    const e2 = await bad.get('cilium/.heartbeat').then(() => undefined, (e: unknown) => e);
+    assert.equal(classifyMeshError(e2), 'certificate-rejected', String(e2));
+  });
+
+  test('connect: each side mirrors the other; a remote certificate reads cilium/state/ but writes nothing', async () => {
+    await connectDirection('lab1', 'lab2');
+    await connectDirection('lab2', 'lab1');
+    await until('cluster1 mirrors cluster2', async () => {
+      const r = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0];
+      return r?.connected === true && r.synced && r.counts.nodes === 2;
+    });
+    await until('cluster2 mirrors cluster1', async () => (await fetchMeshStatus('lab2')).kvstoremesh.remotes[0]?.synced === true);
+    const st = await fetchMeshStatus('lab2');
+    assert.deepEqual(st.readers, ['cluster1']);
+
+    // cluster1's credentials for cluster2 (CN remote-cluster1).
+    const rp = remotePaths('lab1', 'cluster2');
+    const remote = await client(c2, { ca: await readFile(rp.caCert, 'utf8'), cert: await readFile(rp.clientCert, 'utf8'), key: await readFile(rp.clientKey, 'utf8') });
+    assert.ok(await remote.get('cilium/state/nodes/v1/cluster2/cluster2-worker'), 'may read state');
+    assert.ok(await remote.get('cilium/cluster-config/cluster2'), 'may read cluster config');
+    assert.ok(await remote.get('cilium/.heartbeat'), 'may read heartbeat');
+    for (const [what, op] of [
+      ['write state', () => remote.put('cilium/state/nodes/v1/cluster2/evil', '{}')],
+      ['delete state', () => remote.delete('cilium/state/nodes/v1/cluster2/cluster2-worker')],
+      ['write config', () => remote.put('cilium/cluster-config/cluster2', '{"id":9}')],
+      ['read the cache', () => remote.list('cilium/cache/')],
+    ] as const) {
+      const err = await (op as () => Promise<unknown>)().then(() => undefined, (e: unknown) => e);
+      assert.ok(isKVStoreError(err, 'KVSTORE_PERMISSION_DENIED'), `${what} must be denied, got ${String(err)}`);
+    }
+    assert.ok(await remote.get('cilium/state/nodes/v1/cluster2/cluster2-worker'), 'still there');
+  });
+
+  test('a stopped remote etcd: stale kept; restarted: resynced with nothing stale left', async () => {
+    const root1 = await rootClient(c1);
+    await c2.etcd!.stop();
+    c2.etcd = undefined;
+    await until('cluster2 disconnected', async () => (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0]?.connected === false);
+    const r = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0]!;
+    assert.equal(r.stale, true);
+    assert.equal(r.lastError?.reason, 'endpoint-unreachable', JSON.stringify(r.lastError));
+    assert.equal((await root1.list('cilium/cache/nodes/v1/cluster2/')).kvs.length, 2, 'last known state kept');
+    const rec = JSON.parse((await root1.get('cilium/kvstoremesh/v1/status/cluster2'))!.value) as { stale: boolean };
+    assert.equal(rec.stale, true);
+    // While it is down, cluster2 loses a node and gains one (its syncer retries the writes).
+    c2.fakes.nodes.del(fakeK8sNode('cluster2-worker2', '', ''));
+    c2.fakes.nodes.add(fakeK8sNode('cluster2-worker3', '172.30.2.13', '10.245.3.0/24'));
+    await startClusterEtcd(c2);
+    await until('cluster2 resynced', async () => {
+      const x = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0];
+      const keys = (await root1.list('cilium/cache/nodes/v1/cluster2/')).kvs.map((k) => k.key).sort();
+      return x?.connected === true && x.synced && !x.stale && keys.join() === 'cilium/cache/nodes/v1/cluster2/cluster2-worker,cilium/cache/nodes/v1/cluster2/cluster2-worker3';
+    });
+  });
+
+  test('kvstoremesh restarted: leftovers of entries deleted meanwhile are removed after the resync', async () => {
+    const root1 = await rootClient(c1);
+    await c1.server!.stop();
+    c2.fakes.nodes.del(fakeK8sNode('cluster2-worker3', '', ''));
+    const root2 = await rootClient(c2);
+    await until('gone in cluster2', async () => (await root2.get('cilium/state/nodes/v1/cluster2/cluster2-worker3')) === undefined);
+    assert.ok(await root1.get('cilium/cache/nodes/v1/cluster2/cluster2-worker3'), 'leftover present while kvstoremesh is down');
+    await startServer(c1);
+    await until('leftover removed', async () => (await root1.get('cilium/cache/nodes/v1/cluster2/cluster2-worker3')) === undefined);
+    await until('synced', async () => (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0]?.synced === true);
+  });
+
+  test('a remote whose cluster ID changes is drained and reconnected', async () => {
+    const root1 = await rootClient(c1);
+    const deletes: string[] = [];
+    const w = await root1.watchPrefix('cilium/cache/nodes/v1/cluster2/', (ev) => ev.type === 'delete' && deletes.push(ev.key));
+    try {
+      await c2.server!.stop();
+      const cfg = readMeshConfig('lab2')!;
+      await writeMeshConfig({ ...cfg, clusterId: 7 });
+      await startServer(c2);
+      await until('cluster2 seen with ID 7', async () => {
+        const r = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0];
+        return r?.clusterId === 7 && r.synced;
+      });
+      assert.ok(deletes.includes('cilium/cache/nodes/v1/cluster2/cluster2-worker'), `drained: ${deletes.join(', ')}`);
+      await until('cache rewritten with the new ID', async () => {
+        const v = await root1.get('cilium/cache/nodes/v1/cluster2/cluster2-worker');
+        return v !== undefined && (JSON.parse(v.value) as { clusterID: number }).clusterID === 7;
+      });
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('disconnect: the remote user is removed and the cache drained', async () => {
+    await disconnectDirection('lab1', 'lab2');
+    const root1 = await rootClient(c1);
+    await until('drained', async () => (await root1.list('cilium/cache/')).kvs.length === 0);
+    await until('reader revoked', async () => (await fetchMeshStatus('lab2')).readers.length === 0);
+    const rpCA = await readFile(meshPaths('lab2').caCert, 'utf8');
+    // A correctly signed certificate of a cluster that is no longer admitted is refused by etcd auth.
+    const kp = await issueClientCert(await (await import('../setup.js')).clusterCA('lab2'), 'remote-cluster1');
+    const revoked = await client(c2, { ca: rpCA, cert: kp.certPEM, key: kp.keyPEM });
+    const err = await revoked.get('cilium/state/nodes/v1/cluster2/cluster2-worker').then(() => undefined, (e: unknown) => e);
+    assert.ok(isKVStoreError(err), `refused after disconnect: ${String(err)}`);
+  });
+
+  async function rootClient(c: TestCluster): Promise<EtcdKVStore> {
+    const p = meshPaths(c.lab);
+    return client(c, { ca: await readFile(p.caCert, 'utf8'), cert: await readFile(p.rootCert, 'utf8'), key: await readFile(p.rootKey, 'utf8') });
+  }
+});

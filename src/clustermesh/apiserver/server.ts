@@ -1,0 +1,206 @@
+/**
+ * The clustermesh-apiserver, composed (main.ts runs it as a lab daemon):
+ *
+ *   local etcd (mutual TLS, as root) <- access setup (roles, users of readers/)
+ *                                    <- syncer (API server -> cilium/state/...)
+ *                                    <- kvstoremesh (remotes/ -> cilium/cache/...)
+ *   status endpoint on a Unix socket (status.sock)
+ *
+ * It re-reads remotes/ and readers/ every `scanIntervalMs` (connect and
+ * disconnect only write files), so no restart is needed to join or leave.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { EtcdKVStore } from '../../kvstore/etcd.js';
+import type { KVStore } from '../../kvstore/types.js';
+import { nopLogger, type Logger } from '../../util/log.js';
+import { TendrilError } from '../../util/errors.js';
+import { applyMeshAccess } from '../etcd-access.js';
+import { makeClusterConfig, clusterConfigKey } from '../keys.js';
+import { KVStoreMesh, type RemoteClusterConfig, type RemoteDialer } from '../kvstoremesh.js';
+import { listReaders, listRemotes, meshPaths, readMeshConfig, remotePaths, type MeshConfig } from '../mesh-files.js';
+import { fetchStatus, serveStatus, type MeshDaemonStatus } from '../status-api.js';
+import { ClusterSyncer, type SyncerSources } from '../syncer.js';
+import { apiServerSources } from '../k8s-source.js';
+import type { ServiceExporter } from '../export.js';
+import { parseDuration } from '../duration.js';
+
+export interface MeshApiServerOptions {
+  labCluster: string;
+  logger?: Logger;
+  /** How often remotes/ and readers/ are re-read (default 1000 ms). */
+  scanIntervalMs?: number;
+  /** Override the syncer's sources (tests); default: informers on the config's apiServerURL. */
+  sources?: SyncerSources;
+  exportService?: ServiceExporter;
+  /** Override how remotes are dialed (tests). */
+  dialRemote?: RemoteDialer;
+  /** Heartbeat interval (default 5000 ms). */
+  heartbeatIntervalMs?: number;
+}
+
+/** Opens a mutual-TLS client to a remote's etcd with the files connect wrote. */
+export function fileRemoteDialer(labCluster: string, options: { timeoutMs?: number; logger?: Logger } = {}): RemoteDialer {
+  return async (remote: RemoteClusterConfig): Promise<KVStore> => {
+    const p = remotePaths(labCluster, remote.name);
+    const [ca, cert, key] = await Promise.all([readFile(p.caCert, 'utf8'), readFile(p.clientCert, 'utf8'), readFile(p.clientKey, 'utf8')]);
+    return new EtcdKVStore({
+      endpoints: remote.endpoints,
+      tls: { ca, cert, key },
+      dialTimeoutMs: options.timeoutMs ?? 3000,
+      requestTimeoutMs: options.timeoutMs ?? 3000,
+      logger: options.logger,
+    });
+  };
+}
+
+/** The running daemon. */
+export class MeshApiServer {
+  private readonly log: Logger;
+  private config!: MeshConfig;
+  private local: EtcdKVStore | undefined;
+  private syncer: ClusterSyncer | undefined;
+  private mesh: KVStoreMesh | undefined;
+  private statusServer: Server | undefined;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private lastReaders = '';
+  private lastRemotes = '';
+  private readers: string[] = [];
+  private problems: string[] = [];
+  private etcdHealth: MeshDaemonStatus['etcd'] = { ok: false, endpoint: '', checkedAt: new Date().toISOString() };
+  private readonly startedAt = new Date().toISOString();
+  private stopped = false;
+
+  constructor(private readonly opts: MeshApiServerOptions) {
+    this.log = (opts.logger ?? nopLogger).child({ subsys: 'clustermesh-apiserver', cluster: opts.labCluster });
+  }
+
+  /**
+   * Starts everything: waits for etcd (up to `etcdWaitMs`), sets up access,
+   * starts the syncer, kvstoremesh and the status endpoint.
+   * @throws TendrilError when the mesh is not enabled or etcd never answers.
+   */
+  async start(options: { etcdWaitMs?: number } = {}): Promise<void> {
+    const cfg = readMeshConfig(this.opts.labCluster);
+    if (!cfg) {
+      throw new TendrilError('CLUSTERMESH_NOT_ENABLED', `cluster mesh is not enabled for ${this.opts.labCluster}`, {
+        hint: `run \`tendril clustermesh enable --context lab-${this.opts.labCluster}\``,
+      });
+    }
+    this.config = cfg;
+    const paths = meshPaths(this.opts.labCluster);
+    const [ca, cert, key] = await Promise.all([readFile(paths.caCert, 'utf8'), readFile(paths.rootCert, 'utf8'), readFile(paths.rootKey, 'utf8')]);
+    this.local = new EtcdKVStore({ endpoints: [cfg.localEndpoint], tls: { ca, cert, key }, dialTimeoutMs: 3000, requestTimeoutMs: 5000, logger: this.log });
+    this.etcdHealth.endpoint = cfg.localEndpoint;
+    this.statusServer = await serveStatus(paths.statusSocket, () => this.status());
+
+    // etcd may still be starting (it is a sibling daemon).
+    const deadline = Date.now() + (options.etcdWaitMs ?? 60_000);
+    for (;;) {
+      try {
+        await this.local.get(clusterConfigKey(cfg.clusterName));
+        break;
+      } catch (err) {
+        this.etcdHealth = { ok: false, endpoint: cfg.localEndpoint, error: (err as Error).message, checkedAt: new Date().toISOString() };
+        if (Date.now() > deadline || this.stopped) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    this.etcdHealth = { ok: true, endpoint: cfg.localEndpoint, checkedAt: new Date().toISOString() };
+    await this.scanReaders(true);
+
+    this.syncer = new ClusterSyncer({
+      store: this.local,
+      clusterName: cfg.clusterName,
+      clusterConfig: makeClusterConfig(cfg.clusterId, { maxConnectedClusters: cfg.maxConnectedClusters }),
+      sources: this.opts.sources ?? apiServerSources(cfg.apiServerURL, this.log),
+      exportService: this.opts.exportService,
+      heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+      logger: this.log,
+    });
+    await this.syncer.start();
+
+    if (cfg.kvstoremesh) {
+      this.mesh = new KVStoreMesh({
+        local: this.local,
+        localCluster: { name: cfg.clusterName, id: cfg.clusterId, maxConnectedClusters: cfg.maxConnectedClusters },
+        dial: this.opts.dialRemote ?? fileRemoteDialer(this.opts.labCluster, { logger: this.log }),
+        cacheTTLms: cfg.cacheTTL ? parseDuration(cfg.cacheTTL) : undefined,
+        logger: this.log,
+      });
+      await this.scanRemotes();
+    }
+    this.scanTimer = setInterval(() => {
+      void this.scanReaders(false).catch((err) => this.log.warn('cannot apply etcd access for readers', { error: err }));
+      void this.scanRemotes().catch((err) => this.log.warn('cannot read remotes', { error: err }));
+    }, this.opts.scanIntervalMs ?? 1000);
+    this.scanTimer.unref?.();
+    this.log.info('clustermesh-apiserver started', { clusterName: cfg.clusterName, clusterId: cfg.clusterId, endpoints: cfg.accessEndpoints });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.scanTimer);
+    await this.mesh?.stop();
+    await this.syncer?.stop();
+    await new Promise<void>((r) => (this.statusServer ? this.statusServer.close(() => r()) : r()));
+    await this.local?.close();
+  }
+
+  /** The status document (also served on the socket). */
+  async status(): Promise<MeshDaemonStatus> {
+    const cfg = this.config;
+    if (this.local && this.syncer) {
+      try {
+        const t = Date.now();
+        const kv = await this.local.get(clusterConfigKey(cfg.clusterName));
+        this.etcdHealth = { ok: true, endpoint: cfg.localEndpoint, revision: kv?.modRevision, checkedAt: new Date().toISOString() };
+        if (Date.now() - t > 2000) this.etcdHealth.error = `slow: ${Date.now() - t} ms`;
+      } catch (err) {
+        this.etcdHealth = { ok: false, endpoint: cfg.localEndpoint, error: (err as Error).message, checkedAt: new Date().toISOString() };
+      }
+    }
+    const st: MeshDaemonStatus = {
+      cluster: { name: cfg.clusterName, id: cfg.clusterId, labCluster: cfg.labCluster, maxConnectedClusters: cfg.maxConnectedClusters },
+      pid: process.pid,
+      startedAt: this.startedAt,
+      serviceType: cfg.serviceType,
+      accessEndpoints: cfg.accessEndpoints,
+      etcd: this.etcdHealth,
+      syncer: this.syncer?.status(),
+      kvstoremesh: { enabled: cfg.kvstoremesh, remotes: this.mesh?.status() ?? [] },
+      readers: [...this.readers],
+      problems: [...this.problems],
+    };
+    if (cfg.cacheTTL) st.kvstoremesh.cacheTTL = cfg.cacheTTL;
+    return st;
+  }
+
+  private async scanReaders(force: boolean): Promise<void> {
+    if (!this.local) return;
+    const readers = (await listReaders(this.opts.labCluster)).map((r) => r.name).sort();
+    const sig = readers.join(',');
+    if (!force && sig === this.lastReaders) return;
+    const { removed } = await applyMeshAccess(this.local, readers);
+    this.lastReaders = sig;
+    this.readers = readers;
+    this.log.info('etcd access applied', { readers, removed });
+  }
+
+  private async scanRemotes(): Promise<void> {
+    if (!this.mesh) return;
+    const { remotes, errors } = await listRemotes(this.opts.labCluster);
+    this.problems = errors;
+    const configs: RemoteClusterConfig[] = remotes.map((r) => ({ name: r.name, clusterId: r.clusterId, endpoints: r.endpoints, version: r.connectedAt }));
+    const sig = JSON.stringify(configs);
+    if (sig === this.lastRemotes) return;
+    this.lastRemotes = sig;
+    await this.mesh.setRemotes(configs);
+    this.log.info('remote clusters configured', { remotes: configs.map((c) => c.name) });
+  }
+}
+
+/** Reads a running daemon's status for a lab cluster (see status-api.ts). */
+export function fetchMeshStatus(labCluster: string, timeoutMs?: number): Promise<MeshDaemonStatus> {
+  return fetchStatus(meshPaths(labCluster).statusSocket, timeoutMs);
+}
