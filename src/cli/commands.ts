@@ -5,7 +5,15 @@
 import type { Command } from 'commander';
 import { register as version } from './version.js';
 import { register as lab } from './lab.js';
+import { register as run } from './run.js';
+import { register as exec } from './exec.js';
+import { register as logs } from './logs.js';
+import { register as config } from './config.js';
+import { register as apply } from './apply.js';
+import { register as get } from './get.js';
+import { register as describe } from './describe.js';
+import { register as del } from './delete.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: RegisterCommands[] = [version, lab];
+export const commandGroups: RegisterCommands[] = [version, lab, run, exec, logs, config, apply, get, describe, del];

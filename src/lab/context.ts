@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parse, stringify } from 'yaml';
+import { TendrilError } from '../util/errors.js';
 import { configPath } from '../util/paths.js';
 
 /** The context name of a lab cluster. */
@@ -80,4 +81,25 @@ export function forgetLabContext(cluster: string): void {
   doc.contexts = doc.contexts.filter((x) => x.name !== name);
   if (doc['current-context'] === name) delete doc['current-context'];
   if (JSON.stringify(doc) !== before) write(doc);
+}
+
+/** The server URL and name of a context (the given one, or the current one). Throws LAB_NO_CONTEXT. */
+export function resolveContext(context?: string): { name: string; server: string; namespace: string } {
+  const doc = read();
+  const name = context ?? doc['current-context'];
+  if (!name) {
+    throw new TendrilError('LAB_NO_CONTEXT', 'no context given and no current context set', {
+      hint: 'pass --context NAME (see `tendril config get-contexts`), or create a lab cluster with `tendril lab create NAME`',
+    });
+  }
+  const ctx = doc.contexts.find((c) => c.name === name) as { context?: { cluster?: string; namespace?: string } } | undefined;
+  if (!ctx) {
+    throw new TendrilError('LAB_NO_CONTEXT', `context "${name}" does not exist in ${configPath()}`, {
+      hint: `known contexts: ${doc.contexts.map((c) => c.name).join(', ') || '(none)'}`,
+    });
+  }
+  const cl = doc.clusters.find((c) => c.name === ctx.context?.cluster) as { cluster?: { server?: string } } | undefined;
+  const server = cl?.cluster?.server;
+  if (!server) throw new TendrilError('LAB_NO_CONTEXT', `context "${name}" names no cluster with a server`, { hint: `check ${configPath()}` });
+  return { name, server, namespace: ctx.context?.namespace ?? 'default' };
 }
