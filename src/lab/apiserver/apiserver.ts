@@ -99,7 +99,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     throw err;
   }
   const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
-  log.info('API server listening', { cluster: options.cluster, url, socket: options.socketPath, store: options.store ?? 'disk' });
+  log.info('API server listening', { cluster: options.cluster, url, socket: options.socketPath ?? 'none', store: options.store ?? 'disk' });
   return {
     url,
     port,

@@ -1,0 +1,21 @@
+/**
+ * Opens a KubeClient for a context of Tendril's config (the given one, or
+ * $TENDRIL_CONTEXT, or the current context).
+ */
+import { KubeClient } from './client.js';
+import { resolveContext, type ResolvedContext } from './kubeconfig.js';
+
+/** A client bound to a resolved context. Call client.close() when done. */
+export interface Connection {
+  client: KubeClient;
+  context: ResolvedContext;
+}
+
+/**
+ * Resolves the context and creates a client for its server.
+ * @throws TendrilError `config.UnknownContext` / `config.NoContext`.
+ */
+export function connect(contextName?: string, options: { timeoutMs?: number } = {}): Connection {
+  const context = resolveContext(contextName);
+  return { client: new KubeClient({ server: context.server, timeoutMs: options.timeoutMs }), context };
+}
