@@ -8,16 +8,11 @@
 import type { KubeObject } from '../k8s/objects.js';
 import { labelsKVValue, makeLabel, makeLabels } from '../identity/labels.js';
 import type { IPCacheEntry, MeshNode, MeshServiceExport } from './keys.js';
-import type { ClusterService } from './remote-state.js';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { ClusterService } from '../services/cluster-service.js';
+import { exportClusterService } from '../services/export.js';
 
-/** The labels/annotations the mesh reads on Services and EndpointSlices. */
-export const GLOBAL_ANNOTATION = 'service.cilium.io/global';
-export const LEGACY_GLOBAL_ANNOTATION = 'io.cilium/global-service';
-export const SHARED_ANNOTATION = 'service.cilium.io/shared';
-export const LEGACY_SHARED_ANNOTATION = 'io.cilium/shared-service';
-export const AFFINITY_ANNOTATION = 'service.cilium.io/affinity';
-/** The seed's form: an EndpointSlice labelled so marks its service global. */
-export const GLOBAL_SLICE_LABEL = 'cilium.io/global-service';
+/** The label that ties an EndpointSlice to its Service. */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 /** A Node -> the mesh's node value. Undefined if it has no usable address. */
@@ -98,54 +93,18 @@ export interface ServiceExportInput {
   slices: KubeObject[];
   cluster: string;
   clusterID: number;
+  /** An MCS ServiceExport exists for the service (makes it global and shared). */
+  exported: boolean;
 }
 
 /** Decides whether a Service is exported, and builds its ClusterService. */
 export type ServiceExporter = (input: ServiceExportInput) => ClusterService | undefined;
 
-/** True if the slice is the seed's global marker (filled by the mesh, so never a source of local backends). */
-export function isGlobalMarkerSlice(slice: KubeObject): boolean {
-  return slice.metadata.labels?.[GLOBAL_SLICE_LABEL] === 'true';
-}
-
 /**
- * The default export decision (Cilium's): global (annotation, legacy
- * annotation, or a slice labelled cilium.io/global-service=true) and shared
- * (default true). Backends are the ready endpoints of the service's ordinary
- * slices — never of the marker slice, which holds mesh-wide endpoints.
+ * The export decision of the service catalog (src/services/export.ts):
+ * global (annotation, legacy annotation, the seed's marker slice, or an MCS
+ * export) and shared; backends are the ready local endpoints, never the
+ * marker slice's mesh-filled ones; services the mesh created are never exported.
  */
-export const defaultServiceExporter: ServiceExporter = ({ service, slices, cluster, clusterID }) => {
-  const ann = service.metadata.annotations ?? {};
-  const global = ann[GLOBAL_ANNOTATION] === 'true' || ann[LEGACY_GLOBAL_ANNOTATION] === 'true' || slices.some(isGlobalMarkerSlice);
-  const shared = (ann[SHARED_ANNOTATION] ?? ann[LEGACY_SHARED_ANNOTATION] ?? 'true') !== 'false';
-  if (!global || !shared) return undefined;
-  const frontends: Record<string, Record<string, { protocol: string; port: number }>> = {};
-  const ports = (service.spec?.ports ?? []) as { name?: string; protocol?: string; port: number }[];
-  const ips: string[] = Array.isArray(service.spec?.clusterIPs) ? service.spec.clusterIPs : service.spec?.clusterIP ? [service.spec.clusterIP] : [];
-  for (const ip of ips.filter((x) => x && x !== 'None')) {
-    frontends[ip] = Object.fromEntries(ports.map((p) => [p.name ?? '', { protocol: p.protocol ?? 'TCP', port: p.port }]));
-  }
-  const backends: Record<string, Record<string, { protocol: string; port: number }>> = {};
-  for (const slice of slices) {
-    if (isGlobalMarkerSlice(slice)) continue;
-    const sp = (slice.ports ?? []) as { name?: string; protocol?: string; port?: number }[];
-    for (const ep of (slice.endpoints ?? []) as { addresses?: string[]; conditions?: { ready?: boolean } }[]) {
-      if (ep.conditions?.ready === false) continue;
-      for (const addr of ep.addresses ?? []) {
-        backends[addr] = Object.fromEntries(sp.filter((p) => typeof p.port === 'number').map((p) => [p.name ?? '', { protocol: p.protocol ?? 'TCP', port: p.port! }]));
-      }
-    }
-  }
-  return {
-    cluster,
-    namespace: service.metadata.namespace ?? 'default',
-    name: service.metadata.name ?? '',
-    frontends,
-    backends,
-    labels: { ...(service.metadata.labels ?? {}) },
-    selector: { ...((service.spec?.selector ?? {}) as Record<string, string>) },
-    includeExternal: true,
-    shared: true,
-    clusterID,
-  };
-};
+export const catalogServiceExporter: ServiceExporter = ({ service, slices, cluster, clusterID, exported }) =>
+  exportClusterService(service as unknown as V1Service, slices as unknown as V1EndpointSlice[], { cluster, clusterID, exported });

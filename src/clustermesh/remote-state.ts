@@ -14,6 +14,7 @@
  * Decoding errors skip the entry (logged, counted in `errors`); they never stop the watch.
  */
 import type { KVStore, Watch, WatchEvent } from '../kvstore/types.js';
+export type { ClusterService } from '../services/cluster-service.js';
 import { nopLogger, type Logger } from '../util/log.js';
 import {
   decodeClusterConfig,
@@ -35,17 +36,7 @@ import {
   type StateKind,
 } from './keys.js';
 
-/**
- * The service value's shape as far as this library needs it (the full type
- * is ClusterService in src/services/cluster-service.ts).
- */
-export interface ClusterService {
-  cluster: string;
-  namespace: string;
-  name: string;
-  clusterID?: number;
-  [field: string]: unknown;
-}
+import { decodeClusterService, type ClusterService } from '../services/cluster-service.js';
 
 /** What one cluster looks like through the local etcd. */
 export interface MeshClusterState {
@@ -90,7 +81,7 @@ export interface RemoteStateOptions {
   localCluster: string;
   /** Also track the own cluster's cilium/state/... (default false). */
   includeLocal?: boolean;
-  /** Decodes a service value (default: JSON.parse, checked for cluster/namespace/name). */
+  /** Decodes a service value (default: decodeClusterService of the service catalog). */
   decodeService?: (value: string) => ClusterService;
   logger?: Logger;
 }
@@ -338,9 +329,5 @@ export class RemoteState {
 }
 
 function defaultDecodeService(value: string): ClusterService {
-  const o = JSON.parse(value) as ClusterService;
-  if (typeof o !== 'object' || o === null || typeof o.cluster !== 'string' || typeof o.namespace !== 'string' || typeof o.name !== 'string') {
-    throw new Error('service value needs cluster, namespace and name');
-  }
-  return o;
+  return decodeClusterService(value);
 }

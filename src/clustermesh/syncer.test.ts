@@ -128,7 +128,7 @@ test('syncer exports nodes, global+shared services, own identities, ipcache, exp
     assert.deepEqual(ip, { ip: '10.244.1.10', identity: 65836, hostIP: '172.30.1.11', k8sNamespace: 'default', k8sPodName: 'echo-1' });
     const annotated = JSON.parse((await store.get('cilium/state/services/v1/cluster1/default/annotated'))!.value);
     assert.deepEqual(Object.keys(annotated.backends).sort(), ['10.244.1.10', '10.244.1.11'], 'ready backends only');
-    assert.deepEqual(annotated.frontends, { '10.96.0.50': { http: { protocol: 'TCP', port: 80 } } });
+    assert.deepEqual(annotated.frontends, { '10.96.0.50': { http: { Protocol: 'TCP', Port: 80 } } });
     assert.equal(annotated.clusterID, 1);
     assert.equal(annotated.shared, true);
     const seed = JSON.parse((await store.get('cilium/state/services/v1/cluster1/default/seedform'))!.value);

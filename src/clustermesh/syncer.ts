@@ -32,8 +32,9 @@ import {
   type StateKind,
 } from './keys.js';
 import { SyncStore } from './sync-store.js';
+import { encodeClusterService } from '../services/cluster-service.js';
 import {
-  defaultServiceExporter,
+  catalogServiceExporter,
   endpointToIPCache,
   identityToMesh,
   nodeToMesh,
@@ -70,7 +71,7 @@ export interface SyncerOptions {
   clusterName: string;
   clusterConfig: ClusterConfig;
   sources: SyncerSources;
-  /** The export decision for services (default: Cilium's global/shared annotations). */
+  /** The export decision for services (default: the service catalog's, src/services/export.ts). */
   exportService?: ServiceExporter;
   heartbeatIntervalMs?: number;
   logger?: Logger;
@@ -154,11 +155,11 @@ export class ClusterSyncer {
     await this.run('serviceexports', s.serviceExports, {
       upsert: (o) => {
         this.exports.set(key(o), o);
-        this.refreshExport(key(o));
+        this.refreshService(key(o));
       },
       remove: (o) => {
         this.exports.delete(key(o));
-        this.refreshExport(key(o));
+        this.refreshService(key(o));
       },
       synced: () => this.servicesPartSynced('serviceexports'),
     });
@@ -281,14 +282,15 @@ export class ClusterSyncer {
     const k = serviceKey(this.opts.clusterName, ns, name);
     const svc = this.services.get(sk);
     const cs = svc
-      ? (this.opts.exportService ?? defaultServiceExporter)({
+      ? (this.opts.exportService ?? catalogServiceExporter)({
           service: svc,
           slices: [...(this.slicesBySvc.get(sk)?.values() ?? [])],
           cluster: this.opts.clusterName,
           clusterID: this.opts.clusterConfig.id,
+          exported: this.exports.has(sk),
         })
       : undefined;
-    if (cs) this.stores.services.upsert(k, JSON.stringify(cs));
+    if (cs) this.stores.services.upsert(k, encodeClusterService(cs));
     else this.stores.services.remove(k);
     this.refreshExport(sk);
   }
