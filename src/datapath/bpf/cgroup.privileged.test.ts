@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { privilegedTest } from '../../../test/helpers/privileged.js';
 import { asm, R0, R1, R2, R6, R7, R10, Helper } from './asm/index.js';
-import { be16, ipv4, pad, struct } from './codec.js';
+import { be16, ipv4, pad, struct, type CodecValue } from './codec.js';
 import { liveFds } from './fd.js';
 import { attachCgroup, type Link } from './link.js';
 import { newMap, type BpfMap } from './map.js';
@@ -10,7 +10,7 @@ import { makeCgroup, makeNetns, runProcess, startProcess, stopProcess } from './
 import { AttachType, MapType, ProgramType, SockAddrCtx } from './types.js';
 
 const addrPort = struct('addr_port', 8, { ip: [0, ipv4], port: [4, be16], pad: [6, pad(2)] });
-type AddrPort = { ip: string; port: number; pad?: undefined };
+type AddrPort = CodecValue<typeof addrPort>;
 
 /** connect4: if (dst ip, port) is in `svc`, rewrite the destination to the value. */
 function connect4Program(svc: BpfMap<AddrPort, AddrPort>) {

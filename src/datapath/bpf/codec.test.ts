@@ -51,7 +51,7 @@ test('struct places fields at fixed offsets, zeroes gaps, and round-trips', () =
   assert.deepEqual(key.decode(b, 0), { ip: '10.96.0.10', port: 53, slot: 2, proto: 17 });
   const withPad = struct('x', 8, { a: [0, u32], p: [4, pad(4)] });
   assert.deepEqual(withPad.decode(Buffer.alloc(8), 0), { a: 0 });
-  assert.equal(enc(withPad, { a: 1, p: undefined }), '0100000000000000');
+  assert.equal(enc(withPad, { a: 1 }), '0100000000000000');
 });
 
 test('struct layout errors are caught at definition, field errors name the field', () => {

@@ -212,7 +212,14 @@ export function array<T>(elem: Codec<T>, n: number): Codec<T[]> {
 /** A field of a struct: its byte offset and codec. */
 export type FieldSpec<T> = readonly [offset: number, codec: Codec<T>];
 
-type StructValue<F extends Record<string, FieldSpec<unknown>>> = { [K in keyof F]: F[K] extends FieldSpec<infer T> ? T : never };
+type FieldValue<S> = S extends FieldSpec<infer T> ? T : never;
+type Simplify<T> = { [K in keyof T]: T[K] };
+/** The object a struct codec takes: padding fields (codec value undefined) are optional. */
+export type StructValue<F extends Record<string, FieldSpec<unknown>>> = Simplify<
+  { [K in keyof F as undefined extends FieldValue<F[K]> ? never : K]: FieldValue<F[K]> } & {
+    [K in keyof F as undefined extends FieldValue<F[K]> ? K : never]?: undefined;
+  }
+>;
 
 /**
  * A struct at fixed offsets: `struct('lb4_key', 8, { ip: [0, ipv4], port: [4, be16], slot: [6, u16] })`.
@@ -260,7 +267,7 @@ export function struct<F extends Record<string, FieldSpec<unknown>>>(name: strin
 
 /** The key of an LPM_TRIE map: a host-order u32 prefix length, then the address bytes. */
 export function lpmKey<T>(addr: Codec<T>): Codec<{ prefixLen: number; addr: T }> {
-  return struct(`lpm_${addr.name}`, 4 + addr.size, { prefixLen: [0, u32], addr: [4, addr] });
+  return struct(`lpm_${addr.name}`, 4 + addr.size, { prefixLen: [0, u32], addr: [4, addr] }) as unknown as Codec<{ prefixLen: number; addr: T }>;
 }
 
 /** Checks that a codec has the size a map expects. */
