@@ -13,7 +13,8 @@ import { register as apply } from './apply.js';
 import { register as get } from './get.js';
 import { register as describe } from './describe.js';
 import { register as del } from './delete.js';
+import { register as install } from './install.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: RegisterCommands[] = [version, lab, run, exec, logs, config, apply, get, describe, del];
+export const commandGroups: RegisterCommands[] = [version, lab, run, exec, logs, config, apply, get, describe, del, install];
