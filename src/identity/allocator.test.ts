@@ -9,7 +9,9 @@ import { clusterIdOf, localIndexOf } from './numeric.js';
 const ECHO = 'k8s:app=echo;k8s:io.kubernetes.pod.namespace=default';
 const OTHER = 'k8s:app=other;k8s:io.kubernetes.pod.namespace=default';
 
-function setup(opts: { clusterId?: number; grace?: number; minIndex?: number; maxIndex?: number } = {}) {
+function setup(
+  opts: { clusterId?: number; grace?: number; minIndex?: number; maxIndex?: number } = {},
+) {
   const store = new MemoryKVStore();
   const backend = new KVStoreIdentityBackend(store);
   let now = 1_000_000;
@@ -42,7 +44,11 @@ test('allocate: cluster-local IDs from index 256, same labels same ID, refcounte
 
 test('reserved label sets get reserved identities, nothing stored', async () => {
   const { alloc, store } = setup();
-  assert.deepEqual(await alloc.allocate('reserved:host'), { id: 1, labels: 'reserved:host', isNew: false });
+  assert.deepEqual(await alloc.allocate('reserved:host'), {
+    id: 1,
+    labels: 'reserved:host',
+    isNew: false,
+  });
   assert.equal((await alloc.allocate('reserved:init')).id, 5);
   assert.equal(await alloc.lookup('reserved:world'), 2);
   assert.equal((await alloc.list()).length, 0);
@@ -96,7 +102,10 @@ test('gc: deletes unused identities only after the grace period; references and 
 
   tick(31_000);
   r = await alloc.gc({ inUse: [third.id] });
-  assert.deepEqual(r.released.map((x) => x.id), [echo.id]);
+  assert.deepEqual(
+    r.released.map((x) => x.id),
+    [echo.id],
+  );
   assert.equal(await alloc.lookup(ECHO), undefined);
   assert.equal(await store.get(`cilium/state/identities/v1/id/${echo.id}`), undefined);
 
@@ -105,7 +114,10 @@ test('gc: deletes unused identities only after the grace period; references and 
   assert.deepEqual(r.released, []);
   tick(60_000);
   r = await alloc.gc();
-  assert.deepEqual(r.released.map((x) => x.id), [third.id]);
+  assert.deepEqual(
+    r.released.map((x) => x.id),
+    [third.id],
+  );
   assert.equal(await alloc.lookup(OTHER), other.id, 'referenced identity kept');
   await store.close();
 });
@@ -124,7 +136,7 @@ test('gc: a label set re-allocated within the grace period keeps its ID', async 
   await store.close();
 });
 
-test('gc never touches other clusters\' identities', async () => {
+test("gc never touches other clusters' identities", async () => {
   const store = new MemoryKVStore();
   const backend = new KVStoreIdentityBackend(store);
   let now = 0;
@@ -135,7 +147,11 @@ test('gc never touches other clusters\' identities', async () => {
   await c1.gc();
   now += 100;
   assert.deepEqual((await c1.gc()).released, []);
-  assert.equal(await c1.lookup('k8s:app=x'), x.id, 'the label set already has cluster 2\'s identity in this shared store');
+  assert.equal(
+    await c1.lookup('k8s:app=x'),
+    x.id,
+    "the label set already has cluster 2's identity in this shared store",
+  );
   await store.close();
 });
 
@@ -143,7 +159,11 @@ test('exhaustion: a clear error, and freed IDs are reused', async () => {
   const { alloc, store, tick } = setup({ minIndex: 256, maxIndex: 258, grace: 1 });
   const ids = [];
   for (const l of ['k8s:a=1', 'k8s:a=2', 'k8s:a=3']) ids.push((await alloc.allocate(l)).id);
-  await assert.rejects(alloc.allocate('k8s:a=4'), (e: Error & { code?: string }) => e.code === 'IDENTITY_EXHAUSTED' && /all 3 identities of cluster 1/.test(e.message));
+  await assert.rejects(
+    alloc.allocate('k8s:a=4'),
+    (e: Error & { code?: string }) =>
+      e.code === 'IDENTITY_EXHAUSTED' && /all 3 identities of cluster 1/.test(e.message),
+  );
   await alloc.release('k8s:a=2');
   tick(10);
   await alloc.gc();
@@ -152,7 +172,7 @@ test('exhaustion: a clear error, and freed IDs are reused', async () => {
   await store.close();
 });
 
-test('an ID taken behind the allocator\'s back is skipped', async () => {
+test("an ID taken behind the allocator's back is skipped", async () => {
   const { alloc, store } = setup();
   await alloc.list(); // nothing yet
   await alloc.allocate('k8s:a=warm'); // loads the taken set: 256 used

@@ -17,7 +17,14 @@ import { TendrilError } from '../util/errors.js';
 import { nopLogger, type Logger } from '../util/log.js';
 import type { IdentityBackend, IdentityRecord } from './backend.js';
 import { labelsString, makeLabels, parseLabels, type Labels } from './labels.js';
-import { clusterIdentity, isClusterIdentity, MAX_LOCAL_INDEX, MIN_LOCAL_INDEX, reservedIdentityOf, validateClusterId } from './numeric.js';
+import {
+  clusterIdentity,
+  isClusterIdentity,
+  MAX_LOCAL_INDEX,
+  MIN_LOCAL_INDEX,
+  reservedIdentityOf,
+  validateClusterId,
+} from './numeric.js';
 
 export interface IdentityAllocatorOptions {
   /** This cluster's ID (1..255); goes into bits 16-23 of every identity allocated. */
@@ -89,7 +96,11 @@ export class IdentityAllocator {
     const set = toLabels(labels);
     const canon = labelsString(set);
     if (set.length === 0) {
-      throw new TendrilError('IDENTITY_INVALID_LABELS', 'allocate identity: the label set is empty', { hint: 'an endpoint without labels gets the reserved init identity (reserved:init)' });
+      throw new TendrilError(
+        'IDENTITY_INVALID_LABELS',
+        'allocate identity: the label set is empty',
+        { hint: 'an endpoint without labels gets the reserved init identity (reserved:init)' },
+      );
     }
     const reserved = reservedIdentityOf(set);
     if (reserved !== undefined) return { id: reserved, labels: canon, isNew: false };
@@ -187,7 +198,8 @@ export class IdentityAllocator {
         this.log.info('garbage-collected identity', { id: r.id, labels: r.labels });
       }
     }
-    for (const id of [...this.unusedSince.keys()]) if (!present.has(id)) this.unusedSince.delete(id);
+    for (const id of [...this.unusedSince.keys()])
+      if (!present.has(id)) this.unusedSince.delete(id);
     return { released, pending: this.unusedSince.size };
   }
 
@@ -195,7 +207,10 @@ export class IdentityAllocator {
    * Runs gc() every `intervalMs` (errors are logged, not thrown). Returns a
    * function that stops it.
    */
-  startGC(options: { intervalMs: number; inUse?: () => Iterable<number> | Promise<Iterable<number>> }): () => void {
+  startGC(options: {
+    intervalMs: number;
+    inUse?: () => Iterable<number> | Promise<Iterable<number>>;
+  }): () => void {
     let running = false;
     const timer = setInterval(() => {
       if (running) return;
@@ -255,9 +270,13 @@ export class IdentityAllocator {
         this.trying.delete(candidate);
       }
     }
-    throw new TendrilError('IDENTITY_EXHAUSTED', `allocate identity for ${canon}: all ${this.maxIndex - this.minIndex + 1} identities of cluster ${this.clusterId} are in use`, {
-      hint: 'unused identities are freed by garbage collection after the grace period; check for endpoints with labels that change per pod',
-    });
+    throw new TendrilError(
+      'IDENTITY_EXHAUSTED',
+      `allocate identity for ${canon}: all ${this.maxIndex - this.minIndex + 1} identities of cluster ${this.clusterId} are in use`,
+      {
+        hint: 'unused identities are freed by garbage collection after the grace period; check for endpoints with labels that change per pod',
+      },
+    );
   }
 
   /** The next free identity after the cursor, wrapping around; undefined if none. */

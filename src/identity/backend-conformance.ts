@@ -18,13 +18,17 @@ export interface IdentityBackendTarget {
 }
 
 /** Registers the suite. Uses identities 0x01xxxx of cluster 1 with distinct label sets per test. */
-export function identityBackendConformance(name: string, setup: () => Promise<IdentityBackendTarget>): void {
+export function identityBackendConformance(
+  name: string,
+  setup: () => Promise<IdentityBackendTarget>,
+): void {
   describe(`IdentityBackend conformance: ${name}`, () => {
     let t: IdentityBackendTarget;
     let a: IdentityBackend;
     let b: IdentityBackend;
     let n = 0;
-    const labels = (tag: string) => `k8s:app=${tag}-${process.pid}-${++n};k8s:io.kubernetes.pod.namespace=default`;
+    const labels = (tag: string) =>
+      `k8s:app=${tag}-${process.pid}-${++n};k8s:io.kubernetes.pod.namespace=default`;
     let nextId = 0x010000 | 1000;
     const id = () => nextId++;
     before(async () => {
@@ -87,7 +91,8 @@ export function identityBackendConformance(name: string, setup: () => Promise<Id
         const winner = [...bound][0]!;
         assert.equal(await a.lookup(l), winner);
         // The losers' candidate IDs are free again.
-        for (const i of ids) if (i !== winner) assert.equal(await b.get(i), undefined, `ID ${i} left behind`);
+        for (const i of ids)
+          if (i !== winner) assert.equal(await b.get(i), undefined, `ID ${i} left behind`);
       }
     });
 

@@ -11,12 +11,20 @@ import { KVStoreIdentityBackend } from './kvstore-backend.js';
 
 identityBackendConformance('kvstore (memory)', async () => {
   const store = new MemoryKVStore();
-  return { backend: new KVStoreIdentityBackend(store), second: new KVStoreIdentityBackend(store), teardown: () => store.close() };
+  return {
+    backend: new KVStoreIdentityBackend(store),
+    second: new KVStoreIdentityBackend(store),
+    teardown: () => store.close(),
+  };
 });
 
 identityBackendConformance('kvstore (etcd, two clients)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-ident-etcd-'));
-  const srv = await startEtcd({ name: 'ident', dataDir: join(dir, 'data'), clientUrls: [`http://127.0.0.1:${await freePort()}`] });
+  const srv = await startEtcd({
+    name: 'ident',
+    dataDir: join(dir, 'data'),
+    clientUrls: [`http://127.0.0.1:${await freePort()}`],
+  });
   const s1 = new EtcdKVStore({ endpoints: srv.endpoints });
   const s2 = new EtcdKVStore({ endpoints: srv.endpoints });
   return {
@@ -35,9 +43,21 @@ test('kvstore backend: Cilium key layout and value form', async () => {
   const store = new MemoryKVStore();
   const b = new KVStoreIdentityBackend(store);
   await b.allocate(65792, 'k8s:io.kubernetes.pod.namespace=default;k8s:app=echo');
-  assert.equal((await store.get('cilium/state/identities/v1/id/65792'))?.value, 'k8s:app=echo;k8s:io.kubernetes.pod.namespace=default;');
-  assert.equal((await store.get('cilium/state/identities/v1/value/k8s:app=echo;k8s:io.kubernetes.pod.namespace=default'))?.value, '65792');
-  assert.deepEqual(await b.list(), [{ id: 65792, labels: 'k8s:app=echo;k8s:io.kubernetes.pod.namespace=default' }]);
+  assert.equal(
+    (await store.get('cilium/state/identities/v1/id/65792'))?.value,
+    'k8s:app=echo;k8s:io.kubernetes.pod.namespace=default;',
+  );
+  assert.equal(
+    (
+      await store.get(
+        'cilium/state/identities/v1/value/k8s:app=echo;k8s:io.kubernetes.pod.namespace=default',
+      )
+    )?.value,
+    '65792',
+  );
+  assert.deepEqual(await b.list(), [
+    { id: 65792, labels: 'k8s:app=echo;k8s:io.kubernetes.pod.namespace=default' },
+  ]);
   await store.close();
 });
 
@@ -54,6 +74,9 @@ test('kvstore backend: repairs an orphan ID key and a stale index', async () => 
   assert.deepEqual(await b.allocate(65802, 'k8s:app=b'), { id: 65802, created: true });
   // Garbage under the prefix is skipped by list.
   await store.put('cilium/state/identities/v1/id/notanumber', 'x');
-  assert.deepEqual((await b.list()).map((r) => r.id), [65800, 65802]);
+  assert.deepEqual(
+    (await b.list()).map((r) => r.id),
+    [65800, 65802],
+  );
   await store.close();
 });

@@ -1,14 +1,29 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { canonicalLabels, labelsContain, labelsKVValue, labelsString, LabelError, parseLabel, parseLabels, podIdentityLabels } from './labels.js';
+import {
+  canonicalLabels,
+  labelsContain,
+  labelsKVValue,
+  labelsString,
+  LabelError,
+  parseLabel,
+  parseLabels,
+  podIdentityLabels,
+} from './labels.js';
 
 test('parseLabel: forms', () => {
   const cases: [string, { source: string; key: string; value: string }][] = [
     ['k8s:app=echo', { source: 'k8s', key: 'app', value: 'echo' }],
     ['reserved:host', { source: 'reserved', key: 'host', value: '' }],
     ['app=echo', { source: 'unspec', key: 'app', value: 'echo' }],
-    ['k8s:io.kubernetes.pod.namespace=default', { source: 'k8s', key: 'io.kubernetes.pod.namespace', value: 'default' }],
-    ['k8s:app.kubernetes.io/name=x=y', { source: 'k8s', key: 'app.kubernetes.io/name', value: 'x=y' }],
+    [
+      'k8s:io.kubernetes.pod.namespace=default',
+      { source: 'k8s', key: 'io.kubernetes.pod.namespace', value: 'default' },
+    ],
+    [
+      'k8s:app.kubernetes.io/name=x=y',
+      { source: 'k8s', key: 'app.kubernetes.io/name', value: 'x=y' },
+    ],
     ['k8s:empty=', { source: 'k8s', key: 'empty', value: '' }],
   ];
   for (const [text, want] of cases) assert.deepEqual(parseLabel(text), want, text);
@@ -41,7 +56,12 @@ test('duplicate keys: same value collapses, different values are an error', () =
 test('podIdentityLabels: namespace, service account, cluster, namespace labels; rollout labels dropped', () => {
   const l = podIdentityLabels(
     { app: 'echo', 'pod-template-hash': '5d4b9c', 'controller-revision-hash': 'x', tier: 'web' },
-    { namespace: 'default', serviceAccount: 'sa1', cluster: 'cluster1', namespaceLabels: { team: 'a' } },
+    {
+      namespace: 'default',
+      serviceAccount: 'sa1',
+      cluster: 'cluster1',
+      namespaceLabels: { team: 'a' },
+    },
   );
   assert.equal(
     labelsString(l),
@@ -54,7 +74,10 @@ test('podIdentityLabels: namespace, service account, cluster, namespace labels; 
       'k8s:tier=web',
     ].join(';'),
   );
-  assert.equal(labelsString(podIdentityLabels(undefined, { namespace: 'kube-system' })), 'k8s:io.kubernetes.pod.namespace=kube-system');
+  assert.equal(
+    labelsString(podIdentityLabels(undefined, { namespace: 'kube-system' })),
+    'k8s:io.kubernetes.pod.namespace=kube-system',
+  );
 });
 
 test('labelsContain', () => {

@@ -19,7 +19,16 @@ export interface Label {
 export type Labels = readonly Label[];
 
 /** Pod label keys that say nothing about identity (Cilium's default label filter drops them). */
-const IGNORED_K8S_KEYS = [/^pod-template-hash$/, /^controller-revision-hash$/, /^pod-template-generation$/, /^statefulset\.kubernetes\.io\/pod-name$/, /^batch\.kubernetes\.io\/controller-uid$/, /^controller-uid$/, /^job-name$/, /^batch\.kubernetes\.io\/job-name$/];
+const IGNORED_K8S_KEYS = [
+  /^pod-template-hash$/,
+  /^controller-revision-hash$/,
+  /^pod-template-generation$/,
+  /^statefulset\.kubernetes\.io\/pod-name$/,
+  /^batch\.kubernetes\.io\/controller-uid$/,
+  /^controller-uid$/,
+  /^job-name$/,
+  /^batch\.kubernetes\.io\/job-name$/,
+];
 
 export const NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
 export const SERVICE_ACCOUNT_LABEL = 'io.cilium.k8s.policy.serviceaccount';
@@ -29,7 +38,9 @@ export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.';
 /** Bad label text or set; code IDENTITY_INVALID_LABELS. */
 export class LabelError extends TendrilError {
   constructor(message: string) {
-    super('IDENTITY_INVALID_LABELS', message, { hint: 'labels are source:key=value, e.g. k8s:app=echo; sources and keys may not contain ";" or "="' });
+    super('IDENTITY_INVALID_LABELS', message, {
+      hint: 'labels are source:key=value, e.g. k8s:app=echo; sources and keys may not contain ";" or "="',
+    });
     this.name = 'LabelError';
   }
 }
@@ -52,10 +63,15 @@ export function parseLabel(text: string): Label {
 
 /** Builds one label, validated. @throws LabelError */
 export function makeLabel(source: string, key: string, value = ''): Label {
-  if (!/^[A-Za-z0-9_.-]+$/.test(source)) throw new LabelError(`label source ${JSON.stringify(source)} must be letters, digits, '.', '_' or '-'`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(source))
+    throw new LabelError(
+      `label source ${JSON.stringify(source)} must be letters, digits, '.', '_' or '-'`,
+    );
   if (key.length === 0) throw new LabelError(`label ${source}:${key}=${value}: the key is empty`);
-  if (/[;=]/.test(key)) throw new LabelError(`label key ${JSON.stringify(key)} contains ';' or '='`);
-  if (value.includes(';')) throw new LabelError(`label value ${JSON.stringify(value)} contains ';'`);
+  if (/[;=]/.test(key))
+    throw new LabelError(`label key ${JSON.stringify(key)} contains ';' or '='`);
+  if (value.includes(';'))
+    throw new LabelError(`label value ${JSON.stringify(value)} contains ';'`);
   return { source, key, value };
 }
 
@@ -69,7 +85,10 @@ export function makeLabels(labels: Iterable<Label>): Labels {
   for (const l of labels) {
     const k = `${l.source}:${l.key}`;
     const prev = byKey.get(k);
-    if (prev && prev.value !== l.value) throw new LabelError(`label ${k} given twice, with values ${JSON.stringify(prev.value)} and ${JSON.stringify(l.value)}`);
+    if (prev && prev.value !== l.value)
+      throw new LabelError(
+        `label ${k} given twice, with values ${JSON.stringify(prev.value)} and ${JSON.stringify(l.value)}`,
+      );
     byKey.set(k, makeLabel(l.source, l.key, l.value));
   }
   return [...byKey.values()].sort(compareLabels);
@@ -97,7 +116,10 @@ export function labelsString(labels: Labels): string {
 
 /** Cilium's etcd value form: every label followed by ';'. */
 export function labelsKVValue(labels: Labels): string {
-  return [...labels].sort(compareLabels).map((l) => formatLabel(l) + ';').join('');
+  return [...labels]
+    .sort(compareLabels)
+    .map((l) => formatLabel(l) + ';')
+    .join('');
 }
 
 /** Normalizes any accepted label-list text to the canonical string. @throws LabelError */
@@ -120,22 +142,29 @@ export interface PodLabelOptions {
  * the namespace, the namespace's labels, the service account and the cluster.
  * @throws LabelError if a label cannot be represented.
  */
-export function podIdentityLabels(podLabels: Record<string, string> | undefined, options: PodLabelOptions): Labels {
+export function podIdentityLabels(
+  podLabels: Record<string, string> | undefined,
+  options: PodLabelOptions,
+): Labels {
   const out: Label[] = [];
   for (const [k, v] of Object.entries(podLabels ?? {})) {
     if (IGNORED_K8S_KEYS.some((re) => re.test(k))) continue;
     out.push(makeLabel('k8s', k, v));
   }
   out.push(makeLabel('k8s', NAMESPACE_LABEL, options.namespace));
-  for (const [k, v] of Object.entries(options.namespaceLabels ?? {})) out.push(makeLabel('k8s', NAMESPACE_LABELS_PREFIX + k, v));
-  if (options.serviceAccount) out.push(makeLabel('k8s', SERVICE_ACCOUNT_LABEL, options.serviceAccount));
+  for (const [k, v] of Object.entries(options.namespaceLabels ?? {}))
+    out.push(makeLabel('k8s', NAMESPACE_LABELS_PREFIX + k, v));
+  if (options.serviceAccount)
+    out.push(makeLabel('k8s', SERVICE_ACCOUNT_LABEL, options.serviceAccount));
   if (options.cluster) out.push(makeLabel('k8s', CLUSTER_LABEL, options.cluster));
   return makeLabels(out);
 }
 
 /** Does `labels` contain every label of `selector` (same source, key and value)? */
 export function labelsContain(labels: Labels, selector: Labels): boolean {
-  return selector.every((s) => labels.some((l) => l.source === s.source && l.key === s.key && l.value === s.value));
+  return selector.every((s) =>
+    labels.some((l) => l.source === s.source && l.key === s.key && l.value === s.value),
+  );
 }
 
 function compareLabels(a: Label, b: Label): number {

@@ -36,7 +36,14 @@ test('cluster identities carry the cluster ID in bits 16-23', () => {
 });
 
 test('bad cluster IDs and indexes are refused', () => {
-  for (const c of [0, 256, -1, 1.5, NaN]) assert.throws(() => validateClusterId(c), (e) => e instanceof IdentityError && e.code === 'IDENTITY_INVALID_CLUSTER_ID' && /1 to 255/.test(e.hint ?? ''));
+  for (const c of [0, 256, -1, 1.5, NaN])
+    assert.throws(
+      () => validateClusterId(c),
+      (e) =>
+        e instanceof IdentityError &&
+        e.code === 'IDENTITY_INVALID_CLUSTER_ID' &&
+        /1 to 255/.test(e.hint ?? ''),
+    );
   for (const n of [0, 255, 65536]) assert.throws(() => clusterIdentity(1, n), IdentityError);
   assert.equal(validateClusterId(7), 7);
 });

@@ -58,7 +58,11 @@ export class IdentityError extends TendrilError {
  */
 export function validateClusterId(clusterId: number): number {
   if (!Number.isInteger(clusterId) || clusterId < MIN_CLUSTER_ID || clusterId > MAX_CLUSTER_ID) {
-    throw new IdentityError('IDENTITY_INVALID_CLUSTER_ID', `cluster ID ${clusterId} is out of range`, `a cluster ID is a whole number from ${MIN_CLUSTER_ID} to ${MAX_CLUSTER_ID}, unique in the mesh`);
+    throw new IdentityError(
+      'IDENTITY_INVALID_CLUSTER_ID',
+      `cluster ID ${clusterId} is out of range`,
+      `a cluster ID is a whole number from ${MIN_CLUSTER_ID} to ${MAX_CLUSTER_ID}, unique in the mesh`,
+    );
   }
   return clusterId;
 }
@@ -70,7 +74,10 @@ export function validateClusterId(clusterId: number): number {
 export function clusterIdentity(clusterId: number, n: number): number {
   validateClusterId(clusterId);
   if (!Number.isInteger(n) || n < MIN_LOCAL_INDEX || n > MAX_LOCAL_INDEX) {
-    throw new IdentityError('IDENTITY_INVALID', `identity index ${n} is outside ${MIN_LOCAL_INDEX}..${MAX_LOCAL_INDEX}`);
+    throw new IdentityError(
+      'IDENTITY_INVALID',
+      `identity index ${n} is outside ${MIN_LOCAL_INDEX}..${MAX_LOCAL_INDEX}`,
+    );
   }
   return (clusterId << CLUSTER_ID_SHIFT) | n;
 }
@@ -95,7 +102,9 @@ export function isClusterIdentity(identity: number, clusterId?: number): boolean
   if (!Number.isInteger(identity) || identity < 0 || identity > 0xffffff) return false;
   const c = clusterIdOf(identity);
   const n = localIndexOf(identity);
-  return c >= MIN_CLUSTER_ID && n >= MIN_LOCAL_INDEX && (clusterId === undefined || c === clusterId);
+  return (
+    c >= MIN_CLUSTER_ID && n >= MIN_LOCAL_INDEX && (clusterId === undefined || c === clusterId)
+  );
 }
 
 /** The label set of a reserved identity ("reserved:host"), or undefined for an unknown number. */
@@ -116,6 +125,7 @@ export function reservedIdentityOf(labels: Labels): number | undefined {
 export function describeIdentity(identity: number): string {
   const r = reservedIdentityLabels(identity);
   if (r) return `${labelsString(r).slice('reserved:'.length)} (${identity})`;
-  if (isClusterIdentity(identity)) return `${identity} (cluster ${clusterIdOf(identity)}, index ${localIndexOf(identity)})`;
+  if (isClusterIdentity(identity))
+    return `${identity} (cluster ${clusterIdOf(identity)}, index ${localIndexOf(identity)})`;
   return String(identity);
 }

@@ -60,7 +60,9 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
 
     test('create is atomic: of concurrent creates exactly one wins', async () => {
       const p = fresh();
-      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => s.create(p + 'x', `v${i}`)));
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => s.create(p + 'x', `v${i}`)),
+      );
       assert.equal(results.filter(Boolean).length, 1);
       const winner = results.indexOf(true);
       assert.equal((await s.get(p + 'x'))?.value, `v${winner}`);
@@ -109,10 +111,16 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
         await s.deletePrefix(p + 'del/');
         const afterRev = await s.put(p + 'marker', 'n');
         assert.equal(afterRev, before + 2, 'deletePrefix is a single revision');
-        assert.deepEqual((await s.list(p)).kvs.map((kv) => kv.key.slice(p.length)), ['keep', 'marker']);
+        assert.deepEqual(
+          (await s.list(p)).kvs.map((kv) => kv.key.slice(p.length)),
+          ['keep', 'marker'],
+        );
         await waitFor(() => events.length >= 4);
         const dels = events.filter((e) => e.type === 'delete');
-        assert.deepEqual(dels.map((e) => (e.type === 'delete' ? e.key.slice(p.length) : '')).sort(), ['del/1', 'del/2']);
+        assert.deepEqual(
+          dels.map((e) => (e.type === 'delete' ? e.key.slice(p.length) : '')).sort(),
+          ['del/1', 'del/2'],
+        );
         assert.equal(new Set(dels.map((e) => (e.type === 'delete' ? e.modRevision : 0))).size, 1);
         assert.equal(dels[0]!.type === 'delete' && dels[0]!.modRevision, before + 1);
       } finally {
@@ -134,9 +142,24 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
         await sleep(50);
         assert.equal(events.length, 3);
         const [e1, e2, e3] = events;
-        assert.ok(e1?.type === 'put' && e1.kv.value === '1' && e1.kv.modRevision === r1 && e1.prev === undefined);
-        assert.ok(e2?.type === 'put' && e2.kv.value === '2' && e2.kv.createRevision === r1 && e2.prev?.value === '1');
-        assert.ok(e3?.type === 'delete' && e3.key === p + 'w/a' && e3.modRevision === r2 + 1 && e3.prev?.value === '2');
+        assert.ok(
+          e1?.type === 'put' &&
+            e1.kv.value === '1' &&
+            e1.kv.modRevision === r1 &&
+            e1.prev === undefined,
+        );
+        assert.ok(
+          e2?.type === 'put' &&
+            e2.kv.value === '2' &&
+            e2.kv.createRevision === r1 &&
+            e2.prev?.value === '1',
+        );
+        assert.ok(
+          e3?.type === 'delete' &&
+            e3.key === p + 'w/a' &&
+            e3.modRevision === r2 + 1 &&
+            e3.prev?.value === '2',
+        );
       } finally {
         await w.close();
       }
@@ -153,7 +176,11 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
         await s.put(p + 'c', '3');
         await waitFor(() => events.length >= 3);
         assert.deepEqual(
-          events.map((e) => (e.type === 'put' ? `put ${e.kv.key.slice(p.length)}` : `delete ${e.key.slice(p.length)}`)),
+          events.map((e) =>
+            e.type === 'put'
+              ? `put ${e.kv.key.slice(p.length)}`
+              : `delete ${e.key.slice(p.length)}`,
+          ),
           ['put b', 'delete a', 'put c'],
         );
       } finally {
@@ -178,7 +205,13 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
       try {
         await s.delete(p + 'k0');
         await waitFor(() => !state.has(p + 'k0'));
-        assert.deepEqual([...state.keys()].map((k) => k.slice(p.length)).sort(), ['k1', 'k2', 'k3', 'k4', 'k9']);
+        assert.deepEqual([...state.keys()].map((k) => k.slice(p.length)).sort(), [
+          'k1',
+          'k2',
+          'k3',
+          'k4',
+          'k9',
+        ]);
       } finally {
         await w.close();
       }
@@ -187,11 +220,18 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
     test('watch delivers many concurrent writes in revision order', async () => {
       const p = fresh();
       const revs: number[] = [];
-      const w = await s.watchPrefix(p, (ev) => revs.push(ev.type === 'put' ? ev.kv.modRevision : ev.modRevision));
+      const w = await s.watchPrefix(p, (ev) =>
+        revs.push(ev.type === 'put' ? ev.kv.modRevision : ev.modRevision),
+      );
       try {
-        const written = await Promise.all(Array.from({ length: 100 }, (_, i) => s.put(p + `k${i % 10}`, String(i))));
+        const written = await Promise.all(
+          Array.from({ length: 100 }, (_, i) => s.put(p + `k${i % 10}`, String(i))),
+        );
         await waitFor(() => revs.length >= 100);
-        assert.deepEqual(revs, [...written].sort((a, b) => a - b));
+        assert.deepEqual(
+          revs,
+          [...written].sort((a, b) => a - b),
+        );
       } finally {
         await w.close();
       }
@@ -216,10 +256,10 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
       const r3 = await s.put(p + 'a', '3');
       await t.compact(r3);
       const err = await new Promise<Error>((resolve, reject) => {
-        s.watchPrefix(p, () => reject(new Error('no event expected')), { afterRevision: r1, onError: resolve }).then(
-          (w) => setTimeout(() => void w.close(), 2000).unref(),
-          resolve,
-        );
+        s.watchPrefix(p, () => reject(new Error('no event expected')), {
+          afterRevision: r1,
+          onError: resolve,
+        }).then((w) => setTimeout(() => void w.close(), 2000).unref(), resolve);
       });
       assert.ok(isKVStoreError(err, 'KVSTORE_COMPACTED'), `got ${String(err)}`);
       // From the compaction point on, watching works.
@@ -243,13 +283,21 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
       assert.equal((await s.get(p + 'a'))?.lease, lease.id);
       assert.equal((await s.get(p + 'c'))?.lease, undefined);
       const dels: string[] = [];
-      const w = await s.watchPrefix(p, (ev) => ev.type === 'delete' && dels.push(ev.key.slice(p.length)));
+      const w = await s.watchPrefix(
+        p,
+        (ev) => ev.type === 'delete' && dels.push(ev.key.slice(p.length)),
+      );
       try {
         await lease.revoke();
-        assert.deepEqual((await s.list(p)).kvs.map((kv) => kv.key.slice(p.length)), ['c']);
+        assert.deepEqual(
+          (await s.list(p)).kvs.map((kv) => kv.key.slice(p.length)),
+          ['c'],
+        );
         await waitFor(() => dels.length === 2);
         assert.deepEqual(dels.sort(), ['a', 'b']);
-        await assert.rejects(s.put(p + 'd', 'x', { lease }), (e) => isKVStoreError(e, 'KVSTORE_LEASE_NOT_FOUND'));
+        await assert.rejects(s.put(p + 'd', 'x', { lease }), (e) =>
+          isKVStoreError(e, 'KVSTORE_LEASE_NOT_FOUND'),
+        );
       } finally {
         await w.close();
       }
@@ -284,7 +332,10 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
 }
 
 /** Polls `cond` every 20 ms until true or `timeoutMs` (default 5000) passes. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);

@@ -71,7 +71,11 @@ export function etcdArgs(opts: EtcdServerOptions): string[] {
     '--log-outputs=stderr',
   ];
   if (opts.tls) {
-    argv.push(`--cert-file=${opts.tls.certFile}`, `--key-file=${opts.tls.keyFile}`, `--trusted-ca-file=${opts.tls.caFile}`);
+    argv.push(
+      `--cert-file=${opts.tls.certFile}`,
+      `--key-file=${opts.tls.keyFile}`,
+      `--trusted-ca-file=${opts.tls.caFile}`,
+    );
     if (opts.tls.clientCertAuth) argv.push('--client-cert-auth=true');
   }
   argv.push(...(opts.extraArgs ?? []));
@@ -84,8 +88,14 @@ export function etcdArgs(opts: EtcdServerOptions): string[] {
  * log line for every client URL), at most `timeoutMs` (default 20000).
  * @throws TendrilError ETCD_START_FAILED with etcd's last log lines when it exits or is not ready in time.
  */
-export async function startEtcd(opts: EtcdServerOptions, options: { timeoutMs?: number } = {}): Promise<EtcdServer> {
-  const resolved: EtcdServerOptions = { ...opts, peerPort: opts.peerPort ?? (opts.netns ? 2380 : await freePort()) };
+export async function startEtcd(
+  opts: EtcdServerOptions,
+  options: { timeoutMs?: number } = {},
+): Promise<EtcdServer> {
+  const resolved: EtcdServerOptions = {
+    ...opts,
+    peerPort: opts.peerPort ?? (opts.netns ? 2380 : await freePort()),
+  };
   const argv = etcdArgs(resolved);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   let logFd: number | undefined;
@@ -120,10 +130,14 @@ export async function startEtcd(opts: EtcdServerOptions, options: { timeoutMs?: 
 
   const fail = (why: string, cause?: unknown) => {
     const tail = readLog().trim().split('\n').slice(-8).map(shortLine).join('\n    ');
-    return new TendrilError('ETCD_START_FAILED', `start etcd "${opts.name}" (${opts.clientUrls.join(', ')}): ${why}${tail ? `\n  etcd log:\n    ${tail}` : ''}`, {
-      hint: hintFor(readLog()),
-      cause,
-    });
+    return new TendrilError(
+      'ETCD_START_FAILED',
+      `start etcd "${opts.name}" (${opts.clientUrls.join(', ')}): ${why}${tail ? `\n  etcd log:\n    ${tail}` : ''}`,
+      {
+        hint: hintFor(readLog()),
+        cause,
+      },
+    );
   };
 
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
@@ -131,7 +145,8 @@ export async function startEtcd(opts: EtcdServerOptions, options: { timeoutMs?: 
   void spawnErr.then((e) => (spawnError = e));
   while (true) {
     if (spawnError) throw fail(`cannot run ${argv[0]}: ${spawnError.message}`, spawnError);
-    if (exited) throw fail(`etcd exited (code ${exited.code}, signal ${exited.signal}) before it was ready`);
+    if (exited)
+      throw fail(`etcd exited (code ${exited.code}, signal ${exited.signal}) before it was ready`);
     if (servingCount(readLog()) >= opts.clientUrls.length) break;
     if (Date.now() > deadline) {
       await stopChild(child, exitP, () => exited !== undefined, 3000);
@@ -172,8 +187,12 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 function validate(opts: EtcdServerOptions): void {
-  const bad = (msg: string) => new TendrilError('ETCD_INVALID_OPTIONS', `etcd options: ${msg}`, { hint: 'fix the etcd server options' });
-  if (!/^[A-Za-z0-9._-]+$/.test(opts.name)) throw bad(`name ${JSON.stringify(opts.name)} must be letters, digits, '.', '_' or '-'`);
+  const bad = (msg: string) =>
+    new TendrilError('ETCD_INVALID_OPTIONS', `etcd options: ${msg}`, {
+      hint: 'fix the etcd server options',
+    });
+  if (!/^[A-Za-z0-9._-]+$/.test(opts.name))
+    throw bad(`name ${JSON.stringify(opts.name)} must be letters, digits, '.', '_' or '-'`);
   if (!opts.dataDir) throw bad('dataDir is empty');
   if (opts.clientUrls.length === 0) throw bad('no client URL');
   const scheme = opts.tls ? 'https:' : 'http:';
@@ -182,22 +201,38 @@ function validate(opts: EtcdServerOptions): void {
     try {
       url = new URL(u);
     } catch {
-      throw bad(`client URL ${JSON.stringify(u)} is not a URL (expected e.g. ${scheme}//127.0.0.1:2379)`);
+      throw bad(
+        `client URL ${JSON.stringify(u)} is not a URL (expected e.g. ${scheme}//127.0.0.1:2379)`,
+      );
     }
-    if (url.protocol !== scheme) throw bad(`client URL ${u} must use ${scheme.slice(0, -1)} ${opts.tls ? 'since TLS is configured' : 'since no TLS is configured'}`);
+    if (url.protocol !== scheme)
+      throw bad(
+        `client URL ${u} must use ${scheme.slice(0, -1)} ${opts.tls ? 'since TLS is configured' : 'since no TLS is configured'}`,
+      );
     if (!url.port) throw bad(`client URL ${u} has no port`);
   }
-  if (opts.peerPort !== undefined && !(Number.isInteger(opts.peerPort) && opts.peerPort > 0 && opts.peerPort < 65536)) {
+  if (
+    opts.peerPort !== undefined &&
+    !(Number.isInteger(opts.peerPort) && opts.peerPort > 0 && opts.peerPort < 65536)
+  ) {
     throw bad(`peerPort ${opts.peerPort} is not a port number`);
   }
-  if (opts.netns !== undefined && !/^[A-Za-z0-9._-]+$/.test(opts.netns)) throw bad(`netns ${JSON.stringify(opts.netns)} is not a namespace name`);
+  if (opts.netns !== undefined && !/^[A-Za-z0-9._-]+$/.test(opts.netns))
+    throw bad(`netns ${JSON.stringify(opts.netns)} is not a namespace name`);
 }
 
-async function stopChild(child: ChildProcess, exitP: Promise<void>, hasExited: () => boolean, timeoutMs: number): Promise<void> {
+async function stopChild(
+  child: ChildProcess,
+  exitP: Promise<void>,
+  hasExited: () => boolean,
+  timeoutMs: number,
+): Promise<void> {
   if (hasExited()) return;
   child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
+  const timeout = new Promise<'timeout'>(
+    (r) => (timer = setTimeout(() => r('timeout'), timeoutMs)),
+  );
   const outcome = await Promise.race([exitP.then(() => 'exited' as const), timeout]);
   clearTimeout(timer);
   if (outcome === 'timeout' && !hasExited()) {
@@ -207,17 +242,25 @@ async function stopChild(child: ChildProcess, exitP: Promise<void>, hasExited: (
 }
 
 function hintFor(log: string): string {
-  if (/address already in use/.test(log)) return 'another process listens on that port: pick a free port or stop it';
-  if (/cannot assign requested address/.test(log)) return 'the client URL host is not an address of this (network namespace\'s) host';
-  if (/lock|resource temporarily unavailable/i.test(log)) return 'the data directory is in use by another etcd: stop it or use another dataDir';
-  if (/permission denied/i.test(log)) return 'etcd cannot read a file it was given (data dir, certificate or key): check the paths and permissions';
-  if (/certificate|x509|tls/i.test(log)) return 'check the TLS files: certificate, key and CA must be PEM and match';
-  return 'see the etcd log above; `etcd --version` checks that Debian\'s etcd-server is installed';
+  if (/address already in use/.test(log))
+    return 'another process listens on that port: pick a free port or stop it';
+  if (/cannot assign requested address/.test(log))
+    return "the client URL host is not an address of this (network namespace's) host";
+  if (/lock|resource temporarily unavailable/i.test(log))
+    return 'the data directory is in use by another etcd: stop it or use another dataDir';
+  if (/permission denied/i.test(log))
+    return 'etcd cannot read a file it was given (data dir, certificate or key): check the paths and permissions';
+  if (/certificate|x509|tls/i.test(log))
+    return 'check the TLS files: certificate, key and CA must be PEM and match';
+  return "see the etcd log above; `etcd --version` checks that Debian's etcd-server is installed";
 }
 
 /** etcd 3.4 (zap) logs one "serving client traffic ..." line per client URL once it serves. */
 function servingCount(log: string): number {
-  return (log.match(/serving client traffic (?:securely|insecurely)|ready to serve client requests/g) ?? []).length;
+  return (
+    log.match(/serving client traffic (?:securely|insecurely)|ready to serve client requests/g) ??
+    []
+  ).length;
 }
 
 function shortLine(line: string): string {

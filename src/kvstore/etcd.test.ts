@@ -16,7 +16,11 @@ import type { WatchEvent } from './types.js';
 kvstoreConformance('etcd', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-etcd-conf-'));
   const port = await freePort();
-  const srv = await startEtcd({ name: 'conf', dataDir: join(dir, 'data'), clientUrls: [`http://127.0.0.1:${port}`] });
+  const srv = await startEtcd({
+    name: 'conf',
+    dataDir: join(dir, 'data'),
+    clientUrls: [`http://127.0.0.1:${port}`],
+  });
   const store = new EtcdKVStore({ endpoints: srv.endpoints });
   return {
     store,
@@ -32,7 +36,11 @@ kvstoreConformance('etcd', async () => {
 
 test('etcd: an unreachable endpoint gives KVSTORE_UNREACHABLE naming it', async () => {
   const port = await freePort();
-  const s = new EtcdKVStore({ endpoints: [`http://127.0.0.1:${port}`], dialTimeoutMs: 500, requestTimeoutMs: 2000 });
+  const s = new EtcdKVStore({
+    endpoints: [`http://127.0.0.1:${port}`],
+    dialTimeoutMs: 500,
+    requestTimeoutMs: 2000,
+  });
   try {
     await assert.rejects(s.get('x'), (e) => {
       assert.ok(isKVStoreError(e, 'KVSTORE_UNREACHABLE'), String(e));
@@ -40,7 +48,10 @@ test('etcd: an unreachable endpoint gives KVSTORE_UNREACHABLE naming it', async 
       assert.match((e as { hint: string }).hint, /is etcd running/);
       return true;
     });
-    await assert.rejects(s.watchPrefix('x', () => {}), (e) => isKVStoreError(e, 'KVSTORE_UNREACHABLE'));
+    await assert.rejects(
+      s.watchPrefix('x', () => {}),
+      (e) => isKVStoreError(e, 'KVSTORE_UNREACHABLE'),
+    );
   } finally {
     await s.close();
   }
@@ -50,7 +61,11 @@ describe('etcd: watch across a server restart', () => {
   let dir: string;
   let port: number;
   let srv: EtcdServer | undefined;
-  const opts = () => ({ name: 'restart', dataDir: join(dir, 'data'), clientUrls: [`http://127.0.0.1:${port}`] });
+  const opts = () => ({
+    name: 'restart',
+    dataDir: join(dir, 'data'),
+    clientUrls: [`http://127.0.0.1:${port}`],
+  });
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tendril-etcd-restart-'));
     port = await freePort();

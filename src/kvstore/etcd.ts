@@ -14,9 +14,23 @@
  * Every error is a KVStoreError naming the endpoint(s) and, where it can, the
  * cause: unreachable, certificate rejected, permission denied.
  */
-import { Etcd3, type IOptions, type Lease as EtcdLease, type IKeyValue, type IWatchResponse } from 'etcd3';
+import {
+  Etcd3,
+  type IOptions,
+  type Lease as EtcdLease,
+  type IKeyValue,
+  type IWatchResponse,
+} from 'etcd3';
 import { KVStoreError, type KVStoreErrorCode } from './errors.js';
-import type { KVPair, KVStore, Lease, LeaseOptions, Watch, WatchEvent, WatchOptions } from './types.js';
+import type {
+  KVPair,
+  KVStore,
+  Lease,
+  LeaseOptions,
+  Watch,
+  WatchEvent,
+  WatchOptions,
+} from './types.js';
 import { nopLogger, type Logger } from '../util/log.js';
 
 export interface EtcdTLSOptions {
@@ -57,7 +71,9 @@ export class EtcdKVStore implements KVStore {
   /** Creates the client; no connection is made until the first call. */
   constructor(options: EtcdKVStoreOptions) {
     if (options.endpoints.length === 0) {
-      throw new KVStoreError('KVSTORE_INVALID', 'etcd client: no endpoint given', { hint: 'pass at least one client URL, e.g. https://127.0.0.1:2379' });
+      throw new KVStoreError('KVSTORE_INVALID', 'etcd client: no endpoint given', {
+        hint: 'pass at least one client URL, e.g. https://127.0.0.1:2379',
+      });
     }
     this.endpoints = [...options.endpoints];
     this.dialTimeoutMs = options.dialTimeoutMs ?? 5000;
@@ -67,19 +83,22 @@ export class EtcdKVStore implements KVStore {
       'grpc.max_receive_message_length': 256 * 1024 * 1024,
       'grpc.max_send_message_length': 64 * 1024 * 1024,
     };
-    if (options.tls?.serverName) grpcOptions['grpc.ssl_target_name_override'] = options.tls.serverName;
+    if (options.tls?.serverName)
+      grpcOptions['grpc.ssl_target_name_override'] = options.tls.serverName;
     const opts: IOptions = {
       hosts: this.endpoints,
       dialTimeout: this.dialTimeoutMs,
       grpcOptions,
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+      defaultCallOptions: (ctx) =>
+        ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs },
     };
     if (options.tls) {
       opts.credentials = { rootCertificate: toBuf(options.tls.ca) };
       if (options.tls.cert) opts.credentials.certChain = toBuf(options.tls.cert);
       if (options.tls.key) opts.credentials.privateKey = toBuf(options.tls.key);
     }
-    if (options.auth) opts.auth = { username: options.auth.username, password: options.auth.password };
+    if (options.auth)
+      opts.auth = { username: options.auth.username, password: options.auth.password };
     this.client = new Etcd3(opts);
   }
 
@@ -128,10 +147,15 @@ export class EtcdKVStore implements KVStore {
     await this.call(`delete prefix ${prefix}`, () => this.client.delete().prefix(prefix).exec());
   }
 
-  async watchPrefix(prefix: string, onEvent: (ev: WatchEvent) => void, options: WatchOptions = {}): Promise<Watch> {
+  async watchPrefix(
+    prefix: string,
+    onEvent: (ev: WatchEvent) => void,
+    options: WatchOptions = {},
+  ): Promise<Watch> {
     this.check();
     const builder = this.client.watch().prefix(prefix).withPreviousKV();
-    if (options.afterRevision !== undefined) builder.startRevision(String(options.afterRevision + 1));
+    if (options.afterRevision !== undefined)
+      builder.startRevision(String(options.afterRevision + 1));
     const watcher = builder.watcher();
     // `safe`: every event up to this revision has been delivered; a resumed
     // stream starts right after it. (etcd3 itself would resume after the
@@ -158,7 +182,12 @@ export class EtcdKVStore implements KVStore {
               ? { type: 'put', kv: toPair(ev.kv), prev: toPair(ev.prev_kv) }
               : { type: 'put', kv: toPair(ev.kv) }
             : ev.prev_kv
-              ? { type: 'delete', key: ev.kv.key.toString(), modRevision: rev, prev: toPair(ev.prev_kv) }
+              ? {
+                  type: 'delete',
+                  key: ev.kv.key.toString(),
+                  modRevision: rev,
+                  prev: toPair(ev.prev_kv),
+                }
               : { type: 'delete', key: ev.kv.key.toString(), modRevision: rev };
         try {
           onEvent(out);
@@ -171,7 +200,8 @@ export class EtcdKVStore implements KVStore {
     watcher.on('data', handleData);
     watcher.on('disconnected', (err: Error) => {
       if (ended) return;
-      if (safe >= 0) (watcher.request as { start_revision?: string }).start_revision = String(safe + 1);
+      if (safe >= 0)
+        (watcher.request as { start_revision?: string }).start_revision = String(safe + 1);
       if (!down && connectedOnce) {
         down = true;
         const e = wrapError(err, this.endpoints, what);
@@ -182,7 +212,13 @@ export class EtcdKVStore implements KVStore {
 
     const first = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new KVStoreError('KVSTORE_UNREACHABLE', `${what}: no etcd answered at ${this.endpoints.join(', ')} within ${this.dialTimeoutMs} ms`, { hint: unreachableHint(this.endpoints) }));
+        reject(
+          new KVStoreError(
+            'KVSTORE_UNREACHABLE',
+            `${what}: no etcd answered at ${this.endpoints.join(', ')} within ${this.dialTimeoutMs} ms`,
+            { hint: unreachableHint(this.endpoints) },
+          ),
+        );
       }, this.dialTimeoutMs + 1000);
       watcher.on('connected', (res: IWatchResponse) => {
         clearTimeout(timer);
@@ -212,7 +248,10 @@ export class EtcdKVStore implements KVStore {
         if (ended) return;
         ended = true;
         this.watches.delete(w);
-        await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+        await Promise.race([
+          watcher.cancel().catch(() => undefined),
+          new Promise((r) => setTimeout(r, 2000).unref()),
+        ]);
       },
     };
     try {
@@ -229,7 +268,10 @@ export class EtcdKVStore implements KVStore {
   async grantLease(ttlSeconds: number, options: LeaseOptions = {}): Promise<Lease> {
     this.check();
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
-      throw new KVStoreError('KVSTORE_INVALID', `grant lease: TTL ${ttlSeconds}s is not a whole number of seconds >= 1`);
+      throw new KVStoreError(
+        'KVSTORE_INVALID',
+        `grant lease: TTL ${ttlSeconds}s is not a whole number of seconds >= 1`,
+      );
     }
     const lease = this.client.lease(ttlSeconds, { autoKeepAlive: options.keepAlive !== false });
     lease.on('lost', (err: Error) => {
@@ -255,21 +297,35 @@ export class EtcdKVStore implements KVStore {
   /** The store's current revision. */
   async revision(): Promise<number> {
     this.check();
-    const res = await this.call('read revision', () => this.client.kv.range({ key: Buffer.from([0]), limit: '1' }));
+    const res = await this.call('read revision', () =>
+      this.client.kv.range({ key: Buffer.from([0]), limit: '1' }),
+    );
     return Number(res.header.revision);
   }
 
   /** Compacts history up to `revision` (watches from before it then fail with KVSTORE_COMPACTED). */
   async compact(revision: number): Promise<void> {
     this.check();
-    await this.call(`compact to ${revision}`, () => this.client.kv.compact({ revision: String(revision), physical: true }));
+    await this.call(`compact to ${revision}`, () =>
+      this.client.kv.compact({ revision: String(revision), physical: true }),
+    );
   }
 
   /** Server status: etcd version, current revision, database size; throws when unreachable. */
-  async status(): Promise<{ version: string; revision: number; dbSizeBytes: number; leader: string }> {
+  async status(): Promise<{
+    version: string;
+    revision: number;
+    dbSizeBytes: number;
+    leader: string;
+  }> {
     this.check();
     const s = await this.call('status', () => this.client.maintenance.status({}));
-    return { version: s.version, revision: Number(s.header.revision), dbSizeBytes: Number(s.dbSize), leader: s.leader };
+    return {
+      version: s.version,
+      revision: Number(s.header.revision),
+      dbSizeBytes: Number(s.dbSize),
+      leader: s.leader,
+    };
   }
 
   /**
@@ -288,7 +344,11 @@ export class EtcdKVStore implements KVStore {
   // --- internals ---
 
   private check(): void {
-    if (this.closed) throw new KVStoreError('KVSTORE_CLOSED', `etcd ${this.endpoints.join(', ')}: the store is closed`);
+    if (this.closed)
+      throw new KVStoreError(
+        'KVSTORE_CLOSED',
+        `etcd ${this.endpoints.join(', ')}: the store is closed`,
+      );
   }
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -299,16 +359,28 @@ export class EtcdKVStore implements KVStore {
     }
   }
 
-  private async explainCancel(err: Error, prefix: string, fromRevision: number): Promise<KVStoreError> {
+  private async explainCancel(
+    err: Error,
+    prefix: string,
+    fromRevision: number,
+  ): Promise<KVStoreError> {
     if (/Watcher canceled/.test(err.message) && fromRevision > 0) {
       try {
-        await this.client.kv.range({ key: Buffer.from(prefix || '\0'), revision: String(fromRevision), limit: '1' });
+        await this.client.kv.range({
+          key: Buffer.from(prefix || '\0'),
+          revision: String(fromRevision),
+          limit: '1',
+        });
       } catch (probe) {
         if (/compacted/.test(String((probe as Error).message))) {
-          return new KVStoreError('KVSTORE_COMPACTED', `watch ${prefix} from revision ${fromRevision} at ${this.endpoints.join(', ')}: that revision has been compacted`, {
-            hint: 'list the prefix again and watch from the revision the list returns',
-            cause: err,
-          });
+          return new KVStoreError(
+            'KVSTORE_COMPACTED',
+            `watch ${prefix} from revision ${fromRevision} at ${this.endpoints.join(', ')}: that revision has been compacted`,
+            {
+              hint: 'list the prefix again and watch from the revision the list returns',
+              cause: err,
+            },
+          );
         }
       }
     }
@@ -325,35 +397,82 @@ export function wrapError(err: unknown, endpoints: string[], what: string): KVSt
   const name = (err as Error)?.constructor?.name ?? '';
   const msg = err instanceof Error ? err.message : String(err);
   const at = endpoints.join(', ');
-  const mk = (code: KVStoreErrorCode, text: string, hint: string) => new KVStoreError(code, `${what} at etcd ${at}: ${text}`, { hint, cause: err });
+  const mk = (code: KVStoreErrorCode, text: string, hint: string) =>
+    new KVStoreError(code, `${what} at etcd ${at}: ${text}`, { hint, cause: err });
   if (/permission denied/i.test(msg) || name === 'EtcdPermissionDeniedError') {
-    return mk('KVSTORE_PERMISSION_DENIED', 'permission denied', 'the etcd user (the client certificate\'s CN, or the user name) has no role that allows this; a remote cluster may only read cilium/state/');
+    return mk(
+      'KVSTORE_PERMISSION_DENIED',
+      'permission denied',
+      "the etcd user (the client certificate's CN, or the user name) has no role that allows this; a remote cluster may only read cilium/state/",
+    );
   }
-  if (/authentication failed|invalid auth token|user name is empty|user name not found/i.test(msg) || name === 'EtcdAuthenticationFailedError') {
-    return mk('KVSTORE_AUTH_FAILED', `authentication failed (${firstLine(msg)})`, 'check the etcd user name and password, or the client certificate\'s CN');
+  if (
+    /authentication failed|invalid auth token|user name is empty|user name not found/i.test(msg) ||
+    name === 'EtcdAuthenticationFailedError'
+  ) {
+    return mk(
+      'KVSTORE_AUTH_FAILED',
+      `authentication failed (${firstLine(msg)})`,
+      "check the etcd user name and password, or the client certificate's CN",
+    );
   }
-  if (/alert bad certificate|alert unknown ca|certificate required|alert certificate|SSL alert number (42|43|44|45|46|48|116)/i.test(msg)) {
-    return mk('KVSTORE_TLS', `TLS handshake failed: the server rejected this client's certificate (missing, expired, or not signed by the server's CA) (${grpcDetail(msg)})`, 'the client certificate must be signed by the CA the server trusts (the mesh CA); re-run `tendril clustermesh connect` to exchange certificates again');
+  if (
+    /alert bad certificate|alert unknown ca|certificate required|alert certificate|SSL alert number (42|43|44|45|46|48|116)/i.test(
+      msg,
+    )
+  ) {
+    return mk(
+      'KVSTORE_TLS',
+      `TLS handshake failed: the server rejected this client's certificate (missing, expired, or not signed by the server's CA) (${grpcDetail(msg)})`,
+      'the client certificate must be signed by the CA the server trusts (the mesh CA); re-run `tendril clustermesh connect` to exchange certificates again',
+    );
   }
-  if (/unable to verify|self[- ]signed|certificate has expired|not yet valid|does not match certificate|altnames|unable to get (local )?issuer/i.test(msg)) {
-    return mk('KVSTORE_TLS', `TLS handshake failed: the server's certificate is not trusted (other CA, expired, or not naming this host) (${grpcDetail(msg)})`, 'the CA given to the client must be the one that signed the server certificate, and the certificate must name the endpoint\'s address; `tendril clustermesh status` compares the clusters\' CAs');
+  if (
+    /unable to verify|self[- ]signed|certificate has expired|not yet valid|does not match certificate|altnames|unable to get (local )?issuer/i.test(
+      msg,
+    )
+  ) {
+    return mk(
+      'KVSTORE_TLS',
+      `TLS handshake failed: the server's certificate is not trusted (other CA, expired, or not naming this host) (${grpcDetail(msg)})`,
+      "the CA given to the client must be the one that signed the server certificate, and the certificate must name the endpoint's address; `tendril clustermesh status` compares the clusters' CAs",
+    );
   }
   if (/certificate|handshake|ssl|tls|x509|alert/i.test(msg)) {
-    return mk('KVSTORE_TLS', `TLS handshake failed (${grpcDetail(msg)})`, 'check the CA, certificate and key given to the client, and that the endpoint uses https');
+    return mk(
+      'KVSTORE_TLS',
+      `TLS handshake failed (${grpcDetail(msg)})`,
+      'check the CA, certificate and key given to the client, and that the endpoint uses https',
+    );
   }
   if (/lease not found|requested lease not found/i.test(msg) || name === 'EtcdLeaseInvalidError') {
-    return mk('KVSTORE_LEASE_NOT_FOUND', 'the lease expired or was revoked', 'grant a new lease and write the keys again');
+    return mk(
+      'KVSTORE_LEASE_NOT_FOUND',
+      'the lease expired or was revoked',
+      'grant a new lease and write the keys again',
+    );
   }
-  if (name === 'ClientClosedError') return mk('KVSTORE_CLOSED', 'the client is closed', 'create a new store');
+  if (name === 'ClientClosedError')
+    return mk('KVSTORE_CLOSED', 'the client is closed', 'create a new store');
   if (
-    /UNAVAILABLE|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|DEADLINE_EXCEEDED|No connection established|circuit|Failed to connect/i.test(msg) ||
+    /UNAVAILABLE|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|DEADLINE_EXCEEDED|No connection established|circuit|Failed to connect/i.test(
+      msg,
+    ) ||
     name === 'GRPCUnavailableError' ||
     name === 'GRPCDeadlineExceededError' ||
     name === 'BrokenCircuitError'
   ) {
-    return mk('KVSTORE_UNREACHABLE', `unreachable (${grpcDetail(msg)})`, unreachableHint(endpoints));
+    return mk(
+      'KVSTORE_UNREACHABLE',
+      `unreachable (${grpcDetail(msg)})`,
+      unreachableHint(endpoints),
+    );
   }
-  return mk('KVSTORE_ERROR', firstLine(msg), 'see the cause; `etcdctl --endpoints ... endpoint status` checks the server');
+  return mk(
+    'KVSTORE_ERROR',
+    firstLine(msg),
+    'see the cause; `etcdctl --endpoints ... endpoint status` checks the server',
+  );
 }
 
 function unreachableHint(endpoints: string[]): string {
@@ -362,7 +481,10 @@ function unreachableHint(endpoints: string[]): string {
 
 /** The useful part of a gRPC connection error ("14 UNAVAILABLE: No connection established. Last error: X. Resolution note: "). */
 function grpcDetail(msg: string): string {
-  const m = /Last error: (?:Error: )?([\s\S]*?)(?:\s*\(\d{4}-\d\d-\d\dT[^)]*\))?\.?\s*(?:Resolution note:.*)?$/.exec(msg);
+  const m =
+    /Last error: (?:Error: )?([\s\S]*?)(?:\s*\(\d{4}-\d\d-\d\dT[^)]*\))?\.?\s*(?:Resolution note:.*)?$/.exec(
+      msg,
+    );
   const detail = m ? m[1]! : msg;
   const ssl = /:SSL routines:[^:]*:([^:]+):/.exec(detail);
   return firstLine(ssl ? ssl[1]! : detail);
@@ -385,7 +507,11 @@ function toPair(kv: IKeyValue): KVPair {
 
 function leaseToEtcd(hexId: string): string {
   if (!/^[0-9a-f]+$/i.test(hexId)) {
-    throw new KVStoreError('KVSTORE_INVALID', `lease id ${JSON.stringify(hexId)} is not an etcd lease id (hex)`, { hint: 'use a lease granted by this store' });
+    throw new KVStoreError(
+      'KVSTORE_INVALID',
+      `lease id ${JSON.stringify(hexId)} is not an etcd lease id (hex)`,
+      { hint: 'use a lease granted by this store' },
+    );
   }
   return BigInt('0x' + hexId).toString(10);
 }

@@ -65,7 +65,9 @@ test('memory: a lease from another store is refused', async () => {
     const lease = await a.grantLease(10);
     await lease.revoke();
     const other = await b.grantLease(10);
-    await assert.rejects(a.put('x', 'y', { lease: { ...other, id: 'ffff' } }), (e) => isKVStoreError(e, 'KVSTORE_LEASE_NOT_FOUND'));
+    await assert.rejects(a.put('x', 'y', { lease: { ...other, id: 'ffff' } }), (e) =>
+      isKVStoreError(e, 'KVSTORE_LEASE_NOT_FOUND'),
+    );
     await assert.rejects(a.compact(a.revision() + 5), (e) => isKVStoreError(e, 'KVSTORE_INVALID'));
   } finally {
     await a.close();

@@ -13,7 +13,15 @@
  *   lease granted with keepAlive false expires after its TTL).
  */
 import { KVStoreError } from './errors.js';
-import type { KVPair, KVStore, Lease, LeaseOptions, Watch, WatchEvent, WatchOptions } from './types.js';
+import type {
+  KVPair,
+  KVStore,
+  Lease,
+  LeaseOptions,
+  Watch,
+  WatchEvent,
+  WatchOptions,
+} from './types.js';
 
 export interface MemoryKVStoreOptions {
   /**
@@ -68,7 +76,10 @@ export class MemoryKVStore implements KVStore {
   async compact(revision: number): Promise<void> {
     this.check();
     if (revision > this.rev) {
-      throw new KVStoreError('KVSTORE_INVALID', `compact to revision ${revision}: the store is only at ${this.rev}`);
+      throw new KVStoreError(
+        'KVSTORE_INVALID',
+        `compact to revision ${revision}: the store is only at ${this.rev}`,
+      );
     }
     this.compactTo(revision);
   }
@@ -115,7 +126,11 @@ export class MemoryKVStore implements KVStore {
     if (keys.length > 0) this.removeKeys(keys);
   }
 
-  async watchPrefix(prefix: string, onEvent: (ev: WatchEvent) => void, options: WatchOptions = {}): Promise<Watch> {
+  async watchPrefix(
+    prefix: string,
+    onEvent: (ev: WatchEvent) => void,
+    options: WatchOptions = {},
+  ): Promise<Watch> {
     this.check();
     const w: MemWatch = { prefix, onEvent, options, queue: [], scheduled: false, closed: false };
     const after = options.afterRevision;
@@ -124,7 +139,10 @@ export class MemoryKVStore implements KVStore {
         const err = new KVStoreError(
           'KVSTORE_COMPACTED',
           `watch ${JSON.stringify(prefix)} from revision ${after + 1}: the store is compacted up to revision ${this.compactedAt}`,
-          { hint: 'list the prefix again and watch from the revision the list returns', compactRevision: this.compactedAt },
+          {
+            hint: 'list the prefix again and watch from the revision the list returns',
+            compactRevision: this.compactedAt,
+          },
         );
         queueMicrotask(() => options.onError?.(err));
         return { close: async () => {} };
@@ -146,7 +164,10 @@ export class MemoryKVStore implements KVStore {
   async grantLease(ttlSeconds: number, options: LeaseOptions = {}): Promise<Lease> {
     this.check();
     if (!Number.isFinite(ttlSeconds) || ttlSeconds < 1) {
-      throw new KVStoreError('KVSTORE_INVALID', `grant lease: TTL ${ttlSeconds}s is not a whole number of seconds >= 1`);
+      throw new KVStoreError(
+        'KVSTORE_INVALID',
+        `grant lease: TTL ${ttlSeconds}s is not a whole number of seconds >= 1`,
+      );
     }
     const id = (this.nextLease++).toString(16);
     const ml: MemLease = { id, ttlSeconds, keys: new Set(), timer: undefined };
@@ -177,16 +198,21 @@ export class MemoryKVStore implements KVStore {
   // --- internals ---
 
   private check(): void {
-    if (this.closed) throw new KVStoreError('KVSTORE_CLOSED', 'in-memory kvstore: the store is closed');
+    if (this.closed)
+      throw new KVStoreError('KVSTORE_CLOSED', 'in-memory kvstore: the store is closed');
   }
 
   private leaseFor(lease: Lease | undefined): MemLease | undefined {
     if (!lease) return undefined;
     const ml = this.leases.get(lease.id);
     if (!ml) {
-      throw new KVStoreError('KVSTORE_LEASE_NOT_FOUND', `lease ${lease.id} not found: it expired, was revoked, or belongs to another store`, {
-        hint: 'grant a new lease and write the keys again',
-      });
+      throw new KVStoreError(
+        'KVSTORE_LEASE_NOT_FOUND',
+        `lease ${lease.id} not found: it expired, was revoked, or belongs to another store`,
+        {
+          hint: 'grant a new lease and write the keys again',
+        },
+      );
     }
     return ml;
   }
@@ -204,7 +230,9 @@ export class MemoryKVStore implements KVStore {
     if (prev?.lease && prev.lease !== lease?.id) this.leases.get(prev.lease)?.keys.delete(key);
     if (lease) lease.keys.add(key);
     this.data.set(key, kv);
-    const ev: WatchEvent = prev ? { type: 'put', kv: { ...kv }, prev: { ...prev } } : { type: 'put', kv: { ...kv } };
+    const ev: WatchEvent = prev
+      ? { type: 'put', kv: { ...kv }, prev: { ...prev } }
+      : { type: 'put', kv: { ...kv } };
     this.emit(ev);
     return this.rev;
   }

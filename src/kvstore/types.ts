@@ -77,7 +77,11 @@ export interface KVStore {
   delete(key: string): Promise<void>;
   deletePrefix(prefix: string): Promise<void>;
   /** Calls onEvent for every change under the prefix, in order. */
-  watchPrefix(prefix: string, onEvent: (ev: WatchEvent) => void, options?: WatchOptions): Promise<Watch>;
+  watchPrefix(
+    prefix: string,
+    onEvent: (ev: WatchEvent) => void,
+    options?: WatchOptions,
+  ): Promise<Watch>;
   /** Grants a lease that the store keeps alive until revoked or closed (see LeaseOptions). */
   grantLease(ttlSeconds: number, options?: LeaseOptions): Promise<Lease>;
   close(): Promise<void>;
