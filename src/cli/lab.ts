@@ -175,7 +175,25 @@ export function register(program: Command): void {
     .command('list')
     .alias('ls')
     .description('show lab clusters, their nodes, addresses and daemons')
-    .action(() => printList());
+    .option('-o, --output <format>', 'name (one cluster name a line) or json')
+    .action((o: { output?: string }) => {
+      if (o.output === undefined) return printList();
+      if (o.output === 'name') {
+        for (const c of listClusters()) process.stdout.write(`${c.name}\n`);
+        return;
+      }
+      if (o.output === 'json') {
+        const out = listClusters().map((c) => {
+          const daemons = daemonStatus(c.name);
+          const sup = supervisorPid(c.name);
+          const h = clusterHealth(c, daemons, sup);
+          return { ...c, health: h.word, problems: h.problems, supervisorPid: sup ?? null, daemons };
+        });
+        process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+        return;
+      }
+      throw new TendrilError('BAD_FLAG', `-o ${o.output} is not an output format`, { hint: 'use -o name or -o json' });
+    });
 
   lab
     .command('logs')
