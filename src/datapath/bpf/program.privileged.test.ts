@@ -3,7 +3,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { privilegedTest } from '../../../test/helpers/privileged.js';
 import { BPFFS_ROOT } from '../../util/paths.js';
-import { asm, R0, R1, R2 } from './asm/index.js';
+import { asm, formatProgram, R0, R1, R2 } from './asm/index.js';
 import { u32, u64 } from './codec.js';
 import { AsmError, VerifierError } from './errors.js';
 import { liveFds } from './fd.js';
@@ -27,6 +27,9 @@ privilegedTest('privileged: a SchedCls program loads and test-runs on crafted pa
     assert.equal(info.name, 'drop_udp');
     assert.equal(info.type, ProgramType.SchedCls);
     assert.match(info.tag, /^[0-9a-f]{16}$/);
+    const xlated = formatProgram(prog.translatedInstructions());
+    assert.match(xlated, /r6 = r1/);
+    assert.match(xlated, /exit/);
   } finally {
     prog.close();
     counter.close();

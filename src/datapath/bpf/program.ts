@@ -7,7 +7,8 @@
  */
 import { encode, slotCount, type EncodeOptions } from './asm/encode.js';
 import { formatProgram } from './asm/format.js';
-import type { ProgramText } from './asm/instruction.js';
+import { decodeInstructions } from './asm/decode.js';
+import type { Instruction, ProgramText } from './asm/instruction.js';
 import { SpecError, VerifierError, bpfError, errnoNumber } from './errors.js';
 import { FD } from './fd.js';
 import { cString, getPinnedObject, objectInfo, pinObject, readCString, unpinPath } from './object.js';
@@ -193,6 +194,25 @@ export class Program {
   /** The kernel's view of this program (id, tag, ...). */
   info(): ProgramInfo {
     return programInfoOf(this.#fd.raw, this.name);
+  }
+
+  /**
+   * The instructions as the kernel holds them after verification and rewriting
+   * (xlated), decoded; format them with formatProgram. Throws BpfError.
+   */
+  translatedInstructions(): Instruction[] {
+    const len = this.info().xlatedLen;
+    const insns = stableBuffer(len);
+    const info = stableBuffer(232);
+    info.writeUInt32LE(len, 20);
+    info.writeBigUInt64LE(addressOf(insns), 32);
+    const attr = stableBuffer(BPF_ATTR_SIZE);
+    attr.writeUInt32LE(this.#fd.raw, 0);
+    attr.writeUInt32LE(info.length, 4);
+    attr.writeBigUInt64LE(addressOf(info), 8);
+    const r = bpfAddr(Cmd.ObjGetInfoByFd, addressOf(attr), BPF_ATTR_SIZE);
+    if (r < 0) throw bpfError(Cmd.ObjGetInfoByFd, -r, `read instructions of program ${this.name}`);
+    return decodeInstructions(insns.subarray(0, Math.min(len, info.readUInt32LE(20))));
   }
 
   /**

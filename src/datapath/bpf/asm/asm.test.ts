@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AsmError } from '../errors.js';
 import { asm } from './builders.js';
+import { decodeInstructions } from './decode.js';
 import { encode, resolve, slotCount } from './encode.js';
 import { formatProgram } from './format.js';
 import { Helper, helperName } from './helpers.js';
@@ -152,4 +153,26 @@ test('the formatter prints indexes, opcodes, labels and map names', () => {
       '  10: (95) exit',
     ].join('\n'),
   );
+});
+
+test('decoding kernel bytes round-trips through encode', () => {
+  const map = { fd: 5, name: 'm' };
+  const prog = [
+    asm.mov.reg(R6, R1),
+    asm.loadMapPtr(R1, map),
+    asm.loadMapValue(R2, map, 8),
+    asm.ldImm64(R3, 0xdeadbeef12345678n),
+    asm.jeq.imm(R1, 0, 'x'),
+    asm.stw(R10, -4, -1),
+    asm.label('x'),
+    asm.exit(),
+  ];
+  const bytes = encode(prog);
+  const decoded = decodeInstructions(bytes);
+  assert.equal(decoded.length, 7);
+  assert.equal(encode(decoded).toString('hex'), bytes.toString('hex'));
+  assert.match(formatProgram(decoded), /r1 = map\[fd5\] ll/);
+  assert.match(formatProgram(decoded), /if r1 == 0x0 goto pc\+1/);
+  assert.throws(() => decodeInstructions(Buffer.alloc(12)), AsmError);
+  assert.throws(() => decodeInstructions(Buffer.from('1801000000000000', 'hex')), /no second slot/);
 });
