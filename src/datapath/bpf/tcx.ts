@@ -156,8 +156,9 @@ function attachLegacyTc(program: Program, o: TcAttachOptions): Link {
   const dir = join(BPFFS_ROOT, 'tendril-tc');
   mkdirSync(dir, { recursive: true });
   const pin = join(dir, `${process.pid}-${legacySeq++}-${program.name || 'prog'}`);
+  const userPin = program.pinnedPath;
   program.pin(pin);
-  program.pinnedPath = undefined; // the TcFilterLink owns this pin
+  program.pinnedPath = userPin; // the TcFilterLink owns this pin, not the program
   const prio = o.priority ?? 1;
   try {
     tcCmd(o.netns, ['qdisc', 'replace', 'dev', o.ifname, 'clsact']);
