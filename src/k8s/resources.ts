@@ -16,7 +16,7 @@ export interface ResourceInfo {
   singular: string;
   shortNames: string[];
   namespaced: boolean;
-  /** Subresources served (only "status" today). */
+  /** Subresources served ("status"; "scale" for Deployments). */
   subresources: string[];
   categories: string[];
 }
@@ -30,7 +30,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
   r('', 'v1', 'Pod', 'pods', ['po'], true, ['status'], ['all']),
   r('', 'v1', 'Service', 'services', ['svc'], true, ['status'], ['all']),
   r('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', [], true, []),
-  r('apps', 'v1', 'Deployment', 'deployments', ['deploy'], true, ['status'], ['all']),
+  r('apps', 'v1', 'Deployment', 'deployments', ['deploy'], true, ['status', 'scale'], ['all']),
   r('cilium.io', 'v2', 'CiliumNetworkPolicy', 'ciliumnetworkpolicies', ['cnp', 'ciliumnp'], true, ['status'], ['cilium', 'ciliumpolicy']),
   r('cilium.io', 'v2', 'CiliumIdentity', 'ciliumidentities', ['ciliumid'], false, [], ['cilium']),
   r('cilium.io', 'v2', 'CiliumEndpoint', 'ciliumendpoints', ['cep', 'ciliumep'], true, [], ['cilium']),

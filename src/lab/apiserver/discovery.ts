@@ -18,7 +18,8 @@ function apiResource(r: ResourceInfo): Record<string, unknown>[] {
     },
   ];
   for (const sub of r.subresources) {
-    out.push({ name: `${r.plural}/${sub}`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] });
+    const scale = sub === 'scale';
+    out.push({ name: `${r.plural}/${sub}`, singularName: '', namespaced: r.namespaced, kind: scale ? 'Scale' : r.kind, ...(scale ? { group: 'autoscaling', version: 'v1' } : {}), verbs: ['get', 'patch', 'update'] });
   }
   return out;
 }
@@ -62,4 +63,50 @@ export function apiGroupList(): Record<string, unknown> {
 export function apiGroup(group: string): Record<string, unknown> | undefined {
   const g = servedGroups().find((x) => x.group === group && group !== '');
   return g ? groupDoc(g.group, g.versions) : undefined;
+}
+
+/**
+ * GET /openapi/v3: the index of per-group-version documents. The documents
+ * are minimal: they only declare the resource paths and their operations with
+ * `x-kubernetes-group-version-kind` and the `fieldValidation` query parameter,
+ * which is what kubectl reads to decide that the server validates (so it skips
+ * client-side schema validation). No schemas are served.
+ */
+export function openapiV3Index(): Record<string, unknown> {
+  const paths: Record<string, { serverRelativeURL: string }> = {};
+  for (const g of servedGroups()) {
+    for (const v of g.versions) {
+      const key = g.group ? `apis/${g.group}/${v}` : `api/${v}`;
+      paths[key] = { serverRelativeURL: `/openapi/v3/${key}?hash=tendril1` };
+    }
+  }
+  return { paths };
+}
+
+/** GET /openapi/v3/api/v1 or /openapi/v3/apis/<g>/<v>; undefined when not served. */
+export function openapiV3Doc(group: string, version: string): Record<string, unknown> | undefined {
+  const rs = RESOURCES.filter((r) => r.group === group && r.version === version);
+  if (rs.length === 0) return undefined;
+  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
+  const param = (name: string) => ({ name, in: 'query', schema: { type: 'string', uniqueItems: true } });
+  const paths: Record<string, unknown> = {};
+  for (const r of rs) {
+    const gvk = { group, version, kind: r.kind };
+    const op = (action: string, params: string[]) => ({
+      operationId: `${action}${r.kind}`,
+      'x-kubernetes-action': action,
+      'x-kubernetes-group-version-kind': gvk,
+      parameters: params.map(param),
+      responses: { '200': { description: 'OK' } },
+    });
+    const coll = r.namespaced ? `${base}/namespaces/{namespace}/${r.plural}` : `${base}/${r.plural}`;
+    paths[coll] = { get: op('list', ['labelSelector', 'fieldSelector', 'resourceVersion', 'watch']), post: op('post', ['dryRun', 'fieldManager', 'fieldValidation']) };
+    paths[`${coll}/{name}`] = {
+      get: op('get', []),
+      put: op('put', ['dryRun', 'fieldManager', 'fieldValidation']),
+      patch: op('patch', ['dryRun', 'fieldManager', 'fieldValidation', 'force']),
+      delete: op('delete', ['dryRun', 'gracePeriodSeconds', 'propagationPolicy']),
+    };
+  }
+  return { openapi: '3.0.0', info: { title: 'Kubernetes (Tendril lab subset)', version: 'v1.32.0' }, paths, components: { schemas: {} } };
 }

@@ -16,7 +16,7 @@ import { ApiError, badRequest, failure, internalError, success, type Status } fr
 import { TendrilError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { nopLogger } from '../../util/log.js';
-import { apiGroup, apiGroupList, apiVersions, resourceList } from './discovery.js';
+import { apiGroup, apiGroupList, apiVersions, openapiV3Doc, openapiV3Index, resourceList } from './discovery.js';
 import type { DeleteOptions, ListOptions, Registry } from './registry.js';
 
 /** Version reported at /version (kubectl checks the major/minor skew). */
@@ -167,6 +167,13 @@ export class ApiHttpServer {
     if (path === '/version') return this.send(res, 200, SERVER_VERSION);
     if (path === '/api') return this.send(res, 200, apiVersions(this.address));
     if (path === '/apis') return this.send(res, 200, apiGroupList());
+    if (path === '/openapi/v3') return this.send(res, 200, openapiV3Index());
+    if (path.startsWith('/openapi/v3/')) {
+      const m = /^\/openapi\/v3\/(?:api\/([^/]+)|apis\/([^/]+)\/([^/]+))$/.exec(path);
+      const doc = m ? (m[1] ? openapiV3Doc('', m[1]) : openapiV3Doc(m[2]!, m[3]!)) : undefined;
+      if (!doc) throw notFoundPath(url.pathname);
+      return this.send(res, 200, doc);
+    }
     const seg = path.split('/').slice(1).map(decodeURIComponent);
     let group: string;
     let version: string;
@@ -211,6 +218,7 @@ export class ApiHttpServer {
     if (sub !== undefined && !info.subresources.includes(sub)) throw notFoundPath(url.pathname);
     const q = url.searchParams;
     const dryRun = q.getAll('dryRun').includes('All');
+    if (sub === 'scale' && name !== undefined) return this.scale(req, res, info, namespace, name, method, dryRun);
     switch (method) {
       case 'GET':
         if (name === undefined) {
@@ -274,6 +282,28 @@ export class ApiHttpServer {
     }
   }
 
+  /** The scale subresource (autoscaling/v1 Scale) of Deployments, for `kubectl scale`. */
+  private async scale(req: IncomingMessage, res: ServerResponse, info: ResourceInfo, namespace: string | undefined, name: string, method: string, dryRun: boolean): Promise<void> {
+    const toScale = (d: KubeObject) => ({
+      kind: 'Scale',
+      apiVersion: 'autoscaling/v1',
+      metadata: { name: d.metadata.name, namespace: d.metadata.namespace, uid: d.metadata.uid, resourceVersion: d.metadata.resourceVersion, creationTimestamp: d.metadata.creationTimestamp },
+      spec: { replicas: d.spec?.replicas ?? 1 },
+      status: { replicas: d.status?.replicas ?? 0, selector: Object.entries((d.spec?.selector?.matchLabels ?? {}) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',') },
+    });
+    if (method === 'GET') return this.send(res, 200, toScale(this.registry.get(info, namespace, name)));
+    if (method !== 'PUT' && method !== 'PATCH') throw new ApiError(failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
+    const body = (await this.readBody(req)) as { spec?: { replicas?: unknown }; metadata?: { resourceVersion?: string } } | undefined;
+    const replicas = body?.spec?.replicas;
+    if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
+      throw invalidScale(name, replicas);
+    }
+    const patch: Record<string, unknown> = { spec: { replicas } };
+    if (method === 'PUT' && body?.metadata?.resourceVersion) patch.metadata = { resourceVersion: body.metadata.resourceVersion };
+    const d = await this.registry.patch(info, namespace, name, patch, { dryRun });
+    return this.send(res, 200, toScale(d));
+  }
+
   private watch(req: IncomingMessage, res: ServerResponse, info: ResourceInfo, opts: ListOptions, q: URLSearchParams): void {
     const rv = q.get('resourceVersion') ?? '';
     const bookmarks = q.get('allowWatchBookmarks') === 'true';
@@ -328,6 +358,17 @@ export class ApiHttpServer {
     req.on('close', end);
     res.on('close', end);
   }
+}
+
+function invalidScale(name: string, replicas: unknown): ApiError {
+  return new ApiError(
+    failure(422, 'Invalid', `Scale.autoscaling "${name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas ?? null)}: must be greater than or equal to 0`, {
+      name,
+      group: 'autoscaling',
+      kind: 'Scale',
+      causes: [{ reason: 'FieldValueInvalid', message: 'must be greater than or equal to 0', field: 'spec.replicas' }],
+    }),
+  );
 }
 
 function notFoundPath(path: string): ApiError {
