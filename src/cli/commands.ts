@@ -14,7 +14,8 @@ import { register as get } from './get.js';
 import { register as describe } from './describe.js';
 import { register as del } from './delete.js';
 import { register as install } from './install.js';
+import { register as status } from './status.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: RegisterCommands[] = [version, lab, run, exec, logs, config, apply, get, describe, del, install];
+export const commandGroups: RegisterCommands[] = [version, lab, run, exec, logs, config, apply, get, describe, del, install, status];

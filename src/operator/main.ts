@@ -3,19 +3,13 @@
  *   node --import tsx src/operator/main.ts --cluster <lab cluster>
  *   node --import tsx src/operator/main.ts --api-server URL --cluster-name N --cluster-id I [--pod-cidr C]
  */
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../util/log.js';
 import { describeError } from '../util/errors.js';
-import { clusterDir } from '../util/paths.js';
+import { operatorStatusPath } from './paths.js';
 import { apiServerNodeURL, loadCluster } from '../lab/state.js';
 import { readInstallState } from '../agent/install-state.js';
 import { Operator, type OperatorConfig } from './operator.js';
-
-/** Where the lab operator writes its status. */
-export function operatorStatusPath(labCluster: string): string {
-  return join(clusterDir(labCluster), 'operator-status.json');
-}
 
 /** "30s" | "5m" | "1h" | "100ms" -> ms. */
 export function parseDuration(text: string): number {
