@@ -1,0 +1,114 @@
+/**
+ * The agent's service source: watches Services and EndpointSlices and turns
+ * them into the datapath's service table (one ServiceEntry per ClusterIP and
+ * port) with the service catalog's rules from src/services/. Remote backends
+ * of global services are merged in by `setRemote` (the mesh source).
+ */
+import type { CoreV1Api, DiscoveryV1Api, KubeConfig, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { Logger } from '../../util/log.js';
+import type { LBAlgorithm, ServiceEntry } from '../../datapath/types.js';
+import { desiredServiceEntries, type CatalogResult } from '../../services/catalog.js';
+import type { ClusterService } from '../../services/cluster-service.js';
+import { KindWatcher } from './watcher.js';
+
+export interface ServiceSourceOptions {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  discovery: DiscoveryV1Api;
+  logger: Logger;
+  onProblem: (name: string) => (cause: string | undefined) => void;
+  cluster: string;
+  clusterId: number;
+  algorithm?: LBAlgorithm;
+}
+
+/** Watches Services + EndpointSlices; calls back with the full table on every change (coalesced). */
+export class ServiceSource {
+  private readonly services: KindWatcher<V1Service>;
+  private readonly slices: KindWatcher<V1EndpointSlice>;
+  private readonly listeners: Array<(entries: ServiceEntry[]) => void> = [];
+  private pending = false;
+  private started = false;
+  readonly synced: Promise<void>;
+
+  constructor(private readonly o: ServiceSourceOptions) {
+    this.services = new KindWatcher<V1Service>({
+      name: 'services',
+      kc: o.kc,
+      path: '/api/v1/services',
+      list: () => o.core.listServiceForAllNamespaces(),
+      logger: o.logger,
+      onProblem: o.onProblem('services'),
+    });
+    this.slices = new KindWatcher<V1EndpointSlice>({
+      name: 'endpointslices',
+      kc: o.kc,
+      path: '/apis/discovery.k8s.io/v1/endpointslices',
+      list: () => o.discovery.listEndpointSliceForAllNamespaces(),
+      logger: o.logger,
+      onProblem: o.onProblem('endpointslices'),
+    });
+    for (const w of [this.services, this.slices] as Array<KindWatcher<V1Service> | KindWatcher<V1EndpointSlice>>) {
+      w.on('add', () => this.changed()).on('update', () => this.changed()).on('delete', () => this.changed());
+    }
+    this.synced = Promise.all([this.services.synced, this.slices.synced]).then(() => {
+      this.started = true;
+      this.changed();
+    });
+  }
+
+  onChange(fn: (entries: ServiceEntry[]) => void): void {
+    this.listeners.push(fn);
+  }
+
+  private remote: readonly ClusterService[] = [];
+  private lastIssues = '';
+
+  /** Sets the remote clusters' services (from the mesh); global services get their backends. */
+  setRemote(remote: readonly ClusterService[]): void {
+    this.remote = remote;
+    this.changed();
+  }
+
+  /** The catalog's current result. */
+  result(): CatalogResult {
+    return desiredServiceEntries({
+      cluster: this.o.cluster,
+      clusterID: this.o.clusterId,
+      services: this.services.list(),
+      endpointSlices: this.slices.list(),
+      remoteServices: this.remote,
+      ...(this.o.algorithm ? { algorithm: this.o.algorithm } : {}),
+    });
+  }
+
+  /** The current table. */
+  entries(): ServiceEntry[] {
+    const r = this.result();
+    const issues = JSON.stringify(r.issues);
+    if (issues !== this.lastIssues) {
+      this.lastIssues = issues;
+      for (const i of r.issues) this.o.logger.warn('service issue', { ...i });
+    }
+    return r.entries;
+  }
+
+  private changed(): void {
+    if (!this.started || this.pending) return;
+    this.pending = true;
+    // coalesce bursts of events (a Deployment scale touches many objects)
+    setTimeout(() => {
+      this.pending = false;
+      const e = this.entries();
+      for (const l of this.listeners) l(e);
+    }, 10);
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.services.start(), this.slices.start()]);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.services.stop(), this.slices.stop()]);
+  }
+}
