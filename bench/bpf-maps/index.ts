@@ -37,7 +37,13 @@ function timed(fn: () => void): { wall: number; cpu: number } {
 }
 
 function singleOps() {
-  const m = newMap({ name: 'bench_one', type: MapType.Hash, maxEntries: 1024, key: u32, value: u32 });
+  const m = newMap({
+    name: 'bench_one',
+    type: MapType.Hash,
+    maxEntries: 1024,
+    key: u32,
+    value: u32,
+  });
   try {
     const ROUNDS = 40;
     const PER = 2000;
@@ -56,14 +62,25 @@ function singleOps() {
       lk.wall.push((b.wall * 1000) / PER);
       lk.cpu.push((b.cpu * 1000) / PER);
     }
-    return { update: median(up.wall), updateCpu: median(up.cpu), lookup: median(lk.wall), lookupCpu: median(lk.cpu) };
+    return {
+      update: median(up.wall),
+      updateCpu: median(up.cpu),
+      lookup: median(lk.wall),
+      lookupCpu: median(lk.cpu),
+    };
   } finally {
     m.close();
   }
 }
 
 function batchOps() {
-  const m = newMap({ name: 'bench_batch', type: MapType.Hash, maxEntries: N, key: u32, value: u32 });
+  const m = newMap({
+    name: 'bench_batch',
+    type: MapType.Hash,
+    maxEntries: N,
+    key: u32,
+    value: u32,
+  });
   try {
     const keys = Array.from({ length: N }, (_, i) => i);
     const values = keys.map((k) => k * 3);
@@ -76,13 +93,19 @@ function batchOps() {
       m.batchLookup({ batchSize: 8192 });
       empty();
     }
-    const s = { up: [] as number[][], upRaw: [] as number[][], lk: [] as number[][], lkRaw: [] as number[][] };
+    const s = {
+      up: [] as number[][],
+      upRaw: [] as number[][],
+      lk: [] as number[][],
+      lkRaw: [] as number[][],
+    };
     for (let r = 0; r < 5; r++) {
       // Interleave the variants so machine noise hits them alike; each update fills an empty map.
       const a = timed(() => m.batchUpdate(keys, values));
       let all: unknown[] = [];
       const c = timed(() => (all = m.batchLookup({ batchSize: 8192 })));
-      if (all.length !== N) throw new Error(`batch lookup returned ${all.length} entries, expected ${N}`);
+      if (all.length !== N)
+        throw new Error(`batch lookup returned ${all.length} entries, expected ${N}`);
       let n = 0;
       const d = timed(() => (n = m.batchLookupRaw(() => {}, { batchSize: 8192 })));
       if (n !== N) throw new Error(`raw batch lookup returned ${n} entries`);
@@ -109,12 +132,20 @@ function batchOps() {
 }
 
 function load4k(): { wall: number; cpu: number } {
-  const insns = [asm.mov.imm(R0, 0), ...Array.from({ length: 4094 }, (_, i) => asm.add.imm(R0, i & 7)), asm.exit()];
+  const insns = [
+    asm.mov.imm(R0, 0),
+    ...Array.from({ length: 4094 }, (_, i) => asm.add.imm(R0, i & 7)),
+    asm.exit(),
+  ];
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let r = 0; r < 7; r++) {
     const t = timed(() => {
-      const p = loadProgram({ name: 'bench4k', type: ProgramType.SocketFilter, instructions: insns });
+      const p = loadProgram({
+        name: 'bench4k',
+        type: ProgramType.SocketFilter,
+        instructions: insns,
+      });
       if (p.instructionCount !== 4096) throw new Error('expected 4096 instructions');
       p.close();
     });
@@ -143,19 +174,69 @@ const s = singleOps();
 const b = batchOps();
 const l = load4k();
 const figures: Figure[] = [
-  { name: 'single_update_us', value: s.update, unit: 'us', note: 'median wall; BpfMap.update (u32->u32 hash, codecs, preallocated attr)' },
+  {
+    name: 'single_update_us',
+    value: s.update,
+    unit: 'us',
+    note: 'median wall; BpfMap.update (u32->u32 hash, codecs, preallocated attr)',
+  },
   { name: 'single_update_cpu_us', value: s.updateCpu, unit: 'us', note: 'same, process CPU time' },
   { name: 'single_lookup_us', value: s.lookup, unit: 'us', note: 'median wall; BpfMap.lookup' },
   { name: 'single_lookup_cpu_us', value: s.lookupCpu, unit: 'us', note: 'same, process CPU time' },
-  { name: 'batch_update_per_s', value: b.update, unit: 'entries/s', note: `${N} entries into an empty hash, batchUpdate with codecs` },
-  { name: 'batch_update_cpu_per_s', value: b.updateCpu, unit: 'entries/s', note: 'same, process CPU time' },
-  { name: 'batch_update_raw_per_s', value: b.updateRaw, unit: 'entries/s', note: 'batchUpdateRaw, pre-encoded buffers (wall)' },
-  { name: 'batch_lookup_per_s', value: b.lookup, unit: 'entries/s', note: `${N} entries decoded, batch size 8192 (wall)` },
-  { name: 'batch_lookup_cpu_per_s', value: b.lookupCpu, unit: 'entries/s', note: 'same, process CPU time' },
-  { name: 'batch_lookup_raw_per_s', value: b.lookupRaw, unit: 'entries/s', note: 'batchLookupRaw, no decoding (wall)' },
-  { name: 'load_4k_insns_ms', value: l.wall, unit: 'ms', note: 'median wall of 7 loads of a 4096-instruction program' },
+  {
+    name: 'batch_update_per_s',
+    value: b.update,
+    unit: 'entries/s',
+    note: `${N} entries into an empty hash, batchUpdate with codecs`,
+  },
+  {
+    name: 'batch_update_cpu_per_s',
+    value: b.updateCpu,
+    unit: 'entries/s',
+    note: 'same, process CPU time',
+  },
+  {
+    name: 'batch_update_raw_per_s',
+    value: b.updateRaw,
+    unit: 'entries/s',
+    note: 'batchUpdateRaw, pre-encoded buffers (wall)',
+  },
+  {
+    name: 'batch_lookup_per_s',
+    value: b.lookup,
+    unit: 'entries/s',
+    note: `${N} entries decoded, batch size 8192 (wall)`,
+  },
+  {
+    name: 'batch_lookup_cpu_per_s',
+    value: b.lookupCpu,
+    unit: 'entries/s',
+    note: 'same, process CPU time',
+  },
+  {
+    name: 'batch_lookup_raw_per_s',
+    value: b.lookupRaw,
+    unit: 'entries/s',
+    note: 'batchLookupRaw, no decoding (wall)',
+  },
+  {
+    name: 'load_4k_insns_ms',
+    value: l.wall,
+    unit: 'ms',
+    note: 'median wall of 7 loads of a 4096-instruction program',
+  },
   { name: 'load_4k_insns_cpu_ms', value: l.cpu, unit: 'ms', note: 'same, process CPU time' },
-  { name: 'koffi_getpid_us', value: floor, unit: 'us', note: 'calibration: a trivial syscall through koffi, wall' },
-  { name: 'loadavg_1m', value: load, unit: '', note: 'machine load when the run started (2 vCPUs, shared)' },
+  {
+    name: 'koffi_getpid_us',
+    value: floor,
+    unit: 'us',
+    note: 'calibration: a trivial syscall through koffi, wall',
+  },
+  {
+    name: 'loadavg_1m',
+    value: load,
+    unit: '',
+    note: 'machine load when the run started (2 vCPUs, shared)',
+  },
 ];
 report('bpf-maps', figures);

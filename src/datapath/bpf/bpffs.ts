@@ -44,12 +44,18 @@ export function removePinnedTree(path: string): void {
   const p = resolve(path);
   if (!existsSync(p)) return;
   if (!isOnBpffs(p)) {
-    throw new TendrilError('BPFFS_NOT_BPFFS', `refusing to remove ${p}: it is not on a bpffs mount`, {
-      hint: 'pins live under /sys/fs/bpf; check the path',
-    });
+    throw new TendrilError(
+      'BPFFS_NOT_BPFFS',
+      `refusing to remove ${p}: it is not on a bpffs mount`,
+      {
+        hint: 'pins live under /sys/fs/bpf; check the path',
+      },
+    );
   }
   if (bpffsMounts().includes(p)) {
-    throw new TendrilError('BPFFS_ROOT', `refusing to remove the bpffs mount point ${p} itself`, { hint: 'remove a directory below it' });
+    throw new TendrilError('BPFFS_ROOT', `refusing to remove the bpffs mount point ${p} itself`, {
+      hint: 'remove a directory below it',
+    });
   }
   rmSync(p, { recursive: true, force: true });
 }

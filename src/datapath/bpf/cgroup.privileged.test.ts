@@ -40,101 +40,141 @@ function connect4Program(svc: BpfMap<AddrPort, AddrPort>) {
 const SERVER = `require('net').createServer(s=>s.end('hello-from-backend\\n')).listen(18080,'127.0.0.1',()=>console.log('listening'))`;
 const CLIENT = `const s=require('net').connect(80,'10.1.2.3');s.on('data',d=>process.stdout.write(d));s.on('error',e=>{console.error(e.code);process.exit(3)})`;
 
-privilegedTest('privileged: cgroup connect4 rewrites a real TCP connection inside a throwaway netns', async () => {
-  const before = liveFds().length;
-  const ns = makeNetns('c4');
-  const cg = makeCgroup('c4');
-  let svc: BpfMap<AddrPort, AddrPort> | undefined;
-  let prog: Program | undefined;
-  let link: Link | undefined;
-  const server = startProcess('nsenter', [`--net=${ns.path}`, process.execPath, '-e', SERVER], /listening/);
-  try {
-    await server.ready;
-    // The client joins the cgroup first, then enters the namespace (ip netns exec would hide /sys/fs/cgroup).
-    const client = () =>
-      runProcess('sh', ['-c', `echo $$ > ${cg.path}/cgroup.procs && exec nsenter --net=${ns.path} ${process.execPath} -e "${CLIENT}"`]);
+privilegedTest(
+  'privileged: cgroup connect4 rewrites a real TCP connection inside a throwaway netns',
+  async () => {
+    const before = liveFds().length;
+    const ns = makeNetns('c4');
+    const cg = makeCgroup('c4');
+    let svc: BpfMap<AddrPort, AddrPort> | undefined;
+    let prog: Program | undefined;
+    let link: Link | undefined;
+    const server = startProcess(
+      'nsenter',
+      [`--net=${ns.path}`, process.execPath, '-e', SERVER],
+      /listening/,
+    );
+    try {
+      await server.ready;
+      // The client joins the cgroup first, then enters the namespace (ip netns exec would hide /sys/fs/cgroup).
+      const client = () =>
+        runProcess('sh', [
+          '-c',
+          `echo $$ > ${cg.path}/cgroup.procs && exec nsenter --net=${ns.path} ${process.execPath} -e "${CLIENT}"`,
+        ]);
 
-    const unrouted = await client();
-    assert.notEqual(unrouted.code, 0, 'without the program, 10.1.2.3 is unreachable in the namespace');
-    assert.match(unrouted.stderr, /ENETUNREACH|EHOSTUNREACH|ECONNREFUSED|ETIMEDOUT/);
+      const unrouted = await client();
+      assert.notEqual(
+        unrouted.code,
+        0,
+        'without the program, 10.1.2.3 is unreachable in the namespace',
+      );
+      assert.match(unrouted.stderr, /ENETUNREACH|EHOSTUNREACH|ECONNREFUSED|ETIMEDOUT/);
 
-    svc = newMap<AddrPort, AddrPort>({ name: 'svc', type: MapType.Hash, maxEntries: 16, key: addrPort, value: addrPort });
-    svc.update({ ip: '10.1.2.3', port: 80 }, { ip: '127.0.0.1', port: 18080 });
-    prog = loadProgram({
-      name: 'connect4',
-      type: ProgramType.CgroupSockAddr,
-      expectedAttachType: AttachType.CgroupInet4Connect,
-      instructions: connect4Program(svc),
-    });
-    link = attachCgroup(prog, { cgroup: cg.path, attachType: AttachType.CgroupInet4Connect });
-    assert.equal(link.kind, 'bpf_link');
+      svc = newMap<AddrPort, AddrPort>({
+        name: 'svc',
+        type: MapType.Hash,
+        maxEntries: 16,
+        key: addrPort,
+        value: addrPort,
+      });
+      svc.update({ ip: '10.1.2.3', port: 80 }, { ip: '127.0.0.1', port: 18080 });
+      prog = loadProgram({
+        name: 'connect4',
+        type: ProgramType.CgroupSockAddr,
+        expectedAttachType: AttachType.CgroupInet4Connect,
+        instructions: connect4Program(svc),
+      });
+      link = attachCgroup(prog, { cgroup: cg.path, attachType: AttachType.CgroupInet4Connect });
+      assert.equal(link.kind, 'bpf_link');
 
-    const rewritten = await client();
-    assert.equal(rewritten.stdout, 'hello-from-backend\n', `stderr: ${rewritten.stderr}`);
-    assert.equal(rewritten.code, 0);
+      const rewritten = await client();
+      assert.equal(rewritten.stdout, 'hello-from-backend\n', `stderr: ${rewritten.stderr}`);
+      assert.equal(rewritten.code, 0);
 
-    // Deleting the service entry stops the rewrite: the map is live.
-    assert.equal(svc.delete({ ip: '10.1.2.3', port: 80 }), true);
-    const after = await client();
-    assert.notEqual(after.code, 0);
+      // Deleting the service entry stops the rewrite: the map is live.
+      assert.equal(svc.delete({ ip: '10.1.2.3', port: 80 }), true);
+      const after = await client();
+      assert.notEqual(after.code, 0);
 
-    // Closing the link detaches the program.
-    svc.update({ ip: '10.1.2.3', port: 80 }, { ip: '127.0.0.1', port: 18080 });
-    link.close();
-    link = undefined;
-    const detached = await client();
-    assert.notEqual(detached.code, 0, 'after close() the program is detached');
-  } finally {
-    link?.close();
-    prog?.close();
-    svc?.close();
-    await stopProcess(server.child);
-    cg.remove();
-    ns.remove();
-  }
-  assert.equal(liveFds().length, before, 'no fd leaked');
-});
+      // Closing the link detaches the program.
+      svc.update({ ip: '10.1.2.3', port: 80 }, { ip: '127.0.0.1', port: 18080 });
+      link.close();
+      link = undefined;
+      const detached = await client();
+      assert.notEqual(detached.code, 0, 'after close() the program is detached');
+    } finally {
+      link?.close();
+      prog?.close();
+      svc?.close();
+      await stopProcess(server.child);
+      cg.remove();
+      ns.remove();
+    }
+    assert.equal(liveFds().length, before, 'no fd leaked');
+  },
+);
 
-privilegedTest('privileged: cgroup attach falls back to PROG_ATTACH and detaches on close', async () => {
-  const before = liveFds().length + 1; // + the svc map, still open at the check
-  const ns = makeNetns('c4l');
-  const cg = makeCgroup('c4l');
-  let svc: BpfMap<AddrPort, AddrPort> | undefined;
-  let prog: Program | undefined;
-  let link: Link | undefined;
-  const server = startProcess('nsenter', [`--net=${ns.path}`, process.execPath, '-e', SERVER], /listening/);
-  try {
-    await server.ready;
-    svc = newMap<AddrPort, AddrPort>({ name: 'svc', type: MapType.Hash, maxEntries: 16, key: addrPort, value: addrPort });
-    svc.update({ ip: '10.1.2.3', port: 80 }, { ip: '127.0.0.1', port: 18080 });
-    prog = loadProgram({
-      name: 'connect4',
-      type: ProgramType.CgroupSockAddr,
-      expectedAttachType: AttachType.CgroupInet4Connect,
-      instructions: connect4Program(svc),
-    });
-    link = attachCgroup(prog, { cgroup: cg.path, attachType: AttachType.CgroupInet4Connect, forceLegacy: true });
-    assert.equal(link.kind, 'prog_attach');
-    // The attachment keeps its own program reference: closing ours does not break detach.
-    prog.close();
-    const client = () =>
-      runProcess('sh', ['-c', `echo $$ > ${cg.path}/cgroup.procs && exec nsenter --net=${ns.path} ${process.execPath} -e "${CLIENT}"`]);
-    const r = await client();
-    assert.equal(r.stdout, 'hello-from-backend\n', r.stderr);
-    link.close();
-    link = undefined;
-    const d = await client();
-    assert.notEqual(d.code, 0);
-    assert.equal(liveFds().length, before);
-  } finally {
-    link?.close();
-    prog?.close();
-    svc?.close();
-    await stopProcess(server.child);
-    cg.remove();
-    ns.remove();
-  }
-});
+privilegedTest(
+  'privileged: cgroup attach falls back to PROG_ATTACH and detaches on close',
+  async () => {
+    const before = liveFds().length + 1; // + the svc map, still open at the check
+    const ns = makeNetns('c4l');
+    const cg = makeCgroup('c4l');
+    let svc: BpfMap<AddrPort, AddrPort> | undefined;
+    let prog: Program | undefined;
+    let link: Link | undefined;
+    const server = startProcess(
+      'nsenter',
+      [`--net=${ns.path}`, process.execPath, '-e', SERVER],
+      /listening/,
+    );
+    try {
+      await server.ready;
+      svc = newMap<AddrPort, AddrPort>({
+        name: 'svc',
+        type: MapType.Hash,
+        maxEntries: 16,
+        key: addrPort,
+        value: addrPort,
+      });
+      svc.update({ ip: '10.1.2.3', port: 80 }, { ip: '127.0.0.1', port: 18080 });
+      prog = loadProgram({
+        name: 'connect4',
+        type: ProgramType.CgroupSockAddr,
+        expectedAttachType: AttachType.CgroupInet4Connect,
+        instructions: connect4Program(svc),
+      });
+      link = attachCgroup(prog, {
+        cgroup: cg.path,
+        attachType: AttachType.CgroupInet4Connect,
+        forceLegacy: true,
+      });
+      assert.equal(link.kind, 'prog_attach');
+      // The attachment keeps its own program reference: closing ours does not break detach.
+      prog.close();
+      const client = () =>
+        runProcess('sh', [
+          '-c',
+          `echo $$ > ${cg.path}/cgroup.procs && exec nsenter --net=${ns.path} ${process.execPath} -e "${CLIENT}"`,
+        ]);
+      const r = await client();
+      assert.equal(r.stdout, 'hello-from-backend\n', r.stderr);
+      link.close();
+      link = undefined;
+      const d = await client();
+      assert.notEqual(d.code, 0);
+      assert.equal(liveFds().length, before);
+    } finally {
+      link?.close();
+      prog?.close();
+      svc?.close();
+      await stopProcess(server.child);
+      cg.remove();
+      ns.remove();
+    }
+  },
+);
 
 privilegedTest('privileged: attaching to a missing cgroup names it', () => {
   const prog = loadProgram({
@@ -145,7 +185,11 @@ privilegedTest('privileged: attaching to a missing cgroup names it', () => {
   });
   try {
     assert.throws(
-      () => attachCgroup(prog, { cgroup: '/sys/fs/cgroup/unified/tendril-does-not-exist', attachType: AttachType.CgroupInet4Connect }),
+      () =>
+        attachCgroup(prog, {
+          cgroup: '/sys/fs/cgroup/unified/tendril-does-not-exist',
+          attachType: AttachType.CgroupInet4Connect,
+        }),
       (e: Error) => /tendril-does-not-exist/.test(e.message) && /ENOENT/.test(e.message),
     );
   } finally {

@@ -1,7 +1,25 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CodecError } from './errors.js';
-import { array, be16, be32, bytes, i32, ipv4, ipv4ToU32, ipv6, lpmKey, mac, pad, struct, u16, u32, u64, u64n, u8 } from './codec.js';
+import {
+  array,
+  be16,
+  be32,
+  bytes,
+  i32,
+  ipv4,
+  ipv4ToU32,
+  ipv6,
+  lpmKey,
+  mac,
+  pad,
+  struct,
+  u16,
+  u32,
+  u64,
+  u64n,
+  u8,
+} from './codec.js';
 
 function enc<T>(c: { size: number; encode(v: T, b: Buffer, o: number): void }, v: T): string {
   const b = Buffer.alloc(c.size);
@@ -43,7 +61,12 @@ test('out-of-range and malformed values are CodecErrors', () => {
 });
 
 test('struct places fields at fixed offsets, zeroes gaps, and round-trips', () => {
-  const key = struct('lb4_key', 12, { ip: [0, ipv4], port: [4, be16], slot: [6, u16], proto: [8, u8] });
+  const key = struct('lb4_key', 12, {
+    ip: [0, ipv4],
+    port: [4, be16],
+    slot: [6, u16],
+    proto: [8, u8],
+  });
   assert.equal(key.size, 12);
   const b = Buffer.alloc(12, 0xff);
   key.encode({ ip: '10.96.0.10', port: 53, slot: 2, proto: 17 }, b, 0);

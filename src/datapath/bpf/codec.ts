@@ -25,17 +25,39 @@ function uint(name: string, bits: 8 | 16 | 32, be: boolean): Codec<number> {
   const max = 2 ** bits - 1;
   const size = bits / 8;
   const check = (v: number) => {
-    if (!Number.isInteger(v) || v < 0 || v > max) throw new CodecError(`${name}: ${v} is not an integer in 0..${max}`);
+    if (!Number.isInteger(v) || v < 0 || v > max)
+      throw new CodecError(`${name}: ${v} is not an integer in 0..${max}`);
   };
-  if (bits === 8) return { size, name, encode: (v, b, o) => (check(v), (b[o] = v)), decode: (b, o) => b[o]! };
+  if (bits === 8)
+    return { size, name, encode: (v, b, o) => (check(v), (b[o] = v)), decode: (b, o) => b[o]! };
   if (bits === 16) {
     return be
-      ? { size, name, encode: (v, b, o) => (check(v), b.writeUInt16BE(v, o)), decode: (b, o) => b.readUInt16BE(o) }
-      : { size, name, encode: (v, b, o) => (check(v), b.writeUInt16LE(v, o)), decode: (b, o) => b.readUInt16LE(o) };
+      ? {
+          size,
+          name,
+          encode: (v, b, o) => (check(v), b.writeUInt16BE(v, o)),
+          decode: (b, o) => b.readUInt16BE(o),
+        }
+      : {
+          size,
+          name,
+          encode: (v, b, o) => (check(v), b.writeUInt16LE(v, o)),
+          decode: (b, o) => b.readUInt16LE(o),
+        };
   }
   return be
-    ? { size, name, encode: (v, b, o) => (check(v), b.writeUInt32BE(v, o)), decode: (b, o) => b.readUInt32BE(o) }
-    : { size, name, encode: (v, b, o) => (check(v), b.writeUInt32LE(v, o)), decode: (b, o) => b.readUInt32LE(o) };
+    ? {
+        size,
+        name,
+        encode: (v, b, o) => (check(v), b.writeUInt32BE(v, o)),
+        decode: (b, o) => b.readUInt32BE(o),
+      }
+    : {
+        size,
+        name,
+        encode: (v, b, o) => (check(v), b.writeUInt32LE(v, o)),
+        decode: (b, o) => b.readUInt32LE(o),
+      };
 }
 
 /** Unsigned 8-bit. */
@@ -54,7 +76,8 @@ export const i32: Codec<number> = {
   size: 4,
   name: 'i32',
   encode: (v, b, o) => {
-    if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) throw new CodecError(`i32: ${v} is out of range`);
+    if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31)
+      throw new CodecError(`i32: ${v} is out of range`);
     b.writeInt32LE(v, o);
   },
   decode: (b, o) => b.readInt32LE(o),
@@ -65,7 +88,8 @@ export const u64: Codec<bigint> = {
   size: 8,
   name: 'u64',
   encode: (v, b, o) => {
-    if (typeof v !== 'bigint' || v < 0n || v >= 1n << 64n) throw new CodecError(`u64: ${String(v)} is not a bigint in 0..2^64-1`);
+    if (typeof v !== 'bigint' || v < 0n || v >= 1n << 64n)
+      throw new CodecError(`u64: ${String(v)} is not a bigint in 0..2^64-1`);
     b.writeBigUInt64LE(v, o);
   },
   decode: (b, o) => b.readBigUInt64LE(o),
@@ -76,7 +100,8 @@ export const u64n: Codec<number> = {
   size: 8,
   name: 'u64n',
   encode: (v, b, o) => {
-    if (!Number.isSafeInteger(v) || v < 0) throw new CodecError(`u64n: ${v} is not a safe non-negative integer`);
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new CodecError(`u64n: ${v} is not a safe non-negative integer`);
     b.writeUInt32LE(v % 0x100000000, o);
     b.writeUInt32LE(Math.floor(v / 0x100000000), o + 4);
   },
@@ -89,11 +114,16 @@ export const ipv4: Codec<string> = {
   name: 'ipv4',
   encode: (v, b, o) => {
     const p = typeof v === 'string' ? v.split('.') : [];
-    if (p.length !== 4) throw new CodecError(`ipv4: "${String(v)}" is not a dotted IPv4 address`, 'write it like 10.0.0.1');
+    if (p.length !== 4)
+      throw new CodecError(
+        `ipv4: "${String(v)}" is not a dotted IPv4 address`,
+        'write it like 10.0.0.1',
+      );
     for (let i = 0; i < 4; i++) {
       const s = p[i]!;
       const n = Number(s);
-      if (s === '' || !Number.isInteger(n) || n < 0 || n > 255) throw new CodecError(`ipv4: "${v}" is not a dotted IPv4 address`, 'write it like 10.0.0.1');
+      if (s === '' || !Number.isInteger(n) || n < 0 || n > 255)
+        throw new CodecError(`ipv4: "${v}" is not a dotted IPv4 address`, 'write it like 10.0.0.1');
       b[o + i] = n;
     }
   },
@@ -144,7 +174,7 @@ function parseIPv6(v: string): Buffer {
 function compressIPv6(parts: string[]): string {
   let best = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (parts[i] !== '0') {
       i++;
       continue;
@@ -167,7 +197,8 @@ export const mac: Codec<string> = {
   name: 'mac',
   encode: (v, b, o) => {
     const p = typeof v === 'string' ? v.split(':') : [];
-    if (p.length !== 6 || p.some((x) => !/^[0-9a-fA-F]{2}$/.test(x))) throw new CodecError(`mac: "${String(v)}" is not a MAC address`);
+    if (p.length !== 6 || p.some((x) => !/^[0-9a-fA-F]{2}$/.test(x)))
+      throw new CodecError(`mac: "${String(v)}" is not a MAC address`);
     p.forEach((x, i) => (b[o + i] = parseInt(x, 16)));
   },
   decode: (b, o) => [...b.subarray(o, o + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':'),
@@ -179,8 +210,10 @@ export function bytes(size: number): Codec<Buffer> {
     size,
     name: `bytes[${size}]`,
     encode: (v, b, o) => {
-      if (!((v as unknown) instanceof Uint8Array)) throw new CodecError(`bytes[${size}]: expected a Buffer`);
-      if (v.length !== size) throw new CodecError(`bytes[${size}]: got ${v.length} bytes, expected ${size}`);
+      if (!((v as unknown) instanceof Uint8Array))
+        throw new CodecError(`bytes[${size}]: expected a Buffer`);
+      if (v.length !== size)
+        throw new CodecError(`bytes[${size}]: got ${v.length} bytes, expected ${size}`);
       b.set(v, o);
     },
     decode: (b, o) => Buffer.from(b.subarray(o, o + size)),
@@ -189,7 +222,12 @@ export function bytes(size: number): Codec<Buffer> {
 
 /** Zero bytes (padding); encodes nothing but zeros and decodes to undefined. */
 export function pad(size: number): Codec<undefined> {
-  return { size, name: `pad[${size}]`, encode: (_v, b, o) => void b.fill(0, o, o + size), decode: () => undefined };
+  return {
+    size,
+    name: `pad[${size}]`,
+    encode: (_v, b, o) => void b.fill(0, o, o + size),
+    decode: () => undefined,
+  };
 }
 
 /** A fixed-length array of one codec, elements packed back to back. */
@@ -198,7 +236,8 @@ export function array<T>(elem: Codec<T>, n: number): Codec<T[]> {
     size: elem.size * n,
     name: `${elem.name}[${n}]`,
     encode: (v, b, o) => {
-      if (!Array.isArray(v) || v.length !== n) throw new CodecError(`${elem.name}[${n}]: expected an array of ${n}`);
+      if (!Array.isArray(v) || v.length !== n)
+        throw new CodecError(`${elem.name}[${n}]: expected an array of ${n}`);
       for (let i = 0; i < n; i++) elem.encode(v[i]!, b, o + i * elem.size);
     },
     decode: (b, o) => {
@@ -226,40 +265,55 @@ export type StructValue<F extends Record<string, FieldSpec<unknown>>> = Simplify
  * Bytes not covered by a field are zero. Throws CodecError at definition time when a field
  * does not fit `size` or overlaps another; encode throws when a field is missing or out of range.
  */
-export function struct<F extends Record<string, FieldSpec<unknown>>>(name: string, size: number, fields: F): Codec<StructValue<F>> {
+export function struct<F extends Record<string, FieldSpec<unknown>>>(
+  name: string,
+  size: number,
+  fields: F,
+): Codec<StructValue<F>> {
   const list = Object.entries(fields).map(([k, [off, codec]]) => ({ k, off, codec }));
   const sorted = [...list].sort((a, b) => a.off - b.off);
   let end = 0;
   let prev = '';
   for (const f of sorted) {
-    if (!Number.isInteger(f.off) || f.off < 0) throw new CodecError(`struct ${name}: field ${f.k} has a bad offset ${f.off}`);
-    if (f.off < end) throw new CodecError(`struct ${name}: field ${f.k} at ${f.off} overlaps ${prev} (which ends at ${end})`);
+    if (!Number.isInteger(f.off) || f.off < 0)
+      throw new CodecError(`struct ${name}: field ${f.k} has a bad offset ${f.off}`);
+    if (f.off < end)
+      throw new CodecError(
+        `struct ${name}: field ${f.k} at ${f.off} overlaps ${prev} (which ends at ${end})`,
+      );
     end = f.off + f.codec.size;
     prev = f.k;
-    if (end > size) throw new CodecError(`struct ${name}: field ${f.k} (${f.codec.name} at ${f.off}) ends at ${end}, beyond the size ${size}`);
+    if (end > size)
+      throw new CodecError(
+        `struct ${name}: field ${f.k} (${f.codec.name} at ${f.off}) ends at ${end}, beyond the size ${size}`,
+      );
   }
   const needsZero = sorted.reduce((n, f) => n + f.codec.size, 0) !== size;
   return {
     size,
     name: `struct ${name}`,
     encode: (v, b, o) => {
-      if (v === null || typeof v !== 'object') throw new CodecError(`struct ${name}: expected an object, got ${String(v)}`);
+      if (v === null || typeof v !== 'object')
+        throw new CodecError(`struct ${name}: expected an object, got ${String(v)}`);
       if (needsZero) b.fill(0, o, o + size);
       const rec = v as Record<string, unknown>;
       for (const f of list) {
         const x = rec[f.k];
-        if (x === undefined && !f.codec.name.startsWith('pad')) throw new CodecError(`struct ${name}: field ${f.k} is missing`);
+        if (x === undefined && !f.codec.name.startsWith('pad'))
+          throw new CodecError(`struct ${name}: field ${f.k} is missing`);
         try {
           (f.codec as Codec<unknown>).encode(x, b, o + f.off);
         } catch (e) {
-          if (e instanceof CodecError) throw new CodecError(`struct ${name}.${f.k}: ${e.message}`, e.hint);
+          if (e instanceof CodecError)
+            throw new CodecError(`struct ${name}.${f.k}: ${e.message}`, e.hint);
           throw e;
         }
       }
     },
     decode: (b, o) => {
       const out: Record<string, unknown> = {};
-      for (const f of list) if (!f.codec.name.startsWith('pad')) out[f.k] = f.codec.decode(b, o + f.off);
+      for (const f of list)
+        if (!f.codec.name.startsWith('pad')) out[f.k] = f.codec.decode(b, o + f.off);
       return out as StructValue<F>;
     },
   };
@@ -267,10 +321,17 @@ export function struct<F extends Record<string, FieldSpec<unknown>>>(name: strin
 
 /** The key of an LPM_TRIE map: a host-order u32 prefix length, then the address bytes. */
 export function lpmKey<T>(addr: Codec<T>): Codec<{ prefixLen: number; addr: T }> {
-  return struct(`lpm_${addr.name}`, 4 + addr.size, { prefixLen: [0, u32], addr: [4, addr] }) as unknown as Codec<{ prefixLen: number; addr: T }>;
+  return struct(`lpm_${addr.name}`, 4 + addr.size, {
+    prefixLen: [0, u32],
+    addr: [4, addr],
+  }) as unknown as Codec<{ prefixLen: number; addr: T }>;
 }
 
 /** Checks that a codec has the size a map expects. */
 export function checkCodecSize(codec: Codec<unknown>, size: number, what: string): void {
-  if (codec.size !== size) throw new CodecError(`${what}: codec ${codec.name} is ${codec.size} bytes, the map's is ${size}`, 'make the codec and the map spec agree');
+  if (codec.size !== size)
+    throw new CodecError(
+      `${what}: codec ${codec.name} is ${codec.size} bytes, the map's is ${size}`,
+      'make the codec and the map spec agree',
+    );
 }

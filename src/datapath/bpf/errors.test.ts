@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TendrilError } from '../../util/errors.js';
-import { BpfError, MapMismatchError, NotSupportedError, VerifierError, bpfError, commandName, errnoName, errnoNumber, hintFor } from './errors.js';
+import {
+  BpfError,
+  MapMismatchError,
+  NotSupportedError,
+  VerifierError,
+  bpfError,
+  commandName,
+  errnoName,
+  errnoNumber,
+  hintFor,
+} from './errors.js';
 import { Cmd } from './syscall.js';
 
 test('errno numbers map to names and back', () => {
@@ -34,7 +44,12 @@ test('a bpf error names the command, errno, context and a hint', () => {
 });
 
 test('VerifierError carries the log and the program; NotSupportedError names feature and kernel', () => {
-  const v = new VerifierError('bad', 13, '0: (95) exit\nR0 !read_ok\nprocessed 1 insns', '   0: (95) exit');
+  const v = new VerifierError(
+    'bad',
+    13,
+    '0: (95) exit\nR0 !read_ok\nprocessed 1 insns',
+    '   0: (95) exit',
+  );
   assert.ok(v instanceof BpfError);
   assert.equal(v.code, 'BPF_VERIFIER');
   assert.match(v.message, /load program "bad": the verifier rejected it: EACCES/);

@@ -111,21 +111,27 @@ export function hintFor(cmd: number, errno: number): string | undefined {
     case 'EPERM':
       return 'bpf(2) needs root or CAP_BPF (plus CAP_NET_ADMIN / CAP_SYS_ADMIN for attach); run as root';
     case 'E2BIG':
-      if (c.includes('UPDATE')) return 'the map is full (max_entries reached): delete entries or create the map with a larger maxEntries';
-      if (c === 'BPF_PROG_LOAD') return 'the program is too large for the kernel (too many instructions or too complex)';
+      if (c.includes('UPDATE'))
+        return 'the map is full (max_entries reached): delete entries or create the map with a larger maxEntries';
+      if (c === 'BPF_PROG_LOAD')
+        return 'the program is too large for the kernel (too many instructions or too complex)';
       return 'an argument is too large for this kernel';
     case 'ENOENT':
-      if (c.includes('LOOKUP') || c.includes('DELETE') || c === 'BPF_MAP_GET_NEXT_KEY') return 'no such key in the map';
-      if (c === 'BPF_OBJ_GET') return 'nothing is pinned at that path (is bpffs mounted at /sys/fs/bpf?)';
+      if (c.includes('LOOKUP') || c.includes('DELETE') || c === 'BPF_MAP_GET_NEXT_KEY')
+        return 'no such key in the map';
+      if (c === 'BPF_OBJ_GET')
+        return 'nothing is pinned at that path (is bpffs mounted at /sys/fs/bpf?)';
       return 'the object does not exist';
     case 'EEXIST':
-      if (c === 'BPF_OBJ_PIN') return 'something is already pinned at that path: remove it or open the pinned object instead';
+      if (c === 'BPF_OBJ_PIN')
+        return 'something is already pinned at that path: remove it or open the pinned object instead';
       if (c.includes('UPDATE')) return 'the key exists and the update used NOEXIST';
       return 'the object already exists';
     case 'EBADF':
       return 'a file descriptor is invalid or was already closed (use the object before close())';
     case 'EINVAL':
-      if (c === 'BPF_MAP_CREATE') return 'the map spec is invalid for this map type (check key/value sizes, maxEntries and flags)';
+      if (c === 'BPF_MAP_CREATE')
+        return 'the map spec is invalid for this map type (check key/value sizes, maxEntries and flags)';
       if (c === 'BPF_LINK_CREATE' || c === 'BPF_PROG_ATTACH')
         return 'the program type or expected attach type does not fit this attach point, or the kernel lacks this attach type';
       return 'an argument is invalid for this command or kernel';
@@ -162,7 +168,13 @@ export class BpfError extends TendrilError {
   constructor(
     command: string,
     errno: number,
-    options: { context?: string; hint?: string; cause?: unknown; code?: string; message?: string } = {},
+    options: {
+      context?: string;
+      hint?: string;
+      cause?: unknown;
+      code?: string;
+      message?: string;
+    } = {},
   ) {
     const what = `${command}: ${errnoName(errno)} (${errnoDescription(errno)})`;
     const message = options.message ?? (options.context ? `${options.context}: ${what}` : what);
@@ -199,7 +211,10 @@ export class VerifierError extends BpfError {
 
 function lastLogLines(log: string, n: number): string {
   const lines = log.split('\n').filter((l) => l.trim() !== '');
-  return lines.slice(-n).map((l) => `  ${l}`).join('\n');
+  return lines
+    .slice(-n)
+    .map((l) => `  ${l}`)
+    .join('\n');
 }
 
 /** The running kernel's version string (uname -r). */
@@ -229,9 +244,13 @@ export class MapMismatchError extends TendrilError {
   readonly differences: string[];
 
   constructor(path: string, differences: string[]) {
-    super('BPF_MAP_MISMATCH', `pinned map at ${path} does not match its spec: ${differences.join(', ')}`, {
-      hint: `the map layout changed: remove the pin (rm ${path}) to recreate it, losing its contents, or fix the spec`,
-    });
+    super(
+      'BPF_MAP_MISMATCH',
+      `pinned map at ${path} does not match its spec: ${differences.join(', ')}`,
+      {
+        hint: `the map layout changed: remove the pin (rm ${path}) to recreate it, losing its contents, or fix the spec`,
+      },
+    );
     this.name = 'MapMismatchError';
     this.path = path;
     this.differences = differences;

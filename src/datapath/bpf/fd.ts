@@ -41,7 +41,10 @@ export class FD {
   /** The raw number; throws when closed. */
   get raw(): number {
     if (this.#raw < 0) {
-      throw new BpfError('use', 9, { context: `use ${this.kind} "${this.name}" after close()`, hint: 'the object was closed; reopen it' });
+      throw new BpfError('use', 9, {
+        context: `use ${this.kind} "${this.name}" after close()`,
+        hint: 'the object was closed; reopen it',
+      });
     }
     return this.#raw;
   }

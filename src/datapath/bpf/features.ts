@@ -9,7 +9,14 @@ import { encode } from './asm/encode.js';
 import { NotSupportedError, errnoName } from './errors.js';
 import { cString } from './object.js';
 import { BPF_ATTR_SIZE, Cmd, addressOf, bpfAddr, closeFd, stableBuffer } from './syscall.js';
-import { AttachType, MapFlags, MapType, ProgramType, mapTypeName, programTypeName } from './types.js';
+import {
+  AttachType,
+  MapFlags,
+  MapType,
+  ProgramType,
+  mapTypeName,
+  programTypeName,
+} from './types.js';
 
 /** Names of the probes. */
 export type Feature = 'tcx' | 'cgroup_link' | `map:${number}` | `prog:${number}`;
@@ -107,14 +114,21 @@ function probeLinkCreate(progType: number, expectedAttachType: number, target: n
 /** Whether TCX (BPF links on tc ingress/egress, kernel >= 6.6) is available. */
 export function haveTcx(): boolean {
   // Ifindex 0 never exists: a kernel with TCX answers ENODEV, one without EINVAL.
-  return memo('tcx', () => errnoName(-probeLinkCreate(ProgramType.SchedCls, AttachType.TcxIngress, 0)) === 'ENODEV');
+  return memo(
+    'tcx',
+    () => errnoName(-probeLinkCreate(ProgramType.SchedCls, AttachType.TcxIngress, 0)) === 'ENODEV',
+  );
 }
 
 /** Whether cgroup programs can be attached with BPF links (kernel >= 5.7). */
 export function haveCgroupLink(): boolean {
   // An invalid cgroup fd: EBADF when cgroup links exist, EINVAL otherwise.
   return memo('cgroup_link', () => {
-    const r = probeLinkCreate(ProgramType.CgroupSockAddr, AttachType.CgroupInet4Connect, 0x7fffffff);
+    const r = probeLinkCreate(
+      ProgramType.CgroupSockAddr,
+      AttachType.CgroupInet4Connect,
+      0x7fffffff,
+    );
     return errnoName(-r) === 'EBADF';
   });
 }

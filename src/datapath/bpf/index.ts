@@ -18,4 +18,13 @@ export * from './query.js';
 export * from './ringbuf.js';
 export * from './tcx.js';
 export * from './types.js';
-export { Cmd, SYS_BPF, BPF_ATTR_SIZE, bpf, bpfAddr, stableBuffer, addressOf, ifNameToIndex } from './syscall.js';
+export {
+  Cmd,
+  SYS_BPF,
+  BPF_ATTR_SIZE,
+  bpf,
+  bpfAddr,
+  stableBuffer,
+  addressOf,
+  ifNameToIndex,
+} from './syscall.js';

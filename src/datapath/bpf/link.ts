@@ -9,7 +9,17 @@ import { NotSupportedError, bpfError, errnoName } from './errors.js';
 import { FD } from './fd.js';
 import { getPinnedObject, objectInfo, pinObject, unpinPath } from './object.js';
 import type { Program } from './program.js';
-import { BPF_ATTR_SIZE, Cmd, O_DIRECTORY, O_RDONLY, addressOf, bpfAddr, closeFd, openFd, stableBuffer } from './syscall.js';
+import {
+  BPF_ATTR_SIZE,
+  Cmd,
+  O_DIRECTORY,
+  O_RDONLY,
+  addressOf,
+  bpfAddr,
+  closeFd,
+  openFd,
+  stableBuffer,
+} from './syscall.js';
 import { AttachFlags, attachTypeName, type AttachTypeId } from './types.js';
 
 /** What the kernel says about a link. */
@@ -93,7 +103,13 @@ export function openPinnedLink(path: string): BpfLink {
 }
 
 /** Creates a BPF link; returns the fd or -errno. */
-export function linkCreate(progFd: number, target: number, attachType: number, flags = 0, extra?: (attr: Buffer) => void): number {
+export function linkCreate(
+  progFd: number,
+  target: number,
+  attachType: number,
+  flags = 0,
+  extra?: (attr: Buffer) => void,
+): number {
   const attr = stableBuffer(BPF_ATTR_SIZE);
   attr.writeUInt32LE(progFd, 0);
   attr.writeUInt32LE(target, 4);
@@ -198,7 +214,9 @@ export function attachCgroup(program: Program, options: CgroupAttachOptions): Li
     attr.writeUInt32LE(options.fallbackFlags ?? AttachFlags.AllowMulti, 12);
     const r = bpfAddr(Cmd.ProgAttach, addressOf(attr), BPF_ATTR_SIZE);
     if (r < 0) {
-      const ctx = linkErr ? `attach ${what} (BPF link failed with ${errnoName(linkErr)}, then PROG_ATTACH)` : `attach ${what}`;
+      const ctx = linkErr
+        ? `attach ${what} (BPF link failed with ${errnoName(linkErr)}, then PROG_ATTACH)`
+        : `attach ${what}`;
       throw bpfError(Cmd.ProgAttach, -r, ctx);
     }
     return new ProgAttachment(program, options.cgroup, options.attachType, what);

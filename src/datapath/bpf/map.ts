@@ -8,7 +8,14 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { bytes, checkCodecSize, type Codec } from './codec.js';
-import { BpfError, CodecError, MapMismatchError, SpecError, bpfError, errnoNumber } from './errors.js';
+import {
+  BpfError,
+  CodecError,
+  MapMismatchError,
+  SpecError,
+  bpfError,
+  errnoNumber,
+} from './errors.js';
 import { FD } from './fd.js';
 import { getPinnedObject, objectInfo, pinObject, readCString, unpinPath } from './object.js';
 import { BPF_ATTR_SIZE, Cmd, addressOf, bpf, bpfAddr, stableBuffer } from './syscall.js';
@@ -76,24 +83,39 @@ function round8(n: number): number {
 const NAME_RE = /^[A-Za-z0-9_.]{0,15}$/;
 
 function checkName(name: string, what: string): void {
-  if (!NAME_RE.test(name)) throw new SpecError(`${what} name "${name}" is invalid`, 'use at most 15 characters of A-Z a-z 0-9 _ .');
+  if (!NAME_RE.test(name))
+    throw new SpecError(
+      `${what} name "${name}" is invalid`,
+      'use at most 15 characters of A-Z a-z 0-9 _ .',
+    );
 }
 
 /** Normalised spec: sizes and flags as the kernel will see them. */
-function normalise<K, V>(spec: MapSpec<K, V>): { keySize: number; valueSize: number; flags: number } {
+function normalise<K, V>(
+  spec: MapSpec<K, V>,
+): { keySize: number; valueSize: number; flags: number } {
   checkName(spec.name, 'map');
   const ring = spec.type === MapType.Ringbuf;
   const keySize = spec.keySize ?? spec.key?.size ?? (ring ? 0 : undefined);
   const valueSize = spec.valueSize ?? spec.value?.size ?? (ring ? 0 : undefined);
-  if (keySize === undefined) throw new SpecError(`map ${spec.name}: no keySize and no key codec`, 'set keySize or key');
-  if (valueSize === undefined) throw new SpecError(`map ${spec.name}: no valueSize and no value codec`, 'set valueSize or value');
+  if (keySize === undefined)
+    throw new SpecError(`map ${spec.name}: no keySize and no key codec`, 'set keySize or key');
+  if (valueSize === undefined)
+    throw new SpecError(
+      `map ${spec.name}: no valueSize and no value codec`,
+      'set valueSize or value',
+    );
   if (spec.key) checkCodecSize(spec.key, keySize, `map ${spec.name} key`);
   if (spec.value) checkCodecSize(spec.value, valueSize, `map ${spec.name} value`);
-  if (!Number.isInteger(spec.maxEntries) || spec.maxEntries <= 0) throw new SpecError(`map ${spec.name}: maxEntries must be a positive integer`);
+  if (!Number.isInteger(spec.maxEntries) || spec.maxEntries <= 0)
+    throw new SpecError(`map ${spec.name}: maxEntries must be a positive integer`);
   let flags = spec.flags ?? 0;
   if (spec.type === MapType.LpmTrie) flags |= MapFlags.NoPrealloc;
   if (ring && (spec.maxEntries & (spec.maxEntries - 1)) !== 0) {
-    throw new SpecError(`map ${spec.name}: a RINGBUF size must be a power of 2 (got ${spec.maxEntries})`, 'use e.g. 65536');
+    throw new SpecError(
+      `map ${spec.name}: a RINGBUF size must be a power of 2 (got ${spec.maxEntries})`,
+      'use e.g. 65536',
+    );
   }
   return { keySize, valueSize, flags };
 }
@@ -148,7 +170,10 @@ export interface OpenMapOptions<K, V> {
  * Opens the map pinned at `path`. Throws BpfError (ENOENT: nothing pinned there)
  * or CodecError when a codec's size differs from the map's.
  */
-export function openPinnedMap<K = Buffer, V = Buffer>(path: string, options: OpenMapOptions<K, V> = {}): BpfMap<K, V> {
+export function openPinnedMap<K = Buffer, V = Buffer>(
+  path: string,
+  options: OpenMapOptions<K, V> = {},
+): BpfMap<K, V> {
   const raw = getPinnedObject(path, 'map');
   const fd = new FD(raw, 'map', path);
   try {
@@ -178,17 +203,24 @@ export function openPinnedMap<K = Buffer, V = Buffer>(path: string, options: Ope
  * and flags match `spec`; otherwise creates the map and pins it there.
  * Throws MapMismatchError (leaving the pinned map untouched) when they differ.
  */
-export function createOrReusePinnedMap<K = Buffer, V = Buffer>(spec: MapSpec<K, V>, path: string): BpfMap<K, V> {
+export function createOrReusePinnedMap<K = Buffer, V = Buffer>(
+  spec: MapSpec<K, V>,
+  path: string,
+): BpfMap<K, V> {
   const want = normalise(spec);
   if (existsSync(path)) {
     const m = openPinnedMap<K, V>(path);
     const diffs: string[] = [];
     const info = m.info();
-    if (info.type !== spec.type) diffs.push(`type ${mapTypeName(info.type)} != ${mapTypeName(spec.type)}`);
+    if (info.type !== spec.type)
+      diffs.push(`type ${mapTypeName(info.type)} != ${mapTypeName(spec.type)}`);
     if (info.keySize !== want.keySize) diffs.push(`keySize ${info.keySize} != ${want.keySize}`);
-    if (info.valueSize !== want.valueSize) diffs.push(`valueSize ${info.valueSize} != ${want.valueSize}`);
-    if (info.maxEntries !== spec.maxEntries) diffs.push(`maxEntries ${info.maxEntries} != ${spec.maxEntries}`);
-    if (info.flags !== want.flags) diffs.push(`flags 0x${info.flags.toString(16)} != 0x${want.flags.toString(16)}`);
+    if (info.valueSize !== want.valueSize)
+      diffs.push(`valueSize ${info.valueSize} != ${want.valueSize}`);
+    if (info.maxEntries !== spec.maxEntries)
+      diffs.push(`maxEntries ${info.maxEntries} != ${spec.maxEntries}`);
+    if (info.flags !== want.flags)
+      diffs.push(`flags 0x${info.flags.toString(16)} != 0x${want.flags.toString(16)}`);
     if (diffs.length > 0) {
       m.close();
       throw new MapMismatchError(path, diffs);
@@ -308,7 +340,11 @@ export class BpfMap<K = Buffer, V = Buffer> {
   }
 
   #notPerCpu(op: string): void {
-    if (this.perCpu) throw new SpecError(`${op} on per-CPU map ${this.name}`, `use ${op}PerCpu (one value per possible CPU)`);
+    if (this.perCpu)
+      throw new SpecError(
+        `${op} on per-CPU map ${this.name}`,
+        `use ${op}PerCpu (one value per possible CPU)`,
+      );
   }
 
   /** The value for key, or undefined when absent. Throws BpfError on other failures. */
@@ -359,10 +395,13 @@ export class BpfMap<K = Buffer, V = Buffer> {
     const stride = round8(this.valueSize);
     const n = this.#valueBytes / stride;
     if (Array.isArray(values) && values.length !== n) {
-      throw new CodecError(`map ${this.name}: ${values.length} per-CPU values given, ${n} possible CPUs`);
+      throw new CodecError(
+        `map ${this.name}: ${values.length} per-CPU values given, ${n} possible CPUs`,
+      );
     }
     this.#vb.fill(0, 0, this.#valueBytes);
-    for (let i = 0; i < n; i++) this.#value.encode(Array.isArray(values) ? values[i]! : values, this.#vb, i * stride);
+    for (let i = 0; i < n; i++)
+      this.#value.encode(Array.isArray(values) ? values[i]! : values, this.#vb, i * stride);
     this.#attr.writeUInt32LE(flags, 24);
     const r = bpfAddr(Cmd.MapUpdateElem, this.#attrAddr, 32);
     if (r < 0) throw this.#fail(Cmd.MapUpdateElem, -r, 'update');
@@ -448,7 +487,10 @@ export class BpfMap<K = Buffer, V = Buffer> {
    */
   batchUpdate(keys: readonly K[], values: readonly V[], options: BatchOptions = {}): void {
     this.#checkOpen();
-    if (keys.length !== values.length) throw new CodecError(`batch update of map ${this.name}: ${keys.length} keys but ${values.length} values`);
+    if (keys.length !== values.length)
+      throw new CodecError(
+        `batch update of map ${this.name}: ${keys.length} keys but ${values.length} values`,
+      );
     const n = keys.length;
     if (n === 0) return;
     const b = this.#batchBuffers(n);
@@ -473,7 +515,9 @@ export class BpfMap<K = Buffer, V = Buffer> {
   batchUpdateRaw(keys: Buffer, values: Buffer, count: number, options: BatchOptions = {}): void {
     this.#checkOpen();
     if (keys.length < count * this.keySize || values.length < count * this.#valueBytes) {
-      throw new CodecError(`batch update of map ${this.name}: buffers too small for ${count} entries`);
+      throw new CodecError(
+        `batch update of map ${this.name}: buffers too small for ${count} entries`,
+      );
     }
     const b = this.#batchBuffers(count);
     keys.copy(b.keys, 0, 0, count * this.keySize);
@@ -537,7 +581,10 @@ export class BpfMap<K = Buffer, V = Buffer> {
    * Batch lookup without decoding: calls onBatch(keys, values, count) for each chunk;
    * the buffers are reused between calls. Returns the number of entries read.
    */
-  batchLookupRaw(onBatch: (keys: Buffer, values: Buffer, count: number) => void, options: BatchOptions & { andDelete?: boolean } = {}): number {
+  batchLookupRaw(
+    onBatch: (keys: Buffer, values: Buffer, count: number) => void,
+    options: BatchOptions & { andDelete?: boolean } = {},
+  ): number {
     this.#checkOpen();
     const size = Math.max(1, Math.min(options.batchSize ?? 4096, this.maxEntries));
     const b = this.#batchBuffers(size);

@@ -12,7 +12,8 @@ test('withNetns on a missing namespace names it and never runs fn', () => {
   let ran = false;
   assert.throws(
     () => withNetns('tendril-surely-missing', () => (ran = true)),
-    (e: unknown) => e instanceof BpfError && /tendril-surely-missing/.test(e.message) && e.errnoName === 'ENOENT',
+    (e: unknown) =>
+      e instanceof BpfError && /tendril-surely-missing/.test(e.message) && e.errnoName === 'ENOENT',
   );
   assert.equal(ran, false);
 });

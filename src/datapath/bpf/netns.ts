@@ -37,7 +37,11 @@ export function withNetns<T>(nameOrPath: string, fn: () => T): T {
     }
     try {
       const out = fn();
-      if (out !== null && typeof out === 'object' && typeof (out as { then?: unknown }).then === 'function') {
+      if (
+        out !== null &&
+        typeof out === 'object' &&
+        typeof (out as { then?: unknown }).then === 'function'
+      ) {
         throw new TendrilError('NETNS_ASYNC', `withNetns(${nameOrPath}): fn returned a promise`, {
           hint: 'withNetns runs synchronous code only; await outside it',
         });
@@ -47,7 +51,10 @@ export function withNetns<T>(nameOrPath: string, fn: () => T): T {
       const back = setnsRaw(orig, CLONE_NEWNET);
       if (back < 0) {
         // The thread is stranded in the other namespace: nothing after this can be trusted.
-        throw new TendrilError('NETNS_RESTORE', `could not return from network namespace ${nameOrPath} (errno ${-back})`);
+        throw new TendrilError(
+          'NETNS_RESTORE',
+          `could not return from network namespace ${nameOrPath} (errno ${-back})`,
+        );
       }
     }
   } finally {

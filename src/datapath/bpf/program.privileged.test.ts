@@ -14,8 +14,18 @@ import { MapType, ProgramType, TcAction } from './types.js';
 
 privilegedTest('privileged: a SchedCls program loads and test-runs on crafted packets', () => {
   const before = liveFds().length;
-  const counter = newMap({ name: 'drops', type: MapType.Array, maxEntries: 1, key: u32, value: u64 });
-  const prog = loadProgram({ name: 'drop_udp', type: ProgramType.SchedCls, instructions: dropUdpPort(9999, counter) });
+  const counter = newMap({
+    name: 'drops',
+    type: MapType.Array,
+    maxEntries: 1,
+    key: u32,
+    value: u64,
+  });
+  const prog = loadProgram({
+    name: 'drop_udp',
+    type: ProgramType.SchedCls,
+    instructions: dropUdpPort(9999, counter),
+  });
   try {
     assert.equal(prog.testRun({ data: udpFrame(9999) }).retval, TcAction.Drop);
     assert.equal(prog.testRun({ data: udpFrame(53) }).retval, TcAction.Pass);
@@ -37,34 +47,49 @@ privilegedTest('privileged: a SchedCls program loads and test-runs on crafted pa
   assert.equal(liveFds().length, before);
 });
 
-privilegedTest('privileged: a verifier rejection raises VerifierError with the log and the program', () => {
-  const bad = [asm.mov.reg(R0, R2), asm.exit()]; // R2 is uninitialised
-  assert.throws(
-    () => loadProgram({ name: 'bad', type: ProgramType.SocketFilter, instructions: bad }),
-    (e: unknown) =>
-      e instanceof VerifierError &&
-      /R2 !read_ok/.test(e.log) &&
-      e.program.includes('0: (bf) r0 = r2') &&
-      e.errnoName === 'EACCES' &&
-      /R2 !read_ok/.test(e.message),
-  );
-  // A store the ctx rejects: bpf_sock_addr.family (offset 28) is read-only.
-  assert.throws(
-    () =>
-      loadProgram({
-        name: 'ro',
-        type: ProgramType.CgroupSockAddr,
-        expectedAttachType: 10,
-        instructions: [asm.stw(R1, 28, 2), asm.retImm(1)],
-      }),
-    (e: unknown) => e instanceof VerifierError && /invalid bpf_context access/.test(e.log),
-  );
-  assert.throws(() => loadProgram({ name: 'x', type: ProgramType.SocketFilter, instructions: [asm.ja('nowhere'), asm.exit()] }), AsmError);
-});
+privilegedTest(
+  'privileged: a verifier rejection raises VerifierError with the log and the program',
+  () => {
+    const bad = [asm.mov.reg(R0, R2), asm.exit()]; // R2 is uninitialised
+    assert.throws(
+      () => loadProgram({ name: 'bad', type: ProgramType.SocketFilter, instructions: bad }),
+      (e: unknown) =>
+        e instanceof VerifierError &&
+        /R2 !read_ok/.test(e.log) &&
+        e.program.includes('0: (bf) r0 = r2') &&
+        e.errnoName === 'EACCES' &&
+        /R2 !read_ok/.test(e.message),
+    );
+    // A store the ctx rejects: bpf_sock_addr.family (offset 28) is read-only.
+    assert.throws(
+      () =>
+        loadProgram({
+          name: 'ro',
+          type: ProgramType.CgroupSockAddr,
+          expectedAttachType: 10,
+          instructions: [asm.stw(R1, 28, 2), asm.retImm(1)],
+        }),
+      (e: unknown) => e instanceof VerifierError && /invalid bpf_context access/.test(e.log),
+    );
+    assert.throws(
+      () =>
+        loadProgram({
+          name: 'x',
+          type: ProgramType.SocketFilter,
+          instructions: [asm.ja('nowhere'), asm.exit()],
+        }),
+      AsmError,
+    );
+  },
+);
 
 privilegedTest('privileged: a 4096-instruction program loads', () => {
   const body = Array.from({ length: 4094 }, (_, i) => asm.add.imm(R0, i & 7));
-  const prog = loadProgram({ name: 'big', type: ProgramType.SocketFilter, instructions: [asm.mov.imm(R0, 0), ...body, asm.exit()] });
+  const prog = loadProgram({
+    name: 'big',
+    type: ProgramType.SocketFilter,
+    instructions: [asm.mov.imm(R0, 0), ...body, asm.exit()],
+  });
   try {
     assert.equal(prog.instructionCount, 4096);
     assert.equal(prog.info().xlatedLen, 4096 * 8);
@@ -78,7 +103,11 @@ privilegedTest('privileged: a 4096-instruction program loads', () => {
 privilegedTest('privileged: a program pinned and reopened keeps running', () => {
   const dir = join(BPFFS_ROOT, uniqueName('progpin'));
   mkdirSync(dir, { recursive: true });
-  const prog = loadProgram({ name: 'seven', type: ProgramType.SocketFilter, instructions: asm.retImm(7) });
+  const prog = loadProgram({
+    name: 'seven',
+    type: ProgramType.SocketFilter,
+    instructions: asm.retImm(7),
+  });
   try {
     prog.pin(join(dir, 'seven'));
     prog.close();

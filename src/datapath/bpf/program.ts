@@ -11,7 +11,14 @@ import { decodeInstructions } from './asm/decode.js';
 import type { Instruction, ProgramText } from './asm/instruction.js';
 import { SpecError, VerifierError, bpfError, errnoNumber } from './errors.js';
 import { FD } from './fd.js';
-import { cString, getPinnedObject, objectInfo, pinObject, readCString, unpinPath } from './object.js';
+import {
+  cString,
+  getPinnedObject,
+  objectInfo,
+  pinObject,
+  readCString,
+  unpinPath,
+} from './object.js';
 import { BPF_ATTR_SIZE, Cmd, addressOf, bpfAddr, stableBuffer } from './syscall.js';
 import { programTypeName, type AttachTypeId, type ProgramTypeId } from './types.js';
 
@@ -82,7 +89,11 @@ const NAME_RE = /^[A-Za-z0-9_.]{0,15}$/;
  * unbound maps), VerifierError (with the verifier's log) or BpfError (EPERM: not root).
  */
 export function loadProgram(spec: ProgramSpec, options: LoadOptions = {}): Program {
-  if (!NAME_RE.test(spec.name)) throw new SpecError(`program name "${spec.name}" is invalid`, 'use at most 15 characters of A-Z a-z 0-9 _ .');
+  if (!NAME_RE.test(spec.name))
+    throw new SpecError(
+      `program name "${spec.name}" is invalid`,
+      'use at most 15 characters of A-Z a-z 0-9 _ .',
+    );
   const insns = encode(spec.instructions, { maps: spec.maps });
   if (insns.length === 0) throw new SpecError(`program ${spec.name} has no instructions`);
   const code = stableBuffer(insns.length);
@@ -128,8 +139,18 @@ export function loadProgram(spec: ProgramSpec, options: LoadOptions = {}): Progr
     }
     if (fd < 0) {
       const text = readCString(log, 0, log.length);
-      if (text.trim() !== '') throw new VerifierError(spec.name, -fd, text, formatProgram(spec.instructions, { maps: spec.maps }));
-      throw bpfError(Cmd.ProgLoad, firstErrno, `load program ${spec.name} (${programTypeName(spec.type)})`);
+      if (text.trim() !== '')
+        throw new VerifierError(
+          spec.name,
+          -fd,
+          text,
+          formatProgram(spec.instructions, { maps: spec.maps }),
+        );
+      throw bpfError(
+        Cmd.ProgLoad,
+        firstErrno,
+        `load program ${spec.name} (${programTypeName(spec.type)})`,
+      );
     }
   }
   const p = new Program(new FD(fd, 'program', spec.name), spec.name, spec.type);

@@ -4,7 +4,18 @@
  */
 import { bpfError } from './errors.js';
 import { netnsPath, withNetns } from './netns.js';
-import { BPF_ATTR_SIZE, Cmd, O_DIRECTORY, O_RDONLY, addressOf, bpfAddr, closeFd, ifNameToIndex, openFd, stableBuffer } from './syscall.js';
+import {
+  BPF_ATTR_SIZE,
+  Cmd,
+  O_DIRECTORY,
+  O_RDONLY,
+  addressOf,
+  bpfAddr,
+  closeFd,
+  ifNameToIndex,
+  openFd,
+  stableBuffer,
+} from './syscall.js';
 import { AttachType, attachTypeName, type AttachTypeId } from './types.js';
 import type { TcDirection } from './tcx.js';
 
@@ -21,7 +32,9 @@ export interface AttachedPrograms {
 }
 
 /** Where to query. */
-export type QueryTarget = { cgroup: string; attachType: AttachTypeId } | { ifname: string; direction: TcDirection; netns?: string };
+export type QueryTarget =
+  | { cgroup: string; attachType: AttachTypeId }
+  | { ifname: string; direction: TcDirection; netns?: string };
 
 const MAX = 64;
 
@@ -44,7 +57,12 @@ function run(target: number, attachType: number, what: string): AttachedPrograms
     programIds.push(ids.readUInt32LE(i * 4));
     if (tcx) linkIds.push(links.readUInt32LE(i * 4));
   }
-  return { programIds, linkIds, attachFlags: attr.readUInt32LE(12), revision: attr.readBigUInt64LE(56) };
+  return {
+    programIds,
+    linkIds,
+    attachFlags: attr.readUInt32LE(12),
+    revision: attr.readBigUInt64LE(56),
+  };
 }
 
 /**
@@ -55,7 +73,11 @@ export function queryAttached(target: QueryTarget): AttachedPrograms {
   if ('cgroup' in target) {
     const fd = openFd(target.cgroup, O_RDONLY | O_DIRECTORY);
     try {
-      return run(fd, target.attachType, `cgroup ${target.cgroup} ${attachTypeName(target.attachType)}`);
+      return run(
+        fd,
+        target.attachType,
+        `cgroup ${target.cgroup} ${attachTypeName(target.attachType)}`,
+      );
     } finally {
       closeFd(fd);
     }

@@ -16,7 +16,9 @@ import koffi from 'koffi';
 const { fd, size, control, maxBatchBytes, maxOutstanding } = workerData;
 const PAGE = 4096;
 const libc = koffi.load('libc.so.6');
-const mmap = libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64 off)');
+const mmap = libc.func(
+  'void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64 off)',
+);
 const munmap = libc.func('int munmap(void *addr, size_t len)');
 const poll = libc.func('int poll(void *fds, uint64 nfds, int timeout)');
 const eventfd = libc.func('int eventfd(uint32 initval, int flags)');
@@ -99,7 +101,10 @@ function run(consPtr, prodPtr, prodLen, efd) {
       });
       offsets[chunks.length] = p;
       Atomics.add(ctl, 1, 1);
-      parentPort.postMessage({ type: 'batch', buf: out.buffer, offsets: offsets.buffer }, [out.buffer, offsets.buffer]);
+      parentPort.postMessage({ type: 'batch', buf: out.buffer, offsets: offsets.buffer }, [
+        out.buffer,
+        offsets.buffer,
+      ]);
       continue;
     }
     if (busy) {

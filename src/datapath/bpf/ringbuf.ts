@@ -47,7 +47,11 @@ export class RingBufferReader implements AsyncIterable<Buffer> {
   readonly #ready: Promise<void>;
 
   constructor(map: BpfMap<unknown, unknown>, options: RingBufferOptions = {}) {
-    if (map.type !== MapType.Ringbuf) throw new SpecError(`map ${map.name} is not a RINGBUF map`, 'create it with type: MapType.Ringbuf');
+    if (map.type !== MapType.Ringbuf)
+      throw new SpecError(
+        `map ${map.name} is not a RINGBUF map`,
+        'create it with type: MapType.Ringbuf',
+      );
     this.name = map.name;
     this.#fd = dupMapFd(map);
     const control = new SharedArrayBuffer(8);
@@ -68,17 +72,26 @@ export class RingBufferReader implements AsyncIterable<Buffer> {
     this.#ready = new Promise((res, rej) => ((readyResolve = res), (readyReject = rej)));
     this.#ready.catch(() => {});
     this.#stopped = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
-    this.#worker.on('message', (m: { type: string; efd?: number; buf?: ArrayBuffer; offsets?: ArrayBuffer; message?: string }) => {
-      if (m.type === 'ready') {
-        this.#efd = m.efd!;
-        readyResolve();
-      } else if (m.type === 'batch') {
-        this.#push(Buffer.from(m.buf!), new Uint32Array(m.offsets!));
-      } else if (m.type === 'error') {
-        this.#fail(new TendrilError('RINGBUF_READ', `ring buffer ${this.name}: ${m.message}`));
-        readyReject(this.#error);
-      }
-    });
+    this.#worker.on(
+      'message',
+      (m: {
+        type: string;
+        efd?: number;
+        buf?: ArrayBuffer;
+        offsets?: ArrayBuffer;
+        message?: string;
+      }) => {
+        if (m.type === 'ready') {
+          this.#efd = m.efd!;
+          readyResolve();
+        } else if (m.type === 'batch') {
+          this.#push(Buffer.from(m.buf!), new Uint32Array(m.offsets!));
+        } else if (m.type === 'error') {
+          this.#fail(new TendrilError('RINGBUF_READ', `ring buffer ${this.name}: ${m.message}`));
+          readyReject(this.#error);
+        }
+      },
+    );
     this.#worker.on('error', (e) => {
       this.#fail(e);
       readyReject(e);
@@ -176,6 +189,9 @@ export class RingBufferReader implements AsyncIterable<Buffer> {
  * Starts reading a RINGBUF map. Throws SpecError when the map is not a ring buffer.
  * Await reader.ready() before producing records you must not miss.
  */
-export function openRingBuffer(map: BpfMap<unknown, unknown>, options: RingBufferOptions = {}): RingBufferReader {
+export function openRingBuffer(
+  map: BpfMap<unknown, unknown>,
+  options: RingBufferOptions = {},
+): RingBufferReader {
   return new RingBufferReader(map, options);
 }

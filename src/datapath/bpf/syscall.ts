@@ -54,9 +54,13 @@ const cClose = libc.func('int close(int fd)');
 const cOpen = libc.func('int open(const char *path, int flags, int mode)');
 const cSetns = libc.func('int setns(int fd, int nstype)');
 const cIfNameToIndex = libc.func('uint32 if_nametoindex(const char *name)');
-const cMmap = libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64 off)');
+const cMmap = libc.func(
+  'void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64 off)',
+);
 const cMunmap = libc.func('int munmap(void *addr, size_t len)');
-const cMount = libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data)');
+const cMount = libc.func(
+  'int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data)',
+);
 
 /** An ArrayBuffer-backed Buffer of n zero bytes: its memory never moves, so the kernel can hold its address. */
 export function stableBuffer(n: number): Buffer {
@@ -77,7 +81,12 @@ export function lastErrno(): number {
  * bpf(cmd, attr, size): returns the non-negative result, throws BpfError on failure.
  * `context` prefixes the message ("create map foo").
  */
-export function bpf(cmd: number, attr: Buffer, context?: string, size: number = attr.length): number {
+export function bpf(
+  cmd: number,
+  attr: Buffer,
+  context?: string,
+  size: number = attr.length,
+): number {
   const r = Number(sysPtr(SYS_BPF, cmd, attr, size));
   if (r < 0) throw bpfError(cmd, koffi.errno(), context);
   return r;
@@ -130,11 +139,18 @@ export const PROT_WRITE = 2;
 export const MAP_SHARED = 1;
 
 /** mmap(2) of a file descriptor; returns the pointer or throws BpfError("mmap"). */
-export function mmapFd(len: number, prot: number, fd: number, offset: number, context: string): unknown {
+export function mmapFd(
+  len: number,
+  prot: number,
+  fd: number,
+  offset: number,
+  context: string,
+): unknown {
   const p = cMmap(null, len, prot, MAP_SHARED, fd, offset);
   // mmap failure is MAP_FAILED (all ones), not NULL.
   const addr = p === null ? -1n : (koffi.address(p) as bigint);
-  if (addr === 0xffffffffffffffffn || addr === -1n) throw new BpfError('mmap', koffi.errno(), { context });
+  if (addr === 0xffffffffffffffffn || addr === -1n)
+    throw new BpfError('mmap', koffi.errno(), { context });
   return p;
 }
 
@@ -151,5 +167,6 @@ export function viewOf(ptr: unknown, len: number): ArrayBuffer {
 /** mount(2); throws BpfError("mount"). */
 export function mountFs(source: string, target: string, fstype: string): void {
   const r = cMount(source, target, fstype, 0, null) as number;
-  if (r < 0) throw new BpfError('mount', koffi.errno(), { context: `mount ${fstype} at ${target}` });
+  if (r < 0)
+    throw new BpfError('mount', koffi.errno(), { context: `mount ${fstype} at ${target}` });
 }

@@ -20,44 +20,74 @@ import { ifNameToIndex } from './syscall.js';
 import { makeCgroup, makeNetns, sh, uniqueName } from './testing.js';
 import { AttachType, MapType, ProgramType } from './types.js';
 
-privilegedTest('privileged: withNetns switches the thread into a namespace and always switches back', () => {
-  const ns = makeNetns('wn');
-  const fdsBefore = openFdCount();
-  try {
-    sh('ip', ['-n', ns.name, 'link', 'add', 'tdummy0', 'type', 'veth', 'peer', 'name', 'tdummy1']);
-    const outside = readlinkSync('/proc/thread-self/ns/net');
-    assert.equal(ifNameToIndex('tdummy0'), 0, 'not visible outside');
-    const inside = withNetns(ns.name, () => [readlinkSync('/proc/thread-self/ns/net'), ifNameToIndex('tdummy0')] as const);
-    assert.notEqual(inside[0], outside);
-    assert.ok(inside[1] > 0, 'visible inside');
-    assert.equal(readlinkSync('/proc/thread-self/ns/net'), outside, 'restored');
-    // A throw inside still restores.
-    assert.throws(() => withNetns(ns.path, () => {
-      throw new Error('boom');
-    }), /boom/);
-    assert.equal(readlinkSync('/proc/thread-self/ns/net'), outside);
-    // Async functions are refused (their continuation would run outside).
-    assert.throws(() => withNetns(ns.name, async () => 1), /returned a promise/);
-    assert.equal(readlinkSync('/proc/thread-self/ns/net'), outside);
-    assert.throws(() => withNetns('tendril-no-such-netns', () => 1), (e: unknown) => e instanceof BpfError && /tendril-no-such-netns/.test(e.message));
-    assert.equal(openFdCount(), fdsBefore, 'namespace fds closed');
-  } finally {
-    ns.remove();
-  }
-});
+privilegedTest(
+  'privileged: withNetns switches the thread into a namespace and always switches back',
+  () => {
+    const ns = makeNetns('wn');
+    const fdsBefore = openFdCount();
+    try {
+      sh('ip', [
+        '-n',
+        ns.name,
+        'link',
+        'add',
+        'tdummy0',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'tdummy1',
+      ]);
+      const outside = readlinkSync('/proc/thread-self/ns/net');
+      assert.equal(ifNameToIndex('tdummy0'), 0, 'not visible outside');
+      const inside = withNetns(
+        ns.name,
+        () => [readlinkSync('/proc/thread-self/ns/net'), ifNameToIndex('tdummy0')] as const,
+      );
+      assert.notEqual(inside[0], outside);
+      assert.ok(inside[1] > 0, 'visible inside');
+      assert.equal(readlinkSync('/proc/thread-self/ns/net'), outside, 'restored');
+      // A throw inside still restores.
+      assert.throws(
+        () =>
+          withNetns(ns.path, () => {
+            throw new Error('boom');
+          }),
+        /boom/,
+      );
+      assert.equal(readlinkSync('/proc/thread-self/ns/net'), outside);
+      // Async functions are refused (their continuation would run outside).
+      assert.throws(() => withNetns(ns.name, async () => 1), /returned a promise/);
+      assert.equal(readlinkSync('/proc/thread-self/ns/net'), outside);
+      assert.throws(
+        () => withNetns('tendril-no-such-netns', () => 1),
+        (e: unknown) => e instanceof BpfError && /tendril-no-such-netns/.test(e.message),
+      );
+      assert.equal(openFdCount(), fdsBefore, 'namespace fds closed');
+    } finally {
+      ns.remove();
+    }
+  },
+);
 
-privilegedTest('privileged: feature probes answer and requireFeature names the feature and kernel', () => {
-  assert.equal(haveMapType(MapType.LpmTrie), true);
-  assert.equal(haveMapType(MapType.Ringbuf), true);
-  assert.equal(haveProgramType(ProgramType.CgroupSockAddr), true);
-  assert.equal(haveCgroupLink(), true);
-  requireFeature('tcx');
-  assert.throws(
-    () => requireFeature('map:999'),
-    (e: unknown) => e instanceof NotSupportedError && /map type MapType\(999\) is not supported by kernel \d/.test(e.message) && e.kernel.length > 0,
-  );
-  assert.throws(() => requireFeature('prog:999'), NotSupportedError);
-});
+privilegedTest(
+  'privileged: feature probes answer and requireFeature names the feature and kernel',
+  () => {
+    assert.equal(haveMapType(MapType.LpmTrie), true);
+    assert.equal(haveMapType(MapType.Ringbuf), true);
+    assert.equal(haveProgramType(ProgramType.CgroupSockAddr), true);
+    assert.equal(haveCgroupLink(), true);
+    requireFeature('tcx');
+    assert.throws(
+      () => requireFeature('map:999'),
+      (e: unknown) =>
+        e instanceof NotSupportedError &&
+        /map type MapType\(999\) is not supported by kernel \d/.test(e.message) &&
+        e.kernel.length > 0,
+    );
+    assert.throws(() => requireFeature('prog:999'), NotSupportedError);
+  },
+);
 
 privilegedTest('privileged: bpffs helpers mount when absent and remove only pinned trees', () => {
   assert.equal(ensureBpffs(BPFFS_ROOT), false, 'already mounted here');
@@ -87,27 +117,37 @@ privilegedTest('privileged: bpffs helpers mount when absent and remove only pinn
   }
 });
 
-privilegedTest('privileged: query lists cgroup programs; the fd registry sees nothing leaked', () => {
-  const before = liveFds().length;
-  const cg = makeCgroup('q');
-  const prog = loadProgram({
-    name: 'c4',
-    type: ProgramType.CgroupSockAddr,
-    expectedAttachType: AttachType.CgroupInet4Connect,
-    instructions: asm.retImm(1),
-  });
-  try {
-    const target = { cgroup: cg.path, attachType: AttachType.CgroupInet4Connect } as const;
-    assert.deepEqual(queryAttached(target).programIds, []);
-    const link = attachCgroup(prog, target);
-    assert.ok(liveFds().some((f) => f.kind === 'link'));
-    assert.deepEqual(queryAttached(target).programIds, [prog.info().id]);
-    link.close();
-    assert.deepEqual(queryAttached(target).programIds, []);
-  } finally {
-    prog.close();
-    cg.remove();
-  }
-  assert.equal(liveFds().length, before);
-  assert.throws(() => queryAttached({ cgroup: join('/sys/fs/cgroup/unified', uniqueName('none')), attachType: AttachType.CgroupInet4Connect }), /ENOENT/);
-});
+privilegedTest(
+  'privileged: query lists cgroup programs; the fd registry sees nothing leaked',
+  () => {
+    const before = liveFds().length;
+    const cg = makeCgroup('q');
+    const prog = loadProgram({
+      name: 'c4',
+      type: ProgramType.CgroupSockAddr,
+      expectedAttachType: AttachType.CgroupInet4Connect,
+      instructions: asm.retImm(1),
+    });
+    try {
+      const target = { cgroup: cg.path, attachType: AttachType.CgroupInet4Connect } as const;
+      assert.deepEqual(queryAttached(target).programIds, []);
+      const link = attachCgroup(prog, target);
+      assert.ok(liveFds().some((f) => f.kind === 'link'));
+      assert.deepEqual(queryAttached(target).programIds, [prog.info().id]);
+      link.close();
+      assert.deepEqual(queryAttached(target).programIds, []);
+    } finally {
+      prog.close();
+      cg.remove();
+    }
+    assert.equal(liveFds().length, before);
+    assert.throws(
+      () =>
+        queryAttached({
+          cgroup: join('/sys/fs/cgroup/unified', uniqueName('none')),
+          attachType: AttachType.CgroupInet4Connect,
+        }),
+      /ENOENT/,
+    );
+  },
+);

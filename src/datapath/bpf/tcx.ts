@@ -71,7 +71,10 @@ export function interfaceIndex(ifname: string, netns?: string): number {
  */
 export function attachTc(program: Program, options: TcAttachOptions): Link {
   if (!options.forceLegacy && haveTcx()) return attachTcx(program, options);
-  if (options.tcxOnly) throw new NotSupportedError('TCX (tc BPF links)', { hint: 'use a kernel >= 6.6 or allow the legacy tc fallback' });
+  if (options.tcxOnly)
+    throw new NotSupportedError('TCX (tc BPF links)', {
+      hint: 'use a kernel >= 6.6 or allow the legacy tc fallback',
+    });
   return attachLegacyTc(program, options);
 }
 
@@ -85,7 +88,9 @@ function attachTcx(program: Program, o: TcAttachOptions): BpfLink {
   });
   if (fd < 0) {
     const e = bpfError(Cmd.LinkCreate, -fd, `attach ${what}`);
-    if (-fd === 19) (e as { hint?: string }).hint = `no interface ${o.ifname} there; check: ${o.netns ? `ip -n ${o.netns} link` : 'ip link'}`;
+    if (-fd === 19)
+      (e as { hint?: string }).hint =
+        `no interface ${o.ifname} there; check: ${o.netns ? `ip -n ${o.netns} link` : 'ip link'}`;
     throw e;
   }
   return new BpfLink(new FD(fd, 'link', what), what);
@@ -98,10 +103,14 @@ function tcCmd(netns: string | undefined, args: string[]): string {
     return execFileSync(cmd, full, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const stderr = String((e as { stderr?: unknown }).stderr ?? '').trim();
-    throw new TendrilError('TC_FAILED', `tc ${args.join(' ')}${netns ? ` (netns ${netns})` : ''}: ${stderr || (e as Error).message}`, {
-      hint: 'is iproute2 tc installed, and does the interface exist?',
-      cause: e,
-    });
+    throw new TendrilError(
+      'TC_FAILED',
+      `tc ${args.join(' ')}${netns ? ` (netns ${netns})` : ''}: ${stderr || (e as Error).message}`,
+      {
+        hint: 'is iproute2 tc installed, and does the interface exist?',
+        cause: e,
+      },
+    );
   }
 }
 
@@ -125,7 +134,9 @@ export class TcFilterLink implements Link {
   }
 
   pin(): void {
-    throw new NotSupportedError('pinning a legacy tc filter (it persists until deleted)', { hint: 'TCX links (kernel >= 6.6) can be pinned' });
+    throw new NotSupportedError('pinning a legacy tc filter (it persists until deleted)', {
+      hint: 'TCX links (kernel >= 6.6) can be pinned',
+    });
   }
 
   unpin(): void {}
@@ -134,7 +145,18 @@ export class TcFilterLink implements Link {
     if (!this.#attached) return;
     this.#attached = false;
     try {
-      tcCmd(this.#o.netns, ['filter', 'del', 'dev', this.#o.ifname, this.#o.direction, 'prio', String(this.#prio), 'handle', '1', 'bpf']);
+      tcCmd(this.#o.netns, [
+        'filter',
+        'del',
+        'dev',
+        this.#o.ifname,
+        this.#o.direction,
+        'prio',
+        String(this.#prio),
+        'handle',
+        '1',
+        'bpf',
+      ]);
     } finally {
       unpinPath(this.#progPin);
       try {
@@ -162,7 +184,21 @@ function attachLegacyTc(program: Program, o: TcAttachOptions): Link {
   const prio = o.priority ?? 1;
   try {
     tcCmd(o.netns, ['qdisc', 'replace', 'dev', o.ifname, 'clsact']);
-    tcCmd(o.netns, ['filter', 'replace', 'dev', o.ifname, o.direction, 'prio', String(prio), 'handle', '1', 'bpf', 'da', 'pinned', pin]);
+    tcCmd(o.netns, [
+      'filter',
+      'replace',
+      'dev',
+      o.ifname,
+      o.direction,
+      'prio',
+      String(prio),
+      'handle',
+      '1',
+      'bpf',
+      'da',
+      'pinned',
+      pin,
+    ]);
   } catch (e) {
     unpinPath(pin);
     throw e;

@@ -50,7 +50,9 @@ export function makeCgroup(tag = 'cg'): { path: string; remove(): void } {
     remove: () => {
       // Move any stragglers out first; rmdir fails on a populated cgroup.
       try {
-        for (const pid of readFileSync(join(path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+        for (const pid of readFileSync(join(path, 'cgroup.procs'), 'utf8')
+          .split('\n')
+          .filter(Boolean)) {
           try {
             execFileSync('sh', ['-c', `echo ${pid} > ${join(cgroup2Root(), 'cgroup.procs')}`]);
           } catch {
@@ -66,12 +68,19 @@ export function makeCgroup(tag = 'cg'): { path: string; remove(): void } {
 }
 
 /** Starts a process, returns it with a promise of its first stdout line matching `ready`. */
-export function startProcess(cmd: string, args: string[], ready: RegExp): { child: ChildProcess; ready: Promise<string> } {
+export function startProcess(
+  cmd: string,
+  args: string[],
+  ready: RegExp,
+): { child: ChildProcess; ready: Promise<string> } {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const readyP = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${cmd} ${args.join(' ')}: not ready after 10s; stderr: ${err}`)), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${cmd} ${args.join(' ')}: not ready after 10s; stderr: ${err}`)),
+      10_000,
+    );
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = out.match(ready);
@@ -91,7 +100,11 @@ export function startProcess(cmd: string, args: string[], ready: RegExp): { chil
 }
 
 /** Runs a command to completion; resolves with status, stdout and stderr (no throw). */
-export function runProcess(cmd: string, args: string[], timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runProcess(
+  cmd: string,
+  args: string[],
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -161,4 +174,3 @@ export function dropUdpPort(port: number, counter: { fd: number; name: string })
     asm.retImm(TcAction.Pass),
   ];
 }
-

@@ -48,7 +48,12 @@ export function mapTypeName(t: number): string {
 
 /** Whether a map type stores one value per possible CPU. */
 export function isPerCpu(t: number): boolean {
-  return t === MapType.PercpuHash || t === MapType.PercpuArray || t === MapType.LruPercpuHash || t === MapType.PercpuCgroupStorage;
+  return (
+    t === MapType.PercpuHash ||
+    t === MapType.PercpuArray ||
+    t === MapType.LruPercpuHash ||
+    t === MapType.PercpuCgroupStorage
+  );
 }
 
 /** Map creation flags (map_flags). */

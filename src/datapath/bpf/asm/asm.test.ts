@@ -8,7 +8,8 @@ import { formatProgram } from './format.js';
 import { Helper, helperName } from './helpers.js';
 import { R0, R1, R2, R3, R6, R10 } from './opcodes.js';
 
-const hex = (insns: Parameters<typeof encode>[0]) => encode(insns, { allowUnboundMaps: true }).toString('hex');
+const hex = (insns: Parameters<typeof encode>[0]) =>
+  encode(insns, { allowUnboundMaps: true }).toString('hex');
 
 test('mov r0, 1 and exit encode to the known bytes', () => {
   assert.equal(hex([asm.mov.imm(R0, 1)]), 'b700000001000000');
@@ -61,12 +62,21 @@ test('loads, stores, immediate stores and atomic add', () => {
 });
 
 test('64-bit immediate loads take two slots; map references carry the fd in src_reg=1 / 2', () => {
-  assert.equal(hex([asm.ldImm64(R1, 0x1122334455667788n)]), '1801000088776655' + '0000000044332211');
+  assert.equal(
+    hex([asm.ldImm64(R1, 0x1122334455667788n)]),
+    '1801000088776655' + '0000000044332211',
+  );
   const map = { fd: 7, name: 'm' };
   assert.equal(hex([asm.loadMapPtr(R1, map)]), '1811000007000000' + '0000000000000000');
   assert.equal(hex([asm.loadMapValue(R2, map, 16)]), '1822000007000000' + '0000000010000000');
-  assert.equal(encode([asm.loadMapPtr(R1, 'byname')], { maps: { byname: { fd: 9 } } }).toString('hex'), '1811000009000000' + '0000000000000000');
-  assert.throws(() => encode([asm.loadMapPtr(R1, 'missing')]), (e: unknown) => e instanceof AsmError && /map "missing" is not bound/.test(e.message));
+  assert.equal(
+    encode([asm.loadMapPtr(R1, 'byname')], { maps: { byname: { fd: 9 } } }).toString('hex'),
+    '1811000009000000' + '0000000000000000',
+  );
+  assert.throws(
+    () => encode([asm.loadMapPtr(R1, 'missing')]),
+    (e: unknown) => e instanceof AsmError && /map "missing" is not bound/.test(e.message),
+  );
   assert.equal(slotCount([asm.ldImm64(R1, 1), asm.exit()]), 3);
 });
 
@@ -88,7 +98,14 @@ test('jumps resolve labels forward and backward, counting 64-bit loads as two sl
     asm.label('out'),
     asm.exit(), // 4
   ];
-  assert.equal(hex(prog), '1501030000000000' + '1802000001000000' + '0000000000000000' + '0500fcff00000000' + '9500000000000000');
+  assert.equal(
+    hex(prog),
+    '1501030000000000' +
+      '1802000001000000' +
+      '0000000000000000' +
+      '0500fcff00000000' +
+      '9500000000000000',
+  );
   const r = resolve(prog);
   assert.deepEqual(
     r.map((x) => [x.index, x.labels]),
@@ -99,21 +116,49 @@ test('jumps resolve labels forward and backward, counting 64-bit loads as two sl
       [4, ['out']],
     ],
   );
-  assert.equal(hex([asm.jne.reg(R1, R2, 'x'), asm.label('x'), asm.exit()]), '5d21000000000000' + '9500000000000000');
-  assert.equal(hex([asm.jgt.imm32(R1, 5, 'x'), asm.label('x'), asm.exit()]), '2601000005000000' + '9500000000000000');
-  assert.equal(hex([asm.callLabel('fn'), asm.exit(), asm.label('fn'), asm.retImm(0)]), '8510000001000000' + '9500000000000000' + 'b700000000000000' + '9500000000000000');
+  assert.equal(
+    hex([asm.jne.reg(R1, R2, 'x'), asm.label('x'), asm.exit()]),
+    '5d21000000000000' + '9500000000000000',
+  );
+  assert.equal(
+    hex([asm.jgt.imm32(R1, 5, 'x'), asm.label('x'), asm.exit()]),
+    '2601000005000000' + '9500000000000000',
+  );
+  assert.equal(
+    hex([asm.callLabel('fn'), asm.exit(), asm.label('fn'), asm.retImm(0)]),
+    '8510000001000000' + '9500000000000000' + 'b700000000000000' + '9500000000000000',
+  );
 });
 
 test('unknown, duplicate and dangling labels, and out-of-range jumps are errors', () => {
-  assert.throws(() => encode([asm.ja('nowhere'), asm.exit()]), (e: unknown) => e instanceof AsmError && /unknown label "nowhere"/.test(e.message));
+  assert.throws(
+    () => encode([asm.ja('nowhere'), asm.exit()]),
+    (e: unknown) => e instanceof AsmError && /unknown label "nowhere"/.test(e.message),
+  );
   assert.throws(
     () => encode([asm.label('a'), asm.exit(), asm.label('a'), asm.exit()]),
     (e: unknown) => e instanceof AsmError && /duplicate label "a"/.test(e.message),
   );
-  assert.throws(() => encode([asm.exit(), asm.label('end')]), (e: unknown) => e instanceof AsmError && /at the end of the program/.test(e.message));
-  const far = [asm.ja('end'), ...Array.from({ length: 40000 }, () => asm.mov.imm(R0, 0)), asm.label('end'), asm.exit()];
-  assert.throws(() => encode(far), (e: unknown) => e instanceof AsmError && /beyond the 16-bit range/.test(e.message));
-  const ok = [asm.ja('end'), ...Array.from({ length: 32767 }, () => asm.mov.imm(R0, 0)), asm.label('end'), asm.exit()];
+  assert.throws(
+    () => encode([asm.exit(), asm.label('end')]),
+    (e: unknown) => e instanceof AsmError && /at the end of the program/.test(e.message),
+  );
+  const far = [
+    asm.ja('end'),
+    ...Array.from({ length: 40000 }, () => asm.mov.imm(R0, 0)),
+    asm.label('end'),
+    asm.exit(),
+  ];
+  assert.throws(
+    () => encode(far),
+    (e: unknown) => e instanceof AsmError && /beyond the 16-bit range/.test(e.message),
+  );
+  const ok = [
+    asm.ja('end'),
+    ...Array.from({ length: 32767 }, () => asm.mov.imm(R0, 0)),
+    asm.label('end'),
+    asm.exit(),
+  ];
   assert.equal(encode(ok).readInt16LE(2), 32767);
   assert.throws(() => asm.label(''), AsmError);
 });

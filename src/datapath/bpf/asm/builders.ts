@@ -31,23 +31,35 @@ import {
 } from './opcodes.js';
 
 function reg(r: number, what: string): Register {
-  if (!Number.isInteger(r) || r < 0 || r > 10) throw new AsmError(`${what}: register r${r} does not exist`, 'registers are R0..R10');
+  if (!Number.isInteger(r) || r < 0 || r > 10)
+    throw new AsmError(`${what}: register r${r} does not exist`, 'registers are R0..R10');
   return r as Register;
 }
 
 function imm32(v: number, what: string): number {
   if (!Number.isInteger(v) || v < -0x80000000 || v > 0xffffffff) {
-    throw new AsmError(`${what}: immediate ${v} does not fit in 32 bits`, 'use asm.ldImm64 for 64-bit constants');
+    throw new AsmError(
+      `${what}: immediate ${v} does not fit in 32 bits`,
+      'use asm.ldImm64 for 64-bit constants',
+    );
   }
   return v | 0;
 }
 
 function off16(v: number, what: string): number {
-  if (!Number.isInteger(v) || v < -0x8000 || v > 0x7fff) throw new AsmError(`${what}: offset ${v} does not fit in 16 bits`);
+  if (!Number.isInteger(v) || v < -0x8000 || v > 0x7fff)
+    throw new AsmError(`${what}: offset ${v} does not fit in 16 bits`);
   return v;
 }
 
-function insn(opcode: number, dst: number, src: number, off: number, imm: number, extra: Partial<Instruction> = {}): Instruction {
+function insn(
+  opcode: number,
+  dst: number,
+  src: number,
+  off: number,
+  imm: number,
+  extra: Partial<Instruction> = {},
+): Instruction {
   return { kind: 'insn', opcode, dst: dst as Register, src, off, imm, ...extra };
 }
 
@@ -70,7 +82,12 @@ function alu(op: AluOpName): AluBuilder {
     s === Src.K
       ? insn(c | op2(op) | Src.K, reg(dst, op), 0, 0, imm32(v, op))
       : insn(c | op2(op) | Src.X, reg(dst, op), reg(v, op), 0, 0);
-  return { imm: mk(Class.ALU64, Src.K), reg: mk(Class.ALU64, Src.X), imm32: mk(Class.ALU, Src.K), reg32: mk(Class.ALU, Src.X) };
+  return {
+    imm: mk(Class.ALU64, Src.K),
+    reg: mk(Class.ALU64, Src.X),
+    imm32: mk(Class.ALU, Src.K),
+    reg32: mk(Class.ALU, Src.X),
+  };
 }
 
 function op2(op: AluOpName): number {
@@ -96,32 +113,57 @@ function jump(op: CondJumpName): JumpBuilder {
       ? insn(c | JmpOp[op] | Src.K, reg(dst, op), 0, 0, imm32(v, op), { target })
       : insn(c | JmpOp[op] | Src.X, reg(dst, op), reg(v, op), 0, 0, { target });
   };
-  return { imm: mk(Class.JMP, Src.K), reg: mk(Class.JMP, Src.X), imm32: mk(Class.JMP32, Src.K), reg32: mk(Class.JMP32, Src.X) };
+  return {
+    imm: mk(Class.JMP, Src.K),
+    reg: mk(Class.JMP, Src.X),
+    imm32: mk(Class.JMP32, Src.K),
+    reg32: mk(Class.JMP32, Src.X),
+  };
 }
 
 /** A label marking the next instruction's position. Names are non-empty strings. */
 function label(name: string): Label {
-  if (typeof name !== 'string' || name === '') throw new AsmError(`label name must be a non-empty string, got ${JSON.stringify(name)}`);
+  if (typeof name !== 'string' || name === '')
+    throw new AsmError(`label name must be a non-empty string, got ${JSON.stringify(name)}`);
   return { kind: 'label', name };
 }
 
 function loadMem(size: SizeName) {
   return (dst: number, src: number, off: number): Instruction =>
-    insn(Class.LDX | Mode.MEM | sizeCode[size], reg(dst, `ldx${size}`), reg(src, `ldx${size}`), off16(off, `ldx${size}`), 0);
+    insn(
+      Class.LDX | Mode.MEM | sizeCode[size],
+      reg(dst, `ldx${size}`),
+      reg(src, `ldx${size}`),
+      off16(off, `ldx${size}`),
+      0,
+    );
 }
 
 function storeReg(size: SizeName) {
   return (dst: number, off: number, src: number): Instruction =>
-    insn(Class.STX | Mode.MEM | sizeCode[size], reg(dst, `stx${size}`), reg(src, `stx${size}`), off16(off, `stx${size}`), 0);
+    insn(
+      Class.STX | Mode.MEM | sizeCode[size],
+      reg(dst, `stx${size}`),
+      reg(src, `stx${size}`),
+      off16(off, `stx${size}`),
+      0,
+    );
 }
 
 function storeImm(size: SizeName) {
   return (dst: number, off: number, imm: number): Instruction =>
-    insn(Class.ST | Mode.MEM | sizeCode[size], reg(dst, `st${size}`), 0, off16(off, `st${size}`), imm32(imm, `st${size}`));
+    insn(
+      Class.ST | Mode.MEM | sizeCode[size],
+      reg(dst, `st${size}`),
+      0,
+      off16(off, `st${size}`),
+      imm32(imm, `st${size}`),
+    );
 }
 
 function swap(cls: number, dir: number, bits: 16 | 32 | 64) {
-  return (dst: number): Instruction => insn(cls | AluOp.end | dir, reg(dst, 'byte swap'), 0, 0, bits);
+  return (dst: number): Instruction =>
+    insn(cls | AluOp.end | dir, reg(dst, 'byte swap'), 0, 0, bits);
 }
 
 function ldImm64(dst: number, value: bigint | number): Instruction {
@@ -233,15 +275,24 @@ export const asm = {
   stw: storeImm('w'),
   stdw: storeImm('dw'),
   /** dst = *(size *)(src + off). */
-  loadMem: (dst: number, src: number, off: number, size: SizeName): Instruction => loadMem(size)(dst, src, off),
+  loadMem: (dst: number, src: number, off: number, size: SizeName): Instruction =>
+    loadMem(size)(dst, src, off),
   /** *(size *)(dst + off) = src. */
-  storeMem: (dst: number, off: number, src: number, size: SizeName): Instruction => storeReg(size)(dst, off, src),
+  storeMem: (dst: number, off: number, src: number, size: SizeName): Instruction =>
+    storeReg(size)(dst, off, src),
   /** *(size *)(dst + off) = imm. */
-  storeImm: (dst: number, off: number, imm: number, size: SizeName): Instruction => storeImm(size)(dst, off, imm),
+  storeImm: (dst: number, off: number, imm: number, size: SizeName): Instruction =>
+    storeImm(size)(dst, off, imm),
   /**
    * lock *(size *)(dst + off) += src. size 'w' or 'dw'. With `fetch`, src receives the old value.
    */
-  atomicAdd: (dst: number, off: number, src: number, size: 'w' | 'dw' = 'dw', options: { fetch?: boolean } = {}): Instruction =>
+  atomicAdd: (
+    dst: number,
+    off: number,
+    src: number,
+    size: 'w' | 'dw' = 'dw',
+    options: { fetch?: boolean } = {},
+  ): Instruction =>
     insn(
       Class.STX | Mode.ATOMIC | sizeCode[size],
       reg(dst, 'atomicAdd'),
@@ -255,16 +306,25 @@ export const asm = {
   ldImm64,
   /** dst = pointer to `map` (BPF_PSEUDO_MAP_FD; fd bound when encoding). */
   loadMapPtr: (dst: number, map: MapReference): Instruction =>
-    insn(Class.LD | Mode.IMM | Size.DW, reg(dst, 'loadMapPtr'), Pseudo.MAP_FD, 0, 0, { imm64: 0n, map }),
+    insn(Class.LD | Mode.IMM | Size.DW, reg(dst, 'loadMapPtr'), Pseudo.MAP_FD, 0, 0, {
+      imm64: 0n,
+      map,
+    }),
   /** dst = pointer to `map`'s value + offset (BPF_PSEUDO_MAP_VALUE; array maps, key 0). */
   loadMapValue: (dst: number, map: MapReference, offset = 0): Instruction => {
-    if (!Number.isInteger(offset) || offset < 0 || offset > 0xffffffff) throw new AsmError(`loadMapValue: bad offset ${offset}`);
-    return insn(Class.LD | Mode.IMM | Size.DW, reg(dst, 'loadMapValue'), Pseudo.MAP_VALUE, 0, 0, { imm64: 0n, map, mapOffset: offset });
+    if (!Number.isInteger(offset) || offset < 0 || offset > 0xffffffff)
+      throw new AsmError(`loadMapValue: bad offset ${offset}`);
+    return insn(Class.LD | Mode.IMM | Size.DW, reg(dst, 'loadMapValue'), Pseudo.MAP_VALUE, 0, 0, {
+      imm64: 0n,
+      map,
+      mapOffset: offset,
+    });
   },
 
   // Calls and exit.
   /** Calls a helper: asm.call(Helper.MapLookupElem). Arguments in R1..R5, result in R0. */
-  call: (helper: HelperId | number): Instruction => insn(Class.JMP | JmpOp.call, 0, 0, 0, imm32(helper, 'call')),
+  call: (helper: HelperId | number): Instruction =>
+    insn(Class.JMP | JmpOp.call, 0, 0, 0, imm32(helper, 'call')),
   /** Calls a BPF function (bpf-to-bpf) starting at `target`. */
   callLabel: (target: string): Instruction => {
     label(target);
@@ -275,9 +335,13 @@ export const asm = {
   /** Returns R0 (alias of exit). */
   ret: (): Instruction => insn(Class.JMP | JmpOp.exit, 0, 0, 0, 0),
   /** r0 = value; exit. */
-  retImm: (value: number): Instruction[] => [movs.imm(0, value), insn(Class.JMP | JmpOp.exit, 0, 0, 0, 0)],
+  retImm: (value: number): Instruction[] => [
+    movs.imm(0, value),
+    insn(Class.JMP | JmpOp.exit, 0, 0, 0, 0),
+  ],
   /** An instruction from raw fields (for what the builders do not cover). */
-  raw: (opcode: number, dst: number, src: number, off: number, imm: number): Instruction => insn(opcode & 0xff, reg(dst, 'raw'), src & 0xf, off16(off, 'raw'), imm32(imm, 'raw')),
+  raw: (opcode: number, dst: number, src: number, off: number, imm: number): Instruction =>
+    insn(opcode & 0xff, reg(dst, 'raw'), src & 0xf, off16(off, 'raw'), imm32(imm, 'raw')),
   /** The same instruction with a comment for the formatter. */
   comment: (i: Instruction, text: string): Instruction => ({ ...i, comment: text }),
 };

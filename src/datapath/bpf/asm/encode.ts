@@ -38,7 +38,11 @@ export function resolve(text: ProgramText, options: EncodeOptions = {}): Resolve
   let slot = 0;
   for (const it of items) {
     if (it.kind === 'label') {
-      if (labelAt.has(it.name)) throw new AsmError(`duplicate label "${it.name}"`, 'every label name must be unique in a program');
+      if (labelAt.has(it.name))
+        throw new AsmError(
+          `duplicate label "${it.name}"`,
+          'every label name must be unique in a program',
+        );
       labelAt.set(it.name, slot);
       pending.push(it.name);
       continue;
@@ -48,7 +52,10 @@ export function resolve(text: ProgramText, options: EncodeOptions = {}): Resolve
     slot += it.imm64 !== undefined ? 2 : 1;
   }
   if (pending.length > 0) {
-    throw new AsmError(`label "${pending[0]}" is at the end of the program, after the last instruction`, 'a label must precede an instruction');
+    throw new AsmError(
+      `label "${pending[0]}" is at the end of the program, after the last instruction`,
+      'a label must precede an instruction',
+    );
   }
   return placed.map(({ insn, index, labels }) => {
     let off = insn.off;
@@ -56,7 +63,11 @@ export function resolve(text: ProgramText, options: EncodeOptions = {}): Resolve
     let imm2 = 0;
     if (insn.target !== undefined) {
       const at = labelAt.get(insn.target);
-      if (at === undefined) throw new AsmError(`instruction ${index}: jump to unknown label "${insn.target}"`, 'add asm.label(name) where the jump should land');
+      if (at === undefined)
+        throw new AsmError(
+          `instruction ${index}: jump to unknown label "${insn.target}"`,
+          'add asm.label(name) where the jump should land',
+        );
       const rel = at - (index + 1);
       const isPseudoCall = cls(insn.opcode) === Class.JMP && (insn.opcode & 0xf0) === JmpOp.call;
       if (isPseudoCall) {
@@ -89,7 +100,10 @@ function mapFd(ref: MapReference, index: number, options: EncodeOptions): number
     const m = options.maps?.[ref];
     if (m === undefined) {
       if (options.allowUnboundMaps) return 0;
-      throw new AsmError(`instruction ${index}: map "${ref}" is not bound`, `pass it in the program spec's maps: { ${ref}: map }`);
+      throw new AsmError(
+        `instruction ${index}: map "${ref}" is not bound`,
+        `pass it in the program spec's maps: { ${ref}: map }`,
+      );
     }
     return m.fd;
   }
@@ -115,7 +129,8 @@ export function encodeResolved(resolved: readonly ResolvedInstruction[], out?: B
   const last = resolved[resolved.length - 1];
   const n = last === undefined ? 0 : last.index + (last.insn.imm64 !== undefined ? 2 : 1);
   const buf = out ?? Buffer.alloc(n * 8);
-  if (buf.length < n * 8) throw new AsmError(`encode: buffer of ${buf.length} bytes is smaller than ${n * 8}`);
+  if (buf.length < n * 8)
+    throw new AsmError(`encode: buffer of ${buf.length} bytes is smaller than ${n * 8}`);
   for (const r of resolved) {
     const p = r.index * 8;
     buf[p] = r.insn.opcode;

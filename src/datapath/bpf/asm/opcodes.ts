@@ -22,7 +22,14 @@ export const sizeCode: Record<SizeName, number> = { b: Size.B, h: Size.H, w: Siz
 export const sizeBytes: Record<SizeName, number> = { b: 1, h: 2, w: 4, dw: 8 };
 
 /** Load/store modes. */
-export const Mode = { IMM: 0x00, ABS: 0x20, IND: 0x40, MEM: 0x60, MEMSX: 0x80, ATOMIC: 0xc0 } as const;
+export const Mode = {
+  IMM: 0x00,
+  ABS: 0x20,
+  IND: 0x40,
+  MEM: 0x60,
+  MEMSX: 0x80,
+  ATOMIC: 0xc0,
+} as const;
 
 /** Operand source: immediate (K) or register (X). */
 export const Src = { K: 0x00, X: 0x08 } as const;
@@ -69,7 +76,15 @@ export type CondJumpName = Exclude<keyof typeof JmpOp, 'ja' | 'call' | 'exit'>;
 export const End = { TO_LE: 0x00, TO_BE: 0x08 } as const;
 
 /** Atomic operations (imm of an STX|ATOMIC instruction). */
-export const AtomicOp = { ADD: 0x00, OR: 0x40, AND: 0x50, XOR: 0xa0, FETCH: 0x01, XCHG: 0xe1, CMPXCHG: 0xf1 } as const;
+export const AtomicOp = {
+  ADD: 0x00,
+  OR: 0x40,
+  AND: 0x50,
+  XOR: 0xa0,
+  FETCH: 0x01,
+  XCHG: 0xe1,
+  CMPXCHG: 0xf1,
+} as const;
 
 /** src_reg values of a 64-bit immediate load. */
 export const Pseudo = {
