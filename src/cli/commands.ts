@@ -15,7 +15,8 @@ import { register as describe } from './describe.js';
 import { register as del } from './delete.js';
 import { register as install } from './install.js';
 import { register as status } from './status.js';
+import { register as clustermesh } from './clustermesh.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: RegisterCommands[] = [version, lab, run, exec, logs, config, apply, get, describe, del, install, status];
+export const commandGroups: RegisterCommands[] = [version, lab, run, exec, logs, config, apply, get, describe, del, install, status, clustermesh];

@@ -1,0 +1,173 @@
+/**
+ * `clustermesh connect` / `disconnect` on lab clusters: the checks that make
+ * a mesh valid, enabling a side that is not enabled yet (the seed enables
+ * only cluster1), and the exchange of endpoints and client certificates
+ * (setup.ts connectDirection). Connection modes:
+ *
+ *   bidirectional (default)  source <-> each destination
+ *   unicast                  source  -> each destination (the source reads them; they do not read it)
+ *   mesh                     every pair of {source, destinations}, both ways
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TendrilError } from '../util/errors.js';
+import { resolveInstallTarget } from '../agent/lab-target.js';
+import { cidrsOverlap, parseCIDR } from '../lab/ipmath.js';
+import type { LabCluster } from '../lab/state.js';
+import { certificateInfo, meshCADir } from './certs.js';
+import { DEFAULT_MAX_CONNECTED_CLUSTERS } from './keys.js';
+import { meshPaths, readMeshConfig, type ServiceType } from './mesh-files.js';
+import { connectDirection, disconnectDirection } from './setup.js';
+import { enableClusterMesh, requireInstall } from './enable.js';
+import type { InstallState } from '../agent/install-state.js';
+
+export type ConnectionMode = 'bidirectional' | 'unicast' | 'mesh';
+
+export interface ConnectOptions {
+  context?: string;
+  destinationContexts: string[];
+  mode?: ConnectionMode;
+  allowMismatchingCA?: boolean;
+  /** Service type for a side that connect has to enable (default NodePort). */
+  serviceType?: ServiceType;
+  say?: (line: string) => void;
+  /** Passed to enable for sides it enables (default true). */
+  wait?: boolean;
+}
+
+interface Side {
+  context: string;
+  cluster: LabCluster;
+  install: InstallState;
+}
+
+/** Raised when two clusters cannot be meshed; code CLUSTERMESH_CONNECT_REFUSED. */
+export class ConnectRefusedError extends TendrilError {
+  constructor(message: string, hint: string) {
+    super('CLUSTERMESH_CONNECT_REFUSED', message, { hint });
+    this.name = 'ConnectRefusedError';
+  }
+}
+
+/** The ordered pairs (from reads to) a mode connects. */
+export function connectionPairs<T>(source: T, destinations: T[], mode: ConnectionMode): [T, T][] {
+  const out: [T, T][] = [];
+  if (mode === 'mesh') {
+    const all = [source, ...destinations];
+    for (const a of all) for (const b of all) if (a !== b) out.push([a, b]);
+    return out;
+  }
+  for (const d of destinations) {
+    out.push([source, d]);
+    if (mode === 'bidirectional') out.push([d, source]);
+  }
+  return out;
+}
+
+function caFingerprintFor(side: Side): string | undefined {
+  try {
+    return certificateInfo(readFileSync(meshPaths(side.cluster.name).caCert, 'utf8')).fingerprint;
+  } catch {
+    // Not enabled yet: enable will copy the mesh CA.
+    try {
+      return certificateInfo(readFileSync(join(meshCADir(), 'ca.crt'), 'utf8')).fingerprint;
+    } catch {
+      return undefined; // no CA at all yet: enable makes one shared CA
+    }
+  }
+}
+
+/** Checks that two clusters may be meshed. @throws ConnectRefusedError with the reason. */
+export function checkPair(a: Side, b: Side, allowMismatchingCA: boolean): void {
+  if (a.cluster.name === b.cluster.name) {
+    throw new ConnectRefusedError(`${a.context} and ${b.context} are the same cluster`, 'pass the other cluster with --destination-context');
+  }
+  if (a.install.clusterName === b.install.clusterName) {
+    throw new ConnectRefusedError(
+      `cannot connect ${a.context} and ${b.context}: both are named "${a.install.clusterName}"; cluster names must be unique in a mesh`,
+      `reinstall one of them with another name: \`tendril install --context ${b.context} --cluster-name NAME --cluster-id N\``,
+    );
+  }
+  if (a.install.clusterId === b.install.clusterId) {
+    throw new ConnectRefusedError(
+      `cannot connect ${a.context} and ${b.context}: both have cluster ID ${a.install.clusterId}; cluster IDs must be unique in a mesh (identities carry them)`,
+      `reinstall one of them with another ID: \`tendril install --context ${b.context} --cluster-name ${b.install.clusterName} --cluster-id N\``,
+    );
+  }
+  const pa = parseCIDR(a.cluster.podCIDR, 'pod CIDR');
+  const pb = parseCIDR(b.cluster.podCIDR, 'pod CIDR');
+  if (cidrsOverlap(pa, pb)) {
+    throw new ConnectRefusedError(
+      `cannot connect ${a.context} and ${b.context}: their pod CIDRs overlap (${a.cluster.podCIDR} and ${b.cluster.podCIDR}); pods of one cluster would be unreachable from the other`,
+      'recreate one of the clusters with a distinct pod CIDR (`tendril lab create NAME --pod-cidr CIDR`)',
+    );
+  }
+  const ma = readMeshConfig(a.cluster.name)?.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS;
+  const mb = readMeshConfig(b.cluster.name)?.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS;
+  if (ma !== mb) {
+    throw new ConnectRefusedError(
+      `cannot connect ${a.context} and ${b.context}: maxConnectedClusters differs (${ma} and ${mb}); every cluster of a mesh must use the same value`,
+      'disable and re-enable the mesh on one of them with the same maxConnectedClusters',
+    );
+  }
+  const fa = caFingerprintFor(a);
+  const fb = caFingerprintFor(b);
+  if (fa && fb && fa !== fb && !allowMismatchingCA) {
+    throw new ConnectRefusedError(
+      `cannot connect ${a.context} and ${b.context}: their clustermesh certificates are signed by different CAs (${fa.slice(0, 23)}... and ${fb.slice(0, 23)}...)`,
+      'connect with --allow-mismatching-ca (each side then trusts the other\'s CA for that connection), or re-enable one cluster so both use the mesh CA',
+    );
+  }
+}
+
+function resolveSide(context: string | undefined): Side {
+  const t = resolveInstallTarget(context);
+  return { context: t.context, cluster: t.cluster, install: requireInstall(t.cluster, t.context) };
+}
+
+/**
+ * Connects clusters. Every pair is checked before anything changes; sides
+ * whose mesh is not enabled are enabled first (and the user is told).
+ * @throws ConnectRefusedError, TendrilError (not installed, not a lab cluster, enable failed)
+ */
+export async function connectClusters(o: ConnectOptions): Promise<{ pairs: [string, string][]; enabled: string[] }> {
+  const say = o.say ?? (() => {});
+  const mode = o.mode ?? 'bidirectional';
+  if (!['bidirectional', 'unicast', 'mesh'].includes(mode)) {
+    throw new TendrilError('CLUSTERMESH_BAD_MODE', `connection mode "${mode}" is not known`, { hint: 'use bidirectional, unicast or mesh' });
+  }
+  if (o.destinationContexts.length === 0) {
+    throw new TendrilError('CLUSTERMESH_NO_DESTINATION', 'no destination given', { hint: 'pass --destination-context CONTEXT[,CONTEXT...]' });
+  }
+  const source = resolveSide(o.context);
+  const dests = o.destinationContexts.map((d) => resolveSide(d));
+  const pairs = connectionPairs(source, dests, mode);
+  for (const [a, b] of pairs) checkPair(a, b, o.allowMismatchingCA === true);
+  const enabled: string[] = [];
+  for (const side of [source, ...dests]) {
+    if (readMeshConfig(side.cluster.name)) continue;
+    say(`ℹ️  Cluster mesh is not enabled on ${side.context} yet: enabling it (service type ${o.serviceType ?? 'NodePort'})`);
+    await enableClusterMesh({ context: side.context, serviceType: o.serviceType, say, wait: o.wait });
+    enabled.push(side.context);
+  }
+  for (const [a, b] of pairs) {
+    await connectDirection(a.cluster.name, b.cluster.name);
+    say(`🔑 ${a.install.clusterName} (${a.context}) can now read ${b.install.clusterName} at ${readMeshConfig(b.cluster.name)!.accessEndpoints.join(', ')}`);
+  }
+  say(`✅ Connected ${source.install.clusterName} with ${dests.map((d) => d.install.clusterName).join(', ')} (${mode}); check with \`tendril clustermesh status --context ${source.context} --wait\``);
+  return { pairs: pairs.map(([a, b]) => [a.context, b.context]), enabled };
+}
+
+/** Disconnects clusters (the same pairs connect would make). Absent connections are fine. */
+export async function disconnectClusters(o: Omit<ConnectOptions, 'allowMismatchingCA' | 'serviceType'>): Promise<{ pairs: [string, string][] }> {
+  const say = o.say ?? (() => {});
+  const mode = o.mode ?? 'bidirectional';
+  const src = resolveInstallTarget(o.context);
+  const dests = o.destinationContexts.map((d) => resolveInstallTarget(d));
+  const pairs = connectionPairs(src, dests, mode);
+  for (const [a, b] of pairs) {
+    await disconnectDirection(a.cluster.name, b.cluster.name);
+    say(`🔌 ${a.context} no longer reads ${b.context}`);
+  }
+  return { pairs: pairs.map(([a, b]) => [a.context, b.context]) };
+}

@@ -1,0 +1,201 @@
+/**
+ * `clustermesh enable` / `disable` on lab clusters. Enable runs the
+ * cluster's clustermesh-apiserver as two supervised daemons in the control
+ * plane's network namespace:
+ *
+ *   clustermesh-etcd        Debian's etcd, mutual TLS on every client URL:
+ *                             https://127.0.0.1:2379        (the apiserver daemon itself)
+ *                             https://<control plane>:2379  (this cluster's agents)
+ *                             NodePort:     https://<control plane>:32379  (remote clusters)
+ *                             LoadBalancer: https://172.30.255.<cluster index>:2379 (an address
+ *                                           from the lab's pool, added to the control plane's eth0)
+ *                           plain HTTP only for /health and /metrics on 127.0.0.1:2381 in that netns
+ *   clustermesh-apiserver   src/clustermesh/apiserver/main.ts (access setup, syncer, kvstoremesh, status)
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { existsSync } from 'node:fs';
+import { TendrilError } from '../util/errors.js';
+import { resolveInstallTarget } from '../agent/lab-target.js';
+import { readInstallState, type InstallState } from '../agent/install-state.js';
+import { addDaemon, nodeCommand, removeDaemon } from '../lab/daemons.js';
+import { apiServerNodeURL, listClusters, type LabCluster, type LabNode } from '../lab/state.js';
+import { ETCD_CLIENT_PORT, NODEPORT_PORT, listRemotes, meshEnabled, meshPaths, readMeshConfig, type MeshConfig, type ServiceType } from './mesh-files.js';
+import { disconnectDirection, meshEtcdCommand, prepareMesh, removeMeshFiles } from './setup.js';
+import { fetchStatus, type MeshDaemonStatus } from './status-api.js';
+
+const pexec = promisify(execFile);
+
+/** Names of the mesh's daemons in a lab cluster. */
+export const DAEMON_MESH_ETCD = 'clustermesh-etcd';
+export const DAEMON_MESH_APISERVER = 'clustermesh-apiserver';
+
+/** The lab's LoadBalancer pool: 172.30.255.<cluster index> (never a node address: nodes are 172.30.<1..250>.<10+>). */
+export function loadBalancerIP(cluster: Pick<LabCluster, 'index'>): string {
+  return `172.30.255.${cluster.index}`;
+}
+
+export interface EnableOptions {
+  context?: string;
+  serviceType?: ServiceType;
+  /** Wait until the apiserver reports etcd healthy and its state exported (default true). */
+  wait?: boolean;
+  timeoutMs?: number;
+  /** Progress lines for the user. */
+  say?: (line: string) => void;
+}
+
+export interface EnableResult {
+  labCluster: string;
+  config: MeshConfig;
+  caCreated: boolean;
+  status: MeshDaemonStatus | undefined;
+}
+
+/** The control-plane node of a lab cluster. */
+export function controlPlaneOf(c: LabCluster): LabNode {
+  const cp = c.nodes.find((n) => n.role === 'control-plane');
+  if (!cp) throw new TendrilError('LAB_STATE_CORRUPT', `lab cluster ${c.name} has no control-plane node`);
+  return cp;
+}
+
+/** The install record of a lab cluster, or a clear refusal. @throws TendrilError CLUSTERMESH_NOT_INSTALLED */
+export function requireInstall(c: LabCluster, context: string): InstallState {
+  const st = readInstallState(c.name);
+  if (!st) {
+    throw new TendrilError('CLUSTERMESH_NOT_INSTALLED', `Tendril is not installed on ${context} (lab cluster ${c.name})`, {
+      hint: `run \`tendril install --context ${context} --cluster-name ${c.name} --cluster-id N\` first`,
+    });
+  }
+  return st;
+}
+
+/**
+ * Enables the mesh on a lab cluster (idempotent: re-running re-issues the
+ * server certificate and rewrites the daemons' specs, keeping etcd's data
+ * and the remotes). @throws TendrilError (not installed, not a lab cluster,
+ * bad service type, apiserver not ready in time).
+ */
+export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult> {
+  const say = o.say ?? (() => {});
+  const target = resolveInstallTarget(o.context);
+  const c = target.cluster;
+  const install = requireInstall(c, target.context);
+  const serviceType = o.serviceType ?? readMeshConfig(c.name)?.serviceType ?? 'NodePort';
+  if (serviceType !== 'NodePort' && serviceType !== 'LoadBalancer') {
+    throw new TendrilError('CLUSTERMESH_BAD_SERVICE_TYPE', `service type "${String(serviceType)}" is not supported`, {
+      hint: 'use --service-type NodePort or --service-type LoadBalancer',
+    });
+  }
+  const cp = controlPlaneOf(c);
+  const urls = [`https://127.0.0.1:${ETCD_CLIENT_PORT}`, `https://${cp.ip}:${ETCD_CLIENT_PORT}`];
+  let access: string;
+  let lbIP: string | undefined;
+  if (serviceType === 'NodePort') {
+    access = `https://${cp.ip}:${NODEPORT_PORT}`;
+  } else {
+    lbIP = loadBalancerIP(c);
+    await pexec('ip', ['-n', cp.netns, 'addr', 'replace', `${lbIP}/32`, 'dev', 'eth0']).catch((err: Error) => {
+      throw new TendrilError('CLUSTERMESH_LB_ADDRESS', `cannot add the LoadBalancer address ${lbIP} to ${cp.name}: ${err.message}`, {
+        hint: 'LoadBalancer needs root (it adds an address in the control plane namespace); or use --service-type NodePort',
+        cause: err,
+      });
+    });
+    access = `https://${lbIP}:${ETCD_CLIENT_PORT}`;
+  }
+  urls.push(access);
+  const previous = readMeshConfig(c.name);
+  if (previous?.loadBalancerIP && previous.loadBalancerIP !== lbIP) {
+    await pexec('ip', ['-n', cp.netns, 'addr', 'del', `${previous.loadBalancerIP}/32`, 'dev', 'eth0']).catch(() => {});
+  }
+  say(`🔑 ${previous ? 'Re-issuing' : 'Creating'} certificates for ${install.clusterName}'s clustermesh-apiserver...`);
+  const { config, caCreated } = await prepareMesh({
+    labCluster: c.name,
+    clusterName: install.clusterName,
+    clusterId: install.clusterId,
+    serviceType,
+    listenIP: cp.ip,
+    etcdClientURLs: urls,
+    accessEndpoints: [access],
+    localEndpoint: urls[0]!,
+    apiServerURL: apiServerNodeURL(c),
+    loadBalancerIP: lbIP,
+    cacheTTL: install.settings['clustermesh-cache-ttl'],
+  });
+  if (caCreated) say('🔑 Created the mesh CA ($TENDRIL_HOME/mesh/ca.crt); every cluster enabled from now on shares it');
+  say(`✨ Deploying clustermesh-apiserver (etcd with mutual TLS, ${serviceType} ${access.replace('https://', '')})...`);
+  addDaemon(c.name, { name: DAEMON_MESH_ETCD, command: meshEtcdCommand(config), netns: cp.netns, restart: 'always' });
+  addDaemon(c.name, {
+    name: DAEMON_MESH_APISERVER,
+    command: nodeCommand('src/clustermesh/apiserver/main.ts', ['--cluster', c.name]),
+    netns: cp.netns,
+    restart: 'always',
+    env: { TENDRIL_MESH_GEN: config.enabledAt },
+  });
+  let status: MeshDaemonStatus | undefined;
+  if (o.wait !== false) {
+    say('⌛ Waiting for the clustermesh-apiserver to export the cluster state...');
+    status = await waitApiServerReady(c.name, o.timeoutMs ?? 90_000);
+    say(`✅ Cluster mesh enabled on ${target.context}: ${install.clusterName} (ID ${install.clusterId}) at ${access}`);
+  }
+  return { labCluster: c.name, config, caCreated, status };
+}
+
+/** Polls the apiserver's status until etcd is healthy and every kind is exported. @throws TendrilError CLUSTERMESH_NOT_READY */
+export async function waitApiServerReady(labCluster: string, timeoutMs: number): Promise<MeshDaemonStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  for (;;) {
+    try {
+      const st = await fetchStatus(meshPaths(labCluster).statusSocket, 3000);
+      if (st.etcd.ok && st.syncer && Object.values(st.syncer.synced).every(Boolean)) return st;
+      last = !st.etcd.ok ? `etcd: ${st.etcd.error ?? 'not healthy'}` : `syncer: waiting for ${Object.entries(st.syncer?.synced ?? {}).filter(([, v]) => !v).map(([k]) => k).join(', ') || 'start'}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) {
+      throw new TendrilError('CLUSTERMESH_NOT_READY', `the clustermesh-apiserver of ${labCluster} is not ready after ${Math.round(timeoutMs / 1000)} s (${last})`, {
+        hint: `see its logs: ${meshPaths(labCluster).dir}/../logs/clustermesh-apiserver.log and clustermesh-etcd.log (\`tendril lab logs\`)`,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/**
+ * Disables the mesh on a lab cluster: disconnects it from every cluster
+ * (both directions), stops its daemons and removes its mesh files.
+ * @returns the clusters it was disconnected from.
+ */
+export async function disableClusterMesh(o: { context?: string; say?: (l: string) => void }): Promise<{ labCluster: string; disconnected: string[] }> {
+  const say = o.say ?? (() => {});
+  const target = resolveInstallTarget(o.context);
+  const c = target.cluster;
+  const cfg = readMeshConfig(c.name);
+  if (!cfg && !existsSync(meshPaths(c.name).dir)) {
+    say(`Cluster mesh is not enabled on ${target.context}; nothing to do`);
+    return { labCluster: c.name, disconnected: [] };
+  }
+  const disconnected: string[] = [];
+  for (const other of listClusters()) {
+    if (other.name === c.name || !meshEnabled(other.name)) continue;
+    const theirs = (await listRemotes(other.name)).remotes.some((r) => r.labCluster === c.name || r.name === cfg?.clusterName);
+    const ours = (await listRemotes(c.name)).remotes.some((r) => r.labCluster === other.name);
+    if (theirs || ours) {
+      await disconnectDirection(other.name, c.name);
+      await disconnectDirection(c.name, other.name);
+      disconnected.push(other.name);
+      say(`🔌 Disconnected from ${other.name}`);
+    }
+  }
+  say('🔥 Removing the clustermesh-apiserver...');
+  await removeDaemon(c.name, DAEMON_MESH_APISERVER, { wait: true }).catch(() => {});
+  await removeDaemon(c.name, DAEMON_MESH_ETCD, { wait: true }).catch(() => {});
+  if (cfg?.loadBalancerIP) {
+    const cp = controlPlaneOf(c);
+    await pexec('ip', ['-n', cp.netns, 'addr', 'del', `${cfg.loadBalancerIP}/32`, 'dev', 'eth0']).catch(() => {});
+  }
+  await removeMeshFiles(c.name);
+  say(`✅ Cluster mesh disabled on ${target.context}`);
+  return { labCluster: c.name, disconnected };
+}
