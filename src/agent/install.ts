@@ -205,9 +205,10 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
         await new NodeRouter({ mode: prev.routingMode, nodeIP: n.ip, podCIDR: n.podCIDR, mtu: 1500, netns: netnsPath(n.netns) }).teardown().catch(() => undefined);
       }
     }
+    const since = Date.now();
     for (const d of daemons) addDaemon(c.name, { ...d, env: { ...(d.env ?? {}), TENDRIL_INSTALL_AT: state.installedAt, TENDRIL_INSTALL_GEN: String(Date.now()) } });
     say(`Started ${DAEMON_OPERATOR} and ${DAEMON_DNS} on ${controlPlane(c).name}, and ${c.nodes.length} agent(s)`);
-    if (o.wait ?? true) await waitAgents(c, o.timeoutMs ?? 60_000, say);
+    if (o.wait ?? true) await waitAgents(c, o.timeoutMs ?? 60_000, say, since);
     return { state, changed: true, notes };
   } finally {
     release();
@@ -215,14 +216,15 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
 }
 
 /** Waits until every node's agent answers on its socket. @throws TendrilError install.Timeout */
-export async function waitAgents(c: LabCluster, timeoutMs: number, say: (l: string) => void): Promise<void> {
+export async function waitAgents(c: LabCluster, timeoutMs: number, say: (l: string) => void, startedAfter = 0): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const pending = new Set(c.nodes.map((n) => n.name));
   while (pending.size > 0) {
     for (const n of [...pending]) {
       try {
-        await new AgentClient(agentSocketPath(c.name, n), { timeoutMs: 2000 }).health();
-        pending.delete(n);
+        const st = await new AgentClient(agentSocketPath(c.name, n), { timeoutMs: 2000 }).status();
+        // an agent of the previous install may still answer until the supervisor restarts it
+        if (Date.parse(st.startedAt) >= startedAfter - 1000) pending.delete(n);
       } catch {
         // not up yet
       }

@@ -15,8 +15,9 @@ import { register as describe } from './describe.js';
 import { register as del } from './delete.js';
 import { register as install } from './install.js';
 import { register as status } from './status.js';
+import { register as debug } from './debug.js';
 import { register as clustermesh } from './clustermesh.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: RegisterCommands[] = [version, lab, run, exec, logs, config, apply, get, describe, del, install, status, clustermesh];
+export const commandGroups: RegisterCommands[] = [version, lab, run, exec, logs, config, apply, get, describe, del, install, status, debug, clustermesh];
