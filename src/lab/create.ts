@@ -17,6 +17,7 @@ import { withLabLock } from './lock.js';
 import { createNode, ensureUnderlay } from './netns.js';
 import { ensureCgroup } from './cgroup.js';
 import { sleep } from './proc.js';
+import { httpCall } from './kubelet/api.js';
 import {
   apiServerURL,
   listClusterDirs,
@@ -205,6 +206,24 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
     return c;
   });
   try {
+    // The supervisor, etcd and the API server need no node namespace: start them while the network is built.
+    const controlPlane = (async () => {
+      await startSupervisor(cluster.name);
+      if (cluster.apiStore === 'etcd') {
+        const clientPort = await freePort();
+        const peerPort = await freePort();
+        cluster.etcdEndpoints = [`http://127.0.0.1:${clientPort}`];
+        saveCluster(cluster);
+        addDaemon(cluster.name, {
+          name: DAEMON_ETCD,
+          command: etcdArgs({ name: `${cluster.name}-api`, dataDir: join(clusterDir(cluster.name), 'etcd'), clientUrls: cluster.etcdEndpoints, peerPort }),
+          restart: 'always',
+        });
+        await waitDaemonRunning(cluster.name, DAEMON_ETCD, timeoutMs);
+      }
+      addDaemon(cluster.name, apiServerSpec(cluster));
+    })();
+    controlPlane.catch(() => {}); // awaited below
     say(` • Underlay network (${UNDERLAY_CIDR}) ...`);
     await ensureUnderlay();
     say(` • Nodes: ${cluster.nodes.map((n) => `${n.name} ${n.ip}`).join(', ')} ...`);
@@ -214,27 +233,14 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
       mkdirSync(nodeCniConfDir(cluster.name, n.name), { recursive: true });
       mkdirSync(nodeCniBinDir(cluster.name, n.name), { recursive: true });
     }
-    await startSupervisor(cluster.name);
-    if (cluster.apiStore === 'etcd') {
-      say(' • etcd (API storage) ...');
-      const clientPort = await freePort();
-      const peerPort = await freePort();
-      cluster.etcdEndpoints = [`http://127.0.0.1:${clientPort}`];
-      saveCluster(cluster);
-      addDaemon(cluster.name, {
-        name: DAEMON_ETCD,
-        command: etcdArgs({ name: `${cluster.name}-api`, dataDir: join(clusterDir(cluster.name), 'etcd'), clientUrls: cluster.etcdEndpoints, peerPort }),
-        restart: 'always',
-      });
-      await waitDaemonRunning(cluster.name, DAEMON_ETCD, timeoutMs);
-    }
-    say(` • API server (127.0.0.1:${cluster.apiPort}, ${cluster.nodes[0]!.ip}:${API_NODE_PORT} from the nodes) ...`);
-    addDaemon(cluster.name, apiServerSpec(cluster));
+    say(` • ${cluster.apiStore === 'etcd' ? 'etcd and the ' : ''}API server (127.0.0.1:${cluster.apiPort}, ${cluster.nodes[0]!.ip}:${API_NODE_PORT} from the nodes) ...`);
+    await controlPlane;
     addDaemon(cluster.name, forwarderSpec(cluster));
+    // kubelets start alongside the API server (they retry registering until it answers)
+    for (const n of cluster.nodes) addDaemon(cluster.name, kubeletSpec(cluster, n));
     await waitAPI(cluster, timeoutMs);
     await waitDaemonRunning(cluster.name, DAEMON_FORWARDER, timeoutMs);
     say(` • Kubelets on ${cluster.nodes.length} node(s) ...`);
-    for (const n of cluster.nodes) addDaemon(cluster.name, kubeletSpec(cluster, n));
     await Promise.all(cluster.nodes.map((n) => waitDaemonRunning(cluster.name, kubeletDaemonName(n.name), timeoutMs)));
     const ctx = recordLabContext(cluster.name, apiServerURL(cluster));
     saveCluster(cluster);
@@ -260,8 +266,8 @@ export async function waitAPI(cluster: LabCluster, timeoutMs: number): Promise<v
   let last = '';
   for (;;) {
     try {
-      const res = await fetch(`${apiServerURL(cluster)}/api`, { signal: AbortSignal.timeout(2000) });
-      if (res.ok) return;
+      const res = await httpCall(`${apiServerURL(cluster)}/api`, 'GET', undefined, undefined, 2000);
+      if (res.status === 200) return;
       last = `HTTP ${res.status}`;
     } catch (err) {
       last = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
@@ -281,9 +287,9 @@ export async function waitNodesReady(cluster: LabCluster, timeoutMs: number): Pr
   let missing: string[] = cluster.nodes.map((n) => n.name);
   for (;;) {
     try {
-      const res = await fetch(`${apiServerURL(cluster)}/api/v1/nodes`, { signal: AbortSignal.timeout(2000) });
-      if (res.ok) {
-        const list = (await res.json()) as { items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] };
+      const res = await httpCall(`${apiServerURL(cluster)}/api/v1/nodes`, 'GET', undefined, undefined, 2000);
+      if (res.status === 200) {
+        const list = JSON.parse(res.text) as { items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] };
         const ready = new Set(
           list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name),
         );

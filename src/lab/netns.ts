@@ -93,17 +93,21 @@ export async function createNode(options: { netns: string; ip: string; clusterIn
   const { netns, ip } = options;
   const under = underlayNetns();
   const port = underlayPortName(options.clusterIndex, options.nodeIndex);
-  await createNetns(netns);
+  if (!netnsExists(netns)) await run('ip', ['netns', 'add', netns], { what: `create network namespace ${netns}` });
   if (!(await tryRun('ip', ['-n', netns, 'link', 'show', 'eth0']))) {
     // A stale bridge port of the same name (from an interrupted create) would block the new pair.
     await tryRun('ip', ['-n', under, 'link', 'del', port]);
-    await run('ip', ['-n', under, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns], {
+    await run('ip', ['-n', under, '-batch', '-'], {
+      input: `link add ${port} type veth peer name eth0 netns ${netns}\nlink set ${port} master ${UNDERLAY_BRIDGE} up\n`,
       what: `wire ${netns} to the underlay`,
     });
+  } else {
+    await run('ip', ['-n', under, 'link', 'set', port, 'master', UNDERLAY_BRIDGE, 'up'], { what: `attach ${port} to the underlay bridge` });
   }
-  await run('ip', ['-n', under, 'link', 'set', port, 'master', UNDERLAY_BRIDGE, 'up'], { what: `attach ${port} to the underlay bridge` });
   const prefixLen = UNDERLAY_CIDR.split('/')[1];
-  await run('ip', ['-n', netns, 'addr', 'replace', `${ip}/${prefixLen}`, 'dev', 'eth0'], { what: `address eth0 of ${netns}` });
-  await run('ip', ['-n', netns, 'link', 'set', 'eth0', 'up'], { what: `bring eth0 of ${netns} up` });
+  await run('ip', ['-n', netns, '-batch', '-'], {
+    input: `link set lo up\naddr replace ${ip}/${prefixLen} dev eth0\nlink set eth0 up\n`,
+    what: `address eth0 of ${netns}`,
+  });
   await setSysctl(netns, 'net.ipv4.ip_forward', '1');
 }

@@ -4,6 +4,7 @@
  * and delete, over fetch. Failures come back as ApiError (the Kubernetes
  * Status the server sent) or TendrilError LAB_API_UNREACHABLE.
  */
+import { request as httpRequest } from 'node:http';
 import { ApiError, type Status } from '../../k8s/status.js';
 import type { KubeList, KubeObject } from '../../k8s/objects.js';
 import { TendrilError } from '../../util/errors.js';
@@ -19,28 +20,23 @@ export class LabApi {
   constructor(readonly baseURL: string) {}
 
   private async request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
-    let res: Response;
+    let res: { status: number; text: string };
     try {
-      res = await fetch(this.baseURL + path, {
-        method,
-        headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': contentType },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(30_000),
-      });
+      res = await httpCall(this.baseURL + path, method, body === undefined ? undefined : JSON.stringify(body), contentType);
     } catch (err) {
       throw new TendrilError('LAB_API_UNREACHABLE', `${method} ${this.baseURL}${path}: ${describeFetchError(err)}`, {
         cause: err,
         hint: 'is the lab cluster running? see `tendril lab list`',
       });
     }
-    const text = await res.text();
+    const text = res.text;
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
       json = undefined;
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status >= 300) {
       const st = json as Status | undefined;
       if (st?.kind === 'Status') throw new ApiError(st);
       throw new ApiError({
@@ -121,6 +117,30 @@ export class LabApi {
       }
     }
   }
+}
+
+/**
+ * One HTTP request on its own connection (Connection: close), so a CLI
+ * process exits as soon as it is done (pooled keep-alive sockets would hold
+ * it for seconds).
+ */
+export function httpCall(url: string, method: string, body?: string, contentType = 'application/json', timeoutMs = 30_000): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) {
+      headers['content-type'] = contentType;
+      headers['content-length'] = String(Buffer.byteLength(body));
+    }
+    const req = httpRequest(url, { method, headers, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 function describeFetchError(err: unknown): string {

@@ -173,8 +173,8 @@ export class Kubelet {
         return;
       } catch (err) {
         if (this.stopped) return;
-        if (attempt % 10 === 0) this.log.warn('registering the node failed; retrying', { err });
-        await sleep(Math.min(200 * (attempt + 1), 2000));
+        if (attempt > 0 && attempt % 20 === 0) this.log.warn('registering the node failed; retrying', { err });
+        await sleep(attempt < 100 ? 100 : 1000);
       }
     }
   }
