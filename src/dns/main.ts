@@ -1,0 +1,147 @@
+/**
+ * The cluster DNS daemon entry:
+ *
+ *   node --import tsx src/dns/main.ts --listen IP:PORT --server URL
+ *   node --import tsx src/dns/main.ts --listen IP:PORT --kubeconfig PATH [--context NAME]
+ *   node --import tsx src/dns/main.ts --cluster NAME [--listen IP:PORT]   (a lab cluster: its API
+ *        server as seen from the nodes; default listen address: the control plane's, port 53)
+ *
+ * Options: --domain (cluster.local), --clusterset-domain (clusterset.local),
+ * --ttl SECONDS (5), --no-service-imports. SIGTERM/SIGINT stop it.
+ */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { describeError, TendrilError } from '../util/errors.js';
+import { createLogger } from '../util/log.js';
+import { kubeConfigForServer, startDNSDaemon } from './daemon.js';
+
+/** Parsed command line. */
+export interface DNSMainArgs {
+  host: string;
+  port: number;
+  kubeConfig: KubeConfig;
+  apiServer: string;
+  clusterDomain: string;
+  clusterSetDomain: string;
+  ttl: number;
+  serviceImports: boolean;
+}
+
+/**
+ * Parses the command line.
+ * @throws TendrilError DNS_USAGE naming the bad or missing option.
+ */
+export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
+  const usage = (msg: string) =>
+    new TendrilError('DNS_USAGE', `tendril dns: ${msg}`, {
+      hint: 'usage: src/dns/main.ts --listen IP:PORT (--server URL | --kubeconfig PATH [--context NAME] | --cluster NAME)',
+    });
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        listen: { type: 'string' },
+        server: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        context: { type: 'string' },
+        cluster: { type: 'string' },
+        domain: { type: 'string', default: 'cluster.local' },
+        'clusterset-domain': { type: 'string', default: 'clusterset.local' },
+        ttl: { type: 'string', default: '5' },
+        'no-service-imports': { type: 'boolean', default: false },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    throw usage((err as Error).message);
+  }
+  let listen = values.listen as string | undefined;
+  let kc: KubeConfig;
+  let apiServer: string;
+  const sources = ['server', 'kubeconfig', 'cluster'].filter((k) => values[k] !== undefined);
+  if (sources.length !== 1)
+    throw usage(
+      sources.length === 0
+        ? 'say where the API server is'
+        : `--${sources.join(' and --')} exclude each other`,
+    );
+  if (values.server) {
+    apiServer = String(values.server);
+    if (!/^https?:\/\//.test(apiServer)) throw usage(`--server ${apiServer} is not an http(s) URL`);
+    kc = kubeConfigForServer(apiServer);
+  } else if (values.kubeconfig) {
+    kc = new KubeConfig();
+    try {
+      kc.loadFromFile(String(values.kubeconfig));
+    } catch (err) {
+      throw usage(`cannot read kubeconfig ${values.kubeconfig}: ${(err as Error).message}`);
+    }
+    if (values.context) kc.setCurrentContext(String(values.context));
+    apiServer = kc.getCurrentCluster()?.server ?? '(none)';
+  } else {
+    const { loadCluster, apiServerNodeURL } = await import('../lab/state.js');
+    const cluster = loadCluster(String(values.cluster));
+    apiServer = apiServerNodeURL(cluster);
+    kc = kubeConfigForServer(apiServer);
+    if (!listen) {
+      const cp = cluster.nodes.find((n) => n.role === 'control-plane');
+      if (cp) listen = `${cp.ip}:53`;
+    }
+  }
+  if (!listen) throw usage('--listen IP:PORT is required');
+  const m = /^(.+):(\d+)$/.exec(listen);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 0 && port < 65536)) throw usage(`--listen ${listen} is not IP:PORT`);
+  const ttl = Number(values.ttl);
+  if (!Number.isInteger(ttl) || ttl < 0)
+    throw usage(`--ttl ${values.ttl} is not a whole number of seconds`);
+  return {
+    host: m[1]!.replace(/^\[|\]$/g, ''),
+    port,
+    kubeConfig: kc,
+    apiServer,
+    clusterDomain: String(values.domain),
+    clusterSetDomain: String(values['clusterset-domain']),
+    ttl,
+    serviceImports: !values['no-service-imports'],
+  };
+}
+
+async function main(): Promise<void> {
+  const log = createLogger({ daemon: 'dns' });
+  const args = await parseDNSArgs(process.argv.slice(2));
+  const daemon = await startDNSDaemon({
+    host: args.host,
+    port: args.port,
+    kubeConfig: args.kubeConfig,
+    clusterDomain: args.clusterDomain,
+    clusterSetDomain: args.clusterSetDomain,
+    ttl: args.ttl,
+    serviceImports: args.serviceImports,
+    logger: log,
+  });
+  log.info('cluster DNS started', {
+    listen: `${args.host}:${daemon.server.port}`,
+    apiServer: args.apiServer,
+    domain: args.clusterDomain,
+  });
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal: sig });
+    void daemon.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  main().catch((err) => {
+    process.stderr.write(`tendril dns: ${describeError(err)}\n`);
+    process.exit(1);
+  });
+}
