@@ -12,7 +12,7 @@ import {
   errnoNumber,
   hintFor,
 } from './errors.js';
-import { Cmd } from './syscall.js';
+import { BPF_ATTR_SIZE, Cmd, bpf, stableBuffer } from './syscall.js';
 
 test('errno numbers map to names and back', () => {
   assert.equal(errnoName(1), 'EPERM');
@@ -61,4 +61,18 @@ test('VerifierError carries the log and the program; NotSupportedError names fea
   const m = new MapMismatchError('/sys/fs/bpf/x', ['keySize 4 != 8']);
   assert.match(m.message, /does not match its spec: keySize 4 != 8/);
   assert.match(m.hint!, /rm \/sys\/fs\/bpf\/x/);
+});
+
+test('a real failing bpf(2) call becomes a BpfError naming the command (EBADF as root, EPERM otherwise)', () => {
+  const attr = stableBuffer(BPF_ATTR_SIZE);
+  attr.writeInt32LE(-1, 0); // map_fd = -1
+  assert.throws(
+    () => bpf(Cmd.MapLookupElem, attr, 'lookup in map nothing'),
+    (e: unknown) =>
+      e instanceof BpfError &&
+      e.command === 'BPF_MAP_LOOKUP_ELEM' &&
+      ['EBADF', 'EPERM'].includes(e.errnoName) &&
+      e.message.startsWith('lookup in map nothing: BPF_MAP_LOOKUP_ELEM: ') &&
+      e.hint !== undefined,
+  );
 });
