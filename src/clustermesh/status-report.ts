@@ -260,7 +260,7 @@ export function renderMeshStatus(r: MeshStatusReport): string {
   const ok = r.clusters.filter((c) => c.local || (c.connected && c.synced)).length;
   L.push('');
   L.push(`Cluster Mesh: ${ok}/${r.clusters.length} clusters`);
-  for (const c of r.clusters) L.push(`  ${c.name}${c.local ? ' (local)' : ''}`);
+  for (const c of [...r.clusters].sort((x, y) => x.name.localeCompare(y.name))) L.push(`  ${c.name}${c.local ? ' (local)' : ''}`);
   const remotes = r.clusters.filter((c) => !c.local);
   if (remotes.length > 0) {
     L.push('🔌 Cluster Connections:');

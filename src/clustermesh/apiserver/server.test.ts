@@ -18,6 +18,7 @@ import { meshPaths, readMeshConfig, remotePaths, writeMeshConfig, type MeshConfi
 import { MeshApiServer, fetchMeshStatus } from './server.js';
 import { fakeK8sNode, fakeSources } from '../testing.js';
 import { classifyMeshError } from '../errors.js';
+import { MeshStateSource } from '../agent-source.js';
 
 async function until(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -161,6 +162,32 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       assert.ok(isKVStoreError(err, 'KVSTORE_PERMISSION_DENIED'), `${what} must be denied, got ${String(err)}`);
     }
     assert.ok(await remote.get('cilium/state/nodes/v1/cluster2/cluster2-worker'), 'still there');
+  });
+
+  test("agents follow the mesh from their own cluster's etcd, read-only", async () => {
+    const p = meshPaths('lab1');
+    const tls = { ca: await readFile(p.caCert, 'utf8'), cert: await readFile(p.agentCert, 'utf8'), key: await readFile(p.agentKey, 'utf8') };
+    const src = new MeshStateSource({
+      labCluster: 'lab1',
+      localCluster: 'cluster1',
+      includeLocal: true,
+      pollMs: 100,
+      storeOptions: async () => ({ endpoints: c1.config.accessEndpoints, tls }),
+    });
+    const seen: string[] = [];
+    src.on((ev) => ev.type === 'upsert' && ev.kind === 'nodes' && seen.push(`${ev.cluster}/${ev.name}`));
+    src.start();
+    try {
+      await until('agent sees cluster2 ready', () => src.state?.readyClusters().includes('cluster2') === true);
+      assert.ok(seen.includes('cluster2/cluster2-worker'));
+      assert.ok(seen.includes('cluster1/cluster1-worker'), 'own cluster too (includeLocal)');
+      assert.equal(src.state!.cluster('cluster2')!.nodes.get('cluster2-worker2')?.podCIDRs[0], '10.245.2.0/24');
+      const agent = await client(c1, tls);
+      const err = await agent.put('cilium/cache/nodes/v1/cluster2/evil', '{}').then(() => undefined, (e: unknown) => e);
+      assert.ok(isKVStoreError(err, 'KVSTORE_PERMISSION_DENIED'), `agents may not write: ${String(err)}`);
+    } finally {
+      await src.stop();
+    }
   });
 
   test('a stopped remote etcd: stale kept; restarted: resynced with nothing stale left', async () => {
