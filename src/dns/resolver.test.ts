@@ -5,6 +5,8 @@ import { svc } from '../services/fixtures.js';
 import { ServiceRecordStore } from './records.js';
 import { resolveQuestion } from './resolver.js';
 
+const dataOf = (a: unknown): unknown => (a as { data?: unknown }).data;
+
 function store(): ServiceRecordStore {
   const s = new ServiceRecordStore();
   s.upsertService(
@@ -48,7 +50,9 @@ function store(): ServiceRecordStore {
 
 const q = (name: string, type: Question['type'] = 'A'): Question => ({ name, type, class: 'IN' });
 const data = (r: ReturnType<typeof resolveQuestion>) =>
-  r.answers.map((a) => `${a.type} ${typeof a.data === 'object' ? JSON.stringify(a.data) : a.data}`);
+  r.answers.map(
+    (a) => `${a.type} ${typeof dataOf(a) === 'object' ? JSON.stringify(dataOf(a)) : dataOf(a)}`,
+  );
 
 test('resolver: table', () => {
   const s = store();
@@ -126,7 +130,7 @@ test("resolver: answers keep the question's spelling; SRV adds the A records", (
   );
   assert.equal(r.answers[0]!.name, '_http._tcp.Echo-Service-C1.default.svc.cluster.local');
   assert.deepEqual(
-    r.additionals.map((a) => `${a.name} ${a.data}`),
+    r.additionals.map((a) => `${a.name} ${dataOf(a)}`),
     ['echo-service-c1.default.svc.cluster.local 10.96.123.45'],
   );
 });
@@ -137,7 +141,7 @@ test('resolver: other domains and TTL', () => {
     ttl: 30,
   });
   assert.equal(r.rcode, 'NOERROR');
-  assert.equal(r.answers[0]!.ttl, 30);
+  assert.equal((r.answers[0] as { ttl?: number }).ttl, 30);
   assert.equal(
     resolveQuestion(q('echo-service-c1.default.svc.cluster.local'), store(), {
       clusterDomain: 'corp.example',

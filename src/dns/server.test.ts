@@ -12,6 +12,8 @@ import { queryDNS } from './client.js';
 import { ServiceRecordStore } from './records.js';
 import { startDNSServer, type DNSServer } from './server.js';
 
+const dataOf = (a: unknown): unknown => (a as { data?: unknown }).data;
+
 describe('DNS server over UDP and TCP', () => {
   let server: DNSServer;
   const store = new ServiceRecordStore();
@@ -44,7 +46,7 @@ describe('DNS server over UDP and TCP', () => {
       const r = await ask('echo-service-c1.default.svc.cluster.local', { tcp });
       assert.equal(r.rcode, 'NOERROR');
       assert.deepEqual(
-        r.answers?.map((a) => a.data),
+        r.answers?.map((a) => dataOf(a)),
         ['10.96.123.45'],
       );
       assert.equal(r.flag_aa, true);
@@ -56,7 +58,7 @@ describe('DNS server over UDP and TCP', () => {
   test('SRV, NXDOMAIN, REFUSED, NODATA', async () => {
     const srv = await ask('_http._tcp.echo-service-c1.default.svc.cluster.local', { type: 'SRV' });
     assert.deepEqual(
-      srv.answers?.map((a) => a.data),
+      srv.answers?.map((a) => dataOf(a)),
       [{ priority: 0, weight: 100, port: 80, target: 'echo-service-c1.default.svc.cluster.local' }],
     );
     assert.equal(srv.additionals?.[0]?.type, 'A');
@@ -71,7 +73,7 @@ describe('DNS server over UDP and TCP', () => {
   test('live source: a new service resolves at once, a deleted one stops', async () => {
     store.upsertService(svc('late', { ip: '10.96.9.9' }));
     assert.deepEqual(
-      (await ask('late.default.svc.cluster.local')).answers?.map((a) => a.data),
+      (await ask('late.default.svc.cluster.local')).answers?.map((a) => dataOf(a)),
       ['10.96.9.9'],
     );
     store.deleteService({ metadata: { name: 'late', namespace: 'default' } });

@@ -1,0 +1,173 @@
+/**
+ * The DNS daemon against the lab API server (real HTTP list/watch through
+ * @kubernetes/client-node informers), and src/dns/main.ts as a process.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { startTestApiServer, type TestApiServer } from '../lab/apiserver/testing.js';
+import { freePort } from '../kvstore/etcd-server.js';
+import { queryDNS, type DNSResponse } from './client.js';
+import { kubeConfigForServer, startDNSDaemon, type DNSDaemon } from './daemon.js';
+import { parseDNSArgs } from './main.js';
+
+const dataOf = (a: unknown): unknown => (a as { data?: unknown }).data;
+
+async function eventually(fn: () => Promise<boolean>, ms = 8000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`not true within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('DNS daemon on the lab API server', () => {
+  let api: TestApiServer;
+  let dns: DNSDaemon;
+  const ask = (name: string, type: 'A' | 'SRV' = 'A'): Promise<DNSResponse> =>
+    queryDNS({ server: '127.0.0.1', port: dns.server.port, name, type });
+  before(async () => {
+    api = await startTestApiServer({ controllers: true });
+    dns = await startDNSDaemon({
+      host: '127.0.0.1',
+      port: 0,
+      kubeConfig: kubeConfigForServer(api.server.url),
+    });
+    await dns.synced;
+  });
+  after(async () => {
+    await dns?.stop();
+    await api?.cleanup();
+  });
+
+  test('serves the built-in kubernetes Service, and Services as they come and go', async () => {
+    const k = await ask('kubernetes.default.svc.cluster.local');
+    assert.equal(k.rcode, 'NOERROR');
+    assert.equal(k.answers?.length, 1);
+    const created = await api.client.create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'echo-service-c1', namespace: 'default' },
+      spec: {
+        selector: { app: 'echo-service-c1' },
+        ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }],
+      },
+    });
+    const ip = (created.spec as { clusterIP: string }).clusterIP;
+    assert.match(ip, /^10\.96\./);
+    await eventually(
+      async () =>
+        dataOf((await ask('echo-service-c1.default.svc.cluster.local')).answers?.[0]) === ip,
+    );
+    const srv = await ask('_http._tcp.echo-service-c1.default.svc.cluster.local', 'SRV');
+    assert.equal((dataOf(srv.answers?.[0]) as { port: number }).port, 80);
+    await api.client.delete('v1', 'Service', 'echo-service-c1', { namespace: 'default' });
+    await eventually(
+      async () => (await ask('echo-service-c1.default.svc.cluster.local')).rcode === 'NXDOMAIN',
+    );
+  });
+
+  test('clusterset.local from ServiceImports', async () => {
+    await api.client.create({
+      apiVersion: 'multicluster.x-k8s.io/v1alpha1',
+      kind: 'ServiceImport',
+      metadata: { name: 'echo', namespace: 'default' },
+      spec: {
+        type: 'ClusterSetIP',
+        ips: ['10.96.77.77'],
+        ports: [{ name: 'http', protocol: 'TCP', port: 80 }],
+      },
+    });
+    await eventually(
+      async () =>
+        dataOf((await ask('echo.default.svc.clusterset.local')).answers?.[0]) === '10.96.77.77',
+    );
+    assert.equal((await ask('echo.default.svc.cluster.local')).rcode, 'NXDOMAIN');
+    assert.deepEqual(dns.problems(), []);
+  });
+});
+
+test('dns main: bad command lines are refused with the reason', async () => {
+  const cases: [string[], RegExp][] = [
+    [['--listen', '127.0.0.1:53'], /say where the API server is/],
+    [
+      ['--listen', '127.0.0.1:53', '--server', 'http://x', '--kubeconfig', '/k'],
+      /--server and --kubeconfig exclude each other/,
+    ],
+    [['--listen', 'nope', '--server', 'http://127.0.0.1:1'], /--listen nope is not IP:PORT/],
+    [['--server', 'http://127.0.0.1:1'], /--listen IP:PORT is required/],
+    [['--listen', '127.0.0.1:53', '--server', 'ftp://x'], /not an http\(s\) URL/],
+    [
+      ['--listen', '127.0.0.1:53', '--kubeconfig', '/nonexistent/kubeconfig'],
+      /cannot read kubeconfig/,
+    ],
+    [['--listen', '127.0.0.1:53', '--server', 'http://x', '--bogus'], /Unknown option '--bogus'/],
+  ];
+  for (const [argv, re] of cases)
+    await assert.rejects(
+      parseDNSArgs(argv),
+      (e: Error & { code?: string }) => e.code === 'DNS_USAGE' && re.test(e.message),
+      argv.join(' '),
+    );
+  const ok = await parseDNSArgs([
+    '--listen',
+    '127.0.0.1:5353',
+    '--server',
+    'http://127.0.0.1:6443',
+    '--ttl',
+    '10',
+  ]);
+  assert.deepEqual(
+    [ok.host, ok.port, ok.ttl, ok.clusterDomain, ok.apiServer],
+    ['127.0.0.1', 5353, 10, 'cluster.local', 'http://127.0.0.1:6443'],
+  );
+});
+
+test('dns main: runs as a process, answers, and exits on SIGTERM', async () => {
+  const api = await startTestApiServer({ controllers: true });
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/dns/main.ts',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--server',
+      api.server.url,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  child.stderr.on('data', (b: Buffer) => (log += b.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  try {
+    await eventually(async () => {
+      try {
+        const r = await queryDNS({
+          server: '127.0.0.1',
+          port,
+          name: 'kubernetes.default.svc.cluster.local',
+          timeoutMs: 300,
+        });
+        return r.rcode === 'NOERROR' && (r.answers?.length ?? 0) === 1;
+      } catch {
+        return false;
+      }
+    }, 20_000);
+    const tcp = await queryDNS({
+      server: '127.0.0.1',
+      port,
+      name: 'kubernetes.default.svc.cluster.local',
+      tcp: true,
+    });
+    assert.equal(tcp.answers?.length, 1);
+  } finally {
+    child.kill('SIGTERM');
+    const code = await exited;
+    await api.cleanup();
+    assert.equal(code, 0, log);
+  }
+  assert.match(log, /cluster DNS started/);
+});
