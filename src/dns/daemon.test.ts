@@ -53,7 +53,7 @@ describe('DNS daemon on the lab API server', () => {
         ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }],
       },
     });
-    const ip = (created.spec as { clusterIP: string }).clusterIP;
+    const ip = (created.spec as unknown as { clusterIP: string }).clusterIP;
     assert.match(ip, /^10\.96\./);
     await eventually(
       async () =>
