@@ -384,7 +384,7 @@ class RemoteMirror {
 
   onError(err: unknown): void {
     const reason = classifyMeshError(err);
-    const message = err instanceof MeshError ? err.message : `${reasonText(reason)}: ${describeChain(err)}`;
+    const message = err instanceof Error ? err.message : describeChain(err);
     this.st.lastError = { reason, message, hint: hintForReason(reason, this.config.name), at: new Date().toISOString() };
     this.publish();
   }
@@ -443,7 +443,7 @@ class RemoteMirror {
       since: (this.st.connected ? this.st.connectedSince : this.st.disconnectedSince) ?? new Date().toISOString(),
     };
     if (this.currentId !== undefined) rec.clusterID = this.currentId;
-    if (this.st.lastError && !this.st.connected) rec.lastError = this.st.lastError.message;
+    if (this.st.lastError && !this.st.connected) rec.lastError = `${reasonText(this.st.lastError.reason)}: ${this.st.lastError.message}`;
     const v = JSON.stringify(rec);
     if (v === this.published) return;
     await this.opts.local.put(kvstoremeshStatusKey(this.config.name), v);
@@ -569,7 +569,7 @@ class Session {
 
   private watchHooks() {
     return {
-      onDisconnect: (err: Error) => void this.abort(new MeshError('endpoint-unreachable', `endpoint unreachable: connection to ${this.m.config.name} lost: ${err.message}`, { cause: err })),
+      onDisconnect: (err: Error) => void this.abort(new MeshError('endpoint-unreachable', `connection to ${this.m.config.name} lost: ${err.message}`, { cause: err })),
       onError: (err: Error) => void this.abort(err),
     };
   }

@@ -12,7 +12,7 @@ import { AgentClient } from '../agent/api/client.js';
 import type { AgentStatus } from '../agent/api/types.js';
 import { daemonLogPath, daemonStatus } from '../lab/daemons.js';
 import type { LabCluster } from '../lab/state.js';
-import { readMeshConfig } from './mesh-files.js';
+import { listRemotes, readMeshConfig } from './mesh-files.js';
 import { fetchStatus, type MeshDaemonStatus } from './status-api.js';
 import { meshPaths } from './mesh-files.js';
 import { DAEMON_MESH_APISERVER, DAEMON_MESH_ETCD } from './enable.js';
@@ -170,6 +170,9 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     error: undefined,
   });
   const remotes: RemoteClusterStatus[] = api?.kvstoremesh.remotes ?? [];
+  // Name the remote's context in hints (connect recorded its lab cluster).
+  const labOf = new Map((await listRemotes(c.name)).remotes.map((x) => [x.name, x.labCluster]));
+  const ctxHint = (name: string, hint: string) => hint.replace(`<${name}'s context>`, labOf.get(name) ? `lab-${labOf.get(name)}` : `<${name}'s context>`);
   for (const r of remotes) {
     report.clusters.push({
       name: r.name,
@@ -182,7 +185,7 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
       counts: r.counts,
       lastHeartbeat: r.lastHeartbeat,
       endpoints: r.endpoints,
-      error: r.lastError && !(r.connected && r.synced) ? { reason: r.lastError.reason, message: r.lastError.message, hint: r.lastError.hint } : undefined,
+      error: r.lastError && !(r.connected && r.synced) ? { reason: r.lastError.reason, message: r.lastError.message, hint: ctxHint(r.name, r.lastError.hint) } : undefined,
     });
     report.globalServices.remote += r.counts.services;
     if (!r.connected || !r.synced) {
@@ -190,7 +193,7 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
       problems.push({
         component: `remote cluster ${r.name}`,
         cause: `${r.connected ? 'connected but not synced' : 'not connected'}${r.stale ? ' (its last known state is kept, marked stale)' : ''}: ${why}`,
-        hint: r.lastError?.hint ?? `wait with \`tendril clustermesh status --context ${context} --wait\``,
+        hint: r.lastError ? ctxHint(r.name, r.lastError.hint) : `wait with \`tendril clustermesh status --context ${context} --wait\``,
       });
     }
   }
