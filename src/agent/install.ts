@@ -90,13 +90,14 @@ function controlPlane(c: LabCluster) {
 }
 
 /** The daemons an install runs. */
-export function installDaemons(c: LabCluster): DaemonSpec[] {
+export function installDaemons(c: LabCluster, settings: Record<string, string> = {}): DaemonSpec[] {
   const cp = controlPlane(c);
+  const importOff = settings['remote-service-import'] === 'false';
   const out: DaemonSpec[] = [
     { name: DAEMON_OPERATOR, command: nodeCommand('src/operator/main.ts', ['--cluster', c.name]), netns: cp.netns, restart: 'always' },
     {
       name: DAEMON_DNS,
-      command: nodeCommand('src/dns/main.ts', ['--cluster', c.name, '--listen', `${cp.ip}:53`]),
+      command: nodeCommand('src/dns/main.ts', ['--cluster', c.name, '--listen', `${cp.ip}:53`, ...(importOff ? ['--no-service-imports'] : [])]),
       netns: cp.netns,
       restart: 'always',
     },
@@ -171,7 +172,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
       identityAllocationMode: settings['identity-allocation-mode'] as IdentityAllocationMode,
       settings,
     };
-    const daemons = installDaemons(c);
+    const daemons = installDaemons(c, settings);
     const present = new Set(listDaemonSpecs(c.name).map((d) => d.name));
     if (prev && sameInstall(prev, next) && daemons.every((d) => present.has(d.name))) {
       say(`Tendril is already installed in ${c.name} (cluster ${clusterName}, ID ${clusterId}) with these settings: unchanged`);

@@ -19,6 +19,7 @@ import { FakeDatapath } from '../datapath/fake.js';
 import { VXLAN_OVERHEAD } from '../datapath/linux/routes.js';
 import { loadSocketLBFactory } from './socket-lb.js';
 import { startK8sSources } from './k8s/sources.js';
+import { MeshSource } from './mesh-source.js';
 
 const { values } = parseArgs({
   options: {
@@ -66,7 +67,12 @@ async function main(): Promise<void> {
   const server = await serveAgentApi(agent, cfg.socketPath, logger);
   await agent.start({ waitFor: k8s ? k8s.syncNames : [] });
   if (cfg.staticNodes) agent.setNodes('local', cfg.staticNodes);
-  const stopK8s = k8s ? await k8s.start(agent) : undefined;
+  const started = k8s ? await k8s.start(agent) : undefined;
+  const mesh =
+    cfg.labCluster && started
+      ? new MeshSource({ labCluster: cfg.labCluster, clusterName: cfg.clusterName, agent, setRemoteServices: (l) => started.setRemoteServices(l), logger })
+      : undefined;
+  mesh?.start();
   logger.info('agent running', { socket: cfg.socketPath, podCIDR: cfg.podCIDR, routingMode: cfg.routingMode, problems: agent.status().problems.length });
 
   let stopping = false;
@@ -76,7 +82,8 @@ async function main(): Promise<void> {
     logger.info('stopping (kernel state stays pinned)', { signal: sig });
     server.close();
     server.closeAllConnections();
-    await stopK8s?.();
+    await mesh?.stop();
+    await started?.stop();
     await agent.stop();
     process.exit(0);
   };

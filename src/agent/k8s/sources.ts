@@ -17,6 +17,7 @@ import { endpointIdentityKey } from '../identity-labels.js';
 import { CILIUM_V2, identityObjectLabels } from '../../operator/crd-identity-backend.js';
 import { KindWatcher, kubeConfigFor } from './watcher.js';
 import { ServiceSource } from './services.js';
+import type { ClusterService } from '../../services/cluster-service.js';
 
 /** Waits for identities of label sets to appear in the CiliumIdentity cache. */
 export class IdentityCache {
@@ -91,11 +92,18 @@ function nodeInfo(n: V1Node): NodeInfo | undefined {
   return { name, ip, ...(podCIDR ? { podCIDR } : {}) };
 }
 
+/** Running sources. */
+export interface StartedK8sSources {
+  stop(): Promise<void>;
+  /** Remote clusters' services for the catalog (from the mesh source). */
+  setRemoteServices(services: readonly ClusterService[]): void;
+}
+
 /** Prepared sources: deps for the Agent, then start() once the agent exists. */
 export interface PreparedK8sSources {
   deps: Pick<AgentDeps, 'podLookup' | 'resolveIdentity' | 'publisher'>;
   syncNames: string[];
-  start(agent: Agent): Promise<() => Promise<void>>;
+  start(agent: Agent): Promise<StartedK8sSources>;
 }
 
 function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
@@ -218,10 +226,13 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
       });
       void ceps.synced.then(() => agent.sourceSynced('ciliumendpoints'));
       void services.synced.then(() => agent.sourceSynced('services'));
-      return async () => {
-        await Promise.all([pods, nodes, ids, ceps].map((w) => w.stop()));
-        await services.stop();
-        kube.close();
+      return {
+        stop: async () => {
+          await Promise.all([pods, nodes, ids, ceps].map((w) => w.stop()));
+          await services.stop();
+          kube.close();
+        },
+        setRemoteServices: (list) => services.setRemote(list),
       };
     },
   };
