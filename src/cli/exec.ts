@@ -12,12 +12,13 @@ import type { Command } from 'commander';
 import type { KubeObject } from '../k8s/objects.js';
 import { ApiError } from '../k8s/status.js';
 import { TendrilError } from '../util/errors.js';
-import { resolveImage } from '../lab/images/resolve.js';
+import { ensureBusyboxBin, resolveImage } from '../lab/images/resolve.js';
+import { DEFAULT_PATH } from '../lab/kubelet/pod-worker.js';
 import { podPath } from '../lab/kubelet/api.js';
 import { podHostname, wrapperArgv } from '../lab/kubelet/runtime.js';
 import { podCgroup, podNetns } from '../lab/layout.js';
 import { netnsExists } from '../lab/netns.js';
-import { podLogDir, type LabCluster } from '../lab/state.js';
+import { busyboxBinDir, podLogDir, type LabCluster } from '../lab/state.js';
 import { resolveLabTarget, type LabTarget } from '../lab/target.js';
 
 /** Fetches a pod, with kubectl's NotFound wording. */
@@ -55,8 +56,12 @@ export function execPlan(cluster: LabCluster, pod: KubeObject, container: Record
   const uid = pod.metadata.uid!;
   const node = pod.spec?.nodeName as string;
   const dir = podLogDir(cluster.name, ns, pod.metadata.name!, uid);
-  const mapped = resolveImage({ image: container.image, command: cmd }).argv;
-  const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: podHostname(pod.metadata.name!) };
+  const image = resolveImage({ image: container.image, command: cmd });
+  const mapped = image.argv;
+  const env: Record<string, string> = {
+    PATH: `${image.busyboxPath ? ensureBusyboxBin(busyboxBinDir(cluster.name)) + ':' : ''}${DEFAULT_PATH}`,
+    HOSTNAME: podHostname(pod.metadata.name!),
+  };
   for (const e of (container.env ?? []) as { name: string; value?: string }[]) if (e.value !== undefined) env[e.name] = e.value;
   if (process.env.TERM) env.TERM = process.env.TERM;
   const argv = wrapperArgv({

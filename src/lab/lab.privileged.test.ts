@@ -217,6 +217,28 @@ privilegedTest('privileged: lab clusters, pods through a test CNI plugin, run/ex
   const ok = await until('OnFailure pod Succeeded', async () => ((await get('succeeds')).status?.phase === 'Succeeded' ? get('succeeds') : undefined));
   assert.equal(ok.status.containerStatuses[0].restartCount, 0);
 
+  // readiness probe: running but not Ready until the probed port answers
+  await client.create({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'probed', namespace: 'default' },
+    spec: {
+      containers: [
+        {
+          name: 'web',
+          image: 'busybox',
+          command: ['sh', '-c', 'sleep 3; exec httpd -f -p 9999'],
+          readinessProbe: { tcpSocket: { port: 9999 }, periodSeconds: 1, failureThreshold: 1 },
+        },
+      ],
+    },
+  });
+  const readyOf = (p: KubeObject) => p.status?.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status;
+  const notYet = await until('probed pod Running', async () => ((await get('probed')).status?.phase === 'Running' ? get('probed') : undefined));
+  assert.equal(readyOf(notYet), 'False');
+  assert.equal(notYet.status.containerStatuses[0].ready, false);
+  await until('probed pod Ready', async () => (readyOf(await get('probed')) === 'True' ? true : undefined));
+
   // logs, exec, run --rm through the CLI
   const logs = cli(['--context', 'lab-alpha', 'logs', 'never-fails']);
   assert.equal(logs.stdout, 'bye\n');

@@ -96,6 +96,11 @@ export function nodeCniBinDir(cluster: string, node: string): string {
   return join(nodeDir(cluster, node), 'cni', 'bin');
 }
 
+/** Directory of busybox applet links put first on the PATH of busybox and curlimages/curl containers. */
+export function busyboxBinDir(cluster: string): string {
+  return join(clusterDir(cluster), 'images', 'busybox-bin');
+}
+
 /** Directory of a pod's container logs: pods/<ns>_<pod>_<uid>/. */
 export function podLogDir(cluster: string, namespace: string, pod: string, uid: string): string {
   return join(clusterDir(cluster), 'pods', `${namespace}_${pod}_${uid}`);

@@ -6,7 +6,9 @@
  * go to curl); `busybox` runs /usr/bin/busybox applets (default `sh`); any
  * other image runs the container's command/args as given.
  */
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { TendrilError } from '../../util/errors.js';
 import { nodeCommand } from '../daemons.js';
 
@@ -24,6 +26,28 @@ export interface ResolvedImage {
   argv: string[];
   /** Environment the image itself sets. */
   env: Record<string, string>;
+  /** The image has busybox applets on its PATH (busybox, and the Alpine-based curl image). */
+  busyboxPath: boolean;
+}
+
+/**
+ * Makes `dir` a directory of busybox applet links (sh, wget, nc, httpd, ...
+ * -> /usr/bin/busybox), as the busybox image's /bin is, and returns it.
+ * Idempotent; safe when several kubelets do it at once.
+ */
+export function ensureBusyboxBin(dir: string): string {
+  if (existsSync(join(dir, '.complete'))) return dir;
+  mkdirSync(dir, { recursive: true });
+  const applets = execFileSync(BUSYBOX_PATH, ['--list']).toString().split('\n').filter((a) => /^[\w.[-]+$/.test(a));
+  for (const a of applets) {
+    try {
+      symlinkSync(BUSYBOX_PATH, join(dir, a));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  writeFileSync(join(dir, '.complete'), '');
+  return dir;
 }
 
 /** Images the lab knows. */
@@ -65,19 +89,19 @@ export function resolveImage(c: ContainerImageSpec): ResolvedImage {
   const env: Record<string, string> = {};
   switch (repository) {
     case 'mendhak/http-https-echo': {
-      if (command.length > 0) return { repository, argv: [...command, ...args], env };
-      return { repository, argv: nodeCommand('src/lab/images/echo-server.ts'), env: { HTTP_PORT: '8080', HTTPS_PORT: '8443' } };
+      if (command.length > 0) return { repository, argv: [...command, ...args], env, busyboxPath: false };
+      return { repository, argv: nodeCommand('src/lab/images/echo-server.ts'), env: { HTTP_PORT: '8080', HTTPS_PORT: '8443' }, busyboxPath: false };
     }
     case 'curlimages/curl': {
-      if (command.length > 0) return { repository, argv: mapCurl([...command, ...args]), env };
+      if (command.length > 0) return { repository, argv: mapCurl([...command, ...args]), env, busyboxPath: true };
       const a = args.length > 0 ? args : ['curl'];
       // the image's entrypoint: prepend curl when the first word is an option or no program
-      if (a[0]!.startsWith('-') || !programExists(a[0]!)) return { repository, argv: [CURL_PATH, ...a], env };
-      return { repository, argv: mapCurl(a), env };
+      if (a[0]!.startsWith('-') || !programExists(a[0]!)) return { repository, argv: [CURL_PATH, ...a], env, busyboxPath: true };
+      return { repository, argv: mapCurl(a), env, busyboxPath: true };
     }
     case 'busybox': {
       const a = command.length > 0 ? [...command, ...args] : args.length > 0 ? args : ['sh'];
-      return { repository, argv: mapBusybox(a), env };
+      return { repository, argv: mapBusybox(a), env, busyboxPath: true };
     }
     default: {
       const a = [...command, ...args];
@@ -86,13 +110,14 @@ export function resolveImage(c: ContainerImageSpec): ResolvedImage {
           hint: `give the container a command (it runs on this machine), or use one of the built-in images: ${KNOWN_IMAGES.join(', ')}`,
         });
       }
-      return { repository, argv: a, env };
+      return { repository, argv: a, env, busyboxPath: false };
     }
   }
 }
 
 function programExists(name: string): boolean {
   if (name.includes('/')) return existsSync(name);
+  if (name !== 'busybox' && existsSync(BUSYBOX_PATH) && busyboxApplets().has(name)) return true;
   return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(`${d}/${name}`));
 }
 
@@ -108,4 +133,10 @@ function mapBusybox(argv: string[]): string[] {
   if (base === 'busybox') return [BUSYBOX_PATH, ...rest];
   // /bin/sh, sh, wget, nc, ... are busybox applets in that image
   return [BUSYBOX_PATH, base, ...rest];
+}
+
+let applets: Set<string> | undefined;
+function busyboxApplets(): Set<string> {
+  applets ??= new Set(execFileSync(BUSYBOX_PATH, ['--list']).toString().split('\n').filter(Boolean));
+  return applets;
 }

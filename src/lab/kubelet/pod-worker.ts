@@ -12,11 +12,11 @@ import type { KubeObject } from '../../k8s/objects.js';
 import { ApiError } from '../../k8s/status.js';
 import type { Logger } from '../../util/log.js';
 import { cgroupPids, ensureCgroup, removeCgroupTree } from '../cgroup.js';
-import { resolveImage, type ContainerImageSpec } from '../images/resolve.js';
+import { ensureBusyboxBin, resolveImage, type ContainerImageSpec } from '../images/resolve.js';
 import { podCgroup, podNetns } from '../layout.js';
 import { createNetns, deleteNetns, netnsExists, netnsPath } from '../netns.js';
 import { signal } from '../proc.js';
-import { nodeCniBinDir, nodeCniConfDir, podLogDir, type LabCluster, type LabNode } from '../state.js';
+import { busyboxBinDir, nodeCniBinDir, nodeCniConfDir, podLogDir, type LabCluster, type LabNode } from '../state.js';
 import type { LabApi } from './api.js';
 import { podPath } from './api.js';
 import { CniError, NETWORK_NOT_READY_MESSAGE, cniAdd, cniDel, loadNetworkConfig, resultPodIPs, type CniPodRef, type CniResult } from './cni.js';
@@ -70,6 +70,9 @@ interface ContainerRun {
   probeTimer?: NodeJS.Timeout;
   started: boolean;
 }
+
+/** PATH of a container (as in most images). */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
@@ -279,9 +282,9 @@ export class PodWorker {
 
   // ---- containers ---------------------------------------------------------------
 
-  private containerEnv(run: ContainerRun, imageEnv: Record<string, string>): Record<string, string> {
+  private containerEnv(run: ContainerRun, imageEnv: Record<string, string>, busyboxPath: boolean): Record<string, string> {
     const env: Record<string, string> = {
-      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      PATH: `${busyboxPath ? ensureBusyboxBin(busyboxBinDir(this.ctx.cluster.name)) + ':' : ''}${DEFAULT_PATH}`,
       ...imageEnv,
       HOSTNAME: podHostname(this.pod.metadata.name!),
     };
@@ -343,7 +346,7 @@ export class PodWorker {
       resolvConf: files.resolvConf,
       hosts: files.hosts,
       argv: image.argv,
-      env: this.containerEnv(run, image.env),
+      env: this.containerEnv(run, image.env, image.busyboxPath),
       cwd: run.spec.workingDir,
       logPath,
       ...(stdinFifo ? { stdinFifo } : {}),

@@ -13,6 +13,6 @@ test('the wrapper joins the cgroup before nsenter and passes argv as positional 
   assert.equal(argv[0], '/bin/sh');
   const script = argv[2]!;
   assert.ok(script.indexOf('echo $$ > "$1"') < script.indexOf('nsenter'));
-  assert.match(script, /nsenter "--net=\$ns" -- unshare --mount --uts/);
+  assert.match(script, /\/usr\/bin\/nsenter "--net=\$ns" -- \/usr\/bin\/unshare --mount --uts/);
   assert.deepEqual(argv.slice(4), ['/cg/pod/cgroup.procs', '/run/netns/tendril-pod-1', '-', 'h', '/r', '/h', 'sh', '-c', 'echo "$1; rm -rf /"']);
 });

@@ -7,9 +7,18 @@
  * the pod's name.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { netnsPath } from '../netns.js';
+
+/**
+ * Absolute path of a system tool (util-linux's nsenter, unshare, mount), so a
+ * container's PATH (busybox applets first) cannot swap in another one.
+ */
+export function sysBin(name: string): string {
+  for (const d of ['/usr/bin', '/bin', '/usr/sbin', '/sbin']) if (existsSync(`${d}/${name}`)) return `${d}/${name}`;
+  return name;
+}
 
 /** The resolv.conf of a pod in `namespace` (search path and ndots as Kubernetes writes them). */
 export function podResolvConf(namespace: string, dnsIP: string): string {
@@ -58,9 +67,9 @@ export function wrapperArgv(l: Omit<ContainerLaunch, 'logPath' | 'env' | 'cwd'>)
     'echo $$ > "$1" || exit 125; shift; ns="$1"; shift; ' +
     (l.stdinFifo ? 'exec < "$1"; ' : '') +
     'shift; ' +
-    'exec nsenter "--net=$ns" -- unshare --mount --uts --propagation private -- /bin/sh -c "$0" container "$@"';
-  const inner =
-    'echo "$1" > /proc/sys/kernel/hostname && mount --bind "$2" /etc/resolv.conf && mount --bind "$3" /etc/hosts || exit 125; shift 3; exec "$@"';
+    `exec ${sysBin('nsenter')} "--net=$ns" -- ${sysBin('unshare')} --mount --uts --propagation private -- /bin/sh -c "$0" container "$@"`;
+  const mount = sysBin('mount');
+  const inner = `echo "$1" > /proc/sys/kernel/hostname && ${mount} --bind "$2" /etc/resolv.conf && ${mount} --bind "$3" /etc/hosts || exit 125; shift 3; exec "$@"`;
   return [
     '/bin/sh',
     '-c',
