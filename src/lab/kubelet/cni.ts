@@ -131,7 +131,8 @@ export function execPlugin(
   }
   return new Promise((resolve, reject) => {
     const child = spawn(path, [], {
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+      // like libcni: the runtime's environment plus the CNI_* variables
+      env: { ...process.env, PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
       timeout: timeoutMs,
     });
