@@ -44,3 +44,23 @@ describe('JSON merge patch (RFC 7386)', () => {
     assert.deepEqual(threeWayMergePatch(desired, desired, { spec: { replicas: 2, x: 1 } }), {});
   });
 });
+
+describe('JSON patch (RFC 6902)', () => {
+  it('adds, replaces, removes, moves, copies and tests', async () => {
+    const { applyJsonPatch } = await import('./mergepatch.js');
+    const doc = { metadata: { labels: { a: '1' } }, list: [1, 2, 3] };
+    const out = applyJsonPatch(doc, [
+      { op: 'add', path: '/metadata/labels/x~1y', value: 'v' },
+      { op: 'replace', path: '/list/0', value: 9 },
+      { op: 'add', path: '/list/-', value: 4 },
+      { op: 'remove', path: '/list/1' },
+      { op: 'copy', from: '/metadata/labels/a', path: '/metadata/labels/b' },
+      { op: 'move', from: '/metadata/labels/a', path: '/metadata/labels/c' },
+      { op: 'test', path: '/list', value: [9, 3, 4] },
+    ]);
+    assert.deepEqual(out, { metadata: { labels: { 'x/y': 'v', b: '1', c: '1' } }, list: [9, 3, 4] });
+    assert.deepEqual(doc.list, [1, 2, 3]);
+    assert.throws(() => applyJsonPatch(doc, [{ op: 'test', path: '/list/0', value: 5 }]), /operation 0 \(test \/list\/0\): test failed/);
+    assert.throws(() => applyJsonPatch(doc, [{ op: 'replace', path: '/nope', value: 1 }]), /does not exist/);
+  });
+});

@@ -57,3 +57,111 @@ export function deepEqual(a: unknown, b: unknown): boolean {
 export function clone<T>(x: T): T {
   return x === undefined ? x : (JSON.parse(JSON.stringify(x)) as T);
 }
+
+/** One RFC 6902 JSON patch operation. */
+export interface JsonPatchOp {
+  op: 'add' | 'remove' | 'replace' | 'move' | 'copy' | 'test';
+  path: string;
+  value?: unknown;
+  from?: string;
+}
+
+/** Thrown by applyJsonPatch for a bad operation or a failed test; the message names the operation. */
+export class JsonPatchError extends Error {}
+
+function pointer(path: string): string[] {
+  if (path === '') return [];
+  if (!path.startsWith('/')) throw new JsonPatchError(`invalid JSON pointer "${path}": must start with "/"`);
+  return path
+    .slice(1)
+    .split('/')
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function parentOf(doc: unknown, parts: string[], path: string): { parent: any; key: string } {
+  let cur: any = doc;
+  for (const p of parts.slice(0, -1)) {
+    cur = Array.isArray(cur) ? cur[Number(p)] : isPlainObject(cur) ? cur[p] : undefined;
+    if (cur === undefined) throw new JsonPatchError(`path "${path}" does not exist`);
+  }
+  return { parent: cur, key: parts[parts.length - 1]! };
+}
+
+function getAt(doc: unknown, path: string): unknown {
+  let cur: any = doc;
+  for (const p of pointer(path)) {
+    cur = Array.isArray(cur) ? cur[Number(p)] : isPlainObject(cur) ? cur[p] : undefined;
+    if (cur === undefined) throw new JsonPatchError(`path "${path}" does not exist`);
+  }
+  return cur;
+}
+
+/**
+ * Applies an RFC 6902 JSON patch; returns a new document.
+ * @throws JsonPatchError naming the failing operation.
+ */
+export function applyJsonPatch(doc: unknown, ops: JsonPatchOp[]): unknown {
+  let out = clone(doc);
+  ops.forEach((o, i) => {
+    const where = `operation ${i} (${o.op} ${o.path})`;
+    try {
+      const parts = pointer(o.path);
+      const put = (value: unknown, insert: boolean) => {
+        if (parts.length === 0) {
+          out = value;
+          return;
+        }
+        const { parent, key } = parentOf(out, parts, o.path);
+        if (Array.isArray(parent)) {
+          const idx = key === '-' ? parent.length : Number(key);
+          if (!Number.isInteger(idx) || idx < 0 || idx > parent.length || (!insert && idx >= parent.length)) throw new JsonPatchError(`index ${key} out of range`);
+          if (insert) parent.splice(idx, 0, value);
+          else parent[idx] = value;
+        } else if (isPlainObject(parent)) {
+          if (!insert && !(key in parent)) throw new JsonPatchError(`path "${o.path}" does not exist`);
+          parent[key] = value;
+        } else throw new JsonPatchError(`path "${o.path}" does not exist`);
+      };
+      const remove = (path: string): unknown => {
+        const ps = pointer(path);
+        const { parent, key } = parentOf(out, ps, path);
+        if (Array.isArray(parent)) {
+          const idx = Number(key);
+          if (!(idx >= 0 && idx < parent.length)) throw new JsonPatchError(`index ${key} out of range`);
+          return parent.splice(idx, 1)[0];
+        }
+        if (!isPlainObject(parent) || !(key in parent)) throw new JsonPatchError(`path "${path}" does not exist`);
+        const v = parent[key];
+        delete parent[key];
+        return v;
+      };
+      switch (o.op) {
+        case 'add':
+          put(clone(o.value), true);
+          break;
+        case 'replace':
+          put(clone(o.value), false);
+          break;
+        case 'remove':
+          remove(o.path);
+          break;
+        case 'move': {
+          const v = remove(o.from ?? '');
+          put(v, true);
+          break;
+        }
+        case 'copy':
+          put(clone(getAt(out, o.from ?? '')), true);
+          break;
+        case 'test':
+          if (!deepEqual(getAt(out, o.path), o.value)) throw new JsonPatchError('test failed');
+          break;
+        default:
+          throw new JsonPatchError(`unknown op "${String((o as { op: unknown }).op)}"`);
+      }
+    } catch (err) {
+      throw new JsonPatchError(`${where}: ${(err as Error).message}`);
+    }
+  });
+  return out;
+}

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { applyDefaults } from '../../k8s/defaults.js';
-import { clone, deepEqual, isPlainObject, mergePatch } from '../../k8s/mergepatch.js';
+import { applyJsonPatch, clone, deepEqual, isPlainObject, JsonPatchError, mergePatch, type JsonPatchOp } from '../../k8s/mergepatch.js';
 import type { KubeList, KubeObject, OwnerReference } from '../../k8s/objects.js';
 import { apiVersionOf, RESOURCES, resourceForKind, type ResourceInfo } from '../../k8s/resources.js';
 import { matchesFields, matchesSelector, type FieldSelector, type Selector } from '../../k8s/selectors.js';
@@ -421,7 +421,8 @@ export class Registry {
   }
 
   /**
-   * Applies a merge patch (RFC 7386; strategic merge patches are treated the same).
+   * Applies a merge patch (RFC 7386; strategic merge patches are treated the same)
+   * or, with type "json", an RFC 6902 JSON patch.
    * @throws ApiError 404/409/415/422.
    */
   patch(
@@ -429,17 +430,31 @@ export class Registry {
     namespace: string | undefined,
     name: string,
     patch: unknown,
-    options: { subresource?: string; dryRun?: boolean } = {},
+    options: { subresource?: string; dryRun?: boolean; type?: 'merge' | 'json' } = {},
   ): Promise<KubeObject> {
     return this.serial(async () => {
-      if (!isPlainObject(patch)) throw badRequest('the patch must be a JSON object');
       const key = this.keyOf(info, namespace, name);
       const old = this.objects.get(key);
       if (!old) throw notFound(info, name);
       const base = clone(old);
-      const patched = mergePatch(base, patch) as KubeObject;
+      let patched: KubeObject;
+      let prv: unknown;
+      if (options.type === 'json') {
+        if (!Array.isArray(patch)) throw badRequest('a JSON patch must be a list of operations');
+        try {
+          patched = applyJsonPatch(base, patch as JsonPatchOp[]) as KubeObject;
+        } catch (err) {
+          if (err instanceof JsonPatchError) throw new ApiError(failure(422, 'Invalid', `the JSON patch could not be applied: ${err.message}`));
+          throw err;
+        }
+        if (!isPlainObject(patched) || !isPlainObject(patched.metadata)) throw badRequest('the JSON patch removed the object metadata');
+        prv = patched.metadata.resourceVersion !== old.metadata.resourceVersion ? patched.metadata.resourceVersion : undefined;
+      } else {
+        if (!isPlainObject(patch)) throw badRequest('the patch must be a JSON object');
+        patched = mergePatch(base, patch) as KubeObject;
+        prv = isPlainObject(patch.metadata) ? patch.metadata.resourceVersion : undefined;
+      }
       // A patch without resourceVersion is unconditional.
-      const prv = isPlainObject(patch.metadata) ? patch.metadata.resourceVersion : undefined;
       patched.metadata.resourceVersion = typeof prv === 'string' ? prv : old.metadata.resourceVersion;
       return this.updateLocked(info, namespace, name, patched, options);
     });

@@ -137,6 +137,13 @@ export class ApiHttpServer {
   }
 
   private async readBody(req: IncomingMessage): Promise<unknown> {
+    const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
+    if (ct.includes('protobuf') || ct.includes('cbor') || ct.includes('yaml') || ct === 'application/apply-patch+yaml') {
+      req.resume();
+      throw new ApiError(
+        failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json (got "${ct}")`),
+      );
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of req) {
@@ -223,7 +230,7 @@ export class ApiHttpServer {
       case 'GET':
         if (name === undefined) {
           const opts = listOptions(q, namespace);
-          if (q.get('watch') === 'true' || q.get('watch') === '1') return this.watch(req, res, info, opts, q);
+          if (q.get('watch') === 'true' || q.get('watch') === '1') return this.watch(req, res, info, opts, q, wantsTable(req));
           const list = this.registry.list(info, opts);
           if (wantsTable(req)) return this.send(res, 200, toTable(info.kind, list.items, list.metadata.resourceVersion, includeObject(q)));
           return this.send(res, 200, list);
@@ -249,13 +256,14 @@ export class ApiHttpServer {
       case 'PATCH': {
         if (name === undefined) throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
         const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
-        if (ct !== 'application/merge-patch+json' && ct !== 'application/strategic-merge-patch+json') {
+        if (ct !== 'application/merge-patch+json' && ct !== 'application/strategic-merge-patch+json' && ct !== 'application/json-patch+json') {
           throw new ApiError(
-            failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got "${ct}")`),
+            failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got "${ct}")`),
           );
         }
         const patch = await this.readBody(req);
-        const updated = await this.registry.patch(info, namespace, name, patch ?? {}, { subresource: sub, dryRun });
+        const type = ct === 'application/json-patch+json' ? 'json' : 'merge';
+        const updated = await this.registry.patch(info, namespace, name, patch ?? (type === 'json' ? [] : {}), { subresource: sub, dryRun, type });
         return this.send(res, 200, updated);
       }
       case 'DELETE': {
@@ -304,7 +312,7 @@ export class ApiHttpServer {
     return this.send(res, 200, toScale(d));
   }
 
-  private watch(req: IncomingMessage, res: ServerResponse, info: ResourceInfo, opts: ListOptions, q: URLSearchParams): void {
+  private watch(req: IncomingMessage, res: ServerResponse, info: ResourceInfo, opts: ListOptions, q: URLSearchParams, table = false): void {
     const rv = q.get('resourceVersion') ?? '';
     const bookmarks = q.get('allowWatchBookmarks') === 'true';
     const timeoutS = Number(q.get('timeoutSeconds') ?? '0');
@@ -316,7 +324,14 @@ export class ApiHttpServer {
     };
     let handle;
     try {
-      handle = this.registry.watch(info, { ...opts, resourceVersion: rv }, (ev) => write(JSON.stringify({ type: ev.type, object: ev.object }) + '\n'));
+      handle = this.registry.watch(info, { ...opts, resourceVersion: rv }, (ev) =>
+          write(
+            JSON.stringify({
+              type: ev.type,
+              // kubectl get -w asks for Tables: each event carries a one-row Table.
+              object: table ? toTable(info.kind, [ev.object], ev.object.metadata.resourceVersion ?? '', includeObject(q)) : ev.object,
+            }) + '\n',
+          ));
     } catch (err) {
       if (err instanceof ApiError && err.httpCode === 410) {
         // Kubernetes answers 200 and sends an ERROR event carrying the 410 Status.

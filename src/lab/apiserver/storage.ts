@@ -9,7 +9,7 @@
  * Values are object JSON without metadata.resourceVersion; the cache sets it
  * from the key's modRevision, as the Kubernetes API server does with etcd.
  */
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, writeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
@@ -67,6 +67,7 @@ export class DiskPersistence implements Persistence {
   private readonly log: Logger;
   private readonly walPath: string;
   private readonly snapPath: string;
+  private walFd: number | undefined;
 
   constructor(readonly dir: string, options: DiskPersistenceOptions = {}) {
     this.snapshotEvery = options.snapshotEvery ?? 5000;
@@ -125,7 +126,8 @@ export class DiskPersistence implements Persistence {
 
   private write(key: string, value: string | null): number {
     const e: LogEntry = { rev: this.revision + 1, key, value };
-    appendFileSync(this.walPath, JSON.stringify(e) + '\n');
+    this.walFd ??= openSync(this.walPath, 'a');
+    writeSync(this.walFd, JSON.stringify(e) + '\n');
     this.apply(e);
     if (++this.sinceSnapshot >= this.snapshotEvery) this.snapshot();
     return e.rev;
@@ -153,12 +155,20 @@ export class DiskPersistence implements Persistence {
     renameSync(tmp, this.snapPath);
     // Entries at or below the snapshot revision are skipped on replay, so a crash between
     // the rename and this truncate is harmless.
+    if (this.walFd !== undefined) {
+      closeSync(this.walFd);
+      this.walFd = undefined;
+    }
     writeFileSync(this.walPath, '');
     this.sinceSnapshot = 0;
   }
 
   async close(): Promise<void> {
     if (this.sinceSnapshot > 0) this.snapshot();
+    if (this.walFd !== undefined) {
+      closeSync(this.walFd);
+      this.walFd = undefined;
+    }
   }
 }
 
