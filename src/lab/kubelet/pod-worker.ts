@@ -19,7 +19,7 @@ import { signal } from '../proc.js';
 import { busyboxBinDir, nodeCniBinDir, nodeCniConfDir, podLogDir, type LabCluster, type LabNode } from '../state.js';
 import type { LabApi } from './api.js';
 import { podPath } from './api.js';
-import { CniError, NETWORK_NOT_READY_MESSAGE, cniAdd, cniDel, loadNetworkConfig, resultPodIPs, type CniPodRef, type CniResult } from './cni.js';
+import { CniError, NETWORK_NOT_READY_MESSAGE, cniAdd, cniCheck, cniDel, loadNetworkConfig, resultPodIPs, type CniPodRef, type CniResult } from './cni.js';
 import { ProbeState, probeOnce, type ContainerPort, type ProbeSpec } from './probes.js';
 import { podHostname, podHosts, podResolvConf, startContainerProcess, writePodFiles } from './runtime.js';
 
@@ -256,10 +256,18 @@ export class PodWorker {
     }
     ensureCgroup(cgroup);
     if (rec.cniResult && netnsExists(netns)) {
-      // a sandbox from before a kubelet restart
-      this.sandbox = { podIPs: resultPodIPs(rec.cniResult) };
-      this.sandboxProblem = undefined;
-      return true;
+      // a sandbox from before a kubelet restart: CNI CHECK it, redo it when the plugin finds it broken
+      try {
+        await cniCheck(conf, this.cniRef(), nodeCniBinDir(cluster.name, node.name), rec.cniResult);
+        this.sandbox = { podIPs: resultPodIPs(rec.cniResult) };
+        this.sandboxProblem = undefined;
+        return true;
+      } catch (err) {
+        this.log.warn('CNI CHECK failed; setting the pod network up again', { err });
+        await cniDel(conf, this.cniRef(), nodeCniBinDir(cluster.name, node.name), rec.cniResult).catch(() => {});
+        delete rec.cniResult;
+        this.writeRecord(rec);
+      }
     }
     await createNetns(netns);
     try {
