@@ -73,7 +73,10 @@ async function exchange(ns: { a: { path: string }; b: { path: string } }): Promi
     rx.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const tx = await runProcess('nsenter', [`--net=${ns.a.path}`, process.execPath, '-e', SENDER]);
     assert.equal(tx.code, 0, tx.stderr);
-    await sleep(200);
+    // Wait (bounded) for the receiver to report the last passing datagram, then a little more
+    // for any stragglers, so a loaded machine does not turn into a false result.
+    for (let i = 0; i < 60 && !out.includes('9998:y5'); i++) await sleep(50);
+    await sleep(150);
     return out.split('\n').filter(Boolean);
   } finally {
     await stopProcess(rx.child);
