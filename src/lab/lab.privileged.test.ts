@@ -193,6 +193,21 @@ privilegedTest('privileged: lab clusters, pods through a test CNI plugin, run/ex
   assert.deepEqual(body.query, { x: '1' });
   assert.equal(body.os.hostname, running.metadata.name);
   assert.equal(body.ip, node.ip);
+  // a kubelet killed and restarted by the supervisor adopts the sandbox (CNI CHECK) and restarts the container
+  const kubelet = daemonStatus('alpha').find((d) => d.name === `kubelet-${node.name}`)!;
+  process.kill(kubelet.pid!, 'SIGKILL');
+  await until('pod running again after the kubelet restart', async () => {
+    const p = await client.get('v1', 'Pod', running.metadata.name!, { namespace: 'default' });
+    const started = p.status?.containerStatuses?.[0]?.state?.running?.startedAt;
+    return started && started !== running.status.containerStatuses[0].state.running.startedAt ? p : undefined;
+  });
+  assert.match(readFileSync(join(pluginDir, `${node.name}.calls`), 'utf8'), new RegExp(`CHECK ${running.metadata.uid} eth0`));
+  assert.equal(daemonStatus('alpha').find((d) => d.name === `kubelet-${node.name}`)!.restarts, 1);
+  await until('echo server answers again', async () => {
+    const r = spawnSync('nsenter', [`--net=/run/netns/${node.netns}`, 'curl', '-s', '-m', '3', `http://${running.status.podIP}:8080/`], { encoding: 'utf8' });
+    return r.status === 0 && r.stdout.includes(running.metadata.name!) ? true : undefined;
+  });
+
   // EndpointSlice kept as the user wrote it
   const eps = await client.get('discovery.k8s.io/v1', 'EndpointSlice', 'echo-service-c1-mesh', { namespace: 'default' });
   assert.equal(eps.metadata.labels!['cilium.io/global-service'], 'true');
