@@ -155,7 +155,7 @@ export async function waitApiServerReady(labCluster: string, timeoutMs: number):
     }
     if (Date.now() > deadline) {
       throw new TendrilError('CLUSTERMESH_NOT_READY', `the clustermesh-apiserver of ${labCluster} is not ready after ${Math.round(timeoutMs / 1000)} s (${last})`, {
-        hint: `see its logs: ${meshPaths(labCluster).dir}/../logs/clustermesh-apiserver.log and clustermesh-etcd.log (\`tendril lab logs\`)`,
+        hint: `see \`tendril lab logs ${labCluster} ${DAEMON_MESH_APISERVER}\` and \`tendril lab logs ${labCluster} ${DAEMON_MESH_ETCD}\``,
       });
     }
     await new Promise((r) => setTimeout(r, 300));

@@ -53,7 +53,7 @@ export function hintForReason(reason: MeshErrorReason, remote: string): string {
     case 'permission-denied':
       return `${remote}'s etcd refused this cluster's user: re-run \`tendril clustermesh connect\` so ${remote} admits this cluster`;
     case 'invalid-cluster-config':
-      return `${remote} publishes no valid cluster config yet: check its clustermesh-apiserver log (\`tendril lab logs\`) and \`tendril clustermesh status\` there`;
+      return `${remote} publishes no valid cluster config yet: check its clustermesh-apiserver log (\`tendril lab logs <lab cluster> clustermesh-apiserver\`) and \`tendril clustermesh status\` there`;
     case 'cluster-id-conflict':
       return `give ${remote} a cluster ID not used by any other cluster of the mesh (\`tendril install --cluster-id N\`), then connect again`;
     case 'cluster-id-changed':

@@ -10,7 +10,7 @@ import { agentDaemonName, DAEMON_OPERATOR } from '../agent/install.js';
 import { agentSocketPath } from '../agent/config.js';
 import { AgentClient } from '../agent/api/client.js';
 import type { AgentStatus } from '../agent/api/types.js';
-import { daemonLogPath, daemonStatus } from '../lab/daemons.js';
+import { daemonStatus } from '../lab/daemons.js';
 import type { LabCluster } from '../lab/state.js';
 import { listRemotes, readMeshConfig } from './mesh-files.js';
 import { fetchStatus, type MeshDaemonStatus } from './status-api.js';
@@ -113,12 +113,12 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     problems.push({
       component: `Cilium agent on ${node}`,
       cause: s instanceof Error ? `not answering (${d?.running ? 'running' : 'not running'}): ${s.message}` : `unhealthy: ${s.problems.map((p) => p.cause).join('; ')}`,
-      hint: `see its log: ${daemonLogPath(c.name, agentDaemonName(node))}; \`tendril status --context ${context}\``,
+      hint: `\`tendril lab logs ${c.name} ${agentDaemonName(node)}\`; \`tendril status --context ${context}\``,
     });
   }
   const op = daemons.get(DAEMON_OPERATOR);
   report.components.operator = op?.running ? 'OK' : 'Error';
-  if (!op?.running) problems.push({ component: 'Operator', cause: 'the operator is not running', hint: `see ${daemonLogPath(c.name, DAEMON_OPERATOR)}; re-run \`tendril install --context ${context}\`` });
+  if (!op?.running) problems.push({ component: 'Operator', cause: 'the operator is not running', hint: `\`tendril lab logs ${c.name} ${DAEMON_OPERATOR}\`; re-run \`tendril install --context ${context}\`` });
   if (!cfg) {
     report.ready = false;
     return report;
@@ -135,11 +135,11 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     problems.push({
       component: 'clustermesh-apiserver',
       cause: `not answering (${apiD?.running ? 'process running' : 'process not running'}; etcd ${etcdD?.running ? 'running' : 'not running'}): ${(err as Error).message}`,
-      hint: `see ${daemonLogPath(c.name, DAEMON_MESH_APISERVER)} and ${daemonLogPath(c.name, DAEMON_MESH_ETCD)}; re-run \`tendril clustermesh enable --context ${context}\``,
+      hint: `\`tendril lab logs ${c.name} ${DAEMON_MESH_APISERVER}\` and \`tendril lab logs ${c.name} ${DAEMON_MESH_ETCD}\`; re-run \`tendril clustermesh enable --context ${context}\``,
     });
   }
   if (api && !api.etcd.ok) {
-    problems.push({ component: 'clustermesh-apiserver etcd', cause: `etcd is not healthy: ${api.etcd.error ?? 'unknown'}`, hint: `see ${daemonLogPath(c.name, DAEMON_MESH_ETCD)}` });
+    problems.push({ component: 'clustermesh-apiserver etcd', cause: `etcd is not healthy: ${api.etcd.error ?? 'unknown'}`, hint: `\`tendril lab logs ${c.name} ${DAEMON_MESH_ETCD}\`` });
   }
   if (api?.syncer) {
     const pending = STATE_KINDS.filter((k) => !api!.syncer!.synced[k]);
@@ -148,7 +148,7 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
       problems.push({
         component: 'clustermesh-apiserver syncer',
         cause: `this cluster's ${pending.join(', ')} are not exported yet${src ? ` (${src})` : ''}${api.syncer.lastWriteError ? ` (etcd: ${api.syncer.lastWriteError})` : ''}`,
-        hint: `wait with --wait; if it persists, see ${daemonLogPath(c.name, DAEMON_MESH_APISERVER)}`,
+        hint: `wait with --wait; if it persists, \`tendril lab logs ${c.name} ${DAEMON_MESH_APISERVER}\``,
       });
     }
     report.globalServices.exported = api.syncer.counts.services;
