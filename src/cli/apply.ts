@@ -23,7 +23,10 @@ export function readManifests(files: string[]): ManifestObject[] {
     try {
       text = readFileSync(f === '-' ? 0 : f, 'utf8');
     } catch (err) {
-      throw new TendrilError('cli.ReadFile', `read ${f}: ${(err as Error).message}`, { hint: 'check the path given to -f', cause: err });
+      throw new TendrilError('cli.ReadFile', `read ${f}: ${(err as Error).message}`, {
+        hint: 'check the path given to -f',
+        cause: err,
+      });
     }
     out.push(...parseManifest(text, f));
   }
@@ -38,15 +41,30 @@ export function register(program: Command): void {
     .requiredOption('-f, --filename <file...>', 'manifest file(s), or - for stdin')
     .option('-n, --namespace <ns>', 'namespace for objects that name none')
     .option('--dry-run', 'validate on the server and print what would happen, without writing')
-    .action(async (opts: { filename: string[]; namespace?: string; dryRun?: boolean }, cmd: Command) => {
-      const objects = readManifests(opts.filename);
-      if (objects.length === 0) throw new TendrilError('cli.NoObjects', `no objects passed to apply (${opts.filename.join(', ')})`, { hint: 'the file holds no YAML documents' });
-      const { client, context } = connect((cmd.optsWithGlobals() as { context?: string }).context);
-      try {
-        const results = await applyObjects(client, objects, { namespace: opts.namespace ?? context.namespace, dryRun: opts.dryRun });
-        for (const r of results) process.stdout.write(`${kindDotGroup(r.info)}/${r.name} ${r.action}${opts.dryRun ? ' (server dry run)' : ''}\n`);
-      } finally {
-        client.close();
-      }
-    });
+    .action(
+      async (opts: { filename: string[]; namespace?: string; dryRun?: boolean }, cmd: Command) => {
+        const objects = readManifests(opts.filename);
+        if (objects.length === 0)
+          throw new TendrilError(
+            'cli.NoObjects',
+            `no objects passed to apply (${opts.filename.join(', ')})`,
+            { hint: 'the file holds no YAML documents' },
+          );
+        const { client, context } = connect(
+          (cmd.optsWithGlobals() as { context?: string }).context,
+        );
+        try {
+          const results = await applyObjects(client, objects, {
+            namespace: opts.namespace ?? context.namespace,
+            dryRun: opts.dryRun,
+          });
+          for (const r of results)
+            process.stdout.write(
+              `${kindDotGroup(r.info)}/${r.name} ${r.action}${opts.dryRun ? ' (server dry run)' : ''}\n`,
+            );
+        } finally {
+          client.close();
+        }
+      },
+    );
 }

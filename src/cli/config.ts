@@ -8,7 +8,13 @@
  */
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { currentContext, listContexts, readKubeConfig, useContext, writeStandaloneKubeConfig } from '../k8s/kubeconfig.js';
+import {
+  currentContext,
+  listContexts,
+  readKubeConfig,
+  useContext,
+  writeStandaloneKubeConfig,
+} from '../k8s/kubeconfig.js';
 import { renderTable } from '../k8s/printers.js';
 import { TendrilError } from '../util/errors.js';
 import { configPath } from '../util/paths.js';
@@ -16,7 +22,9 @@ import { ExitError } from './main.js';
 
 /** Registers `tendril config`. */
 export function register(program: Command): void {
-  const config = program.command('config').description("show and switch contexts in Tendril's config (kubeconfig format)");
+  const config = program
+    .command('config')
+    .description("show and switch contexts in Tendril's config (kubeconfig format)");
   config
     .command('get-contexts [name]')
     .description('list contexts (the current one is marked *)')
@@ -29,7 +37,12 @@ export function register(program: Command): void {
         process.stdout.write(rows.map((c) => c.name).join('\n') + (rows.length ? '\n' : ''));
         return;
       }
-      process.stdout.write(renderTable(['CURRENT', 'NAME', 'CLUSTER', 'AUTHINFO', 'NAMESPACE'], rows.map((c) => [c.current ? '*' : '', c.name, c.cluster, c.user, c.namespace])));
+      process.stdout.write(
+        renderTable(
+          ['CURRENT', 'NAME', 'CLUSTER', 'AUTHINFO', 'NAMESPACE'],
+          rows.map((c) => [c.current ? '*' : '', c.name, c.cluster, c.user, c.namespace]),
+        ),
+      );
     });
   config
     .command('use-context <name>')
@@ -43,7 +56,10 @@ export function register(program: Command): void {
     .description('print the current context')
     .action(() => {
       const cur = currentContext();
-      if (!cur) throw new TendrilError('config.NoContext', 'current-context is not set', { hint: 'run `tendril config use-context NAME` or `tendril lab create NAME`' });
+      if (!cur)
+        throw new TendrilError('config.NoContext', 'current-context is not set', {
+          hint: 'run `tendril config use-context NAME` or `tendril lab create NAME`',
+        });
       process.stdout.write(cur + '\n');
     });
   config
@@ -54,9 +70,15 @@ export function register(program: Command): void {
     .action((opts: { minify?: boolean; output: string }, cmd: Command) => {
       let doc = readKubeConfig();
       if (opts.minify) {
-        const name = (cmd.optsWithGlobals() as { context?: string }).context ?? doc['current-context'];
+        const name =
+          (cmd.optsWithGlobals() as { context?: string }).context ?? doc['current-context'];
         const ctx = doc.contexts.find((c) => c.name === name);
-        if (!ctx) throw new TendrilError('config.NoContext', `cannot minify: context "${name ?? ''}" not found`, { hint: 'pass --context NAME' });
+        if (!ctx)
+          throw new TendrilError(
+            'config.NoContext',
+            `cannot minify: context "${name ?? ''}" not found`,
+            { hint: 'pass --context NAME' },
+          );
         doc = {
           ...doc,
           'current-context': ctx.name,
@@ -65,7 +87,9 @@ export function register(program: Command): void {
           users: doc.users.filter((u) => u.name === ctx.context.user),
         };
       }
-      process.stdout.write(opts.output === 'json' ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc));
+      process.stdout.write(
+        opts.output === 'json' ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc),
+      );
     });
   config
     .command('write-kubeconfig <file>')

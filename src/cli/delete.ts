@@ -7,7 +7,12 @@
 import type { Command } from 'commander';
 import type { KubeClient } from '../k8s/client.js';
 import { connect } from '../k8s/connect.js';
-import { apiVersionOf, kindDotGroup, resolveResourceName, type ResourceInfo } from '../k8s/resources.js';
+import {
+  apiVersionOf,
+  kindDotGroup,
+  resolveResourceName,
+  type ResourceInfo,
+} from '../k8s/resources.js';
 import { ApiError } from '../k8s/status.js';
 import { TendrilError } from '../util/errors.js';
 import { readManifests } from './apply.js';
@@ -24,14 +29,26 @@ interface DeleteOpts {
   timeout: string;
 }
 
-async function waitGone(client: KubeClient, targets: Array<{ info: ResourceInfo; name: string; namespace?: string; uid?: string }>, timeoutMs: number): Promise<void> {
+async function waitGone(
+  client: KubeClient,
+  targets: Array<{ info: ResourceInfo; name: string; namespace?: string; uid?: string }>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (const t of targets) {
     while (true) {
-      const cur = await client.getOrUndefined(apiVersionOf(t.info), t.info.kind, t.name, { namespace: t.namespace });
+      const cur = await client.getOrUndefined(apiVersionOf(t.info), t.info.kind, t.name, {
+        namespace: t.namespace,
+      });
       if (!cur || (t.uid && cur.metadata.uid !== t.uid)) break;
       if (Date.now() > deadline) {
-        throw new TendrilError('cli.Timeout', `timed out waiting for ${kindDotGroup(t.info)} "${t.name}" to be deleted`, { hint: 'is the node\'s kubelet running? `tendril lab list`; or delete with --now / --grace-period=0' });
+        throw new TendrilError(
+          'cli.Timeout',
+          `timed out waiting for ${kindDotGroup(t.info)} "${t.name}" to be deleted`,
+          {
+            hint: "is the node's kubelet running? `tendril lab list`; or delete with --now / --grace-period=0",
+          },
+        );
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -59,30 +76,68 @@ export function register(program: Command): void {
         const namespace = opts.namespace ?? context.namespace;
         const targets: Array<{ info: ResourceInfo; name: string; namespace?: string }> = [];
         if (opts.filename) {
-          if (kind) throw new TendrilError('cli.BadArgs', 'give either -f FILE or KIND NAME, not both', { hint: 'tendril delete -f echo.yaml' });
+          if (kind)
+            throw new TendrilError('cli.BadArgs', 'give either -f FILE or KIND NAME, not both', {
+              hint: 'tendril delete -f echo.yaml',
+            });
           for (const m of readManifests(opts.filename)) {
-            targets.push({ info: m.info, name: m.object.metadata.name!, namespace: m.info.namespaced ? (m.object.metadata.namespace ?? namespace) : undefined });
+            targets.push({
+              info: m.info,
+              name: m.object.metadata.name!,
+              namespace: m.info.namespaced ? (m.object.metadata.namespace ?? namespace) : undefined,
+            });
           }
         } else {
-          if (!kind) throw new TendrilError('cli.BadArgs', 'you must provide one or more resources by argument or filename', { hint: 'tendril delete pod NAME, or tendril delete -f FILE' });
+          if (!kind)
+            throw new TendrilError(
+              'cli.BadArgs',
+              'you must provide one or more resources by argument or filename',
+              { hint: 'tendril delete pod NAME, or tendril delete -f FILE' },
+            );
           const info = resolveResourceName(kind);
           const ns = info.namespaced ? namespace : undefined;
           if (opts.selector) {
-            if (names.length) throw new TendrilError('cli.BadArgs', 'name cannot be provided when a selector is specified', { hint: 'drop the names or the -l' });
-            const list = await client.list(apiVersionOf(info), info.kind, { namespace: ns, labelSelector: opts.selector });
-            for (const o of list.items) targets.push({ info, name: o.metadata.name!, namespace: o.metadata.namespace });
+            if (names.length)
+              throw new TendrilError(
+                'cli.BadArgs',
+                'name cannot be provided when a selector is specified',
+                { hint: 'drop the names or the -l' },
+              );
+            const list = await client.list(apiVersionOf(info), info.kind, {
+              namespace: ns,
+              labelSelector: opts.selector,
+            });
+            for (const o of list.items)
+              targets.push({ info, name: o.metadata.name!, namespace: o.metadata.namespace });
             if (list.items.length === 0) process.stderr.write(`No resources found\n`);
           } else {
-            if (names.length === 0) throw new TendrilError('cli.BadArgs', `resource(s) were provided, but no name was specified`, { hint: `tendril delete ${kind} NAME` });
+            if (names.length === 0)
+              throw new TendrilError(
+                'cli.BadArgs',
+                `resource(s) were provided, but no name was specified`,
+                { hint: `tendril delete ${kind} NAME` },
+              );
             for (const n of names) targets.push({ info, name: n, namespace: ns });
           }
         }
-        const grace = opts.now ? 1 : opts.gracePeriod !== undefined ? Number(opts.gracePeriod) : undefined;
+        const grace = opts.now
+          ? 1
+          : opts.gracePeriod !== undefined
+            ? Number(opts.gracePeriod)
+            : undefined;
         let failed = false;
-        const deleted: Array<{ info: ResourceInfo; name: string; namespace?: string; uid?: string }> = [];
+        const deleted: Array<{
+          info: ResourceInfo;
+          name: string;
+          namespace?: string;
+          uid?: string;
+        }> = [];
         for (const t of targets) {
           try {
-            const gone = await client.delete(apiVersionOf(t.info), t.info.kind, t.name, { namespace: t.namespace, ...(grace !== undefined && grace >= 0 ? { gracePeriodSeconds: grace } : {}) });
+            const gone = await client.delete(apiVersionOf(t.info), t.info.kind, t.name, {
+              namespace: t.namespace,
+              ...(grace !== undefined && grace >= 0 ? { gracePeriodSeconds: grace } : {}),
+            });
             process.stdout.write(`${kindDotGroup(t.info)} "${t.name}" deleted\n`);
             deleted.push({ ...t, uid: gone.metadata?.uid });
           } catch (err) {
@@ -92,7 +147,8 @@ export function register(program: Command): void {
             failed = true;
           }
         }
-        if (opts.wait && deleted.length) await waitGone(client, deleted, Number(opts.timeout) * 1000);
+        if (opts.wait && deleted.length)
+          await waitGone(client, deleted, Number(opts.timeout) * 1000);
         if (failed) throw new ExitError(1);
       } finally {
         client.close();

@@ -20,40 +20,60 @@ export function register(program: Command): void {
     .option('-n, --namespace <ns>', 'namespace (default: the context namespace)')
     .option('-A, --all-namespaces', 'across all namespaces')
     .option('-l, --selector <selector>', 'label selector')
-    .action(async (kind: string, names: string[], opts: { namespace?: string; allNamespaces?: boolean; selector?: string }, cmd: Command) => {
-      const info = resolveResourceName(kind);
-      const av = apiVersionOf(info);
-      const { client, context } = connect((cmd.optsWithGlobals() as { context?: string }).context);
-      try {
-        const namespace = opts.namespace ?? context.namespace;
-        let objects: KubeObject[] = [];
-        let failed = false;
-        if (names.length) {
-          for (const n of names) {
-            try {
-              objects.push(await client.get(av, info.kind, n, { namespace }));
-            } catch (err) {
-              if (!(err instanceof ApiError)) throw err;
-              process.stderr.write(`Error from server (${err.reason}): ${err.message}\n`);
-              failed = true;
+    .action(
+      async (
+        kind: string,
+        names: string[],
+        opts: { namespace?: string; allNamespaces?: boolean; selector?: string },
+        cmd: Command,
+      ) => {
+        const info = resolveResourceName(kind);
+        const av = apiVersionOf(info);
+        const { client, context } = connect(
+          (cmd.optsWithGlobals() as { context?: string }).context,
+        );
+        try {
+          const namespace = opts.namespace ?? context.namespace;
+          let objects: KubeObject[] = [];
+          let failed = false;
+          if (names.length) {
+            for (const n of names) {
+              try {
+                objects.push(await client.get(av, info.kind, n, { namespace }));
+              } catch (err) {
+                if (!(err instanceof ApiError)) throw err;
+                process.stderr.write(`Error from server (${err.reason}): ${err.message}\n`);
+                failed = true;
+              }
             }
+          } else {
+            objects = (
+              await client.list(av, info.kind, {
+                namespace: opts.allNamespaces ? undefined : namespace,
+                labelSelector: opts.selector,
+              })
+            ).items;
+            if (objects.length === 0)
+              process.stderr.write(`No resources found in ${namespace} namespace.\n`);
           }
-        } else {
-          objects = (await client.list(av, info.kind, { namespace: opts.allNamespaces ? undefined : namespace, labelSelector: opts.selector })).items;
-          if (objects.length === 0) process.stderr.write(`No resources found in ${namespace} namespace.\n`);
+          const texts: string[] = [];
+          for (const o of objects) {
+            if (info.kind === 'Pod') texts.push(describePod(o));
+            else if (info.kind === 'Service') {
+              const slices = (
+                await client.list('discovery.k8s.io/v1', 'EndpointSlice', {
+                  namespace: o.metadata.namespace,
+                  labelSelector: `kubernetes.io/service-name=${o.metadata.name}`,
+                })
+              ).items;
+              texts.push(describeService(o, slices));
+            } else texts.push(describeGeneric(o));
+          }
+          process.stdout.write(texts.join('\n\n'));
+          if (failed) throw new ExitError(1);
+        } finally {
+          client.close();
         }
-        const texts: string[] = [];
-        for (const o of objects) {
-          if (info.kind === 'Pod') texts.push(describePod(o));
-          else if (info.kind === 'Service') {
-            const slices = (await client.list('discovery.k8s.io/v1', 'EndpointSlice', { namespace: o.metadata.namespace, labelSelector: `kubernetes.io/service-name=${o.metadata.name}` })).items;
-            texts.push(describeService(o, slices));
-          } else texts.push(describeGeneric(o));
-        }
-        process.stdout.write(texts.join('\n\n'));
-        if (failed) throw new ExitError(1);
-      } finally {
-        client.close();
-      }
-    });
+      },
+    );
 }

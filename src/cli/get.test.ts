@@ -10,14 +10,22 @@ const deploy: KubeObject = {
   apiVersion: 'apps/v1',
   kind: 'Deployment',
   metadata: { name: 'echo-service-c1', namespace: 'default', creationTimestamp: t0 },
-  spec: { replicas: 1, selector: { matchLabels: { app: 'e' } }, template: { spec: { containers: [{ name: 'echo', image: 'mendhak/http-https-echo:28' }] } } },
+  spec: {
+    replicas: 1,
+    selector: { matchLabels: { app: 'e' } },
+    template: { spec: { containers: [{ name: 'echo', image: 'mendhak/http-https-echo:28' }] } },
+  },
   status: { readyReplicas: 1, updatedReplicas: 1, availableReplicas: 1 },
 };
 const svc = (name: string, ip: string, port: string): KubeObject => ({
   apiVersion: 'v1',
   kind: 'Service',
   metadata: { name, namespace: 'default', creationTimestamp: t0 },
-  spec: { type: 'ClusterIP', clusterIP: ip, ports: [{ port: Number(port.split('/')[0]), protocol: 'TCP' }] },
+  spec: {
+    type: 'ClusterIP',
+    clusterIP: ip,
+    ports: [{ port: Number(port.split('/')[0]), protocol: 'TCP' }],
+  },
 });
 const slice: KubeObject = {
   apiVersion: 'discovery.k8s.io/v1',
@@ -33,7 +41,13 @@ describe('get tables', () => {
     const text = formatGet(
       [
         { info: resolveResourceName('deploy'), objects: [deploy] },
-        { info: resolveResourceName('svc'), objects: [svc('echo-service-c1', '10.96.123.45', '80/TCP'), svc('kubernetes', '10.96.0.1', '443/TCP')] },
+        {
+          info: resolveResourceName('svc'),
+          objects: [
+            svc('echo-service-c1', '10.96.123.45', '80/TCP'),
+            svc('kubernetes', '10.96.0.1', '443/TCP'),
+          ],
+        },
         { info: resolveResourceName('endpointslices'), objects: [slice] },
       ],
       { multi: true, now },
@@ -55,13 +69,39 @@ describe('get tables', () => {
     );
   });
   it('adds NAMESPACE with -A, wide columns with -o wide, names with -o name', () => {
-    const pod: KubeObject = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'kube-system', creationTimestamp: t0 }, spec: { nodeName: 'c1-worker', containers: [{}] }, status: { phase: 'Running', podIP: '10.244.1.2', containerStatuses: [{ ready: true, restartCount: 2 }] } };
+    const pod: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', namespace: 'kube-system', creationTimestamp: t0 },
+      spec: { nodeName: 'c1-worker', containers: [{}] },
+      status: {
+        phase: 'Running',
+        podIP: '10.244.1.2',
+        containerStatuses: [{ ready: true, restartCount: 2 }],
+      },
+    };
     const info = resolveResourceName('po');
-    assert.equal(formatGet([{ info, objects: [pod] }], { multi: false, allNamespaces: true, now }), 'NAMESPACE     NAME   READY   STATUS    RESTARTS   AGE\nkube-system   p      1/1     Running   2          60s\n');
-    assert.match(formatGet([{ info, objects: [pod] }], { multi: false, output: 'wide', now }), /IP\s+NODE\s+NOMINATED NODE\s+READINESS GATES\n.*10\.244\.1\.2\s+c1-worker/);
-    assert.equal(formatGet([{ info, objects: [pod] }], { multi: false, output: 'name', now }), 'pod/p\n');
-    assert.equal(JSON.parse(formatGet([{ info, objects: [pod] }], { multi: false, output: 'json', now })).metadata.name, 'p');
-    assert.throws(() => formatGet([{ info, objects: [pod] }], { multi: false, output: 'xml' }), /unable to match a printer suitable for the output format "xml"/);
+    assert.equal(
+      formatGet([{ info, objects: [pod] }], { multi: false, allNamespaces: true, now }),
+      'NAMESPACE     NAME   READY   STATUS    RESTARTS   AGE\nkube-system   p      1/1     Running   2          60s\n',
+    );
+    assert.match(
+      formatGet([{ info, objects: [pod] }], { multi: false, output: 'wide', now }),
+      /IP\s+NODE\s+NOMINATED NODE\s+READINESS GATES\n.*10\.244\.1\.2\s+c1-worker/,
+    );
+    assert.equal(
+      formatGet([{ info, objects: [pod] }], { multi: false, output: 'name', now }),
+      'pod/p\n',
+    );
+    assert.equal(
+      JSON.parse(formatGet([{ info, objects: [pod] }], { multi: false, output: 'json', now }))
+        .metadata.name,
+      'p',
+    );
+    assert.throws(
+      () => formatGet([{ info, objects: [pod] }], { multi: false, output: 'xml' }),
+      /unable to match a printer suitable for the output format "xml"/,
+    );
   });
   it('resolves plural, singular, short and kind.group names', () => {
     for (const [n, kind] of [
@@ -76,6 +116,9 @@ describe('get tables', () => {
     ] as const) {
       assert.equal(resolveResourceName(n).kind, kind, n);
     }
-    assert.throws(() => resolveResourceName('configmaps'), /the server doesn't have a resource type "configmaps"/);
+    assert.throws(
+      () => resolveResourceName('configmaps'),
+      /the server doesn't have a resource type "configmaps"/,
+    );
   });
 });

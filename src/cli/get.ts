@@ -9,7 +9,12 @@ import type { KubeClient } from '../k8s/client.js';
 import { connect } from '../k8s/connect.js';
 import type { KubeObject } from '../k8s/objects.js';
 import { printerFor, renderTable } from '../k8s/printers.js';
-import { apiVersionOf, kindDotGroup, resolveResourceName, type ResourceInfo } from '../k8s/resources.js';
+import {
+  apiVersionOf,
+  kindDotGroup,
+  resolveResourceName,
+  type ResourceInfo,
+} from '../k8s/resources.js';
 import { ApiError } from '../k8s/status.js';
 import { TendrilError } from '../util/errors.js';
 import { ExitError } from './main.js';
@@ -33,18 +38,32 @@ interface Section {
  * Formats sections as `get` prints them.
  * @param multi true when several kinds were asked for (names get a kind prefix)
  */
-export function formatGet(sections: Section[], options: { output?: string; allNamespaces?: boolean; multi: boolean; now?: number }): string {
+export function formatGet(
+  sections: Section[],
+  options: { output?: string; allNamespaces?: boolean; multi: boolean; now?: number },
+): string {
   const now = options.now ?? Date.now();
   const out = options.output ?? '';
   const all = sections.flatMap((s) => s.objects);
   if (out === 'json' || out === 'yaml') {
     const single = sections.length === 1 && all.length === 1 && !options.multi;
-    const doc = single ? all[0] : { apiVersion: 'v1', kind: 'List', items: all, metadata: { resourceVersion: '' } };
+    const doc = single
+      ? all[0]
+      : { apiVersion: 'v1', kind: 'List', items: all, metadata: { resourceVersion: '' } };
     return out === 'json' ? JSON.stringify(doc, null, 4) + '\n' : stringify(doc);
   }
-  if (out === 'name') return sections.flatMap((s) => s.objects.map((o) => `${kindDotGroup(s.info)}/${o.metadata.name}`)).join('\n') + (all.length ? '\n' : '');
+  if (out === 'name')
+    return (
+      sections
+        .flatMap((s) => s.objects.map((o) => `${kindDotGroup(s.info)}/${o.metadata.name}`))
+        .join('\n') + (all.length ? '\n' : '')
+    );
   if (out !== '' && out !== 'wide') {
-    throw new TendrilError('cli.BadOutput', `unable to match a printer suitable for the output format "${out}"`, { hint: 'allowed formats are: json, name, wide, yaml' });
+    throw new TendrilError(
+      'cli.BadOutput',
+      `unable to match a printer suitable for the output format "${out}"`,
+      { hint: 'allowed formats are: json, name, wide, yaml' },
+    );
   }
   const wide = out === 'wide';
   const blocks: string[] = [];
@@ -83,13 +102,18 @@ export async function fetchSections(
         try {
           objects.push(await client.get(av, info.kind, n, { namespace: ns ?? options.namespace }));
         } catch (err) {
-          if (err instanceof ApiError) errors.push(`Error from server (${err.reason}): ${err.message}`);
+          if (err instanceof ApiError)
+            errors.push(`Error from server (${err.reason}): ${err.message}`);
           else throw err;
         }
       }
       sections.push({ info, objects });
     } else {
-      const list = await client.list(av, info.kind, { namespace: ns, labelSelector: options.selector, fieldSelector: options.fieldSelector });
+      const list = await client.list(av, info.kind, {
+        namespace: ns,
+        labelSelector: options.selector,
+        fieldSelector: options.fieldSelector,
+      });
       sections.push({ info, objects: list.items });
     }
   }
@@ -100,8 +124,13 @@ export async function fetchSections(
 export function register(program: Command): void {
   program
     .command('get')
-    .description('list objects as kubectl does (e.g. get deploy,svc,endpointslices; get pods -o wide)')
-    .argument('<kinds>', 'kind(s), comma-separated: plural, singular, short name or kind.group (pods, svc, deploy, endpointslices, ...)')
+    .description(
+      'list objects as kubectl does (e.g. get deploy,svc,endpointslices; get pods -o wide)',
+    )
+    .argument(
+      '<kinds>',
+      'kind(s), comma-separated: plural, singular, short name or kind.group (pods, svc, deploy, endpointslices, ...)',
+    )
     .argument('[names...]', 'object names')
     .option('-n, --namespace <ns>', 'namespace (default: the context namespace)')
     .option('-A, --all-namespaces', 'list across all namespaces')
@@ -113,16 +142,30 @@ export function register(program: Command): void {
         .split(',')
         .filter(Boolean)
         .map((k) => resolveResourceName(k));
-      if (names.length && infos.length > 1) throw new TendrilError('cli.BadArgs', 'names may only be given with a single kind', { hint: 'e.g. tendril get svc echo' });
+      if (names.length && infos.length > 1)
+        throw new TendrilError('cli.BadArgs', 'names may only be given with a single kind', {
+          hint: 'e.g. tendril get svc echo',
+        });
       const { client, context } = connect((cmd.optsWithGlobals() as { context?: string }).context);
       try {
         const namespace = opts.namespace ?? context.namespace;
-        const { sections, errors } = await fetchSections(client, infos, names, { ...opts, namespace });
-        const text = formatGet(sections, { output: opts.output, allNamespaces: opts.allNamespaces, multi: infos.length > 1 });
+        const { sections, errors } = await fetchSections(client, infos, names, {
+          ...opts,
+          namespace,
+        });
+        const text = formatGet(sections, {
+          output: opts.output,
+          allNamespaces: opts.allNamespaces,
+          multi: infos.length > 1,
+        });
         process.stdout.write(text);
         const total = sections.reduce((a, s) => a + s.objects.length, 0);
         if (total === 0 && errors.length === 0 && !['json', 'yaml'].includes(opts.output ?? '')) {
-          process.stderr.write(opts.allNamespaces || infos.every((i) => !i.namespaced) ? 'No resources found\n' : `No resources found in ${namespace} namespace.\n`);
+          process.stderr.write(
+            opts.allNamespaces || infos.every((i) => !i.namespaced)
+              ? 'No resources found\n'
+              : `No resources found in ${namespace} namespace.\n`,
+          );
         }
         if (errors.length) {
           process.stderr.write(errors.join('\n') + '\n');

@@ -61,7 +61,10 @@ interface RawResponse {
  */
 export function resourceOf(apiVersion: string, kind: string): ResourceInfo {
   const info = resourceForKind(apiVersion, kind);
-  if (!info) throw new ApiError(failure(400, 'BadRequest', `no matches for kind "${kind}" in version "${apiVersion}"`));
+  if (!info)
+    throw new ApiError(
+      failure(400, 'BadRequest', `no matches for kind "${kind}" in version "${apiVersion}"`),
+    );
   return info;
 }
 
@@ -85,12 +88,22 @@ export class KubeClient {
       try {
         u = new URL(options.server);
       } catch {
-        throw new TendrilError('k8s.BadServer', `invalid API server address "${options.server}"`, { hint: 'use http://HOST:PORT or unix:/path/to/socket' });
+        throw new TendrilError('k8s.BadServer', `invalid API server address "${options.server}"`, {
+          hint: 'use http://HOST:PORT or unix:/path/to/socket',
+        });
       }
       if (u.protocol !== 'http:') {
-        throw new TendrilError('k8s.BadServer', `API server address "${options.server}": only http:// and unix: are supported`, { hint: 'the lab API server speaks plain HTTP on loopback' });
+        throw new TendrilError(
+          'k8s.BadServer',
+          `API server address "${options.server}": only http:// and unix: are supported`,
+          { hint: 'the lab API server speaks plain HTTP on loopback' },
+        );
       }
-      this.base = { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80), prefix: u.pathname.replace(/\/$/, '') };
+      this.base = {
+        host: u.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(u.port || 80),
+        prefix: u.pathname.replace(/\/$/, ''),
+      };
     }
   }
 
@@ -99,28 +112,53 @@ export class KubeClient {
     this.agent.destroy();
   }
 
-  private open(method: string, path: string, headers: Record<string, string>, timeoutMs: number | undefined, body?: string): Promise<IncomingMessage> {
+  private open(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    timeoutMs: number | undefined,
+    body?: string,
+  ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const req = httpRequest(
         {
-          ...(this.base.socketPath ? { socketPath: this.base.socketPath } : { host: this.base.host, port: this.base.port }),
+          ...(this.base.socketPath
+            ? { socketPath: this.base.socketPath }
+            : { host: this.base.host, port: this.base.port }),
           path: this.base.prefix + path,
           method,
           agent: this.agent,
-          headers: { Accept: 'application/json', ...this.headers, ...headers, ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) },
+          headers: {
+            Accept: 'application/json',
+            ...this.headers,
+            ...headers,
+            ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}),
+          },
         },
         resolve,
       );
       if (timeoutMs) {
-        req.setTimeout(timeoutMs, () => req.destroy(new TendrilError('k8s.Timeout', `${method} ${path}: no answer from ${this.server} within ${timeoutMs} ms`, { hint: 'is the API server overloaded or stuck? see `tendril lab logs`' })));
+        req.setTimeout(timeoutMs, () =>
+          req.destroy(
+            new TendrilError(
+              'k8s.Timeout',
+              `${method} ${path}: no answer from ${this.server} within ${timeoutMs} ms`,
+              { hint: 'is the API server overloaded or stuck? see `tendril lab logs`' },
+            ),
+          ),
+        );
       }
       req.on('error', (err) => {
         if (err instanceof TendrilError) return reject(err);
         reject(
-          new TendrilError('k8s.Unreachable', `${method} ${path}: cannot reach the API server at ${this.server}: ${err.message}`, {
-            hint: 'is the cluster running? check `tendril lab list` and `tendril config current-context`',
-            cause: err,
-          }),
+          new TendrilError(
+            'k8s.Unreachable',
+            `${method} ${path}: cannot reach the API server at ${this.server}: ${err.message}`,
+            {
+              hint: 'is the cluster running? check `tendril lab list` and `tendril config current-context`',
+              cause: err,
+            },
+          ),
         );
       });
       if (body !== undefined) req.write(body);
@@ -132,7 +170,11 @@ export class KubeClient {
    * Sends a request and returns the parsed JSON body.
    * @throws ApiError for a non-2xx answer, TendrilError `k8s.Unreachable`/`k8s.Timeout`.
    */
-  async request<T = unknown>(method: string, path: string, options: { body?: unknown; contentType?: string; accept?: string } = {}): Promise<T> {
+  async request<T = unknown>(
+    method: string,
+    path: string,
+    options: { body?: unknown; contentType?: string; accept?: string } = {},
+  ): Promise<T> {
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['Content-Type'] = options.contentType ?? 'application/json';
@@ -147,19 +189,38 @@ export class KubeClient {
     }
     if (raw.status < 200 || raw.status >= 300) {
       if (isStatus(parsed)) throw new ApiError(parsed);
-      throw new ApiError(failure(raw.status, 'Unknown', `${method} ${path}: HTTP ${raw.status}: ${raw.body.slice(0, 200)}`));
+      throw new ApiError(
+        failure(
+          raw.status,
+          'Unknown',
+          `${method} ${path}: HTTP ${raw.status}: ${raw.body.slice(0, 200)}`,
+        ),
+      );
     }
     return parsed as T;
   }
 
   /** GET one object. @throws ApiError (404 NotFound, ...). */
-  get<T extends KubeObject = KubeObject>(apiVersion: string, kind: string, name: string, options: { namespace?: string } = {}): Promise<T> {
+  get<T extends KubeObject = KubeObject>(
+    apiVersion: string,
+    kind: string,
+    name: string,
+    options: { namespace?: string } = {},
+  ): Promise<T> {
     const info = resourceOf(apiVersion, kind);
-    return this.request<T>('GET', resourcePath(info, { namespace: ns(info, options.namespace), name }));
+    return this.request<T>(
+      'GET',
+      resourcePath(info, { namespace: ns(info, options.namespace), name }),
+    );
   }
 
   /** GET one object, or undefined if it does not exist. */
-  async getOrUndefined<T extends KubeObject = KubeObject>(apiVersion: string, kind: string, name: string, options: { namespace?: string } = {}): Promise<T | undefined> {
+  async getOrUndefined<T extends KubeObject = KubeObject>(
+    apiVersion: string,
+    kind: string,
+    name: string,
+    options: { namespace?: string } = {},
+  ): Promise<T | undefined> {
     try {
       return await this.get<T>(apiVersion, kind, name, options);
     } catch (err) {
@@ -169,23 +230,48 @@ export class KubeClient {
   }
 
   /** Lists objects (all namespaces when namespace is omitted). */
-  list<T extends KubeObject = KubeObject>(apiVersion: string, kind: string, options: ListOptions = {}): Promise<KubeList<T>> {
+  list<T extends KubeObject = KubeObject>(
+    apiVersion: string,
+    kind: string,
+    options: ListOptions = {},
+  ): Promise<KubeList<T>> {
     const info = resourceOf(apiVersion, kind);
-    return this.request<KubeList<T>>('GET', resourcePath(info, { namespace: info.namespaced ? options.namespace : undefined }) + query(options));
+    return this.request<KubeList<T>>(
+      'GET',
+      resourcePath(info, { namespace: info.namespaced ? options.namespace : undefined }) +
+        query(options),
+    );
   }
 
   /** Creates an object (namespace from the object, else `options.namespace`, else "default"). */
-  create<T extends KubeObject = KubeObject>(obj: T, options: { namespace?: string; dryRun?: boolean } = {}): Promise<T> {
+  create<T extends KubeObject = KubeObject>(
+    obj: T,
+    options: { namespace?: string; dryRun?: boolean } = {},
+  ): Promise<T> {
     const info = resourceOf(obj.apiVersion, obj.kind);
-    const namespace = info.namespaced ? (obj.metadata?.namespace ?? options.namespace ?? 'default') : undefined;
-    return this.request<T>('POST', resourcePath(info, { namespace }) + (options.dryRun ? '?dryRun=All' : ''), { body: obj });
+    const namespace = info.namespaced
+      ? (obj.metadata?.namespace ?? options.namespace ?? 'default')
+      : undefined;
+    return this.request<T>(
+      'POST',
+      resourcePath(info, { namespace }) + (options.dryRun ? '?dryRun=All' : ''),
+      { body: obj },
+    );
   }
 
   /** Replaces an object (PUT); a resourceVersion in it makes the write conditional (409 if stale). */
-  update<T extends KubeObject = KubeObject>(obj: T, options: { subresource?: 'status'; dryRun?: boolean } = {}): Promise<T> {
+  update<T extends KubeObject = KubeObject>(
+    obj: T,
+    options: { subresource?: 'status'; dryRun?: boolean } = {},
+  ): Promise<T> {
     const info = resourceOf(obj.apiVersion, obj.kind);
     const namespace = info.namespaced ? (obj.metadata.namespace ?? 'default') : undefined;
-    return this.request<T>('PUT', resourcePath(info, { namespace, name: obj.metadata.name, subresource: options.subresource }) + (options.dryRun ? '?dryRun=All' : ''), { body: obj });
+    return this.request<T>(
+      'PUT',
+      resourcePath(info, { namespace, name: obj.metadata.name, subresource: options.subresource }) +
+        (options.dryRun ? '?dryRun=All' : ''),
+      { body: obj },
+    );
   }
 
   /** Replaces the status of an object (PUT .../status). */
@@ -202,18 +288,38 @@ export class KubeClient {
     options: { namespace?: string; subresource?: 'status'; type?: 'merge' | 'strategic' } = {},
   ): Promise<T> {
     const info = resourceOf(apiVersion, kind);
-    const ct = options.type === 'strategic' ? 'application/strategic-merge-patch+json' : 'application/merge-patch+json';
-    return this.request<T>('PATCH', resourcePath(info, { namespace: ns(info, options.namespace), name, subresource: options.subresource }), { body: patch, contentType: ct });
+    const ct =
+      options.type === 'strategic'
+        ? 'application/strategic-merge-patch+json'
+        : 'application/merge-patch+json';
+    return this.request<T>(
+      'PATCH',
+      resourcePath(info, {
+        namespace: ns(info, options.namespace),
+        name,
+        subresource: options.subresource,
+      }),
+      { body: patch, contentType: ct },
+    );
   }
 
   /** Deletes an object; returns what the server returned (the object, or a Status). */
-  delete(apiVersion: string, kind: string, name: string, options: ClientDeleteOptions = {}): Promise<KubeObject> {
+  delete(
+    apiVersion: string,
+    kind: string,
+    name: string,
+    options: ClientDeleteOptions = {},
+  ): Promise<KubeObject> {
     const info = resourceOf(apiVersion, kind);
     const q = new URLSearchParams();
     if (options.propagationPolicy) q.set('propagationPolicy', options.propagationPolicy);
-    if (options.gracePeriodSeconds !== undefined) q.set('gracePeriodSeconds', String(options.gracePeriodSeconds));
+    if (options.gracePeriodSeconds !== undefined)
+      q.set('gracePeriodSeconds', String(options.gracePeriodSeconds));
     const qs = q.toString();
-    return this.request<KubeObject>('DELETE', resourcePath(info, { namespace: ns(info, options.namespace), name }) + (qs ? `?${qs}` : ''));
+    return this.request<KubeObject>(
+      'DELETE',
+      resourcePath(info, { namespace: ns(info, options.namespace), name }) + (qs ? `?${qs}` : ''),
+    );
   }
 
   /**
@@ -221,14 +327,20 @@ export class KubeClient {
    * DELETED, BOOKMARK, ERROR — a 410 arrives as an ERROR event with a Status).
    * @throws ApiError if the server refuses the watch.
    */
-  async watch<T extends KubeObject = KubeObject>(apiVersion: string, kind: string, options: WatchOptions, onEvent: (ev: WatchEventObject<T>) => void): Promise<ClientWatch> {
+  async watch<T extends KubeObject = KubeObject>(
+    apiVersion: string,
+    kind: string,
+    options: WatchOptions,
+    onEvent: (ev: WatchEventObject<T>) => void,
+  ): Promise<ClientWatch> {
     const info = resourceOf(apiVersion, kind);
     const q = new URLSearchParams(query(options).slice(1));
     q.set('watch', 'true');
     if (options.resourceVersion !== undefined) q.set('resourceVersion', options.resourceVersion);
     if (options.allowWatchBookmarks) q.set('allowWatchBookmarks', 'true');
     if (options.timeoutSeconds) q.set('timeoutSeconds', String(options.timeoutSeconds));
-    const path = resourcePath(info, { namespace: info.namespaced ? options.namespace : undefined }) + `?${q}`;
+    const path =
+      resourcePath(info, { namespace: info.namespaced ? options.namespace : undefined }) + `?${q}`;
     const res = await this.open('GET', path, {}, undefined);
     if ((res.statusCode ?? 0) !== 200) {
       const body = await readAll(res);
@@ -238,7 +350,11 @@ export class KubeClient {
       } catch {
         parsed = undefined;
       }
-      throw isStatus(parsed) ? new ApiError(parsed) : new ApiError(failure(res.statusCode ?? 500, 'Unknown', `watch ${path}: HTTP ${res.statusCode}`));
+      throw isStatus(parsed)
+        ? new ApiError(parsed)
+        : new ApiError(
+            failure(res.statusCode ?? 500, 'Unknown', `watch ${path}: HTTP ${res.statusCode}`),
+          );
     }
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     const done = new Promise<void>((resolve) => {

@@ -17,5 +17,8 @@ export interface Connection {
  */
 export function connect(contextName?: string, options: { timeoutMs?: number } = {}): Connection {
   const context = resolveContext(contextName);
-  return { client: new KubeClient({ server: context.server, timeoutMs: options.timeoutMs }), context };
+  return {
+    client: new KubeClient({ server: context.server, timeoutMs: options.timeoutMs }),
+    context,
+  };
 }

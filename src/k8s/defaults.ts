@@ -20,7 +20,9 @@ export function applyDefaults(o: KubeObject): KubeObject {
       break;
     case 'EndpointSlice':
       if (!Array.isArray(o.endpoints)) o.endpoints = [];
-      if (Array.isArray(o.ports)) for (const p of o.ports as Array<Record<string, unknown>>) if (isPlainObject(p)) p.protocol ??= 'TCP';
+      if (Array.isArray(o.ports))
+        for (const p of o.ports as Array<Record<string, unknown>>)
+          if (isPlainObject(p)) p.protocol ??= 'TCP';
       break;
     case 'Namespace':
       o.spec ??= {};
@@ -31,6 +33,7 @@ export function applyDefaults(o: KubeObject): KubeObject {
 }
 
 /** Defaults a PodSpec (also used inside Deployment templates). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a PodSpec is schemaless JSON here
 export function defaultPodSpec(spec: any): any {
   if (!isPlainObject(spec)) return spec;
   spec.restartPolicy ??= 'Always';
@@ -42,11 +45,15 @@ export function defaultPodSpec(spec: any): any {
     if (!Array.isArray(list)) continue;
     for (const c of list) {
       if (!isPlainObject(c)) continue;
-      c.imagePullPolicy ??= typeof c.image === 'string' && (c.image.endsWith(':latest') || !c.image.includes(':')) ? 'Always' : 'IfNotPresent';
+      c.imagePullPolicy ??=
+        typeof c.image === 'string' && (c.image.endsWith(':latest') || !c.image.includes(':'))
+          ? 'Always'
+          : 'IfNotPresent';
       c.terminationMessagePath ??= '/dev/termination-log';
       c.terminationMessagePolicy ??= 'File';
       c.resources ??= {};
-      if (Array.isArray(c.ports)) for (const p of c.ports) if (isPlainObject(p)) p.protocol ??= 'TCP';
+      if (Array.isArray(c.ports))
+        for (const p of c.ports) if (isPlainObject(p)) p.protocol ??= 'TCP';
     }
   }
   return spec;
@@ -58,7 +65,10 @@ function defaultDeployment(o: KubeObject): void {
   spec.replicas ??= 1;
   spec.revisionHistoryLimit ??= 10;
   spec.progressDeadlineSeconds ??= 600;
-  spec.strategy ??= { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } };
+  spec.strategy ??= {
+    type: 'RollingUpdate',
+    rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' },
+  };
   if (isPlainObject(spec.template)) {
     spec.template.metadata ??= {};
     spec.template.spec = defaultPodSpec(spec.template.spec);
@@ -80,7 +90,13 @@ function defaultService(o: KubeObject): void {
       if (!isPlainObject(p)) continue;
       p.protocol ??= 'TCP';
       // Only a valid port is copied, so a bad port is reported once (on spec.ports[i].port).
-      if (p.targetPort === undefined && Number.isInteger(p.port) && (p.port as number) >= 1 && (p.port as number) <= 65535) p.targetPort = p.port;
+      if (
+        p.targetPort === undefined &&
+        Number.isInteger(p.port) &&
+        (p.port as number) >= 1 &&
+        (p.port as number) <= 65535
+      )
+        p.targetPort = p.port;
     }
   }
 }

@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { currentContext, listContexts, removeContext, resolveContext, setContext, useContext, writeStandaloneKubeConfig } from './kubeconfig.js';
+import {
+  currentContext,
+  listContexts,
+  removeContext,
+  resolveContext,
+  setContext,
+  useContext,
+  writeStandaloneKubeConfig,
+} from './kubeconfig.js';
 
 describe("Tendril's kubeconfig-style config", () => {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-kubeconfig-test-'));
@@ -13,19 +21,49 @@ describe("Tendril's kubeconfig-style config", () => {
 
   it('adds, resolves, switches and removes contexts', () => {
     setContext({ name: 'lab-c1', cluster: 'c1', server: 'http://127.0.0.1:1111' }, path);
-    setContext({ name: 'lab-c2', cluster: 'c2', server: 'http://127.0.0.1:2222', namespace: 'kube-system' }, path);
+    setContext(
+      { name: 'lab-c2', cluster: 'c2', server: 'http://127.0.0.1:2222', namespace: 'kube-system' },
+      path,
+    );
     assert.equal(currentContext(path), 'lab-c2');
-    assert.deepEqual(resolveContext(undefined, path), { contextName: 'lab-c2', clusterName: 'c2', server: 'http://127.0.0.1:2222', namespace: 'kube-system' });
-    assert.deepEqual(resolveContext('lab-c1', path), { contextName: 'lab-c1', clusterName: 'c1', server: 'http://127.0.0.1:1111', namespace: 'default' });
+    assert.deepEqual(resolveContext(undefined, path), {
+      contextName: 'lab-c2',
+      clusterName: 'c2',
+      server: 'http://127.0.0.1:2222',
+      namespace: 'kube-system',
+    });
+    assert.deepEqual(resolveContext('lab-c1', path), {
+      contextName: 'lab-c1',
+      clusterName: 'c1',
+      server: 'http://127.0.0.1:1111',
+      namespace: 'default',
+    });
     useContext('lab-c1', path);
-    assert.deepEqual(listContexts(path).map((c) => [c.name, c.current]), [['lab-c1', true], ['lab-c2', false]]);
-    assert.throws(() => resolveContext('kind-c9', path), (e: Error & { hint?: string }) => /context "kind-c9" does not exist/.test(e.message) && /known contexts: lab-c1, lab-c2/.test(e.hint ?? ''));
+    assert.deepEqual(
+      listContexts(path).map((c) => [c.name, c.current]),
+      [
+        ['lab-c1', true],
+        ['lab-c2', false],
+      ],
+    );
+    assert.throws(
+      () => resolveContext('kind-c9', path),
+      (e: Error & { hint?: string }) =>
+        /context "kind-c9" does not exist/.test(e.message) &&
+        /known contexts: lab-c1, lab-c2/.test(e.hint ?? ''),
+    );
     assert.throws(() => useContext('nope', path), /does not exist/);
     removeContext('lab-c1', path);
     assert.equal(currentContext(path), undefined);
-    assert.deepEqual(listContexts(path).map((c) => c.name), ['lab-c2']);
+    assert.deepEqual(
+      listContexts(path).map((c) => c.name),
+      ['lab-c2'],
+    );
     const doc = parse(readFileSync(path, 'utf8'));
-    assert.deepEqual(doc.clusters.map((c: { name: string }) => c.name), ['c2']);
+    assert.deepEqual(
+      doc.clusters.map((c: { name: string }) => c.name),
+      ['c2'],
+    );
   });
   it('writes a standalone kubeconfig in kubectl format', () => {
     const out = join(dir, 'kubeconfig');

@@ -53,7 +53,14 @@ export interface ContextSpec {
 }
 
 function empty(): KubeConfigDoc {
-  return { apiVersion: 'v1', kind: 'Config', preferences: {}, clusters: [], contexts: [], users: [] };
+  return {
+    apiVersion: 'v1',
+    kind: 'Config',
+    preferences: {},
+    clusters: [],
+    contexts: [],
+    users: [],
+  };
 }
 
 /**
@@ -66,13 +73,23 @@ export function readKubeConfig(path = configPath()): KubeConfigDoc {
   try {
     doc = parse(readFileSync(path, 'utf8')) as Partial<KubeConfigDoc> | null;
   } catch (err) {
-    throw new TendrilError('config.Invalid', `read Tendril config ${path}: ${(err as Error).message}`, {
-      hint: 'fix the YAML, or move the file away and recreate contexts with `tendril lab create`',
-      cause: err,
-    });
+    throw new TendrilError(
+      'config.Invalid',
+      `read Tendril config ${path}: ${(err as Error).message}`,
+      {
+        hint: 'fix the YAML, or move the file away and recreate contexts with `tendril lab create`',
+        cause: err,
+      },
+    );
   }
   const base = empty();
-  return { ...base, ...(doc ?? {}), clusters: doc?.clusters ?? [], contexts: doc?.contexts ?? [], users: doc?.users ?? [] };
+  return {
+    ...base,
+    ...(doc ?? {}),
+    clusters: doc?.clusters ?? [],
+    contexts: doc?.contexts ?? [],
+    users: doc?.users ?? [],
+  };
 }
 
 /** Writes a kubeconfig file atomically (mode 0600). */
@@ -91,11 +108,17 @@ export function setContext(spec: ContextSpec, path = configPath()): string {
   const doc = readKubeConfig(path);
   const cluster = spec.cluster ?? spec.name;
   const user = spec.user ?? spec.name;
-  doc.clusters = [...doc.clusters.filter((c) => c.name !== cluster), { name: cluster, cluster: { server: spec.server } }];
+  doc.clusters = [
+    ...doc.clusters.filter((c) => c.name !== cluster),
+    { name: cluster, cluster: { server: spec.server } },
+  ];
   doc.users = [...doc.users.filter((u) => u.name !== user), { name: user, user: {} }];
   doc.contexts = [
     ...doc.contexts.filter((c) => c.name !== spec.name),
-    { name: spec.name, context: { cluster, user, ...(spec.namespace ? { namespace: spec.namespace } : {}) } },
+    {
+      name: spec.name,
+      context: { cluster, user, ...(spec.namespace ? { namespace: spec.namespace } : {}) },
+    },
   ];
   if (spec.makeCurrent ?? true) doc['current-context'] = spec.name;
   writeKubeConfig(doc, path);
@@ -112,8 +135,10 @@ export function removeContext(name: string, path = configPath()): void {
   const ctx = doc.contexts.find((c) => c.name === name);
   if (!ctx) return;
   doc.contexts = doc.contexts.filter((c) => c.name !== name);
-  if (!doc.contexts.some((c) => c.context.cluster === ctx.context.cluster)) doc.clusters = doc.clusters.filter((c) => c.name !== ctx.context.cluster);
-  if (!doc.contexts.some((c) => c.context.user === ctx.context.user)) doc.users = doc.users.filter((u) => u.name !== ctx.context.user);
+  if (!doc.contexts.some((c) => c.context.cluster === ctx.context.cluster))
+    doc.clusters = doc.clusters.filter((c) => c.name !== ctx.context.cluster);
+  if (!doc.contexts.some((c) => c.context.user === ctx.context.user))
+    doc.users = doc.users.filter((u) => u.name !== ctx.context.user);
   if (doc['current-context'] === name) delete doc['current-context'];
   writeKubeConfig(doc, path);
 }
@@ -132,7 +157,9 @@ export function useContext(name: string, path = configPath()): void {
 function unknownContext(name: string, doc: KubeConfigDoc, path: string): TendrilError {
   const known = doc.contexts.map((c) => c.name);
   return new TendrilError('config.UnknownContext', `context "${name}" does not exist in ${path}`, {
-    hint: known.length ? `known contexts: ${known.join(', ')}` : 'there are no contexts yet: create a cluster with `tendril lab create NAME`',
+    hint: known.length
+      ? `known contexts: ${known.join(', ')}`
+      : 'there are no contexts yet: create a cluster with `tendril lab create NAME`',
   });
 }
 
@@ -147,22 +174,35 @@ export function resolveContext(name?: string, path = configPath()): ResolvedCont
   if (!wanted) {
     const known = doc.contexts.map((c) => c.name);
     throw new TendrilError('config.NoContext', 'no context given and no current context set', {
-      hint: known.length ? `pass --context NAME or run \`tendril config use-context NAME\` (known: ${known.join(', ')})` : 'create a cluster first: `tendril lab create NAME`',
+      hint: known.length
+        ? `pass --context NAME or run \`tendril config use-context NAME\` (known: ${known.join(', ')})`
+        : 'create a cluster first: `tendril lab create NAME`',
     });
   }
   const ctx = doc.contexts.find((c) => c.name === wanted);
   if (!ctx) throw unknownContext(wanted, doc, path);
   const cluster = doc.clusters.find((c) => c.name === ctx.context.cluster);
   if (!cluster?.cluster?.server) {
-    throw new TendrilError('config.Invalid', `context "${wanted}" names cluster "${ctx.context.cluster}", which has no server in ${path}`, {
-      hint: 'recreate the context (e.g. `tendril lab delete NAME && tendril lab create NAME`)',
-    });
+    throw new TendrilError(
+      'config.Invalid',
+      `context "${wanted}" names cluster "${ctx.context.cluster}", which has no server in ${path}`,
+      {
+        hint: 'recreate the context (e.g. `tendril lab delete NAME && tendril lab create NAME`)',
+      },
+    );
   }
-  return { contextName: wanted, clusterName: ctx.context.cluster, server: cluster.cluster.server, namespace: ctx.context.namespace ?? 'default' };
+  return {
+    contextName: wanted,
+    clusterName: ctx.context.cluster,
+    server: cluster.cluster.server,
+    namespace: ctx.context.namespace ?? 'default',
+  };
 }
 
 /** Every context with its cluster, user, namespace and whether it is current. */
-export function listContexts(path = configPath()): Array<{ name: string; cluster: string; user: string; namespace: string; current: boolean }> {
+export function listContexts(
+  path = configPath(),
+): Array<{ name: string; cluster: string; user: string; namespace: string; current: boolean }> {
   const doc = readKubeConfig(path);
   return doc.contexts.map((c) => ({
     name: c.name,
@@ -183,7 +223,11 @@ export function currentContext(path = configPath()): string | undefined {
  * holding the given contexts (default: all), current context first choice.
  * @throws TendrilError `config.UnknownContext`.
  */
-export function writeStandaloneKubeConfig(file: string, options: { contexts?: string[]; current?: string } = {}, path = configPath()): void {
+export function writeStandaloneKubeConfig(
+  file: string,
+  options: { contexts?: string[]; current?: string } = {},
+  path = configPath(),
+): void {
   const doc = readKubeConfig(path);
   const names = options.contexts ?? doc.contexts.map((c) => c.name);
   const out = empty();
@@ -193,10 +237,15 @@ export function writeStandaloneKubeConfig(file: string, options: { contexts?: st
     out.contexts.push(ctx);
     const cl = doc.clusters.find((c) => c.name === ctx.context.cluster);
     if (cl && !out.clusters.some((c) => c.name === cl.name)) out.clusters.push(cl);
-    const u = doc.users.find((x) => x.name === ctx.context.user) ?? { name: ctx.context.user, user: {} };
+    const u = doc.users.find((x) => x.name === ctx.context.user) ?? {
+      name: ctx.context.user,
+      user: {},
+    };
     if (!out.users.some((x) => x.name === u.name)) out.users.push(u);
   }
-  const cur = options.current ?? (names.includes(doc['current-context'] ?? '') ? doc['current-context'] : names[0]);
+  const cur =
+    options.current ??
+    (names.includes(doc['current-context'] ?? '') ? doc['current-context'] : names[0]);
   if (cur) out['current-context'] = cur;
   writeKubeConfig(out, file);
 }

@@ -33,10 +33,16 @@ export interface ManifestProblem {
 export class ManifestError extends TendrilError {
   readonly problems: ManifestProblem[];
   constructor(source: string, problems: ManifestProblem[]) {
-    const lines = problems.map((p) => `  document ${p.document} (line ${p.line}): ${p.status.message}`);
-    super('k8s.InvalidManifest', `error validating "${source}": nothing was applied:\n${lines.join('\n')}`, {
-      hint: 'fix the fields named above and apply again',
-    });
+    const lines = problems.map(
+      (p) => `  document ${p.document} (line ${p.line}): ${p.status.message}`,
+    );
+    super(
+      'k8s.InvalidManifest',
+      `error validating "${source}": nothing was applied:\n${lines.join('\n')}`,
+      {
+        hint: 'fix the fields named above and apply again',
+      },
+    );
     this.name = 'ManifestError';
     this.problems = problems;
   }
@@ -63,14 +69,23 @@ export function parseManifest(text: string, source = '-'): ManifestObject[] {
       problems.push({
         document,
         line: pos?.line ?? line,
-        status: failure(400, 'BadRequest', `error parsing ${source}: yaml: line ${pos?.line ?? line}: ${e.message.split('\n')[0]}`),
+        status: failure(
+          400,
+          'BadRequest',
+          `error parsing ${source}: yaml: line ${pos?.line ?? line}: ${e.message.split('\n')[0]}`,
+        ),
       });
       return;
     }
     const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
     if (value === null || value === undefined) return; // empty document (e.g. a trailing ---)
     const items: unknown[] =
-      isPlainObject(value) && typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items) ? value.items : [value];
+      isPlainObject(value) &&
+      typeof value.kind === 'string' &&
+      value.kind.endsWith('List') &&
+      Array.isArray(value.items)
+        ? value.items
+        : [value];
     for (const item of items) {
       try {
         const info = validateObject(item as KubeObject, { allowGenerateName: true });

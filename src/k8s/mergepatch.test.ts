@@ -14,14 +14,19 @@ describe('JSON merge patch (RFC 7386)', () => {
       [{ a: 'c' }, { a: ['b'] }, { a: ['b'] }],
       [{ a: { b: 'c' } }, { a: { b: 'd', c: null } }, { a: { b: 'd' } }],
       [{ a: [{ b: 'c' }] }, { a: [1] }, { a: [1] }],
-      [['a', 'b'], ['c', 'd'], ['c', 'd']],
+      [
+        ['a', 'b'],
+        ['c', 'd'],
+        ['c', 'd'],
+      ],
       [{ a: 'b' }, ['c'], ['c']],
       [{ a: 'foo' }, null, null],
       [{ e: null }, { a: 1 }, { e: null, a: 1 }],
       [[1, 2], { a: 'b', c: null }, { a: 'b' }],
       [{}, { a: { bb: { ccc: null } } }, { a: { bb: {} } }],
     ];
-    for (const [target, patch, want] of cases) assert.deepEqual(mergePatch(target, patch), want, JSON.stringify({ target, patch }));
+    for (const [target, patch, want] of cases)
+      assert.deepEqual(mergePatch(target, patch), want, JSON.stringify({ target, patch }));
   });
   it('does not modify its inputs', () => {
     const t = { a: { b: 1 } };
@@ -39,8 +44,13 @@ describe('JSON merge patch (RFC 7386)', () => {
   it('three-way patch keeps fields set by others and removes fields dropped from the manifest', () => {
     const last = { spec: { replicas: 1, paused: false } };
     const desired = { spec: { replicas: 2 } };
-    const live = { spec: { replicas: 1, paused: false, revisionHistoryLimit: 10 }, status: { ready: 1 } };
-    assert.deepEqual(threeWayMergePatch(last, desired, live), { spec: { replicas: 2, paused: null } });
+    const live = {
+      spec: { replicas: 1, paused: false, revisionHistoryLimit: 10 },
+      status: { ready: 1 },
+    };
+    assert.deepEqual(threeWayMergePatch(last, desired, live), {
+      spec: { replicas: 2, paused: null },
+    });
     assert.deepEqual(threeWayMergePatch(desired, desired, { spec: { replicas: 2, x: 1 } }), {});
   });
 });
@@ -58,9 +68,18 @@ describe('JSON patch (RFC 6902)', () => {
       { op: 'move', from: '/metadata/labels/a', path: '/metadata/labels/c' },
       { op: 'test', path: '/list', value: [9, 3, 4] },
     ]);
-    assert.deepEqual(out, { metadata: { labels: { 'x/y': 'v', b: '1', c: '1' } }, list: [9, 3, 4] });
+    assert.deepEqual(out, {
+      metadata: { labels: { 'x/y': 'v', b: '1', c: '1' } },
+      list: [9, 3, 4],
+    });
     assert.deepEqual(doc.list, [1, 2, 3]);
-    assert.throws(() => applyJsonPatch(doc, [{ op: 'test', path: '/list/0', value: 5 }]), /operation 0 \(test \/list\/0\): test failed/);
-    assert.throws(() => applyJsonPatch(doc, [{ op: 'replace', path: '/nope', value: 1 }]), /does not exist/);
+    assert.throws(
+      () => applyJsonPatch(doc, [{ op: 'test', path: '/list/0', value: 5 }]),
+      /operation 0 \(test \/list\/0\): test failed/,
+    );
+    assert.throws(
+      () => applyJsonPatch(doc, [{ op: 'replace', path: '/nope', value: 1 }]),
+      /does not exist/,
+    );
   });
 });

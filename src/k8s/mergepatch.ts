@@ -19,7 +19,8 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 
 /** Computes a merge patch that turns `from` into `to` (undefined if they are equal). */
 export function createMergePatch(from: unknown, to: unknown): unknown {
-  if (!isPlainObject(from) || !isPlainObject(to)) return deepEqual(from, to) ? undefined : clone(to);
+  if (!isPlainObject(from) || !isPlainObject(to))
+    return deepEqual(from, to) ? undefined : clone(to);
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(from)) if (!(k in to)) out[k] = null;
   for (const [k, v] of Object.entries(to)) {
@@ -71,14 +72,17 @@ export class JsonPatchError extends Error {}
 
 function pointer(path: string): string[] {
   if (path === '') return [];
-  if (!path.startsWith('/')) throw new JsonPatchError(`invalid JSON pointer "${path}": must start with "/"`);
+  if (!path.startsWith('/'))
+    throw new JsonPatchError(`invalid JSON pointer "${path}": must start with "/"`);
   return path
     .slice(1)
     .split('/')
     .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- walks arbitrary JSON
 function parentOf(doc: unknown, parts: string[], path: string): { parent: any; key: string } {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- walks arbitrary JSON
   let cur: any = doc;
   for (const p of parts.slice(0, -1)) {
     cur = Array.isArray(cur) ? cur[Number(p)] : isPlainObject(cur) ? cur[p] : undefined;
@@ -88,6 +92,7 @@ function parentOf(doc: unknown, parts: string[], path: string): { parent: any; k
 }
 
 function getAt(doc: unknown, path: string): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- walks arbitrary JSON
   let cur: any = doc;
   for (const p of pointer(path)) {
     cur = Array.isArray(cur) ? cur[Number(p)] : isPlainObject(cur) ? cur[p] : undefined;
@@ -114,11 +119,18 @@ export function applyJsonPatch(doc: unknown, ops: JsonPatchOp[]): unknown {
         const { parent, key } = parentOf(out, parts, o.path);
         if (Array.isArray(parent)) {
           const idx = key === '-' ? parent.length : Number(key);
-          if (!Number.isInteger(idx) || idx < 0 || idx > parent.length || (!insert && idx >= parent.length)) throw new JsonPatchError(`index ${key} out of range`);
+          if (
+            !Number.isInteger(idx) ||
+            idx < 0 ||
+            idx > parent.length ||
+            (!insert && idx >= parent.length)
+          )
+            throw new JsonPatchError(`index ${key} out of range`);
           if (insert) parent.splice(idx, 0, value);
           else parent[idx] = value;
         } else if (isPlainObject(parent)) {
-          if (!insert && !(key in parent)) throw new JsonPatchError(`path "${o.path}" does not exist`);
+          if (!insert && !(key in parent))
+            throw new JsonPatchError(`path "${o.path}" does not exist`);
           parent[key] = value;
         } else throw new JsonPatchError(`path "${o.path}" does not exist`);
       };
@@ -127,10 +139,12 @@ export function applyJsonPatch(doc: unknown, ops: JsonPatchOp[]): unknown {
         const { parent, key } = parentOf(out, ps, path);
         if (Array.isArray(parent)) {
           const idx = Number(key);
-          if (!(idx >= 0 && idx < parent.length)) throw new JsonPatchError(`index ${key} out of range`);
+          if (!(idx >= 0 && idx < parent.length))
+            throw new JsonPatchError(`index ${key} out of range`);
           return parent.splice(idx, 1)[0];
         }
-        if (!isPlainObject(parent) || !(key in parent)) throw new JsonPatchError(`path "${path}" does not exist`);
+        if (!isPlainObject(parent) || !(key in parent))
+          throw new JsonPatchError(`path "${path}" does not exist`);
         const v = parent[key];
         delete parent[key];
         return v;

@@ -36,7 +36,9 @@ export interface KubeObject {
   apiVersion: string;
   kind: string;
   metadata: ObjectMeta;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- objects are schemaless JSON; callers read the fields of their kind
   spec?: any;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- objects are schemaless JSON; callers read the fields of their kind
   status?: any;
   [k: string]: unknown;
 }

@@ -19,7 +19,12 @@ export interface Printer {
   cells(o: KubeObject, now: number): Array<string | number>;
 }
 
-const col = (name: string, priority: 0 | 1 = 0, type: Column['type'] = 'string'): Column => ({ name, type, priority, description: name });
+const col = (name: string, priority: 0 | 1 = 0, type: Column['type'] = 'string'): Column => ({
+  name,
+  type,
+  priority,
+  description: name,
+});
 const NAME = col('Name');
 const AGE = col('Age');
 
@@ -36,7 +41,9 @@ function podReady(o: KubeObject): string {
 function podStatus(o: KubeObject): string {
   if (o.metadata.deletionTimestamp) return 'Terminating';
   let reason: string = o.status?.reason ?? o.status?.phase ?? 'Unknown';
-  const statuses = (o.status?.containerStatuses ?? []) as Array<{ state?: { waiting?: { reason?: string }; terminated?: { reason?: string; exitCode?: number } } }>;
+  const statuses = (o.status?.containerStatuses ?? []) as Array<{
+    state?: { waiting?: { reason?: string }; terminated?: { reason?: string; exitCode?: number } };
+  }>;
   for (const s of statuses) {
     if (s.state?.waiting?.reason) reason = s.state.waiting.reason;
     else if (s.state?.terminated?.reason) reason = s.state.terminated.reason;
@@ -46,13 +53,22 @@ function podStatus(o: KubeObject): string {
 }
 
 function restarts(o: KubeObject): number {
-  return ((o.status?.containerStatuses ?? []) as Array<{ restartCount?: number }>).reduce((a, s) => a + (s.restartCount ?? 0), 0);
+  return ((o.status?.containerStatuses ?? []) as Array<{ restartCount?: number }>).reduce(
+    (a, s) => a + (s.restartCount ?? 0),
+    0,
+  );
 }
 
 function servicePorts(o: KubeObject): string {
-  const ports = (o.spec?.ports ?? []) as Array<{ port: number; nodePort?: number; protocol?: string }>;
+  const ports = (o.spec?.ports ?? []) as Array<{
+    port: number;
+    nodePort?: number;
+    protocol?: string;
+  }>;
   if (ports.length === 0) return '<none>';
-  return ports.map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',');
+  return ports
+    .map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`)
+    .join(',');
 }
 
 function externalIP(o: KubeObject): string {
@@ -60,7 +76,9 @@ function externalIP(o: KubeObject): string {
   const ext = (o.spec?.externalIPs ?? []) as string[];
   if (type === 'ExternalName') return o.spec?.externalName ?? '<none>';
   if (type === 'LoadBalancer') {
-    const ing = ((o.status?.loadBalancer?.ingress ?? []) as Array<{ ip?: string; hostname?: string }>).map((i) => i.ip ?? i.hostname ?? '');
+    const ing = (
+      (o.status?.loadBalancer?.ingress ?? []) as Array<{ ip?: string; hostname?: string }>
+    ).map((i) => i.ip ?? i.hostname ?? '');
     const all = [...ing, ...ext].filter(Boolean);
     return all.length ? all.join(',') : '<pending>';
   }
@@ -73,7 +91,9 @@ function mapText(m: Record<string, string> | undefined): string {
 }
 
 function sliceEndpoints(o: KubeObject): string {
-  const addrs = ((o.endpoints ?? []) as Array<{ addresses?: string[] }>).flatMap((e) => e.addresses ?? []);
+  const addrs = ((o.endpoints ?? []) as Array<{ addresses?: string[] }>).flatMap(
+    (e) => e.addresses ?? [],
+  );
   if (addrs.length === 0) return '<unset>';
   const shown = addrs.slice(0, 3).join(',');
   return addrs.length > 3 ? `${shown} + ${addrs.length - 3} more...` : shown;
@@ -82,7 +102,10 @@ function sliceEndpoints(o: KubeObject): string {
 function slicePorts(o: KubeObject): string {
   const ports = (o.ports ?? []) as Array<{ port?: number }>;
   if (ports.length === 0) return '<unset>';
-  const shown = ports.slice(0, 3).map((p) => (p.port === undefined || p.port === null ? '<unset>' : String(p.port))).join(',');
+  const shown = ports
+    .slice(0, 3)
+    .map((p) => (p.port === undefined || p.port === null ? '<unset>' : String(p.port)))
+    .join(',');
   return ports.length > 3 ? `${shown} + ${ports.length - 3} more...` : shown;
 }
 
@@ -94,19 +117,53 @@ function nodeRoles(o: KubeObject): string {
 }
 
 function nodeAddress(o: KubeObject, type: string): string {
-  const a = ((o.status?.addresses ?? []) as Array<{ type: string; address: string }>).find((x) => x.type === type);
+  const a = ((o.status?.addresses ?? []) as Array<{ type: string; address: string }>).find(
+    (x) => x.type === type,
+  );
   return a?.address ?? '<none>';
 }
 
 const PRINTERS: Record<string, Printer> = {
   Pod: {
-    columns: [NAME, col('Ready'), col('Status'), col('Restarts', 0, 'integer'), AGE, col('IP', 1), col('Node', 1), col('Nominated Node', 1), col('Readiness Gates', 1)],
-    cells: (o, now) => [o.metadata.name!, podReady(o), podStatus(o), restarts(o), age(o, now), o.status?.podIP ?? '<none>', o.spec?.nodeName ?? '<none>', '<none>', '<none>'],
+    columns: [
+      NAME,
+      col('Ready'),
+      col('Status'),
+      col('Restarts', 0, 'integer'),
+      AGE,
+      col('IP', 1),
+      col('Node', 1),
+      col('Nominated Node', 1),
+      col('Readiness Gates', 1),
+    ],
+    cells: (o, now) => [
+      o.metadata.name!,
+      podReady(o),
+      podStatus(o),
+      restarts(o),
+      age(o, now),
+      o.status?.podIP ?? '<none>',
+      o.spec?.nodeName ?? '<none>',
+      '<none>',
+      '<none>',
+    ],
   },
   Deployment: {
-    columns: [NAME, col('Ready'), col('Up-to-date', 0, 'integer'), col('Available', 0, 'integer'), AGE, col('Containers', 1), col('Images', 1), col('Selector', 1)],
+    columns: [
+      NAME,
+      col('Ready'),
+      col('Up-to-date', 0, 'integer'),
+      col('Available', 0, 'integer'),
+      AGE,
+      col('Containers', 1),
+      col('Images', 1),
+      col('Selector', 1),
+    ],
     cells: (o, now) => {
-      const cs = (o.spec?.template?.spec?.containers ?? []) as Array<{ name: string; image: string }>;
+      const cs = (o.spec?.template?.spec?.containers ?? []) as Array<{
+        name: string;
+        image: string;
+      }>;
       return [
         o.metadata.name!,
         `${o.status?.readyReplicas ?? 0}/${o.spec?.replicas ?? 1}`,
@@ -120,22 +177,60 @@ const PRINTERS: Record<string, Printer> = {
     },
   },
   Service: {
-    columns: [NAME, col('Type'), col('Cluster-IP'), col('External-IP'), col('Port(s)'), AGE, col('Selector', 1)],
-    cells: (o, now) => [o.metadata.name!, o.spec?.type ?? 'ClusterIP', o.spec?.clusterIP || '<none>', externalIP(o), servicePorts(o), age(o, now), mapText(o.spec?.selector)],
+    columns: [
+      NAME,
+      col('Type'),
+      col('Cluster-IP'),
+      col('External-IP'),
+      col('Port(s)'),
+      AGE,
+      col('Selector', 1),
+    ],
+    cells: (o, now) => [
+      o.metadata.name!,
+      o.spec?.type ?? 'ClusterIP',
+      o.spec?.clusterIP || '<none>',
+      externalIP(o),
+      servicePorts(o),
+      age(o, now),
+      mapText(o.spec?.selector),
+    ],
   },
   EndpointSlice: {
     columns: [NAME, col('AddressType'), col('Ports'), col('Endpoints'), AGE],
-    cells: (o, now) => [o.metadata.name!, (o.addressType as string) ?? '', slicePorts(o), sliceEndpoints(o), age(o, now)],
+    cells: (o, now) => [
+      o.metadata.name!,
+      (o.addressType as string) ?? '',
+      slicePorts(o),
+      sliceEndpoints(o),
+      age(o, now),
+    ],
   },
   Namespace: {
     columns: [NAME, col('Status'), AGE],
-    cells: (o, now) => [o.metadata.name!, o.metadata.deletionTimestamp ? 'Terminating' : (o.status?.phase ?? 'Active'), age(o, now)],
-  },
-  Node: {
-    columns: [NAME, col('Status'), col('Roles'), AGE, col('Version'), col('Internal-IP', 1), col('External-IP', 1), col('OS-Image', 1), col('Kernel-Version', 1), col('Container-Runtime', 1)],
     cells: (o, now) => [
       o.metadata.name!,
-      (isNodeReady(o) ? 'Ready' : 'NotReady') + (o.spec?.unschedulable ? ',SchedulingDisabled' : ''),
+      o.metadata.deletionTimestamp ? 'Terminating' : (o.status?.phase ?? 'Active'),
+      age(o, now),
+    ],
+  },
+  Node: {
+    columns: [
+      NAME,
+      col('Status'),
+      col('Roles'),
+      AGE,
+      col('Version'),
+      col('Internal-IP', 1),
+      col('External-IP', 1),
+      col('OS-Image', 1),
+      col('Kernel-Version', 1),
+      col('Container-Runtime', 1),
+    ],
+    cells: (o, now) => [
+      o.metadata.name!,
+      (isNodeReady(o) ? 'Ready' : 'NotReady') +
+        (o.spec?.unschedulable ? ',SchedulingDisabled' : ''),
       nodeRoles(o),
       age(o, now),
       o.status?.nodeInfo?.kubeletVersion ?? '',
@@ -148,25 +243,48 @@ const PRINTERS: Record<string, Printer> = {
   },
   ServiceImport: {
     columns: [NAME, col('Type'), col('IP'), AGE],
-    cells: (o, now) => [o.metadata.name!, o.spec?.type ?? '', JSON.stringify(o.spec?.ips ?? []), age(o, now)],
+    cells: (o, now) => [
+      o.metadata.name!,
+      o.spec?.type ?? '',
+      JSON.stringify(o.spec?.ips ?? []),
+      age(o, now),
+    ],
   },
   CiliumEndpoint: {
-    columns: [NAME, col('Security Identity', 0, 'integer'), col('Endpoint State'), col('IPv4'), AGE],
+    columns: [
+      NAME,
+      col('Security Identity', 0, 'integer'),
+      col('Endpoint State'),
+      col('IPv4'),
+      AGE,
+    ],
     cells: (o, now) => [
       o.metadata.name!,
       (o.status?.identity?.id as number | undefined) ?? 0,
       o.status?.state ?? '',
-      ((o.status?.networking?.addressing ?? []) as Array<{ ipv4?: string }>).map((a) => a.ipv4).filter(Boolean).join(',') || '<none>',
+      ((o.status?.networking?.addressing ?? []) as Array<{ ipv4?: string }>)
+        .map((a) => a.ipv4)
+        .filter(Boolean)
+        .join(',') || '<none>',
       age(o, now),
     ],
   },
   CiliumIdentity: {
     columns: [NAME, col('Namespace'), AGE],
-    cells: (o, now) => [o.metadata.name!, (o['security-labels'] as Record<string, string> | undefined)?.['k8s:io.kubernetes.pod.namespace'] ?? '', age(o, now)],
+    cells: (o, now) => [
+      o.metadata.name!,
+      (o['security-labels'] as Record<string, string> | undefined)?.[
+        'k8s:io.kubernetes.pod.namespace'
+      ] ?? '',
+      age(o, now),
+    ],
   },
 };
 
-const DEFAULT_PRINTER: Printer = { columns: [NAME, AGE], cells: (o, now) => [o.metadata.name!, age(o, now)] };
+const DEFAULT_PRINTER: Printer = {
+  columns: [NAME, AGE],
+  cells: (o, now) => [o.metadata.name!, age(o, now)],
+};
 
 /** The printer for a kind (NAME + AGE for kinds without their own). */
 export function printerFor(kind: string): Printer {
@@ -174,13 +292,25 @@ export function printerFor(kind: string): Printer {
 }
 
 /** Builds a meta.k8s.io/v1 Table for objects of one kind. */
-export function toTable(kind: string, objects: KubeObject[], resourceVersion: string, includeObject: 'None' | 'Object' | 'Metadata' = 'Metadata', now = Date.now()): Record<string, unknown> {
+export function toTable(
+  kind: string,
+  objects: KubeObject[],
+  resourceVersion: string,
+  includeObject: 'None' | 'Object' | 'Metadata' = 'Metadata',
+  now = Date.now(),
+): Record<string, unknown> {
   const p = printerFor(kind);
   return {
     kind: 'Table',
     apiVersion: 'meta.k8s.io/v1',
     metadata: { resourceVersion },
-    columnDefinitions: p.columns.map((c) => ({ name: c.name, type: c.type, format: c.name === 'Name' ? 'name' : '', description: c.description, priority: c.priority })),
+    columnDefinitions: p.columns.map((c) => ({
+      name: c.name,
+      type: c.type,
+      format: c.name === 'Name' ? 'name' : '',
+      description: c.description,
+      priority: c.priority,
+    })),
     rows: objects.map((o) => ({
       cells: p.cells(o, now),
       object:

@@ -31,11 +31,33 @@ export const RESOURCES: readonly ResourceInfo[] = [
   r('', 'v1', 'Service', 'services', ['svc'], true, ['status'], ['all']),
   r('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', [], true, []),
   r('apps', 'v1', 'Deployment', 'deployments', ['deploy'], true, ['status', 'scale'], ['all']),
-  r('cilium.io', 'v2', 'CiliumNetworkPolicy', 'ciliumnetworkpolicies', ['cnp', 'ciliumnp'], true, ['status'], ['cilium', 'ciliumpolicy']),
+  r(
+    'cilium.io',
+    'v2',
+    'CiliumNetworkPolicy',
+    'ciliumnetworkpolicies',
+    ['cnp', 'ciliumnp'],
+    true,
+    ['status'],
+    ['cilium', 'ciliumpolicy'],
+  ),
   r('cilium.io', 'v2', 'CiliumIdentity', 'ciliumidentities', ['ciliumid'], false, [], ['cilium']),
-  r('cilium.io', 'v2', 'CiliumEndpoint', 'ciliumendpoints', ['cep', 'ciliumep'], true, [], ['cilium']),
-  r('multicluster.x-k8s.io', 'v1alpha1', 'ServiceExport', 'serviceexports', ['svcex'], true, ['status']),
-  r('multicluster.x-k8s.io', 'v1alpha1', 'ServiceImport', 'serviceimports', ['svcim'], true, ['status']),
+  r(
+    'cilium.io',
+    'v2',
+    'CiliumEndpoint',
+    'ciliumendpoints',
+    ['cep', 'ciliumep'],
+    true,
+    [],
+    ['cilium'],
+  ),
+  r('multicluster.x-k8s.io', 'v1alpha1', 'ServiceExport', 'serviceexports', ['svcex'], true, [
+    'status',
+  ]),
+  r('multicluster.x-k8s.io', 'v1alpha1', 'ServiceImport', 'serviceimports', ['svcim'], true, [
+    'status',
+  ]),
 ];
 
 function r(
@@ -48,7 +70,17 @@ function r(
   subresources: string[],
   categories: string[] = [],
 ): ResourceInfo {
-  return { group, version, kind, plural, singular: kind.toLowerCase(), shortNames, namespaced, subresources, categories };
+  return {
+    group,
+    version,
+    kind,
+    plural,
+    singular: kind.toLowerCase(),
+    shortNames,
+    namespaced,
+    subresources,
+    categories,
+  };
 }
 
 /** The verbs every resource supports. */
@@ -64,7 +96,9 @@ export function apiVersionOf(info: Pick<ResourceInfo, 'group' | 'version'>): str
 /** Splits an apiVersion into group and version ("v1" -> group ""). */
 export function parseApiVersion(apiVersion: string): { group: string; version: string } {
   const i = apiVersion.indexOf('/');
-  return i < 0 ? { group: '', version: apiVersion } : { group: apiVersion.slice(0, i), version: apiVersion.slice(i + 1) };
+  return i < 0
+    ? { group: '', version: apiVersion }
+    : { group: apiVersion.slice(0, i), version: apiVersion.slice(i + 1) };
 }
 
 /** Finds the resource for an apiVersion + kind; undefined if not served. */
@@ -74,7 +108,11 @@ export function resourceForKind(apiVersion: string, kind: string): ResourceInfo 
 }
 
 /** Finds the resource served at group/version/plural. */
-export function resourceForPath(group: string, version: string, plural: string): ResourceInfo | undefined {
+export function resourceForPath(
+  group: string,
+  version: string,
+  plural: string,
+): ResourceInfo | undefined {
   return RESOURCES.find((x) => x.group === group && x.version === version && x.plural === plural);
 }
 
@@ -99,7 +137,10 @@ export function servedGroups(): Array<{ group: string; versions: string[] }> {
 export function resolveResourceName(name: string): ResourceInfo {
   const n = name.toLowerCase();
   const matches = (x: ResourceInfo, word: string) =>
-    word === x.plural || word === x.singular || word === x.kind.toLowerCase() || x.shortNames.includes(word);
+    word === x.plural ||
+    word === x.singular ||
+    word === x.kind.toLowerCase() ||
+    x.shortNames.includes(word);
   for (const x of RESOURCES) if (matches(x, n)) return x;
   const dot = n.indexOf('.');
   if (dot > 0) {
@@ -107,12 +148,21 @@ export function resolveResourceName(name: string): ResourceInfo {
     const rest = n.slice(dot + 1);
     for (const x of RESOURCES) {
       if (!matches(x, word)) continue;
-      if (rest === x.group || rest === `${x.version}.${x.group}` || (x.group === '' && rest === x.version)) return x;
+      if (
+        rest === x.group ||
+        rest === `${x.version}.${x.group}` ||
+        (x.group === '' && rest === x.version)
+      )
+        return x;
     }
   }
-  throw new TendrilError('k8s.UnknownResource', `the server doesn't have a resource type "${name}"`, {
-    hint: `known resource types: ${RESOURCES.map((x) => x.plural + (x.shortNames[0] ? ` (${x.shortNames[0]})` : '')).join(', ')}`,
-  });
+  throw new TendrilError(
+    'k8s.UnknownResource',
+    `the server doesn't have a resource type "${name}"`,
+    {
+      hint: `known resource types: ${RESOURCES.map((x) => x.plural + (x.shortNames[0] ? ` (${x.shortNames[0]})` : '')).join(', ')}`,
+    },
+  );
 }
 
 /** The URL path of a collection or object: /api/v1/namespaces/ns/pods[/name[/sub]]. */
@@ -122,7 +172,8 @@ export function resourcePath(
 ): string {
   const base = info.group ? `/apis/${info.group}/${info.version}` : `/api/${info.version}`;
   let p = base;
-  if (info.namespaced && options.namespace) p += `/namespaces/${encodeURIComponent(options.namespace)}`;
+  if (info.namespaced && options.namespace)
+    p += `/namespaces/${encodeURIComponent(options.namespace)}`;
   p += `/${info.plural}`;
   if (options.name !== undefined) p += `/${encodeURIComponent(options.name)}`;
   if (options.subresource) p += `/${options.subresource}`;

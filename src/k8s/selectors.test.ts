@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fromLabelSelector, matchesFields, matchesSelector, parseFieldSelector, parseLabelSelector } from './selectors.js';
+import {
+  fromLabelSelector,
+  matchesFields,
+  matchesSelector,
+  parseFieldSelector,
+  parseLabelSelector,
+} from './selectors.js';
 import { ApiError } from './status.js';
 
 describe('label selectors', () => {
   const l = { app: 'web', tier: 'front', 'example.com/x': 'y' };
-  const m = (s: string, labels: Record<string, string> = l) => matchesSelector(parseLabelSelector(s), labels);
+  const m = (s: string, labels: Record<string, string> = l) =>
+    matchesSelector(parseLabelSelector(s), labels);
   it('supports =, ==, !=, in, notin, exists and !key', () => {
     assert.ok(m('app=web'));
     assert.ok(m('app==web,tier=front'));
@@ -23,11 +30,21 @@ describe('label selectors', () => {
   });
   it('rejects malformed selectors with 400', () => {
     for (const bad of ['app in db', 'app=(x', 'app in ()', '=x', 'a b']) {
-      assert.throws(() => parseLabelSelector(bad), (e: unknown) => e instanceof ApiError && e.httpCode === 400, bad);
+      assert.throws(
+        () => parseLabelSelector(bad),
+        (e: unknown) => e instanceof ApiError && e.httpCode === 400,
+        bad,
+      );
     }
   });
   it('converts LabelSelector objects', () => {
-    const sel = fromLabelSelector({ matchLabels: { app: 'web' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['front'] }, { key: 'canary', operator: 'DoesNotExist' }] });
+    const sel = fromLabelSelector({
+      matchLabels: { app: 'web' },
+      matchExpressions: [
+        { key: 'tier', operator: 'In', values: ['front'] },
+        { key: 'canary', operator: 'DoesNotExist' },
+      ],
+    });
     assert.ok(matchesSelector(sel, l));
     assert.ok(!matchesSelector(sel, { ...l, canary: 'true' }));
   });
@@ -41,6 +58,9 @@ describe('field selectors', () => {
     assert.ok(matchesFields(parseFieldSelector('metadata.name==b'), { name: 'b' }));
   });
   it('refuses other fields naming the supported ones', () => {
-    assert.throws(() => parseFieldSelector('spec.nodeName=x'), /field label not supported: spec.nodeName/);
+    assert.throws(
+      () => parseFieldSelector('spec.nodeName=x'),
+      /field label not supported: spec.nodeName/,
+    );
   });
 });

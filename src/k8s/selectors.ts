@@ -15,7 +15,8 @@ export interface Requirement {
 /** A parsed selector: every requirement must hold. Empty matches everything. */
 export type Selector = Requirement[];
 
-const KEY_RE = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const KEY_RE =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
 /**
  * Parses a label selector string.
@@ -43,8 +44,12 @@ export function parseLabelSelector(text: string): Selector {
       i++;
     }
     const key = readWord();
-    if (!key) throw badRequest(`unable to parse requirement: found '${s[i] ?? 'end of string'}', expected: identifier`);
-    if (!KEY_RE.test(key) || key.length > 317) throw badRequest(`unable to parse requirement: invalid label key "${key}"`);
+    if (!key)
+      throw badRequest(
+        `unable to parse requirement: found '${s[i] ?? 'end of string'}', expected: identifier`,
+      );
+    if (!KEY_RE.test(key) || key.length > 317)
+      throw badRequest(`unable to parse requirement: invalid label key "${key}"`);
     skipWs();
     if (neg) {
       out.push({ key, op: '!', values: [] });
@@ -58,9 +63,15 @@ export function parseLabelSelector(text: string): Selector {
       out.push({ key, op, values: [v] });
     } else {
       const word = readWord().toLowerCase();
-      if (word !== 'in' && word !== 'notin') throw badRequest(`unable to parse requirement: found '${word}', expected: in, notin, =, ==, !=`);
+      if (word !== 'in' && word !== 'notin')
+        throw badRequest(
+          `unable to parse requirement: found '${word}', expected: in, notin, =, ==, !=`,
+        );
       skipWs();
-      if (s[i] !== '(') throw badRequest(`unable to parse requirement: found '${s[i] ?? 'end of string'}', expected: '('`);
+      if (s[i] !== '(')
+        throw badRequest(
+          `unable to parse requirement: found '${s[i] ?? 'end of string'}', expected: '('`,
+        );
       i++;
       const values: string[] = [];
       while (true) {
@@ -76,14 +87,18 @@ export function parseLabelSelector(text: string): Selector {
           i++;
           break;
         }
-        throw badRequest(`unable to parse requirement: found '${s[i] ?? 'end of string'}', expected: ',' or ')'`);
+        throw badRequest(
+          `unable to parse requirement: found '${s[i] ?? 'end of string'}', expected: ',' or ')'`,
+        );
       }
-      if (word === 'in' && values.length === 0) throw badRequest(`for 'in' operator, values set can't be empty`);
+      if (word === 'in' && values.length === 0)
+        throw badRequest(`for 'in' operator, values set can't be empty`);
       out.push({ key, op: word, values });
     }
     skipWs();
     if (i < s.length) {
-      if (s[i] !== ',') throw badRequest(`unable to parse requirement: found '${s[i]}', expected: ','`);
+      if (s[i] !== ',')
+        throw badRequest(`unable to parse requirement: found '${s[i]}', expected: ','`);
       i++;
     }
   }
@@ -98,7 +113,10 @@ function checkValue(v: string): void {
 }
 
 /** True if the labels satisfy every requirement. */
-export function matchesSelector(sel: Selector, labels: Record<string, string> | undefined): boolean {
+export function matchesSelector(
+  sel: Selector,
+  labels: Record<string, string> | undefined,
+): boolean {
   const l = labels ?? {};
   for (const r of sel) {
     const has = Object.prototype.hasOwnProperty.call(l, r.key);
@@ -126,15 +144,22 @@ export function matchesSelector(sel: Selector, labels: Record<string, string> | 
 /** The LabelSelector object of Deployments and policies. */
 export interface LabelSelector {
   matchLabels?: Record<string, string>;
-  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+  matchExpressions?: Array<{
+    key: string;
+    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+    values?: string[];
+  }>;
 }
 
 /** Converts a LabelSelector object to requirements. An empty object selects everything. */
 export function fromLabelSelector(ls: LabelSelector | undefined): Selector {
   const out: Selector = [];
-  for (const [k, v] of Object.entries(ls?.matchLabels ?? {})) out.push({ key: k, op: '=', values: [v] });
+  for (const [k, v] of Object.entries(ls?.matchLabels ?? {}))
+    out.push({ key: k, op: '=', values: [v] });
   for (const e of ls?.matchExpressions ?? []) {
-    const op = ({ In: 'in', NotIn: 'notin', Exists: 'exists', DoesNotExist: '!' } as const)[e.operator];
+    const op = ({ In: 'in', NotIn: 'notin', Exists: 'exists', DoesNotExist: '!' } as const)[
+      e.operator
+    ];
     if (!op) throw badRequest(`"${e.operator}" is not a valid label selector operator`);
     out.push({ key: e.key, op, values: e.values ?? [] });
   }
@@ -168,7 +193,11 @@ export function formatSelector(sel: Selector): string {
 }
 
 /** A parsed field selector: metadata.name / metadata.namespace with =, == or !=. */
-export type FieldSelector = Array<{ field: 'metadata.name' | 'metadata.namespace'; op: '=' | '!='; value: string }>;
+export type FieldSelector = Array<{
+  field: 'metadata.name' | 'metadata.namespace';
+  op: '=' | '!=';
+  value: string;
+}>;
 
 /**
  * Parses a field selector. Only metadata.name and metadata.namespace are supported.
@@ -183,7 +212,9 @@ export function parseFieldSelector(text: string): FieldSelector {
     if (!m) throw badRequest(`invalid selector: '${p}'; can't understand '${p}'`);
     const field = m[1]!;
     if (field !== 'metadata.name' && field !== 'metadata.namespace') {
-      throw badRequest(`field label not supported: ${field} (supported: metadata.name, metadata.namespace)`);
+      throw badRequest(
+        `field label not supported: ${field} (supported: metadata.name, metadata.namespace)`,
+      );
     }
     out.push({ field, op: m[2] === '!=' ? '!=' : '=', value: m[3]! });
   }
@@ -191,7 +222,10 @@ export function parseFieldSelector(text: string): FieldSelector {
 }
 
 /** True if the object's metadata satisfies the field selector. */
-export function matchesFields(sel: FieldSelector, meta: { name?: string; namespace?: string }): boolean {
+export function matchesFields(
+  sel: FieldSelector,
+  meta: { name?: string; namespace?: string },
+): boolean {
   for (const r of sel) {
     const v = (r.field === 'metadata.name' ? meta.name : meta.namespace) ?? '';
     if ((v === r.value) !== (r.op === '=')) return false;

@@ -69,14 +69,29 @@ export function failure(
   message: string,
   details?: Status['details'],
 ): Status {
-  const s: Status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+  const s: Status = {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    code,
+  };
   if (details) s.details = details;
   return s;
 }
 
 /** Builds a success Status (e.g. the answer to a delete of a kind that returns no object). */
 export function success(details?: Status['details']): Status {
-  const s: Status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', message: '', code: 200 };
+  const s: Status = {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Success',
+    message: '',
+    code: 200,
+  };
   if (details) s.details = details;
   return s;
 }
@@ -94,14 +109,22 @@ function qualified(r: QualifiedResource): string {
 /** 404: `pods "x" not found`. */
 export function notFound(r: QualifiedResource, name: string): ApiError {
   return new ApiError(
-    failure(404, 'NotFound', `${qualified(r)} "${name}" not found`, { name, group: r.group, kind: r.plural }),
+    failure(404, 'NotFound', `${qualified(r)} "${name}" not found`, {
+      name,
+      group: r.group,
+      kind: r.plural,
+    }),
   );
 }
 
 /** 409: `pods "x" already exists`. */
 export function alreadyExists(r: QualifiedResource, name: string): ApiError {
   return new ApiError(
-    failure(409, 'AlreadyExists', `${qualified(r)} "${name}" already exists`, { name, group: r.group, kind: r.plural }),
+    failure(409, 'AlreadyExists', `${qualified(r)} "${name}" already exists`, {
+      name,
+      group: r.group,
+      kind: r.plural,
+    }),
   );
 }
 
@@ -134,7 +157,12 @@ export function internalError(message: string, cause?: unknown): ApiError {
 /** A field error, as field.ErrorList entries. */
 export interface FieldError {
   /** `FieldValueInvalid`, `FieldValueRequired`, `FieldValueNotSupported`, `FieldValueDuplicate`, `FieldValueForbidden`. */
-  type: 'FieldValueInvalid' | 'FieldValueRequired' | 'FieldValueNotSupported' | 'FieldValueDuplicate' | 'FieldValueForbidden';
+  type:
+    | 'FieldValueInvalid'
+    | 'FieldValueRequired'
+    | 'FieldValueNotSupported'
+    | 'FieldValueDuplicate'
+    | 'FieldValueForbidden';
   field: string;
   /** The offending value (omitted for Required). */
   value?: unknown;
@@ -177,7 +205,11 @@ export function invalid(kind: string, group: string, name: string, errors: Field
       name,
       group,
       kind,
-      causes: errors.map((e) => ({ reason: e.type, message: formatFieldError(e).slice(e.field.length + 2), field: e.field })),
+      causes: errors.map((e) => ({
+        reason: e.type,
+        message: formatFieldError(e).slice(e.field.length + 2),
+        field: e.field,
+      })),
     }),
   );
 }

@@ -115,13 +115,28 @@ class Errs {
  * @throws ApiError 400 BadRequest naming the unknown kind or version.
  */
 export function requireKnownKind(obj: unknown): ResourceInfo {
-  if (!isPlainObject(obj)) throw new ApiError(failure(400, 'BadRequest', 'Object is not a map: expected a YAML/JSON object'));
+  if (!isPlainObject(obj))
+    throw new ApiError(
+      failure(400, 'BadRequest', 'Object is not a map: expected a YAML/JSON object'),
+    );
   const { apiVersion, kind } = obj as { apiVersion?: unknown; kind?: unknown };
   if (typeof apiVersion !== 'string' || apiVersion === '') {
-    throw new ApiError(failure(400, 'BadRequest', `Object 'apiVersion' is missing in '${JSON.stringify(obj).slice(0, 120)}'`));
+    throw new ApiError(
+      failure(
+        400,
+        'BadRequest',
+        `Object 'apiVersion' is missing in '${JSON.stringify(obj).slice(0, 120)}'`,
+      ),
+    );
   }
   if (typeof kind !== 'string' || kind === '') {
-    throw new ApiError(failure(400, 'BadRequest', `Object 'Kind' is missing in '${JSON.stringify(obj).slice(0, 120)}'`));
+    throw new ApiError(
+      failure(
+        400,
+        'BadRequest',
+        `Object 'Kind' is missing in '${JSON.stringify(obj).slice(0, 120)}'`,
+      ),
+    );
   }
   const info = resourceForKind(apiVersion, kind);
   if (!info) {
@@ -137,8 +152,16 @@ export function requireKnownKind(obj: unknown): ResourceInfo {
 }
 
 function servedKindsText(): string {
-  return ['v1 Namespace', 'v1 Node', 'v1 Pod', 'v1 Service', 'discovery.k8s.io/v1 EndpointSlice', 'apps/v1 Deployment',
-    'cilium.io/v2 CiliumNetworkPolicy|CiliumIdentity|CiliumEndpoint', 'multicluster.x-k8s.io/v1alpha1 ServiceExport|ServiceImport'].join(', ');
+  return [
+    'v1 Namespace',
+    'v1 Node',
+    'v1 Pod',
+    'v1 Service',
+    'discovery.k8s.io/v1 EndpointSlice',
+    'apps/v1 Deployment',
+    'cilium.io/v2 CiliumNetworkPolicy|CiliumIdentity|CiliumEndpoint',
+    'multicluster.x-k8s.io/v1alpha1 ServiceExport|ServiceImport',
+  ].join(', ');
 }
 
 /** Options for validateObject. */
@@ -158,12 +181,22 @@ export function validateObject(obj: KubeObject, options: ValidateOptions = {}): 
   const v = VALIDATORS[info.kind];
   if (v) v(obj, e);
   if (e.list.length) {
-    throw invalid(info.kind, info.group, obj.metadata?.name ?? obj.metadata?.generateName ?? '', e.list);
+    throw invalid(
+      info.kind,
+      info.group,
+      obj.metadata?.name ?? obj.metadata?.generateName ?? '',
+      e.list,
+    );
   }
   return info;
 }
 
-function validateMeta(obj: KubeObject, info: ResourceInfo, e: Errs, options: ValidateOptions): void {
+function validateMeta(
+  obj: KubeObject,
+  info: ResourceInfo,
+  e: Errs,
+  options: ValidateOptions,
+): void {
   const m = obj.metadata;
   if (!isPlainObject(m)) {
     e.required('metadata');
@@ -171,26 +204,33 @@ function validateMeta(obj: KubeObject, info: ResourceInfo, e: Errs, options: Val
   }
   const labelNamed = info.kind === 'Namespace' || info.kind === 'Service';
   if (m.name === undefined || m.name === '') {
-    if (!(options.allowGenerateName && m.generateName)) e.required('metadata.name', 'name or generateName is required');
+    if (!(options.allowGenerateName && m.generateName))
+      e.required('metadata.name', 'name or generateName is required');
     else if (typeof m.generateName === 'string') {
       // generateName gets 5 random characters appended; validate the prefix loosely.
       const probe = m.generateName + 'abcde';
-      for (const msg of labelNamed ? dns1123LabelErrors(probe) : dns1123SubdomainErrors(probe)) e.invalid('metadata.generateName', m.generateName, msg);
+      for (const msg of labelNamed ? dns1123LabelErrors(probe) : dns1123SubdomainErrors(probe))
+        e.invalid('metadata.generateName', m.generateName, msg);
     }
   } else if (typeof m.name !== 'string') {
     e.invalid('metadata.name', m.name, 'must be a string');
   } else {
-    for (const msg of labelNamed ? dns1123LabelErrors(m.name) : dns1123SubdomainErrors(m.name)) e.invalid('metadata.name', m.name, msg);
+    for (const msg of labelNamed ? dns1123LabelErrors(m.name) : dns1123SubdomainErrors(m.name))
+      e.invalid('metadata.name', m.name, msg);
   }
   if (m.namespace !== undefined && m.namespace !== '') {
     if (!info.namespaced) {
       // Kubernetes ignores/clears namespace for cluster-scoped kinds; so do we (defaulting clears it).
-    } else if (typeof m.namespace !== 'string') e.invalid('metadata.namespace', m.namespace, 'must be a string');
-    else for (const msg of dns1123LabelErrors(m.namespace)) e.invalid('metadata.namespace', m.namespace, msg);
+    } else if (typeof m.namespace !== 'string')
+      e.invalid('metadata.namespace', m.namespace, 'must be a string');
+    else
+      for (const msg of dns1123LabelErrors(m.namespace))
+        e.invalid('metadata.namespace', m.namespace, msg);
   }
   validateLabels(m.labels, 'metadata.labels', e);
   if (m.annotations !== undefined) {
-    if (!isPlainObject(m.annotations)) e.invalid('metadata.annotations', m.annotations, 'must be a map of string to string');
+    if (!isPlainObject(m.annotations))
+      e.invalid('metadata.annotations', m.annotations, 'must be a map of string to string');
     else
       for (const [k, v] of Object.entries(m.annotations)) {
         for (const msg of qualifiedNameErrors(k)) e.invalid('metadata.annotations', k, msg);
@@ -198,7 +238,8 @@ function validateMeta(obj: KubeObject, info: ResourceInfo, e: Errs, options: Val
       }
   }
   if (m.ownerReferences !== undefined) {
-    if (!Array.isArray(m.ownerReferences)) e.invalid('metadata.ownerReferences', m.ownerReferences, 'must be a list');
+    if (!Array.isArray(m.ownerReferences))
+      e.invalid('metadata.ownerReferences', m.ownerReferences, 'must be a list');
     else
       m.ownerReferences.forEach((r, i) => {
         const f = `metadata.ownerReferences[${i}]`;
@@ -218,7 +259,12 @@ function validateLabels(labels: unknown, field: string, e: Errs): void {
   }
   for (const [k, v] of Object.entries(labels)) {
     for (const msg of qualifiedNameErrors(k)) e.invalid(field, k, msg);
-    if (typeof v !== 'string') e.invalid(`${field}[${k}]`, v, 'must be a string (quote values such as "true" or "80" in YAML)');
+    if (typeof v !== 'string')
+      e.invalid(
+        `${field}[${k}]`,
+        v,
+        'must be a string (quote values such as "true" or "80" in YAML)',
+      );
     else for (const msg of labelValueErrors(v)) e.invalid(field, v, msg);
   }
 }
@@ -228,7 +274,8 @@ function validPort(v: unknown, field: string, e: Errs, allowZero = false): void 
     e.invalid(field, v, 'must be an integer');
     return;
   }
-  if (v < (allowZero ? 0 : 1) || v > 65535) e.invalid(field, v, `must be between ${allowZero ? 0 : 1} and 65535, inclusive`);
+  if (v < (allowZero ? 0 : 1) || v > 65535)
+    e.invalid(field, v, `must be between ${allowZero ? 0 : 1} and 65535, inclusive`);
 }
 
 const PROTOCOLS = ['SCTP', 'TCP', 'UDP'];
@@ -249,23 +296,42 @@ function validatePodSpec(spec: unknown, path: string, e: Errs): void {
     e.required(`${path}.containers`);
   } else {
     const names = new Set<string>();
-    containers.forEach((c: unknown, i: number) => validateContainer(c, `${path}.containers[${i}]`, names, e));
+    containers.forEach((c: unknown, i: number) =>
+      validateContainer(c, `${path}.containers[${i}]`, names, e),
+    );
   }
   if (spec.initContainers !== undefined) {
-    if (!Array.isArray(spec.initContainers)) e.invalid(`${path}.initContainers`, spec.initContainers, 'must be a list');
+    if (!Array.isArray(spec.initContainers))
+      e.invalid(`${path}.initContainers`, spec.initContainers, 'must be a list');
     else {
       const names = new Set<string>();
-      spec.initContainers.forEach((c: unknown, i: number) => validateContainer(c, `${path}.initContainers[${i}]`, names, e));
+      spec.initContainers.forEach((c: unknown, i: number) =>
+        validateContainer(c, `${path}.initContainers[${i}]`, names, e),
+      );
     }
   }
-  if (spec.restartPolicy !== undefined && !['Always', 'OnFailure', 'Never'].includes(spec.restartPolicy as string)) {
+  if (
+    spec.restartPolicy !== undefined &&
+    !['Always', 'OnFailure', 'Never'].includes(spec.restartPolicy as string)
+  ) {
     e.notSupported(`${path}.restartPolicy`, spec.restartPolicy, ['Always', 'OnFailure', 'Never']);
   }
   if (spec.nodeName !== undefined && spec.nodeName !== '' && typeof spec.nodeName === 'string') {
-    for (const msg of dns1123SubdomainErrors(spec.nodeName)) e.invalid(`${path}.nodeName`, spec.nodeName, msg);
+    for (const msg of dns1123SubdomainErrors(spec.nodeName))
+      e.invalid(`${path}.nodeName`, spec.nodeName, msg);
   }
-  if (spec.dnsPolicy !== undefined && !['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'].includes(spec.dnsPolicy as string)) {
-    e.notSupported(`${path}.dnsPolicy`, spec.dnsPolicy, ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None']);
+  if (
+    spec.dnsPolicy !== undefined &&
+    !['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'].includes(
+      spec.dnsPolicy as string,
+    )
+  ) {
+    e.notSupported(`${path}.dnsPolicy`, spec.dnsPolicy, [
+      'ClusterFirst',
+      'ClusterFirstWithHostNet',
+      'Default',
+      'None',
+    ]);
   }
 }
 
@@ -283,7 +349,8 @@ function validateContainer(c: unknown, f: string, names: Set<string>, e: Errs): 
   if (typeof c.image !== 'string' || c.image.trim() === '') e.required(`${f}.image`);
   for (const key of ['command', 'args'] as const) {
     const v = c[key];
-    if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))) e.invalid(`${f}.${key}`, v, 'must be a list of strings');
+    if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'string')))
+      e.invalid(`${f}.${key}`, v, 'must be a list of strings');
   }
   if (c.ports !== undefined) {
     if (!Array.isArray(c.ports)) e.invalid(`${f}.ports`, c.ports, 'must be a list');
@@ -294,11 +361,22 @@ function validateContainer(c: unknown, f: string, names: Set<string>, e: Errs): 
         if (!isPlainObject(p)) return e.invalid(pf, p, 'must be an object');
         if (p.containerPort === undefined) e.required(`${pf}.containerPort`);
         else validPort(p.containerPort, `${pf}.containerPort`, e);
-        if (p.hostPort !== undefined && p.hostPort !== 0) validPort(p.hostPort, `${pf}.hostPort`, e);
+        if (p.hostPort !== undefined && p.hostPort !== 0)
+          validPort(p.hostPort, `${pf}.hostPort`, e);
         validProtocol(p.protocol, `${pf}.protocol`, e);
         if (p.name !== undefined) {
-          if (typeof p.name !== 'string' || p.name.length > 15 || !IANA_SVC_NAME.test(p.name) || !/[a-z]/.test(p.name) || p.name.includes('--')) {
-            e.invalid(`${pf}.name`, p.name, 'must be no more than 15 characters, contain only lowercase letters, digits and hyphens, contain at least one letter (a-z), and not start, end or contain "--"');
+          if (
+            typeof p.name !== 'string' ||
+            p.name.length > 15 ||
+            !IANA_SVC_NAME.test(p.name) ||
+            !/[a-z]/.test(p.name) ||
+            p.name.includes('--')
+          ) {
+            e.invalid(
+              `${pf}.name`,
+              p.name,
+              'must be no more than 15 characters, contain only lowercase letters, digits and hyphens, contain at least one letter (a-z), and not start, end or contain "--"',
+            );
           } else if (pnames.has(p.name)) e.duplicate(`${pf}.name`, p.name);
           else pnames.add(p.name);
         }
@@ -309,7 +387,8 @@ function validateContainer(c: unknown, f: string, names: Set<string>, e: Errs): 
     if (!Array.isArray(c.env)) e.invalid(`${f}.env`, c.env, 'must be a list');
     else
       c.env.forEach((v: unknown, j: number) => {
-        if (!isPlainObject(v) || typeof v.name !== 'string' || v.name === '') e.required(`${f}.env[${j}].name`);
+        if (!isPlainObject(v) || typeof v.name !== 'string' || v.name === '')
+          e.required(`${f}.env[${j}].name`);
       });
   }
 }
@@ -317,14 +396,18 @@ function validateContainer(c: unknown, f: string, names: Set<string>, e: Errs): 
 function validateDeployment(o: KubeObject, e: Errs): void {
   const spec = o.spec;
   if (!isPlainObject(spec)) return e.required('spec');
-  if (spec.replicas !== undefined && (!Number.isInteger(spec.replicas) || (spec.replicas as number) < 0)) {
+  if (
+    spec.replicas !== undefined &&
+    (!Number.isInteger(spec.replicas) || (spec.replicas as number) < 0)
+  ) {
     e.invalid('spec.replicas', spec.replicas, 'must be greater than or equal to 0');
   }
   const sel = spec.selector as LabelSelector | undefined;
   if (!isPlainObject(sel)) e.required('spec.selector');
   else {
     validateLabels(sel.matchLabels, 'spec.selector.matchLabels', e);
-    if (!sel.matchLabels && !sel.matchExpressions) e.invalid('spec.selector', sel, 'empty selector is invalid for deployment');
+    if (!sel.matchLabels && !sel.matchExpressions)
+      e.invalid('spec.selector', sel, 'empty selector is invalid for deployment');
   }
   const tpl = spec.template;
   if (!isPlainObject(tpl)) return e.required('spec.template');
@@ -332,15 +415,25 @@ function validateDeployment(o: KubeObject, e: Errs): void {
   validateLabels(tmeta.labels, 'spec.template.metadata.labels', e);
   if (isPlainObject(sel) && (sel.matchLabels || sel.matchExpressions)) {
     try {
-      if (!matchesSelector(fromLabelSelector(sel), tmeta.labels as Record<string, string> | undefined)) {
-        e.invalid('spec.template.metadata.labels', tmeta.labels ?? {}, '`selector` does not match template `labels`');
+      if (
+        !matchesSelector(fromLabelSelector(sel), tmeta.labels as Record<string, string> | undefined)
+      ) {
+        e.invalid(
+          'spec.template.metadata.labels',
+          tmeta.labels ?? {},
+          '`selector` does not match template `labels`',
+        );
       }
     } catch (err) {
       e.invalid('spec.selector', sel, err instanceof Error ? err.message : String(err));
     }
   }
   validatePodSpec(tpl.spec, 'spec.template.spec', e);
-  if (isPlainObject(tpl.spec) && tpl.spec.restartPolicy !== undefined && tpl.spec.restartPolicy !== 'Always') {
+  if (
+    isPlainObject(tpl.spec) &&
+    tpl.spec.restartPolicy !== undefined &&
+    tpl.spec.restartPolicy !== 'Always'
+  ) {
     e.notSupported('spec.template.spec.restartPolicy', tpl.spec.restartPolicy, ['Always']);
   }
 }
@@ -355,7 +448,11 @@ function validateService(o: KubeObject, e: Errs): void {
   const headless = spec.clusterIP === 'None';
   if (spec.clusterIP !== undefined && spec.clusterIP !== '' && !headless) {
     if (typeof spec.clusterIP !== 'string' || isIP(spec.clusterIP) === 0) {
-      e.invalid('spec.clusterIP', spec.clusterIP, 'must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)');
+      e.invalid(
+        'spec.clusterIP',
+        spec.clusterIP,
+        'must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)',
+      );
     }
   }
   const ports = spec.ports;
@@ -385,27 +482,45 @@ function validateService(o: KubeObject, e: Errs): void {
         else if (typeof tp === 'string') {
           if (/^\d+$/.test(tp)) validPort(Number(tp), `${f}.targetPort`, e);
           else if (tp.length > 15 || !IANA_SVC_NAME.test(tp) || !/[a-z]/.test(tp)) {
-            e.invalid(`${f}.targetPort`, tp, 'must be a port number between 1 and 65535 or an IANA service name (at most 15 lowercase letters, digits and hyphens)');
+            e.invalid(
+              `${f}.targetPort`,
+              tp,
+              'must be a port number between 1 and 65535 or an IANA service name (at most 15 lowercase letters, digits and hyphens)',
+            );
           }
         } else e.invalid(`${f}.targetPort`, tp, 'must be a number or a port name');
       }
       if (p.nodePort !== undefined && p.nodePort !== 0) {
         validPort(p.nodePort, `${f}.nodePort`, e);
-        if (type === 'ClusterIP') e.list.push({ type: 'FieldValueForbidden', field: `${f}.nodePort`, detail: 'may not be used when `type` is \'ClusterIP\'' });
+        if (type === 'ClusterIP')
+          e.list.push({
+            type: 'FieldValueForbidden',
+            field: `${f}.nodePort`,
+            detail: "may not be used when `type` is 'ClusterIP'",
+          });
       }
     });
   }
-  if (spec.selector !== undefined && spec.selector !== null) validateLabels(spec.selector, 'spec.selector', e);
-  if (spec.sessionAffinity !== undefined && !['ClientIP', 'None'].includes(spec.sessionAffinity as string)) {
+  if (spec.selector !== undefined && spec.selector !== null)
+    validateLabels(spec.selector, 'spec.selector', e);
+  if (
+    spec.sessionAffinity !== undefined &&
+    !['ClientIP', 'None'].includes(spec.sessionAffinity as string)
+  ) {
     e.notSupported('spec.sessionAffinity', spec.sessionAffinity, ['ClientIP', 'None']);
   }
-  if (type === 'ExternalName' && (typeof spec.externalName !== 'string' || spec.externalName === '')) e.required('spec.externalName');
+  if (
+    type === 'ExternalName' &&
+    (typeof spec.externalName !== 'string' || spec.externalName === '')
+  )
+    e.required('spec.externalName');
 }
 
 function validateEndpointSlice(o: KubeObject, e: Errs): void {
   const at = o.addressType;
   if (at === undefined) e.required('addressType');
-  else if (!['IPv4', 'IPv6', 'FQDN'].includes(at as string)) e.notSupported('addressType', at, ['FQDN', 'IPv4', 'IPv6']);
+  else if (!['IPv4', 'IPv6', 'FQDN'].includes(at as string))
+    e.notSupported('addressType', at, ['FQDN', 'IPv4', 'IPv6']);
   const eps = o.endpoints;
   if (eps !== undefined && eps !== null) {
     if (!Array.isArray(eps)) e.invalid('endpoints', eps, 'must be a list');
@@ -414,15 +529,19 @@ function validateEndpointSlice(o: KubeObject, e: Errs): void {
         const f = `endpoints[${i}]`;
         if (!isPlainObject(ep)) return e.invalid(f, ep, 'must be an object');
         const addrs = ep.addresses;
-        if (!Array.isArray(addrs) || addrs.length === 0) e.required(`${f}.addresses`, 'must contain at least 1 address');
-        else if (addrs.length > 100) e.invalid(`${f}.addresses`, addrs.length, 'must have at most 100 addresses');
+        if (!Array.isArray(addrs) || addrs.length === 0)
+          e.required(`${f}.addresses`, 'must contain at least 1 address');
+        else if (addrs.length > 100)
+          e.invalid(`${f}.addresses`, addrs.length, 'must have at most 100 addresses');
         else
           addrs.forEach((a: unknown, j: number) => {
             const want = at === 'IPv6' ? 6 : at === 'IPv4' ? 4 : 0;
-            if (want && (typeof a !== 'string' || isIP(a) !== want)) e.invalid(`${f}.addresses[${j}]`, a, `must be a valid ${at} address`);
+            if (want && (typeof a !== 'string' || isIP(a) !== want))
+              e.invalid(`${f}.addresses[${j}]`, a, `must be a valid ${at} address`);
           });
         if (ep.nodeName !== undefined && typeof ep.nodeName === 'string') {
-          for (const msg of dns1123SubdomainErrors(ep.nodeName)) e.invalid(`${f}.nodeName`, ep.nodeName, msg);
+          for (const msg of dns1123SubdomainErrors(ep.nodeName))
+            e.invalid(`${f}.nodeName`, ep.nodeName, msg);
         }
       });
   }
@@ -446,12 +565,25 @@ function validateNode(o: KubeObject, e: Errs): void {
   const spec = o.spec;
   if (spec === undefined) return;
   if (!isPlainObject(spec)) return e.invalid('spec', spec, 'must be an object');
-  if (spec.podCIDR !== undefined && spec.podCIDR !== '' && (typeof spec.podCIDR !== 'string' || !isCIDR(spec.podCIDR))) {
-    e.invalid('spec.podCIDR', spec.podCIDR, 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)');
+  if (
+    spec.podCIDR !== undefined &&
+    spec.podCIDR !== '' &&
+    (typeof spec.podCIDR !== 'string' || !isCIDR(spec.podCIDR))
+  ) {
+    e.invalid(
+      'spec.podCIDR',
+      spec.podCIDR,
+      'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)',
+    );
   }
   if (Array.isArray(spec.podCIDRs)) {
     spec.podCIDRs.forEach((c: unknown, i: number) => {
-      if (typeof c !== 'string' || !isCIDR(c)) e.invalid(`spec.podCIDRs[${i}]`, c, 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)');
+      if (typeof c !== 'string' || !isCIDR(c))
+        e.invalid(
+          `spec.podCIDRs[${i}]`,
+          c,
+          'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)',
+        );
     });
   }
 }
@@ -460,14 +592,16 @@ function validateNode(o: KubeObject, e: Errs): void {
 function validateCNP(o: KubeObject, e: Errs): void {
   const specs: Array<[string, unknown]> = [];
   if (o.spec !== undefined) specs.push(['spec', o.spec]);
-  if (Array.isArray(o.specs)) o.specs.forEach((s: unknown, i: number) => specs.push([`specs[${i}]`, s]));
+  if (Array.isArray(o.specs))
+    o.specs.forEach((s: unknown, i: number) => specs.push([`specs[${i}]`, s]));
   if (specs.length === 0) return e.required('spec', 'a CiliumNetworkPolicy needs spec or specs');
   for (const [path, s] of specs) {
     if (!isPlainObject(s)) {
       e.invalid(path, s, 'must be an object');
       continue;
     }
-    if (!isPlainObject(s.endpointSelector) && !isPlainObject(s.nodeSelector)) e.required(`${path}.endpointSelector`);
+    if (!isPlainObject(s.endpointSelector) && !isPlainObject(s.nodeSelector))
+      e.required(`${path}.endpointSelector`);
     for (const dir of ['ingress', 'egress', 'ingressDeny', 'egressDeny'] as const) {
       const rules = s[dir];
       if (rules === undefined) continue;
@@ -481,7 +615,8 @@ function validateCNP(o: KubeObject, e: Errs): void {
           const list = rule[key];
           if (Array.isArray(list))
             list.forEach((c: unknown, j: number) => {
-              if (typeof c !== 'string' || (!isCIDR(c) && isIP(c) === 0)) e.invalid(`${path}.${dir}[${i}].${key}[${j}]`, c, 'must be a valid CIDR');
+              if (typeof c !== 'string' || (!isCIDR(c) && isIP(c) === 0))
+                e.invalid(`${path}.${dir}[${i}].${key}[${j}]`, c, 'must be a valid CIDR');
             });
         }
         for (const key of ['fromCIDRSet', 'toCIDRSet']) {
@@ -489,7 +624,8 @@ function validateCNP(o: KubeObject, e: Errs): void {
           if (Array.isArray(list))
             list.forEach((c: unknown, j: number) => {
               const cidr = isPlainObject(c) ? c.cidr : undefined;
-              if (cidr !== undefined && (typeof cidr !== 'string' || !isCIDR(cidr))) e.invalid(`${path}.${dir}[${i}].${key}[${j}].cidr`, cidr, 'must be a valid CIDR');
+              if (cidr !== undefined && (typeof cidr !== 'string' || !isCIDR(cidr)))
+                e.invalid(`${path}.${dir}[${i}].${key}[${j}].cidr`, cidr, 'must be a valid CIDR');
             });
         }
         const ports = rule.toPorts;
@@ -500,10 +636,21 @@ function validateCNP(o: KubeObject, e: Errs): void {
               pl.forEach((p: unknown, k: number) => {
                 if (!isPlainObject(p)) return;
                 const f = `${path}.${dir}[${i}].toPorts[${j}].ports[${k}]`;
-                const port = typeof p.port === 'string' && /^\d+$/.test(p.port) ? Number(p.port) : p.port;
+                const port =
+                  typeof p.port === 'string' && /^\d+$/.test(p.port) ? Number(p.port) : p.port;
                 if (typeof port === 'number') validPort(port, `${f}.port`, e, true);
-                if (p.protocol !== undefined && !['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6', 'ANY'].includes(p.protocol as string)) {
-                  e.notSupported(`${f}.protocol`, p.protocol, ['ANY', 'ICMP', 'ICMPv6', 'SCTP', 'TCP', 'UDP']);
+                if (
+                  p.protocol !== undefined &&
+                  !['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6', 'ANY'].includes(p.protocol as string)
+                ) {
+                  e.notSupported(`${f}.protocol`, p.protocol, [
+                    'ANY',
+                    'ICMP',
+                    'ICMPv6',
+                    'SCTP',
+                    'TCP',
+                    'UDP',
+                  ]);
                 }
               });
           });

@@ -47,19 +47,37 @@ describe('lab API server (HTTP, disk store)', () => {
     const updated = await c.update(upd);
     assert.ok(Number(updated.metadata.resourceVersion) > Number(got.metadata.resourceVersion));
     const err = await rejectsWith(c.update(upd), 409, 'Conflict');
-    assert.match(err.message, /Operation cannot be fulfilled on services "web": the object has been modified/);
-    const patched = await c.patch('v1', 'Service', 'web', { metadata: { labels: { tier: null, extra: 'x' } } });
+    assert.match(
+      err.message,
+      /Operation cannot be fulfilled on services "web": the object has been modified/,
+    );
+    const patched = await c.patch('v1', 'Service', 'web', {
+      metadata: { labels: { tier: null, extra: 'x' } },
+    });
     assert.deepEqual(patched.metadata.labels, { app: 'web', extra: 'x' });
     // A no-op update does not bump the version.
     const same = await c.update(patched);
     assert.equal(same.metadata.resourceVersion, patched.metadata.resourceVersion);
-    const list = await c.list('v1', 'Service', { namespace: 'default', labelSelector: 'app in (web),extra' });
-    assert.deepEqual(list.items.map((i) => i.metadata.name), ['web']);
+    const list = await c.list('v1', 'Service', {
+      namespace: 'default',
+      labelSelector: 'app in (web),extra',
+    });
+    assert.deepEqual(
+      list.items.map((i) => i.metadata.name),
+      ['web'],
+    );
     const byField = await c.list('v1', 'Service', { fieldSelector: 'metadata.name=kubernetes' });
-    assert.deepEqual(byField.items.map((i) => i.spec.clusterIP), ['10.96.0.1']);
+    assert.deepEqual(
+      byField.items.map((i) => i.spec.clusterIP),
+      ['10.96.0.1'],
+    );
     await c.delete('v1', 'Service', 'web');
     await rejectsWith(c.get('v1', 'Service', 'web'), 404, 'NotFound');
-    await rejectsWith(c.create({ ...cm('x'), metadata: { name: 'x', namespace: 'nope' } }), 404, 'NotFound');
+    await rejectsWith(
+      c.create({ ...cm('x'), metadata: { name: 'x', namespace: 'nope' } }),
+      404,
+      'NotFound',
+    );
   });
 
   it('rejects invalid objects with 422 naming the field', async () => {
@@ -67,10 +85,19 @@ describe('lab API server (HTTP, disk store)', () => {
     servers.push(t);
     const bad = { ...cm('x'), spec: { ports: [{ port: 0 }] } };
     const err = await rejectsWith(t.client.create(bad), 422, 'Invalid');
-    assert.equal(err.message, 'Service "x" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive');
-    const taken = await rejectsWith(t.client.create({ ...cm('y'), spec: { clusterIP: '10.96.0.1', ports: [{ port: 80 }] } }), 422);
+    assert.equal(
+      err.message,
+      'Service "x" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive',
+    );
+    const taken = await rejectsWith(
+      t.client.create({ ...cm('y'), spec: { clusterIP: '10.96.0.1', ports: [{ port: 80 }] } }),
+      422,
+    );
     assert.match(taken.message, /provided IP is already allocated/);
-    const outside = await rejectsWith(t.client.create({ ...cm('z'), spec: { clusterIP: '10.1.0.1', ports: [{ port: 80 }] } }), 422);
+    const outside = await rejectsWith(
+      t.client.create({ ...cm('z'), spec: { clusterIP: '10.1.0.1', ports: [{ port: 80 }] } }),
+      422,
+    );
     assert.match(outside.message, /not in the valid range/);
   });
 
@@ -80,16 +107,26 @@ describe('lab API server (HTTP, disk store)', () => {
     const c = t.client;
     const start = (await c.list('v1', 'Service')).metadata.resourceVersion;
     const events: WatchEventObject[] = [];
-    const w = await c.watch('v1', 'Service', { namespace: 'default', resourceVersion: start }, (ev) => events.push(ev));
+    const w = await c.watch(
+      'v1',
+      'Service',
+      { namespace: 'default', resourceVersion: start },
+      (ev) => events.push(ev),
+    );
     const a = await c.create(cm('a'));
     const a2 = await c.patch('v1', 'Service', 'a', { metadata: { labels: { v: '2' } } });
     await c.delete('v1', 'Service', 'a');
     for (let i = 0; i < 50 && events.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
     w.close();
-    assert.deepEqual(events.map((e) => e.type), ['ADDED', 'MODIFIED', 'DELETED']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['ADDED', 'MODIFIED', 'DELETED'],
+    );
     assert.equal(events[0]!.object.metadata.resourceVersion, a.metadata.resourceVersion);
     assert.equal(events[1]!.object.metadata.resourceVersion, a2.metadata.resourceVersion);
-    assert.ok(Number(events[2]!.object.metadata.resourceVersion) > Number(a2.metadata.resourceVersion));
+    assert.ok(
+      Number(events[2]!.object.metadata.resourceVersion) > Number(a2.metadata.resourceVersion),
+    );
     for (let i = 0; i < 30; i++) await c.create(cm(`s${i}`));
     const gone: WatchEventObject[] = [];
     const w2 = await c.watch('v1', 'Service', { resourceVersion: start }, (ev) => gone.push(ev));
@@ -114,7 +151,10 @@ describe('lab API server (HTTP, disk store)', () => {
     assert.equal(afterList.metadata.resourceVersion, before.metadata.resourceVersion);
     const next = await t2.client.create(cm('later'));
     assert.ok(Number(next.metadata.resourceVersion) > Number(before.metadata.resourceVersion));
-    assert.notEqual(next.spec.clusterIP, afterList.items.find((i) => i.metadata.name === 'keep0')!.spec.clusterIP);
+    assert.notEqual(
+      next.spec.clusterIP,
+      afterList.items.find((i) => i.metadata.name === 'keep0')!.spec.clusterIP,
+    );
   });
 
   it('runs Deployment -> Pods -> scheduling -> EndpointSlices, scaling and cascading delete', async () => {
@@ -131,10 +171,26 @@ describe('lab API server (HTTP, disk store)', () => {
       spec: {
         replicas: 2,
         selector: { matchLabels: { app: 'echo' } },
-        template: { metadata: { labels: { app: 'echo' } }, spec: { containers: [{ name: 'echo', image: 'mendhak/http-https-echo:28', ports: [{ name: 'http', containerPort: 8080 }] }] } },
+        template: {
+          metadata: { labels: { app: 'echo' } },
+          spec: {
+            containers: [
+              {
+                name: 'echo',
+                image: 'mendhak/http-https-echo:28',
+                ports: [{ name: 'http', containerPort: 8080 }],
+              },
+            ],
+          },
+        },
       },
     });
-    await c.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo' }, spec: { selector: { app: 'echo' }, ports: [{ port: 80, targetPort: 'http' }] } });
+    await c.create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'echo' },
+      spec: { selector: { app: 'echo' }, ports: [{ port: 80, targetPort: 'http' }] },
+    });
     await t.server.settle();
     let pods = (await c.list('v1', 'Pod', { labelSelector: 'app=echo' })).items;
     assert.equal(pods.length, 2);
@@ -146,24 +202,46 @@ describe('lab API server (HTTP, disk store)', () => {
     }
     // The "kubelet": pods get IPs and become Ready.
     for (const [i, p] of pods.entries()) {
-      await c.updateStatus({ ...p, status: { ...p.status, phase: 'Running', podIP: `10.244.1.${10 + i}`, conditions: [{ type: 'Ready', status: 'True' }] } });
+      await c.updateStatus({
+        ...p,
+        status: {
+          ...p.status,
+          phase: 'Running',
+          podIP: `10.244.1.${10 + i}`,
+          conditions: [{ type: 'Ready', status: 'True' }],
+        },
+      });
     }
     await t.server.settle();
-    const slices = (await c.list('discovery.k8s.io/v1', 'EndpointSlice', { labelSelector: 'kubernetes.io/service-name=echo' })).items;
+    const slices = (
+      await c.list('discovery.k8s.io/v1', 'EndpointSlice', {
+        labelSelector: 'kubernetes.io/service-name=echo',
+      })
+    ).items;
     assert.equal(slices.length, 1);
     const s = slices[0]!;
     assert.match(s.metadata.name!, /^echo-[a-z0-9]{5}$/);
-    assert.equal(s.metadata.labels!['endpointslice.kubernetes.io/managed-by'], 'endpointslice-controller.k8s.io');
+    assert.equal(
+      s.metadata.labels!['endpointslice.kubernetes.io/managed-by'],
+      'endpointslice-controller.k8s.io',
+    );
     assert.deepEqual(s.ports, [{ name: '', port: 8080, protocol: 'TCP' }]);
-    assert.deepEqual((s.endpoints as Array<{ addresses: string[] }>).map((e) => e.addresses[0]).sort(), ['10.244.1.10', '10.244.1.11']);
-    assert.ok((s.endpoints as Array<{ conditions: { ready: boolean } }>).every((e) => e.conditions.ready));
+    assert.deepEqual(
+      (s.endpoints as Array<{ addresses: string[] }>).map((e) => e.addresses[0]).sort(),
+      ['10.244.1.10', '10.244.1.11'],
+    );
+    assert.ok(
+      (s.endpoints as Array<{ conditions: { ready: boolean } }>).every((e) => e.conditions.ready),
+    );
     const d = await c.get('apps/v1', 'Deployment', 'echo');
     assert.equal(d.status.readyReplicas, 2);
     assert.equal(d.status.availableReplicas, 2);
     // Scale down to 1.
     await c.patch('apps/v1', 'Deployment', 'echo', { spec: { replicas: 1 } });
     await t.server.settle();
-    pods = (await c.list('v1', 'Pod', { labelSelector: 'app=echo' })).items.filter((p) => !p.metadata.deletionTimestamp);
+    pods = (await c.list('v1', 'Pod', { labelSelector: 'app=echo' })).items.filter(
+      (p) => !p.metadata.deletionTimestamp,
+    );
     assert.equal(pods.length, 1);
     // Cascading delete (bound pods go through graceful deletion; gracePeriodSeconds=0 finishes it as a kubelet would).
     await c.delete('apps/v1', 'Deployment', 'echo');
@@ -174,7 +252,11 @@ describe('lab API server (HTTP, disk store)', () => {
     }
     await t.server.settle();
     assert.equal((await c.list('v1', 'Pod')).items.length, 0);
-    const after = (await c.list('discovery.k8s.io/v1', 'EndpointSlice', { labelSelector: 'kubernetes.io/service-name=echo' })).items;
+    const after = (
+      await c.list('discovery.k8s.io/v1', 'EndpointSlice', {
+        labelSelector: 'kubernetes.io/service-name=echo',
+      })
+    ).items;
     assert.deepEqual(after[0]!.endpoints, []);
   });
 });

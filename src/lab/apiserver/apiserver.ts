@@ -68,13 +68,25 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
   const log = options.logger ?? nopLogger;
   let persistence: Persistence;
   if ((options.store ?? 'disk') === 'etcd') {
-    if (!options.kvstore) throw new TendrilError('apiserver.NoEtcd', 'store "etcd" needs an etcd KVStore', { hint: 'pass --etcd-endpoints URL' });
-    persistence = new EtcdPersistence(options.kvstore, { logger: log.child({ subsys: 'apiserver-etcd' }) });
+    if (!options.kvstore)
+      throw new TendrilError('apiserver.NoEtcd', 'store "etcd" needs an etcd KVStore', {
+        hint: 'pass --etcd-endpoints URL',
+      });
+    persistence = new EtcdPersistence(options.kvstore, {
+      logger: log.child({ subsys: 'apiserver-etcd' }),
+    });
   } else {
-    persistence = new DiskPersistence(join(options.dataDir, 'store'), { logger: log, snapshotEvery: options.snapshotEvery });
+    persistence = new DiskPersistence(join(options.dataDir, 'store'), {
+      logger: log,
+      snapshotEvery: options.snapshotEvery,
+    });
   }
   const allocator = new ServiceAllocator(options.serviceCIDR ?? '10.96.0.0/16');
-  const registry = new Registry({ persistence, logger: log.child({ subsys: 'registry' }), historySize: options.historySize });
+  const registry = new Registry({
+    persistence,
+    logger: log.child({ subsys: 'registry' }),
+    historySize: options.historySize,
+  });
   await registry.start();
   allocator.attach(registry);
   await bootstrapCluster(registry, { advertise: options.advertise });
@@ -99,7 +111,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     throw err;
   }
   const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
-  log.info('API server listening', { cluster: options.cluster, url, socket: options.socketPath ?? 'none', store: options.store ?? 'disk' });
+  log.info('API server listening', {
+    cluster: options.cluster,
+    url,
+    socket: options.socketPath ?? 'none',
+    store: options.store ?? 'disk',
+  });
   return {
     url,
     port,

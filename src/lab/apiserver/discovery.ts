@@ -19,14 +19,25 @@ function apiResource(r: ResourceInfo): Record<string, unknown>[] {
   ];
   for (const sub of r.subresources) {
     const scale = sub === 'scale';
-    out.push({ name: `${r.plural}/${sub}`, singularName: '', namespaced: r.namespaced, kind: scale ? 'Scale' : r.kind, ...(scale ? { group: 'autoscaling', version: 'v1' } : {}), verbs: ['get', 'patch', 'update'] });
+    out.push({
+      name: `${r.plural}/${sub}`,
+      singularName: '',
+      namespaced: r.namespaced,
+      kind: scale ? 'Scale' : r.kind,
+      ...(scale ? { group: 'autoscaling', version: 'v1' } : {}),
+      verbs: ['get', 'patch', 'update'],
+    });
   }
   return out;
 }
 
 /** GET /api */
 export function apiVersions(serverAddress: string): Record<string, unknown> {
-  return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }] };
+  return {
+    kind: 'APIVersions',
+    versions: ['v1'],
+    serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }],
+  };
 }
 
 /** GET /api/<v> or /apis/<g>/<v>; undefined when not served. */
@@ -88,7 +99,11 @@ export function openapiV3Doc(group: string, version: string): Record<string, unk
   const rs = RESOURCES.filter((r) => r.group === group && r.version === version);
   if (rs.length === 0) return undefined;
   const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
-  const param = (name: string) => ({ name, in: 'query', schema: { type: 'string', uniqueItems: true } });
+  const param = (name: string) => ({
+    name,
+    in: 'query',
+    schema: { type: 'string', uniqueItems: true },
+  });
   const paths: Record<string, unknown> = {};
   for (const r of rs) {
     const gvk = { group, version, kind: r.kind };
@@ -99,8 +114,13 @@ export function openapiV3Doc(group: string, version: string): Record<string, unk
       parameters: params.map(param),
       responses: { '200': { description: 'OK' } },
     });
-    const coll = r.namespaced ? `${base}/namespaces/{namespace}/${r.plural}` : `${base}/${r.plural}`;
-    paths[coll] = { get: op('list', ['labelSelector', 'fieldSelector', 'resourceVersion', 'watch']), post: op('post', ['dryRun', 'fieldManager', 'fieldValidation']) };
+    const coll = r.namespaced
+      ? `${base}/namespaces/{namespace}/${r.plural}`
+      : `${base}/${r.plural}`;
+    paths[coll] = {
+      get: op('list', ['labelSelector', 'fieldSelector', 'resourceVersion', 'watch']),
+      post: op('post', ['dryRun', 'fieldManager', 'fieldValidation']),
+    };
     paths[`${coll}/{name}`] = {
       get: op('get', []),
       put: op('put', ['dryRun', 'fieldManager', 'fieldValidation']),
@@ -108,5 +128,10 @@ export function openapiV3Doc(group: string, version: string): Record<string, unk
       delete: op('delete', ['dryRun', 'gracePeriodSeconds', 'propagationPolicy']),
     };
   }
-  return { openapi: '3.0.0', info: { title: 'Kubernetes (Tendril lab subset)', version: 'v1.32.0' }, paths, components: { schemas: {} } };
+  return {
+    openapi: '3.0.0',
+    info: { title: 'Kubernetes (Tendril lab subset)', version: 'v1.32.0' },
+    paths,
+    components: { schemas: {} },
+  };
 }

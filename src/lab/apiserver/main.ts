@@ -56,19 +56,35 @@ export function parseApiServerArgs(argv: string[]): ApiServerArgs {
   if (!values.cluster) throw bad('--cluster is required', 'pass --cluster NAME');
   if (!values['data-dir']) throw bad('--data-dir is required', 'pass --data-dir DIR');
   const m = /^([0-9.]+|\[[0-9a-f:]+\]|localhost):(\d{1,5})$/.exec(values.listen!);
-  if (!m || Number(m[2]) > 65535) throw bad(`--listen ${values.listen}: expected HOST:PORT`, 'e.g. --listen 127.0.0.1:6443 (port 0 picks one)');
+  if (!m || Number(m[2]) > 65535)
+    throw bad(
+      `--listen ${values.listen}: expected HOST:PORT`,
+      'e.g. --listen 127.0.0.1:6443 (port 0 picks one)',
+    );
   const host = m[1]!.replace(/^\[|\]$/g, '');
   if (!['127.0.0.1', 'localhost', '::1'].includes(host) && !host.startsWith('127.')) {
-    throw bad(`--listen ${values.listen}: the lab API server has no authentication and only listens on loopback`, 'use 127.0.0.1:PORT');
+    throw bad(
+      `--listen ${values.listen}: the lab API server has no authentication and only listens on loopback`,
+      'use 127.0.0.1:PORT',
+    );
   }
   const store = values.store === 'memory' ? 'disk' : values.store;
-  if (store !== 'disk' && store !== 'etcd') throw bad(`--store ${values.store}: unknown store`, 'use --store disk (default) or --store etcd');
+  if (store !== 'disk' && store !== 'etcd')
+    throw bad(
+      `--store ${values.store}: unknown store`,
+      'use --store disk (default) or --store etcd',
+    );
   const etcdEndpoints = (values['etcd-endpoints'] ?? '').split(',').filter(Boolean);
-  if (store === 'etcd' && etcdEndpoints.length === 0) throw bad('--store etcd needs --etcd-endpoints', 'e.g. --etcd-endpoints http://127.0.0.1:2379');
+  if (store === 'etcd' && etcdEndpoints.length === 0)
+    throw bad('--store etcd needs --etcd-endpoints', 'e.g. --etcd-endpoints http://127.0.0.1:2379');
   let advertise: ApiServerArgs['advertise'];
   if (values['advertise-address']) {
     const a = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(values['advertise-address']);
-    if (!a) throw bad(`--advertise-address ${values['advertise-address']}: expected IPv4:PORT`, 'e.g. --advertise-address 172.30.1.10:6443');
+    if (!a)
+      throw bad(
+        `--advertise-address ${values['advertise-address']}: expected IPv4:PORT`,
+        'e.g. --advertise-address 172.30.1.10:6443',
+      );
     advertise = { ip: a[1]!, port: Number(a[2]) };
   }
   return {
@@ -96,7 +112,11 @@ async function run(): Promise<void> {
   const logger = log.child({ cluster: args.cluster });
   mkdirSync(args.dataDir, { recursive: true });
   let kv: KVStore | undefined;
-  if (args.store === 'etcd') kv = new EtcdKVStore({ endpoints: args.etcdEndpoints, logger: logger.child({ subsys: 'etcd' }) });
+  if (args.store === 'etcd')
+    kv = new EtcdKVStore({
+      endpoints: args.etcdEndpoints,
+      logger: logger.child({ subsys: 'etcd' }),
+    });
   const server = await startApiServer({
     cluster: args.cluster,
     dataDir: args.dataDir,
@@ -109,7 +129,15 @@ async function run(): Promise<void> {
     advertise: args.advertise,
     logger,
   });
-  writeFileSync(join(args.dataDir, 'apiserver.json'), JSON.stringify({ url: server.url, port: server.port, pid: process.pid, socket: args.socket ?? null }) + '\n');
+  writeFileSync(
+    join(args.dataDir, 'apiserver.json'),
+    JSON.stringify({
+      url: server.url,
+      port: server.port,
+      pid: process.pid,
+      socket: args.socket ?? null,
+    }) + '\n',
+  );
   let stopping = false;
   const stop = async (sig: string) => {
     if (stopping) return;

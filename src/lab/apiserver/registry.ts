@@ -8,10 +8,28 @@
  */
 import { randomUUID } from 'node:crypto';
 import { applyDefaults } from '../../k8s/defaults.js';
-import { applyJsonPatch, clone, deepEqual, isPlainObject, JsonPatchError, mergePatch, type JsonPatchOp } from '../../k8s/mergepatch.js';
+import {
+  applyJsonPatch,
+  clone,
+  deepEqual,
+  isPlainObject,
+  JsonPatchError,
+  mergePatch,
+  type JsonPatchOp,
+} from '../../k8s/mergepatch.js';
 import type { KubeList, KubeObject, OwnerReference } from '../../k8s/objects.js';
-import { apiVersionOf, RESOURCES, resourceForKind, type ResourceInfo } from '../../k8s/resources.js';
-import { matchesFields, matchesSelector, type FieldSelector, type Selector } from '../../k8s/selectors.js';
+import {
+  apiVersionOf,
+  RESOURCES,
+  resourceForKind,
+  type ResourceInfo,
+} from '../../k8s/resources.js';
+import {
+  matchesFields,
+  matchesSelector,
+  type FieldSelector,
+  type Selector,
+} from '../../k8s/selectors.js';
 import {
   ApiError,
   alreadyExists,
@@ -101,7 +119,11 @@ interface Watcher {
   info: ResourceInfo;
   opts: ListOptions;
   /** Receives events; the objects are the registry's own: read them, never modify them. */
-  send: (ev: { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: KubeObject; old?: KubeObject }) => void;
+  send: (ev: {
+    type: 'ADDED' | 'MODIFIED' | 'DELETED';
+    object: KubeObject;
+    old?: KubeObject;
+  }) => void;
 }
 
 /** The object registry. Call `start()` before use. */
@@ -221,7 +243,12 @@ export class Registry {
       if (matches(info, o, opts)) items.push(clone(o));
     }
     items.sort(byNamespaceName);
-    return { apiVersion: apiVersionOf(info), kind: `${info.kind}List`, metadata: { resourceVersion: String(this.revision) }, items };
+    return {
+      apiVersion: apiVersionOf(info),
+      kind: `${info.kind}List`,
+      metadata: { resourceVersion: String(this.revision) },
+      items,
+    };
   }
 
   /** Like list but without copies, for in-process controllers that only read. */
@@ -242,7 +269,8 @@ export class Registry {
     const w: Watcher = { info, opts, send };
     const rvText = opts.resourceVersion ?? '';
     if (rvText === '' || rvText === '0') {
-      for (const o of this.scan(info, opts).sort(byNamespaceName)) send({ type: 'ADDED', object: o });
+      for (const o of this.scan(info, opts).sort(byNamespaceName))
+        send({ type: 'ADDED', object: o });
     } else {
       const rv = Number(rvText);
       if (!Number.isInteger(rv) || rv < 0) throw badRequest(`invalid resource version "${rvText}"`);
@@ -266,7 +294,11 @@ export class Registry {
   private deliver(w: Watcher, ev: RegistryEvent): void {
     if (resId(w.info) !== resId(ev.info)) return;
     const now = matches(w.info, ev.object, w.opts);
-    if (ev.type === 'MODIFIED' && ev.old && (w.opts.labelSelector?.length || w.opts.fieldSelector?.length)) {
+    if (
+      ev.type === 'MODIFIED' &&
+      ev.old &&
+      (w.opts.labelSelector?.length || w.opts.fieldSelector?.length)
+    ) {
       const before = matches(w.info, ev.old, w.opts);
       if (before && !now) {
         // Kubernetes reports an object leaving the selection as DELETED (with the new state).
@@ -278,7 +310,12 @@ export class Registry {
         return;
       }
     }
-    if (now) w.send(ev.old ? { type: ev.type, object: ev.object, old: ev.old } : { type: ev.type, object: ev.object });
+    if (now)
+      w.send(
+        ev.old
+          ? { type: ev.type, object: ev.object, old: ev.old }
+          : { type: ev.type, object: ev.object },
+      );
   }
 
   private emit(ev: RegistryEvent): void {
@@ -305,14 +342,20 @@ export class Registry {
    * generation, resourceVersion; defaults; validates; runs hooks.
    * @throws ApiError 400/404 (namespace)/409 AlreadyExists/422 Invalid.
    */
-  create(info: ResourceInfo, namespace: string | undefined, input: KubeObject, options: { dryRun?: boolean } = {}): Promise<KubeObject> {
+  create(
+    info: ResourceInfo,
+    namespace: string | undefined,
+    input: KubeObject,
+    options: { dryRun?: boolean } = {},
+  ): Promise<KubeObject> {
     return this.serial(async () => {
       const obj = clone(input);
       this.checkKind(info, obj);
       obj.metadata ??= {};
       if (!isPlainObject(obj.metadata)) throw badRequest('metadata must be an object');
       this.fixNamespace(info, namespace, obj);
-      if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
+      if (!obj.metadata.name && obj.metadata.generateName)
+        obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
       applyDefaults(obj);
       validateObject(obj, { allowGenerateName: true });
       if (info.namespaced) this.requireNamespace(obj.metadata.namespace!, info);
@@ -325,10 +368,18 @@ export class Registry {
       m.creationTimestamp = nowTimestamp();
       if (obj.spec !== undefined || info.kind === 'Deployment') m.generation = 1;
       if (info.kind === 'Pod') {
-        obj.status = { phase: 'Pending', qosClass: 'BestEffort', ...(isPlainObject(obj.status) ? obj.status : {}) };
+        obj.status = {
+          phase: 'Pending',
+          qosClass: 'BestEffort',
+          ...(isPlainObject(obj.status) ? obj.status : {}),
+        };
       } else if (info.kind === 'Namespace') {
         obj.status = { phase: 'Active' };
-      } else if (info.subresources.includes('status') && info.kind !== 'Node' && obj.status === undefined) {
+      } else if (
+        info.subresources.includes('status') &&
+        info.kind !== 'Node' &&
+        obj.status === undefined
+      ) {
         obj.status = info.kind === 'Service' ? { loadBalancer: {} } : {};
       }
       for (const h of this.hooks.get(info.kind) ?? []) await h.beforeCreate?.(obj);
@@ -364,7 +415,9 @@ export class Registry {
     if (!isPlainObject(obj.metadata)) throw badRequest('metadata must be an object');
     this.fixNamespace(info, namespace, obj);
     if (obj.metadata.name !== undefined && obj.metadata.name !== name) {
-      throw badRequest(`the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${name})`);
+      throw badRequest(
+        `the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${name})`,
+      );
     }
     obj.metadata.name = name;
     const key = this.keyOf(info, obj.metadata.namespace, name);
@@ -372,14 +425,24 @@ export class Registry {
     if (!old) throw notFound(info, name);
     const rv = obj.metadata.resourceVersion;
     if (rv !== undefined && rv !== '' && rv !== old.metadata.resourceVersion) {
-      throw conflict(info, name, 'the object has been modified; please apply your changes to the latest version and try again');
+      throw conflict(
+        info,
+        name,
+        'the object has been modified; please apply your changes to the latest version and try again',
+      );
     }
     let next: KubeObject;
     if (options.subresource === 'status') {
       next = clone(old);
       next.status = obj.status;
     } else if (options.subresource) {
-      throw new ApiError(failure(404, 'NotFound', `the server could not find the requested resource (subresource ${options.subresource})`));
+      throw new ApiError(
+        failure(
+          404,
+          'NotFound',
+          `the server could not find the requested resource (subresource ${options.subresource})`,
+        ),
+      );
     } else {
       next = obj;
       const m = next.metadata;
@@ -398,13 +461,29 @@ export class Registry {
           if (old.spec.clusterIPs) next.spec.clusterIPs = old.spec.clusterIPs;
         }
       }
-      if (info.kind === 'Pod' && isPlainObject(next.spec) && isPlainObject(old.spec) && old.spec.nodeName && next.spec.nodeName !== old.spec.nodeName) {
-        throw invalid(info.kind, info.group, name, [{ type: 'FieldValueForbidden', field: 'spec.nodeName', detail: 'pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations`, or `spec.terminationGracePeriodSeconds`' }]);
+      if (
+        info.kind === 'Pod' &&
+        isPlainObject(next.spec) &&
+        isPlainObject(old.spec) &&
+        old.spec.nodeName &&
+        next.spec.nodeName !== old.spec.nodeName
+      ) {
+        throw invalid(info.kind, info.group, name, [
+          {
+            type: 'FieldValueForbidden',
+            field: 'spec.nodeName',
+            detail:
+              'pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations`, or `spec.terminationGracePeriodSeconds`',
+          },
+        ]);
       }
     }
     applyDefaults(next);
     validateObject(next);
-    if (!deepEqual(stripVolatile(next.spec), stripVolatile(old.spec)) && options.subresource !== 'status') {
+    if (
+      !deepEqual(stripVolatile(next.spec), stripVolatile(old.spec)) &&
+      options.subresource !== 'status'
+    ) {
       next.metadata.generation = (old.metadata.generation ?? 0) + 1;
     }
     for (const h of this.hooks.get(info.kind) ?? []) await h.beforeUpdate?.(next, old);
@@ -414,7 +493,11 @@ export class Registry {
     if (deepEqual(oldCmp, next)) return clone(old); // no-op: no new version, no event
     if (options.dryRun) return next;
     // Removing the last finalizer of an object being deleted completes the delete.
-    if (old.metadata.deletionTimestamp && !(next.metadata.finalizers?.length) && info.kind !== 'Pod') {
+    if (
+      old.metadata.deletionTimestamp &&
+      !next.metadata.finalizers?.length &&
+      info.kind !== 'Pod'
+    ) {
       return this.persistDelete(info, key, next);
     }
     return this.persistPut(info, key, next, old);
@@ -444,18 +527,26 @@ export class Registry {
         try {
           patched = applyJsonPatch(base, patch as JsonPatchOp[]) as KubeObject;
         } catch (err) {
-          if (err instanceof JsonPatchError) throw new ApiError(failure(422, 'Invalid', `the JSON patch could not be applied: ${err.message}`));
+          if (err instanceof JsonPatchError)
+            throw new ApiError(
+              failure(422, 'Invalid', `the JSON patch could not be applied: ${err.message}`),
+            );
           throw err;
         }
-        if (!isPlainObject(patched) || !isPlainObject(patched.metadata)) throw badRequest('the JSON patch removed the object metadata');
-        prv = patched.metadata.resourceVersion !== old.metadata.resourceVersion ? patched.metadata.resourceVersion : undefined;
+        if (!isPlainObject(patched) || !isPlainObject(patched.metadata))
+          throw badRequest('the JSON patch removed the object metadata');
+        prv =
+          patched.metadata.resourceVersion !== old.metadata.resourceVersion
+            ? patched.metadata.resourceVersion
+            : undefined;
       } else {
         if (!isPlainObject(patch)) throw badRequest('the patch must be a JSON object');
         patched = mergePatch(base, patch) as KubeObject;
         prv = isPlainObject(patch.metadata) ? patch.metadata.resourceVersion : undefined;
       }
       // A patch without resourceVersion is unconditional.
-      patched.metadata.resourceVersion = typeof prv === 'string' ? prv : old.metadata.resourceVersion;
+      patched.metadata.resourceVersion =
+        typeof prv === 'string' ? prv : old.metadata.resourceVersion;
       return this.updateLocked(info, namespace, name, patched, options);
     });
   }
@@ -467,23 +558,48 @@ export class Registry {
    * unless propagationPolicy is Orphan. Returns the object as deleted (or as marked).
    * @throws ApiError 404/409 (preconditions)/403 (default namespaces).
    */
-  delete(info: ResourceInfo, namespace: string | undefined, name: string, options: DeleteOptions = {}): Promise<KubeObject> {
+  delete(
+    info: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+    options: DeleteOptions = {},
+  ): Promise<KubeObject> {
     return this.serial(() => this.deleteLocked(info, namespace, name, options));
   }
 
-  private async deleteLocked(info: ResourceInfo, namespace: string | undefined, name: string, options: DeleteOptions): Promise<KubeObject> {
+  private async deleteLocked(
+    info: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+    options: DeleteOptions,
+  ): Promise<KubeObject> {
     const key = this.keyOf(info, namespace, name);
     const old = this.objects.get(key);
     if (!old) throw notFound(info, name);
     const pre = options.preconditions;
     if (pre?.resourceVersion && pre.resourceVersion !== old.metadata.resourceVersion) {
-      throw conflict(info, name, `the ResourceVersion in the precondition (${pre.resourceVersion}) does not match the ResourceVersion in record (${old.metadata.resourceVersion}). The object might have been modified`);
+      throw conflict(
+        info,
+        name,
+        `the ResourceVersion in the precondition (${pre.resourceVersion}) does not match the ResourceVersion in record (${old.metadata.resourceVersion}). The object might have been modified`,
+      );
     }
     if (pre?.uid && pre.uid !== old.metadata.uid) {
-      throw conflict(info, name, `the UID in the precondition (${pre.uid}) does not match the UID in record (${old.metadata.uid}). The object might have been deleted and then recreated`);
+      throw conflict(
+        info,
+        name,
+        `the UID in the precondition (${pre.uid}) does not match the UID in record (${old.metadata.uid}). The object might have been deleted and then recreated`,
+      );
     }
     if (info.kind === 'Namespace' && ['default', 'kube-system', 'kube-public'].includes(name)) {
-      throw new ApiError(failure(403, 'Forbidden', `namespaces "${name}" is forbidden: this namespace may not be deleted`, { name, kind: 'namespaces' }));
+      throw new ApiError(
+        failure(
+          403,
+          'Forbidden',
+          `namespaces "${name}" is forbidden: this namespace may not be deleted`,
+          { name, kind: 'namespaces' },
+        ),
+      );
     }
     let result: KubeObject;
     const finalizers = old.metadata.finalizers ?? [];
@@ -527,8 +643,12 @@ export class Registry {
       const info = podInfo();
       const cur = this.peek(info, pod.metadata.namespace, pod.metadata.name!);
       if (!cur || cur.metadata.uid !== uid) return;
-      this.delete(info, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0, preconditions: { uid } }).catch((err) => {
-        if (!(err instanceof ApiError && (err.httpCode === 404 || err.httpCode === 409))) this.log.warn('force-delete pod failed', { err });
+      this.delete(info, pod.metadata.namespace, pod.metadata.name!, {
+        gracePeriodSeconds: 0,
+        preconditions: { uid },
+      }).catch((err) => {
+        if (!(err instanceof ApiError && (err.httpCode === 404 || err.httpCode === 409)))
+          this.log.warn('force-delete pod failed', { err });
       });
     }, seconds * 1000);
     t.unref();
@@ -555,7 +675,8 @@ export class Registry {
             await this.deleteLocked(info, o.metadata.namespace, o.metadata.name!, {});
           }
         } catch (err) {
-          if (!(err instanceof ApiError && err.httpCode === 404)) this.log.warn('garbage collection failed', { key, err });
+          if (!(err instanceof ApiError && err.httpCode === 404))
+            this.log.warn('garbage collection failed', { key, err });
         }
       }
     }
@@ -585,24 +706,38 @@ export class Registry {
         try {
           await this.deleteLocked(info, ns, o.metadata.name!, { gracePeriodSeconds: 0 });
         } catch (err) {
-          if (!(err instanceof ApiError && err.httpCode === 404)) this.log.warn('namespace cleanup failed', { key, err });
+          if (!(err instanceof ApiError && err.httpCode === 404))
+            this.log.warn('namespace cleanup failed', { key, err });
         }
       }
     }
   }
 
-  private async persistPut(info: ResourceInfo, key: string, obj: KubeObject, old: KubeObject | undefined): Promise<KubeObject> {
+  private async persistPut(
+    info: ResourceInfo,
+    key: string,
+    obj: KubeObject,
+    old: KubeObject | undefined,
+  ): Promise<KubeObject> {
     const stored = clone(obj);
     delete stored.metadata.resourceVersion;
     const rv = await this.store.put(key, JSON.stringify(stored));
     stored.metadata.resourceVersion = String(rv);
     this.revision = Math.max(this.revision, rv);
     this.index(info, key, stored);
-    this.emit(old ? { type: 'MODIFIED', rv, info, object: stored, old } : { type: 'ADDED', rv, info, object: stored });
+    this.emit(
+      old
+        ? { type: 'MODIFIED', rv, info, object: stored, old }
+        : { type: 'ADDED', rv, info, object: stored },
+    );
     return clone(stored);
   }
 
-  private async persistDelete(info: ResourceInfo, key: string, old: KubeObject): Promise<KubeObject> {
+  private async persistDelete(
+    info: ResourceInfo,
+    key: string,
+    old: KubeObject,
+  ): Promise<KubeObject> {
     const rv = await this.store.delete(key);
     this.revision = Math.max(this.revision, rv);
     this.unindex(info, key);
@@ -623,7 +758,9 @@ export class Registry {
     obj.apiVersion ||= apiVersionOf(info);
     obj.kind ||= info.kind;
     if (obj.kind !== info.kind || obj.apiVersion !== apiVersionOf(info)) {
-      throw badRequest(`the API version in the data (${obj.apiVersion}) does not match the expected API version (${apiVersionOf(info)}) or kind ${obj.kind} does not match ${info.kind}`);
+      throw badRequest(
+        `the API version in the data (${obj.apiVersion}) does not match the expected API version (${apiVersionOf(info)}) or kind ${obj.kind} does not match ${info.kind}`,
+      );
     }
   }
 
@@ -635,7 +772,9 @@ export class Registry {
     }
     if (namespace) {
       if (m.namespace && m.namespace !== namespace) {
-        throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+        throw badRequest(
+          'the namespace of the provided object does not match the namespace sent on the request',
+        );
       }
       m.namespace = namespace;
     } else if (!m.namespace) {
@@ -648,7 +787,13 @@ export class Registry {
     const nsObj = this.objects.get(this.keyOf(nsInfo, undefined, ns));
     if (!nsObj) throw notFound(nsInfo, ns);
     if (nsObj.metadata.deletionTimestamp) {
-      throw new ApiError(failure(403, 'Forbidden', `${info.plural} is forbidden: unable to create new content in namespace ${ns} because it is being terminated`));
+      throw new ApiError(
+        failure(
+          403,
+          'Forbidden',
+          `${info.plural} is forbidden: unable to create new content in namespace ${ns} because it is being terminated`,
+        ),
+      );
     }
   }
 
@@ -668,8 +813,18 @@ function podInfo(): ResourceInfo {
 
 function matches(info: ResourceInfo, o: KubeObject, opts: ListOptions): boolean {
   if (info.namespaced && opts.namespace && o.metadata.namespace !== opts.namespace) return false;
-  if (opts.labelSelector && opts.labelSelector.length && !matchesSelector(opts.labelSelector, o.metadata.labels)) return false;
-  if (opts.fieldSelector && opts.fieldSelector.length && !matchesFields(opts.fieldSelector, o.metadata)) return false;
+  if (
+    opts.labelSelector &&
+    opts.labelSelector.length &&
+    !matchesSelector(opts.labelSelector, o.metadata.labels)
+  )
+    return false;
+  if (
+    opts.fieldSelector &&
+    opts.fieldSelector.length &&
+    !matchesFields(opts.fieldSelector, o.metadata)
+  )
+    return false;
   return true;
 }
 

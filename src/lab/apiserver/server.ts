@@ -12,11 +12,25 @@ import { toTable } from '../../k8s/printers.js';
 import type { KubeObject } from '../../k8s/objects.js';
 import { resourceForPath, type ResourceInfo } from '../../k8s/resources.js';
 import { parseFieldSelector, parseLabelSelector } from '../../k8s/selectors.js';
-import { ApiError, badRequest, failure, internalError, success, type Status } from '../../k8s/status.js';
+import {
+  ApiError,
+  badRequest,
+  failure,
+  internalError,
+  success,
+  type Status,
+} from '../../k8s/status.js';
 import { TendrilError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { nopLogger } from '../../util/log.js';
-import { apiGroup, apiGroupList, apiVersions, openapiV3Doc, openapiV3Index, resourceList } from './discovery.js';
+import {
+  apiGroup,
+  apiGroupList,
+  apiVersions,
+  openapiV3Doc,
+  openapiV3Index,
+  resourceList,
+} from './discovery.js';
 import type { DeleteOptions, ListOptions, Registry } from './registry.js';
 
 /** Version reported at /version (kubectl checks the major/minor skew). */
@@ -80,7 +94,12 @@ export class ApiHttpServer {
     const s = this.newServer();
     await new Promise<void>((resolve, reject) => {
       s.once('error', (err) =>
-        reject(new TendrilError('apiserver.Listen', `listen on ${host}:${port}: ${err.message}`, { hint: 'pick another --listen port', cause: err })),
+        reject(
+          new TendrilError('apiserver.Listen', `listen on ${host}:${port}: ${err.message}`, {
+            hint: 'pick another --listen port',
+            cause: err,
+          }),
+        ),
       );
       s.listen(port, host, () => resolve());
     });
@@ -97,7 +116,13 @@ export class ApiHttpServer {
     if (existsSync(path)) unlinkSync(path);
     const s = this.newServer();
     await new Promise<void>((resolve, reject) => {
-      s.once('error', (err) => reject(new TendrilError('apiserver.Listen', `listen on unix:${path}: ${err.message}`, { cause: err })));
+      s.once('error', (err) =>
+        reject(
+          new TendrilError('apiserver.Listen', `listen on unix:${path}: ${err.message}`, {
+            cause: err,
+          }),
+        ),
+      );
       s.listen(path, () => resolve());
     });
   }
@@ -118,7 +143,11 @@ export class ApiHttpServer {
 
   private send(res: ServerResponse, code: number, body: unknown): void {
     const text = JSON.stringify(body);
-    res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-cache, private' });
+    res.writeHead(code, {
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(text),
+      'Cache-Control': 'no-cache, private',
+    });
     res.end(text);
   }
 
@@ -138,17 +167,29 @@ export class ApiHttpServer {
 
   private async readBody(req: IncomingMessage): Promise<unknown> {
     const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
-    if (ct.includes('protobuf') || ct.includes('cbor') || ct.includes('yaml') || ct === 'application/apply-patch+yaml') {
+    if (
+      ct.includes('protobuf') ||
+      ct.includes('cbor') ||
+      ct.includes('yaml') ||
+      ct === 'application/apply-patch+yaml'
+    ) {
       req.resume();
       throw new ApiError(
-        failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json (got "${ct}")`),
+        failure(
+          415,
+          'UnsupportedMediaType',
+          `the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json (got "${ct}")`,
+        ),
       );
     }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of req) {
       size += (c as Buffer).length;
-      if (size > this.maxBody) throw new ApiError(failure(413, 'BadRequest', `request entity too large: limit is ${this.maxBody}`));
+      if (size > this.maxBody)
+        throw new ApiError(
+          failure(413, 'BadRequest', `request entity too large: limit is ${this.maxBody}`),
+        );
       chunks.push(c as Buffer);
     }
     const text = Buffer.concat(chunks).toString('utf8');
@@ -208,7 +249,12 @@ export class ApiHttpServer {
     }
     // Resource routing: [namespaces/NS/]PLURAL[/NAME[/SUB]]
     let namespace: string | undefined;
-    if (rest[0] === 'namespaces' && rest.length >= 3 && group === '' && !['status', 'finalize'].includes(rest[2]!)) {
+    if (
+      rest[0] === 'namespaces' &&
+      rest.length >= 3 &&
+      group === '' &&
+      !['status', 'finalize'].includes(rest[2]!)
+    ) {
       namespace = rest[1];
       rest = rest.slice(2);
     } else if (rest[0] === 'namespaces' && rest.length >= 3 && group !== '') {
@@ -225,45 +271,95 @@ export class ApiHttpServer {
     if (sub !== undefined && !info.subresources.includes(sub)) throw notFoundPath(url.pathname);
     const q = url.searchParams;
     const dryRun = q.getAll('dryRun').includes('All');
-    if (sub === 'scale' && name !== undefined) return this.scale(req, res, info, namespace, name, method, dryRun);
+    if (sub === 'scale' && name !== undefined)
+      return this.scale(req, res, info, namespace, name, method, dryRun);
     switch (method) {
       case 'GET':
         if (name === undefined) {
           const opts = listOptions(q, namespace);
-          if (q.get('watch') === 'true' || q.get('watch') === '1') return this.watch(req, res, info, opts, q, wantsTable(req));
+          if (q.get('watch') === 'true' || q.get('watch') === '1')
+            return this.watch(req, res, info, opts, q, wantsTable(req));
           const list = this.registry.list(info, opts);
-          if (wantsTable(req)) return this.send(res, 200, toTable(info.kind, list.items, list.metadata.resourceVersion, includeObject(q)));
+          if (wantsTable(req))
+            return this.send(
+              res,
+              200,
+              toTable(info.kind, list.items, list.metadata.resourceVersion, includeObject(q)),
+            );
           return this.send(res, 200, list);
         } else {
           const obj = this.registry.get(info, namespace, name);
-          if (wantsTable(req)) return this.send(res, 200, toTable(info.kind, [obj], obj.metadata.resourceVersion ?? '', includeObject(q)));
+          if (wantsTable(req))
+            return this.send(
+              res,
+              200,
+              toTable(info.kind, [obj], obj.metadata.resourceVersion ?? '', includeObject(q)),
+            );
           return this.send(res, 200, obj);
         }
       case 'POST': {
-        if (name !== undefined) throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+        if (name !== undefined)
+          throw new ApiError(
+            failure(
+              405,
+              'MethodNotAllowed',
+              `the server does not allow this method on the requested resource`,
+            ),
+          );
         const body = (await this.readBody(req)) as KubeObject;
         if (!body) throw badRequest('the request body is empty: send the object to create');
         const created = await this.registry.create(info, namespace, body, { dryRun });
         return this.send(res, 201, created);
       }
       case 'PUT': {
-        if (name === undefined) throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+        if (name === undefined)
+          throw new ApiError(
+            failure(
+              405,
+              'MethodNotAllowed',
+              `the server does not allow this method on the requested resource`,
+            ),
+          );
         const body = (await this.readBody(req)) as KubeObject;
         if (!body) throw badRequest('the request body is empty: send the object to update');
-        const updated = await this.registry.update(info, namespace, name, body, { subresource: sub, dryRun });
+        const updated = await this.registry.update(info, namespace, name, body, {
+          subresource: sub,
+          dryRun,
+        });
         return this.send(res, 200, updated);
       }
       case 'PATCH': {
-        if (name === undefined) throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
-        const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
-        if (ct !== 'application/merge-patch+json' && ct !== 'application/strategic-merge-patch+json' && ct !== 'application/json-patch+json') {
+        if (name === undefined)
           throw new ApiError(
-            failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got "${ct}")`),
+            failure(
+              405,
+              'MethodNotAllowed',
+              `the server does not allow this method on the requested resource`,
+            ),
+          );
+        const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
+        if (
+          ct !== 'application/merge-patch+json' &&
+          ct !== 'application/strategic-merge-patch+json' &&
+          ct !== 'application/json-patch+json'
+        ) {
+          throw new ApiError(
+            failure(
+              415,
+              'UnsupportedMediaType',
+              `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got "${ct}")`,
+            ),
           );
         }
         const patch = await this.readBody(req);
         const type = ct === 'application/json-patch+json' ? 'json' : 'merge';
-        const updated = await this.registry.patch(info, namespace, name, patch ?? (type === 'json' ? [] : {}), { subresource: sub, dryRun, type });
+        const updated = await this.registry.patch(
+          info,
+          namespace,
+          name,
+          patch ?? (type === 'json' ? [] : {}),
+          { subresource: sub, dryRun, type },
+        );
         return this.send(res, 200, updated);
       }
       case 'DELETE': {
@@ -274,45 +370,102 @@ export class ApiHttpServer {
           const deleted: KubeObject[] = [];
           for (const o of list.items) {
             try {
-              deleted.push(await this.registry.delete(info, o.metadata.namespace, o.metadata.name!, opts));
+              deleted.push(
+                await this.registry.delete(info, o.metadata.namespace, o.metadata.name!, opts),
+              );
             } catch (err) {
               if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
             }
           }
           return this.send(res, 200, { ...list, items: deleted });
         }
-        if (sub) throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+        if (sub)
+          throw new ApiError(
+            failure(
+              405,
+              'MethodNotAllowed',
+              `the server does not allow this method on the requested resource`,
+            ),
+          );
         const gone = await this.registry.delete(info, namespace, name, opts);
-        return this.send(res, 200, gone.metadata.deletionTimestamp || info.kind !== 'Namespace' ? gone : success({ name, kind: info.plural, uid: gone.metadata.uid }));
+        return this.send(
+          res,
+          200,
+          gone.metadata.deletionTimestamp || info.kind !== 'Namespace'
+            ? gone
+            : success({ name, kind: info.plural, uid: gone.metadata.uid }),
+        );
       }
       default:
-        throw new ApiError(failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+        throw new ApiError(
+          failure(
+            405,
+            'MethodNotAllowed',
+            `the server does not allow this method on the requested resource`,
+          ),
+        );
     }
   }
 
   /** The scale subresource (autoscaling/v1 Scale) of Deployments, for `kubectl scale`. */
-  private async scale(req: IncomingMessage, res: ServerResponse, info: ResourceInfo, namespace: string | undefined, name: string, method: string, dryRun: boolean): Promise<void> {
+  private async scale(
+    req: IncomingMessage,
+    res: ServerResponse,
+    info: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+    method: string,
+    dryRun: boolean,
+  ): Promise<void> {
     const toScale = (d: KubeObject) => ({
       kind: 'Scale',
       apiVersion: 'autoscaling/v1',
-      metadata: { name: d.metadata.name, namespace: d.metadata.namespace, uid: d.metadata.uid, resourceVersion: d.metadata.resourceVersion, creationTimestamp: d.metadata.creationTimestamp },
+      metadata: {
+        name: d.metadata.name,
+        namespace: d.metadata.namespace,
+        uid: d.metadata.uid,
+        resourceVersion: d.metadata.resourceVersion,
+        creationTimestamp: d.metadata.creationTimestamp,
+      },
       spec: { replicas: d.spec?.replicas ?? 1 },
-      status: { replicas: d.status?.replicas ?? 0, selector: Object.entries((d.spec?.selector?.matchLabels ?? {}) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',') },
+      status: {
+        replicas: d.status?.replicas ?? 0,
+        selector: Object.entries((d.spec?.selector?.matchLabels ?? {}) as Record<string, string>)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+      },
     });
-    if (method === 'GET') return this.send(res, 200, toScale(this.registry.get(info, namespace, name)));
-    if (method !== 'PUT' && method !== 'PATCH') throw new ApiError(failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
-    const body = (await this.readBody(req)) as { spec?: { replicas?: unknown }; metadata?: { resourceVersion?: string } } | undefined;
+    if (method === 'GET')
+      return this.send(res, 200, toScale(this.registry.get(info, namespace, name)));
+    if (method !== 'PUT' && method !== 'PATCH')
+      throw new ApiError(
+        failure(
+          405,
+          'MethodNotAllowed',
+          'the server does not allow this method on the requested resource',
+        ),
+      );
+    const body = (await this.readBody(req)) as
+      { spec?: { replicas?: unknown }; metadata?: { resourceVersion?: string } } | undefined;
     const replicas = body?.spec?.replicas;
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
       throw invalidScale(name, replicas);
     }
     const patch: Record<string, unknown> = { spec: { replicas } };
-    if (method === 'PUT' && body?.metadata?.resourceVersion) patch.metadata = { resourceVersion: body.metadata.resourceVersion };
+    if (method === 'PUT' && body?.metadata?.resourceVersion)
+      patch.metadata = { resourceVersion: body.metadata.resourceVersion };
     const d = await this.registry.patch(info, namespace, name, patch, { dryRun });
     return this.send(res, 200, toScale(d));
   }
 
-  private watch(req: IncomingMessage, res: ServerResponse, info: ResourceInfo, opts: ListOptions, q: URLSearchParams, table = false): void {
+  private watch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    info: ResourceInfo,
+    opts: ListOptions,
+    q: URLSearchParams,
+    table = false,
+  ): void {
     const rv = q.get('resourceVersion') ?? '';
     const bookmarks = q.get('allowWatchBookmarks') === 'true';
     const timeoutS = Number(q.get('timeoutSeconds') ?? '0');
@@ -325,23 +478,39 @@ export class ApiHttpServer {
     let handle;
     try {
       handle = this.registry.watch(info, { ...opts, resourceVersion: rv }, (ev) =>
-          write(
-            JSON.stringify({
-              type: ev.type,
-              // kubectl get -w asks for Tables: each event carries a one-row Table.
-              object: table ? toTable(info.kind, [ev.object], ev.object.metadata.resourceVersion ?? '', includeObject(q)) : ev.object,
-            }) + '\n',
-          ));
+        write(
+          JSON.stringify({
+            type: ev.type,
+            // kubectl get -w asks for Tables: each event carries a one-row Table.
+            object: table
+              ? toTable(
+                  info.kind,
+                  [ev.object],
+                  ev.object.metadata.resourceVersion ?? '',
+                  includeObject(q),
+                )
+              : ev.object,
+          }) + '\n',
+        ),
+      );
     } catch (err) {
       if (err instanceof ApiError && err.httpCode === 410) {
         // Kubernetes answers 200 and sends an ERROR event carrying the 410 Status.
-        res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache, private' });
+        res.writeHead(200, {
+          'Content-Type': 'application/json',
+          'Transfer-Encoding': 'chunked',
+          'Cache-Control': 'no-cache, private',
+        });
         res.end(JSON.stringify({ type: 'ERROR', object: err.status }) + '\n');
         return;
       }
       throw err;
     }
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache, private' });
+    res.writeHead(200, {
+      'Content-Type': 'application/json',
+      'Transfer-Encoding': 'chunked',
+      'Cache-Control': 'no-cache, private',
+    });
     res.flushHeaders();
     started = true;
     if (pending.length) res.write(pending.join(''));
@@ -359,7 +528,14 @@ export class ApiHttpServer {
     if (bookmarks) {
       const t = setInterval(() => {
         res.write(
-          JSON.stringify({ type: 'BOOKMARK', object: { kind: info.kind, apiVersion: info.group ? `${info.group}/${info.version}` : info.version, metadata: { resourceVersion: String(this.registry.currentRevision()) } } }) + '\n',
+          JSON.stringify({
+            type: 'BOOKMARK',
+            object: {
+              kind: info.kind,
+              apiVersion: info.group ? `${info.group}/${info.version}` : info.version,
+              metadata: { resourceVersion: String(this.registry.currentRevision()) },
+            },
+          }) + '\n',
         );
       }, this.bookmarkMs);
       t.unref();
@@ -377,17 +553,30 @@ export class ApiHttpServer {
 
 function invalidScale(name: string, replicas: unknown): ApiError {
   return new ApiError(
-    failure(422, 'Invalid', `Scale.autoscaling "${name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas ?? null)}: must be greater than or equal to 0`, {
-      name,
-      group: 'autoscaling',
-      kind: 'Scale',
-      causes: [{ reason: 'FieldValueInvalid', message: 'must be greater than or equal to 0', field: 'spec.replicas' }],
-    }),
+    failure(
+      422,
+      'Invalid',
+      `Scale.autoscaling "${name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas ?? null)}: must be greater than or equal to 0`,
+      {
+        name,
+        group: 'autoscaling',
+        kind: 'Scale',
+        causes: [
+          {
+            reason: 'FieldValueInvalid',
+            message: 'must be greater than or equal to 0',
+            field: 'spec.replicas',
+          },
+        ],
+      },
+    ),
   );
 }
 
 function notFoundPath(path: string): ApiError {
-  return new ApiError(failure(404, 'NotFound', `the server could not find the requested resource (${path})`, {}));
+  return new ApiError(
+    failure(404, 'NotFound', `the server could not find the requested resource (${path})`, {}),
+  );
 }
 
 function listOptions(q: URLSearchParams, namespace: string | undefined): ListOptions {
@@ -400,11 +589,17 @@ function listOptions(q: URLSearchParams, namespace: string | undefined): ListOpt
   return opts;
 }
 
-function deleteOptions(q: URLSearchParams, body: Record<string, unknown> | undefined): DeleteOptions {
+function deleteOptions(
+  q: URLSearchParams,
+  body: Record<string, unknown> | undefined,
+): DeleteOptions {
   const o: DeleteOptions = {};
   const pp = (q.get('propagationPolicy') ?? body?.propagationPolicy) as string | undefined;
   if (pp) {
-    if (!['Background', 'Foreground', 'Orphan'].includes(pp)) throw badRequest(`propagationPolicy "${pp}" is not supported (Background, Foreground, Orphan)`);
+    if (!['Background', 'Foreground', 'Orphan'].includes(pp))
+      throw badRequest(
+        `propagationPolicy "${pp}" is not supported (Background, Foreground, Orphan)`,
+      );
     o.propagationPolicy = pp as DeleteOptions['propagationPolicy'];
   }
   const gp = q.get('gracePeriodSeconds') ?? body?.gracePeriodSeconds;

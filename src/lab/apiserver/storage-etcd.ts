@@ -19,7 +19,10 @@ export class EtcdPersistence implements Persistence {
   private readonly waiters = new Map<string, (rev: number) => void>();
   private readonly log: Logger;
 
-  constructor(private readonly kv: KVStore, options: { logger?: Logger; deleteTimeoutMs?: number } = {}) {
+  constructor(
+    private readonly kv: KVStore,
+    options: { logger?: Logger; deleteTimeoutMs?: number } = {},
+  ) {
     this.log = options.logger ?? nopLogger;
     this.deleteTimeoutMs = options.deleteTimeoutMs ?? 10_000;
   }
@@ -40,10 +43,19 @@ export class EtcdPersistence implements Persistence {
       },
       {
         afterRevision: revision,
-        onError: (err) => this.log.error('etcd watch on /registry/ broke; deletes will time out', { err }),
+        onError: (err) =>
+          this.log.error('etcd watch on /registry/ broke; deletes will time out', { err }),
       },
     );
-    return { kvs: kvs.map((k) => ({ key: k.key, value: k.value, createRevision: k.createRevision, modRevision: k.modRevision })), revision };
+    return {
+      kvs: kvs.map((k) => ({
+        key: k.key,
+        value: k.value,
+        createRevision: k.createRevision,
+        modRevision: k.modRevision,
+      })),
+      revision,
+    };
   }
 
   async put(key: string, value: string): Promise<number> {
@@ -55,7 +67,13 @@ export class EtcdPersistence implements Persistence {
     const seen = new Promise<number>((resolve, reject) => {
       const t = setTimeout(() => {
         this.waiters.delete(key);
-        reject(new TendrilError('apiserver.EtcdDeleteTimeout', `delete ${key} in etcd: no watch event within ${this.deleteTimeoutMs} ms`, { hint: 'check that etcd is healthy' }));
+        reject(
+          new TendrilError(
+            'apiserver.EtcdDeleteTimeout',
+            `delete ${key} in etcd: no watch event within ${this.deleteTimeoutMs} ms`,
+            { hint: 'check that etcd is healthy' },
+          ),
+        );
       }, this.deleteTimeoutMs);
       this.waiters.set(key, (rev) => {
         clearTimeout(t);

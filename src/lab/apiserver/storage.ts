@@ -9,7 +9,17 @@
  * Values are object JSON without metadata.resourceVersion; the cache sets it
  * from the key's modRevision, as the Kubernetes API server does with etcd.
  */
-import { closeSync, writeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  writeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
@@ -69,7 +79,10 @@ export class DiskPersistence implements Persistence {
   private readonly snapPath: string;
   private walFd: number | undefined;
 
-  constructor(readonly dir: string, options: DiskPersistenceOptions = {}) {
+  constructor(
+    readonly dir: string,
+    options: DiskPersistenceOptions = {},
+  ) {
     this.snapshotEvery = options.snapshotEvery ?? 5000;
     this.log = options.logger ?? nopLogger;
     this.walPath = join(dir, 'wal.log');
@@ -84,10 +97,14 @@ export class DiskPersistence implements Persistence {
       try {
         snap = JSON.parse(readFileSync(this.snapPath, 'utf8')) as Snapshot;
       } catch (err) {
-        throw new TendrilError('apiserver.StoreCorrupt', `read API store snapshot ${this.snapPath}: ${String(err)}`, {
-          hint: 'the file is damaged; move it away to start with an empty store (objects will be lost)',
-          cause: err,
-        });
+        throw new TendrilError(
+          'apiserver.StoreCorrupt',
+          `read API store snapshot ${this.snapPath}: ${String(err)}`,
+          {
+            hint: 'the file is damaged; move it away to start with an empty store (objects will be lost)',
+            cause: err,
+          },
+        );
       }
       this.revision = snap.revision;
       for (const kv of snap.kvs) this.kvs.set(kv.key, kv);
@@ -103,7 +120,8 @@ export class DiskPersistence implements Persistence {
           e = JSON.parse(line) as LogEntry;
         } catch {
           // A torn last line (killed mid-write) is expected; anything earlier is not.
-          if (lines.slice(i + 1).some((l) => l.length > 0)) this.log.warn('skipping unparsable API store log line', { line: i + 1 });
+          if (lines.slice(i + 1).some((l) => l.length > 0))
+            this.log.warn('skipping unparsable API store log line', { line: i + 1 });
           continue;
         }
         if (e.rev <= this.revision) continue;
@@ -120,7 +138,12 @@ export class DiskPersistence implements Persistence {
     if (e.value === null) this.kvs.delete(e.key);
     else {
       const prev = this.kvs.get(e.key);
-      this.kvs.set(e.key, { key: e.key, value: e.value, createRevision: prev?.createRevision ?? e.rev, modRevision: e.rev });
+      this.kvs.set(e.key, {
+        key: e.key,
+        value: e.value,
+        createRevision: prev?.createRevision ?? e.rev,
+        modRevision: e.rev,
+      });
     }
   }
 
@@ -173,7 +196,12 @@ export class DiskPersistence implements Persistence {
 }
 
 /** The storage key of an object: /registry/<plural>[/<group> for non-core-ish groups]/<ns>/<name>. */
-export function registryKey(plural: string, group: string, namespace: string | undefined, name: string): string {
+export function registryKey(
+  plural: string,
+  group: string,
+  namespace: string | undefined,
+  name: string,
+): string {
   const builtin = group === '' || group === 'apps' || group === 'discovery.k8s.io';
   const base = builtin ? `/registry/${plural}` : `/registry/${group}/${plural}`;
   return namespace ? `${base}/${namespace}/${name}` : `${base}/${name}`;

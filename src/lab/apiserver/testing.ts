@@ -21,7 +21,9 @@ export interface TestApiServer {
 }
 
 /** Starts an API server for a test. */
-export async function startTestApiServer(options: Partial<ApiServerOptions> & { dataDir?: string } = {}): Promise<TestApiServer> {
+export async function startTestApiServer(
+  options: Partial<ApiServerOptions> & { dataDir?: string } = {},
+): Promise<TestApiServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'tendril-apiserver-test-'));
   const server = await startApiServer({ cluster: 'test', port: 0, ...options, dataDir });
   const client = new KubeClient({ server: server.url });
@@ -45,14 +47,31 @@ export async function startTestApiServer(options: Partial<ApiServerOptions> & { 
 }
 
 /** A Ready worker Node object as a kubelet would register it. */
-export function fakeNode(name: string, options: { ready?: boolean; controlPlane?: boolean; ip?: string } = {}): KubeObject {
+export function fakeNode(
+  name: string,
+  options: { ready?: boolean; controlPlane?: boolean; ip?: string } = {},
+): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Node',
-    metadata: { name, labels: { 'kubernetes.io/hostname': name, ...(options.controlPlane ? { 'node-role.kubernetes.io/control-plane': '' } : {}) } },
-    spec: options.controlPlane ? { taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] } : {},
+    metadata: {
+      name,
+      labels: {
+        'kubernetes.io/hostname': name,
+        ...(options.controlPlane ? { 'node-role.kubernetes.io/control-plane': '' } : {}),
+      },
+    },
+    spec: options.controlPlane
+      ? { taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] }
+      : {},
     status: {
-      conditions: [{ type: 'Ready', status: options.ready === false ? 'False' : 'True', reason: 'KubeletReady' }],
+      conditions: [
+        {
+          type: 'Ready',
+          status: options.ready === false ? 'False' : 'True',
+          reason: 'KubeletReady',
+        },
+      ],
       addresses: [{ type: 'InternalIP', address: options.ip ?? '172.30.1.11' }],
     },
   };

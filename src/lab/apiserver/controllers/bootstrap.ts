@@ -25,28 +25,57 @@ async function ensure(registry: Registry, obj: KubeObject): Promise<void> {
 }
 
 /** Creates the system namespaces and the `kubernetes` Service (and its slice when `advertise` is given). */
-export async function bootstrapCluster(registry: Registry, options: { advertise?: { ip: string; port: number } } = {}): Promise<void> {
-  for (const name of SYSTEM_NAMESPACES) await ensure(registry, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+export async function bootstrapCluster(
+  registry: Registry,
+  options: { advertise?: { ip: string; port: number } } = {},
+): Promise<void> {
+  for (const name of SYSTEM_NAMESPACES)
+    await ensure(registry, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   await ensure(registry, {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name: 'kubernetes', namespace: 'default', labels: { component: 'apiserver', provider: 'kubernetes' } },
-    spec: { type: 'ClusterIP', ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: 6443 }] },
+    metadata: {
+      name: 'kubernetes',
+      namespace: 'default',
+      labels: { component: 'apiserver', provider: 'kubernetes' },
+    },
+    spec: {
+      type: 'ClusterIP',
+      ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: 6443 }],
+    },
   });
   if (options.advertise) {
     const slice: KubeObject = {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
-      metadata: { name: 'kubernetes', namespace: 'default', labels: { 'kubernetes.io/service-name': 'kubernetes', 'endpointslice.kubernetes.io/managed-by': 'endpointslicemirroring-controller.k8s.io' } },
+      metadata: {
+        name: 'kubernetes',
+        namespace: 'default',
+        labels: {
+          'kubernetes.io/service-name': 'kubernetes',
+          'endpointslice.kubernetes.io/managed-by': 'endpointslicemirroring-controller.k8s.io',
+        },
+      },
       addressType: 'IPv4',
-      endpoints: [{ addresses: [options.advertise.ip], conditions: { ready: true, serving: true, terminating: false } }],
+      endpoints: [
+        {
+          addresses: [options.advertise.ip],
+          conditions: { ready: true, serving: true, terminating: false },
+        },
+      ],
       ports: [{ name: 'https', port: options.advertise.port, protocol: 'TCP' }],
     };
     const info = infoByKind('EndpointSlice');
     const cur = registry.peek(info, 'default', 'kubernetes');
     if (!cur) await ensure(registry, slice);
-    else if (JSON.stringify(cur.endpoints) !== JSON.stringify(slice.endpoints) || JSON.stringify(cur.ports) !== JSON.stringify(slice.ports)) {
-      await registry.update(info, 'default', 'kubernetes', { ...slice, metadata: { ...cur.metadata } });
+    else if (
+      JSON.stringify(cur.endpoints) !== JSON.stringify(slice.endpoints) ||
+      JSON.stringify(cur.ports) !== JSON.stringify(slice.ports)
+    ) {
+      await registry.update(info, 'default', 'kubernetes', {
+        ...slice,
+        metadata: { ...cur.metadata },
+      });
     }
   }
 }

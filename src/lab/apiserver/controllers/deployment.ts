@@ -41,16 +41,28 @@ export class DeploymentController {
   private readonly queue: WorkQueue;
   private watches: RegistryWatch[] = [];
 
-  constructor(private readonly registry: Registry, private readonly log: Logger) {
-    this.queue = new WorkQueue({ name: 'deployment', logger: log, reconcile: (k) => this.reconcile(k) });
+  constructor(
+    private readonly registry: Registry,
+    private readonly log: Logger,
+  ) {
+    this.queue = new WorkQueue({
+      name: 'deployment',
+      logger: log,
+      reconcile: (k) => this.reconcile(k),
+    });
   }
 
   start(): void {
-    this.watches.push(this.registry.watch(DEPLOY, {}, (ev) => this.queue.add(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`)));
+    this.watches.push(
+      this.registry.watch(DEPLOY, {}, (ev) =>
+        this.queue.add(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`),
+      ),
+    );
     this.watches.push(
       this.registry.watch(POD, {}, (ev) => {
         const owner = controllerOf(ev.object);
-        if (owner?.kind === 'Deployment') this.queue.add(`${ev.object.metadata.namespace}/${owner.name}`);
+        if (owner?.kind === 'Deployment')
+          this.queue.add(`${ev.object.metadata.namespace}/${owner.name}`);
       }),
     );
   }
@@ -70,10 +82,16 @@ export class DeploymentController {
     if (!d || d.metadata.deletionTimestamp) return; // dependents go through garbage collection
     const uid = d.metadata.uid!;
     const sel = fromLabelSelector(d.spec.selector);
-    const owned = this.registry.scan(POD, { namespace: ns }).filter((p) => controllerOf(p)?.uid === uid);
+    const owned = this.registry
+      .scan(POD, { namespace: ns })
+      .filter((p) => controllerOf(p)?.uid === uid);
     // Adopt matching orphans, as the ReplicaSet controller does.
     for (const p of this.registry.scan(POD, { namespace: ns })) {
-      if (!controllerOf(p) && !p.metadata.deletionTimestamp && matchesSelector(sel, p.metadata.labels)) {
+      if (
+        !controllerOf(p) &&
+        !p.metadata.deletionTimestamp &&
+        matchesSelector(sel, p.metadata.labels)
+      ) {
         const next = clone(p);
         next.metadata.ownerReferences = [...(p.metadata.ownerReferences ?? []), ownerRef(d)];
         await this.registry.update(POD, ns, p.metadata.name!, next);
@@ -81,13 +99,21 @@ export class DeploymentController {
       }
     }
     const hash = podTemplateHash(d.spec.template);
-    const alive = owned.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase !== 'Failed' && p.status?.phase !== 'Succeeded');
+    const alive = owned.filter(
+      (p) =>
+        !p.metadata.deletionTimestamp &&
+        p.status?.phase !== 'Failed' &&
+        p.status?.phase !== 'Succeeded',
+    );
     const current = alive.filter((p) => p.metadata.labels?.['pod-template-hash'] === hash);
     const old = alive.filter((p) => p.metadata.labels?.['pod-template-hash'] !== hash);
     const want = Number(d.spec.replicas ?? 1);
     // Pods that ended (Failed/Succeeded) are replaced: delete them.
     for (const p of owned) {
-      if (!p.metadata.deletionTimestamp && (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded')) {
+      if (
+        !p.metadata.deletionTimestamp &&
+        (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded')
+      ) {
         await this.deleteIgnoringMissing(ns, p.metadata.name!);
       }
     }
@@ -95,14 +121,16 @@ export class DeploymentController {
       for (let i = current.length; i < want; i++) await this.createPod(d, hash);
     } else if (current.length > want) {
       const ranked = [...current].sort(deletionRank);
-      for (const p of ranked.slice(0, current.length - want)) await this.deleteIgnoringMissing(ns, p.metadata.name!);
+      for (const p of ranked.slice(0, current.length - want))
+        await this.deleteIgnoringMissing(ns, p.metadata.name!);
     }
     // Rolling update: keep old pods only while new ones are not yet Ready.
     const newReady = current.filter(isPodReady).length;
     const keepOld = Math.max(0, want - newReady);
     if (old.length > keepOld) {
       const ranked = [...old].sort(deletionRank);
-      for (const p of ranked.slice(0, old.length - keepOld)) await this.deleteIgnoringMissing(ns, p.metadata.name!);
+      for (const p of ranked.slice(0, old.length - keepOld))
+        await this.deleteIgnoringMissing(ns, p.metadata.name!);
     }
     await this.updateStatus(d, hash);
   }
@@ -142,16 +170,34 @@ export class DeploymentController {
     if (!cur || cur.metadata.uid !== d.metadata.uid) return;
     const pods = this.registry
       .scan(POD, { namespace: d.metadata.namespace })
-      .filter((p) => controllerOf(p)?.uid === d.metadata.uid && !p.metadata.deletionTimestamp && p.status?.phase !== 'Failed' && p.status?.phase !== 'Succeeded');
+      .filter(
+        (p) =>
+          controllerOf(p)?.uid === d.metadata.uid &&
+          !p.metadata.deletionTimestamp &&
+          p.status?.phase !== 'Failed' &&
+          p.status?.phase !== 'Succeeded',
+      );
     const want = Number(cur.spec.replicas ?? 1);
     const ready = pods.filter(isPodReady).length;
     const updated = pods.filter((p) => p.metadata.labels?.['pod-template-hash'] === hash).length;
     const prev = cur.status ?? {};
-    const prevConds = (prev.conditions ?? []) as Array<{ type: string; status: string; lastTransitionTime?: string; lastUpdateTime?: string }>;
+    const prevConds = (prev.conditions ?? []) as Array<{
+      type: string;
+      status: string;
+      lastTransitionTime?: string;
+      lastUpdateTime?: string;
+    }>;
     const cond = (type: string, status: string, reason: string, message: string) => {
       const p = prevConds.find((c) => c.type === type);
       const same = p && p.status === status;
-      return { type, status, lastUpdateTime: same ? p.lastUpdateTime : nowTimestamp(), lastTransitionTime: same ? p.lastTransitionTime : nowTimestamp(), reason, message };
+      return {
+        type,
+        status,
+        lastUpdateTime: same ? p.lastUpdateTime : nowTimestamp(),
+        lastTransitionTime: same ? p.lastTransitionTime : nowTimestamp(),
+        reason,
+        message,
+      };
     };
     const available = ready >= want - Math.floor(want / 4);
     const status: Record<string, unknown> = {
@@ -162,20 +208,42 @@ export class DeploymentController {
       availableReplicas: ready,
       ...(pods.length - ready > 0 ? { unavailableReplicas: Math.max(0, want - ready) } : {}),
       conditions: [
-        cond('Available', available ? 'True' : 'False', available ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable', available ? 'Deployment has minimum availability.' : 'Deployment does not have minimum availability.'),
-        cond('Progressing', 'True', updated >= want ? 'NewReplicaSetAvailable' : 'ReplicaSetUpdated', `Deployment "${cur.metadata.name}" ${updated >= want ? 'has successfully progressed' : 'is progressing'}.`),
+        cond(
+          'Available',
+          available ? 'True' : 'False',
+          available ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
+          available
+            ? 'Deployment has minimum availability.'
+            : 'Deployment does not have minimum availability.',
+        ),
+        cond(
+          'Progressing',
+          'True',
+          updated >= want ? 'NewReplicaSetAvailable' : 'ReplicaSetUpdated',
+          `Deployment "${cur.metadata.name}" ${updated >= want ? 'has successfully progressed' : 'is progressing'}.`,
+        ),
       ],
     };
-    for (const k of ['readyReplicas', 'availableReplicas', 'updatedReplicas', 'replicas']) if (status[k] === 0) delete status[k];
+    for (const k of ['readyReplicas', 'availableReplicas', 'updatedReplicas', 'replicas'])
+      if (status[k] === 0) delete status[k];
     if (deepEqual(status, prev)) return;
     const next = clone(cur);
     next.status = status;
-    await this.registry.update(DEPLOY, cur.metadata.namespace, cur.metadata.name!, next, { subresource: 'status' });
+    await this.registry.update(DEPLOY, cur.metadata.namespace, cur.metadata.name!, next, {
+      subresource: 'status',
+    });
   }
 }
 
 function ownerRef(d: KubeObject) {
-  return { apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata.name!, uid: d.metadata.uid!, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    name: d.metadata.name!,
+    uid: d.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 /** Sort order for scale-down: unscheduled first, then not ready, then newest. */
@@ -186,5 +254,8 @@ function deletionRank(a: KubeObject, b: KubeObject): number {
   const ra = isPodReady(a) ? 1 : 0;
   const rb = isPodReady(b) ? 1 : 0;
   if (ra !== rb) return ra - rb;
-  return (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? '') || Number(b.metadata.resourceVersion) - Number(a.metadata.resourceVersion);
+  return (
+    (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? '') ||
+    Number(b.metadata.resourceVersion) - Number(a.metadata.resourceVersion)
+  );
 }

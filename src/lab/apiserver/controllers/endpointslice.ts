@@ -40,13 +40,17 @@ interface SlicePort {
  * Resolves a Service port's targetPort for a pod: a number as is, a name
  * through the pod's container ports (same protocol). Undefined if unresolved.
  */
-export function resolveTargetPort(svcPort: { targetPort?: number | string; port: number; protocol?: string }, pod: KubeObject): number | undefined {
+export function resolveTargetPort(
+  svcPort: { targetPort?: number | string; port: number; protocol?: string },
+  pod: KubeObject,
+): number | undefined {
   const tp = svcPort.targetPort ?? svcPort.port;
   if (typeof tp === 'number') return tp;
   if (/^\d+$/.test(tp)) return Number(tp);
   const proto = svcPort.protocol ?? 'TCP';
   for (const c of (pod.spec?.containers ?? []) as Array<{ ports?: ContainerPort[] }>) {
-    for (const p of c.ports ?? []) if (p.name === tp && (p.protocol ?? 'TCP') === proto) return p.containerPort;
+    for (const p of c.ports ?? [])
+      if (p.name === tp && (p.protocol ?? 'TCP') === proto) return p.containerPort;
   }
   return undefined;
 }
@@ -56,19 +60,33 @@ export class EndpointSliceController {
   private readonly queue: WorkQueue;
   private watches: RegistryWatch[] = [];
 
-  constructor(private readonly registry: Registry, private readonly log: Logger) {
-    this.queue = new WorkQueue({ name: 'endpointslice', logger: log, reconcile: (k) => this.reconcile(k) });
+  constructor(
+    private readonly registry: Registry,
+    private readonly log: Logger,
+  ) {
+    this.queue = new WorkQueue({
+      name: 'endpointslice',
+      logger: log,
+      reconcile: (k) => this.reconcile(k),
+    });
   }
 
   start(): void {
-    this.watches.push(this.registry.watch(SVC, {}, (ev) => this.queue.add(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`)));
+    this.watches.push(
+      this.registry.watch(SVC, {}, (ev) =>
+        this.queue.add(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`),
+      ),
+    );
     this.watches.push(
       this.registry.watch(POD, {}, (ev) => {
         const ns = ev.object.metadata.namespace;
         for (const svc of this.registry.scan(SVC, { namespace: ns })) {
           const sel = fromMap(svc.spec?.selector);
           if (!sel) continue;
-          if (matchesSelector(sel, ev.object.metadata.labels) || (ev.old && matchesSelector(sel, ev.old.metadata.labels))) {
+          if (
+            matchesSelector(sel, ev.object.metadata.labels) ||
+            (ev.old && matchesSelector(sel, ev.old.metadata.labels))
+          ) {
             this.queue.add(`${ns}/${svc.metadata.name}`);
           }
         }
@@ -77,7 +95,8 @@ export class EndpointSliceController {
     this.watches.push(
       this.registry.watch(SLICE, {}, (ev) => {
         const l = ev.object.metadata.labels ?? {};
-        if (l[MANAGED_BY_LABEL] === MANAGED_BY && l[SERVICE_NAME_LABEL]) this.queue.add(`${ev.object.metadata.namespace}/${l[SERVICE_NAME_LABEL]}`);
+        if (l[MANAGED_BY_LABEL] === MANAGED_BY && l[SERVICE_NAME_LABEL])
+          this.queue.add(`${ev.object.metadata.namespace}/${l[SERVICE_NAME_LABEL]}`);
       }),
     );
   }
@@ -94,7 +113,11 @@ export class EndpointSliceController {
   private managedSlices(ns: string, svcName: string): KubeObject[] {
     return this.registry
       .scan(SLICE, { namespace: ns })
-      .filter((s) => s.metadata.labels?.[SERVICE_NAME_LABEL] === svcName && s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY);
+      .filter(
+        (s) =>
+          s.metadata.labels?.[SERVICE_NAME_LABEL] === svcName &&
+          s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY,
+      );
   }
 
   private async reconcile(key: string): Promise<void> {
@@ -107,17 +130,32 @@ export class EndpointSliceController {
       for (const s of existing) await this.deleteSlice(ns, s.metadata.name!);
       return;
     }
-    const svcPorts = (svc.spec?.ports ?? []) as Array<{ name?: string; port: number; targetPort?: number | string; protocol?: string }>;
+    const svcPorts = (svc.spec?.ports ?? []) as Array<{
+      name?: string;
+      port: number;
+      targetPort?: number | string;
+      protocol?: string;
+    }>;
     // Group endpoints by their resolved port list.
     const groups = new Map<string, { ports: SlicePort[]; endpoints: unknown[] }>();
     const pods = this.registry
       .scan(POD, { namespace: ns })
-      .filter((p) => matchesSelector(sel, p.metadata.labels) && p.status?.podIP && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
+      .filter(
+        (p) =>
+          matchesSelector(sel, p.metadata.labels) &&
+          p.status?.podIP &&
+          p.status?.phase !== 'Succeeded' &&
+          p.status?.phase !== 'Failed',
+      )
       .sort((a, b) => a.metadata.name!.localeCompare(b.metadata.name!));
     for (const pod of pods) {
       const ports: SlicePort[] = svcPorts.map((sp) => {
         const port = resolveTargetPort(sp, pod);
-        return { name: sp.name ?? '', ...(port !== undefined ? { port } : {}), protocol: sp.protocol ?? 'TCP' };
+        return {
+          name: sp.name ?? '',
+          ...(port !== undefined ? { port } : {}),
+          protocol: sp.protocol ?? 'TCP',
+        };
       });
       const gk = JSON.stringify(ports);
       let g = groups.get(gk);
@@ -137,7 +175,9 @@ export class EndpointSliceController {
         .map((sp) => {
           const tp = sp.targetPort ?? sp.port;
           const port = typeof tp === 'number' ? tp : /^\d+$/.test(tp) ? Number(tp) : undefined;
-          return port === undefined ? undefined : { name: sp.name ?? '', port, protocol: sp.protocol ?? 'TCP' };
+          return port === undefined
+            ? undefined
+            : { name: sp.name ?? '', port, protocol: sp.protocol ?? 'TCP' };
         })
         .filter((p): p is { name: string; port: number; protocol: string } => p !== undefined);
       groups.set(JSON.stringify(ports), { ports, endpoints: [] });
@@ -151,8 +191,21 @@ export class EndpointSliceController {
         endpoints: g.endpoints,
         ports: g.ports,
       };
-      const labels = { ...(svc.metadata.labels ?? {}), [SERVICE_NAME_LABEL]: name, [MANAGED_BY_LABEL]: MANAGED_BY };
-      const owner = [{ apiVersion: 'v1', kind: 'Service', name, uid: svc.metadata.uid!, controller: true, blockOwnerDeletion: true }];
+      const labels = {
+        ...(svc.metadata.labels ?? {}),
+        [SERVICE_NAME_LABEL]: name,
+        [MANAGED_BY_LABEL]: MANAGED_BY,
+      };
+      const owner = [
+        {
+          apiVersion: 'v1',
+          kind: 'Service',
+          name,
+          uid: svc.metadata.uid!,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ];
       if (reuse) {
         const want = { ...clone(reuse), ...body };
         want.metadata.labels = labels;
@@ -163,7 +216,13 @@ export class EndpointSliceController {
         await this.registry.create(SLICE, ns, {
           apiVersion: 'discovery.k8s.io/v1',
           kind: 'EndpointSlice',
-          metadata: { generateName: `${name}-`, namespace: ns, labels, ownerReferences: owner, annotations: {} },
+          metadata: {
+            generateName: `${name}-`,
+            namespace: ns,
+            labels,
+            ownerReferences: owner,
+            annotations: {},
+          },
           ...body,
         });
       }

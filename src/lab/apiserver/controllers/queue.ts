@@ -52,8 +52,20 @@ export class WorkQueue {
         const n = (this.failures.get(key) ?? 0) + 1;
         this.failures.set(key, n);
         const conflict = err instanceof ApiError && (err.httpCode === 409 || err.httpCode === 404);
-        const delay = conflict && n < 5 ? 0 : Math.min((this.opts.baseBackoffMs ?? 50) * 2 ** (n - 1), this.opts.maxBackoffMs ?? 5000);
-        if (!conflict) this.opts.logger.warn('reconcile failed; will retry', { controller: this.opts.name, key, err, retryInMs: delay });
+        const delay =
+          conflict && n < 5
+            ? 0
+            : Math.min(
+                (this.opts.baseBackoffMs ?? 50) * 2 ** (n - 1),
+                this.opts.maxBackoffMs ?? 5000,
+              );
+        if (!conflict)
+          this.opts.logger.warn('reconcile failed; will retry', {
+            controller: this.opts.name,
+            key,
+            err,
+            retryInMs: delay,
+          });
         const t = setTimeout(() => {
           this.timers.delete(t);
           this.add(key);

@@ -34,17 +34,23 @@ function tolerates(tols: Toleration[], t: Taint): boolean {
   return tols.some(
     (tol) =>
       (tol.effect === undefined || tol.effect === '' || tol.effect === t.effect) &&
-      ((tol.operator === 'Exists' && (tol.key === undefined || tol.key === '' || tol.key === t.key)) ||
-        ((tol.operator ?? 'Equal') === 'Equal' && tol.key === t.key && (tol.value ?? '') === (t.value ?? ''))),
+      ((tol.operator === 'Exists' &&
+        (tol.key === undefined || tol.key === '' || tol.key === t.key)) ||
+        ((tol.operator ?? 'Equal') === 'Equal' &&
+          tol.key === t.key &&
+          (tol.value ?? '') === (t.value ?? ''))),
   );
 }
 
 /** True if the pod may run on the node (readiness, unschedulable, selector, taints). */
 export function podFitsNode(pod: KubeObject, node: KubeObject): boolean {
-  if (!isNodeReady(node) || node.spec?.unschedulable || node.metadata.deletionTimestamp) return false;
+  if (!isNodeReady(node) || node.spec?.unschedulable || node.metadata.deletionTimestamp)
+    return false;
   const sel = (pod.spec?.nodeSelector ?? {}) as Record<string, string>;
   for (const [k, v] of Object.entries(sel)) if (node.metadata.labels?.[k] !== v) return false;
-  const taints = ((node.spec?.taints ?? []) as Taint[]).filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute');
+  const taints = ((node.spec?.taints ?? []) as Taint[]).filter(
+    (t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute',
+  );
   const tols = (pod.spec?.tolerations ?? []) as Toleration[];
   return taints.every((t) => tolerates(tols, t));
 }
@@ -54,19 +60,29 @@ export class Scheduler {
   private readonly queue: WorkQueue;
   private watches: RegistryWatch[] = [];
 
-  constructor(private readonly registry: Registry, private readonly log: Logger) {
-    this.queue = new WorkQueue({ name: 'scheduler', logger: log, reconcile: (k) => this.schedule(k) });
+  constructor(
+    private readonly registry: Registry,
+    private readonly log: Logger,
+  ) {
+    this.queue = new WorkQueue({
+      name: 'scheduler',
+      logger: log,
+      reconcile: (k) => this.schedule(k),
+    });
   }
 
   start(): void {
     this.watches.push(
       this.registry.watch(POD, {}, (ev) => {
-        if (ev.type !== 'DELETED' && !ev.object.spec?.nodeName) this.queue.add(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`);
+        if (ev.type !== 'DELETED' && !ev.object.spec?.nodeName)
+          this.queue.add(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`);
       }),
     );
     this.watches.push(
       this.registry.watch(NODE, {}, () => {
-        for (const p of this.registry.scan(POD)) if (!p.spec?.nodeName && !p.metadata.deletionTimestamp) this.queue.add(`${p.metadata.namespace}/${p.metadata.name}`);
+        for (const p of this.registry.scan(POD))
+          if (!p.spec?.nodeName && !p.metadata.deletionTimestamp)
+            this.queue.add(`${p.metadata.namespace}/${p.metadata.name}`);
       }),
     );
   }
@@ -90,27 +106,56 @@ export class Scheduler {
     const workers = fits.filter((n) => !(CONTROL_PLANE_LABEL in (n.metadata.labels ?? {})));
     const candidates = workers.length > 0 ? workers : fits;
     const next = clone(pod);
-    const conds = ((next.status?.conditions ?? []) as PodCondition[]).filter((c) => c.type !== 'PodScheduled');
+    const conds = ((next.status?.conditions ?? []) as PodCondition[]).filter(
+      (c) => c.type !== 'PodScheduled',
+    );
     if (candidates.length === 0) {
-      const prev = ((pod.status?.conditions ?? []) as PodCondition[]).find((c) => c.type === 'PodScheduled');
+      const prev = ((pod.status?.conditions ?? []) as PodCondition[]).find(
+        (c) => c.type === 'PodScheduled',
+      );
       const message = `0/${nodes.length} nodes are available: ${nodes.length === 0 ? 'no nodes registered' : `${nodes.length - fits.length} node(s) not ready, unschedulable, tainted or not matching the pod's node selector`}.`;
       if (prev?.status === 'False' && prev.message === message) return;
-      next.status = { ...(next.status ?? {}), conditions: [...conds, { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: nowTimestamp() }] };
+      next.status = {
+        ...(next.status ?? {}),
+        conditions: [
+          ...conds,
+          {
+            type: 'PodScheduled',
+            status: 'False',
+            reason: 'Unschedulable',
+            message,
+            lastTransitionTime: nowTimestamp(),
+          },
+        ],
+      };
       await this.registry.update(POD, ns, name, next, { subresource: 'status' });
       return;
     }
     const load = new Map<string, number>();
     for (const p of this.registry.scan(POD)) {
       const n = p.spec?.nodeName;
-      if (n && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed') load.set(n, (load.get(n) ?? 0) + 1);
+      if (n && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
+        load.set(n, (load.get(n) ?? 0) + 1);
     }
-    candidates.sort((a, b) => (load.get(a.metadata.name!) ?? 0) - (load.get(b.metadata.name!) ?? 0) || a.metadata.name!.localeCompare(b.metadata.name!));
+    candidates.sort(
+      (a, b) =>
+        (load.get(a.metadata.name!) ?? 0) - (load.get(b.metadata.name!) ?? 0) ||
+        a.metadata.name!.localeCompare(b.metadata.name!),
+    );
     const node = candidates[0]!.metadata.name!;
     next.spec.nodeName = node;
     await this.registry.update(POD, ns, name, next);
     const bound = this.registry.get(POD, ns, name);
-    const bconds = ((bound.status?.conditions ?? []) as PodCondition[]).filter((c) => c.type !== 'PodScheduled');
-    bound.status = { ...(bound.status ?? {}), conditions: [...bconds, { type: 'PodScheduled', status: 'True', lastTransitionTime: nowTimestamp() }] };
+    const bconds = ((bound.status?.conditions ?? []) as PodCondition[]).filter(
+      (c) => c.type !== 'PodScheduled',
+    );
+    bound.status = {
+      ...(bound.status ?? {}),
+      conditions: [
+        ...bconds,
+        { type: 'PodScheduled', status: 'True', lastTransitionTime: nowTimestamp() },
+      ],
+    };
     await this.registry.update(POD, ns, name, bound, { subresource: 'status' });
     this.log.debug('scheduled pod', { pod: key, node });
   }

@@ -37,7 +37,9 @@ export interface Ipv4Range {
 export function parseServiceCIDR(cidr: string): Ipv4Range {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
   const bad = () =>
-    new TendrilError('apiserver.BadServiceCIDR', `invalid service CIDR "${cidr}"`, { hint: 'use an IPv4 CIDR with a prefix length between 8 and 30, e.g. 10.96.0.0/16' });
+    new TendrilError('apiserver.BadServiceCIDR', `invalid service CIDR "${cidr}"`, {
+      hint: 'use an IPv4 CIDR with a prefix length between 8 and 30, e.g. 10.96.0.0/16',
+    });
   if (!m) throw bad();
   const octets = m.slice(1, 5).map(Number);
   const len = Number(m[5]);
@@ -45,7 +47,12 @@ export function parseServiceCIDR(cidr: string): Ipv4Range {
   const ip = ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
   const size = 2 ** (32 - len);
   const base = ip - (ip % size);
-  if (base !== ip) throw new TendrilError('apiserver.BadServiceCIDR', `invalid service CIDR "${cidr}": host bits are set`, { hint: `did you mean ${ipToString(base)}/${len}?` });
+  if (base !== ip)
+    throw new TendrilError(
+      'apiserver.BadServiceCIDR',
+      `invalid service CIDR "${cidr}": host bits are set`,
+      { hint: `did you mean ${ipToString(base)}/${len}?` },
+    );
   return { cidr, base, size };
 }
 
@@ -106,18 +113,23 @@ export class ServiceAllocator {
   private remember(svc: KubeObject): void {
     const ip = ipToNumber(svc.spec?.clusterIP ?? '');
     if (!Number.isNaN(ip)) this.used.set(ip, this.owner(svc));
-    for (const p of (svc.spec?.ports ?? []) as Array<{ nodePort?: number }>) if (p.nodePort) this.nodePorts.set(p.nodePort, this.owner(svc));
+    for (const p of (svc.spec?.ports ?? []) as Array<{ nodePort?: number }>)
+      if (p.nodePort) this.nodePorts.set(p.nodePort, this.owner(svc));
   }
 
   private release(svc: KubeObject): void {
     const owner = this.owner(svc);
     const ip = ipToNumber(svc.spec?.clusterIP ?? '');
     if (this.used.get(ip) === owner) this.used.delete(ip);
-    for (const p of (svc.spec?.ports ?? []) as Array<{ nodePort?: number }>) if (p.nodePort && this.nodePorts.get(p.nodePort) === owner) this.nodePorts.delete(p.nodePort);
+    for (const p of (svc.spec?.ports ?? []) as Array<{ nodePort?: number }>)
+      if (p.nodePort && this.nodePorts.get(p.nodePort) === owner) this.nodePorts.delete(p.nodePort);
   }
 
   private wantsDNS(svc: KubeObject): boolean {
-    return (svc.metadata.namespace === 'kube-system' && svc.metadata.name === 'kube-dns') || svc.metadata.annotations?.[RESERVED_DNS_ANNOTATION] === 'true';
+    return (
+      (svc.metadata.namespace === 'kube-system' && svc.metadata.name === 'kube-dns') ||
+      svc.metadata.annotations?.[RESERVED_DNS_ANNOTATION] === 'true'
+    );
   }
 
   private allocate(svc: KubeObject): void {
@@ -132,23 +144,46 @@ export class ServiceAllocator {
         let ip: number;
         if (spec.clusterIP) {
           ip = ipToNumber(spec.clusterIP as string);
-          if (Number.isNaN(ip) || ip <= this.range.base || ip >= this.range.base + this.range.size - 1) {
+          if (
+            Number.isNaN(ip) ||
+            ip <= this.range.base ||
+            ip >= this.range.base + this.range.size - 1
+          ) {
             throw Registry.invalid(info, name, [
-              { type: 'FieldValueInvalid', field: 'spec.clusterIPs', value: [spec.clusterIP], detail: `failed to allocate IP ${spec.clusterIP}: the provided IP (${spec.clusterIP}) is not in the valid range. The range of valid IPs is ${this.range.cidr}` },
+              {
+                type: 'FieldValueInvalid',
+                field: 'spec.clusterIPs',
+                value: [spec.clusterIP],
+                detail: `failed to allocate IP ${spec.clusterIP}: the provided IP (${spec.clusterIP}) is not in the valid range. The range of valid IPs is ${this.range.cidr}`,
+              },
             ]);
           }
           if (this.used.has(ip)) {
             throw Registry.invalid(info, name, [
-              { type: 'FieldValueInvalid', field: 'spec.clusterIPs', value: [spec.clusterIP], detail: `failed to allocate IP ${spec.clusterIP}: provided IP is already allocated` },
+              {
+                type: 'FieldValueInvalid',
+                field: 'spec.clusterIPs',
+                value: [spec.clusterIP],
+                detail: `failed to allocate IP ${spec.clusterIP}: provided IP is already allocated`,
+              },
             ]);
           }
-        } else if (svc.metadata.namespace === 'default' && name === 'kubernetes' && !this.used.has(this.range.base + 1)) {
+        } else if (
+          svc.metadata.namespace === 'default' &&
+          name === 'kubernetes' &&
+          !this.used.has(this.range.base + 1)
+        ) {
           ip = this.range.base + 1;
         } else if (this.wantsDNS(svc)) {
           ip = this.range.base + 10;
           if (this.used.has(ip)) {
             throw Registry.invalid(info, name, [
-              { type: 'FieldValueInvalid', field: 'spec.clusterIPs', value: [ipToString(ip)], detail: `failed to allocate the cluster DNS IP ${ipToString(ip)}: already allocated to ${this.used.get(ip)}` },
+              {
+                type: 'FieldValueInvalid',
+                field: 'spec.clusterIPs',
+                value: [ipToString(ip)],
+                detail: `failed to allocate the cluster DNS IP ${ipToString(ip)}: already allocated to ${this.used.get(ip)}`,
+              },
             ]);
           }
         } else {
@@ -168,14 +203,28 @@ export class ServiceAllocator {
     const last = this.range.size - 2;
     const count = last - first + 1;
     if (count <= 0 || this.used.size >= count + 10) {
-      throw Registry.invalid(infoByKind('Service'), name, [{ type: 'FieldValueInvalid', field: 'spec.clusterIPs', value: [], detail: `failed to allocate IP: range ${this.range.cidr} is full` }]);
+      throw Registry.invalid(infoByKind('Service'), name, [
+        {
+          type: 'FieldValueInvalid',
+          field: 'spec.clusterIPs',
+          value: [],
+          detail: `failed to allocate IP: range ${this.range.cidr} is full`,
+        },
+      ]);
     }
     const start = Math.floor(Math.random() * count);
     for (let i = 0; i < count; i++) {
       const ip = this.range.base + first + ((start + i) % count);
       if (!this.used.has(ip)) return ip;
     }
-    throw Registry.invalid(infoByKind('Service'), name, [{ type: 'FieldValueInvalid', field: 'spec.clusterIPs', value: [], detail: `failed to allocate IP: range ${this.range.cidr} is full` }]);
+    throw Registry.invalid(infoByKind('Service'), name, [
+      {
+        type: 'FieldValueInvalid',
+        field: 'spec.clusterIPs',
+        value: [],
+        detail: `failed to allocate IP: range ${this.range.cidr} is full`,
+      },
+    ]);
   }
 
   private allocateNodePorts(svc: KubeObject, old: KubeObject | undefined): void {
@@ -192,15 +241,29 @@ export class ServiceAllocator {
       if (p.nodePort) {
         if (p.nodePort < NODE_PORT_RANGE[0] || p.nodePort > NODE_PORT_RANGE[1]) {
           throw Registry.invalid(info, svc.metadata.name!, [
-            { type: 'FieldValueInvalid', field: `spec.ports[${i}].nodePort`, value: p.nodePort, detail: `provided port is not in the valid range. The range of valid ports is ${NODE_PORT_RANGE[0]}-${NODE_PORT_RANGE[1]}` },
+            {
+              type: 'FieldValueInvalid',
+              field: `spec.ports[${i}].nodePort`,
+              value: p.nodePort,
+              detail: `provided port is not in the valid range. The range of valid ports is ${NODE_PORT_RANGE[0]}-${NODE_PORT_RANGE[1]}`,
+            },
           ]);
         }
         const holder = this.nodePorts.get(p.nodePort);
         if (holder && holder !== owner) {
-          throw Registry.invalid(info, svc.metadata.name!, [{ type: 'FieldValueInvalid', field: `spec.ports[${i}].nodePort`, value: p.nodePort, detail: 'provided port is already allocated' }]);
+          throw Registry.invalid(info, svc.metadata.name!, [
+            {
+              type: 'FieldValueInvalid',
+              field: `spec.ports[${i}].nodePort`,
+              value: p.nodePort,
+              detail: 'provided port is already allocated',
+            },
+          ]);
         }
       } else {
-        const prev = ((old?.spec?.ports ?? []) as Array<{ nodePort?: number; port: number; name?: string }>).find((q) => q.port === p.port && (q.name ?? '') === (p.name ?? ''));
+        const prev = (
+          (old?.spec?.ports ?? []) as Array<{ nodePort?: number; port: number; name?: string }>
+        ).find((q) => q.port === p.port && (q.name ?? '') === (p.name ?? ''));
         if (prev?.nodePort) p.nodePort = prev.nodePort;
         else {
           const n = NODE_PORT_RANGE[1] - NODE_PORT_RANGE[0] + 1;
@@ -212,7 +275,15 @@ export class ServiceAllocator {
               break;
             }
           }
-          if (!p.nodePort) throw Registry.invalid(info, svc.metadata.name!, [{ type: 'FieldValueInvalid', field: `spec.ports[${i}].nodePort`, value: 0, detail: 'no free node port' }]);
+          if (!p.nodePort)
+            throw Registry.invalid(info, svc.metadata.name!, [
+              {
+                type: 'FieldValueInvalid',
+                field: `spec.ports[${i}].nodePort`,
+                value: 0,
+                detail: 'no free node port',
+              },
+            ]);
         }
       }
       this.nodePorts.set(p.nodePort!, owner);
@@ -224,15 +295,25 @@ export class ServiceAllocator {
     if (!isPlainObject(spec)) return;
     const oldIP = old.spec?.clusterIP;
     if (spec.type !== 'ExternalName' && oldIP && spec.clusterIP !== oldIP) {
-      throw Registry.invalid(infoByKind('Service'), svc.metadata.name!, [{ type: 'FieldValueInvalid', field: 'spec.clusterIPs[0]', value: spec.clusterIP, detail: 'may not change once set' }]);
+      throw Registry.invalid(infoByKind('Service'), svc.metadata.name!, [
+        {
+          type: 'FieldValueInvalid',
+          field: 'spec.clusterIPs[0]',
+          value: spec.clusterIP,
+          detail: 'may not change once set',
+        },
+      ]);
     }
     if (spec.type !== 'ExternalName' && !oldIP) this.allocate(svc);
     else {
       // Release node ports the update drops, then allocate what it adds.
       const owner = this.owner(svc);
-      const keep = new Set(((spec.ports ?? []) as Array<{ nodePort?: number }>).map((p) => p.nodePort).filter(Boolean));
+      const keep = new Set(
+        ((spec.ports ?? []) as Array<{ nodePort?: number }>).map((p) => p.nodePort).filter(Boolean),
+      );
       for (const p of (old.spec?.ports ?? []) as Array<{ nodePort?: number }>) {
-        if (p.nodePort && !keep.has(p.nodePort) && this.nodePorts.get(p.nodePort) === owner) this.nodePorts.delete(p.nodePort);
+        if (p.nodePort && !keep.has(p.nodePort) && this.nodePorts.get(p.nodePort) === owner)
+          this.nodePorts.delete(p.nodePort);
       }
       this.allocateNodePorts(svc, old);
     }
