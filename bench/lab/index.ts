@@ -11,6 +11,7 @@
  *   watch_latency_p50_ms
  *   create_objects_per_s   creates acknowledged per second during that run
  *   list_objects_per_s     objects returned per second by full LISTs of the N objects
+ * Section "runtime" (bench/lab/runtime.ts, root only): create_2node_s, delete_s.
  * Section "api-etcd": the same figures (suffix _etcd) with --store etcd (a real
  * etcd started for the run), over N/5 objects to keep the run short.
  */
@@ -24,6 +25,7 @@ import { KubeClient } from '../../src/k8s/client.js';
 import type { KubeObject } from '../../src/k8s/objects.js';
 import { freePort, startEtcd, type EtcdServer } from '../../src/kvstore/etcd-server.js';
 import { percentile, report, type Figure } from '../lib/report.js';
+import { measureLabRuntime } from './runtime.js';
 
 /** Options every section gets. */
 export interface BenchOptions {
@@ -206,7 +208,19 @@ function apiSection(store: 'disk' | 'etcd'): BenchSection {
 }
 
 /** The sections, in run order. */
-export const SECTIONS: BenchSection[] = [apiSection('disk'), apiSection('etcd')];
+/** Lab create/delete figures (bench/lab/runtime.ts); needs root, skipped otherwise. */
+const runtimeSection: BenchSection = {
+  name: 'runtime',
+  async run() {
+    if (process.getuid?.() !== 0) {
+      console.log('section runtime skipped: needs root (network namespaces, cgroups)');
+      return [];
+    }
+    return measureLabRuntime();
+  },
+};
+
+export const SECTIONS: BenchSection[] = [runtimeSection, apiSection('disk'), apiSection('etcd')];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
