@@ -82,6 +82,28 @@ export class BpfLink implements Link {
     this.pinnedPath = undefined;
   }
 
+  /**
+   * Atomically replaces the link's program (BPF_LINK_UPDATE), e.g. when a restarted
+   * agent loads a new version. With `expected`, fails (EPERM) unless that program is
+   * the one attached. Throws BpfError.
+   */
+  update(program: Program, options: { expected?: Program } = {}): void {
+    const attr = stableBuffer(BPF_ATTR_SIZE);
+    attr.writeUInt32LE(this.#fd.raw, 0);
+    attr.writeUInt32LE(program.fd, 4);
+    if (options.expected) {
+      attr.writeUInt32LE(AttachFlags.Replace, 8);
+      attr.writeUInt32LE(options.expected.fd, 12);
+    }
+    const r = bpfAddr(Cmd.LinkUpdate, addressOf(attr), BPF_ATTR_SIZE);
+    if (r < 0)
+      throw bpfError(
+        Cmd.LinkUpdate,
+        -r,
+        `replace the program of link ${this.description} with ${program.name}`,
+      );
+  }
+
   detach(): void {
     const attr = stableBuffer(BPF_ATTR_SIZE);
     attr.writeUInt32LE(this.#fd.raw, 0);

@@ -11,7 +11,7 @@ import { u32 } from './codec.js';
 import { BpfError, NotSupportedError } from './errors.js';
 import { haveCgroupLink, haveMapType, haveProgramType, requireFeature } from './features.js';
 import { liveFds, openFdCount } from './fd.js';
-import { attachCgroup } from './link.js';
+import { BpfLink, attachCgroup } from './link.js';
 import { newMap } from './map.js';
 import { withNetns } from './netns.js';
 import { loadProgram } from './program.js';
@@ -134,6 +134,25 @@ privilegedTest(
       const link = attachCgroup(prog, target);
       assert.ok(liveFds().some((f) => f.kind === 'link'));
       assert.deepEqual(queryAttached(target).programIds, [prog.info().id]);
+      // Atomic replacement of the link's program (what a restarted agent does).
+      const prog2 = loadProgram({
+        name: 'c4v2',
+        type: ProgramType.CgroupSockAddr,
+        expectedAttachType: AttachType.CgroupInet4Connect,
+        instructions: asm.retImm(1),
+      });
+      try {
+        assert.ok(link instanceof BpfLink);
+        link.update(prog2, { expected: prog });
+        assert.deepEqual(queryAttached(target).programIds, [prog2.info().id]);
+        assert.equal(link.info().programId, prog2.info().id);
+        assert.throws(
+          () => link.update(prog, { expected: prog }),
+          (e: unknown) => e instanceof BpfError && e.command === 'BPF_LINK_UPDATE',
+        );
+      } finally {
+        prog2.close();
+      }
       link.close();
       assert.deepEqual(queryAttached(target).programIds, []);
     } finally {
