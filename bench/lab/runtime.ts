@@ -42,8 +42,18 @@ export async function measureLabRuntime(options: { runs?: number } = {}): Promis
     else process.env.TENDRIL_LAB_PREFIX = saved.prefix;
   }
   return [
-    { name: 'create_2node_s', value: median(creates), unit: 's', note: `lab create (cp + 2 workers) until daemons run and nodes Ready; median of ${runs}: ${creates.map((x) => x.toFixed(2)).join(', ')}` },
-    { name: 'delete_s', value: median(deletes), unit: 's', note: `lab delete of that cluster (last one: underlay too); median of ${runs}: ${deletes.map((x) => x.toFixed(2)).join(', ')}` },
+    {
+      name: 'create_2node_s',
+      value: median(creates),
+      unit: 's',
+      note: `lab create (cp + 2 workers) until daemons run and nodes Ready; median of ${runs}: ${creates.map((x) => x.toFixed(2)).join(', ')}`,
+    },
+    {
+      name: 'delete_s',
+      value: median(deletes),
+      unit: 's',
+      note: `lab delete of that cluster (last one: underlay too); median of ${runs}: ${deletes.map((x) => x.toFixed(2)).join(', ')}`,
+    },
   ];
 }
 

@@ -13,7 +13,7 @@ import type { KubeObject } from '../k8s/objects.js';
 import { ApiError } from '../k8s/status.js';
 import { TendrilError } from '../util/errors.js';
 import { ensureBusyboxBin, resolveImage } from '../lab/images/resolve.js';
-import { DEFAULT_PATH } from '../lab/kubelet/pod-worker.js';
+import { DEFAULT_PATH, type PodContainer } from '../lab/kubelet/pod-worker.js';
 import { podPath } from '../lab/kubelet/api.js';
 import { podHostname, wrapperArgv } from '../lab/kubelet/runtime.js';
 import { podCgroup, podNetns } from '../lab/layout.js';
@@ -27,31 +27,48 @@ export async function fetchPod(target: LabTarget, ns: string, name: string): Pro
     return await target.api.get(podPath(ns, name));
   } catch (err) {
     if (err instanceof ApiError && err.httpCode === 404) {
-      throw new TendrilError('POD_NOT_FOUND', `pods "${name}" not found in namespace "${ns}"`, { hint: `see \`tendril get pods -n ${ns}\`` });
+      throw new TendrilError('POD_NOT_FOUND', `pods "${name}" not found in namespace "${ns}"`, {
+        hint: `see \`tendril get pods -n ${ns}\``,
+      });
     }
     throw err;
   }
 }
 
 /** Picks the container: -c, else the only one, else kubectl's default-container annotation; throws naming the choices. */
-export function pickContainer(pod: KubeObject, wanted: string | undefined): Record<string, any> {
-  const containers = (pod.spec?.containers ?? []) as Record<string, any>[];
-  const names = containers.map((c) => c.name as string);
+export function pickContainer(pod: KubeObject, wanted: string | undefined): PodContainer {
+  const containers = (pod.spec?.containers ?? []) as PodContainer[];
+  const names = containers.map((c) => c.name);
   if (wanted) {
     const c = containers.find((x) => x.name === wanted);
-    if (!c) throw new TendrilError('CONTAINER_NOT_FOUND', `container ${wanted} is not valid for pod ${pod.metadata.name}`, { hint: `choose one of: [${names.join(' ')}]` });
+    if (!c)
+      throw new TendrilError(
+        'CONTAINER_NOT_FOUND',
+        `container ${wanted} is not valid for pod ${pod.metadata.name}`,
+        { hint: `choose one of: [${names.join(' ')}]` },
+      );
     return c;
   }
   const def = pod.metadata.annotations?.['kubectl.kubernetes.io/default-container'];
-  const c = containers.find((x) => x.name === def) ?? (containers.length === 1 ? containers[0] : undefined);
+  const c =
+    containers.find((x) => x.name === def) ?? (containers.length === 1 ? containers[0] : undefined);
   if (!c) {
-    throw new TendrilError('CONTAINER_REQUIRED', `a container name must be specified for pod ${pod.metadata.name}, choose one of: [${names.join(' ')}]`, { hint: 'pass -c NAME' });
+    throw new TendrilError(
+      'CONTAINER_REQUIRED',
+      `a container name must be specified for pod ${pod.metadata.name}, choose one of: [${names.join(' ')}]`,
+      { hint: 'pass -c NAME' },
+    );
   }
   return c;
 }
 
 /** The argv and environment `exec` runs for a command in a pod (the image's program mapping applies: busybox applets, curl). */
-export function execPlan(cluster: LabCluster, pod: KubeObject, container: Record<string, any>, cmd: string[]): { argv: string[]; env: Record<string, string> } {
+export function execPlan(
+  cluster: LabCluster,
+  pod: KubeObject,
+  container: PodContainer,
+  cmd: string[],
+): { argv: string[]; env: Record<string, string> } {
   const ns = pod.metadata.namespace ?? 'default';
   const uid = pod.metadata.uid!;
   const node = pod.spec?.nodeName as string;
@@ -62,7 +79,7 @@ export function execPlan(cluster: LabCluster, pod: KubeObject, container: Record
     PATH: `${image.busyboxPath ? ensureBusyboxBin(busyboxBinDir(cluster.name)) + ':' : ''}${DEFAULT_PATH}`,
     HOSTNAME: podHostname(pod.metadata.name!),
   };
-  for (const e of (container.env ?? []) as { name: string; value?: string }[]) if (e.value !== undefined) env[e.name] = e.value;
+  for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
   if (process.env.TERM) env.TERM = process.env.TERM;
   const argv = wrapperArgv({
     cgroupDir: podCgroup(cluster.name, node, uid),
@@ -79,35 +96,60 @@ export function execPlan(cluster: LabCluster, pod: KubeObject, container: Record
 export function register(program: Command): void {
   program
     .command('exec')
-    .description("run a command in a running pod's container (its network namespace, cgroup and resolv.conf)")
+    .description(
+      "run a command in a running pod's container (its network namespace, cgroup and resolv.conf)",
+    )
     .argument('<pod>', 'pod name')
     .argument('<command...>', 'the command (after --)')
     .option('-c, --container <name>', 'container name')
     .option('-i, --stdin', 'pass stdin to the command')
     .option('-t, --tty', 'accepted for kubectl compatibility (no terminal is allocated)')
     .option('-n, --namespace <ns>', 'namespace')
-    .action(async (podName: string, cmd: string[], o: { container?: string; stdin?: boolean; namespace?: string }, command: Command) => {
-      const globals = command.optsWithGlobals() as { context?: string };
-      const target = resolveLabTarget(globals.context);
-      const ns = o.namespace ?? target.namespace;
-      const pod = await fetchPod(target, ns, podName);
-      const container = pickContainer(pod, o.container);
-      const phase = pod.status?.phase;
-      if (phase !== 'Running') {
-        throw new TendrilError('POD_NOT_RUNNING', `cannot exec into a container in a ${phase === 'Pending' ? 'pending' : 'completed'} pod; current phase is ${phase}`, {
-          hint: `see \`tendril describe pod ${podName}\``,
+    .action(
+      async (
+        podName: string,
+        cmd: string[],
+        o: { container?: string; stdin?: boolean; namespace?: string },
+        command: Command,
+      ) => {
+        const globals = command.optsWithGlobals() as { context?: string };
+        const target = resolveLabTarget(globals.context);
+        const ns = o.namespace ?? target.namespace;
+        const pod = await fetchPod(target, ns, podName);
+        const container = pickContainer(pod, o.container);
+        const phase = pod.status?.phase;
+        if (phase !== 'Running') {
+          throw new TendrilError(
+            'POD_NOT_RUNNING',
+            `cannot exec into a container in a ${phase === 'Pending' ? 'pending' : 'completed'} pod; current phase is ${phase}`,
+            {
+              hint: `see \`tendril describe pod ${podName}\``,
+            },
+          );
+        }
+        if (
+          !netnsExists(podNetns(pod.metadata.uid!)) ||
+          !existsSync(podLogDir(target.cluster.name, ns, podName, pod.metadata.uid!))
+        ) {
+          throw new TendrilError(
+            'POD_NOT_ON_THIS_MACHINE',
+            `pod ${ns}/${podName} has no sandbox on this machine`,
+            { hint: 'is its lab cluster healthy? see `tendril lab list`' },
+          );
+        }
+        const plan = execPlan(target.cluster, pod, container, cmd);
+        const child = spawn(plan.argv[0]!, plan.argv.slice(1), {
+          env: plan.env,
+          stdio: [o.stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'],
         });
-      }
-      if (!netnsExists(podNetns(pod.metadata.uid!)) || !existsSync(podLogDir(target.cluster.name, ns, podName, pod.metadata.uid!))) {
-        throw new TendrilError('POD_NOT_ON_THIS_MACHINE', `pod ${ns}/${podName} has no sandbox on this machine`, { hint: 'is its lab cluster healthy? see `tendril lab list`' });
-      }
-      const plan = execPlan(target.cluster, pod, container, cmd);
-      const child = spawn(plan.argv[0]!, plan.argv.slice(1), { env: plan.env, stdio: [o.stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
-      const code = await new Promise<number>((resolve) => {
-        child.on('error', () => resolve(126));
-        child.on('exit', (c, sig) => resolve(c ?? 128 + (sig === 'SIGKILL' ? 9 : sig === 'SIGTERM' ? 15 : 0)));
-      });
-      if (code !== 0) process.stderr.write(`command terminated with exit code ${code}\n`);
-      process.exitCode = code;
-    });
+        const code = await new Promise<number>((resolve) => {
+          child.on('error', () => resolve(126));
+          child.on('exit', (c, sig) =>
+            resolve(c ?? 128 + (sig === 'SIGKILL' ? 9 : sig === 'SIGTERM' ? 15 : 0)),
+          );
+        });
+        if (code !== 0) process.stderr.write(`command terminated with exit code ${code}\n`);
+        process.exitCode = code;
+      },
+    );
 }

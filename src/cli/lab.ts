@@ -11,18 +11,39 @@ import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
 import { createCluster } from '../lab/create.js';
-import { daemonLogPath, daemonStatus, logsDir, supervisorPid, type DaemonStatus } from '../lab/daemons.js';
+import {
+  daemonLogPath,
+  daemonStatus,
+  logsDir,
+  supervisorPid,
+  type DaemonStatus,
+} from '../lab/daemons.js';
 import { followFile, readFrom } from '../lab/follow.js';
 import { netnsExists } from '../lab/netns.js';
 import { clustersFromNetns, deleteAllClusters, deleteCluster } from '../lab/teardown.js';
-import { listClusterDirs, listClusters, loadCluster, tryLoadCluster, type LabCluster } from '../lab/state.js';
+import {
+  listClusterDirs,
+  listClusters,
+  loadCluster,
+  tryLoadCluster,
+  type LabCluster,
+} from '../lab/state.js';
 
 const err = (line: string) => process.stderr.write(line + '\n');
 
 /** Formats rows as a left-aligned table (kubectl style: 3 spaces between columns). */
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('   ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join('   ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 function age(iso: string | undefined): string {
@@ -35,18 +56,29 @@ function age(iso: string | undefined): string {
 }
 
 /** A cluster's health in a word, and the reasons when it is not OK. */
-export function clusterHealth(c: LabCluster, daemons: DaemonStatus[], supervisor: number | undefined): { word: string; problems: string[] } {
+export function clusterHealth(
+  c: LabCluster,
+  daemons: DaemonStatus[],
+  supervisor: number | undefined,
+): { word: string; problems: string[] } {
   const problems: string[] = [];
   if (!supervisor) problems.push('supervisor not running');
-  for (const d of daemons) if (!d.running) problems.push(`daemon ${d.name} ${d.finished ? 'exited' : 'not running'}${d.lastExit ? ` (last exit: code ${d.lastExit.code}, signal ${d.lastExit.signal})` : ''}`);
-  for (const n of c.nodes) if (!netnsExists(n.netns)) problems.push(`node ${n.name}: namespace ${n.netns} missing`);
+  for (const d of daemons)
+    if (!d.running)
+      problems.push(
+        `daemon ${d.name} ${d.finished ? 'exited' : 'not running'}${d.lastExit ? ` (last exit: code ${d.lastExit.code}, signal ${d.lastExit.signal})` : ''}`,
+      );
+  for (const n of c.nodes)
+    if (!netnsExists(n.netns)) problems.push(`node ${n.name}: namespace ${n.netns} missing`);
   return { word: problems.length === 0 ? 'OK' : 'DEGRADED', problems };
 }
 
 function printList(): void {
   const clusters = listClusters();
   const halfMade = listClusterDirs().filter((d) => !clusters.some((c) => c.name === d));
-  const orphans = clustersFromNetns().filter((n) => !clusters.some((c) => c.name === n) && !halfMade.includes(n));
+  const orphans = clustersFromNetns().filter(
+    (n) => !clusters.some((c) => c.name === n) && !halfMade.includes(n),
+  );
   if (clusters.length === 0 && halfMade.length === 0 && orphans.length === 0) {
     process.stdout.write('No lab clusters. Create one with `tendril lab create NAME`.\n');
     return;
@@ -60,7 +92,14 @@ function printList(): void {
         `  pod CIDR ${c.podCIDR}   service CIDR ${c.serviceCIDR}   API http://127.0.0.1:${c.apiPort} (store ${c.apiStore})   supervisor ${sup ? `pid ${sup}` : 'NOT RUNNING'}\n`,
     );
     const nodeRows = [['  NODE', 'ROLE', 'ADDRESS', 'POD CIDR', 'NETNS']];
-    for (const n of c.nodes) nodeRows.push([`  ${n.name}`, n.role, n.ip, n.podCIDR, `${n.netns}${netnsExists(n.netns) ? '' : ' (MISSING)'}`]);
+    for (const n of c.nodes)
+      nodeRows.push([
+        `  ${n.name}`,
+        n.role,
+        n.ip,
+        n.podCIDR,
+        `${n.netns}${netnsExists(n.netns) ? '' : ' (MISSING)'}`,
+      ]);
     process.stdout.write(table(nodeRows));
     const dRows = [['  DAEMON', 'STATUS', 'PID', 'RESTARTS', 'AGE', 'LAST EXIT']];
     for (const d of daemons) {
@@ -70,25 +109,41 @@ function printList(): void {
         d.pid ? String(d.pid) : '-',
         String(d.restarts),
         d.running ? age(d.startedAt) : '-',
-        d.lastExit ? `code ${d.lastExit.code ?? '-'} signal ${d.lastExit.signal ?? '-'} ${age(d.lastExit.at)} ago` : '-',
+        d.lastExit
+          ? `code ${d.lastExit.code ?? '-'} signal ${d.lastExit.signal ?? '-'} ${age(d.lastExit.at)} ago`
+          : '-',
       ]);
     }
     process.stdout.write(table(dRows));
     for (const p of h.problems) process.stdout.write(`  ! ${p}\n`);
     process.stdout.write('\n');
   }
-  for (const n of halfMade) process.stdout.write(`CLUSTER ${n}   health BROKEN (state directory without cluster.json): remove with \`tendril lab delete ${n}\`\n`);
-  for (const n of orphans) process.stdout.write(`CLUSTER ${n}   health BROKEN (namespaces without state): remove with \`tendril lab delete ${n}\`\n`);
+  for (const n of halfMade)
+    process.stdout.write(
+      `CLUSTER ${n}   health BROKEN (state directory without cluster.json): remove with \`tendril lab delete ${n}\`\n`,
+    );
+  for (const n of orphans)
+    process.stdout.write(
+      `CLUSTER ${n}   health BROKEN (namespaces without state): remove with \`tendril lab delete ${n}\`\n`,
+    );
 }
 
 async function showLogs(name: string, daemon: string | undefined, follow: boolean): Promise<void> {
   if (!tryLoadCluster(name) && !existsSync(clusterDir(name))) loadCluster(name);
   const names = daemon ? [daemon] : ['supervisor', ...daemonStatus(name).map((d) => d.name)];
-  const paths = names.map((d) => (d === 'supervisor' ? join(logsDir(name), 'supervisor.log') : daemonLogPath(name, d)));
+  const paths = names.map((d) =>
+    d === 'supervisor' ? join(logsDir(name), 'supervisor.log') : daemonLogPath(name, d),
+  );
   if (daemon && !existsSync(paths[0]!)) {
-    throw new TendrilError('LAB_NO_LOG', `lab cluster "${name}" has no log for daemon "${daemon}"`, {
-      hint: `its daemons: supervisor, ${daemonStatus(name).map((d) => d.name).join(', ')}`,
-    });
+    throw new TendrilError(
+      'LAB_NO_LOG',
+      `lab cluster "${name}" has no log for daemon "${daemon}"`,
+      {
+        hint: `its daemons: supervisor, ${daemonStatus(name)
+          .map((d) => d.name)
+          .join(', ')}`,
+      },
+    );
   }
   if (!follow) {
     for (let i = 0; i < names.length; i++) {
@@ -123,43 +178,67 @@ async function showLogs(name: string, daemon: string | undefined, follow: boolea
 }
 
 function parseIntFlag(v: string, flag: string): number {
-  if (!/^\d+$/.test(v)) throw new TendrilError('BAD_FLAG', `${flag} ${v} is not a number`, { hint: `e.g. ${flag} 2` });
+  if (!/^\d+$/.test(v))
+    throw new TendrilError('BAD_FLAG', `${flag} ${v} is not a number`, { hint: `e.g. ${flag} 2` });
   return Number(v);
 }
 
 /** Registers `tendril lab`. */
 export function register(program: Command): void {
-  const lab = program.command('lab').description('local clusters made of network namespaces (like kind, without Docker)');
+  const lab = program
+    .command('lab')
+    .description('local clusters made of network namespaces (like kind, without Docker)');
 
   lab
     .command('create')
-    .description('create a lab cluster: one control-plane node and N workers, an API server and kubelets')
+    .description(
+      'create a lab cluster: one control-plane node and N workers, an API server and kubelets',
+    )
     .argument('<name>', 'cluster name (the context is lab-NAME)')
     .option('--nodes <n>', 'number of worker nodes', '2')
-    .option('--pod-cidr <cidr>', 'pod CIDR of the cluster (default 10.<243+index>.0.0/16, distinct per cluster)')
+    .option(
+      '--pod-cidr <cidr>',
+      'pod CIDR of the cluster (default 10.<243+index>.0.0/16, distinct per cluster)',
+    )
     .option('--service-cidr <cidr>', 'service CIDR (default 10.96.0.0/16)')
     .option('--api-store <store>', 'API server storage: memory (kept on disk) or etcd', 'memory')
     .option('--wait', 'wait until every node is Ready')
     .option('--timeout <seconds>', 'timeout of each wait', '60')
-    .action(async (name: string, o: { nodes: string; podCidr?: string; serviceCidr?: string; apiStore: string; wait?: boolean; timeout: string }) => {
-      if (o.apiStore !== 'memory' && o.apiStore !== 'etcd') {
-        throw new TendrilError('BAD_FLAG', `--api-store ${o.apiStore} is not a store`, { hint: 'use --api-store memory or --api-store etcd' });
-      }
-      await createCluster({
-        name,
-        nodes: parseIntFlag(o.nodes, '--nodes'),
-        podCIDR: o.podCidr,
-        serviceCIDR: o.serviceCidr,
-        apiStore: o.apiStore,
-        wait: Boolean(o.wait),
-        timeoutMs: parseIntFlag(o.timeout, '--timeout') * 1000,
-        progress: err,
-      });
-    });
+    .action(
+      async (
+        name: string,
+        o: {
+          nodes: string;
+          podCidr?: string;
+          serviceCidr?: string;
+          apiStore: string;
+          wait?: boolean;
+          timeout: string;
+        },
+      ) => {
+        if (o.apiStore !== 'memory' && o.apiStore !== 'etcd') {
+          throw new TendrilError('BAD_FLAG', `--api-store ${o.apiStore} is not a store`, {
+            hint: 'use --api-store memory or --api-store etcd',
+          });
+        }
+        await createCluster({
+          name,
+          nodes: parseIntFlag(o.nodes, '--nodes'),
+          podCIDR: o.podCidr,
+          serviceCIDR: o.serviceCidr,
+          apiStore: o.apiStore,
+          wait: Boolean(o.wait),
+          timeoutMs: parseIntFlag(o.timeout, '--timeout') * 1000,
+          progress: err,
+        });
+      },
+    );
 
   lab
     .command('delete')
-    .description('delete lab clusters and everything they made (namespaces, links, cgroups, bpffs pins, processes, files, context)')
+    .description(
+      'delete lab clusters and everything they made (namespaces, links, cgroups, bpffs pins, processes, files, context)',
+    )
     .argument('[names...]', 'cluster names')
     .option('--all', 'delete every lab cluster (and leftovers of this lab prefix)')
     .action(async (names: string[], o: { all?: boolean }) => {
@@ -167,7 +246,10 @@ export function register(program: Command): void {
         await deleteAllClusters({ progress: err });
         return;
       }
-      if (names.length === 0) throw new TendrilError('BAD_FLAG', 'name the cluster to delete', { hint: 'tendril lab delete NAME, or tendril lab delete --all' });
+      if (names.length === 0)
+        throw new TendrilError('BAD_FLAG', 'name the cluster to delete', {
+          hint: 'tendril lab delete NAME, or tendril lab delete --all',
+        });
       for (const n of names) await deleteCluster(n, { progress: err });
     });
 
@@ -187,12 +269,20 @@ export function register(program: Command): void {
           const daemons = daemonStatus(c.name);
           const sup = supervisorPid(c.name);
           const h = clusterHealth(c, daemons, sup);
-          return { ...c, health: h.word, problems: h.problems, supervisorPid: sup ?? null, daemons };
+          return {
+            ...c,
+            health: h.word,
+            problems: h.problems,
+            supervisorPid: sup ?? null,
+            daemons,
+          };
         });
         process.stdout.write(JSON.stringify(out, null, 2) + '\n');
         return;
       }
-      throw new TendrilError('BAD_FLAG', `-o ${o.output} is not an output format`, { hint: 'use -o name or -o json' });
+      throw new TendrilError('BAD_FLAG', `-o ${o.output} is not an output format`, {
+        hint: 'use -o name or -o json',
+      });
     });
 
   lab

@@ -36,44 +36,71 @@ export function register(program: Command): void {
     .option('-p, --previous', 'the previous (restarted) instance of the container')
     .option('--tail <n>', 'only the last N lines', '-1')
     .option('-n, --namespace <ns>', 'namespace')
-    .action(async (podName: string, o: { container?: string; follow?: boolean; previous?: boolean; tail: string; namespace?: string }, command: Command) => {
-      const globals = command.optsWithGlobals() as { context?: string };
-      const target = resolveLabTarget(globals.context);
-      const ns = o.namespace ?? target.namespace;
-      const pod = await fetchPod(target, ns, podName);
-      const c = pickContainer(pod, o.container);
-      const uid = pod.metadata.uid!;
-      const dir = podLogDir(target.cluster.name, ns, podName, uid);
-      const path = join(dir, o.previous ? `${c.name}.previous.log` : `${c.name}.log`);
-      if (!existsSync(path)) {
-        if (o.previous) throw new TendrilError('LOGS_NOT_FOUND', `previous terminated container "${c.name}" in pod "${podName}" not found`);
-        const waiting = (pod.status?.containerStatuses ?? []).find((s: { name: string }) => s.name === c.name)?.state?.waiting?.reason ?? 'ContainerCreating';
-        throw new TendrilError('LOGS_NOT_FOUND', `container "${c.name}" in pod "${podName}" is waiting to start: ${waiting}`);
-      }
-      const tail = Number(o.tail);
-      const first = readFrom(path, 0);
-      if (first) process.stdout.write(tailLines(first.data, Number.isFinite(tail) ? tail : -1));
-      if (!o.follow) return;
-      const ac = new AbortController();
-      process.once('SIGINT', () => ac.abort());
-      let last = 0;
-      await followFile(path, (d) => process.stdout.write(d), {
-        offset: first?.offset ?? 0,
-        signal: ac.signal,
-        intervalMs: 100,
-        until: async () => {
-          if (Date.now() - last < 300) return false;
-          last = Date.now();
-          try {
-            const p = await target.api.get(podPath(ns, podName));
-            if (p.metadata.uid !== uid) return true;
-            const st = (p.status?.containerStatuses ?? []).find((s: { name: string }) => s.name === c.name);
-            return p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' || (st?.state?.terminated !== undefined && p.spec?.restartPolicy === 'Never');
-          } catch (err) {
-            if (err instanceof ApiError && err.httpCode === 404) return true;
-            return false;
-          }
+    .action(
+      async (
+        podName: string,
+        o: {
+          container?: string;
+          follow?: boolean;
+          previous?: boolean;
+          tail: string;
+          namespace?: string;
         },
-      });
-    });
+        command: Command,
+      ) => {
+        const globals = command.optsWithGlobals() as { context?: string };
+        const target = resolveLabTarget(globals.context);
+        const ns = o.namespace ?? target.namespace;
+        const pod = await fetchPod(target, ns, podName);
+        const c = pickContainer(pod, o.container);
+        const uid = pod.metadata.uid!;
+        const dir = podLogDir(target.cluster.name, ns, podName, uid);
+        const path = join(dir, o.previous ? `${c.name}.previous.log` : `${c.name}.log`);
+        if (!existsSync(path)) {
+          if (o.previous)
+            throw new TendrilError(
+              'LOGS_NOT_FOUND',
+              `previous terminated container "${c.name}" in pod "${podName}" not found`,
+            );
+          const waiting =
+            (pod.status?.containerStatuses ?? []).find((s: { name: string }) => s.name === c.name)
+              ?.state?.waiting?.reason ?? 'ContainerCreating';
+          throw new TendrilError(
+            'LOGS_NOT_FOUND',
+            `container "${c.name}" in pod "${podName}" is waiting to start: ${waiting}`,
+          );
+        }
+        const tail = Number(o.tail);
+        const first = readFrom(path, 0);
+        if (first) process.stdout.write(tailLines(first.data, Number.isFinite(tail) ? tail : -1));
+        if (!o.follow) return;
+        const ac = new AbortController();
+        process.once('SIGINT', () => ac.abort());
+        let last = 0;
+        await followFile(path, (d) => process.stdout.write(d), {
+          offset: first?.offset ?? 0,
+          signal: ac.signal,
+          intervalMs: 100,
+          until: async () => {
+            if (Date.now() - last < 300) return false;
+            last = Date.now();
+            try {
+              const p = await target.api.get(podPath(ns, podName));
+              if (p.metadata.uid !== uid) return true;
+              const st = (p.status?.containerStatuses ?? []).find(
+                (s: { name: string }) => s.name === c.name,
+              );
+              return (
+                p.status?.phase === 'Succeeded' ||
+                p.status?.phase === 'Failed' ||
+                (st?.state?.terminated !== undefined && p.spec?.restartPolicy === 'Never')
+              );
+            } catch (err) {
+              if (err instanceof ApiError && err.httpCode === 404) return true;
+              return false;
+            }
+          },
+        });
+      },
+    );
 }

@@ -43,7 +43,10 @@ export function parseKeyValues(text: string, flag: string): Record<string, strin
   const out: Record<string, string> = {};
   for (const part of text.split(',').filter(Boolean)) {
     const i = part.indexOf('=');
-    if (i <= 0) throw new TendrilError('BAD_FLAG', `${flag} "${part}" is not KEY=VALUE`, { hint: `e.g. ${flag} app=web` });
+    if (i <= 0)
+      throw new TendrilError('BAD_FLAG', `${flag} "${part}" is not KEY=VALUE`, {
+        hint: `e.g. ${flag} app=web`,
+      });
     out[part.slice(0, i)] = part.slice(i + 1);
   }
   return out;
@@ -51,13 +54,21 @@ export function parseKeyValues(text: string, flag: string): Record<string, strin
 
 /** The pod `kubectl run` would create for these flags. */
 export function runPod(name: string, args: string[], o: RunFlags, namespace: string): KubeObject {
-  if (!o.image) throw new TendrilError('BAD_FLAG', 'required flag --image is missing', { hint: `e.g. tendril run ${name} --image=busybox -- sh -c 'echo hi'` });
+  if (!o.image)
+    throw new TendrilError('BAD_FLAG', 'required flag --image is missing', {
+      hint: `e.g. tendril run ${name} --image=busybox -- sh -c 'echo hi'`,
+    });
   if (!['Always', 'OnFailure', 'Never'].includes(o.restart)) {
-    throw new TendrilError('BAD_FLAG', `invalid restart policy: ${o.restart}`, { hint: 'use --restart=Always, --restart=OnFailure or --restart=Never' });
+    throw new TendrilError('BAD_FLAG', `invalid restart policy: ${o.restart}`, {
+      hint: 'use --restart=Always, --restart=OnFailure or --restart=Never',
+    });
   }
   const env = o.env.map((e) => {
     const i = e.indexOf('=');
-    if (i <= 0) throw new TendrilError('BAD_FLAG', `--env "${e}" is not NAME=VALUE`, { hint: 'e.g. --env FOO=bar' });
+    if (i <= 0)
+      throw new TendrilError('BAD_FLAG', `--env "${e}" is not NAME=VALUE`, {
+        hint: 'e.g. --env FOO=bar',
+      });
     return { name: e.slice(0, i), value: e.slice(i + 1) };
   });
   const container: Record<string, unknown> = { name, image: o.image };
@@ -72,7 +83,11 @@ export function runPod(name: string, args: string[], o: RunFlags, namespace: str
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace, labels: o.labels ? parseKeyValues(o.labels, '--labels') : { run: name } },
+    metadata: {
+      name,
+      namespace,
+      labels: o.labels ? parseKeyValues(o.labels, '--labels') : { run: name },
+    },
     spec: { containers: [container], restartPolicy: o.restart, dnsPolicy: 'ClusterFirst' },
   };
 }
@@ -93,12 +108,19 @@ function terminated(pod: KubeObject | undefined): { exitCode: number; reason: st
   const phase = pod?.status?.phase;
   if (phase !== 'Succeeded' && phase !== 'Failed') return undefined;
   const t = cs?.state?.terminated;
-  if (t) return { exitCode: t.exitCode, reason: t.reason ?? (t.exitCode === 0 ? 'Completed' : 'Error') };
+  if (t)
+    return { exitCode: t.exitCode, reason: t.reason ?? (t.exitCode === 0 ? 'Completed' : 'Error') };
   return { exitCode: 1, reason: pod?.status?.reason ?? 'Error' };
 }
 
 /** Deletes the pod and waits until it is gone; prints `pod "NAME" deleted` as kubectl does. */
-export async function deletePodAndWait(api: LabApi, ns: string, name: string, uid: string | undefined, timeoutMs = 30_000): Promise<void> {
+export async function deletePodAndWait(
+  api: LabApi,
+  ns: string,
+  name: string,
+  uid: string | undefined,
+  timeoutMs = 30_000,
+): Promise<void> {
   try {
     await api.delete(podPath(ns, name));
   } catch (err) {
@@ -118,13 +140,21 @@ export async function deletePodAndWait(api: LabApi, ns: string, name: string, ui
 export function register(program: Command): void {
   program
     .command('run')
-    .description('create a pod running one container (like kubectl run); with -i/-t/--attach, stream its output and exit with its status')
+    .description(
+      'create a pod running one container (like kubectl run); with -i/-t/--attach, stream its output and exit with its status',
+    )
     .argument('<name>', 'pod name')
     .argument('[args...]', 'container arguments (after --); with --command, the command')
-    .option('--image <image>', 'container image (mendhak/http-https-echo, curlimages/curl and busybox are built in)')
+    .option(
+      '--image <image>',
+      'container image (mendhak/http-https-echo, curlimages/curl and busybox are built in)',
+    )
     .option('--rm', 'delete the pod after it terminates (needs -i, -t or --attach)')
     .option('-i, --stdin', "pass stdin to the container (through the kubelet's stdin FIFO)")
-    .option('-t, --tty', 'accepted for kubectl compatibility; the lab has no terminals, output is not a TTY')
+    .option(
+      '-t, --tty',
+      'accepted for kubectl compatibility; the lab has no terminals, output is not a TTY',
+    )
     .option('--attach', 'wait for the pod and stream its output (implied by -i and -t)')
     .option('--restart <policy>', 'restart policy: Always, OnFailure or Never', 'Always')
     .option('-n, --namespace <ns>', 'namespace')
@@ -132,13 +162,20 @@ export function register(program: Command): void {
     .option('-l, --labels <k=v,...>', 'pod labels (default run=NAME)')
     .option('--command', 'the arguments after -- are the command, not args')
     .option('--port <port>', 'container port to declare')
-    .option('--pod-running-timeout <duration>', 'how long to wait for the pod to start (e.g. 60s, 2m)', '60s')
+    .option(
+      '--pod-running-timeout <duration>',
+      'how long to wait for the pod to start (e.g. 60s, 2m)',
+      '60s',
+    )
     .action(async (name: string, args: string[], o: RunFlags, cmd: Command) => {
       const globals = cmd.optsWithGlobals() as { context?: string };
       const target = resolveLabTarget(globals.context);
       const ns = o.namespace ?? target.namespace;
       const attach = Boolean(o.stdin || o.tty || o.attach);
-      if (o.rm && !attach) throw new TendrilError('BAD_FLAG', '--rm should only be used for attached containers', { hint: 'add -i, -t or --attach' });
+      if (o.rm && !attach)
+        throw new TendrilError('BAD_FLAG', '--rm should only be used for attached containers', {
+          hint: 'add -i, -t or --attach',
+        });
       const timeoutMs = parseDuration(o.podRunningTimeout);
       const created = await target.api.create(podPath(ns), runPod(name, args, o, ns));
       if (!attach) {
@@ -149,7 +186,15 @@ export function register(program: Command): void {
       const api = target.api;
       let code = 1;
       try {
-        code = await attachAndWait(api, target.cluster.name, ns, name, uid, Boolean(o.stdin), timeoutMs);
+        code = await attachAndWait(
+          api,
+          target.cluster.name,
+          ns,
+          name,
+          uid,
+          Boolean(o.stdin),
+          timeoutMs,
+        );
       } finally {
         if (o.rm) await deletePodAndWait(api, ns, name, uid);
       }
@@ -161,30 +206,52 @@ export function register(program: Command): void {
 /** Parses "60s", "2m", "1h" or plain seconds into milliseconds. */
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new TendrilError('BAD_FLAG', `"${text}" is not a duration`, { hint: 'e.g. 60s, 2m' });
+  if (!m)
+    throw new TendrilError('BAD_FLAG', `"${text}" is not a duration`, { hint: 'e.g. 60s, 2m' });
   const n = Number(m[1]);
   return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : m[2] === 'h' ? n * 3_600_000 : n * 1000;
 }
 
-async function attachAndWait(api: LabApi, cluster: string, ns: string, name: string, uid: string, stdin: boolean, timeoutMs: number): Promise<number> {
+async function attachAndWait(
+  api: LabApi,
+  cluster: string,
+  ns: string,
+  name: string,
+  uid: string,
+  stdin: boolean,
+  timeoutMs: number,
+): Promise<number> {
   // 1. wait for the container to start (or the pod to finish / fail)
   const deadline = Date.now() + timeoutMs;
   let warned = false;
   let pod: KubeObject | undefined;
   for (;;) {
     const s = await getPod(api, ns, name);
-    if (s.gone || s.pod?.metadata.uid !== uid) throw new TendrilError('RUN_POD_GONE', `pod ${ns}/${name} was deleted before it ran`);
+    if (s.gone || s.pod?.metadata.uid !== uid)
+      throw new TendrilError('RUN_POD_GONE', `pod ${ns}/${name} was deleted before it ran`);
     pod = s.pod;
     const phase = pod.status?.phase;
     if (phase === 'Running' || phase === 'Succeeded' || phase === 'Failed') break;
     if (Date.now() > deadline) {
-      const why = pod.status?.conditions?.find((c: { type: string }) => c.type === 'Ready')?.message ?? pod.status?.message ?? 'no reason reported';
-      throw new TendrilError('RUN_TIMEOUT', `timed out waiting for pod ${ns}/${name} to start: ${why}`, {
-        hint: /NetworkPluginNotReady|network/.test(why) ? 'install the network plugin: `tendril install --context ...`' : 'see `tendril describe pod ' + name + '`',
-      });
+      const why =
+        pod.status?.conditions?.find((c: { type: string }) => c.type === 'Ready')?.message ??
+        pod.status?.message ??
+        'no reason reported';
+      throw new TendrilError(
+        'RUN_TIMEOUT',
+        `timed out waiting for pod ${ns}/${name} to start: ${why}`,
+        {
+          hint: /NetworkPluginNotReady|network/.test(why)
+            ? 'install the network plugin: `tendril install --context ...`'
+            : 'see `tendril describe pod ' + name + '`',
+        },
+      );
     }
     if (!warned && Date.now() > deadline - timeoutMs + 5000) {
-      const why = pod.status?.conditions?.find((c: { type: string; reason?: string }) => c.type === 'Ready' && c.reason === 'NetworkPluginNotReady')?.message;
+      const why = pod.status?.conditions?.find(
+        (c: { type: string; reason?: string }) =>
+          c.type === 'Ready' && c.reason === 'NetworkPluginNotReady',
+      )?.message;
       if (why) {
         process.stderr.write(`waiting for pod ${ns}/${name}: ${why}\n`);
         warned = true;
@@ -193,7 +260,9 @@ async function attachAndWait(api: LabApi, cluster: string, ns: string, name: str
     await sleep(100);
   }
   if (pod.status?.phase === 'Failed' && !pod.status?.containerStatuses?.[0]?.state?.terminated) {
-    process.stderr.write(`pod ${ns}/${name} failed: ${pod.status?.message ?? pod.status?.reason ?? 'unknown reason'}\n`);
+    process.stderr.write(
+      `pod ${ns}/${name} failed: ${pod.status?.message ?? pod.status?.reason ?? 'unknown reason'}\n`,
+    );
     return 1;
   }
   const dir = podLogDir(cluster, ns, name, uid);

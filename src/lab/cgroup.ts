@@ -2,7 +2,14 @@
  * cgroup v2 directories of the lab (<cgroup2>/<prefix>/<cluster>/<node>/<podUID>)
  * and their removal: kill the processes in them, then rmdir leaf-first.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { cgroup2Root } from '../util/paths.js';
@@ -32,10 +39,7 @@ export function joinCgroup(dir: string, pid: number): void {
 /** The pids in one cgroup directory (not its children). */
 export function cgroupPids(dir: string): number[] {
   try {
-    return readFileSync(join(dir, 'cgroup.procs'), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
+    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }
@@ -84,9 +88,13 @@ export async function removeCgroupTree(dir: string, timeoutMs = 5000): Promise<v
     }
     if (!busy) return;
     if (Date.now() > deadline) {
-      throw new TendrilError('LAB_CGROUP_BUSY', `cannot remove cgroup ${dir}: processes remain in it`, {
-        hint: `see ${dir}/**/cgroup.procs`,
-      });
+      throw new TendrilError(
+        'LAB_CGROUP_BUSY',
+        `cannot remove cgroup ${dir}: processes remain in it`,
+        {
+          hint: `see ${dir}/**/cgroup.procs`,
+        },
+      );
     }
     await sleep(50);
   }

@@ -3,7 +3,11 @@
  * kubeconfig-style config file, through src/k8s/kubeconfig.ts (which owns the
  * file's format), and resolves a context for the lab's CLI commands.
  */
-import { removeContext, resolveContext as resolveKubeContext, setContext } from '../k8s/kubeconfig.js';
+import {
+  removeContext,
+  resolveContext as resolveKubeContext,
+  setContext,
+} from '../k8s/kubeconfig.js';
 
 /** The context name of a lab cluster. */
 export function labContextName(cluster: string): string {
@@ -27,7 +31,11 @@ export function forgetLabContext(cluster: string): void {
  * The server URL and name of a context (the given one, $TENDRIL_CONTEXT, or
  * the current one). Throws config.NoContext / config.UnknownContext.
  */
-export function resolveContext(context?: string): { name: string; server: string; namespace: string } {
+export function resolveContext(context?: string): {
+  name: string;
+  server: string;
+  namespace: string;
+} {
   const c = resolveKubeContext(context);
   return { name: c.contextName, server: c.server, namespace: c.namespace };
 }

@@ -14,9 +14,21 @@ test('names and addresses follow the layout (kind node names, underlay, pod CIDR
   assert.deepEqual(
     c.nodes.map((n) => [n.name, n.role, n.netns, n.ip, n.podCIDR]),
     [
-      ['cluster1-control-plane', 'control-plane', 'tendril-unit-cluster1-control-plane', '172.30.1.10', '10.244.0.0/24'],
+      [
+        'cluster1-control-plane',
+        'control-plane',
+        'tendril-unit-cluster1-control-plane',
+        '172.30.1.10',
+        '10.244.0.0/24',
+      ],
       ['cluster1-worker', 'worker', 'tendril-unit-cluster1-worker', '172.30.1.11', '10.244.1.0/24'],
-      ['cluster1-worker2', 'worker', 'tendril-unit-cluster1-worker2', '172.30.1.12', '10.244.2.0/24'],
+      [
+        'cluster1-worker2',
+        'worker',
+        'tendril-unit-cluster1-worker2',
+        '172.30.1.12',
+        '10.244.2.0/24',
+      ],
     ],
   );
   assert.equal(nodeName('c', 3), 'c-worker3');
@@ -40,18 +52,33 @@ test('refusals: overlap (names both clusters, CIDRs and the flag), duplicates, b
     () => planCluster({ name: 'beta', podCIDR: '10.244.16.0/20' }, [a]),
     (err: Error & { code?: string; hint?: string }) => {
       assert.equal(err.code, 'LAB_CIDR_OVERLAP');
-      assert.match(err.message, /pod CIDR 10\.244\.16\.0\/20 of new cluster "beta" overlaps pod CIDR 10\.244\.0\.0\/16 of lab cluster "alpha"/);
+      assert.match(
+        err.message,
+        /pod CIDR 10\.244\.16\.0\/20 of new cluster "beta" overlaps pod CIDR 10\.244\.0\.0\/16 of lab cluster "alpha"/,
+      );
       assert.match(err.hint!, /--pod-cidr/);
       return true;
     },
   );
   // an explicit pod CIDR elsewhere makes the next default collide: still refused, with the flag to pass
   const odd = { ...a, name: 'odd', index: 1, podCIDR: '10.245.0.0/16' };
-  assert.throws(() => planCluster({ name: 'next' }, [odd]), /overlaps pod CIDR 10\.245\.0\.0\/16 of lab cluster "odd"/);
+  assert.throws(
+    () => planCluster({ name: 'next' }, [odd]),
+    /overlaps pod CIDR 10\.245\.0\.0\/16 of lab cluster "odd"/,
+  );
   assert.throws(() => planCluster({ name: 'alpha' }, [a]), /already exists/);
-  assert.throws(() => planCluster({ name: 'x', podCIDR: '10.96.0.0/12' }, []), /overlaps service CIDR/);
-  assert.throws(() => planCluster({ name: 'x', podCIDR: '172.30.0.0/16' }, []), /overlaps the lab underlay/);
-  assert.throws(() => planCluster({ name: 'x', podCIDR: '10.1.0.0/23' }, []), /cannot hold a \/24 for each of 3 nodes/);
+  assert.throws(
+    () => planCluster({ name: 'x', podCIDR: '10.96.0.0/12' }, []),
+    /overlaps service CIDR/,
+  );
+  assert.throws(
+    () => planCluster({ name: 'x', podCIDR: '172.30.0.0/16' }, []),
+    /overlaps the lab underlay/,
+  );
+  assert.throws(
+    () => planCluster({ name: 'x', podCIDR: '10.1.0.0/23' }, []),
+    /cannot hold a \/24 for each of 3 nodes/,
+  );
   assert.throws(() => planCluster({ name: 'x', nodes: -1 }, []), /--nodes/);
   for (const bad of ['Cluster1', 'a_b', '-a', 'a-', '', 'x'.repeat(33), 'underlay', 'pod-x']) {
     assert.throws(() => validateClusterName(bad), /lab cluster name/, bad);
@@ -60,13 +87,20 @@ test('refusals: overlap (names both clusters, CIDRs and the flag), duplicates, b
 });
 
 test('daemon specs: absolute paths, the API server flags, nodes in their namespaces', () => {
-  const c: LabCluster = { ...planCluster({ name: 'k', apiStore: 'etcd' }, []), apiPort: 41234, etcdEndpoints: ['http://127.0.0.1:2379'] };
+  const c: LabCluster = {
+    ...planCluster({ name: 'k', apiStore: 'etcd' }, []),
+    apiPort: 41234,
+    etcdEndpoints: ['http://127.0.0.1:2379'],
+  };
   const api = apiServerSpec(c);
   assert.ok(api.command[0]!.startsWith('/'));
   assert.ok(api.command.some((a) => a.startsWith('file://') && a.endsWith('loader.mjs')));
   assert.ok(api.command.some((a) => a.endsWith('/src/lab/apiserver/main.ts')));
   const args = api.command.join(' ');
-  assert.match(args, /--cluster k --data-dir \S+\/clusters\/k\/apiserver --listen 127\.0\.0\.1:41234 --socket \S+\/api\.sock --service-cidr 10\.96\.0\.0\/16 --store etcd --etcd-endpoints http:\/\/127\.0\.0\.1:2379/);
+  assert.match(
+    args,
+    /--cluster k --data-dir \S+\/clusters\/k\/apiserver --listen 127\.0\.0\.1:41234 --socket \S+\/api\.sock --service-cidr 10\.96\.0\.0\/16 --store etcd --etcd-endpoints http:\/\/127\.0\.0\.1:2379/,
+  );
   const fwd = forwarderSpec(c);
   assert.equal(fwd.netns, 'tendril-unit-k-control-plane');
   assert.match(fwd.command.join(' '), /--listen 172\.30\.1\.10:6443 --socket/);

@@ -10,9 +10,25 @@ import { TendrilError } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
 import { etcdArgs, freePort } from '../kvstore/etcd-server.js';
 import { recordLabContext } from './context.js';
-import { addDaemon, nodeCommand, startSupervisor, waitDaemonRunning, type DaemonSpec } from './daemons.js';
+import {
+  addDaemon,
+  nodeCommand,
+  startSupervisor,
+  waitDaemonRunning,
+  type DaemonSpec,
+} from './daemons.js';
 import { cidrsOverlap, formatCIDR, nthSubnet, parseCIDR } from './ipmath.js';
-import { API_NODE_PORT, DEFAULT_SERVICE_CIDR, UNDERLAY_CIDR, defaultPodCIDR, labPrefix, nodeCgroup, nodeName, nodeNetns, nodeUnderlayIP } from './layout.js';
+import {
+  API_NODE_PORT,
+  DEFAULT_SERVICE_CIDR,
+  UNDERLAY_CIDR,
+  defaultPodCIDR,
+  labPrefix,
+  nodeCgroup,
+  nodeName,
+  nodeNetns,
+  nodeUnderlayIP,
+} from './layout.js';
 import { withLabLock } from './lock.js';
 import { createNode, ensureUnderlay } from './netns.js';
 import { ensureCgroup } from './cgroup.js';
@@ -67,11 +83,17 @@ export function kubeletDaemonName(node: string): string {
  * LAB_INVALID_NAME, LAB_CLUSTER_EXISTS, LAB_CIDR_OVERLAP, INVALID_CIDR,
  * LAB_INVALID_NODES, LAB_FULL.
  */
-export function planCluster(opts: CreateClusterOptions, existing: LabCluster[], occupiedNames: string[] = []): LabCluster {
+export function planCluster(
+  opts: CreateClusterOptions,
+  existing: LabCluster[],
+  occupiedNames: string[] = [],
+): LabCluster {
   validateClusterName(opts.name);
   const workers = opts.nodes ?? 2;
   if (!Number.isInteger(workers) || workers < 0 || workers > MAX_WORKERS) {
-    throw new TendrilError('LAB_INVALID_NODES', `--nodes ${opts.nodes} is not a worker count`, { hint: `pass --nodes 0..${MAX_WORKERS}` });
+    throw new TendrilError('LAB_INVALID_NODES', `--nodes ${opts.nodes} is not a worker count`, {
+      hint: `pass --nodes 0..${MAX_WORKERS}`,
+    });
   }
   if (existing.some((c) => c.name === opts.name) || occupiedNames.includes(opts.name)) {
     throw new TendrilError('LAB_CLUSTER_EXISTS', `lab cluster "${opts.name}" already exists`, {
@@ -82,7 +104,9 @@ export function planCluster(opts: CreateClusterOptions, existing: LabCluster[], 
   let index = 1;
   while (used.has(index)) index++;
   if (index > MAX_CLUSTER_INDEX) {
-    throw new TendrilError('LAB_FULL', `the lab already has ${MAX_CLUSTER_INDEX} clusters`, { hint: 'delete one with `tendril lab delete NAME`' });
+    throw new TendrilError('LAB_FULL', `the lab already has ${MAX_CLUSTER_INDEX} clusters`, {
+      hint: 'delete one with `tendril lab delete NAME`',
+    });
   }
   const podText = opts.podCIDR ?? defaultPodCIDR(index);
   const pod = parseCIDR(podText, '--pod-cidr');
@@ -98,19 +122,32 @@ export function planCluster(opts: CreateClusterOptions, existing: LabCluster[], 
     }
   }
   if (cidrsOverlap(pod, svc)) {
-    throw new TendrilError('LAB_CIDR_OVERLAP', `pod CIDR ${formatCIDR(pod)} overlaps service CIDR ${formatCIDR(svc)}`, {
-      hint: 'pass --pod-cidr or --service-cidr so they are disjoint',
-    });
+    throw new TendrilError(
+      'LAB_CIDR_OVERLAP',
+      `pod CIDR ${formatCIDR(pod)} overlaps service CIDR ${formatCIDR(svc)}`,
+      {
+        hint: 'pass --pod-cidr or --service-cidr so they are disjoint',
+      },
+    );
   }
-  for (const [what, c] of [['pod', pod], ['service', svc]] as const) {
+  for (const [what, c] of [
+    ['pod', pod],
+    ['service', svc],
+  ] as const) {
     if (cidrsOverlap(c, parseCIDR(UNDERLAY_CIDR))) {
-      throw new TendrilError('LAB_CIDR_OVERLAP', `${what} CIDR ${formatCIDR(c)} overlaps the lab underlay ${UNDERLAY_CIDR}`, {
-        hint: `pass --${what}-cidr outside ${UNDERLAY_CIDR}`,
-      });
+      throw new TendrilError(
+        'LAB_CIDR_OVERLAP',
+        `${what} CIDR ${formatCIDR(c)} overlaps the lab underlay ${UNDERLAY_CIDR}`,
+        {
+          hint: `pass --${what}-cidr outside ${UNDERLAY_CIDR}`,
+        },
+      );
     }
   }
   if (svc.bits > 28) {
-    throw new TendrilError('INVALID_CIDR', `--service-cidr ${formatCIDR(svc)} is too small`, { hint: 'use a /28 or larger (e.g. 10.96.0.0/16)' });
+    throw new TendrilError('INVALID_CIDR', `--service-cidr ${formatCIDR(svc)} is too small`, {
+      hint: 'use a /28 or larger (e.g. 10.96.0.0/16)',
+    });
   }
   const nodes: LabNode[] = [];
   for (let i = 0; i <= workers; i++) {
@@ -119,10 +156,14 @@ export function planCluster(opts: CreateClusterOptions, existing: LabCluster[], 
     try {
       sub = nthSubnet(pod, 24, i);
     } catch (err) {
-      throw new TendrilError('INVALID_CIDR', `--pod-cidr ${formatCIDR(pod)} cannot hold a /24 for each of ${workers + 1} nodes`, {
-        cause: err,
-        hint: 'use a larger pod CIDR (e.g. a /16)',
-      });
+      throw new TendrilError(
+        'INVALID_CIDR',
+        `--pod-cidr ${formatCIDR(pod)} cannot hold a /24 for each of ${workers + 1} nodes`,
+        {
+          cause: err,
+          hint: 'use a larger pod CIDR (e.g. a /16)',
+        },
+      );
     }
     nodes.push({
       name,
@@ -151,14 +192,24 @@ export function planCluster(opts: CreateClusterOptions, existing: LabCluster[], 
 /** The API server's daemon spec (H2's src/lab/apiserver/main.ts). */
 export function apiServerSpec(c: LabCluster): DaemonSpec {
   const args = [
-    '--cluster', c.name,
-    '--data-dir', join(clusterDir(c.name), 'apiserver'),
-    '--listen', `127.0.0.1:${c.apiPort}`,
-    '--socket', c.apiSocket,
-    '--service-cidr', c.serviceCIDR,
+    '--cluster',
+    c.name,
+    '--data-dir',
+    join(clusterDir(c.name), 'apiserver'),
+    '--listen',
+    `127.0.0.1:${c.apiPort}`,
+    '--socket',
+    c.apiSocket,
+    '--service-cidr',
+    c.serviceCIDR,
   ];
-  if (c.apiStore === 'etcd') args.push('--store', 'etcd', '--etcd-endpoints', (c.etcdEndpoints ?? []).join(','));
-  return { name: DAEMON_APISERVER, command: nodeCommand('src/lab/apiserver/main.ts', args), restart: 'always' };
+  if (c.apiStore === 'etcd')
+    args.push('--store', 'etcd', '--etcd-endpoints', (c.etcdEndpoints ?? []).join(','));
+  return {
+    name: DAEMON_APISERVER,
+    command: nodeCommand('src/lab/apiserver/main.ts', args),
+    restart: 'always',
+  };
 }
 
 /** The API forwarder's daemon spec (in the control plane's namespace). */
@@ -166,7 +217,12 @@ export function forwarderSpec(c: LabCluster): DaemonSpec {
   const cp = c.nodes[0]!;
   return {
     name: DAEMON_FORWARDER,
-    command: nodeCommand('src/lab/forwarder-main.ts', ['--listen', `${cp.ip}:${API_NODE_PORT}`, '--socket', c.apiSocket]),
+    command: nodeCommand('src/lab/forwarder-main.ts', [
+      '--listen',
+      `${cp.ip}:${API_NODE_PORT}`,
+      '--socket',
+      c.apiSocket,
+    ]),
     netns: cp.netns,
     restart: 'always',
   };
@@ -196,9 +252,13 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
     const existing = listClusters();
     const halfMade = dirs.filter((d) => !existing.some((c) => c.name === d));
     if (halfMade.includes(opts.name) && !tryLoadCluster(opts.name)) {
-      throw new TendrilError('LAB_CLUSTER_EXISTS', `lab cluster "${opts.name}" is half made (its state directory exists without cluster.json)`, {
-        hint: `remove it with \`tendril lab delete ${opts.name}\``,
-      });
+      throw new TendrilError(
+        'LAB_CLUSTER_EXISTS',
+        `lab cluster "${opts.name}" is half made (its state directory exists without cluster.json)`,
+        {
+          hint: `remove it with \`tendril lab delete ${opts.name}\``,
+        },
+      );
     }
     const c = planCluster(opts, existing);
     c.apiPort = await freePort();
@@ -216,7 +276,12 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
         saveCluster(cluster);
         addDaemon(cluster.name, {
           name: DAEMON_ETCD,
-          command: etcdArgs({ name: `${cluster.name}-api`, dataDir: join(clusterDir(cluster.name), 'etcd'), clientUrls: cluster.etcdEndpoints, peerPort }),
+          command: etcdArgs({
+            name: `${cluster.name}-api`,
+            dataDir: join(clusterDir(cluster.name), 'etcd'),
+            clientUrls: cluster.etcdEndpoints,
+            peerPort,
+          }),
           restart: 'always',
         });
         await waitDaemonRunning(cluster.name, DAEMON_ETCD, timeoutMs);
@@ -227,13 +292,19 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
     say(` • Underlay network (${UNDERLAY_CIDR}) ...`);
     await ensureUnderlay();
     say(` • Nodes: ${cluster.nodes.map((n) => `${n.name} ${n.ip}`).join(', ')} ...`);
-    await Promise.all(cluster.nodes.map((n) => createNode({ netns: n.netns, ip: n.ip, clusterIndex: cluster.index, nodeIndex: n.index })));
+    await Promise.all(
+      cluster.nodes.map((n) =>
+        createNode({ netns: n.netns, ip: n.ip, clusterIndex: cluster.index, nodeIndex: n.index }),
+      ),
+    );
     for (const n of cluster.nodes) {
       ensureCgroup(nodeCgroup(cluster.name, n.name));
       mkdirSync(nodeCniConfDir(cluster.name, n.name), { recursive: true });
       mkdirSync(nodeCniBinDir(cluster.name, n.name), { recursive: true });
     }
-    say(` • ${cluster.apiStore === 'etcd' ? 'etcd and the ' : ''}API server (127.0.0.1:${cluster.apiPort}, ${cluster.nodes[0]!.ip}:${API_NODE_PORT} from the nodes) ...`);
+    say(
+      ` • ${cluster.apiStore === 'etcd' ? 'etcd and the ' : ''}API server (127.0.0.1:${cluster.apiPort}, ${cluster.nodes[0]!.ip}:${API_NODE_PORT} from the nodes) ...`,
+    );
     await controlPlane;
     addDaemon(cluster.name, forwarderSpec(cluster));
     // kubelets start alongside the API server (they retry registering until it answers)
@@ -241,7 +312,11 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
     await waitAPI(cluster, timeoutMs);
     await waitDaemonRunning(cluster.name, DAEMON_FORWARDER, timeoutMs);
     say(` • Kubelets on ${cluster.nodes.length} node(s) ...`);
-    await Promise.all(cluster.nodes.map((n) => waitDaemonRunning(cluster.name, kubeletDaemonName(n.name), timeoutMs)));
+    await Promise.all(
+      cluster.nodes.map((n) =>
+        waitDaemonRunning(cluster.name, kubeletDaemonName(n.name), timeoutMs),
+      ),
+    );
     const ctx = recordLabContext(cluster.name, apiServerURL(cluster));
     saveCluster(cluster);
     if (opts.wait) {
@@ -253,10 +328,14 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
   } catch (err) {
     if (err instanceof TendrilError && err.code === 'LAB_CLUSTER_EXISTS') throw err;
     const msg = err instanceof Error ? err.message : String(err);
-    throw new TendrilError('LAB_CREATE_FAILED', `creating lab cluster "${cluster.name}" failed: ${msg}`, {
-      cause: err,
-      hint: `${err instanceof TendrilError && err.hint ? err.hint + '\n  then ' : ''}remove what was made with \`tendril lab delete ${cluster.name}\``,
-    });
+    throw new TendrilError(
+      'LAB_CREATE_FAILED',
+      `creating lab cluster "${cluster.name}" failed: ${msg}`,
+      {
+        cause: err,
+        hint: `${err instanceof TendrilError && err.hint ? err.hint + '\n  then ' : ''}remove what was made with \`tendril lab delete ${cluster.name}\``,
+      },
+    );
   }
 }
 
@@ -270,12 +349,21 @@ export async function waitAPI(cluster: LabCluster, timeoutMs: number): Promise<v
       if (res.status === 200) return;
       last = `HTTP ${res.status}`;
     } catch (err) {
-      last = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+      last =
+        err instanceof Error
+          ? err.cause instanceof Error
+            ? err.cause.message
+            : err.message
+          : String(err);
     }
     if (Date.now() > deadline) {
-      throw new TendrilError('LAB_API_TIMEOUT', `the API server of lab cluster "${cluster.name}" does not answer after ${timeoutMs} ms (${last})`, {
-        hint: `see \`tendril lab logs ${cluster.name} ${DAEMON_APISERVER}\``,
-      });
+      throw new TendrilError(
+        'LAB_API_TIMEOUT',
+        `the API server of lab cluster "${cluster.name}" does not answer after ${timeoutMs} ms (${last})`,
+        {
+          hint: `see \`tendril lab logs ${cluster.name} ${DAEMON_APISERVER}\``,
+        },
+      );
     }
     await sleep(100);
   }
@@ -287,11 +375,26 @@ export async function waitNodesReady(cluster: LabCluster, timeoutMs: number): Pr
   let missing: string[] = cluster.nodes.map((n) => n.name);
   for (;;) {
     try {
-      const res = await httpCall(`${apiServerURL(cluster)}/api/v1/nodes`, 'GET', undefined, undefined, 2000);
+      const res = await httpCall(
+        `${apiServerURL(cluster)}/api/v1/nodes`,
+        'GET',
+        undefined,
+        undefined,
+        2000,
+      );
       if (res.status === 200) {
-        const list = JSON.parse(res.text) as { items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] };
+        const list = JSON.parse(res.text) as {
+          items: {
+            metadata: { name: string };
+            status?: { conditions?: { type: string; status: string }[] };
+          }[];
+        };
         const ready = new Set(
-          list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name),
+          list.items
+            .filter((n) =>
+              n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+            )
+            .map((n) => n.metadata.name),
         );
         missing = cluster.nodes.map((n) => n.name).filter((n) => !ready.has(n));
         if (missing.length === 0) return;
@@ -300,9 +403,13 @@ export async function waitNodesReady(cluster: LabCluster, timeoutMs: number): Pr
       // retry
     }
     if (Date.now() > deadline) {
-      throw new TendrilError('LAB_NODES_TIMEOUT', `nodes of lab cluster "${cluster.name}" not Ready after ${timeoutMs} ms: ${missing.join(', ')}`, {
-        hint: `see \`tendril lab logs ${cluster.name} ${kubeletDaemonName(missing[0] ?? '')}\``,
-      });
+      throw new TendrilError(
+        'LAB_NODES_TIMEOUT',
+        `nodes of lab cluster "${cluster.name}" not Ready after ${timeoutMs} ms: ${missing.join(', ')}`,
+        {
+          hint: `see \`tendril lab logs ${cluster.name} ${kubeletDaemonName(missing[0] ?? '')}\``,
+        },
+      );
     }
     await sleep(100);
   }

@@ -17,11 +17,28 @@ import {
 import { isAlive, sleep } from './proc.js';
 
 test('validateDaemonSpec names the bad field', () => {
-  assert.throws(() => validateDaemonSpec({ name: 'Bad Name', command: ['x'], restart: 'always' }), /name must match/);
-  assert.throws(() => validateDaemonSpec({ name: 'a', command: [], restart: 'always' }), /command must be/);
-  assert.throws(() => validateDaemonSpec({ name: 'a', command: ['x'], restart: 'sometimes' as never }), /restart must be/);
-  assert.throws(() => validateDaemonSpec({ name: 'a', command: ['x'], restart: 'never', cwd: 'rel' }), /cwd must be an absolute/);
-  validateDaemonSpec({ name: 'kubelet-c1-worker', command: ['/bin/true'], restart: 'never', netns: 'tendril-c1-worker' });
+  assert.throws(
+    () => validateDaemonSpec({ name: 'Bad Name', command: ['x'], restart: 'always' }),
+    /name must match/,
+  );
+  assert.throws(
+    () => validateDaemonSpec({ name: 'a', command: [], restart: 'always' }),
+    /command must be/,
+  );
+  assert.throws(
+    () => validateDaemonSpec({ name: 'a', command: ['x'], restart: 'sometimes' as never }),
+    /restart must be/,
+  );
+  assert.throws(
+    () => validateDaemonSpec({ name: 'a', command: ['x'], restart: 'never', cwd: 'rel' }),
+    /cwd must be an absolute/,
+  );
+  validateDaemonSpec({
+    name: 'kubelet-c1-worker',
+    command: ['/bin/true'],
+    restart: 'never',
+    netns: 'tendril-c1-worker',
+  });
 });
 
 test('supervisor runs, restarts, reloads and stops daemons', { timeout: 60_000 }, async () => {
@@ -33,11 +50,20 @@ test('supervisor runs, restarts, reloads and stops daemons', { timeout: 60_000 }
   try {
     supPid = await startSupervisor(cluster);
     assert.equal(supervisorPid(cluster), supPid);
-    const spec: DaemonSpec = { name: 'sleeper', command: ['/bin/sh', '-c', 'echo hello $FOO; exec sleep 300'], env: { FOO: 'bar' }, restart: 'always', stopTimeoutMs: 1000 };
+    const spec: DaemonSpec = {
+      name: 'sleeper',
+      command: ['/bin/sh', '-c', 'echo hello $FOO; exec sleep 300'],
+      env: { FOO: 'bar' },
+      restart: 'always',
+      stopTimeoutMs: 1000,
+    };
     addDaemon(cluster, spec);
     const st = await waitDaemonRunning(cluster, 'sleeper', 10_000);
     assert.ok(st.pid);
-    assert.equal(readFileSync(join(home, 'clusters', cluster, 'pids', 'sleeper.pid'), 'utf8').trim(), String(st.pid));
+    assert.equal(
+      readFileSync(join(home, 'clusters', cluster, 'pids', 'sleeper.pid'), 'utf8').trim(),
+      String(st.pid),
+    );
     // killed -> restarted, counted
     process.kill(st.pid!, 'SIGKILL');
     const deadline = Date.now() + 10_000;
@@ -54,7 +80,7 @@ test('supervisor runs, restarts, reloads and stops daemons', { timeout: 60_000 }
     addDaemon(cluster, { name: 'oneshot', command: ['/bin/sh', '-c', 'exit 3'], restart: 'never' });
     const d2 = Date.now() + 10_000;
     let one = daemonStatus(cluster).find((d) => d.name === 'oneshot');
-    while (!(one?.finished) && Date.now() < d2) {
+    while (!one?.finished && Date.now() < d2) {
       await sleep(50);
       one = daemonStatus(cluster).find((d) => d.name === 'oneshot');
     }
@@ -63,10 +89,18 @@ test('supervisor runs, restarts, reloads and stops daemons', { timeout: 60_000 }
     // removed -> stopped
     await removeDaemon(cluster, 'sleeper', { wait: true, timeoutMs: 10_000 });
     assert.equal(isAlive(again.pid), false);
-    assert.deepEqual(daemonStatus(cluster).map((d) => d.name), ['oneshot']);
+    assert.deepEqual(
+      daemonStatus(cluster).map((d) => d.name),
+      ['oneshot'],
+    );
     // a daemon that ignores SIGTERM is killed after stopTimeoutMs when the supervisor stops
     writeFileSync(join(home, 'stubborn.sh'), 'trap "" TERM; while :; do sleep 1; done\n');
-    addDaemon(cluster, { name: 'stubborn', command: ['/bin/sh', join(home, 'stubborn.sh')], restart: 'always', stopTimeoutMs: 300 });
+    addDaemon(cluster, {
+      name: 'stubborn',
+      command: ['/bin/sh', join(home, 'stubborn.sh')],
+      restart: 'always',
+      stopTimeoutMs: 300,
+    });
     const s = await waitDaemonRunning(cluster, 'stubborn', 10_000);
     await stopSupervisor(cluster);
     assert.equal(isAlive(s.pid), false);

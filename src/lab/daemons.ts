@@ -12,7 +12,17 @@
  * SIGKILL after stopTimeoutMs).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  closeSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -87,7 +97,9 @@ let tsxLoader: string | undefined;
 export function tsxLoaderURL(): string {
   if (!tsxLoader) {
     const require = createRequire(import.meta.url);
-    tsxLoader = pathToFileURL(join(dirname(require.resolve('tsx/package.json')), 'dist', 'loader.mjs')).href;
+    tsxLoader = pathToFileURL(
+      join(dirname(require.resolve('tsx/package.json')), 'dist', 'loader.mjs'),
+    ).href;
   }
   return tsxLoader;
 }
@@ -129,21 +141,35 @@ export function daemonPidPath(cluster: string, name: string): string {
 /** Checks a daemon spec; throws LAB_DAEMON_INVALID naming the field. */
 export function validateDaemonSpec(spec: DaemonSpec): void {
   const bad = (field: string, why: string) =>
-    new TendrilError('LAB_DAEMON_INVALID', `daemon spec ${JSON.stringify(spec?.name ?? '?')}: ${field} ${why}`);
+    new TendrilError(
+      'LAB_DAEMON_INVALID',
+      `daemon spec ${JSON.stringify(spec?.name ?? '?')}: ${field} ${why}`,
+    );
   if (typeof spec !== 'object' || spec === null) throw bad('spec', 'must be an object');
   if (typeof spec.name !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,99}$/.test(spec.name)) {
     throw bad('name', 'must match [a-z0-9][a-z0-9._-]* (at most 100 characters)');
   }
   if (spec.name === 'supervisor') throw bad('name', 'is reserved');
-  if (!Array.isArray(spec.command) || spec.command.length === 0 || spec.command.some((c) => typeof c !== 'string')) {
+  if (
+    !Array.isArray(spec.command) ||
+    spec.command.length === 0 ||
+    spec.command.some((c) => typeof c !== 'string')
+  ) {
     throw bad('command', 'must be a non-empty array of strings');
   }
-  if (!['always', 'on-failure', 'never'].includes(spec.restart)) throw bad('restart', "must be 'always', 'on-failure' or 'never'");
+  if (!['always', 'on-failure', 'never'].includes(spec.restart))
+    throw bad('restart', "must be 'always', 'on-failure' or 'never'");
   if (spec.cwd !== undefined && !isAbsolute(spec.cwd)) throw bad('cwd', 'must be an absolute path');
-  if (spec.netns !== undefined && (typeof spec.netns !== 'string' || !/^[A-Za-z0-9._-]+$/.test(spec.netns))) {
+  if (
+    spec.netns !== undefined &&
+    (typeof spec.netns !== 'string' || !/^[A-Za-z0-9._-]+$/.test(spec.netns))
+  ) {
     throw bad('netns', 'must be a network namespace name');
   }
-  if (spec.env !== undefined && (typeof spec.env !== 'object' || Object.values(spec.env).some((v) => typeof v !== 'string'))) {
+  if (
+    spec.env !== undefined &&
+    (typeof spec.env !== 'object' || Object.values(spec.env).some((v) => typeof v !== 'string'))
+  ) {
     throw bad('env', 'must map names to strings');
   }
 }
@@ -186,7 +212,9 @@ export function listDaemonSpecs(cluster: string): DaemonSpec[] {
 /** Reads the supervisor's record of a daemon. */
 export function readDaemonRecord(cluster: string, name: string): DaemonRecord | undefined {
   try {
-    return JSON.parse(readFileSync(join(recordsDir(cluster), `${name}.json`), 'utf8')) as DaemonRecord;
+    return JSON.parse(
+      readFileSync(join(recordsDir(cluster), `${name}.json`), 'utf8'),
+    ) as DaemonRecord;
   } catch {
     return undefined;
   }
@@ -202,15 +230,23 @@ export function writeDaemonRecord(cluster: string, name: string, rec: DaemonReco
  * `wait`, resolves once its process is gone (throws LAB_DAEMON_TIMEOUT after
  * timeoutMs, default 15 s). Removing an unknown daemon is not an error.
  */
-export async function removeDaemon(cluster: string, name: string, options: { wait?: boolean; timeoutMs?: number } = {}): Promise<void> {
+export async function removeDaemon(
+  cluster: string,
+  name: string,
+  options: { wait?: boolean; timeoutMs?: number } = {},
+): Promise<void> {
   const rec = readDaemonRecord(cluster, name);
   rmSync(join(daemonsDir(cluster), `${name}.json`), { force: true });
   if (!options.wait || !rec?.pid) return;
   const timeoutMs = options.timeoutMs ?? 15_000;
   if (!(await waitGone(rec.pid, timeoutMs, rec.startTime))) {
-    throw new TendrilError('LAB_DAEMON_TIMEOUT', `daemon "${name}" of lab cluster "${cluster}" still runs ${timeoutMs} ms after removal`, {
-      hint: `is the supervisor running? see \`tendril lab list\`; its pid is in ${daemonPidPath(cluster, name)}`,
-    });
+    throw new TendrilError(
+      'LAB_DAEMON_TIMEOUT',
+      `daemon "${name}" of lab cluster "${cluster}" still runs ${timeoutMs} ms after removal`,
+      {
+        hint: `is the supervisor running? see \`tendril lab list\`; its pid is in ${daemonPidPath(cluster, name)}`,
+      },
+    );
   }
 }
 
@@ -238,7 +274,11 @@ export function daemonStatus(cluster: string): DaemonStatus[] {
  * crash is not taken for a start). Throws LAB_DAEMON_TIMEOUT with the tail of
  * its log after timeoutMs.
  */
-export async function waitDaemonRunning(cluster: string, name: string, timeoutMs: number): Promise<DaemonStatus> {
+export async function waitDaemonRunning(
+  cluster: string,
+  name: string,
+  timeoutMs: number,
+): Promise<DaemonStatus> {
   const deadline = Date.now() + timeoutMs;
   let seen: { pid: number; since: number } | undefined;
   for (;;) {
@@ -250,9 +290,13 @@ export async function waitDaemonRunning(cluster: string, name: string, timeoutMs
       seen = undefined;
     }
     if (Date.now() >= deadline) {
-      throw new TendrilError('LAB_DAEMON_TIMEOUT', `daemon "${name}" of lab cluster "${cluster}" is not running after ${timeoutMs} ms`, {
-        hint: `its log ends with:\n${logTail(daemonLogPath(cluster, name), 10)}`,
-      });
+      throw new TendrilError(
+        'LAB_DAEMON_TIMEOUT',
+        `daemon "${name}" of lab cluster "${cluster}" is not running after ${timeoutMs} ms`,
+        {
+          hint: `its log ends with:\n${logTail(daemonLogPath(cluster, name), 10)}`,
+        },
+      );
     }
     await sleep(50);
   }
@@ -262,7 +306,10 @@ export async function waitDaemonRunning(cluster: string, name: string, timeoutMs
 export function logTail(path: string, lines: number): string {
   try {
     const text = readFileSync(path, 'utf8');
-    return text.split('\n').slice(-lines - 1).join('\n');
+    return text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
   } catch {
     return '(no log)';
   }
@@ -307,7 +354,8 @@ export function supervisorPid(cluster: string): number | undefined {
 export async function startSupervisor(cluster: string, timeoutMs = 10_000): Promise<number> {
   const running = supervisorPid(cluster);
   if (running) return running;
-  for (const d of [logsDir(cluster), pidsDir(cluster), daemonsDir(cluster), recordsDir(cluster)]) mkdirSync(d, { recursive: true });
+  for (const d of [logsDir(cluster), pidsDir(cluster), daemonsDir(cluster), recordsDir(cluster)])
+    mkdirSync(d, { recursive: true });
   const logPath = join(logsDir(cluster), 'supervisor.log');
   const fd = openSync(logPath, 'a');
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -317,13 +365,21 @@ export async function startSupervisor(cluster: string, timeoutMs = 10_000): Prom
   closeSync(fd);
   child.unref();
   const pid = child.pid;
-  if (pid === undefined) throw new TendrilError('LAB_SUPERVISOR_START', `cannot start the supervisor of lab cluster "${cluster}"`);
+  if (pid === undefined)
+    throw new TendrilError(
+      'LAB_SUPERVISOR_START',
+      `cannot start the supervisor of lab cluster "${cluster}"`,
+    );
   const deadline = Date.now() + timeoutMs;
   while (supervisorPid(cluster) !== pid) {
     if (child.exitCode !== null || !isAlive(pid) || Date.now() > deadline) {
-      throw new TendrilError('LAB_SUPERVISOR_START', `the supervisor of lab cluster "${cluster}" did not start`, {
-        hint: `its log ends with:\n${logTail(logPath, 10)}`,
-      });
+      throw new TendrilError(
+        'LAB_SUPERVISOR_START',
+        `the supervisor of lab cluster "${cluster}" did not start`,
+        {
+          hint: `its log ends with:\n${logTail(logPath, 10)}`,
+        },
+      );
     }
     await sleep(25);
   }

@@ -15,26 +15,43 @@ export interface RunResult {
  * Runs `cmd args...` and resolves with its output; throws LAB_COMMAND_FAILED
  * (message: what was being done, the command and its stderr) on a non-zero exit.
  */
-export function run(cmd: string, args: string[], options: { input?: string; what?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  options: { input?: string; what?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { timeout: options.timeoutMs ?? 30_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) {
-        const what = options.what ? `${options.what}: ` : '';
-        reject(
-          new TendrilError('LAB_COMMAND_FAILED', `${what}\`${cmd} ${args.join(' ')}\` failed: ${String(stderr).trim() || err.message}`, {
-            cause: err,
-          }),
-        );
-        return;
-      }
-      resolve({ stdout: String(stdout), stderr: String(stderr) });
-    });
+    const child = execFile(
+      cmd,
+      args,
+      { timeout: options.timeoutMs ?? 30_000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        if (err) {
+          const what = options.what ? `${options.what}: ` : '';
+          reject(
+            new TendrilError(
+              'LAB_COMMAND_FAILED',
+              `${what}\`${cmd} ${args.join(' ')}\` failed: ${String(stderr).trim() || err.message}`,
+              {
+                cause: err,
+              },
+            ),
+          );
+          return;
+        }
+        resolve({ stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
 
 /** Like run, but resolves false instead of throwing. */
-export async function tryRun(cmd: string, args: string[], options: { input?: string } = {}): Promise<boolean> {
+export async function tryRun(
+  cmd: string,
+  args: string[],
+  options: { input?: string } = {},
+): Promise<boolean> {
   try {
     await run(cmd, args, options);
     return true;

@@ -6,7 +6,10 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 
 /** Reads `path` from `offset` to its end; returns the bytes read and the new offset. */
-export function readFrom(path: string, offset: number): { data: Buffer; offset: number; ino: number } | undefined {
+export function readFrom(
+  path: string,
+  offset: number,
+): { data: Buffer; offset: number; ino: number } | undefined {
   let st;
   try {
     st = statSync(path);
@@ -33,7 +36,12 @@ export function readFrom(path: string, offset: number): { data: Buffer; offset: 
 export async function followFile(
   path: string,
   onData: (data: Buffer) => void,
-  options: { signal?: AbortSignal; until?: () => boolean | Promise<boolean>; offset?: number; intervalMs?: number } = {},
+  options: {
+    signal?: AbortSignal;
+    until?: () => boolean | Promise<boolean>;
+    offset?: number;
+    intervalMs?: number;
+  } = {},
 ): Promise<void> {
   let offset = options.offset ?? 0;
   let ino: number | undefined;

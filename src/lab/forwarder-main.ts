@@ -7,7 +7,9 @@ import { createLogger } from '../util/log.js';
 import { startForwarder } from './forwarder.js';
 import { sleep } from './proc.js';
 
-const { values } = parseArgs({ options: { listen: { type: 'string' }, socket: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { listen: { type: 'string' }, socket: { type: 'string' } },
+});
 if (!values.listen || !values.socket) {
   process.stderr.write('usage: forwarder-main.ts --listen HOST:PORT --socket PATH\n');
   process.exit(2);

@@ -15,14 +15,20 @@ export interface Forwarder {
 }
 
 /** Starts forwarding host:port -> socketPath. Resolves once listening; rejects on a listen error. */
-export function startForwarder(options: { host: string; port: number; socketPath: string; log: Logger }): Promise<Forwarder> {
+export function startForwarder(options: {
+  host: string;
+  port: number;
+  socketPath: string;
+  log: Logger;
+}): Promise<Forwarder> {
   const { host, port, socketPath, log } = options;
   const server = createServer((client) => {
     const upstream = connect(socketPath);
     client.pipe(upstream);
     upstream.pipe(client);
     const done = (err?: Error) => {
-      if (err && (err as NodeJS.ErrnoException).code !== 'ECONNRESET') log.debug('forwarded connection failed', { err });
+      if (err && (err as NodeJS.ErrnoException).code !== 'ECONNRESET')
+        log.debug('forwarded connection failed', { err });
       client.destroy();
       upstream.destroy();
     };

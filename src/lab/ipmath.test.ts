@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cidrContains, cidrsOverlap, formatCIDR, nthAddress, nthSubnet, parseCIDR, parseIPv4, formatIPv4 } from './ipmath.js';
+import {
+  cidrContains,
+  cidrsOverlap,
+  formatCIDR,
+  nthAddress,
+  nthSubnet,
+  parseCIDR,
+  parseIPv4,
+  formatIPv4,
+} from './ipmath.js';
 
 test('IPv4 parse/format round trip and errors', () => {
   assert.equal(formatIPv4(parseIPv4('10.244.1.255')), '10.244.1.255');
@@ -11,12 +20,18 @@ test('IPv4 parse/format round trip and errors', () => {
 
 test('CIDR parsing names the flag and suggests the fix for host bits', () => {
   assert.deepEqual(formatCIDR(parseCIDR('10.244.0.0/16')), '10.244.0.0/16');
-  assert.throws(() => parseCIDR('10.244.1.0/16', '--pod-cidr'), (err: Error & { hint?: string }) => {
-    assert.match(err.message, /--pod-cidr "10.244.1.0\/16" has host bits set/);
-    assert.match(err.hint!, /10\.244\.0\.0\/16/);
-    return true;
-  });
-  assert.throws(() => parseCIDR('10.244.0.0', '--pod-cidr'), /--pod-cidr "10.244.0.0" is not an IPv4 CIDR/);
+  assert.throws(
+    () => parseCIDR('10.244.1.0/16', '--pod-cidr'),
+    (err: Error & { hint?: string }) => {
+      assert.match(err.message, /--pod-cidr "10.244.1.0\/16" has host bits set/);
+      assert.match(err.hint!, /10\.244\.0\.0\/16/);
+      return true;
+    },
+  );
+  assert.throws(
+    () => parseCIDR('10.244.0.0', '--pod-cidr'),
+    /--pod-cidr "10.244.0.0" is not an IPv4 CIDR/,
+  );
   assert.throws(() => parseCIDR('10.244.0.0/33'), /above 32/);
 });
 

@@ -13,9 +13,13 @@ export interface CIDR4 {
 /** Parses a dotted-quad IPv4 address into an unsigned 32-bit number; throws on bad input. */
 export function parseIPv4(addr: string): number {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(addr.trim());
-  if (!m) throw new TendrilError('INVALID_IP', `"${addr}" is not an IPv4 address`, { hint: 'write it as a.b.c.d, e.g. 10.244.0.1' });
+  if (!m)
+    throw new TendrilError('INVALID_IP', `"${addr}" is not an IPv4 address`, {
+      hint: 'write it as a.b.c.d, e.g. 10.244.0.1',
+    });
   const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) throw new TendrilError('INVALID_IP', `"${addr}" is not an IPv4 address (octet above 255)`);
+  if (parts.some((p) => p > 255))
+    throw new TendrilError('INVALID_IP', `"${addr}" is not an IPv4 address (octet above 255)`);
   return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
 }
 
@@ -35,19 +39,27 @@ function mask(bits: number): number {
 export function parseCIDR(text: string, what = 'CIDR'): CIDR4 {
   const m = /^([0-9.]+)\/(\d{1,2})$/.exec(text.trim());
   if (!m) {
-    throw new TendrilError('INVALID_CIDR', `${what} "${text}" is not an IPv4 CIDR`, { hint: 'write it as a.b.c.d/n, e.g. 10.244.0.0/16' });
+    throw new TendrilError('INVALID_CIDR', `${what} "${text}" is not an IPv4 CIDR`, {
+      hint: 'write it as a.b.c.d/n, e.g. 10.244.0.0/16',
+    });
   }
   const bits = Number(m[2]);
-  if (bits > 32) throw new TendrilError('INVALID_CIDR', `${what} "${text}": prefix length ${bits} is above 32`);
+  if (bits > 32)
+    throw new TendrilError('INVALID_CIDR', `${what} "${text}": prefix length ${bits} is above 32`);
   let base: number;
   try {
     base = parseIPv4(m[1]!);
   } catch (err) {
-    throw new TendrilError('INVALID_CIDR', `${what} "${text}" is not an IPv4 CIDR`, { cause: err, hint: 'write it as a.b.c.d/n' });
+    throw new TendrilError('INVALID_CIDR', `${what} "${text}" is not an IPv4 CIDR`, {
+      cause: err,
+      hint: 'write it as a.b.c.d/n',
+    });
   }
   if ((base & mask(bits)) >>> 0 !== base) {
     const fixed = `${formatIPv4((base & mask(bits)) >>> 0)}/${bits}`;
-    throw new TendrilError('INVALID_CIDR', `${what} "${text}" has host bits set`, { hint: `did you mean ${fixed}?` });
+    throw new TendrilError('INVALID_CIDR', `${what} "${text}" has host bits set`, {
+      hint: `did you mean ${fixed}?`,
+    });
   }
   return { base, bits };
 }
@@ -87,13 +99,19 @@ export function nthAddress(c: CIDR4, n: number): string {
  */
 export function nthSubnet(c: CIDR4, bits: number, n: number): CIDR4 {
   if (bits < c.bits) {
-    throw new TendrilError('CIDR_TOO_SMALL', `${formatCIDR(c)} is smaller than a /${bits}`, { hint: `use a CIDR of /${bits} or larger` });
+    throw new TendrilError('CIDR_TOO_SMALL', `${formatCIDR(c)} is smaller than a /${bits}`, {
+      hint: `use a CIDR of /${bits} or larger`,
+    });
   }
   const count = 2 ** (bits - c.bits);
   if (n < 0 || n >= count) {
-    throw new TendrilError('CIDR_EXHAUSTED', `${formatCIDR(c)} holds ${count} /${bits} subnet(s); #${n} does not fit`, {
-      hint: `use a larger CIDR (e.g. a /16)`,
-    });
+    throw new TendrilError(
+      'CIDR_EXHAUSTED',
+      `${formatCIDR(c)} holds ${count} /${bits} subnet(s); #${n} does not fit`,
+      {
+        hint: `use a larger CIDR (e.g. a /16)`,
+      },
+    );
   }
   return { base: (c.base + n * 2 ** (32 - bits)) >>> 0, bits };
 }

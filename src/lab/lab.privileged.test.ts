@@ -6,7 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -55,9 +65,18 @@ exit 0
 `;
 
 const cli = (args: string[], input?: string) =>
-  spawnSync(process.execPath, [join(projectRoot(), 'bin/tendril.mjs'), ...args], { env: process.env, input: input ?? '', encoding: 'utf8', timeout: 60_000 });
+  spawnSync(process.execPath, [join(projectRoot(), 'bin/tendril.mjs'), ...args], {
+    env: process.env,
+    input: input ?? '',
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -67,7 +86,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await sleep(150);
   }
 }
@@ -77,7 +97,8 @@ function processesOfHome(): number[] {
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
     try {
-      if (readFileSync(`/proc/${d}/environ`, 'utf8').includes(`TENDRIL_HOME=${home}`)) out.push(Number(d));
+      if (readFileSync(`/proc/${d}/environ`, 'utf8').includes(`TENDRIL_HOME=${home}`))
+        out.push(Number(d));
     } catch {
       // gone
     }
@@ -87,7 +108,12 @@ function processesOfHome(): number[] {
 
 function processesInLabNetns(): number[] {
   const inodes = new Set<string>();
-  for (const n of readdirSync('/run/netns').filter((n) => n.startsWith(prefix))) inodes.add(`net:[${execFileSync('stat', ['-L', '-c', '%i', `/run/netns/${n}`]).toString().trim()}]`);
+  for (const n of readdirSync('/run/netns').filter((n) => n.startsWith(prefix)))
+    inodes.add(
+      `net:[${execFileSync('stat', ['-L', '-c', '%i', `/run/netns/${n}`])
+        .toString()
+        .trim()}]`,
+    );
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -112,215 +138,364 @@ after(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-privilegedTest('privileged: lab clusters, pods through a test CNI plugin, run/exec/logs, delete leaves nothing', async () => {
-  const progress: string[] = [];
-  const a = await createCluster({ name: 'alpha', wait: true, progress: (l) => progress.push(l) });
-  const b = await createCluster({ name: 'beta', nodes: 1, apiStore: 'etcd', wait: true });
-  assert.ok(progress.some((l) => /Nodes: alpha-control-plane 172\.30\.1\.10/.test(l)), progress.join('\n'));
-  assert.equal(a.podCIDR, '10.244.0.0/16');
-  assert.equal(b.podCIDR, '10.245.0.0/16');
-  assert.deepEqual(a.nodes.map((n) => n.name), ['alpha-control-plane', 'alpha-worker', 'alpha-worker2']);
-  assert.equal(a.nodes[2]!.podCIDR, '10.244.2.0/24');
-  assert.equal(b.nodes[1]!.ip, '172.30.2.11');
-  assert.deepEqual(listClusters().map((c) => c.name), ['alpha', 'beta']);
-  for (const d of [...daemonStatus('alpha'), ...daemonStatus('beta')]) assert.ok(d.running, `${d.name} runs`);
-  assert.ok(daemonStatus('beta').some((d) => d.name === 'etcd'));
-
-  // bad requests
-  await assert.rejects(createCluster({ name: 'gamma', podCIDR: '10.244.128.0/20' }), (err: Error) => {
-    assert.match(err.message, /10\.244\.128\.0\/20.*"gamma".*10\.244\.0\.0\/16.*"alpha"/);
-    assert.match((err as { hint?: string }).hint ?? '', /--pod-cidr/);
-    return true;
-  });
-  await assert.rejects(createCluster({ name: 'alpha' }), /already exists/);
-  await assert.rejects(createCluster({ name: 'Bad_Name' }), /invalid lab cluster name/);
-
-  // nodes reach the API server through the forwarder; nodes are registered as kind would
-  const client = new KubeClient({ server: apiServerURL(a) });
-  const nodes = await client.list('v1', 'Node');
-  const cp = nodes.items.find((n) => n.metadata.name === 'alpha-control-plane')!;
-  assert.deepEqual(cp.spec.taints, [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }]);
-  assert.equal(cp.metadata.labels!['node-role.kubernetes.io/control-plane'], '');
-  const w2 = nodes.items.find((n) => n.metadata.name === 'alpha-worker2')!;
-  assert.equal(w2.spec.podCIDR, '10.244.2.0/24');
-  assert.deepEqual(w2.status.addresses[0], { type: 'InternalIP', address: '172.30.1.12' });
-
-  // the seed's manifests, through the API client
-  const docs = parseAllDocuments(readFileSync(join(projectRoot(), 'examples/seed-walkthrough/echo-c1.yaml'), 'utf8')).map((d) => d.toJS() as KubeObject);
-  for (const d of docs) await client.create(d);
-  const pending = await until('echo pod Pending with NetworkPluginNotReady', async () => {
-    const pods = await client.list('v1', 'Pod', { namespace: 'default', labelSelector: 'app=echo-service-c1' });
-    const p = pods.items[0];
-    const ready = p?.status?.conditions?.find((c: { type: string }) => c.type === 'Ready');
-    return ready?.reason === 'NetworkPluginNotReady' ? p : undefined;
-  });
-  assert.equal(pending.status.phase, 'Pending');
-  assert.match(pending.status.conditions.find((c: { type: string }) => c.type === 'Ready').message, /cni plugin not initialized/);
-  await sleep(2500); // still Pending after a few re-checks
-  const again = await client.get('v1', 'Pod', pending.metadata.name!, { namespace: 'default' });
-  assert.equal(again.status.phase, 'Pending');
-
-  // install the test's CNI plugin on every node of alpha
-  const pluginDir = join(home, 'plugin-state');
-  mkdirSync(pluginDir, { recursive: true });
-  for (const n of a.nodes) {
-    const bin = join(nodeCniBinDir('alpha', n.name), 'static-veth');
-    writeFileSync(bin, PLUGIN);
-    chmodSync(bin, 0o755);
-    const pfx = n.podCIDR.split('.').slice(0, 3).join('.');
-    writeFileSync(
-      join(nodeCniConfDir('alpha', n.name), '10-test.conflist'),
-      JSON.stringify({ cniVersion: '1.0.0', name: 'testnet', plugins: [{ type: 'static-veth', podPrefix: pfx, stateDir: join(pluginDir, n.name) }] }),
+privilegedTest(
+  'privileged: lab clusters, pods through a test CNI plugin, run/exec/logs, delete leaves nothing',
+  async () => {
+    const progress: string[] = [];
+    const a = await createCluster({ name: 'alpha', wait: true, progress: (l) => progress.push(l) });
+    const b = await createCluster({ name: 'beta', nodes: 1, apiStore: 'etcd', wait: true });
+    assert.ok(
+      progress.some((l) => /Nodes: alpha-control-plane 172\.30\.1\.10/.test(l)),
+      progress.join('\n'),
     );
-  }
-  const running = await until('echo pod Running', async () => {
-    const p = await client.get('v1', 'Pod', pending.metadata.name!, { namespace: 'default' });
-    return p.status?.phase === 'Running' && p.status.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status === 'True' ? p : undefined;
-  });
-  const node = a.nodes.find((n) => n.name === running.spec.nodeName)!;
-  assert.equal(node.role, 'worker');
-  assert.equal(running.status.hostIP, node.ip);
-  assert.equal(running.status.podIP, `${node.podCIDR.split('.').slice(0, 3).join('.')}.2`);
-  assert.deepEqual(running.status.podIPs, [{ ip: running.status.podIP }]);
-  const calls = readFileSync(join(pluginDir, `${node.name}.calls`), 'utf8');
-  assert.match(calls, new RegExp(`ADD ${running.metadata.uid} eth0 /run/netns/${prefix}-pod-\\w{12} IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${running.metadata.name};K8S_POD_INFRA_CONTAINER_ID=${running.metadata.uid};K8S_POD_UID=${running.metadata.uid}`));
-  // the echo server answers on the pod IP, from the node's namespace
-  const body = await until('echo server answers', async () => {
-    const r = spawnSync('nsenter', [`--net=/run/netns/${node.netns}`, 'curl', '-s', '-m', '3', `http://${running.status.podIP}:8080/seed?x=1`], { encoding: 'utf8' });
-    return r.status === 0 && r.stdout ? JSON.parse(r.stdout) : undefined;
-  });
-  assert.equal(body.path, '/seed');
-  assert.deepEqual(body.query, { x: '1' });
-  assert.equal(body.os.hostname, running.metadata.name);
-  assert.equal(body.ip, node.ip);
-  // a kubelet killed and restarted by the supervisor adopts the sandbox (CNI CHECK) and restarts the container
-  const kubelet = daemonStatus('alpha').find((d) => d.name === `kubelet-${node.name}`)!;
-  process.kill(kubelet.pid!, 'SIGKILL');
-  await until('pod running again after the kubelet restart', async () => {
-    const p = await client.get('v1', 'Pod', running.metadata.name!, { namespace: 'default' });
-    const started = p.status?.containerStatuses?.[0]?.state?.running?.startedAt;
-    return started && started !== running.status.containerStatuses[0].state.running.startedAt ? p : undefined;
-  });
-  assert.match(readFileSync(join(pluginDir, `${node.name}.calls`), 'utf8'), new RegExp(`CHECK ${running.metadata.uid} eth0`));
-  assert.equal(daemonStatus('alpha').find((d) => d.name === `kubelet-${node.name}`)!.restarts, 1);
-  await until('echo server answers again', async () => {
-    const r = spawnSync('nsenter', [`--net=/run/netns/${node.netns}`, 'curl', '-s', '-m', '3', `http://${running.status.podIP}:8080/`], { encoding: 'utf8' });
-    return r.status === 0 && r.stdout.includes(running.metadata.name!) ? true : undefined;
-  });
+    assert.equal(a.podCIDR, '10.244.0.0/16');
+    assert.equal(b.podCIDR, '10.245.0.0/16');
+    assert.deepEqual(
+      a.nodes.map((n) => n.name),
+      ['alpha-control-plane', 'alpha-worker', 'alpha-worker2'],
+    );
+    assert.equal(a.nodes[2]!.podCIDR, '10.244.2.0/24');
+    assert.equal(b.nodes[1]!.ip, '172.30.2.11');
+    assert.deepEqual(
+      listClusters().map((c) => c.name),
+      ['alpha', 'beta'],
+    );
+    for (const d of [...daemonStatus('alpha'), ...daemonStatus('beta')])
+      assert.ok(d.running, `${d.name} runs`);
+    assert.ok(daemonStatus('beta').some((d) => d.name === 'etcd'));
 
-  // EndpointSlice kept as the user wrote it
-  const eps = await client.get('discovery.k8s.io/v1', 'EndpointSlice', 'echo-service-c1-mesh', { namespace: 'default' });
-  assert.equal(eps.metadata.labels!['cilium.io/global-service'], 'true');
+    // bad requests
+    await assert.rejects(
+      createCluster({ name: 'gamma', podCIDR: '10.244.128.0/20' }),
+      (err: Error) => {
+        assert.match(err.message, /10\.244\.128\.0\/20.*"gamma".*10\.244\.0\.0\/16.*"alpha"/);
+        assert.match((err as { hint?: string }).hint ?? '', /--pod-cidr/);
+        return true;
+      },
+    );
+    await assert.rejects(createCluster({ name: 'alpha' }), /already exists/);
+    await assert.rejects(createCluster({ name: 'Bad_Name' }), /invalid lab cluster name/);
 
-  // restart policies
-  const mk = (name: string, policy: string, script: string): KubeObject => ({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: 'default' },
-    spec: { restartPolicy: policy, containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', script] }] },
-  });
-  await client.create(mk('never-fails', 'Never', 'echo bye; exit 4'));
-  await client.create(mk('onfailure', 'OnFailure', 'echo try; exit 1'));
-  await client.create(mk('always-ok', 'Always', 'echo tick; exit 0'));
-  await client.create(mk('succeeds', 'OnFailure', 'echo fine'));
-  const get = (n: string) => client.get('v1', 'Pod', n, { namespace: 'default' });
-  const failed = await until('Never pod Failed', async () => ((await get('never-fails')).status?.phase === 'Failed' ? get('never-fails') : undefined));
-  assert.equal(failed.status.containerStatuses[0].state.terminated.exitCode, 4);
-  assert.equal(failed.status.containerStatuses[0].restartCount, 0);
-  await until('OnFailure pod restarted', async () => ((await get('onfailure')).status?.containerStatuses?.[0]?.restartCount >= 1 ? true : undefined));
-  await until('Always pod restarted', async () => ((await get('always-ok')).status?.containerStatuses?.[0]?.restartCount >= 1 ? true : undefined));
-  const ok = await until('OnFailure pod Succeeded', async () => ((await get('succeeds')).status?.phase === 'Succeeded' ? get('succeeds') : undefined));
-  assert.equal(ok.status.containerStatuses[0].restartCount, 0);
+    // nodes reach the API server through the forwarder; nodes are registered as kind would
+    const client = new KubeClient({ server: apiServerURL(a) });
+    const nodes = await client.list('v1', 'Node');
+    const cp = nodes.items.find((n) => n.metadata.name === 'alpha-control-plane')!;
+    assert.deepEqual(cp.spec.taints, [
+      { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' },
+    ]);
+    assert.equal(cp.metadata.labels!['node-role.kubernetes.io/control-plane'], '');
+    const w2 = nodes.items.find((n) => n.metadata.name === 'alpha-worker2')!;
+    assert.equal(w2.spec.podCIDR, '10.244.2.0/24');
+    assert.deepEqual(w2.status.addresses[0], { type: 'InternalIP', address: '172.30.1.12' });
 
-  // readiness probe: running but not Ready until the probed port answers
-  await client.create({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'probed', namespace: 'default' },
-    spec: {
-      containers: [
-        {
-          name: 'web',
-          image: 'busybox',
-          command: ['sh', '-c', 'sleep 3; exec httpd -f -p 9999'],
-          readinessProbe: { tcpSocket: { port: 9999 }, periodSeconds: 1, failureThreshold: 1 },
-        },
+    // the seed's manifests, through the API client
+    const docs = parseAllDocuments(
+      readFileSync(join(projectRoot(), 'examples/seed-walkthrough/echo-c1.yaml'), 'utf8'),
+    ).map((d) => d.toJS() as KubeObject);
+    for (const d of docs) await client.create(d);
+    const pending = await until('echo pod Pending with NetworkPluginNotReady', async () => {
+      const pods = await client.list('v1', 'Pod', {
+        namespace: 'default',
+        labelSelector: 'app=echo-service-c1',
+      });
+      const p = pods.items[0];
+      const ready = p?.status?.conditions?.find((c: { type: string }) => c.type === 'Ready');
+      return ready?.reason === 'NetworkPluginNotReady' ? p : undefined;
+    });
+    assert.equal(pending.status.phase, 'Pending');
+    assert.match(
+      pending.status.conditions.find((c: { type: string }) => c.type === 'Ready').message,
+      /cni plugin not initialized/,
+    );
+    await sleep(2500); // still Pending after a few re-checks
+    const again = await client.get('v1', 'Pod', pending.metadata.name!, { namespace: 'default' });
+    assert.equal(again.status.phase, 'Pending');
+
+    // install the test's CNI plugin on every node of alpha
+    const pluginDir = join(home, 'plugin-state');
+    mkdirSync(pluginDir, { recursive: true });
+    for (const n of a.nodes) {
+      const bin = join(nodeCniBinDir('alpha', n.name), 'static-veth');
+      writeFileSync(bin, PLUGIN);
+      chmodSync(bin, 0o755);
+      const pfx = n.podCIDR.split('.').slice(0, 3).join('.');
+      writeFileSync(
+        join(nodeCniConfDir('alpha', n.name), '10-test.conflist'),
+        JSON.stringify({
+          cniVersion: '1.0.0',
+          name: 'testnet',
+          plugins: [{ type: 'static-veth', podPrefix: pfx, stateDir: join(pluginDir, n.name) }],
+        }),
+      );
+    }
+    const running = await until('echo pod Running', async () => {
+      const p = await client.get('v1', 'Pod', pending.metadata.name!, { namespace: 'default' });
+      return p.status?.phase === 'Running' &&
+        p.status.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status === 'True'
+        ? p
+        : undefined;
+    });
+    const node = a.nodes.find((n) => n.name === running.spec.nodeName)!;
+    assert.equal(node.role, 'worker');
+    assert.equal(running.status.hostIP, node.ip);
+    assert.equal(running.status.podIP, `${node.podCIDR.split('.').slice(0, 3).join('.')}.2`);
+    assert.deepEqual(running.status.podIPs, [{ ip: running.status.podIP }]);
+    const calls = readFileSync(join(pluginDir, `${node.name}.calls`), 'utf8');
+    assert.match(
+      calls,
+      new RegExp(
+        `ADD ${running.metadata.uid} eth0 /run/netns/${prefix}-pod-\\w{12} IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${running.metadata.name};K8S_POD_INFRA_CONTAINER_ID=${running.metadata.uid};K8S_POD_UID=${running.metadata.uid}`,
+      ),
+    );
+    // the echo server answers on the pod IP, from the node's namespace
+    const body = await until('echo server answers', async () => {
+      const r = spawnSync(
+        'nsenter',
+        [
+          `--net=/run/netns/${node.netns}`,
+          'curl',
+          '-s',
+          '-m',
+          '3',
+          `http://${running.status.podIP}:8080/seed?x=1`,
+        ],
+        { encoding: 'utf8' },
+      );
+      return r.status === 0 && r.stdout ? JSON.parse(r.stdout) : undefined;
+    });
+    assert.equal(body.path, '/seed');
+    assert.deepEqual(body.query, { x: '1' });
+    assert.equal(body.os.hostname, running.metadata.name);
+    assert.equal(body.ip, node.ip);
+    // a kubelet killed and restarted by the supervisor adopts the sandbox (CNI CHECK) and restarts the container
+    const kubelet = daemonStatus('alpha').find((d) => d.name === `kubelet-${node.name}`)!;
+    process.kill(kubelet.pid!, 'SIGKILL');
+    await until('pod running again after the kubelet restart', async () => {
+      const p = await client.get('v1', 'Pod', running.metadata.name!, { namespace: 'default' });
+      const started = p.status?.containerStatuses?.[0]?.state?.running?.startedAt;
+      return started && started !== running.status.containerStatuses[0].state.running.startedAt
+        ? p
+        : undefined;
+    });
+    assert.match(
+      readFileSync(join(pluginDir, `${node.name}.calls`), 'utf8'),
+      new RegExp(`CHECK ${running.metadata.uid} eth0`),
+    );
+    assert.equal(daemonStatus('alpha').find((d) => d.name === `kubelet-${node.name}`)!.restarts, 1);
+    await until('echo server answers again', async () => {
+      const r = spawnSync(
+        'nsenter',
+        [
+          `--net=/run/netns/${node.netns}`,
+          'curl',
+          '-s',
+          '-m',
+          '3',
+          `http://${running.status.podIP}:8080/`,
+        ],
+        { encoding: 'utf8' },
+      );
+      return r.status === 0 && r.stdout.includes(running.metadata.name!) ? true : undefined;
+    });
+
+    // EndpointSlice kept as the user wrote it
+    const eps = await client.get('discovery.k8s.io/v1', 'EndpointSlice', 'echo-service-c1-mesh', {
+      namespace: 'default',
+    });
+    assert.equal(eps.metadata.labels!['cilium.io/global-service'], 'true');
+
+    // restart policies
+    const mk = (name: string, policy: string, script: string): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default' },
+      spec: {
+        restartPolicy: policy,
+        containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', script] }],
+      },
+    });
+    await client.create(mk('never-fails', 'Never', 'echo bye; exit 4'));
+    await client.create(mk('onfailure', 'OnFailure', 'echo try; exit 1'));
+    await client.create(mk('always-ok', 'Always', 'echo tick; exit 0'));
+    await client.create(mk('succeeds', 'OnFailure', 'echo fine'));
+    const get = (n: string) => client.get('v1', 'Pod', n, { namespace: 'default' });
+    const failed = await until('Never pod Failed', async () =>
+      (await get('never-fails')).status?.phase === 'Failed' ? get('never-fails') : undefined,
+    );
+    assert.equal(failed.status.containerStatuses[0].state.terminated.exitCode, 4);
+    assert.equal(failed.status.containerStatuses[0].restartCount, 0);
+    await until('OnFailure pod restarted', async () =>
+      (await get('onfailure')).status?.containerStatuses?.[0]?.restartCount >= 1 ? true : undefined,
+    );
+    await until('Always pod restarted', async () =>
+      (await get('always-ok')).status?.containerStatuses?.[0]?.restartCount >= 1 ? true : undefined,
+    );
+    const ok = await until('OnFailure pod Succeeded', async () =>
+      (await get('succeeds')).status?.phase === 'Succeeded' ? get('succeeds') : undefined,
+    );
+    assert.equal(ok.status.containerStatuses[0].restartCount, 0);
+
+    // readiness probe: running but not Ready until the probed port answers
+    await client.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'probed', namespace: 'default' },
+      spec: {
+        containers: [
+          {
+            name: 'web',
+            image: 'busybox',
+            command: ['sh', '-c', 'sleep 3; exec httpd -f -p 9999'],
+            readinessProbe: { tcpSocket: { port: 9999 }, periodSeconds: 1, failureThreshold: 1 },
+          },
+        ],
+      },
+    });
+    const readyOf = (p: KubeObject) =>
+      p.status?.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status;
+    const notYet = await until('probed pod Running', async () =>
+      (await get('probed')).status?.phase === 'Running' ? get('probed') : undefined,
+    );
+    assert.equal(readyOf(notYet), 'False');
+    assert.equal(notYet.status.containerStatuses[0].ready, false);
+    await until('probed pod Ready', async () =>
+      readyOf(await get('probed')) === 'True' ? true : undefined,
+    );
+
+    // logs, exec, run --rm through the CLI
+    const logs = cli(['--context', 'lab-alpha', 'logs', 'never-fails']);
+    assert.equal(logs.stdout, 'bye\n');
+    const ex = cli([
+      '--context',
+      'lab-alpha',
+      'exec',
+      running.metadata.name!,
+      '--',
+      'sh',
+      '-c',
+      'cat /etc/resolv.conf; hostname; exit 5',
+    ]);
+    assert.equal(ex.status, 5);
+    assert.equal(
+      ex.stdout,
+      `search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n${running.metadata.name}\n`,
+    );
+    const run = cli(
+      [
+        '--context',
+        'lab-alpha',
+        'run',
+        '-i',
+        '--rm',
+        '--restart=Never',
+        'runner',
+        '--image=busybox',
+        '--',
+        'sh',
+        '-c',
+        'read x; echo "got $x"; exit 3',
       ],
-    },
-  });
-  const readyOf = (p: KubeObject) => p.status?.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status;
-  const notYet = await until('probed pod Running', async () => ((await get('probed')).status?.phase === 'Running' ? get('probed') : undefined));
-  assert.equal(readyOf(notYet), 'False');
-  assert.equal(notYet.status.containerStatuses[0].ready, false);
-  await until('probed pod Ready', async () => (readyOf(await get('probed')) === 'True' ? true : undefined));
+      'hello\n',
+    );
+    assert.equal(run.status, 3, run.stderr);
+    assert.equal(run.stdout, 'got hello\npod "runner" deleted\n');
+    await assert.rejects(get('runner'), /not found/);
+    const bad = cli([
+      '--context',
+      'lab-alpha',
+      'run',
+      '--attach',
+      '--rm',
+      '--restart=Never',
+      'noimg',
+      '--image=nginx',
+    ]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /image "nginx" is not available in the lab/);
 
-  // logs, exec, run --rm through the CLI
-  const logs = cli(['--context', 'lab-alpha', 'logs', 'never-fails']);
-  assert.equal(logs.stdout, 'bye\n');
-  const ex = cli(['--context', 'lab-alpha', 'exec', running.metadata.name!, '--', 'sh', '-c', 'cat /etc/resolv.conf; hostname; exit 5']);
-  assert.equal(ex.status, 5);
-  assert.equal(ex.stdout, `search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n${running.metadata.name}\n`);
-  const run = cli(['--context', 'lab-alpha', 'run', '-i', '--rm', '--restart=Never', 'runner', '--image=busybox', '--', 'sh', '-c', 'read x; echo "got $x"; exit 3'], 'hello\n');
-  assert.equal(run.status, 3, run.stderr);
-  assert.equal(run.stdout, 'got hello\npod "runner" deleted\n');
-  await assert.rejects(get('runner'), /not found/);
-  const bad = cli(['--context', 'lab-alpha', 'run', '--attach', '--rm', '--restart=Never', 'noimg', '--image=nginx']);
-  assert.equal(bad.status, 1);
-  assert.match(bad.stderr, /image "nginx" is not available in the lab/);
+    // a pod deleted through the API: processes, namespace and cgroup go
+    const uid = running.metadata.uid!;
+    await client.delete('v1', 'Pod', running.metadata.name!, { namespace: 'default' });
+    await until('pod sandbox removed', async () =>
+      !existsSync(`/run/netns/${prefix}-pod-${uid.replace(/-/g, '').slice(0, 12)}`)
+        ? true
+        : undefined,
+    );
+    assert.match(
+      readFileSync(join(pluginDir, `${node.name}.calls`), 'utf8'),
+      new RegExp(`DEL ${uid} eth0`),
+    );
 
-  // a pod deleted through the API: processes, namespace and cgroup go
-  const uid = running.metadata.uid!;
-  await client.delete('v1', 'Pod', running.metadata.name!, { namespace: 'default' });
-  await until('pod sandbox removed', async () => (!existsSync(`/run/netns/${prefix}-pod-${uid.replace(/-/g, '').slice(0, 12)}`) ? true : undefined));
-  assert.match(readFileSync(join(pluginDir, `${node.name}.calls`), 'utf8'), new RegExp(`DEL ${uid} eth0`));
+    // something of another part in bpffs: a pinned map under the node's directory
+    const pinDir = nodeBpffsDir('alpha', 'alpha-worker');
+    mkdirSync(pinDir, { recursive: true });
+    execFileSync('bpftool', [
+      'map',
+      'create',
+      join(pinDir, 'test_map'),
+      'type',
+      'hash',
+      'key',
+      '4',
+      'value',
+      '4',
+      'entries',
+      '4',
+      'name',
+      'labtest',
+    ]);
 
-  // something of another part in bpffs: a pinned map under the node's directory
-  const pinDir = nodeBpffsDir('alpha', 'alpha-worker');
-  mkdirSync(pinDir, { recursive: true });
-  execFileSync('bpftool', ['map', 'create', join(pinDir, 'test_map'), 'type', 'hash', 'key', '4', 'value', '4', 'entries', '4', 'name', 'labtest']);
+    // lab list shows a killed daemon as not running
+    process.kill(supervisorPid('beta')!, 'SIGKILL');
+    const kube = daemonStatus('beta').find((d) => d.name.startsWith('kubelet'))!;
+    process.kill(kube.pid!, 'SIGKILL');
+    await sleep(100);
+    const list = cli(['lab', 'list']);
+    assert.match(list.stdout, /CLUSTER beta .*health DEGRADED/);
+    assert.match(list.stdout, /supervisor not running/);
 
-  // lab list shows a killed daemon as not running
-  process.kill(supervisorPid('beta')!, 'SIGKILL');
-  const kube = daemonStatus('beta').find((d) => d.name.startsWith('kubelet'))!;
-  process.kill(kube.pid!, 'SIGKILL');
-  await sleep(100);
-  const list = cli(['lab', 'list']);
-  assert.match(list.stdout, /CLUSTER beta .*health DEGRADED/);
-  assert.match(list.stdout, /supervisor not running/);
+    client.close();
+    client.close();
+    await deleteCluster('alpha');
+    await deleteCluster('beta');
+    await deleteCluster('beta'); // idempotent
 
-  client.close();
-  client.close();
-  await deleteCluster('alpha');
-  await deleteCluster('beta');
-  await deleteCluster('beta'); // idempotent
+    // nothing left: namespaces, links (they live in the namespaces), cgroups, pins, processes, files, contexts
+    assert.deepEqual(listLabNetns(), []);
+    assert.equal(execFileSync('ip', ['-o', 'link']).toString().includes(prefix), false);
+    assert.equal(existsSync(labCgroupRoot()), false);
+    assert.equal(existsSync(`/sys/fs/bpf/${prefix}`), false);
+    assert.deepEqual(processesOfHome(), []);
+    assert.deepEqual(processesInLabNetns(), []);
+    assert.equal(existsSync(join(home, 'clusters')), false);
+    assert.doesNotMatch(readFileSync(join(home, 'config'), 'utf8'), /lab-alpha|lab-beta/);
+  },
+);
 
-  // nothing left: namespaces, links (they live in the namespaces), cgroups, pins, processes, files, contexts
-  assert.deepEqual(listLabNetns(), []);
-  assert.equal(execFileSync('ip', ['-o', 'link']).toString().includes(prefix), false);
-  assert.equal(existsSync(labCgroupRoot()), false);
-  assert.equal(existsSync(`/sys/fs/bpf/${prefix}`), false);
-  assert.deepEqual(processesOfHome(), []);
-  assert.deepEqual(processesInLabNetns(), []);
-  assert.equal(existsSync(join(home, 'clusters')), false);
-  assert.doesNotMatch(readFileSync(join(home, 'config'), 'utf8'), /lab-alpha|lab-beta/);
-});
-
-privilegedTest('privileged: lab delete cleans half-made clusters (namespaces without state, state without namespaces)', async () => {
-  // namespaces and a cgroup without state
-  execFileSync('ip', ['netns', 'add', `${prefix}-half-control-plane`]);
-  execFileSync('ip', ['netns', 'add', `${prefix}-half-worker`]);
-  mkdirSync(join(labCgroupRoot(), 'half', 'half-worker', '0123456789ab-cdef'), { recursive: true });
-  const c = await createCluster({ name: 'whole', nodes: 0 });
-  // state without namespaces (as after a reboot)
-  execFileSync('ip', ['netns', 'del', c.nodes[0]!.netns]);
-  const list = cli(['lab', 'list']);
-  assert.match(list.stdout, /CLUSTER half .*BROKEN/);
-  assert.match(list.stdout, /MISSING/);
-  await deleteCluster('half');
-  assert.deepEqual(listLabNetns().filter((n) => n.includes('half')), []);
-  assert.equal(existsSync(join(labCgroupRoot(), 'half')), false);
-  await deleteCluster('whole');
-  assert.deepEqual(listLabNetns(), []);
-  assert.equal(existsSync(labCgroupRoot()), false);
-  assert.deepEqual(processesOfHome(), []);
-});
+privilegedTest(
+  'privileged: lab delete cleans half-made clusters (namespaces without state, state without namespaces)',
+  async () => {
+    // namespaces and a cgroup without state
+    execFileSync('ip', ['netns', 'add', `${prefix}-half-control-plane`]);
+    execFileSync('ip', ['netns', 'add', `${prefix}-half-worker`]);
+    mkdirSync(join(labCgroupRoot(), 'half', 'half-worker', '0123456789ab-cdef'), {
+      recursive: true,
+    });
+    const c = await createCluster({ name: 'whole', nodes: 0 });
+    // state without namespaces (as after a reboot)
+    execFileSync('ip', ['netns', 'del', c.nodes[0]!.netns]);
+    const list = cli(['lab', 'list']);
+    assert.match(list.stdout, /CLUSTER half .*BROKEN/);
+    assert.match(list.stdout, /MISSING/);
+    await deleteCluster('half');
+    assert.deepEqual(
+      listLabNetns().filter((n) => n.includes('half')),
+      [],
+    );
+    assert.equal(existsSync(join(labCgroupRoot(), 'half')), false);
+    await deleteCluster('whole');
+    assert.deepEqual(listLabNetns(), []);
+    assert.equal(existsSync(labCgroupRoot()), false);
+    assert.deepEqual(processesOfHome(), []);
+  },
+);

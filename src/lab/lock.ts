@@ -34,9 +34,13 @@ export async function withLabLock<T>(fn: () => Promise<T>, timeoutMs = 60_000): 
         continue;
       }
       if (Date.now() > deadline) {
-        throw new TendrilError('LAB_LOCKED', `another tendril lab command (pid ${owner ?? '?'}) holds ${dir}`, {
-          hint: 'wait for it to finish; if no such process runs, remove the directory',
-        });
+        throw new TendrilError(
+          'LAB_LOCKED',
+          `another tendril lab command (pid ${owner ?? '?'}) holds ${dir}`,
+          {
+            hint: 'wait for it to finish; if no such process runs, remove the directory',
+          },
+        );
       }
       await sleep(50);
     }

@@ -47,7 +47,8 @@ export function netnsInode(name: string): number | undefined {
 
 /** Creates a named network namespace with lo up; an existing one is reused. */
 export async function createNetns(name: string): Promise<void> {
-  if (!netnsExists(name)) await run('ip', ['netns', 'add', name], { what: `create network namespace ${name}` });
+  if (!netnsExists(name))
+    await run('ip', ['netns', 'add', name], { what: `create network namespace ${name}` });
   await run('ip', ['-n', name, 'link', 'set', 'lo', 'up'], { what: `bring lo up in ${name}` });
 }
 
@@ -55,13 +56,23 @@ export async function createNetns(name: string): Promise<void> {
 export async function deleteNetns(name: string): Promise<void> {
   if (!netnsExists(name)) return;
   if (!(await tryRun('ip', ['netns', 'del', name])) && netnsExists(name)) {
-    throw new TendrilError('LAB_NETNS_DELETE', `cannot delete network namespace ${name}`, { hint: `try \`ip netns del ${name}\`` });
+    throw new TendrilError('LAB_NETNS_DELETE', `cannot delete network namespace ${name}`, {
+      hint: `try \`ip netns del ${name}\``,
+    });
   }
 }
 
 /** Runs a command inside a namespace with nsenter (keeps /sys, bpffs and cgroup2 visible, unlike `ip netns exec`). */
-export function nsRun(netns: string, argv: string[], what?: string): Promise<{ stdout: string; stderr: string }> {
-  return run('nsenter', [`--net=${netnsPath(netns)}`, '--', ...argv], what === undefined ? {} : { what });
+export function nsRun(
+  netns: string,
+  argv: string[],
+  what?: string,
+): Promise<{ stdout: string; stderr: string }> {
+  return run(
+    'nsenter',
+    [`--net=${netnsPath(netns)}`, '--', ...argv],
+    what === undefined ? {} : { what },
+  );
 }
 
 /** Sets a sysctl under /proc/sys inside a namespace (e.g. net.ipv4.ip_forward). */
@@ -75,9 +86,13 @@ export async function ensureUnderlay(): Promise<void> {
   const ns = underlayNetns();
   await createNetns(ns);
   if (!(await tryRun('ip', ['-n', ns, 'link', 'show', UNDERLAY_BRIDGE]))) {
-    await run('ip', ['-n', ns, 'link', 'add', UNDERLAY_BRIDGE, 'type', 'bridge'], { what: 'create the underlay bridge' });
+    await run('ip', ['-n', ns, 'link', 'add', UNDERLAY_BRIDGE, 'type', 'bridge'], {
+      what: 'create the underlay bridge',
+    });
   }
-  await run('ip', ['-n', ns, 'link', 'set', UNDERLAY_BRIDGE, 'up'], { what: 'bring the underlay bridge up' });
+  await run('ip', ['-n', ns, 'link', 'set', UNDERLAY_BRIDGE, 'up'], {
+    what: 'bring the underlay bridge up',
+  });
 }
 
 /** Name of a node's veth end on the underlay bridge (unique inside the underlay namespace). */
@@ -89,11 +104,17 @@ export function underlayPortName(clusterIndex: number, nodeIndex: number): strin
  * Makes a node's namespace and wires it to the underlay: eth0 (inside) with
  * `ip`/16, its peer on the bridge, lo up, IPv4 forwarding on. Idempotent.
  */
-export async function createNode(options: { netns: string; ip: string; clusterIndex: number; nodeIndex: number }): Promise<void> {
+export async function createNode(options: {
+  netns: string;
+  ip: string;
+  clusterIndex: number;
+  nodeIndex: number;
+}): Promise<void> {
   const { netns, ip } = options;
   const under = underlayNetns();
   const port = underlayPortName(options.clusterIndex, options.nodeIndex);
-  if (!netnsExists(netns)) await run('ip', ['netns', 'add', netns], { what: `create network namespace ${netns}` });
+  if (!netnsExists(netns))
+    await run('ip', ['netns', 'add', netns], { what: `create network namespace ${netns}` });
   if (!(await tryRun('ip', ['-n', netns, 'link', 'show', 'eth0']))) {
     // A stale bridge port of the same name (from an interrupted create) would block the new pair.
     await tryRun('ip', ['-n', under, 'link', 'del', port]);
@@ -102,7 +123,9 @@ export async function createNode(options: { netns: string; ip: string; clusterIn
       what: `wire ${netns} to the underlay`,
     });
   } else {
-    await run('ip', ['-n', under, 'link', 'set', port, 'master', UNDERLAY_BRIDGE, 'up'], { what: `attach ${port} to the underlay bridge` });
+    await run('ip', ['-n', under, 'link', 'set', port, 'master', UNDERLAY_BRIDGE, 'up'], {
+      what: `attach ${port} to the underlay bridge`,
+    });
   }
   const prefixLen = UNDERLAY_CIDR.split('/')[1];
   await run('ip', ['-n', netns, '-batch', '-'], {

@@ -46,7 +46,11 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls until `pid` is gone (or no longer the process with `startTime`); resolves true if it went within timeoutMs. */
-export async function waitGone(pid: number, timeoutMs: number, startTime?: number): Promise<boolean> {
+export async function waitGone(
+  pid: number,
+  timeoutMs: number,
+  startTime?: number,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (isAlive(pid, startTime)) {
     if (Date.now() >= deadline) return false;

@@ -11,7 +11,14 @@
  *   clusters/<name>/nodes/<node>/cni/bin/         CNI plugin executables (CNI_PATH)
  *   clusters/<name>/pods/<ns>_<pod>_<uid>/<container>.log   container output
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { clusterDir, tendrilHome } from '../util/paths.js';
@@ -58,7 +65,9 @@ export interface LabCluster {
 /** Raised when a lab cluster's state does not exist. */
 export class ClusterNotFoundError extends TendrilError {
   constructor(name: string) {
-    super('LAB_CLUSTER_NOT_FOUND', `lab cluster "${name}" does not exist`, { hint: 'see `tendril lab list`, or create it with `tendril lab create ' + name + '`' });
+    super('LAB_CLUSTER_NOT_FOUND', `lab cluster "${name}" does not exist`, {
+      hint: 'see `tendril lab list`, or create it with `tendril lab create ' + name + '`',
+    });
   }
 }
 
@@ -70,9 +79,13 @@ export function validateClusterName(name: string): void {
     });
   }
   if (name === 'underlay' || name.startsWith('pod-')) {
-    throw new TendrilError('LAB_INVALID_NAME', `lab cluster name "${name}" is reserved (it would collide with the lab's own namespace names)`, {
-      hint: 'choose another name, e.g. cluster1',
-    });
+    throw new TendrilError(
+      'LAB_INVALID_NAME',
+      `lab cluster name "${name}" is reserved (it would collide with the lab's own namespace names)`,
+      {
+        hint: 'choose another name, e.g. cluster1',
+      },
+    );
   }
 }
 
@@ -136,7 +149,10 @@ export function tryLoadCluster(name: string): LabCluster | undefined {
   try {
     return JSON.parse(text) as LabCluster;
   } catch (err) {
-    throw new TendrilError('LAB_STATE_CORRUPT', `cannot parse ${path}`, { cause: err, hint: `remove the cluster with \`tendril lab delete ${name}\`` });
+    throw new TendrilError('LAB_STATE_CORRUPT', `cannot parse ${path}`, {
+      cause: err,
+      hint: `remove the cluster with \`tendril lab delete ${name}\``,
+    });
   }
 }
 
@@ -188,9 +204,13 @@ export function saveCluster(cluster: LabCluster): void {
 export function findNode(cluster: LabCluster, node: string): LabNode {
   const n = cluster.nodes.find((x) => x.name === node);
   if (!n) {
-    throw new TendrilError('LAB_NODE_NOT_FOUND', `lab cluster "${cluster.name}" has no node "${node}"`, {
-      hint: `its nodes: ${cluster.nodes.map((x) => x.name).join(', ')}`,
-    });
+    throw new TendrilError(
+      'LAB_NODE_NOT_FOUND',
+      `lab cluster "${cluster.name}" has no node "${node}"`,
+      {
+        hint: `its nodes: ${cluster.nodes.map((x) => x.name).join(', ')}`,
+      },
+    );
   }
   return n;
 }

@@ -5,7 +5,18 @@
  * detached by `lab create` (see startSupervisor in daemons.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, watch, writeSync, type FSWatcher } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  watch,
+  writeSync,
+  type FSWatcher,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import {
@@ -58,10 +69,18 @@ export class Supervisor {
 
   /** Starts watching the spec directory and runs every daemon in it. Kills leftovers of a previous supervisor first. */
   async start(): Promise<void> {
-    for (const d of [daemonsDir(this.cluster), pidsDir(this.cluster), logsDir(this.cluster), recordsDir(this.cluster)]) mkdirSync(d, { recursive: true });
+    for (const d of [
+      daemonsDir(this.cluster),
+      pidsDir(this.cluster),
+      logsDir(this.cluster),
+      recordsDir(this.cluster),
+    ])
+      mkdirSync(d, { recursive: true });
     await this.killLeftovers();
     this.watcher = watch(daemonsDir(this.cluster), () => this.scheduleRescan());
-    this.watcher.on('error', (err) => this.log.warn('watch failed; relying on periodic rescans', { err }));
+    this.watcher.on('error', (err) =>
+      this.log.warn('watch failed; relying on periodic rescans', { err }),
+    );
     this.interval = setInterval(() => this.rescan(), RESCAN_MS);
     this.rescan();
   }
@@ -89,7 +108,10 @@ export class Supervisor {
       const name = f.slice(0, -5);
       const rec = readDaemonRecord(this.cluster, name);
       if (rec?.pid) {
-        this.log.info('stopping a daemon left by a previous supervisor', { daemon: name, pid: rec.pid });
+        this.log.info('stopping a daemon left by a previous supervisor', {
+          daemon: name,
+          pid: rec.pid,
+        });
         await terminate(rec.pid, 5000, rec.startTime);
       }
     }
@@ -157,10 +179,15 @@ export class Supervisor {
   private run(m: Managed): void {
     if (this.closed || m.stopping) return;
     const { spec } = m;
-    const argv = spec.netns ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--', ...spec.command] : spec.command;
+    const argv = spec.netns
+      ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--', ...spec.command]
+      : spec.command;
     const logPath = daemonLogPath(this.cluster, spec.name);
     const fd = openSync(logPath, 'a');
-    writeSync(fd, `--- ${new Date().toISOString()} supervisor: starting ${spec.name}: ${argv.join(' ')}\n`);
+    writeSync(
+      fd,
+      `--- ${new Date().toISOString()} supervisor: starting ${spec.name}: ${argv.join(' ')}\n`,
+    );
     let child: ChildProcess;
     try {
       child = spawn(argv[0]!, argv.slice(1), {
@@ -184,14 +211,25 @@ export class Supervisor {
       });
     });
     if (child.pid !== undefined) {
-      m.rec = { ...m.rec, pid: child.pid, startTime: procStartTime(child.pid), startedAt: new Date().toISOString(), finished: false };
+      m.rec = {
+        ...m.rec,
+        pid: child.pid,
+        startTime: procStartTime(child.pid),
+        startedAt: new Date().toISOString(),
+        finished: false,
+      };
       writeFileSync(daemonPidPath(this.cluster, spec.name), `${child.pid}\n`);
       writeDaemonRecord(this.cluster, spec.name, m.rec);
       this.log.info('daemon started', { daemon: spec.name, pid: child.pid });
     }
   }
 
-  private onExit(m: Managed, child: ChildProcess, code: number | null, sig: NodeJS.Signals | null): void {
+  private onExit(
+    m: Managed,
+    child: ChildProcess,
+    code: number | null,
+    sig: NodeJS.Signals | null,
+  ): void {
     if (m.child !== child) return;
     m.child = undefined;
     const lastExit = { code, signal: sig, at: new Date().toISOString() };
@@ -199,10 +237,16 @@ export class Supervisor {
     m.rec = { ...rest, lastExit };
     rmSync(daemonPidPath(this.cluster, m.spec.name), { force: true });
     const fd = openSync(daemonLogPath(this.cluster, m.spec.name), 'a');
-    writeSync(fd, `--- ${lastExit.at} supervisor: ${m.spec.name} exited (code ${code}, signal ${sig})\n`);
+    writeSync(
+      fd,
+      `--- ${lastExit.at} supervisor: ${m.spec.name} exited (code ${code}, signal ${sig})\n`,
+    );
     closeSync(fd);
     const failed = code !== 0;
-    const again = !m.stopping && !this.closed && (m.spec.restart === 'always' || (m.spec.restart === 'on-failure' && failed));
+    const again =
+      !m.stopping &&
+      !this.closed &&
+      (m.spec.restart === 'always' || (m.spec.restart === 'on-failure' && failed));
     if (!again) {
       if (!m.stopping) m.rec.finished = true;
       writeDaemonRecord(this.cluster, m.spec.name, m.rec);
@@ -214,7 +258,12 @@ export class Supervisor {
     m.backoffMs = Math.min(m.backoffMs * 2, BACKOFF_MAX_MS);
     m.rec.restarts += 1;
     writeDaemonRecord(this.cluster, m.spec.name, m.rec);
-    this.log.warn('daemon exited; restarting', { daemon: m.spec.name, code, signal: sig, delayMs: delay });
+    this.log.warn('daemon exited; restarting', {
+      daemon: m.spec.name,
+      code,
+      signal: sig,
+      delayMs: delay,
+    });
     m.timer = setTimeout(() => this.run(m), delay);
   }
 

@@ -22,12 +22,21 @@ export interface LabTarget {
 export function resolveLabTarget(context?: string): LabTarget {
   const ctx = resolveContext(context);
   const clusters = listClusters();
-  const byName = ctx.name.startsWith('lab-') ? clusters.find((c) => c.name === ctx.name.slice(4)) : undefined;
-  const cluster = byName && apiServerURL(byName) === ctx.server ? byName : clusters.find((c) => apiServerURL(c) === ctx.server);
+  const byName = ctx.name.startsWith('lab-')
+    ? clusters.find((c) => c.name === ctx.name.slice(4))
+    : undefined;
+  const cluster =
+    byName && apiServerURL(byName) === ctx.server
+      ? byName
+      : clusters.find((c) => apiServerURL(c) === ctx.server);
   if (!cluster) {
-    throw new TendrilError('LAB_NOT_A_LAB_CLUSTER', `context "${ctx.name}" (${ctx.server}) is not a lab cluster on this machine`, {
-      hint: 'run, exec and logs work on lab clusters (`tendril lab list`); pass --context lab-NAME',
-    });
+    throw new TendrilError(
+      'LAB_NOT_A_LAB_CLUSTER',
+      `context "${ctx.name}" (${ctx.server}) is not a lab cluster on this machine`,
+      {
+        hint: 'run, exec and logs work on lab clusters (`tendril lab list`); pass --context lab-NAME',
+      },
+    );
   }
   return { context: ctx.name, cluster, api: new LabApi(ctx.server), namespace: ctx.namespace };
 }

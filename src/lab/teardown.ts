@@ -89,7 +89,10 @@ export function pidsInNetns(inodes: Set<number>): number[] {
  * Deletes one lab cluster and everything it made. Idempotent: deleting a
  * cluster that does not exist does nothing. `progress` gets a line per step.
  */
-export async function deleteCluster(name: string, options: { progress?: (line: string) => void } = {}): Promise<TeardownReport> {
+export async function deleteCluster(
+  name: string,
+  options: { progress?: (line: string) => void } = {},
+): Promise<TeardownReport> {
   const say = options.progress ?? (() => {});
   let state;
   try {
@@ -121,7 +124,9 @@ export async function deleteCluster(name: string, options: { progress?: (line: s
   const nodeNs = new Set([...clusterNodeNetns(name), ...(state?.nodes.map((n) => n.netns) ?? [])]);
   const podNs = new Set(podUIDs.map((u) => podNetns(u)));
   const allNs = [...podNs, ...nodeNs];
-  const inodes = new Set(allNs.map((n) => netnsInode(n)).filter((i): i is number => i !== undefined));
+  const inodes = new Set(
+    allNs.map((n) => netnsInode(n)).filter((i): i is number => i !== undefined),
+  );
   const stragglers = pidsInNetns(inodes);
   for (const pid of stragglers) signal(pid, 'SIGKILL');
   for (const pid of stragglers) await waitGone(pid, 2000);
@@ -163,17 +168,24 @@ export async function deleteCluster(name: string, options: { progress?: (line: s
  * namespaces), then any namespace, cgroup or bpffs directory of the prefix
  * that no cluster claimed (e.g. pods of a cluster whose state is gone).
  */
-export async function deleteAllClusters(options: { progress?: (line: string) => void } = {}): Promise<TeardownReport[]> {
+export async function deleteAllClusters(
+  options: { progress?: (line: string) => void } = {},
+): Promise<TeardownReport[]> {
   const names = [...new Set([...listClusterDirs(), ...clustersFromNetns()])].sort();
   const reports: TeardownReport[] = [];
   for (const n of names) reports.push(await deleteCluster(n, options));
   // leftovers of the prefix that no cluster claimed
   const left = listLabNetns();
-  const inodes = new Set(left.map((n) => netnsInode(n)).filter((i): i is number => i !== undefined));
+  const inodes = new Set(
+    left.map((n) => netnsInode(n)).filter((i): i is number => i !== undefined),
+  );
   for (const pid of pidsInNetns(inodes)) signal(pid, 'SIGKILL');
   await removeCgroupTree(labCgroupRoot());
   for (const ns of left) await deleteNetns(ns);
-  if (left.length > 0) options.progress?.(` • removed ${left.length} leftover network namespace(s): ${left.join(', ')}`);
+  if (left.length > 0)
+    options.progress?.(
+      ` • removed ${left.length} leftover network namespace(s): ${left.join(', ')}`,
+    );
   rmSync(join(BPFFS_ROOT, labPrefix()), { recursive: true, force: true });
   rmdirIfEmpty(join(tendrilHome(), 'clusters'));
   return reports;

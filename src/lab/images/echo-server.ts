@@ -13,7 +13,12 @@
  * Run as a lab image: `node --import tsx src/lab/images/echo-server.ts`.
  */
 import { webcrypto } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
@@ -62,7 +67,13 @@ export function trustedProxy(addr: string): boolean {
   const a = plainIP(addr);
   if (isIP(a) === 4) {
     const [o1, o2] = a.split('.').map(Number) as [number, number];
-    return o1 === 127 || (o1 === 169 && o2 === 254) || o1 === 10 || (o1 === 172 && o2 >= 16 && o2 <= 31) || (o1 === 192 && o2 === 168);
+    return (
+      o1 === 127 ||
+      (o1 === 169 && o2 === 254) ||
+      o1 === 10 ||
+      (o1 === 172 && o2 >= 16 && o2 <= 31) ||
+      (o1 === 192 && o2 === 168)
+    );
   }
   const l = a.toLowerCase();
   return l === '::1' || /^fe[89ab]/.test(l) || /^f[cd]/.test(l);
@@ -191,7 +202,9 @@ function handler(env: NodeJS.ProcessEnv) {
           );
         }
         if (env.LOG_IGNORE_PATH !== echo.path) {
-          process.stdout.write(JSON.stringify(echo, null, env.LOG_WITHOUT_NEWLINE ? undefined : 4) + '\n');
+          process.stdout.write(
+            JSON.stringify(echo, null, env.LOG_WITHOUT_NEWLINE ? undefined : 4) + '\n',
+          );
         }
       }, delay);
     });
@@ -202,18 +215,31 @@ function handler(env: NodeJS.ProcessEnv) {
 export async function selfSignedCert(name: string): Promise<{ key: string; cert: string }> {
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(alg, true, [
+    'sign',
+    'verify',
+  ])) as webcrypto.CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: Date.now().toString(16),
     name: `CN=${name}`,
     notBefore: new Date(Date.now() - 60_000),
     notAfter: new Date(Date.now() + 365 * 86400_000),
-    keys: keys as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'],
+    keys: keys as unknown as Parameters<
+      typeof x509.X509CertificateGenerator.createSelfSigned
+    >[0]['keys'],
     signingAlgorithm: alg,
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: name }, { type: 'dns', value: 'localhost' }])],
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'dns', value: name },
+        { type: 'dns', value: 'localhost' },
+      ]),
+    ],
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;
+  const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;
   return { key, cert: cert.toString('pem') };
 }
 
@@ -225,7 +251,12 @@ export interface EchoServer {
 }
 
 /** Starts the HTTP and HTTPS listeners (ports 0 pick free ones). */
-export async function startEchoServer(options: { httpPort: number; httpsPort: number; host?: string; env?: NodeJS.ProcessEnv }): Promise<EchoServer> {
+export async function startEchoServer(options: {
+  httpPort: number;
+  httpsPort: number;
+  host?: string;
+  env?: NodeJS.ProcessEnv;
+}): Promise<EchoServer> {
   const env = options.env ?? process.env;
   const h = handler(env);
   const tls = await selfSignedCert(osHostname());
@@ -243,7 +274,8 @@ export async function startEchoServer(options: { httpPort: number; httpsPort: nu
   return { http, https, close: async () => void (await Promise.all([close(http), close(https)])) };
 }
 
-const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+const isMain =
+  process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isMain) {
   const httpPort = Number(process.env.HTTP_PORT ?? 8080);
   const httpsPort = Number(process.env.HTTPS_PORT ?? 8443);

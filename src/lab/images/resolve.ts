@@ -38,7 +38,10 @@ export interface ResolvedImage {
 export function ensureBusyboxBin(dir: string): string {
   if (existsSync(join(dir, '.complete'))) return dir;
   mkdirSync(dir, { recursive: true });
-  const applets = execFileSync(BUSYBOX_PATH, ['--list']).toString().split('\n').filter((a) => /^[\w.[-]+$/.test(a));
+  const applets = execFileSync(BUSYBOX_PATH, ['--list'])
+    .toString()
+    .split('\n')
+    .filter((a) => /^[\w.[-]+$/.test(a));
   for (const a of applets) {
     try {
       symlinkSync(BUSYBOX_PATH, join(dir, a));
@@ -89,14 +92,22 @@ export function resolveImage(c: ContainerImageSpec): ResolvedImage {
   const env: Record<string, string> = {};
   switch (repository) {
     case 'mendhak/http-https-echo': {
-      if (command.length > 0) return { repository, argv: [...command, ...args], env, busyboxPath: false };
-      return { repository, argv: nodeCommand('src/lab/images/echo-server.ts'), env: { HTTP_PORT: '8080', HTTPS_PORT: '8443' }, busyboxPath: false };
+      if (command.length > 0)
+        return { repository, argv: [...command, ...args], env, busyboxPath: false };
+      return {
+        repository,
+        argv: nodeCommand('src/lab/images/echo-server.ts'),
+        env: { HTTP_PORT: '8080', HTTPS_PORT: '8443' },
+        busyboxPath: false,
+      };
     }
     case 'curlimages/curl': {
-      if (command.length > 0) return { repository, argv: mapCurl([...command, ...args]), env, busyboxPath: true };
+      if (command.length > 0)
+        return { repository, argv: mapCurl([...command, ...args]), env, busyboxPath: true };
       const a = args.length > 0 ? args : ['curl'];
       // the image's entrypoint: prepend curl when the first word is an option or no program
-      if (a[0]!.startsWith('-') || !programExists(a[0]!)) return { repository, argv: [CURL_PATH, ...a], env, busyboxPath: true };
+      if (a[0]!.startsWith('-') || !programExists(a[0]!))
+        return { repository, argv: [CURL_PATH, ...a], env, busyboxPath: true };
       return { repository, argv: mapCurl(a), env, busyboxPath: true };
     }
     case 'busybox': {
@@ -106,9 +117,13 @@ export function resolveImage(c: ContainerImageSpec): ResolvedImage {
     default: {
       const a = [...command, ...args];
       if (a.length === 0) {
-        throw new ImageError('LAB_IMAGE_NO_COMMAND', `image "${c.image}" is not available in the lab (there is no registry) and the container gives no command`, {
-          hint: `give the container a command (it runs on this machine), or use one of the built-in images: ${KNOWN_IMAGES.join(', ')}`,
-        });
+        throw new ImageError(
+          'LAB_IMAGE_NO_COMMAND',
+          `image "${c.image}" is not available in the lab (there is no registry) and the container gives no command`,
+          {
+            hint: `give the container a command (it runs on this machine), or use one of the built-in images: ${KNOWN_IMAGES.join(', ')}`,
+          },
+        );
       }
       return { repository, argv: a, env, busyboxPath: false };
     }
@@ -118,12 +133,15 @@ export function resolveImage(c: ContainerImageSpec): ResolvedImage {
 function programExists(name: string): boolean {
   if (name.includes('/')) return existsSync(name);
   if (name !== 'busybox' && existsSync(BUSYBOX_PATH) && busyboxApplets().has(name)) return true;
-  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(`${d}/${name}`));
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin')
+    .split(':')
+    .some((d) => existsSync(`${d}/${name}`));
 }
 
 function mapCurl(argv: string[]): string[] {
   const [cmd, ...rest] = argv;
-  if (cmd === 'curl' || cmd === '/usr/bin/curl' || cmd === '/usr/local/bin/curl') return [CURL_PATH, ...rest];
+  if (cmd === 'curl' || cmd === '/usr/bin/curl' || cmd === '/usr/local/bin/curl')
+    return [CURL_PATH, ...rest];
   return argv;
 }
 
@@ -137,6 +155,8 @@ function mapBusybox(argv: string[]): string[] {
 
 let applets: Set<string> | undefined;
 function busyboxApplets(): Set<string> {
-  applets ??= new Set(execFileSync(BUSYBOX_PATH, ['--list']).toString().split('\n').filter(Boolean));
+  applets ??= new Set(
+    execFileSync(BUSYBOX_PATH, ['--list']).toString().split('\n').filter(Boolean),
+  );
   return applets;
 }

@@ -19,15 +19,29 @@ export interface WatchEvent<T extends KubeObject = KubeObject> {
 export class LabApi {
   constructor(readonly baseURL: string) {}
 
-  private async request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
+  private async request(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<unknown> {
     let res: { status: number; text: string };
     try {
-      res = await httpCall(this.baseURL + path, method, body === undefined ? undefined : JSON.stringify(body), contentType);
+      res = await httpCall(
+        this.baseURL + path,
+        method,
+        body === undefined ? undefined : JSON.stringify(body),
+        contentType,
+      );
     } catch (err) {
-      throw new TendrilError('LAB_API_UNREACHABLE', `${method} ${this.baseURL}${path}: ${describeFetchError(err)}`, {
-        cause: err,
-        hint: 'is the lab cluster running? see `tendril lab list`',
-      });
+      throw new TendrilError(
+        'LAB_API_UNREACHABLE',
+        `${method} ${this.baseURL}${path}: ${describeFetchError(err)}`,
+        {
+          cause: err,
+          hint: 'is the lab cluster running? see `tendril lab list`',
+        },
+      );
     }
     const text = res.text;
     let json: unknown;
@@ -58,7 +72,10 @@ export class LabApi {
   }
 
   /** GET a list (query: labelSelector, fieldSelector...). */
-  list<T extends KubeObject = KubeObject>(path: string, query: Record<string, string> = {}): Promise<KubeList<T>> {
+  list<T extends KubeObject = KubeObject>(
+    path: string,
+    query: Record<string, string> = {},
+  ): Promise<KubeList<T>> {
     const q = new URLSearchParams(query).toString();
     return this.request('GET', q ? `${path}?${q}` : path) as Promise<KubeList<T>>;
   }
@@ -74,8 +91,18 @@ export class LabApi {
   }
 
   /** DELETE with optional DeleteOptions body (gracePeriodSeconds, preconditions). */
-  delete(path: string, options?: { gracePeriodSeconds?: number; preconditions?: { uid?: string; resourceVersion?: string } }): Promise<unknown> {
-    return this.request('DELETE', path, options === undefined ? undefined : { kind: 'DeleteOptions', apiVersion: 'v1', ...options });
+  delete(
+    path: string,
+    options?: {
+      gracePeriodSeconds?: number;
+      preconditions?: { uid?: string; resourceVersion?: string };
+    },
+  ): Promise<unknown> {
+    return this.request(
+      'DELETE',
+      path,
+      options === undefined ? undefined : { kind: 'DeleteOptions', apiVersion: 'v1', ...options },
+    );
   }
 
   /**
@@ -83,13 +110,27 @@ export class LabApi {
    * the stream ends (resolves) or fails (rejects; an ERROR event with a 410
    * Status rejects with an ApiError whose httpCode is 410). Abort with `signal`.
    */
-  async watch(path: string, query: Record<string, string>, onEvent: (ev: WatchEvent) => void, signal?: AbortSignal): Promise<void> {
-    const q = new URLSearchParams({ ...query, watch: 'true', allowWatchBookmarks: 'true' }).toString();
+  async watch(
+    path: string,
+    query: Record<string, string>,
+    onEvent: (ev: WatchEvent) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const q = new URLSearchParams({
+      ...query,
+      watch: 'true',
+      allowWatchBookmarks: 'true',
+    }).toString();
     let res: Response;
     try {
-      res = await fetch(`${this.baseURL}${path}?${q}`, { signal, headers: { accept: 'application/json' } });
+      res = await fetch(`${this.baseURL}${path}?${q}`, {
+        signal,
+        headers: { accept: 'application/json' },
+      });
     } catch (err) {
-      throw new TendrilError('LAB_API_UNREACHABLE', `watch ${path}: ${describeFetchError(err)}`, { cause: err });
+      throw new TendrilError('LAB_API_UNREACHABLE', `watch ${path}: ${describeFetchError(err)}`, {
+        cause: err,
+      });
     }
     if (!res.ok || !res.body) {
       const text = await res.text();
@@ -124,7 +165,13 @@ export class LabApi {
  * process exits as soon as it is done (pooled keep-alive sockets would hold
  * it for seconds).
  */
-export function httpCall(url: string, method: string, body?: string, contentType = 'application/json', timeoutMs = 30_000): Promise<{ status: number; text: string }> {
+export function httpCall(
+  url: string,
+  method: string,
+  body?: string,
+  contentType = 'application/json',
+  timeoutMs = 30_000,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) {
@@ -134,7 +181,9 @@ export function httpCall(url: string, method: string, body?: string, contentType
     const req = httpRequest(url, { method, headers, agent: false, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));

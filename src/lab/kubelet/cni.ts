@@ -57,7 +57,10 @@ export class CniError extends TendrilError {
     readonly plugin: string,
     command: string,
   ) {
-    super('LAB_CNI_FAILED', `CNI ${command} with plugin "${plugin}" failed (code ${cniCode}): ${msg}${details ? ` (${details})` : ''}`);
+    super(
+      'LAB_CNI_FAILED',
+      `CNI ${command} with plugin "${plugin}" failed (code ${cniCode}): ${msg}${details ? ` (${details})` : ''}`,
+    );
   }
 }
 
@@ -82,15 +85,27 @@ export function loadNetworkConfig(confDir: string): CniNetworkList | undefined {
   try {
     doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   } catch (err) {
-    throw new TendrilError('LAB_CNI_CONFIG', `CNI config ${file} is not JSON: ${(err as Error).message}`, { cause: err });
+    throw new TendrilError(
+      'LAB_CNI_CONFIG',
+      `CNI config ${file} is not JSON: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   const bad = (why: string) => new TendrilError('LAB_CNI_CONFIG', `CNI config ${file}: ${why}`);
   if (typeof doc.name !== 'string' || !doc.name) throw bad('"name" is missing');
   const cniVersion = typeof doc.cniVersion === 'string' ? doc.cniVersion : '1.0.0';
   if (f.endsWith('.conflist') || Array.isArray(doc.plugins)) {
-    if (!Array.isArray(doc.plugins) || doc.plugins.length === 0) throw bad('"plugins" must be a non-empty list');
-    for (const p of doc.plugins as CniPluginConf[]) if (typeof p?.type !== 'string') throw bad('every plugin needs a "type"');
-    return { cniVersion, name: doc.name, plugins: doc.plugins as CniPluginConf[], disableCheck: doc.disableCheck === true, file };
+    if (!Array.isArray(doc.plugins) || doc.plugins.length === 0)
+      throw bad('"plugins" must be a non-empty list');
+    for (const p of doc.plugins as CniPluginConf[])
+      if (typeof p?.type !== 'string') throw bad('every plugin needs a "type"');
+    return {
+      cniVersion,
+      name: doc.name,
+      plugins: doc.plugins as CniPluginConf[],
+      disableCheck: doc.disableCheck === true,
+      file,
+    };
   }
   if (typeof doc.type !== 'string') throw bad('"type" is missing');
   const { cniVersion: _v, name: _n, ...plugin } = doc;
@@ -98,7 +113,11 @@ export function loadNetworkConfig(confDir: string): CniNetworkList | undefined {
 }
 
 /** The CNI_* environment for one invocation (CNI_ARGS as a kubelet sets it). */
-export function cniEnv(command: 'ADD' | 'DEL' | 'CHECK', pod: CniPodRef, binDir: string): Record<string, string> {
+export function cniEnv(
+  command: 'ADD' | 'DEL' | 'CHECK',
+  pod: CniPodRef,
+  binDir: string,
+): Record<string, string> {
   return {
     CNI_COMMAND: command,
     CNI_CONTAINERID: pod.containerId,
@@ -110,7 +129,11 @@ export function cniEnv(command: 'ADD' | 'DEL' | 'CHECK', pod: CniPodRef, binDir:
 }
 
 /** The stdin of one plugin: its config with the list's name and cniVersion, and prevResult when given. */
-export function pluginStdin(list: CniNetworkList, plugin: CniPluginConf, prevResult?: CniResult): Record<string, unknown> {
+export function pluginStdin(
+  list: CniNetworkList,
+  plugin: CniPluginConf,
+  prevResult?: CniResult,
+): Record<string, unknown> {
   const conf: Record<string, unknown> = { ...plugin, cniVersion: list.cniVersion, name: list.name };
   if (prevResult !== undefined) conf.prevResult = prevResult;
   return conf;
@@ -127,7 +150,15 @@ export function execPlugin(
   const command = env.CNI_COMMAND ?? '?';
   const path = join(binDir, plugin.type);
   if (!/^[A-Za-z0-9._-]+$/.test(plugin.type) || !existsSync(path)) {
-    return Promise.reject(new CniError(999, `failed to find plugin "${plugin.type}" in path [${binDir}]`, '', plugin.type, command));
+    return Promise.reject(
+      new CniError(
+        999,
+        `failed to find plugin "${plugin.type}" in path [${binDir}]`,
+        '',
+        plugin.type,
+        command,
+      ),
+    );
   }
   return new Promise((resolve, reject) => {
     const child = spawn(path, [], {
@@ -140,7 +171,9 @@ export function execPlugin(
     let errText = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (errText += b.toString()));
-    child.on('error', (err) => reject(new CniError(999, `cannot run ${path}: ${err.message}`, '', plugin.type, command)));
+    child.on('error', (err) =>
+      reject(new CniError(999, `cannot run ${path}: ${err.message}`, '', plugin.type, command)),
+    );
     child.on('close', (code, sig) => {
       let parsed: Record<string, unknown> | undefined;
       try {
@@ -150,15 +183,39 @@ export function execPlugin(
       }
       if (code === 0) {
         if (out.trim() && parsed === undefined) {
-          reject(new CniError(999, `plugin printed a result that is not JSON: ${out.slice(0, 200)}`, errText.trim(), plugin.type, command));
+          reject(
+            new CniError(
+              999,
+              `plugin printed a result that is not JSON: ${out.slice(0, 200)}`,
+              errText.trim(),
+              plugin.type,
+              command,
+            ),
+          );
         } else resolve(parsed);
         return;
       }
       if (parsed && typeof parsed.code === 'number') {
-        reject(new CniError(parsed.code, String(parsed.msg ?? ''), String(parsed.details ?? ''), plugin.type, command));
+        reject(
+          new CniError(
+            parsed.code,
+            String(parsed.msg ?? ''),
+            String(parsed.details ?? ''),
+            plugin.type,
+            command,
+          ),
+        );
       } else {
         const why = sig ? `killed by ${sig}` : `exit status ${code}`;
-        reject(new CniError(999, `plugin failed (${why})`, (errText || out).trim().slice(0, 500), plugin.type, command));
+        reject(
+          new CniError(
+            999,
+            `plugin failed (${why})`,
+            (errText || out).trim().slice(0, 500),
+            plugin.type,
+            command,
+          ),
+        );
       }
     });
     child.stdin.on('error', () => {});
@@ -167,25 +224,45 @@ export function execPlugin(
 }
 
 /** CNI ADD: every plugin in order, each getting the previous one's result; resolves with the last result. */
-export async function cniAdd(list: CniNetworkList, pod: CniPodRef, binDir: string): Promise<CniResult> {
+export async function cniAdd(
+  list: CniNetworkList,
+  pod: CniPodRef,
+  binDir: string,
+): Promise<CniResult> {
   let prev: CniResult | undefined;
   for (const p of list.plugins) {
-    const r = (await execPlugin(binDir, p, cniEnv('ADD', pod, binDir), pluginStdin(list, p, prev))) as CniResult | undefined;
-    if (r === undefined) throw new CniError(999, 'plugin printed no result for ADD', '', p.type, 'ADD');
+    const r = (await execPlugin(
+      binDir,
+      p,
+      cniEnv('ADD', pod, binDir),
+      pluginStdin(list, p, prev),
+    )) as CniResult | undefined;
+    if (r === undefined)
+      throw new CniError(999, 'plugin printed no result for ADD', '', p.type, 'ADD');
     prev = r;
   }
   return prev!;
 }
 
 /** CNI DEL: every plugin in reverse order, with the cached ADD result as prevResult. */
-export async function cniDel(list: CniNetworkList, pod: CniPodRef, binDir: string, cached?: CniResult): Promise<void> {
+export async function cniDel(
+  list: CniNetworkList,
+  pod: CniPodRef,
+  binDir: string,
+  cached?: CniResult,
+): Promise<void> {
   for (const p of [...list.plugins].reverse()) {
     await execPlugin(binDir, p, cniEnv('DEL', pod, binDir), pluginStdin(list, p, cached));
   }
 }
 
 /** CNI CHECK: every plugin in order with the cached ADD result (skipped when the list sets disableCheck). */
-export async function cniCheck(list: CniNetworkList, pod: CniPodRef, binDir: string, cached: CniResult): Promise<void> {
+export async function cniCheck(
+  list: CniNetworkList,
+  pod: CniPodRef,
+  binDir: string,
+  cached: CniResult,
+): Promise<void> {
   if (list.disableCheck) return;
   for (const p of list.plugins) {
     await execPlugin(binDir, p, cniEnv('CHECK', pod, binDir), pluginStdin(list, p, cached));

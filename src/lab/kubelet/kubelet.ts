@@ -16,7 +16,12 @@ import { nodeCgroup } from '../layout.js';
 import { sleep, signal } from '../proc.js';
 import { clusterDNSAddress, type LabCluster, type LabNode } from '../state.js';
 import type { LabApi, WatchEvent } from './api.js';
-import { cleanupPodResources, PodWorker, type KubeletContext, type PodRecord } from './pod-worker.js';
+import {
+  cleanupPodResources,
+  PodWorker,
+  type KubeletContext,
+  type PodRecord,
+} from './pod-worker.js';
 import { cgroupPids } from '../cgroup.js';
 
 /** Kubernetes version the lab kubelet reports. */
@@ -42,7 +47,9 @@ export function nodeObject(cluster: LabCluster, node: LabNode): KubeObject {
     spec: {
       podCIDR: node.podCIDR,
       podCIDRs: [node.podCIDR],
-      ...(node.role === 'control-plane' ? { taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] } : {}),
+      ...(node.role === 'control-plane'
+        ? { taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] }
+        : {}),
     },
   };
 }
@@ -64,9 +71,19 @@ export function nodeStatus(node: LabNode, since: string): Record<string, unknown
       { type: 'Hostname', address: node.name },
     ],
     conditions: [
-      cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
+      cond(
+        'MemoryPressure',
+        'False',
+        'KubeletHasSufficientMemory',
+        'kubelet has sufficient memory available',
+      ),
       cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
-      cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
+      cond(
+        'PIDPressure',
+        'False',
+        'KubeletHasSufficientPID',
+        'kubelet has sufficient PID available',
+      ),
       cond('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status'),
     ],
     capacity: { cpu: '2', memory: '4Gi', pods: '110' },
@@ -130,7 +147,8 @@ export class Kubelet {
           this.useFieldSelector = false;
           continue;
         }
-        if (!(err instanceof ApiError && err.httpCode === 410)) this.log.warn('pod watch failed; relisting', { err });
+        if (!(err instanceof ApiError && err.httpCode === 410))
+          this.log.warn('pod watch failed; relisting', { err });
         await sleep(500);
       }
     }
@@ -166,14 +184,22 @@ export class Kubelet {
         } catch (err) {
           if (!(err instanceof ApiError && err.httpCode === 409)) throw err;
           const obj = nodeObject(this.cluster, this.node);
-          await this.api.mergePatch(`/api/v1/nodes/${this.node.name}`, { metadata: { labels: obj.metadata.labels }, spec: obj.spec });
+          await this.api.mergePatch(`/api/v1/nodes/${this.node.name}`, {
+            metadata: { labels: obj.metadata.labels },
+            spec: obj.spec,
+          });
         }
         await this.beat(true);
-        this.log.info('node registered', { node: this.node.name, ip: this.node.ip, podCIDR: this.node.podCIDR });
+        this.log.info('node registered', {
+          node: this.node.name,
+          ip: this.node.ip,
+          podCIDR: this.node.podCIDR,
+        });
         return;
       } catch (err) {
         if (this.stopped) return;
-        if (attempt > 0 && attempt % 20 === 0) this.log.warn('registering the node failed; retrying', { err });
+        if (attempt > 0 && attempt % 20 === 0)
+          this.log.warn('registering the node failed; retrying', { err });
         await sleep(attempt < 100 ? 100 : 1000);
       }
     }
@@ -181,7 +207,9 @@ export class Kubelet {
 
   private async beat(throwErrors = false): Promise<void> {
     try {
-      await this.api.mergePatch(`/api/v1/nodes/${this.node.name}/status`, { status: nodeStatus(this.node, this.since) });
+      await this.api.mergePatch(`/api/v1/nodes/${this.node.name}/status`, {
+        status: nodeStatus(this.node, this.since),
+      });
     } catch (err) {
       if (throwErrors) throw err;
       if (err instanceof ApiError && err.httpCode === 404) {
@@ -216,7 +244,12 @@ export class Kubelet {
 
   private async watchFrom(rv: string): Promise<void> {
     this.abort = new AbortController();
-    await this.api.watch('/api/v1/pods', { ...this.query(), resourceVersion: rv }, (ev) => this.handle(ev), this.abort.signal);
+    await this.api.watch(
+      '/api/v1/pods',
+      { ...this.query(), resourceVersion: rv },
+      (ev) => this.handle(ev),
+      this.abort.signal,
+    );
   }
 
   private handle(ev: WatchEvent): void {
@@ -253,7 +286,10 @@ export class Kubelet {
         }
         if (rec && rec.node !== this.node.name) continue;
         if (!rec) continue;
-        this.log.info('removing a pod deleted while the kubelet was down', { uid, pod: `${rec.namespace}/${rec.name}` });
+        this.log.info('removing a pod deleted while the kubelet was down', {
+          uid,
+          pod: `${rec.namespace}/${rec.name}`,
+        });
         await cleanupPodResources(this.ctx, join(dir, d), this.log);
       }
     }
@@ -261,7 +297,8 @@ export class Kubelet {
     const ncg = nodeCgroup(this.cluster.name, this.node.name);
     if (existsSync(ncg)) {
       for (const e of readdirSync(ncg, { withFileTypes: true })) {
-        if (e.isDirectory() && !live.has(e.name) && /^[0-9a-f-]{8,}$/.test(e.name)) await removeCgroupTree(join(ncg, e.name)).catch(() => {});
+        if (e.isDirectory() && !live.has(e.name) && /^[0-9a-f-]{8,}$/.test(e.name))
+          await removeCgroupTree(join(ncg, e.name)).catch(() => {});
       }
     }
   }

@@ -8,7 +8,9 @@ import { apiServerNodeURL, findNode, loadCluster } from '../state.js';
 import { LabApi } from './api.js';
 import { Kubelet } from './kubelet.js';
 
-const { values } = parseArgs({ options: { cluster: { type: 'string' }, node: { type: 'string' }, api: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { cluster: { type: 'string' }, node: { type: 'string' }, api: { type: 'string' } },
+});
 if (!values.cluster || !values.node) {
   process.stderr.write('usage: kubelet/main.ts --cluster NAME --node NODE [--api URL]\n');
   process.exit(2);

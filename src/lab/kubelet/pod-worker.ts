@@ -12,16 +12,39 @@ import type { KubeObject } from '../../k8s/objects.js';
 import { ApiError } from '../../k8s/status.js';
 import type { Logger } from '../../util/log.js';
 import { cgroupPids, ensureCgroup, removeCgroupTree } from '../cgroup.js';
-import { ensureBusyboxBin, resolveImage, type ContainerImageSpec } from '../images/resolve.js';
+import { ensureBusyboxBin, resolveImage } from '../images/resolve.js';
 import { podCgroup, podNetns } from '../layout.js';
 import { createNetns, deleteNetns, netnsExists, netnsPath } from '../netns.js';
 import { signal } from '../proc.js';
-import { busyboxBinDir, nodeCniBinDir, nodeCniConfDir, podLogDir, type LabCluster, type LabNode } from '../state.js';
+import {
+  busyboxBinDir,
+  nodeCniBinDir,
+  nodeCniConfDir,
+  podLogDir,
+  type LabCluster,
+  type LabNode,
+} from '../state.js';
 import type { LabApi } from './api.js';
 import { podPath } from './api.js';
-import { CniError, NETWORK_NOT_READY_MESSAGE, cniAdd, cniCheck, cniDel, loadNetworkConfig, resultPodIPs, type CniPodRef, type CniResult } from './cni.js';
+import {
+  CniError,
+  NETWORK_NOT_READY_MESSAGE,
+  cniAdd,
+  cniCheck,
+  cniDel,
+  loadNetworkConfig,
+  resultPodIPs,
+  type CniPodRef,
+  type CniResult,
+} from './cni.js';
 import { ProbeState, probeOnce, type ContainerPort, type ProbeSpec } from './probes.js';
-import { podHostname, podHosts, podResolvConf, startContainerProcess, writePodFiles } from './runtime.js';
+import {
+  podHostname,
+  podHosts,
+  podResolvConf,
+  startContainerProcess,
+  writePodFiles,
+} from './runtime.js';
 
 /** What the kubelet records about a pod on disk (pods/<ns>_<pod>_<uid>/pod.json), before it makes anything. */
 export interface PodRecord {
@@ -47,14 +70,37 @@ export interface KubeletContext {
   onGone(uid: string): void;
 }
 
+/** The fields of a pod's container the lab kubelet uses. */
+export interface PodContainer {
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  ports?: ContainerPort[];
+  readinessProbe?: ProbeSpec;
+  stdin?: boolean;
+  workingDir?: string;
+}
+
 type ContainerStateK8s =
   | { waiting: { reason: string; message?: string } }
   | { running: { startedAt: string } }
-  | { terminated: { exitCode: number; signal?: number; reason: string; message?: string; startedAt?: string; finishedAt: string; containerID?: string } };
+  | {
+      terminated: {
+        exitCode: number;
+        signal?: number;
+        reason: string;
+        message?: string;
+        startedAt?: string;
+        finishedAt: string;
+        containerID?: string;
+      };
+    };
 
 interface ContainerRun {
   name: string;
-  spec: Record<string, any>;
+  spec: PodContainer;
   child?: ChildProcess;
   exited?: Promise<void>;
   startedAt?: string;
@@ -80,11 +126,27 @@ const STABLE_MS = 10_000;
 const SANDBOX_RETRY_MS = 2000;
 const MAX_GRACE_S = 30;
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+};
 
 /** The pod's directory of files (record, resolv.conf, hosts, container logs). */
 export function podDir(cluster: string, pod: KubeObject): string {
-  return podLogDir(cluster, pod.metadata.namespace ?? 'default', pod.metadata.name!, pod.metadata.uid!);
+  return podLogDir(
+    cluster,
+    pod.metadata.namespace ?? 'default',
+    pod.metadata.name!,
+    pod.metadata.uid!,
+  );
 }
 
 /** Manages one pod. */
@@ -112,9 +174,12 @@ export class PodWorker {
     this.pod = pod;
     this.uid = pod.metadata.uid!;
     this.dir = podDir(ctx.cluster.name, pod);
-    this.log = ctx.log.child({ pod: `${pod.metadata.namespace}/${pod.metadata.name}`, uid: this.uid });
+    this.log = ctx.log.child({
+      pod: `${pod.metadata.namespace}/${pod.metadata.name}`,
+      uid: this.uid,
+    });
     const prev = (pod.status?.containerStatuses ?? []) as { name: string; restartCount?: number }[];
-    for (const c of (pod.spec?.containers ?? []) as Record<string, any>[]) {
+    for (const c of (pod.spec?.containers ?? []) as PodContainer[]) {
       this.runs.set(c.name, {
         name: c.name,
         spec: c,
@@ -231,7 +296,10 @@ export class PodWorker {
     try {
       conf = loadNetworkConfig(nodeCniConfDir(cluster.name, node.name));
     } catch (err) {
-      this.sandboxProblem = { reason: 'NetworkPluginNotReady', message: `container runtime network not ready: ${(err as Error).message}` };
+      this.sandboxProblem = {
+        reason: 'NetworkPluginNotReady',
+        message: `container runtime network not ready: ${(err as Error).message}`,
+      };
       return false;
     }
     if (!conf) {
@@ -264,7 +332,12 @@ export class PodWorker {
         return true;
       } catch (err) {
         this.log.warn('CNI CHECK failed; setting the pod network up again', { err });
-        await cniDel(conf, this.cniRef(), nodeCniBinDir(cluster.name, node.name), rec.cniResult).catch(() => {});
+        await cniDel(
+          conf,
+          this.cniRef(),
+          nodeCniBinDir(cluster.name, node.name),
+          rec.cniResult,
+        ).catch(() => {});
         delete rec.cniResult;
         this.writeRecord(rec);
       }
@@ -279,7 +352,10 @@ export class PodWorker {
       this.log.info('pod network ready', { podIPs: this.sandbox.podIPs, config: conf.file });
       return true;
     } catch (err) {
-      const message = err instanceof CniError ? `failed to set up pod network: ${err.message}` : `failed to set up pod network: ${(err as Error).message}`;
+      const message =
+        err instanceof CniError
+          ? `failed to set up pod network: ${err.message}`
+          : `failed to set up pod network: ${(err as Error).message}`;
       this.log.warn('CNI ADD failed', { err });
       this.sandboxProblem = { reason: 'FailedCreatePodSandBox', message };
       // undo a partial ADD so the next attempt starts clean
@@ -290,7 +366,11 @@ export class PodWorker {
 
   // ---- containers ---------------------------------------------------------------
 
-  private containerEnv(run: ContainerRun, imageEnv: Record<string, string>, busyboxPath: boolean): Record<string, string> {
+  private containerEnv(
+    run: ContainerRun,
+    imageEnv: Record<string, string>,
+    busyboxPath: boolean,
+  ): Record<string, string> {
     const env: Record<string, string> = {
       PATH: `${busyboxPath ? ensureBusyboxBin(busyboxBinDir(this.ctx.cluster.name)) + ':' : ''}${DEFAULT_PATH}`,
       ...imageEnv,
@@ -314,13 +394,23 @@ export class PodWorker {
           return this.sandbox?.podIPs[0] ?? '';
         default: {
           const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
-          if (m) return (this.pod.metadata[m[1] as 'labels' | 'annotations'] as Record<string, string> | undefined)?.[m[2]!] ?? '';
+          if (m)
+            return (
+              (
+                this.pod.metadata[m[1] as 'labels' | 'annotations'] as
+                  Record<string, string> | undefined
+              )?.[m[2]!] ?? ''
+            );
           return '';
         }
       }
     };
-    for (const e of (run.spec.env ?? []) as { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[]) {
-      if (e.value !== undefined) env[e.name] = String(e.value).replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m0, n: string) => env[n] ?? m0);
+    for (const e of run.spec.env ?? []) {
+      if (e.value !== undefined)
+        env[e.name] = String(e.value).replace(
+          /\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g,
+          (m0, n: string) => env[n] ?? m0,
+        );
       else if (e.valueFrom?.fieldRef) env[e.name] = field(e.valueFrom.fieldRef.fieldPath);
       else env[e.name] = '';
     }
@@ -330,7 +420,7 @@ export class PodWorker {
   private startContainer(run: ContainerRun, policy: string): void {
     let image;
     try {
-      image = resolveImage(run.spec as ContainerImageSpec);
+      image = resolveImage(run.spec);
     } catch (err) {
       this.imageProblem = { reason: 'ImageNotAvailable', message: (err as Error).message };
       run.state = { waiting: { reason: 'ImageNotAvailable', message: (err as Error).message } };
@@ -339,9 +429,14 @@ export class PodWorker {
       return;
     }
     const logPath = join(this.dir, `${run.name}.log`);
-    if (run.started && existsSync(logPath)) renameSync(logPath, join(this.dir, `${run.name}.previous.log`));
+    if (run.started && existsSync(logPath))
+      renameSync(logPath, join(this.dir, `${run.name}.previous.log`));
     const podIP = this.sandbox?.podIPs[0];
-    const files = writePodFiles(this.dir, podResolvConf(this.pod.metadata.namespace ?? 'default', this.ctx.dnsIP), podHosts(podHostname(this.pod.metadata.name!), podIP));
+    const files = writePodFiles(
+      this.dir,
+      podResolvConf(this.pod.metadata.namespace ?? 'default', this.ctx.dnsIP),
+      podHosts(podHostname(this.pod.metadata.name!), podIP),
+    );
     let stdinFifo: string | undefined;
     if (run.spec.stdin) {
       stdinFifo = join(this.dir, `${run.name}.stdin`);
@@ -366,16 +461,23 @@ export class PodWorker {
     run.startedAt = startedAt;
     run.startedMs = Date.now();
     run.state = { running: { startedAt } };
-    run.probe = run.spec.readinessProbe ? new ProbeState(run.spec.readinessProbe as ProbeSpec) : undefined;
-    this.log.info('container started', { container: run.name, pid: child.pid, argv: image.argv.join(' ') });
+    run.probe = run.spec.readinessProbe ? new ProbeState(run.spec.readinessProbe) : undefined;
+    this.log.info('container started', {
+      container: run.name,
+      pid: child.pid,
+      argv: image.argv.join(' '),
+    });
     run.exited = new Promise((resolve) => {
-      child.on('error', (err) => this.log.warn('container process error', { container: run.name, err }));
+      child.on('error', (err) =>
+        this.log.warn('container process error', { container: run.name, err }),
+      );
       child.on('exit', (code, sig) => {
         this.onExit(run, child, code, sig, policy);
         resolve();
       });
     });
-    if (run.probe) this.scheduleProbe(run, (run.spec.readinessProbe.initialDelaySeconds ?? 0) * 1000);
+    if (run.probe)
+      this.scheduleProbe(run, (run.spec.readinessProbe?.initialDelaySeconds ?? 0) * 1000);
   }
 
   private scheduleProbe(run: ContainerRun, delayMs: number): void {
@@ -383,8 +485,12 @@ export class PodWorker {
     run.probeTimer = setTimeout(async () => {
       const child = run.child;
       if (!child || !run.probe || this.done) return;
-      const spec = run.spec.readinessProbe as ProbeSpec;
-      const ok = await probeOnce(spec, this.sandbox?.podIPs[0] ?? '127.0.0.1', (run.spec.ports ?? []) as ContainerPort[]);
+      const spec = run.spec.readinessProbe!;
+      const ok = await probeOnce(
+        spec,
+        this.sandbox?.podIPs[0] ?? '127.0.0.1',
+        run.spec.ports ?? [],
+      );
       if (run.child !== child) return;
       if (run.probe.record(ok)) this.kick();
       this.scheduleProbe(run, (spec.periodSeconds ?? 10) * 1000);
@@ -392,7 +498,13 @@ export class PodWorker {
     run.probeTimer.unref();
   }
 
-  private onExit(run: ContainerRun, child: ChildProcess, code: number | null, sig: NodeJS.Signals | null, policy: string): void {
+  private onExit(
+    run: ContainerRun,
+    child: ChildProcess,
+    code: number | null,
+    sig: NodeJS.Signals | null,
+    policy: string,
+  ): void {
     if (run.child !== child) return;
     run.child = undefined;
     clearTimeout(run.probeTimer);
@@ -413,7 +525,10 @@ export class PodWorker {
     run.lastState = term;
     run.state = term;
     this.log.info('container exited', { container: run.name, exitCode, signal: sig });
-    const restart = !this.pod.metadata.deletionTimestamp && !this.gone && (policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0));
+    const restart =
+      !this.pod.metadata.deletionTimestamp &&
+      !this.gone &&
+      (policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0));
     if (!restart) {
       run.finished = true;
       run.lastState = {};
@@ -422,7 +537,12 @@ export class PodWorker {
       const delay = run.backoffMs;
       run.backoffMs = Math.min(run.backoffMs * 2, BACKOFF_MAX_MS);
       run.nextStartAt = Date.now() + delay;
-      run.state = { waiting: { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${run.name} pod=${this.pod.metadata.name}_${this.pod.metadata.namespace}(${this.uid})` } };
+      run.state = {
+        waiting: {
+          reason: 'CrashLoopBackOff',
+          message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${run.name} pod=${this.pod.metadata.name}_${this.pod.metadata.namespace}(${this.uid})`,
+        },
+      };
     }
     this.kick();
   }
@@ -450,14 +570,21 @@ export class PodWorker {
     } else if (runs.some((r) => !r.started)) {
       phase = 'Pending';
     } else if (runs.every((r) => r.finished)) {
-      phase = runs.every((r) => 'terminated' in r.state && r.state.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
+      phase = runs.every((r) => 'terminated' in r.state && r.state.terminated.exitCode === 0)
+        ? 'Succeeded'
+        : 'Failed';
     } else {
       phase = 'Running';
     }
-    if (policy === 'Never' && phase === 'Running' && runs.every((r) => r.finished)) phase = 'Failed';
+    if (policy === 'Never' && phase === 'Running' && runs.every((r) => r.finished))
+      phase = 'Failed';
     const ready = (r: ContainerRun) => Boolean(r.child) && (!r.probe || r.probe.ready);
     const allReady = runs.length > 0 && runs.every(ready) && !this.sandboxProblem;
-    const prevConds = (this.pod.status?.conditions ?? []) as { type: string; status: string; lastTransitionTime?: string }[];
+    const prevConds = (this.pod.status?.conditions ?? []) as {
+      type: string;
+      status: string;
+      lastTransitionTime?: string;
+    }[];
     const cond = (type: string, status: boolean, why?: { reason: string; message: string }) => {
       const s = status ? 'True' : 'False';
       const prev = prevConds.find((c) => c.type === type);
@@ -465,7 +592,8 @@ export class PodWorker {
         type,
         status: s,
         lastProbeTime: null,
-        lastTransitionTime: prev?.status === s && prev.lastTransitionTime ? prev.lastTransitionTime : now,
+        lastTransitionTime:
+          prev?.status === s && prev.lastTransitionTime ? prev.lastTransitionTime : now,
         ...(why ? { reason: why.reason, message: why.message } : {}),
       };
     };
@@ -475,7 +603,14 @@ export class PodWorker {
         ? this.imageProblem
         : allReady
           ? undefined
-          : { reason: phase === 'Succeeded' || phase === 'Failed' ? 'PodCompleted' : 'ContainersNotReady', message: `containers with unready status: [${runs.filter((r) => !ready(r)).map((r) => r.name).join(' ')}]` });
+          : {
+              reason:
+                phase === 'Succeeded' || phase === 'Failed' ? 'PodCompleted' : 'ContainersNotReady',
+              message: `containers with unready status: [${runs
+                .filter((r) => !ready(r))
+                .map((r) => r.name)
+                .join(' ')}]`,
+            });
     const conditions = [
       cond('PodReadyToStartContainers', Boolean(this.sandbox)),
       cond('Initialized', true),
@@ -514,10 +649,19 @@ export class PodWorker {
   private async pushStatus(): Promise<void> {
     if (this.done || this.gone) return;
     const status = this.computeStatus();
-    const text = JSON.stringify({ ...status, conditions: (status.conditions as { lastTransitionTime: string }[]).map((c) => ({ ...c, lastTransitionTime: '' })) });
+    const text = JSON.stringify({
+      ...status,
+      conditions: (status.conditions as { lastTransitionTime: string }[]).map((c) => ({
+        ...c,
+        lastTransitionTime: '',
+      })),
+    });
     if (text === this.lastStatus) return;
     try {
-      const updated = await this.ctx.api.mergePatch(`${podPath(this.pod.metadata.namespace ?? 'default', this.pod.metadata.name!)}/status`, { status });
+      const updated = await this.ctx.api.mergePatch(
+        `${podPath(this.pod.metadata.namespace ?? 'default', this.pod.metadata.name!)}/status`,
+        { status },
+      );
       if (updated.metadata.uid === this.uid) this.pod = { ...this.pod, status: updated.status };
       this.lastStatus = text;
     } catch (err) {
@@ -549,7 +693,11 @@ export class PodWorker {
   private async teardown(): Promise<void> {
     const grace = Math.min(
       MAX_GRACE_S,
-      Number(this.pod.metadata.deletionGracePeriodSeconds ?? this.pod.spec?.terminationGracePeriodSeconds ?? 30),
+      Number(
+        this.pod.metadata.deletionGracePeriodSeconds ??
+          this.pod.spec?.terminationGracePeriodSeconds ??
+          30,
+      ),
     );
     for (const r of this.runs.values()) r.nextStartAt = Infinity;
     clearTimeout(this.retryTimer);
@@ -558,12 +706,16 @@ export class PodWorker {
     this.done = true;
     if (!this.gone) {
       try {
-        await this.ctx.api.delete(podPath(this.pod.metadata.namespace ?? 'default', this.pod.metadata.name!), {
-          gracePeriodSeconds: 0,
-          preconditions: { uid: this.uid },
-        });
+        await this.ctx.api.delete(
+          podPath(this.pod.metadata.namespace ?? 'default', this.pod.metadata.name!),
+          {
+            gracePeriodSeconds: 0,
+            preconditions: { uid: this.uid },
+          },
+        );
       } catch (err) {
-        if (!(err instanceof ApiError && (err.httpCode === 404 || err.httpCode === 409))) this.log.warn('confirming pod deletion failed', { err });
+        if (!(err instanceof ApiError && (err.httpCode === 404 || err.httpCode === 409)))
+          this.log.warn('confirming pod deletion failed', { err });
       }
     }
     this.log.info('pod removed');
@@ -582,7 +734,11 @@ export class PodWorker {
  * deletes its network namespace and the directory. Works for pods a previous
  * kubelet left behind.
  */
-export async function cleanupPodResources(ctx: Pick<KubeletContext, 'cluster' | 'node' | 'log'>, dir: string, log: Logger): Promise<void> {
+export async function cleanupPodResources(
+  ctx: Pick<KubeletContext, 'cluster' | 'node' | 'log'>,
+  dir: string,
+  log: Logger,
+): Promise<void> {
   let rec: PodRecord | undefined;
   try {
     rec = JSON.parse(readFileSync(join(dir, 'pod.json'), 'utf8')) as PodRecord;
@@ -590,14 +746,23 @@ export async function cleanupPodResources(ctx: Pick<KubeletContext, 'cluster' | 
     rec = undefined;
   }
   if (rec) {
-    await removeCgroupTree(rec.cgroup).catch((err) => log.warn('removing pod cgroup failed', { err }));
+    await removeCgroupTree(rec.cgroup).catch((err) =>
+      log.warn('removing pod cgroup failed', { err }),
+    );
     if (rec.cniResult || netnsExists(rec.netns)) {
       try {
         const conf = loadNetworkConfig(nodeCniConfDir(ctx.cluster.name, ctx.node.name));
         if (conf) {
           await cniDel(
             conf,
-            { containerId: rec.uid, netnsPath: netnsExists(rec.netns) ? netnsPath(rec.netns) : '', ifName: 'eth0', namespace: rec.namespace, name: rec.name, uid: rec.uid },
+            {
+              containerId: rec.uid,
+              netnsPath: netnsExists(rec.netns) ? netnsPath(rec.netns) : '',
+              ifName: 'eth0',
+              namespace: rec.namespace,
+              name: rec.name,
+              uid: rec.uid,
+            },
             nodeCniBinDir(ctx.cluster.name, ctx.node.name),
             rec.cniResult,
           );

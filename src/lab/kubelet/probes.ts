@@ -10,7 +10,13 @@ import { connect } from 'node:net';
 
 /** The probe fields the lab supports. */
 export interface ProbeSpec {
-  httpGet?: { path?: string; port: number | string; host?: string; scheme?: 'HTTP' | 'HTTPS'; httpHeaders?: { name: string; value: string }[] };
+  httpGet?: {
+    path?: string;
+    port: number | string;
+    host?: string;
+    scheme?: 'HTTP' | 'HTTPS';
+    httpHeaders?: { name: string; value: string }[];
+  };
   tcpSocket?: { port: number | string; host?: string };
   exec?: { command: string[] };
   initialDelaySeconds?: number;
@@ -27,14 +33,21 @@ export interface ContainerPort {
 }
 
 /** Resolves a probe port (number, numeric string or a named container port); undefined when unknown. */
-export function resolvePort(port: number | string, ports: ContainerPort[] = []): number | undefined {
+export function resolvePort(
+  port: number | string,
+  ports: ContainerPort[] = [],
+): number | undefined {
   if (typeof port === 'number') return port;
   if (/^\d+$/.test(port)) return Number(port);
   return ports.find((p) => p.name === port)?.containerPort;
 }
 
 /** Runs one probe attempt; resolves true on success. */
-export function probeOnce(probe: ProbeSpec, podIP: string, ports: ContainerPort[] = []): Promise<boolean> {
+export function probeOnce(
+  probe: ProbeSpec,
+  podIP: string,
+  ports: ContainerPort[] = [],
+): Promise<boolean> {
   const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
   if (probe.httpGet) {
     const g = probe.httpGet;
@@ -45,7 +58,15 @@ export function probeOnce(probe: ProbeSpec, podIP: string, ports: ContainerPort[
       const headers: Record<string, string> = { 'user-agent': 'kube-probe/1.29' };
       for (const h of g.httpHeaders ?? []) headers[h.name] = h.value;
       const r = req(
-        { host: g.host ?? podIP, port, path: g.path ?? '/', method: 'GET', headers, timeout: timeoutMs, rejectUnauthorized: false },
+        {
+          host: g.host ?? podIP,
+          port,
+          path: g.path ?? '/',
+          method: 'GET',
+          headers,
+          timeout: timeoutMs,
+          rejectUnauthorized: false,
+        },
         (res) => {
           res.resume();
           resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);

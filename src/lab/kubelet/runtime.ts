@@ -16,7 +16,8 @@ import { netnsPath } from '../netns.js';
  * container's PATH (busybox applets first) cannot swap in another one.
  */
 export function sysBin(name: string): string {
-  for (const d of ['/usr/bin', '/bin', '/usr/sbin', '/sbin']) if (existsSync(`${d}/${name}`)) return `${d}/${name}`;
+  for (const d of ['/usr/bin', '/bin', '/usr/sbin', '/sbin'])
+    if (existsSync(`${d}/${name}`)) return `${d}/${name}`;
   return name;
 }
 
@@ -27,7 +28,11 @@ export function podResolvConf(namespace: string, dnsIP: string): string {
 
 /** The /etc/hosts of a pod. */
 export function podHosts(podName: string, podIP: string | undefined): string {
-  const lines = ['# Kubernetes-managed hosts file (tendril lab).', '127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
+  const lines = [
+    '# Kubernetes-managed hosts file (tendril lab).',
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+  ];
   if (podIP) lines.push(`${podIP}\t${podName}`);
   return lines.join('\n') + '\n';
 }
@@ -105,7 +110,11 @@ export function startContainerProcess(l: ContainerLaunch): ChildProcess {
 }
 
 /** Writes the pod's resolv.conf and hosts files into its directory; returns their paths. */
-export function writePodFiles(dir: string, resolv: string, hosts: string): { resolvConf: string; hosts: string } {
+export function writePodFiles(
+  dir: string,
+  resolv: string,
+  hosts: string,
+): { resolvConf: string; hosts: string } {
   const r = join(dir, 'resolv.conf');
   const h = join(dir, 'hosts');
   writeFileSync(r, resolv);
