@@ -1,0 +1,221 @@
+/**
+ * `npm run bench -- datapath`: in one lab cluster with Tendril installed, one
+ * client pod on one worker and one backend pod (HAProxy answering HTTP 200,
+ * and iperf3) on the other, compares four paths, interleaved round by round:
+ *   (a) direct      client -> backend pod IP
+ *   (b) service     client -> ClusterIP, translated by Tendril's eBPF at the socket
+ *   (c) nft         client -> a VIP DNATed by nftables in the client's node (kube-proxy style)
+ *   (d) proxy       client -> HAProxy on the client's node (userspace proxy) -> backend
+ * For each: requests/s with keep-alive and with a new connection per request
+ * (wrk), and TCP throughput (iperf3). Writes bench/results/datapath.json.
+ *
+ * Options: --rounds N (3), --seconds S per wrk run (3).
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { median, report, type Figure } from '../lib/report.js';
+
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '3' } } });
+const rounds = Number(values.rounds);
+const seconds = Number(values.seconds);
+
+const prefix = `tendril-b${process.pid}x`;
+const home = mkdtempSync(join(tmpdir(), 'tendril-bench-datapath-'));
+process.env.TENDRIL_LAB_PREFIX = prefix;
+process.env.TENDRIL_HOME = home;
+delete process.env.TENDRIL_CONFIG;
+delete process.env.TENDRIL_CONTEXT;
+
+const { createCluster } = await import('../../src/lab/create.js');
+const { deleteCluster } = await import('../../src/lab/teardown.js');
+const { apiServerURL } = await import('../../src/lab/state.js');
+const { podCgroup, podNetns } = await import('../../src/lab/layout.js');
+const { install } = await import('../../src/agent/install.js');
+const { KubeClient } = await import('../../src/k8s/client.js');
+type KubeObject = import('../../src/k8s/objects.js').KubeObject;
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const children: Array<{ kill(sig?: NodeJS.Signals): boolean }> = [];
+
+const BACKEND_CFG = `global
+  maxconn 4000
+defaults
+  mode http
+  timeout client 30s
+  timeout server 30s
+  timeout connect 5s
+frontend web
+  bind :8080
+  http-request return status 200 content-type text/plain string "ok"
+`;
+
+/** Runs a command inside a pod: its cgroup first (the socket LB works per cgroup), then its network namespace. */
+function inPod(cluster: string, node: string, uid: string, argv: string[], timeoutMs: number): string {
+  const script = `echo $$ > ${podCgroup(cluster, node, uid)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(uid)} "$@"`;
+  return execFileSync('sh', ['-c', script, 'sh', ...argv], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 << 20 });
+}
+
+function wrk(c: string, node: string, uid: string, url: string, close: boolean): number {
+  const args = ['wrk', '-t1', '-c16', `-d${seconds}s`, '--timeout', '2s', ...(close ? ['-H', 'Connection: close'] : []), url];
+  try {
+    const out = inPod(c, node, uid, args, (seconds + 15) * 1000);
+    const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+    const errs = /Non-2xx|Socket errors: connect (\d+)/.exec(out);
+    if (errs && /connect [1-9]/.test(out) && !close) log(`  wrk errors: ${out.split('\n').filter((l) => /errors/.test(l)).join(' ')}`);
+    return m ? Number(m[1]) : NaN;
+  } catch (err) {
+    log(`  wrk ${url} failed: ${(err as Error).message.split('\n')[0]}`);
+    return NaN;
+  }
+}
+
+function iperf(c: string, node: string, uid: string, host: string, port: number): number {
+  try {
+    const out = inPod(c, node, uid, ['iperf3', '-J', '-c', host, '-p', String(port), '-t', '2'], 20_000);
+    return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+  } catch (err) {
+    log(`  iperf3 ${host}:${port} failed: ${(err as Error).message.split('\n')[0]}`);
+    return NaN;
+  }
+}
+
+async function waitRunning(kube: InstanceType<typeof KubeClient>, name: string): Promise<KubeObject> {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const p = await kube.getOrUndefined('v1', 'Pod', name, { namespace: 'default' });
+    if (p?.status?.phase === 'Running' && p.status.podIP) return p;
+    if (Date.now() > deadline) throw new Error(`pod ${name} did not run: ${JSON.stringify(p?.status)}`);
+    await sleep(300);
+  }
+}
+
+async function main(): Promise<void> {
+  log(`creating lab cluster (prefix ${prefix}) ...`);
+  const c = await createCluster({ name: 'bench', nodes: 2, wait: true });
+  const kube = new KubeClient({ server: apiServerURL(c) });
+  try {
+    await install({ context: 'lab-bench', clusterName: 'bench', progress: log });
+    const [, w1, w2] = c.nodes as [(typeof c.nodes)[0], (typeof c.nodes)[0], (typeof c.nodes)[0]];
+    const cfgPath = join(home, 'backend-haproxy.cfg');
+    writeFileSync(cfgPath, BACKEND_CFG);
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'bench-backend', namespace: 'default', labels: { app: 'bench-backend' } },
+      spec: {
+        nodeName: w1.name,
+        containers: [
+          { name: 'http', image: 'local/haproxy', command: ['haproxy', '-db', '-f', cfgPath], ports: [{ containerPort: 8080 }] },
+          { name: 'iperf', image: 'local/iperf3', command: ['iperf3', '-s', '-p', '5201'], ports: [{ containerPort: 5201 }] },
+        ],
+      },
+    });
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'bench-client', namespace: 'default', labels: { app: 'bench-client' } },
+      spec: { nodeName: w2.name, containers: [{ name: 'sleep', image: 'busybox', command: ['sleep', '36000'] }] },
+    });
+    const svc: KubeObject = await kube.create<KubeObject>({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'bench-svc', namespace: 'default' },
+      spec: {
+        selector: { app: 'bench-backend' },
+        ports: [
+          { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' },
+          { name: 'iperf', port: 5201, targetPort: 5201, protocol: 'TCP' },
+        ],
+      },
+    });
+    const backend = await waitRunning(kube, 'bench-backend');
+    const client = await waitRunning(kube, 'bench-client');
+    const bip = backend.status.podIP as string;
+    const vip = svc.spec.clusterIP as string;
+    const uid = client.metadata.uid!;
+    log(`backend ${bip} on ${w1.name}, client on ${w2.name}, service ${vip}`);
+
+    // (c) kube-proxy-style DNAT in the client's node
+    const NFT_VIP = '10.96.250.250';
+    execFileSync('nsenter', [`--net=/run/netns/${w2.netns}`, 'nft', '-f', '-'], {
+      input: `table ip tendril_bench_nat {
+  chain prerouting { type nat hook prerouting priority dstnat; policy accept;
+    ip daddr ${NFT_VIP} tcp dport 80 dnat to ${bip}:8080
+    ip daddr ${NFT_VIP} tcp dport 5201 dnat to ${bip}:5201
+  }
+}
+`,
+    });
+    // (d) HAProxy on the client's node
+    const proxyCfg = join(home, 'node-proxy.cfg');
+    writeFileSync(
+      proxyCfg,
+      `global\n  maxconn 4000\ndefaults\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n` +
+        `frontend px\n  mode http\n  bind ${w2.ip}:18080\n  default_backend b\nbackend b\n  mode http\n  server s1 ${bip}:8080\n` +
+        `frontend ipx\n  mode tcp\n  bind ${w2.ip}:15201\n  default_backend ib\nbackend ib\n  mode tcp\n  server s1 ${bip}:5201\n`,
+    );
+    const proxy = spawn('nsenter', [`--net=/run/netns/${w2.netns}`, 'haproxy', '-db', '-f', proxyCfg], { stdio: 'ignore' });
+    children.push(proxy);
+
+    const paths = {
+      direct: { http: `http://${bip}:8080/`, iperf: [bip, 5201] as const },
+      service: { http: `http://${vip}:80/`, iperf: [vip, 5201] as const },
+      nft: { http: `http://${NFT_VIP}:80/`, iperf: [NFT_VIP, 5201] as const },
+      proxy: { http: `http://${w2.ip}:18080/`, iperf: [w2.ip, 15201] as const },
+    };
+    type P = keyof typeof paths;
+    // wait until the backend answers directly
+    for (let i = 0; ; i++) {
+      try {
+        inPod('bench', w2.name, uid, ['curl', '-s', '-m', '2', paths.direct.http], 5000);
+        break;
+      } catch (err) {
+        if (i > 60) throw new Error(`backend does not answer: ${(err as Error).message}`);
+        await sleep(500);
+      }
+    }
+    const res: Record<P, { rps: number[]; cps: number[]; gbps: number[] }> = {
+      direct: { rps: [], cps: [], gbps: [] },
+      service: { rps: [], cps: [], gbps: [] },
+      nft: { rps: [], cps: [], gbps: [] },
+      proxy: { rps: [], cps: [], gbps: [] },
+    };
+    for (let r = 0; r < rounds; r++) {
+      // interleaved: each round measures every path once, in a rotated order
+      const order = (Object.keys(paths) as P[]).map((_, i, a) => a[(i + r) % a.length]!);
+      for (const p of order) {
+        res[p].rps.push(wrk('bench', w2.name, uid, paths[p].http, false));
+        res[p].cps.push(wrk('bench', w2.name, uid, paths[p].http, true));
+        res[p].gbps.push(iperf('bench', w2.name, uid, paths[p].iperf[0], paths[p].iperf[1]));
+        log(`round ${r + 1} ${p}: rps ${res[p].rps.at(-1)?.toFixed(0)} cps ${res[p].cps.at(-1)?.toFixed(0)} ${res[p].gbps.at(-1)?.toFixed(2)} Gbit/s`);
+      }
+    }
+    const m = (p: P, k: 'rps' | 'cps' | 'gbps') => median(res[p][k].filter((x) => Number.isFinite(x)));
+    const figures: Figure[] = [];
+    for (const p of Object.keys(paths) as P[]) {
+      figures.push({ name: `${p}_rps`, value: m(p, 'rps'), unit: 'req/s', note: 'keep-alive, wrk -c16' });
+      figures.push({ name: `${p}_cps`, value: m(p, 'cps'), unit: 'req/s', note: 'new connection per request' });
+      figures.push({ name: `${p}_gbps`, value: m(p, 'gbps'), unit: 'Gbit/s', note: 'iperf3, 2 s' });
+    }
+    figures.push({ name: 'service_vs_direct_rps', value: m('service', 'rps') / m('direct', 'rps'), unit: 'ratio', note: 'target >= 0.95' });
+    figures.push({ name: 'service_vs_direct_cps', value: m('service', 'cps') / m('direct', 'cps'), unit: 'ratio', note: 'target >= 0.95' });
+    figures.push({ name: 'service_vs_nft_rps', value: m('service', 'rps') / m('nft', 'rps'), unit: 'ratio' });
+    figures.push({ name: 'service_vs_proxy_rps', value: m('service', 'rps') / m('proxy', 'rps'), unit: 'ratio' });
+    figures.push({ name: 'rounds', value: rounds, unit: '' });
+    report('datapath', figures);
+  } finally {
+    for (const ch of children) ch.kill('SIGTERM');
+    kube.close();
+    if (process.env.BENCH_KEEP) log(`kept: TENDRIL_LAB_PREFIX=${prefix} TENDRIL_HOME=${home}`);
+    else {
+      await deleteCluster('bench').catch((e) => log(`cleanup: ${e}`));
+      rmSync(home, { recursive: true, force: true });
+    }
+  }
+}
+
+await main();
