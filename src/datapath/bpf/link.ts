@@ -5,6 +5,8 @@
  * Every attach returns a `Link` with close(); a BPF link can be pinned so it
  * outlives the process.
  */
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { NotSupportedError, bpfError, errnoName } from './errors.js';
 import { FD } from './fd.js';
 import { getPinnedObject, objectInfo, pinObject, unpinPath } from './object.js';
@@ -245,4 +247,34 @@ export function attachCgroup(program: Program, options: CgroupAttachOptions): Li
   } finally {
     closeFd(cg);
   }
+}
+
+/**
+ * Keeps a pinned attachment across restarts: when a BPF link is pinned at `path`,
+ * opens it and atomically replaces its program with `program`; otherwise calls
+ * `attach()` and pins the new link there (legacy attachments, which cannot be
+ * pinned, are returned unpinned). Throws BpfError.
+ */
+export function createOrUpdatePinnedLink(path: string, program: Program, attach: () => Link): Link {
+  if (existsSync(path)) {
+    const link = openPinnedLink(path);
+    try {
+      link.update(program);
+    } catch (e) {
+      link.close();
+      throw e;
+    }
+    return link;
+  }
+  const link = attach();
+  if (link.kind === 'bpf_link') {
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      link.pin(path);
+    } catch (e) {
+      link.close();
+      throw e;
+    }
+  }
+  return link;
 }

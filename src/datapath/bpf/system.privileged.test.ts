@@ -11,7 +11,7 @@ import { u32 } from './codec.js';
 import { BpfError, NotSupportedError } from './errors.js';
 import { haveCgroupLink, haveMapType, haveProgramType, requireFeature } from './features.js';
 import { liveFds, openFdCount } from './fd.js';
-import { BpfLink, attachCgroup } from './link.js';
+import { BpfLink, attachCgroup, createOrUpdatePinnedLink } from './link.js';
 import { newMap } from './map.js';
 import { withNetns } from './netns.js';
 import { loadProgram } from './program.js';
@@ -168,5 +168,44 @@ privilegedTest(
         }),
       /ENOENT/,
     );
+  },
+);
+
+privilegedTest(
+  'privileged: createOrUpdatePinnedLink creates and pins, then updates the pinned link in place',
+  () => {
+    const cg = makeCgroup('pl');
+    const dir = join(BPFFS_ROOT, uniqueName('pl'));
+    const target = { cgroup: cg.path, attachType: AttachType.CgroupInet4Connect } as const;
+    const load = (name: string) =>
+      loadProgram({
+        name,
+        type: ProgramType.CgroupSockAddr,
+        expectedAttachType: AttachType.CgroupInet4Connect,
+        instructions: asm.retImm(1),
+      });
+    const v1 = load('v1');
+    const v2 = load('v2');
+    try {
+      const path = join(dir, 'connect4');
+      const a = createOrUpdatePinnedLink(path, v1, () => attachCgroup(v1, target));
+      assert.equal(a.pinnedPath, path);
+      a.close(); // the agent exits; the pinned link keeps the program attached
+      assert.deepEqual(queryAttached(target).programIds, [v1.info().id]);
+      const b = createOrUpdatePinnedLink(path, v2, () => assert.fail('must reuse the pinned link'));
+      assert.deepEqual(
+        queryAttached(target).programIds,
+        [v2.info().id],
+        'replaced in place, never detached',
+      );
+      b.unpin();
+      b.close();
+      assert.deepEqual(queryAttached(target).programIds, []);
+    } finally {
+      v1.close();
+      v2.close();
+      rmSync(dir, { recursive: true, force: true });
+      cg.remove();
+    }
   },
 );
