@@ -417,7 +417,11 @@ export class BpfMap<K = Buffer, V = Buffer> {
     return true;
   }
 
-  /** Iterates keys (BPF_MAP_GET_NEXT_KEY). Concurrent deletes may restart a hash map's walk. */
+  /**
+   * Iterates keys (BPF_MAP_GET_NEXT_KEY). Deleting the current key makes a hash map's
+   * walk restart from the first key (keys may repeat): to delete while walking,
+   * collect the keys first (`[...map.keys()]`) or use batchLookup({ andDelete }).
+   */
   *keys(): IterableIterator<K> {
     this.#checkOpen();
     // First call with key = NULL.
