@@ -259,4 +259,40 @@ describe('lab API server (HTTP, disk store)', () => {
     ).items;
     assert.deepEqual(after[0]!.endpoints, []);
   });
+
+  it('orphans dependents with propagationPolicy=Orphan and empties a deleted namespace', async () => {
+    const t = await startTestApiServer();
+    servers.push(t);
+    const c = t.client;
+    await c.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'tendril-gc' } });
+    await c.create({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'orph', namespace: 'tendril-gc' },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: 'orph' } },
+        template: {
+          metadata: { labels: { app: 'orph' } },
+          spec: { containers: [{ name: 'c', image: 'busybox' }] },
+        },
+      },
+    });
+    await t.server.settle();
+    await c.request(
+      'DELETE',
+      '/apis/apps/v1/namespaces/tendril-gc/deployments/orph?propagationPolicy=Orphan',
+    );
+    await t.server.settle();
+    const pods = (await c.list('v1', 'Pod', { namespace: 'tendril-gc' })).items;
+    assert.equal(pods.length, 2);
+    assert.ok(pods.every((p) => !p.metadata.ownerReferences && !p.metadata.deletionTimestamp));
+    await c.create(cm('in-ns'), { namespace: 'tendril-gc' });
+    await c.delete('v1', 'Namespace', 'tendril-gc');
+    await t.server.settle();
+    assert.equal((await c.list('v1', 'Pod', { namespace: 'tendril-gc' })).items.length, 0);
+    assert.equal((await c.list('v1', 'Service', { namespace: 'tendril-gc' })).items.length, 0);
+    await rejectsWith(c.get('v1', 'Namespace', 'tendril-gc'), 404);
+    await rejectsWith(c.delete('v1', 'Namespace', 'kube-system'), 403, 'Forbidden');
+  });
 });

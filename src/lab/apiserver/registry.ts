@@ -134,6 +134,8 @@ export class Registry {
   private readonly objects = new Map<string, KubeObject>();
   /** resource id -> keys of that resource. */
   private readonly byResource = new Map<string, Set<string>>();
+  /** owner uid -> keys (and resources) of the objects that name it in ownerReferences. */
+  private readonly dependents = new Map<string, Map<string, ResourceInfo>>();
   private history: RegistryEvent[] = [];
   private historyFloor = 0;
   private readonly historySize: number;
@@ -196,15 +198,32 @@ export class Registry {
   }
 
   private index(info: ResourceInfo, key: string, obj: KubeObject): void {
+    const prev = this.objects.get(key);
+    if (prev) this.unindexOwners(prev, key);
     this.objects.set(key, obj);
     let set = this.byResource.get(resId(info));
     if (!set) this.byResource.set(resId(info), (set = new Set()));
     set.add(key);
+    for (const r of obj.metadata.ownerReferences ?? []) {
+      let deps = this.dependents.get(r.uid);
+      if (!deps) this.dependents.set(r.uid, (deps = new Map()));
+      deps.set(key, info);
+    }
   }
 
   private unindex(info: ResourceInfo, key: string): void {
+    const prev = this.objects.get(key);
+    if (prev) this.unindexOwners(prev, key);
     this.objects.delete(key);
     this.byResource.get(resId(info))?.delete(key);
+  }
+
+  private unindexOwners(obj: KubeObject, key: string): void {
+    for (const r of obj.metadata.ownerReferences ?? []) {
+      const deps = this.dependents.get(r.uid);
+      deps?.delete(key);
+      if (deps?.size === 0) this.dependents.delete(r.uid);
+    }
   }
 
   private keyOf(info: ResourceInfo, namespace: string | undefined, name: string): string {
@@ -243,6 +262,17 @@ export class Registry {
       if (matches(info, o, opts)) items.push(clone(o));
     }
     items.sort(byNamespaceName);
+    return {
+      apiVersion: apiVersionOf(info),
+      kind: `${info.kind}List`,
+      metadata: { resourceVersion: String(this.revision) },
+      items,
+    };
+  }
+
+  /** Like list but the items are the registry's own objects (read-only: for serializing). */
+  listShared(info: ResourceInfo, opts: ListOptions = {}): KubeList {
+    const items = this.scan(info, opts).sort(byNamespaceName);
     return {
       apiVersion: apiVersionOf(info),
       kind: `${info.kind}List`,
@@ -656,44 +686,37 @@ export class Registry {
   }
 
   private async deleteDependents(owner: KubeObject): Promise<void> {
-    const uid = owner.metadata.uid;
-    for (const info of RESOURCES) {
-      if (info.namespaced && !owner.metadata.namespace && owner.kind !== 'Namespace') {
-        // cluster-scoped owners may own namespaced objects too; fall through
-      }
-      for (const key of [...(this.byResource.get(resId(info)) ?? [])]) {
-        const o = this.objects.get(key);
-        if (!o?.metadata.ownerReferences?.some((r) => r.uid === uid)) continue;
-        const remaining = o.metadata.ownerReferences.filter((r) => r.uid !== uid);
-        try {
-          if (remaining.length > 0) {
-            const next = clone(o);
-            next.metadata.ownerReferences = remaining;
-            delete next.metadata.resourceVersion;
-            await this.persistPut(info, key, next, o);
-          } else {
-            await this.deleteLocked(info, o.metadata.namespace, o.metadata.name!, {});
-          }
-        } catch (err) {
-          if (!(err instanceof ApiError && err.httpCode === 404))
-            this.log.warn('garbage collection failed', { key, err });
+    const uid = owner.metadata.uid!;
+    for (const [key, info] of [...(this.dependents.get(uid) ?? [])]) {
+      const o = this.objects.get(key);
+      if (!o?.metadata.ownerReferences?.some((r) => r.uid === uid)) continue;
+      const remaining = o.metadata.ownerReferences.filter((r) => r.uid !== uid);
+      try {
+        if (remaining.length > 0) {
+          const next = clone(o);
+          next.metadata.ownerReferences = remaining;
+          delete next.metadata.resourceVersion;
+          await this.persistPut(info, key, next, o);
+        } else {
+          await this.deleteLocked(info, o.metadata.namespace, o.metadata.name!, {});
         }
+      } catch (err) {
+        if (!(err instanceof ApiError && err.httpCode === 404))
+          this.log.warn('garbage collection failed', { key, err });
       }
     }
   }
 
   private async orphanDependents(owner: KubeObject): Promise<void> {
-    const uid = owner.metadata.uid;
-    for (const info of RESOURCES) {
-      for (const key of [...(this.byResource.get(resId(info)) ?? [])]) {
-        const o = this.objects.get(key);
-        if (!o?.metadata.ownerReferences?.some((r: OwnerReference) => r.uid === uid)) continue;
-        const next = clone(o);
-        next.metadata.ownerReferences = o.metadata.ownerReferences.filter((r) => r.uid !== uid);
-        if (next.metadata.ownerReferences.length === 0) delete next.metadata.ownerReferences;
-        delete next.metadata.resourceVersion;
-        await this.persistPut(info, key, next, o);
-      }
+    const uid = owner.metadata.uid!;
+    for (const [key, info] of [...(this.dependents.get(uid) ?? [])]) {
+      const o = this.objects.get(key);
+      if (!o?.metadata.ownerReferences?.some((r: OwnerReference) => r.uid === uid)) continue;
+      const next = clone(o);
+      next.metadata.ownerReferences = o.metadata.ownerReferences.filter((r) => r.uid !== uid);
+      if (next.metadata.ownerReferences.length === 0) delete next.metadata.ownerReferences;
+      delete next.metadata.resourceVersion;
+      await this.persistPut(info, key, next, o);
     }
   }
 

@@ -279,7 +279,7 @@ export class ApiHttpServer {
           const opts = listOptions(q, namespace);
           if (q.get('watch') === 'true' || q.get('watch') === '1')
             return this.watch(req, res, info, opts, q, wantsTable(req));
-          const list = this.registry.list(info, opts);
+          const list = this.registry.listShared(info, opts);
           if (wantsTable(req))
             return this.send(
               res,
