@@ -34,6 +34,7 @@ import {
 } from './annotations.js';
 import {
   compareIP,
+  ipv4Num,
   localBackends,
   portKey,
   serviceClusterIPs,
@@ -78,137 +79,201 @@ export interface CatalogResult {
   issues: ServiceIssue[];
 }
 
+/**
+ * What computing one Service needs to know about the rest, as lookups (so
+ * the batch function and the incremental ServiceCatalog share the logic).
+ */
+export interface CatalogContext {
+  cluster: string;
+  clusterID: number;
+  algorithm: LBAlgorithm;
+  /** The Service's ordinary and marker EndpointSlices, by "ns/name" of the Service. */
+  slicesOf(key: string): readonly V1EndpointSlice[];
+  /** Remote clusters' ClusterServices of "ns/name", sorted by cluster, the local cluster's excluded. */
+  remotesOf(key: string): readonly ClusterService[];
+  /** The local Service "ns/name". */
+  localService(key: string): V1Service | undefined;
+  /** Has the local Service "ns/name" an MCS ServiceExport? */
+  isExported(key: string): boolean;
+  /** Clusters exporting "ns/name" by MCS; undefined: not tracked (all remotes count). */
+  mcsClustersOf(key: string): ReadonlySet<string> | undefined;
+}
+
+/** The result for one Service, before frontends of different Services are checked for clashes. */
+export interface ServiceComputation {
+  key: string;
+  entries: ServiceEntry[];
+  service: CatalogService;
+  issues: ServiceIssue[];
+  /** For MCS derived services: the "ns/name" whose backends they take. */
+  sourceKey?: string;
+}
+
 /** Computes the datapath's desired services. Never throws on bad objects: they become issues. */
 export function desiredServiceEntries(input: CatalogInput): CatalogResult {
-  const algorithm = input.algorithm ?? 'random';
   const exported = new Set(input.exportedServices ?? []);
   const remoteByName = new Map<string, ClusterService[]>();
   for (const cs of input.remoteServices ?? []) {
     if (cs.cluster === input.cluster) continue;
     const k = serviceKey(cs.namespace, cs.name);
-    remoteByName.set(k, [...(remoteByName.get(k) ?? []), cs]);
+    const l = remoteByName.get(k);
+    if (l) l.push(cs);
+    else remoteByName.set(k, [cs]);
   }
-  for (const list of remoteByName.values())
-    list.sort((a, b) => (a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : 0));
+  for (const list of remoteByName.values()) list.sort((a, b) => cmp(a.cluster, b.cluster));
   const mcsClusters = input.mcsExports ? groupClusters(input.mcsExports) : undefined;
   const slicesByService = new Map<string, V1EndpointSlice[]>();
   for (const s of input.endpointSlices) {
     const n = sliceServiceName(s);
     if (!n) continue;
     const k = serviceKey(nsOf(s), n);
-    slicesByService.set(k, [...(slicesByService.get(k) ?? []), s]);
+    const l = slicesByService.get(k);
+    if (l) l.push(s);
+    else slicesByService.set(k, [s]);
   }
   const localByName = new Map(
     input.services.map((s) => [serviceKey(nsOf(s), s.metadata?.name ?? ''), s]),
   );
+  const ctx: CatalogContext = {
+    cluster: input.cluster,
+    clusterID: input.clusterID,
+    algorithm: input.algorithm ?? 'random',
+    slicesOf: (k) => slicesByService.get(k) ?? [],
+    remotesOf: (k) => remoteByName.get(k) ?? [],
+    localService: (k) => localByName.get(k),
+    isExported: (k) => exported.has(k),
+    mcsClustersOf: (k) => (mcsClusters ? (mcsClusters.get(k) ?? new Set()) : undefined),
+  };
+  const results: ServiceComputation[] = [];
+  for (const svc of input.services) {
+    const r = computeService(svc, ctx);
+    if (r) results.push(r);
+  }
+  return assembleCatalog(results);
+}
 
+/** Computes one Service (undefined for a Service without a name). */
+export function computeService(
+  svc: V1Service,
+  ctx: CatalogContext,
+): ServiceComputation | undefined {
+  const ns = nsOf(svc);
+  const name = svc.metadata?.name ?? '';
+  if (!name) return undefined;
+  const key = serviceKey(ns, name);
+  const labels = svc.metadata?.labels ?? {};
+  const derivedFrom = labels[MCS_SERVICE_NAME_LABEL];
+  const imported = labels[IMPORTED_LABEL] !== undefined;
+  const kind: CatalogService['kind'] = derivedFrom ? 'derived' : imported ? 'imported' : 'local';
+  const issues: ServiceIssue[] = [];
+  const opts = meshServiceOptions(svc, ctx.slicesOf(key), ctx.isExported(key));
+  issues.push(...opts.issues);
+  const { ports, issues: portIssues } = servicePorts(svc);
+  issues.push(...portIssues);
+  const ips = serviceClusterIPs(svc);
+
+  // Where backends come from.
+  let localSource: V1Service | undefined = svc;
+  let localKey = key;
+  let remotes: readonly ClusterService[] = [];
+  let global = opts.global;
+  let sourceKey: string | undefined;
+  if (kind === 'derived') {
+    sourceKey = serviceKey(ns, derivedFrom!);
+    localKey = sourceKey;
+    localSource = ctx.isExported(sourceKey) ? ctx.localService(sourceKey) : undefined;
+    const allowed = ctx.mcsClustersOf(sourceKey);
+    remotes = ctx.remotesOf(sourceKey).filter((cs) => !allowed || allowed.has(cs.cluster));
+    global = true;
+  } else if (kind === 'imported') {
+    localSource = undefined;
+    remotes = ctx.remotesOf(key);
+    global = true;
+  } else if (opts.global) {
+    remotes = ctx.remotesOf(key);
+  }
+  remotes = remotes.filter((cs) => cs.shared !== false && cs.cluster !== ctx.cluster);
+
+  const local: Map<string, LocalBackend[]> = localSource
+    ? localBackends(localSource, ctx.slicesOf(localKey), matchPorts(ports, localSource))
+    : new Map();
+  const counts: CatalogService['backendCounts'] = [];
   const entries: ServiceEntry[] = [];
+  for (const sp of ports) {
+    const localList: LocalBackend[] = local.get(portKey(sp)) ?? [];
+    const localReady: Backend[] = [];
+    const localServing: Backend[] = [];
+    for (const b of localList) {
+      if (b.ready)
+        localReady.push({ ip: b.ip, port: b.port, clusterId: ctx.clusterID, ready: true });
+      else if (b.serving)
+        localServing.push({ ip: b.ip, port: b.port, clusterId: ctx.clusterID, ready: false });
+    }
+    const remoteReady = global ? remoteBackends(remotes, sp) : [];
+    counts.push({ port: sp.name, local: localReady.length, remote: remoteReady.length });
+    const chosen = chooseByAffinity(global ? opts.affinity : 'none', localReady, remoteReady);
+    const backends = dedupe(localServing.length ? [...chosen, ...localServing] : chosen);
+    for (const ip of ips) {
+      entries.push({
+        frontend: { ip, port: sp.port, protocol: sp.protocol },
+        backends,
+        algorithm: ctx.algorithm,
+      });
+    }
+  }
+  const service: CatalogService = {
+    namespace: ns,
+    name,
+    global,
+    shared: opts.shared,
+    affinity: opts.affinity,
+    kind,
+    clusterIPs: ips,
+    backendCounts: counts,
+  };
+  return sourceKey
+    ? { key, entries, service, issues, sourceKey }
+    : { key, entries, service, issues };
+}
+
+/**
+ * Puts per-Service results together: in "ns/name" order, a frontend claimed
+ * by two Services goes to the first (the other gets SERVICE_DUPLICATE_FRONTEND);
+ * entries sorted by frontend address, port, protocol.
+ */
+export function assembleCatalog(results: readonly ServiceComputation[]): CatalogResult {
+  const sorted = [...results].sort((a, b) => cmp(a.key, b.key));
+  const entries: { e: ServiceEntry; n: number }[] = [];
   const services: CatalogService[] = [];
   const issues: ServiceIssue[] = [];
   const frontendsSeen = new Map<string, string>();
-  const sorted = [...input.services].sort((a, b) =>
-    cmp(serviceKey(nsOf(a), a.metadata?.name ?? ''), serviceKey(nsOf(b), b.metadata?.name ?? '')),
-  );
-
-  for (const svc of sorted) {
-    const ns = nsOf(svc);
-    const name = svc.metadata?.name ?? '';
-    if (!name) continue;
-    const key = serviceKey(ns, name);
-    const labels = svc.metadata?.labels ?? {};
-    const derivedFrom = labels[MCS_SERVICE_NAME_LABEL];
-    const imported = labels[IMPORTED_LABEL] !== undefined;
-    const kind: CatalogService['kind'] = derivedFrom ? 'derived' : imported ? 'imported' : 'local';
-    const opts = meshServiceOptions(svc, slicesByService.get(key) ?? [], exported.has(key));
-    issues.push(...opts.issues);
-    const { ports, issues: portIssues } = servicePorts(svc);
-    issues.push(...portIssues);
-    const ips = serviceClusterIPs(svc);
-
-    // Where backends come from.
-    let localSource: V1Service | undefined = svc;
-    let remotes: ClusterService[] = [];
-    let global = opts.global;
-    if (kind === 'derived') {
-      const srcKey = serviceKey(ns, derivedFrom!);
-      localSource = exported.has(srcKey) ? localByName.get(srcKey) : undefined;
-      const allowed = mcsClusters?.get(srcKey);
-      remotes = (remoteByName.get(srcKey) ?? []).filter(
-        (cs) => !allowed || allowed.has(cs.cluster),
-      );
-      global = true;
-    } else if (kind === 'imported') {
-      localSource = undefined;
-      remotes = remoteByName.get(key) ?? [];
-      global = true;
-    } else if (opts.global) {
-      remotes = remoteByName.get(key) ?? [];
-    }
-    remotes = remotes.filter((cs) => cs.shared !== false);
-
-    const local: Map<string, LocalBackend[]> = localSource
-      ? localBackends(
-          localSource,
-          slicesByService.get(serviceKey(ns, localSource.metadata?.name ?? '')) ?? [],
-          matchPorts(ports, localSource),
-        )
-      : new Map();
-    const counts: CatalogService['backendCounts'] = [];
-    for (const sp of ports) {
-      const localList: LocalBackend[] = local.get(portKey(sp)) ?? [];
-      const localReady: Backend[] = localList
-        .filter((b) => b.ready)
-        .map((b) => ({ ip: b.ip, port: b.port, clusterId: input.clusterID, ready: true }));
-      const localServing: Backend[] = localList
-        .filter((b) => !b.ready && b.serving)
-        .map((b) => ({ ip: b.ip, port: b.port, clusterId: input.clusterID, ready: false }));
-      const remoteReady = remoteBackends(remotes, sp);
-      counts.push({ port: sp.name, local: localReady.length, remote: remoteReady.length });
-      const chosen = chooseByAffinity(
-        global ? opts.affinity : 'none',
-        localReady,
-        global ? remoteReady : [],
-      );
-      const backends = dedupe([...chosen, ...localServing]);
-      for (const ip of ips) {
-        const fk = `${ip}:${sp.port}/${sp.protocol}`;
-        const owner = frontendsSeen.get(fk);
-        if (owner !== undefined) {
-          issues.push({
-            namespace: ns,
-            name,
-            kind: 'Service',
-            code: 'SERVICE_DUPLICATE_FRONTEND',
-            message: `${fk} is already the frontend of ${owner}; this port is not served`,
-          });
-          continue;
-        }
-        frontendsSeen.set(fk, key);
-        entries.push({
-          frontend: { ip, port: sp.port, protocol: sp.protocol },
-          backends,
-          algorithm,
+  for (const r of sorted) {
+    issues.push(...r.issues);
+    services.push(r.service);
+    for (const e of r.entries) {
+      const fk = `${e.frontend.ip}:${e.frontend.port}/${e.frontend.protocol}`;
+      const owner = frontendsSeen.get(fk);
+      if (owner !== undefined) {
+        issues.push({
+          namespace: r.service.namespace,
+          name: r.service.name,
+          kind: 'Service',
+          code: 'SERVICE_DUPLICATE_FRONTEND',
+          message: `${fk} is already the frontend of ${owner}; this port is not served`,
         });
+        continue;
       }
+      frontendsSeen.set(fk, r.key);
+      entries.push({ e, n: ipv4Num(e.frontend.ip) ?? 0 });
     }
-    services.push({
-      namespace: ns,
-      name,
-      global,
-      shared: opts.shared,
-      affinity: opts.affinity,
-      kind,
-      clusterIPs: ips,
-      backendCounts: counts,
-    });
   }
   entries.sort(
     (a, b) =>
-      compareIP(a.frontend.ip, b.frontend.ip) ||
-      a.frontend.port - b.frontend.port ||
-      cmp(a.frontend.protocol, b.frontend.protocol),
+      a.n - b.n ||
+      a.e.frontend.port - b.e.frontend.port ||
+      cmp(a.e.frontend.protocol, b.e.frontend.protocol),
   );
-  return { entries, services, issues };
+  return { entries: entries.map((x) => x.e), services, issues };
 }
 
 /**
