@@ -17,9 +17,12 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readdirSync,
   renameSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TendrilError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
@@ -51,9 +54,10 @@ interface LogEntry {
   value: string | null;
 }
 
+/** Snapshot header (older snapshots were one document that also held `kvs`). */
 interface Snapshot {
   revision: number;
-  kvs: StoredKV[];
+  kvs?: StoredKV[];
 }
 
 /** Options of DiskPersistence. */
@@ -64,10 +68,13 @@ export interface DiskPersistenceOptions {
 }
 
 /**
- * In-memory map persisted as snapshot.json + wal.log in `dir`. Each write is
- * appended (write(2), so it survives the process being killed) before it is
- * acknowledged; the snapshot is rewritten atomically (tmp + rename) every
- * `snapshotEvery` writes and on close.
+ * In-memory map persisted in `dir` as snapshot.json plus write-ahead logs.
+ * Each write is appended to wal.log (write(2), so it survives the process
+ * being killed) before it is acknowledged. Every `snapshotEvery` writes the
+ * log is rotated to wal-<revision>.log and a snapshot is written in the
+ * background (JSON lines, in chunks, then fsync and an atomic rename), after
+ * which the rotated logs are removed; writes go on meanwhile. Start = snapshot
+ * + every remaining log, entries at or below the snapshot's revision skipped.
  */
 export class DiskPersistence implements Persistence {
   private readonly kvs = new Map<string, StoredKV>();
@@ -78,6 +85,7 @@ export class DiskPersistence implements Persistence {
   private readonly walPath: string;
   private readonly snapPath: string;
   private walFd: number | undefined;
+  private snapshotting: Promise<void> | undefined;
 
   constructor(
     readonly dir: string,
@@ -89,13 +97,27 @@ export class DiskPersistence implements Persistence {
     this.snapPath = join(dir, 'snapshot.json');
   }
 
+  /** Rotated logs (wal-<rev>.log), oldest first. */
+  private rotatedLogs(): string[] {
+    return readdirSync(this.dir)
+      .map((n) => /^wal-(\d+)\.log$/.exec(n))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .sort((a, b) => Number(a[1]) - Number(b[1]))
+      .map((m) => join(this.dir, m[0]));
+  }
+
   /** @throws TendrilError `apiserver.StoreCorrupt` if the snapshot cannot be parsed. */
   async load(): Promise<{ kvs: StoredKV[]; revision: number }> {
     mkdirSync(this.dir, { recursive: true });
     if (existsSync(this.snapPath)) {
-      let snap: Snapshot;
       try {
-        snap = JSON.parse(readFileSync(this.snapPath, 'utf8')) as Snapshot;
+        const lines = readFileSync(this.snapPath, 'utf8').split('\n').filter(Boolean);
+        const head = JSON.parse(lines[0] ?? '{}') as Partial<Snapshot>;
+        if (typeof head.revision !== 'number') throw new Error('no revision in the header');
+        this.revision = head.revision;
+        // One-document form ({revision, kvs}) or JSON lines (header, then one kv per line).
+        const kvs = head.kvs ?? lines.slice(1).map((l) => JSON.parse(l) as StoredKV);
+        for (const kv of kvs) this.kvs.set(kv.key, kv);
       } catch (err) {
         throw new TendrilError(
           'apiserver.StoreCorrupt',
@@ -106,12 +128,10 @@ export class DiskPersistence implements Persistence {
           },
         );
       }
-      this.revision = snap.revision;
-      for (const kv of snap.kvs) this.kvs.set(kv.key, kv);
     }
-    if (existsSync(this.walPath)) {
-      const lines = readFileSync(this.walPath, 'utf8').split('\n');
-      let replayed = 0;
+    for (const file of [...this.rotatedLogs(), this.walPath]) {
+      if (!existsSync(file)) continue;
+      const lines = readFileSync(file, 'utf8').split('\n');
       for (let i = 0; i < lines.length; i++) {
         const line = lines[i]!;
         if (!line) continue;
@@ -121,14 +141,13 @@ export class DiskPersistence implements Persistence {
         } catch {
           // A torn last line (killed mid-write) is expected; anything earlier is not.
           if (lines.slice(i + 1).some((l) => l.length > 0))
-            this.log.warn('skipping unparsable API store log line', { line: i + 1 });
+            this.log.warn('skipping unparsable API store log line', { file, line: i + 1 });
           continue;
         }
         if (e.rev <= this.revision) continue;
         this.apply(e);
-        replayed++;
+        this.sinceSnapshot++;
       }
-      this.sinceSnapshot = replayed;
     }
     return { kvs: [...this.kvs.values()].map((kv) => ({ ...kv })), revision: this.revision };
   }
@@ -152,7 +171,11 @@ export class DiskPersistence implements Persistence {
     this.walFd ??= openSync(this.walPath, 'a');
     writeSync(this.walFd, JSON.stringify(e) + '\n');
     this.apply(e);
-    if (++this.sinceSnapshot >= this.snapshotEvery) this.snapshot();
+    if (++this.sinceSnapshot >= this.snapshotEvery && !this.snapshotting) {
+      this.snapshotting = this.snapshotInBackground()
+        .catch((err) => this.log.error('API store snapshot failed; the logs are kept', { err }))
+        .finally(() => (this.snapshotting = undefined));
+    }
     return e.rev;
   }
 
@@ -164,11 +187,52 @@ export class DiskPersistence implements Persistence {
     return this.write(key, null);
   }
 
-  /** Writes snapshot.json atomically and empties the log. */
-  snapshot(): void {
+  private rotate(): void {
+    if (this.walFd !== undefined) {
+      closeSync(this.walFd);
+      this.walFd = undefined;
+    }
+    if (existsSync(this.walPath))
+      renameSync(this.walPath, join(this.dir, `wal-${this.revision}.log`));
+    this.sinceSnapshot = 0;
+  }
+
+  private async snapshotInBackground(): Promise<void> {
+    this.rotate();
+    const revision = this.revision;
+    // StoredKV entries are replaced on write, never changed in place: a shallow copy is a consistent view.
+    const kvs = [...this.kvs.values()];
     const tmp = `${this.snapPath}.tmp`;
-    const snap: Snapshot = { revision: this.revision, kvs: [...this.kvs.values()] };
-    writeFileSync(tmp, JSON.stringify(snap));
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.write(JSON.stringify({ revision }) + '\n');
+      for (let i = 0; i < kvs.length; i += 500) {
+        await fh.write(
+          kvs
+            .slice(i, i + 500)
+            .map((kv) => JSON.stringify(kv))
+            .join('\n') + '\n',
+        );
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    renameSync(tmp, this.snapPath);
+    for (const f of this.rotatedLogs()) {
+      if (Number(/wal-(\d+)\.log$/.exec(f)![1]) <= revision) rmSync(f, { force: true });
+    }
+  }
+
+  /** Writes the snapshot now (synchronously) and removes every log. */
+  snapshot(): void {
+    this.rotate();
+    const tmp = `${this.snapPath}.tmp`;
+    const lines = [
+      JSON.stringify({ revision: this.revision }),
+      ...[...this.kvs.values()].map((kv) => JSON.stringify(kv)),
+    ];
+    writeFileSync(tmp, lines.join('\n') + '\n');
     const fd = openSync(tmp, 'r');
     try {
       fsyncSync(fd);
@@ -176,18 +240,12 @@ export class DiskPersistence implements Persistence {
       closeSync(fd);
     }
     renameSync(tmp, this.snapPath);
-    // Entries at or below the snapshot revision are skipped on replay, so a crash between
-    // the rename and this truncate is harmless.
-    if (this.walFd !== undefined) {
-      closeSync(this.walFd);
-      this.walFd = undefined;
-    }
-    writeFileSync(this.walPath, '');
-    this.sinceSnapshot = 0;
+    for (const f of this.rotatedLogs()) rmSync(f, { force: true });
   }
 
   async close(): Promise<void> {
-    if (this.sinceSnapshot > 0) this.snapshot();
+    await this.snapshotting;
+    if (this.sinceSnapshot > 0 || this.rotatedLogs().length > 0) this.snapshot();
     if (this.walFd !== undefined) {
       closeSync(this.walFd);
       this.walFd = undefined;
