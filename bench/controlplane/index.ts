@@ -8,6 +8,7 @@
  *   etcd_put_10k_s        10,000 ClusterService puts into a real etcd (64 in flight)
  *   etcd_watch_10k_s      from the first put until a prefix watcher has seen all 10,000
  *   etcd_list_10k_ms      listing the 10,000 keys (what a full resync reads)
+ *   etcd_putall_10k_s     the same 10,000 values through putAll (transactions of 128 puts)
  *   etcd_propagation_p50_ms / _p99_ms   put -> watch callback, 200 single writes
  *   memory_put_per_s      MemoryKVStore puts per second
  *   identity_alloc_per_s  IdentityAllocator allocations per second (kvstore backend, memory store)
@@ -24,6 +25,7 @@ import { median, percentile, report, type Figure } from '../lib/report.js';
 import { EtcdKVStore } from '../../src/kvstore/etcd.js';
 import { freePort, startEtcd } from '../../src/kvstore/etcd-server.js';
 import { MemoryKVStore } from '../../src/kvstore/memory.js';
+import { putAll } from '../../src/kvstore/batch.js';
 import { desiredServiceEntries } from '../../src/services/catalog.js';
 import { ServiceCatalog } from '../../src/services/catalog-store.js';
 import { encodeClusterService } from '../../src/services/cluster-service.js';
@@ -193,6 +195,20 @@ async function main(): Promise<void> {
       unit: 'ms',
       note: 'median of 3',
     });
+    {
+      const batch = values.map(([k, v]) => ({
+        key: k.replace('/cluster2/', '/cluster3/'),
+        value: v,
+      }));
+      const t = performance.now();
+      await putAll(writer, batch);
+      figures.push({
+        name: 'etcd_putall_10k_s',
+        value: (performance.now() - t) / 1000,
+        unit: 's',
+        note: 'putAll: txns of 128',
+      });
+    }
 
     // Propagation: single writes, put -> watch callback.
     const lat: number[] = [];

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { deleteAll, putAll } from './batch.js';
 import { isKVStoreError } from './errors.js';
 import type { KVStore, WatchEvent } from './types.js';
 
@@ -314,6 +315,34 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
       assert.equal((await s.get(p + 'kept'))?.value, '1', 'a kept-alive lease outlives its TTL');
       await kept.revoke();
       assert.equal(await s.get(p + 'kept'), undefined);
+    });
+
+    test('putAll/deleteAll: batches of any size, watchers see every key, last value wins', async () => {
+      const p = fresh();
+      const seen = new Map<string, string>();
+      const w = await s.watchPrefix(p, (ev) => {
+        if (ev.type === 'put') seen.set(ev.kv.key, ev.kv.value);
+        else seen.delete(ev.key);
+      });
+      try {
+        const pairs = Array.from({ length: 300 }, (_, i) => ({
+          key: `${p}k${String(i).padStart(3, '0')}`,
+          value: `v${i}`,
+        }));
+        pairs.push({ key: `${p}k000`, value: 'again' });
+        const rev = await putAll(s, pairs);
+        const { kvs, revision } = await s.list(p);
+        assert.equal(kvs.length, 300);
+        assert.ok(revision >= rev && rev > 0);
+        assert.equal(kvs[0]!.value, 'again');
+        await waitFor(() => seen.size === 300 && seen.get(`${p}k000`) === 'again');
+        await deleteAll(s, [...pairs.slice(0, 250).map((x) => x.key), `${p}missing`]);
+        assert.equal((await s.list(p)).kvs.length, 50);
+        await waitFor(() => seen.size === 50);
+        assert.equal(await putAll(s, []), 0);
+      } finally {
+        await w.close();
+      }
     });
 
     test('invalid arguments are refused with KVSTORE_INVALID', async () => {

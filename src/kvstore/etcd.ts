@@ -21,6 +21,7 @@ import {
   type IKeyValue,
   type IWatchResponse,
 } from 'etcd3';
+import { chunkPairs } from './batch.js';
 import { KVStoreError, type KVStoreErrorCode } from './errors.js';
 import type {
   KVPair,
@@ -135,6 +136,54 @@ export class EtcdKVStore implements KVStore {
       return this.client.if(key, 'Create', '==', 0).then(p).commit();
     });
     return res.succeeded;
+  }
+
+  /**
+   * Puts all pairs in transactions of up to 128 operations (4 in flight);
+   * a key given twice keeps its last value. Returns the highest revision written.
+   */
+  async putMany(
+    pairs: readonly { key: string; value: string }[],
+    options: { lease?: Lease } = {},
+  ): Promise<number> {
+    this.check();
+    const last = new Map<string, string>();
+    for (const p of pairs) {
+      checkKey(p.key);
+      last.delete(p.key);
+      last.set(p.key, p.value);
+    }
+    const lease = options.lease ? leaseToEtcd(options.lease.id) : undefined;
+    const chunks = chunkPairs([...last].map(([key, value]) => ({ key, value })));
+    let rev = 0;
+    await inParallel(chunks, 4, async (chunk) => {
+      const res = await this.call(`put ${chunk.length} keys (${chunk[0]!.key} ...)`, () =>
+        this.client.kv.txn({
+          success: chunk.map((p) => ({
+            request_put: {
+              key: Buffer.from(p.key),
+              value: Buffer.from(p.value),
+              ...(lease ? { lease } : {}),
+            },
+          })),
+        }),
+      );
+      rev = Math.max(rev, Number(res.header.revision));
+    });
+    return rev;
+  }
+
+  /** Deletes all keys in transactions of up to 128 operations. */
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    this.check();
+    const chunks = chunkPairs([...new Set(keys)].map((key) => ({ key })));
+    await inParallel(chunks, 4, async (chunk) => {
+      await this.call(`delete ${chunk.length} keys (${chunk[0]!.key} ...)`, () =>
+        this.client.kv.txn({
+          success: chunk.map((p) => ({ request_delete_range: { key: Buffer.from(p.key) } })),
+        }),
+      );
+    });
   }
 
   async delete(key: string): Promise<void> {
@@ -518,6 +567,19 @@ function leaseToEtcd(hexId: string): string {
 
 function checkKey(key: string): void {
   if (key.length === 0) throw new KVStoreError('KVSTORE_INVALID', 'write: the key is empty');
+}
+
+async function inParallel<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 function toBuf(v: string | Buffer): Buffer {

@@ -4,3 +4,4 @@ export * from './errors.js';
 export * from './memory.js';
 export * from './etcd.js';
 export * from './etcd-server.js';
+export * from './batch.js';

@@ -12,6 +12,7 @@
  * - leases: keys bound to a lease vanish when it is revoked or expires (a
  *   lease granted with keepAlive false expires after its TTL).
  */
+import { chunkPairs } from './batch.js';
 import { KVStoreError } from './errors.js';
 import type {
   KVPair,
@@ -112,6 +113,32 @@ export class MemoryKVStore implements KVStore {
     if (this.data.has(key)) return false;
     this.write(key, value, lease);
     return true;
+  }
+
+  /** Each chunk of up to 128 pairs is one revision, as an etcd transaction would be. */
+  async putMany(
+    pairs: readonly { key: string; value: string }[],
+    options: { lease?: Lease } = {},
+  ): Promise<number> {
+    this.check();
+    for (const p of pairs) checkKey(p.key);
+    const lease = this.leaseFor(options.lease);
+    const last = new Map<string, string>();
+    for (const p of pairs) {
+      last.delete(p.key);
+      last.set(p.key, p.value);
+    }
+    for (const chunk of chunkPairs([...last].map(([key, value]) => ({ key, value }))))
+      this.writeMany(chunk, lease);
+    return this.rev;
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    this.check();
+    for (const chunk of chunkPairs([...new Set(keys)].map((key) => ({ key })))) {
+      const present = chunk.map((c) => c.key).filter((k) => this.data.has(k));
+      if (present.length > 0) this.removeKeys(present);
+    }
   }
 
   async delete(key: string): Promise<void> {
@@ -218,8 +245,22 @@ export class MemoryKVStore implements KVStore {
   }
 
   private write(key: string, value: string, lease: MemLease | undefined): number {
-    const prev = this.data.get(key);
     this.rev++;
+    this.writeAt(key, value, lease);
+    return this.rev;
+  }
+
+  /** Several writes in one revision (later pairs for the same key win, as in an etcd txn they may not repeat). */
+  private writeMany(
+    pairs: readonly { key: string; value: string }[],
+    lease: MemLease | undefined,
+  ): void {
+    this.rev++;
+    for (const p of pairs) this.writeAt(p.key, p.value, lease);
+  }
+
+  private writeAt(key: string, value: string, lease: MemLease | undefined): void {
+    const prev = this.data.get(key);
     const kv: KVPair = {
       key,
       value,
@@ -234,7 +275,6 @@ export class MemoryKVStore implements KVStore {
       ? { type: 'put', kv: { ...kv }, prev: { ...prev } }
       : { type: 'put', kv: { ...kv } };
     this.emit(ev);
-    return this.rev;
   }
 
   private removeKeys(keys: string[]): void {

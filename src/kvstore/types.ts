@@ -82,6 +82,18 @@ export interface KVStore {
     onEvent: (ev: WatchEvent) => void,
     options?: WatchOptions,
   ): Promise<Watch>;
+  /**
+   * Optional batch write: puts every pair in as few round trips as the store
+   * allows (etcd: transactions of up to 128 operations). Each transaction is
+   * atomic, the batch as a whole is not. Returns the revision of the last
+   * write. Use `putAll` (batch.ts), which falls back to single puts.
+   */
+  putMany?(
+    pairs: readonly { key: string; value: string }[],
+    options?: { lease?: Lease },
+  ): Promise<number>;
+  /** Optional batch delete, like putMany. Use `deleteAll` (batch.ts). */
+  deleteMany?(keys: readonly string[]): Promise<void>;
   /** Grants a lease that the store keeps alive until revoked or closed (see LeaseOptions). */
   grantLease(ttlSeconds: number, options?: LeaseOptions): Promise<Lease>;
   close(): Promise<void>;
