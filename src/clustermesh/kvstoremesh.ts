@@ -38,6 +38,7 @@ import {
   type KVStoreMeshRemoteState,
   type StateKind,
 } from './keys.js';
+import { concurrentBatchWriter, type BatchWriter } from './batch-writer.js';
 import { classifyMeshError, describeChain, hintForReason, MeshError, type MeshErrorReason } from './errors.js';
 
 /** A remote cluster as `clustermesh connect` recorded it. */
@@ -58,6 +59,8 @@ export interface KVStoreMeshOptions {
   local: KVStore;
   localCluster: { name: string; id: number; maxConnectedClusters: number };
   dial: RemoteDialer;
+  /** How bulk writes (initial lists) reach the local etcd (default: concurrent puts). */
+  batchWriter?: BatchWriter;
   /** Drop a disconnected remote's cached state after this long; undefined keeps it forever. */
   cacheTTLms?: number;
   /** Backoff between sessions (default 500 ms doubling to 10 s). */
@@ -307,6 +310,21 @@ class RemoteMirror {
       if (m.get(key) === value) return; // unchanged: a resync rewrites nothing
       await this.opts.local.put(key, value);
       m.set(key, value);
+    });
+  }
+
+  /**
+   * Writes many entries as one queue job through the batch writer (etcd
+   * transactions: a resync of 10k entries would otherwise pay one commit per
+   * entry). Unchanged entries are skipped.
+   */
+  cachePutMany(kind: StateKind, entries: [string, string][], skip: (key: string) => boolean = () => false): Promise<void> {
+    return this.enqueue(`put ${entries.length} ${kind}`, async () => {
+      const m = this.cached.get(kind)!;
+      const todo = entries.filter(([k, v]) => m.get(k) !== v && !skip(k));
+      if (todo.length === 0) return;
+      await (this.opts.batchWriter ?? concurrentBatchWriter(this.opts.local))(todo);
+      for (const [k, v] of todo) m.set(k, v);
     });
   }
 
@@ -595,8 +613,9 @@ class Session {
     const { kvs, revision } = await store.list(dir);
     this.check();
     const seen = new Set<string>();
+    /** Keys changed by watch events newer than the list: the list's (older) value must not overwrite them. */
+    const touched = new Set<string>();
     let listing = true;
-    const pending: Promise<void>[] = [];
     // Watch from the list's revision; events are applied in order through the queue.
     const w = await store.watchPrefix(
       dir,
@@ -604,6 +623,7 @@ class Session {
         const key = ev.type === 'put' ? ev.kv.key : ev.key;
         const ck = stateToCacheKey(kind, name, key);
         if (!ck) return;
+        if (listing) touched.add(ck);
         if (ev.type === 'put') {
           if (listing) seen.add(ck);
           void this.m.cachePut(kind, ck, ev.kv.value).catch((err) => void this.abort(err));
@@ -615,13 +635,14 @@ class Session {
       { afterRevision: revision, ...this.watchHooks() },
     );
     this.watches.push(w);
+    const entries: [string, string][] = [];
     for (const kv of kvs) {
       const ck = stateToCacheKey(kind, name, kv.key);
       if (!ck) continue;
       seen.add(ck);
-      pending.push(this.m.cachePut(kind, ck, kv.value));
+      entries.push([ck, kv.value]);
     }
-    await Promise.all(pending);
+    await this.m.cachePutMany(kind, entries, (k) => touched.has(k));
     this.check();
     listing = false;
     await this.m.finishKind(kind, seen);

@@ -16,6 +16,7 @@ import type { KVStore } from '../../kvstore/types.js';
 import { nopLogger, type Logger } from '../../util/log.js';
 import { TendrilError } from '../../util/errors.js';
 import { applyMeshAccess } from '../etcd-access.js';
+import { etcdBatchWriter } from '../batch-writer.js';
 import { makeClusterConfig, clusterConfigKey } from '../keys.js';
 import { KVStoreMesh, type RemoteClusterConfig, type RemoteDialer } from '../kvstoremesh.js';
 import { listReaders, listRemotes, meshPaths, readMeshConfig, remotePaths, type MeshConfig } from '../mesh-files.js';
@@ -125,6 +126,7 @@ export class MeshApiServer {
         local: this.local,
         localCluster: { name: cfg.clusterName, id: cfg.clusterId, maxConnectedClusters: cfg.maxConnectedClusters },
         dial: this.opts.dialRemote ?? fileRemoteDialer(this.opts.labCluster, { logger: this.log }),
+        batchWriter: etcdBatchWriter(this.local),
         cacheTTLms: cfg.cacheTTL ? parseDuration(cfg.cacheTTL) : undefined,
         logger: this.log,
       });
