@@ -5,7 +5,8 @@
  * validated, then dry-run on the server, before anything is written.
  */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { applyObjects } from '../k8s/apply.js';
 import { connect } from '../k8s/connect.js';
 import { parseManifest, type ManifestObject } from '../k8s/manifest.js';
@@ -18,7 +19,17 @@ import { TendrilError } from '../util/errors.js';
  */
 export function readManifests(files: string[]): ManifestObject[] {
   const out: ManifestObject[] = [];
-  for (const f of files) {
+  const expanded = files.flatMap((f) => {
+    // A directory means its .yaml/.yml/.json files, in name order (as kubectl -f DIR).
+    if (f !== '-' && existsSync(f) && statSync(f).isDirectory()) {
+      return readdirSync(f)
+        .filter((n) => /\.(ya?ml|json)$/.test(n))
+        .sort()
+        .map((n) => join(f, n));
+    }
+    return [f];
+  });
+  for (const f of expanded) {
     let text: string;
     try {
       text = readFileSync(f === '-' ? 0 : f, 'utf8');

@@ -12,6 +12,7 @@ import { printerFor, renderTable } from '../k8s/printers.js';
 import {
   apiVersionOf,
   kindDotGroup,
+  RESOURCES,
   resolveResourceName,
   type ResourceInfo,
 } from '../k8s/resources.js';
@@ -141,7 +142,13 @@ export function register(program: Command): void {
       const infos = kinds
         .split(',')
         .filter(Boolean)
-        .map((k) => resolveResourceName(k));
+        .flatMap((k) =>
+          // `all` is the category, as in kubectl: pods, services, deployments.
+          k === 'all'
+            ? RESOURCES.filter((r) => r.categories.includes('all'))
+            : [resolveResourceName(k)],
+        );
+      const multi = infos.length > 1 || kinds === 'all';
       if (names.length && infos.length > 1)
         throw new TendrilError('cli.BadArgs', 'names may only be given with a single kind', {
           hint: 'e.g. tendril get svc echo',
@@ -156,7 +163,7 @@ export function register(program: Command): void {
         const text = formatGet(sections, {
           output: opts.output,
           allNamespaces: opts.allNamespaces,
-          multi: infos.length > 1,
+          multi,
         });
         process.stdout.write(text);
         const total = sections.reduce((a, s) => a + s.objects.length, 0);

@@ -115,6 +115,12 @@ describe('tendril apply/get/describe/delete/config', () => {
       sections[2]!,
       /endpointslice.discovery.k8s.io\/echo-service-c1-[a-z0-9]{5}\s+IPv4\s+8080\s+<unset>/,
     );
+    const all = await tendril('get', 'all');
+    assert.match(all.stdout, /\npod\/echo-service-c1-/);
+    assert.match(all.stdout, /\nservice\/kubernetes /);
+    assert.match(all.stdout, /\ndeployment.apps\/echo-service-c1 /);
+    const dirApply = await tendril('apply', '-f', home);
+    assert.match(dirApply.stdout, /^deployment.apps\/echo-service-c1 unchanged\n/);
     const d = await tendril('describe', 'svc', 'echo-service-c1');
     assert.match(d.stdout, /^Name:\s+echo-service-c1\nNamespace:\s+default\n/);
     assert.match(d.stdout, /TargetPort:\s+8080\/TCP/);
