@@ -3,6 +3,7 @@ export * from './annotations.js';
 export * from './cluster-service.js';
 export * from './backends.js';
 export * from './catalog.js';
+export * from './catalog-store.js';
 export * from './export.js';
 export * from './remote-only.js';
 export * from './mcs.js';
