@@ -7,10 +7,9 @@
  * the mesh (mesh.json removed) drops all remote state. Changes are coalesced
  * (a bulk sync of thousands of entries is one recompute, not thousands).
  */
-import { readFileSync } from 'node:fs';
-import { EtcdKVStore } from '../kvstore/etcd.js';
-import { RemoteState, type ClusterService } from '../clustermesh/remote-state.js';
-import { meshEnabled, meshPaths, readMeshConfig } from '../clustermesh/mesh-files.js';
+import type { ClusterService } from '../clustermesh/remote-state.js';
+import { MeshStateSource } from '../clustermesh/agent-source.js';
+import { meshEnabled } from '../clustermesh/mesh-files.js';
 import type { Logger } from '../util/log.js';
 import type { Agent, NodeInfo } from './agent.js';
 import type { IPCacheEntry } from '../datapath/types.js';
@@ -22,82 +21,39 @@ export interface MeshSourceOptions {
   /** Receives every remote cluster's services (for the service catalog). */
   setRemoteServices: (services: ClusterService[]) => void;
   logger: Logger;
-  /** How often to look for mesh.json (default 3 s). */
+  /** How often to look for mesh.json (default 2-3 s). */
   pollMs?: number;
   /** Coalescing delay of updates (default 15 ms). */
   batchMs?: number;
 }
 
-/** Follows the mesh for one agent. */
+/** Follows the mesh for one agent (on the clustermesh package's MeshStateSource). */
 export class MeshSource {
-  private store: EtcdKVStore | undefined;
-  private rs: RemoteState | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly source: MeshStateSource;
   private pending: NodeJS.Timeout | undefined;
+  private problemTimer: NodeJS.Timeout | undefined;
   private readonly known = new Set<string>();
-  private stopped = false;
-  private starting = false;
-  private readonly log: Logger;
 
   constructor(private readonly o: MeshSourceOptions) {
-    this.log = o.logger.child({ subsys: 'mesh-source' });
+    this.source = new MeshStateSource({
+      labCluster: o.labCluster,
+      localCluster: o.clusterName,
+      ...(o.pollMs ? { pollMs: o.pollMs } : {}),
+      logger: o.logger,
+    });
+    this.source.on(() => this.schedule());
   }
 
   start(): void {
-    void this.check();
-    this.timer = setInterval(() => void this.check(), this.o.pollMs ?? 3000);
-  }
-
-  private async check(): Promise<void> {
-    if (this.stopped || this.starting) return;
-    const enabled = meshEnabled(this.o.labCluster);
-    if (enabled && !this.rs) await this.connect();
-    else if (!enabled && this.rs) await this.disconnect();
-  }
-
-  private async connect(): Promise<void> {
-    const cfg = readMeshConfig(this.o.labCluster);
-    if (!cfg) return;
-    this.starting = true;
-    const p = meshPaths(this.o.labCluster);
-    try {
-      const store = new EtcdKVStore({
-        endpoints: [`https://${cfg.listenIP}:2379`],
-        tls: { ca: readFileSync(p.caCert), cert: readFileSync(p.agentCert), key: readFileSync(p.agentKey) },
-        logger: this.log,
-      });
-      const rs = new RemoteState({ store, localCluster: this.o.clusterName, logger: this.log });
-      rs.on((ev) => {
-        if (ev.type === 'initial-sync' || ev.type === 'cluster' || ev.type === 'upsert' || ev.type === 'delete') this.schedule();
-      });
-      await rs.start();
-      this.store = store;
-      this.rs = rs;
-      this.o.agent.setProblem('clustermesh', undefined);
-      this.log.info('following the mesh', { etcd: cfg.listenIP });
-      this.flush();
-    } catch (err) {
-      this.o.agent.setProblem('clustermesh', {
-        cause: `cannot read the clustermesh etcd: ${(err as Error).message}`,
-        hint: 'see `tendril clustermesh status`; the agent retries every few seconds',
-      });
-    } finally {
-      this.starting = false;
-    }
-  }
-
-  private async disconnect(): Promise<void> {
-    await this.rs?.stop().catch(() => undefined);
-    this.store?.close?.();
-    this.rs = undefined;
-    this.store = undefined;
-    for (const c of this.known) {
-      this.o.agent.setNodes(c, []);
-      this.o.agent.setIPCacheSource(`remote:${c}`, []);
-    }
-    this.known.clear();
-    this.o.setRemoteServices([]);
-    this.log.info('mesh disabled: remote state dropped');
+    this.source.start();
+    // report a mesh that is enabled but unreachable; flush also clears state after a disable
+    this.problemTimer = setInterval(() => {
+      const enabled = meshEnabled(this.o.labCluster);
+      if (enabled && !this.source.state && this.source.lastError) {
+        this.o.agent.setProblem('clustermesh', { cause: `cannot read the clustermesh etcd: ${this.source.lastError}`, hint: 'see `tendril clustermesh status`; the agent retries' });
+      } else this.o.agent.setProblem('clustermesh', undefined);
+      if (!this.source.state && this.known.size > 0) this.flush();
+    }, this.o.pollMs ?? 3000);
   }
 
   private schedule(): void {
@@ -110,11 +66,10 @@ export class MeshSource {
 
   /** Pushes the current remote state into the agent. */
   private flush(): void {
-    const rs = this.rs;
-    if (!rs) return;
+    const rs = this.source.state;
     const seen = new Set<string>();
     const services: ClusterService[] = [];
-    for (const c of rs.clusters()) {
+    for (const c of rs?.clusters() ?? []) {
       if (c.local) continue;
       seen.add(c.name);
       const nodes: NodeInfo[] = [];
@@ -144,10 +99,8 @@ export class MeshSource {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.problemTimer) clearInterval(this.problemTimer);
     if (this.pending) clearTimeout(this.pending);
-    await this.rs?.stop().catch(() => undefined);
-    this.store?.close?.();
+    await this.source.stop().catch(() => undefined);
   }
 }

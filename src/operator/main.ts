@@ -43,6 +43,8 @@ async function main(): Promise<void> {
       clusterPodCIDR: c.podCIDR,
       gcIntervalMs: parseDuration(values['gc-interval'] ?? inst.settings['identity-gc-interval'] ?? '30s'),
       statusFile: operatorStatusPath(values.cluster),
+      labCluster: values.cluster,
+      importRemoteOnly: inst.settings['remote-service-import'] !== 'false',
     };
   } else {
     if (!values['api-server'] || !values['cluster-name'] || !values['cluster-id']) {

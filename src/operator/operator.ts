@@ -7,7 +7,7 @@
  * - a status file (operator-status.json) that `tendril status` reads.
  */
 import { writeFileSync, renameSync } from 'node:fs';
-import { CoreV1Api, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, type V1EndpointSlice, type V1Node, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { KubeClient } from '../k8s/client.js';
 import { IdentityAllocator } from '../identity/allocator.js';
 import type { Logger } from '../util/log.js';
@@ -15,6 +15,7 @@ import { KindWatcher, kubeConfigFor } from '../agent/k8s/watcher.js';
 import { endpointIdentityLabels } from '../agent/identity-labels.js';
 import { labelsString } from '../identity/labels.js';
 import { CrdIdentityBackend } from './crd-identity-backend.js';
+import { MeshServicesController } from './mesh-services.js';
 import { cidrContains, formatCIDR, parseCIDR, cidrsOverlap } from '../lab/ipmath.js';
 
 export interface OperatorConfig {
@@ -27,6 +28,10 @@ export interface OperatorConfig {
   /** Unused identities are removed after this long (default: gcIntervalMs). */
   gcGraceMs?: number;
   statusFile?: string;
+  /** The lab cluster (enables the mesh service controller, which follows its clustermesh etcd). */
+  labCluster?: string;
+  /** Import global services that only remote clusters have (default true). */
+  importRemoteOnly?: boolean;
 }
 
 export interface OperatorStatus {
@@ -39,6 +44,8 @@ export interface OperatorStatus {
   identities: number;
   podsWithIdentity: number;
   gcReleased: number;
+  /** Remote-only services imported as local Services. */
+  importedServices: number;
   lastError?: string;
 }
 
@@ -48,6 +55,9 @@ export class Operator {
   readonly allocator: IdentityAllocator;
   private readonly pods: KindWatcher<V1Pod>;
   private readonly nodes: KindWatcher<V1Node>;
+  private readonly services: KindWatcher<V1Service>;
+  private readonly slices: KindWatcher<V1EndpointSlice>;
+  private readonly meshServices: MeshServicesController | undefined;
   /** pod "ns/name" -> canonical labels it holds a reference for */
   private readonly held = new Map<string, string>();
   private readonly idOf = new Map<string, number>();
@@ -75,8 +85,29 @@ export class Operator {
     };
     this.pods = new KindWatcher<V1Pod>({ name: 'pods', kc, path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), logger: this.log, onProblem: problem });
     this.nodes = new KindWatcher<V1Node>({ name: 'nodes', kc, path: '/api/v1/nodes', list: () => core.listNode(), logger: this.log, onProblem: problem });
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    this.services = new KindWatcher<V1Service>({ name: 'services', kc, path: '/api/v1/services', list: () => core.listServiceForAllNamespaces(), logger: this.log, onProblem: problem });
+    this.slices = new KindWatcher<V1EndpointSlice>({
+      name: 'endpointslices',
+      kc,
+      path: '/apis/discovery.k8s.io/v1/endpointslices',
+      list: () => discovery.listEndpointSliceForAllNamespaces(),
+      logger: this.log,
+      onProblem: problem,
+    });
+    if (config.labCluster) {
+      this.meshServices = new MeshServicesController({
+        labCluster: config.labCluster,
+        clusterName: config.clusterName,
+        kube: this.kube,
+        services: this.services,
+        slices: this.slices,
+        importRemoteOnly: config.importRemoteOnly ?? true,
+        logger: this.log,
+      });
+    }
     const now = new Date().toISOString();
-    this.st = { pid: process.pid, startedAt: now, updatedAt: now, clusterName: config.clusterName, clusterId: config.clusterId, synced: false, identities: 0, podsWithIdentity: 0, gcReleased: 0 };
+    this.st = { pid: process.pid, startedAt: now, updatedAt: now, clusterName: config.clusterName, clusterId: config.clusterId, synced: false, identities: 0, podsWithIdentity: 0, gcReleased: 0, importedServices: 0 };
   }
 
   async start(): Promise<void> {
@@ -86,8 +117,11 @@ export class Operator {
     this.nodes.on('add', onNode).on('update', onNode);
     void this.pods.start();
     void this.nodes.start();
-    await Promise.all([this.pods.synced, this.nodes.synced]);
+    void this.services.start();
+    void this.slices.start();
+    await Promise.all([this.pods.synced, this.nodes.synced, this.services.synced, this.slices.synced]);
     this.st.synced = true;
+    this.meshServices?.start();
     this.stopGC = this.allocator.startGC({
       intervalMs: this.config.gcIntervalMs,
       inUse: async () => {
@@ -179,6 +213,7 @@ export class Operator {
   private async refreshStatus(): Promise<void> {
     try {
       const ids = await this.allocator.list();
+      delete this.st.lastError; // errors are re-reported while they persist
       this.st.identities = ids.filter((r) => r.id >> 16 === this.config.clusterId).length;
     } catch (err) {
       this.st.lastError = (err as Error).message;
@@ -188,6 +223,10 @@ export class Operator {
 
   private writeStatus(): void {
     this.st.updatedAt = new Date().toISOString();
+    if (this.meshServices) {
+      this.st.importedServices = this.meshServices.imported;
+      if (this.meshServices.lastError) this.st.lastError = `mesh services: ${this.meshServices.lastError}`;
+    }
     this.st.podsWithIdentity = this.held.size;
     if (!this.config.statusFile) return;
     const tmp = `${this.config.statusFile}.tmp`;
@@ -202,7 +241,8 @@ export class Operator {
   async stop(): Promise<void> {
     this.stopGC?.();
     if (this.statusTimer) clearInterval(this.statusTimer);
-    await Promise.all([this.pods.stop(), this.nodes.stop()]);
+    await this.meshServices?.stop();
+    await Promise.all([this.pods.stop(), this.nodes.stop(), this.services.stop(), this.slices.stop()]);
     this.kube.close();
   }
 }

@@ -1,0 +1,173 @@
+/**
+ * The operator's mesh service controller, from the mesh's remote services
+ * (the cluster's clustermesh etcd, through MeshStateSource) and the local
+ * Services and EndpointSlices:
+ * - remote-only global services: a global service that only remote clusters
+ *   have gets a local selector-less Service (labelled
+ *   tendril.io/imported-service), so it has a ClusterIP and a DNS name here;
+ *   the catalog gives it the remote backends. Imports no remote offers any
+ *   more are deleted. Turned off with --set remote-service-import=false.
+ * - the seed's global marker EndpointSlices (cilium.io/global-service=true):
+ *   filled with the service's mesh-wide endpoints.
+ * Writes are coalesced (50 ms) and retried on the next change or tick.
+ */
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { KubeClient } from '../k8s/client.js';
+import type { KubeObject } from '../k8s/objects.js';
+import { ApiError } from '../k8s/status.js';
+import type { Logger } from '../util/log.js';
+import { MeshStateSource } from '../clustermesh/agent-source.js';
+import { meshEnabled } from '../clustermesh/mesh-files.js';
+import type { ClusterService } from '../services/cluster-service.js';
+import { importedServiceManifest, remoteOnlyServices, staleImports } from '../services/remote-only.js';
+import { desiredGlobalSliceEndpoints, sameEndpoints } from '../services/export.js';
+import { IMPORTED_LABEL, nsOf } from '../services/annotations.js';
+import type { KindWatcher } from '../agent/k8s/watcher.js';
+
+export interface MeshServicesOptions {
+  labCluster: string;
+  clusterName: string;
+  kube: KubeClient;
+  services: KindWatcher<V1Service>;
+  slices: KindWatcher<V1EndpointSlice>;
+  /** Import remote-only services (default true). */
+  importRemoteOnly: boolean;
+  logger: Logger;
+}
+
+export class MeshServicesController {
+  private readonly mesh: MeshStateSource;
+  private timer: NodeJS.Timeout | undefined;
+  private tick: NodeJS.Timeout | undefined;
+  private running = false;
+  private again = false;
+  private readonly log: Logger;
+  /** Last error, for status. */
+  lastError: string | undefined;
+  imported = 0;
+
+  constructor(private readonly o: MeshServicesOptions) {
+    this.log = o.logger.child({ subsys: 'mesh-services' });
+    this.mesh = new MeshStateSource({ labCluster: o.labCluster, localCluster: o.clusterName, logger: this.log });
+    this.mesh.on(() => this.schedule());
+    const on = () => this.schedule();
+    o.services.on('add', on).on('update', on).on('delete', on);
+    o.slices.on('add', on).on('update', on).on('delete', on);
+  }
+
+  start(): void {
+    this.mesh.start();
+    this.tick = setInterval(() => this.schedule(), 5000);
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.tick) clearInterval(this.tick);
+    await this.mesh.stop();
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.run();
+    }, 50);
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    try {
+      await this.reconcile();
+      this.lastError = undefined;
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.log.warn('mesh service reconcile failed; retrying', { error: err });
+    } finally {
+      this.running = false;
+      if (this.again) {
+        this.again = false;
+        this.schedule();
+      }
+    }
+  }
+
+  /** The remote services, or undefined when the mesh is enabled but not read yet (keep what exists). */
+  private remoteServices(): ClusterService[] | undefined {
+    const st = this.mesh.state;
+    if (!st) return meshEnabled(this.o.labCluster) ? undefined : [];
+    const out: ClusterService[] = [];
+    for (const c of st.clusters()) if (!c.local) for (const s of c.services.values()) out.push(s);
+    return out;
+  }
+
+  private async reconcile(): Promise<void> {
+    const remote = this.remoteServices();
+    if (remote === undefined) return;
+    const local = this.o.services.list();
+    const slices = this.o.slices.list();
+    // 1. remote-only imports
+    const { services: wanted } = this.o.importRemoteOnly ? remoteOnlyServices(local, remote, { cluster: this.o.clusterName }) : { services: [] };
+    for (const w of wanted) {
+      const cur = local.find((s) => nsOf(s) === w.namespace && s.metadata?.name === w.name);
+      const manifest = importedServiceManifest(w) as unknown as KubeObject;
+      if (!cur) {
+        await this.createImport(manifest);
+        this.log.info('imported remote-only service', { service: `${w.namespace}/${w.name}`, from: w.clusters.join(',') });
+        continue;
+      }
+      if (cur.metadata?.labels?.[IMPORTED_LABEL] === undefined) continue; // a user's own Service
+      const curPorts = JSON.stringify((cur.spec?.ports ?? []).map((p) => [p.name ?? '', p.protocol ?? 'TCP', p.port]));
+      const wantPorts = JSON.stringify(w.ports.map((p) => [p.name, p.protocol, p.port]));
+      const curFrom = cur.metadata?.annotations?.['tendril.io/imported-from'];
+      if (curPorts !== wantPorts || curFrom !== w.clusters.join(',')) {
+        const obj = cur as unknown as KubeObject;
+        await this.o.kube.update({
+          ...obj,
+          metadata: { ...obj.metadata, annotations: { ...(obj.metadata.annotations ?? {}), ...(manifest.metadata.annotations ?? {}) } },
+          spec: { ...obj.spec, ports: manifest.spec.ports },
+        } as KubeObject);
+      }
+    }
+    for (const s of staleImports(local, wanted)) {
+      await this.o.kube.delete('v1', 'Service', s.metadata!.name!, { namespace: nsOf(s) }).catch(ignore404);
+      this.log.info('removed import no remote offers any more', { service: `${nsOf(s)}/${s.metadata?.name}` });
+    }
+    this.imported = wanted.length;
+    // 2. the seed's global marker slices
+    for (const slice of slices) {
+      const eps = desiredGlobalSliceEndpoints(slice, { services: local, endpointSlices: slices, remoteServices: remote, cluster: this.o.clusterName });
+      if (!eps || sameEndpoints(slice.endpoints, eps)) continue;
+      const obj = slice as unknown as KubeObject;
+      await this.o.kube
+        .update({ ...obj, apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', endpoints: eps } as KubeObject)
+        .catch((err) => {
+          if (err instanceof ApiError && err.httpCode === 409) this.again = true; // changed meanwhile: redo
+          else throw err;
+        });
+    }
+  }
+
+  private async createImport(obj: KubeObject): Promise<void> {
+    try {
+      await this.o.kube.create(obj);
+    } catch (err) {
+      if (err instanceof ApiError && err.httpCode === 409) return;
+      if (err instanceof ApiError && err.httpCode === 404) {
+        // the namespace does not exist here: create it, as an import needs one
+        await this.o.kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: obj.metadata.namespace! } }).catch(() => undefined);
+        await this.o.kube.create(obj);
+        return;
+      }
+      throw err;
+    }
+  }
+}
+
+function ignore404(err: unknown): void {
+  if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+}
