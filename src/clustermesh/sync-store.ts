@@ -9,6 +9,7 @@
 import type { KVStore } from '../kvstore/types.js';
 import { nopLogger, type Logger } from '../util/log.js';
 import { encodeTimestamp } from './keys.js';
+import type { BatchWriter } from './batch-writer.js';
 
 /** The slice of KVStore a SyncStore needs. */
 export type SyncStoreBackend = Pick<KVStore, 'put' | 'delete' | 'list'>;
@@ -19,6 +20,8 @@ export interface SyncStoreOptions {
   prefix: string;
   /** The synced canary key to write once the initial list is written. */
   canaryKey: string;
+  /** Writes many puts at once (e.g. etcd transactions); default one put at a time. */
+  batchWriter?: BatchWriter;
   logger?: Logger;
   /** Retry backoff (default 100 ms doubling to 5 s). */
   retryMinMs?: number;
@@ -122,19 +125,37 @@ export class SyncStore {
         this.scanned = true;
       }
       while (this.dirty.size > 0 && !this.stopped) {
-        const key = this.dirty.values().next().value as string;
-        this.dirty.delete(key);
-        const want = this.desired.get(key);
-        try {
+        // Up to 1024 keys per round: puts go through the batch writer (one etcd commit per 128), deletes one by one.
+        const keys: string[] = [];
+        for (const k of this.dirty) {
+          keys.push(k);
+          if (keys.length >= 1024) break;
+        }
+        for (const k of keys) this.dirty.delete(k);
+        const puts: [string, string][] = [];
+        const dels: string[] = [];
+        for (const key of keys) {
+          const want = this.desired.get(key);
           if (want === undefined) {
-            if (this.written.has(key) || !this.syncedDone) await this.opts.backend.delete(key);
-            this.written.delete(key);
+            if (this.written.has(key) || !this.syncedDone) dels.push(key);
           } else if (this.written.get(key) !== want) {
-            await this.opts.backend.put(key, want);
-            this.written.set(key, want);
+            puts.push([key, want]);
+          }
+        }
+        try {
+          if (puts.length > 1 && this.opts.batchWriter) {
+            await this.opts.batchWriter(puts);
+          } else {
+            for (const [k, v] of puts) await this.opts.backend.put(k, v);
+          }
+          for (const [k, v] of puts) this.written.set(k, v);
+          for (const k of dels) {
+            await this.opts.backend.delete(k);
+            this.written.delete(k);
           }
         } catch (err) {
-          this.dirty.add(key);
+          // Retry every key of the round whose state is not known to be written.
+          for (const k of keys) if (this.written.get(k) !== this.desired.get(k)) this.dirty.add(k);
           throw err;
         }
       }
@@ -153,7 +174,6 @@ export class SyncStore {
         this.lastError = undefined;
         this.kick();
       }, this.delay);
-      this.retryTimer.unref?.();
       this.delay = Math.min(this.delay * 2, this.opts.retryMaxMs ?? 5000);
     }
   }

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { MemoryKVStore } from '../kvstore/memory.js';
 import type { KubeObject } from '../k8s/objects.js';
 import { ClusterSyncer, type ObjectSource, type SourceHandlers } from './syncer.js';
+import { SyncStore } from './sync-store.js';
+import { concurrentBatchWriter } from './batch-writer.js';
 import { HEARTBEAT_KEY, makeClusterConfig, decodeNode, decodeIPCacheEntry, decodeServiceExport, syncedCanaryKey, nodeKey } from './keys.js';
 
 /** A source fed by the test. */
@@ -172,4 +174,29 @@ test('syncer retries writes when etcd fails, and still gets synced', async () =>
   } finally {
     await syncer.stop();
   }
+});
+
+test('SyncStore writes big initial lists through the batch writer, retrying a failed batch', async () => {
+  const store = new MemoryKVStore();
+  let calls = 0;
+  const writer = concurrentBatchWriter(store);
+  const s = new SyncStore({
+    backend: store,
+    prefix: 'cilium/state/nodes/v1/c1/',
+    canaryKey: 'cilium/synced/c1/cilium/state/nodes/v1',
+    retryMinMs: 10,
+    batchWriter: async (entries) => {
+      if (calls++ === 0) throw new Error('etcd unavailable');
+      await writer(entries);
+    },
+  });
+  for (let i = 0; i < 3000; i++) s.upsert(`cilium/state/nodes/v1/c1/n${i}`, `{"i":${i}}`);
+  s.markSynced();
+  await s.idle();
+  await new Promise((r) => setTimeout(r, 50));
+  await s.idle();
+  assert.equal((await store.list('cilium/state/nodes/v1/c1/')).kvs.length, 3000);
+  assert.ok(await store.get('cilium/synced/c1/cilium/state/nodes/v1'));
+  assert.ok(calls >= 4, `batched in rounds of 1024 (+1 failed): ${calls}`);
+  s.stop();
 });

@@ -32,6 +32,7 @@ import {
   type StateKind,
 } from './keys.js';
 import { SyncStore } from './sync-store.js';
+import type { BatchWriter } from './batch-writer.js';
 import { encodeClusterService } from '../services/cluster-service.js';
 import {
   catalogServiceExporter,
@@ -74,6 +75,8 @@ export interface SyncerOptions {
   /** The export decision for services (default: the service catalog's, src/services/export.ts). */
   exportService?: ServiceExporter;
   heartbeatIntervalMs?: number;
+  /** Bulk writes (initial lists) into etcd; default one put at a time. */
+  batchWriter?: BatchWriter;
   logger?: Logger;
 }
 
@@ -107,7 +110,7 @@ export class ClusterSyncer {
   constructor(private readonly opts: SyncerOptions) {
     this.log = (opts.logger ?? nopLogger).child({ subsys: 'clustermesh-syncer' });
     const mk = (kind: StateKind) =>
-      new SyncStore({ backend: opts.store, prefix: stateDir(kind, opts.clusterName) + '/', canaryKey: syncedCanaryKey(opts.clusterName, kind), logger: this.log });
+      new SyncStore({ backend: opts.store, prefix: stateDir(kind, opts.clusterName) + '/', canaryKey: syncedCanaryKey(opts.clusterName, kind), batchWriter: opts.batchWriter, logger: this.log });
     this.stores = Object.fromEntries(STATE_KINDS.map((k) => [k, mk(k)])) as Record<StateKind, SyncStore>;
   }
 

@@ -117,6 +117,7 @@ export class MeshApiServer {
       sources: this.opts.sources ?? apiServerSources(cfg.apiServerURL, this.log),
       exportService: this.opts.exportService,
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+      batchWriter: etcdBatchWriter(this.local),
       logger: this.log,
     });
     await this.syncer.start();
