@@ -33,6 +33,7 @@ export class MeshSource {
   private pending: NodeJS.Timeout | undefined;
   private problemTimer: NodeJS.Timeout | undefined;
   private readonly known = new Set<string>();
+  private flushedState: unknown;
 
   constructor(private readonly o: MeshSourceOptions) {
     this.source = new MeshStateSource({
@@ -52,8 +53,9 @@ export class MeshSource {
       if (enabled && !this.source.state && this.source.lastError) {
         this.o.agent.setProblem('clustermesh', { cause: `cannot read the clustermesh etcd: ${this.source.lastError}`, hint: 'see `tendril clustermesh status`; the agent retries' });
       } else this.o.agent.setProblem('clustermesh', undefined);
-      if (!this.source.state && this.known.size > 0) this.flush();
-    }, this.o.pollMs ?? 3000);
+      // a new connection whose initial events came before it was published, or a disable
+      if (this.source.state !== this.flushedState || (!this.source.state && this.known.size > 0)) this.flush();
+    }, this.o.pollMs ?? 1000);
   }
 
   private schedule(): void {
@@ -67,6 +69,7 @@ export class MeshSource {
   /** Pushes the current remote state into the agent. */
   private flush(): void {
     const rs = this.source.state;
+    this.flushedState = rs;
     const seen = new Set<string>();
     const services: ClusterService[] = [];
     for (const c of rs?.clusters() ?? []) {

@@ -57,7 +57,8 @@ export class MeshServicesController {
 
   start(): void {
     this.mesh.start();
-    this.tick = setInterval(() => this.schedule(), 5000);
+    // also catches a mesh connection whose initial events came before it was published
+    this.tick = setInterval(() => this.schedule(), 2000);
     this.schedule();
   }
 
