@@ -295,4 +295,113 @@ describe('lab API server (HTTP, disk store)', () => {
     await rejectsWith(c.get('v1', 'Namespace', 'tendril-gc'), 404);
     await rejectsWith(c.delete('v1', 'Namespace', 'kube-system'), 403, 'Forbidden');
   });
+
+  it('answers bad requests with Kubernetes Status objects and codes, and serves discovery', async () => {
+    const t = await startTestApiServer();
+    servers.push(t);
+    const raw = async (method: string, path: string, body?: string, ct = 'application/json') => {
+      const res = await fetch(t.server.url + path, {
+        method,
+        body,
+        headers: { 'Content-Type': ct },
+      });
+      return { code: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    let r = await raw('GET', '/api/v1/configmaps');
+    assert.equal(r.code, 404);
+    assert.equal(r.body.kind, 'Status');
+    assert.equal(r.body.reason, 'NotFound');
+    r = await raw('POST', '/api/v1/namespaces/default/services', '{not json');
+    assert.equal(r.code, 400);
+    assert.equal(r.body.reason, 'BadRequest');
+    r = await raw(
+      'PATCH',
+      '/api/v1/namespaces/default/services/kubernetes',
+      '{}',
+      'application/apply-patch+yaml',
+    );
+    assert.equal(r.code, 415);
+    r = await raw('POST', '/api/v1/namespaces/default/services/kubernetes', '{}');
+    assert.equal(r.code, 405);
+    r = await raw('GET', '/api/v1/services?labelSelector=a%20in%20b');
+    assert.equal(r.code, 400);
+    r = await raw('GET', '/api/v1/pods?fieldSelector=spec.nodeName%3Dx');
+    assert.equal(r.code, 400);
+    assert.match(String(r.body.message), /field label not supported: spec.nodeName/);
+    r = await raw(
+      'POST',
+      '/api/v1/namespaces/default/services',
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'x', namespace: 'other' },
+        spec: { ports: [{ port: 80 }] },
+      }),
+    );
+    assert.equal(r.code, 400);
+    assert.match(String(r.body.message), /does not match the namespace/);
+    r = await raw('GET', '/apis/apps/v1');
+    const deploy = (r.body.resources as Array<Record<string, unknown>>).find(
+      (x) => x.name === 'deployments',
+    )!;
+    assert.deepEqual(
+      [deploy.kind, deploy.namespaced, deploy.shortNames],
+      ['Deployment', true, ['deploy']],
+    );
+    r = await raw('GET', '/apis');
+    assert.ok(
+      (r.body.groups as Array<{ name: string }>).some((g) => g.name === 'multicluster.x-k8s.io'),
+    );
+    r = await raw('GET', '/api/v1/namespaces/default/services?watch=true&resourceVersion=abc');
+    assert.equal(r.code, 400);
+    // generateName, and an immutable Deployment selector.
+    const g = await t.client.create<KubeObject>({ ...cm(''), metadata: { generateName: 'gen-' } });
+    assert.match(g.metadata.name!, /^gen-[a-z0-9]{5}$/);
+    const d = await t.client.create<KubeObject>({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'imm' },
+      spec: {
+        selector: { matchLabels: { a: 'b' } },
+        template: {
+          metadata: { labels: { a: 'b', c: 'd' } },
+          spec: { containers: [{ name: 'c', image: 'i' }] },
+        },
+      },
+    });
+    const e = await rejectsWith(
+      t.client.patch('apps/v1', 'Deployment', 'imm', {
+        spec: { selector: { matchLabels: { c: 'd' } } },
+      }),
+      422,
+      'Invalid',
+    );
+    assert.match(e.message, /spec.selector: Invalid value: .*: field is immutable/);
+    assert.equal(d.metadata.generation, 1);
+    const scaled = await t.client.patch('apps/v1', 'Deployment', 'imm', { spec: { replicas: 3 } });
+    assert.equal(scaled.metadata.generation, 2);
+  });
+
+  it('refuses a second API server on the same data directory', async () => {
+    const t = await startTestApiServer();
+    servers.push(t);
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/lab/apiserver/main.ts',
+        '--cluster',
+        'x',
+        '--data-dir',
+        t.dataDir,
+        '--listen',
+        '127.0.0.1:0',
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /is in use by process \d+/);
+  });
 });

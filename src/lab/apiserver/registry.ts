@@ -508,6 +508,20 @@ export class Registry {
         ]);
       }
     }
+    if (
+      info.kind === 'Deployment' &&
+      options.subresource !== 'status' &&
+      !deepEqual(next.spec?.selector, old.spec?.selector)
+    ) {
+      throw invalid(info.kind, info.group, name, [
+        {
+          type: 'FieldValueInvalid',
+          field: 'spec.selector',
+          value: next.spec?.selector,
+          detail: 'field is immutable',
+        },
+      ]);
+    }
     applyDefaults(next);
     validateObject(next);
     if (

@@ -86,6 +86,7 @@ export class DiskPersistence implements Persistence {
   private readonly snapPath: string;
   private walFd: number | undefined;
   private snapshotting: Promise<void> | undefined;
+  private locked: string | undefined;
 
   constructor(
     readonly dir: string,
@@ -106,9 +107,14 @@ export class DiskPersistence implements Persistence {
       .map((m) => join(this.dir, m[0]));
   }
 
-  /** @throws TendrilError `apiserver.StoreCorrupt` if the snapshot cannot be parsed. */
+  /**
+   * Takes the directory's lock (a pid file: one API server per store) and reads the store.
+   * @throws TendrilError `apiserver.StoreLocked` if a live process holds the store,
+   *   `apiserver.StoreCorrupt` if the snapshot cannot be parsed.
+   */
   async load(): Promise<{ kvs: StoredKV[]; revision: number }> {
     mkdirSync(this.dir, { recursive: true });
+    this.lock();
     if (existsSync(this.snapPath)) {
       try {
         const lines = readFileSync(this.snapPath, 'utf8').split('\n').filter(Boolean);
@@ -150,6 +156,24 @@ export class DiskPersistence implements Persistence {
       }
     }
     return { kvs: [...this.kvs.values()].map((kv) => ({ ...kv })), revision: this.revision };
+  }
+
+  private lock(): void {
+    const lockPath = join(this.dir, 'LOCK');
+    if (existsSync(lockPath)) {
+      const pid = Number(readFileSync(lockPath, 'utf8').trim());
+      if (pid && pid !== process.pid && processAlive(pid)) {
+        throw new TendrilError(
+          'apiserver.StoreLocked',
+          `API store ${this.dir} is in use by process ${pid}`,
+          {
+            hint: 'another API server runs on this data directory; stop it first (tendril lab list)',
+          },
+        );
+      }
+    }
+    writeFileSync(lockPath, `${process.pid}\n`);
+    this.locked = lockPath;
   }
 
   private apply(e: LogEntry): void {
@@ -250,6 +274,17 @@ export class DiskPersistence implements Persistence {
       closeSync(this.walFd);
       this.walFd = undefined;
     }
+    if (this.locked) rmSync(this.locked, { force: true });
+    this.locked = undefined;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
