@@ -36,7 +36,7 @@ import { RemoteState } from '../../src/clustermesh/remote-state.js';
 import { fakeK8sNode, fakeSources } from '../../src/clustermesh/testing.js';
 import { serviceKey, syncedCanaryKey } from '../../src/clustermesh/keys.js';
 import { encodeClusterService } from '../../src/services/cluster-service.js';
-import { etcdBatchWriter } from '../../src/clustermesh/batch-writer.js';
+import { storeBatchWriter } from '../../src/clustermesh/batch-writer.js';
 import type { KubeObject } from '../../src/k8s/objects.js';
 
 const { values } = parseArgs({
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
         }),
       ]);
     }
-    await etcdBatchWriter(c1.rootStore)(entries);
+    await storeBatchWriter(c1.rootStore)(entries);
   }
   await c1.rootStore.put(syncedCanaryKey('cluster1', 'services'), new Date().toISOString());
   const writeS = (Date.now() - t0) / 1000;

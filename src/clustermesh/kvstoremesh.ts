@@ -38,7 +38,7 @@ import {
   type KVStoreMeshRemoteState,
   type StateKind,
 } from './keys.js';
-import { concurrentBatchWriter, type BatchWriter } from './batch-writer.js';
+import { storeBatchWriter, type BatchWriter } from './batch-writer.js';
 import { classifyMeshError, describeChain, hintForReason, MeshError, type MeshErrorReason } from './errors.js';
 
 /** A remote cluster as `clustermesh connect` recorded it. */
@@ -59,7 +59,7 @@ export interface KVStoreMeshOptions {
   local: KVStore;
   localCluster: { name: string; id: number; maxConnectedClusters: number };
   dial: RemoteDialer;
-  /** How bulk writes (initial lists) reach the local etcd (default: concurrent puts). */
+  /** How bulk writes (initial lists) reach the local etcd (default: the store's putMany, etcd transactions). */
   batchWriter?: BatchWriter;
   /** Drop a disconnected remote's cached state after this long; undefined keeps it forever. */
   cacheTTLms?: number;
@@ -323,7 +323,7 @@ class RemoteMirror {
       const m = this.cached.get(kind)!;
       const todo = entries.filter(([k, v]) => m.get(k) !== v && !skip(k));
       if (todo.length === 0) return;
-      await (this.opts.batchWriter ?? concurrentBatchWriter(this.opts.local))(todo);
+      await (this.opts.batchWriter ?? storeBatchWriter(this.opts.local))(todo);
       for (const [k, v] of todo) m.set(k, v);
     });
   }

@@ -4,7 +4,7 @@ import { MemoryKVStore } from '../kvstore/memory.js';
 import type { KubeObject } from '../k8s/objects.js';
 import { ClusterSyncer, type ObjectSource, type SourceHandlers } from './syncer.js';
 import { SyncStore } from './sync-store.js';
-import { concurrentBatchWriter } from './batch-writer.js';
+import { storeBatchWriter } from './batch-writer.js';
 import { HEARTBEAT_KEY, makeClusterConfig, decodeNode, decodeIPCacheEntry, decodeServiceExport, syncedCanaryKey, nodeKey } from './keys.js';
 
 /** A source fed by the test. */
@@ -179,7 +179,7 @@ test('syncer retries writes when etcd fails, and still gets synced', async () =>
 test('SyncStore writes big initial lists through the batch writer, retrying a failed batch', async () => {
   const store = new MemoryKVStore();
   let calls = 0;
-  const writer = concurrentBatchWriter(store);
+  const writer = storeBatchWriter(store);
   const s = new SyncStore({
     backend: store,
     prefix: 'cilium/state/nodes/v1/c1/',

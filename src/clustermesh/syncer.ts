@@ -32,7 +32,7 @@ import {
   type StateKind,
 } from './keys.js';
 import { SyncStore } from './sync-store.js';
-import type { BatchWriter } from './batch-writer.js';
+import { storeBatchWriter, type BatchWriter } from './batch-writer.js';
 import { encodeClusterService } from '../services/cluster-service.js';
 import {
   catalogServiceExporter,
@@ -68,14 +68,14 @@ export interface SyncerSources {
 }
 
 export interface SyncerOptions {
-  store: Pick<KVStore, 'put' | 'delete' | 'list'>;
+  store: Pick<KVStore, 'put' | 'delete' | 'list' | 'putMany'>;
   clusterName: string;
   clusterConfig: ClusterConfig;
   sources: SyncerSources;
   /** The export decision for services (default: the service catalog's, src/services/export.ts). */
   exportService?: ServiceExporter;
   heartbeatIntervalMs?: number;
-  /** Bulk writes (initial lists) into etcd; default one put at a time. */
+  /** Bulk writes (initial lists) into etcd; default the store's putMany (etcd transactions). */
   batchWriter?: BatchWriter;
   logger?: Logger;
 }
@@ -110,7 +110,7 @@ export class ClusterSyncer {
   constructor(private readonly opts: SyncerOptions) {
     this.log = (opts.logger ?? nopLogger).child({ subsys: 'clustermesh-syncer' });
     const mk = (kind: StateKind) =>
-      new SyncStore({ backend: opts.store, prefix: stateDir(kind, opts.clusterName) + '/', canaryKey: syncedCanaryKey(opts.clusterName, kind), batchWriter: opts.batchWriter, logger: this.log });
+      new SyncStore({ backend: opts.store, prefix: stateDir(kind, opts.clusterName) + '/', canaryKey: syncedCanaryKey(opts.clusterName, kind), batchWriter: opts.batchWriter ?? storeBatchWriter(opts.store), logger: this.log });
     this.stores = Object.fromEntries(STATE_KINDS.map((k) => [k, mk(k)])) as Record<StateKind, SyncStore>;
   }
 

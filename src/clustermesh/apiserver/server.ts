@@ -16,7 +16,6 @@ import type { KVStore } from '../../kvstore/types.js';
 import { nopLogger, type Logger } from '../../util/log.js';
 import { TendrilError } from '../../util/errors.js';
 import { applyMeshAccess } from '../etcd-access.js';
-import { etcdBatchWriter } from '../batch-writer.js';
 import { makeClusterConfig, clusterConfigKey } from '../keys.js';
 import { KVStoreMesh, type RemoteClusterConfig, type RemoteDialer } from '../kvstoremesh.js';
 import { listReaders, listRemotes, meshPaths, readMeshConfig, remotePaths, type MeshConfig } from '../mesh-files.js';
@@ -117,7 +116,6 @@ export class MeshApiServer {
       sources: this.opts.sources ?? apiServerSources(cfg.apiServerURL, this.log),
       exportService: this.opts.exportService,
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
-      batchWriter: etcdBatchWriter(this.local),
       logger: this.log,
     });
     await this.syncer.start();
@@ -127,7 +125,6 @@ export class MeshApiServer {
         local: this.local,
         localCluster: { name: cfg.clusterName, id: cfg.clusterId, maxConnectedClusters: cfg.maxConnectedClusters },
         dial: this.opts.dialRemote ?? fileRemoteDialer(this.opts.labCluster, { logger: this.log }),
-        batchWriter: etcdBatchWriter(this.local),
         cacheTTLms: cfg.cacheTTL ? parseDuration(cfg.cacheTTL) : undefined,
         logger: this.log,
       });
