@@ -317,7 +317,8 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
         waitDaemonRunning(cluster.name, kubeletDaemonName(n.name), timeoutMs),
       ),
     );
-    const ctx = recordLabContext(cluster.name, apiServerURL(cluster));
+    // under the lab lock: the config file is read-modified-written, and other creates may finish now too
+    const ctx = await withLabLock(async () => recordLabContext(cluster.name, apiServerURL(cluster)));
     saveCluster(cluster);
     if (opts.wait) {
       say(' • Waiting for nodes to be Ready ...');

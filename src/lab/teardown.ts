@@ -146,7 +146,7 @@ export async function deleteCluster(
   rmdirIfEmpty(join(BPFFS_ROOT, labPrefix()));
   rmdirIfEmpty(labCgroupRoot());
   // 7. state and context.
-  forgetLabContext(name);
+  await withLabLock(async () => forgetLabContext(name));
   rmSync(clusterDir(name), { recursive: true, force: true });
   // 8. the shared underlay, with the last cluster.
   const underlayRemoved = await withLabLock(async () => {
