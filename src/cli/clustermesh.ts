@@ -12,8 +12,16 @@
 import type { Command } from 'commander';
 import { ExitError } from './main.js';
 import { enableClusterMesh, disableClusterMesh } from '../clustermesh/enable.js';
-import { connectClusters, disconnectClusters, type ConnectionMode } from '../clustermesh/connect.js';
-import { gatherMeshStatus, renderMeshStatus, type MeshStatusReport } from '../clustermesh/status-report.js';
+import {
+  connectClusters,
+  disconnectClusters,
+  type ConnectionMode,
+} from '../clustermesh/connect.js';
+import {
+  gatherMeshStatus,
+  renderMeshStatus,
+  type MeshStatusReport,
+} from '../clustermesh/status-report.js';
 import { parseDuration } from '../clustermesh/duration.js';
 import type { ServiceType } from '../clustermesh/mesh-files.js';
 import { TendrilError } from '../util/errors.js';
@@ -37,26 +45,42 @@ function serviceType(v: string | undefined): ServiceType | undefined {
   if (n === 'nodeport') return 'NodePort';
   if (n === 'loadbalancer') return 'LoadBalancer';
   throw new TendrilError('CLUSTERMESH_BAD_SERVICE_TYPE', `service type "${v}" is not supported`, {
-    hint: 'use NodePort (a port on the control plane node\'s underlay address) or LoadBalancer (an address from the lab pool 172.30.255.0/24); ClusterIP is not reachable from other clusters',
+    hint: "use NodePort (a port on the control plane node's underlay address) or LoadBalancer (an address from the lab pool 172.30.255.0/24); ClusterIP is not reachable from other clusters",
   });
 }
 
 function splitList(v: string[] | string | undefined): string[] {
   const arr = Array.isArray(v) ? v : v ? [v] : [];
-  return arr.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+  return arr
+    .flatMap((x) => x.split(','))
+    .map((x) => x.trim())
+    .filter(Boolean);
 }
 
 /** Registers the clustermesh command group. */
 export function register(program: Command): void {
-  const cm = program.command('clustermesh').description('Multi-cluster mesh: enable, connect, status (like `cilium clustermesh`)');
+  const cm = program
+    .command('clustermesh')
+    .description('Multi-cluster mesh: enable, connect, status (like `cilium clustermesh`)');
 
   cm.command('enable')
-    .description("Deploy the cluster's clustermesh-apiserver (etcd with mutual TLS + syncer + kvstoremesh)")
+    .description(
+      "Deploy the cluster's clustermesh-apiserver (etcd with mutual TLS + syncer + kvstoremesh)",
+    )
     .option('--context <name>', 'the cluster context')
-    .option('--service-type <type>', 'how other clusters reach it: NodePort or LoadBalancer', 'NodePort')
+    .option(
+      '--service-type <type>',
+      'how other clusters reach it: NodePort or LoadBalancer',
+      'NodePort',
+    )
     .option('--no-wait', 'do not wait until the apiserver has exported the cluster state')
     .action(async (o: { context?: string; serviceType: string; wait: boolean }, cmd: Command) => {
-      await enableClusterMesh({ context: contextOf(cmd, o.context), serviceType: serviceType(o.serviceType), wait: o.wait, say });
+      await enableClusterMesh({
+        context: contextOf(cmd, o.context),
+        serviceType: serviceType(o.serviceType),
+        wait: o.wait,
+        say,
+      });
     });
 
   cm.command('disable')
@@ -69,55 +93,110 @@ export function register(program: Command): void {
   const connectLike = (name: 'connect' | 'disconnect') =>
     cm
       .command(name)
-      .description(name === 'connect' ? 'Connect the cluster with other clusters (enables the mesh on a side where it is not enabled yet)' : 'Disconnect the cluster from other clusters')
+      .description(
+        name === 'connect'
+          ? 'Connect the cluster with other clusters (enables the mesh on a side where it is not enabled yet)'
+          : 'Disconnect the cluster from other clusters',
+      )
       .option('--context <name>', 'the source cluster context')
-      .option('--destination-context <names...>', 'the cluster(s) to connect to (comma-separated or repeated)')
-      .option('--connection-mode <mode>', 'bidirectional (both ways), unicast (the source reads the destinations) or mesh (every pair)', 'bidirectional');
+      .option(
+        '--destination-context <names...>',
+        'the cluster(s) to connect to (comma-separated or repeated)',
+      )
+      .option(
+        '--connection-mode <mode>',
+        'bidirectional (both ways), unicast (the source reads the destinations) or mesh (every pair)',
+        'bidirectional',
+      );
 
   connectLike('connect')
-    .option('--allow-mismatching-ca', 'connect clusters whose certificates come from different CAs (each trusts the other\'s CA)')
-    .option('--service-type <type>', 'service type for a side that has to be enabled first', 'NodePort')
-    .action(async (o: { context?: string; destinationContext?: string[]; connectionMode: string; allowMismatchingCa?: boolean; serviceType: string }, cmd: Command) => {
-      await connectClusters({
+    .option(
+      '--allow-mismatching-ca',
+      "connect clusters whose certificates come from different CAs (each trusts the other's CA)",
+    )
+    .option(
+      '--service-type <type>',
+      'service type for a side that has to be enabled first',
+      'NodePort',
+    )
+    .action(
+      async (
+        o: {
+          context?: string;
+          destinationContext?: string[];
+          connectionMode: string;
+          allowMismatchingCa?: boolean;
+          serviceType: string;
+        },
+        cmd: Command,
+      ) => {
+        await connectClusters({
+          context: contextOf(cmd, o.context),
+          destinationContexts: splitList(o.destinationContext),
+          mode: o.connectionMode as ConnectionMode,
+          allowMismatchingCA: o.allowMismatchingCa === true,
+          serviceType: serviceType(o.serviceType),
+          say,
+        });
+      },
+    );
+
+  connectLike('disconnect').action(
+    async (
+      o: { context?: string; destinationContext?: string[]; connectionMode: string },
+      cmd: Command,
+    ) => {
+      await disconnectClusters({
         context: contextOf(cmd, o.context),
         destinationContexts: splitList(o.destinationContext),
         mode: o.connectionMode as ConnectionMode,
-        allowMismatchingCA: o.allowMismatchingCa === true,
-        serviceType: serviceType(o.serviceType),
         say,
       });
-    });
-
-  connectLike('disconnect').action(async (o: { context?: string; destinationContext?: string[]; connectionMode: string }, cmd: Command) => {
-    await disconnectClusters({ context: contextOf(cmd, o.context), destinationContexts: splitList(o.destinationContext), mode: o.connectionMode as ConnectionMode, say });
-  });
+    },
+  );
 
   cm.command('status')
-    .description('Show the mesh: access endpoint, apiserver and etcd health, kvstoremesh, connected clusters')
+    .description(
+      'Show the mesh: access endpoint, apiserver and etcd health, kvstoremesh, connected clusters',
+    )
     .option('--context <name>', 'the cluster context')
     .option('--wait', 'wait until every configured cluster is connected and synced')
     .option('--wait-duration <duration>', 'how long --wait waits', '5m')
     .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (o: { context?: string; wait?: boolean; waitDuration: string; output: string }, cmd: Command) => {
-      if (o.output !== 'text' && o.output !== 'json') {
-        throw new TendrilError('CLI_BAD_OUTPUT', `output format "${o.output}" is not supported`, { hint: 'use -o json or leave it out' });
-      }
-      const ctx = contextOf(cmd, o.context);
-      const deadline = Date.now() + parseDuration(o.waitDuration);
-      let report: MeshStatusReport = await gatherMeshStatus(ctx);
-      let lastLine = '';
-      while (o.wait && !report.ready && report.enabled && Date.now() < deadline) {
-        const why = report.problems[0] ? `${report.problems[0].component}: ${report.problems[0].cause}` : 'nodes connecting';
-        const line = `⌛ Waiting for the cluster mesh on ${report.context} to be ready... (${why})`;
-        if (o.output === 'text' && line !== lastLine) process.stderr.write(line + '\n');
-        lastLine = line;
-        await new Promise((r) => setTimeout(r, 1000));
-        report = await gatherMeshStatus(ctx);
-      }
-      if (o.output === 'json') say(JSON.stringify(report, null, 2));
-      else process.stdout.write(renderMeshStatus(report));
-      if (!report.ready) {
-        throw new ExitError(1, o.wait ? `the cluster mesh on ${report.context} is not ready after ${o.waitDuration}` : '');
-      }
-    });
+    .action(
+      async (
+        o: { context?: string; wait?: boolean; waitDuration: string; output: string },
+        cmd: Command,
+      ) => {
+        if (o.output !== 'text' && o.output !== 'json') {
+          throw new TendrilError('CLI_BAD_OUTPUT', `output format "${o.output}" is not supported`, {
+            hint: 'use -o json or leave it out',
+          });
+        }
+        const ctx = contextOf(cmd, o.context);
+        const deadline = Date.now() + parseDuration(o.waitDuration);
+        let report: MeshStatusReport = await gatherMeshStatus(ctx);
+        let lastLine = '';
+        while (o.wait && !report.ready && report.enabled && Date.now() < deadline) {
+          const why = report.problems[0]
+            ? `${report.problems[0].component}: ${report.problems[0].cause}`
+            : 'nodes connecting';
+          const line = `⌛ Waiting for the cluster mesh on ${report.context} to be ready... (${why})`;
+          if (o.output === 'text' && line !== lastLine) process.stderr.write(line + '\n');
+          lastLine = line;
+          await new Promise((r) => setTimeout(r, 1000));
+          report = await gatherMeshStatus(ctx);
+        }
+        if (o.output === 'json') say(JSON.stringify(report, null, 2));
+        else process.stdout.write(renderMeshStatus(report));
+        if (!report.ready) {
+          throw new ExitError(
+            1,
+            o.wait
+              ? `the cluster mesh on ${report.context} is not ready after ${o.waitDuration}`
+              : '',
+          );
+        }
+      },
+    );
 }

@@ -26,12 +26,23 @@ import { RemoteState, type RemoteStateEvent, type RemoteStateListener } from './
  * the control plane (https://<cp ip>:2379) with the local-agent certificate.
  * Undefined when the mesh is not enabled.
  */
-export async function agentMeshStoreOptions(labCluster: string): Promise<EtcdKVStoreOptions | undefined> {
+export async function agentMeshStoreOptions(
+  labCluster: string,
+): Promise<EtcdKVStoreOptions | undefined> {
   const cfg = readMeshConfig(labCluster);
   if (!cfg) return undefined;
   const p = meshPaths(labCluster);
-  const [ca, cert, key] = await Promise.all([readFile(p.caCert, 'utf8'), readFile(p.agentCert, 'utf8'), readFile(p.agentKey, 'utf8')]);
-  return { endpoints: [`https://${cfg.listenIP}:${ETCD_CLIENT_PORT}`], tls: { ca, cert, key }, dialTimeoutMs: 3000, requestTimeoutMs: 5000 };
+  const [ca, cert, key] = await Promise.all([
+    readFile(p.caCert, 'utf8'),
+    readFile(p.agentCert, 'utf8'),
+    readFile(p.agentKey, 'utf8'),
+  ]);
+  return {
+    endpoints: [`https://${cfg.listenIP}:${ETCD_CLIENT_PORT}`],
+    tls: { ca, cert, key },
+    dialTimeoutMs: 3000,
+    requestTimeoutMs: 5000,
+  };
 }
 
 export interface MeshStateSourceOptions {
@@ -53,7 +64,11 @@ class SwitchableStore implements Pick<KVStore, 'list' | 'watchPrefix'> {
   list(prefix: string): Promise<{ kvs: KVPair[]; revision: number }> {
     return this.inner!.list(prefix);
   }
-  watchPrefix(prefix: string, onEvent: (ev: WatchEvent) => void, options?: WatchOptions): Promise<Watch> {
+  watchPrefix(
+    prefix: string,
+    onEvent: (ev: WatchEvent) => void,
+    options?: WatchOptions,
+  ): Promise<Watch> {
     return this.inner!.watchPrefix(prefix, onEvent, options);
   }
 }
@@ -129,11 +144,18 @@ export class MeshStateSource {
     }
     if (this.remote && this.enabledAt === cfg.enabledAt) return;
     if (this.remote) await this.disconnect(true); // re-enabled: new certificates
-    const options = await (this.opts.storeOptions ?? (() => agentMeshStoreOptions(this.opts.labCluster)))();
+    const options = await (
+      this.opts.storeOptions ?? (() => agentMeshStoreOptions(this.opts.labCluster))
+    )();
     if (!options) return;
     const store = new EtcdKVStore({ ...options, logger: this.log });
     this.switchable.inner = store;
-    const rs = new RemoteState({ store: this.switchable, localCluster: this.opts.localCluster, includeLocal: this.opts.includeLocal, logger: this.log });
+    const rs = new RemoteState({
+      store: this.switchable,
+      localCluster: this.opts.localCluster,
+      includeLocal: this.opts.includeLocal,
+      logger: this.log,
+    });
     rs.on((ev) => this.emit(ev));
     try {
       await rs.start();
@@ -165,7 +187,9 @@ export class MeshStateSource {
             ['ip', c.ipcache],
             ['serviceexports', c.serviceExports],
           ] as const;
-          for (const [kind, m] of kinds) for (const [k, v] of m as Map<unknown, unknown>) this.emit({ type: 'delete', cluster: c.name, kind, name: String(k), previous: v });
+          for (const [kind, m] of kinds)
+            for (const [k, v] of m as Map<unknown, unknown>)
+              this.emit({ type: 'delete', cluster: c.name, kind, name: String(k), previous: v });
           this.emit({ type: 'cluster', cluster: c.name, change: 'removed' });
         }
       }

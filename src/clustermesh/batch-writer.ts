@@ -14,6 +14,9 @@ export type BatchWriter = (entries: [string, string][]) => Promise<void>;
 /** A BatchWriter over any KVStore (its putMany when it has one). @throws KVStoreError */
 export function storeBatchWriter(store: Pick<KVStore, 'put' | 'putMany'>): BatchWriter {
   return async (entries) => {
-    await putAll(store as KVStore, entries.map(([key, value]) => ({ key, value })));
+    await putAll(
+      store as KVStore,
+      entries.map(([key, value]) => ({ key, value })),
+    );
   };
 }

@@ -26,7 +26,11 @@ type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const crypto = webcrypto;
 x509.cryptoProvider.set(crypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-const ALG: webcrypto.EcKeyGenParams & webcrypto.EcdsaParams = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+const ALG: webcrypto.EcKeyGenParams & webcrypto.EcdsaParams = {
+  name: 'ECDSA',
+  namedCurve: 'P-256',
+  hash: 'SHA-256',
+};
 
 /** Error codes: CERT_INVALID (unparsable/wrong purpose), CERT_EXPIRED, CERT_NOT_YET_VALID, CERT_CA_MISMATCH, CERT_NAME_MISMATCH, CERT_KEY_MISMATCH. */
 export type CertificateErrorCode =
@@ -40,7 +44,11 @@ export type CertificateErrorCode =
 /** A certificate problem, with the next step in `hint`. */
 export class CertificateError extends TendrilError {
   declare readonly code: CertificateErrorCode;
-  constructor(code: CertificateErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+  constructor(
+    code: CertificateErrorCode,
+    message: string,
+    options: { hint?: string; cause?: unknown } = {},
+  ) {
     super(code, message, options);
     this.name = 'CertificateError';
   }
@@ -114,12 +122,18 @@ async function exportKey(key: CryptoKey): Promise<string> {
 
 async function importSigningKey(keyPEM: string): Promise<CryptoKey> {
   try {
-    return await crypto.subtle.importKey('pkcs8', pemDecode(keyPEM, 'PRIVATE KEY'), ALG, true, ['sign']);
+    return await crypto.subtle.importKey('pkcs8', pemDecode(keyPEM, 'PRIVATE KEY'), ALG, true, [
+      'sign',
+    ]);
   } catch (err) {
     if (err instanceof CertificateError) throw err;
-    throw new CertificateError('CERT_INVALID', `cannot read the private key (expected an ECDSA P-256 PKCS#8 key): ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new CertificateError(
+      'CERT_INVALID',
+      `cannot read the private key (expected an ECDSA P-256 PKCS#8 key): ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -127,7 +141,11 @@ function parse(certPEM: string, what = 'certificate'): NodeX509 {
   try {
     return new NodeX509(certPEM);
   } catch (err) {
-    throw new CertificateError('CERT_INVALID', `${what} is not a valid PEM certificate: ${(err as Error).message}`, { cause: err });
+    throw new CertificateError(
+      'CERT_INVALID',
+      `${what} is not a valid PEM certificate: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
@@ -161,7 +179,9 @@ export function fingerprint(certPEM: string): string {
 }
 
 /** Makes a new self-signed CA (ECDSA P-256). */
-export async function createCA(options: CertOptions & { commonName?: string } = {}): Promise<CertificateAuthority> {
+export async function createCA(
+  options: CertOptions & { commonName?: string } = {},
+): Promise<CertificateAuthority> {
   const keys = (await crypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
   const { notBefore, notAfter } = validity(options, 3650);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -173,29 +193,62 @@ export async function createCA(options: CertOptions & { commonName?: string } = 
     keys,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign |
+          x509.KeyUsageFlags.cRLSign |
+          x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
   const certPEM = cert.toString('pem') + '\n';
-  return { certPEM, keyPEM: await exportKey(keys.privateKey), fingerprint: fingerprint(certPEM), subject: cert.subject, notAfter, signingKey: keys.privateKey };
+  return {
+    certPEM,
+    keyPEM: await exportKey(keys.privateKey),
+    fingerprint: fingerprint(certPEM),
+    subject: cert.subject,
+    notAfter,
+    signingKey: keys.privateKey,
+  };
 }
 
 /** Loads a CA from PEM; checks the certificate is a CA and the key belongs to it. Throws CertificateError. */
 export async function loadCA(certPEM: string, keyPEM: string): Promise<CertificateAuthority> {
   const c = parse(certPEM, 'CA certificate');
-  if (!c.ca) throw new CertificateError('CERT_INVALID', `certificate ${c.subject.replace(/\n/g, ', ')} is not a CA`);
+  if (!c.ca)
+    throw new CertificateError(
+      'CERT_INVALID',
+      `certificate ${c.subject.replace(/\n/g, ', ')} is not a CA`,
+    );
   const signingKey = await importSigningKey(keyPEM);
   // The key must match: sign a probe and verify with the certificate's public key.
   const probe = Buffer.from('tendril-ca-probe');
   const sig = await crypto.subtle.sign(ALG, signingKey, probe);
-  const pub = await crypto.subtle.importKey('spki', c.publicKey.export({ type: 'spki', format: 'der' }), ALG, false, ['verify']);
+  const pub = await crypto.subtle.importKey(
+    'spki',
+    c.publicKey.export({ type: 'spki', format: 'der' }),
+    ALG,
+    false,
+    ['verify'],
+  );
   if (!(await crypto.subtle.verify(ALG, pub, sig, probe))) {
-    throw new CertificateError('CERT_KEY_MISMATCH', 'the CA private key does not belong to the CA certificate', {
-      hint: 'restore the matching ca.key, or move both files away to make a new CA (and re-enable the mesh on every cluster)',
-    });
+    throw new CertificateError(
+      'CERT_KEY_MISMATCH',
+      'the CA private key does not belong to the CA certificate',
+      {
+        hint: 'restore the matching ca.key, or move both files away to make a new CA (and re-enable the mesh on every cluster)',
+      },
+    );
   }
-  return { certPEM, keyPEM, fingerprint: c.fingerprint256, subject: c.subject.replace(/\n/g, ', '), notAfter: new Date(c.validTo), signingKey };
+  return {
+    certPEM,
+    keyPEM,
+    fingerprint: c.fingerprint256,
+    subject: c.subject.replace(/\n/g, ', '),
+    notAfter: new Date(c.validTo),
+    signingKey,
+  };
 }
 
 /** Directory of the mesh-wide CA: $TENDRIL_HOME/mesh. */
@@ -216,7 +269,9 @@ export async function writeSecretFile(path: string, data: string, mode = 0o600):
  * stores one if there is none. Throws CertificateError if the stored CA is
  * unreadable or its key does not match (it never silently replaces a CA).
  */
-export async function loadOrCreateMeshCA(dir = meshCADir()): Promise<{ ca: CertificateAuthority; created: boolean }> {
+export async function loadOrCreateMeshCA(
+  dir = meshCADir(),
+): Promise<{ ca: CertificateAuthority; created: boolean }> {
   const certPath = join(dir, 'ca.crt');
   const keyPath = join(dir, 'ca.key');
   let certPEM: string | undefined;
@@ -227,9 +282,13 @@ export async function loadOrCreateMeshCA(dir = meshCADir()): Promise<{ ca: Certi
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     if (certPEM !== undefined) {
-      throw new CertificateError('CERT_INVALID', `mesh CA certificate ${certPath} exists but its key ${keyPath} is missing`, {
-        hint: `restore ${keyPath}, or remove ${certPath} to make a new CA`,
-      });
+      throw new CertificateError(
+        'CERT_INVALID',
+        `mesh CA certificate ${certPath} exists but its key ${keyPath} is missing`,
+        {
+          hint: `restore ${keyPath}, or remove ${certPath} to make a new CA`,
+        },
+      );
     }
   }
   if (certPEM !== undefined && keyPEM !== undefined) {
@@ -250,7 +309,11 @@ export interface ServerCertOptions extends CertOptions {
 }
 
 /** Default DNS names of a clustermesh-apiserver's server certificate. */
-export const SERVER_DNS_NAMES = ['localhost', 'clustermesh-apiserver.kube-system.svc', '*.mesh.cilium.io'];
+export const SERVER_DNS_NAMES = [
+  'localhost',
+  'clustermesh-apiserver.kube-system.svc',
+  '*.mesh.cilium.io',
+];
 
 async function issue(
   ca: CertificateAuthority,
@@ -264,7 +327,10 @@ async function issue(
   const caCert = new x509.X509Certificate(ca.certPEM);
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+    new x509.KeyUsagesExtension(
+      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+      true,
+    ),
     new x509.ExtendedKeyUsageExtension(usages, false),
     await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
   ];
@@ -289,18 +355,38 @@ async function issue(
  * clustermesh-apiserver.kube-system.svc. It also allows client auth (etcd's
  * gateway dials itself with it).
  */
-export async function issueServerCert(ca: CertificateAuthority, options: ServerCertOptions = {}): Promise<KeyPairPEM> {
+export async function issueServerCert(
+  ca: CertificateAuthority,
+  options: ServerCertOptions = {},
+): Promise<KeyPairPEM> {
   const ips = [...new Set(['127.0.0.1', ...(options.ips ?? [])])];
   for (const ip of ips) {
-    if (!isIP(ip)) throw new CertificateError('CERT_INVALID', `"${ip}" is not an IP address for the server certificate`);
+    if (!isIP(ip))
+      throw new CertificateError(
+        'CERT_INVALID',
+        `"${ip}" is not an IP address for the server certificate`,
+      );
   }
   const dns = [...new Set([...SERVER_DNS_NAMES, ...(options.dnsNames ?? [])])];
-  const sans: x509.JsonGeneralName[] = [...dns.map((value) => ({ type: 'dns' as const, value })), ...ips.map((value) => ({ type: 'ip' as const, value }))];
-  return issue(ca, options.commonName ?? 'clustermesh-apiserver', [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], sans, options);
+  const sans: x509.JsonGeneralName[] = [
+    ...dns.map((value) => ({ type: 'dns' as const, value })),
+    ...ips.map((value) => ({ type: 'ip' as const, value })),
+  ];
+  return issue(
+    ca,
+    options.commonName ?? 'clustermesh-apiserver',
+    [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+    sans,
+    options,
+  );
 }
 
 /** Issues a client certificate; its CN is the etcd user name (root, local-agent, remote-<cluster>). */
-export async function issueClientCert(ca: CertificateAuthority, commonName: string, options: CertOptions = {}): Promise<KeyPairPEM> {
+export async function issueClientCert(
+  ca: CertificateAuthority,
+  commonName: string,
+  options: CertOptions = {},
+): Promise<KeyPairPEM> {
   if (!/^[A-Za-z0-9][-A-Za-z0-9_.]*$/.test(commonName)) {
     throw new CertificateError('CERT_INVALID', `"${commonName}" is not a valid client common name`);
   }
@@ -332,7 +418,11 @@ export interface VerifyOptions {
  * CERT_CA_MISMATCH ("signed by a different CA (fingerprint ...)"),
  * CERT_EXPIRED, CERT_NOT_YET_VALID, CERT_NAME_MISMATCH, CERT_INVALID.
  */
-export function verifyCertificate(certPEM: string, caPEM: string, options: VerifyOptions = {}): CertificateInfo {
+export function verifyCertificate(
+  certPEM: string,
+  caPEM: string,
+  options: VerifyOptions = {},
+): CertificateInfo {
   const owner = options.owner ? `certificate for ${options.owner}` : 'certificate';
   const c = parse(certPEM, owner);
   const ca = parse(caPEM, 'CA certificate');
@@ -341,40 +431,63 @@ export function verifyCertificate(certPEM: string, caPEM: string, options: Verif
     throw new CertificateError(
       'CERT_CA_MISMATCH',
       `${owner} was signed by a different CA (issuer "${info.issuer}", expected CA "${ca.subject.replace(/\n/g, ', ')}" with fingerprint ${ca.fingerprint256})`,
-      { hint: 'connect with --allow-mismatching-ca, or re-issue the certificates: `tendril clustermesh disable` then `enable` on that cluster' },
+      {
+        hint: 'connect with --allow-mismatching-ca, or re-issue the certificates: `tendril clustermesh disable` then `enable` on that cluster',
+      },
     );
   }
   const at = options.at ?? new Date();
   if (at < info.notBefore) {
-    throw new CertificateError('CERT_NOT_YET_VALID', `${owner} is not valid before ${info.notBefore.toISOString()} (now ${at.toISOString()})`, {
-      hint: "check the machine's clock",
-    });
+    throw new CertificateError(
+      'CERT_NOT_YET_VALID',
+      `${owner} is not valid before ${info.notBefore.toISOString()} (now ${at.toISOString()})`,
+      {
+        hint: "check the machine's clock",
+      },
+    );
   }
   if (at > info.notAfter) {
-    throw new CertificateError('CERT_EXPIRED', `${owner} expired on ${info.notAfter.toISOString()}`, {
-      hint: 're-issue it: `tendril clustermesh disable` then `tendril clustermesh enable` on that cluster, then connect again',
-    });
+    throw new CertificateError(
+      'CERT_EXPIRED',
+      `${owner} expired on ${info.notAfter.toISOString()}`,
+      {
+        hint: 're-issue it: `tendril clustermesh disable` then `tendril clustermesh enable` on that cluster, then connect again',
+      },
+    );
   }
   if (options.purpose === 'server' && options.host !== undefined) {
-    const ok = isIP(options.host) ? c.checkIP(options.host) !== undefined : c.checkHost(options.host) !== undefined;
+    const ok = isIP(options.host)
+      ? c.checkIP(options.host) !== undefined
+      : c.checkHost(options.host) !== undefined;
     if (!ok) {
       throw new CertificateError(
         'CERT_NAME_MISMATCH',
         `${owner} does not cover ${options.host} (it covers ${[...info.dnsNames, ...info.ipAddresses].join(', ') || 'nothing'})`,
-        { hint: 're-run `tendril clustermesh enable` on that cluster so its server certificate lists its current access address' },
+        {
+          hint: 're-run `tendril clustermesh enable` on that cluster so its server certificate lists its current access address',
+        },
       );
     }
   }
-  if (options.purpose === 'client' && options.commonName !== undefined && info.commonName !== options.commonName) {
-    throw new CertificateError('CERT_NAME_MISMATCH', `${owner} is for "${info.commonName}", expected "${options.commonName}"`, {
-      hint: 'reconnect with `tendril clustermesh connect` to issue the right client certificate',
-    });
+  if (
+    options.purpose === 'client' &&
+    options.commonName !== undefined &&
+    info.commonName !== options.commonName
+  ) {
+    throw new CertificateError(
+      'CERT_NAME_MISMATCH',
+      `${owner} is for "${info.commonName}", expected "${options.commonName}"`,
+      {
+        hint: 'reconnect with `tendril clustermesh connect` to issue the right client certificate',
+      },
+    );
   }
   return info;
 }
 
 /** Why a TLS connection failed, in the words status prints. */
-export type TLSFailure = 'certificate-rejected' | 'certificate-expired' | 'unknown-ca' | 'name-mismatch' | undefined;
+export type TLSFailure =
+  'certificate-rejected' | 'certificate-expired' | 'unknown-ca' | 'name-mismatch' | undefined;
 
 /**
  * Classifies a TLS error (Node's or etcd/grpc's message) so status can say
@@ -387,12 +500,26 @@ export function classifyTLSError(err: unknown): TLSFailure {
     parts.push(String((e as { code?: unknown }).code ?? ''), String((e as Error).message ?? e));
   }
   const s = parts.join(' ');
-  if (/CERT_HAS_EXPIRED|certificate has expired|expired certificate|ALERT_CERTIFICATE_EXPIRED/i.test(s)) return 'certificate-expired';
-  if (/ERR_TLS_CERT_ALTNAME_INVALID|Hostname\/IP does not match|altnames/i.test(s)) return 'name-mismatch';
-  if (/UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT|unknown ca|certificate signature failure/i.test(s)) {
+  if (
+    /CERT_HAS_EXPIRED|certificate has expired|expired certificate|ALERT_CERTIFICATE_EXPIRED/i.test(
+      s,
+    )
+  )
+    return 'certificate-expired';
+  if (/ERR_TLS_CERT_ALTNAME_INVALID|Hostname\/IP does not match|altnames/i.test(s))
+    return 'name-mismatch';
+  if (
+    /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT|unknown ca|certificate signature failure/i.test(
+      s,
+    )
+  ) {
     return 'unknown-ca';
   }
-  if (/bad certificate|certificate required|ALERT_BAD_CERTIFICATE|CERTIFICATE_REQUIRED|handshake failure|KVSTORE_TLS/i.test(s)) {
+  if (
+    /bad certificate|certificate required|ALERT_BAD_CERTIFICATE|CERTIFICATE_REQUIRED|handshake failure|KVSTORE_TLS/i.test(
+      s,
+    )
+  ) {
     return 'certificate-rejected';
   }
   return undefined;

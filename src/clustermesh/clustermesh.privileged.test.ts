@@ -26,8 +26,17 @@ const { meshPaths, remotePaths } = await import('./mesh-files.js');
 const { DAEMON_MESH_ETCD } = await import('./enable.js');
 
 const cli = (args: string[], timeout = 120_000) => {
-  const r = spawnSync(process.execPath, [join(projectRoot(), 'bin/tendril.mjs'), ...args], { env: process.env, encoding: 'utf8', timeout });
-  return { status: r.status, out: r.stdout ?? '', err: r.stderr ?? '', all: `${r.stdout}\n${r.stderr}` };
+  const r = spawnSync(process.execPath, [join(projectRoot(), 'bin/tendril.mjs'), ...args], {
+    env: process.env,
+    encoding: 'utf8',
+    timeout,
+  });
+  return {
+    status: r.status,
+    out: r.stdout ?? '',
+    err: r.stderr ?? '',
+    all: `${r.stdout}\n${r.stderr}`,
+  };
 };
 const ok = (args: string[], timeout?: number) => {
   const r = cli(args, timeout);
@@ -50,7 +59,14 @@ privilegedTest(
     ok(['install', '--context', 'lab-cluster2', '--cluster-name', 'cluster2', '--cluster-id', '2']);
 
     // Refusals, each with its reason, before anything changes.
-    let r = cli(['clustermesh', 'connect', '--context', 'lab-cluster1', '--destination-context', 'lab-cluster3']);
+    let r = cli([
+      'clustermesh',
+      'connect',
+      '--context',
+      'lab-cluster1',
+      '--destination-context',
+      'lab-cluster3',
+    ]);
     assert.notEqual(r.status, 0);
     assert.match(r.err, /Tendril is not installed on lab-cluster3/);
     const base = { ...readInstallState('cluster2')!, labCluster: 'cluster3' };
@@ -60,28 +76,56 @@ privilegedTest(
     for (const [name, id, cidr, re] of [
       ['cluster1', 3, c3.podCIDR, /both are named "cluster1"/],
       ['cluster3', 1, c3.podCIDR, /both have cluster ID 1/],
-      ['cluster3', 3, '10.244.128.0/17', /pod CIDRs overlap \(10\.244\.0\.0\/16 and 10\.244\.128\.0\/17\)/],
+      [
+        'cluster3',
+        3,
+        '10.244.128.0/17',
+        /pod CIDRs overlap \(10\.244\.0\.0\/16 and 10\.244\.128\.0\/17\)/,
+      ],
     ] as const) {
       writeInstallState({ ...base, clusterName: name, clusterId: id });
       saveCluster({ ...c3, podCIDR: cidr });
-      r = cli(['clustermesh', 'connect', '--context', 'lab-cluster1', '--destination-context', 'lab-cluster3']);
+      r = cli([
+        'clustermesh',
+        'connect',
+        '--context',
+        'lab-cluster1',
+        '--destination-context',
+        'lab-cluster3',
+      ]);
       assert.notEqual(r.status, 0, r.all);
       assert.match(r.err, re);
       assert.match(r.err, /hint:/);
     }
     assert.equal(readInstallState('cluster1') !== undefined, true);
-    assert.throws(() => readFileSync(meshPaths('cluster1').config), 'a refused connect changes nothing');
+    assert.throws(
+      () => readFileSync(meshPaths('cluster1').config),
+      'a refused connect changes nothing',
+    );
 
     // The seed: enable on cluster1 only, connect from cluster2.
     r = ok(['clustermesh', 'enable', '--context', 'lab-cluster1', '--service-type', 'NodePort']);
-    assert.match(r.out, /Cluster mesh enabled on lab-cluster1: cluster1 \(ID 1\) at https:\/\/172\.30\.\d+\.10:32379/);
-    r = ok(['clustermesh', 'connect', '--context', 'lab-cluster2', '--destination-context', 'lab-cluster1']);
+    assert.match(
+      r.out,
+      /Cluster mesh enabled on lab-cluster1: cluster1 \(ID 1\) at https:\/\/172\.30\.\d+\.10:32379/,
+    );
+    r = ok([
+      'clustermesh',
+      'connect',
+      '--context',
+      'lab-cluster2',
+      '--destination-context',
+      'lab-cluster1',
+    ]);
     assert.match(r.out, /not enabled on lab-cluster2 yet: enabling it/);
     for (const [ctx, local, other] of [
       ['lab-cluster1', 'cluster1', 'cluster2'],
       ['lab-cluster2', 'cluster2', 'cluster1'],
     ] as const) {
-      r = ok(['clustermesh', 'status', '--context', ctx, '--wait', '--wait-duration', '90s'], 150_000);
+      r = ok(
+        ['clustermesh', 'status', '--context', ctx, '--wait', '--wait-duration', '90s'],
+        150_000,
+      );
       assert.match(r.out, /Clustermesh:\s+OK/);
       assert.match(r.out, /Cluster Mesh: 2\/2 clusters/);
       assert.match(r.out, new RegExp(`^  ${local} \\(local\\)$`, 'm'));
@@ -89,7 +133,9 @@ privilegedTest(
       assert.match(r.out, /All \d+ nodes are connected to all clusters/);
       assert.match(r.out, new RegExp(`- ${other} \\(ID \\d\\): configured, connected, synced`));
     }
-    const json = JSON.parse(ok(['clustermesh', 'status', '--context', 'lab-cluster1', '-o', 'json']).out) as { ready: boolean; clusters: { name: string; counts: { nodes: number } }[] };
+    const json = JSON.parse(
+      ok(['clustermesh', 'status', '--context', 'lab-cluster1', '-o', 'json']).out,
+    ) as { ready: boolean; clusters: { name: string; counts: { nodes: number } }[] };
     assert.equal(json.ready, true);
     assert.equal(json.clusters.find((c) => c.name === 'cluster2')?.counts.nodes, 2);
 
@@ -99,11 +145,24 @@ privilegedTest(
     const endpoint = `https://${c1.nodes[0]!.ip}:32379`;
     const rp = remotePaths('cluster2', 'cluster1');
     const etcdctl = (args: string[], withCert: boolean) =>
-      spawnSync('nsenter', [`--net=/run/netns/${c2.nodes[1]!.netns}`, 'etcdctl', `--endpoints=${endpoint}`, `--cacert=${rp.caCert}`, '--dial-timeout=3s', '--command-timeout=5s', ...(withCert ? [`--cert=${rp.clientCert}`, `--key=${rp.clientKey}`] : []), ...args], {
-        encoding: 'utf8',
-        env: { ...process.env, ETCDCTL_API: '3' },
-        timeout: 20_000,
-      });
+      spawnSync(
+        'nsenter',
+        [
+          `--net=/run/netns/${c2.nodes[1]!.netns}`,
+          'etcdctl',
+          `--endpoints=${endpoint}`,
+          `--cacert=${rp.caCert}`,
+          '--dial-timeout=3s',
+          '--command-timeout=5s',
+          ...(withCert ? [`--cert=${rp.clientCert}`, `--key=${rp.clientKey}`] : []),
+          ...args,
+        ],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, ETCDCTL_API: '3' },
+          timeout: 20_000,
+        },
+      );
     let e = etcdctl(['get', '--prefix', '--keys-only', 'cilium/state/nodes/'], false);
     assert.notEqual(e.status, 0, `no client certificate must be refused: ${e.stdout}`);
     e = etcdctl(['get', '--prefix', '--keys-only', 'cilium/state/nodes/'], true);
@@ -131,10 +190,19 @@ privilegedTest(
     } finally {
       addDaemon('cluster1', spec);
     }
-    ok(['clustermesh', 'status', '--context', 'lab-cluster2', '--wait', '--wait-duration', '60s'], 90_000);
+    ok(
+      ['clustermesh', 'status', '--context', 'lab-cluster2', '--wait', '--wait-duration', '60s'],
+      90_000,
+    );
 
     // A global service of cluster1 is counted in cluster2.
-    ok(['--context', 'lab-cluster1', 'apply', '-f', join(projectRoot(), 'examples/seed-walkthrough/echo-c1.yaml')]);
+    ok([
+      '--context',
+      'lab-cluster1',
+      'apply',
+      '-f',
+      join(projectRoot(), 'examples/seed-walkthrough/echo-c1.yaml'),
+    ]);
     const deadline = Date.now() + 60_000;
     for (;;) {
       r = cli(['clustermesh', 'status', '--context', 'lab-cluster2']);
@@ -144,12 +212,29 @@ privilegedTest(
     }
 
     // Disconnect: each side alone again, and cluster1's etcd no longer admits cluster2.
-    ok(['clustermesh', 'disconnect', '--context', 'lab-cluster2', '--destination-context', 'lab-cluster1']);
-    r = ok(['clustermesh', 'status', '--context', 'lab-cluster1', '--wait', '--wait-duration', '30s']);
+    ok([
+      'clustermesh',
+      'disconnect',
+      '--context',
+      'lab-cluster2',
+      '--destination-context',
+      'lab-cluster1',
+    ]);
+    r = ok([
+      'clustermesh',
+      'status',
+      '--context',
+      'lab-cluster1',
+      '--wait',
+      '--wait-duration',
+      '30s',
+    ]);
     assert.match(r.out, /Cluster Mesh: 1\/1 clusters/);
     const revokedDeadline = Date.now() + 20_000;
     for (;;) {
-      const out = JSON.parse(ok(['clustermesh', 'status', '--context', 'lab-cluster1', '-o', 'json']).out) as { apiserver: { readers: string[] } };
+      const out = JSON.parse(
+        ok(['clustermesh', 'status', '--context', 'lab-cluster1', '-o', 'json']).out,
+      ) as { apiserver: { readers: string[] } };
       if (out.apiserver.readers.length === 0) break;
       assert.ok(Date.now() < revokedDeadline, 'reader not revoked');
       await new Promise((res) => setTimeout(res, 500));
@@ -159,7 +244,10 @@ privilegedTest(
     r = cli(['clustermesh', 'status', '--context', 'lab-cluster1']);
     assert.equal(r.status, 1);
     assert.match(r.out, /Clustermesh:\s+disabled/);
-    assert.equal(listDaemonSpecs('cluster1').some((d) => d.name.startsWith('clustermesh-')), false);
+    assert.equal(
+      listDaemonSpecs('cluster1').some((d) => d.name.startsWith('clustermesh-')),
+      false,
+    );
   },
   { timeout: 600_000 },
 );

@@ -80,7 +80,10 @@ function caFingerprintFor(side: Side): string | undefined {
 /** Checks that two clusters may be meshed. @throws ConnectRefusedError with the reason. */
 export function checkPair(a: Side, b: Side, allowMismatchingCA: boolean): void {
   if (a.cluster.name === b.cluster.name) {
-    throw new ConnectRefusedError(`${a.context} and ${b.context} are the same cluster`, 'pass the other cluster with --destination-context');
+    throw new ConnectRefusedError(
+      `${a.context} and ${b.context} are the same cluster`,
+      'pass the other cluster with --destination-context',
+    );
   }
   if (a.install.clusterName === b.install.clusterName) {
     throw new ConnectRefusedError(
@@ -115,7 +118,7 @@ export function checkPair(a: Side, b: Side, allowMismatchingCA: boolean): void {
   if (fa && fb && fa !== fb && !allowMismatchingCA) {
     throw new ConnectRefusedError(
       `cannot connect ${a.context} and ${b.context}: their clustermesh certificates are signed by different CAs (${fa.slice(0, 23)}... and ${fb.slice(0, 23)}...)`,
-      'connect with --allow-mismatching-ca (each side then trusts the other\'s CA for that connection), or re-enable one cluster so both use the mesh CA',
+      "connect with --allow-mismatching-ca (each side then trusts the other's CA for that connection), or re-enable one cluster so both use the mesh CA",
     );
   }
 }
@@ -130,14 +133,20 @@ function resolveSide(context: string | undefined): Side {
  * whose mesh is not enabled are enabled first (and the user is told).
  * @throws ConnectRefusedError, TendrilError (not installed, not a lab cluster, enable failed)
  */
-export async function connectClusters(o: ConnectOptions): Promise<{ pairs: [string, string][]; enabled: string[] }> {
+export async function connectClusters(
+  o: ConnectOptions,
+): Promise<{ pairs: [string, string][]; enabled: string[] }> {
   const say = o.say ?? (() => {});
   const mode = o.mode ?? 'bidirectional';
   if (!['bidirectional', 'unicast', 'mesh'].includes(mode)) {
-    throw new TendrilError('CLUSTERMESH_BAD_MODE', `connection mode "${mode}" is not known`, { hint: 'use bidirectional, unicast or mesh' });
+    throw new TendrilError('CLUSTERMESH_BAD_MODE', `connection mode "${mode}" is not known`, {
+      hint: 'use bidirectional, unicast or mesh',
+    });
   }
   if (o.destinationContexts.length === 0) {
-    throw new TendrilError('CLUSTERMESH_NO_DESTINATION', 'no destination given', { hint: 'pass --destination-context CONTEXT[,CONTEXT...]' });
+    throw new TendrilError('CLUSTERMESH_NO_DESTINATION', 'no destination given', {
+      hint: 'pass --destination-context CONTEXT[,CONTEXT...]',
+    });
   }
   const source = resolveSide(o.context);
   const dests = o.destinationContexts.map((d) => resolveSide(d));
@@ -146,20 +155,33 @@ export async function connectClusters(o: ConnectOptions): Promise<{ pairs: [stri
   const enabled: string[] = [];
   for (const side of [source, ...dests]) {
     if (readMeshConfig(side.cluster.name)) continue;
-    say(`ℹ️  Cluster mesh is not enabled on ${side.context} yet: enabling it (service type ${o.serviceType ?? 'NodePort'})`);
-    await enableClusterMesh({ context: side.context, serviceType: o.serviceType, say, wait: o.wait });
+    say(
+      `ℹ️  Cluster mesh is not enabled on ${side.context} yet: enabling it (service type ${o.serviceType ?? 'NodePort'})`,
+    );
+    await enableClusterMesh({
+      context: side.context,
+      serviceType: o.serviceType,
+      say,
+      wait: o.wait,
+    });
     enabled.push(side.context);
   }
   for (const [a, b] of pairs) {
     await connectDirection(a.cluster.name, b.cluster.name);
-    say(`🔑 ${a.install.clusterName} (${a.context}) can now read ${b.install.clusterName} at ${readMeshConfig(b.cluster.name)!.accessEndpoints.join(', ')}`);
+    say(
+      `🔑 ${a.install.clusterName} (${a.context}) can now read ${b.install.clusterName} at ${readMeshConfig(b.cluster.name)!.accessEndpoints.join(', ')}`,
+    );
   }
-  say(`✅ Connected ${source.install.clusterName} with ${dests.map((d) => d.install.clusterName).join(', ')} (${mode}); check with \`tendril clustermesh status --context ${source.context} --wait\``);
+  say(
+    `✅ Connected ${source.install.clusterName} with ${dests.map((d) => d.install.clusterName).join(', ')} (${mode}); check with \`tendril clustermesh status --context ${source.context} --wait\``,
+  );
   return { pairs: pairs.map(([a, b]) => [a.context, b.context]), enabled };
 }
 
 /** Disconnects clusters (the same pairs connect would make). Absent connections are fine. */
-export async function disconnectClusters(o: Omit<ConnectOptions, 'allowMismatchingCA' | 'serviceType'>): Promise<{ pairs: [string, string][] }> {
+export async function disconnectClusters(
+  o: Omit<ConnectOptions, 'allowMismatchingCA' | 'serviceType'>,
+): Promise<{ pairs: [string, string][] }> {
   const say = o.say ?? (() => {});
   const mode = o.mode ?? 'bidirectional';
   const src = resolveInstallTarget(o.context);

@@ -18,7 +18,9 @@ export function parseDuration(text: string): number {
     pos = re.lastIndex;
   }
   if (t.length === 0 || pos !== t.length) {
-    throw new TendrilError('INVALID_DURATION', `invalid duration "${text}"`, { hint: 'use a duration like 500ms, 30s, 5m, 1h or 1m30s' });
+    throw new TendrilError('INVALID_DURATION', `invalid duration "${text}"`, {
+      hint: 'use a duration like 500ms, 30s, 5m, 1h or 1m30s',
+    });
   }
   return total;
 }

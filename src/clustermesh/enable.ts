@@ -20,7 +20,16 @@ import { resolveInstallTarget } from '../agent/lab-target.js';
 import { readInstallState, type InstallState } from '../agent/install-state.js';
 import { addDaemon, nodeCommand, removeDaemon } from '../lab/daemons.js';
 import { apiServerNodeURL, listClusters, type LabCluster, type LabNode } from '../lab/state.js';
-import { ETCD_CLIENT_PORT, NODEPORT_PORT, listRemotes, meshEnabled, meshPaths, readMeshConfig, type MeshConfig, type ServiceType } from './mesh-files.js';
+import {
+  ETCD_CLIENT_PORT,
+  NODEPORT_PORT,
+  listRemotes,
+  meshEnabled,
+  meshPaths,
+  readMeshConfig,
+  type MeshConfig,
+  type ServiceType,
+} from './mesh-files.js';
 import { disconnectDirection, meshEtcdCommand, prepareMesh, removeMeshFiles } from './setup.js';
 import { fetchStatus, type MeshDaemonStatus } from './status-api.js';
 
@@ -55,7 +64,8 @@ export interface EnableResult {
 /** The control-plane node of a lab cluster. */
 export function controlPlaneOf(c: LabCluster): LabNode {
   const cp = c.nodes.find((n) => n.role === 'control-plane');
-  if (!cp) throw new TendrilError('LAB_STATE_CORRUPT', `lab cluster ${c.name} has no control-plane node`);
+  if (!cp)
+    throw new TendrilError('LAB_STATE_CORRUPT', `lab cluster ${c.name} has no control-plane node`);
   return cp;
 }
 
@@ -63,9 +73,13 @@ export function controlPlaneOf(c: LabCluster): LabNode {
 export function requireInstall(c: LabCluster, context: string): InstallState {
   const st = readInstallState(c.name);
   if (!st) {
-    throw new TendrilError('CLUSTERMESH_NOT_INSTALLED', `Tendril is not installed on ${context} (lab cluster ${c.name})`, {
-      hint: `run \`tendril install --context ${context} --cluster-name ${c.name} --cluster-id N\` first`,
-    });
+    throw new TendrilError(
+      'CLUSTERMESH_NOT_INSTALLED',
+      `Tendril is not installed on ${context} (lab cluster ${c.name})`,
+      {
+        hint: `run \`tendril install --context ${context} --cluster-name ${c.name} --cluster-id N\` first`,
+      },
+    );
   }
   return st;
 }
@@ -83,9 +97,13 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
   const install = requireInstall(c, target.context);
   const serviceType = o.serviceType ?? readMeshConfig(c.name)?.serviceType ?? 'NodePort';
   if (serviceType !== 'NodePort' && serviceType !== 'LoadBalancer') {
-    throw new TendrilError('CLUSTERMESH_BAD_SERVICE_TYPE', `service type "${String(serviceType)}" is not supported`, {
-      hint: 'use --service-type NodePort or --service-type LoadBalancer',
-    });
+    throw new TendrilError(
+      'CLUSTERMESH_BAD_SERVICE_TYPE',
+      `service type "${String(serviceType)}" is not supported`,
+      {
+        hint: 'use --service-type NodePort or --service-type LoadBalancer',
+      },
+    );
   }
   const cp = controlPlaneOf(c);
   const urls = [`https://127.0.0.1:${ETCD_CLIENT_PORT}`, `https://${cp.ip}:${ETCD_CLIENT_PORT}`];
@@ -95,20 +113,36 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
     access = `https://${cp.ip}:${NODEPORT_PORT}`;
   } else {
     lbIP = loadBalancerIP(c);
-    await pexec('ip', ['-n', cp.netns, 'addr', 'replace', `${lbIP}/32`, 'dev', 'eth0']).catch((err: Error) => {
-      throw new TendrilError('CLUSTERMESH_LB_ADDRESS', `cannot add the LoadBalancer address ${lbIP} to ${cp.name}: ${err.message}`, {
-        hint: 'LoadBalancer needs root (it adds an address in the control plane namespace); or use --service-type NodePort',
-        cause: err,
-      });
-    });
+    await pexec('ip', ['-n', cp.netns, 'addr', 'replace', `${lbIP}/32`, 'dev', 'eth0']).catch(
+      (err: Error) => {
+        throw new TendrilError(
+          'CLUSTERMESH_LB_ADDRESS',
+          `cannot add the LoadBalancer address ${lbIP} to ${cp.name}: ${err.message}`,
+          {
+            hint: 'LoadBalancer needs root (it adds an address in the control plane namespace); or use --service-type NodePort',
+            cause: err,
+          },
+        );
+      },
+    );
     access = `https://${lbIP}:${ETCD_CLIENT_PORT}`;
   }
   urls.push(access);
   const previous = readMeshConfig(c.name);
   if (previous?.loadBalancerIP && previous.loadBalancerIP !== lbIP) {
-    await pexec('ip', ['-n', cp.netns, 'addr', 'del', `${previous.loadBalancerIP}/32`, 'dev', 'eth0']).catch(() => {});
+    await pexec('ip', [
+      '-n',
+      cp.netns,
+      'addr',
+      'del',
+      `${previous.loadBalancerIP}/32`,
+      'dev',
+      'eth0',
+    ]).catch(() => {});
   }
-  say(`🔑 ${previous ? 'Re-issuing' : 'Creating'} certificates for ${install.clusterName}'s clustermesh-apiserver...`);
+  say(
+    `🔑 ${previous ? 'Re-issuing' : 'Creating'} certificates for ${install.clusterName}'s clustermesh-apiserver...`,
+  );
   const { config, caCreated } = await prepareMesh({
     labCluster: c.name,
     clusterName: install.clusterName,
@@ -122,9 +156,19 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
     loadBalancerIP: lbIP,
     cacheTTL: install.settings['clustermesh-cache-ttl'],
   });
-  if (caCreated) say('🔑 Created the mesh CA ($TENDRIL_HOME/mesh/ca.crt); every cluster enabled from now on shares it');
-  say(`✨ Deploying clustermesh-apiserver (etcd with mutual TLS, ${serviceType} ${access.replace('https://', '')})...`);
-  addDaemon(c.name, { name: DAEMON_MESH_ETCD, command: meshEtcdCommand(config), netns: cp.netns, restart: 'always' });
+  if (caCreated)
+    say(
+      '🔑 Created the mesh CA ($TENDRIL_HOME/mesh/ca.crt); every cluster enabled from now on shares it',
+    );
+  say(
+    `✨ Deploying clustermesh-apiserver (etcd with mutual TLS, ${serviceType} ${access.replace('https://', '')})...`,
+  );
+  addDaemon(c.name, {
+    name: DAEMON_MESH_ETCD,
+    command: meshEtcdCommand(config),
+    netns: cp.netns,
+    restart: 'always',
+  });
   addDaemon(c.name, {
     name: DAEMON_MESH_APISERVER,
     command: nodeCommand('src/clustermesh/apiserver/main.ts', ['--cluster', c.name]),
@@ -136,27 +180,43 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
   if (o.wait !== false) {
     say('⌛ Waiting for the clustermesh-apiserver to export the cluster state...');
     status = await waitApiServerReady(c.name, o.timeoutMs ?? 90_000);
-    say(`✅ Cluster mesh enabled on ${target.context}: ${install.clusterName} (ID ${install.clusterId}) at ${access}`);
+    say(
+      `✅ Cluster mesh enabled on ${target.context}: ${install.clusterName} (ID ${install.clusterId}) at ${access}`,
+    );
   }
   return { labCluster: c.name, config, caCreated, status };
 }
 
 /** Polls the apiserver's status until etcd is healthy and every kind is exported. @throws TendrilError CLUSTERMESH_NOT_READY */
-export async function waitApiServerReady(labCluster: string, timeoutMs: number): Promise<MeshDaemonStatus> {
+export async function waitApiServerReady(
+  labCluster: string,
+  timeoutMs: number,
+): Promise<MeshDaemonStatus> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   for (;;) {
     try {
       const st = await fetchStatus(meshPaths(labCluster).statusSocket, 3000);
       if (st.etcd.ok && st.syncer && Object.values(st.syncer.synced).every(Boolean)) return st;
-      last = !st.etcd.ok ? `etcd: ${st.etcd.error ?? 'not healthy'}` : `syncer: waiting for ${Object.entries(st.syncer?.synced ?? {}).filter(([, v]) => !v).map(([k]) => k).join(', ') || 'start'}`;
+      last = !st.etcd.ok
+        ? `etcd: ${st.etcd.error ?? 'not healthy'}`
+        : `syncer: waiting for ${
+            Object.entries(st.syncer?.synced ?? {})
+              .filter(([, v]) => !v)
+              .map(([k]) => k)
+              .join(', ') || 'start'
+          }`;
     } catch (err) {
       last = (err as Error).message;
     }
     if (Date.now() > deadline) {
-      throw new TendrilError('CLUSTERMESH_NOT_READY', `the clustermesh-apiserver of ${labCluster} is not ready after ${Math.round(timeoutMs / 1000)} s (${last})`, {
-        hint: `see \`tendril lab logs ${labCluster} ${DAEMON_MESH_APISERVER}\` and \`tendril lab logs ${labCluster} ${DAEMON_MESH_ETCD}\``,
-      });
+      throw new TendrilError(
+        'CLUSTERMESH_NOT_READY',
+        `the clustermesh-apiserver of ${labCluster} is not ready after ${Math.round(timeoutMs / 1000)} s (${last})`,
+        {
+          hint: `see \`tendril lab logs ${labCluster} ${DAEMON_MESH_APISERVER}\` and \`tendril lab logs ${labCluster} ${DAEMON_MESH_ETCD}\``,
+        },
+      );
     }
     await new Promise((r) => setTimeout(r, 300));
   }
@@ -167,7 +227,10 @@ export async function waitApiServerReady(labCluster: string, timeoutMs: number):
  * (both directions), stops its daemons and removes its mesh files.
  * @returns the clusters it was disconnected from.
  */
-export async function disableClusterMesh(o: { context?: string; say?: (l: string) => void }): Promise<{ labCluster: string; disconnected: string[] }> {
+export async function disableClusterMesh(o: {
+  context?: string;
+  say?: (l: string) => void;
+}): Promise<{ labCluster: string; disconnected: string[] }> {
   const say = o.say ?? (() => {});
   const target = resolveInstallTarget(o.context);
   const c = target.cluster;
@@ -179,7 +242,9 @@ export async function disableClusterMesh(o: { context?: string; say?: (l: string
   const disconnected: string[] = [];
   for (const other of listClusters()) {
     if (other.name === c.name || !meshEnabled(other.name)) continue;
-    const theirs = (await listRemotes(other.name)).remotes.some((r) => r.labCluster === c.name || r.name === cfg?.clusterName);
+    const theirs = (await listRemotes(other.name)).remotes.some(
+      (r) => r.labCluster === c.name || r.name === cfg?.clusterName,
+    );
     const ours = (await listRemotes(c.name)).remotes.some((r) => r.labCluster === other.name);
     if (theirs || ours) {
       await disconnectDirection(other.name, c.name);
@@ -193,7 +258,15 @@ export async function disableClusterMesh(o: { context?: string; say?: (l: string
   await removeDaemon(c.name, DAEMON_MESH_ETCD, { wait: true }).catch(() => {});
   if (cfg?.loadBalancerIP) {
     const cp = controlPlaneOf(c);
-    await pexec('ip', ['-n', cp.netns, 'addr', 'del', `${cfg.loadBalancerIP}/32`, 'dev', 'eth0']).catch(() => {});
+    await pexec('ip', [
+      '-n',
+      cp.netns,
+      'addr',
+      'del',
+      `${cfg.loadBalancerIP}/32`,
+      'dev',
+      'eth0',
+    ]).catch(() => {});
   }
   await removeMeshFiles(c.name);
   say(`✅ Cluster mesh disabled on ${target.context}`);

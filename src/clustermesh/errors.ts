@@ -21,7 +21,11 @@ export type MeshErrorReason =
 /** A mesh error with a reason. code is CLUSTERMESH_<REASON>. */
 export class MeshError extends TendrilError {
   readonly reason: MeshErrorReason;
-  constructor(reason: MeshErrorReason, message: string, options: { hint?: string; cause?: unknown } = {}) {
+  constructor(
+    reason: MeshErrorReason,
+    message: string,
+    options: { hint?: string; cause?: unknown } = {},
+  ) {
     super(`CLUSTERMESH_${reason.toUpperCase().replace(/-/g, '_')}`, message, options);
     this.name = 'MeshError';
     this.reason = reason;
@@ -33,13 +37,23 @@ export function classifyMeshError(err: unknown): MeshErrorReason {
   if (err instanceof MeshError) return err.reason;
   const code = (err as { code?: unknown })?.code;
   if (code === 'KVSTORE_TLS' || classifyTLSError(err) !== undefined) return 'certificate-rejected';
-  if (code === 'KVSTORE_PERMISSION_DENIED' || code === 'KVSTORE_AUTH_FAILED') return 'permission-denied';
+  if (code === 'KVSTORE_PERMISSION_DENIED' || code === 'KVSTORE_AUTH_FAILED')
+    return 'permission-denied';
   if (code === 'KVSTORE_UNREACHABLE') return 'endpoint-unreachable';
   const text = describeChain(err);
-  if (/ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|deadline|timed? ?out|UNAVAILABLE|No connection established|unreachable/i.test(text)) {
+  if (
+    /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|deadline|timed? ?out|UNAVAILABLE|No connection established|unreachable/i.test(
+      text,
+    )
+  ) {
     return 'endpoint-unreachable';
   }
-  if (/permission denied|PERMISSION_DENIED|authentication failed|invalid auth token|user name not found/i.test(text)) return 'permission-denied';
+  if (
+    /permission denied|PERMISSION_DENIED|authentication failed|invalid auth token|user name not found/i.test(
+      text,
+    )
+  )
+    return 'permission-denied';
   return 'error';
 }
 
@@ -68,8 +82,14 @@ export function hintForReason(reason: MeshErrorReason, remote: string): string {
 /** All messages of an error's cause chain, joined (for classification). */
 export function describeChain(err: unknown): string {
   const parts: string[] = [];
-  for (let e: unknown = err, i = 0; e !== undefined && e !== null && i < 6; e = (e as { cause?: unknown }).cause, i++) {
-    parts.push(e instanceof Error ? `${(e as { code?: unknown }).code ?? ''} ${e.message}` : String(e));
+  for (
+    let e: unknown = err, i = 0;
+    e !== undefined && e !== null && i < 6;
+    e = (e as { cause?: unknown }).cause, i++
+  ) {
+    parts.push(
+      e instanceof Error ? `${(e as { code?: unknown }).code ?? ''} ${e.message}` : String(e),
+    );
   }
   return parts.join(' <- ');
 }

@@ -11,7 +11,14 @@
  * remote-* users no longer allowed, and enables auth.
  */
 import type { EtcdKVStore } from '../kvstore/etcd.js';
-import { REMOTE_READ_PREFIXES, REMOTE_ROLE, remoteClusterUser, removeEtcdUser, setupEtcdAuth, type EtcdRoleSpec } from '../kvstore/etcd-auth.js';
+import {
+  REMOTE_READ_PREFIXES,
+  REMOTE_ROLE,
+  remoteClusterUser,
+  removeEtcdUser,
+  setupEtcdAuth,
+  type EtcdRoleSpec,
+} from '../kvstore/etcd-auth.js';
 import { HEARTBEAT_KEY } from './keys.js';
 import { remoteClientCN } from './certs.js';
 
@@ -34,7 +41,10 @@ export function localAgentRole(): EtcdRoleSpec {
 export function meshRemoteRole(): EtcdRoleSpec {
   return {
     name: REMOTE_ROLE,
-    permissions: [...REMOTE_READ_PREFIXES.map((prefix) => ({ prefix, access: 'read' as const })), { prefix: HEARTBEAT_KEY, access: 'read' }],
+    permissions: [
+      ...REMOTE_READ_PREFIXES.map((prefix) => ({ prefix, access: 'read' as const })),
+      { prefix: HEARTBEAT_KEY, access: 'read' },
+    ],
   };
 }
 
@@ -43,11 +53,17 @@ export function meshRemoteRole(): EtcdRoleSpec {
  * read this etcd, then enables auth. Call with the root client.
  * @throws KVStoreError from etcd.
  */
-export async function applyMeshAccess(root: EtcdKVStore, readers: string[]): Promise<{ removed: string[] }> {
+export async function applyMeshAccess(
+  root: EtcdKVStore,
+  readers: string[],
+): Promise<{ removed: string[] }> {
   const wanted = new Set(readers.map(remoteClientCN));
   await setupEtcdAuth(root, {
     roles: [meshRemoteRole(), localAgentRole()],
-    users: [{ name: LOCAL_AGENT_USER, roles: [LOCAL_AGENT_USER] }, ...[...wanted].map((cn) => remoteClusterUser(cn))],
+    users: [
+      { name: LOCAL_AGENT_USER, roles: [LOCAL_AGENT_USER] },
+      ...[...wanted].map((cn) => remoteClusterUser(cn)),
+    ],
   });
   const removed: string[] = [];
   const users = await root.client.getUsers();

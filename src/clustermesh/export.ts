@@ -16,17 +16,31 @@ import { exportClusterService } from '../services/export.js';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 /** A Node -> the mesh's node value. Undefined if it has no usable address. */
-export function nodeToMesh(node: KubeObject, cluster: string, clusterID: number): MeshNode | undefined {
+export function nodeToMesh(
+  node: KubeObject,
+  cluster: string,
+  clusterID: number,
+): MeshNode | undefined {
   const name = node.metadata.name;
   if (!name) return undefined;
   const addrs = (node.status?.addresses ?? []) as { type: string; address: string }[];
   const addresses = addrs
-    .filter((a) => a && typeof a.address === 'string' && (a.type === 'InternalIP' || a.type === 'ExternalIP' || a.type === 'Hostname'))
+    .filter(
+      (a) =>
+        a &&
+        typeof a.address === 'string' &&
+        (a.type === 'InternalIP' || a.type === 'ExternalIP' || a.type === 'Hostname'),
+    )
     .map((a) => ({ type: a.type as MeshNode['addresses'][number]['type'], ip: a.address }));
   if (!addresses.some((a) => a.type === 'InternalIP')) return undefined;
-  const podCIDRs: string[] = Array.isArray(node.spec?.podCIDRs) ? node.spec.podCIDRs : node.spec?.podCIDR ? [node.spec.podCIDR] : [];
+  const podCIDRs: string[] = Array.isArray(node.spec?.podCIDRs)
+    ? node.spec.podCIDRs
+    : node.spec?.podCIDR
+      ? [node.spec.podCIDR]
+      : [];
   const n: MeshNode = { name, cluster, clusterID, addresses, podCIDRs };
-  if (node.metadata.labels && Object.keys(node.metadata.labels).length > 0) n.labels = { ...node.metadata.labels };
+  if (node.metadata.labels && Object.keys(node.metadata.labels).length > 0)
+    n.labels = { ...node.metadata.labels };
   return n;
 }
 
@@ -34,7 +48,10 @@ export function nodeToMesh(node: KubeObject, cluster: string, clusterID: number)
 export function identityToMesh(obj: KubeObject): [number, string] | undefined {
   const id = Number(obj.metadata.name);
   if (!Number.isInteger(id) || id <= 0) return undefined;
-  const sec = (obj['security-labels'] ?? obj.spec?.['security-labels'] ?? {}) as Record<string, string>;
+  const sec = (obj['security-labels'] ?? obj.spec?.['security-labels'] ?? {}) as Record<
+    string,
+    string
+  >;
   const labels = Object.entries(sec).map(([k, v]) => {
     const i = k.indexOf(':');
     return i > 0 ? makeLabel(k.slice(0, i), k.slice(i + 1), v ?? '') : makeLabel('k8s', k, v ?? '');
@@ -56,9 +73,14 @@ export function endpointToIPCache(cep: KubeObject): IPCacheEntry[] {
     const e: IPCacheEntry = { ip: a.ipv4, identity, hostIP };
     if (cep.metadata.namespace) e.k8sNamespace = cep.metadata.namespace;
     if (cep.metadata.name) e.k8sPodName = cep.metadata.name;
-    const named = st['named-ports'] as { name?: string; port: number; protocol?: string }[] | undefined;
+    const named = st['named-ports'] as
+      { name?: string; port: number; protocol?: string }[] | undefined;
     if (Array.isArray(named) && named.length > 0) {
-      e.namedPorts = Object.fromEntries(named.filter((p) => p.name).map((p) => [p.name!, { port: p.port, protocol: p.protocol ?? 'TCP' }]));
+      e.namedPorts = Object.fromEntries(
+        named
+          .filter((p) => p.name)
+          .map((p) => [p.name!, { port: p.port, protocol: p.protocol ?? 'TCP' }]),
+      );
     }
     out.push(e);
   }
@@ -66,9 +88,20 @@ export function endpointToIPCache(cep: KubeObject): IPCacheEntry[] {
 }
 
 /** A ServiceExport of an existing Service -> the MCS export value (undefined if the Service is missing). */
-export function serviceExportToMesh(exp: KubeObject, svc: KubeObject | undefined, cluster: string): MeshServiceExport | undefined {
+export function serviceExportToMesh(
+  exp: KubeObject,
+  svc: KubeObject | undefined,
+  cluster: string,
+): MeshServiceExport | undefined {
   if (!svc || !exp.metadata.name || !exp.metadata.namespace) return undefined;
-  const ports = ((svc.spec?.ports ?? []) as { name?: string; protocol?: string; port: number; appProtocol?: string }[]).map((p) => {
+  const ports = (
+    (svc.spec?.ports ?? []) as {
+      name?: string;
+      protocol?: string;
+      port: number;
+      appProtocol?: string;
+    }[]
+  ).map((p) => {
     const o: MeshServiceExport['ports'][number] = { protocol: p.protocol ?? 'TCP', port: p.port };
     if (p.name) o.name = p.name;
     if (p.appProtocol) o.appProtocol = p.appProtocol;
@@ -82,7 +115,8 @@ export function serviceExportToMesh(exp: KubeObject, svc: KubeObject | undefined
     type: svc.spec?.clusterIP === 'None' ? 'Headless' : 'ClusterSetIP',
     ports,
   };
-  if (svc.spec?.sessionAffinity === 'ClientIP' || svc.spec?.sessionAffinity === 'None') e.sessionAffinity = svc.spec.sessionAffinity;
+  if (svc.spec?.sessionAffinity === 'ClientIP' || svc.spec?.sessionAffinity === 'None')
+    e.sessionAffinity = svc.spec.sessionAffinity;
   return e;
 }
 
@@ -106,5 +140,15 @@ export type ServiceExporter = (input: ServiceExportInput) => ClusterService | un
  * export) and shared; backends are the ready local endpoints, never the
  * marker slice's mesh-filled ones; services the mesh created are never exported.
  */
-export const catalogServiceExporter: ServiceExporter = ({ service, slices, cluster, clusterID, exported }) =>
-  exportClusterService(service as unknown as V1Service, slices as unknown as V1EndpointSlice[], { cluster, clusterID, exported });
+export const catalogServiceExporter: ServiceExporter = ({
+  service,
+  slices,
+  cluster,
+  clusterID,
+  exported,
+}) =>
+  exportClusterService(service as unknown as V1Service, slices as unknown as V1EndpointSlice[], {
+    cluster,
+    clusterID,
+    exported,
+  });

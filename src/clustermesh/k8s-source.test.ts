@@ -14,42 +14,78 @@ async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 800
   }
 }
 
-test('the syncer exports from a real (lab) API server through informers', { timeout: 30_000 }, async () => {
-  const api = await startTestApiServer();
-  const store = new MemoryKVStore();
-  const syncer = new ClusterSyncer({ store, clusterName: 'cluster1', clusterConfig: makeClusterConfig(1), sources: apiServerSources(api.server.url), heartbeatIntervalMs: 1000 });
-  try {
-    const node = fakeNode('cluster1-worker', { ip: '172.30.1.11' });
-    node.spec = { ...node.spec, podCIDR: '10.244.1.0/24' };
-    await api.client.create(node);
-    await api.client.create({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'echo', namespace: 'default', annotations: { 'service.cilium.io/global': 'true' } },
-      spec: { selector: { app: 'echo' }, ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }] },
+test(
+  'the syncer exports from a real (lab) API server through informers',
+  { timeout: 30_000 },
+  async () => {
+    const api = await startTestApiServer();
+    const store = new MemoryKVStore();
+    const syncer = new ClusterSyncer({
+      store,
+      clusterName: 'cluster1',
+      clusterConfig: makeClusterConfig(1),
+      sources: apiServerSources(api.server.url),
+      heartbeatIntervalMs: 1000,
     });
-    await syncer.start();
-    await syncer.waitSynced(10_000);
-    await until('node exported', async () => (await store.get('cilium/state/nodes/v1/cluster1/cluster1-worker')) !== undefined);
-    await until('service exported', async () => (await store.get('cilium/state/services/v1/cluster1/default/echo')) !== undefined);
-    assert.ok(await store.get(syncedCanaryKey('cluster1', 'services')));
-    // A change after the initial list arrives through the watch.
-    await api.client.create({
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: { name: 'echo-manual', namespace: 'default', labels: { 'kubernetes.io/service-name': 'echo' } },
-      addressType: 'IPv4',
-      ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-      endpoints: [{ addresses: ['10.244.1.10'], conditions: { ready: true } }],
-    });
-    await until('backend exported', async () => {
-      const v = await store.get('cilium/state/services/v1/cluster1/default/echo');
-      return v !== undefined && '10.244.1.10' in (JSON.parse(v.value) as { backends: Record<string, unknown> }).backends;
-    });
-    await api.client.delete('v1', 'Node', 'cluster1-worker');
-    await until('node removed', async () => (await store.get('cilium/state/nodes/v1/cluster1/cluster1-worker')) === undefined);
-  } finally {
-    await syncer.stop();
-    await api.cleanup();
-  }
-});
+    try {
+      const node = fakeNode('cluster1-worker', { ip: '172.30.1.11' });
+      node.spec = { ...node.spec, podCIDR: '10.244.1.0/24' };
+      await api.client.create(node);
+      await api.client.create({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: {
+          name: 'echo',
+          namespace: 'default',
+          annotations: { 'service.cilium.io/global': 'true' },
+        },
+        spec: {
+          selector: { app: 'echo' },
+          ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }],
+        },
+      });
+      await syncer.start();
+      await syncer.waitSynced(10_000);
+      await until(
+        'node exported',
+        async () =>
+          (await store.get('cilium/state/nodes/v1/cluster1/cluster1-worker')) !== undefined,
+      );
+      await until(
+        'service exported',
+        async () =>
+          (await store.get('cilium/state/services/v1/cluster1/default/echo')) !== undefined,
+      );
+      assert.ok(await store.get(syncedCanaryKey('cluster1', 'services')));
+      // A change after the initial list arrives through the watch.
+      await api.client.create({
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: {
+          name: 'echo-manual',
+          namespace: 'default',
+          labels: { 'kubernetes.io/service-name': 'echo' },
+        },
+        addressType: 'IPv4',
+        ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
+        endpoints: [{ addresses: ['10.244.1.10'], conditions: { ready: true } }],
+      });
+      await until('backend exported', async () => {
+        const v = await store.get('cilium/state/services/v1/cluster1/default/echo');
+        return (
+          v !== undefined &&
+          '10.244.1.10' in (JSON.parse(v.value) as { backends: Record<string, unknown> }).backends
+        );
+      });
+      await api.client.delete('v1', 'Node', 'cluster1-worker');
+      await until(
+        'node removed',
+        async () =>
+          (await store.get('cilium/state/nodes/v1/cluster1/cluster1-worker')) === undefined,
+      );
+    } finally {
+      await syncer.stop();
+      await api.cleanup();
+    }
+  },
+);

@@ -4,7 +4,12 @@
  * list's resourceVersion; when the watch breaks the informer is restarted
  * after a backoff (it relists and reports deletions it missed).
  */
-import { KubeConfig, makeInformer, type KubernetesObject, type KubernetesListObject } from '@kubernetes/client-node';
+import {
+  KubeConfig,
+  makeInformer,
+  type KubernetesObject,
+  type KubernetesListObject,
+} from '@kubernetes/client-node';
 import type { KubeObject } from '../k8s/objects.js';
 import { nopLogger, type Logger } from '../util/log.js';
 import type { ObjectSource, SyncerSources } from './syncer.js';
@@ -22,13 +27,18 @@ export function kubeConfigFor(server: string): KubeConfig {
 }
 
 /** An ObjectSource for one collection path (e.g. "/api/v1/nodes"). */
-export function informerSource(server: string, path: string, options: { logger?: Logger; retryMs?: number } = {}): ObjectSource {
+export function informerSource(
+  server: string,
+  path: string,
+  options: { logger?: Logger; retryMs?: number } = {},
+): ObjectSource {
   const log = (options.logger ?? nopLogger).child({ source: path });
   return async (h) => {
     const kc = kubeConfigFor(server);
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
       const res = await fetch(server + path);
-      if (!res.ok) throw new Error(`list ${path}: HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      if (!res.ok)
+        throw new Error(`list ${path}: HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
       return (await res.json()) as KubernetesListObject<KubernetesObject>;
     };
     const informer = makeInformer(kc, path, list);

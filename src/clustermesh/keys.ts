@@ -68,7 +68,13 @@ export interface KVStoreMeshRemoteState {
 export type StateKind = 'nodes' | 'services' | 'identities' | 'ip' | 'serviceexports';
 
 /** Every kind, in the order the syncer writes them (identities before the ipcache that uses them). */
-export const STATE_KINDS: readonly StateKind[] = ['nodes', 'services', 'identities', 'ip', 'serviceexports'];
+export const STATE_KINDS: readonly StateKind[] = [
+  'nodes',
+  'services',
+  'identities',
+  'ip',
+  'serviceexports',
+];
 
 /**
  * The directory (without trailing slash) under which a cluster's own state of
@@ -106,7 +112,11 @@ export function canaryPrefix(kind: StateKind, where: 'state' | 'cache'): string 
 }
 
 /** `cilium/synced/<cluster>/cilium/state/nodes/v1`: written once the initial list of that kind is complete. */
-export function syncedCanaryKey(cluster: string, kind: StateKind, where: 'state' | 'cache' = 'state'): string {
+export function syncedCanaryKey(
+  cluster: string,
+  kind: StateKind,
+  where: 'state' | 'cache' = 'state',
+): string {
   return `${SYNCED_PREFIX}${cluster}/${canaryPrefix(kind, where)}`;
 }
 
@@ -163,8 +173,11 @@ export function stateToCacheKey(kind: StateKind, cluster: string, key: string): 
 }
 
 /** Parses a key under cilium/cache/: which kind, which cluster, and the suffix after the kind's dir. */
-export function parseCacheKey(key: string): { kind: StateKind; cluster: string; suffix: string } | undefined {
-  const m = /^cilium\/cache\/(nodes|services|identities|ip|serviceexports)\/v1\/([^/]+)\/(.+)$/.exec(key);
+export function parseCacheKey(
+  key: string,
+): { kind: StateKind; cluster: string; suffix: string } | undefined {
+  const m =
+    /^cilium\/cache\/(nodes|services|identities|ip|serviceexports)\/v1\/([^/]+)\/(.+)$/.exec(key);
   if (!m) return undefined;
   const kind = m[1] as StateKind;
   let suffix = m[3]!;
@@ -176,7 +189,9 @@ export function parseCacheKey(key: string): { kind: StateKind; cluster: string; 
 }
 
 /** Parses a key of a cluster's own state (cilium/state/...); cluster is undefined for identities and ipcache. */
-export function parseStateKey(key: string): { kind: StateKind; cluster: string | undefined; suffix: string } | undefined {
+export function parseStateKey(
+  key: string,
+): { kind: StateKind; cluster: string | undefined; suffix: string } | undefined {
   let m = /^cilium\/state\/(nodes|services|serviceexports)\/v1\/([^/]+)\/(.+)$/.exec(key);
   if (m) return { kind: m[1] as StateKind, cluster: m[2]!, suffix: m[3]! };
   m = /^cilium\/state\/identities\/v1\/id\/(.+)$/.exec(key);
@@ -264,12 +279,17 @@ export const CLUSTER_NAME_MAX = 32;
 /** Checks a cluster name. Throws MeshValueError naming the rule broken. */
 export function validateClusterName(name: string): void {
   if (typeof name !== 'string' || name.length === 0) {
-    throw new MeshValueError('cluster name is empty', { hint: 'set it with `tendril install --cluster-name NAME`' });
+    throw new MeshValueError('cluster name is empty', {
+      hint: 'set it with `tendril install --cluster-name NAME`',
+    });
   }
   if (name.length > CLUSTER_NAME_MAX) {
-    throw new MeshValueError(`cluster name "${name}" is ${name.length} characters long; at most ${CLUSTER_NAME_MAX} are allowed`, {
-      hint: 'choose a shorter name with `tendril install --cluster-name NAME`',
-    });
+    throw new MeshValueError(
+      `cluster name "${name}" is ${name.length} characters long; at most ${CLUSTER_NAME_MAX} are allowed`,
+      {
+        hint: 'choose a shorter name with `tendril install --cluster-name NAME`',
+      },
+    );
   }
   if (!CLUSTER_NAME_RE.test(name)) {
     throw new MeshValueError(
@@ -287,29 +307,44 @@ export function validateMaxConnectedClusters(n: number): void {
 }
 
 /** Checks a cluster ID against maxConnectedClusters (1..255, or 1..511). */
-export function validateClusterID(id: number, maxConnectedClusters = DEFAULT_MAX_CONNECTED_CLUSTERS): void {
+export function validateClusterID(
+  id: number,
+  maxConnectedClusters = DEFAULT_MAX_CONNECTED_CLUSTERS,
+): void {
   validateMaxConnectedClusters(maxConnectedClusters);
   if (!Number.isInteger(id) || id < 1 || id > maxConnectedClusters) {
-    throw new MeshValueError(`cluster ID ${id} is invalid: it must be an integer from 1 to ${maxConnectedClusters}`, {
-      hint: 'set a unique ID with `tendril install --cluster-id N`',
-    });
+    throw new MeshValueError(
+      `cluster ID ${id} is invalid: it must be an integer from 1 to ${maxConnectedClusters}`,
+      {
+        hint: 'set a unique ID with `tendril install --cluster-id N`',
+      },
+    );
   }
 }
 
 /** Checks a whole cluster config (ID range, capabilities). */
 export function validateClusterConfig(cfg: ClusterConfig): void {
-  if (typeof cfg !== 'object' || cfg === null) throw new MeshValueError('cluster config is not an object');
+  if (typeof cfg !== 'object' || cfg === null)
+    throw new MeshValueError('cluster config is not an object');
   if (typeof cfg.capabilities !== 'object' || cfg.capabilities === null) {
     throw new MeshValueError('cluster config has no capabilities');
   }
   validateClusterID(cfg.id, cfg.capabilities.maxConnectedClusters);
-  if (typeof cfg.capabilities.syncedCanaries !== 'boolean' || typeof cfg.capabilities.cached !== 'boolean') {
-    throw new MeshValueError('cluster config capabilities.syncedCanaries and .cached must be booleans');
+  if (
+    typeof cfg.capabilities.syncedCanaries !== 'boolean' ||
+    typeof cfg.capabilities.cached !== 'boolean'
+  ) {
+    throw new MeshValueError(
+      'cluster config capabilities.syncedCanaries and .cached must be booleans',
+    );
   }
 }
 
 /** A cluster config with Tendril's defaults. */
-export function makeClusterConfig(id: number, options: { maxConnectedClusters?: number; cached?: boolean } = {}): ClusterConfig {
+export function makeClusterConfig(
+  id: number,
+  options: { maxConnectedClusters?: number; cached?: boolean } = {},
+): ClusterConfig {
   const cfg: ClusterConfig = {
     id,
     capabilities: {
@@ -329,13 +364,15 @@ function parseJSON(value: string, what: string): Record<string, unknown> {
   } catch (err) {
     throw new MeshValueError(`${what}: not JSON: ${(err as Error).message}`, { cause: err });
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MeshValueError(`${what}: not a JSON object`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new MeshValueError(`${what}: not a JSON object`);
   return v as Record<string, unknown>;
 }
 
 function needString(o: Record<string, unknown>, field: string, what: string): string {
   const v = o[field];
-  if (typeof v !== 'string' || v === '') throw new MeshValueError(`${what}: field "${field}" must be a non-empty string`);
+  if (typeof v !== 'string' || v === '')
+    throw new MeshValueError(`${what}: field "${field}" must be a non-empty string`);
   return v;
 }
 
@@ -359,12 +396,17 @@ export function encodeClusterConfig(cfg: ClusterConfig): string {
  */
 export function decodeClusterConfig(value: string): ClusterConfig {
   const o = parseJSON(value, 'cluster config');
-  const caps = (typeof o.capabilities === 'object' && o.capabilities !== null ? o.capabilities : {}) as Record<string, unknown>;
+  const caps = (
+    typeof o.capabilities === 'object' && o.capabilities !== null ? o.capabilities : {}
+  ) as Record<string, unknown>;
   const cfg: ClusterConfig = {
     id: o.id as number,
     capabilities: {
       syncedCanaries: caps.syncedCanaries === true,
-      maxConnectedClusters: typeof caps.maxConnectedClusters === 'number' ? caps.maxConnectedClusters : DEFAULT_MAX_CONNECTED_CLUSTERS,
+      maxConnectedClusters:
+        typeof caps.maxConnectedClusters === 'number'
+          ? caps.maxConnectedClusters
+          : DEFAULT_MAX_CONNECTED_CLUSTERS,
       cached: caps.cached === true,
     },
   };
@@ -384,7 +426,8 @@ export function decodeNode(value: string): MeshNode {
   const name = needString(o, 'name', what);
   const cluster = needString(o, 'cluster', what);
   const clusterID = needInt(o, 'clusterID', what);
-  if (!Array.isArray(o.addresses)) throw new MeshValueError(`${what} ${name}: field "addresses" must be an array`);
+  if (!Array.isArray(o.addresses))
+    throw new MeshValueError(`${what} ${name}: field "addresses" must be an array`);
   const addresses = o.addresses.map((a: unknown, i) => {
     const ao = a as Record<string, unknown>;
     if (typeof ao?.ip !== 'string' || typeof ao?.type !== 'string') {
@@ -392,7 +435,9 @@ export function decodeNode(value: string): MeshNode {
     }
     return { type: ao.type as MeshNode['addresses'][number]['type'], ip: ao.ip };
   });
-  const podCIDRs = Array.isArray(o.podCIDRs) ? o.podCIDRs.filter((c): c is string => typeof c === 'string') : [];
+  const podCIDRs = Array.isArray(o.podCIDRs)
+    ? o.podCIDRs.filter((c): c is string => typeof c === 'string')
+    : [];
   const n: MeshNode = { name, cluster, clusterID, addresses, podCIDRs };
   if (o.labels && typeof o.labels === 'object') n.labels = o.labels as Record<string, string>;
   return n;
@@ -420,7 +465,8 @@ export function decodeIPCacheEntry(value: string): IPCacheEntry {
   if (typeof o.key === 'number') e.key = o.key;
   if (typeof o.k8sNamespace === 'string') e.k8sNamespace = o.k8sNamespace;
   if (typeof o.k8sPodName === 'string') e.k8sPodName = o.k8sPodName;
-  if (o.namedPorts && typeof o.namedPorts === 'object') e.namedPorts = o.namedPorts as IPCacheEntry['namedPorts'];
+  if (o.namedPorts && typeof o.namedPorts === 'object')
+    e.namedPorts = o.namedPorts as IPCacheEntry['namedPorts'];
   return e;
 }
 
@@ -441,9 +487,11 @@ export function decodeServiceExport(value: string): MeshServiceExport {
     type: o.type === 'Headless' ? 'Headless' : 'ClusterSetIP',
     ports: Array.isArray(o.ports) ? (o.ports as MeshServiceExport['ports']) : [],
   };
-  if (o.sessionAffinity === 'ClientIP' || o.sessionAffinity === 'None') e.sessionAffinity = o.sessionAffinity;
+  if (o.sessionAffinity === 'ClientIP' || o.sessionAffinity === 'None')
+    e.sessionAffinity = o.sessionAffinity;
   if (o.labels && typeof o.labels === 'object') e.labels = o.labels as Record<string, string>;
-  if (o.annotations && typeof o.annotations === 'object') e.annotations = o.annotations as Record<string, string>;
+  if (o.annotations && typeof o.annotations === 'object')
+    e.annotations = o.annotations as Record<string, string>;
   return e;
 }
 
@@ -456,7 +504,8 @@ export function decodeIdentityLabels(value: string): string {
 /** Parses the numeric identity from the key suffix. */
 export function parseIdentityID(suffix: string): number {
   const id = Number(suffix);
-  if (!Number.isInteger(id) || id <= 0 || id > 0xffffffff) throw new MeshValueError(`identity key suffix "${suffix}" is not a numeric identity`);
+  if (!Number.isInteger(id) || id <= 0 || id > 0xffffffff)
+    throw new MeshValueError(`identity key suffix "${suffix}" is not a numeric identity`);
   return id;
 }
 

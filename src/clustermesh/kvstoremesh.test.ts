@@ -15,7 +15,11 @@ import {
 
 const LOCAL = { name: 'cluster1', id: 1, maxConnectedClusters: 255 };
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
+async function until(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 3000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
@@ -44,7 +48,11 @@ function setup(options: { cacheTTLms?: number; remoteId?: number } = {}) {
     probeIntervalMs: 50,
     cacheTTLms: options.cacheTTLms,
   });
-  const cfg: RemoteClusterConfig = { name: 'cluster2', clusterId: options.remoteId ?? 2, endpoints: ['https://172.30.2.10:2379'] };
+  const cfg: RemoteClusterConfig = {
+    name: 'cluster2',
+    clusterId: options.remoteId ?? 2,
+    endpoints: ['https://172.30.2.10:2379'],
+  };
   return { local, remote, net, mesh, cfg, dials: () => dials };
 }
 
@@ -54,7 +62,10 @@ test('kvstoremesh mirrors a remote into cilium/cache and follows its changes', a
     await writeClusterState(remote, { name: 'cluster2', id: 2 });
     await mesh.setRemotes([cfg]);
     await mesh.waitSynced(3000);
-    assert.deepEqual(await keysUnder(local, 'cilium/cache/nodes/v1/'), ['cilium/cache/nodes/v1/cluster2/cluster2-node0', 'cilium/cache/nodes/v1/cluster2/cluster2-node1']);
+    assert.deepEqual(await keysUnder(local, 'cilium/cache/nodes/v1/'), [
+      'cilium/cache/nodes/v1/cluster2/cluster2-node0',
+      'cilium/cache/nodes/v1/cluster2/cluster2-node1',
+    ]);
     assert.deepEqual(await keysUnder(local, 'cilium/cache/identities/v1/'), [
       'cilium/cache/identities/v1/cluster2/id/131328',
       'cilium/cache/identities/v1/cluster2/id/131329',
@@ -62,8 +73,14 @@ test('kvstoremesh mirrors a remote into cilium/cache and follows its changes', a
     assert.equal((await keysUnder(local, 'cilium/cache/ip/v1/cluster2/')).length, 2);
     assert.equal((await keysUnder(local, 'cilium/cache/services/v1/cluster2/')).length, 2);
     assert.equal((await keysUnder(local, 'cilium/cache/serviceexports/v1/cluster2/')).length, 1);
-    assert.equal((await local.get('cilium/cache/nodes/v1/cluster2/cluster2-node0'))?.value, (await remote.get(nodeKey('cluster2', 'cluster2-node0')))?.value);
-    assert.ok(await local.get(syncedCanaryKey('cluster2', 'services', 'cache')), 'local canary written');
+    assert.equal(
+      (await local.get('cilium/cache/nodes/v1/cluster2/cluster2-node0'))?.value,
+      (await remote.get(nodeKey('cluster2', 'cluster2-node0')))?.value,
+    );
+    assert.ok(
+      await local.get(syncedCanaryKey('cluster2', 'services', 'cache')),
+      'local canary written',
+    );
     const copy = decodeClusterConfig((await local.get(clusterConfigKey('cluster2')))!.value);
     assert.equal(copy.id, 2);
     assert.equal(copy.capabilities.cached, true);
@@ -74,15 +91,23 @@ test('kvstoremesh mirrors a remote into cilium/cache and follows its changes', a
     assert.equal(st.counts.nodes, 2);
     assert.equal(st.counts.services, 2);
     assert.ok(st.lastHeartbeat);
-    const rec = JSON.parse((await local.get(kvstoremeshStatusKey('cluster2')))!.value) as KVStoreMeshRemoteState;
+    const rec = JSON.parse(
+      (await local.get(kvstoremeshStatusKey('cluster2')))!.value,
+    ) as KVStoreMeshRemoteState;
     assert.equal(rec.connected, true);
     assert.equal(rec.synced, true);
 
     // Live changes follow.
-    await remote.put(nodeKey('cluster2', 'cluster2-node9'), (await remote.get(nodeKey('cluster2', 'cluster2-node0')))!.value);
+    await remote.put(
+      nodeKey('cluster2', 'cluster2-node9'),
+      (await remote.get(nodeKey('cluster2', 'cluster2-node0')))!.value,
+    );
     await remote.delete(serviceKey('cluster2', 'default', 'svc1'));
     await until('live changes mirrored', async () => {
-      return (await local.get('cilium/cache/nodes/v1/cluster2/cluster2-node9')) !== undefined && (await local.get('cilium/cache/services/v1/cluster2/default/svc1')) === undefined;
+      return (
+        (await local.get('cilium/cache/nodes/v1/cluster2/cluster2-node9')) !== undefined &&
+        (await local.get('cilium/cache/services/v1/cluster2/default/svc1')) === undefined
+      );
     });
     // Only cluster2's own state is mirrored (a third cluster's keys in its etcd are not).
     await remote.put(nodeKey('cluster3', 'x'), '{}');
@@ -125,17 +150,29 @@ test('a disconnected remote stays cached as stale; reconnect resyncs and leaves 
     assert.equal(st.stale, true);
     assert.equal(st.lastError?.reason, 'endpoint-unreachable');
     assert.match(st.lastError!.hint, /not reachable/);
-    assert.equal((await keysUnder(local, 'cilium/cache/nodes/v1/cluster2/')).length, 3, 'last known state kept');
-    const rec = JSON.parse((await local.get(kvstoremeshStatusKey('cluster2')))!.value) as KVStoreMeshRemoteState;
+    assert.equal(
+      (await keysUnder(local, 'cilium/cache/nodes/v1/cluster2/')).length,
+      3,
+      'last known state kept',
+    );
+    const rec = JSON.parse(
+      (await local.get(kvstoremeshStatusKey('cluster2')))!.value,
+    ) as KVStoreMeshRemoteState;
     assert.equal(rec.stale, true);
     assert.equal(rec.connected, false);
     // While it is away: a node goes, another comes.
     await remote.delete(nodeKey('cluster2', 'cluster2-node1'));
-    await remote.put(nodeKey('cluster2', 'cluster2-node7'), (await remote.get(nodeKey('cluster2', 'cluster2-node0')))!.value);
+    await remote.put(
+      nodeKey('cluster2', 'cluster2-node7'),
+      (await remote.get(nodeKey('cluster2', 'cluster2-node0')))!.value,
+    );
     const before = dials();
     // Watch local deletes: node1 must be removed only after the new list is complete (never a wholesale wipe).
     const deleted: string[] = [];
-    const w = await local.watchPrefix('cilium/cache/', (ev) => ev.type === 'delete' && deleted.push(ev.key));
+    const w = await local.watchPrefix(
+      'cilium/cache/',
+      (ev) => ev.type === 'delete' && deleted.push(ev.key),
+    );
     net.restore();
     await mesh.waitSynced(3000);
     await w.close();
@@ -163,12 +200,19 @@ test('with a cache TTL, a disconnected remote is dropped after it', async () => 
     net.cut();
     await until('disconnected', () => !mesh.status()[0]!.connected);
     assert.equal((await keysUnder(local, 'cilium/cache/')).length > 0, true);
-    await until('drained after TTL', async () => (await keysUnder(local, 'cilium/cache/')).length === 0);
+    await until(
+      'drained after TTL',
+      async () => (await keysUnder(local, 'cilium/cache/')).length === 0,
+    );
     assert.equal(await local.get(clusterConfigKey('cluster2')), undefined);
     assert.deepEqual(await keysUnder(local, 'cilium/synced/cluster2/'), []);
     net.restore();
     await mesh.waitSynced(3000);
-    assert.equal((await keysUnder(local, 'cilium/cache/nodes/v1/cluster2/')).length, 2, 'back after reconnect');
+    assert.equal(
+      (await keysUnder(local, 'cilium/cache/nodes/v1/cluster2/')).length,
+      2,
+      'back after reconnect',
+    );
   } finally {
     await mesh.stop();
   }
@@ -181,15 +225,23 @@ test('a remote whose cluster ID changes is drained, then reconnected with the ne
     await mesh.setRemotes([cfg]);
     await mesh.waitSynced(3000);
     const deleted: string[] = [];
-    const w = await local.watchPrefix('cilium/cache/nodes/', (ev) => ev.type === 'delete' && deleted.push(ev.key));
+    const w = await local.watchPrefix(
+      'cilium/cache/nodes/',
+      (ev) => ev.type === 'delete' && deleted.push(ev.key),
+    );
     // Reinstalled with ID 7: its config and state are rewritten under the same keys (never deleted remotely),
     // so a local delete of node0 can only come from the drain.
     await writeClusterState(remote, { name: 'cluster2', id: 7 });
-    await until('reconnected with ID 7', () => mesh.status()[0]!.clusterId === 7 && mesh.status()[0]!.synced);
+    await until(
+      'reconnected with ID 7',
+      () => mesh.status()[0]!.clusterId === 7 && mesh.status()[0]!.synced,
+    );
     await w.close();
     assert.ok(deleted.includes('cilium/cache/nodes/v1/cluster2/cluster2-node0'), 'drained');
     assert.equal(decodeClusterConfig((await local.get(clusterConfigKey('cluster2')))!.value).id, 7);
-    const node = JSON.parse((await local.get('cilium/cache/nodes/v1/cluster2/cluster2-node0'))!.value) as { clusterID: number };
+    const node = JSON.parse(
+      (await local.get('cilium/cache/nodes/v1/cluster2/cluster2-node0'))!.value,
+    ) as { clusterID: number };
     assert.equal(node.clusterID, 7);
   } finally {
     await mesh.stop();
@@ -198,8 +250,16 @@ test('a remote whose cluster ID changes is drained, then reconnected with the ne
 
 test('a remote with the local cluster ID or another maxConnectedClusters is refused', async () => {
   for (const [spec, reason, re] of [
-    [{ name: 'cluster2', id: 1 }, 'cluster-id-conflict', /cluster ID 1, which cluster1 \(the local cluster\) already uses/],
-    [{ name: 'cluster2', id: 2, maxConnectedClusters: 511 }, 'invalid-cluster-config', /maxConnectedClusters 511 but cluster1 has 255/],
+    [
+      { name: 'cluster2', id: 1 },
+      'cluster-id-conflict',
+      /cluster ID 1, which cluster1 \(the local cluster\) already uses/,
+    ],
+    [
+      { name: 'cluster2', id: 2, maxConnectedClusters: 511 },
+      'invalid-cluster-config',
+      /maxConnectedClusters 511 but cluster1 has 255/,
+    ],
   ] as const) {
     const { local, remote, mesh, cfg } = setup();
     try {

@@ -39,7 +39,13 @@ import {
   type StateKind,
 } from './keys.js';
 import { storeBatchWriter, type BatchWriter } from './batch-writer.js';
-import { classifyMeshError, describeChain, hintForReason, MeshError, type MeshErrorReason } from './errors.js';
+import {
+  classifyMeshError,
+  describeChain,
+  hintForReason,
+  MeshError,
+  type MeshErrorReason,
+} from './errors.js';
 
 /** A remote cluster as `clustermesh connect` recorded it. */
 export interface RemoteClusterConfig {
@@ -122,7 +128,11 @@ export class KVStoreMesh {
         this.log.info('remote cluster removed: draining its cached state', { remote: name });
         await m.stop();
         await m.drain();
-      } else if (c.clusterId !== m.config.clusterId || c.endpoints.join(',') !== m.config.endpoints.join(',') || c.version !== m.config.version) {
+      } else if (
+        c.clusterId !== m.config.clusterId ||
+        c.endpoints.join(',') !== m.config.endpoints.join(',') ||
+        c.version !== m.config.version
+      ) {
         this.log.info('remote cluster reconfigured: reconnecting', { remote: name });
         await m.stop();
         const n = new RemoteMirror(c, this.opts, this.log, (id) => this.idUsedByOther(name, id));
@@ -143,14 +153,17 @@ export class KVStoreMesh {
   }
 
   private idUsedByOther(name: string, id: number): string | undefined {
-    if (id === this.opts.localCluster.id) return `${this.opts.localCluster.name} (the local cluster)`;
+    if (id === this.opts.localCluster.id)
+      return `${this.opts.localCluster.name} (the local cluster)`;
     for (const [n, m] of this.remotes) if (n !== name && m.currentId === id) return n;
     return undefined;
   }
 
   /** Every remote's status, by name. */
   status(): RemoteClusterStatus[] {
-    return [...this.remotes.values()].map((m) => m.status()).sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.remotes.values()]
+      .map((m) => m.status())
+      .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Resolves when every remote is connected and synced, or rejects after timeoutMs. */
@@ -159,7 +172,10 @@ export class KVStoreMesh {
     while (!this.status().every((s) => s.connected && s.synced)) {
       if (Date.now() > deadline) {
         const bad = this.status().filter((s) => !(s.connected && s.synced));
-        throw new MeshError('not-synced', `remote clusters not synced after ${timeoutMs} ms: ${bad.map((s) => `${s.name} (${s.lastError?.message ?? 'syncing'})`).join(', ')}`);
+        throw new MeshError(
+          'not-synced',
+          `remote clusters not synced after ${timeoutMs} ms: ${bad.map((s) => `${s.name} (${s.lastError?.message ?? 'syncing'})`).join(', ')}`,
+        );
       }
       await sleep(20);
     }
@@ -184,8 +200,13 @@ class RemoteMirror {
   private queue: Promise<void> = Promise.resolve();
   private ttlTimer: NodeJS.Timeout | undefined;
   /** What is cached in the local etcd per kind: cache key -> value. */
-  private readonly cached = new Map<StateKind, Map<string, string>>(STATE_KINDS.map((k) => [k, new Map<string, string>()]));
-  private st: Omit<RemoteClusterStatus, 'counts' | 'name' | 'expectedClusterId' | 'endpoints' | 'configured'>;
+  private readonly cached = new Map<StateKind, Map<string, string>>(
+    STATE_KINDS.map((k) => [k, new Map<string, string>()]),
+  );
+  private st: Omit<
+    RemoteClusterStatus,
+    'counts' | 'name' | 'expectedClusterId' | 'endpoints' | 'configured'
+  >;
   private published = '';
 
   constructor(
@@ -242,7 +263,9 @@ class RemoteMirror {
     let delay = this.opts.retryMinMs ?? 500;
     const maxDelay = this.opts.retryMaxMs ?? 10_000;
     // Learn what is cached from earlier runs of the daemon, so counts and stale cleanup are right.
-    await this.loadCached().catch((err) => this.log.warn('cannot list cached state', { error: err }));
+    await this.loadCached().catch((err) =>
+      this.log.warn('cannot list cached state', { error: err }),
+    );
     while (this.running) {
       const s = new Session(this, this.opts, this.log);
       this.session = s;
@@ -295,7 +318,10 @@ class RemoteMirror {
           await fn();
           return;
         } catch (err) {
-          if (attempt >= 4) throw new MeshError('error', `local etcd: ${what}: ${(err as Error).message}`, { cause: err });
+          if (attempt >= 4)
+            throw new MeshError('error', `local etcd: ${what}: ${(err as Error).message}`, {
+              cause: err,
+            });
           await sleep(100 * 2 ** attempt);
         }
       }
@@ -318,7 +344,11 @@ class RemoteMirror {
    * transactions: a resync of 10k entries would otherwise pay one commit per
    * entry). Unchanged entries are skipped.
    */
-  cachePutMany(kind: StateKind, entries: [string, string][], skip: (key: string) => boolean = () => false): Promise<void> {
+  cachePutMany(
+    kind: StateKind,
+    entries: [string, string][],
+    skip: (key: string) => boolean = () => false,
+  ): Promise<void> {
     return this.enqueue(`put ${entries.length} ${kind}`, async () => {
       const m = this.cached.get(kind)!;
       const todo = entries.filter(([k, v]) => m.get(k) !== v && !skip(k));
@@ -344,7 +374,10 @@ class RemoteMirror {
           this.cached.get(kind)!.delete(key);
         }
       }
-      await this.opts.local.put(syncedCanaryKey(this.config.name, kind, 'cache'), encodeTimestamp());
+      await this.opts.local.put(
+        syncedCanaryKey(this.config.name, kind, 'cache'),
+        encodeTimestamp(),
+      );
     });
   }
 
@@ -403,7 +436,12 @@ class RemoteMirror {
   onError(err: unknown): void {
     const reason = classifyMeshError(err);
     const message = err instanceof Error ? err.message : describeChain(err);
-    this.st.lastError = { reason, message, hint: hintForReason(reason, this.config.name), at: new Date().toISOString() };
+    this.st.lastError = {
+      reason,
+      message,
+      hint: hintForReason(reason, this.config.name),
+      at: new Date().toISOString(),
+    };
     this.publish();
   }
 
@@ -412,16 +450,27 @@ class RemoteMirror {
     this.st.connected = false;
     this.st.synced = false;
     this.st.syncedKinds = emptyKinds(false);
-    if (wasConnected || this.st.disconnectedSince === undefined) this.st.disconnectedSince = new Date().toISOString();
+    if (wasConnected || this.st.disconnectedSince === undefined)
+      this.st.disconnectedSince = new Date().toISOString();
     if (err !== undefined) this.onError(err);
     const hasCache = [...this.cached.values()].some((s) => s.size > 0);
     this.st.stale = hasCache;
-    if (wasConnected) this.log.warn('remote cluster disconnected; keeping its last known state as stale', { error: this.st.lastError?.message });
-    if (hasCache && this.opts.cacheTTLms !== undefined && this.ttlTimer === undefined && this.running) {
+    if (wasConnected)
+      this.log.warn('remote cluster disconnected; keeping its last known state as stale', {
+        error: this.st.lastError?.message,
+      });
+    if (
+      hasCache &&
+      this.opts.cacheTTLms !== undefined &&
+      this.ttlTimer === undefined &&
+      this.running
+    ) {
       this.ttlTimer = setTimeout(() => {
         this.ttlTimer = undefined;
         if (this.st.connected || !this.running) return;
-        this.log.info('cache TTL expired for a disconnected remote: dropping its state', { ttlMs: this.opts.cacheTTLms });
+        this.log.info('cache TTL expired for a disconnected remote: dropping its state', {
+          ttlMs: this.opts.cacheTTLms,
+        });
         void this.drain().then(
           () => this.publish(),
           (e) => this.log.warn('drain failed', { error: e }),
@@ -436,19 +485,30 @@ class RemoteMirror {
   async acceptClusterId(id: number): Promise<void> {
     const other = this.idConflict(id);
     if (other) {
-      throw new MeshError('cluster-id-conflict', `${this.config.name} reports cluster ID ${id}, which ${other} already uses`);
+      throw new MeshError(
+        'cluster-id-conflict',
+        `${this.config.name} reports cluster ID ${id}, which ${other} already uses`,
+      );
     }
     if (this.currentId !== undefined && this.currentId !== id) {
-      this.log.warn('remote cluster ID changed: draining its cached state before reconnecting', { from: this.currentId, to: id });
+      this.log.warn('remote cluster ID changed: draining its cached state before reconnecting', {
+        from: this.currentId,
+        to: id,
+      });
       await this.drain();
     }
     if (id !== this.config.clusterId) {
-      this.log.warn('remote cluster reports a different ID than when it was connected', { connectedWith: this.config.clusterId, now: id });
+      this.log.warn('remote cluster reports a different ID than when it was connected', {
+        connectedWith: this.config.clusterId,
+        now: id,
+      });
     }
   }
 
   private publish(): void {
-    void this.enqueue('status record', () => this.publishNow()).catch((err) => this.log.warn('cannot write status record', { error: err }));
+    void this.enqueue('status record', () => this.publishNow()).catch((err) =>
+      this.log.warn('cannot write status record', { error: err }),
+    );
   }
 
   private async publishNow(): Promise<void> {
@@ -458,10 +518,13 @@ class RemoteMirror {
       connected: this.st.connected,
       stale: this.st.stale,
       synced: this.st.synced,
-      since: (this.st.connected ? this.st.connectedSince : this.st.disconnectedSince) ?? new Date().toISOString(),
+      since:
+        (this.st.connected ? this.st.connectedSince : this.st.disconnectedSince) ??
+        new Date().toISOString(),
     };
     if (this.currentId !== undefined) rec.clusterID = this.currentId;
-    if (this.st.lastError && !this.st.connected) rec.lastError = `${reasonText(this.st.lastError.reason)}: ${this.st.lastError.message}`;
+    if (this.st.lastError && !this.st.connected)
+      rec.lastError = `${reasonText(this.st.lastError.reason)}: ${this.st.lastError.message}`;
     const v = JSON.stringify(rec);
     if (v === this.published) return;
     await this.opts.local.put(kvstoremeshStatusKey(this.config.name), v);
@@ -488,7 +551,9 @@ class Session {
   private readonly watches: Watch[] = [];
   private ended = false;
   private endResolve!: (v: { reason: MeshErrorReason | undefined }) => void;
-  private readonly endP = new Promise<{ reason: MeshErrorReason | undefined }>((r) => (this.endResolve = r));
+  private readonly endP = new Promise<{ reason: MeshErrorReason | undefined }>(
+    (r) => (this.endResolve = r),
+  );
   private probe: NodeJS.Timeout | undefined;
   private connected = false;
 
@@ -533,13 +598,20 @@ class Session {
     const cfgKV = await store.get(clusterConfigKey(name));
     this.check();
     if (!cfgKV) {
-      throw new MeshError('invalid-cluster-config', `${name}'s etcd has no ${clusterConfigKey(name)}: its clustermesh-apiserver has not written its cluster config (is the cluster name right?)`);
+      throw new MeshError(
+        'invalid-cluster-config',
+        `${name}'s etcd has no ${clusterConfigKey(name)}: its clustermesh-apiserver has not written its cluster config (is the cluster name right?)`,
+      );
     }
     let cfg: ClusterConfig;
     try {
       cfg = decodeClusterConfig(cfgKV.value);
     } catch (err) {
-      throw new MeshError('invalid-cluster-config', `${name}'s cluster config is invalid: ${(err as Error).message}`, { cause: err });
+      throw new MeshError(
+        'invalid-cluster-config',
+        `${name}'s cluster config is invalid: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     const local = this.opts.localCluster;
     if (cfg.capabilities.maxConnectedClusters !== local.maxConnectedClusters) {
@@ -552,7 +624,10 @@ class Session {
     this.check();
     this.connected = true;
     await this.m.onConnected(cfg);
-    this.log.info('connected to remote cluster', { clusterId: cfg.id, endpoints: this.m.config.endpoints });
+    this.log.info('connected to remote cluster', {
+      clusterId: cfg.id,
+      endpoints: this.m.config.endpoints,
+    });
 
     // A cluster config change (ID) ends the session: drain, then reconnect.
     this.watches.push(
@@ -567,7 +642,12 @@ class Session {
             return;
           }
           if (id !== cfg.id) {
-            void this.abort(new MeshError('cluster-id-changed', `${name}'s cluster ID changed from ${cfg.id} to ${id}; its cached state was drained`));
+            void this.abort(
+              new MeshError(
+                'cluster-id-changed',
+                `${name}'s cluster ID changed from ${cfg.id} to ${id}; its cached state was drained`,
+              ),
+            );
           }
         },
         { afterRevision: cfgKV.modRevision, ...this.watchHooks() },
@@ -576,18 +656,31 @@ class Session {
     const hb = await store.get(HEARTBEAT_KEY);
     if (hb) this.m.onHeartbeat(hb.value);
     this.watches.push(
-      await store.watchPrefix(HEARTBEAT_KEY, (ev) => ev.type === 'put' && this.m.onHeartbeat(ev.kv.value), this.watchHooks()),
+      await store.watchPrefix(
+        HEARTBEAT_KEY,
+        (ev) => ev.type === 'put' && this.m.onHeartbeat(ev.kv.value),
+        this.watchHooks(),
+      ),
     );
     this.probe = setInterval(() => {
       store.get(HEARTBEAT_KEY).catch((err) => void this.abort(err));
     }, this.opts.probeIntervalMs ?? 3000);
     this.probe.unref?.();
-    await Promise.all(STATE_KINDS.map((k) => this.syncKind(store, k, cfg.capabilities.syncedCanaries)));
+    await Promise.all(
+      STATE_KINDS.map((k) => this.syncKind(store, k, cfg.capabilities.syncedCanaries)),
+    );
   }
 
   private watchHooks() {
     return {
-      onDisconnect: (err: Error) => void this.abort(new MeshError('endpoint-unreachable', `connection to ${this.m.config.name} lost: ${err.message}`, { cause: err })),
+      onDisconnect: (err: Error) =>
+        void this.abort(
+          new MeshError(
+            'endpoint-unreachable',
+            `connection to ${this.m.config.name} lost: ${err.message}`,
+            { cause: err },
+          ),
+        ),
       onError: (err: Error) => void this.abort(err),
     };
   }
@@ -596,10 +689,19 @@ class Session {
     const key = syncedCanaryKey(this.m.config.name, kind);
     let resolve!: () => void;
     const appeared = new Promise<void>((r) => (resolve = r));
-    const w = await store.watchPrefix(key, (ev) => ev.type === 'put' && ev.kv.key === key && resolve(), this.watchHooks());
+    const w = await store.watchPrefix(
+      key,
+      (ev) => ev.type === 'put' && ev.kv.key === key && resolve(),
+      this.watchHooks(),
+    );
     this.watches.push(w);
     if (!(await store.get(key))) {
-      this.m.onError(new MeshError('not-synced', `${this.m.config.name} has not finished its initial export of ${kind} yet (no ${key})`));
+      this.m.onError(
+        new MeshError(
+          'not-synced',
+          `${this.m.config.name} has not finished its initial export of ${kind} yet (no ${key})`,
+        ),
+      );
       await Promise.race([appeared, this.endP]);
     }
     await w.close().catch(() => {});

@@ -111,7 +111,13 @@ export function meshPaths(labCluster: string) {
 /** Paths of one remote's files. */
 export function remotePaths(labCluster: string, remote: string) {
   const d = join(meshPaths(labCluster).remotes, remote);
-  return { dir: d, record: join(d, 'remote.json'), caCert: join(d, 'ca.crt'), clientCert: join(d, 'client.crt'), clientKey: join(d, 'client.key') };
+  return {
+    dir: d,
+    record: join(d, 'remote.json'),
+    caCert: join(d, 'ca.crt'),
+    clientCert: join(d, 'client.crt'),
+    clientKey: join(d, 'client.key'),
+  };
 }
 
 /** Reads mesh.json; undefined when the mesh is not enabled. @throws TendrilError CLUSTERMESH_CORRUPT_STATE */
@@ -147,7 +153,9 @@ export function meshEnabled(labCluster: string): boolean {
 }
 
 /** Every remote this cluster reads, by name (unreadable records are skipped and reported in `errors`). */
-export async function listRemotes(labCluster: string): Promise<{ remotes: RemoteRecord[]; errors: string[] }> {
+export async function listRemotes(
+  labCluster: string,
+): Promise<{ remotes: RemoteRecord[]; errors: string[] }> {
   const dir = meshPaths(labCluster).remotes;
   const remotes: RemoteRecord[] = [];
   const errors: string[] = [];
@@ -169,7 +177,11 @@ export async function listRemotes(labCluster: string): Promise<{ remotes: Remote
 }
 
 /** Records a remote with its CA and our client certificate for it. */
-export async function writeRemote(labCluster: string, rec: RemoteRecord, tls: { caPEM: string; certPEM: string; keyPEM: string }): Promise<void> {
+export async function writeRemote(
+  labCluster: string,
+  rec: RemoteRecord,
+  tls: { caPEM: string; certPEM: string; keyPEM: string },
+): Promise<void> {
   const p = remotePaths(labCluster, rec.name);
   await mkdir(p.dir, { recursive: true, mode: 0o700 });
   await writeSecretFile(p.caCert, tls.caPEM, 0o644);
@@ -206,7 +218,11 @@ export async function listReaders(labCluster: string): Promise<ReaderRecord[]> {
 
 /** Allows a remote cluster to read this etcd. */
 export async function writeReader(labCluster: string, rec: ReaderRecord): Promise<void> {
-  await writeSecretFile(join(meshPaths(labCluster).readers, `${rec.name}.json`), JSON.stringify(rec, null, 2) + '\n', 0o644);
+  await writeSecretFile(
+    join(meshPaths(labCluster).readers, `${rec.name}.json`),
+    JSON.stringify(rec, null, 2) + '\n',
+    0o644,
+  );
 }
 
 /** Revokes a remote cluster's read access (no error if absent). */

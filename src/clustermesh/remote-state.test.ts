@@ -48,18 +48,40 @@ test('RemoteState follows kvstoremesh: entries, synced, stale, drained', async (
     assert.equal(c2.config?.id, 2);
     assert.equal(c2.nodes.get('cluster2-node1')?.podCIDRs[0], '10.245.1.0/24');
     assert.equal(c2.services.get('default/svc0')?.cluster, 'cluster2');
-    assert.equal(c2.identities.get((2 << 16) | 256), 'k8s:app=svc0;k8s:io.kubernetes.pod.namespace=default;');
+    assert.equal(
+      c2.identities.get((2 << 16) | 256),
+      'k8s:app=svc0;k8s:io.kubernetes.pod.namespace=default;',
+    );
     assert.equal(rs.lookupIP('10.245.1.11')?.cluster, 'cluster2');
     assert.equal(rs.lookupIP('10.244.1.10')?.cluster, 'cluster1');
-    assert.equal(rs.servicesNamed('default', 'svc0').length, 2, 'both clusters export default/svc0');
-    assert.ok(events.some((e) => e.type === 'upsert' && e.cluster === 'cluster2' && e.kind === 'nodes' && e.name === 'cluster2-node0'));
+    assert.equal(
+      rs.servicesNamed('default', 'svc0').length,
+      2,
+      'both clusters export default/svc0',
+    );
+    assert.ok(
+      events.some(
+        (e) =>
+          e.type === 'upsert' &&
+          e.cluster === 'cluster2' &&
+          e.kind === 'nodes' &&
+          e.name === 'cluster2-node0',
+      ),
+    );
 
     // A backend change in the remote reaches the consumer as an upsert with the previous value.
     events.length = 0;
-    await remote.put(serviceKey('cluster2', 'default', 'svc0'), JSON.stringify({ cluster: 'cluster2', namespace: 'default', name: 'svc0', backends: {} }));
-    await until('service updated', () => events.some((e) => e.type === 'upsert' && e.kind === 'services' && e.previous !== undefined));
+    await remote.put(
+      serviceKey('cluster2', 'default', 'svc0'),
+      JSON.stringify({ cluster: 'cluster2', namespace: 'default', name: 'svc0', backends: {} }),
+    );
+    await until('service updated', () =>
+      events.some((e) => e.type === 'upsert' && e.kind === 'services' && e.previous !== undefined),
+    );
     await remote.delete(ipcacheKey('10.245.1.10'));
-    await until('ip removed', () => events.some((e) => e.type === 'delete' && e.kind === 'ip' && e.name === '10.245.1.10'));
+    await until('ip removed', () =>
+      events.some((e) => e.type === 'delete' && e.kind === 'ip' && e.name === '10.245.1.10'),
+    );
     assert.equal(rs.lookupIP('10.245.1.10'), undefined);
 
     // Disconnection: stale, entries kept.
@@ -79,7 +101,11 @@ test('RemoteState follows kvstoremesh: entries, synced, stale, drained', async (
     // Disconnect from the mesh: everything drained, cluster removed.
     await mesh.setRemotes([]);
     await until('cluster2 removed', () => rs.cluster('cluster2') === undefined);
-    assert.ok(events.some((e) => e.type === 'cluster' && e.cluster === 'cluster2' && e.change === 'removed'));
+    assert.ok(
+      events.some(
+        (e) => e.type === 'cluster' && e.cluster === 'cluster2' && e.change === 'removed',
+      ),
+    );
     // Local state changes are tracked too.
     await local.delete(nodeKey('cluster1', 'cluster1-node0'));
     await until('local node removed', () => rs.cluster('cluster1')!.nodes.size === 0);

@@ -65,7 +65,14 @@ export interface MeshClusterState {
 
 /** A change. `name` is the map key of the entry ("ns/name", node name, IP, or the identity as a string). */
 export type RemoteStateEvent =
-  | { type: 'upsert'; cluster: string; kind: StateKind; name: string; value: unknown; previous: unknown }
+  | {
+      type: 'upsert';
+      cluster: string;
+      kind: StateKind;
+      name: string;
+      value: unknown;
+      previous: unknown;
+    }
   | { type: 'delete'; cluster: string; kind: StateKind; name: string; previous: unknown }
   /** A cluster appeared, vanished (drained), or its config/synced/stale/connected flags changed. */
   | { type: 'cluster'; cluster: string; change: 'added' | 'removed' | 'updated' }
@@ -86,7 +93,8 @@ export interface RemoteStateOptions {
   logger?: Logger;
 }
 
-const kinds = <T>(v: T): Record<StateKind, T> => Object.fromEntries(STATE_KINDS.map((k) => [k, v])) as Record<StateKind, T>;
+const kinds = <T>(v: T): Record<StateKind, T> =>
+  Object.fromEntries(STATE_KINDS.map((k) => [k, v])) as Record<StateKind, T>;
 
 /** Maintains every mesh cluster's state from the local etcd. */
 export class RemoteState {
@@ -207,7 +215,14 @@ export class RemoteState {
 
   private maybeRemove(s: MeshClusterState): void {
     if (s.local) return;
-    const empty = s.config === undefined && s.nodes.size + s.services.size + s.identities.size + s.ipcache.size + s.serviceExports.size === 0;
+    const empty =
+      s.config === undefined &&
+      s.nodes.size +
+        s.services.size +
+        s.identities.size +
+        s.ipcache.size +
+        s.serviceExports.size ===
+        0;
     if (empty && !STATE_KINDS.some((k) => s.synced[k])) {
       this.states.delete(s.name);
       this.emit({ type: 'cluster', cluster: s.name, change: 'removed' });
@@ -237,7 +252,12 @@ export class RemoteState {
       if (value === undefined) this.maybeRemove(s);
       return;
     }
-    if ((m = /^cilium\/synced\/([^/]+)\/cilium\/cache\/(nodes|services|identities|ip|serviceexports)\/v1$/.exec(key))) {
+    if (
+      (m =
+        /^cilium\/synced\/([^/]+)\/cilium\/cache\/(nodes|services|identities|ip|serviceexports)\/v1$/.exec(
+          key,
+        ))
+    ) {
       const name = m[1]!;
       if (name === local) return;
       const s = value === undefined ? this.states.get(name) : this.get(name);
@@ -277,11 +297,17 @@ export class RemoteState {
     }
     if (this.opts.includeLocal) {
       const sk = parseStateKey(key);
-      if (sk && (sk.cluster === undefined || sk.cluster === local)) this.applyEntry(this.get(local, true), sk.kind, sk.suffix, value);
+      if (sk && (sk.cluster === undefined || sk.cluster === local))
+        this.applyEntry(this.get(local, true), sk.kind, sk.suffix, value);
     }
   }
 
-  private applyEntry(s: MeshClusterState, kind: StateKind, suffix: string, value: string | undefined): void {
+  private applyEntry(
+    s: MeshClusterState,
+    kind: StateKind,
+    suffix: string,
+    value: string | undefined,
+  ): void {
     const map = this.mapFor(s, kind);
     const name = suffix;
     const mapKey = kind === 'identities' ? parseIdentityID(suffix) : suffix;

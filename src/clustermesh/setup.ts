@@ -60,9 +60,13 @@ export interface PrepareMeshOptions {
  * Idempotent: re-running re-issues the server certificate (addresses may have changed).
  * @throws MeshValueError for a bad name/ID, CertificateError for an unusable CA.
  */
-export async function prepareMesh(o: PrepareMeshOptions): Promise<{ config: MeshConfig; caCreated: boolean; ca: CertificateAuthority }> {
+export async function prepareMesh(
+  o: PrepareMeshOptions,
+): Promise<{ config: MeshConfig; caCreated: boolean; ca: CertificateAuthority }> {
   validateClusterName(o.clusterName);
-  makeClusterConfig(o.clusterId, { maxConnectedClusters: o.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS });
+  makeClusterConfig(o.clusterId, {
+    maxConnectedClusters: o.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS,
+  });
   const p = meshPaths(o.labCluster);
   let ca: CertificateAuthority;
   let caCreated = false;
@@ -120,7 +124,11 @@ export function meshEtcdOptions(config: MeshConfig) {
     clientUrls: config.etcdClientURLs,
     peerPort: ETCD_PEER_PORT,
     tls: { caFile: p.caCert, certFile: p.serverCert, keyFile: p.serverKey, clientCertAuth: true },
-    extraArgs: [`--listen-metrics-urls=http://127.0.0.1:${ETCD_HEALTH_PORT}`, '--auto-compaction-mode=revision', '--auto-compaction-retention=10000'],
+    extraArgs: [
+      `--listen-metrics-urls=http://127.0.0.1:${ETCD_HEALTH_PORT}`,
+      '--auto-compaction-mode=revision',
+      '--auto-compaction-retention=10000',
+    ],
   };
 }
 
@@ -133,9 +141,13 @@ export function meshEtcdCommand(config: MeshConfig): string[] {
 export async function clusterCA(labCluster: string): Promise<CertificateAuthority> {
   const p = meshPaths(labCluster);
   if (!existsSync(p.caCert) || !existsSync(p.caKey)) {
-    throw new TendrilError('CLUSTERMESH_NOT_ENABLED', `cluster mesh is not enabled for ${labCluster} (no CA in ${p.dir})`, {
-      hint: `run \`tendril clustermesh enable --context lab-${labCluster}\``,
-    });
+    throw new TendrilError(
+      'CLUSTERMESH_NOT_ENABLED',
+      `cluster mesh is not enabled for ${labCluster} (no CA in ${p.dir})`,
+      {
+        hint: `run \`tendril clustermesh enable --context lab-${labCluster}\``,
+      },
+    );
   }
   return loadCA(await readFile(p.caCert, 'utf8'), await readFile(p.caKey, 'utf8'));
 }
@@ -151,7 +163,11 @@ export async function connectDirection(fromLab: string, toLab: string): Promise<
   const to = readMeshConfig(toLab);
   if (!from || !to) {
     const missing = !from ? fromLab : toLab;
-    throw new TendrilError('CLUSTERMESH_NOT_ENABLED', `cluster mesh is not enabled for ${missing}`, { hint: `run \`tendril clustermesh enable --context lab-${missing}\`` });
+    throw new TendrilError(
+      'CLUSTERMESH_NOT_ENABLED',
+      `cluster mesh is not enabled for ${missing}`,
+      { hint: `run \`tendril clustermesh enable --context lab-${missing}\`` },
+    );
   }
   const toCA = await clusterCA(toLab);
   const cn = remoteClientCN(from.clusterName);
@@ -161,7 +177,13 @@ export async function connectDirection(fromLab: string, toLab: string): Promise<
   await writeReader(toLab, { name: from.clusterName, commonName: cn, addedAt: now });
   await writeRemote(
     fromLab,
-    { name: to.clusterName, clusterId: to.clusterId, endpoints: to.accessEndpoints, labCluster: toLab, connectedAt: now },
+    {
+      name: to.clusterName,
+      clusterId: to.clusterId,
+      endpoints: to.accessEndpoints,
+      labCluster: toLab,
+      connectedAt: now,
+    },
     { caPEM: toCA.certPEM, certPEM: kp.certPEM, keyPEM: kp.keyPEM },
   );
 }

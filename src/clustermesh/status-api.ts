@@ -29,7 +29,10 @@ export interface MeshDaemonStatus {
 }
 
 /** Serves `get()` on a Unix socket. Removes a stale socket file first. */
-export async function serveStatus(socketPath: string, get: () => Promise<MeshDaemonStatus>): Promise<Server> {
+export async function serveStatus(
+  socketPath: string,
+  get: () => Promise<MeshDaemonStatus>,
+): Promise<Server> {
   await rm(socketPath, { force: true });
   const srv = createServer((req, res) => {
     void (async () => {
@@ -40,9 +43,14 @@ export async function serveStatus(socketPath: string, get: () => Promise<MeshDae
           res.end(JSON.stringify(st));
         } else if (req.url === '/healthz') {
           const st = await get();
-          const ok = st.etcd.ok && st.syncer !== undefined && Object.values(st.syncer.synced).every(Boolean);
+          const ok =
+            st.etcd.ok && st.syncer !== undefined && Object.values(st.syncer.synced).every(Boolean);
           res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
-          res.end(ok ? 'ok\n' : `not ready: etcd ${st.etcd.ok ? 'ok' : st.etcd.error}; syncer ${st.syncer ? 'syncing' : 'not started'}\n`);
+          res.end(
+            ok
+              ? 'ok\n'
+              : `not ready: etcd ${st.etcd.ok ? 'ok' : st.etcd.error}; syncer ${st.syncer ? 'syncing' : 'not started'}\n`,
+          );
         } else {
           res.writeHead(404).end();
         }
@@ -64,29 +72,41 @@ export async function serveStatus(socketPath: string, get: () => Promise<MeshDae
  */
 export async function fetchStatus(socketPath: string, timeoutMs = 5000): Promise<MeshDaemonStatus> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: '/status', method: 'GET', timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => {
-        if (res.statusCode !== 200) {
-          reject(new TendrilError('CLUSTERMESH_APISERVER_ERROR', `clustermesh-apiserver status: HTTP ${res.statusCode}: ${body.trim()}`));
-          return;
-        }
-        try {
-          resolve(JSON.parse(body) as MeshDaemonStatus);
-        } catch (err) {
-          reject(err);
-        }
-      });
-    });
+    const req = request(
+      { socketPath, path: '/status', method: 'GET', timeout: timeoutMs },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => {
+          if (res.statusCode !== 200) {
+            reject(
+              new TendrilError(
+                'CLUSTERMESH_APISERVER_ERROR',
+                `clustermesh-apiserver status: HTTP ${res.statusCode}: ${body.trim()}`,
+              ),
+            );
+            return;
+          }
+          try {
+            resolve(JSON.parse(body) as MeshDaemonStatus);
+          } catch (err) {
+            reject(err);
+          }
+        });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (err) =>
       reject(
-        new TendrilError('CLUSTERMESH_APISERVER_DOWN', `the clustermesh-apiserver is not answering on ${socketPath}: ${err.message}`, {
-          hint: 'check it with `tendril lab status` / its log clustermesh-apiserver.log; `tendril clustermesh enable` restarts it',
-          cause: err,
-        }),
+        new TendrilError(
+          'CLUSTERMESH_APISERVER_DOWN',
+          `the clustermesh-apiserver is not answering on ${socketPath}: ${err.message}`,
+          {
+            hint: 'check it with `tendril lab status` / its log clustermesh-apiserver.log; `tendril clustermesh enable` restarts it',
+            cause: err,
+          },
+        ),
       ),
     );
     req.end();

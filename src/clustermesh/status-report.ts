@@ -88,7 +88,12 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     labCluster: c.name,
     clusterName: install?.clusterName,
     clusterId: install?.clusterId,
-    components: { cilium: 'Error', operator: 'Error', hubble: 'disabled', clustermesh: cfg ? 'Error' : 'disabled' },
+    components: {
+      cilium: 'Error',
+      operator: 'Error',
+      hubble: 'disabled',
+      clustermesh: cfg ? 'Error' : 'disabled',
+    },
     enabled: cfg !== undefined,
     serviceType: cfg?.serviceType,
     accessEndpoints: cfg?.accessEndpoints ?? [],
@@ -101,24 +106,43 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     ready: false,
   };
   if (!install) {
-    problems.push({ component: 'Cilium', cause: `Tendril is not installed on ${context}`, hint: `run \`tendril install --context ${context} --cluster-name ${c.name} --cluster-id N\`` });
+    problems.push({
+      component: 'Cilium',
+      cause: `Tendril is not installed on ${context}`,
+      hint: `run \`tendril install --context ${context} --cluster-name ${c.name} --cluster-id N\``,
+    });
     return report;
   }
   // Agents and operator.
-  const agents = await Promise.all(c.nodes.map(async (n) => [n.name, await agentStatus(c.name, n.name)] as const));
+  const agents = await Promise.all(
+    c.nodes.map(async (n) => [n.name, await agentStatus(c.name, n.name)] as const),
+  );
   const badAgents = agents.filter(([, s]) => s instanceof Error || s.health === 'Error');
-  report.components.cilium = badAgents.length === 0 ? (agents.some(([, s]) => !(s instanceof Error) && s.health === 'Warning') ? 'Warning' : 'OK') : 'Error';
+  report.components.cilium =
+    badAgents.length === 0
+      ? agents.some(([, s]) => !(s instanceof Error) && s.health === 'Warning')
+        ? 'Warning'
+        : 'OK'
+      : 'Error';
   for (const [node, s] of badAgents) {
     const d = daemons.get(agentDaemonName(node));
     problems.push({
       component: `Cilium agent on ${node}`,
-      cause: s instanceof Error ? `not answering (${d?.running ? 'running' : 'not running'}): ${s.message}` : `unhealthy: ${s.problems.map((p) => p.cause).join('; ')}`,
+      cause:
+        s instanceof Error
+          ? `not answering (${d?.running ? 'running' : 'not running'}): ${s.message}`
+          : `unhealthy: ${s.problems.map((p) => p.cause).join('; ')}`,
       hint: `\`tendril lab logs ${c.name} ${agentDaemonName(node)}\`; \`tendril status --context ${context}\``,
     });
   }
   const op = daemons.get(DAEMON_OPERATOR);
   report.components.operator = op?.running ? 'OK' : 'Error';
-  if (!op?.running) problems.push({ component: 'Operator', cause: 'the operator is not running', hint: `\`tendril lab logs ${c.name} ${DAEMON_OPERATOR}\`; re-run \`tendril install --context ${context}\`` });
+  if (!op?.running)
+    problems.push({
+      component: 'Operator',
+      cause: 'the operator is not running',
+      hint: `\`tendril lab logs ${c.name} ${DAEMON_OPERATOR}\`; re-run \`tendril install --context ${context}\``,
+    });
   if (!cfg) {
     report.ready = false;
     return report;
@@ -139,12 +163,18 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     });
   }
   if (api && !api.etcd.ok) {
-    problems.push({ component: 'clustermesh-apiserver etcd', cause: `etcd is not healthy: ${api.etcd.error ?? 'unknown'}`, hint: `\`tendril lab logs ${c.name} ${DAEMON_MESH_ETCD}\`` });
+    problems.push({
+      component: 'clustermesh-apiserver etcd',
+      cause: `etcd is not healthy: ${api.etcd.error ?? 'unknown'}`,
+      hint: `\`tendril lab logs ${c.name} ${DAEMON_MESH_ETCD}\``,
+    });
   }
   if (api?.syncer) {
     const pending = STATE_KINDS.filter((k) => !api!.syncer!.synced[k]);
     if (pending.length > 0) {
-      const src = Object.entries(api.syncer.sourceErrors).map(([k, v]) => `${k}: ${v}`).join('; ');
+      const src = Object.entries(api.syncer.sourceErrors)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('; ');
       problems.push({
         component: 'clustermesh-apiserver syncer',
         cause: `this cluster's ${pending.join(', ')} are not exported yet${src ? ` (${src})` : ''}${api.syncer.lastWriteError ? ` (etcd: ${api.syncer.lastWriteError})` : ''}`,
@@ -153,7 +183,12 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     }
     report.globalServices.exported = api.syncer.counts.services;
   }
-  for (const p of api?.problems ?? []) problems.push({ component: 'clustermesh-apiserver', cause: p, hint: 're-run `tendril clustermesh connect` for that cluster' });
+  for (const p of api?.problems ?? [])
+    problems.push({
+      component: 'clustermesh-apiserver',
+      cause: p,
+      hint: 're-run `tendril clustermesh connect` for that cluster',
+    });
 
   // Clusters.
   report.clusters.push({
@@ -172,7 +207,11 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
   const remotes: RemoteClusterStatus[] = api?.kvstoremesh.remotes ?? [];
   // Name the remote's context in hints (connect recorded its lab cluster).
   const labOf = new Map((await listRemotes(c.name)).remotes.map((x) => [x.name, x.labCluster]));
-  const ctxHint = (name: string, hint: string) => hint.replace(`<${name}'s context>`, labOf.get(name) ? `lab-${labOf.get(name)}` : `<${name}'s context>`);
+  const ctxHint = (name: string, hint: string) =>
+    hint.replace(
+      `<${name}'s context>`,
+      labOf.get(name) ? `lab-${labOf.get(name)}` : `<${name}'s context>`,
+    );
   for (const r of remotes) {
     report.clusters.push({
       name: r.name,
@@ -185,7 +224,14 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
       counts: r.counts,
       lastHeartbeat: r.lastHeartbeat,
       endpoints: r.endpoints,
-      error: r.lastError && !(r.connected && r.synced) ? { reason: r.lastError.reason, message: r.lastError.message, hint: ctxHint(r.name, r.lastError.hint) } : undefined,
+      error:
+        r.lastError && !(r.connected && r.synced)
+          ? {
+              reason: r.lastError.reason,
+              message: r.lastError.message,
+              hint: ctxHint(r.name, r.lastError.hint),
+            }
+          : undefined,
     });
     report.globalServices.remote += r.counts.services;
     if (!r.connected || !r.synced) {
@@ -193,7 +239,9 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
       problems.push({
         component: `remote cluster ${r.name}`,
         cause: `${r.connected ? 'connected but not synced' : 'not connected'}${r.stale ? ' (its last known state is kept, marked stale)' : ''}: ${why}`,
-        hint: r.lastError ? ctxHint(r.name, r.lastError.hint) : `wait with \`tendril clustermesh status --context ${context} --wait\``,
+        hint: r.lastError
+          ? ctxHint(r.name, r.lastError.hint)
+          : `wait with \`tendril clustermesh status --context ${context} --wait\``,
       });
     }
   }
@@ -204,17 +252,30 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
   const remoteReady = remotes.every((r) => r.connected && r.synced);
   for (const [node, s] of agents) {
     if (s instanceof Error || s.health === 'Error') {
-      report.nodes.notConnected.push({ node, why: s instanceof Error ? 'agent not answering' : 'agent unhealthy' });
+      report.nodes.notConnected.push({
+        node,
+        why: s instanceof Error ? 'agent not answering' : 'agent unhealthy',
+      });
       continue;
     }
-    const own = (s as AgentStatus & { clustermesh?: { clusters?: { name: string; ready: boolean }[] } }).clustermesh?.clusters;
-    const notReady = own ? remotes.filter((r) => !own.some((x) => x.name === r.name && x.ready)).map((r) => r.name) : remoteReady ? [] : remotes.filter((r) => !(r.connected && r.synced)).map((r) => r.name);
+    const own = (
+      s as AgentStatus & { clustermesh?: { clusters?: { name: string; ready: boolean }[] } }
+    ).clustermesh?.clusters;
+    const notReady = own
+      ? remotes.filter((r) => !own.some((x) => x.name === r.name && x.ready)).map((r) => r.name)
+      : remoteReady
+        ? []
+        : remotes.filter((r) => !(r.connected && r.synced)).map((r) => r.name);
     if (notReady.length === 0) report.nodes.connected++;
     else report.nodes.notConnected.push({ node, why: `not connected to ${notReady.join(', ')}` });
   }
   const apiOk = api !== undefined && api.etcd.ok && report.clusters[0]!.synced;
   report.components.clustermesh = !apiOk ? 'Error' : remoteReady ? 'OK' : 'Warning';
-  report.ready = apiOk && remoteReady && report.nodes.connected === report.nodes.total && report.components.cilium !== 'Error';
+  report.ready =
+    apiOk &&
+    remoteReady &&
+    report.nodes.connected === report.nodes.total &&
+    report.components.cilium !== 'Error';
   return report;
 }
 
@@ -242,16 +303,24 @@ export function renderMeshStatus(r: MeshStatusReport): string {
   L.push('');
   if (!r.enabled) {
     L.push(`❌ Cluster mesh is not enabled on ${r.context}`);
-    L.push(`   ↳ run \`tendril clustermesh enable --context ${r.context} --service-type NodePort\``);
+    L.push(
+      `   ↳ run \`tendril clustermesh enable --context ${r.context} --service-type NodePort\``,
+    );
     for (const p of r.problems) L.push(`❌ ${p.component}: ${p.cause}`, `   ↳ ${p.hint}`);
     return L.join('\n') + '\n';
   }
-  L.push(`${r.apiserver ? '✅' : '❌'} Service "clustermesh-apiserver" of type "${r.serviceType}" ${r.apiserver ? 'found' : 'not answering'}`);
+  L.push(
+    `${r.apiserver ? '✅' : '❌'} Service "clustermesh-apiserver" of type "${r.serviceType}" ${r.apiserver ? 'found' : 'not answering'}`,
+  );
   L.push('✅ Cluster access information is available:');
   for (const e of r.accessEndpoints) L.push(`  - ${e.replace(/^https:\/\//, '')}`);
   if (r.apiserver) {
-    L.push(`${r.apiserver.etcd.ok ? '✅' : '❌'} clustermesh-apiserver etcd ${r.apiserver.etcd.ok ? 'is healthy (mutual TLS only)' : `is not healthy: ${r.apiserver.etcd.error}`}`);
-    L.push(`ℹ️  KVStoreMesh is ${r.kvstoremesh ? 'enabled' : 'disabled'}${r.apiserver.kvstoremesh.cacheTTL ? ` (cache TTL ${r.apiserver.kvstoremesh.cacheTTL})` : ''}`);
+    L.push(
+      `${r.apiserver.etcd.ok ? '✅' : '❌'} clustermesh-apiserver etcd ${r.apiserver.etcd.ok ? 'is healthy (mutual TLS only)' : `is not healthy: ${r.apiserver.etcd.error}`}`,
+    );
+    L.push(
+      `ℹ️  KVStoreMesh is ${r.kvstoremesh ? 'enabled' : 'disabled'}${r.apiserver.kvstoremesh.cacheTTL ? ` (cache TTL ${r.apiserver.kvstoremesh.cacheTTL})` : ''}`,
+    );
   }
   L.push('');
   if (r.nodes.connected === r.nodes.total) {
@@ -263,19 +332,30 @@ export function renderMeshStatus(r: MeshStatusReport): string {
   const ok = r.clusters.filter((c) => c.local || (c.connected && c.synced)).length;
   L.push('');
   L.push(`Cluster Mesh: ${ok}/${r.clusters.length} clusters`);
-  for (const c of [...r.clusters].sort((x, y) => x.name.localeCompare(y.name))) L.push(`  ${c.name}${c.local ? ' (local)' : ''}`);
+  for (const c of [...r.clusters].sort((x, y) => x.name.localeCompare(y.name)))
+    L.push(`  ${c.name}${c.local ? ' (local)' : ''}`);
   const remotes = r.clusters.filter((c) => !c.local);
   if (remotes.length > 0) {
     L.push('🔌 Cluster Connections:');
     for (const c of remotes) {
       const state = `${c.configured ? 'configured' : 'not configured'}, ${c.connected ? 'connected' : 'not connected'}, ${c.synced ? 'synced' : 'not synced'}${c.stale ? ', stale' : ''}`;
-      L.push(`  - ${c.name} (ID ${c.clusterId ?? '?'}): ${state} - ${counts(c.counts)}; heartbeat ${ago(c.lastHeartbeat)}`);
-      if (c.error) L.push(`    ❌ ${c.error.reason.replace(/-/g, ' ')}: ${c.error.message}`, `       ↳ ${c.error.hint}`);
+      L.push(
+        `  - ${c.name} (ID ${c.clusterId ?? '?'}): ${state} - ${counts(c.counts)}; heartbeat ${ago(c.lastHeartbeat)}`,
+      );
+      if (c.error)
+        L.push(
+          `    ❌ ${c.error.reason.replace(/-/g, ' ')}: ${c.error.message}`,
+          `       ↳ ${c.error.hint}`,
+        );
     }
   } else {
-    L.push(`ℹ️  No remote cluster is connected: run \`tendril clustermesh connect --context ${r.context} --destination-context OTHER\``);
+    L.push(
+      `ℹ️  No remote cluster is connected: run \`tendril clustermesh connect --context ${r.context} --destination-context OTHER\``,
+    );
   }
-  L.push(`🔀 Global services: ${r.globalServices.exported} exported by ${r.clusterName}, ${r.globalServices.remote} from remote clusters`);
+  L.push(
+    `🔀 Global services: ${r.globalServices.exported} exported by ${r.clusterName}, ${r.globalServices.remote} from remote clusters`,
+  );
   const other = r.problems.filter((p) => !p.component.startsWith('remote cluster '));
   if (other.length > 0) {
     L.push('');

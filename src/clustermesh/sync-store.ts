@@ -61,7 +61,8 @@ export class SyncStore {
   }
 
   upsert(key: string, value: string): void {
-    if (!key.startsWith(this.opts.prefix)) throw new Error(`key ${key} is outside ${this.opts.prefix}`);
+    if (!key.startsWith(this.opts.prefix))
+      throw new Error(`key ${key} is outside ${this.opts.prefix}`);
     if (this.desired.get(key) === value) return;
     this.desired.set(key, value);
     this.dirty.add(key);
@@ -99,7 +100,12 @@ export class SyncStore {
   }
 
   private isIdle(): boolean {
-    return this.dirty.size === 0 && (!this.syncedRequested || this.syncedDone) && !this.flushing && this.retryTimer === undefined;
+    return (
+      this.dirty.size === 0 &&
+      (!this.syncedRequested || this.syncedDone) &&
+      !this.flushing &&
+      this.retryTimer === undefined
+    );
   }
 
   private kick(): void {

@@ -5,7 +5,15 @@ import type { KubeObject } from '../k8s/objects.js';
 import { ClusterSyncer, type ObjectSource, type SourceHandlers } from './syncer.js';
 import { SyncStore } from './sync-store.js';
 import { storeBatchWriter } from './batch-writer.js';
-import { HEARTBEAT_KEY, makeClusterConfig, decodeNode, decodeIPCacheEntry, decodeServiceExport, syncedCanaryKey, nodeKey } from './keys.js';
+import {
+  HEARTBEAT_KEY,
+  makeClusterConfig,
+  decodeNode,
+  decodeIPCacheEntry,
+  decodeServiceExport,
+  syncedCanaryKey,
+  nodeKey,
+} from './keys.js';
 
 /** A source fed by the test. */
 class FakeSource {
@@ -25,9 +33,22 @@ class FakeSource {
   }
 }
 
-const obj = (kind: string, name: string, extra: Partial<KubeObject> & { namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } = {}): KubeObject => {
+const obj = (
+  kind: string,
+  name: string,
+  extra: Partial<KubeObject> & {
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  } = {},
+): KubeObject => {
   const { namespace, labels, annotations, ...rest } = extra;
-  return { apiVersion: 'v1', kind, metadata: { name, namespace, labels, annotations, creationTimestamp: '2026-11-26T07:00:00Z' }, ...rest } as KubeObject;
+  return {
+    apiVersion: 'v1',
+    kind,
+    metadata: { name, namespace, labels, annotations, creationTimestamp: '2026-11-26T07:00:00Z' },
+    ...rest,
+  } as KubeObject;
 };
 
 function setup() {
@@ -58,8 +79,22 @@ function setup() {
 }
 
 const svc = (name: string, annotations: Record<string, string> = {}) =>
-  obj('Service', name, { namespace: 'default', annotations, spec: { clusterIP: '10.96.0.50', ports: [{ name: 'http', protocol: 'TCP', port: 80 }], selector: { app: name } } });
-const slice = (name: string, svcName: string, ips: string[], labels: Record<string, string> = {}, ready = true) =>
+  obj('Service', name, {
+    namespace: 'default',
+    annotations,
+    spec: {
+      clusterIP: '10.96.0.50',
+      ports: [{ name: 'http', protocol: 'TCP', port: 80 }],
+      selector: { app: name },
+    },
+  });
+const slice = (
+  name: string,
+  svcName: string,
+  ips: string[],
+  labels: Record<string, string> = {},
+  ready = true,
+) =>
   obj('EndpointSlice', name, {
     namespace: 'default',
     labels: { 'kubernetes.io/service-name': svcName, ...labels },
@@ -76,17 +111,27 @@ test('syncer exports nodes, global+shared services, own identities, ipcache, exp
     assert.ok(await store.get('cilium/cluster-config/cluster1'));
     assert.ok(await store.get(HEARTBEAT_KEY));
     src.nodes.add(
-      obj('Node', 'cluster1-worker', { spec: { podCIDR: '10.244.1.0/24' }, status: { addresses: [{ type: 'InternalIP', address: '172.30.1.11' }] } }),
+      obj('Node', 'cluster1-worker', {
+        spec: { podCIDR: '10.244.1.0/24' },
+        status: { addresses: [{ type: 'InternalIP', address: '172.30.1.11' }] },
+      }),
       obj('Node', 'no-address', { status: { addresses: [] } }),
     );
     src.identities.add(
-      obj('CiliumIdentity', String((1 << 16) | 300), { 'security-labels': { 'k8s:app': 'echo', 'k8s:io.kubernetes.pod.namespace': 'default' } } as Partial<KubeObject>),
-      obj('CiliumIdentity', String((2 << 16) | 300), { 'security-labels': { 'k8s:app': 'other' } } as Partial<KubeObject>),
+      obj('CiliumIdentity', String((1 << 16) | 300), {
+        'security-labels': { 'k8s:app': 'echo', 'k8s:io.kubernetes.pod.namespace': 'default' },
+      } as Partial<KubeObject>),
+      obj('CiliumIdentity', String((2 << 16) | 300), {
+        'security-labels': { 'k8s:app': 'other' },
+      } as Partial<KubeObject>),
     );
     src.endpoints.add(
       obj('CiliumEndpoint', 'echo-1', {
         namespace: 'default',
-        status: { identity: { id: (1 << 16) | 300 }, networking: { node: '172.30.1.11', addressing: [{ ipv4: '10.244.1.10' }] } },
+        status: {
+          identity: { id: (1 << 16) | 300 },
+          networking: { node: '172.30.1.11', addressing: [{ ipv4: '10.244.1.10' }] },
+        },
       }),
     );
     src.services.add(
@@ -105,9 +150,16 @@ test('syncer exports nodes, global+shared services, own identities, ipcache, exp
       slice('private-abc', 'private', ['10.244.1.13']),
       slice('plain-abc', 'plain', ['10.244.1.14']),
     );
-    src.serviceExports.add(obj('ServiceExport', 'annotated', { namespace: 'default' }), obj('ServiceExport', 'missing', { namespace: 'default' }));
+    src.serviceExports.add(
+      obj('ServiceExport', 'annotated', { namespace: 'default' }),
+      obj('ServiceExport', 'missing', { namespace: 'default' }),
+    );
     await syncer.idle();
-    assert.equal(await store.get(syncedCanaryKey('cluster1', 'nodes')), undefined, 'no canary before the initial list');
+    assert.equal(
+      await store.get(syncedCanaryKey('cluster1', 'nodes')),
+      undefined,
+      'no canary before the initial list',
+    );
     for (const s of Object.values(src)) s.synced();
     await syncer.waitSynced(3000);
     await syncer.idle();
@@ -122,29 +174,61 @@ test('syncer exports nodes, global+shared services, own identities, ipcache, exp
       'cilium/state/services/v1/cluster1/default/legacy',
       'cilium/state/services/v1/cluster1/default/seedform',
     ]);
-    const node = decodeNode((await store.get('cilium/state/nodes/v1/cluster1/cluster1-worker'))!.value);
+    const node = decodeNode(
+      (await store.get('cilium/state/nodes/v1/cluster1/cluster1-worker'))!.value,
+    );
     assert.deepEqual(node.podCIDRs, ['10.244.1.0/24']);
     assert.equal(node.clusterID, 1);
-    assert.equal((await store.get('cilium/state/identities/v1/id/65836'))!.value, 'k8s:app=echo;k8s:io.kubernetes.pod.namespace=default;');
-    const ip = decodeIPCacheEntry((await store.get('cilium/state/ip/v1/default/10.244.1.10'))!.value);
-    assert.deepEqual(ip, { ip: '10.244.1.10', identity: 65836, hostIP: '172.30.1.11', k8sNamespace: 'default', k8sPodName: 'echo-1' });
-    const annotated = JSON.parse((await store.get('cilium/state/services/v1/cluster1/default/annotated'))!.value);
-    assert.deepEqual(Object.keys(annotated.backends).sort(), ['10.244.1.10', '10.244.1.11'], 'ready backends only');
-    assert.deepEqual(annotated.frontends, { '10.96.0.50': { http: { Protocol: 'TCP', Port: 80 } } });
+    assert.equal(
+      (await store.get('cilium/state/identities/v1/id/65836'))!.value,
+      'k8s:app=echo;k8s:io.kubernetes.pod.namespace=default;',
+    );
+    const ip = decodeIPCacheEntry(
+      (await store.get('cilium/state/ip/v1/default/10.244.1.10'))!.value,
+    );
+    assert.deepEqual(ip, {
+      ip: '10.244.1.10',
+      identity: 65836,
+      hostIP: '172.30.1.11',
+      k8sNamespace: 'default',
+      k8sPodName: 'echo-1',
+    });
+    const annotated = JSON.parse(
+      (await store.get('cilium/state/services/v1/cluster1/default/annotated'))!.value,
+    );
+    assert.deepEqual(
+      Object.keys(annotated.backends).sort(),
+      ['10.244.1.10', '10.244.1.11'],
+      'ready backends only',
+    );
+    assert.deepEqual(annotated.frontends, {
+      '10.96.0.50': { http: { Protocol: 'TCP', Port: 80 } },
+    });
     assert.equal(annotated.clusterID, 1);
     assert.equal(annotated.shared, true);
-    const seed = JSON.parse((await store.get('cilium/state/services/v1/cluster1/default/seedform'))!.value);
-    assert.deepEqual(Object.keys(seed.backends), ['10.244.1.12'], 'marker slice endpoints not exported');
-    const exp = decodeServiceExport((await store.get('cilium/state/serviceexports/v1/cluster1/default/annotated'))!.value);
+    const seed = JSON.parse(
+      (await store.get('cilium/state/services/v1/cluster1/default/seedform'))!.value,
+    );
+    assert.deepEqual(
+      Object.keys(seed.backends),
+      ['10.244.1.12'],
+      'marker slice endpoints not exported',
+    );
+    const exp = decodeServiceExport(
+      (await store.get('cilium/state/serviceexports/v1/cluster1/default/annotated'))!.value,
+    );
     assert.equal(exp.ports[0]!.port, 80);
-    for (const k of ['nodes', 'services', 'identities', 'ip', 'serviceexports'] as const) assert.ok(await store.get(syncedCanaryKey('cluster1', k)), k);
+    for (const k of ['nodes', 'services', 'identities', 'ip', 'serviceexports'] as const)
+      assert.ok(await store.get(syncedCanaryKey('cluster1', k)), k);
 
     // Changes follow: a backend goes, a service stops being global, a CEP goes.
     src.endpointSlices.add(slice('annotated-abc', 'annotated', ['10.244.1.10']));
     src.services.add(svc('legacy'));
     src.endpoints.del(obj('CiliumEndpoint', 'echo-1', { namespace: 'default' }));
     await syncer.idle();
-    const after = JSON.parse((await store.get('cilium/state/services/v1/cluster1/default/annotated'))!.value);
+    const after = JSON.parse(
+      (await store.get('cilium/state/services/v1/cluster1/default/annotated'))!.value,
+    );
     assert.deepEqual(Object.keys(after.backends), ['10.244.1.10']);
     assert.equal(await store.get('cilium/state/services/v1/cluster1/default/legacy'), undefined);
     assert.equal(await store.get('cilium/state/ip/v1/default/10.244.1.10'), undefined);
@@ -166,7 +250,12 @@ test('syncer retries writes when etcd fails, and still gets synced', async () =>
   };
   try {
     await syncer.start();
-    src.nodes.add(obj('Node', 'n1', { spec: { podCIDR: '10.244.1.0/24' }, status: { addresses: [{ type: 'InternalIP', address: '172.30.1.11' }] } }));
+    src.nodes.add(
+      obj('Node', 'n1', {
+        spec: { podCIDR: '10.244.1.0/24' },
+        status: { addresses: [{ type: 'InternalIP', address: '172.30.1.11' }] },
+      }),
+    );
     for (const s of Object.values(src)) s.synced();
     await syncer.waitSynced(5000);
     assert.ok(await store.get('cilium/state/nodes/v1/cluster1/n1'));

@@ -110,8 +110,17 @@ export class ClusterSyncer {
   constructor(private readonly opts: SyncerOptions) {
     this.log = (opts.logger ?? nopLogger).child({ subsys: 'clustermesh-syncer' });
     const mk = (kind: StateKind) =>
-      new SyncStore({ backend: opts.store, prefix: stateDir(kind, opts.clusterName) + '/', canaryKey: syncedCanaryKey(opts.clusterName, kind), batchWriter: opts.batchWriter ?? storeBatchWriter(opts.store), logger: this.log });
-    this.stores = Object.fromEntries(STATE_KINDS.map((k) => [k, mk(k)])) as Record<StateKind, SyncStore>;
+      new SyncStore({
+        backend: opts.store,
+        prefix: stateDir(kind, opts.clusterName) + '/',
+        canaryKey: syncedCanaryKey(opts.clusterName, kind),
+        batchWriter: opts.batchWriter ?? storeBatchWriter(opts.store),
+        logger: this.log,
+      });
+    this.stores = Object.fromEntries(STATE_KINDS.map((k) => [k, mk(k)])) as Record<
+      StateKind,
+      SyncStore
+    >;
   }
 
   /** Writes the cluster config, starts every source and the heartbeat. @throws KVStoreError if the cluster config cannot be written. */
@@ -123,7 +132,9 @@ export class ClusterSyncer {
     const s = this.opts.sources;
     await this.run('nodes', s.nodes, {
       upsert: (o) => this.onNode(o),
-      remove: (o) => o.metadata.name && this.stores.nodes.remove(nodeKey(this.opts.clusterName, o.metadata.name)),
+      remove: (o) =>
+        o.metadata.name &&
+        this.stores.nodes.remove(nodeKey(this.opts.clusterName, o.metadata.name)),
       synced: () => this.stores.nodes.markSynced(),
     });
     await this.run('identities', s.identities, {
@@ -178,7 +189,10 @@ export class ClusterSyncer {
   async waitSynced(timeoutMs = 10_000): Promise<void> {
     const end = Date.now() + timeoutMs;
     while (!STATE_KINDS.every((k) => this.stores[k].synced)) {
-      if (Date.now() > end) throw new Error(`syncer not synced after ${timeoutMs} ms: ${STATE_KINDS.filter((k) => !this.stores[k].synced).join(', ')}`);
+      if (Date.now() > end)
+        throw new Error(
+          `syncer not synced after ${timeoutMs} ms: ${STATE_KINDS.filter((k) => !this.stores[k].synced).join(', ')}`,
+        );
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -197,11 +211,21 @@ export class ClusterSyncer {
       counts[k] = this.stores[k].size;
       if (this.stores[k].lastError) lastWriteError = this.stores[k].lastError!.message;
     }
-    return { clusterConfigWritten: this.clusterConfigWritten, synced, counts, lastHeartbeat: this.lastHeartbeat, sourceErrors: { ...this.sourceErrors }, lastWriteError };
+    return {
+      clusterConfigWritten: this.clusterConfigWritten,
+      synced,
+      counts,
+      lastHeartbeat: this.lastHeartbeat,
+      sourceErrors: { ...this.sourceErrors },
+      lastWriteError,
+    };
   }
 
   private async writeClusterConfig(): Promise<void> {
-    await this.opts.store.put(clusterConfigKey(this.opts.clusterName), encodeClusterConfig(this.opts.clusterConfig));
+    await this.opts.store.put(
+      clusterConfigKey(this.opts.clusterName),
+      encodeClusterConfig(this.opts.clusterConfig),
+    );
     this.clusterConfigWritten = true;
   }
 
@@ -220,7 +244,11 @@ export class ClusterSyncer {
       try {
         fn(o);
       } catch (err) {
-        this.log.warn('skipping an object that cannot be exported', { resource: name, object: key(o), error: err });
+        this.log.warn('skipping an object that cannot be exported', {
+          resource: name,
+          object: key(o),
+          error: err,
+        });
       }
     };
     const handle = await source({
@@ -257,7 +285,8 @@ export class ClusterSyncer {
   private onEndpoint(o: KubeObject): void {
     const entries = endpointToIPCache(o);
     const ips = entries.map((e) => e.ip);
-    for (const old of this.cepIPs.get(key(o)) ?? []) if (!ips.includes(old)) this.stores.ip.remove(ipcacheKey(old));
+    for (const old of this.cepIPs.get(key(o)) ?? [])
+      if (!ips.includes(old)) this.stores.ip.remove(ipcacheKey(old));
     for (const e of entries) this.stores.ip.upsert(ipcacheKey(e.ip), encodeIPCacheEntry(e));
     if (ips.length > 0) this.cepIPs.set(key(o), ips);
     else this.cepIPs.delete(key(o));
@@ -302,7 +331,9 @@ export class ClusterSyncer {
     const [ns, name] = sk.split('/') as [string, string];
     const k = serviceExportKey(this.opts.clusterName, ns, name);
     const exp = this.exports.get(sk);
-    const v = exp ? serviceExportToMesh(exp, this.services.get(sk), this.opts.clusterName) : undefined;
+    const v = exp
+      ? serviceExportToMesh(exp, this.services.get(sk), this.opts.clusterName)
+      : undefined;
     if (v) this.stores.serviceexports.upsert(k, encodeServiceExport(v));
     else this.stores.serviceexports.remove(k);
   }

@@ -6,7 +6,15 @@
 import { KVStoreError } from '../kvstore/errors.js';
 import type { KubeObject } from '../k8s/objects.js';
 import type { ObjectSource, SourceHandlers, SyncerSources } from './syncer.js';
-import type { KVPair, KVStore, Lease, LeaseOptions, Watch, WatchEvent, WatchOptions } from '../kvstore/types.js';
+import type {
+  KVPair,
+  KVStore,
+  Lease,
+  LeaseOptions,
+  Watch,
+  WatchEvent,
+  WatchOptions,
+} from '../kvstore/types.js';
 import {
   clusterConfigKey,
   encodeClusterConfig,
@@ -55,7 +63,11 @@ export class FlakyStore implements KVStore {
   ) {}
   private gate(): void {
     if (this.closed) throw new KVStoreError('KVSTORE_CLOSED', 'store closed');
-    if (this.net.down) throw new KVStoreError('KVSTORE_UNREACHABLE', `etcd at ${this.name} is unreachable (connect ECONNREFUSED)`);
+    if (this.net.down)
+      throw new KVStoreError(
+        'KVSTORE_UNREACHABLE',
+        `etcd at ${this.name} is unreachable (connect ECONNREFUSED)`,
+      );
   }
   async get(key: string): Promise<KVPair | undefined> {
     this.gate();
@@ -81,13 +93,22 @@ export class FlakyStore implements KVStore {
     this.gate();
     return this.inner.deletePrefix(prefix);
   }
-  async watchPrefix(prefix: string, onEvent: (ev: WatchEvent) => void, options: WatchOptions = {}): Promise<Watch> {
+  async watchPrefix(
+    prefix: string,
+    onEvent: (ev: WatchEvent) => void,
+    options: WatchOptions = {},
+  ): Promise<Watch> {
     this.gate();
     let live = true;
-    const w = await this.inner.watchPrefix(prefix, (ev) => live && !this.net.down && onEvent(ev), { ...options, onDisconnect: undefined });
+    const w = await this.inner.watchPrefix(prefix, (ev) => live && !this.net.down && onEvent(ev), {
+      ...options,
+      onDisconnect: undefined,
+    });
     const off = this.net.onCut(() => {
       if (!live) return;
-      options.onDisconnect?.(new KVStoreError('KVSTORE_UNREACHABLE', `watch ${prefix}: connection lost`));
+      options.onDisconnect?.(
+        new KVStoreError('KVSTORE_UNREACHABLE', `watch ${prefix}: connection lost`),
+      );
     });
     const handle: Watch = {
       close: async () => {
@@ -124,38 +145,74 @@ export interface FakeClusterSpec {
 /** Writes a cluster's exported state (config, nodes, services, identities, ipcache, exports, canaries, heartbeat) into `store`. */
 export async function writeClusterState(store: KVStore, spec: FakeClusterSpec): Promise<void> {
   const { name, id } = spec;
-  await store.put(clusterConfigKey(name), encodeClusterConfig(makeClusterConfig(id, { maxConnectedClusters: spec.maxConnectedClusters ?? 255 })));
+  await store.put(
+    clusterConfigKey(name),
+    encodeClusterConfig(
+      makeClusterConfig(id, { maxConnectedClusters: spec.maxConnectedClusters ?? 255 }),
+    ),
+  );
   for (let i = 0; i < (spec.nodes ?? 2); i++) {
     const ip = `172.30.${id}.${10 + i}`;
     await store.put(
       nodeKey(name, `${name}-node${i}`),
-      encodeNode({ name: `${name}-node${i}`, cluster: name, clusterID: id, addresses: [{ type: 'InternalIP', ip }], podCIDRs: [`10.${243 + id}.${i}.0/24`] }),
+      encodeNode({
+        name: `${name}-node${i}`,
+        cluster: name,
+        clusterID: id,
+        addresses: [{ type: 'InternalIP', ip }],
+        podCIDRs: [`10.${243 + id}.${i}.0/24`],
+      }),
     );
   }
   for (let i = 0; i < (spec.services ?? 2); i++) {
-    await store.put(serviceKey(name, 'default', `svc${i}`), JSON.stringify(fakeClusterService(name, id, `svc${i}`, [`10.${243 + id}.1.${10 + i}`])));
+    await store.put(
+      serviceKey(name, 'default', `svc${i}`),
+      JSON.stringify(fakeClusterService(name, id, `svc${i}`, [`10.${243 + id}.1.${10 + i}`])),
+    );
     const identity = (id << 16) | (256 + i);
-    await store.put(identityKey(identity), `k8s:app=svc${i};k8s:io.kubernetes.pod.namespace=default;`);
-    await store.put(ipcacheKey(`10.${243 + id}.1.${10 + i}`), encodeIPCacheEntry({ ip: `10.${243 + id}.1.${10 + i}`, identity, hostIP: `172.30.${id}.11` }));
+    await store.put(
+      identityKey(identity),
+      `k8s:app=svc${i};k8s:io.kubernetes.pod.namespace=default;`,
+    );
+    await store.put(
+      ipcacheKey(`10.${243 + id}.1.${10 + i}`),
+      encodeIPCacheEntry({ ip: `10.${243 + id}.1.${10 + i}`, identity, hostIP: `172.30.${id}.11` }),
+    );
   }
   await store.put(
     serviceExportKey(name, 'default', 'svc0'),
-    encodeServiceExport({ cluster: name, namespace: 'default', name: 'svc0', exportCreationTimestamp: '2026-01-01T00:00:00Z', type: 'ClusterSetIP', ports: [{ protocol: 'TCP', port: 80 }] }),
+    encodeServiceExport({
+      cluster: name,
+      namespace: 'default',
+      name: 'svc0',
+      exportCreationTimestamp: '2026-01-01T00:00:00Z',
+      type: 'ClusterSetIP',
+      ports: [{ protocol: 'TCP', port: 80 }],
+    }),
   );
   for (const k of STATE_KINDS) {
-    if (!spec.withoutCanaries?.includes(k)) await store.put(syncedCanaryKey(name, k), encodeTimestamp());
+    if (!spec.withoutCanaries?.includes(k))
+      await store.put(syncedCanaryKey(name, k), encodeTimestamp());
   }
   await store.put(HEARTBEAT_KEY, encodeTimestamp());
 }
 
 /** A ClusterService-shaped value (see src/services/cluster-service.ts) for tests. */
-export function fakeClusterService(cluster: string, clusterID: number, name: string, backendIPs: string[], namespace = 'default') {
+export function fakeClusterService(
+  cluster: string,
+  clusterID: number,
+  name: string,
+  backendIPs: string[],
+  namespace = 'default',
+) {
   return {
     cluster,
     namespace,
     name,
     frontends: { '10.96.0.50': { http: { Protocol: 'TCP', Port: 80 } } },
-    backends: Object.fromEntries(backendIPs.map((ip) => [ip, { http: { Protocol: 'TCP', Port: 8080 } }])),
+    backends: Object.fromEntries(
+      backendIPs.map((ip) => [ip, { http: { Protocol: 'TCP', Port: 8080 } }]),
+    ),
     labels: {},
     selector: { app: name },
     includeExternal: true,
@@ -215,5 +272,11 @@ export function fakeSources() {
 
 /** A Node object with an InternalIP and a pod CIDR. */
 export function fakeK8sNode(name: string, ip: string, podCIDR: string): KubeObject {
-  return { apiVersion: 'v1', kind: 'Node', metadata: { name }, spec: { podCIDR }, status: { addresses: [{ type: 'InternalIP', address: ip }] } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name },
+    spec: { podCIDR },
+    status: { addresses: [{ type: 'InternalIP', address: ip }] },
+  };
 }

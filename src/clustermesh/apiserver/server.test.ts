@@ -14,13 +14,23 @@ import { EtcdKVStore } from '../../kvstore/etcd.js';
 import { isKVStoreError } from '../../kvstore/errors.js';
 import { createCA, issueClientCert } from '../certs.js';
 import { meshEtcdOptions, prepareMesh, connectDirection, disconnectDirection } from '../setup.js';
-import { meshPaths, readMeshConfig, remotePaths, writeMeshConfig, type MeshConfig } from '../mesh-files.js';
+import {
+  meshPaths,
+  readMeshConfig,
+  remotePaths,
+  writeMeshConfig,
+  type MeshConfig,
+} from '../mesh-files.js';
 import { MeshApiServer, fetchMeshStatus } from './server.js';
 import { fakeK8sNode, fakeSources } from '../testing.js';
 import { classifyMeshError } from '../errors.js';
 import { MeshStateSource } from '../agent-source.js';
 
-async function until(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
+async function until(
+  what: string,
+  cond: () => Promise<boolean> | boolean,
+  timeoutMs = 15_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -65,8 +75,20 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       apiServerURL: 'http://127.0.0.1:1',
     });
     const { fakes, sources } = fakeSources();
-    fakes.nodes.add(fakeK8sNode(`${name}-worker`, `172.30.${id}.11`, `10.${243 + id}.1.0/24`), fakeK8sNode(`${name}-worker2`, `172.30.${id}.12`, `10.${243 + id}.2.0/24`));
-    const c: TestCluster = { lab, name, id, config, etcd: undefined, server: undefined, fakes, sources };
+    fakes.nodes.add(
+      fakeK8sNode(`${name}-worker`, `172.30.${id}.11`, `10.${243 + id}.1.0/24`),
+      fakeK8sNode(`${name}-worker2`, `172.30.${id}.12`, `10.${243 + id}.2.0/24`),
+    );
+    const c: TestCluster = {
+      lab,
+      name,
+      id,
+      config,
+      etcd: undefined,
+      server: undefined,
+      fakes,
+      sources,
+    };
     clusters.push(c);
     await startClusterEtcd(c);
     await startServer(c);
@@ -76,16 +98,34 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
   async function startClusterEtcd(c: TestCluster): Promise<void> {
     const o = meshEtcdOptions(c.config);
     // Two etcds on one host: free peer ports, no fixed metrics port.
-    c.etcd = await startEtcd({ ...o, peerPort: undefined, extraArgs: [], logFile: join(meshPaths(c.lab).dir, 'etcd.log') });
+    c.etcd = await startEtcd({
+      ...o,
+      peerPort: undefined,
+      extraArgs: [],
+      logFile: join(meshPaths(c.lab).dir, 'etcd.log'),
+    });
   }
 
   async function startServer(c: TestCluster): Promise<void> {
-    c.server = new MeshApiServer({ labCluster: c.lab, sources: c.sources, scanIntervalMs: 200, heartbeatIntervalMs: 500 });
+    c.server = new MeshApiServer({
+      labCluster: c.lab,
+      sources: c.sources,
+      scanIntervalMs: 200,
+      heartbeatIntervalMs: 500,
+    });
     await c.server.start({ etcdWaitMs: 10_000 });
   }
 
-  async function client(c: TestCluster, tls: { ca: string; cert?: string; key?: string }): Promise<EtcdKVStore> {
-    const s = new EtcdKVStore({ endpoints: c.config.accessEndpoints, tls, dialTimeoutMs: 1500, requestTimeoutMs: 3000 });
+  async function client(
+    c: TestCluster,
+    tls: { ca: string; cert?: string; key?: string },
+  ): Promise<EtcdKVStore> {
+    const s = new EtcdKVStore({
+      endpoints: c.config.accessEndpoints,
+      tls,
+      dialTimeoutMs: 1500,
+      requestTimeoutMs: 3000,
+    });
     clients.push(s);
     return s;
   }
@@ -115,9 +155,15 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     const st = await fetchMeshStatus('lab1');
     assert.equal(st.cluster.name, 'cluster1');
     assert.equal(st.etcd.ok, true);
-    await until('synced', async () => Object.values((await fetchMeshStatus('lab1')).syncer!.synced).every(Boolean));
+    await until('synced', async () =>
+      Object.values((await fetchMeshStatus('lab1')).syncer!.synced).every(Boolean),
+    );
     const p = meshPaths('lab1');
-    const root = await client(c1, { ca: await readFile(p.caCert, 'utf8'), cert: await readFile(p.rootCert, 'utf8'), key: await readFile(p.rootKey, 'utf8') });
+    const root = await client(c1, {
+      ca: await readFile(p.caCert, 'utf8'),
+      cert: await readFile(p.rootCert, 'utf8'),
+      key: await readFile(p.rootKey, 'utf8'),
+    });
     assert.ok(await root.get('cilium/state/nodes/v1/cluster1/cluster1-worker'));
     assert.ok(await root.get('cilium/cluster-config/cluster1'));
     assert.ok(await root.get('cilium/synced/cluster1/cilium/state/nodes/v1'));
@@ -126,12 +172,18 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
   test('mutual TLS only: no certificate, or one from another CA, is refused', async () => {
     const ca = await readFile(meshPaths('lab1').caCert, 'utf8');
     const noCert = await client(c1, { ca });
-    const e1 = await noCert.get('cilium/.heartbeat').then(() => undefined, (e: unknown) => e);
+    const e1 = await noCert.get('cilium/.heartbeat').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(isKVStoreError(e1), `refused without a certificate: ${String(e1)}`);
     assert.equal(classifyMeshError(e1), 'certificate-rejected', (e1 as Error).message);
     const foreign = await issueClientCert(await createCA(), 'root');
     const bad = await client(c1, { ca, cert: foreign.certPEM, key: foreign.keyPEM });
-    const e2 = await bad.get('cilium/.heartbeat').then(() => undefined, (e: unknown) => e);
+    const e2 = await bad.get('cilium/.heartbeat').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.equal(classifyMeshError(e2), 'certificate-rejected', String(e2));
   });
 
@@ -142,13 +194,20 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       const r = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0];
       return r?.connected === true && r.synced && r.counts.nodes === 2;
     });
-    await until('cluster2 mirrors cluster1', async () => (await fetchMeshStatus('lab2')).kvstoremesh.remotes[0]?.synced === true);
+    await until(
+      'cluster2 mirrors cluster1',
+      async () => (await fetchMeshStatus('lab2')).kvstoremesh.remotes[0]?.synced === true,
+    );
     const st = await fetchMeshStatus('lab2');
     assert.deepEqual(st.readers, ['cluster1']);
 
     // cluster1's credentials for cluster2 (CN remote-cluster1).
     const rp = remotePaths('lab1', 'cluster2');
-    const remote = await client(c2, { ca: await readFile(rp.caCert, 'utf8'), cert: await readFile(rp.clientCert, 'utf8'), key: await readFile(rp.clientKey, 'utf8') });
+    const remote = await client(c2, {
+      ca: await readFile(rp.caCert, 'utf8'),
+      cert: await readFile(rp.clientCert, 'utf8'),
+      key: await readFile(rp.clientKey, 'utf8'),
+    });
     assert.ok(await remote.get('cilium/state/nodes/v1/cluster2/cluster2-worker'), 'may read state');
     assert.ok(await remote.get('cilium/cluster-config/cluster2'), 'may read cluster config');
     assert.ok(await remote.get('cilium/.heartbeat'), 'may read heartbeat');
@@ -158,15 +217,25 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       ['write config', () => remote.put('cilium/cluster-config/cluster2', '{"id":9}')],
       ['read the cache', () => remote.list('cilium/cache/')],
     ] as const) {
-      const err = await (op as () => Promise<unknown>)().then(() => undefined, (e: unknown) => e);
-      assert.ok(isKVStoreError(err, 'KVSTORE_PERMISSION_DENIED'), `${what} must be denied, got ${String(err)}`);
+      const err = await (op as () => Promise<unknown>)().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(
+        isKVStoreError(err, 'KVSTORE_PERMISSION_DENIED'),
+        `${what} must be denied, got ${String(err)}`,
+      );
     }
     assert.ok(await remote.get('cilium/state/nodes/v1/cluster2/cluster2-worker'), 'still there');
   });
 
   test("agents follow the mesh from their own cluster's etcd, read-only", async () => {
     const p = meshPaths('lab1');
-    const tls = { ca: await readFile(p.caCert, 'utf8'), cert: await readFile(p.agentCert, 'utf8'), key: await readFile(p.agentKey, 'utf8') };
+    const tls = {
+      ca: await readFile(p.caCert, 'utf8'),
+      cert: await readFile(p.agentCert, 'utf8'),
+      key: await readFile(p.agentKey, 'utf8'),
+    };
     const src = new MeshStateSource({
       labCluster: 'lab1',
       localCluster: 'cluster1',
@@ -175,16 +244,30 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       storeOptions: async () => ({ endpoints: c1.config.accessEndpoints, tls }),
     });
     const seen: string[] = [];
-    src.on((ev) => ev.type === 'upsert' && ev.kind === 'nodes' && seen.push(`${ev.cluster}/${ev.name}`));
+    src.on(
+      (ev) => ev.type === 'upsert' && ev.kind === 'nodes' && seen.push(`${ev.cluster}/${ev.name}`),
+    );
     src.start();
     try {
-      await until('agent sees cluster2 ready', () => src.state?.readyClusters().includes('cluster2') === true);
+      await until(
+        'agent sees cluster2 ready',
+        () => src.state?.readyClusters().includes('cluster2') === true,
+      );
       assert.ok(seen.includes('cluster2/cluster2-worker'));
       assert.ok(seen.includes('cluster1/cluster1-worker'), 'own cluster too (includeLocal)');
-      assert.equal(src.state!.cluster('cluster2')!.nodes.get('cluster2-worker2')?.podCIDRs[0], '10.245.2.0/24');
+      assert.equal(
+        src.state!.cluster('cluster2')!.nodes.get('cluster2-worker2')?.podCIDRs[0],
+        '10.245.2.0/24',
+      );
       const agent = await client(c1, tls);
-      const err = await agent.put('cilium/cache/nodes/v1/cluster2/evil', '{}').then(() => undefined, (e: unknown) => e);
-      assert.ok(isKVStoreError(err, 'KVSTORE_PERMISSION_DENIED'), `agents may not write: ${String(err)}`);
+      const err = await agent.put('cilium/cache/nodes/v1/cluster2/evil', '{}').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(
+        isKVStoreError(err, 'KVSTORE_PERMISSION_DENIED'),
+        `agents may not write: ${String(err)}`,
+      );
     } finally {
       await src.stop();
     }
@@ -194,12 +277,21 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     const root1 = await rootClient(c1);
     await c2.etcd!.stop();
     c2.etcd = undefined;
-    await until('cluster2 disconnected', async () => (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0]?.connected === false);
+    await until(
+      'cluster2 disconnected',
+      async () => (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0]?.connected === false,
+    );
     const r = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0]!;
     assert.equal(r.stale, true);
     assert.equal(r.lastError?.reason, 'endpoint-unreachable', JSON.stringify(r.lastError));
-    assert.equal((await root1.list('cilium/cache/nodes/v1/cluster2/')).kvs.length, 2, 'last known state kept');
-    const rec = JSON.parse((await root1.get('cilium/kvstoremesh/v1/status/cluster2'))!.value) as { stale: boolean };
+    assert.equal(
+      (await root1.list('cilium/cache/nodes/v1/cluster2/')).kvs.length,
+      2,
+      'last known state kept',
+    );
+    const rec = JSON.parse((await root1.get('cilium/kvstoremesh/v1/status/cluster2'))!.value) as {
+      stale: boolean;
+    };
     assert.equal(rec.stale, true);
     // While it is down, cluster2 loses a node and gains one (its syncer retries the writes).
     c2.fakes.nodes.del(fakeK8sNode('cluster2-worker2', '', ''));
@@ -207,8 +299,16 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     await startClusterEtcd(c2);
     await until('cluster2 resynced', async () => {
       const x = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0];
-      const keys = (await root1.list('cilium/cache/nodes/v1/cluster2/')).kvs.map((k) => k.key).sort();
-      return x?.connected === true && x.synced && !x.stale && keys.join() === 'cilium/cache/nodes/v1/cluster2/cluster2-worker,cilium/cache/nodes/v1/cluster2/cluster2-worker3';
+      const keys = (await root1.list('cilium/cache/nodes/v1/cluster2/')).kvs
+        .map((k) => k.key)
+        .sort();
+      return (
+        x?.connected === true &&
+        x.synced &&
+        !x.stale &&
+        keys.join() ===
+          'cilium/cache/nodes/v1/cluster2/cluster2-worker,cilium/cache/nodes/v1/cluster2/cluster2-worker3'
+      );
     });
   });
 
@@ -217,17 +317,34 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     await c1.server!.stop();
     c2.fakes.nodes.del(fakeK8sNode('cluster2-worker3', '', ''));
     const root2 = await rootClient(c2);
-    await until('gone in cluster2', async () => (await root2.get('cilium/state/nodes/v1/cluster2/cluster2-worker3')) === undefined);
-    assert.ok(await root1.get('cilium/cache/nodes/v1/cluster2/cluster2-worker3'), 'leftover present while kvstoremesh is down');
+    await until(
+      'gone in cluster2',
+      async () =>
+        (await root2.get('cilium/state/nodes/v1/cluster2/cluster2-worker3')) === undefined,
+    );
+    assert.ok(
+      await root1.get('cilium/cache/nodes/v1/cluster2/cluster2-worker3'),
+      'leftover present while kvstoremesh is down',
+    );
     await startServer(c1);
-    await until('leftover removed', async () => (await root1.get('cilium/cache/nodes/v1/cluster2/cluster2-worker3')) === undefined);
-    await until('synced', async () => (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0]?.synced === true);
+    await until(
+      'leftover removed',
+      async () =>
+        (await root1.get('cilium/cache/nodes/v1/cluster2/cluster2-worker3')) === undefined,
+    );
+    await until(
+      'synced',
+      async () => (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0]?.synced === true,
+    );
   });
 
   test('a remote whose cluster ID changes is drained and reconnected', async () => {
     const root1 = await rootClient(c1);
     const deletes: string[] = [];
-    const w = await root1.watchPrefix('cilium/cache/nodes/v1/cluster2/', (ev) => ev.type === 'delete' && deletes.push(ev.key));
+    const w = await root1.watchPrefix(
+      'cilium/cache/nodes/v1/cluster2/',
+      (ev) => ev.type === 'delete' && deletes.push(ev.key),
+    );
     try {
       await c2.server!.stop();
       const cfg = readMeshConfig('lab2')!;
@@ -237,7 +354,10 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
         const r = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0];
         return r?.clusterId === 7 && r.synced;
       });
-      assert.ok(deletes.includes('cilium/cache/nodes/v1/cluster2/cluster2-worker'), `drained: ${deletes.join(', ')}`);
+      assert.ok(
+        deletes.includes('cilium/cache/nodes/v1/cluster2/cluster2-worker'),
+        `drained: ${deletes.join(', ')}`,
+      );
       await until('cache rewritten with the new ID', async () => {
         const v = await root1.get('cilium/cache/nodes/v1/cluster2/cluster2-worker');
         return v !== undefined && (JSON.parse(v.value) as { clusterID: number }).clusterID === 7;
@@ -254,14 +374,24 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     await until('reader revoked', async () => (await fetchMeshStatus('lab2')).readers.length === 0);
     const rpCA = await readFile(meshPaths('lab2').caCert, 'utf8');
     // A correctly signed certificate of a cluster that is no longer admitted is refused by etcd auth.
-    const kp = await issueClientCert(await (await import('../setup.js')).clusterCA('lab2'), 'remote-cluster1');
+    const kp = await issueClientCert(
+      await (await import('../setup.js')).clusterCA('lab2'),
+      'remote-cluster1',
+    );
     const revoked = await client(c2, { ca: rpCA, cert: kp.certPEM, key: kp.keyPEM });
-    const err = await revoked.get('cilium/state/nodes/v1/cluster2/cluster2-worker').then(() => undefined, (e: unknown) => e);
+    const err = await revoked.get('cilium/state/nodes/v1/cluster2/cluster2-worker').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(isKVStoreError(err), `refused after disconnect: ${String(err)}`);
   });
 
   async function rootClient(c: TestCluster): Promise<EtcdKVStore> {
     const p = meshPaths(c.lab);
-    return client(c, { ca: await readFile(p.caCert, 'utf8'), cert: await readFile(p.rootCert, 'utf8'), key: await readFile(p.rootKey, 'utf8') });
+    return client(c, {
+      ca: await readFile(p.caCert, 'utf8'),
+      cert: await readFile(p.rootCert, 'utf8'),
+      key: await readFile(p.rootKey, 'utf8'),
+    });
   }
 });

@@ -18,7 +18,14 @@ import { TendrilError } from '../../util/errors.js';
 import { applyMeshAccess } from '../etcd-access.js';
 import { makeClusterConfig, clusterConfigKey } from '../keys.js';
 import { KVStoreMesh, type RemoteClusterConfig, type RemoteDialer } from '../kvstoremesh.js';
-import { listReaders, listRemotes, meshPaths, readMeshConfig, remotePaths, type MeshConfig } from '../mesh-files.js';
+import {
+  listReaders,
+  listRemotes,
+  meshPaths,
+  readMeshConfig,
+  remotePaths,
+  type MeshConfig,
+} from '../mesh-files.js';
 import { fetchStatus, serveStatus, type MeshDaemonStatus } from '../status-api.js';
 import { ClusterSyncer, type SyncerSources } from '../syncer.js';
 import { apiServerSources } from '../k8s-source.js';
@@ -40,10 +47,17 @@ export interface MeshApiServerOptions {
 }
 
 /** Opens a mutual-TLS client to a remote's etcd with the files connect wrote. */
-export function fileRemoteDialer(labCluster: string, options: { timeoutMs?: number; logger?: Logger } = {}): RemoteDialer {
+export function fileRemoteDialer(
+  labCluster: string,
+  options: { timeoutMs?: number; logger?: Logger } = {},
+): RemoteDialer {
   return async (remote: RemoteClusterConfig): Promise<KVStore> => {
     const p = remotePaths(labCluster, remote.name);
-    const [ca, cert, key] = await Promise.all([readFile(p.caCert, 'utf8'), readFile(p.clientCert, 'utf8'), readFile(p.clientKey, 'utf8')]);
+    const [ca, cert, key] = await Promise.all([
+      readFile(p.caCert, 'utf8'),
+      readFile(p.clientCert, 'utf8'),
+      readFile(p.clientKey, 'utf8'),
+    ]);
     return new EtcdKVStore({
       endpoints: remote.endpoints,
       tls: { ca, cert, key },
@@ -67,12 +81,19 @@ export class MeshApiServer {
   private lastRemotes = '';
   private readers: string[] = [];
   private problems: string[] = [];
-  private etcdHealth: MeshDaemonStatus['etcd'] = { ok: false, endpoint: '', checkedAt: new Date().toISOString() };
+  private etcdHealth: MeshDaemonStatus['etcd'] = {
+    ok: false,
+    endpoint: '',
+    checkedAt: new Date().toISOString(),
+  };
   private readonly startedAt = new Date().toISOString();
   private stopped = false;
 
   constructor(private readonly opts: MeshApiServerOptions) {
-    this.log = (opts.logger ?? nopLogger).child({ subsys: 'clustermesh-apiserver', cluster: opts.labCluster });
+    this.log = (opts.logger ?? nopLogger).child({
+      subsys: 'clustermesh-apiserver',
+      cluster: opts.labCluster,
+    });
   }
 
   /**
@@ -83,14 +104,28 @@ export class MeshApiServer {
   async start(options: { etcdWaitMs?: number } = {}): Promise<void> {
     const cfg = readMeshConfig(this.opts.labCluster);
     if (!cfg) {
-      throw new TendrilError('CLUSTERMESH_NOT_ENABLED', `cluster mesh is not enabled for ${this.opts.labCluster}`, {
-        hint: `run \`tendril clustermesh enable --context lab-${this.opts.labCluster}\``,
-      });
+      throw new TendrilError(
+        'CLUSTERMESH_NOT_ENABLED',
+        `cluster mesh is not enabled for ${this.opts.labCluster}`,
+        {
+          hint: `run \`tendril clustermesh enable --context lab-${this.opts.labCluster}\``,
+        },
+      );
     }
     this.config = cfg;
     const paths = meshPaths(this.opts.labCluster);
-    const [ca, cert, key] = await Promise.all([readFile(paths.caCert, 'utf8'), readFile(paths.rootCert, 'utf8'), readFile(paths.rootKey, 'utf8')]);
-    this.local = new EtcdKVStore({ endpoints: [cfg.localEndpoint], tls: { ca, cert, key }, dialTimeoutMs: 3000, requestTimeoutMs: 5000, logger: this.log });
+    const [ca, cert, key] = await Promise.all([
+      readFile(paths.caCert, 'utf8'),
+      readFile(paths.rootCert, 'utf8'),
+      readFile(paths.rootKey, 'utf8'),
+    ]);
+    this.local = new EtcdKVStore({
+      endpoints: [cfg.localEndpoint],
+      tls: { ca, cert, key },
+      dialTimeoutMs: 3000,
+      requestTimeoutMs: 5000,
+      logger: this.log,
+    });
     this.etcdHealth.endpoint = cfg.localEndpoint;
     this.statusServer = await serveStatus(paths.statusSocket, () => this.status());
 
@@ -101,18 +136,29 @@ export class MeshApiServer {
         await this.local.get(clusterConfigKey(cfg.clusterName));
         break;
       } catch (err) {
-        this.etcdHealth = { ok: false, endpoint: cfg.localEndpoint, error: (err as Error).message, checkedAt: new Date().toISOString() };
+        this.etcdHealth = {
+          ok: false,
+          endpoint: cfg.localEndpoint,
+          error: (err as Error).message,
+          checkedAt: new Date().toISOString(),
+        };
         if (Date.now() > deadline || this.stopped) throw err;
         await new Promise((r) => setTimeout(r, 250));
       }
     }
-    this.etcdHealth = { ok: true, endpoint: cfg.localEndpoint, checkedAt: new Date().toISOString() };
+    this.etcdHealth = {
+      ok: true,
+      endpoint: cfg.localEndpoint,
+      checkedAt: new Date().toISOString(),
+    };
     await this.scanReaders(true);
 
     this.syncer = new ClusterSyncer({
       store: this.local,
       clusterName: cfg.clusterName,
-      clusterConfig: makeClusterConfig(cfg.clusterId, { maxConnectedClusters: cfg.maxConnectedClusters }),
+      clusterConfig: makeClusterConfig(cfg.clusterId, {
+        maxConnectedClusters: cfg.maxConnectedClusters,
+      }),
       sources: this.opts.sources ?? apiServerSources(cfg.apiServerURL, this.log),
       exportService: this.opts.exportService,
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
@@ -123,7 +169,11 @@ export class MeshApiServer {
     if (cfg.kvstoremesh) {
       this.mesh = new KVStoreMesh({
         local: this.local,
-        localCluster: { name: cfg.clusterName, id: cfg.clusterId, maxConnectedClusters: cfg.maxConnectedClusters },
+        localCluster: {
+          name: cfg.clusterName,
+          id: cfg.clusterId,
+          maxConnectedClusters: cfg.maxConnectedClusters,
+        },
         dial: this.opts.dialRemote ?? fileRemoteDialer(this.opts.labCluster, { logger: this.log }),
         cacheTTLms: cfg.cacheTTL ? parseDuration(cfg.cacheTTL) : undefined,
         logger: this.log,
@@ -131,11 +181,17 @@ export class MeshApiServer {
       await this.scanRemotes();
     }
     this.scanTimer = setInterval(() => {
-      void this.scanReaders(false).catch((err) => this.log.warn('cannot apply etcd access for readers', { error: err }));
+      void this.scanReaders(false).catch((err) =>
+        this.log.warn('cannot apply etcd access for readers', { error: err }),
+      );
       void this.scanRemotes().catch((err) => this.log.warn('cannot read remotes', { error: err }));
     }, this.opts.scanIntervalMs ?? 1000);
     this.scanTimer.unref?.();
-    this.log.info('clustermesh-apiserver started', { clusterName: cfg.clusterName, clusterId: cfg.clusterId, endpoints: cfg.accessEndpoints });
+    this.log.info('clustermesh-apiserver started', {
+      clusterName: cfg.clusterName,
+      clusterId: cfg.clusterId,
+      endpoints: cfg.accessEndpoints,
+    });
   }
 
   async stop(): Promise<void> {
@@ -154,14 +210,29 @@ export class MeshApiServer {
       try {
         const t = Date.now();
         const kv = await this.local.get(clusterConfigKey(cfg.clusterName));
-        this.etcdHealth = { ok: true, endpoint: cfg.localEndpoint, revision: kv?.modRevision, checkedAt: new Date().toISOString() };
+        this.etcdHealth = {
+          ok: true,
+          endpoint: cfg.localEndpoint,
+          revision: kv?.modRevision,
+          checkedAt: new Date().toISOString(),
+        };
         if (Date.now() - t > 2000) this.etcdHealth.error = `slow: ${Date.now() - t} ms`;
       } catch (err) {
-        this.etcdHealth = { ok: false, endpoint: cfg.localEndpoint, error: (err as Error).message, checkedAt: new Date().toISOString() };
+        this.etcdHealth = {
+          ok: false,
+          endpoint: cfg.localEndpoint,
+          error: (err as Error).message,
+          checkedAt: new Date().toISOString(),
+        };
       }
     }
     const st: MeshDaemonStatus = {
-      cluster: { name: cfg.clusterName, id: cfg.clusterId, labCluster: cfg.labCluster, maxConnectedClusters: cfg.maxConnectedClusters },
+      cluster: {
+        name: cfg.clusterName,
+        id: cfg.clusterId,
+        labCluster: cfg.labCluster,
+        maxConnectedClusters: cfg.maxConnectedClusters,
+      },
       pid: process.pid,
       startedAt: this.startedAt,
       serviceType: cfg.serviceType,
@@ -191,7 +262,12 @@ export class MeshApiServer {
     if (!this.mesh) return;
     const { remotes, errors } = await listRemotes(this.opts.labCluster);
     this.problems = errors;
-    const configs: RemoteClusterConfig[] = remotes.map((r) => ({ name: r.name, clusterId: r.clusterId, endpoints: r.endpoints, version: r.connectedAt }));
+    const configs: RemoteClusterConfig[] = remotes.map((r) => ({
+      name: r.name,
+      clusterId: r.clusterId,
+      endpoints: r.endpoints,
+      version: r.connectedAt,
+    }));
     const sig = JSON.stringify(configs);
     if (sig === this.lastRemotes) return;
     this.lastRemotes = sig;
