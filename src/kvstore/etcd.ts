@@ -511,11 +511,10 @@ export function wrapError(err: unknown, endpoints: string[], what: string): KVSt
     name === 'GRPCDeadlineExceededError' ||
     name === 'BrokenCircuitError'
   ) {
-    return mk(
-      'KVSTORE_UNREACHABLE',
-      `unreachable (${grpcDetail(msg)})`,
-      unreachableHint(endpoints),
-    );
+    const detail = /circuit breaker/i.test(msg)
+      ? 'the last attempts failed; the client pauses 5 s before trying again'
+      : grpcDetail(msg);
+    return mk('KVSTORE_UNREACHABLE', `unreachable (${detail})`, unreachableHint(endpoints));
   }
   return mk(
     'KVSTORE_ERROR',
