@@ -44,6 +44,10 @@ export interface ApiServerOptions {
   logger?: Logger;
   /** Watch history length (events kept for resumes; older versions get 410). */
   historySize?: number;
+  /** Interval of watch BOOKMARK events (default 10 s). */
+  bookmarkIntervalMs?: number;
+  /** Longest wait for a kubelet to confirm a graceful pod deletion (default 30 s). */
+  maxPodGraceSeconds?: number;
   /** Disk store: writes between snapshots. */
   snapshotEvery?: number;
 }
@@ -86,6 +90,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     persistence,
     logger: log.child({ subsys: 'registry' }),
     historySize: options.historySize,
+    maxPodGraceSeconds: options.maxPodGraceSeconds,
   });
   await registry.start();
   allocator.attach(registry);
@@ -99,7 +104,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     );
     for (const c of controllers) c.start();
   }
-  const http = new ApiHttpServer({ registry, logger: log.child({ subsys: 'http' }) });
+  const http = new ApiHttpServer({
+    registry,
+    logger: log.child({ subsys: 'http' }),
+    bookmarkIntervalMs: options.bookmarkIntervalMs,
+  });
   let port: number;
   try {
     port = await http.listenTcp(options.host ?? '127.0.0.1', options.port);
