@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   const started = k8s ? await k8s.start(agent) : undefined;
   const mesh =
     cfg.labCluster && started
-      ? new MeshSource({ labCluster: cfg.labCluster, clusterName: cfg.clusterName, agent, setRemoteServices: (l) => started.setRemoteServices(l), logger })
+      ? new MeshSource({ labCluster: cfg.labCluster, clusterName: cfg.clusterName, agent, setRemoteServices: (l) => started.setRemoteServices(l), setRemoteExports: (l) => started.setRemoteExports(l), logger })
       : undefined;
   mesh?.start();
   logger.info('agent running', { socket: cfg.socketPath, podCIDR: cfg.podCIDR, routingMode: cfg.routingMode, problems: agent.status().problems.length });

@@ -20,6 +20,8 @@ export interface MeshSourceOptions {
   agent: Agent;
   /** Receives every remote cluster's services (for the service catalog). */
   setRemoteServices: (services: ClusterService[]) => void;
+  /** Receives every remote cluster's MCS exports. */
+  setRemoteExports?: (list: Array<{ cluster: string; namespace: string; name: string }>) => void;
   logger: Logger;
   /** How often to look for mesh.json (default 2-3 s). */
   pollMs?: number;
@@ -72,6 +74,7 @@ export class MeshSource {
     this.flushedState = rs;
     const seen = new Set<string>();
     const services: ClusterService[] = [];
+    const exportsList: Array<{ cluster: string; namespace: string; name: string }> = [];
     for (const c of rs?.clusters() ?? []) {
       if (c.local) continue;
       seen.add(c.name);
@@ -90,6 +93,7 @@ export class MeshSource {
       }
       this.o.agent.setIPCacheSource(`remote:${c.name}`, ipc);
       for (const s of c.services.values()) services.push(s);
+      for (const e of c.serviceExports.values()) exportsList.push({ cluster: e.cluster || c.name, namespace: e.namespace, name: e.name });
     }
     for (const c of [...this.known]) {
       if (seen.has(c)) continue;
@@ -99,6 +103,7 @@ export class MeshSource {
     }
     for (const c of seen) this.known.add(c);
     this.o.setRemoteServices(services);
+    this.o.setRemoteExports?.(exportsList);
   }
 
   async stop(): Promise<void> {

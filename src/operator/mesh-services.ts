@@ -11,7 +11,8 @@
  *   filled with the service's mesh-wide endpoints.
  * Writes are coalesced (50 ms) and retried on the next change or tick.
  */
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { MCSController } from './mcs.js';
 import type { KubeClient } from '../k8s/client.js';
 import type { KubeObject } from '../k8s/objects.js';
 import { ApiError } from '../k8s/status.js';
@@ -32,6 +33,8 @@ export interface MeshServicesOptions {
   slices: KindWatcher<V1EndpointSlice>;
   /** Import remote-only services (default true). */
   importRemoteOnly: boolean;
+  /** ServiceExports and ServiceImports of this cluster (enables the MCS controller). */
+  mcs?: { exports: KindWatcher<KubernetesObject>; imports: KindWatcher<KubernetesObject> };
   logger: Logger;
 }
 
@@ -45,6 +48,7 @@ export class MeshServicesController {
   /** Last error, for status. */
   lastError: string | undefined;
   imported = 0;
+  readonly mcs: MCSController | undefined;
 
   constructor(private readonly o: MeshServicesOptions) {
     this.log = o.logger.child({ subsys: 'mesh-services' });
@@ -53,6 +57,11 @@ export class MeshServicesController {
     const on = () => this.schedule();
     o.services.on('add', on).on('update', on).on('delete', on);
     o.slices.on('add', on).on('update', on).on('delete', on);
+    if (o.mcs) {
+      o.mcs.exports.on('add', on).on('update', on).on('delete', on);
+      o.mcs.imports.on('delete', on);
+      this.mcs = new MCSController({ clusterName: o.clusterName, kube: o.kube, services: o.services, exports: o.mcs.exports, imports: o.mcs.imports, mesh: this.mesh, logger: this.log });
+    }
   }
 
   start(): void {
@@ -139,6 +148,8 @@ export class MeshServicesController {
       this.log.info('removed import no remote offers any more', { service: `${nsOf(s)}/${s.metadata?.name}` });
     }
     this.imported = wanted.length;
+    // MCS: ServiceImports and derived services
+    await this.mcs?.reconcile();
     // 2. the seed's global marker slices
     for (const slice of slices) {
       const eps = desiredGlobalSliceEndpoints(slice, { services: local, endpointSlices: slices, remoteServices: remote, cluster: this.o.clusterName });

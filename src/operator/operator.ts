@@ -7,7 +7,7 @@
  * - a status file (operator-status.json) that `tendril status` reads.
  */
 import { writeFileSync, renameSync } from 'node:fs';
-import { CoreV1Api, DiscoveryV1Api, type V1EndpointSlice, type V1Node, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubernetesObject, type V1EndpointSlice, type V1Node, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { KubeClient } from '../k8s/client.js';
 import { IdentityAllocator } from '../identity/allocator.js';
 import type { Logger } from '../util/log.js';
@@ -46,6 +46,8 @@ export interface OperatorStatus {
   gcReleased: number;
   /** Remote-only services imported as local Services. */
   importedServices: number;
+  /** MCS ServiceImports kept in this cluster. */
+  serviceImports: number;
   lastError?: string;
 }
 
@@ -57,6 +59,8 @@ export class Operator {
   private readonly nodes: KindWatcher<V1Node>;
   private readonly services: KindWatcher<V1Service>;
   private readonly slices: KindWatcher<V1EndpointSlice>;
+  private readonly svcExports: KindWatcher<KubernetesObject>;
+  private readonly svcImports: KindWatcher<KubernetesObject>;
   private readonly meshServices: MeshServicesController | undefined;
   /** pod "ns/name" -> canonical labels it holds a reference for */
   private readonly held = new Map<string, string>();
@@ -95,8 +99,27 @@ export class Operator {
       logger: this.log,
       onProblem: problem,
     });
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const mcsGroup = { group: 'multicluster.x-k8s.io', version: 'v1alpha1' };
+    this.svcExports = new KindWatcher<KubernetesObject>({
+      name: 'serviceexports',
+      kc,
+      path: '/apis/multicluster.x-k8s.io/v1alpha1/serviceexports',
+      list: () => custom.listCustomObjectForAllNamespaces({ ...mcsGroup, plural: 'serviceexports' }),
+      logger: this.log,
+      onProblem: problem,
+    });
+    this.svcImports = new KindWatcher<KubernetesObject>({
+      name: 'serviceimports',
+      kc,
+      path: '/apis/multicluster.x-k8s.io/v1alpha1/serviceimports',
+      list: () => custom.listCustomObjectForAllNamespaces({ ...mcsGroup, plural: 'serviceimports' }),
+      logger: this.log,
+      onProblem: problem,
+    });
     if (config.labCluster) {
       this.meshServices = new MeshServicesController({
+        mcs: { exports: this.svcExports, imports: this.svcImports },
         labCluster: config.labCluster,
         clusterName: config.clusterName,
         kube: this.kube,
@@ -107,7 +130,7 @@ export class Operator {
       });
     }
     const now = new Date().toISOString();
-    this.st = { pid: process.pid, startedAt: now, updatedAt: now, clusterName: config.clusterName, clusterId: config.clusterId, synced: false, identities: 0, podsWithIdentity: 0, gcReleased: 0, importedServices: 0 };
+    this.st = { pid: process.pid, startedAt: now, updatedAt: now, clusterName: config.clusterName, clusterId: config.clusterId, synced: false, identities: 0, podsWithIdentity: 0, gcReleased: 0, importedServices: 0, serviceImports: 0 };
   }
 
   async start(): Promise<void> {
@@ -119,7 +142,9 @@ export class Operator {
     void this.nodes.start();
     void this.services.start();
     void this.slices.start();
-    await Promise.all([this.pods.synced, this.nodes.synced, this.services.synced, this.slices.synced]);
+    void this.svcExports.start();
+    void this.svcImports.start();
+    await Promise.all([this.pods.synced, this.nodes.synced, this.services.synced, this.slices.synced, this.svcExports.synced, this.svcImports.synced]);
     this.st.synced = true;
     this.meshServices?.start();
     this.stopGC = this.allocator.startGC({
@@ -225,6 +250,7 @@ export class Operator {
     this.st.updatedAt = new Date().toISOString();
     if (this.meshServices) {
       this.st.importedServices = this.meshServices.imported;
+      this.st.serviceImports = this.meshServices.mcs?.imports ?? 0;
       if (this.meshServices.lastError) this.st.lastError = `mesh services: ${this.meshServices.lastError}`;
     }
     this.st.podsWithIdentity = this.held.size;
@@ -242,7 +268,7 @@ export class Operator {
     this.stopGC?.();
     if (this.statusTimer) clearInterval(this.statusTimer);
     await this.meshServices?.stop();
-    await Promise.all([this.pods.stop(), this.nodes.stop(), this.services.stop(), this.slices.stop()]);
+    await Promise.all([this.pods, this.nodes, this.services, this.slices, this.svcExports, this.svcImports].map((w) => (w as KindWatcher<KubernetesObject>).stop()));
     this.kube.close();
   }
 }

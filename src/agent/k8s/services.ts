@@ -4,7 +4,7 @@
  * port) with the service catalog's rules from src/services/. Remote backends
  * of global services are merged in by `setRemote` (the mesh source).
  */
-import type { CoreV1Api, DiscoveryV1Api, KubeConfig, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, KubernetesObject, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Logger } from '../../util/log.js';
 import type { LBAlgorithm, ServiceEntry } from '../../datapath/types.js';
 import { desiredServiceEntries, type CatalogResult } from '../../services/catalog.js';
@@ -15,6 +15,7 @@ export interface ServiceSourceOptions {
   kc: KubeConfig;
   core: CoreV1Api;
   discovery: DiscoveryV1Api;
+  custom: CustomObjectsApi;
   logger: Logger;
   onProblem: (name: string) => (cause: string | undefined) => void;
   cluster: string;
@@ -26,6 +27,8 @@ export interface ServiceSourceOptions {
 export class ServiceSource {
   private readonly services: KindWatcher<V1Service>;
   private readonly slices: KindWatcher<V1EndpointSlice>;
+  private readonly exports: KindWatcher<KubernetesObject>;
+  private remoteExports: readonly { cluster: string; namespace: string; name: string }[] = [];
   private readonly listeners: Array<(entries: ServiceEntry[]) => void> = [];
   private pending = false;
   private started = false;
@@ -48,10 +51,18 @@ export class ServiceSource {
       logger: o.logger,
       onProblem: o.onProblem('endpointslices'),
     });
-    for (const w of [this.services, this.slices] as Array<KindWatcher<V1Service> | KindWatcher<V1EndpointSlice>>) {
+    this.exports = new KindWatcher<KubernetesObject>({
+      name: 'serviceexports',
+      kc: o.kc,
+      path: '/apis/multicluster.x-k8s.io/v1alpha1/serviceexports',
+      list: () => o.custom.listCustomObjectForAllNamespaces({ group: 'multicluster.x-k8s.io', version: 'v1alpha1', plural: 'serviceexports' }),
+      logger: o.logger,
+      onProblem: o.onProblem('serviceexports'),
+    });
+    for (const w of [this.services, this.slices, this.exports] as Array<KindWatcher<KubernetesObject>>) {
       w.on('add', () => this.changed()).on('update', () => this.changed()).on('delete', () => this.changed());
     }
-    this.synced = Promise.all([this.services.synced, this.slices.synced]).then(() => {
+    this.synced = Promise.all([this.services.synced, this.slices.synced, this.exports.synced]).then(() => {
       this.started = true;
       this.changed();
     });
@@ -70,14 +81,23 @@ export class ServiceSource {
     this.changed();
   }
 
+  /** Sets every remote cluster's MCS exports (from the mesh). */
+  setRemoteExports(list: readonly { cluster: string; namespace: string; name: string }[]): void {
+    this.remoteExports = list;
+    this.changed();
+  }
+
   /** The catalog's current result. */
   result(): CatalogResult {
+    const local = this.exports.list().map((e) => ({ cluster: this.o.cluster, namespace: e.metadata?.namespace ?? 'default', name: e.metadata?.name ?? '' }));
     return desiredServiceEntries({
       cluster: this.o.cluster,
       clusterID: this.o.clusterId,
       services: this.services.list(),
       endpointSlices: this.slices.list(),
       remoteServices: this.remote,
+      exportedServices: local.map((e) => `${e.namespace}/${e.name}`),
+      mcsExports: [...local, ...this.remoteExports],
       ...(this.o.algorithm ? { algorithm: this.o.algorithm } : {}),
     });
   }
@@ -105,10 +125,10 @@ export class ServiceSource {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.services.start(), this.slices.start()]);
+    await Promise.all([this.services.start(), this.slices.start(), this.exports.start()]);
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.services.stop(), this.slices.stop()]);
+    await Promise.all([this.services.stop(), this.slices.stop(), this.exports.stop()]);
   }
 }

@@ -97,6 +97,8 @@ export interface StartedK8sSources {
   stop(): Promise<void>;
   /** Remote clusters' services for the catalog (from the mesh source). */
   setRemoteServices(services: readonly ClusterService[]): void;
+  /** Remote clusters' MCS exports (from the mesh source). */
+  setRemoteExports(list: readonly { cluster: string; namespace: string; name: string }[]): void;
 }
 
 /** Prepared sources: deps for the Agent, then start() once the agent exists. */
@@ -136,7 +138,7 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
     logger: log,
     onProblem: problem('ciliumendpoints'),
   });
-  const services = new ServiceSource({ kc, core, discovery, logger: log, onProblem: problem, cluster: cfg.clusterName, clusterId: cfg.clusterId, algorithm: cfg.lbAlgorithm });
+  const services = new ServiceSource({ kc, core, discovery, custom, logger: log, onProblem: problem, cluster: cfg.clusterName, clusterId: cfg.clusterId, algorithm: cfg.lbAlgorithm });
 
   const podLookup: AgentDeps['podLookup'] = async (namespace, name) => {
     let p: V1Pod | undefined = pods.get(name, namespace);
@@ -233,6 +235,7 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
           kube.close();
         },
         setRemoteServices: (list) => services.setRemote(list),
+        setRemoteExports: (list) => services.setRemoteExports(list),
       };
     },
   };
