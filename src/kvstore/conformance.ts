@@ -189,6 +189,25 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
       }
     });
 
+    test('watch from a future revision starts there', async () => {
+      const p = fresh();
+      const r1 = await s.put(p + 'a', '1');
+      const events: WatchEvent[] = [];
+      const w = await s.watchPrefix(p, (ev) => events.push(ev), { afterRevision: r1 + 1 });
+      try {
+        await s.put(p + 'b', '2'); // revision r1 + 1: not after r1 + 1
+        await s.put(p + 'c', '3'); // r1 + 2
+        await waitFor(() => events.length >= 1);
+        await sleep(50);
+        assert.deepEqual(
+          events.map((e) => (e.type === 'put' ? e.kv.key.slice(p.length) : '')),
+          ['c'],
+        );
+      } finally {
+        await w.close();
+      }
+    });
+
     test('list then watch from its revision misses nothing (the informer pattern)', async () => {
       const p = fresh();
       for (let i = 0; i < 5; i++) await s.put(p + `k${i}`, String(i));

@@ -46,6 +46,8 @@ interface MemWatch {
   queue: WatchEvent[];
   scheduled: boolean;
   closed: boolean;
+  /** Events at or below this revision are not delivered (a watch from a future revision). */
+  after: number;
 }
 
 /** The in-memory KVStore. Also exposes `revision()` and `compact()` for tests. */
@@ -159,7 +161,15 @@ export class MemoryKVStore implements KVStore {
     options: WatchOptions = {},
   ): Promise<Watch> {
     this.check();
-    const w: MemWatch = { prefix, onEvent, options, queue: [], scheduled: false, closed: false };
+    const w: MemWatch = {
+      prefix,
+      onEvent,
+      options,
+      queue: [],
+      scheduled: false,
+      closed: false,
+      after: options.afterRevision ?? 0,
+    };
     const after = options.afterRevision;
     if (after !== undefined && after < this.rev) {
       if (after < this.compactedAt) {
@@ -304,7 +314,7 @@ export class MemoryKVStore implements KVStore {
       this.compactTo(cut);
     }
     for (const w of this.watches) {
-      if (keyOf(ev).startsWith(w.prefix)) {
+      if (this.rev > w.after && keyOf(ev).startsWith(w.prefix)) {
         w.queue.push(ev);
         this.schedule(w);
       }
