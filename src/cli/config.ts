@@ -2,6 +2,7 @@
  * `tendril config`: contexts in Tendril's kubeconfig-style config file.
  *   config get-contexts [NAME]      CURRENT NAME CLUSTER AUTHINFO NAMESPACE
  *   config use-context NAME
+ *   config delete-context NAME
  *   config current-context
  *   config view [--minify] [-o yaml|json]
  *   config write-kubeconfig FILE [--context NAME...]   a standalone kubeconfig for kubectl
@@ -12,6 +13,7 @@ import {
   currentContext,
   listContexts,
   readKubeConfig,
+  removeContext,
   useContext,
   writeStandaloneKubeConfig,
 } from '../k8s/kubeconfig.js';
@@ -50,6 +52,26 @@ export function register(program: Command): void {
     .action((name: string) => {
       useContext(name);
       process.stdout.write(`Switched to context "${name}".\n`);
+    });
+  config
+    .command('delete-context <name>')
+    .description('remove a context (and its cluster and user entries when nothing else uses them)')
+    .action((name: string) => {
+      if (!listContexts().some((c) => c.name === name)) {
+        throw new TendrilError(
+          'config.UnknownContext',
+          `cannot delete context ${name}, not in ${configPath()}`,
+          {
+            hint: `known contexts: ${
+              listContexts()
+                .map((c) => c.name)
+                .join(', ') || '(none)'
+            }`,
+          },
+        );
+      }
+      removeContext(name);
+      process.stdout.write(`deleted context ${name} from ${configPath()}\n`);
     });
   config
     .command('current-context')

@@ -157,6 +157,22 @@ describe('tendril apply/get/describe/delete/config', () => {
     assert.equal((await t.client.list('v1', 'Service')).items.length, before);
   });
 
+  it('applies a namespace and objects inside it from one file', async () => {
+    const file = join(home, 'ns.yaml');
+    writeFileSync(
+      file,
+      `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tendril-cli-ns\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: inside\n  namespace: tendril-cli-ns\nspec:\n  ports:\n  - port: 53\n    protocol: UDP\n`,
+    );
+    const r = await tendril('apply', '-f', file);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'namespace/tendril-cli-ns created\nservice/inside created\n');
+    const g = await tendril('get', 'svc', '-n', 'tendril-cli-ns');
+    assert.match(g.stdout, /inside\s+ClusterIP\s+10\.96\.\d+\.\d+\s+<none>\s+53\/UDP/);
+    const del = await tendril('config', 'delete-context', 'lab-other');
+    assert.match(del.stdout, /deleted context lab-other/);
+    assert.equal((await tendril('config', 'delete-context', 'lab-other')).status, 1);
+  });
+
   it('deletes by name and from a file', async () => {
     const r = await tendril('delete', 'svc', 'echo-service-c1');
     assert.equal(r.stdout, 'service "echo-service-c1" deleted\n');

@@ -404,4 +404,13 @@ describe('lab API server (HTTP, disk store)', () => {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /is in use by process \d+/);
   });
+
+  it('points the kubernetes Service at the advertise address', async () => {
+    const t = await startTestApiServer({ advertise: { ip: '172.30.1.10', port: 6443 } });
+    servers.push(t);
+    const s = await t.client.get('discovery.k8s.io/v1', 'EndpointSlice', 'kubernetes');
+    assert.deepEqual((s.endpoints as Array<{ addresses: string[] }>)[0]!.addresses, ['172.30.1.10']);
+    assert.deepEqual(s.ports, [{ name: 'https', port: 6443, protocol: 'TCP' }]);
+    assert.equal(s.metadata.labels!['kubernetes.io/service-name'], 'kubernetes');
+  });
 });
