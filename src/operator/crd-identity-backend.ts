@@ -3,9 +3,10 @@
  * CiliumIdentity objects (cilium.io/v2), named by the numeric ID, with the
  * label set in the top-level `security-labels` map ("k8s:app" -> "echo"), as
  * Cilium stores them. Creating an object whose name is taken fails with 409,
- * which makes binding an ID atomic. A label set bound twice can only happen
- * with two writers; the operator is the only writer (agents only read), as in
- * Cilium's CRD mode.
+ * which makes binding an ID atomic. Two writers racing to bind one label set
+ * to two IDs both see both objects after their create: the lowest ID wins
+ * and the other writer deletes its object. (The operator is the only writer
+ * in practice; agents only read.)
  */
 import type { KubeObject } from '../k8s/objects.js';
 import type { KubeClient } from '../k8s/client.js';
@@ -69,7 +70,6 @@ export class CrdIdentityBackend implements IdentityBackend {
     if (existing !== undefined) return { id: existing, created: false };
     try {
       await this.kube.create(identityObject(id, labels));
-      return { id, created: true };
     } catch (err) {
       if (err instanceof ApiError && err.httpCode === 409) {
         const other = await this.get(id);
@@ -77,6 +77,17 @@ export class CrdIdentityBackend implements IdentityBackend {
       }
       throw err;
     }
+    // Two writers may have bound the same label set to two IDs at once: the
+    // lowest ID wins, the others remove their object and return the winner.
+    const same = (await this.list()).filter((r) => r.labels === labels).map((r) => r.id);
+    const winner = Math.min(...same, id);
+    if (winner !== id) {
+      await this.kube.delete(CILIUM_V2, 'CiliumIdentity', String(id)).catch((err) => {
+        if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+      });
+      return { id: winner, created: false };
+    }
+    return { id, created: true };
   }
 
   async release(id: number, labels: string): Promise<void> {
