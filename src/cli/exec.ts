@@ -77,19 +77,34 @@ export function execPlan(
   const mapped = image.argv;
   const env: Record<string, string> = {
     PATH: `${image.busyboxPath ? ensureBusyboxBin(busyboxBinDir(cluster.name)) + ':' : ''}${DEFAULT_PATH}`,
-    HOSTNAME: podHostname(pod.metadata.name!),
+    HOSTNAME: hostnameOf(pod),
   };
   for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
   if (process.env.TERM) env.TERM = process.env.TERM;
   const argv = wrapperArgv({
     cgroupDir: podCgroup(cluster.name, node, uid),
-    netns: podNetns(uid),
-    hostname: podHostname(pod.metadata.name!),
+    netns: podNetnsOf(cluster, pod),
+    hostname: hostnameOf(pod),
     resolvConf: join(dir, 'resolv.conf'),
     hosts: join(dir, 'hosts'),
     argv: mapped,
   });
   return { argv, env };
+}
+
+/** The network namespace a pod's containers run in (the node's with hostNetwork). */
+export function podNetnsOf(cluster: LabCluster, pod: KubeObject): string {
+  if (pod.spec?.hostNetwork === true) {
+    const node = cluster.nodes.find((n) => n.name === pod.spec?.nodeName);
+    if (node) return node.netns;
+  }
+  return podNetns(pod.metadata.uid!);
+}
+
+function hostnameOf(pod: KubeObject): string {
+  return pod.spec?.hostNetwork === true
+    ? String(pod.spec.nodeName)
+    : podHostname(pod.metadata.name!);
 }
 
 /** Registers `tendril exec`. */
@@ -128,7 +143,7 @@ export function register(program: Command): void {
           );
         }
         if (
-          !netnsExists(podNetns(pod.metadata.uid!)) ||
+          !netnsExists(podNetnsOf(target.cluster, pod)) ||
           !existsSync(podLogDir(target.cluster.name, ns, podName, pod.metadata.uid!))
         ) {
           throw new TendrilError(

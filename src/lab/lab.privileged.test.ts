@@ -445,6 +445,43 @@ privilegedTest(
       'labtest',
     ]);
 
+    // a hostNetwork pod runs without a network plugin, in the node's namespace; deleting it keeps that namespace
+    const bclient = new KubeClient({ server: apiServerURL(b) });
+    await bclient.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'hostnet', namespace: 'default' },
+      spec: {
+        hostNetwork: true,
+        containers: [
+          {
+            name: 'c',
+            image: 'busybox',
+            command: ['sh', '-c', 'ip -o -4 addr show eth0; hostname; exec sleep 3600'],
+          },
+        ],
+      },
+    });
+    const hn = await until('hostNetwork pod Running', async () => {
+      const p = await bclient.get('v1', 'Pod', 'hostnet', { namespace: 'default' });
+      return p.status?.phase === 'Running' ? p : undefined;
+    });
+    const bnode = b.nodes.find((n) => n.name === hn.spec.nodeName)!;
+    assert.equal(hn.status.podIP, bnode.ip);
+    const hnLog = await until('hostNetwork pod output', async () => {
+      const r = cli(['--context', 'lab-beta', 'logs', 'hostnet']);
+      return r.stdout.includes(bnode.name) ? r.stdout : undefined;
+    });
+    assert.match(hnLog, new RegExp(`inet ${bnode.ip.replace(/\./g, '\\.')}/16`));
+    await bclient.delete('v1', 'Pod', 'hostnet', { namespace: 'default' });
+    await until('hostNetwork pod gone', async () =>
+      (await bclient.getOrUndefined('v1', 'Pod', 'hostnet', { namespace: 'default' }))
+        ? undefined
+        : true,
+    );
+    assert.ok(existsSync(`/run/netns/${bnode.netns}`), 'the node namespace stays');
+    bclient.close();
+
     // lab list shows a killed daemon as not running
     process.kill(supervisorPid('beta')!, 'SIGKILL');
     const kube = daemonStatus('beta').find((d) => d.name.startsWith('kubelet'))!;

@@ -135,10 +135,12 @@ export class Kubelet {
     await this.register();
     this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_MS);
     let first = true;
+    let failures = 0;
     while (!this.stopped) {
       try {
         const rv = await this.relist(first);
         first = false;
+        failures = 0;
         await this.watchFrom(rv);
       } catch (err) {
         if (this.stopped) break;
@@ -147,9 +149,11 @@ export class Kubelet {
           this.useFieldSelector = false;
           continue;
         }
-        if (!(err instanceof ApiError && err.httpCode === 410))
-          this.log.warn('pod watch failed; relisting', { err });
-        await sleep(500);
+        // 410 Gone (history compacted) just means relist; anything else is worth a line, once per outage
+        const gone = err instanceof ApiError && err.httpCode === 410;
+        if (!gone && failures === 0) this.log.warn('pod watch failed; relisting', { err });
+        failures = gone ? 0 : failures + 1;
+        await sleep(Math.min(200 * 2 ** failures, 5000));
       }
     }
   }

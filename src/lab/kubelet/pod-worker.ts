@@ -56,6 +56,8 @@ export interface PodRecord {
   cgroup: string;
   /** The CNI ADD result, kept for DEL and CHECK. */
   cniResult?: CniResult;
+  /** spec.hostNetwork: the pod uses the node's namespace (no CNI, nothing to delete). */
+  hostNetwork?: boolean;
   createdAt: string;
 }
 
@@ -279,6 +281,20 @@ export class PodWorker {
     writeFileSync(join(this.dir, 'pod.json'), JSON.stringify(r, null, 2) + '\n');
   }
 
+  private hostNetwork(): boolean {
+    return this.pod.spec?.hostNetwork === true;
+  }
+
+  /** The pod's network namespace: its own, or the node's with hostNetwork. */
+  private netnsName(): string {
+    return this.hostNetwork() ? this.ctx.node.netns : podNetns(this.uid);
+  }
+
+  /** The pod's hostname: its name, or the node's with hostNetwork. */
+  private hostname(): string {
+    return this.hostNetwork() ? this.ctx.node.name : podHostname(this.pod.metadata.name!);
+  }
+
   private cniRef(): CniPodRef {
     return {
       containerId: this.uid,
@@ -292,6 +308,27 @@ export class PodWorker {
 
   private async ensureSandbox(): Promise<boolean> {
     const { cluster, node } = this.ctx;
+    if (this.hostNetwork()) {
+      // as in Kubernetes: no CNI, the node's namespace and address
+      mkdirSync(this.dir, { recursive: true });
+      const cgroup = podCgroup(cluster.name, node.name, this.uid);
+      if (!this.record()) {
+        this.writeRecord({
+          uid: this.uid,
+          namespace: this.pod.metadata.namespace ?? 'default',
+          name: this.pod.metadata.name!,
+          node: node.name,
+          netns: node.netns,
+          cgroup,
+          hostNetwork: true,
+          createdAt: new Date().toISOString(),
+        });
+      }
+      ensureCgroup(cgroup);
+      this.sandbox = { podIPs: [node.ip] };
+      this.sandboxProblem = undefined;
+      return true;
+    }
     let conf;
     try {
       conf = loadNetworkConfig(nodeCniConfDir(cluster.name, node.name));
@@ -374,7 +411,7 @@ export class PodWorker {
     const env: Record<string, string> = {
       PATH: `${busyboxPath ? ensureBusyboxBin(busyboxBinDir(this.ctx.cluster.name)) + ':' : ''}${DEFAULT_PATH}`,
       ...imageEnv,
-      HOSTNAME: podHostname(this.pod.metadata.name!),
+      HOSTNAME: this.hostname(),
     };
     const field = (path: string): string => {
       switch (path) {
@@ -435,7 +472,7 @@ export class PodWorker {
     const files = writePodFiles(
       this.dir,
       podResolvConf(this.pod.metadata.namespace ?? 'default', this.ctx.dnsIP),
-      podHosts(podHostname(this.pod.metadata.name!), podIP),
+      podHosts(this.hostname(), podIP),
     );
     let stdinFifo: string | undefined;
     if (run.spec.stdin) {
@@ -444,8 +481,8 @@ export class PodWorker {
     }
     const child = startContainerProcess({
       cgroupDir: podCgroup(this.ctx.cluster.name, this.ctx.node.name, this.uid),
-      netns: podNetns(this.uid),
-      hostname: podHostname(this.pod.metadata.name!),
+      netns: this.netnsName(),
+      hostname: this.hostname(),
       resolvConf: files.resolvConf,
       hosts: files.hosts,
       argv: image.argv,
@@ -749,6 +786,9 @@ export async function cleanupPodResources(
     await removeCgroupTree(rec.cgroup).catch((err) =>
       log.warn('removing pod cgroup failed', { err }),
     );
+  }
+  // a hostNetwork pod runs in the node's namespace: no CNI DEL, and the namespace stays
+  if (rec && !rec.hostNetwork) {
     if (rec.cniResult || netnsExists(rec.netns)) {
       try {
         const conf = loadNetworkConfig(nodeCniConfDir(ctx.cluster.name, ctx.node.name));
