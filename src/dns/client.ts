@@ -125,3 +125,46 @@ function viaTCP(
     });
   });
 }
+
+/** Result of checkClusterDNS. */
+export type DNSCheck =
+  { ok: true; ms: number; address: string } | { ok: false; cause: string; hint: string };
+
+/**
+ * A functional health check of cluster DNS: resolves
+ * kubernetes.default.svc.<domain> (every cluster has that Service). Never throws.
+ */
+export async function checkClusterDNS(o: {
+  server: string;
+  port?: number;
+  domain?: string;
+  timeoutMs?: number;
+}): Promise<DNSCheck> {
+  const name = `kubernetes.default.svc.${o.domain ?? 'cluster.local'}`;
+  const t0 = performance.now();
+  try {
+    const r = await queryDNS({
+      server: o.server,
+      port: o.port ?? 53,
+      name,
+      timeoutMs: o.timeoutMs ?? 1000,
+    });
+    const a = (r.answers ?? []).find((x) => x.type === 'A') as { data?: string } | undefined;
+    if (r.rcode === 'NOERROR' && a?.data)
+      return { ok: true, ms: performance.now() - t0, address: a.data };
+    return {
+      ok: false,
+      cause: `${name} -> ${r.rcode}${r.rcode === 'NOERROR' ? ' without an address' : ''}`,
+      hint:
+        r.rcode === 'REFUSED'
+          ? 'the server is not authoritative for this cluster domain (check --domain)'
+          : 'the DNS server runs but has not seen the kubernetes Service: is its API server watch failing? see its log',
+    };
+  } catch (err) {
+    return {
+      ok: false,
+      cause: (err as Error).message,
+      hint: 'is the cluster DNS running and reachable from here?',
+    };
+  }
+}

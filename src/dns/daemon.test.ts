@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { startTestApiServer, type TestApiServer } from '../lab/apiserver/testing.js';
 import { freePort } from '../kvstore/etcd-server.js';
-import { queryDNS, type DNSResponse } from './client.js';
+import { checkClusterDNS, queryDNS, type DNSResponse } from './client.js';
 import { kubeConfigForServer, startDNSDaemon, type DNSDaemon } from './daemon.js';
 import { parseDNSArgs } from './main.js';
 
@@ -65,6 +65,25 @@ describe('DNS daemon on the lab API server', () => {
     await eventually(
       async () => (await ask('echo-service-c1.default.svc.cluster.local')).rcode === 'NXDOMAIN',
     );
+  });
+
+  test('checkClusterDNS: OK against the daemon, a clear cause elsewhere', async () => {
+    const ok = await checkClusterDNS({ server: '127.0.0.1', port: dns.server.port });
+    assert.equal(ok.ok, true);
+    const refused = await checkClusterDNS({
+      server: '127.0.0.1',
+      port: dns.server.port,
+      domain: 'other.local',
+    });
+    assert.ok(
+      !refused.ok && /REFUSED/.test(refused.cause) && /not authoritative/.test(refused.hint),
+    );
+    const down = await checkClusterDNS({
+      server: '127.0.0.1',
+      port: await freePort(),
+      timeoutMs: 300,
+    });
+    assert.ok(!down.ok && /no answer within 300 ms/.test(down.cause));
   });
 
   test('clusterset.local from ServiceImports', async () => {
