@@ -33,6 +33,9 @@ import {
 } from './discovery.js';
 import type { DeleteOptions, ListOptions, Registry } from './registry.js';
 
+/** Bytes queued for one watch stream before it is ended as too slow. */
+const MAX_WATCH_BUFFER = 64 * 1024 * 1024;
+
 /** Version reported at /version (kubectl checks the major/minor skew). */
 export const SERVER_VERSION = {
   major: '1',
@@ -471,9 +474,15 @@ export class ApiHttpServer {
     const timeoutS = Number(q.get('timeoutSeconds') ?? '0');
     const pending: string[] = [];
     let started = false;
+    let ended = false;
     const write = (line: string) => {
+      if (ended) return;
       if (!started) pending.push(line);
-      else res.write(line);
+      else if (res.writableLength > MAX_WATCH_BUFFER) {
+        // A watcher that does not read: end its stream (it resumes from its last resourceVersion).
+        this.log.warn('ending a watch whose client does not keep up', { resource: info.plural });
+        end();
+      } else res.write(line);
     };
     let handle;
     try {
@@ -515,7 +524,6 @@ export class ApiHttpServer {
     started = true;
     if (pending.length) res.write(pending.join(''));
     const timers: NodeJS.Timeout[] = [];
-    let ended = false;
     const end = () => {
       if (ended) return;
       ended = true;
