@@ -18,7 +18,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { median, report, type Figure } from '../lib/report.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '3' } },
+});
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 
@@ -54,18 +56,43 @@ frontend web
 `;
 
 /** Runs a command inside a pod: its cgroup first (the socket LB works per cgroup), then its network namespace. */
-function inPod(cluster: string, node: string, uid: string, argv: string[], timeoutMs: number): string {
+function inPod(
+  cluster: string,
+  node: string,
+  uid: string,
+  argv: string[],
+  timeoutMs: number,
+): string {
   const script = `echo $$ > ${podCgroup(cluster, node, uid)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(uid)} "$@"`;
-  return execFileSync('sh', ['-c', script, 'sh', ...argv], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 << 20 });
+  return execFileSync('sh', ['-c', script, 'sh', ...argv], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    maxBuffer: 16 << 20,
+  });
 }
 
 function wrk(c: string, node: string, uid: string, url: string, close: boolean): number {
-  const args = ['wrk', '-t1', '-c16', `-d${seconds}s`, '--timeout', '2s', ...(close ? ['-H', 'Connection: close'] : []), url];
+  const args = [
+    'wrk',
+    '-t1',
+    '-c16',
+    `-d${seconds}s`,
+    '--timeout',
+    '2s',
+    ...(close ? ['-H', 'Connection: close'] : []),
+    url,
+  ];
   try {
     const out = inPod(c, node, uid, args, (seconds + 15) * 1000);
     const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
     const errs = /Non-2xx|Socket errors: connect (\d+)/.exec(out);
-    if (errs && /connect [1-9]/.test(out) && !close) log(`  wrk errors: ${out.split('\n').filter((l) => /errors/.test(l)).join(' ')}`);
+    if (errs && /connect [1-9]/.test(out) && !close)
+      log(
+        `  wrk errors: ${out
+          .split('\n')
+          .filter((l) => /errors/.test(l))
+          .join(' ')}`,
+      );
     return m ? Number(m[1]) : NaN;
   } catch (err) {
     log(`  wrk ${url} failed: ${(err as Error).message.split('\n')[0]}`);
@@ -75,20 +102,33 @@ function wrk(c: string, node: string, uid: string, url: string, close: boolean):
 
 function iperf(c: string, node: string, uid: string, host: string, port: number): number {
   try {
-    const out = inPod(c, node, uid, ['iperf3', '-J', '-c', host, '-p', String(port), '-t', '2'], 20_000);
-    return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+    const out = inPod(
+      c,
+      node,
+      uid,
+      ['iperf3', '-J', '-c', host, '-p', String(port), '-t', '2'],
+      20_000,
+    );
+    return (
+      (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received
+        .bits_per_second / 1e9
+    );
   } catch (err) {
     log(`  iperf3 ${host}:${port} failed: ${(err as Error).message.split('\n')[0]}`);
     return NaN;
   }
 }
 
-async function waitRunning(kube: InstanceType<typeof KubeClient>, name: string): Promise<KubeObject> {
+async function waitRunning(
+  kube: InstanceType<typeof KubeClient>,
+  name: string,
+): Promise<KubeObject> {
   const deadline = Date.now() + 90_000;
   for (;;) {
     const p = await kube.getOrUndefined('v1', 'Pod', name, { namespace: 'default' });
     if (p?.status?.phase === 'Running' && p.status.podIP) return p;
-    if (Date.now() > deadline) throw new Error(`pod ${name} did not run: ${JSON.stringify(p?.status)}`);
+    if (Date.now() > deadline)
+      throw new Error(`pod ${name} did not run: ${JSON.stringify(p?.status)}`);
     await sleep(300);
   }
 }
@@ -109,8 +149,18 @@ async function main(): Promise<void> {
       spec: {
         nodeName: w1.name,
         containers: [
-          { name: 'http', image: 'local/haproxy', command: ['haproxy', '-db', '-f', cfgPath], ports: [{ containerPort: 8080 }] },
-          { name: 'iperf', image: 'local/iperf3', command: ['iperf3', '-s', '-p', '5201'], ports: [{ containerPort: 5201 }] },
+          {
+            name: 'http',
+            image: 'local/haproxy',
+            command: ['haproxy', '-db', '-f', cfgPath],
+            ports: [{ containerPort: 8080 }],
+          },
+          {
+            name: 'iperf',
+            image: 'local/iperf3',
+            command: ['iperf3', '-s', '-p', '5201'],
+            ports: [{ containerPort: 5201 }],
+          },
         ],
       },
     });
@@ -118,7 +168,10 @@ async function main(): Promise<void> {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'bench-client', namespace: 'default', labels: { app: 'bench-client' } },
-      spec: { nodeName: w2.name, containers: [{ name: 'sleep', image: 'busybox', command: ['sleep', '36000'] }] },
+      spec: {
+        nodeName: w2.name,
+        containers: [{ name: 'sleep', image: 'busybox', command: ['sleep', '36000'] }],
+      },
     });
     const svc: KubeObject = await kube.create<KubeObject>({
       apiVersion: 'v1',
@@ -158,7 +211,11 @@ async function main(): Promise<void> {
         `frontend px\n  mode http\n  bind ${w2.ip}:18080\n  default_backend b\nbackend b\n  mode http\n  server s1 ${bip}:8080\n` +
         `frontend ipx\n  mode tcp\n  bind ${w2.ip}:15201\n  default_backend ib\nbackend ib\n  mode tcp\n  server s1 ${bip}:5201\n`,
     );
-    const proxy = spawn('nsenter', [`--net=/run/netns/${w2.netns}`, 'haproxy', '-db', '-f', proxyCfg], { stdio: 'ignore' });
+    const proxy = spawn(
+      'nsenter',
+      [`--net=/run/netns/${w2.netns}`, 'haproxy', '-db', '-f', proxyCfg],
+      { stdio: 'ignore' },
+    );
     children.push(proxy);
 
     const paths = {
@@ -191,20 +248,51 @@ async function main(): Promise<void> {
         res[p].rps.push(wrk('bench', w2.name, uid, paths[p].http, false));
         res[p].cps.push(wrk('bench', w2.name, uid, paths[p].http, true));
         res[p].gbps.push(iperf('bench', w2.name, uid, paths[p].iperf[0], paths[p].iperf[1]));
-        log(`round ${r + 1} ${p}: rps ${res[p].rps.at(-1)?.toFixed(0)} cps ${res[p].cps.at(-1)?.toFixed(0)} ${res[p].gbps.at(-1)?.toFixed(2)} Gbit/s`);
+        log(
+          `round ${r + 1} ${p}: rps ${res[p].rps.at(-1)?.toFixed(0)} cps ${res[p].cps.at(-1)?.toFixed(0)} ${res[p].gbps.at(-1)?.toFixed(2)} Gbit/s`,
+        );
       }
     }
-    const m = (p: P, k: 'rps' | 'cps' | 'gbps') => median(res[p][k].filter((x) => Number.isFinite(x)));
+    const m = (p: P, k: 'rps' | 'cps' | 'gbps') =>
+      median(res[p][k].filter((x) => Number.isFinite(x)));
     const figures: Figure[] = [];
     for (const p of Object.keys(paths) as P[]) {
-      figures.push({ name: `${p}_rps`, value: m(p, 'rps'), unit: 'req/s', note: 'keep-alive, wrk -c16' });
-      figures.push({ name: `${p}_cps`, value: m(p, 'cps'), unit: 'req/s', note: 'new connection per request' });
+      figures.push({
+        name: `${p}_rps`,
+        value: m(p, 'rps'),
+        unit: 'req/s',
+        note: 'keep-alive, wrk -c16',
+      });
+      figures.push({
+        name: `${p}_cps`,
+        value: m(p, 'cps'),
+        unit: 'req/s',
+        note: 'new connection per request',
+      });
       figures.push({ name: `${p}_gbps`, value: m(p, 'gbps'), unit: 'Gbit/s', note: 'iperf3, 2 s' });
     }
-    figures.push({ name: 'service_vs_direct_rps', value: m('service', 'rps') / m('direct', 'rps'), unit: 'ratio', note: 'target >= 0.95' });
-    figures.push({ name: 'service_vs_direct_cps', value: m('service', 'cps') / m('direct', 'cps'), unit: 'ratio', note: 'target >= 0.95' });
-    figures.push({ name: 'service_vs_nft_rps', value: m('service', 'rps') / m('nft', 'rps'), unit: 'ratio' });
-    figures.push({ name: 'service_vs_proxy_rps', value: m('service', 'rps') / m('proxy', 'rps'), unit: 'ratio' });
+    figures.push({
+      name: 'service_vs_direct_rps',
+      value: m('service', 'rps') / m('direct', 'rps'),
+      unit: 'ratio',
+      note: 'target >= 0.95',
+    });
+    figures.push({
+      name: 'service_vs_direct_cps',
+      value: m('service', 'cps') / m('direct', 'cps'),
+      unit: 'ratio',
+      note: 'target >= 0.95',
+    });
+    figures.push({
+      name: 'service_vs_nft_rps',
+      value: m('service', 'rps') / m('nft', 'rps'),
+      unit: 'ratio',
+    });
+    figures.push({
+      name: 'service_vs_proxy_rps',
+      value: m('service', 'rps') / m('proxy', 'rps'),
+      unit: 'ratio',
+    });
     figures.push({ name: 'rounds', value: rounds, unit: '' });
     report('datapath', figures);
   } finally {

@@ -42,9 +42,11 @@ test('CNI through the agent API: address, endpoint, identity, ipcache, CiliumEnd
       datapath,
       datapathName: 'fake',
       podLookup: async (ns, name) => ({ labels: { app: name.split('-')[0]! } }),
-      resolveIdentity: async ({ namespace, labels }) => (namespace === 'default' && labels.app === 'echo' ? 0x10100 : 0x10200),
+      resolveIdentity: async ({ namespace, labels }) =>
+        namespace === 'default' && labels.app === 'echo' ? 0x10100 : 0x10200,
       publisher: {
-        upsert: async (ep) => void published.push(`upsert ${ep.podNamespace}/${ep.podName} ${ep.ip} ${ep.identity}`),
+        upsert: async (ep) =>
+          void published.push(`upsert ${ep.podNamespace}/${ep.podName} ${ep.ip} ${ep.identity}`),
         delete: async (ep) => void published.push(`delete ${ep.podNamespace}/${ep.podName}`),
       },
     });
@@ -52,7 +54,12 @@ test('CNI through the agent API: address, endpoint, identity, ipcache, CiliumEnd
   let server = await serveAgentApi(agent, config(dir).socketPath);
   try {
     await agent.start();
-    const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'tendril', type: 'tendril-cni', agentSocket: config(dir).socketPath });
+    const conf = JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'tendril',
+      type: 'tendril-cni',
+      agentSocket: config(dir).socketPath,
+    });
     const env = (id: string, pod: string) => ({
       CNI_COMMAND: 'ADD',
       CNI_CONTAINERID: id,
@@ -90,7 +97,9 @@ test('CNI through the agent API: address, endpoint, identity, ipcache, CiliumEnd
     assert.equal(agent.endpoints.list().length, 2);
     assert.equal(agent.allocate({ containerId: 'uid-c', ifName: 'eth0' }).ip, '10.244.1.3');
 
-    const del = await runPlugin({ ...env('uid-a', 'echo-1'), CNI_COMMAND: 'DEL' }, conf, { net: fakeNet });
+    const del = await runPlugin({ ...env('uid-a', 'echo-1'), CNI_COMMAND: 'DEL' }, conf, {
+      net: fakeNet,
+    });
     assert.equal(del.exitCode, 0, del.stdout);
     await agent.ipcache.whenIdle();
     await agent.ceps!.whenIdle();
@@ -118,15 +127,23 @@ test('nodes become routes and ipcache entries; services reconcile; ipcache prece
       { name: 'c1-worker', ip: '172.30.1.11', podCIDR: '10.244.1.0/24' },
       { name: 'c1-worker2', ip: '172.30.1.12', podCIDR: '10.244.2.0/24' },
     ]);
-    agent.setNodes('cluster2', [{ name: 'c2-worker', ip: '172.30.2.11', podCIDR: '10.245.1.0/24', clusterId: 2 }]);
+    agent.setNodes('cluster2', [
+      { name: 'c2-worker', ip: '172.30.2.11', podCIDR: '10.245.1.0/24', clusterId: 2 },
+    ]);
     await agent.routes.whenIdle();
-    assert.deepEqual([...dp.routes.keys()].sort(), ['10.244.0.0/24', '10.244.2.0/24', '10.245.1.0/24']);
+    assert.deepEqual([...dp.routes.keys()].sort(), [
+      '10.244.0.0/24',
+      '10.244.2.0/24',
+      '10.245.1.0/24',
+    ]);
     assert.equal(dp.routes.get('10.245.1.0/24')?.clusterId, 2);
     await agent.ipcache.whenIdle();
     assert.equal(dp.ipcache.get('172.30.1.11/32')?.identity, ReservedIdentity.host);
     assert.equal(dp.ipcache.get('172.30.1.12/32')?.identity, ReservedIdentity.remoteNode);
 
-    agent.setIPCacheSource('remote:cluster2', [{ prefix: '10.245.1.5/32', identity: 0x20100, hostIP: '172.30.2.11' }]);
+    agent.setIPCacheSource('remote:cluster2', [
+      { prefix: '10.245.1.5/32', identity: 0x20100, hostIP: '172.30.2.11' },
+    ]);
     agent.setIPCacheSource('k8s', [{ prefix: '10.245.1.5/32', identity: 0x99 }]);
     await agent.ipcache.whenIdle();
     assert.equal(dp.ipcache.get('10.245.1.5/32')?.identity, 0x99, 'k8s outranks remote');
@@ -134,7 +151,11 @@ test('nodes become routes and ipcache entries; services reconcile; ipcache prece
     await agent.ipcache.whenIdle();
     assert.equal(dp.ipcache.get('10.245.1.5/32')?.identity, 0x20100, 'falls back to remote');
 
-    const svc = { frontend: { ip: '10.96.0.10', port: 53, protocol: 'UDP' as const }, backends: [{ ip: '172.30.1.10', port: 53, clusterId: 1, ready: true }], algorithm: 'random' as const };
+    const svc = {
+      frontend: { ip: '10.96.0.10', port: 53, protocol: 'UDP' as const },
+      backends: [{ ip: '172.30.1.10', port: 53, clusterId: 1, ready: true }],
+      algorithm: 'random' as const,
+    };
     agent.setServices([svc]);
     await agent.services.whenIdle();
     assert.equal(dp.services.size, 1);

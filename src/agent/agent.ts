@@ -8,12 +8,27 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Datapath, Endpoint, IPCacheEntry, LBAlgorithm, NodeRoute, RoutingMode, ServiceEntry } from '../datapath/types.js';
+import type {
+  Datapath,
+  Endpoint,
+  IPCacheEntry,
+  LBAlgorithm,
+  NodeRoute,
+  RoutingMode,
+  ServiceEntry,
+} from '../datapath/types.js';
 import { frontendKey } from '../datapath/fake.js';
 import type { Logger } from '../util/log.js';
 import { nopLogger } from '../util/log.js';
 import { TendrilError } from '../util/errors.js';
-import type { AgentStatus, EndpointInfo, EndpointRegistration, IpamRequest, IpamResponse, Problem } from './api/types.js';
+import type {
+  AgentStatus,
+  EndpointInfo,
+  EndpointRegistration,
+  IpamRequest,
+  IpamResponse,
+  Problem,
+} from './api/types.js';
 import { EndpointManager, type IdentityResolver, type PodLookup } from './endpoints.js';
 import { Ipam } from './ipam.js';
 import { Reconciler } from './reconciler.js';
@@ -21,7 +36,13 @@ import { POD_GATEWAY, hostIfNameFor } from '../datapath/linux/veth.js';
 import { pendingReleaseDir } from './cni/plugin.js';
 
 /** Cilium's reserved identities that the agent puts in the ipcache. */
-export const ReservedIdentity = { host: 1, world: 2, health: 4, remoteNode: 6, kubeApiserver: 7 } as const;
+export const ReservedIdentity = {
+  host: 1,
+  world: 2,
+  health: 4,
+  remoteNode: 6,
+  kubeApiserver: 7,
+} as const;
 
 export interface AgentConfig {
   labCluster: string;
@@ -112,7 +133,10 @@ export class Agent {
     this.services = new Reconciler<ServiceEntry>({
       name: 'services',
       keyOf: (s) => frontendKey(s.frontend),
-      ops: { upsert: (s) => dp.upsertService(s), delete: (_k, last) => dp.deleteService(last.frontend) },
+      ops: {
+        upsert: (s) => dp.upsertService(s),
+        delete: (_k, last) => dp.deleteService(last.frontend),
+      },
       logger,
     });
     this.ipcache = new Reconciler<IPCacheEntry>({
@@ -189,7 +213,10 @@ export class Agent {
     if (!existsSync(dir)) return;
     for (const f of readdirSync(dir)) {
       try {
-        const { containerId, ifName } = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { containerId: string; ifName: string };
+        const { containerId, ifName } = JSON.parse(readFileSync(join(dir, f), 'utf8')) as {
+          containerId: string;
+          ifName: string;
+        };
         this.deleteEndpoint(containerId, ifName);
         this.log.info('applied a CNI DEL queued while the agent was down', { containerId });
       } catch (err) {
@@ -202,7 +229,8 @@ export class Agent {
   /** Stops reconcilers and timers; the kernel state stays (pinned). */
   async stop(): Promise<void> {
     this.endpoints.stop();
-    for (const r of [this.services, this.ipcache, this.routes, this.dpEndpoints, this.ceps]) r?.stop();
+    for (const r of [this.services, this.ipcache, this.routes, this.dpEndpoints, this.ceps])
+      r?.stop();
     await this.deps.datapath.close?.();
   }
 
@@ -210,14 +238,19 @@ export class Agent {
 
   /** Allocates a pod address (idempotent per container interface). @throws TendrilError ipam.Exhausted */
   allocate(req: IpamRequest): IpamResponse {
-    if (!req.containerId || !req.ifName) throw new TendrilError('agent.BadRequest', 'containerId and ifName are required');
+    if (!req.containerId || !req.ifName)
+      throw new TendrilError('agent.BadRequest', 'containerId and ifName are required');
     const a = this.ipam.allocate({
       containerId: req.containerId,
       ifName: req.ifName,
       ...(req.podNamespace ? { podNamespace: req.podNamespace } : {}),
       ...(req.podName ? { podName: req.podName } : {}),
     });
-    this.log.info('address allocated', { ip: a.ip, pod: `${req.podNamespace}/${req.podName}`, containerId: req.containerId });
+    this.log.info('address allocated', {
+      ip: a.ip,
+      pod: `${req.podNamespace}/${req.podName}`,
+      containerId: req.containerId,
+    });
     return {
       ip: a.ip,
       prefixLength: 32,
@@ -230,12 +263,17 @@ export class Agent {
 
   /** Registers the endpoint the CNI plugin created. @throws TendrilError agent.BadRequest */
   async registerEndpoint(reg: EndpointRegistration): Promise<EndpointInfo> {
-    if (!reg.containerId || !reg.ip || !reg.hostIfName) throw new TendrilError('agent.BadRequest', 'containerId, ip and hostIfName are required');
+    if (!reg.containerId || !reg.ip || !reg.hostIfName)
+      throw new TendrilError('agent.BadRequest', 'containerId, ip and hostIfName are required');
     const held = this.ipam.get(reg.containerId, reg.ifName ?? 'eth0');
     if (!held || held.ip !== reg.ip) {
-      throw new TendrilError('agent.BadRequest', `address ${reg.ip} is not allocated to container ${reg.containerId}`, {
-        hint: 'allocate it first (POST /v1/ipam)',
-      });
+      throw new TendrilError(
+        'agent.BadRequest',
+        `address ${reg.ip} is not allocated to container ${reg.containerId}`,
+        {
+          hint: 'allocate it first (POST /v1/ipam)',
+        },
+      );
     }
     return this.endpoints.register({ ...reg, ifName: reg.ifName ?? 'eth0' });
   }
@@ -327,20 +365,33 @@ export class Agent {
     for (const [src, list] of this.nodeSources) {
       for (const n of list) {
         const self = src === 'local' && n.name === this.config.node;
-        ipc.push({ prefix: `${n.ip}/32`, identity: self ? ReservedIdentity.host : ReservedIdentity.remoteNode });
+        ipc.push({
+          prefix: `${n.ip}/32`,
+          identity: self ? ReservedIdentity.host : ReservedIdentity.remoteNode,
+        });
         if (self || !n.podCIDR || n.ip === this.config.nodeIP) continue;
-        routes.push({ podCIDR: n.podCIDR, nodeIP: n.ip, clusterId: n.clusterId ?? (src === 'local' ? this.config.clusterId : 0) });
+        routes.push({
+          podCIDR: n.podCIDR,
+          nodeIP: n.ip,
+          clusterId: n.clusterId ?? (src === 'local' ? this.config.clusterId : 0),
+        });
       }
     }
     // a CIDR announced twice (misconfiguration) keeps the first
     const seen = new Set<string>();
-    this.routes.replaceAll(routes.filter((r) => r.podCIDR !== this.config.podCIDR && !seen.has(r.podCIDR) && seen.add(r.podCIDR)));
+    this.routes.replaceAll(
+      routes.filter(
+        (r) => r.podCIDR !== this.config.podCIDR && !seen.has(r.podCIDR) && seen.add(r.podCIDR),
+      ),
+    );
     this.setIPCacheSource('nodes', ipc);
   }
 
   /** Replaces the service table (from the service catalog). */
   setServices(entries: ServiceEntry[]): void {
-    this.services.replaceAll(entries.map((e) => ({ ...e, algorithm: e.algorithm ?? this.config.lbAlgorithm })));
+    this.services.replaceAll(
+      entries.map((e) => ({ ...e, algorithm: e.algorithm ?? this.config.lbAlgorithm })),
+    );
   }
 
   /** Identities known in the cluster (for status counts). */
@@ -363,20 +414,36 @@ export class Agent {
   status(): AgentStatus {
     const dp = this.deps.datapath;
     const problems: Problem[] = [...(dp.problems?.() ?? []), ...this.extraProblems.values()];
-    const recs = [this.services.status(), this.ipcache.status(), this.routes.status(), this.dpEndpoints.status(), ...(this.ceps ? [this.ceps.status()] : [])];
+    const recs = [
+      this.services.status(),
+      this.ipcache.status(),
+      this.routes.status(),
+      this.dpEndpoints.status(),
+      ...(this.ceps ? [this.ceps.status()] : []),
+    ];
     for (const r of recs) {
-      if (r.lastError) problems.push({ component: `reconciler/${r.name}`, cause: r.lastError, hint: 'the agent retries with backoff; see the agent log' });
+      if (r.lastError)
+        problems.push({
+          component: `reconciler/${r.name}`,
+          cause: r.lastError,
+          hint: 'the agent retries with backoff; see the agent log',
+        });
     }
     const waiting = this.endpoints.list().filter((e) => e.state !== 'ready');
     if (waiting.length > 0) {
       problems.push({
         component: 'identity',
-        cause: `${waiting.length} endpoint(s) waiting for an identity (${waiting.slice(0, 3).map((e) => `${e.podNamespace}/${e.podName}`).join(', ')})`,
+        cause: `${waiting.length} endpoint(s) waiting for an identity (${waiting
+          .slice(0, 3)
+          .map((e) => `${e.podNamespace}/${e.podName}`)
+          .join(', ')})`,
         hint: 'is the operator running? see `tendril status` and the operator log',
       });
     }
     const fatal = problems.some((p) => p.component === 'routing');
-    const remoteNodes = [...this.nodeSources].filter(([s]) => s !== 'local').reduce((n, [, l]) => n + l.length, 0);
+    const remoteNodes = [...this.nodeSources]
+      .filter(([s]) => s !== 'local')
+      .reduce((n, [, l]) => n + l.length, 0);
     return {
       node: this.config.node,
       labCluster: this.config.labCluster,
@@ -396,7 +463,11 @@ export class Agent {
         nodes: this.nodeSources.get('local')?.length ?? 0,
         remoteNodes,
       },
-      ipam: { cidr: this.config.podCIDR, used: this.ipam.list().length, capacity: this.ipam.capacity() },
+      ipam: {
+        cidr: this.config.podCIDR,
+        used: this.ipam.list().length,
+        capacity: this.ipam.capacity(),
+      },
       reconcilers: recs,
       problems,
       startedAt: this.startedAt,

@@ -40,9 +40,13 @@ export function agentConfigFromLab(labCluster: string, node: string): AgentConfi
   const n = findNode(cluster, node);
   const inst = readInstallState(labCluster);
   if (!inst) {
-    throw new TendrilError('agent.NotInstalled', `Tendril is not installed in lab cluster ${labCluster}`, {
-      hint: `run: tendril install --context lab-${labCluster} --cluster-name ${labCluster}`,
-    });
+    throw new TendrilError(
+      'agent.NotInstalled',
+      `Tendril is not installed in lab cluster ${labCluster}`,
+      {
+        hint: `run: tendril install --context lab-${labCluster} --cluster-name ${labCluster}`,
+      },
+    );
   }
   const mtu = Number(inst.settings['mtu'] ?? 1500);
   return {
@@ -69,10 +73,23 @@ export function agentConfigFromFile(path: string): AgentFileConfig {
   try {
     c = JSON.parse(readFileSync(path, 'utf8')) as Partial<AgentFileConfig>;
   } catch (err) {
-    throw new TendrilError('agent.BadConfig', `read agent config ${path}: ${(err as Error).message}`, { cause: err });
+    throw new TendrilError(
+      'agent.BadConfig',
+      `read agent config ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
-  for (const k of ['node', 'nodeIP', 'podCIDR', 'stateDir', 'socketPath', 'bpffsDir', 'cgroupPath'] as const) {
-    if (typeof c[k] !== 'string' || !c[k]) throw new TendrilError('agent.BadConfig', `agent config ${path}: "${k}" is required`);
+  for (const k of [
+    'node',
+    'nodeIP',
+    'podCIDR',
+    'stateDir',
+    'socketPath',
+    'bpffsDir',
+    'cgroupPath',
+  ] as const) {
+    if (typeof c[k] !== 'string' || !c[k])
+      throw new TendrilError('agent.BadConfig', `agent config ${path}: "${k}" is required`);
   }
   const mode = (c.routingMode ?? 'native') as RoutingMode;
   return {

@@ -6,7 +6,15 @@
  * Changes are announced to listeners (the agent feeds the datapath, the
  * ipcache and the CiliumEndpoint publisher from them).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -14,10 +22,17 @@ import { nopLogger } from '../util/log.js';
 import type { EndpointInfo, EndpointRegistration } from './api/types.js';
 
 /** Finds a pod's labels (and UID); undefined when the pod is not known (yet). */
-export type PodLookup = (namespace: string, name: string) => Promise<{ labels: Record<string, string>; uid?: string; serviceAccount?: string } | undefined>;
+export type PodLookup = (
+  namespace: string,
+  name: string,
+) => Promise<{ labels: Record<string, string>; uid?: string; serviceAccount?: string } | undefined>;
 
 /** Resolves the security identity of a pod's labels in a namespace. May allocate. */
-export type IdentityResolver = (o: { namespace: string; labels: Record<string, string>; serviceAccount?: string }) => Promise<number>;
+export type IdentityResolver = (o: {
+  namespace: string;
+  labels: Record<string, string>;
+  serviceAccount?: string;
+}) => Promise<number>;
 
 export type EndpointListener = (event: 'upsert' | 'delete', ep: EndpointInfo) => void;
 
@@ -60,7 +75,11 @@ export class EndpointManager {
         this.nextId = f.nextId;
         for (const ep of f.endpoints) this.byContainer.set(key(ep.containerId, ep.ifName), ep);
       } catch (err) {
-        throw new TendrilError('agent.CorruptState', `read endpoint state ${o.stateFile}: ${(err as Error).message}`, { cause: err });
+        throw new TendrilError(
+          'agent.CorruptState',
+          `read endpoint state ${o.stateFile}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
     }
   }
@@ -116,7 +135,13 @@ export class EndpointManager {
     this.save();
     this.emit('upsert', ep);
     if (ep.state !== 'ready') {
-      const done = await Promise.race([this.resolve(ep).then(() => true, () => false), delay(2000).then(() => false)]);
+      const done = await Promise.race([
+        this.resolve(ep).then(
+          () => true,
+          () => false,
+        ),
+        delay(2000).then(() => false),
+      ]);
       if (!done && this.byContainer.get(k) === ep) this.resolveLater(ep, 1000);
     }
     return this.byContainer.get(k) ?? ep;
@@ -155,17 +180,35 @@ export class EndpointManager {
         serviceAccount = pod.serviceAccount;
       }
       const identity = this.o.resolveIdentity
-        ? await this.o.resolveIdentity({ namespace: ep.podNamespace, labels, ...(serviceAccount ? { serviceAccount } : {}) })
+        ? await this.o.resolveIdentity({
+            namespace: ep.podNamespace,
+            labels,
+            ...(serviceAccount ? { serviceAccount } : {}),
+          })
         : 0;
       const cur = this.byContainer.get(k);
       if (!cur || cur.id !== ep.id || this.stopped) return;
-      if (cur.identity === identity && cur.state === 'ready' && JSON.stringify(cur.labels) === JSON.stringify(labels)) return;
-      const next: EndpointInfo = { ...cur, labels, identity, state: identity > 0 || !this.o.resolveIdentity ? 'ready' : 'waiting-for-identity' };
+      if (
+        cur.identity === identity &&
+        cur.state === 'ready' &&
+        JSON.stringify(cur.labels) === JSON.stringify(labels)
+      )
+        return;
+      const next: EndpointInfo = {
+        ...cur,
+        labels,
+        identity,
+        state: identity > 0 || !this.o.resolveIdentity ? 'ready' : 'waiting-for-identity',
+      };
       this.byContainer.set(k, next);
       this.save();
       this.emit('upsert', next);
     } catch (err) {
-      this.log.info('endpoint identity not resolved yet, retrying', { endpoint: ep.id, pod: `${ep.podNamespace}/${ep.podName}`, error: err });
+      this.log.info('endpoint identity not resolved yet, retrying', {
+        endpoint: ep.id,
+        pod: `${ep.podNamespace}/${ep.podName}`,
+        error: err,
+      });
       throw err;
     }
   }
@@ -177,7 +220,9 @@ export class EndpointManager {
       this.retries.delete(k);
       const cur = this.byContainer.get(k);
       if (!cur || cur.state === 'ready') return;
-      this.resolve(cur).catch(() => this.resolveLater(cur, Math.min(Math.max(ms * 2, this.o.retryMs ?? 1000), 15_000)));
+      this.resolve(cur).catch(() =>
+        this.resolveLater(cur, Math.min(Math.max(ms * 2, this.o.retryMs ?? 1000), 15_000)),
+      );
     }, ms);
     this.retries.set(k, t);
   }

@@ -38,10 +38,16 @@ export function acquireInstallLock(labCluster: string, what: string): () => void
         rmSync(path, { force: true });
         continue;
       }
-      throw new TendrilError('install.Locked', `another ${owner.what ?? 'install'} of lab cluster ${labCluster} is running (pid ${owner.pid ?? '?'}, since ${owner.at ?? '?'})`, {
-        hint: `wait for it to finish; if no such process exists, remove ${path}`,
-      });
+      throw new TendrilError(
+        'install.Locked',
+        `another ${owner.what ?? 'install'} of lab cluster ${labCluster} is running (pid ${owner.pid ?? '?'}, since ${owner.at ?? '?'})`,
+        {
+          hint: `wait for it to finish; if no such process exists, remove ${path}`,
+        },
+      );
     }
   }
-  throw new TendrilError('install.Locked', `could not take the install lock ${path}`, { hint: `remove ${path} if no install is running` });
+  throw new TendrilError('install.Locked', `could not take the install lock ${path}`, {
+    hint: `remove ${path} if no install is running`,
+  });
 }

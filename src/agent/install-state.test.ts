@@ -15,7 +15,8 @@ import {
 } from './install-state.js';
 
 test('cluster names: valid and invalid', () => {
-  for (const ok of ['cluster1', 'a', 'my-cluster-2', 'x'.repeat(32)]) assert.equal(validateClusterName(ok), ok);
+  for (const ok of ['cluster1', 'a', 'my-cluster-2', 'x'.repeat(32)])
+    assert.equal(validateClusterName(ok), ok);
   for (const bad of ['', 'Cluster1', '-a', 'a-', 'a_b', 'x'.repeat(33), 'a.b']) {
     assert.throws(() => validateClusterName(bad), /invalid cluster name/);
   }
@@ -24,10 +25,14 @@ test('cluster names: valid and invalid', () => {
 test('cluster IDs: 1..255 only', () => {
   assert.equal(validateClusterId('1'), 1);
   assert.equal(validateClusterId(255), 255);
-  for (const bad of ['0', '256', '-1', 'x', '1.5', '']) assert.throws(() => validateClusterId(bad), /invalid cluster ID/);
+  for (const bad of ['0', '256', '-1', 'x', '1.5', ''])
+    assert.throws(() => validateClusterId(bad), /invalid cluster ID/);
   assert.equal(pickClusterId([1, 2, 4]), 3);
   assert.equal(pickClusterId([]), 1);
-  assert.throws(() => pickClusterId(Array.from({ length: 255 }, (_, i) => i + 1)), /every cluster ID/);
+  assert.throws(
+    () => pickClusterId(Array.from({ length: 255 }, (_, i) => i + 1)),
+    /every cluster ID/,
+  );
 });
 
 test('--set parsing: defaults, normalisation, unknown keys refused', () => {

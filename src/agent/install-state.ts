@@ -4,7 +4,15 @@
  * $TENDRIL_HOME/clusters/<lab cluster>/install.json; the agent, operator, status
  * and the clustermesh control plane read it. STABLE file format (version 1).
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { clusterDir, tendrilHome } from '../util/paths.js';
@@ -46,7 +54,8 @@ export function readInstallState(labCluster: string): InstallState | undefined {
   }
   try {
     const st = JSON.parse(text) as InstallState;
-    if (st.version !== 1 || typeof st.clusterName !== 'string' || typeof st.clusterId !== 'number') throw new Error('missing fields');
+    if (st.version !== 1 || typeof st.clusterName !== 'string' || typeof st.clusterId !== 'number')
+      throw new Error('missing fields');
     return st;
   } catch (err) {
     throw new TendrilError('install.CorruptState', `read ${p}: ${(err as Error).message}`, {
@@ -108,9 +117,13 @@ export function validateClusterName(name: string): string {
 export function validateClusterId(id: string | number): number {
   const n = typeof id === 'number' ? id : /^\d+$/.test(id.trim()) ? Number(id.trim()) : NaN;
   if (!Number.isInteger(n) || n < 1 || n > 255) {
-    throw new TendrilError('install.InvalidClusterId', `invalid cluster ID "${id}": it must be an integer from 1 to 255`, {
-      hint: 'pass --cluster-id N with 1 <= N <= 255, unique among the clusters you mesh (or leave it out to have one picked)',
-    });
+    throw new TendrilError(
+      'install.InvalidClusterId',
+      `invalid cluster ID "${id}": it must be an integer from 1 to 255`,
+      {
+        hint: 'pass --cluster-id N with 1 <= N <= 255, unique among the clusters you mesh (or leave it out to have one picked)',
+      },
+    );
   }
   return n;
 }
@@ -119,9 +132,13 @@ export function validateClusterId(id: string | number): number {
 export function pickClusterId(used: Iterable<number>): number {
   const taken = new Set(used);
   for (let i = 1; i <= 255; i++) if (!taken.has(i)) return i;
-  throw new TendrilError('install.NoFreeClusterId', 'every cluster ID from 1 to 255 is used by another lab cluster', {
-    hint: 'uninstall a cluster you no longer need',
-  });
+  throw new TendrilError(
+    'install.NoFreeClusterId',
+    'every cluster ID from 1 to 255 is used by another lab cluster',
+    {
+      hint: 'uninstall a cluster you no longer need',
+    },
+  );
 }
 
 /** A `--set` key Tendril understands, with its allowed values and default. */
@@ -143,7 +160,8 @@ const oneOf =
 const bool = oneOf('true', 'false');
 const int = (min: number, max: number) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`must be an integer from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`must be an integer from ${min} to ${max}`);
   return String(n);
 };
 const duration = (v: string) => {
@@ -153,14 +171,48 @@ const duration = (v: string) => {
 
 /** Every `--set` key. Unknown keys are refused, so a typo is never ignored. */
 export const SETTINGS: readonly SettingSpec[] = [
-  { key: 'routing-mode', description: 'native (kernel routes over the underlay) or tunnel (VXLAN)', parse: oneOf('native', 'tunnel'), default: 'native' },
-  { key: 'identity-allocation-mode', description: 'crd (CiliumIdentity objects) or kvstore', parse: oneOf('crd', 'kvstore'), default: 'crd' },
-  { key: 'lb-algorithm', description: 'service backend selection: random or maglev', parse: oneOf('random', 'maglev'), default: 'random' },
-  { key: 'mtu', description: 'underlay MTU (pods get it, minus 50 in tunnel mode)', parse: int(576, 9000), default: '1500' },
+  {
+    key: 'routing-mode',
+    description: 'native (kernel routes over the underlay) or tunnel (VXLAN)',
+    parse: oneOf('native', 'tunnel'),
+    default: 'native',
+  },
+  {
+    key: 'identity-allocation-mode',
+    description: 'crd (CiliumIdentity objects) or kvstore',
+    parse: oneOf('crd', 'kvstore'),
+    default: 'crd',
+  },
+  {
+    key: 'lb-algorithm',
+    description: 'service backend selection: random or maglev',
+    parse: oneOf('random', 'maglev'),
+    default: 'random',
+  },
+  {
+    key: 'mtu',
+    description: 'underlay MTU (pods get it, minus 50 in tunnel mode)',
+    parse: int(576, 9000),
+    default: '1500',
+  },
   { key: 'tunnel-port', description: 'VXLAN UDP port', parse: int(1, 65535), default: '8472' },
-  { key: 'identity-gc-interval', description: 'how often the operator removes unused identities', parse: duration, default: '30s' },
-  { key: 'clustermesh-cache-ttl', description: "how long a disconnected remote cluster's state is kept (default: forever)", parse: duration },
-  { key: 'remote-service-import', description: 'import global services that exist only in remote clusters', parse: bool, default: 'true' },
+  {
+    key: 'identity-gc-interval',
+    description: 'how often the operator removes unused identities',
+    parse: duration,
+    default: '30s',
+  },
+  {
+    key: 'clustermesh-cache-ttl',
+    description: "how long a disconnected remote cluster's state is kept (default: forever)",
+    parse: duration,
+  },
+  {
+    key: 'remote-service-import',
+    description: 'import global services that exist only in remote clusters',
+    parse: bool,
+    default: 'true',
+  },
 ];
 
 /**
@@ -173,13 +225,19 @@ export function parseSettings(items: string[]): Record<string, string> {
   for (const item of items) {
     const eq = item.indexOf('=');
     if (eq <= 0) {
-      throw new TendrilError('install.InvalidSetting', `invalid --set "${item}": expected key=value`, {
-        hint: `known keys: ${SETTINGS.map((s) => s.key).join(', ')}`,
-      });
+      throw new TendrilError(
+        'install.InvalidSetting',
+        `invalid --set "${item}": expected key=value`,
+        {
+          hint: `known keys: ${SETTINGS.map((s) => s.key).join(', ')}`,
+        },
+      );
     }
     const key = item.slice(0, eq).trim().replace(/\./g, '-');
     const value = item.slice(eq + 1).trim();
-    const spec = SETTINGS.find((s) => s.key === key || s.key.replace(/-/g, '') === key.replace(/-/g, '').toLowerCase());
+    const spec = SETTINGS.find(
+      (s) => s.key === key || s.key.replace(/-/g, '') === key.replace(/-/g, '').toLowerCase(),
+    );
     if (!spec) {
       throw new TendrilError('install.InvalidSetting', `unknown setting "${item.slice(0, eq)}"`, {
         hint: `known keys: ${SETTINGS.map((s) => s.key).join(', ')}`,
@@ -188,9 +246,13 @@ export function parseSettings(items: string[]): Record<string, string> {
     try {
       out[spec.key] = spec.parse(value);
     } catch (err) {
-      throw new TendrilError('install.InvalidSetting', `invalid value "${value}" for ${spec.key}: ${(err as Error).message}`, {
-        hint: `${spec.key}: ${spec.description}`,
-      });
+      throw new TendrilError(
+        'install.InvalidSetting',
+        `invalid value "${value}" for ${spec.key}: ${(err as Error).message}`,
+        {
+          hint: `${spec.key}: ${spec.description}`,
+        },
+      );
     }
   }
   return out;

@@ -35,7 +35,11 @@ type KubeObject = import('../k8s/objects.js').KubeObject;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 45_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 45_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -45,7 +49,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await sleep(250);
   }
 }
@@ -55,7 +60,8 @@ function processesOfHome(): number[] {
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
     try {
-      if (readFileSync(`/proc/${d}/environ`, 'utf8').includes(`TENDRIL_HOME=${home}`)) out.push(Number(d));
+      if (readFileSync(`/proc/${d}/environ`, 'utf8').includes(`TENDRIL_HOME=${home}`))
+        out.push(Number(d));
     } catch {
       // gone
     }
@@ -77,7 +83,11 @@ after(async () => {
 
 /** curl from inside a pod's network namespace. */
 function curlFromPod(uid: string, url: string): string {
-  return execFileSync('nsenter', [`--net=/run/netns/${podNetns(uid)}`, 'curl', '-s', '-m', '5', url], { encoding: 'utf8', timeout: 10_000 });
+  return execFileSync(
+    'nsenter',
+    [`--net=/run/netns/${podNetns(uid)}`, 'curl', '-s', '-m', '5', url],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
 }
 
 const echo = (replicas: number): KubeObject[] => [
@@ -88,7 +98,14 @@ const echo = (replicas: number): KubeObject[] => [
     spec: {
       replicas,
       selector: { matchLabels: { app: 'echo' } },
-      template: { metadata: { labels: { app: 'echo' } }, spec: { containers: [{ name: 'echo', image: 'mendhak/http-https-echo:28', ports: [{ containerPort: 8080 }] }] } },
+      template: {
+        metadata: { labels: { app: 'echo' } },
+        spec: {
+          containers: [
+            { name: 'echo', image: 'mendhak/http-https-echo:28', ports: [{ containerPort: 8080 }] },
+          ],
+        },
+      },
     },
   },
 ];
@@ -101,14 +118,29 @@ privilegedTest(
     const kube = new KubeClient({ server: apiServerURL(c) });
     try {
       // --- guards ---
-      await assert.rejects(install({ context: ctx, clusterName: 'Bad_Name' }), /invalid cluster name/);
-      await assert.rejects(install({ context: ctx, clusterName: 'cluster1', clusterId: '300' }), /invalid cluster ID/);
+      await assert.rejects(
+        install({ context: ctx, clusterName: 'Bad_Name' }),
+        /invalid cluster name/,
+      );
+      await assert.rejects(
+        install({ context: ctx, clusterName: 'cluster1', clusterId: '300' }),
+        /invalid cluster ID/,
+      );
       await assert.rejects(install({ context: 'lab-nope', clusterName: 'cluster1' }), /nope/);
-      await assert.rejects(install({ context: ctx, clusterName: 'cluster1', set: ['routing-mode=ipip'] }), /must be one of native, tunnel/);
+      await assert.rejects(
+        install({ context: ctx, clusterName: 'cluster1', set: ['routing-mode=ipip'] }),
+        /must be one of native, tunnel/,
+      );
 
       // --- install, racing a second install ---
       const [r1, r2] = await Promise.allSettled([
-        install({ context: ctx, clusterName: 'cluster1', enableL7Proxy: true, enableCrossClusterIpvs: true, identityAllocationMode: 'crd' }),
+        install({
+          context: ctx,
+          clusterName: 'cluster1',
+          enableL7Proxy: true,
+          enableCrossClusterIpvs: true,
+          identityAllocationMode: 'crd',
+        }),
         (async () => {
           await sleep(5);
           return install({ context: ctx, clusterName: 'cluster1' });
@@ -116,7 +148,10 @@ privilegedTest(
       ]);
       assert.equal(r1.status, 'fulfilled', r1.status === 'rejected' ? String(r1.reason) : '');
       assert.equal(r2.status, 'rejected');
-      assert.match(String((r2 as PromiseRejectedResult).reason), /another install of lab cluster c1 is running/);
+      assert.match(
+        String((r2 as PromiseRejectedResult).reason),
+        /another install of lab cluster c1 is running/,
+      );
       const res = (r1 as PromiseFulfilledResult<Awaited<ReturnType<typeof install>>>).value;
       assert.equal(res.state.clusterId, 1);
       assert.ok(res.notes.some((n) => /IPVS is not used/.test(n)));
@@ -126,7 +161,10 @@ privilegedTest(
 
       const again = await install({ context: ctx, clusterName: 'cluster1' });
       assert.equal(again.changed, false);
-      await assert.rejects(install({ context: ctx, clusterName: 'cluster1', clusterId: 7 }), /identities embed|refusing to change it to 7/);
+      await assert.rejects(
+        install({ context: ctx, clusterName: 'cluster1', clusterId: 7 }),
+        /identities embed|refusing to change it to 7/,
+      );
 
       // --- pods on both workers get addresses from their node's CIDR ---
       for (const o of echo(2)) await kube.create(o);
@@ -139,21 +177,33 @@ privilegedTest(
       assert.equal(nodes.size, 2, 'spread over both workers');
       for (const p of pods) {
         const node = c.nodes.find((n) => n.name === p.spec.nodeName)!;
-        assert.equal(p.status.podIP.split('.').slice(0, 3).join('.'), node.podCIDR.split('.').slice(0, 3).join('.'), `${p.metadata.name} IP in ${node.podCIDR}`);
+        assert.equal(
+          p.status.podIP.split('.').slice(0, 3).join('.'),
+          node.podCIDR.split('.').slice(0, 3).join('.'),
+          `${p.metadata.name} IP in ${node.podCIDR}`,
+        );
       }
       // identities (cluster ID in bits 16-23) and CiliumEndpoints
       const ceps = await until('CiliumEndpoints with identities', async () => {
         const l = await kube.list('cilium.io/v2', 'CiliumEndpoint', { namespace: 'default' });
-        return l.items.length === 2 && l.items.every((e) => Number(e.status?.identity?.id) > 0) ? l.items : undefined;
+        return l.items.length === 2 && l.items.every((e) => Number(e.status?.identity?.id) > 0)
+          ? l.items
+          : undefined;
       });
       const id = Number(ceps[0]!.status.identity.id);
       assert.equal(id >> 16, 1);
       assert.equal(Number(ceps[1]!.status.identity.id), id, 'same labels, same identity');
-      assert.ok((await kube.list('cilium.io/v2', 'CiliumIdentity')).items.some((o) => Number(o.metadata.name) === id));
+      assert.ok(
+        (await kube.list('cilium.io/v2', 'CiliumIdentity')).items.some(
+          (o) => Number(o.metadata.name) === id,
+        ),
+      );
 
       // --- pod to pod across nodes, native routing ---
       const [a, b] = pods as [KubeObject, KubeObject];
-      const body = await until('echo answers across nodes', () => JSON.parse(curlFromPod(a.metadata.uid!, `http://${b.status.podIP}:8080/x`)));
+      const body = await until('echo answers across nodes', () =>
+        JSON.parse(curlFromPod(a.metadata.uid!, `http://${b.status.podIP}:8080/x`)),
+      );
       assert.equal(body.path, '/x');
       assert.equal(body.ip, a.status.podIP, 'no NAT: the echo sees the client pod IP');
 
@@ -174,9 +224,22 @@ privilegedTest(
         return s.pid !== st.pid ? s : undefined;
       });
       assert.equal(st2.counts.endpoints, 1, 'endpoint restored');
-      assert.equal((await until('echo after agent restart', () => JSON.parse(curlFromPod(a.metadata.uid!, `http://${b.status.podIP}:8080/`)))).ip, a.status.podIP);
+      assert.equal(
+        (
+          await until('echo after agent restart', () =>
+            JSON.parse(curlFromPod(a.metadata.uid!, `http://${b.status.podIP}:8080/`)),
+          )
+        ).ip,
+        a.status.podIP,
+      );
       // a new pod on that node gets a fresh address (IPAM persisted)
-      await kube.patch('apps/v1', 'Deployment', 'echo', { spec: { replicas: 4 } }, { namespace: 'default' });
+      await kube.patch(
+        'apps/v1',
+        'Deployment',
+        'echo',
+        { spec: { replicas: 4 } },
+        { namespace: 'default' },
+      );
       const four = await until('4 running pods', async () => {
         const l = await kube.list('v1', 'Pod', { namespace: 'default', labelSelector: 'app=echo' });
         const ok = l.items.filter((p) => p.status?.phase === 'Running' && p.status?.podIP);
@@ -185,29 +248,65 @@ privilegedTest(
       assert.equal(new Set(four.map((p) => p.status.podIP)).size, 4, 'no address handed out twice');
 
       // --- tunnel mode ---
-      const t = await install({ context: ctx, clusterName: 'cluster1', set: ['routing-mode=tunnel'] });
+      const t = await install({
+        context: ctx,
+        clusterName: 'cluster1',
+        set: ['routing-mode=tunnel'],
+      });
       assert.equal(t.state.routingMode, 'tunnel');
       await until('vxlan routes', () => {
-        const r = execFileSync('ip', ['-n', `${prefix}-${w1}`, 'route', 'show', 'proto', '199'], { encoding: 'utf8' });
+        const r = execFileSync('ip', ['-n', `${prefix}-${w1}`, 'route', 'show', 'proto', '199'], {
+          encoding: 'utf8',
+        });
         return /dev tendril_vxlan/.test(r) ? true : undefined;
       });
-      const mtu = execFileSync('ip', ['-n', `${prefix}-${w1}`, '-j', 'link', 'show', 'tendril_vxlan'], { encoding: 'utf8' });
+      const mtu = execFileSync(
+        'ip',
+        ['-n', `${prefix}-${w1}`, '-j', 'link', 'show', 'tendril_vxlan'],
+        { encoding: 'utf8' },
+      );
       assert.equal(JSON.parse(mtu)[0].mtu, 1450);
-      const rx0 = JSON.parse(execFileSync('ip', ['-n', `${prefix}-${w1}`, '-j', '-s', 'link', 'show', 'tendril_vxlan'], { encoding: 'utf8' }))[0].stats64.rx.packets as number;
-      assert.equal((await until('echo through the tunnel', () => JSON.parse(curlFromPod(a.metadata.uid!, `http://${b.status.podIP}:8080/t`)))).path, '/t');
-      const rx1 = JSON.parse(execFileSync('ip', ['-n', `${prefix}-${w1}`, '-j', '-s', 'link', 'show', 'tendril_vxlan'], { encoding: 'utf8' }))[0].stats64.rx.packets as number;
+      const rx0 = JSON.parse(
+        execFileSync('ip', ['-n', `${prefix}-${w1}`, '-j', '-s', 'link', 'show', 'tendril_vxlan'], {
+          encoding: 'utf8',
+        }),
+      )[0].stats64.rx.packets as number;
+      assert.equal(
+        (
+          await until('echo through the tunnel', () =>
+            JSON.parse(curlFromPod(a.metadata.uid!, `http://${b.status.podIP}:8080/t`)),
+          )
+        ).path,
+        '/t',
+      );
+      const rx1 = JSON.parse(
+        execFileSync('ip', ['-n', `${prefix}-${w1}`, '-j', '-s', 'link', 'show', 'tendril_vxlan'], {
+          encoding: 'utf8',
+        }),
+      )[0].stats64.rx.packets as number;
       assert.ok(rx1 > rx0, 'the request went through the VXLAN device');
 
       // --- uninstall ---
       await uninstall({ context: ctx });
       const names = daemonStatus('c1').map((d) => d.name);
-      assert.ok(!names.includes(DAEMON_OPERATOR) && !names.some((n) => n.startsWith('tendril-agent-')), names.join(','));
+      assert.ok(
+        !names.includes(DAEMON_OPERATOR) && !names.some((n) => n.startsWith('tendril-agent-')),
+        names.join(','),
+      );
       assert.equal(readInstallState('c1'), undefined);
       for (const n of c.nodes) {
         assert.equal(existsSync(nodeBpffsDir('c1', n.name)), false, 'pins removed');
-        assert.equal(execFileSync('ip', ['-n', n.netns, 'route', 'show', 'proto', '199'], { encoding: 'utf8' }).trim(), '', 'routes removed');
+        assert.equal(
+          execFileSync('ip', ['-n', n.netns, 'route', 'show', 'proto', '199'], {
+            encoding: 'utf8',
+          }).trim(),
+          '',
+          'routes removed',
+        );
         if (existsSync(nodeCgroup('c1', n.name))) {
-          const attached = execFileSync('bpftool', ['cgroup', 'show', nodeCgroup('c1', n.name)], { encoding: 'utf8' }).trim();
+          const attached = execFileSync('bpftool', ['cgroup', 'show', nodeCgroup('c1', n.name)], {
+            encoding: 'utf8',
+          }).trim();
           assert.equal(attached, '', `no program attached to ${n.name}'s cgroup`);
         }
       }

@@ -9,8 +9,23 @@ import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
-import { addDaemon, listDaemonSpecs, nodeCommand, removeDaemon, tsxLoaderURL, projectRoot, type DaemonSpec } from '../lab/daemons.js';
-import { apiServerURL, clusterDNSAddress, listClusters, nodeCniBinDir, nodeCniConfDir, type LabCluster } from '../lab/state.js';
+import {
+  addDaemon,
+  listDaemonSpecs,
+  nodeCommand,
+  removeDaemon,
+  tsxLoaderURL,
+  projectRoot,
+  type DaemonSpec,
+} from '../lab/daemons.js';
+import {
+  apiServerURL,
+  clusterDNSAddress,
+  listClusters,
+  nodeCniBinDir,
+  nodeCniConfDir,
+  type LabCluster,
+} from '../lab/state.js';
 import { nodeBpffsDir } from '../lab/layout.js';
 import { netnsPath } from '../lab/netns.js';
 import { KubeClient } from '../k8s/client.js';
@@ -70,11 +85,22 @@ export interface InstallResult {
 }
 
 /** The CNI network config list written into each node. */
-export function cniConflist(labCluster: string, node: string, mtu: number): Record<string, unknown> {
+export function cniConflist(
+  labCluster: string,
+  node: string,
+  mtu: number,
+): Record<string, unknown> {
   return {
     cniVersion: '1.0.0',
     name: 'tendril',
-    plugins: [{ type: CNI_PLUGIN_NAME, agentSocket: agentSocketPath(labCluster, node), mtu, logFile: join(agentStateDir(labCluster, node), 'cni.log') }],
+    plugins: [
+      {
+        type: CNI_PLUGIN_NAME,
+        agentSocket: agentSocketPath(labCluster, node),
+        mtu,
+        logFile: join(agentStateDir(labCluster, node), 'cni.log'),
+      },
+    ],
   };
 }
 
@@ -85,7 +111,8 @@ export function cniPluginScript(): string {
 
 function controlPlane(c: LabCluster) {
   const cp = c.nodes.find((n) => n.role === 'control-plane');
-  if (!cp) throw new TendrilError('install.BadCluster', `lab cluster ${c.name} has no control-plane node`);
+  if (!cp)
+    throw new TendrilError('install.BadCluster', `lab cluster ${c.name} has no control-plane node`);
   return cp;
 }
 
@@ -94,16 +121,32 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
   const cp = controlPlane(c);
   const importOff = settings['remote-service-import'] === 'false';
   const out: DaemonSpec[] = [
-    { name: DAEMON_OPERATOR, command: nodeCommand('src/operator/main.ts', ['--cluster', c.name]), netns: cp.netns, restart: 'always' },
+    {
+      name: DAEMON_OPERATOR,
+      command: nodeCommand('src/operator/main.ts', ['--cluster', c.name]),
+      netns: cp.netns,
+      restart: 'always',
+    },
     {
       name: DAEMON_DNS,
-      command: nodeCommand('src/dns/main.ts', ['--cluster', c.name, '--listen', `${cp.ip}:53`, ...(importOff ? ['--no-service-imports'] : [])]),
+      command: nodeCommand('src/dns/main.ts', [
+        '--cluster',
+        c.name,
+        '--listen',
+        `${cp.ip}:53`,
+        ...(importOff ? ['--no-service-imports'] : []),
+      ]),
       netns: cp.netns,
       restart: 'always',
     },
   ];
   for (const n of c.nodes) {
-    out.push({ name: agentDaemonName(n.name), command: nodeCommand('src/agent/main.ts', ['--cluster', c.name, '--node', n.name]), netns: n.netns, restart: 'always' });
+    out.push({
+      name: agentDaemonName(n.name),
+      command: nodeCommand('src/agent/main.ts', ['--cluster', c.name, '--node', n.name]),
+      netns: n.netns,
+      restart: 'always',
+    });
   }
   return out;
 }
@@ -128,16 +171,33 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
   const clusterName = validateClusterName(o.clusterName);
   const explicitId = o.clusterId === undefined ? undefined : validateClusterId(o.clusterId);
   const settings = parseSettings(o.set ?? []);
-  if (o.routingMode) settings['routing-mode'] = parseSettings([`routing-mode=${o.routingMode}`])['routing-mode']!;
-  if (o.identityAllocationMode) settings['identity-allocation-mode'] = parseSettings([`identity-allocation-mode=${o.identityAllocationMode}`])['identity-allocation-mode']!;
+  if (o.routingMode)
+    settings['routing-mode'] = parseSettings([`routing-mode=${o.routingMode}`])['routing-mode']!;
+  if (o.identityAllocationMode)
+    settings['identity-allocation-mode'] = parseSettings([
+      `identity-allocation-mode=${o.identityAllocationMode}`,
+    ])['identity-allocation-mode']!;
   if (settings['identity-allocation-mode'] === 'kvstore') {
-    throw new TendrilError('install.Unsupported', 'identity allocation mode "kvstore" is not available in lab clusters: they have no cluster etcd for agents (the mesh etcd only exports state)', {
-      hint: 'use --enable-identity-allocation-mode CRD (the default): identities are CiliumIdentity objects and the mesh exports them',
-    });
+    throw new TendrilError(
+      'install.Unsupported',
+      'identity allocation mode "kvstore" is not available in lab clusters: they have no cluster etcd for agents (the mesh etcd only exports state)',
+      {
+        hint: 'use --enable-identity-allocation-mode CRD (the default): identities are CiliumIdentity objects and the mesh exports them',
+      },
+    );
   }
-  if (o.enableL7Proxy) notes.push('--enable-l7-proxy: not applicable: this version has no L7 proxy (policy is enforced at L3/L4 by eBPF)');
-  if (o.enableCrossClusterIpvs) notes.push('--enable-cross-cluster-ipvs: IPVS is not used; cross-cluster load balancing is done by eBPF at the socket, which is always on');
-  if (o.identityAllocationMode) notes.push(`--enable-identity-allocation-mode ${o.identityAllocationMode}: identities are allocated by the operator as CiliumIdentity objects`);
+  if (o.enableL7Proxy)
+    notes.push(
+      '--enable-l7-proxy: not applicable: this version has no L7 proxy (policy is enforced at L3/L4 by eBPF)',
+    );
+  if (o.enableCrossClusterIpvs)
+    notes.push(
+      '--enable-cross-cluster-ipvs: IPVS is not used; cross-cluster load balancing is done by eBPF at the socket, which is always on',
+    );
+  if (o.identityAllocationMode)
+    notes.push(
+      `--enable-identity-allocation-mode ${o.identityAllocationMode}: identities are allocated by the operator as CiliumIdentity objects`,
+    );
 
   const target = resolveInstallTarget(o.context);
   const c = target.cluster;
@@ -150,17 +210,27 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     else if (prev) clusterId = prev.clusterId;
     else {
       clusterId = pickClusterId(others.map((s) => s.clusterId));
-      notes.push(`cluster ID ${clusterId} picked (no other lab cluster uses it); pass --cluster-id to choose`);
+      notes.push(
+        `cluster ID ${clusterId} picked (no other lab cluster uses it); pass --cluster-id to choose`,
+      );
     }
     const clash = others.find((s) => s.clusterId === clusterId);
-    if (clash) notes.push(`warning: cluster ID ${clusterId} is also used by lab cluster ${clash.labCluster} (${clash.clusterName}); the two cannot be meshed`);
+    if (clash)
+      notes.push(
+        `warning: cluster ID ${clusterId} is also used by lab cluster ${clash.labCluster} (${clash.clusterName}); the two cannot be meshed`,
+      );
     const nameClash = others.find((s) => s.clusterName === clusterName);
-    if (nameClash) notes.push(`warning: cluster name ${clusterName} is also used by lab cluster ${nameClash.labCluster}; the two cannot be meshed`);
+    if (nameClash)
+      notes.push(
+        `warning: cluster name ${clusterName} is also used by lab cluster ${nameClash.labCluster}; the two cannot be meshed`,
+      );
     if (prev && prev.clusterId !== clusterId && !o.force) {
       throw new TendrilError(
         'install.ClusterIdChanged',
         `Tendril is installed in ${c.name} with cluster ID ${prev.clusterId}; refusing to change it to ${clusterId}: security identities embed the cluster ID (bits 16-23), so every identity, endpoint and remote cluster's view of this one would change`,
-        { hint: `keep --cluster-id ${prev.clusterId}, or pass --force to reinstall with the new ID (identities are re-allocated)` },
+        {
+          hint: `keep --cluster-id ${prev.clusterId}, or pass --force to reinstall with the new ID (identities are re-allocated)`,
+        },
       );
     }
     const next: Omit<InstallState, 'installedAt'> = {
@@ -175,16 +245,24 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     const daemons = installDaemons(c, settings);
     const present = new Set(listDaemonSpecs(c.name).map((d) => d.name));
     if (prev && sameInstall(prev, next) && daemons.every((d) => present.has(d.name))) {
-      say(`Tendril is already installed in ${c.name} (cluster ${clusterName}, ID ${clusterId}) with these settings: unchanged`);
+      say(
+        `Tendril is already installed in ${c.name} (cluster ${clusterName}, ID ${clusterId}) with these settings: unchanged`,
+      );
       return { state: prev, changed: false, notes };
     }
     if (prev && prev.clusterId !== clusterId) {
       say(`Reinstalling with cluster ID ${clusterId} (was ${prev.clusterId}) because of --force`);
       await removeEverything(c, say, { keepInstallState: false });
     }
-    const state: InstallState = { ...next, installedAt: prev && prev.clusterId === clusterId ? prev.installedAt : new Date().toISOString() };
+    const state: InstallState = {
+      ...next,
+      installedAt:
+        prev && prev.clusterId === clusterId ? prev.installedAt : new Date().toISOString(),
+    };
     writeInstallState(state);
-    say(`Installing Tendril in lab cluster ${c.name}: cluster name ${clusterName}, cluster ID ${clusterId}, routing ${state.routingMode}`);
+    say(
+      `Installing Tendril in lab cluster ${c.name}: cluster name ${clusterName}, cluster ID ${clusterId}, routing ${state.routingMode}`,
+    );
 
     const mtu = podMtu(state.routingMode, Number(settings['mtu'] ?? 1500));
     for (const n of c.nodes) {
@@ -194,7 +272,10 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
       const bin = join(nodeCniBinDir(c.name, n.name), CNI_PLUGIN_NAME);
       writeFileSync(bin, cniPluginScript());
       chmodSync(bin, 0o755);
-      writeFileSync(join(nodeCniConfDir(c.name, n.name), CNI_CONF_FILE), JSON.stringify(cniConflist(c.name, n.name, mtu), null, 2) + '\n');
+      writeFileSync(
+        join(nodeCniConfDir(c.name, n.name), CNI_CONF_FILE),
+        JSON.stringify(cniConflist(c.name, n.name, mtu), null, 2) + '\n',
+      );
     }
     say(`CNI plugin ${CNI_PLUGIN_NAME} and ${CNI_CONF_FILE} written to ${c.nodes.length} node(s)`);
 
@@ -203,12 +284,30 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     // a changed routing mode must not leave the other mode's routes behind
     if (prev && prev.routingMode !== state.routingMode) {
       for (const n of c.nodes) {
-        await new NodeRouter({ mode: prev.routingMode, nodeIP: n.ip, podCIDR: n.podCIDR, mtu: 1500, netns: netnsPath(n.netns) }).teardown().catch(() => undefined);
+        await new NodeRouter({
+          mode: prev.routingMode,
+          nodeIP: n.ip,
+          podCIDR: n.podCIDR,
+          mtu: 1500,
+          netns: netnsPath(n.netns),
+        })
+          .teardown()
+          .catch(() => undefined);
       }
     }
     const since = Date.now();
-    for (const d of daemons) addDaemon(c.name, { ...d, env: { ...(d.env ?? {}), TENDRIL_INSTALL_AT: state.installedAt, TENDRIL_INSTALL_GEN: String(Date.now()) } });
-    say(`Started ${DAEMON_OPERATOR} and ${DAEMON_DNS} on ${controlPlane(c).name}, and ${c.nodes.length} agent(s)`);
+    for (const d of daemons)
+      addDaemon(c.name, {
+        ...d,
+        env: {
+          ...(d.env ?? {}),
+          TENDRIL_INSTALL_AT: state.installedAt,
+          TENDRIL_INSTALL_GEN: String(Date.now()),
+        },
+      });
+    say(
+      `Started ${DAEMON_OPERATOR} and ${DAEMON_DNS} on ${controlPlane(c).name}, and ${c.nodes.length} agent(s)`,
+    );
     if (o.wait ?? true) await waitAgents(c, o.timeoutMs ?? 60_000, say, since);
     return { state, changed: true, notes };
   } finally {
@@ -217,7 +316,12 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
 }
 
 /** Waits until every node's agent answers on its socket. @throws TendrilError install.Timeout */
-export async function waitAgents(c: LabCluster, timeoutMs: number, say: (l: string) => void, startedAfter = 0): Promise<void> {
+export async function waitAgents(
+  c: LabCluster,
+  timeoutMs: number,
+  say: (l: string) => void,
+  startedAfter = 0,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const pending = new Set(c.nodes.map((n) => n.name));
   while (pending.size > 0) {
@@ -232,9 +336,13 @@ export async function waitAgents(c: LabCluster, timeoutMs: number, say: (l: stri
     }
     if (pending.size === 0) break;
     if (Date.now() > deadline) {
-      throw new TendrilError('install.Timeout', `agents did not come up within ${Math.round(timeoutMs / 1000)}s on: ${[...pending].join(', ')}`, {
-        hint: `see \`tendril lab logs\` for ${[...pending].map(agentDaemonName).join(', ')} and \`tendril status\``,
-      });
+      throw new TendrilError(
+        'install.Timeout',
+        `agents did not come up within ${Math.round(timeoutMs / 1000)}s on: ${[...pending].join(', ')}`,
+        {
+          hint: `see \`tendril lab logs\` for ${[...pending].map(agentDaemonName).join(', ')} and \`tendril status\``,
+        },
+      );
     }
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -250,7 +358,11 @@ export async function ensureKubeDNS(c: LabCluster, say: (l: string) => void): Pr
     const svc: KubeObject = {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name: 'kube-dns', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns', 'app.kubernetes.io/managed-by': 'tendril' } },
+      metadata: {
+        name: 'kube-dns',
+        namespace: 'kube-system',
+        labels: { 'k8s-app': 'kube-dns', 'app.kubernetes.io/managed-by': 'tendril' },
+      },
       spec: {
         clusterIP: dnsIP,
         ports: [
@@ -265,7 +377,10 @@ export async function ensureKubeDNS(c: LabCluster, say: (l: string) => void): Pr
       metadata: {
         name: KUBE_DNS_SLICE,
         namespace: 'kube-system',
-        labels: { 'kubernetes.io/service-name': 'kube-dns', 'endpointslice.kubernetes.io/managed-by': 'tendril.io' },
+        labels: {
+          'kubernetes.io/service-name': 'kube-dns',
+          'endpointslice.kubernetes.io/managed-by': 'tendril.io',
+        },
       },
       addressType: 'IPv4',
       ports: [
@@ -284,12 +399,20 @@ export async function ensureKubeDNS(c: LabCluster, say: (l: string) => void): Pr
 
 async function upsert(kube: KubeClient, obj: KubeObject): Promise<void> {
   const ns = obj.metadata.namespace;
-  const cur = await kube.getOrUndefined(obj.apiVersion, obj.kind, obj.metadata.name!, ns ? { namespace: ns } : {});
+  const cur = await kube.getOrUndefined(
+    obj.apiVersion,
+    obj.kind,
+    obj.metadata.name!,
+    ns ? { namespace: ns } : {},
+  );
   if (!cur) {
     await kube.create(obj);
     return;
   }
-  const merged = { ...obj, metadata: { ...cur.metadata, ...obj.metadata, resourceVersion: cur.metadata.resourceVersion } } as KubeObject;
+  const merged = {
+    ...obj,
+    metadata: { ...cur.metadata, ...obj.metadata, resourceVersion: cur.metadata.resourceVersion },
+  } as KubeObject;
   if (obj.kind === 'Service') merged.spec = { ...cur.spec, ...obj.spec };
   await kube.update(merged);
 }
@@ -307,7 +430,9 @@ export async function uninstall(o: UninstallOptions): Promise<{ removed: boolean
   const release = acquireInstallLock(c.name, 'uninstall');
   try {
     const prev = readInstallState(c.name);
-    const ours = listDaemonSpecs(c.name).some((d) => d.name === DAEMON_OPERATOR || d.name.startsWith('tendril-agent-'));
+    const ours = listDaemonSpecs(c.name).some(
+      (d) => d.name === DAEMON_OPERATOR || d.name.startsWith('tendril-agent-'),
+    );
     if (!prev && !ours) {
       say(`Tendril is not installed in ${c.name}: nothing to remove`);
       return { removed: false };
@@ -320,9 +445,17 @@ export async function uninstall(o: UninstallOptions): Promise<{ removed: boolean
   }
 }
 
-async function removeEverything(c: LabCluster, say: (l: string) => void, o: { keepInstallState: boolean }): Promise<void> {
+async function removeEverything(
+  c: LabCluster,
+  say: (l: string) => void,
+  o: { keepInstallState: boolean },
+): Promise<void> {
   const names = [DAEMON_OPERATOR, DAEMON_DNS, ...c.nodes.map((n) => agentDaemonName(n.name))];
-  await Promise.all(names.map((n) => removeDaemon(c.name, n, { wait: true, timeoutMs: 20_000 }).catch(() => undefined)));
+  await Promise.all(
+    names.map((n) =>
+      removeDaemon(c.name, n, { wait: true, timeoutMs: 20_000 }).catch(() => undefined),
+    ),
+  );
   say(`Stopped ${names.length} daemon(s)`);
   for (const n of c.nodes) {
     rmSync(join(nodeCniConfDir(c.name, n.name), CNI_CONF_FILE), { force: true });
@@ -334,7 +467,9 @@ async function removeEverything(c: LabCluster, say: (l: string) => void, o: { ke
     const ns = netnsPath(n.netns);
     if (existsSync(ns)) {
       for (const mode of ['native', 'tunnel'] as const) {
-        await new NodeRouter({ mode, nodeIP: n.ip, podCIDR: n.podCIDR, mtu: 1500, netns: ns }).teardown().catch(() => undefined);
+        await new NodeRouter({ mode, nodeIP: n.ip, podCIDR: n.podCIDR, mtu: 1500, netns: ns })
+          .teardown()
+          .catch(() => undefined);
       }
     }
   }
@@ -351,7 +486,12 @@ async function removeEverything(c: LabCluster, say: (l: string) => void, o: { ke
       const l = await kube.list('cilium.io/v2', kind).catch(() => ({ items: [] as KubeObject[] }));
       for (const obj of l.items) {
         await kube
-          .delete('cilium.io/v2', kind, obj.metadata.name!, obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {})
+          .delete(
+            'cilium.io/v2',
+            kind,
+            obj.metadata.name!,
+            obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {},
+          )
           .catch((e) => ignore404(e));
       }
     }

@@ -50,7 +50,10 @@ test('exhaustion and wrap-around', () => {
     const ipam = new Ipam({ cidr: '10.0.0.0/30', stateFile: join(dir, 'ipam.json') });
     assert.equal(ipam.allocate({ containerId: 'a', ifName: 'eth0' }).ip, '10.0.0.1');
     assert.equal(ipam.allocate({ containerId: 'b', ifName: 'eth0' }).ip, '10.0.0.2');
-    assert.throws(() => ipam.allocate({ containerId: 'c', ifName: 'eth0' }), (e: unknown) => e instanceof TendrilError && e.code === 'ipam.Exhausted');
+    assert.throws(
+      () => ipam.allocate({ containerId: 'c', ifName: 'eth0' }),
+      (e: unknown) => e instanceof TendrilError && e.code === 'ipam.Exhausted',
+    );
     ipam.release('a');
     assert.equal(ipam.allocate({ containerId: 'c', ifName: 'eth0' }).ip, '10.0.0.1');
     assert.equal(ipam.release('zzz'), undefined);
@@ -63,12 +66,18 @@ test('a changed CIDR keeps old allocations out of the pool; corrupt file is a cl
   const dir = tmp();
   try {
     const file = join(dir, 'ipam.json');
-    new Ipam({ cidr: '10.244.1.0/24', stateFile: file }).allocate({ containerId: 'a', ifName: 'eth0' });
+    new Ipam({ cidr: '10.244.1.0/24', stateFile: file }).allocate({
+      containerId: 'a',
+      ifName: 'eth0',
+    });
     const moved = new Ipam({ cidr: '10.244.9.0/24', stateFile: file });
     assert.equal(moved.list().length, 0);
     assert.equal(moved.stale().length, 1);
     writeFileSync(file, '{nope');
-    assert.throws(() => new Ipam({ cidr: '10.244.1.0/24', stateFile: file }), /CorruptState|read IPAM state/);
+    assert.throws(
+      () => new Ipam({ cidr: '10.244.1.0/24', stateFile: file }),
+      /CorruptState|read IPAM state/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

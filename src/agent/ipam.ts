@@ -7,10 +7,26 @@
  * Reserved: the network address (the node's tunnel address in tunnel mode)
  * and the broadcast address.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { TendrilError } from '../util/errors.js';
-import { cidrContains, cidrSize, formatCIDR, formatIPv4, parseCIDR, parseIPv4, type CIDR4 } from '../lab/ipmath.js';
+import {
+  cidrContains,
+  cidrSize,
+  formatCIDR,
+  formatIPv4,
+  parseCIDR,
+  parseIPv4,
+  type CIDR4,
+} from '../lab/ipmath.js';
 
 /** Who holds an address: a container's interface (CNI's key), and the pod for humans. */
 export interface IpamOwner {
@@ -56,7 +72,10 @@ export class Ipam {
   constructor(options: IpamOptions) {
     this.cidr = parseCIDR(options.cidr, 'pod CIDR');
     if (this.cidr.bits > 30) {
-      throw new TendrilError('ipam.InvalidCIDR', `pod CIDR ${options.cidr} is too small (needs at least a /30)`);
+      throw new TendrilError(
+        'ipam.InvalidCIDR',
+        `pod CIDR ${options.cidr} is too small (needs at least a /30)`,
+      );
     }
     this.stateFile = options.stateFile;
     this.load();
@@ -75,10 +94,14 @@ export class Ipam {
       f = JSON.parse(text) as IpamFile;
       if (!Array.isArray(f.allocations)) throw new Error('no allocations array');
     } catch (err) {
-      throw new TendrilError('ipam.CorruptState', `read IPAM state ${this.stateFile}: ${(err as Error).message}`, {
-        hint: 'the file is written atomically, so this means it was edited by hand; fix or remove it (removing it may reuse live addresses)',
-        cause: err,
-      });
+      throw new TendrilError(
+        'ipam.CorruptState',
+        `read IPAM state ${this.stateFile}: ${(err as Error).message}`,
+        {
+          hint: 'the file is written atomically, so this means it was edited by hand; fix or remove it (removing it may reuse live addresses)',
+          cause: err,
+        },
+      );
     }
     for (const a of f.allocations) this.byIp.set(a.ip, a);
     if (f.last && cidrContains(this.cidr, f.last)) this.last = parseIPv4(f.last);
@@ -105,7 +128,8 @@ export class Ipam {
 
   /** The allocation held by this container interface, if any. */
   get(containerId: string, ifName = 'eth0'): IpamAllocation | undefined {
-    for (const a of this.byIp.values()) if (a.containerId === containerId && a.ifName === ifName) return a;
+    for (const a of this.byIp.values())
+      if (a.containerId === containerId && a.ifName === ifName) return a;
     return undefined;
   }
 
@@ -148,9 +172,13 @@ export class Ipam {
       }
       candidate++;
     }
-    throw new TendrilError('ipam.Exhausted', `no free address in pod CIDR ${formatCIDR(this.cidr)} (${this.byIp.size} in use)`, {
-      hint: 'delete pods on this node, or give the node a larger pod CIDR',
-    });
+    throw new TendrilError(
+      'ipam.Exhausted',
+      `no free address in pod CIDR ${formatCIDR(this.cidr)} (${this.byIp.size} in use)`,
+      {
+        hint: 'delete pods on this node, or give the node a larger pod CIDR',
+      },
+    );
   }
 
   /** Releases the owner's address; returns it, or undefined if it held none (idempotent). */

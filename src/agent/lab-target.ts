@@ -20,11 +20,18 @@ export function resolveInstallTarget(context?: string): InstallTarget {
   const ctx = resolveContext(context);
   const clusters = listClusters();
   const cluster =
-    clusters.find((c) => apiServerURL(c) === ctx.server) ?? (ctx.contextName.startsWith('lab-') ? clusters.find((c) => c.name === ctx.contextName.slice(4)) : undefined);
+    clusters.find((c) => apiServerURL(c) === ctx.server) ??
+    (ctx.contextName.startsWith('lab-')
+      ? clusters.find((c) => c.name === ctx.contextName.slice(4))
+      : undefined);
   if (!cluster) {
-    throw new TendrilError('install.NotALabCluster', `context "${ctx.contextName}" (${ctx.server}) is not a lab cluster on this machine`, {
-      hint: `see \`tendril lab list\`; create one with \`tendril lab create NAME\` and pass --context lab-NAME`,
-    });
+    throw new TendrilError(
+      'install.NotALabCluster',
+      `context "${ctx.contextName}" (${ctx.server}) is not a lab cluster on this machine`,
+      {
+        hint: `see \`tendril lab list\`; create one with \`tendril lab create NAME\` and pass --context lab-NAME`,
+      },
+    );
   }
   return { context: ctx.contextName, server: ctx.server, cluster };
 }

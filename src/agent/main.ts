@@ -52,11 +52,12 @@ async function main(): Promise<void> {
         logger,
         ...(await loadSocketLBFactory(logger).then((f) => (f ? { socketLB: f } : {}))),
       });
-  const extras = datapath instanceof LinuxDatapath
-    ? {
-        listNodeRoutes: () => datapath.router.list(),
-      }
-    : {};
+  const extras =
+    datapath instanceof LinuxDatapath
+      ? {
+          listNodeRoutes: () => datapath.router.list(),
+        }
+      : {};
   const k8s = cfg.apiServerURL ? await startK8sSources.prepare(cfg, logger) : undefined;
   const agent = new Agent(cfg, {
     datapath: Object.assign(datapath, extras),
@@ -70,10 +71,22 @@ async function main(): Promise<void> {
   const started = k8s ? await k8s.start(agent) : undefined;
   const mesh =
     cfg.labCluster && started
-      ? new MeshSource({ labCluster: cfg.labCluster, clusterName: cfg.clusterName, agent, setRemoteServices: (l) => started.setRemoteServices(l), setRemoteExports: (l) => started.setRemoteExports(l), logger })
+      ? new MeshSource({
+          labCluster: cfg.labCluster,
+          clusterName: cfg.clusterName,
+          agent,
+          setRemoteServices: (l) => started.setRemoteServices(l),
+          setRemoteExports: (l) => started.setRemoteExports(l),
+          logger,
+        })
       : undefined;
   mesh?.start();
-  logger.info('agent running', { socket: cfg.socketPath, podCIDR: cfg.podCIDR, routingMode: cfg.routingMode, problems: agent.status().problems.length });
+  logger.info('agent running', {
+    socket: cfg.socketPath,
+    podCIDR: cfg.podCIDR,
+    routingMode: cfg.routingMode,
+    problems: agent.status().problems.length,
+  });
 
   let stopping = false;
   const stop = async (sig: string) => {

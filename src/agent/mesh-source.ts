@@ -53,10 +53,14 @@ export class MeshSource {
     this.problemTimer = setInterval(() => {
       const enabled = meshEnabled(this.o.labCluster);
       if (enabled && !this.source.state && this.source.lastError) {
-        this.o.agent.setProblem('clustermesh', { cause: `cannot read the clustermesh etcd: ${this.source.lastError}`, hint: 'see `tendril clustermesh status`; the agent retries' });
+        this.o.agent.setProblem('clustermesh', {
+          cause: `cannot read the clustermesh etcd: ${this.source.lastError}`,
+          hint: 'see `tendril clustermesh status`; the agent retries',
+        });
       } else this.o.agent.setProblem('clustermesh', undefined);
       // a new connection whose initial events came before it was published, or a disable
-      if (this.source.state !== this.flushedState || (!this.source.state && this.known.size > 0)) this.flush();
+      if (this.source.state !== this.flushedState || (!this.source.state && this.known.size > 0))
+        this.flush();
     }, this.o.pollMs ?? 1000);
   }
 
@@ -83,7 +87,12 @@ export class MeshSource {
         const ip = n.addresses.find((a) => a.type === 'InternalIP')?.ip;
         if (!ip) continue;
         const podCIDR = n.podCIDRs.find((x) => !x.includes(':'));
-        nodes.push({ name: `${c.name}/${n.name}`, ip, ...(podCIDR ? { podCIDR } : {}), clusterId: n.clusterID });
+        nodes.push({
+          name: `${c.name}/${n.name}`,
+          ip,
+          ...(podCIDR ? { podCIDR } : {}),
+          clusterId: n.clusterID,
+        });
       }
       this.o.agent.setNodes(c.name, nodes);
       const ipc: IPCacheEntry[] = [];
@@ -93,7 +102,8 @@ export class MeshSource {
       }
       this.o.agent.setIPCacheSource(`remote:${c.name}`, ipc);
       for (const s of c.services.values()) services.push(s);
-      for (const e of c.serviceExports.values()) exportsList.push({ cluster: e.cluster || c.name, namespace: e.namespace, name: e.name });
+      for (const e of c.serviceExports.values())
+        exportsList.push({ cluster: e.cluster || c.name, namespace: e.namespace, name: e.name });
     }
     for (const c of [...this.known]) {
       if (seen.has(c)) continue;

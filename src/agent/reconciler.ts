@@ -148,7 +148,8 @@ export class Reconciler<V> {
           const have = this.applied.get(k);
           try {
             if (want !== undefined) {
-              if (have === undefined || !(this.o.equal ?? jsonEqual)(want, have)) await this.o.ops.upsert(want);
+              if (have === undefined || !(this.o.equal ?? jsonEqual)(want, have))
+                await this.o.ops.upsert(want);
               this.applied.set(k, want);
             } else if (have !== undefined) {
               if (!this.isSynced && this.adoptedOnly.has(k)) {
@@ -166,7 +167,11 @@ export class Reconciler<V> {
           } catch (err) {
             failed = true;
             this.lastError = `${k}: ${(err as Error).message}`;
-            this.log.warn('reconcile failed, will retry', { key: k, error: err, retryInMs: this.backoff });
+            this.log.warn('reconcile failed, will retry', {
+              key: k,
+              error: err,
+              retryInMs: this.backoff,
+            });
           }
         }
         if (failed || !progressed) break;

@@ -39,13 +39,19 @@ export interface ClusterStatus {
   clustermesh: Health;
   nodes: NodeStatus[];
   operatorStatus?: OperatorStatus;
-  daemons: { agents: { desired: number; ready: number }; operator: { desired: number; ready: number }; dns: { desired: number; ready: number } };
+  daemons: {
+    agents: { desired: number; ready: number };
+    operator: { desired: number; ready: number };
+    dns: { desired: number; ready: number };
+  };
   counts: { endpoints: number; services: number; identities: number; ipcacheEntries: number };
   problems: Problem[];
 }
 
 function daemonInfo(d: DaemonStatus | undefined) {
-  return d ? { running: d.running, restarts: d.restarts, ...(d.pid ? { pid: d.pid } : {}) } : undefined;
+  return d
+    ? { running: d.running, restarts: d.restarts, ...(d.pid ? { pid: d.pid } : {}) }
+    : undefined;
 }
 
 function readOperatorStatus(labCluster: string): OperatorStatus | undefined {
@@ -77,62 +83,107 @@ export async function collectClusterStatus(context: string, c: LabCluster): Prom
     hubble: 'disabled',
     clustermesh: meshEnabled(c.name) ? 'OK' : 'disabled',
     nodes: [],
-    daemons: { agents: { desired: c.nodes.length, ready: 0 }, operator: { desired: 1, ready: 0 }, dns: { desired: 1, ready: 0 } },
+    daemons: {
+      agents: { desired: c.nodes.length, ready: 0 },
+      operator: { desired: 1, ready: 0 },
+      dns: { desired: 1, ready: 0 },
+    },
     counts: { endpoints: 0, services: 0, identities: 0, ipcacheEntries: 0 },
     problems,
   };
   if (!install) {
-    problems.push({ component: 'install', cause: `Tendril is not installed in lab cluster ${c.name}`, hint: `run: tendril install --context ${context} --cluster-name ${c.name}` });
+    problems.push({
+      component: 'install',
+      cause: `Tendril is not installed in lab cluster ${c.name}`,
+      hint: `run: tendril install --context ${context} --cluster-name ${c.name}`,
+    });
     return base;
   }
   const nodes = await Promise.all(
     c.nodes.map(async (n): Promise<NodeStatus> => {
       const d = daemons.get(agentDaemonName(n.name));
-      const ns: NodeStatus = { node: n.name, health: 'Error', ...(d ? { daemon: daemonInfo(d)! } : {}) };
+      const ns: NodeStatus = {
+        node: n.name,
+        health: 'Error',
+        ...(d ? { daemon: daemonInfo(d)! } : {}),
+      };
       if (!d) {
         ns.error = 'agent daemon is not configured';
-        problems.push({ component: `agent/${n.name}`, cause: ns.error, hint: `reinstall: tendril install --context ${context} --cluster-name ${install.clusterName}` });
+        problems.push({
+          component: `agent/${n.name}`,
+          cause: ns.error,
+          hint: `reinstall: tendril install --context ${context} --cluster-name ${install.clusterName}`,
+        });
         return ns;
       }
       try {
-        ns.agent = await new AgentClient(agentSocketPath(c.name, n.name), { timeoutMs: 3000 }).status();
+        ns.agent = await new AgentClient(agentSocketPath(c.name, n.name), {
+          timeoutMs: 3000,
+        }).status();
         ns.health = ns.agent.health;
-        for (const p of ns.agent.problems) problems.push({ ...p, component: `agent/${n.name}: ${p.component}` });
+        for (const p of ns.agent.problems)
+          problems.push({ ...p, component: `agent/${n.name}: ${p.component}` });
       } catch (err) {
-        ns.error = d.running ? `agent not answering: ${(err as Error).message}` : `agent not running${d.lastExit ? ` (last exit code ${d.lastExit.code}, signal ${d.lastExit.signal}, ${d.restarts} restart(s))` : ''}`;
-        problems.push({ component: `agent/${n.name}`, cause: ns.error, hint: `see its log: tendril lab logs ${c.name} ${agentDaemonName(n.name)}` });
+        ns.error = d.running
+          ? `agent not answering: ${(err as Error).message}`
+          : `agent not running${d.lastExit ? ` (last exit code ${d.lastExit.code}, signal ${d.lastExit.signal}, ${d.restarts} restart(s))` : ''}`;
+        problems.push({
+          component: `agent/${n.name}`,
+          cause: ns.error,
+          hint: `see its log: tendril lab logs ${c.name} ${agentDaemonName(n.name)}`,
+        });
       }
       return ns;
     }),
   );
   base.nodes = nodes;
   base.daemons.agents.ready = nodes.filter((n) => n.agent).length;
-  const worst = (hs: Health[]): Health => (hs.includes('Error') ? 'Error' : hs.includes('Warning') ? 'Warning' : 'OK');
+  const worst = (hs: Health[]): Health =>
+    hs.includes('Error') ? 'Error' : hs.includes('Warning') ? 'Warning' : 'OK';
   base.tendril = worst(nodes.map((n) => n.health));
 
   const op = daemons.get(DAEMON_OPERATOR);
   const opSt = readOperatorStatus(c.name);
   if (opSt) base.operatorStatus = opSt;
-  const fresh = opSt && op?.running && opSt.pid === op.pid && Date.now() - Date.parse(opSt.updatedAt) < 20_000;
+  const fresh =
+    opSt && op?.running && opSt.pid === op.pid && Date.now() - Date.parse(opSt.updatedAt) < 20_000;
   if (!op?.running) {
-    problems.push({ component: 'operator', cause: op ? `not running (${op.restarts} restart(s))` : 'not configured', hint: `see its log: tendril lab logs ${c.name} ${DAEMON_OPERATOR}` });
+    problems.push({
+      component: 'operator',
+      cause: op ? `not running (${op.restarts} restart(s))` : 'not configured',
+      hint: `see its log: tendril lab logs ${c.name} ${DAEMON_OPERATOR}`,
+    });
   } else if (!fresh || !opSt?.synced) {
     base.operator = 'Warning';
     base.daemons.operator.ready = 0;
-    problems.push({ component: 'operator', cause: 'running but not synced with the API server yet', hint: `wait, or see: tendril lab logs ${c.name} ${DAEMON_OPERATOR}` });
+    problems.push({
+      component: 'operator',
+      cause: 'running but not synced with the API server yet',
+      hint: `wait, or see: tendril lab logs ${c.name} ${DAEMON_OPERATOR}`,
+    });
   } else {
     base.operator = opSt.lastError ? 'Warning' : 'OK';
     base.daemons.operator.ready = 1;
-    if (opSt.lastError) problems.push({ component: 'operator', cause: opSt.lastError, hint: 'the operator retries; see its log' });
+    if (opSt.lastError)
+      problems.push({
+        component: 'operator',
+        cause: opSt.lastError,
+        hint: 'the operator retries; see its log',
+      });
   }
   const dns = daemons.get(DAEMON_DNS);
-  if (dns?.running && (dns.restarts === 0 || (dns.startedAt && Date.now() - Date.parse(dns.startedAt) > 5000))) {
+  if (
+    dns?.running &&
+    (dns.restarts === 0 || (dns.startedAt && Date.now() - Date.parse(dns.startedAt) > 5000))
+  ) {
     base.dns = 'OK';
     base.daemons.dns.ready = 1;
   } else {
     problems.push({
       component: 'dns',
-      cause: dns ? `cluster DNS not running${dns.lastExit ? ` (last exit code ${dns.lastExit.code}, ${dns.restarts} restart(s))` : ''}` : 'cluster DNS not configured',
+      cause: dns
+        ? `cluster DNS not running${dns.lastExit ? ` (last exit code ${dns.lastExit.code}, ${dns.restarts} restart(s))` : ''}`
+        : 'cluster DNS not configured',
       hint: `see its log: tendril lab logs ${c.name} ${DAEMON_DNS}`,
     });
   }
@@ -166,7 +217,11 @@ export function renderStatus(s: ClusterStatus): string {
   const d = s.daemons;
   const row = (kind: string, name: string, x: { desired: number; ready: number }) =>
     `${pad(kind, 18)}${pad(name, 19)}Desired: ${x.desired}, Ready: ${x.ready}/${x.desired}, Available: ${x.ready}/${x.desired}`;
-  lines.push(row('DaemonSet', 'tendril-agent', d.agents), row('Deployment', 'tendril-operator', d.operator), row('Deployment', 'tendril-dns', d.dns));
+  lines.push(
+    row('DaemonSet', 'tendril-agent', d.agents),
+    row('Deployment', 'tendril-operator', d.operator),
+    row('Deployment', 'tendril-dns', d.dns),
+  );
   if (s.install) {
     const attached = s.nodes.filter((n) => n.agent?.socketLB.attached).length;
     lines.push(
@@ -180,7 +235,9 @@ export function renderStatus(s: ClusterStatus): string {
       const a = n.agent;
       lines.push(
         `  ${pad(n.node, 28)}${pad(n.health, 9)}` +
-          (a ? `${pad(a.nodeIP, 14)}pods ${pad(a.podCIDR, 16)}endpoints ${pad(String(a.counts.endpoints), 4)}routes ${a.reconcilers.find((r) => r.name === 'routes')?.desired ?? 0}` : n.error ?? ''),
+          (a
+            ? `${pad(a.nodeIP, 14)}pods ${pad(a.podCIDR, 16)}endpoints ${pad(String(a.counts.endpoints), 4)}routes ${a.reconcilers.find((r) => r.name === 'routes')?.desired ?? 0}`
+            : (n.error ?? '')),
       );
     }
   }

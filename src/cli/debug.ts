@@ -11,7 +11,12 @@ import { TendrilError } from '../util/errors.js';
 import { resolveInstallTarget } from '../agent/lab-target.js';
 import { nodeBpffsDir } from '../lab/layout.js';
 import { apiServerURL, type LabCluster } from '../lab/state.js';
-import { openPinnedEndpoints, openPinnedIPCache, keyToPrefix, PIN } from '../datapath/linux/maps.js';
+import {
+  openPinnedEndpoints,
+  openPinnedIPCache,
+  keyToPrefix,
+  PIN,
+} from '../datapath/linux/maps.js';
 import { AgentClient } from '../agent/api/client.js';
 import { agentSocketPath } from '../agent/config.js';
 import { describeIdentity } from '../identity/numeric.js';
@@ -24,14 +29,25 @@ const w = (s: string) => process.stdout.write(s);
 function table(rows: string[][]): string {
   if (rows.length === 0) return '';
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('   ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join('   ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 function nodesOf(c: LabCluster, node?: string) {
   if (!node) return c.nodes;
   const n = c.nodes.filter((x) => x.name === node);
   if (n.length === 0) {
-    throw new TendrilError('debug.UnknownNode', `lab cluster ${c.name} has no node "${node}"`, { hint: `its nodes: ${c.nodes.map((x) => x.name).join(', ')}` });
+    throw new TendrilError('debug.UnknownNode', `lab cluster ${c.name} has no node "${node}"`, {
+      hint: `its nodes: ${c.nodes.map((x) => x.name).join(', ')}`,
+    });
   }
   return n;
 }
@@ -51,7 +67,11 @@ async function ipcache(c: LabCluster, node?: string): Promise<void> {
     const m = openPinnedIPCache(dir);
     try {
       const rows = [...m.entries()]
-        .map(([k, v]) => [keyToPrefix(k), describeIdentity(v.identity), v.hostIP === '0.0.0.0' ? '-' : v.hostIP])
+        .map(([k, v]) => [
+          keyToPrefix(k),
+          describeIdentity(v.identity),
+          v.hostIP === '0.0.0.0' ? '-' : v.hostIP,
+        ])
         .sort((a, b) => a[0]!.localeCompare(b[0]!, undefined, { numeric: true }));
       w(table([['PREFIX', 'IDENTITY', 'TUNNEL ENDPOINT'], ...rows]));
     } finally {
@@ -68,12 +88,22 @@ async function endpoints(c: LabCluster, node?: string): Promise<void> {
       w(noMap(n.name, join(dir, PIN.endpoints)));
       continue;
     }
-    const info = await new AgentClient(agentSocketPath(c.name, n.name), { timeoutMs: 3000 }).endpoints().catch(() => []);
+    const info = await new AgentClient(agentSocketPath(c.name, n.name), { timeoutMs: 3000 })
+      .endpoints()
+      .catch(() => []);
     const m = openPinnedEndpoints(dir);
     try {
       const rows = [...m.entries()].map(([ip, v]) => {
         const ep = info.find((e) => e.ip === ip);
-        return [String(v.id), ip, describeIdentity(v.identity), String(v.ifindex), ep ? `${ep.podNamespace}/${ep.podName}` : '?', ep?.hostIfName ?? '?', ep?.state ?? '(agent down)'];
+        return [
+          String(v.id),
+          ip,
+          describeIdentity(v.identity),
+          String(v.ifindex),
+          ep ? `${ep.podNamespace}/${ep.podName}` : '?',
+          ep?.hostIfName ?? '?',
+          ep?.state ?? '(agent down)',
+        ];
       });
       rows.sort((a, b) => Number(a[0]) - Number(b[0]));
       w(table([['ENDPOINT', 'IPV4', 'IDENTITY', 'IFINDEX', 'POD', 'HOST IF', 'STATE'], ...rows]));
@@ -88,7 +118,11 @@ async function identities(c: LabCluster): Promise<void> {
   try {
     const l = await kube.list('cilium.io/v2', 'CiliumIdentity');
     const rows = l.items
-      .map((o) => [o.metadata.name ?? '', describeIdentity(Number(o.metadata.name)), identityObjectLabels(o) ?? ''])
+      .map((o) => [
+        o.metadata.name ?? '',
+        describeIdentity(Number(o.metadata.name)),
+        identityObjectLabels(o) ?? '',
+      ])
       .sort((a, b) => Number(a[0]) - Number(b[0]));
     w(table([['ID', 'IDENTITY', 'LABELS'], ...rows]));
   } finally {
@@ -106,13 +140,21 @@ async function services(c: LabCluster, node?: string): Promise<void> {
       for (const s of pinned) {
         const fe = `${s.frontend.ip}:${s.frontend.port}/${s.frontend.protocol}`;
         if (s.backends.length === 0) rows.push([fe, '(no backends: connections are refused)', '']);
-        s.backends.forEach((b, i) => rows.push([i === 0 ? fe : '', `${b.ip}:${b.port}`, `${b.ready ? 'active' : 'terminating'}${b.clusterId ? `, cluster ${b.clusterId}` : ''}`]));
+        s.backends.forEach((b, i) =>
+          rows.push([
+            i === 0 ? fe : '',
+            `${b.ip}:${b.port}`,
+            `${b.ready ? 'active' : 'terminating'}${b.clusterId ? `, cluster ${b.clusterId}` : ''}`,
+          ]),
+        );
       }
       w(table([['FRONTEND', 'BACKEND', 'STATE'], ...rows]));
       continue;
     }
     w(`Node ${n.name} — no pinned service maps in ${dir}; the agent's desired services:\n`);
-    const list = await new AgentClient(agentSocketPath(c.name, n.name), { timeoutMs: 3000 }).services().catch(() => undefined);
+    const list = await new AgentClient(agentSocketPath(c.name, n.name), { timeoutMs: 3000 })
+      .services()
+      .catch(() => undefined);
     if (!list) {
       w('  (agent not answering)\n');
       continue;
@@ -121,32 +163,44 @@ async function services(c: LabCluster, node?: string): Promise<void> {
     for (const s of list) {
       const fe = `${s.frontend.ip}:${s.frontend.port}/${s.frontend.protocol}`;
       if (s.backends.length === 0) rows.push([fe, '(no backends)']);
-      s.backends.forEach((b, i) => rows.push([i === 0 ? fe : '', `${b.ip}:${b.port} (cluster ${b.clusterId})`]));
+      s.backends.forEach((b, i) =>
+        rows.push([i === 0 ? fe : '', `${b.ip}:${b.port} (cluster ${b.clusterId})`]),
+      );
     }
     w(table([['FRONTEND', 'BACKEND'], ...rows]));
   }
 }
 
 export function register(program: Command): void {
-  const debug = program.command('debug').description("print the datapath's kernel state in human terms (like cilium-dbg)");
+  const debug = program
+    .command('debug')
+    .description("print the datapath's kernel state in human terms (like cilium-dbg)");
   const ctx = (cmd: Command) => (cmd.optsWithGlobals() as { context?: string }).context;
   debug
     .command('services')
     .description('services and backends from the BPF service maps')
     .option('--node <node>', 'only this node')
-    .action(async (o: { node?: string }, cmd: Command) => services(resolveInstallTarget(ctx(cmd)).cluster, o.node));
+    .action(async (o: { node?: string }, cmd: Command) =>
+      services(resolveInstallTarget(ctx(cmd)).cluster, o.node),
+    );
   debug
     .command('ipcache')
     .description('IP prefix -> identity from the BPF ipcache map')
     .option('--node <node>', 'only this node')
-    .action(async (o: { node?: string }, cmd: Command) => ipcache(resolveInstallTarget(ctx(cmd)).cluster, o.node));
+    .action(async (o: { node?: string }, cmd: Command) =>
+      ipcache(resolveInstallTarget(ctx(cmd)).cluster, o.node),
+    );
   debug
     .command('endpoints')
     .description("the node's endpoints from the BPF endpoints map, with their pods")
     .option('--node <node>', 'only this node')
-    .action(async (o: { node?: string }, cmd: Command) => endpoints(resolveInstallTarget(ctx(cmd)).cluster, o.node));
+    .action(async (o: { node?: string }, cmd: Command) =>
+      endpoints(resolveInstallTarget(ctx(cmd)).cluster, o.node),
+    );
   debug
     .command('identities')
     .description('security identities (CiliumIdentity objects)')
-    .action(async (_o: unknown, cmd: Command) => identities(resolveInstallTarget(ctx(cmd)).cluster));
+    .action(async (_o: unknown, cmd: Command) =>
+      identities(resolveInstallTarget(ctx(cmd)).cluster),
+    );
 }

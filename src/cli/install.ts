@@ -12,13 +12,27 @@ export function register(program: Command): void {
   program
     .command('install')
     .description('install Tendril (agents, operator, cluster DNS, CNI plugin) into a lab cluster')
-    .requiredOption('--cluster-name <name>', 'the cluster\'s name in the mesh (<=32 chars: a-z, 0-9, "-")')
+    .requiredOption(
+      '--cluster-name <name>',
+      'the cluster\'s name in the mesh (<=32 chars: a-z, 0-9, "-")',
+    )
     .option('--cluster-id <id>', 'cluster ID 1-255 (default: one no other lab cluster uses)')
-    .option('--set <key=value>', 'a setting (repeatable): routing-mode, mtu, lb-algorithm, identity-gc-interval, ...', collect, [])
-    .option('--routing-mode <mode>', 'native (kernel routes) or tunnel (VXLAN); same as --set routing-mode=')
+    .option(
+      '--set <key=value>',
+      'a setting (repeatable): routing-mode, mtu, lb-algorithm, identity-gc-interval, ...',
+      collect,
+      [],
+    )
+    .option(
+      '--routing-mode <mode>',
+      'native (kernel routes) or tunnel (VXLAN); same as --set routing-mode=',
+    )
     .option('--enable-identity-allocation-mode <mode>', 'CRD (CiliumIdentity objects)')
     .option('--enable-l7-proxy', 'accepted for compatibility (reported as not applicable)')
-    .option('--enable-cross-cluster-ipvs', 'accepted for compatibility (eBPF socket load balancing is always on)')
+    .option(
+      '--enable-cross-cluster-ipvs',
+      'accepted for compatibility (eBPF socket load balancing is always on)',
+    )
     .option('--force', 'allow changing the cluster ID of an existing install')
     .option('--no-wait', 'do not wait for the agents to come up')
     .option('--wait-duration <seconds>', 'how long to wait for the agents', '90')
@@ -30,7 +44,9 @@ export function register(program: Command): void {
         ...(opts.clusterId !== undefined ? { clusterId: String(opts.clusterId) } : {}),
         set: opts.set as string[],
         ...(opts.routingMode ? { routingMode: String(opts.routingMode) } : {}),
-        ...(opts.enableIdentityAllocationMode ? { identityAllocationMode: String(opts.enableIdentityAllocationMode) } : {}),
+        ...(opts.enableIdentityAllocationMode
+          ? { identityAllocationMode: String(opts.enableIdentityAllocationMode) }
+          : {}),
         enableL7Proxy: Boolean(opts.enableL7Proxy),
         enableCrossClusterIpvs: Boolean(opts.enableCrossClusterIpvs),
         force: Boolean(opts.force),
@@ -39,12 +55,17 @@ export function register(program: Command): void {
         progress: (l) => out(`🔮 ${l}`),
       });
       for (const n of res.notes) out(`ℹ️  ${n}`);
-      if (res.changed) out(`✅ Tendril was successfully installed! Cluster name: ${res.state.clusterName}, cluster ID: ${res.state.clusterId}. Run \`tendril status${context ? ` --context ${context}` : ''} --wait\`.`);
+      if (res.changed)
+        out(
+          `✅ Tendril was successfully installed! Cluster name: ${res.state.clusterName}, cluster ID: ${res.state.clusterId}. Run \`tendril status${context ? ` --context ${context}` : ''} --wait\`.`,
+        );
     });
 
   program
     .command('uninstall')
-    .description('remove Tendril from a lab cluster (daemons, CNI config, pinned eBPF programs and maps, routes, kube-dns)')
+    .description(
+      'remove Tendril from a lab cluster (daemons, CNI config, pinned eBPF programs and maps, routes, kube-dns)',
+    )
     .action(async (_opts: unknown, cmd: Command) => {
       const context = (cmd.optsWithGlobals() as { context?: string }).context;
       await uninstall({ ...(context ? { context } : {}), progress: (l) => out(`🔥 ${l}`) });

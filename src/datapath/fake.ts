@@ -4,7 +4,14 @@
  * the next N calls of an operation, to exercise retries. Every call is
  * also appended to `log` ("upsertService 10.96.0.10:53/UDP", ...).
  */
-import type { Datapath, Endpoint, Frontend, IPCacheEntry, NodeRoute, ServiceEntry } from './types.js';
+import type {
+  Datapath,
+  Endpoint,
+  Frontend,
+  IPCacheEntry,
+  NodeRoute,
+  ServiceEntry,
+} from './types.js';
 
 /** "ip:port/PROTO": the key of a frontend. */
 export function frontendKey(f: Frontend): string {

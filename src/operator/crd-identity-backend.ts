@@ -18,7 +18,9 @@ export const CILIUM_V2 = 'cilium.io/v2';
 
 /** The canonical label string of a CiliumIdentity object (undefined when it has none). */
 export function identityObjectLabels(obj: KubeObject): string | undefined {
-  const sec = (obj['security-labels'] ?? (obj.spec as Record<string, unknown> | undefined)?.['security-labels']) as Record<string, string> | undefined;
+  const sec = (obj['security-labels'] ??
+    (obj.spec as Record<string, unknown> | undefined)?.['security-labels']) as
+    Record<string, string> | undefined;
   if (!sec || Object.keys(sec).length === 0) return undefined;
   const labels = Object.entries(sec).map(([k, v]) => {
     const i = k.indexOf(':');
@@ -34,11 +36,20 @@ export function identityObject(id: number, labels: string): KubeObject {
   for (const l of parseLabels(labels)) {
     sec[`${l.source}:${l.key}`] = l.value;
     // metadata.labels carry the k8s-source labels that are valid label keys/values (for selectors)
-    if (l.source === 'k8s' && /^([a-z0-9.-]{1,253}\/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(l.key) && /^(|[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)$/.test(l.value)) {
+    if (
+      l.source === 'k8s' &&
+      /^([a-z0-9.-]{1,253}\/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(l.key) &&
+      /^(|[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)$/.test(l.value)
+    ) {
       k8sLabels[l.key] = l.value;
     }
   }
-  return { apiVersion: CILIUM_V2, kind: 'CiliumIdentity', metadata: { name: String(id), labels: k8sLabels }, 'security-labels': sec } as KubeObject;
+  return {
+    apiVersion: CILIUM_V2,
+    kind: 'CiliumIdentity',
+    metadata: { name: String(id), labels: k8sLabels },
+    'security-labels': sec,
+  } as KubeObject;
 }
 
 /** IdentityBackend over CiliumIdentity objects. */

@@ -41,14 +41,18 @@ async function main(): Promise<void> {
       clusterName: inst.clusterName,
       clusterId: inst.clusterId,
       clusterPodCIDR: c.podCIDR,
-      gcIntervalMs: parseDuration(values['gc-interval'] ?? inst.settings['identity-gc-interval'] ?? '30s'),
+      gcIntervalMs: parseDuration(
+        values['gc-interval'] ?? inst.settings['identity-gc-interval'] ?? '30s',
+      ),
       statusFile: operatorStatusPath(values.cluster),
       labCluster: values.cluster,
       importRemoteOnly: inst.settings['remote-service-import'] !== 'false',
     };
   } else {
     if (!values['api-server'] || !values['cluster-name'] || !values['cluster-id']) {
-      throw new Error('usage: operator --cluster <lab cluster> | --api-server URL --cluster-name NAME --cluster-id ID');
+      throw new Error(
+        'usage: operator --cluster <lab cluster> | --api-server URL --cluster-name NAME --cluster-id ID',
+      );
     }
     cfg = {
       apiServerURL: values['api-server'],
@@ -60,7 +64,11 @@ async function main(): Promise<void> {
   }
   const op = new Operator(cfg, log);
   await op.start();
-  log.info('operator running', { cluster: cfg.clusterName, clusterId: cfg.clusterId, api: cfg.apiServerURL });
+  log.info('operator running', {
+    cluster: cfg.clusterName,
+    clusterId: cfg.clusterId,
+    api: cfg.apiServerURL,
+  });
   const stop = async () => {
     await op.stop();
     process.exit(0);

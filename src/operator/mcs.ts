@@ -75,7 +75,8 @@ export class MCSController {
     const remote: ServiceExportSpec[] = [];
     for (const c of st?.clusters() ?? []) {
       if (c.local) continue;
-      for (const e of c.serviceExports.values()) remote.push({ ...e, cluster: e.cluster || c.name });
+      for (const e of c.serviceExports.values())
+        remote.push({ ...e, cluster: e.cluster || c.name });
     }
     const services = this.o.services.list();
     const { specs, validity } = localExports(this.o.exports.list(), services, this.o.clusterName);
@@ -86,50 +87,102 @@ export class MCSController {
     for (const imp of imports) {
       const derivedName = derivedServiceName(imp.namespace, imp.name);
       const manifest = derivedServiceManifest(imp) as unknown as KubeObject;
-      let derived = services.find((s) => nsOf(s) === imp.namespace && s.metadata?.name === derivedName) as unknown as KubeObject | undefined;
+      let derived = services.find(
+        (s) => nsOf(s) === imp.namespace && s.metadata?.name === derivedName,
+      ) as unknown as KubeObject | undefined;
       if (!derived) {
         derived = await this.create(manifest);
       } else if (JSON.stringify(portsOf(derived)) !== JSON.stringify(portsOf(manifest))) {
-        derived = await this.o.kube.update({ ...derived, spec: { ...derived.spec, ports: manifest.spec.ports } } as KubeObject);
+        derived = await this.o.kube.update({
+          ...derived,
+          spec: { ...derived.spec, ports: manifest.spec.ports },
+        } as KubeObject);
       }
-      const ips = (derived?.spec?.clusterIPs ?? (derived?.spec?.clusterIP ? [derived.spec.clusterIP] : [])).filter((x: string) => x && x !== 'None');
+      const ips = (
+        derived?.spec?.clusterIPs ?? (derived?.spec?.clusterIP ? [derived.spec.clusterIP] : [])
+      ).filter((x: string) => x && x !== 'None');
       const want = serviceImportManifest(imp, { ips }) as unknown as KubeObject;
-      const cur = this.o.imports.list().find((i) => i.metadata?.namespace === imp.namespace && i.metadata?.name === imp.name) as KubeObject | undefined;
+      const cur = this.o.imports
+        .list()
+        .find((i) => i.metadata?.namespace === imp.namespace && i.metadata?.name === imp.name) as
+        KubeObject | undefined;
       if (!cur) {
         await this.create(want);
-        this.log.info('service imported from the clusterset', { service: `${imp.namespace}/${imp.name}`, clusters: imp.clusters.join(','), ips: ips.join(',') });
-      } else if (JSON.stringify([cur.spec, cur.status]) !== JSON.stringify([want.spec, want.status])) {
-        await this.o.kube.update({ ...cur, metadata: { ...cur.metadata, annotations: want.metadata.annotations }, spec: want.spec, status: want.status } as KubeObject);
+        this.log.info('service imported from the clusterset', {
+          service: `${imp.namespace}/${imp.name}`,
+          clusters: imp.clusters.join(','),
+          ips: ips.join(','),
+        });
+      } else if (
+        JSON.stringify([cur.spec, cur.status]) !== JSON.stringify([want.spec, want.status])
+      ) {
+        await this.o.kube.update({
+          ...cur,
+          metadata: { ...cur.metadata, annotations: want.metadata.annotations },
+          spec: want.spec,
+          status: want.status,
+        } as KubeObject);
       }
     }
     // imports and derived services no cluster exports any more
     for (const i of this.o.imports.list()) {
       const k = `${i.metadata?.namespace}/${i.metadata?.name}`;
-      if (!wanted.has(k)) await this.o.kube.delete(MCS_API_VERSION, 'ServiceImport', i.metadata!.name!, { namespace: i.metadata!.namespace! }).catch(ignore404);
+      if (!wanted.has(k))
+        await this.o.kube
+          .delete(MCS_API_VERSION, 'ServiceImport', i.metadata!.name!, {
+            namespace: i.metadata!.namespace!,
+          })
+          .catch(ignore404);
     }
     for (const s of services) {
       const of = s.metadata?.labels?.[MCS_SERVICE_NAME_LABEL];
-      if (of !== undefined && !wanted.has(`${nsOf(s)}/${of}`)) await this.o.kube.delete('v1', 'Service', s.metadata!.name!, { namespace: nsOf(s) }).catch(ignore404);
+      if (of !== undefined && !wanted.has(`${nsOf(s)}/${of}`))
+        await this.o.kube
+          .delete('v1', 'Service', s.metadata!.name!, { namespace: nsOf(s) })
+          .catch(ignore404);
     }
     // conditions on the local exports
     for (const e of this.o.exports.list()) {
       const ns = e.metadata?.namespace ?? 'default';
       const name = e.metadata?.name ?? '';
       const valid = validity.get(`${ns}/${name}`)!;
-      const conflict = conflicts.get(exportKey({ cluster: this.o.clusterName, namespace: ns, name }));
+      const conflict = conflicts.get(
+        exportKey({ cluster: this.o.clusterName, namespace: ns, name }),
+      );
       const conds = [valid, ...(conflict ? [conflict] : [])];
       const obj = e as KubeObject;
-      const prev = (obj.status?.conditions ?? []) as Array<MCSCondition & { lastTransitionTime?: string }>;
-      const same = conds.length === prev.length && conds.every((c) => prev.some((p) => p.type === c.type && p.status === c.status && p.reason === c.reason && p.message === c.message));
+      const prev = (obj.status?.conditions ?? []) as Array<
+        MCSCondition & { lastTransitionTime?: string }
+      >;
+      const same =
+        conds.length === prev.length &&
+        conds.every((c) =>
+          prev.some(
+            (p) =>
+              p.type === c.type &&
+              p.status === c.status &&
+              p.reason === c.reason &&
+              p.message === c.message,
+          ),
+        );
       if (same) continue;
       const now = new Date().toISOString();
       const withTime = conds.map((c) => {
         const p = prev.find((x) => x.type === c.type);
-        return { ...c, lastTransitionTime: p && p.status === c.status ? (p.lastTransitionTime ?? now) : now };
+        return {
+          ...c,
+          lastTransitionTime: p && p.status === c.status ? (p.lastTransitionTime ?? now) : now,
+        };
       });
-      await this.o.kube.updateStatus({ ...obj, status: { ...(obj.status ?? {}), conditions: withTime } } as KubeObject).catch((err) => {
-        if (!(err instanceof ApiError && (err.httpCode === 409 || err.httpCode === 404))) throw err;
-      });
+      await this.o.kube
+        .updateStatus({
+          ...obj,
+          status: { ...(obj.status ?? {}), conditions: withTime },
+        } as KubeObject)
+        .catch((err) => {
+          if (!(err instanceof ApiError && (err.httpCode === 409 || err.httpCode === 404)))
+            throw err;
+        });
     }
   }
 
@@ -137,9 +190,18 @@ export class MCSController {
     try {
       return await this.o.kube.create(obj);
     } catch (err) {
-      if (err instanceof ApiError && err.httpCode === 409) return this.o.kube.get(obj.apiVersion, obj.kind, obj.metadata.name!, { namespace: obj.metadata.namespace! });
+      if (err instanceof ApiError && err.httpCode === 409)
+        return this.o.kube.get(obj.apiVersion, obj.kind, obj.metadata.name!, {
+          namespace: obj.metadata.namespace!,
+        });
       if (err instanceof ApiError && err.httpCode === 404) {
-        await this.o.kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: obj.metadata.namespace! } }).catch(() => undefined);
+        await this.o.kube
+          .create({
+            apiVersion: 'v1',
+            kind: 'Namespace',
+            metadata: { name: obj.metadata.namespace! },
+          })
+          .catch(() => undefined);
         return this.o.kube.create(obj);
       }
       throw err;
@@ -148,7 +210,9 @@ export class MCSController {
 }
 
 function portsOf(s: KubeObject): unknown {
-  return ((s.spec?.ports ?? []) as Array<{ name?: string; protocol?: string; port: number }>).map((p) => [p.name ?? '', (p.protocol ?? 'TCP').toUpperCase(), p.port]);
+  return ((s.spec?.ports ?? []) as Array<{ name?: string; protocol?: string; port: number }>).map(
+    (p) => [p.name ?? '', (p.protocol ?? 'TCP').toUpperCase(), p.port],
+  );
 }
 
 function ignore404(err: unknown): void {

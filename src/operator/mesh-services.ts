@@ -20,7 +20,11 @@ import type { Logger } from '../util/log.js';
 import { MeshStateSource } from '../clustermesh/agent-source.js';
 import { meshEnabled } from '../clustermesh/mesh-files.js';
 import type { ClusterService } from '../services/cluster-service.js';
-import { importedServiceManifest, remoteOnlyServices, staleImports } from '../services/remote-only.js';
+import {
+  importedServiceManifest,
+  remoteOnlyServices,
+  staleImports,
+} from '../services/remote-only.js';
 import { desiredGlobalSliceEndpoints, sameEndpoints } from '../services/export.js';
 import { IMPORTED_LABEL, nsOf } from '../services/annotations.js';
 import type { KindWatcher } from '../agent/k8s/watcher.js';
@@ -52,7 +56,11 @@ export class MeshServicesController {
 
   constructor(private readonly o: MeshServicesOptions) {
     this.log = o.logger.child({ subsys: 'mesh-services' });
-    this.mesh = new MeshStateSource({ labCluster: o.labCluster, localCluster: o.clusterName, logger: this.log });
+    this.mesh = new MeshStateSource({
+      labCluster: o.labCluster,
+      localCluster: o.clusterName,
+      logger: this.log,
+    });
     this.mesh.on(() => this.schedule());
     const on = () => this.schedule();
     o.services.on('add', on).on('update', on).on('delete', on);
@@ -60,7 +68,15 @@ export class MeshServicesController {
     if (o.mcs) {
       o.mcs.exports.on('add', on).on('update', on).on('delete', on);
       o.mcs.imports.on('delete', on);
-      this.mcs = new MCSController({ clusterName: o.clusterName, kube: o.kube, services: o.services, exports: o.mcs.exports, imports: o.mcs.imports, mesh: this.mesh, logger: this.log });
+      this.mcs = new MCSController({
+        clusterName: o.clusterName,
+        kube: o.kube,
+        services: o.services,
+        exports: o.mcs.exports,
+        imports: o.mcs.imports,
+        mesh: this.mesh,
+        logger: this.log,
+      });
     }
   }
 
@@ -121,44 +137,72 @@ export class MeshServicesController {
     const local = this.o.services.list();
     const slices = this.o.slices.list();
     // 1. remote-only imports
-    const { services: wanted } = this.o.importRemoteOnly ? remoteOnlyServices(local, remote, { cluster: this.o.clusterName }) : { services: [] };
+    const { services: wanted } = this.o.importRemoteOnly
+      ? remoteOnlyServices(local, remote, { cluster: this.o.clusterName })
+      : { services: [] };
     for (const w of wanted) {
       const cur = local.find((s) => nsOf(s) === w.namespace && s.metadata?.name === w.name);
       const manifest = importedServiceManifest(w) as unknown as KubeObject;
       if (!cur) {
         await this.createImport(manifest);
-        this.log.info('imported remote-only service', { service: `${w.namespace}/${w.name}`, from: w.clusters.join(',') });
+        this.log.info('imported remote-only service', {
+          service: `${w.namespace}/${w.name}`,
+          from: w.clusters.join(','),
+        });
         continue;
       }
       if (cur.metadata?.labels?.[IMPORTED_LABEL] === undefined) continue; // a user's own Service
-      const curPorts = JSON.stringify((cur.spec?.ports ?? []).map((p) => [p.name ?? '', p.protocol ?? 'TCP', p.port]));
+      const curPorts = JSON.stringify(
+        (cur.spec?.ports ?? []).map((p) => [p.name ?? '', p.protocol ?? 'TCP', p.port]),
+      );
       const wantPorts = JSON.stringify(w.ports.map((p) => [p.name, p.protocol, p.port]));
       const curFrom = cur.metadata?.annotations?.['tendril.io/imported-from'];
       if (curPorts !== wantPorts || curFrom !== w.clusters.join(',')) {
         const obj = cur as unknown as KubeObject;
         await this.o.kube.update({
           ...obj,
-          metadata: { ...obj.metadata, annotations: { ...(obj.metadata.annotations ?? {}), ...(manifest.metadata.annotations ?? {}) } },
+          metadata: {
+            ...obj.metadata,
+            annotations: {
+              ...(obj.metadata.annotations ?? {}),
+              ...(manifest.metadata.annotations ?? {}),
+            },
+          },
           spec: { ...obj.spec, ports: manifest.spec.ports },
         } as KubeObject);
       }
     }
     for (const s of staleImports(local, wanted)) {
-      await this.o.kube.delete('v1', 'Service', s.metadata!.name!, { namespace: nsOf(s) }).catch(ignore404);
-      this.log.info('removed import no remote offers any more', { service: `${nsOf(s)}/${s.metadata?.name}` });
+      await this.o.kube
+        .delete('v1', 'Service', s.metadata!.name!, { namespace: nsOf(s) })
+        .catch(ignore404);
+      this.log.info('removed import no remote offers any more', {
+        service: `${nsOf(s)}/${s.metadata?.name}`,
+      });
     }
     this.imported = wanted.length;
     // MCS: ServiceImports and derived services
     await this.mcs?.reconcile();
     // 2. the seed's global marker slices
     for (const slice of slices) {
-      const eps = desiredGlobalSliceEndpoints(slice, { services: local, endpointSlices: slices, remoteServices: remote, cluster: this.o.clusterName });
+      const eps = desiredGlobalSliceEndpoints(slice, {
+        services: local,
+        endpointSlices: slices,
+        remoteServices: remote,
+        cluster: this.o.clusterName,
+      });
       if (!eps || sameEndpoints(slice.endpoints, eps)) continue;
       const obj = slice as unknown as KubeObject;
       await this.o.kube
-        .update({ ...obj, apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', endpoints: eps } as KubeObject)
+        .update({
+          ...obj,
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          endpoints: eps,
+        } as KubeObject)
         .catch((err) => {
-          if (err instanceof ApiError && err.httpCode === 409) this.again = true; // changed meanwhile: redo
+          if (err instanceof ApiError && err.httpCode === 409)
+            this.again = true; // changed meanwhile: redo
           else throw err;
         });
     }
@@ -171,7 +215,13 @@ export class MeshServicesController {
       if (err instanceof ApiError && err.httpCode === 409) return;
       if (err instanceof ApiError && err.httpCode === 404) {
         // the namespace does not exist here: create it, as an import needs one
-        await this.o.kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: obj.metadata.namespace! } }).catch(() => undefined);
+        await this.o.kube
+          .create({
+            apiVersion: 'v1',
+            kind: 'Namespace',
+            metadata: { name: obj.metadata.namespace! },
+          })
+          .catch(() => undefined);
         await this.o.kube.create(obj);
         return;
       }

@@ -7,7 +7,16 @@
  * - a status file (operator-status.json) that `tendril status` reads.
  */
 import { writeFileSync, renameSync } from 'node:fs';
-import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubernetesObject, type V1EndpointSlice, type V1Node, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  type KubernetesObject,
+  type V1EndpointSlice,
+  type V1Node,
+  type V1Pod,
+  type V1Service,
+} from '@kubernetes/client-node';
 import { KubeClient } from '../k8s/client.js';
 import { IdentityAllocator } from '../identity/allocator.js';
 import type { Logger } from '../util/log.js';
@@ -87,10 +96,31 @@ export class Operator {
     const problem = (cause: string | undefined) => {
       if (cause) this.st.lastError = cause;
     };
-    this.pods = new KindWatcher<V1Pod>({ name: 'pods', kc, path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), logger: this.log, onProblem: problem });
-    this.nodes = new KindWatcher<V1Node>({ name: 'nodes', kc, path: '/api/v1/nodes', list: () => core.listNode(), logger: this.log, onProblem: problem });
+    this.pods = new KindWatcher<V1Pod>({
+      name: 'pods',
+      kc,
+      path: '/api/v1/pods',
+      list: () => core.listPodForAllNamespaces(),
+      logger: this.log,
+      onProblem: problem,
+    });
+    this.nodes = new KindWatcher<V1Node>({
+      name: 'nodes',
+      kc,
+      path: '/api/v1/nodes',
+      list: () => core.listNode(),
+      logger: this.log,
+      onProblem: problem,
+    });
     const discovery = kc.makeApiClient(DiscoveryV1Api);
-    this.services = new KindWatcher<V1Service>({ name: 'services', kc, path: '/api/v1/services', list: () => core.listServiceForAllNamespaces(), logger: this.log, onProblem: problem });
+    this.services = new KindWatcher<V1Service>({
+      name: 'services',
+      kc,
+      path: '/api/v1/services',
+      list: () => core.listServiceForAllNamespaces(),
+      logger: this.log,
+      onProblem: problem,
+    });
     this.slices = new KindWatcher<V1EndpointSlice>({
       name: 'endpointslices',
       kc,
@@ -105,7 +135,8 @@ export class Operator {
       name: 'serviceexports',
       kc,
       path: '/apis/multicluster.x-k8s.io/v1alpha1/serviceexports',
-      list: () => custom.listCustomObjectForAllNamespaces({ ...mcsGroup, plural: 'serviceexports' }),
+      list: () =>
+        custom.listCustomObjectForAllNamespaces({ ...mcsGroup, plural: 'serviceexports' }),
       logger: this.log,
       onProblem: problem,
     });
@@ -113,7 +144,8 @@ export class Operator {
       name: 'serviceimports',
       kc,
       path: '/apis/multicluster.x-k8s.io/v1alpha1/serviceimports',
-      list: () => custom.listCustomObjectForAllNamespaces({ ...mcsGroup, plural: 'serviceimports' }),
+      list: () =>
+        custom.listCustomObjectForAllNamespaces({ ...mcsGroup, plural: 'serviceimports' }),
       logger: this.log,
       onProblem: problem,
     });
@@ -130,12 +162,27 @@ export class Operator {
       });
     }
     const now = new Date().toISOString();
-    this.st = { pid: process.pid, startedAt: now, updatedAt: now, clusterName: config.clusterName, clusterId: config.clusterId, synced: false, identities: 0, podsWithIdentity: 0, gcReleased: 0, importedServices: 0, serviceImports: 0 };
+    this.st = {
+      pid: process.pid,
+      startedAt: now,
+      updatedAt: now,
+      clusterName: config.clusterName,
+      clusterId: config.clusterId,
+      synced: false,
+      identities: 0,
+      podsWithIdentity: 0,
+      gcReleased: 0,
+      importedServices: 0,
+      serviceImports: 0,
+    };
   }
 
   async start(): Promise<void> {
     const onPod = (p: V1Pod) => this.enqueue(() => this.syncPod(p));
-    this.pods.on('add', onPod).on('update', onPod).on('delete', (p) => this.enqueue(() => this.dropPod(key(p))));
+    this.pods
+      .on('add', onPod)
+      .on('update', onPod)
+      .on('delete', (p) => this.enqueue(() => this.dropPod(key(p))));
     const onNode = (n: V1Node) => this.enqueue(() => this.syncNode(n));
     this.nodes.on('add', onNode).on('update', onNode);
     void this.pods.start();
@@ -144,7 +191,14 @@ export class Operator {
     void this.slices.start();
     void this.svcExports.start();
     void this.svcImports.start();
-    await Promise.all([this.pods.synced, this.nodes.synced, this.services.synced, this.slices.synced, this.svcExports.synced, this.svcImports.synced]);
+    await Promise.all([
+      this.pods.synced,
+      this.nodes.synced,
+      this.services.synced,
+      this.slices.synced,
+      this.svcExports.synced,
+      this.svcImports.synced,
+    ]);
     this.st.synced = true;
     this.meshServices?.start();
     this.stopGC = this.allocator.startGC({
@@ -178,10 +232,17 @@ export class Operator {
   /** Allocates (or re-allocates on label change) the identity of one pod. */
   private async syncPod(p: V1Pod): Promise<void> {
     const k = key(p);
-    const done = p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' || p.metadata?.deletionTimestamp;
+    const done =
+      p.status?.phase === 'Succeeded' ||
+      p.status?.phase === 'Failed' ||
+      p.metadata?.deletionTimestamp;
     if (done || p.spec?.hostNetwork) return this.dropPod(k);
     const labels = endpointIdentityLabels(
-      { namespace: p.metadata?.namespace ?? 'default', labels: p.metadata?.labels ?? {}, ...(p.spec?.serviceAccountName ? { serviceAccount: p.spec.serviceAccountName } : {}) },
+      {
+        namespace: p.metadata?.namespace ?? 'default',
+        labels: p.metadata?.labels ?? {},
+        ...(p.spec?.serviceAccountName ? { serviceAccount: p.spec.serviceAccountName } : {}),
+      },
       this.config.clusterName,
     );
     const canon = labelsString(labels);
@@ -228,7 +289,9 @@ export class Operator {
       const c = { base: (cluster.base + i * 256) >>> 0, bits: 24 };
       if (!cidrContains(cluster, formatCIDR(c).split('/')[0]!)) break;
       if (used.some((u) => cidrsOverlap(u, c))) continue;
-      await this.kube.patch('v1', 'Node', n.metadata.name, { spec: { podCIDR: formatCIDR(c), podCIDRs: [formatCIDR(c)] } });
+      await this.kube.patch('v1', 'Node', n.metadata.name, {
+        spec: { podCIDR: formatCIDR(c), podCIDRs: [formatCIDR(c)] },
+      });
       this.log.info('assigned pod CIDR', { node: n.metadata.name, podCIDR: formatCIDR(c) });
       return;
     }
@@ -251,7 +314,8 @@ export class Operator {
     if (this.meshServices) {
       this.st.importedServices = this.meshServices.imported;
       this.st.serviceImports = this.meshServices.mcs?.imports ?? 0;
-      if (this.meshServices.lastError) this.st.lastError = `mesh services: ${this.meshServices.lastError}`;
+      if (this.meshServices.lastError)
+        this.st.lastError = `mesh services: ${this.meshServices.lastError}`;
     }
     this.st.podsWithIdentity = this.held.size;
     if (!this.config.statusFile) return;
@@ -268,7 +332,11 @@ export class Operator {
     this.stopGC?.();
     if (this.statusTimer) clearInterval(this.statusTimer);
     await this.meshServices?.stop();
-    await Promise.all([this.pods, this.nodes, this.services, this.slices, this.svcExports, this.svcImports].map((w) => (w as KindWatcher<KubernetesObject>).stop()));
+    await Promise.all(
+      [this.pods, this.nodes, this.services, this.slices, this.svcExports, this.svcImports].map(
+        (w) => (w as KindWatcher<KubernetesObject>).stop(),
+      ),
+    );
     this.kube.close();
   }
 }

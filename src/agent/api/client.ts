@@ -4,15 +4,28 @@
  */
 import { request } from 'node:http';
 import { TendrilError } from '../../util/errors.js';
-import type { AgentStatus, EndpointInfo, EndpointRegistration, IpamRequest, IpamResponse, IPCacheEntry, NodeRoute, ServiceEntry } from './types.js';
+import type {
+  AgentStatus,
+  EndpointInfo,
+  EndpointRegistration,
+  IpamRequest,
+  IpamResponse,
+  IPCacheEntry,
+  NodeRoute,
+  ServiceEntry,
+} from './types.js';
 
 /** The agent could not be reached (socket missing, refused, timeout). */
 export class AgentUnreachableError extends TendrilError {
   constructor(socketPath: string, cause: unknown) {
-    super('agent.Unreachable', `cannot reach the Tendril agent at ${socketPath}: ${(cause as Error)?.message ?? cause}`, {
-      hint: 'is the agent running on this node? see `tendril status` and `tendril lab logs`',
-      cause,
-    });
+    super(
+      'agent.Unreachable',
+      `cannot reach the Tendril agent at ${socketPath}: ${(cause as Error)?.message ?? cause}`,
+      {
+        hint: 'is the agent running on this node? see `tendril status` and `tendril lab logs`',
+        cause,
+      },
+    );
   }
 }
 
@@ -49,7 +62,9 @@ export class AgentClient {
           agent: false,
           method,
           path,
-          headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+          headers: payload
+            ? { 'content-type': 'application/json', 'content-length': payload.length }
+            : {},
           timeout: this.options.timeoutMs ?? 10_000,
         },
         (res) => {
@@ -68,14 +83,22 @@ export class AgentClient {
             const status = res.statusCode ?? 0;
             if (status >= 400) {
               const e = parsed as { message?: string; hint?: string };
-              reject(new AgentApiError(status, e?.message ?? `agent answered ${status}: ${text}`, e?.hint));
+              reject(
+                new AgentApiError(
+                  status,
+                  e?.message ?? `agent answered ${status}: ${text}`,
+                  e?.hint,
+                ),
+              );
             } else resolve(parsed as T);
           });
           res.on('error', (err) => reject(new AgentUnreachableError(this.socketPath, err)));
         },
       );
       req.on('timeout', () => req.destroy(new Error('timed out')));
-      req.on('error', (err) => reject(err instanceof TendrilError ? err : new AgentUnreachableError(this.socketPath, err)));
+      req.on('error', (err) =>
+        reject(err instanceof TendrilError ? err : new AgentUnreachableError(this.socketPath, err)),
+      );
       req.end(payload);
     });
   }
@@ -90,10 +113,17 @@ export class AgentClient {
     return this.request<IpamResponse>('POST', '/v1/ipam', req);
   }
   registerEndpoint(reg: EndpointRegistration): Promise<EndpointInfo> {
-    return this.request<EndpointInfo>('PUT', `/v1/endpoints/${encodeURIComponent(reg.containerId)}`, reg);
+    return this.request<EndpointInfo>(
+      'PUT',
+      `/v1/endpoints/${encodeURIComponent(reg.containerId)}`,
+      reg,
+    );
   }
   async deleteEndpoint(containerId: string, ifName = 'eth0'): Promise<void> {
-    await this.request<unknown>('DELETE', `/v1/endpoints/${encodeURIComponent(containerId)}?ifName=${encodeURIComponent(ifName)}`);
+    await this.request<unknown>(
+      'DELETE',
+      `/v1/endpoints/${encodeURIComponent(containerId)}?ifName=${encodeURIComponent(ifName)}`,
+    );
   }
   getEndpoint(containerId: string): Promise<EndpointInfo> {
     return this.request<EndpointInfo>('GET', `/v1/endpoints/${encodeURIComponent(containerId)}`);

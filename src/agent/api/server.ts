@@ -14,7 +14,9 @@ import type { EndpointRegistration, IpamRequest } from './types.js';
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+  res.writeHead(status, {
+    'content-type': typeof body === 'string' ? 'text/plain' : 'application/json',
+  });
   res.end(text);
 }
 
@@ -34,14 +36,19 @@ async function readJson<T>(req: IncomingMessage): Promise<T> {
 }
 
 /** Routes one request to the agent. Exported for tests. */
-export async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handle(
+  agent: Agent,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://agent');
   const path = url.pathname;
   const m = req.method ?? 'GET';
   try {
     if (m === 'GET' && path === '/healthz') return send(res, 200, 'ok');
     if (m === 'GET' && path === '/v1/status') return send(res, 200, agent.status());
-    if (m === 'POST' && path === '/v1/ipam') return send(res, 200, agent.allocate(await readJson<IpamRequest>(req)));
+    if (m === 'POST' && path === '/v1/ipam')
+      return send(res, 200, agent.allocate(await readJson<IpamRequest>(req)));
     if (m === 'GET' && path === '/v1/ipam') return send(res, 200, agent.ipam.list());
     if (m === 'GET' && path === '/v1/endpoints') return send(res, 200, agent.endpoints.list());
     if (m === 'GET' && path === '/v1/services') return send(res, 200, agent.services.values());
@@ -52,28 +59,44 @@ export async function handle(agent: Agent, req: IncomingMessage, res: ServerResp
       const containerId = decodeURIComponent(ep[1]!);
       if (m === 'GET') {
         const e = agent.endpoints.get(containerId);
-        return e ? send(res, 200, e) : send(res, 404, { message: `no endpoint for container ${containerId}` });
+        return e
+          ? send(res, 200, e)
+          : send(res, 404, { message: `no endpoint for container ${containerId}` });
       }
       if (m === 'PUT') {
         const reg = await readJson<EndpointRegistration>(req);
-        if (reg.containerId !== containerId) throw new TendrilError('agent.BadRequest', 'containerId in the body differs from the path');
+        if (reg.containerId !== containerId)
+          throw new TendrilError(
+            'agent.BadRequest',
+            'containerId in the body differs from the path',
+          );
         return send(res, 200, await agent.registerEndpoint(reg));
       }
       if (m === 'DELETE') {
         const existed = agent.deleteEndpoint(containerId, url.searchParams.get('ifName') ?? 'eth0');
-        return existed ? send(res, 200, { deleted: true }) : send(res, 404, { message: `no endpoint for container ${containerId}` });
+        return existed
+          ? send(res, 200, { deleted: true })
+          : send(res, 404, { message: `no endpoint for container ${containerId}` });
       }
     }
     send(res, 404, { message: `no route ${m} ${path}` });
   } catch (err) {
     const e = err as TendrilError;
     const status = e.code === 'agent.BadRequest' ? 400 : e.code === 'ipam.Exhausted' ? 503 : 500;
-    send(res, status, { message: e.message ?? String(err), code: e.code, ...(e.hint ? { hint: e.hint } : {}) });
+    send(res, status, {
+      message: e.message ?? String(err),
+      code: e.code,
+      ...(e.hint ? { hint: e.hint } : {}),
+    });
   }
 }
 
 /** Starts serving on `socketPath`. Resolves with the server once listening. */
-export async function serveAgentApi(agent: Agent, socketPath: string, logger: Logger = nopLogger): Promise<Server> {
+export async function serveAgentApi(
+  agent: Agent,
+  socketPath: string,
+  logger: Logger = nopLogger,
+): Promise<Server> {
   mkdirSync(dirname(socketPath), { recursive: true });
   rmSync(socketPath, { force: true });
   const server = createServer((req, res) => {

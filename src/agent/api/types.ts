@@ -90,7 +90,14 @@ export interface AgentStatus {
   /** Whether the socket load-balancing programs are attached to the node's cgroup. */
   socketLB: { attached: boolean; cgroup: string; detail?: string };
   k8s: { url: string; synced: boolean; lastError?: string };
-  counts: { endpoints: number; services: number; identities: number; ipcache: number; nodes: number; remoteNodes: number };
+  counts: {
+    endpoints: number;
+    services: number;
+    identities: number;
+    ipcache: number;
+    nodes: number;
+    remoteNodes: number;
+  };
   ipam: { cidr: string; used: number; capacity: number };
   reconcilers: ReconcilerStatus[];
   problems: Problem[];

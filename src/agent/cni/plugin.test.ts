@@ -16,7 +16,14 @@ const baseEnv = {
   CNI_PATH: '/opt/cni/bin',
   CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=echo-1;K8S_POD_UID=uid-1234',
 };
-const conf = (sock = '/tmp/agent.sock') => JSON.stringify({ cniVersion: '1.0.0', name: 'tendril', type: 'tendril-cni', agentSocket: sock, mtu: 1500 });
+const conf = (sock = '/tmp/agent.sock') =>
+  JSON.stringify({
+    cniVersion: '1.0.0',
+    name: 'tendril',
+    type: 'tendril-cni',
+    agentSocket: sock,
+    mtu: 1500,
+  });
 
 test('CNI_ARGS and env parsing', () => {
   assert.deepEqual(parseCniArgs('A=1;B=x=y'), { A: '1', B: 'x=y' });
@@ -26,16 +33,35 @@ test('CNI_ARGS and env parsing', () => {
   assert.equal(e.args.K8S_POD_NAME, 'echo-1');
   assert.throws(() => parseCniEnv({ ...baseEnv, CNI_NETNS: '' }), /CNI_NETNS is required for ADD/);
   assert.equal(parseCniEnv({ ...baseEnv, CNI_COMMAND: 'DEL', CNI_NETNS: '' }).netns, '');
-  assert.throws(() => parseCniEnv({ ...baseEnv, CNI_COMMAND: 'BOGUS' }), /not one of ADD, DEL, CHECK, VERSION/);
-  assert.throws(() => parseCniEnv({ ...baseEnv, CNI_IFNAME: 'x'.repeat(16) }), /not a valid interface name/);
+  assert.throws(
+    () => parseCniEnv({ ...baseEnv, CNI_COMMAND: 'BOGUS' }),
+    /not one of ADD, DEL, CHECK, VERSION/,
+  );
+  assert.throws(
+    () => parseCniEnv({ ...baseEnv, CNI_IFNAME: 'x'.repeat(16) }),
+    /not a valid interface name/,
+  );
 });
 
 test('network config parsing: required fields, versions', () => {
   assert.equal(parseNetConf(conf()).agentSocket, '/tmp/agent.sock');
   assert.throws(() => parseNetConf('{'), /not JSON/);
-  assert.throws(() => parseNetConf(JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 't' })), /"agentSocket" must be/);
-  assert.throws(() => parseNetConf(JSON.stringify({ cniVersion: '9.9.9', name: 'n', type: 't', agentSocket: 's' })), /unsupported cniVersion/);
-  assert.throws(() => parseNetConf(JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 't', agentSocket: 's', mtu: 10 })), /"mtu"/);
+  assert.throws(
+    () => parseNetConf(JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 't' })),
+    /"agentSocket" must be/,
+  );
+  assert.throws(
+    () =>
+      parseNetConf(JSON.stringify({ cniVersion: '9.9.9', name: 'n', type: 't', agentSocket: 's' })),
+    /unsupported cniVersion/,
+  );
+  assert.throws(
+    () =>
+      parseNetConf(
+        JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 't', agentSocket: 's', mtu: 10 }),
+      ),
+    /"mtu"/,
+  );
 });
 
 function fakes() {
@@ -44,11 +70,25 @@ function fakes() {
   const agent: PluginAgent = {
     async allocate(req) {
       calls.push(`allocate ${req.containerId} ${req.podNamespace}/${req.podName}`);
-      return { ip: '10.244.1.7', prefixLength: 32, gateway: '169.254.1.1', mtu: 1450, hostIfName: 'lxcabc', podCIDR: '10.244.1.0/24' };
+      return {
+        ip: '10.244.1.7',
+        prefixLength: 32,
+        gateway: '169.254.1.1',
+        mtu: 1450,
+        hostIfName: 'lxcabc',
+        podCIDR: '10.244.1.0/24',
+      };
     },
     async registerEndpoint(reg: EndpointRegistration) {
       calls.push(`register ${reg.containerId} ${reg.ip} ${reg.hostIfName}`);
-      const info: EndpointInfo = { ...reg, id: 1, identity: 0, labels: {}, state: 'waiting-for-identity', createdAt: '' };
+      const info: EndpointInfo = {
+        ...reg,
+        id: 1,
+        identity: 0,
+        labels: {},
+        state: 'waiting-for-identity',
+        createdAt: '',
+      };
       endpoints.set(reg.containerId, info);
       return info;
     },
@@ -86,8 +126,16 @@ test('ADD prints a CNI 1.0 result and registers the endpoint', async () => {
   assert.equal(r.interfaces[1].sandbox, '/run/netns/tendril-pod-x');
   assert.equal(r.interfaces[0].name, 'lxcabc');
   assert.deepEqual(r.routes, [{ dst: '0.0.0.0/0', gw: '169.254.1.1' }]);
-  assert.deepEqual(f.calls, ['allocate uid-1234 default/echo-1', 'setup lxcabc eth0 10.244.1.7 mtu=1450', 'register uid-1234 10.244.1.7 lxcabc']);
-  const chk = await runPlugin({ ...baseEnv, CNI_COMMAND: 'CHECK' }, JSON.stringify({ ...JSON.parse(conf()), prevResult: r }), { agent: () => f.agent, net: f.net });
+  assert.deepEqual(f.calls, [
+    'allocate uid-1234 default/echo-1',
+    'setup lxcabc eth0 10.244.1.7 mtu=1450',
+    'register uid-1234 10.244.1.7 lxcabc',
+  ]);
+  const chk = await runPlugin(
+    { ...baseEnv, CNI_COMMAND: 'CHECK' },
+    JSON.stringify({ ...JSON.parse(conf()), prevResult: r }),
+    { agent: () => f.agent, net: f.net },
+  );
   assert.equal(chk.exitCode, 0, chk.stdout);
 });
 
@@ -121,7 +169,10 @@ test('DEL with the agent down queues the release and succeeds', async () => {
       throw new AgentUnreachableError('/x', new Error('ENOENT'));
     };
     const sock = join(dir, 'agent.sock');
-    const out = await runPlugin({ ...baseEnv, CNI_COMMAND: 'DEL' }, conf(sock), { agent: () => f.agent, net: f.net });
+    const out = await runPlugin({ ...baseEnv, CNI_COMMAND: 'DEL' }, conf(sock), {
+      agent: () => f.agent,
+      net: f.net,
+    });
     assert.equal(out.exitCode, 0, out.stdout);
     assert.equal(readdirSync(pendingReleaseDir(sock)).length, 1);
   } finally {

@@ -12,10 +12,30 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AgentApiError, AgentClient, AgentUnreachableError } from '../api/client.js';
-import type { EndpointInfo, EndpointRegistration, IpamRequest, IpamResponse } from '../api/types.js';
-import { checkPodVeth, hostIfNameFor, setupPodVeth, teardownPodVeth, type PodVethResult, type PodVethSpec } from '../../datapath/linux/veth.js';
+import type {
+  EndpointInfo,
+  EndpointRegistration,
+  IpamRequest,
+  IpamResponse,
+} from '../api/types.js';
+import {
+  checkPodVeth,
+  hostIfNameFor,
+  setupPodVeth,
+  teardownPodVeth,
+  type PodVethResult,
+  type PodVethSpec,
+} from '../../datapath/linux/veth.js';
 import { parseCniEnv, parseNetConf } from './args.js';
-import { CNI_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, type CniEnv, type CniResult, type TendrilNetConf } from './types.js';
+import {
+  CNI_VERSION,
+  CniCode,
+  CniError,
+  SUPPORTED_VERSIONS,
+  type CniEnv,
+  type CniResult,
+  type TendrilNetConf,
+} from './types.js';
 
 /** What the plugin needs from the agent. */
 export interface PluginAgent {
@@ -45,14 +65,21 @@ export function pendingReleaseDir(agentSocket: string): string {
 }
 
 /** Builds the CNI 1.0 result for a pod's interface. */
-export function buildResult(o: { env: CniEnv; alloc: IpamResponse; veth: PodVethResult; cniVersion?: string }): CniResult {
+export function buildResult(o: {
+  env: CniEnv;
+  alloc: IpamResponse;
+  veth: PodVethResult;
+  cniVersion?: string;
+}): CniResult {
   return {
     cniVersion: o.cniVersion ?? CNI_VERSION,
     interfaces: [
       { name: o.alloc.hostIfName, mac: o.veth.hostMac, mtu: o.alloc.mtu },
       { name: o.env.ifName, mac: o.veth.podMac, mtu: o.alloc.mtu, sandbox: o.env.netns },
     ],
-    ips: [{ address: `${o.alloc.ip}/${o.alloc.prefixLength}`, gateway: o.alloc.gateway, interface: 1 }],
+    ips: [
+      { address: `${o.alloc.ip}/${o.alloc.prefixLength}`, gateway: o.alloc.gateway, interface: 1 },
+    ],
     routes: [{ dst: '0.0.0.0/0', gw: o.alloc.gateway }],
     dns: {},
   };
@@ -60,8 +87,14 @@ export function buildResult(o: { env: CniEnv; alloc: IpamResponse; veth: PodVeth
 
 function wrapAgentError(err: unknown, what: string): CniError {
   if (err instanceof CniError) return err;
-  if (err instanceof AgentUnreachableError) return new CniError(CniCode.AgentUnreachable, `${what}: the Tendril agent is unreachable`, err.message);
-  if (err instanceof AgentApiError) return new CniError(CniCode.AgentRefused, `${what}: ${err.message}`, err.hint ?? '');
+  if (err instanceof AgentUnreachableError)
+    return new CniError(
+      CniCode.AgentUnreachable,
+      `${what}: the Tendril agent is unreachable`,
+      err.message,
+    );
+  if (err instanceof AgentApiError)
+    return new CniError(CniCode.AgentRefused, `${what}: ${err.message}`, err.hint ?? '');
   return new CniError(CniCode.DatapathFailure, `${what}: ${(err as Error).message ?? String(err)}`);
 }
 
@@ -69,14 +102,24 @@ function wrapAgentError(err: unknown, what: string): CniError {
  * Runs one CNI invocation. Returns the stdout text and exit code (0 on success;
  * on failure stdout holds the CNI error object and the code is 1).
  */
-export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string, deps: PluginDeps = {}): Promise<{ stdout: string; exitCode: number }> {
+export async function runPlugin(
+  env: NodeJS.ProcessEnv,
+  stdin: string,
+  deps: PluginDeps = {},
+): Promise<{ stdout: string; exitCode: number }> {
   try {
     const cniEnv = parseCniEnv(env);
     if (cniEnv.command === 'VERSION') {
-      return { stdout: JSON.stringify({ cniVersion: CNI_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + '\n', exitCode: 0 };
+      return {
+        stdout:
+          JSON.stringify({ cniVersion: CNI_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + '\n',
+        exitCode: 0,
+      };
     }
     const conf = parseNetConf(stdin);
-    const agent = (deps.agent ?? ((c: TendrilNetConf) => new AgentClient(c.agentSocket, { timeoutMs: 20_000 })))(conf);
+    const agent = (
+      deps.agent ?? ((c: TendrilNetConf) => new AgentClient(c.agentSocket, { timeoutMs: 20_000 }))
+    )(conf);
     const net = deps.net ?? linuxNet;
     switch (cniEnv.command) {
       case 'ADD': {
@@ -91,18 +134,31 @@ export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string, deps: Plu
         return { stdout: '', exitCode: 0 };
     }
   } catch (err) {
-    const e = err instanceof CniError ? err : new CniError(CniCode.IOFailure, (err as Error)?.message ?? String(err));
+    const e =
+      err instanceof CniError
+        ? err
+        : new CniError(CniCode.IOFailure, (err as Error)?.message ?? String(err));
     return { stdout: JSON.stringify(e.toJSON()) + '\n', exitCode: 1 };
   }
   return { stdout: '', exitCode: 0 };
 }
 
-async function add(env: CniEnv, conf: TendrilNetConf, agent: PluginAgent, net: PluginNet): Promise<CniResult> {
+async function add(
+  env: CniEnv,
+  conf: TendrilNetConf,
+  agent: PluginAgent,
+  net: PluginNet,
+): Promise<CniResult> {
   const podNamespace = env.args.K8S_POD_NAMESPACE ?? '';
   const podName = env.args.K8S_POD_NAME ?? '';
   let alloc: IpamResponse;
   try {
-    alloc = await agent.allocate({ containerId: env.containerId, ifName: env.ifName, podNamespace, podName });
+    alloc = await agent.allocate({
+      containerId: env.containerId,
+      ifName: env.ifName,
+      podNamespace,
+      podName,
+    });
   } catch (err) {
     throw wrapAgentError(err, 'allocate a pod address');
   }
@@ -110,10 +166,19 @@ async function add(env: CniEnv, conf: TendrilNetConf, agent: PluginAgent, net: P
   const hostIfName = alloc.hostIfName || hostIfNameFor(env.containerId, env.ifName);
   let veth: PodVethResult;
   try {
-    veth = await net.setup({ hostIfName, podIfName: env.ifName, podNetns: env.netns, ip: alloc.ip, mtu });
+    veth = await net.setup({
+      hostIfName,
+      podIfName: env.ifName,
+      podNetns: env.netns,
+      ip: alloc.ip,
+      mtu,
+    });
   } catch (err) {
     await agent.deleteEndpoint(env.containerId, env.ifName).catch(() => undefined);
-    throw new CniError(CniCode.DatapathFailure, `set up the pod interface ${env.ifName} in ${env.netns}: ${(err as Error).message}`);
+    throw new CniError(
+      CniCode.DatapathFailure,
+      `set up the pod interface ${env.ifName} in ${env.netns}: ${(err as Error).message}`,
+    );
   }
   try {
     await agent.registerEndpoint({
@@ -133,10 +198,20 @@ async function add(env: CniEnv, conf: TendrilNetConf, agent: PluginAgent, net: P
     await agent.deleteEndpoint(env.containerId, env.ifName).catch(() => undefined);
     throw wrapAgentError(err, 'register the endpoint');
   }
-  return buildResult({ env, alloc: { ...alloc, hostIfName, mtu }, veth, cniVersion: conf.cniVersion });
+  return buildResult({
+    env,
+    alloc: { ...alloc, hostIfName, mtu },
+    veth,
+    cniVersion: conf.cniVersion,
+  });
 }
 
-async function del(env: CniEnv, conf: TendrilNetConf, agent: PluginAgent, net: PluginNet): Promise<void> {
+async function del(
+  env: CniEnv,
+  conf: TendrilNetConf,
+  agent: PluginAgent,
+  net: PluginNet,
+): Promise<void> {
   const hostIfName = hostIfNameFor(env.containerId, env.ifName);
   try {
     await net.teardown(hostIfName);
@@ -151,13 +226,25 @@ async function del(env: CniEnv, conf: TendrilNetConf, agent: PluginAgent, net: P
     // The agent is down: queue the release; the agent applies it when it starts.
     const dir = pendingReleaseDir(conf.agentSocket);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, encodeURIComponent(`${env.containerId}_${env.ifName}`)), JSON.stringify({ containerId: env.containerId, ifName: env.ifName }));
+    writeFileSync(
+      join(dir, encodeURIComponent(`${env.containerId}_${env.ifName}`)),
+      JSON.stringify({ containerId: env.containerId, ifName: env.ifName }),
+    );
   }
 }
 
-async function check(env: CniEnv, conf: TendrilNetConf, agent: PluginAgent, net: PluginNet): Promise<void> {
+async function check(
+  env: CniEnv,
+  conf: TendrilNetConf,
+  agent: PluginAgent,
+  net: PluginNet,
+): Promise<void> {
   const prev = conf.prevResult;
-  if (!prev) throw new CniError(CniCode.InvalidNetworkConfig, 'CHECK needs prevResult in the network config');
+  if (!prev)
+    throw new CniError(
+      CniCode.InvalidNetworkConfig,
+      'CHECK needs prevResult in the network config',
+    );
   let ep: EndpointInfo;
   try {
     ep = await agent.getEndpoint(env.containerId);
@@ -165,9 +252,18 @@ async function check(env: CniEnv, conf: TendrilNetConf, agent: PluginAgent, net:
     throw wrapAgentError(err, 'look up the endpoint');
   }
   const ip = prev.ips?.[0]?.address.split('/')[0];
-  if (ip && ip !== ep.ip) throw new CniError(CniCode.DatapathFailure, `prevResult says ${ip} but the agent has ${ep.ip} for this container`);
+  if (ip && ip !== ep.ip)
+    throw new CniError(
+      CniCode.DatapathFailure,
+      `prevResult says ${ip} but the agent has ${ep.ip} for this container`,
+    );
   try {
-    await net.check({ hostIfName: ep.hostIfName, podIfName: env.ifName, podNetns: env.netns, ip: ep.ip });
+    await net.check({
+      hostIfName: ep.hostIfName,
+      podIfName: env.ifName,
+      podNetns: env.netns,
+      ip: ep.ip,
+    });
   } catch (err) {
     throw new CniError(CniCode.DatapathFailure, (err as Error).message);
   }

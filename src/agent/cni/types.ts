@@ -38,7 +38,12 @@ export class CniError extends Error {
 
   /** The CNI error object. */
   toJSON(): { cniVersion: string; code: number; msg: string; details?: string } {
-    return { cniVersion: CNI_VERSION, code: this.code, msg: this.message, ...(this.details ? { details: this.details } : {}) };
+    return {
+      cniVersion: CNI_VERSION,
+      code: this.code,
+      msg: this.message,
+      ...(this.details ? { details: this.details } : {}),
+    };
   }
 }
 

@@ -4,7 +4,15 @@
  * port) with the service catalog's rules from src/services/. Remote backends
  * of global services are merged in by `setRemote` (the mesh source).
  */
-import type { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, KubernetesObject, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type {
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  KubeConfig,
+  KubernetesObject,
+  V1EndpointSlice,
+  V1Service,
+} from '@kubernetes/client-node';
 import type { Logger } from '../../util/log.js';
 import type { LBAlgorithm, ServiceEntry } from '../../datapath/types.js';
 import { desiredServiceEntries, type CatalogResult } from '../../services/catalog.js';
@@ -55,17 +63,28 @@ export class ServiceSource {
       name: 'serviceexports',
       kc: o.kc,
       path: '/apis/multicluster.x-k8s.io/v1alpha1/serviceexports',
-      list: () => o.custom.listCustomObjectForAllNamespaces({ group: 'multicluster.x-k8s.io', version: 'v1alpha1', plural: 'serviceexports' }),
+      list: () =>
+        o.custom.listCustomObjectForAllNamespaces({
+          group: 'multicluster.x-k8s.io',
+          version: 'v1alpha1',
+          plural: 'serviceexports',
+        }),
       logger: o.logger,
       onProblem: o.onProblem('serviceexports'),
     });
-    for (const w of [this.services, this.slices, this.exports] as Array<KindWatcher<KubernetesObject>>) {
-      w.on('add', () => this.changed()).on('update', () => this.changed()).on('delete', () => this.changed());
+    for (const w of [this.services, this.slices, this.exports] as Array<
+      KindWatcher<KubernetesObject>
+    >) {
+      w.on('add', () => this.changed())
+        .on('update', () => this.changed())
+        .on('delete', () => this.changed());
     }
-    this.synced = Promise.all([this.services.synced, this.slices.synced, this.exports.synced]).then(() => {
-      this.started = true;
-      this.changed();
-    });
+    this.synced = Promise.all([this.services.synced, this.slices.synced, this.exports.synced]).then(
+      () => {
+        this.started = true;
+        this.changed();
+      },
+    );
   }
 
   onChange(fn: (entries: ServiceEntry[]) => void): void {
@@ -89,7 +108,13 @@ export class ServiceSource {
 
   /** The catalog's current result. */
   result(): CatalogResult {
-    const local = this.exports.list().map((e) => ({ cluster: this.o.cluster, namespace: e.metadata?.namespace ?? 'default', name: e.metadata?.name ?? '' }));
+    const local = this.exports
+      .list()
+      .map((e) => ({
+        cluster: this.o.cluster,
+        namespace: e.metadata?.namespace ?? 'default',
+        name: e.metadata?.name ?? '',
+      }));
     return desiredServiceEntries({
       cluster: this.o.cluster,
       clusterID: this.o.clusterId,

@@ -6,7 +6,14 @@
  * operator allocates identities; the agent waits for the identity of a pod's
  * label set to appear.
  */
-import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubernetesObject, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  type KubernetesObject,
+  type V1Node,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { KubeClient } from '../../k8s/client.js';
 import type { KubeObject } from '../../k8s/objects.js';
 import { ApiError } from '../../k8s/status.js';
@@ -35,7 +42,8 @@ export class IdentityCache {
 
   delete(obj: KubernetesObject): void {
     const labels = identityObjectLabels(obj as KubeObject);
-    if (labels && this.byLabels.get(labels) === Number(obj.metadata?.name)) this.byLabels.delete(labels);
+    if (labels && this.byLabels.get(labels) === Number(obj.metadata?.name))
+      this.byLabels.delete(labels);
   }
 
   ids(): number[] {
@@ -64,7 +72,11 @@ export class IdentityCache {
 }
 
 /** Builds the CiliumEndpoint object of an endpoint. */
-export function ciliumEndpointObject(ep: EndpointInfo, cfg: Pick<AgentConfig, 'nodeIP' | 'node'>, podUid?: string): KubeObject {
+export function ciliumEndpointObject(
+  ep: EndpointInfo,
+  cfg: Pick<AgentConfig, 'nodeIP' | 'node'>,
+  podUid?: string,
+): KubeObject {
   return {
     apiVersion: CILIUM_V2,
     kind: 'CiliumEndpoint',
@@ -72,14 +84,34 @@ export function ciliumEndpointObject(ep: EndpointInfo, cfg: Pick<AgentConfig, 'n
       name: ep.podName,
       namespace: ep.podNamespace,
       labels: { ...ep.labels },
-      ...(podUid ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: ep.podName, uid: podUid, blockOwnerDeletion: true }] } : {}),
+      ...(podUid
+        ? {
+            ownerReferences: [
+              {
+                apiVersion: 'v1',
+                kind: 'Pod',
+                name: ep.podName,
+                uid: podUid,
+                blockOwnerDeletion: true,
+              },
+            ],
+          }
+        : {}),
     },
     status: {
       id: ep.id,
-      identity: { id: ep.identity, labels: Object.entries(ep.labels).map(([k, v]) => `k8s:${k}=${v}`) },
+      identity: {
+        id: ep.identity,
+        labels: Object.entries(ep.labels).map(([k, v]) => `k8s:${k}=${v}`),
+      },
       networking: { addressing: [{ ipv4: ep.ip }], node: cfg.nodeIP },
       state: ep.state === 'ready' ? 'ready' : 'waiting-for-identity',
-      'external-identifiers': { 'container-id': ep.containerId, 'k8s-namespace': ep.podNamespace, 'k8s-pod-name': ep.podName, 'pod-name': `${ep.podNamespace}/${ep.podName}` },
+      'external-identifiers': {
+        'container-id': ep.containerId,
+        'k8s-namespace': ep.podNamespace,
+        'k8s-pod-name': ep.podName,
+        'pod-name': `${ep.podNamespace}/${ep.podName}`,
+      },
     },
   } as KubeObject;
 }
@@ -118,15 +150,39 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
   const identities = new IdentityCache();
   let agentRef: Agent | undefined;
   const problem = (name: string) => (cause: string | undefined) =>
-    agentRef?.setProblem(`k8s/${name}`, cause ? { cause, hint: `is the API server at ${cfg.apiServerURL} up? see \`tendril lab list\`` } : undefined);
+    agentRef?.setProblem(
+      `k8s/${name}`,
+      cause
+        ? { cause, hint: `is the API server at ${cfg.apiServerURL} up? see \`tendril lab list\`` }
+        : undefined,
+    );
 
-  const pods = new KindWatcher<V1Pod>({ name: 'pods', kc, path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), logger: log, onProblem: problem('pods') });
-  const nodes = new KindWatcher<V1Node>({ name: 'nodes', kc, path: '/api/v1/nodes', list: () => core.listNode(), logger: log, onProblem: problem('nodes') });
+  const pods = new KindWatcher<V1Pod>({
+    name: 'pods',
+    kc,
+    path: '/api/v1/pods',
+    list: () => core.listPodForAllNamespaces(),
+    logger: log,
+    onProblem: problem('pods'),
+  });
+  const nodes = new KindWatcher<V1Node>({
+    name: 'nodes',
+    kc,
+    path: '/api/v1/nodes',
+    list: () => core.listNode(),
+    logger: log,
+    onProblem: problem('nodes'),
+  });
   const ids = new KindWatcher<KubernetesObject>({
     name: 'ciliumidentities',
     kc,
     path: '/apis/cilium.io/v2/ciliumidentities',
-    list: () => custom.listClusterCustomObject({ group: 'cilium.io', version: 'v2', plural: 'ciliumidentities' }),
+    list: () =>
+      custom.listClusterCustomObject({
+        group: 'cilium.io',
+        version: 'v2',
+        plural: 'ciliumidentities',
+      }),
     logger: log,
     onProblem: problem('ciliumidentities'),
   });
@@ -134,11 +190,26 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
     name: 'ciliumendpoints',
     kc,
     path: '/apis/cilium.io/v2/ciliumendpoints',
-    list: () => custom.listCustomObjectForAllNamespaces({ group: 'cilium.io', version: 'v2', plural: 'ciliumendpoints' }),
+    list: () =>
+      custom.listCustomObjectForAllNamespaces({
+        group: 'cilium.io',
+        version: 'v2',
+        plural: 'ciliumendpoints',
+      }),
     logger: log,
     onProblem: problem('ciliumendpoints'),
   });
-  const services = new ServiceSource({ kc, core, discovery, custom, logger: log, onProblem: problem, cluster: cfg.clusterName, clusterId: cfg.clusterId, algorithm: cfg.lbAlgorithm });
+  const services = new ServiceSource({
+    kc,
+    core,
+    discovery,
+    custom,
+    logger: log,
+    onProblem: problem,
+    cluster: cfg.clusterName,
+    clusterId: cfg.clusterId,
+    algorithm: cfg.lbAlgorithm,
+  });
 
   const podLookup: AgentDeps['podLookup'] = async (namespace, name) => {
     let p: V1Pod | undefined = pods.get(name, namespace);
@@ -153,12 +224,15 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
       ...(p.spec?.serviceAccountName ? { serviceAccount: p.spec.serviceAccountName } : {}),
     };
   };
-  const resolveIdentity: AgentDeps['resolveIdentity'] = async (o) => identities.waitFor(endpointIdentityKey(o, cfg.clusterName), 3000);
+  const resolveIdentity: AgentDeps['resolveIdentity'] = async (o) =>
+    identities.waitFor(endpointIdentityKey(o, cfg.clusterName), 3000);
   const publisher: AgentDeps['publisher'] = {
     async upsert(ep) {
       const uid = ep.podUid ?? pods.get(ep.podName, ep.podNamespace)?.metadata?.uid;
       const obj = ciliumEndpointObject(ep, cfg, uid);
-      const cur = await kube.getOrUndefined(CILIUM_V2, 'CiliumEndpoint', ep.podName, { namespace: ep.podNamespace });
+      const cur = await kube.getOrUndefined(CILIUM_V2, 'CiliumEndpoint', ep.podName, {
+        namespace: ep.podNamespace,
+      });
       if (!cur) {
         try {
           await kube.create(obj);
@@ -167,8 +241,13 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
           if (!(err instanceof ApiError && err.httpCode === 409)) throw err;
         }
       }
-      const fresh = cur ?? (await kube.get(CILIUM_V2, 'CiliumEndpoint', ep.podName, { namespace: ep.podNamespace }));
-      await kube.update({ ...obj, metadata: { ...obj.metadata, resourceVersion: fresh.metadata.resourceVersion } } as KubeObject);
+      const fresh =
+        cur ??
+        (await kube.get(CILIUM_V2, 'CiliumEndpoint', ep.podName, { namespace: ep.podNamespace }));
+      await kube.update({
+        ...obj,
+        metadata: { ...obj.metadata, resourceVersion: fresh.metadata.resourceVersion },
+      } as KubeObject);
     },
     async delete(ep) {
       try {
@@ -184,27 +263,48 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
     syncNames: ['nodes', 'ciliumendpoints', 'services'],
     async start(agent: Agent) {
       agentRef = agent;
-      const pushNodes = () => agent.setNodes('local', nodes.list().map(nodeInfo).filter((n): n is NodeInfo => !!n));
+      const pushNodes = () =>
+        agent.setNodes(
+          'local',
+          nodes
+            .list()
+            .map(nodeInfo)
+            .filter((n): n is NodeInfo => !!n),
+        );
       nodes.on('add', pushNodes).on('update', pushNodes).on('delete', pushNodes);
       const cepEntries = (o: KubernetesObject) => {
         const st = (o as KubeObject).status ?? {};
         const id = Number(st.identity?.id);
-        const ips = ((st.networking?.addressing ?? []) as Array<{ ipv4?: string }>).map((a) => a.ipv4).filter((x): x is string => !!x);
+        const ips = ((st.networking?.addressing ?? []) as Array<{ ipv4?: string }>)
+          .map((a) => a.ipv4)
+          .filter((x): x is string => !!x);
         return { id, ips, hostIP: st.networking?.node as string | undefined };
       };
       const cepIps = new Map<string, string[]>();
       const onCep = (o: KubernetesObject) => {
         const key = `${o.metadata?.namespace}/${o.metadata?.name}`;
         const { id, ips, hostIP } = cepEntries(o);
-        for (const old of cepIps.get(key) ?? []) if (!ips.includes(old)) agent.updateIPCacheEntry('k8s', `${old}/32`, undefined);
+        for (const old of cepIps.get(key) ?? [])
+          if (!ips.includes(old)) agent.updateIPCacheEntry('k8s', `${old}/32`, undefined);
         cepIps.set(key, ips);
         for (const ip of ips) {
-          agent.updateIPCacheEntry('k8s', `${ip}/32`, Number.isInteger(id) && id > 0 ? { prefix: `${ip}/32`, identity: id, ...(hostIP && hostIP !== cfg.nodeIP ? { hostIP } : {}) } : undefined);
+          agent.updateIPCacheEntry(
+            'k8s',
+            `${ip}/32`,
+            Number.isInteger(id) && id > 0
+              ? {
+                  prefix: `${ip}/32`,
+                  identity: id,
+                  ...(hostIP && hostIP !== cfg.nodeIP ? { hostIP } : {}),
+                }
+              : undefined,
+          );
         }
       };
       const offCep = (o: KubernetesObject) => {
         const key = `${o.metadata?.namespace}/${o.metadata?.name}`;
-        for (const ip of cepIps.get(key) ?? []) agent.updateIPCacheEntry('k8s', `${ip}/32`, undefined);
+        for (const ip of cepIps.get(key) ?? [])
+          agent.updateIPCacheEntry('k8s', `${ip}/32`, undefined);
         cepIps.delete(key);
       };
       ceps.on('add', onCep).on('update', onCep).on('delete', offCep);
@@ -212,12 +312,16 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
         identities.set(o);
         agent.setIdentityCount(identities.ids());
       };
-      ids.on('add', onId).on('update', onId).on('delete', (o) => {
-        identities.delete(o);
-        agent.setIdentityCount(identities.ids());
-      });
+      ids
+        .on('add', onId)
+        .on('update', onId)
+        .on('delete', (o) => {
+          identities.delete(o);
+          agent.setIdentityCount(identities.ids());
+        });
       pods.on('update', (p) => {
-        if (p.metadata?.namespace && p.metadata.name) agent.endpoints.refreshPod(p.metadata.namespace, p.metadata.name);
+        if (p.metadata?.namespace && p.metadata.name)
+          agent.endpoints.refreshPod(p.metadata.namespace, p.metadata.name);
       });
       services.onChange((entries) => agent.setServices(entries));
       for (const w of [pods, nodes, ids, ceps]) void w.start();

@@ -4,7 +4,13 @@
  * first-sync promise, restart with backoff after a watch error (the client
  * stops on errors), and a problem callback for status.
  */
-import { KubeConfig, makeInformer, type Informer, type KubernetesObject, type ListPromise } from '@kubernetes/client-node';
+import {
+  KubeConfig,
+  makeInformer,
+  type Informer,
+  type KubernetesObject,
+  type ListPromise,
+} from '@kubernetes/client-node';
 import type { Logger } from '../../util/log.js';
 
 export interface KindWatcherOptions<T extends KubernetesObject> {
@@ -20,7 +26,10 @@ export interface KindWatcherOptions<T extends KubernetesObject> {
 
 /** Watches one kind and caches it. */
 export class KindWatcher<T extends KubernetesObject> {
-  private readonly informer: Informer<T> & { list(ns?: string): T[]; get(name: string, ns?: string): T | undefined };
+  private readonly informer: Informer<T> & {
+    list(ns?: string): T[];
+    get(name: string, ns?: string): T | undefined;
+  };
   private failed = false;
   private stopped = false;
   private backoff = 500;
@@ -35,7 +44,11 @@ export class KindWatcher<T extends KubernetesObject> {
       this.failed = true;
       const msg = describe(err);
       o.onProblem?.(`watch ${o.name}: ${msg}`);
-      o.logger.warn('watch failed, restarting', { kind: o.name, error: msg, retryInMs: this.backoff });
+      o.logger.warn('watch failed, restarting', {
+        kind: o.name,
+        error: msg,
+        retryInMs: this.backoff,
+      });
       this.restartLater();
     });
   }

@@ -8,11 +8,26 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { BpfMap } from '../bpf/map.js';
-import type { Datapath, Endpoint, Frontend, IPCacheEntry, NodeRoute, ServiceEntry } from '../types.js';
+import type {
+  Datapath,
+  Endpoint,
+  Frontend,
+  IPCacheEntry,
+  NodeRoute,
+  ServiceEntry,
+} from '../types.js';
 import type { Logger } from '../../util/log.js';
 import { nopLogger } from '../../util/log.js';
 import { ipJson } from './ip.js';
-import { keyToPrefix, openEndpointsMap, openIPCacheMap, prefixToKey, type EndpointValue, type IPCacheKey, type IPCacheValue } from './maps.js';
+import {
+  keyToPrefix,
+  openEndpointsMap,
+  openIPCacheMap,
+  prefixToKey,
+  type EndpointValue,
+  type IPCacheKey,
+  type IPCacheValue,
+} from './maps.js';
 import { NodeRouter, type RouterConfig } from './routes.js';
 
 /** Something wrong with the datapath, for status. */
@@ -38,7 +53,11 @@ export interface SocketLB {
 }
 
 /** Creates the socket LB for a node; throws when it cannot (the datapath records why). */
-export type SocketLBFactory = (o: { bpffsDir: string; cgroupPath: string; logger: Logger }) => Promise<SocketLB>;
+export type SocketLBFactory = (o: {
+  bpffsDir: string;
+  cgroupPath: string;
+  logger: Logger;
+}) => Promise<SocketLB>;
 
 export interface LinuxDatapathOptions {
   router: RouterConfig;
@@ -100,7 +119,11 @@ export class LinuxDatapath implements Datapath {
       });
     } else {
       try {
-        this.lb = await this.o.socketLB({ bpffsDir: this.o.bpffsDir, cgroupPath: this.o.cgroupPath, logger: this.log });
+        this.lb = await this.o.socketLB({
+          bpffsDir: this.o.bpffsDir,
+          cgroupPath: this.o.cgroupPath,
+          logger: this.log,
+        });
         this.probs.delete('socket-lb');
       } catch (err) {
         this.problem('socket-lb', err, 'attaching cgroup programs needs root, cgroup v2 and bpffs');
@@ -110,7 +133,11 @@ export class LinuxDatapath implements Datapath {
 
   private problem(component: string, err: unknown, hint: string): void {
     const e = err as { message?: string; hint?: string };
-    this.probs.set(component, { component, cause: e?.message ?? String(err), hint: e?.hint ?? hint });
+    this.probs.set(component, {
+      component,
+      cause: e?.message ?? String(err),
+      hint: e?.hint ?? hint,
+    });
     this.log.warn('datapath part unavailable', { component, error: err });
   }
 
@@ -135,7 +162,11 @@ export class LinuxDatapath implements Datapath {
   }
 
   async upsertIPCache(entry: IPCacheEntry): Promise<void> {
-    this.ipcache?.update(prefixToKey(entry.prefix), { identity: entry.identity, hostIP: entry.hostIP ?? '0.0.0.0', flags: 0 });
+    this.ipcache?.update(prefixToKey(entry.prefix), {
+      identity: entry.identity,
+      hostIP: entry.hostIP ?? '0.0.0.0',
+      flags: 0,
+    });
   }
   async deleteIPCache(prefix: string): Promise<void> {
     this.ipcache?.delete(prefixToKey(prefix));
@@ -145,13 +176,18 @@ export class LinuxDatapath implements Datapath {
     if (!this.ipcache) return [];
     const out: IPCacheEntry[] = [];
     for (const [k, v] of this.ipcache.entries()) {
-      out.push({ prefix: keyToPrefix(k), identity: v.identity, ...(v.hostIP !== '0.0.0.0' ? { hostIP: v.hostIP } : {}) });
+      out.push({
+        prefix: keyToPrefix(k),
+        identity: v.identity,
+        ...(v.hostIP !== '0.0.0.0' ? { hostIP: v.hostIP } : {}),
+      });
     }
     return out;
   }
 
   async upsertNodeRoute(route: NodeRoute): Promise<void> {
-    if (this.probs.has('routing')) throw new Error(`routing unavailable: ${this.probs.get('routing')!.cause}`);
+    if (this.probs.has('routing'))
+      throw new Error(`routing unavailable: ${this.probs.get('routing')!.cause}`);
     await this.router.upsert(route);
   }
   async deleteNodeRoute(podCIDR: string): Promise<void> {
@@ -160,8 +196,18 @@ export class LinuxDatapath implements Datapath {
 
   async upsertEndpoint(ep: Endpoint): Promise<void> {
     if (!this.endpointsMap) return;
-    const links = await ipJson<Array<{ ifindex: number }>>(['link', 'show', 'dev', ep.hostIfName]).catch(() => []);
-    this.endpointsMap.update(ep.ip, { id: ep.id, identity: ep.identity, ifindex: links[0]?.ifindex ?? 0, flags: 0 });
+    const links = await ipJson<Array<{ ifindex: number }>>([
+      'link',
+      'show',
+      'dev',
+      ep.hostIfName,
+    ]).catch(() => []);
+    this.endpointsMap.update(ep.ip, {
+      id: ep.id,
+      identity: ep.identity,
+      ifindex: links[0]?.ifindex ?? 0,
+      flags: 0,
+    });
     this.epIps.set(ep.id, ep.ip);
   }
   async deleteEndpoint(id: number): Promise<void> {

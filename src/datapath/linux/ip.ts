@@ -39,14 +39,30 @@ export interface RunOptions {
 }
 
 function run(bin: string, args: string[], options: RunOptions = {}): Promise<string> {
-  const [file, argv] = options.netns ? ['nsenter', [`--net=${options.netns}`, bin, ...args]] : [bin, args];
+  const [file, argv] = options.netns
+    ? ['nsenter', [`--net=${options.netns}`, bin, ...args]]
+    : [bin, args];
   return new Promise((resolve, reject) => {
-    const child = execFile(file, argv, { encoding: 'utf8', timeout: 15_000 }, (err, stdout, stderr) => {
-      if (err) {
-        const code = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
-        reject(new IpCommandError(`${bin} ${args.join(' ')}${options.netns ? ` (in ${options.netns})` : ''}`, stderr || err.message, code));
-      } else resolve(stdout);
-    });
+    const child = execFile(
+      file,
+      argv,
+      { encoding: 'utf8', timeout: 15_000 },
+      (err, stdout, stderr) => {
+        if (err) {
+          const code =
+            typeof (err as { code?: unknown }).code === 'number'
+              ? (err as { code: number }).code
+              : null;
+          reject(
+            new IpCommandError(
+              `${bin} ${args.join(' ')}${options.netns ? ` (in ${options.netns})` : ''}`,
+              stderr || err.message,
+              code,
+            ),
+          );
+        } else resolve(stdout);
+      },
+    );
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
@@ -63,9 +79,15 @@ export async function ipJson<T = unknown>(args: string[], options: RunOptions = 
 }
 
 /** Runs several `ip` commands at once (`ip -batch -`); stops at the first failure. @throws IpCommandError */
-export function ipBatch(commands: string[][], options: Omit<RunOptions, 'input'> = {}): Promise<string> {
+export function ipBatch(
+  commands: string[][],
+  options: Omit<RunOptions, 'input'> = {},
+): Promise<string> {
   if (commands.length === 0) return Promise.resolve('');
-  return run('ip', ['-batch', '-'], { ...options, input: commands.map((c) => c.join(' ')).join('\n') + '\n' });
+  return run('ip', ['-batch', '-'], {
+    ...options,
+    input: commands.map((c) => c.join(' ')).join('\n') + '\n',
+  });
 }
 
 /** Runs `bridge ARGS...`. @throws IpCommandError */
@@ -95,7 +117,11 @@ export async function ipIdempotentDel(args: string[], options: RunOptions = {}):
  * Writes a sysctl (e.g. "net.ipv4.ip_forward", "1") in the current netns, or
  * in `netns` through `sysctl -w` under nsenter.
  */
-export async function setSysctl(key: string, value: string, options: { netns?: string } = {}): Promise<void> {
+export async function setSysctl(
+  key: string,
+  value: string,
+  options: { netns?: string } = {},
+): Promise<void> {
   if (!options.netns) {
     await writeFile(`/proc/sys/${key.replace(/\./g, '/')}`, value);
     return;

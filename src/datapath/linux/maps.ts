@@ -19,9 +19,18 @@ export const IPCACHE_MAX_ENTRIES = 65_536;
 export const ENDPOINTS_MAX_ENTRIES = 4_096;
 
 export const ipcacheKey = lpmKey(ipv4);
-export const ipcacheValue = struct('ipcache_value', 12, { identity: [0, u32], hostIP: [4, ipv4], flags: [8, u32] });
+export const ipcacheValue = struct('ipcache_value', 12, {
+  identity: [0, u32],
+  hostIP: [4, ipv4],
+  flags: [8, u32],
+});
 export const endpointKey = ipv4;
-export const endpointValue = struct('endpoint_value', 16, { id: [0, u32], identity: [4, u32], ifindex: [8, u32], flags: [12, u32] });
+export const endpointValue = struct('endpoint_value', 16, {
+  id: [0, u32],
+  identity: [4, u32],
+  ifindex: [8, u32],
+  flags: [12, u32],
+});
 
 export type IPCacheKey = CodecValue<typeof ipcacheKey>;
 export type IPCacheValue = CodecValue<typeof ipcacheValue>;

@@ -38,14 +38,21 @@ export interface RouterConfig {
 /** The MAC of a node's VXLAN device: 0e:74 + its underlay IPv4 bytes (locally administered). */
 export function vtepMac(nodeIP: string): string {
   const n = parseIPv4(nodeIP);
-  return ['0e', '74', ...[24, 16, 8, 0].map((s) => ((n >>> s) & 255).toString(16).padStart(2, '0'))].join(':');
+  return [
+    '0e',
+    '74',
+    ...[24, 16, 8, 0].map((s) => ((n >>> s) & 255).toString(16).padStart(2, '0')),
+  ].join(':');
 }
 
 /** The node's underlay IP encoded in a VTEP MAC (inverse of vtepMac), or undefined. */
 export function nodeIPFromVtepMac(mac: string): string | undefined {
   const p = mac.toLowerCase().split(':');
   if (p.length !== 6 || p[0] !== '0e' || p[1] !== '74') return undefined;
-  return p.slice(2).map((x) => parseInt(x, 16)).join('.');
+  return p
+    .slice(2)
+    .map((x) => parseInt(x, 16))
+    .join('.');
 }
 
 /** The tunnel address of a node: the network address of its pod CIDR. */
@@ -81,12 +88,18 @@ export class NodeRouter {
    */
   async init(): Promise<void> {
     await setSysctl('net.ipv4.ip_forward', '1', this.opts);
-    const addrs = await ipJson<Array<{ ifname: string; mtu?: number; addr_info?: Array<{ local: string }> }>>(['addr', 'show'], this.opts);
+    const addrs = await ipJson<
+      Array<{ ifname: string; mtu?: number; addr_info?: Array<{ local: string }> }>
+    >(['addr', 'show'], this.opts);
     const dev = addrs.find((a) => a.addr_info?.some((x) => x.local === this.config.nodeIP));
     if (!dev) {
-      throw new TendrilError('datapath.NoUnderlay', `no interface holds the node address ${this.config.nodeIP}`, {
-        hint: 'the agent must run in the node network namespace (the lab starts it there)',
-      });
+      throw new TendrilError(
+        'datapath.NoUnderlay',
+        `no interface holds the node address ${this.config.nodeIP}`,
+        {
+          hint: 'the agent must run in the node network namespace (the lab starts it there)',
+        },
+      );
     }
     this.underlayDev = dev.ifname;
     if (this.config.mode === 'tunnel') await this.ensureVxlan();
@@ -97,18 +110,38 @@ export class NodeRouter {
     const mac = vtepMac(this.config.nodeIP);
     const mtu = String(podMtu('tunnel', this.config.mtu));
     const want = { id: this.config.vni ?? 2, port: this.config.tunnelPort ?? 8472 };
-    const existing = await ipJson<Array<{ address?: string; linkinfo?: { info_data?: { id?: number; port?: number; local?: string } } }>>(
-      ['-d', 'link', 'show', 'dev', VXLAN_DEV],
-      this.opts,
-    ).catch(() => []);
+    const existing = await ipJson<
+      Array<{
+        address?: string;
+        linkinfo?: { info_data?: { id?: number; port?: number; local?: string } };
+      }>
+    >(['-d', 'link', 'show', 'dev', VXLAN_DEV], this.opts).catch(() => []);
     const cur = existing[0]?.linkinfo?.info_data;
-    if (existing[0] && (cur?.id !== want.id || cur?.port !== want.port || cur?.local !== this.config.nodeIP)) {
+    if (
+      existing[0] &&
+      (cur?.id !== want.id || cur?.port !== want.port || cur?.local !== this.config.nodeIP)
+    ) {
       await ip(['link', 'del', VXLAN_DEV], this.opts);
       existing.length = 0;
     }
     if (!existing[0]) {
       await ip(
-        ['link', 'add', VXLAN_DEV, 'type', 'vxlan', 'id', String(want.id), 'dstport', String(want.port), 'local', this.config.nodeIP, 'dev', this.underlayDev!, 'nolearning'],
+        [
+          'link',
+          'add',
+          VXLAN_DEV,
+          'type',
+          'vxlan',
+          'id',
+          String(want.id),
+          'dstport',
+          String(want.port),
+          'local',
+          this.config.nodeIP,
+          'dev',
+          this.underlayDev!,
+          'nolearning',
+        ],
         this.opts,
       );
     }
@@ -139,7 +172,10 @@ export class NodeRouter {
     }
     const mac = vtepMac(route.nodeIP);
     const gw = tunnelAddress(route.podCIDR);
-    await bridge(['fdb', 'replace', mac, 'dev', VXLAN_DEV, 'dst', route.nodeIP, 'self', 'permanent'], this.opts);
+    await bridge(
+      ['fdb', 'replace', mac, 'dev', VXLAN_DEV, 'dst', route.nodeIP, 'self', 'permanent'],
+      this.opts,
+    );
     await ipBatch(
       [
         ['neigh', 'replace', gw, 'lladdr', mac, 'dev', VXLAN_DEV, 'nud', 'permanent'],
@@ -157,20 +193,31 @@ export class NodeRouter {
       if (!(err instanceof IpCommandError && err.missing)) throw err;
     }
     if (this.config.mode === 'tunnel' && last) {
-      await ip(['neigh', 'del', tunnelAddress(podCIDR), 'dev', VXLAN_DEV], this.opts).catch(() => undefined);
-      await bridge(['fdb', 'del', vtepMac(last.nodeIP), 'dev', VXLAN_DEV, 'dst', last.nodeIP, 'self'], this.opts).catch(() => undefined);
+      await ip(['neigh', 'del', tunnelAddress(podCIDR), 'dev', VXLAN_DEV], this.opts).catch(
+        () => undefined,
+      );
+      await bridge(
+        ['fdb', 'del', vtepMac(last.nodeIP), 'dev', VXLAN_DEV, 'dst', last.nodeIP, 'self'],
+        this.opts,
+      ).catch(() => undefined);
     }
   }
 
   /** Tendril's routes now in the kernel (for adoption after a restart). */
   async list(): Promise<NodeRoute[]> {
-    const routes = await ipJson<RouteJson[]>(['route', 'show', 'proto', String(ROUTE_PROTO)], this.opts);
+    const routes = await ipJson<RouteJson[]>(
+      ['route', 'show', 'proto', String(ROUTE_PROTO)],
+      this.opts,
+    );
     const out: NodeRoute[] = [];
     for (const r of routes) {
       if (!r.gateway) continue;
       if (r.dev === VXLAN_DEV) {
         // tunnel route: the node IP is in the neighbour's MAC
-        const neigh = await ipJson<Array<{ dst: string; lladdr?: string }>>(['neigh', 'show', r.gateway, 'dev', VXLAN_DEV], this.opts).catch(() => []);
+        const neigh = await ipJson<Array<{ dst: string; lladdr?: string }>>(
+          ['neigh', 'show', r.gateway, 'dev', VXLAN_DEV],
+          this.opts,
+        ).catch(() => []);
         const nodeIP = neigh[0]?.lladdr ? nodeIPFromVtepMac(neigh[0].lladdr) : undefined;
         out.push({ podCIDR: r.dst, nodeIP: nodeIP ?? r.gateway, clusterId: 0 });
       } else out.push({ podCIDR: r.dst, nodeIP: r.gateway, clusterId: 0 });

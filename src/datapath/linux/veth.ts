@@ -56,7 +56,22 @@ async function linkMac(name: string, netns?: string): Promise<string> {
 export async function setupPodVeth(spec: PodVethSpec): Promise<PodVethResult> {
   await teardownPodVeth(spec.hostIfName);
   const mtu = String(spec.mtu);
-  await ip(['link', 'add', spec.hostIfName, 'mtu', mtu, 'type', 'veth', 'peer', 'name', spec.podIfName, 'mtu', mtu, 'netns', spec.podNetns]);
+  await ip([
+    'link',
+    'add',
+    spec.hostIfName,
+    'mtu',
+    mtu,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    spec.podIfName,
+    'mtu',
+    mtu,
+    'netns',
+    spec.podNetns,
+  ]);
   try {
     await ipBatch([
       ['link', 'set', spec.hostIfName, 'up'],
@@ -69,7 +84,17 @@ export async function setupPodVeth(spec: PodVethSpec): Promise<PodVethResult> {
         ['addr', 'replace', `${spec.ip}/32`, 'dev', spec.podIfName],
         ['link', 'set', spec.podIfName, 'up'],
         ['route', 'replace', POD_GATEWAY, 'dev', spec.podIfName, 'scope', 'link'],
-        ['neigh', 'replace', POD_GATEWAY, 'lladdr', hostMac, 'dev', spec.podIfName, 'nud', 'permanent'],
+        [
+          'neigh',
+          'replace',
+          POD_GATEWAY,
+          'lladdr',
+          hostMac,
+          'dev',
+          spec.podIfName,
+          'nud',
+          'permanent',
+        ],
         ['route', 'replace', 'default', 'via', POD_GATEWAY, 'dev', spec.podIfName, 'mtu', mtu],
       ],
       { netns: spec.podNetns },
@@ -107,15 +132,24 @@ export async function checkPodVeth(spec: Omit<PodVethSpec, 'mtu'>): Promise<void
     return fail(`host interface ${spec.hostIfName} is missing`);
   }
   if (!host[0]) return fail(`host interface ${spec.hostIfName} is missing`);
-  const routes = await ipJson<Array<{ dst: string; dev?: string }>>(['route', 'show', `${spec.ip}/32`]);
-  if (!routes.some((r) => r.dev === spec.hostIfName)) fail(`no route ${spec.ip}/32 dev ${spec.hostIfName} on the node`);
+  const routes = await ipJson<Array<{ dst: string; dev?: string }>>([
+    'route',
+    'show',
+    `${spec.ip}/32`,
+  ]);
+  if (!routes.some((r) => r.dev === spec.hostIfName))
+    fail(`no route ${spec.ip}/32 dev ${spec.hostIfName} on the node`);
   let addrs: Array<{ ifname: string; addr_info?: Array<{ local: string; prefixlen: number }> }>;
   try {
     addrs = await ipJson(['addr', 'show', 'dev', spec.podIfName], { netns: spec.podNetns });
   } catch {
     return fail(`${spec.podIfName} is missing in ${spec.podNetns}`);
   }
-  if (!addrs[0]?.addr_info?.some((a) => a.local === spec.ip)) fail(`${spec.podIfName} in ${spec.podNetns} does not hold ${spec.ip}`);
-  const def = await ipJson<Array<{ dst: string; gateway?: string }>>(['route', 'show', 'default'], { netns: spec.podNetns });
-  if (!def.some((r) => r.gateway === POD_GATEWAY)) fail(`no default route via ${POD_GATEWAY} in ${spec.podNetns}`);
+  if (!addrs[0]?.addr_info?.some((a) => a.local === spec.ip))
+    fail(`${spec.podIfName} in ${spec.podNetns} does not hold ${spec.ip}`);
+  const def = await ipJson<Array<{ dst: string; gateway?: string }>>(['route', 'show', 'default'], {
+    netns: spec.podNetns,
+  });
+  if (!def.some((r) => r.gateway === POD_GATEWAY))
+    fail(`no default route via ${POD_GATEWAY} in ${spec.podNetns}`);
 }
