@@ -131,6 +131,10 @@ describe('etcd auth: mutual TLS, certificate CN as user, read-only remote role',
       (await root.get('cilium/state/services/v1/cluster1/default/echo'))?.value,
       '{"x":1}',
     );
+    await assert.rejects(
+      remote.watchPrefix('cilium/cache/', () => {}),
+      (e) => isKVStoreError(e, 'KVSTORE_PERMISSION_DENIED'),
+    );
   });
 
   test('a certificate for an unknown user is refused', async () => {
