@@ -8,7 +8,7 @@
  * whatever is left of a half-made cluster (state without namespaces,
  * namespaces without state): leftovers are found by the lab prefix.
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BPFFS_ROOT, clusterDir, tendrilHome } from '../util/paths.js';
 import { clusterCgroup, labCgroupRoot, removeCgroupTree, rmdirIfEmpty } from './cgroup.js';
@@ -189,13 +189,4 @@ export async function deleteAllClusters(
   rmSync(join(BPFFS_ROOT, labPrefix()), { recursive: true, force: true });
   rmdirIfEmpty(join(tendrilHome(), 'clusters'));
   return reports;
-}
-
-/** Reads a pid file; undefined when missing. */
-export function readPidFile(path: string): number | undefined {
-  try {
-    return Number(readFileSync(path, 'utf8').trim()) || undefined;
-  } catch {
-    return undefined;
-  }
 }
