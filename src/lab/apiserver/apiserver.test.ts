@@ -352,6 +352,10 @@ describe('lab API server (HTTP, disk store)', () => {
     assert.ok(
       (r.body.groups as Array<{ name: string }>).some((g) => g.name === 'multicluster.x-k8s.io'),
     );
+    r = await raw('GET', '/api/v1/services?resourceVersion=1&resourceVersionMatch=Exact');
+    assert.deepEqual([r.code, r.body.reason], [410, 'Expired']);
+    r = await raw('GET', '/api/v1/services?resourceVersion=999999');
+    assert.equal(r.code, 504);
     r = await raw('GET', '/api/v1/namespaces/default/services?watch=true&resourceVersion=abc');
     assert.equal(r.code, 400);
     // generateName, and an immutable Deployment selector.
@@ -409,7 +413,9 @@ describe('lab API server (HTTP, disk store)', () => {
     const t = await startTestApiServer({ advertise: { ip: '172.30.1.10', port: 6443 } });
     servers.push(t);
     const s = await t.client.get('discovery.k8s.io/v1', 'EndpointSlice', 'kubernetes');
-    assert.deepEqual((s.endpoints as Array<{ addresses: string[] }>)[0]!.addresses, ['172.30.1.10']);
+    assert.deepEqual((s.endpoints as Array<{ addresses: string[] }>)[0]!.addresses, [
+      '172.30.1.10',
+    ]);
     assert.deepEqual(s.ports, [{ name: 'https', port: 6443, protocol: 'TCP' }]);
     assert.equal(s.metadata.labels!['kubernetes.io/service-name'], 'kubernetes');
   });

@@ -15,6 +15,7 @@ import { parseFieldSelector, parseLabelSelector } from '../../k8s/selectors.js';
 import {
   ApiError,
   badRequest,
+  expired,
   failure,
   internalError,
   success,
@@ -282,6 +283,7 @@ export class ApiHttpServer {
           const opts = listOptions(q, namespace);
           if (q.get('watch') === 'true' || q.get('watch') === '1')
             return this.watch(req, res, info, opts, q, wantsTable(req));
+          checkListVersion(q, this.registry.currentRevision());
           const list = this.registry.listShared(info, opts);
           if (wantsTable(req))
             return this.send(
@@ -579,6 +581,28 @@ function invalidScale(name: string, replicas: unknown): ApiError {
       },
     ),
   );
+}
+
+/**
+ * Lists are served from the current state: `resourceVersionMatch=Exact` for an
+ * older version is 410 Expired, and a version newer than the store is 504, as
+ * Kubernetes answers ("Too large resource version").
+ */
+function checkListVersion(q: URLSearchParams, current: number): void {
+  const rvText = q.get('resourceVersion');
+  if (!rvText || rvText === '0') return;
+  const rv = Number(rvText);
+  if (!Number.isInteger(rv) || rv < 0) throw badRequest(`invalid resource version "${rvText}"`);
+  if (rv > current) {
+    throw new ApiError(
+      failure(504, 'Timeout', `Too large resource version: ${rv}, current: ${current}`, {
+        causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+      }),
+    );
+  }
+  if (q.get('resourceVersionMatch') === 'Exact' && rv !== current) {
+    throw expired(`too old resource version: ${rv} (${current})`);
+  }
 }
 
 function notFoundPath(path: string): ApiError {
