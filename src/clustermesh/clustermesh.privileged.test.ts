@@ -109,6 +109,7 @@ privilegedTest(
       r.out,
       /Cluster mesh enabled on lab-cluster1: cluster1 \(ID 1\) at https:\/\/172\.30\.\d+\.10:32379/,
     );
+    // cluster2 is enabled by connect, with a LoadBalancer address from the lab's pool (cluster1 reaches it there).
     r = ok([
       'clustermesh',
       'connect',
@@ -116,8 +117,17 @@ privilegedTest(
       'lab-cluster2',
       '--destination-context',
       'lab-cluster1',
+      '--service-type',
+      'LoadBalancer',
     ]);
-    assert.match(r.out, /not enabled on lab-cluster2 yet: enabling it/);
+    assert.match(
+      r.out,
+      /not enabled on lab-cluster2 yet: enabling it \(service type LoadBalancer\)/,
+    );
+    assert.match(
+      r.out,
+      /cluster1 \(lab-cluster1\) can now read cluster2 at https:\/\/172\.30\.255\.\d+:2379/,
+    );
     for (const [ctx, local, other] of [
       ['lab-cluster1', 'cluster1', 'cluster2'],
       ['lab-cluster2', 'cluster2', 'cluster1'],
