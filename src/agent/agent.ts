@@ -410,6 +410,20 @@ export class Agent {
     }
   }
 
+  /** Replaces the problems reported about Services (invalid ports, bad annotations, ...). */
+  setServiceIssues(issues: ReadonlyArray<{ namespace: string; name: string; kind: string; code: string; message: string }>): void {
+    for (const k of [...this.extraProblems.keys()]) if (k.startsWith('service/')) this.extraProblems.delete(k);
+    for (const i of issues) {
+      const component = `service/${i.namespace}/${i.name}`;
+      const prev = this.extraProblems.get(component);
+      this.extraProblems.set(component, {
+        component,
+        cause: prev ? `${prev.cause}; ${i.message}` : `${i.kind} ${i.namespace}/${i.name}: ${i.message} (${i.code})`,
+        hint: `fix it: tendril describe svc ${i.name} -n ${i.namespace}`,
+      });
+    }
+  }
+
   /** The agent's status for `tendril status`. */
   status(): AgentStatus {
     const dp = this.deps.datapath;
@@ -472,7 +486,8 @@ export class Agent {
       problems,
       startedAt: this.startedAt,
       pid: process.pid,
-      health: fatal ? 'Error' : problems.length > 0 ? 'Warning' : 'OK',
+      // a user's invalid Service is reported, but does not make the agent unhealthy
+      health: fatal ? 'Error' : problems.some((p) => !p.component.startsWith('service/')) ? 'Warning' : 'OK',
     };
   }
 }

@@ -38,6 +38,7 @@ export class ServiceSource {
   private readonly exports: KindWatcher<KubernetesObject>;
   private remoteExports: readonly { cluster: string; namespace: string; name: string }[] = [];
   private readonly listeners: Array<(entries: ServiceEntry[]) => void> = [];
+  private readonly issueListeners: Array<(issues: CatalogResult['issues']) => void> = [];
   private pending = false;
   private started = false;
   readonly synced: Promise<void>;
@@ -91,6 +92,11 @@ export class ServiceSource {
     this.listeners.push(fn);
   }
 
+  /** Called with the catalog's issues whenever they change. */
+  onIssues(fn: (issues: CatalogResult['issues']) => void): void {
+    this.issueListeners.push(fn);
+  }
+
   private remote: readonly ClusterService[] = [];
   private lastIssues = '';
 
@@ -134,6 +140,7 @@ export class ServiceSource {
     if (issues !== this.lastIssues) {
       this.lastIssues = issues;
       for (const i of r.issues) this.o.logger.warn('service issue', { ...i });
+      for (const l of this.issueListeners) l(r.issues);
     }
     return r.entries;
   }

@@ -324,6 +324,7 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
           agent.endpoints.refreshPod(p.metadata.namespace, p.metadata.name);
       });
       services.onChange((entries) => agent.setServices(entries));
+      services.onIssues((issues) => agent.setServiceIssues(issues));
       for (const w of [pods, nodes, ids, ceps]) void w.start();
       void services.start();
       void nodes.synced.then(() => {
