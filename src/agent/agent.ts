@@ -411,14 +411,25 @@ export class Agent {
   }
 
   /** Replaces the problems reported about Services (invalid ports, bad annotations, ...). */
-  setServiceIssues(issues: ReadonlyArray<{ namespace: string; name: string; kind: string; code: string; message: string }>): void {
-    for (const k of [...this.extraProblems.keys()]) if (k.startsWith('service/')) this.extraProblems.delete(k);
+  setServiceIssues(
+    issues: ReadonlyArray<{
+      namespace: string;
+      name: string;
+      kind: string;
+      code: string;
+      message: string;
+    }>,
+  ): void {
+    for (const k of [...this.extraProblems.keys()])
+      if (k.startsWith('service/')) this.extraProblems.delete(k);
     for (const i of issues) {
       const component = `service/${i.namespace}/${i.name}`;
       const prev = this.extraProblems.get(component);
       this.extraProblems.set(component, {
         component,
-        cause: prev ? `${prev.cause}; ${i.message}` : `${i.kind} ${i.namespace}/${i.name}: ${i.message} (${i.code})`,
+        cause: prev
+          ? `${prev.cause}; ${i.message}`
+          : `${i.kind} ${i.namespace}/${i.name}: ${i.message} (${i.code})`,
         hint: `fix it: tendril describe svc ${i.name} -n ${i.namespace}`,
       });
     }
@@ -487,7 +498,11 @@ export class Agent {
       startedAt: this.startedAt,
       pid: process.pid,
       // a user's invalid Service is reported, but does not make the agent unhealthy
-      health: fatal ? 'Error' : problems.some((p) => !p.component.startsWith('service/')) ? 'Warning' : 'OK',
+      health: fatal
+        ? 'Error'
+        : problems.some((p) => !p.component.startsWith('service/'))
+          ? 'Warning'
+          : 'OK',
     };
   }
 }

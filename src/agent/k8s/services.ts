@@ -114,13 +114,11 @@ export class ServiceSource {
 
   /** The catalog's current result. */
   result(): CatalogResult {
-    const local = this.exports
-      .list()
-      .map((e) => ({
-        cluster: this.o.cluster,
-        namespace: e.metadata?.namespace ?? 'default',
-        name: e.metadata?.name ?? '',
-      }));
+    const local = this.exports.list().map((e) => ({
+      cluster: this.o.cluster,
+      namespace: e.metadata?.namespace ?? 'default',
+      name: e.metadata?.name ?? '',
+    }));
     return desiredServiceEntries({
       cluster: this.o.cluster,
       clusterID: this.o.clusterId,
