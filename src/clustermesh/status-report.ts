@@ -258,6 +258,11 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
       });
       continue;
     }
+    const meshProblem = s.problems.find((p) => p.component === 'clustermesh');
+    if (meshProblem && remotes.length > 0) {
+      report.nodes.notConnected.push({ node, why: meshProblem.cause });
+      continue;
+    }
     const own = (
       s as AgentStatus & { clustermesh?: { clusters?: { name: string; ready: boolean }[] } }
     ).clustermesh?.clusters;
