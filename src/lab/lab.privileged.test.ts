@@ -31,7 +31,8 @@ process.env.TENDRIL_HOME = home;
 const { KubeClient } = await import('../k8s/client.js');
 const { createCluster } = await import('./create.js');
 const { deleteAllClusters, deleteCluster } = await import('./teardown.js');
-const { daemonStatus, projectRoot, supervisorPid } = await import('./daemons.js');
+const { addDaemon, daemonStatus, projectRoot, supervisorPid, waitDaemonRunning } =
+  await import('./daemons.js');
 const { listLabNetns } = await import('./netns.js');
 const { labCgroupRoot } = await import('./cgroup.js');
 const { nodeBpffsDir } = await import('./layout.js');
@@ -493,6 +494,13 @@ privilegedTest(
 
     client.close();
     client.close();
+    // a daemon of another part that leaves a detached child in the root namespace
+    addDaemon('alpha', {
+      name: 'spawner',
+      command: ['/bin/sh', '-c', 'setsid sleep 1001 & exec sleep 1002'],
+      restart: 'always',
+    });
+    await waitDaemonRunning('alpha', 'spawner', 10_000);
     await deleteCluster('alpha');
     await deleteCluster('beta');
     await deleteCluster('beta'); // idempotent

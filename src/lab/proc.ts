@@ -3,7 +3,7 @@
  * its start time from /proc/<pid>/stat), signalling and waiting for a process
  * that is not our child.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** The process's start time in clock ticks since boot, or undefined when it does not exist (or is a zombie). */
 export function procStartTime(pid: number): number | undefined {
@@ -69,4 +69,45 @@ export async function terminate(pid: number, graceMs: number, startTime?: number
   if (await waitGone(pid, graceMs, startTime)) return;
   if (isAlive(pid, startTime)) signal(pid, 'SIGKILL');
   await waitGone(pid, 2000, startTime);
+}
+
+/** Parent pid and start time of a process (from /proc/<pid>/stat), or undefined. */
+function procStat(pid: number): { ppid: number; startTime: number } | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { ppid: Number(rest[1]), startTime: Number(rest[19]) };
+}
+
+/**
+ * Every descendant of the given processes (children, grandchildren...), with
+ * start times so they can be signalled later without hitting a reused pid.
+ */
+export function descendants(roots: number[]): { pid: number; startTime: number }[] {
+  const children = new Map<number, { pid: number; startTime: number }[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const st = procStat(Number(d));
+    if (!st) continue;
+    const list = children.get(st.ppid) ?? [];
+    list.push({ pid: Number(d), startTime: st.startTime });
+    children.set(st.ppid, list);
+  }
+  const out: { pid: number; startTime: number }[] = [];
+  const queue = [...roots];
+  const seen = new Set<number>(roots);
+  while (queue.length) {
+    const p = queue.shift()!;
+    for (const c of children.get(p) ?? []) {
+      if (seen.has(c.pid)) continue;
+      seen.add(c.pid);
+      out.push(c);
+      queue.push(c.pid);
+    }
+  }
+  return out;
 }

@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import { BPFFS_ROOT, clusterDir, tendrilHome } from '../util/paths.js';
 import { clusterCgroup, labCgroupRoot, removeCgroupTree, rmdirIfEmpty } from './cgroup.js';
 import { forgetLabContext } from './context.js';
-import { readDaemonRecord, recordsDir, stopSupervisor } from './daemons.js';
+import { readDaemonRecord, recordsDir, stopSupervisor, supervisorPid } from './daemons.js';
 import { labPrefix, podNetns, underlayNetns } from './layout.js';
 import { withLabLock } from './lock.js';
 import { deleteNetns, listLabNetns, netnsInode } from './netns.js';
-import { signal, terminate, waitGone } from './proc.js';
+import { descendants, isAlive, signal, terminate, waitGone } from './proc.js';
 import { listClusterDirs, tryLoadCluster } from './state.js';
 
 /** What deleteCluster removed. */
@@ -103,6 +103,19 @@ export async function deleteCluster(
   say(`Deleting lab cluster "${name}" ...`);
   let killed = 0;
 
+  // 0. remember every process below the supervisor and the daemons (children a daemon
+  //    started outside the cluster's namespaces and cgroups are found this way)
+  const roots: number[] = [];
+  const sup = supervisorPid(name);
+  if (sup) roots.push(sup);
+  const rdir0 = recordsDir(name);
+  if (existsSync(rdir0)) {
+    for (const f of readdirSync(rdir0)) {
+      const rec = f.endsWith('.json') ? readDaemonRecord(name, f.slice(0, -5)) : undefined;
+      if (rec?.pid && isAlive(rec.pid, rec.startTime)) roots.push(rec.pid);
+    }
+  }
+  const tree = roots.length > 0 ? descendants(roots) : [];
   // 1. the supervisor first, so nothing is restarted; it stops its daemons.
   await stopSupervisor(name, 20_000);
   // 2. any daemon the supervisor did not stop (it was killed, or never ran).
@@ -115,6 +128,12 @@ export async function deleteCluster(
         await terminate(rec.pid, 3000, rec.startTime);
         killed++;
       }
+    }
+  }
+  for (const p of tree) {
+    if (isAlive(p.pid, p.startTime)) {
+      signal(p.pid, 'SIGKILL');
+      killed++;
     }
   }
   // 3. pods' processes: everything in the cluster's cgroups.
