@@ -12,6 +12,9 @@ import { etcdArgs, freePort } from '../kvstore/etcd-server.js';
 import { recordLabContext } from './context.js';
 import {
   addDaemon,
+  daemonLogPath,
+  daemonStatus,
+  logTail,
   nodeCommand,
   startSupervisor,
   waitDaemonRunning,
@@ -318,7 +321,9 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
       ),
     );
     // under the lab lock: the config file is read-modified-written, and other creates may finish now too
-    const ctx = await withLabLock(async () => recordLabContext(cluster.name, apiServerURL(cluster)));
+    const ctx = await withLabLock(async () =>
+      recordLabContext(cluster.name, apiServerURL(cluster)),
+    );
     saveCluster(cluster);
     if (opts.wait) {
       say(' • Waiting for nodes to be Ready ...');
@@ -357,12 +362,17 @@ export async function waitAPI(cluster: LabCluster, timeoutMs: number): Promise<v
             : err.message
           : String(err);
     }
-    if (Date.now() > deadline) {
+    // an API server that keeps crashing will not answer: say so at once, with its log
+    const st = daemonStatus(cluster.name).find((d) => d.name === DAEMON_APISERVER);
+    const crashing = st !== undefined && st.restarts >= 3;
+    if (Date.now() > deadline || crashing) {
       throw new TendrilError(
         'LAB_API_TIMEOUT',
-        `the API server of lab cluster "${cluster.name}" does not answer after ${timeoutMs} ms (${last})`,
+        crashing
+          ? `the API server of lab cluster "${cluster.name}" keeps exiting (${st.restarts} restarts, last exit code ${st.lastExit?.code ?? '?'})`
+          : `the API server of lab cluster "${cluster.name}" does not answer after ${timeoutMs} ms (${last})`,
         {
-          hint: `see \`tendril lab logs ${cluster.name} ${DAEMON_APISERVER}\``,
+          hint: `its log ends with:\n${logTail(daemonLogPath(cluster.name, DAEMON_APISERVER), 8)}\n  (all of it: \`tendril lab logs ${cluster.name} ${DAEMON_APISERVER}\`)`,
         },
       );
     }
