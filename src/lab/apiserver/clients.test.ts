@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import type { KubeObject } from '../../k8s/objects.js';
 import { setContext, writeStandaloneKubeConfig } from '../../k8s/kubeconfig.js';
-import { startTestApiServer, type TestApiServer } from './testing.js';
+import { fakeNode, startTestApiServer, type TestApiServer } from './testing.js';
 
 const run = promisify(execFile);
 
@@ -140,6 +140,62 @@ describe('lab API server with real clients', () => {
       assert.match(labels.stdout, /service\/echo-service-c1 labeled/);
       const del = await kubectl('delete', 'svc', 'echo-service-c1');
       assert.match(del.stdout, /service "echo-service-c1" deleted/);
+    },
+  );
+
+  it(
+    'serves kubectl wait, rollout status and rollout restart',
+    { skip: !existsSync('/usr/bin/kubectl') && 'kubectl not installed' },
+    async () => {
+      const home = t.dataDir;
+      const cfg = join(home, 'tendril-config-2');
+      setContext({ name: 'lab-test', cluster: 'test', server: t.server.url }, cfg);
+      const kubeconfig = join(home, 'kubeconfig-2');
+      writeStandaloneKubeConfig(kubeconfig, {}, cfg);
+      const kubectl = (...args: string[]) =>
+        run('kubectl', ['--kubeconfig', kubeconfig, ...args], {
+          env: { ...process.env, HOME: home, KUBECACHEDIR: join(home, 'cache') },
+        });
+      await t.client.create(fakeNode('k-worker'));
+      await t.client.create<KubeObject>({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'roll' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'roll' } },
+          template: {
+            metadata: { labels: { app: 'roll' } },
+            spec: { containers: [{ name: 'c', image: 'busybox' }] },
+          },
+        },
+      });
+      await t.server.settle();
+      for (const p of (await t.client.list('v1', 'Pod', { labelSelector: 'app=roll' })).items) {
+        await t.client.updateStatus({
+          ...p,
+          status: {
+            ...p.status,
+            phase: 'Running',
+            podIP: '10.244.1.50',
+            conditions: [{ type: 'Ready', status: 'True' }],
+          },
+        });
+      }
+      await t.server.settle();
+      assert.match(
+        (await kubectl('wait', '--for=condition=Ready', 'pod', '-l', 'app=roll', '--timeout=10s'))
+          .stdout,
+        /condition met/,
+      );
+      assert.match(
+        (await kubectl('rollout', 'status', 'deploy/roll', '--timeout=10s')).stdout,
+        /deployment "roll" successfully rolled out/,
+      );
+      assert.match(
+        (await kubectl('rollout', 'restart', 'deploy/roll')).stdout,
+        /deployment.apps\/roll restarted/,
+      );
     },
   );
 });
