@@ -190,7 +190,7 @@ export class Agent {
     for (const w of options.waitFor ?? []) this.pendingSync.add(w);
     if (this.pendingSync.size === 0) this.allSynced();
     this.applyPendingReleases();
-    this.endpoints.start();
+    this.endpoints.start({ clusterId: this.config.clusterId });
   }
 
   /** A source finished its initial sync; once all have, stale adopted state is removed. */

@@ -90,9 +90,26 @@ export class EndpointManager {
     for (const ep of this.byContainer.values()) l('upsert', ep);
   }
 
-  /** Starts resolving labels/identities of restored endpoints that lack them. */
-  start(): void {
-    for (const ep of this.byContainer.values()) if (ep.state !== 'ready') this.resolveLater(ep, 0);
+  /**
+   * Starts resolving labels/identities of restored endpoints that lack them,
+   * or whose identity belongs to another cluster ID (a reinstall with --force).
+   */
+  start(options: { clusterId?: number } = {}): void {
+    for (const ep of this.byContainer.values()) {
+      const foreign =
+        options.clusterId !== undefined &&
+        ep.identity >= 256 &&
+        ((ep.identity >> 16) & 0xff) !== options.clusterId;
+      if (foreign) {
+        const k = key(ep.containerId, ep.ifName);
+        const next: EndpointInfo = { ...ep, identity: 0, state: 'waiting-for-identity' };
+        this.byContainer.set(k, next);
+        this.emit('upsert', next);
+      }
+      if (foreign || ep.state !== 'ready')
+        this.resolveLater(this.byContainer.get(key(ep.containerId, ep.ifName))!, 0);
+    }
+    this.save();
   }
 
   stop(): void {

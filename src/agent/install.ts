@@ -252,7 +252,8 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     }
     if (prev && prev.clusterId !== clusterId) {
       say(`Reinstalling with cluster ID ${clusterId} (was ${prev.clusterId}) because of --force`);
-      await removeEverything(c, say, { keepInstallState: false });
+      // keep the agents' IPAM and endpoints: live pods keep their addresses; their identities are re-allocated
+      await removeEverything(c, say, { keepInstallState: false, keepAgentState: true });
     }
     const state: InstallState = {
       ...next,
@@ -448,7 +449,7 @@ export async function uninstall(o: UninstallOptions): Promise<{ removed: boolean
 async function removeEverything(
   c: LabCluster,
   say: (l: string) => void,
-  o: { keepInstallState: boolean },
+  o: { keepInstallState: boolean; keepAgentState?: boolean },
 ): Promise<void> {
   const names = [DAEMON_OPERATOR, DAEMON_DNS, ...c.nodes.map((n) => agentDaemonName(n.name))];
   await Promise.all(
@@ -460,7 +461,7 @@ async function removeEverything(
   for (const n of c.nodes) {
     rmSync(join(nodeCniConfDir(c.name, n.name), CNI_CONF_FILE), { force: true });
     rmSync(join(nodeCniBinDir(c.name, n.name), CNI_PLUGIN_NAME), { force: true });
-    rmSync(agentStateDir(c.name, n.name), { recursive: true, force: true });
+    if (!o.keepAgentState) rmSync(agentStateDir(c.name, n.name), { recursive: true, force: true });
     rmSync(agentSocketPath(c.name, n.name), { force: true });
     // pinned links and maps: removing the pins detaches the programs (no fd holds them once the agent is gone)
     rmSync(nodeBpffsDir(c.name, n.name), { recursive: true, force: true });
