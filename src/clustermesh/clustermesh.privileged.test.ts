@@ -221,6 +221,32 @@ privilegedTest(
       await new Promise((res) => setTimeout(res, 1000));
     }
 
+    // cluster1 switches to LoadBalancer: cluster2 is told the new endpoint and reconnects there.
+    r = ok([
+      'clustermesh',
+      'enable',
+      '--context',
+      'lab-cluster1',
+      '--service-type',
+      'LoadBalancer',
+    ]);
+    assert.match(
+      r.out,
+      /Told cluster2 about the new access endpoint https:\/\/172\.30\.255\.\d+:2379/,
+    );
+    ok(
+      ['clustermesh', 'status', '--context', 'lab-cluster2', '--wait', '--wait-duration', '60s'],
+      90_000,
+    );
+    const viaLB = JSON.parse(
+      ok(['clustermesh', 'status', '--context', 'lab-cluster2', '-o', 'json']).out,
+    ) as {
+      clusters: { name: string; endpoints: string[]; connected: boolean }[];
+    };
+    const c1line = viaLB.clusters.find((c) => c.name === 'cluster1')!;
+    assert.match(c1line.endpoints[0]!, /^https:\/\/172\.30\.255\.\d+:2379$/);
+    assert.equal(c1line.connected, true);
+
     // Disconnect: each side alone again, and cluster1's etcd no longer admits cluster2.
     ok([
       'clustermesh',

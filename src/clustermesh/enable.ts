@@ -15,6 +15,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { TendrilError } from '../util/errors.js';
 import { resolveInstallTarget } from '../agent/lab-target.js';
 import { readInstallState, type InstallState } from '../agent/install-state.js';
@@ -27,6 +28,8 @@ import {
   meshEnabled,
   meshPaths,
   readMeshConfig,
+  remotePaths,
+  writeRemote,
   type MeshConfig,
   type ServiceType,
 } from './mesh-files.js';
@@ -156,6 +159,11 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
     loadBalancerIP: lbIP,
     cacheTTL: install.settings['clustermesh-cache-ttl'],
   });
+  if (previous && previous.accessEndpoints.join(',') !== config.accessEndpoints.join(',')) {
+    const updated = await updatePeersEndpoints(c.name, config);
+    if (updated.length > 0)
+      say(`🔁 Told ${updated.join(', ')} about the new access endpoint ${access}`);
+  }
   if (caCreated)
     say(
       '🔑 Created the mesh CA ($TENDRIL_HOME/mesh/ca.crt); every cluster enabled from now on shares it',
@@ -271,4 +279,34 @@ export async function disableClusterMesh(o: {
   await removeMeshFiles(c.name);
   say(`✅ Cluster mesh disabled on ${target.context}`);
   return { labCluster: c.name, disconnected };
+}
+
+/**
+ * After the access endpoint of a cluster changed (another service type),
+ * rewrites the remote records of the clusters that read it, so their
+ * kvstoremesh reconnects to the new address. Returns their lab names.
+ */
+export async function updatePeersEndpoints(
+  labCluster: string,
+  config: MeshConfig,
+): Promise<string[]> {
+  const updated: string[] = [];
+  for (const other of listClusters()) {
+    if (other.name === labCluster || !meshEnabled(other.name)) continue;
+    for (const r of (await listRemotes(other.name)).remotes) {
+      if (r.name !== config.clusterName) continue;
+      const p = remotePaths(other.name, r.name);
+      await writeRemote(
+        other.name,
+        { ...r, endpoints: config.accessEndpoints, connectedAt: new Date().toISOString() },
+        {
+          caPEM: await readFile(p.caCert, 'utf8'),
+          certPEM: await readFile(p.clientCert, 'utf8'),
+          keyPEM: await readFile(p.clientKey, 'utf8'),
+        },
+      );
+      updated.push(other.name);
+    }
+  }
+  return updated;
 }
