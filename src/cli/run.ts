@@ -183,6 +183,10 @@ export function register(program: Command): void {
         return;
       }
       const uid = created.metadata.uid!;
+      // Ctrl-C stops waiting/streaming (with --rm the pod is still deleted); exit status 130, as a shell's
+      const interrupted = new AbortController();
+      const onInt = () => interrupted.abort();
+      process.on('SIGINT', onInt);
       const api = target.api;
       let code = 1;
       try {
@@ -194,11 +198,14 @@ export function register(program: Command): void {
           uid,
           Boolean(o.stdin),
           timeoutMs,
+          interrupted.signal,
         );
       } finally {
+        process.off('SIGINT', onInt);
         if (o.rm) await deletePodAndWait(api, ns, name, uid);
       }
-      if (code !== 0) process.stderr.write(`pod ${ns}/${name} terminated (Error)\n`);
+      if (code !== 0 && code !== 130)
+        process.stderr.write(`pod ${ns}/${name} terminated (Error)\n`);
       process.exitCode = code;
     });
 }
@@ -220,6 +227,7 @@ async function attachAndWait(
   uid: string,
   stdin: boolean,
   timeoutMs: number,
+  interrupted: AbortSignal,
 ): Promise<number> {
   // 1. wait for the container to start (or the pod to finish / fail)
   const deadline = Date.now() + timeoutMs;
@@ -229,6 +237,7 @@ async function attachAndWait(
     const s = await getPod(api, ns, name);
     if (s.gone || s.pod?.metadata.uid !== uid)
       throw new TendrilError('RUN_POD_GONE', `pod ${ns}/${name} was deleted before it ran`);
+    if (interrupted.aborted) return 130;
     pod = s.pod;
     const phase = pod.status?.phase;
     if (phase === 'Running' || phase === 'Succeeded' || phase === 'Failed') break;
@@ -286,6 +295,7 @@ async function attachAndWait(
   let lastCheck = 0;
   const logPath = join(dir, `${container}.log`);
   await followFile(logPath, (data) => process.stdout.write(data), {
+    signal: interrupted,
     intervalMs: 50,
     until: async () => {
       if (Date.now() - lastCheck < 150) return false;
@@ -304,5 +314,6 @@ async function attachAndWait(
     stdinStream.destroy();
     process.stdin.destroy();
   }
+  if (interrupted.aborted && result === undefined) return 130;
   return result?.exitCode ?? 1;
 }
