@@ -27,6 +27,7 @@ import {
   type LabCluster,
 } from '../lab/state.js';
 import { nodeBpffsDir } from '../lab/layout.js';
+import { destroyPinnedLB } from '../datapath/linux/lb/index.js';
 import { netnsPath } from '../lab/netns.js';
 import { KubeClient } from '../k8s/client.js';
 import { ApiError } from '../k8s/status.js';
@@ -463,7 +464,12 @@ async function removeEverything(
     rmSync(join(nodeCniBinDir(c.name, n.name), CNI_PLUGIN_NAME), { force: true });
     if (!o.keepAgentState) rmSync(agentStateDir(c.name, n.name), { recursive: true, force: true });
     rmSync(agentSocketPath(c.name, n.name), { force: true });
-    // pinned links and maps: removing the pins detaches the programs (no fd holds them once the agent is gone)
+    // the socket LB detaches its pinned links and removes its pins; then the rest of the node's pins go
+    try {
+      destroyPinnedLB(nodeBpffsDir(c.name, n.name));
+    } catch (err) {
+      say(`warning: ${n.name}: could not detach the socket LB cleanly: ${(err as Error).message}`);
+    }
     rmSync(nodeBpffsDir(c.name, n.name), { recursive: true, force: true });
     const ns = netnsPath(n.netns);
     if (existsSync(ns)) {

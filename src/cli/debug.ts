@@ -22,7 +22,7 @@ import { agentSocketPath } from '../agent/config.js';
 import { describeIdentity } from '../identity/numeric.js';
 import { KubeClient } from '../k8s/client.js';
 import { identityObjectLabels } from '../operator/crd-identity-backend.js';
-import { readPinnedServices } from '../agent/debug-lb.js';
+import { readPinnedServices } from '../datapath/linux/lb/index.js';
 
 const w = (s: string) => process.stdout.write(s);
 
@@ -133,7 +133,7 @@ async function identities(c: LabCluster): Promise<void> {
 async function services(c: LabCluster, node?: string): Promise<void> {
   for (const n of nodesOf(c, node)) {
     const dir = nodeBpffsDir(c.name, n.name);
-    const pinned = await readPinnedServices(dir);
+    const pinned = readPinnedServices(dir);
     if (pinned) {
       w(`Node ${n.name} — service maps (${dir}):\n`);
       const rows: string[][] = [];
