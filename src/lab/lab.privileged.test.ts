@@ -363,6 +363,13 @@ privilegedTest(
       readyOf(await get('probed')) === 'True' ? true : undefined,
     );
 
+    // daemon logs
+    const klog = cli(['lab', 'logs', 'alpha', 'kubelet-alpha-worker']);
+    assert.equal(klog.status, 0);
+    assert.match(klog.stdout, /node registered .*node=alpha-worker ip=172\.30\.1\.11/);
+    assert.match(cli(['lab', 'logs', 'alpha']).stdout, /==> apiserver /);
+    assert.match(cli(['lab', 'logs', 'alpha', 'nope']).stderr, /has no log for daemon "nope"/);
+
     // logs, exec, run --rm through the CLI
     const logs = cli(['--context', 'lab-alpha', 'logs', 'never-fails']);
     assert.equal(logs.stdout, 'bye\n');
