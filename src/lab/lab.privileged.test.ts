@@ -522,6 +522,7 @@ privilegedTest(
     assert.equal(existsSync(join(home, 'clusters')), false);
     assert.doesNotMatch(readFileSync(join(home, 'config'), 'utf8'), /lab-alpha|lab-beta/);
   },
+  { timeout: 300_000 }, // two clusters and a dozen pods on a shared 2-core machine
 );
 
 privilegedTest(
