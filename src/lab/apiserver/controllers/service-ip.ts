@@ -99,10 +99,16 @@ export class ServiceAllocator {
   attach(registry: Registry): void {
     const info = infoByKind('Service');
     for (const svc of registry.scan(info)) this.remember(svc);
+    // The hooks only choose and check addresses; what is taken is learnt from the
+    // stored Services' events, so a dry run or a failed write reserves nothing.
+    registry.watch(info, { resourceVersion: String(registry.currentRevision()) }, (ev) => {
+      if (ev.type === 'DELETED') return this.release(ev.object);
+      if (ev.old) this.release(ev.old);
+      this.remember(ev.object);
+    });
     registry.addHooks('Service', {
       beforeCreate: (obj) => this.allocate(obj),
       beforeUpdate: (obj, old) => this.reallocate(obj, old),
-      afterDelete: (obj) => this.release(obj),
     });
   }
 
@@ -191,7 +197,6 @@ export class ServiceAllocator {
         }
         spec.clusterIP = ipToString(ip);
         spec.clusterIPs = [spec.clusterIP];
-        this.used.set(ip, this.owner(svc));
       }
     }
     this.allocateNodePorts(svc, undefined);
@@ -233,6 +238,11 @@ export class ServiceAllocator {
     const ports = (spec.ports ?? []) as Array<{ nodePort?: number; port: number; name?: string }>;
     const owner = this.owner(svc);
     const info = infoByKind('Service');
+    const mine = new Set<number>();
+    const taken = (port: number) => {
+      const holder = this.nodePorts.get(port);
+      return (holder !== undefined && holder !== owner) || mine.has(port);
+    };
     ports.forEach((p, i) => {
       if (!needs) {
         delete p.nodePort;
@@ -249,8 +259,7 @@ export class ServiceAllocator {
             },
           ]);
         }
-        const holder = this.nodePorts.get(p.nodePort);
-        if (holder && holder !== owner) {
+        if (taken(p.nodePort)) {
           throw Registry.invalid(info, svc.metadata.name!, [
             {
               type: 'FieldValueInvalid',
@@ -270,7 +279,7 @@ export class ServiceAllocator {
           const start = Math.floor(Math.random() * n);
           for (let k = 0; k < n; k++) {
             const cand = NODE_PORT_RANGE[0] + ((start + k) % n);
-            if (!this.nodePorts.has(cand)) {
+            if (!taken(cand) && !this.nodePorts.has(cand)) {
               p.nodePort = cand;
               break;
             }
@@ -286,7 +295,7 @@ export class ServiceAllocator {
             ]);
         }
       }
-      this.nodePorts.set(p.nodePort!, owner);
+      mine.add(p.nodePort!);
     });
   }
 
@@ -305,17 +314,6 @@ export class ServiceAllocator {
       ]);
     }
     if (spec.type !== 'ExternalName' && !oldIP) this.allocate(svc);
-    else {
-      // Release node ports the update drops, then allocate what it adds.
-      const owner = this.owner(svc);
-      const keep = new Set(
-        ((spec.ports ?? []) as Array<{ nodePort?: number }>).map((p) => p.nodePort).filter(Boolean),
-      );
-      for (const p of (old.spec?.ports ?? []) as Array<{ nodePort?: number }>) {
-        if (p.nodePort && !keep.has(p.nodePort) && this.nodePorts.get(p.nodePort) === owner)
-          this.nodePorts.delete(p.nodePort);
-      }
-      this.allocateNodePorts(svc, old);
-    }
+    else this.allocateNodePorts(svc, old);
   }
 }
