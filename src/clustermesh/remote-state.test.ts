@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryKVStore } from '../kvstore/memory.js';
+import type { WatchEvent, WatchOptions } from '../kvstore/types.js';
 import { KVStoreMesh } from './kvstoremesh.js';
 import { RemoteState, type RemoteStateEvent } from './remote-state.js';
 import { FakeNetwork, FlakyStore, writeClusterState } from './testing.js';
@@ -112,5 +113,52 @@ test('RemoteState follows kvstoremesh: entries, synced, stale, drained', async (
   } finally {
     await rs.stop();
     await mesh.stop();
+  }
+});
+
+test('RemoteState relists when its watch breaks for good, and emits what it missed', async () => {
+  const store = new MemoryKVStore();
+  await writeClusterState(store, { name: 'cluster1', id: 1, nodes: 2, services: 1 });
+  let breakWatch: ((err: Error) => void) | undefined;
+  let innerWatch: { close(): Promise<void> } | undefined;
+  const wrapped = {
+    list: (p: string) => store.list(p),
+    watchPrefix: async (p: string, on: (ev: WatchEvent) => void, o: WatchOptions = {}) => {
+      innerWatch = await store.watchPrefix(p, on, o);
+      breakWatch = o.onError;
+      return innerWatch;
+    },
+  };
+  const rs = new RemoteState({ store: wrapped, localCluster: 'cluster1', includeLocal: true });
+  const events: RemoteStateEvent[] = [];
+  rs.on((ev) => events.push(ev));
+  try {
+    await rs.start();
+    assert.equal(rs.cluster('cluster1')!.nodes.size, 2);
+    // The watch dies (e.g. its revision was compacted while etcd was unreachable); changes happen meanwhile.
+    await innerWatch!.close();
+    await store.delete(nodeKey('cluster1', 'cluster1-node1'));
+    await store.put(
+      nodeKey('cluster1', 'cluster1-node5'),
+      (await store.get(nodeKey('cluster1', 'cluster1-node0')))!.value,
+    );
+    events.length = 0;
+    breakWatch!(new Error('KVSTORE_COMPACTED'));
+    await until('relisted', () => rs.resyncs === 1);
+    assert.deepEqual([...rs.cluster('cluster1')!.nodes.keys()].sort(), [
+      'cluster1-node0',
+      'cluster1-node5',
+    ]);
+    assert.ok(events.some((e) => e.type === 'delete' && e.name === 'cluster1-node1'));
+    assert.ok(events.some((e) => e.type === 'upsert' && e.name === 'cluster1-node5'));
+    assert.ok(
+      !events.some((e) => e.type === 'upsert' && e.name === 'cluster1-node0'),
+      'unchanged entries are not re-emitted',
+    );
+    // And the new watch works.
+    await store.delete(nodeKey('cluster1', 'cluster1-node5'));
+    await until('watch resumed', () => rs.cluster('cluster1')!.nodes.size === 1);
+  } finally {
+    await rs.stop();
   }
 });

@@ -105,6 +105,11 @@ export class RemoteState {
   private initialDone = false;
   /** Entries skipped because they did not decode. */
   errors = 0;
+  /** Times the watch broke for good and everything was listed again. */
+  resyncs = 0;
+  /** Every key applied, with its raw value (to diff a relist against). */
+  private readonly known = new Map<string, string>();
+  private stopped = false;
 
   constructor(private readonly opts: RemoteStateOptions) {
     this.log = (opts.logger ?? nopLogger).child({ subsys: 'remote-state' });
@@ -118,18 +123,55 @@ export class RemoteState {
 
   /** Lists and starts watching; resolves once the initial state is applied (events for it are emitted). @throws KVStoreError if the list fails. */
   async start(): Promise<void> {
-    const { kvs, revision } = await this.opts.store.list(ROOT_PREFIX);
-    for (const kv of kvs) this.apply(kv.key, kv.value);
+    await this.listAndWatch();
     this.initialDone = true;
     this.emit({ type: 'initial-sync' });
+  }
+
+  /**
+   * Lists everything and watches from the list's revision. On a relist (the
+   * watch broke for good, e.g. its revision was compacted while the store was
+   * unreachable), keys that vanished meanwhile are applied as deletions, so
+   * consumers see exactly the changes they missed.
+   */
+  private async listAndWatch(): Promise<void> {
+    const { kvs, revision } = await this.opts.store.list(ROOT_PREFIX);
+    const listed = new Map(kvs.map((kv) => [kv.key, kv.value]));
+    for (const key of [...this.known.keys()]) if (!listed.has(key)) this.apply(key, undefined);
+    for (const [key, value] of listed) if (this.known.get(key) !== value) this.apply(key, value);
+    if (this.stopped) return;
     this.watch = await this.opts.store.watchPrefix(ROOT_PREFIX, (ev) => this.onEvent(ev), {
       afterRevision: revision,
-      onError: (err) => this.log.error('watch of the local etcd failed', { error: err }),
+      onError: (err) => {
+        if (this.stopped) return;
+        this.log.warn('watch of the local etcd broke; listing again', { error: err });
+        void this.resync();
+      },
       onDisconnect: (err) => this.log.warn('lost the local etcd; will resume', { error: err }),
     });
   }
 
+  private async resync(): Promise<void> {
+    const old = this.watch;
+    this.watch = undefined;
+    await old?.close().catch(() => {});
+    for (let delay = 200; !this.stopped; delay = Math.min(delay * 2, 5000)) {
+      try {
+        await this.listAndWatch();
+        this.resyncs++;
+        return;
+      } catch (err) {
+        this.log.warn('relist of the local etcd failed; retrying', {
+          error: err,
+          retryInMs: delay,
+        });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.watch?.close();
     this.watch = undefined;
   }
@@ -231,6 +273,8 @@ export class RemoteState {
 
   /** Applies one key (value undefined: deleted). */
   private apply(key: string, value: string | undefined): void {
+    if (value === undefined) this.known.delete(key);
+    else this.known.set(key, value);
     try {
       this.applyUnsafe(key, value);
     } catch (err) {
