@@ -1,0 +1,324 @@
+/**
+ * Services at the socket in a lab cluster, as root: the seed's echo
+ * Deployment and Service reached by DNS name from a pod on another node, DNS
+ * over UDP through the kube-dns VIP, all 3 backends getting connections, a
+ * deleted backend getting none, an agent killed under load losing no
+ * connection, and uninstall leaving no program attached to any node cgroup.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { privilegedTest } from '../../test/helpers/privileged.js';
+
+const prefix = `tendril-t${process.pid}x`;
+const home = mkdtempSync(join(tmpdir(), 'tendril-svc-test-'));
+process.env.TENDRIL_LAB_PREFIX = prefix;
+process.env.TENDRIL_HOME = home;
+delete process.env.TENDRIL_CONFIG;
+delete process.env.TENDRIL_CONTEXT;
+
+const { KubeClient } = await import('../k8s/client.js');
+const { createCluster } = await import('../lab/create.js');
+const { deleteAllClusters } = await import('../lab/teardown.js');
+const { daemonStatus, projectRoot } = await import('../lab/daemons.js');
+const { nodeCgroup, podCgroup, podNetns } = await import('../lab/layout.js');
+const { apiServerURL } = await import('../lab/state.js');
+const { install, uninstall, agentDaemonName } = await import('./install.js');
+const { AgentClient } = await import('./api/client.js');
+const { agentSocketPath } = await import('./config.js');
+type KubeObject = import('../k8s/objects.js').KubeObject;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 45_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(300);
+  }
+}
+
+after(async () => {
+  await deleteAllClusters().catch(() => {});
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${d}/environ`, 'utf8').includes(`TENDRIL_HOME=${home}`))
+        process.kill(Number(d), 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  rmSync(home, { recursive: true, force: true });
+});
+
+const cli = (args: string[]) =>
+  spawnSync(process.execPath, [join(projectRoot(), 'bin/tendril.mjs'), ...args], {
+    env: process.env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+
+privilegedTest(
+  'privileged: services at the socket: DNS name, UDP DNS, 3 backends, deleted backend, agent restart under load, uninstall detaches',
+  async () => {
+    const c = await createCluster({ name: 'c1', nodes: 2, wait: true });
+    const kube = new KubeClient({ server: apiServerURL(c) });
+    try {
+      await install({ context: 'lab-c1', clusterName: 'cluster1' });
+      const [, w1, w2] = c.nodes as [(typeof c.nodes)[0], (typeof c.nodes)[0], (typeof c.nodes)[0]];
+      const manifests = readFileSync(
+        join(projectRoot(), 'examples/seed-walkthrough/echo-c1.yaml'),
+        'utf8',
+      );
+      const ap = spawnSync(
+        process.execPath,
+        [join(projectRoot(), 'bin/tendril.mjs'), '--context', 'lab-c1', 'apply', '-f', '-'],
+        {
+          env: process.env,
+          input: manifests,
+          encoding: 'utf8',
+        },
+      );
+      assert.equal(ap.status, 0, ap.stderr);
+      await kube.create({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'client', namespace: 'default' },
+        spec: {
+          nodeName: w2.name,
+          containers: [{ name: 'sh', image: 'busybox', command: ['sleep', '36000'] }],
+        },
+      });
+      const client = await until('client pod', async () => {
+        const p = await kube.getOrUndefined('v1', 'Pod', 'client', { namespace: 'default' });
+        return p?.status?.phase === 'Running' ? p : undefined;
+      });
+      const inPod = (argv: string[], timeoutMs = 15_000) =>
+        execFileSync(
+          'sh',
+          [
+            '-c',
+            `echo $$ > ${podCgroup('c1', w2.name, client.metadata.uid!)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(client.metadata.uid!)} "$@"`,
+            'sh',
+            ...argv,
+          ],
+          { encoding: 'utf8', timeout: timeoutMs },
+        );
+
+      // --- the seed's curl, by DNS name, through tendril exec (the pod's resolv.conf) ---
+      const body = await until(
+        'echo by DNS name',
+        () => {
+          const r = cli([
+            '--context',
+            'lab-c1',
+            'exec',
+            'client',
+            '--',
+            'wget',
+            '-q',
+            '-O',
+            '-',
+            'http://echo-service-c1.default.svc.cluster.local',
+          ]);
+          return r.status === 0
+            ? (JSON.parse(r.stdout) as { os: { hostname: string }; ip: string })
+            : undefined;
+        },
+        60_000,
+      );
+      assert.match(body.os.hostname, /^echo-service-c1-/);
+      assert.equal(
+        body.ip,
+        client.status.podIP,
+        'the echo sees the client pod: no NAT, translation at the socket',
+      );
+
+      // --- DNS over UDP through the kube-dns VIP; replies come from the VIP ---
+      const ns = inPod([
+        'busybox',
+        'nslookup',
+        'echo-service-c1.default.svc.cluster.local',
+        '10.96.0.10',
+      ]);
+      const svc = await kube.get('v1', 'Service', 'echo-service-c1', { namespace: 'default' });
+      assert.ok(ns.includes(svc.spec.clusterIP), ns);
+
+      // --- 3 replicas: all get new connections ---
+      await kube.patch(
+        'apps/v1',
+        'Deployment',
+        'echo-service-c1',
+        { spec: { replicas: 3 } },
+        { namespace: 'default' },
+      );
+      const vip = `http://${svc.spec.clusterIP}:80/`;
+      const seen = await until(
+        '3 backends answer',
+        () => {
+          const names = new Set<string>();
+          for (let i = 0; i < 30; i++)
+            names.add(
+              JSON.parse(
+                inPod([
+                  'curl',
+                  '-s',
+                  '-m',
+                  '3',
+                  '--retry',
+                  '5',
+                  '--retry-connrefused',
+                  '--retry-delay',
+                  '1',
+                  vip,
+                ]),
+              ).os.hostname,
+            );
+          return names.size === 3 ? names : undefined;
+        },
+        90_000,
+      );
+      assert.equal(seen.size, 3);
+
+      // --- a deleted backend gets no new connections once reconciled ---
+      const victim = [...seen][0]!;
+      await kube.delete('v1', 'Pod', victim, { namespace: 'default' });
+      await until('victim gone from the service', () => {
+        for (let i = 0; i < 20; i++)
+          if (
+            JSON.parse(
+              inPod([
+                'curl',
+                '-s',
+                '-m',
+                '3',
+                '--retry',
+                '5',
+                '--retry-connrefused',
+                '--retry-delay',
+                '1',
+                vip,
+              ]),
+            ).os.hostname === victim
+          )
+            return undefined;
+        return true;
+      });
+      for (let i = 0; i < 20; i++)
+        assert.notEqual(
+          JSON.parse(
+            inPod([
+              'curl',
+              '-s',
+              '-m',
+              '3',
+              '--retry',
+              '5',
+              '--retry-connrefused',
+              '--retry-delay',
+              '1',
+              vip,
+            ]),
+          ).os.hostname,
+          victim,
+        );
+
+      // --- a service with no backends refuses at once ---
+      await kube.create({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'empty', namespace: 'default' },
+        spec: { selector: { app: 'none' }, ports: [{ port: 80, protocol: 'TCP' }] },
+      });
+      const empty = await kube.get('v1', 'Service', 'empty', { namespace: 'default' });
+      await until('empty service in the maps', async () =>
+        (await new AgentClient(agentSocketPath('c1', w2.name)).services()).some(
+          (s) => s.frontend.ip === empty.spec.clusterIP,
+        ),
+      );
+      const t0 = Date.now();
+      const r = spawnSync(
+        'sh',
+        [
+          '-c',
+          `echo $$ > ${podCgroup('c1', w2.name, client.metadata.uid!)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(client.metadata.uid!)} curl -s -m 5 http://${empty.spec.clusterIP}/`,
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.equal(r.status, 7, 'curl: connection refused');
+      assert.ok(Date.now() - t0 < 2000, 'refused at once, not a timeout');
+
+      // --- kill the client node's agent under load: no established connection lost ---
+      const before = await new AgentClient(agentSocketPath('c1', w2.name)).status();
+      const wrk = spawn('sh', [
+        '-c',
+        `echo $$ > ${podCgroup('c1', w2.name, client.metadata.uid!)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(client.metadata.uid!)} wrk -t1 -c4 -d8s ${vip}`,
+      ]);
+      let out = '';
+      wrk.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      await sleep(2000);
+      const d = daemonStatus('c1').find((x) => x.name === agentDaemonName(w2.name))!;
+      process.kill(d.pid!, 'SIGKILL');
+      await new Promise((res) => wrk.on('close', res));
+      assert.match(out, /Requests\/sec/);
+      assert.doesNotMatch(out, /Socket errors/, out);
+      assert.doesNotMatch(out, /Non-2xx/, out);
+      const after2 = await until('agent back', async () => {
+        const s = await new AgentClient(agentSocketPath('c1', w2.name), {
+          timeoutMs: 1000,
+        }).status();
+        return s.pid !== before.pid ? s : undefined;
+      });
+      assert.equal(after2.socketLB.attached, true);
+      assert.ok(
+        JSON.parse(
+          inPod([
+            'curl',
+            '-s',
+            '-m',
+            '3',
+            '--retry',
+            '5',
+            '--retry-connrefused',
+            '--retry-delay',
+            '1',
+            vip,
+          ]),
+        ).os.hostname,
+      );
+
+      // --- uninstall: no program left attached ---
+      await uninstall({ context: 'lab-c1' });
+      for (const n of c.nodes) {
+        if (!existsSync(nodeCgroup('c1', n.name))) continue;
+        const attached = execFileSync('bpftool', ['cgroup', 'tree', nodeCgroup('c1', n.name)], {
+          encoding: 'utf8',
+        });
+        assert.ok(
+          !/connect4|sendmsg4|recvmsg4|getpeername4/.test(attached),
+          `${n.name}: ${attached}`,
+        );
+      }
+      void w1;
+    } finally {
+      kube.close();
+    }
+  },
+  { timeout: 400_000 },
+);
