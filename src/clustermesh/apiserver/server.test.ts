@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { startEtcd, freePort, type EtcdServer } from '../../kvstore/etcd-server.js';
 import { EtcdKVStore } from '../../kvstore/etcd.js';
 import { isKVStoreError } from '../../kvstore/errors.js';
-import { createCA, issueClientCert } from '../certs.js';
+import { createCA, issueClientCert, writeSecretFile } from '../certs.js';
 import { meshEtcdOptions, prepareMesh, connectDirection, disconnectDirection } from '../setup.js';
 import {
   meshPaths,
@@ -271,6 +271,30 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     } finally {
       await src.stop();
     }
+  });
+
+  test('a client certificate the remote rejects is reported as such; connect again fixes it', async () => {
+    const rp = remotePaths('lab1', 'cluster2');
+    const foreign = await issueClientCert(await createCA(), 'remote-cluster1');
+    const rec = JSON.parse(await readFile(rp.record, 'utf8')) as Record<string, unknown>;
+    await writeSecretFile(rp.clientCert, foreign.certPEM);
+    await writeSecretFile(rp.clientKey, foreign.keyPEM);
+    await writeSecretFile(
+      rp.record,
+      JSON.stringify({ ...rec, connectedAt: new Date().toISOString() }),
+    );
+    await until('certificate rejected reported', async () => {
+      const r = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0];
+      return r?.connected === false && r.lastError?.reason === 'certificate-rejected';
+    });
+    const r = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0]!;
+    assert.equal(r.stale, true, 'the last known state is kept meanwhile');
+    assert.match(r.lastError!.hint, /tendril clustermesh connect/);
+    await connectDirection('lab1', 'lab2');
+    await until(
+      'reconnected',
+      async () => (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0]?.synced === true,
+    );
   });
 
   test('a stopped remote etcd: stale kept; restarted: resynced with nothing stale left', async () => {
