@@ -5,6 +5,7 @@
  * Status the server sent) or TendrilError LAB_API_UNREACHABLE.
  */
 import { request as httpRequest } from 'node:http';
+import type { ClientWatch, KubeClient } from '../../k8s/client.js';
 import { ApiError, type Status } from '../../k8s/status.js';
 import type { KubeList, KubeObject } from '../../k8s/objects.js';
 import { TendrilError } from '../../util/errors.js';
@@ -17,7 +18,15 @@ export interface WatchEvent<T extends KubeObject = KubeObject> {
 
 /** Minimal REST client for one API server. */
 export class LabApi {
-  constructor(readonly baseURL: string) {}
+  /**
+   * `client`: send through this KubeClient (src/k8s/client.ts; pooled
+   * keep-alive connections, for daemons such as the kubelet). Without it every
+   * request has its own connection, so a CLI process exits as soon as it is done.
+   */
+  constructor(
+    readonly baseURL: string,
+    private readonly client?: KubeClient,
+  ) {}
 
   private async request(
     method: string,
@@ -25,6 +34,7 @@ export class LabApi {
     body?: unknown,
     contentType = 'application/json',
   ): Promise<unknown> {
+    if (this.client) return this.client.request(method, path, { body, contentType });
     let res: { status: number; text: string };
     try {
       res = await httpCall(
@@ -116,6 +126,8 @@ export class LabApi {
     onEvent: (ev: WatchEvent) => void,
     signal?: AbortSignal,
   ): Promise<void> {
+    if (this.client && path === '/api/v1/pods')
+      return this.watchPodsWithClient(this.client, query, onEvent, signal);
     const q = new URLSearchParams({
       ...query,
       watch: 'true',
@@ -157,6 +169,53 @@ export class LabApi {
         onEvent(ev);
       }
     }
+  }
+
+  private watchPodsWithClient(
+    client: KubeClient,
+    query: Record<string, string>,
+    onEvent: (ev: WatchEvent) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let handle: ClientWatch | undefined;
+      let failed = false;
+      const fail = (err: unknown) => {
+        if (failed) return;
+        failed = true;
+        handle?.close();
+        reject(err);
+      };
+      client
+        .watch(
+          'v1',
+          'Pod',
+          {
+            ...(query.fieldSelector ? { fieldSelector: query.fieldSelector } : {}),
+            ...(query.labelSelector ? { labelSelector: query.labelSelector } : {}),
+            ...(query.resourceVersion ? { resourceVersion: query.resourceVersion } : {}),
+            allowWatchBookmarks: true,
+          },
+          (ev) => {
+            if (failed) return;
+            if (ev.type === 'ERROR') return fail(new ApiError(ev.object as unknown as Status));
+            try {
+              onEvent(ev as WatchEvent);
+            } catch (err) {
+              fail(err);
+            }
+          },
+        )
+        .then((w) => {
+          handle = w;
+          if (failed) w.close();
+          if (signal?.aborted) w.close();
+          signal?.addEventListener('abort', () => w.close(), { once: true });
+          w.done.then(() => {
+            if (!failed) resolve();
+          }, fail);
+        }, fail);
+    });
   }
 }
 

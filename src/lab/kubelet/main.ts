@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../util/log.js';
 import { apiServerNodeURL, findNode, loadCluster } from '../state.js';
+import { KubeClient } from '../../k8s/client.js';
 import { LabApi } from './api.js';
 import { Kubelet } from './kubelet.js';
 
@@ -18,7 +19,9 @@ if (!values.cluster || !values.node) {
 const cluster = loadCluster(values.cluster);
 const node = findNode(cluster, values.node);
 const log = createLogger({ subsys: 'lab-kubelet', node: node.name });
-const api = new LabApi(values.api ?? apiServerNodeURL(cluster));
+const server = values.api ?? apiServerNodeURL(cluster);
+// H2's REST client with pooled connections; the watch and status writes go through it
+const api = new LabApi(server, new KubeClient({ server }));
 const kubelet = new Kubelet(cluster, node, api, log);
 const stop = () => {
   log.info('kubelet stopping');
