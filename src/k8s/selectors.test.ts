@@ -53,14 +53,32 @@ describe('label selectors', () => {
 describe('field selectors', () => {
   it('supports metadata.name and metadata.namespace with =, ==, !=', () => {
     const s = parseFieldSelector('metadata.name=a,metadata.namespace!=kube-system');
-    assert.ok(matchesFields(s, { name: 'a', namespace: 'default' }));
-    assert.ok(!matchesFields(s, { name: 'a', namespace: 'kube-system' }));
-    assert.ok(matchesFields(parseFieldSelector('metadata.name==b'), { name: 'b' }));
+    assert.ok(matchesFields(s, { metadata: { name: 'a', namespace: 'default' } }));
+    assert.ok(!matchesFields(s, { metadata: { name: 'a', namespace: 'kube-system' } }));
+    assert.ok(matchesFields(parseFieldSelector('metadata.name==b'), { metadata: { name: 'b' } }));
+  });
+  it('supports pod fields such as spec.nodeName and status.phase', () => {
+    const s = parseFieldSelector('spec.nodeName=c1-worker,status.phase!=Succeeded', 'Pod');
+    const pod = (nodeName: string | undefined, phase: string) => ({
+      metadata: { name: 'p' },
+      spec: { nodeName },
+      status: { phase },
+    });
+    assert.ok(matchesFields(s, pod('c1-worker', 'Running')));
+    assert.ok(!matchesFields(s, pod('c1-worker', 'Succeeded')));
+    assert.ok(!matchesFields(s, pod(undefined, 'Pending')));
+    assert.ok(
+      matchesFields(parseFieldSelector('spec.nodeName=', 'Pod'), pod(undefined, 'Pending')),
+    );
   });
   it('refuses other fields naming the supported ones', () => {
     assert.throws(
       () => parseFieldSelector('spec.nodeName=x'),
-      /field label not supported: spec.nodeName/,
+      /field label not supported: spec.nodeName \(supported: metadata.name, metadata.namespace\)/,
+    );
+    assert.throws(
+      () => parseFieldSelector('spec.foo=x', 'Pod'),
+      /supported for Pod: metadata.name, metadata.namespace, spec.nodeName/,
     );
   });
 });

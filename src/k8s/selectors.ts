@@ -192,18 +192,35 @@ export function formatSelector(sel: Selector): string {
     .join(',');
 }
 
-/** A parsed field selector: metadata.name / metadata.namespace with =, == or !=. */
-export type FieldSelector = Array<{
-  field: 'metadata.name' | 'metadata.namespace';
-  op: '=' | '!=';
-  value: string;
-}>;
+/** A parsed field selector: fields with =, == or !=. */
+export type FieldSelector = Array<{ field: string; op: '=' | '!='; value: string }>;
+
+/** Fields every kind can be selected by. */
+const COMMON_FIELDS = ['metadata.name', 'metadata.namespace'];
+
+/** Extra fields per kind, as the Kubernetes API server supports them. */
+export const KIND_FIELDS: Record<string, string[]> = {
+  Pod: [
+    'spec.nodeName',
+    'spec.restartPolicy',
+    'spec.schedulerName',
+    'spec.serviceAccountName',
+    'status.phase',
+    'status.podIP',
+  ],
+  Node: ['spec.unschedulable'],
+  Service: ['spec.clusterIP', 'spec.type'],
+  Namespace: ['status.phase'],
+};
 
 /**
- * Parses a field selector. Only metadata.name and metadata.namespace are supported.
- * @throws ApiError 400 naming the unsupported field.
+ * Parses a field selector. Every kind supports metadata.name and
+ * metadata.namespace; some kinds more (KIND_FIELDS: pods by spec.nodeName,
+ * status.phase, ...).
+ * @throws ApiError 400 naming the unsupported field and the supported ones.
  */
-export function parseFieldSelector(text: string): FieldSelector {
+export function parseFieldSelector(text: string, kind?: string): FieldSelector {
+  const allowed = [...COMMON_FIELDS, ...((kind && KIND_FIELDS[kind]) || [])];
   const out: FieldSelector = [];
   for (const part of text.split(',')) {
     const p = part.trim();
@@ -211,9 +228,9 @@ export function parseFieldSelector(text: string): FieldSelector {
     const m = /^([^=!]+?)\s*(==|=|!=)\s*(.*)$/.exec(p);
     if (!m) throw badRequest(`invalid selector: '${p}'; can't understand '${p}'`);
     const field = m[1]!;
-    if (field !== 'metadata.name' && field !== 'metadata.namespace') {
+    if (!allowed.includes(field)) {
       throw badRequest(
-        `field label not supported: ${field} (supported: metadata.name, metadata.namespace)`,
+        `field label not supported: ${field} (supported${kind ? ` for ${kind}` : ''}: ${allowed.join(', ')})`,
       );
     }
     out.push({ field, op: m[2] === '!=' ? '!=' : '=', value: m[3]! });
@@ -221,13 +238,23 @@ export function parseFieldSelector(text: string): FieldSelector {
   return out;
 }
 
-/** True if the object's metadata satisfies the field selector. */
+function fieldValue(obj: Record<string, unknown>, path: string): string {
+  let cur: unknown = obj;
+  for (const part of path.split('.')) {
+    if (typeof cur !== 'object' || cur === null) return '';
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  if (cur === undefined || cur === null) return path === 'spec.unschedulable' ? 'false' : '';
+  return String(cur);
+}
+
+/** True if the object satisfies the field selector. */
 export function matchesFields(
   sel: FieldSelector,
-  meta: { name?: string; namespace?: string },
+  obj: { metadata: { name?: string; namespace?: string } },
 ): boolean {
   for (const r of sel) {
-    const v = (r.field === 'metadata.name' ? meta.name : meta.namespace) ?? '';
+    const v = fieldValue(obj as unknown as Record<string, unknown>, r.field);
     if ((v === r.value) !== (r.op === '=')) return false;
   }
   return true;

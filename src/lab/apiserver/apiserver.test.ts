@@ -325,9 +325,11 @@ describe('lab API server (HTTP, disk store)', () => {
     assert.equal(r.code, 405);
     r = await raw('GET', '/api/v1/services?labelSelector=a%20in%20b');
     assert.equal(r.code, 400);
-    r = await raw('GET', '/api/v1/pods?fieldSelector=spec.nodeName%3Dx');
+    r = await raw('GET', '/api/v1/services?fieldSelector=spec.nodeName%3Dx');
     assert.equal(r.code, 400);
     assert.match(String(r.body.message), /field label not supported: spec.nodeName/);
+    r = await raw('GET', '/api/v1/pods?fieldSelector=spec.nodeName%3Dx');
+    assert.equal(r.code, 200);
     r = await raw(
       'POST',
       '/api/v1/namespaces/default/services',

@@ -89,4 +89,30 @@ describe('registry', () => {
         ),
     );
   });
+
+  it("shows a kubelet's spec.nodeName watch the pod when it is bound (ADDED), not before", async () => {
+    const t = await startTestApiServer();
+    servers.push(t);
+    const c = t.client;
+    await c.create(fakeNode('n-worker'));
+    const rv = (await c.list('v1', 'Pod')).metadata.resourceVersion;
+    const seen: Array<[string, string | undefined]> = [];
+    const w = await c.watch(
+      'v1',
+      'Pod',
+      { fieldSelector: 'spec.nodeName=n-worker', resourceVersion: rv },
+      (ev) => seen.push([ev.type, ev.object.spec?.nodeName]),
+    );
+    await c.create<KubeObject>({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'bindme' },
+      spec: { containers: [{ name: 'c', image: 'busybox' }] },
+    });
+    await t.server.settle();
+    for (let i = 0; i < 50 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    w.close();
+    assert.deepEqual(seen[0], ['ADDED', 'n-worker']);
+    assert.ok(seen.slice(1).every((e) => e[0] === 'MODIFIED'));
+  });
 });

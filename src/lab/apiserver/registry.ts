@@ -859,7 +859,7 @@ function matches(info: ResourceInfo, o: KubeObject, opts: ListOptions): boolean 
   if (
     opts.fieldSelector &&
     opts.fieldSelector.length &&
-    !matchesFields(opts.fieldSelector, o.metadata)
+    !matchesFields(opts.fieldSelector, o)
   )
     return false;
   return true;

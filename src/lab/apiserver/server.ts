@@ -280,7 +280,7 @@ export class ApiHttpServer {
     switch (method) {
       case 'GET':
         if (name === undefined) {
-          const opts = listOptions(q, namespace);
+          const opts = listOptions(q, namespace, info.kind);
           if (q.get('watch') === 'true' || q.get('watch') === '1')
             return this.watch(req, res, info, opts, q, wantsTable(req));
           checkListVersion(q, this.registry.currentRevision());
@@ -371,7 +371,7 @@ export class ApiHttpServer {
         const body = (await this.readBody(req)) as Record<string, unknown> | undefined;
         const opts = deleteOptions(q, body);
         if (name === undefined) {
-          const list = this.registry.list(info, listOptions(q, namespace));
+          const list = this.registry.list(info, listOptions(q, namespace, info.kind));
           const deleted: KubeObject[] = [];
           for (const o of list.items) {
             try {
@@ -611,13 +611,13 @@ function notFoundPath(path: string): ApiError {
   );
 }
 
-function listOptions(q: URLSearchParams, namespace: string | undefined): ListOptions {
+function listOptions(q: URLSearchParams, namespace: string | undefined, kind: string): ListOptions {
   const opts: ListOptions = {};
   if (namespace) opts.namespace = namespace;
   const ls = q.get('labelSelector');
   if (ls) opts.labelSelector = parseLabelSelector(ls);
   const fs = q.get('fieldSelector');
-  if (fs) opts.fieldSelector = parseFieldSelector(fs);
+  if (fs) opts.fieldSelector = parseFieldSelector(fs, kind);
   return opts;
 }
 
