@@ -72,7 +72,7 @@ export function parseManifest(text: string, source = '-'): ManifestObject[] {
         status: failure(
           400,
           'BadRequest',
-          `error parsing ${source}: yaml: line ${pos?.line ?? line}: ${e.message.split('\n')[0]}`,
+          `error parsing ${source}: yaml: line ${pos?.line ?? line}: ${e.message.split('\n')[0]!.replace(/:$/, '')}`,
         ),
       });
       return;
