@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
-import { createCluster } from '../lab/create.js';
+import { createCluster, restartCluster } from '../lab/create.js';
 import {
   daemonLogPath,
   daemonStatus,
@@ -233,6 +233,22 @@ export function register(program: Command): void {
         });
       },
     );
+
+  lab
+    .command('restart')
+    .description(
+      'bring a lab cluster back (supervisor and daemons; missing namespaces, e.g. after a reboot, are made again)',
+    )
+    .argument('<name>', 'cluster name')
+    .option('--wait', 'wait until every node is Ready')
+    .option('--timeout <seconds>', 'timeout of each wait', '60')
+    .action(async (name: string, o: { wait?: boolean; timeout: string }) => {
+      await restartCluster(name, {
+        wait: Boolean(o.wait),
+        timeoutMs: parseIntFlag(o.timeout, '--timeout') * 1000,
+        progress: err,
+      });
+    });
 
   lab
     .command('delete')

@@ -17,6 +17,7 @@ import {
   logTail,
   nodeCommand,
   startSupervisor,
+  stopSupervisor,
   waitDaemonRunning,
   type DaemonSpec,
 } from './daemons.js';
@@ -35,12 +36,13 @@ import {
 import { withLabLock } from './lock.js';
 import { createNode, ensureUnderlay } from './netns.js';
 import { ensureCgroup } from './cgroup.js';
-import { sleep } from './proc.js';
+import { sleep, terminate } from './proc.js';
 import { httpCall } from './kubelet/api.js';
 import {
   apiServerURL,
   listClusterDirs,
   listClusters,
+  loadCluster,
   nodeCniBinDir,
   nodeCniConfDir,
   saveCluster,
@@ -423,5 +425,60 @@ export async function waitNodesReady(cluster: LabCluster, timeoutMs: number): Pr
       );
     }
     await sleep(100);
+  }
+}
+
+/**
+ * Brings an existing lab cluster back: stops its supervisor and daemons,
+ * re-creates whatever of the underlay, node namespaces, cgroups and CNI
+ * directories is missing (e.g. after a reboot), and starts the supervisor
+ * again (every daemon spec runs again; kubelets restart their pods). Throws
+ * ClusterNotFoundError, or LAB_RESTART_FAILED with the cause.
+ */
+export async function restartCluster(
+  name: string,
+  options: { wait?: boolean; timeoutMs?: number; progress?: (line: string) => void } = {},
+): Promise<LabCluster> {
+  const say = options.progress ?? (() => {});
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const cluster = loadCluster(name);
+  say(`Restarting lab cluster "${name}" ...`);
+  try {
+    await stopSupervisor(name, 20_000);
+    for (const d of daemonStatus(name)) if (d.pid) await terminate(d.pid, 5000);
+    say(' • Underlay network and nodes ...');
+    await ensureUnderlay();
+    await Promise.all(
+      cluster.nodes.map((n) =>
+        createNode({ netns: n.netns, ip: n.ip, clusterIndex: cluster.index, nodeIndex: n.index }),
+      ),
+    );
+    for (const n of cluster.nodes) {
+      ensureCgroup(nodeCgroup(cluster.name, n.name));
+      mkdirSync(nodeCniConfDir(cluster.name, n.name), { recursive: true });
+      mkdirSync(nodeCniBinDir(cluster.name, n.name), { recursive: true });
+    }
+    say(' • Daemons ...');
+    await startSupervisor(name);
+    await waitAPI(cluster, timeoutMs);
+    await Promise.all(
+      cluster.nodes.map((n) => waitDaemonRunning(name, kubeletDaemonName(n.name), timeoutMs)),
+    );
+    await withLabLock(async () => recordLabContext(cluster.name, apiServerURL(cluster)));
+    if (options.wait) {
+      say(' • Waiting for nodes to be Ready ...');
+      await waitNodesReady(cluster, timeoutMs);
+    }
+    say(`Lab cluster "${name}" is up again.`);
+    return cluster;
+  } catch (err) {
+    throw new TendrilError(
+      'LAB_RESTART_FAILED',
+      `restarting lab cluster "${name}" failed: ${err instanceof Error ? err.message : String(err)}`,
+      {
+        cause: err,
+        hint: `see \`tendril lab list\` and \`tendril lab logs ${name}\`; \`tendril lab delete ${name}\` removes it`,
+      },
+    );
   }
 }

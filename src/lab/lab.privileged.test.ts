@@ -541,6 +541,11 @@ privilegedTest(
     assert.match(list.stdout, /CLUSTER half .*BROKEN/);
     assert.match(list.stdout, /MISSING/);
     await deleteCluster('half');
+    // the cluster whose node namespace vanished comes back with `lab restart`
+    const r = cli(['lab', 'restart', 'whole', '--wait']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(`/run/netns/${c.nodes[0]!.netns}`));
+    assert.match(cli(['lab', 'list']).stdout, /CLUSTER whole .*health OK/);
     assert.deepEqual(
       listLabNetns().filter((n) => n.includes('half')),
       [],

@@ -379,6 +379,17 @@ export class PodWorker {
         this.writeRecord(rec);
       }
     }
+    if (rec.cniResult && !netnsExists(netns)) {
+      // the namespace went away (a reboot, `lab restart`): release what the plugin holds for it first
+      await cniDel(
+        conf,
+        { ...this.cniRef(), netnsPath: '' },
+        nodeCniBinDir(cluster.name, node.name),
+        rec.cniResult,
+      ).catch((err: unknown) => this.log.warn('CNI DEL of a lost sandbox failed', { err }));
+      delete rec.cniResult;
+      this.writeRecord(rec);
+    }
     await createNetns(netns);
     try {
       const result = await cniAdd(conf, this.cniRef(), nodeCniBinDir(cluster.name, node.name));
