@@ -856,11 +856,7 @@ function matches(info: ResourceInfo, o: KubeObject, opts: ListOptions): boolean 
     !matchesSelector(opts.labelSelector, o.metadata.labels)
   )
     return false;
-  if (
-    opts.fieldSelector &&
-    opts.fieldSelector.length &&
-    !matchesFields(opts.fieldSelector, o)
-  )
+  if (opts.fieldSelector && opts.fieldSelector.length && !matchesFields(opts.fieldSelector, o))
     return false;
   return true;
 }
