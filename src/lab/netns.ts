@@ -30,10 +30,19 @@ export function listNetns(): string[] {
   }
 }
 
-/** Network namespaces of this lab instance (names starting with the lab prefix and "-"). */
+/**
+ * Network namespaces of this lab instance: names starting with the lab prefix
+ * and "-", except those of a longer prefix that has its own underlay (a test's
+ * `tendril-t123x` lab is not part of the default `tendril` lab).
+ */
 export function listLabNetns(): string[] {
   const p = `${labPrefix()}-`;
-  return listNetns().filter((n) => n.startsWith(p));
+  const all = listNetns().filter((n) => n.startsWith(p));
+  const own = underlayNetns();
+  const nested = all
+    .filter((n) => n.endsWith('-underlay') && n !== own)
+    .map((n) => n.slice(0, -'underlay'.length));
+  return all.filter((n) => !nested.some((q) => n.startsWith(q)));
 }
 
 /** The namespace's inode number (what /proc/<pid>/ns/net links to), or undefined. */
