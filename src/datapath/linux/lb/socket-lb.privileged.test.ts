@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { privilegedTest, privilegeProblem } from '../../../../test/helpers/privileged.js';
 import { ensureBpffs, removePinnedTree } from '../../bpf/bpffs.js';
+import { liveFds } from '../../bpf/fd.js';
 import { queryAttached } from '../../bpf/query.js';
 import {
   makeCgroup,
@@ -58,6 +59,7 @@ let bpffsDir: string;
 let server: ChildProcess | undefined;
 let lb: BpfSocketLB | undefined;
 const held: ChildProcess[] = [];
+let fdsBefore = 0;
 
 function clientArgs(args: string[]): string[] {
   return [
@@ -118,6 +120,7 @@ before(async () => {
   );
   server = s.child;
   await s.ready;
+  fdsBefore = liveFds().length;
   lb = (await createSocketLB({ bpffsDir, cgroupPath: cg.path, logger: nopLogger })) as BpfSocketLB;
 });
 
@@ -343,6 +346,7 @@ privilegedTest(
     ])
       assert.equal(queryAttached({ cgroup: cg.path, attachType: t }).programIds.length, 0);
     assert.ok(!existsSync(join(bpffsDir, 'lb')));
+    assert.equal(liveFds().length, fdsBefore, 'every fd the LB opened is closed');
     const r = await client('tcp', '10.96.0.10', '80', '1');
     assert.ok(r[0]!.err, 'no translation after uninstall');
   },
