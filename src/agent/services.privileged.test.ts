@@ -29,7 +29,6 @@ const { apiServerURL } = await import('../lab/state.js');
 const { install, uninstall, agentDaemonName } = await import('./install.js');
 const { AgentClient } = await import('./api/client.js');
 const { agentSocketPath } = await import('./config.js');
-type KubeObject = import('../k8s/objects.js').KubeObject;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
