@@ -171,3 +171,50 @@ test('nodes become routes and ipcache entries; services reconcile; ipcache prece
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('address GC releases pods that no longer exist, never live ones', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
+  const agent = new Agent(config(dir), { datapath: new FakeDatapath() });
+  try {
+    await agent.start();
+    const a = agent.allocate({
+      containerId: 'uid-a',
+      ifName: 'eth0',
+      podNamespace: 'default',
+      podName: 'alive',
+    });
+    const b = agent.allocate({
+      containerId: 'uid-b',
+      ifName: 'eth0',
+      podNamespace: 'default',
+      podName: 'gone',
+    });
+    await agent.registerEndpoint({
+      containerId: 'uid-b',
+      ifName: 'eth0',
+      podNamespace: 'default',
+      podName: 'gone',
+      ip: b.ip,
+      hostIfName: b.hostIfName,
+    });
+    const removed: string[] = [];
+    assert.deepEqual(
+      await agent.collectGarbage(() => false, 60_000),
+      [],
+      'young allocations are left alone',
+    );
+    const released = await agent.collectGarbage(
+      (_ns, name) => name === 'alive',
+      0,
+      async (ifn) => void removed.push(ifn),
+    );
+    assert.deepEqual(released, [b.ip]);
+    assert.deepEqual(removed, [b.hostIfName]);
+    assert.equal(agent.ipam.get('uid-a')?.ip, a.ip);
+    assert.equal(agent.ipam.get('uid-b'), undefined);
+    assert.equal(agent.endpoints.get('uid-b'), undefined);
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

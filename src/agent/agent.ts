@@ -286,6 +286,36 @@ export class Agent {
     return Boolean(ep || a);
   }
 
+  /**
+   * Releases addresses (and endpoints) of pods that no longer exist, when no
+   * CNI DEL came (a pod removed while its node was down, a crashed runtime).
+   * `podExists(namespace, name)` answers from the synced pod cache; only
+   * allocations older than `graceMs` are considered, so an ADD in progress is
+   * never touched. Returns the released IPs.
+   */
+  async collectGarbage(
+    podExists: (namespace: string, name: string) => boolean,
+    graceMs = 60_000,
+    removeLink?: (hostIfName: string) => Promise<void>,
+  ): Promise<string[]> {
+    const released: string[] = [];
+    const now = Date.now();
+    for (const a of this.ipam.list()) {
+      if (!a.podNamespace || !a.podName) continue;
+      if (now - Date.parse(a.allocatedAt) < graceMs) continue;
+      if (podExists(a.podNamespace, a.podName)) continue;
+      const ep = this.endpoints.get(a.containerId, a.ifName);
+      if (ep && removeLink) await removeLink(ep.hostIfName).catch(() => undefined);
+      this.deleteEndpoint(a.containerId, a.ifName);
+      released.push(a.ip);
+      this.log.info('released the address of a pod that no longer exists', {
+        ip: a.ip,
+        pod: `${a.podNamespace}/${a.podName}`,
+      });
+    }
+    return released;
+  }
+
   private onEndpoint(ev: 'upsert' | 'delete', ep: EndpointInfo): void {
     const prefix = `${ep.ip}/32`;
     if (ev === 'delete') {

@@ -23,6 +23,7 @@ import type { EndpointInfo } from '../api/types.js';
 import { endpointIdentityKey } from '../identity-labels.js';
 import { CILIUM_V2, identityObjectLabels } from '../../operator/crd-identity-backend.js';
 import { KindWatcher, kubeConfigFor } from './watcher.js';
+import { teardownPodVeth } from '../../datapath/linux/veth.js';
 import { ServiceSource } from './services.js';
 import type { ClusterService } from '../../services/cluster-service.js';
 
@@ -333,8 +334,17 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
       });
       void ceps.synced.then(() => agent.sourceSynced('ciliumendpoints'));
       void services.synced.then(() => agent.sourceSynced('services'));
+      // addresses of pods deleted without a CNI DEL (checked once the pod cache is complete)
+      const gc = setInterval(() => {
+        void pods.synced.then(() =>
+          agent
+            .collectGarbage((ns, name) => pods.get(name, ns) !== undefined, 60_000, teardownPodVeth)
+            .catch((err) => log.warn('address GC failed', { error: err })),
+        );
+      }, 30_000);
       return {
         stop: async () => {
+          clearInterval(gc);
           await Promise.all([pods, nodes, ids, ceps].map((w) => w.stop()));
           await services.stop();
           kube.close();
