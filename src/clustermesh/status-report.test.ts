@@ -64,7 +64,7 @@ function report(over: Partial<MeshStatusReport> = {}): MeshStatusReport {
 
 test('status renders like the seed: box, 2/2 clusters, (local), connections, global services', () => {
   const out = renderMeshStatus(report());
-  assert.match(out, /Cilium:\s+OK/);
+  assert.match(out, /Tendril:\s+OK/);
   assert.match(out, /Operator:\s+OK/);
   assert.match(out, /Hubble:\s+disabled/);
   assert.match(out, /Clustermesh:\s+OK/);

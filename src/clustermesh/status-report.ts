@@ -107,7 +107,7 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
   };
   if (!install) {
     problems.push({
-      component: 'Cilium',
+      component: 'Tendril',
       cause: `Tendril is not installed on ${context}`,
       hint: `run \`tendril install --context ${context} --cluster-name ${c.name} --cluster-id N\``,
     });
@@ -300,7 +300,7 @@ export function renderMeshStatus(r: MeshStatusReport): string {
   const L: string[] = [];
   const comp = (label: string, h: Health) => `${label}:`.padEnd(20) + h;
   L.push('    /¯¯\\');
-  L.push(` /¯¯\\__/¯¯\\    ${comp('Cilium', r.components.cilium)}`);
+  L.push(` /¯¯\\__/¯¯\\    ${comp('Tendril', r.components.cilium)}`);
   L.push(` \\__/¯¯\\__/    ${comp('Operator', r.components.operator)}`);
   L.push(` /¯¯\\__/¯¯\\    ${comp('Hubble', r.components.hubble)}`);
   L.push(` \\__/¯¯\\__/    ${comp('Clustermesh', r.components.clustermesh)}`);
