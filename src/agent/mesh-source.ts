@@ -66,14 +66,28 @@ export class MeshSource {
 
   private schedule(): void {
     if (this.pending) return;
-    this.pending = setTimeout(() => {
-      this.pending = undefined;
-      this.flush();
-    }, this.o.batchMs ?? 15);
+    this.pending = setTimeout(
+      () => {
+        this.pending = undefined;
+        this.flush();
+      },
+      Math.min(500, Math.max(this.o.batchMs ?? 15, this.lastFlushMs * 2)),
+    );
   }
 
   /** Pushes the current remote state into the agent. */
   private flush(): void {
+    const t0 = performance.now();
+    try {
+      this.push();
+    } finally {
+      // a flush over thousands of remote entries spaces out the next one (bulk sync)
+      this.lastFlushMs = performance.now() - t0;
+    }
+  }
+  private lastFlushMs = 0;
+
+  private push(): void {
     const rs = this.source.state;
     this.flushedState = rs;
     const seen = new Set<string>();

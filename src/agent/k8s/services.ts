@@ -146,13 +146,19 @@ export class ServiceSource {
   private changed(): void {
     if (!this.started || this.pending) return;
     this.pending = true;
-    // coalesce bursts of events (a Deployment scale touches many objects)
+    // coalesce bursts of events (a Deployment scale touches many objects); when a
+    // recompute is expensive (thousands of services during a mesh bulk sync), wait
+    // at least twice as long as it took, so CPU goes to work, not to recomputing
+    const delay = Math.min(500, Math.max(10, this.lastComputeMs * 2));
     setTimeout(() => {
       this.pending = false;
+      const t0 = performance.now();
       const e = this.entries();
       for (const l of this.listeners) l(e);
-    }, 10);
+      this.lastComputeMs = performance.now() - t0;
+    }, delay);
   }
+  private lastComputeMs = 0;
 
   async start(): Promise<void> {
     await Promise.all([this.services.start(), this.slices.start(), this.exports.start()]);
