@@ -280,9 +280,9 @@ export class Operator {
   private async syncNode(n: V1Node): Promise<void> {
     if (n.spec?.podCIDR || !this.config.clusterPodCIDR || !n.metadata?.name) return;
     const cluster = parseCIDR(this.config.clusterPodCIDR, 'cluster pod CIDR');
-    const used = this.nodes
-      .list()
-      .map((x) => x.spec?.podCIDR)
+    // a fresh list, not the watch cache: another node may have just got a CIDR
+    const used = (await this.kube.list('v1', 'Node')).items
+      .map((x) => x.spec?.podCIDR as string | undefined)
       .filter((c): c is string => !!c)
       .map((c) => parseCIDR(c));
     for (let i = 0; i < 2 ** Math.max(0, 24 - cluster.bits); i++) {
