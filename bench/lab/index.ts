@@ -10,6 +10,8 @@
  *                          event, over N objects (default 10,000) created 16 at a time
  *   watch_latency_p50_ms
  *   create_objects_per_s   creates acknowledged per second during that run
+ *   watch_latency_serial_p99_ms / _p50_ms  the same, for 1,000 updates sent one
+ *                          at a time (the write -> watch path without queueing)
  *   list_objects_per_s     objects returned per second by full LISTs of the N objects
  * Section "runtime" (bench/lab/runtime.ts, root only): create_2node_s, delete_s.
  * Section "api-etcd": the same figures (suffix _etcd) with --store etcd (a real
@@ -160,7 +162,48 @@ function apiSection(store: 'disk' | 'etcd'): BenchSection {
         ]);
         clearTimeout(timer);
         w.close();
-        // Full lists, interleaved with a label-selected list (1/10 of the objects).
+        // One write at a time: the write -> watch path without queueing.
+        const serial: number[] = [];
+        let pendingName = '';
+        let pendingT0 = 0;
+        let seenOne: () => void = () => {};
+        const w2 = await watcher.watch(
+          'cilium.io/v2',
+          'CiliumIdentity',
+          {
+            resourceVersion: (
+              await client.list('cilium.io/v2', 'CiliumIdentity', {
+                fieldSelector: 'metadata.name=0',
+              })
+            ).metadata.resourceVersion,
+          },
+          (ev) => {
+            if (ev.type === 'MODIFIED' && ev.object.metadata.name === pendingName) {
+              serial.push(performance.now() - pendingT0);
+              seenOne();
+            }
+          },
+        );
+        const serialWrites = Math.min(1000, objects);
+        for (let i = 0; i < serialWrites; i++) {
+          pendingName = String(100000 + i);
+          const seen = new Promise<void>((r) => (seenOne = r));
+          pendingT0 = performance.now();
+          await client.patch('cilium.io/v2', 'CiliumIdentity', pendingName, {
+            metadata: { labels: { serial: String(i) } },
+          });
+          let guard: NodeJS.Timeout | undefined;
+          await Promise.race([
+            seen,
+            new Promise(
+              (_, rej) =>
+                (guard = setTimeout(() => rej(new Error(`no watch event for update ${i}`)), 5000)),
+            ),
+          ]);
+          clearTimeout(guard);
+        }
+        w2.close();
+        // Full lists.
         const rounds = 5;
         let listed = 0;
         const l0 = performance.now();
@@ -180,6 +223,18 @@ function apiSection(store: 'disk' | 'etcd'): BenchSection {
           {
             name: `watch_latency_p50_ms${suffix}`,
             value: percentile(latencies, 50),
+            unit: 'ms',
+            note: 'same run',
+          },
+          {
+            name: `watch_latency_serial_p99_ms${suffix}`,
+            value: percentile(serial, 99),
+            unit: 'ms',
+            note: `${serialWrites} updates one at a time (no queueing)`,
+          },
+          {
+            name: `watch_latency_serial_p50_ms${suffix}`,
+            value: percentile(serial, 50),
             unit: 'ms',
             note: 'same run',
           },
