@@ -71,4 +71,21 @@ describe('manifest parsing', () => {
       /spec.selector: Required value/,
     );
   });
+  it('refuses unknown top-level and metadata fields (typos)', () => {
+    assert.throws(
+      () =>
+        parseManifest(
+          'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tendril-x\n  lables:\n    a: b\nspce: {}\n',
+        ),
+      (e: unknown) => {
+        assert.ok(e instanceof ManifestError);
+        assert.match(e.message, /spce: Invalid value: "spce": unknown field "spce"/);
+        assert.match(
+          e.message,
+          /metadata.lables: Invalid value: "lables": unknown field "metadata.lables"/,
+        );
+        return true;
+      },
+    );
+  });
 });

@@ -9,7 +9,7 @@ import { TendrilError } from '../util/errors.js';
 import { isPlainObject } from './mergepatch.js';
 import type { KubeObject } from './objects.js';
 import type { ResourceInfo } from './resources.js';
-import { ApiError, failure, type Status } from './status.js';
+import { ApiError, failure, invalid, type FieldError, type Status } from './status.js';
 import { validateObject } from './validation.js';
 
 /** One parsed, validated document. */
@@ -89,6 +89,7 @@ export function parseManifest(text: string, source = '-'): ManifestObject[] {
     for (const item of items) {
       try {
         const info = validateObject(item as KubeObject, { allowGenerateName: true });
+        checkUnknownFields(item as KubeObject, info);
         out.push({ object: item as KubeObject, info, document, line });
       } catch (err) {
         if (err instanceof ApiError) problems.push({ document, line, status: err.status });
@@ -98,4 +99,64 @@ export function parseManifest(text: string, source = '-'): ManifestObject[] {
   });
   if (problems.length > 0) throw new ManifestError(source, problems);
   return out;
+}
+
+/** Top-level fields of each kind besides apiVersion, kind, metadata. */
+const TOP_FIELDS: Record<string, string[]> = {
+  EndpointSlice: ['addressType', 'endpoints', 'ports'],
+  CiliumIdentity: ['security-labels'],
+  CiliumNetworkPolicy: ['spec', 'specs', 'status'],
+  CiliumEndpoint: ['status'],
+};
+const DEFAULT_TOP = ['spec', 'status'];
+const META_FIELDS = new Set([
+  'name',
+  'generateName',
+  'namespace',
+  'uid',
+  'resourceVersion',
+  'generation',
+  'creationTimestamp',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'labels',
+  'annotations',
+  'ownerReferences',
+  'finalizers',
+  'managedFields',
+  'selfLink',
+]);
+
+/**
+ * Strict checks of a manifest (as kubectl's default --validate=strict): an
+ * unknown top-level or metadata field (a typo such as `metadata.lables`) is an error.
+ * @throws ApiError 422 naming the fields.
+ */
+function checkUnknownFields(o: KubeObject, info: ResourceInfo): void {
+  const allowed = new Set([
+    'apiVersion',
+    'kind',
+    'metadata',
+    ...(TOP_FIELDS[info.kind] ?? DEFAULT_TOP),
+  ]);
+  const errs: FieldError[] = [];
+  for (const k of Object.keys(o)) {
+    if (!allowed.has(k))
+      errs.push({
+        type: 'FieldValueInvalid',
+        field: k,
+        value: k,
+        detail: `unknown field "${k}" (known: ${[...allowed].join(', ')})`,
+      });
+  }
+  for (const k of Object.keys(o.metadata ?? {})) {
+    if (!META_FIELDS.has(k))
+      errs.push({
+        type: 'FieldValueInvalid',
+        field: `metadata.${k}`,
+        value: k,
+        detail: `unknown field "metadata.${k}"`,
+      });
+  }
+  if (errs.length) throw invalid(info.kind, info.group, o.metadata?.name ?? '', errs);
 }
