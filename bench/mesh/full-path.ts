@@ -1,0 +1,556 @@
+/**
+ * The mesh benchmark's full-path part (root): two lab clusters made with
+ * Tendril's own code and CLI (lab create, install, `tendril clustermesh
+ * enable` + `connect`), then
+ *
+ *   propagation_p50_ms / _p99_ms
+ *       cluster1: a selector-less global Service `bench-prop` whose
+ *       EndpointSlice lists the echo pod; each change flips that endpoint's
+ *       `ready` condition false -> true (the write the EndpointSlice
+ *       controller makes when a pod becomes ready). Timed from just before the
+ *       PATCH to the backend being in an active slot of the service in the
+ *       PINNED BPF service map of cluster2's worker (lookups every ~1 ms).
+ *       Between changes the endpoint is set not ready and the bench waits for
+ *       the backend to leave the map (not timed).
+ *   xc_service_vs_direct_rps / _cps
+ *       a cluster2 pod -> cluster1's echo pod (HAProxy answering 200) through
+ *       the global service's VIP (socket LB in cluster2) vs the same pod by its
+ *       pod IP; wrk as bench/datapath runs it, client on CPU 0, server pod on
+ *       CPU 1; rounds of AB BA (rotated); medians of per-round ratios.
+ *   bulk_sync_10k_s / bulk_sync_rss_mib
+ *       cluster2 has 10,000 global Services (namespace bulk, not shared);
+ *       10,000 ClusterServices x 3 backends are written into cluster1's
+ *       clustermesh etcd in the apiserver's layout (cilium/state/services/v1/
+ *       cluster1/bulk/s<j>, as its syncer batches them, root certificate), so
+ *       they travel the real path: cluster2's kvstoremesh -> cluster2's etcd ->
+ *       the agent's mesh source -> catalog -> socket LB maps. Timed from the
+ *       start of the write until ONE agent's (cluster2's worker) pinned maps
+ *       hold 3 active backends for each of the 10,000 VIPs; then that agent's
+ *       VmRSS (and VmHWM) from /proc/<pid>/status.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { median, percentile, type Figure } from '../lib/report.js';
+import { BACKEND_HAPROXY_CFG, inPod, pinCgroup, wrk } from './pod-load.js';
+
+export interface FullPathOptions {
+  /** TENDRIL_HOME of the run (already set in process.env with TENDRIL_LAB_PREFIX). */
+  home: string;
+  changes: number;
+  services: number;
+  rounds: number;
+  seconds: number;
+  log: (s: string) => void;
+}
+
+const CLIENT_CPU = '0';
+const SERVER_CPU = '1';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs the full-path measurements on two fresh lab clusters; deletes them on the way out. */
+export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
+  const { createCluster } = await import('../../src/lab/create.js');
+  const { deleteAllClusters } = await import('../../src/lab/teardown.js');
+  const { apiServerURL } = await import('../../src/lab/state.js');
+  const { podCgroup, nodeBpffsDir } = await import('../../src/lab/layout.js');
+  const { projectRoot } = await import('../../src/lab/daemons.js');
+  const { install } = await import('../../src/agent/install.js');
+  const { KubeClient } = await import('../../src/k8s/client.js');
+  const { openLBMaps, LB_PIN, lbPinDir, IPPROTO } =
+    await import('../../src/datapath/linux/lb/index.js');
+  const { readMeshConfig } = await import('../../src/clustermesh/mesh-files.js');
+  type KubeObject = import('../../src/k8s/objects.js').KubeObject;
+  type Kube = InstanceType<typeof KubeClient>;
+
+  const log = o.log;
+  const cli = (args: string[]) => {
+    const r = spawnSync(process.execPath, [join(projectRoot(), 'bin/tendril.mjs'), ...args], {
+      env: process.env,
+      encoding: 'utf8',
+      timeout: 180_000,
+    });
+    if (r.status !== 0) throw new Error(`tendril ${args.join(' ')}: ${r.stdout}\n${r.stderr}`);
+    return r.stdout;
+  };
+  async function until<T>(
+    what: string,
+    fn: () => Promise<T | undefined> | T | undefined,
+    ms: number,
+    every = 300,
+  ): Promise<T> {
+    const deadline = Date.now() + ms;
+    let last: unknown;
+    for (;;) {
+      try {
+        const v = await fn();
+        if (v !== undefined) return v;
+      } catch (err) {
+        last = err;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      await sleep(every);
+    }
+  }
+  const running = (k: Kube, name: string) =>
+    until(
+      `pod ${name}`,
+      async () => {
+        const p = await k.getOrUndefined('v1', 'Pod', name, { namespace: 'default' });
+        return p?.status?.phase === 'Running' && p.status.podIP ? p : undefined;
+      },
+      120_000,
+    );
+
+  const figures: Figure[] = [];
+  const kubes: Kube[] = [];
+  let maps: ReturnType<typeof openLBMaps> | undefined;
+  try {
+    log('creating lab clusters cluster1, cluster2 ...');
+    const c1 = await createCluster({ name: 'cluster1', nodes: 1, wait: true });
+    const c2 = await createCluster({ name: 'cluster2', nodes: 1, wait: true });
+    const k1 = new KubeClient({ server: apiServerURL(c1) });
+    const k2 = new KubeClient({ server: apiServerURL(c2) });
+    kubes.push(k1, k2);
+    await install({
+      context: 'lab-cluster1',
+      clusterName: 'cluster1',
+      clusterId: 1,
+      progress: log,
+    });
+    await install({
+      context: 'lab-cluster2',
+      clusterName: 'cluster2',
+      clusterId: 2,
+      progress: log,
+    });
+    cli(['clustermesh', 'enable', '--context', 'lab-cluster1', '--service-type', 'NodePort']);
+    cli([
+      'clustermesh',
+      'connect',
+      '--context',
+      'lab-cluster2',
+      '--destination-context',
+      'lab-cluster1',
+    ]);
+    for (const c of ['cluster1', 'cluster2'])
+      log(
+        cli(['clustermesh', 'status', '--context', `lab-${c}`, '--wait'])
+          .trim()
+          .split('\n')
+          .slice(-3)
+          .join(' | '),
+      );
+    const w1 = c1.nodes[1]!;
+    const w2 = c2.nodes[1]!;
+
+    // cluster1: the echo backend (HAProxy), its global Service, and the propagation Service.
+    const cfgPath = join(o.home, 'backend-haproxy.cfg');
+    writeFileSync(cfgPath, BACKEND_HAPROXY_CFG);
+    const svcSpec = (
+      name: string,
+      selector?: Record<string, string>,
+      shared = true,
+    ): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: {
+        name,
+        namespace: 'default',
+        annotations: {
+          'service.cilium.io/global': 'true',
+          ...(shared ? {} : { 'service.cilium.io/shared': 'false' }),
+        },
+      },
+      spec: {
+        ...(selector ? { selector } : {}),
+        ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }],
+      },
+    });
+    await k1.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'bench-echo', namespace: 'default', labels: { app: 'bench-echo' } },
+      spec: {
+        nodeName: w1.name,
+        containers: [
+          {
+            name: 'http',
+            image: 'local/haproxy',
+            command: ['haproxy', '-db', '-f', cfgPath],
+            ports: [{ containerPort: 8080 }],
+          },
+        ],
+      },
+    });
+    await k1.create(svcSpec('bench-echo', { app: 'bench-echo' }));
+    await k1.create(svcSpec('bench-prop'));
+    // cluster2: the client pod and the same global Services (no local backends), as in Cilium.
+    await k2.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'bench-client', namespace: 'default', labels: { app: 'bench-client' } },
+      spec: {
+        nodeName: w2.name,
+        containers: [{ name: 'sleep', image: 'busybox', command: ['sleep', '36000'] }],
+      },
+    });
+    const echoSvc2 = await k2.create<KubeObject>(svcSpec('bench-echo', { app: 'bench-echo' }));
+    const propSvc2 = await k2.create<KubeObject>(svcSpec('bench-prop'));
+    const echo = await running(k1, 'bench-echo');
+    const client = await running(k2, 'bench-client');
+    const podIP = echo.status.podIP as string;
+    const echoVIP = echoSvc2.spec.clusterIP as string;
+    const propVIP = propSvc2.spec.clusterIP as string;
+    const sliceName = 'bench-prop-1';
+    const slice = (ready: boolean) => ({
+      endpoints: [
+        { addresses: [podIP], conditions: { ready, serving: ready, terminating: false } },
+      ],
+    });
+    await k1.create({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: sliceName,
+        namespace: 'default',
+        labels: {
+          'kubernetes.io/service-name': 'bench-prop',
+          'endpointslice.kubernetes.io/managed-by': 'bench.tendril.io',
+        },
+      },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
+      ...slice(false),
+    } as KubeObject);
+    log(
+      `echo pod ${podIP} on cluster1/${w1.name}; cluster2 VIPs: bench-echo ${echoVIP}, bench-prop ${propVIP}`,
+    );
+
+    // cluster2 worker's pinned LB maps
+    const bpffs = nodeBpffsDir('cluster2', w2.name);
+    await until(
+      'cluster2 LB maps',
+      () => (existsSync(join(lbPinDir(bpffs), LB_PIN.services)) ? true : undefined),
+      60_000,
+    );
+    maps = openLBMaps(bpffs);
+    const m = maps;
+    /** Active backend IPs of VIP:80/TCP in the pinned maps (undefined: no such service). */
+    const backendIPs = (vip: string): string[] | undefined => {
+      const key = { vip, dport: 80, proto: IPPROTO.TCP };
+      const master = m.services.lookup({ ...key, slot: 0 } as never);
+      if (!master) return undefined;
+      const ips: string[] = [];
+      for (let i = 1; i <= master.count; i++) {
+        const s = m.services.lookup({ ...key, slot: i } as never);
+        const b = s && m.backends.lookup(s.backendId);
+        if (b) ips.push(b.ip);
+      }
+      return ips;
+    };
+    const activeCount = (vip: string): number => {
+      const master = m.services.lookup({ vip, dport: 80, proto: IPPROTO.TCP, slot: 0 } as never);
+      return master ? master.count : -1;
+    };
+    await until(
+      'bench-echo in cluster2 map',
+      () => (backendIPs(echoVIP)?.includes(podIP) ? true : undefined),
+      120_000,
+    );
+    await until(
+      'bench-prop in cluster2 map',
+      () => (backendIPs(propVIP) ? true : undefined),
+      60_000,
+    );
+
+    // ---- propagation ----
+    const patch = (ready: boolean) =>
+      k1.patch('discovery.k8s.io/v1', 'EndpointSlice', sliceName, slice(ready), {
+        namespace: 'default',
+      });
+    const waitMap = async (present: boolean, timeoutMs: number): Promise<number | undefined> => {
+      const t = performance.now();
+      for (;;) {
+        if ((backendIPs(propVIP) ?? []).includes(podIP) === present) return performance.now() - t;
+        if (performance.now() - t > timeoutMs) return undefined;
+        await sleep(1);
+      }
+    };
+    const lat: number[] = [];
+    let missed = 0;
+    log(`propagation: ${o.changes} changes ...`);
+    for (let i = 0; i < o.changes; i++) {
+      await patch(false);
+      if ((await waitMap(false, 10_000)) === undefined)
+        throw new Error('backend did not leave the map in 10 s');
+      await sleep(5);
+      const t0 = performance.now();
+      const patched = patch(true);
+      let seen: number | undefined;
+      const poll = (async () => {
+        for (;;) {
+          if ((backendIPs(propVIP) ?? []).includes(podIP)) return (seen = performance.now() - t0);
+          if (performance.now() - t0 > 10_000) return undefined;
+          await sleep(1);
+        }
+      })();
+      await patched;
+      await poll;
+      if (seen === undefined) {
+        missed++;
+        lat.push(10_000);
+      } else lat.push(seen);
+    }
+    figures.push({
+      name: 'propagation_p50_ms',
+      value: median(lat),
+      unit: 'ms',
+      note: `${o.changes} ready flips in cluster1 -> backend in cluster2's pinned BPF service map`,
+    });
+    figures.push({
+      name: 'propagation_p99_ms',
+      value: percentile(lat, 99),
+      unit: 'ms',
+      note: 'target <= 100',
+    });
+    figures.push({
+      name: 'propagation_max_ms',
+      value: Math.max(...lat),
+      unit: 'ms',
+      note: `missed (> 10 s): ${missed}`,
+    });
+    log(`propagation p50 ${median(lat).toFixed(1)} ms p99 ${percentile(lat, 99).toFixed(1)} ms`);
+
+    // ---- cross-cluster service vs direct ----
+    const pod = { cluster: 'cluster2', node: w2.name, uid: client.metadata.uid! };
+    const urls = { service: `http://${echoVIP}:80/`, direct: `http://${podIP}:8080/` };
+    for (const u of Object.values(urls))
+      await until(
+        `${u} from cluster2`,
+        () =>
+          inPod(pod.cluster, pod.node, pod.uid, ['curl', '-sf', '-m', '2', u], 5000).includes('ok')
+            ? true
+            : undefined,
+        60_000,
+        500,
+      );
+    const pinned = pinCgroup(podCgroup('cluster1', w1.name, echo.metadata.uid!), SERVER_CPU);
+    log(`pinned ${pinned} server processes to CPU ${SERVER_CPU}; wrk on CPU ${CLIENT_CPU}`);
+    for (const u of Object.values(urls))
+      wrk(pod, u, { seconds: o.seconds, close: false, cpu: CLIENT_CPU });
+    type P = keyof typeof urls;
+    const ratios = { rps: [] as number[], cps: [] as number[] };
+    const abs: Record<P, { rps: number[]; cps: number[] }> = {
+      service: { rps: [], cps: [] },
+      direct: { rps: [], cps: [] },
+    };
+    const mean2 = (x: number, y: number) => (x + y) / 2;
+    for (let r = 0; r < o.rounds; r++) {
+      const order: P[] = r % 2 === 0 ? ['service', 'direct'] : ['direct', 'service'];
+      const got: Record<P, { rps: number[]; cps: number[] }> = {
+        service: { rps: [], cps: [] },
+        direct: { rps: [], cps: [] },
+      };
+      for (const p of [...order, ...[...order].reverse()]) {
+        got[p].rps.push(wrk(pod, urls[p], { seconds: o.seconds, close: false, cpu: CLIENT_CPU }));
+        got[p].cps.push(wrk(pod, urls[p], { seconds: o.seconds, close: true, cpu: CLIENT_CPU }));
+      }
+      for (const k of ['rps', 'cps'] as const) {
+        const s = mean2(got.service[k][0]!, got.service[k][1]!);
+        const d = mean2(got.direct[k][0]!, got.direct[k][1]!);
+        abs.service[k].push(s);
+        abs.direct[k].push(d);
+        ratios[k].push(s / d);
+      }
+      log(
+        `round ${r + 1}: rps service ${abs.service.rps.at(-1)!.toFixed(0)} direct ${abs.direct.rps.at(-1)!.toFixed(0)} | cps service ${abs.service.cps.at(-1)!.toFixed(0)} direct ${abs.direct.cps.at(-1)!.toFixed(0)}`,
+      );
+    }
+    const fin = (a: number[]) => a.filter((x) => Number.isFinite(x));
+    for (const k of ['rps', 'cps'] as const) {
+      figures.push({
+        name: `xc_service_vs_direct_${k}`,
+        value: median(fin(ratios[k])),
+        unit: 'ratio',
+        note: `median of ${fin(ratios[k]).length}/${o.rounds} per-round ratios; target >= 0.95`,
+      });
+      figures.push({
+        name: `xc_service_${k}`,
+        value: median(fin(abs.service[k])),
+        unit: 'req/s',
+        note: k === 'rps' ? 'keep-alive, wrk -c16' : 'new connection per request',
+      });
+      figures.push({ name: `xc_direct_${k}`, value: median(fin(abs.direct[k])), unit: 'req/s' });
+    }
+
+    // ---- bulk sync ----
+    const agentPid = findAgentPid(o.home, 'cluster2', w2.name);
+    const status = () => readFileSync(`/proc/${agentPid}/status`, 'utf8');
+    const kib = (field: string) =>
+      Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status())?.[1] ?? NaN);
+    await k2
+      .create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bulk' } })
+      .catch(() => undefined);
+    log(`bulk: creating ${o.services} global Services in cluster2 ...`);
+    const vips: string[] = new Array(o.services);
+    let next = 0;
+    const tSetup = Date.now();
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let j = next++; j < o.services; j = next++) {
+          const s = { ...svcSpec(`s${j}`, undefined, false) };
+          s.metadata = { ...s.metadata, namespace: 'bulk' };
+          const made = await k2.create<KubeObject>(s);
+          vips[j] = made.spec.clusterIP as string;
+        }
+      }),
+    );
+    await until(
+      'the bulk Services in the agent map',
+      () => (vips.every((v) => activeCount(v) >= 0) ? true : undefined),
+      600_000,
+      1000,
+    );
+    log(
+      `bulk: ${o.services} local Services in the map after ${((Date.now() - tSetup) / 1000).toFixed(1)} s`,
+    );
+    await sleep(3000);
+    const rssBefore = kib('VmRSS');
+    const cp1 = c1.nodes[0]!;
+    const mesh1 = readMeshConfig('cluster1');
+    if (!mesh1) throw new Error('cluster1 has no mesh config');
+    const t0 = performance.now();
+    const child = spawn(
+      'nsenter',
+      [
+        `--net=/run/netns/${cp1.netns}`,
+        process.execPath,
+        '--import',
+        'tsx',
+        join(projectRoot(), 'bench/mesh/bulk-export.ts'),
+        '--lab',
+        'cluster1',
+        '--cluster',
+        'cluster1',
+        '--cluster-id',
+        '1',
+        '--endpoint',
+        mesh1.localEndpoint,
+        '--namespace',
+        'bulk',
+        '--services',
+        String(o.services),
+      ],
+      { cwd: projectRoot(), env: process.env, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let childOut = '';
+    child.stdout.on('data', (d) => (childOut += String(d)));
+    const childDone = new Promise<number>((res) => child.on('exit', (code) => res(code ?? 1)));
+    let done = 0;
+    let bulkS = NaN;
+    try {
+      for (;;) {
+        done = 0;
+        for (const v of vips) if (activeCount(v) === 3) done++;
+        if (done === o.services) {
+          bulkS = (performance.now() - t0) / 1000;
+          break;
+        }
+        if (performance.now() - t0 > 180_000) break;
+        await sleep(100);
+      }
+    } finally {
+      if (child.exitCode === null) child.kill('SIGTERM');
+    }
+    const code = await childDone;
+    const written = childOut
+      ? (JSON.parse(childOut.trim().split('\n').at(-1)!) as { ms: number })
+      : undefined;
+    log(
+      `bulk: ${done}/${o.services} complete after ${((performance.now() - t0) / 1000).toFixed(1)} s (writer exit ${code}, write ${written?.ms.toFixed(0)} ms)`,
+    );
+    figures.push({
+      name: 'bulk_sync_10k_s',
+      value: bulkS,
+      unit: 's',
+      note: `${o.services} x 3 backends: write into cluster1's etcd -> all in one cluster2 agent's BPF maps (${done} complete); target <= 10`,
+    });
+    figures.push({
+      name: 'bulk_sync_rss_mib',
+      value: kib('VmRSS') / 1024,
+      unit: 'MiB',
+      note: "that agent's VmRSS afterwards; target <= 300",
+    });
+    figures.push({
+      name: 'bulk_sync_agent_hwm_mib',
+      value: kib('VmHWM') / 1024,
+      unit: 'MiB',
+      note: "that agent's peak RSS (VmHWM)",
+    });
+    figures.push({
+      name: 'bulk_sync_agent_rss_before_mib',
+      value: rssBefore / 1024,
+      unit: 'MiB',
+      note: `with the ${o.services} local Services, before the remote write`,
+    });
+    figures.push({
+      name: 'bulk_export_etcd_write_s',
+      value: (written?.ms ?? NaN) / 1000,
+      unit: 's',
+      note: 'the writer alone (part of bulk_sync_10k_s)',
+    });
+    return figures;
+  } finally {
+    maps?.services.close();
+    maps?.backends.close();
+    maps?.revnat.close();
+    maps?.maglev.close();
+    for (const k of kubes) k.close();
+    if (process.env.BENCH_KEEP)
+      log(`kept: TENDRIL_LAB_PREFIX=${process.env.TENDRIL_LAB_PREFIX} TENDRIL_HOME=${o.home}`);
+    else {
+      log('deleting the lab clusters ...');
+      await deleteAllClusters().catch((e) => log(`cleanup: ${String(e)}`));
+      killByHome(o.home);
+    }
+  }
+}
+
+/** The pid of the agent of `cluster`/`node` started under TENDRIL_HOME=home. Throws when none. */
+function findAgentPid(home: string, cluster: string, node: string): number {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (!argv.some((a) => a.endsWith('src/agent/main.ts'))) continue;
+      const i = argv.indexOf('--node');
+      const c = argv.indexOf('--cluster');
+      if (argv[i + 1] !== node || argv[c + 1] !== cluster) continue;
+      const env = readFileSync(`/proc/${d}/environ`, 'utf8').split('\0');
+      if (
+        !env.includes(`TENDRIL_HOME=${home}`) &&
+        !env.includes(`TENDRIL_LAB_PREFIX=${process.env.TENDRIL_LAB_PREFIX}`)
+      )
+        continue;
+      return Number(d);
+    } catch {
+      // gone
+    }
+  }
+  throw new Error(`no agent process of ${cluster}/${node} under TENDRIL_HOME=${home}`);
+}
+
+/** Leftover processes started under this run's TENDRIL_HOME (after the labs are deleted). */
+function killByHome(home: string): void {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${d}/environ`, 'utf8').split('\0').includes(`TENDRIL_HOME=${home}`))
+        process.kill(Number(d), 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
