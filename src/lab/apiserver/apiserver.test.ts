@@ -149,7 +149,21 @@ describe('lab API server (HTTP, disk store)', () => {
     const afterList = await t2.client.list('v1', 'Service');
     assert.deepEqual(afterList.items, before.items);
     assert.equal(afterList.metadata.resourceVersion, before.metadata.resourceVersion);
+    // A watcher resuming from the last version it saw before the restart misses nothing.
+    const resumed: WatchEventObject[] = [];
+    const w = await t2.client.watch(
+      'v1',
+      'Service',
+      { resourceVersion: before.metadata.resourceVersion },
+      (ev) => resumed.push(ev),
+    );
     const next = await t2.client.create(cm('later'));
+    for (let i = 0; i < 50 && resumed.length < 1; i++) await new Promise((r) => setTimeout(r, 20));
+    w.close();
+    assert.deepEqual(
+      resumed.map((e) => [e.type, e.object.metadata.name]),
+      [['ADDED', 'later']],
+    );
     assert.ok(Number(next.metadata.resourceVersion) > Number(before.metadata.resourceVersion));
     assert.notEqual(
       next.spec.clusterIP,
