@@ -1,0 +1,273 @@
+/**
+ * Shared fixture of the end-to-end tests: a unique lab (TENDRIL_HOME and
+ * TENDRIL_LAB_PREFIX), the CLI run as a child process, polling, two meshed
+ * lab clusters, and a teardown that asserts nothing of the lab is left (no
+ * network namespace of the prefix, no cgroup or bpffs directory, no process
+ * started with this TENDRIL_HOME).
+ *
+ *   const lab = useUniqueLab('walk');      // before importing src/lab modules
+ *   const pair = await createMeshedPair(); // cluster1 + cluster2, meshed
+ *   ... finally { await teardownLab(lab); }
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file is test/e2e/lab-fixture.ts). */
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A lab of its own: prefix of every kernel object and the state root. */
+export interface UniqueLab {
+  prefix: string;
+  home: string;
+}
+
+/**
+ * Points this process (and every child) at a new lab: TENDRIL_LAB_PREFIX
+ * `tendril-t<pid><tag>x`, TENDRIL_HOME a new temp dir. Call it before the
+ * lab modules are imported (they read the environment when called, but the
+ * CLI children inherit it).
+ */
+export function useUniqueLab(tag: string): UniqueLab {
+  const prefix = `tendril-t${process.pid}${tag}x`;
+  const home = mkdtempSync(join(tmpdir(), `tendril-e2e-${tag}-`));
+  process.env.TENDRIL_LAB_PREFIX = prefix;
+  process.env.TENDRIL_HOME = home;
+  delete process.env.TENDRIL_CONFIG;
+  delete process.env.TENDRIL_CONTEXT;
+  return { prefix, home };
+}
+
+/** The outcome of one CLI run. */
+export interface CliResult {
+  status: number | null;
+  out: string;
+  err: string;
+  all: string;
+}
+
+/**
+ * Runs `tendril ARGS` (bin/tendril.mjs) without blocking the event loop, so
+ * several runs (e.g. a client polling while a daemon is stopped) overlap.
+ */
+export function cli(
+  args: string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin/tendril.mjs'), ...args], {
+      env: process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, out, err, all: `${out}\n${err}` });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Runs `tendril ARGS` and asserts it exits 0. */
+export async function cliOk(
+  args: string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const r = await cli(args, opts);
+  assert.equal(r.status, 0, `tendril ${args.join(' ')} exited ${r.status}:\n${r.all}`);
+  return r;
+}
+
+/** Sleeps MS milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls FN every 500 ms until it returns something other than undefined or
+ * false; throws naming WHAT (and the last error) after TIMEOUTMS.
+ */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(500);
+  }
+}
+
+/** The echo server's answer (examples/seed-walkthrough's echo image). */
+export interface EchoAnswer {
+  ip: string;
+  os: { hostname: string };
+}
+
+/**
+ * Runs curl in a new pod of CONTEXT (`tendril run --rm ... curl URL`) and
+ * parses the echo JSON; undefined when the pod or the request failed.
+ */
+export async function curlFromPod(context: string, url: string): Promise<EchoAnswer | undefined> {
+  const r = await cli(
+    [
+      '--context',
+      context,
+      'run',
+      '-i',
+      '--rm',
+      '--restart=Never',
+      'curl',
+      '--image=curlimages/curl',
+      '--',
+      'curl',
+      '-sS',
+      '-m',
+      '5',
+      url,
+    ],
+    { timeoutMs: 60_000 },
+  );
+  if (r.status !== 0) return undefined;
+  const i = r.out.indexOf('{');
+  if (i < 0) return undefined;
+  try {
+    return JSON.parse(r.out.slice(i, r.out.lastIndexOf('}') + 1)) as EchoAnswer;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Processes whose environment carries TENDRIL_HOME=HOME (other than this one). */
+export function processesOfHome(home: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${d}/environ`, 'utf8').split('\0');
+      if (env.includes(`TENDRIL_HOME=${home}`)) pids.push(Number(d));
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return pids;
+}
+
+/** What of LAB is still on the machine: netns, cgroup and bpffs dirs, processes. */
+export function labLeftovers(lab: UniqueLab): string[] {
+  const left: string[] = [];
+  const netnsDir = '/run/netns';
+  if (existsSync(netnsDir))
+    for (const n of readdirSync(netnsDir))
+      if (n.startsWith(`${lab.prefix}-`)) left.push(`netns ${n}`);
+  const cg = join(process.env.TENDRIL_CGROUP2 ?? '/sys/fs/cgroup/unified', lab.prefix);
+  if (existsSync(cg)) left.push(`cgroup ${cg}`);
+  const bpf = join('/sys/fs/bpf', lab.prefix);
+  if (existsSync(bpf)) left.push(`bpffs ${bpf}`);
+  for (const pid of processesOfHome(lab.home)) {
+    let cmd = '?';
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').slice(0, 120);
+    } catch {
+      // gone
+    }
+    left.push(`process ${pid}: ${cmd}`);
+  }
+  return left;
+}
+
+/**
+ * Deletes every cluster of LAB through the CLI (`tendril lab delete --all`),
+ * then asserts nothing is left. Whatever is left is removed anyway (processes
+ * killed by pid, clusters deleted through the library) before the assertion
+ * throws, so a failing test does not leak into the next one.
+ */
+export async function teardownLab(lab: UniqueLab): Promise<void> {
+  const r = await cli(['lab', 'delete', '--all'], { timeoutMs: 180_000 });
+  // the supervisor's children may take a moment to go
+  let left: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    left = labLeftovers(lab);
+    if (left.length === 0) break;
+    await sleep(250);
+  }
+  if (left.length > 0) {
+    for (const pid of processesOfHome(lab.home)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    const { deleteAllClusters } = await import('../../src/lab/teardown.js');
+    await deleteAllClusters().catch(() => {});
+  }
+  rmSync(lab.home, { recursive: true, force: true });
+  assert.equal(r.status, 0, `tendril lab delete --all failed:\n${r.all}`);
+  assert.deepEqual(left, [], 'the lab left these behind after `tendril lab delete --all`');
+}
+
+/** Two meshed lab clusters, as the seed makes them. */
+export interface MeshedPair {
+  /** Underlay/pod CIDR details, as the lab recorded them. */
+  c1: import('../../src/lab/state.js').LabCluster;
+  c2: import('../../src/lab/state.js').LabCluster;
+}
+
+/**
+ * The seed's steps 1-3 through the CLI: `lab create cluster1|cluster2`
+ * (one worker each), `install` with IDs 1 and 2, `clustermesh enable` on
+ * cluster1 (NodePort), `clustermesh connect` from cluster2, and status
+ * --wait on both sides.
+ */
+export async function createMeshedPair(): Promise<MeshedPair> {
+  await cliOk(['lab', 'create', 'cluster1', '--nodes', '1', '--wait'], { timeoutMs: 180_000 });
+  await cliOk(['lab', 'create', 'cluster2', '--nodes', '1', '--wait'], { timeoutMs: 180_000 });
+  await cliOk([
+    'install',
+    '--context',
+    'lab-cluster1',
+    '--cluster-name',
+    'cluster1',
+    '--cluster-id',
+    '1',
+  ]);
+  await cliOk([
+    'install',
+    '--context',
+    'lab-cluster2',
+    '--cluster-name',
+    'cluster2',
+    '--cluster-id',
+    '2',
+  ]);
+  await cliOk(['clustermesh', 'enable', '--context', 'lab-cluster1', '--service-type', 'NodePort']);
+  await cliOk([
+    'clustermesh',
+    'connect',
+    '--context',
+    'lab-cluster2',
+    '--destination-context',
+    'lab-cluster1',
+  ]);
+  for (const ctx of ['lab-cluster1', 'lab-cluster2'])
+    await cliOk(['clustermesh', 'status', '--context', ctx, '--wait', '--wait-duration', '90s'], {
+      timeoutMs: 150_000,
+    });
+  const { loadCluster } = await import('../../src/lab/state.js');
+  return { c1: loadCluster('cluster1'), c2: loadCluster('cluster2') };
+}
