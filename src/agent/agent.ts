@@ -179,6 +179,7 @@ export class Agent {
    */
   async start(options: { waitFor?: string[] } = {}): Promise<void> {
     const dp = this.deps.datapath;
+    this.starting = true;
     if (dp.init) await dp.init();
     try {
       if (dp.listNodeRoutes) this.routes.adopt(await dp.listNodeRoutes());
@@ -191,7 +192,10 @@ export class Agent {
     if (this.pendingSync.size === 0) this.allSynced();
     this.applyPendingReleases();
     this.endpoints.start({ clusterId: this.config.clusterId });
+    this.starting = false;
   }
+  /** True while start() runs (status says so: the datapath is not complete yet). */
+  private starting = false;
 
   /** A source finished its initial sync; once all have, stale adopted state is removed. */
   sourceSynced(name: string): void {
@@ -469,6 +473,12 @@ export class Agent {
   status(): AgentStatus {
     const dp = this.deps.datapath;
     const problems: Problem[] = [...(dp.problems?.() ?? []), ...this.extraProblems.values()];
+    if (this.starting)
+      problems.push({
+        component: 'agent',
+        cause: 'starting: attaching the datapath',
+        hint: 'wait a few seconds',
+      });
     const recs = [
       this.services.status(),
       this.ipcache.status(),

@@ -80,7 +80,7 @@ privilegedTest(
     const kube = new KubeClient({ server: apiServerURL(c) });
     try {
       await install({ context: 'lab-c1', clusterName: 'cluster1' });
-      const [, w1, w2] = c.nodes as [(typeof c.nodes)[0], (typeof c.nodes)[0], (typeof c.nodes)[0]];
+      const workers = c.nodes.filter((n) => n.role === 'worker');
       const manifests = readFileSync(
         join(projectRoot(), 'examples/seed-walkthrough/echo-c1.yaml'),
         'utf8',
@@ -95,6 +95,15 @@ privilegedTest(
         },
       );
       assert.equal(ap.status, 0, ap.stderr);
+      // the client goes on the worker the echo pod is NOT on (the seed's "another node")
+      const echoPod = await until('echo pod scheduled', async () => {
+        const l = await kube.list('v1', 'Pod', {
+          namespace: 'default',
+          labelSelector: 'app=echo-service-c1',
+        });
+        return l.items.find((p) => p.spec?.nodeName);
+      });
+      const w2 = workers.find((n) => n.name !== echoPod.spec.nodeName)!;
       await kube.create({
         apiVersion: 'v1',
         kind: 'Pod',
@@ -271,10 +280,13 @@ privilegedTest(
       ]);
       let out = '';
       wrk.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      wrk.stderr.on('data', (b: Buffer) => (out += b.toString()));
+      const closed = new Promise<number | null>((res) => wrk.on('close', (code) => res(code)));
       await sleep(2000);
       const d = daemonStatus('c1').find((x) => x.name === agentDaemonName(w2.name))!;
       process.kill(d.pid!, 'SIGKILL');
-      await new Promise((res) => wrk.on('close', res));
+      const code = await closed;
+      assert.equal(code, 0, out);
       assert.match(out, /Requests\/sec/);
       assert.doesNotMatch(out, /Socket errors/, out);
       assert.doesNotMatch(out, /Non-2xx/, out);
@@ -282,9 +294,13 @@ privilegedTest(
         const s = await new AgentClient(agentSocketPath('c1', w2.name), {
           timeoutMs: 1000,
         }).status();
-        return s.pid !== before.pid ? s : undefined;
+        return s.pid !== before.pid && s.health === 'OK' ? s : undefined;
       });
-      assert.equal(after2.socketLB.attached, true);
+      assert.equal(
+        after2.socketLB.attached,
+        true,
+        'the restarted agent re-attached (reused its pinned links)',
+      );
       assert.ok(
         JSON.parse(
           inPod([
@@ -314,7 +330,6 @@ privilegedTest(
           `${n.name}: ${attached}`,
         );
       }
-      void w1;
     } finally {
       kube.close();
     }
