@@ -16,18 +16,18 @@
  * runs with the same placement. Absolute figures are medians over rounds; the
  * ratios are medians of the per-round ratios (A and B measured back to back).
  *
- * Options: --rounds N (12), --seconds S per wrk run (1), --iperf-seconds S (1).
+ * Options: --rounds N (20), --seconds S per wrk run (1), --iperf-seconds S (1).
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { median, report, type Figure } from '../lib/report.js';
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '12' },
+    rounds: { type: 'string', default: '20' },
     seconds: { type: 'string', default: '1' },
     'iperf-seconds': { type: 'string', default: '1' },
   },
@@ -54,6 +54,7 @@ const { install } = await import('../../src/agent/install.js');
 const { KubeClient } = await import('../../src/k8s/client.js');
 type KubeObject = import('../../src/k8s/objects.js').KubeObject;
 
+const execFileP = promisify(execFile);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const children: Array<{ kill(sig?: NodeJS.Signals): boolean }> = [];
@@ -116,6 +117,43 @@ function wrk(c: string, node: string, uid: string, url: string, close: boolean):
     log(`  wrk ${url} failed: ${(err as Error).message.split('\n')[0]}`);
     return NaN;
   }
+}
+
+/** wrk against two URLs at the same time (both on the client CPU): [a, b] requests/s. */
+async function wrkPair(
+  c: string,
+  node: string,
+  uid: string,
+  urls: readonly [string, string],
+  close: boolean,
+): Promise<[number, number]> {
+  const script = `echo $$ > ${podCgroup(c, node, uid)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(uid)} "$@"`;
+  const one = (url: string) =>
+    execFileP(
+      'sh',
+      [
+        '-c',
+        script,
+        'sh',
+        'taskset',
+        '-c',
+        CLIENT_CPU,
+        'wrk',
+        '-t1',
+        '-c16',
+        `-d${seconds}s`,
+        '--timeout',
+        '2s',
+        ...(close ? ['-H', 'Connection: close'] : []),
+        url,
+      ],
+      { encoding: 'utf8', timeout: (seconds + 15) * 1000 },
+    ).then(
+      (r) => Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN),
+      () => NaN,
+    );
+  const [a, b] = await Promise.all([one(urls[0]), one(urls[1])]);
+  return [a, b];
 }
 
 function iperf(c: string, node: string, uid: string, host: string, port: number): number {
@@ -299,6 +337,11 @@ async function main(): Promise<void> {
       nft: { rps: [], cps: [], gbps: [] },
       proxy: { rps: [], cps: [], gbps: [] },
     };
+    const conc = {
+      direct: { rps: [] as number[], cps: [] as number[] },
+      nft: { rps: [] as number[], cps: [] as number[] },
+      proxy: { rps: [] as number[], cps: [] as number[] },
+    };
     const mean2 = (x: number, y: number) =>
       Number.isFinite(x) && Number.isFinite(y) ? (x + y) / 2 : Number.isFinite(x) ? x : y;
     for (let r = 0; r < rounds; r++) {
@@ -316,6 +359,19 @@ async function main(): Promise<void> {
       for (const p of [...order].reverse()) {
         res[p].rps.push(mean2(first[p]!.rps, wrk('bench', w2.name, uid, paths[p].http, false)));
         res[p].cps.push(mean2(first[p]!.cps, wrk('bench', w2.name, uid, paths[p].http, true)));
+      }
+      // concurrent pairs: service and X at the same time, so both see the same machine load
+      for (const x of ['direct', 'nft', 'proxy'] as const) {
+        for (const close of [false, true]) {
+          const [sv, xv] = await wrkPair(
+            'bench',
+            w2.name,
+            uid,
+            [paths.service.http, paths[x].http],
+            close,
+          );
+          conc[x][close ? 'cps' : 'rps'].push(sv / xv);
+        }
       }
       log(
         `round ${r + 1}: ` +
@@ -396,6 +452,14 @@ async function main(): Promise<void> {
       unit: 'ratio',
       note,
     });
+    for (const x of ['direct', 'nft', 'proxy'] as const)
+      for (const k of ['rps', 'cps'] as const)
+        figures.push({
+          name: `service_vs_${x}_${k}_concurrent`,
+          value: median(conc[x][k].filter((v) => Number.isFinite(v))),
+          unit: 'ratio',
+          note: 'median over rounds, both wrk at once on the client CPU',
+        });
     figures.push({ name: 'rounds', value: rounds, unit: '' });
     report('datapath', figures);
   } finally {
