@@ -99,7 +99,7 @@ test('daemon specs: absolute paths, the API server flags, nodes in their namespa
   const args = api.command.join(' ');
   assert.match(
     args,
-    /--cluster k --data-dir \S+\/clusters\/k\/apiserver --listen 127\.0\.0\.1:41234 --socket \S+\/api\.sock --service-cidr 10\.96\.0\.0\/16 --store etcd --etcd-endpoints http:\/\/127\.0\.0\.1:2379/,
+    /--cluster k --data-dir \S+\/clusters\/k\/apiserver --listen 127\.0\.0\.1:41234 --socket \S+\/api\.sock --service-cidr 10\.96\.0\.0\/16 --advertise-address 172\.30\.1\.10:6443 --store etcd --etcd-endpoints http:\/\/127\.0\.0\.1:2379/,
   );
   const fwd = forwarderSpec(c);
   assert.equal(fwd.netns, 'tendril-unit-k-control-plane');

@@ -207,6 +207,10 @@ export function apiServerSpec(c: LabCluster): DaemonSpec {
     c.apiSocket,
     '--service-cidr',
     c.serviceCIDR,
+    // The `kubernetes` Service's endpoint: pods reach the API server through
+    // the forwarder on the control plane, as in a real cluster.
+    '--advertise-address',
+    `${c.nodes[0]!.ip}:${API_NODE_PORT}`,
   ];
   if (c.apiStore === 'etcd')
     args.push('--store', 'etcd', '--etcd-endpoints', (c.etcdEndpoints ?? []).join(','));
