@@ -88,7 +88,12 @@ export function forwardProgram(
     asm.add.imm(R0, 1),
     asm.stxh(R10, SK + Off.svcKey.slot, R0),
     lookup(maps.services, SK),
+    asm.jne.imm(R0, 0, 'slot'),
+    // the slot vanished (the service shrank between our two lookups): take slot 1
+    asm.sth(R10, SK + Off.svcKey.slot, 1),
+    lookup(maps.services, SK),
     asm.jeq.imm(R0, 0, 'refuse'),
+    asm.label('slot'),
     asm.ldxw(R7, R0, Off.svcValue.backendId),
     asm.ja('backend'),
 

@@ -279,6 +279,38 @@ privilegedTest(
   },
 );
 
+privilegedTest('privileged: socket LB: connections never fail while backends change', async () => {
+  const all = B.map((ip) => be(ip, 8080));
+  lb!.upsertService(svc('10.96.0.13', 80, 'TCP', all));
+  const running = client('tcp', '10.96.0.13', '80', '150');
+  let updates = 0;
+  let finished = false;
+  void running.finally(() => (finished = true));
+  const sets = [[all[0]!], all, [all[2]!, all[1]!], [all[1]!], all];
+  while (!finished) {
+    lb!.upsertService(svc('10.96.0.13', 80, 'TCP', sets[updates % sets.length]!));
+    updates++;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const r = await running;
+  assert.equal(r.length, 150);
+  assert.deepEqual(
+    r.filter((x) => x.err),
+    [],
+    `no connection failed during ${updates} updates`,
+  );
+  assert.ok(updates > 10, `${updates} updates raced the connections`);
+  lb!.deleteService({ ip: '10.96.0.13', port: 80, protocol: 'TCP' });
+  assert.throws(
+    () => lb!.upsertService(svc('10.96.0.14', 0, 'TCP', all)),
+    (e: Error & { code?: string }) => e.code === 'LB_INVALID_SERVICE' && /port 0/.test(e.message),
+  );
+  assert.throws(
+    () => lb!.upsertService(svc('fd00::1', 80, 'TCP', all)),
+    (e: Error & { code?: string }) => e.code === 'LB_INVALID_SERVICE' && /IPv4/.test(e.message),
+  );
+});
+
 privilegedTest(
   'privileged: socket LB: a restart over the same pins keeps connections and services',
   async () => {
