@@ -26,7 +26,7 @@ import {
   staleImports,
 } from '../services/remote-only.js';
 import { desiredGlobalSliceEndpoints, sameEndpoints } from '../services/export.js';
-import { IMPORTED_LABEL, nsOf } from '../services/annotations.js';
+import { IMPORTED_LABEL, isRemoteOnlyImport, nsOf } from '../services/annotations.js';
 import type { KindWatcher } from '../agent/k8s/watcher.js';
 
 export interface MeshServicesOptions {
@@ -171,6 +171,19 @@ export class MeshServicesController {
           spec: { ...obj.spec, ports: manifest.spec.ports },
         } as KubeObject);
       }
+    }
+    for (const s of local) {
+      if (s.metadata?.labels?.[IMPORTED_LABEL] === undefined || isRemoteOnlyImport(s)) continue;
+      // a user's own manifest applied over an earlier import (apply keeps the label): it is theirs now
+      const obj = s as unknown as KubeObject;
+      const labels = { ...(obj.metadata.labels ?? {}) };
+      const annotations = { ...(obj.metadata.annotations ?? {}) };
+      delete labels[IMPORTED_LABEL];
+      delete annotations['tendril.io/imported-from'];
+      await this.o.kube.update({ ...obj, metadata: { ...obj.metadata, labels, annotations } });
+      this.log.info("a local Service replaced an import; it is the user's now", {
+        service: `${nsOf(s)}/${s.metadata?.name}`,
+      });
     }
     for (const s of staleImports(local, wanted)) {
       await this.o.kube

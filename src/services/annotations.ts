@@ -66,10 +66,20 @@ export function sliceServiceName(slice: V1EndpointSlice): string | undefined {
   return slice.metadata?.labels?.[SERVICE_NAME_LABEL] || undefined;
 }
 
+/**
+ * True for a remote-only import Tendril made (labelled tendril.io/imported-service,
+ * no selector). A labelled Service with a selector is a user's: their own
+ * manifest was applied over an earlier import (kubectl-style apply keeps the
+ * label), and it is a local Service from then on.
+ */
+export function isRemoteOnlyImport(svc: V1Service): boolean {
+  if (svc.metadata?.labels?.[IMPORTED_LABEL] === undefined) return false;
+  return Object.keys(svc.spec?.selector ?? {}).length === 0;
+}
+
 /** True for Services Tendril made itself (remote-only imports, MCS derived services): never exported. */
 export function isMeshCreatedService(svc: V1Service): boolean {
-  const l = svc.metadata?.labels ?? {};
-  return l[IMPORTED_LABEL] !== undefined || l[MCS_SERVICE_NAME_LABEL] !== undefined;
+  return isRemoteOnlyImport(svc) || svc.metadata?.labels?.[MCS_SERVICE_NAME_LABEL] !== undefined;
 }
 
 /**

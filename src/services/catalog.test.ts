@@ -316,6 +316,28 @@ test('catalog: a remote-only import gets the remote backends (seed step 5 in clu
   assert.equal(r.services[0]!.kind, 'imported');
 });
 
+test('catalog: a user manifest applied over an import (label kept, selector set) is local: affinity local uses the local pod', () => {
+  const remoteServices = [cs('cluster1', 1, 'echo', ['10.244.1.10'])];
+  const taken = svc('echo', {
+    ip: '10.96.7.7',
+    labels: { 'tendril.io/imported-service': 'true' },
+    annotations: {
+      'service.cilium.io/global': 'true',
+      'service.cilium.io/affinity': 'local',
+      'tendril.io/imported-from': 'cluster1',
+    },
+  });
+  const r = desiredServiceEntries({
+    cluster: 'cluster2',
+    clusterID: 2,
+    services: [taken],
+    endpointSlices: [slice('echo', ['10.245.1.1'])],
+    remoteServices,
+  });
+  assert.equal(r.services[0]!.kind, 'local');
+  assert.deepEqual(summary(r.entries), { '10.96.7.7:80/TCP': ['10.245.1.1:8080/c2'] });
+});
+
 test('catalog: MCS derived service: backends of the exporting clusters only, local ones when exported here', () => {
   const echo = svc('echo', { ip: '10.96.0.50' });
   const exports = [

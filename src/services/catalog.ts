@@ -23,7 +23,7 @@
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Backend, LBAlgorithm, ServiceEntry } from '../datapath/types.js';
 import {
-  IMPORTED_LABEL,
+  isRemoteOnlyImport,
   MCS_SERVICE_NAME_LABEL,
   meshServiceOptions,
   nsOf,
@@ -163,7 +163,7 @@ export function computeService(
   const key = serviceKey(ns, name);
   const labels = svc.metadata?.labels ?? {};
   const derivedFrom = labels[MCS_SERVICE_NAME_LABEL];
-  const imported = labels[IMPORTED_LABEL] !== undefined;
+  const imported = isRemoteOnlyImport(svc);
   const kind: CatalogService['kind'] = derivedFrom ? 'derived' : imported ? 'imported' : 'local';
   const issues: ServiceIssue[] = [];
   const opts = meshServiceOptions(svc, ctx.slicesOf(key), ctx.isExported(key));

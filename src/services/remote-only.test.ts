@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cs, svc } from './fixtures.js';
+import { isMeshCreatedService, isRemoteOnlyImport } from './annotations.js';
 import { importedServiceManifest, remoteOnlyServices, staleImports } from './remote-only.js';
 
 test('remoteOnlyServices: remote global services without a local Service', () => {
@@ -75,4 +76,20 @@ test('importedServiceManifest and staleImports', () => {
     staleImports([m, other, svc('plain')], [r]).map((s) => s.metadata!.name),
     ['gone'],
   );
+});
+
+test('a user manifest applied over an import (label kept, selector added) is a local Service: no import, not stale', () => {
+  const remote = [cs('cluster1', 1, 'echo', ['10.244.1.10'])];
+  const earlier = importedServiceManifest({
+    namespace: 'default',
+    name: 'echo',
+    clusters: ['cluster1'],
+    ports: [{ name: '', protocol: 'TCP', port: 80 }],
+  });
+  const taken = { ...earlier, spec: { ...earlier.spec, selector: { app: 'echo' } } };
+  assert.equal(isRemoteOnlyImport(earlier), true);
+  assert.equal(isRemoteOnlyImport(taken), false);
+  assert.equal(isMeshCreatedService(taken), false, 'the user-owned Service is exported');
+  assert.deepEqual(remoteOnlyServices([taken], remote, { cluster: 'cluster2' }).services, []);
+  assert.deepEqual(staleImports([taken], []), []);
 });

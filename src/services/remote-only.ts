@@ -11,6 +11,7 @@
  */
 import type { V1Service } from '@kubernetes/client-node';
 import {
+  isRemoteOnlyImport,
   GLOBAL_ANNOTATION,
   IMPORTED_LABEL,
   nsOf,
@@ -41,7 +42,7 @@ export function remoteOnlyServices(
 ): { services: RemoteOnlyService[]; issues: ServiceIssue[] } {
   const local = new Set(
     localServices
-      .filter((s) => s.metadata?.labels?.[IMPORTED_LABEL] === undefined)
+      .filter((s) => !isRemoteOnlyImport(s))
       .map((s) => serviceKey(nsOf(s), s.metadata?.name ?? '')),
   );
   const groups = new Map<string, ClusterService[]>();
@@ -131,8 +132,6 @@ export function staleImports(
 ): V1Service[] {
   const want = new Set(wanted.map((r) => serviceKey(r.namespace, r.name)));
   return localServices.filter(
-    (s) =>
-      s.metadata?.labels?.[IMPORTED_LABEL] !== undefined &&
-      !want.has(serviceKey(nsOf(s), s.metadata?.name ?? '')),
+    (s) => isRemoteOnlyImport(s) && !want.has(serviceKey(nsOf(s), s.metadata?.name ?? '')),
   );
 }

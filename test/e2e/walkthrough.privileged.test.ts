@@ -28,7 +28,6 @@ privilegedTest(
           const timer = setTimeout(() => child.kill('SIGTERM'), 540_000);
           child.on('close', (code) => {
             clearTimeout(timer);
-            // eslint-disable-next-line no-control-regex
             resolve({ status: code, out: text.replace(/\x1b\[[0-9;]*m/g, '') });
           });
         },
