@@ -5,7 +5,7 @@
  * them (cilium/state/services/v1/<cluster>/<ns>/<name>, batched as the syncer
  * writes), with the cluster's root etcd certificate. Service j's backends are
  * 10.244.{200,201,202}.(j % 250 + 1):(8080 + j / 250), addresses no pod uses. Prints one JSON line
- * {"written": N, "ms": ...} when done.
+ * {"written": N, "ms": ...} when done. Service j is <ns>/bulk-s<j>.
  *
  *   node --import tsx bench/mesh/bulk-export.ts --lab L --cluster C --cluster-id ID \
  *     --endpoint https://IP:2379 --namespace NS --services N
@@ -24,7 +24,7 @@ const { values } = parseArgs({
     cluster: { type: 'string' },
     'cluster-id': { type: 'string' },
     endpoint: { type: 'string' },
-    namespace: { type: 'string', default: 'bulk' },
+    namespace: { type: 'string', default: 'default' },
     services: { type: 'string', default: '10000' },
   },
 });
@@ -46,11 +46,11 @@ try {
   const entries: [string, string][] = [];
   for (let j = 0; j < n; j++) {
     entries.push([
-      serviceKey(cluster, ns, `s${j}`),
+      serviceKey(cluster, ns, `bulk-s${j}`),
       encodeClusterService({
         cluster,
         namespace: ns,
-        name: `s${j}`,
+        name: `bulk-s${j}`,
         frontends: { '10.96.2.1': { http: { Protocol: 'TCP', Port: 80 } } },
         backends: Object.fromEntries(
           [0, 1, 2].map((k) => [

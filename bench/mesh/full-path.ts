@@ -18,10 +18,10 @@
  *       pod IP; wrk as bench/datapath runs it, client on CPU 0, server pod on
  *       CPU 1; rounds of AB BA (rotated); medians of per-round ratios.
  *   bulk_sync_10k_s / bulk_sync_rss_mib
- *       cluster2 has 10,000 global Services (namespace bulk, not shared);
+ *       cluster2 has 10,000 global Services (default/bulk-s<j>, not shared);
  *       10,000 ClusterServices x 3 backends are written into cluster1's
  *       clustermesh etcd in the apiserver's layout (cilium/state/services/v1/
- *       cluster1/bulk/s<j>, as its syncer batches them, root certificate), so
+ *       cluster1/default/bulk-s<j>, as its syncer batches them, root certificate), so
  *       they travel the real path: cluster2's kvstoremesh -> cluster2's etcd ->
  *       the agent's mesh source -> catalog -> socket LB maps. Timed from the
  *       start of the write until ONE agent's (cluster2's worker) pinned maps
@@ -184,9 +184,9 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
         ],
       },
     });
-    await k1.create(svcSpec('bench-echo', { app: 'bench-echo' }));
-    await k1.create(svcSpec('bench-prop'));
-    // cluster2: the client pod and the same global Services (no local backends), as in Cilium.
+    // cluster2 first: the client pod and the same global Services (no local
+    // backends; not shared, so cluster1's operator does not import them), as in
+    // Cilium; then cluster1's, so cluster2's operator has nothing to import.
     await k2.create({
       apiVersion: 'v1',
       kind: 'Pod',
@@ -196,8 +196,12 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
         containers: [{ name: 'sleep', image: 'busybox', command: ['sleep', '36000'] }],
       },
     });
-    const echoSvc2 = await k2.create<KubeObject>(svcSpec('bench-echo', { app: 'bench-echo' }));
-    const propSvc2 = await k2.create<KubeObject>(svcSpec('bench-prop'));
+    const echoSvc2 = await k2.create<KubeObject>(
+      svcSpec('bench-echo', { app: 'bench-echo' }, false),
+    );
+    const propSvc2 = await k2.create<KubeObject>(svcSpec('bench-prop', undefined, false));
+    await k1.create(svcSpec('bench-echo', { app: 'bench-echo' }));
+    await k1.create(svcSpec('bench-prop'));
     const echo = await running(k1, 'bench-echo');
     const client = await running(k2, 'bench-client');
     const podIP = echo.status.podIP as string;
@@ -390,9 +394,6 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
     const status = () => readFileSync(`/proc/${agentPid}/status`, 'utf8');
     const kib = (field: string) =>
       Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status())?.[1] ?? NaN);
-    await k2
-      .create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bulk' } })
-      .catch(() => undefined);
     log(`bulk: creating ${o.services} global Services in cluster2 ...`);
     const vips: string[] = new Array(o.services);
     let next = 0;
@@ -400,9 +401,18 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
     await Promise.all(
       Array.from({ length: 16 }, async () => {
         for (let j = next++; j < o.services; j = next++) {
-          const s = { ...svcSpec(`s${j}`, undefined, false) };
-          s.metadata = { ...s.metadata, namespace: 'bulk' };
-          const made = await k2.create<KubeObject>(s);
+          const s = svcSpec(`bulk-s${j}`, undefined, false);
+          // retried: the shared machine's API server may time out under load
+          const made = await until(
+            `service default/bulk-s${j}`,
+            () =>
+              k2.create<KubeObject>(s).catch(async (e: unknown) => {
+                if (!/already exists/.test(String(e))) throw e;
+                return k2.get<KubeObject>('v1', 'Service', `bulk-s${j}`, { namespace: 'default' });
+              }),
+            30_000,
+            200,
+          );
           vips[j] = made.spec.clusterIP as string;
         }
       }),
@@ -439,7 +449,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
         '--endpoint',
         mesh1.localEndpoint,
         '--namespace',
-        'bulk',
+        'default',
         '--services',
         String(o.services),
       ],
