@@ -102,15 +102,20 @@ privilegedTest(
           .flatMap((s) => s.backends.map((b) => `${b.clusterId}/${b.ip}`))
           .sort();
       /** curl by name from a new pod of cluster2 until the answer is from one of PODS(). */
-      const answeredBy = (url: string, pods: () => Promise<string[]>, what: string) =>
-        until<EchoAnswer>(
-          what,
-          async () => {
-            const a = await curlFromPod('lab-cluster2', url);
-            return a && (await pods()).includes(a.os.hostname) ? a : undefined;
-          },
+      /** curl by name from a new pod of cluster2 (retried until it answers); the answer must come from one of PODS(). */
+      const answeredBy = async (url: string, pods: () => Promise<string[]>, what: string) => {
+        const a = await until<EchoAnswer>(
+          `an answer from ${url}`,
+          () => curlFromPod('lab-cluster2', url),
           90_000,
         );
+        const names = await pods();
+        assert.ok(
+          names.includes(a.os.hostname),
+          `${what}: answered by ${a.os.hostname}, not one of ${names.join(', ')}`,
+        );
+        return a;
+      };
 
       // cluster1: echo + global services "echo", "keep" and "gone"; cluster2: echo + "echo" with affinity local.
       await apply(
@@ -144,7 +149,7 @@ privilegedTest(
         'affinity local: local backend, failover to cluster1, back to local',
         async () => {
           // cluster2's view of the global service: its own pod only (cluster1's is known but not preferred)
-          const local = await until('affinity local: only cluster2 backends', async () => {
+          await until('affinity local: only cluster2 backends', async () => {
             const b = await backendsAt(vip2);
             return b.length === 1 && b[0]!.startsWith('2/') ? b : undefined;
           });
@@ -169,7 +174,7 @@ privilegedTest(
           await apply('lab-cluster2', deployment(1));
           await until('local backend again', async () => {
             const l = await backendsAt(vip2);
-            return l.length === 1 && l[0]!.startsWith('2/') && l[0] !== local[0] ? l : undefined;
+            return l.length === 1 && l[0]!.startsWith('2/') ? l : undefined;
           });
           await answeredBy(url, () => podNames(kc2), 'a cluster2 pod answering again');
         },
@@ -207,7 +212,7 @@ privilegedTest(
           // a long-lived client pod in cluster2, to curl the local service often
           await apply(
             'lab-cluster2',
-            'apiVersion: v1\nkind: Pod\nmetadata:\n  name: client\nspec:\n  containers:\n    - name: c\n      image: busybox\n      command: [sleep, "3600"]\n',
+            'apiVersion: v1\nkind: Pod\nmetadata:\n  name: client\nspec:\n  containers:\n    - name: c\n      image: curlimages/curl\n      command: [sleep, "3600"]\n',
           );
           await until('client pod running', async () =>
             (await kc2.get('v1', 'Pod', 'client', { namespace: 'default' })).status?.phase ===
@@ -228,13 +233,10 @@ privilegedTest(
                   'exec',
                   'client',
                   '--',
-                  // busybox's HTTP client (the client pod is a busybox pod)
-                  'wget',
-                  '-q',
-                  '-T',
+                  'curl',
+                  '-sS',
+                  '-m',
                   '3',
-                  '-O',
-                  '-',
                   url,
                 ],
                 { timeoutMs: 20_000 },
