@@ -428,6 +428,14 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
     );
     await sleep(3000);
     const rssBefore = kib('VmRSS');
+    const clk =
+      Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+    /** utime + stime of the agent in seconds (/proc/<pid>/stat fields 14 and 15). */
+    const cpuS = () => {
+      const f = readFileSync(`/proc/${agentPid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(f[11]) + Number(f[12])) / clk;
+    };
+    const cpuBefore = cpuS();
     const cp1 = c1.nodes[0]!;
     const mesh1 = readMeshConfig('cluster1');
     if (!mesh1) throw new Error('cluster1 has no mesh config');
@@ -474,6 +482,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
     } finally {
       if (child.exitCode === null) child.kill('SIGTERM');
     }
+    const agentCpu = cpuS() - cpuBefore;
     const code = await childDone;
     const written = childOut
       ? (JSON.parse(childOut.trim().split('\n').at(-1)!) as { ms: number })
@@ -486,6 +495,12 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
       value: bulkS,
       unit: 's',
       note: `${o.services} x 3 backends: write into cluster1's etcd -> all in one cluster2 agent's BPF maps (${done} complete); target <= 10`,
+    });
+    figures.push({
+      name: 'bulk_sync_agent_cpu_s',
+      value: agentCpu,
+      unit: 's',
+      note: "that agent's CPU time (user+system) during bulk_sync_10k_s",
     });
     figures.push({
       name: 'bulk_sync_rss_mib',
