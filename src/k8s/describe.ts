@@ -198,6 +198,22 @@ export function describeService(svc: KubeObject, slices: KubeObject[]): string {
   rows.push(['Session Affinity', spec.sessionAffinity ?? 'None']);
   if (spec.internalTrafficPolicy)
     rows.push(['Internal Traffic Policy', spec.internalTrafficPolicy]);
+  const conds = (svc.status?.conditions ?? []) as Array<{
+    type: string;
+    status: string;
+    reason?: string;
+    message?: string;
+  }>;
+  if (conds.length)
+    rows.push([
+      'Conditions',
+      conds
+        .map(
+          (c) =>
+            `${c.type}=${c.status}${c.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`,
+        )
+        .join('\n'),
+    ]);
   rows.push(['Events', '<none>']);
   return kv(rows);
 }

@@ -26,7 +26,14 @@ import {
   staleImports,
 } from '../services/remote-only.js';
 import { desiredGlobalSliceEndpoints, sameEndpoints } from '../services/export.js';
-import { IMPORTED_LABEL, isRemoteOnlyImport, nsOf } from '../services/annotations.js';
+import {
+  IMPORTED_LABEL,
+  isMeshCreatedService,
+  isRemoteOnlyImport,
+  meshAnnotationsCondition,
+  MESH_ANNOTATIONS_CONDITION,
+  nsOf,
+} from '../services/annotations.js';
 import type { KindWatcher } from '../agent/k8s/watcher.js';
 
 export interface MeshServicesOptions {
@@ -122,6 +129,47 @@ export class MeshServicesController {
     }
   }
 
+  /**
+   * Reports invalid mesh annotations on the Service itself: a False
+   * condition tendril.io/MeshAnnotationsValid with the problems, removed
+   * once they are fixed. Only writes when something changed.
+   */
+  private async reportAnnotationConditions(): Promise<void> {
+    const slices = this.o.slices.list();
+    for (const svc of this.o.services.list()) {
+      if (isMeshCreatedService(svc)) continue;
+      const want = meshAnnotationsCondition(
+        svc,
+        slices.filter((sl) => nsOf(sl) === nsOf(svc)),
+      );
+      const conds = (svc.status?.conditions ?? []) as Array<{
+        type: string;
+        status: string;
+        reason?: string;
+        message?: string;
+      }>;
+      const cur = conds.find((c) => c.type === MESH_ANNOTATIONS_CONDITION);
+      if (!want && !cur) continue;
+      if (want && cur && cur.status === want.status && cur.message === want.message) continue;
+      const rest = conds.filter((c) => c.type !== MESH_ANNOTATIONS_CONDITION);
+      const next = want
+        ? [...rest, { ...want, lastTransitionTime: new Date().toISOString() }]
+        : rest;
+      const obj = svc as unknown as KubeObject;
+      await this.o.kube
+        .updateStatus({ ...obj, status: { ...(obj.status ?? {}), conditions: next } } as KubeObject)
+        .catch((err) => {
+          if (!(err instanceof ApiError && (err.httpCode === 409 || err.httpCode === 404)))
+            throw err;
+        });
+      if (want)
+        this.log.warn('invalid mesh annotation', {
+          service: `${nsOf(svc)}/${svc.metadata?.name}`,
+          problem: want.message,
+        });
+    }
+  }
+
   /** The remote services, or undefined when the mesh is enabled but not read yet (keep what exists). */
   private remoteServices(): ClusterService[] | undefined {
     const st = this.mesh.state;
@@ -132,6 +180,7 @@ export class MeshServicesController {
   }
 
   private async reconcile(): Promise<void> {
+    await this.reportAnnotationConditions();
     const remote = this.remoteServices();
     if (remote === undefined) return;
     const local = this.o.services.list();

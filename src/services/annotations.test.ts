@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { meshServiceOptions } from './annotations.js';
+import { meshAnnotationsCondition, meshServiceOptions } from './annotations.js';
 import { slice, svc } from './fixtures.js';
 
 test('meshServiceOptions: annotation table', () => {
@@ -108,4 +108,21 @@ test('meshServiceOptions: an MCS export makes the service global and shared unle
     true,
   );
   assert.deepEqual([p.global, p.shared], [true, false]);
+});
+
+test('meshAnnotationsCondition: an invalid affinity gives a False condition; valid annotations none', () => {
+  const bad = svc('bad', {
+    annotations: { 'service.cilium.io/global': 'true', 'service.cilium.io/affinity': 'nearest' },
+  });
+  assert.deepEqual(meshAnnotationsCondition(bad), {
+    type: 'tendril.io/MeshAnnotationsValid',
+    status: 'False',
+    reason: 'InvalidAnnotation',
+    message:
+      'annotation service.cilium.io/affinity: "nearest" is not one of local, remote, none; using none (SERVICE_INVALID_AFFINITY)',
+  });
+  const good = svc('good', {
+    annotations: { 'service.cilium.io/global': 'true', 'service.cilium.io/affinity': 'local' },
+  });
+  assert.equal(meshAnnotationsCondition(good), undefined);
 });

@@ -140,3 +140,34 @@ export function meshServiceOptions(
   }
   return { global, shared, affinity, issues };
 }
+
+/** The Service condition Tendril sets when a mesh annotation of it is invalid. */
+export const MESH_ANNOTATIONS_CONDITION = 'tendril.io/MeshAnnotationsValid';
+
+/** A status condition as Tendril writes it on a Service (metav1.Condition without the time). */
+export interface ServiceCondition {
+  type: string;
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+}
+
+/**
+ * The condition to report on a Service whose mesh annotations are invalid
+ * (e.g. `service.cilium.io/affinity: nearest`): status False, reason
+ * InvalidAnnotation, the problems in the message. Undefined when they are
+ * all valid (then no condition is kept). Never throws.
+ */
+export function meshAnnotationsCondition(
+  svc: V1Service,
+  slices: readonly V1EndpointSlice[] = [],
+): ServiceCondition | undefined {
+  const { issues } = meshServiceOptions(svc, slices);
+  if (issues.length === 0) return undefined;
+  return {
+    type: MESH_ANNOTATIONS_CONDITION,
+    status: 'False',
+    reason: 'InvalidAnnotation',
+    message: issues.map((i) => `${i.message} (${i.code})`).join('; '),
+  };
+}

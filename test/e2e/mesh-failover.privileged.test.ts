@@ -4,7 +4,8 @@
  *   1. affinity local: a global service in both clusters, `affinity: local`
  *      in cluster2 -> cluster2's pod answers; its deployment scaled to 0 ->
  *      cluster1's pod answers; scaled back -> cluster2's pod again. An
- *      invalid affinity value is reported (tendril status).
+ *      invalid affinity value is reported (tendril status, and a False
+ *      condition on the Service, gone once fixed).
  *   2. cluster1's clustermesh etcd goes away and comes back: cluster2's
  *      local service answers throughout; cluster1's entries are kept and
  *      shown stale; while it is away cluster1 deletes a global service and
@@ -195,6 +196,34 @@ privilegedTest(
           /service\.cilium\.io\/affinity: "nearest" is not one of local, remote, none/,
         );
         assert.match(r.all, /SERVICE_INVALID_AFFINITY/);
+        // on the Service itself: a False condition, shown by describe
+        const cond = await until('the condition on Service bad', async () => {
+          const svc = await kc2.get('v1', 'Service', 'bad', { namespace: 'default' });
+          return ((svc.status?.conditions ?? []) as Array<Record<string, string>>).find(
+            (c) => c.type === 'tendril.io/MeshAnnotationsValid',
+          );
+        });
+        assert.equal(cond.status, 'False');
+        assert.equal(cond.reason, 'InvalidAnnotation');
+        assert.match(cond.message!, /affinity: "nearest" is not one of local, remote, none/);
+        const d = await cliOk(['--context', 'lab-cluster2', 'describe', 'svc', 'bad']);
+        assert.match(
+          d.out,
+          /tendril\.io\/MeshAnnotationsValid=False \(InvalidAnnotation: .*nearest/,
+        );
+        // fixed -> the condition goes
+        await apply(
+          'lab-cluster2',
+          service('bad', { ...GLOBAL, 'service.cilium.io/affinity': 'remote' }),
+        );
+        await until('the condition removed once fixed', async () => {
+          const svc = await kc2.get('v1', 'Service', 'bad', { namespace: 'default' });
+          return ((svc.status?.conditions ?? []) as Array<Record<string, string>>).some(
+            (c) => c.type === 'tendril.io/MeshAnnotationsValid',
+          )
+            ? undefined
+            : true;
+        });
       });
 
       await t.test(
