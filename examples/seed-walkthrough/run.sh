@@ -30,6 +30,7 @@ retry() {
 }
 
 cleanup() {
+  rm -rf "$work"
   if [ "${KEEP:-0}" = "1" ]; then
     echo "KEEP=1: clusters left running; remove them with: npx tendril lab delete cluster1 && npx tendril lab delete cluster2"
   else
@@ -45,14 +46,15 @@ for c in cluster1 cluster2; do
     tendril lab delete "$c"
   fi
 done
+work=$(mktemp -d /tmp/tendril-walkthrough.XXXXXX)
 trap cleanup EXIT
 
 step "Step 1: Create your clusters"
 tendril lab create cluster1 --wait
 tendril lab create cluster2 --wait
-tendril config get-contexts | tee /tmp/tendril-walkthrough-contexts.txt
-grep -q 'lab-cluster1' /tmp/tendril-walkthrough-contexts.txt || fail "context lab-cluster1 is missing"
-grep -q 'lab-cluster2' /tmp/tendril-walkthrough-contexts.txt || fail "context lab-cluster2 is missing"
+tendril config get-contexts | tee "$work/contexts.txt"
+grep -q 'lab-cluster1' "$work/contexts.txt" || fail "context lab-cluster1 is missing"
+grep -q 'lab-cluster2' "$work/contexts.txt" || fail "context lab-cluster2 is missing"
 ok "contexts lab-cluster1 and lab-cluster2 exist"
 
 step "Step 2: Install Tendril on both clusters"
@@ -66,8 +68,8 @@ step "Step 3: Enable and connect Cluster Mesh"
 tendril clustermesh enable --context lab-cluster1 --service-type NodePort
 tendril clustermesh connect --context lab-cluster2 --destination-context lab-cluster1
 for c in cluster1 cluster2; do
-  tendril clustermesh status --context "lab-$c" --wait | tee "/tmp/tendril-walkthrough-mesh-$c.txt" || fail "clustermesh status of $c is not OK"
-  grep -q '2/2 clusters' "/tmp/tendril-walkthrough-mesh-$c.txt" || fail "$c does not show 2/2 clusters"
+  tendril clustermesh status --context "lab-$c" --wait | tee "$work/mesh-$c.txt" || fail "clustermesh status of $c is not OK"
+  grep -q '2/2 clusters' "$work/mesh-$c.txt" || fail "$c does not show 2/2 clusters"
 done
 ok "the mesh shows 2/2 clusters from both sides"
 
