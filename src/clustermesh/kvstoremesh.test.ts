@@ -290,3 +290,52 @@ test('removing a remote drains its cached state', async () => {
     await mesh.stop();
   }
 });
+
+test('a burst of live remote changes is mirrored in batches, in order', async () => {
+  const { remote, net, cfg } = setup();
+  let singlePuts = 0;
+  class CountingStore extends MemoryKVStore {
+    override put(key: string, value: string, opts?: Parameters<MemoryKVStore['put']>[2]) {
+      if (key.startsWith('cilium/cache/services/')) singlePuts++;
+      return super.put(key, value, opts);
+    }
+  }
+  const local = new CountingStore();
+  const mesh = new KVStoreMesh({
+    local,
+    localCluster: LOCAL,
+    dial: async () => new FlakyStore(remote, net, 'cluster2'),
+    retryMinMs: 10,
+    retryMaxMs: 40,
+    probeIntervalMs: 50,
+  });
+  try {
+    await writeClusterState(remote, { name: 'cluster2', id: 2 });
+    await mesh.setRemotes([cfg]);
+    await mesh.waitSynced(3000);
+    singlePuts = 0;
+    const N = 500;
+    const writes: Promise<unknown>[] = [];
+    for (let j = 0; j < N; j++)
+      writes.push(remote.put(serviceKey('cluster2', 'bulk', `s${j}`), `v${j}`));
+    // interleaved: a delete, then a put again of the same key, must end as the remote does
+    writes.push(remote.delete(serviceKey('cluster2', 'bulk', 's7')));
+    writes.push(remote.put(serviceKey('cluster2', 'bulk', 's8'), 'v8-new'));
+    writes.push(remote.delete(serviceKey('cluster2', 'bulk', 's9')));
+    writes.push(remote.put(serviceKey('cluster2', 'bulk', 's9'), 'v9-again'));
+    await Promise.all(writes);
+    const cache = (j: number) => `cilium/cache/services/v1/cluster2/bulk/s${j}`;
+    await until(
+      'burst mirrored',
+      async () =>
+        (await local.get(cache(9)))?.value === 'v9-again' &&
+        (await keysUnder(local, 'cilium/cache/services/v1/cluster2/bulk/')).length === N - 1,
+    );
+    assert.equal(await local.get(cache(7)), undefined);
+    assert.equal((await local.get(cache(8)))?.value, 'v8-new');
+    assert.equal((await local.get(cache(N - 1)))?.value, `v${N - 1}`);
+    assert.ok(singlePuts < N / 4, `batched, not one put per change (${singlePuts} single puts)`);
+  } finally {
+    await mesh.stop();
+  }
+});

@@ -312,6 +312,8 @@ class RemoteMirror {
 
   /** Runs a local write in this remote's ordered queue, retrying transient errors a few times. */
   enqueue(what: string, fn: () => Promise<void>): Promise<void> {
+    // a job queued after the open put batch: later puts must go after it
+    this.openPuts = undefined;
     const p = this.queue.then(async () => {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -330,14 +332,33 @@ class RemoteMirror {
     return p;
   }
 
+  /**
+   * Mirrors one watched put. Puts that arrive while earlier writes are
+   * queued join one batch (one etcd transaction per 128 keys through the
+   * batch writer), so a burst of remote changes (10,000 services exported at
+   * once) is not written one commit at a time. Order is kept: any other job
+   * queued after the batch closes it, and later puts start a new one.
+   */
   cachePut(kind: StateKind, key: string, value: string): Promise<void> {
-    return this.enqueue(`put ${key}`, async () => {
-      const m = this.cached.get(kind)!;
-      if (m.get(key) === value) return; // unchanged: a resync rewrites nothing
-      await this.opts.local.put(key, value);
-      m.set(key, value);
-    });
+    let b = this.openPuts;
+    if (!b) {
+      const batch = { entries: new Map<string, [StateKind, string]>(), done: Promise.resolve() };
+      batch.done = this.enqueue(`put batch`, async () => {
+        if (this.openPuts === batch) this.openPuts = undefined;
+        const todo: [string, string][] = [];
+        for (const [k, [kd, v]] of batch.entries)
+          if (this.cached.get(kd)!.get(k) !== v) todo.push([k, v]); // unchanged: nothing rewritten
+        if (todo.length === 1) await this.opts.local.put(todo[0]![0], todo[0]![1]);
+        else if (todo.length > 1)
+          await (this.opts.batchWriter ?? storeBatchWriter(this.opts.local))(todo);
+        for (const [k, [kd, v]] of batch.entries) this.cached.get(kd)!.set(k, v);
+      });
+      this.openPuts = b = batch;
+    }
+    b.entries.set(key, [kind, value]);
+    return b.done;
   }
+  private openPuts: { entries: Map<string, [StateKind, string]>; done: Promise<void> } | undefined;
 
   /**
    * Writes many entries as one queue job through the batch writer (etcd
