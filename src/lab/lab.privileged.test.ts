@@ -70,7 +70,8 @@ const cli = (args: string[], input?: string) =>
     env: process.env,
     input: input ?? '',
     encoding: 'utf8',
-    timeout: 60_000,
+    // generous: on a loaded 2-core machine a pod's start can take tens of seconds
+    timeout: 150_000,
   });
 
 async function until<T>(
@@ -528,6 +529,8 @@ privilegedTest(
 privilegedTest(
   'privileged: lab delete cleans half-made clusters (namespaces without state, state without namespaces)',
   async () => {
+    // start from a clean lab even if the previous test failed half-way
+    await deleteAllClusters();
     // namespaces and a cgroup without state
     execFileSync('ip', ['netns', 'add', `${prefix}-half-control-plane`]);
     execFileSync('ip', ['netns', 'add', `${prefix}-half-worker`]);

@@ -122,7 +122,12 @@ export interface EchoAnswer {
  * Runs curl in a new pod of CONTEXT (`tendril run --rm ... curl URL`) and
  * parses the echo JSON; undefined when the pod or the request failed.
  */
+let curlPods = 0;
+
 export async function curlFromPod(context: string, url: string): Promise<EchoAnswer | undefined> {
+  // A pod name per attempt: a run that fails half-way cannot block the next one
+  // with "already exists" while its pod is still being deleted.
+  const name = `curl-${process.pid}-${++curlPods}`;
   const r = await cli(
     [
       '--context',
@@ -131,7 +136,7 @@ export async function curlFromPod(context: string, url: string): Promise<EchoAns
       '-i',
       '--rm',
       '--restart=Never',
-      'curl',
+      name,
       '--image=curlimages/curl',
       '--',
       'curl',
@@ -142,9 +147,10 @@ export async function curlFromPod(context: string, url: string): Promise<EchoAns
     ],
     { timeoutMs: 60_000 },
   );
-  if (r.status !== 0) return undefined;
+  // Failures are thrown (not returned as undefined) so that `until` reports the last cause.
+  if (r.status !== 0) throw new Error(`tendril run ${name} exited ${r.status}: ${r.all.slice(-400)}`);
   const i = r.out.indexOf('{');
-  if (i < 0) return undefined;
+  if (i < 0) throw new Error(`tendril run ${name}: no JSON in the answer: ${r.out.slice(-400)}`);
   try {
     return JSON.parse(r.out.slice(i, r.out.lastIndexOf('}') + 1)) as EchoAnswer;
   } catch {
