@@ -54,6 +54,9 @@ import type { RoutingMode } from '../datapath/types.js';
 export const DAEMON_OPERATOR = 'tendril-operator';
 export const DAEMON_DNS = 'tendril-dns';
 /** Daemon name of a node's agent. */
+/** V8 young-generation semi-space (MiB) for agents; see the agent's daemon spec. */
+export const AGENT_SEMI_SPACE_MIB = 2;
+
 export function agentDaemonName(node: string): string {
   return `tendril-agent-${node}`;
 }
@@ -144,7 +147,12 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
   for (const n of c.nodes) {
     out.push({
       name: agentDaemonName(n.name),
-      command: nodeCommand('src/agent/main.ts', ['--cluster', c.name, '--node', n.name]),
+      // One agent per node: a small young generation keeps each agent's resident
+      // memory ~35 MiB lower (V8 commits up to 3 x 16 MiB semi-spaces by default)
+      // at the cost of more frequent, cheaper scavenges. See docs/agent.md.
+      command: nodeCommand('src/agent/main.ts', ['--cluster', c.name, '--node', n.name], {
+        nodeFlags: [`--max-semi-space-size=${AGENT_SEMI_SPACE_MIB}`],
+      }),
       netns: n.netns,
       restart: 'always',
     });

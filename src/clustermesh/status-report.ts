@@ -206,7 +206,8 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
   });
   const remotes: RemoteClusterStatus[] = api?.kvstoremesh.remotes ?? [];
   // Name the remote's context in hints (connect recorded its lab cluster).
-  const labOf = new Map((await listRemotes(c.name)).remotes.map((x) => [x.name, x.labCluster]));
+  const recorded = (await listRemotes(c.name)).remotes;
+  const labOf = new Map(recorded.map((x) => [x.name, x.labCluster]));
   const ctxHint = (name: string, hint: string) =>
     hint.replace(
       `<${name}'s context>`,
@@ -246,10 +247,34 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     }
   }
 
+  // Remotes that connect recorded but the clustermesh-apiserver has not taken up yet (it reloads
+  // its remotes shortly after connect): configured, not connected, so --wait keeps waiting.
+  const pending = recorded.filter((x) => !remotes.some((r) => r.name === x.name));
+  for (const x of pending) {
+    report.clusters.push({
+      name: x.name,
+      local: false,
+      clusterId: x.clusterId,
+      configured: true,
+      connected: false,
+      synced: false,
+      stale: false,
+      counts: undefined,
+      lastHeartbeat: undefined,
+      endpoints: x.endpoints,
+      error: undefined,
+    });
+    problems.push({
+      component: `remote cluster ${x.name}`,
+      cause: 'configured by connect, not yet taken up by the clustermesh-apiserver',
+      hint: `wait with \`tendril clustermesh status --context ${context} --wait\`; if it stays so, see \`tendril lab logs ${c.name}\``,
+    });
+  }
+
   // Nodes: an agent reads the local etcd, where kvstoremesh keeps every remote; it is connected to all
   // clusters when it is healthy and every remote is synced there (or, if the agent reports its own view
   // of the mesh, when that view has every remote ready).
-  const remoteReady = remotes.every((r) => r.connected && r.synced);
+  const remoteReady = pending.length === 0 && remotes.every((r) => r.connected && r.synced);
   for (const [node, s] of agents) {
     if (s instanceof Error || s.health === 'Error') {
       report.nodes.notConnected.push({
@@ -266,11 +291,14 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     const own = (
       s as AgentStatus & { clustermesh?: { clusters?: { name: string; ready: boolean }[] } }
     ).clustermesh?.clusters;
-    const notReady = own
-      ? remotes.filter((r) => !own.some((x) => x.name === r.name && x.ready)).map((r) => r.name)
-      : remoteReady
-        ? []
-        : remotes.filter((r) => !(r.connected && r.synced)).map((r) => r.name);
+    const notReady = [
+      ...(own
+        ? remotes.filter((r) => !own.some((x) => x.name === r.name && x.ready)).map((r) => r.name)
+        : remoteReady
+          ? []
+          : remotes.filter((r) => !(r.connected && r.synced)).map((r) => r.name)),
+      ...pending.map((x) => x.name),
+    ];
     if (notReady.length === 0) report.nodes.connected++;
     else report.nodes.notConnected.push({ node, why: `not connected to ${notReady.join(', ')}` });
   }

@@ -108,9 +108,13 @@ export function tsxLoaderURL(): string {
  * argv that runs a TypeScript entry point of this project with node + tsx,
  * with absolute paths: `nodeCommand('src/lab/apiserver/main.ts', ['--cluster', 'c1'])`.
  */
-export function nodeCommand(script: string, args: string[] = []): string[] {
+export function nodeCommand(
+  script: string,
+  args: string[] = [],
+  options: { nodeFlags?: string[] } = {},
+): string[] {
   const abs = isAbsolute(script) ? script : join(root, script);
-  return [process.execPath, '--import', tsxLoaderURL(), abs, ...args];
+  return [process.execPath, ...(options.nodeFlags ?? []), '--import', tsxLoaderURL(), abs, ...args];
 }
 
 /** Directory of a cluster's daemon spec files. */
