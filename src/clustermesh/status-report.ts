@@ -213,7 +213,18 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
       `<${name}'s context>`,
       labOf.get(name) ? `lab-${labOf.get(name)}` : `<${name}'s context>`,
     );
+  // Remotes the apiserver still runs but connect's records no longer list: disconnect removed
+  // them and the apiserver has not dropped them yet. Not part of the mesh; --wait waits for them to go.
+  const removing = remotes.filter((r) => !recorded.some((x) => x.name === r.name));
+  for (const r of removing) {
+    problems.push({
+      component: `remote cluster ${r.name}`,
+      cause: 'disconnected, not yet dropped by the clustermesh-apiserver',
+      hint: `wait with \`tendril clustermesh status --context ${context} --wait\``,
+    });
+  }
   for (const r of remotes) {
+    if (removing.includes(r)) continue;
     report.clusters.push({
       name: r.name,
       local: false,
@@ -274,7 +285,10 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
   // Nodes: an agent reads the local etcd, where kvstoremesh keeps every remote; it is connected to all
   // clusters when it is healthy and every remote is synced there (or, if the agent reports its own view
   // of the mesh, when that view has every remote ready).
-  const remoteReady = pending.length === 0 && remotes.every((r) => r.connected && r.synced);
+  const remoteReady =
+    pending.length === 0 &&
+    removing.length === 0 &&
+    remotes.every((r) => r.connected && r.synced);
   for (const [node, s] of agents) {
     if (s instanceof Error || s.health === 'Error') {
       report.nodes.notConnected.push({
