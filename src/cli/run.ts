@@ -7,7 +7,7 @@
  * with the container's exit status.
  */
 import type { Command } from 'commander';
-import { constants, createWriteStream, existsSync, openSync } from 'node:fs';
+import { constants, createWriteStream, existsSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeObject } from '../k8s/objects.js';
 import { ApiError } from '../k8s/status.js';
@@ -16,6 +16,7 @@ import { followFile } from '../lab/follow.js';
 import { podPath, type LabApi } from '../lab/kubelet/api.js';
 import { sleep } from '../lab/proc.js';
 import { podLogDir } from '../lab/state.js';
+import { podCgroup } from '../lab/layout.js';
 import { resolveLabTarget } from '../lab/target.js';
 
 /** Options of `run` as commander parses them. */
@@ -286,7 +287,19 @@ async function attachAndWait(
       // O_RDWR never blocks on a FIFO (O_WRONLY would wait for a reader that may have exited already)
       stdinStream = createWriteStream('', { fd: openSync(fifo, constants.O_RDWR) });
       stdinStream.on('error', () => {});
-      process.stdin.pipe(stdinStream);
+      // Close the container's stdin at our stdin's end, but only once the container has opened
+      // the FIFO: a FIFO reader that starts waiting after the last writer has come and gone
+      // waits forever (seen when our stdin is empty and ends before the container starts).
+      const writer = stdinStream;
+      const cgroup = podCgroup(cluster, String(pod.spec?.nodeName ?? ''), uid);
+      process.stdin.pipe(writer, { end: false });
+      process.stdin.on('end', () => {
+        void (async () => {
+          while (!fifoHasReader(cgroup, fifo) && !interrupted.aborted && !writer.destroyed)
+            await sleep(50);
+          writer.end();
+        })();
+      });
       process.stdin.on('error', () => {});
     }
   }
@@ -316,4 +329,22 @@ async function attachAndWait(
   }
   if (interrupted.aborted && result === undefined) return 130;
   return result?.exitCode ?? 1;
+}
+
+/** Whether a process of the pod (its cgroup) has the FIFO as its standard input yet. */
+function fifoHasReader(cgroupDir: string, fifo: string): boolean {
+  let pids: string[];
+  try {
+    pids = readFileSync(join(cgroupDir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return true; // the pod's cgroup is gone: nobody will read; let the writer close
+  }
+  for (const pid of pids) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/0`) === fifo) return true;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return false;
 }
