@@ -11,7 +11,9 @@
  * which is what the operation costs when the process is not descheduled.
  */
 import koffi from 'koffi';
+import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { median, report, type Figure } from '../lib/report.js';
 import { asm, R0 } from '../../src/datapath/bpf/asm/index.js';
 import { u32 } from '../../src/datapath/bpf/codec.js';
@@ -36,6 +38,22 @@ function timed(fn: () => void): { wall: number; cpu: number } {
   return { wall, cpu: (c.user + c.system) / 1000 };
 }
 
+const NATIVE_FLOOR = fileURLToPath(new URL('./native-floor.pl', import.meta.url));
+let nativeMissing = '';
+
+/** One round of `per` updates by perl's syscall() (no Node.js, no koffi), in us per update. */
+function nativeRound(per: number): number | undefined {
+  if (nativeMissing) return undefined;
+  const r = spawnSync('perl', [NATIVE_FLOOR, '1', String(per)], { encoding: 'utf8' });
+  const us = Number(r.stdout?.trim());
+  if (r.status !== 0 || !Number.isFinite(us)) {
+    nativeMissing = (r.error?.message ?? r.stderr?.trim()) || `exit ${r.status}`;
+    console.error(`native floor not measured (perl): ${nativeMissing}`);
+    return undefined;
+  }
+  return us;
+}
+
 function singleOps() {
   const m = newMap({
     name: 'bench_one',
@@ -49,6 +67,8 @@ function singleOps() {
     const PER = 2000;
     const up = { wall: [] as number[], cpu: [] as number[] };
     const lk = { wall: [] as number[], cpu: [] as number[] };
+    const native: number[] = [];
+    const ratio: number[] = [];
     for (let i = 0; i < 20000; i++) m.update(i & 1023, i); // warm-up (JIT; all keys present)
     for (let r = 0; r < ROUNDS; r++) {
       const a = timed(() => {
@@ -56,6 +76,12 @@ function singleOps() {
       });
       up.wall.push((a.wall * 1000) / PER);
       up.cpu.push((a.cpu * 1000) / PER);
+      // The same round without Node.js: the kernel's floor, interleaved so noise hits both.
+      const n = nativeRound(PER);
+      if (n !== undefined) {
+        native.push(n);
+        ratio.push((a.wall * 1000) / PER / n);
+      }
       const b = timed(() => {
         for (let i = 0; i < PER; i++) m.lookup(i & 1023);
       });
@@ -67,6 +93,8 @@ function singleOps() {
       updateCpu: median(up.cpu),
       lookup: median(lk.wall),
       lookupCpu: median(lk.cpu),
+      native: native.length ? median(native) : NaN,
+      vsNative: ratio.length ? median(ratio) : NaN,
     };
   } finally {
     m.close();
@@ -181,6 +209,18 @@ const figures: Figure[] = [
     note: 'median wall; BpfMap.update (u32->u32 hash, codecs, preallocated attr)',
   },
   { name: 'single_update_cpu_us', value: s.updateCpu, unit: 'us', note: 'same, process CPU time' },
+  {
+    name: 'native_update_us',
+    value: s.native,
+    unit: 'us',
+    note: 'calibration: the same updates by perl syscall(), no Node.js (kernel floor)',
+  },
+  {
+    name: 'single_update_vs_native',
+    value: s.vsNative,
+    unit: 'x',
+    note: 'median per-round ratio, BpfMap.update / native (rounds interleaved)',
+  },
   { name: 'single_lookup_us', value: s.lookup, unit: 'us', note: 'median wall; BpfMap.lookup' },
   { name: 'single_lookup_cpu_us', value: s.lookupCpu, unit: 'us', note: 'same, process CPU time' },
   {

@@ -18,7 +18,15 @@ import {
 } from './errors.js';
 import { FD } from './fd.js';
 import { getPinnedObject, objectInfo, pinObject, readCString, unpinPath } from './object.js';
-import { BPF_ATTR_SIZE, Cmd, addressOf, bpf, bpfAddr, stableBuffer } from './syscall.js';
+import {
+  BPF_ATTR_SIZE,
+  Cmd,
+  addressNumber,
+  addressOf,
+  bpf,
+  bpfAddr,
+  stableBuffer,
+} from './syscall.js';
 import { MapFlags, MapType, isPerCpu, mapTypeName, type MapTypeId } from './types.js';
 
 const ENOENT = errnoNumber('ENOENT')!;
@@ -273,12 +281,14 @@ export class BpfMap<K = Buffer, V = Buffer> {
   readonly #vb: Buffer;
   readonly #nkb: Buffer;
   readonly #attr: Buffer;
-  readonly #attrAddr: bigint;
+  readonly #attrAddr: number;
+  /** The elem flags last written into #attr (offset 24), so updates rewrite them only on change. */
+  #attrFlags = 0;
   readonly #iterAttr: Buffer;
-  readonly #iterAttrAddr: bigint;
+  readonly #iterAttrAddr: number;
   /** DELETE_ELEM takes only map_fd and key (value and flags must be zero). */
   readonly #delAttr: Buffer;
-  readonly #delAttrAddr: bigint;
+  readonly #delAttrAddr: number;
   #batch: { keys: Buffer; values: Buffer; attr: Buffer; inTok: Buffer; outTok: Buffer } | undefined;
 
   constructor(fd: FD, shape: MapShape<K, V>) {
@@ -300,16 +310,16 @@ export class BpfMap<K = Buffer, V = Buffer> {
     this.#attr.writeUInt32LE(fd.raw, 0);
     this.#attr.writeBigUInt64LE(addressOf(this.#kb), 8);
     this.#attr.writeBigUInt64LE(addressOf(this.#vb), 16);
-    this.#attrAddr = addressOf(this.#attr);
+    this.#attrAddr = addressNumber(this.#attr);
     this.#iterAttr = stableBuffer(32);
     this.#iterAttr.writeUInt32LE(fd.raw, 0);
     this.#iterAttr.writeBigUInt64LE(addressOf(this.#kb), 8);
     this.#iterAttr.writeBigUInt64LE(addressOf(this.#nkb), 16);
-    this.#iterAttrAddr = addressOf(this.#iterAttr);
+    this.#iterAttrAddr = addressNumber(this.#iterAttr);
     this.#delAttr = stableBuffer(16);
     this.#delAttr.writeUInt32LE(fd.raw, 0);
     this.#delAttr.writeBigUInt64LE(addressOf(this.#kb), 8);
-    this.#delAttrAddr = addressOf(this.#delAttr);
+    this.#delAttrAddr = addressNumber(this.#delAttr);
   }
 
   /** The raw file descriptor (throws after close()). */
@@ -335,6 +345,13 @@ export class BpfMap<K = Buffer, V = Buffer> {
     return bpfError(cmd, errno, `${what} map ${this.name}`);
   }
 
+  #setFlags(flags: number): void {
+    if (flags !== this.#attrFlags) {
+      this.#attr.writeUInt32LE(flags, 24);
+      this.#attrFlags = flags;
+    }
+  }
+
   #checkOpen(): void {
     if (this.#fd.closed) void this.#fd.raw; // throws the use-after-close error
   }
@@ -356,7 +373,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
   #lookupRaw(key: K): boolean {
     this.#checkOpen();
     this.#key.encode(key, this.#kb, 0);
-    this.#attr.writeUInt32LE(0, 24);
+    this.#setFlags(0);
     const r = bpfAddr(Cmd.MapLookupElem, this.#attrAddr, 32);
     if (r === -ENOENT) return false;
     if (r < 0) throw this.#fail(Cmd.MapLookupElem, -r, 'lookup in');
@@ -383,7 +400,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
     this.#checkOpen();
     this.#key.encode(key, this.#kb, 0);
     this.#value.encode(value, this.#vb, 0);
-    this.#attr.writeUInt32LE(flags, 24);
+    this.#setFlags(flags);
     const r = bpfAddr(Cmd.MapUpdateElem, this.#attrAddr, 32);
     if (r < 0) throw this.#fail(Cmd.MapUpdateElem, -r, 'update');
   }
@@ -402,7 +419,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
     this.#vb.fill(0, 0, this.#valueBytes);
     for (let i = 0; i < n; i++)
       this.#value.encode(Array.isArray(values) ? values[i]! : values, this.#vb, i * stride);
-    this.#attr.writeUInt32LE(flags, 24);
+    this.#setFlags(flags);
     const r = bpfAddr(Cmd.MapUpdateElem, this.#attrAddr, 32);
     if (r < 0) throw this.#fail(Cmd.MapUpdateElem, -r, 'update');
   }
