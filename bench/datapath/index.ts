@@ -59,6 +59,19 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const children: Array<{ kill(sig?: NodeJS.Signals): boolean }> = [];
 
+/**
+ * The backend answers every path on its own port (service 8080, direct 8081,
+ * nft 8082, proxy 8083). With "Connection: close" the backend closes first and
+ * keeps the TIME_WAIT; a client port reused on the same 4-tuple is accepted
+ * only if its SYN's timestamp is newer, and Linux derives the timestamp offset
+ * from the destination the client dialled (the VIP for nft, the pod IP for
+ * direct and service). Sharing one port let a path's SYNs land on another
+ * path's TIME_WAITs with older-looking timestamps: dropped, and retried a
+ * second later. That cost every path, and nft the most (cps 1-2k instead of
+ * 7-9k). One port per path keeps each path's TIME_WAITs to itself.
+ */
+const PORT = { service: 8080, direct: 8081, nft: 8082, proxy: 8083 } as const;
+
 const BACKEND_CFG = `global
   maxconn 4000
 defaults
@@ -68,6 +81,9 @@ defaults
   timeout connect 5s
 frontend web
   bind :8080
+  bind :8081
+  bind :8082
+  bind :8083
   http-request return status 200 content-type text/plain string "ok"
 `;
 
@@ -262,7 +278,7 @@ async function main(): Promise<void> {
       spec: {
         selector: { app: 'bench-backend' },
         ports: [
-          { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' },
+          { name: 'http', port: 80, targetPort: PORT.service, protocol: 'TCP' },
           { name: 'iperf', port: 5201, targetPort: 5201, protocol: 'TCP' },
         ],
       },
@@ -279,7 +295,7 @@ async function main(): Promise<void> {
     execFileSync('nsenter', [`--net=/run/netns/${w2.netns}`, 'nft', '-f', '-'], {
       input: `table ip tendril_bench_nat {
   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
-    ip daddr ${NFT_VIP} tcp dport 80 dnat to ${bip}:8080
+    ip daddr ${NFT_VIP} tcp dport 80 dnat to ${bip}:${PORT.nft}
     ip daddr ${NFT_VIP} tcp dport 5201 dnat to ${bip}:5201
   }
 }
@@ -290,7 +306,7 @@ async function main(): Promise<void> {
     writeFileSync(
       proxyCfg,
       `global\n  maxconn 4000\ndefaults\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n` +
-        `frontend px\n  mode http\n  bind ${w2.ip}:18080\n  default_backend b\nbackend b\n  mode http\n  server s1 ${bip}:8080\n` +
+        `frontend px\n  mode http\n  bind ${w2.ip}:18080\n  default_backend b\nbackend b\n  mode http\n  server s1 ${bip}:${PORT.proxy}\n` +
         `frontend ipx\n  mode tcp\n  bind ${w2.ip}:15201\n  default_backend ib\nbackend ib\n  mode tcp\n  server s1 ${bip}:5201\n`,
     );
     const proxy = spawn(
@@ -310,7 +326,7 @@ async function main(): Promise<void> {
     children.push(proxy);
 
     const paths = {
-      direct: { http: `http://${bip}:8080/`, iperf: [bip, 5201] as const },
+      direct: { http: `http://${bip}:${PORT.direct}/`, iperf: [bip, 5201] as const },
       service: { http: `http://${vip}:80/`, iperf: [vip, 5201] as const },
       nft: { http: `http://${NFT_VIP}:80/`, iperf: [NFT_VIP, 5201] as const },
       proxy: { http: `http://${w2.ip}:18080/`, iperf: [w2.ip, 15201] as const },
