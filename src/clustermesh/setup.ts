@@ -33,6 +33,7 @@ import {
   type MeshConfig,
   type ServiceType,
 } from './mesh-files.js';
+import { fetchStatus } from './status-api.js';
 import { TendrilError } from '../util/errors.js';
 
 export interface PrepareMeshOptions {
@@ -173,8 +174,12 @@ export async function connectDirection(fromLab: string, toLab: string): Promise<
   const cn = remoteClientCN(from.clusterName);
   const kp = await issueClientCert(toCA, cn);
   const now = new Date().toISOString();
-  // Admit first, so the reader's user exists by the time the remote dials.
+  // Admit first, so the reader's user exists by the time the remote dials:
+  // the reader record is taken up by toLab's apiserver on its next scan (about
+  // a second), and a remote dialling before that is refused ("permission
+  // denied") until its next retry.
   await writeReader(toLab, { name: from.clusterName, commonName: cn, addedAt: now });
+  await waitForReaderAdmitted(toLab, from.clusterName);
   await writeRemote(
     fromLab,
     {
@@ -186,6 +191,33 @@ export async function connectDirection(fromLab: string, toLab: string): Promise<
     },
     { caPEM: toCA.certPEM, certPEM: kp.certPEM, keyPEM: kp.keyPEM },
   );
+}
+
+/**
+ * Waits until the clustermesh-apiserver of `labCluster` reports that it has
+ * applied etcd access for reader `name` (its status lists the reader).
+ * Returns false without waiting when the apiserver does not answer (it is not
+ * running: it applies the readers when it starts), and after `timeoutMs` when
+ * it answers but has not applied them (its status then says why).
+ */
+export async function waitForReaderAdmitted(
+  labCluster: string,
+  name: string,
+  timeoutMs = 10_000,
+): Promise<boolean> {
+  const socket = meshPaths(labCluster).statusSocket;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let readers: string[];
+    try {
+      readers = (await fetchStatus(socket, 2000)).readers;
+    } catch {
+      return false;
+    }
+    if (readers.includes(name)) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Stops `from` reading `to`: removes the remote record and revokes the reader. */
