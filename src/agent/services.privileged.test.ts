@@ -7,71 +7,34 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { privilegedTest } from '../../test/helpers/privileged.js';
+import {
+  cli,
+  cliOk,
+  inPod,
+  inPodCommand,
+  podRunning,
+  ROOT,
+  sleep,
+  teardownLab,
+  until,
+  useUniqueLab,
+} from '../../test/e2e/lab-fixture.js';
 
-const prefix = `tendril-t${process.pid}x`;
-const home = mkdtempSync(join(tmpdir(), 'tendril-svc-test-'));
-process.env.TENDRIL_LAB_PREFIX = prefix;
-process.env.TENDRIL_HOME = home;
-delete process.env.TENDRIL_CONFIG;
-delete process.env.TENDRIL_CONTEXT;
+const lab = useUniqueLab('svc');
+after(() => teardownLab(lab));
 
 const { KubeClient } = await import('../k8s/client.js');
 const { createCluster } = await import('../lab/create.js');
-const { deleteAllClusters } = await import('../lab/teardown.js');
-const { daemonStatus, projectRoot } = await import('../lab/daemons.js');
-const { nodeCgroup, podCgroup, podNetns } = await import('../lab/layout.js');
+const { daemonStatus } = await import('../lab/daemons.js');
+const { nodeCgroup } = await import('../lab/layout.js');
 const { apiServerURL } = await import('../lab/state.js');
 const { install, uninstall, agentDaemonName } = await import('./install.js');
 const { AgentClient } = await import('./api/client.js');
 const { agentSocketPath } = await import('./config.js');
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 45_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(300);
-  }
-}
-
-after(async () => {
-  await deleteAllClusters().catch(() => {});
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${d}/environ`, 'utf8').includes(`TENDRIL_HOME=${home}`))
-        process.kill(Number(d), 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  rmSync(home, { recursive: true, force: true });
-});
-
-const cli = (args: string[]) =>
-  spawnSync(process.execPath, [join(projectRoot(), 'bin/tendril.mjs'), ...args], {
-    env: process.env,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
 
 privilegedTest(
   'privileged: services at the socket: DNS name, UDP DNS, 3 backends, deleted backend, agent restart under load, uninstall detaches',
@@ -81,20 +44,9 @@ privilegedTest(
     try {
       await install({ context: 'lab-c1', clusterName: 'cluster1' });
       const workers = c.nodes.filter((n) => n.role === 'worker');
-      const manifests = readFileSync(
-        join(projectRoot(), 'examples/seed-walkthrough/echo-c1.yaml'),
-        'utf8',
-      );
-      const ap = spawnSync(
-        process.execPath,
-        [join(projectRoot(), 'bin/tendril.mjs'), '--context', 'lab-c1', 'apply', '-f', '-'],
-        {
-          env: process.env,
-          input: manifests,
-          encoding: 'utf8',
-        },
-      );
-      assert.equal(ap.status, 0, ap.stderr);
+      await cliOk(['--context', 'lab-c1', 'apply', '-f', '-'], {
+        input: readFileSync(join(ROOT, 'examples/seed-walkthrough/echo-c1.yaml'), 'utf8'),
+      });
       // the client goes on the worker the echo pod is NOT on (the seed's "another node")
       const echoPod = await until('echo pod scheduled', async () => {
         const l = await kube.list('v1', 'Pod', {
@@ -113,40 +65,30 @@ privilegedTest(
           containers: [{ name: 'sh', image: 'busybox', command: ['sleep', '36000'] }],
         },
       });
-      const client = await until('client pod', async () => {
-        const p = await kube.getOrUndefined('v1', 'Pod', 'client', { namespace: 'default' });
-        return p?.status?.phase === 'Running' ? p : undefined;
-      });
-      const inPod = (argv: string[], timeoutMs = 15_000) =>
-        execFileSync(
-          'sh',
-          [
-            '-c',
-            `echo $$ > ${podCgroup('c1', w2.name, client.metadata.uid!)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(client.metadata.uid!)} "$@"`,
-            'sh',
-            ...argv,
-          ],
-          { encoding: 'utf8', timeout: timeoutMs },
-        );
+      const client = await podRunning(kube, 'client', 45_000);
+      const pod = { cluster: 'c1', node: w2.name, uid: client.metadata.uid! };
 
       // --- the seed's curl, by DNS name, through tendril exec (the pod's resolv.conf) ---
       const body = await until(
         'echo by DNS name',
-        () => {
-          const r = cli([
-            '--context',
-            'lab-c1',
-            'exec',
-            'client',
-            '--',
-            'wget',
-            '-q',
-            '-O',
-            '-',
-            'http://echo-service-c1.default.svc.cluster.local',
-          ]);
+        async () => {
+          const r = await cli(
+            [
+              '--context',
+              'lab-c1',
+              'exec',
+              'client',
+              '--',
+              'wget',
+              '-q',
+              '-O',
+              '-',
+              'http://echo-service-c1.default.svc.cluster.local',
+            ],
+            { timeoutMs: 60_000 },
+          );
           return r.status === 0
-            ? (JSON.parse(r.stdout) as { os: { hostname: string }; ip: string })
+            ? (JSON.parse(r.out) as { os: { hostname: string }; ip: string })
             : undefined;
         },
         60_000,
@@ -159,7 +101,7 @@ privilegedTest(
       );
 
       // --- DNS over UDP through the kube-dns VIP; replies come from the VIP ---
-      const ns = inPod([
+      const ns = inPod(pod, [
         'busybox',
         'nslookup',
         'echo-service-c1.default.svc.cluster.local',
@@ -169,6 +111,22 @@ privilegedTest(
       assert.ok(ns.includes(svc.spec.clusterIP), ns);
 
       // --- 3 replicas: all get new connections ---
+      const vip = `http://${svc.spec.clusterIP}:80/`;
+      const curlVip = () =>
+        JSON.parse(
+          inPod(pod, [
+            'curl',
+            '-s',
+            '-m',
+            '3',
+            '--retry',
+            '5',
+            '--retry-connrefused',
+            '--retry-delay',
+            '1',
+            vip,
+          ]),
+        ).os.hostname as string;
       await kube.patch(
         'apps/v1',
         'Deployment',
@@ -176,28 +134,11 @@ privilegedTest(
         { spec: { replicas: 3 } },
         { namespace: 'default' },
       );
-      const vip = `http://${svc.spec.clusterIP}:80/`;
       const seen = await until(
         '3 backends answer',
         () => {
           const names = new Set<string>();
-          for (let i = 0; i < 30; i++)
-            names.add(
-              JSON.parse(
-                inPod([
-                  'curl',
-                  '-s',
-                  '-m',
-                  '3',
-                  '--retry',
-                  '5',
-                  '--retry-connrefused',
-                  '--retry-delay',
-                  '1',
-                  vip,
-                ]),
-              ).os.hostname,
-            );
+          for (let i = 0; i < 30; i++) names.add(curlVip());
           return names.size === 3 ? names : undefined;
         },
         90_000,
@@ -208,44 +149,10 @@ privilegedTest(
       const victim = [...seen][0]!;
       await kube.delete('v1', 'Pod', victim, { namespace: 'default' });
       await until('victim gone from the service', () => {
-        for (let i = 0; i < 20; i++)
-          if (
-            JSON.parse(
-              inPod([
-                'curl',
-                '-s',
-                '-m',
-                '3',
-                '--retry',
-                '5',
-                '--retry-connrefused',
-                '--retry-delay',
-                '1',
-                vip,
-              ]),
-            ).os.hostname === victim
-          )
-            return undefined;
+        for (let i = 0; i < 20; i++) if (curlVip() === victim) return undefined;
         return true;
       });
-      for (let i = 0; i < 20; i++)
-        assert.notEqual(
-          JSON.parse(
-            inPod([
-              'curl',
-              '-s',
-              '-m',
-              '3',
-              '--retry',
-              '5',
-              '--retry-connrefused',
-              '--retry-delay',
-              '1',
-              vip,
-            ]),
-          ).os.hostname,
-          victim,
-        );
+      for (let i = 0; i < 20; i++) assert.notEqual(curlVip(), victim);
 
       // --- a service with no backends refuses at once ---
       await kube.create({
@@ -262,11 +169,7 @@ privilegedTest(
       );
       const t0 = Date.now();
       const r = spawnSync(
-        'sh',
-        [
-          '-c',
-          `echo $$ > ${podCgroup('c1', w2.name, client.metadata.uid!)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(client.metadata.uid!)} curl -s -m 5 http://${empty.spec.clusterIP}/`,
-        ],
+        ...inPodCommand(pod, ['curl', '-s', '-m', '5', `http://${empty.spec.clusterIP}/`]),
         { encoding: 'utf8' },
       );
       assert.equal(r.status, 7, 'curl: connection refused');
@@ -274,10 +177,7 @@ privilegedTest(
 
       // --- kill the client node's agent under load: no established connection lost ---
       const before = await new AgentClient(agentSocketPath('c1', w2.name)).status();
-      const wrk = spawn('sh', [
-        '-c',
-        `echo $$ > ${podCgroup('c1', w2.name, client.metadata.uid!)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(client.metadata.uid!)} wrk -t1 -c4 -d8s ${vip}`,
-      ]);
+      const wrk = spawn(...inPodCommand(pod, ['wrk', '-t1', '-c4', '-d8s', vip]));
       let out = '';
       wrk.stdout.on('data', (b: Buffer) => (out += b.toString()));
       wrk.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -301,22 +201,7 @@ privilegedTest(
         true,
         'the restarted agent re-attached (reused its pinned links)',
       );
-      assert.ok(
-        JSON.parse(
-          inPod([
-            'curl',
-            '-s',
-            '-m',
-            '3',
-            '--retry',
-            '5',
-            '--retry-connrefused',
-            '--retry-delay',
-            '1',
-            vip,
-          ]),
-        ).os.hostname,
-      );
+      assert.ok(curlVip());
 
       // --- uninstall: no program left attached ---
       await uninstall({ context: 'lab-c1' });

@@ -1,20 +1,26 @@
 /**
- * Shared fixture of the end-to-end tests: a unique lab (TENDRIL_HOME and
- * TENDRIL_LAB_PREFIX), the CLI run as a child process, polling, two meshed
- * lab clusters, and a teardown that asserts nothing of the lab is left (no
- * network namespace of the prefix, no cgroup or bpffs directory, no process
- * started with this TENDRIL_HOME).
+ * Shared fixture of the lab tests (test/e2e and the privileged tests that
+ * make lab clusters) and of the benchmarks that run in lab clusters: a
+ * unique lab (TENDRIL_HOME and TENDRIL_LAB_PREFIX), the CLI run as a child
+ * process, polling, commands run inside a pod, two meshed lab clusters, and a
+ * teardown that asserts nothing of the lab is left (no network namespace of
+ * the prefix, no cgroup or bpffs directory, no process started with this
+ * TENDRIL_HOME).
  *
  *   const lab = useUniqueLab('walk');      // before importing src/lab modules
  *   const pair = await createMeshedPair(); // cluster1 + cluster2, meshed
  *   ... finally { await teardownLab(lab); }
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// layout reads TENDRIL_LAB_PREFIX when called, not when imported
+import { podCgroup, podNetns } from '../../src/lab/layout.js';
+import type { KubeClient } from '../../src/k8s/client.js';
+import type { KubeObject } from '../../src/k8s/objects.js';
 
 /** The repository root (this file is test/e2e/lab-fixture.ts). */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -27,13 +33,14 @@ export interface UniqueLab {
 
 /**
  * Points this process (and every child) at a new lab: TENDRIL_LAB_PREFIX
- * `tendril-t<pid><tag>x`, TENDRIL_HOME a new temp dir. Call it before the
+ * `tendril-t<pid><tag>x` (`tendril-b<pid><tag>x` for a benchmark),
+ * TENDRIL_HOME a new temp dir `tendril-<use>-<tag>-*`. Call it before the
  * lab modules are imported (they read the environment when called, but the
  * CLI children inherit it).
  */
-export function useUniqueLab(tag: string): UniqueLab {
-  const prefix = `tendril-t${process.pid}${tag}x`;
-  const home = mkdtempSync(join(tmpdir(), `tendril-e2e-${tag}-`));
+export function useUniqueLab(tag: string, use: 'e2e' | 'bench' = 'e2e'): UniqueLab {
+  const prefix = `tendril-${use === 'bench' ? 'b' : 't'}${process.pid}${tag}x`;
+  const home = mkdtempSync(join(tmpdir(), `tendril-${use}-${tag}-`));
   process.env.TENDRIL_LAB_PREFIX = prefix;
   process.env.TENDRIL_HOME = home;
   delete process.env.TENDRIL_CONFIG;
@@ -89,13 +96,14 @@ export async function cliOk(
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Polls FN every 500 ms until it returns something other than undefined or
- * false; throws naming WHAT (and the last error) after TIMEOUTMS.
+ * Polls FN every INTERVALMS until it returns something other than undefined
+ * or false; throws naming WHAT (and the last error) after TIMEOUTMS.
  */
 export async function until<T>(
   what: string,
   fn: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 60_000,
+  intervalMs = 500,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -108,8 +116,51 @@ export async function until<T>(
     }
     if (Date.now() > deadline)
       throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(500);
+    await sleep(intervalMs);
   }
+}
+
+/**
+ * Waits until pod NAME (namespace default) is Running with an address,
+ * polling every 300 ms; returns it. Throws naming the pod after TIMEOUTMS.
+ */
+export function podRunning(
+  kube: KubeClient,
+  name: string,
+  timeoutMs = 90_000,
+): Promise<KubeObject> {
+  return until(
+    `pod ${name} running`,
+    async () => {
+      const p = await kube.getOrUndefined('v1', 'Pod', name, { namespace: 'default' });
+      return p?.status?.phase === 'Running' && p.status.podIP ? p : undefined;
+    },
+    timeoutMs,
+    300,
+  );
+}
+
+/** A pod of a lab cluster: its cgroup is <cluster>/<node>/<uid>, its netns by uid. */
+export interface LabPod {
+  cluster: string;
+  node: string;
+  uid: string;
+}
+
+/**
+ * The command (for spawn/execFile) that runs ARGV inside POD: it joins the
+ * pod's cgroup first (the socket LB works per cgroup; `ip netns exec` would
+ * hide /sys/fs/cgroup), then enters the pod's network namespace.
+ */
+export function inPodCommand(pod: LabPod, argv: string[]): [string, string[]] {
+  const script = `echo $$ > ${podCgroup(pod.cluster, pod.node, pod.uid)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(pod.uid)} "$@"`;
+  return ['sh', ['-c', script, 'sh', ...argv]];
+}
+
+/** Runs ARGV inside POD (see inPodCommand); returns stdout. Throws on a non-zero exit or after TIMEOUTMS. */
+export function inPod(pod: LabPod, argv: string[], timeoutMs = 15_000): string {
+  const [cmd, args] = inPodCommand(pod, argv);
+  return execFileSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 << 20 });
 }
 
 /** The echo server's answer (examples/seed-walkthrough's echo image). */
@@ -148,7 +199,8 @@ export async function curlFromPod(context: string, url: string): Promise<EchoAns
     { timeoutMs: 60_000 },
   );
   // Failures are thrown (not returned as undefined) so that `until` reports the last cause.
-  if (r.status !== 0) throw new Error(`tendril run ${name} exited ${r.status}: ${r.all.slice(-400)}`);
+  if (r.status !== 0)
+    throw new Error(`tendril run ${name} exited ${r.status}: ${r.all.slice(-400)}`);
   const i = r.out.indexOf('{');
   if (i < 0) throw new Error(`tendril run ${name}: no JSON in the answer: ${r.out.slice(-400)}`);
   try {
@@ -197,12 +249,12 @@ export function labLeftovers(lab: UniqueLab): string[] {
 }
 
 /**
- * Deletes every cluster of LAB through the CLI (`tendril lab delete --all`),
- * then asserts nothing is left. Whatever is left is removed anyway (processes
- * killed by pid, clusters deleted through the library) before the assertion
- * throws, so a failing test does not leak into the next one.
+ * Deletes every cluster of LAB through the CLI (`tendril lab delete --all`)
+ * and returns that run and what it left behind (see labLeftovers). Whatever
+ * is left is removed anyway (processes killed by pid, clusters deleted
+ * through the library). LAB.home stays.
  */
-export async function teardownLab(lab: UniqueLab): Promise<void> {
+export async function deleteLab(lab: UniqueLab): Promise<{ r: CliResult; left: string[] }> {
   const r = await cli(['lab', 'delete', '--all'], { timeoutMs: 180_000 });
   // the supervisor's children may take a moment to go
   let left: string[] = [];
@@ -222,9 +274,44 @@ export async function teardownLab(lab: UniqueLab): Promise<void> {
     const { deleteAllClusters } = await import('../../src/lab/teardown.js');
     await deleteAllClusters().catch(() => {});
   }
+  return { r, left };
+}
+
+/**
+ * Deletes LAB (deleteLab) and its TENDRIL_HOME, then asserts the CLI
+ * succeeded and nothing was left, so a failing test does not leak into the
+ * next one.
+ */
+export async function teardownLab(lab: UniqueLab): Promise<void> {
+  const { r, left } = await deleteLab(lab);
   rmSync(lab.home, { recursive: true, force: true });
   assert.equal(r.status, 0, `tendril lab delete --all failed:\n${r.all}`);
   assert.deepEqual(left, [], 'the lab left these behind after `tendril lab delete --all`');
+}
+
+/**
+ * The seed's step 3 through the CLI: `clustermesh enable` on lab-cluster1
+ * (NodePort), then `clustermesh connect` from lab-cluster2; asserts both exit
+ * 0 within TIMEOUTMS each. Both clusters must have Tendril installed.
+ */
+export async function connectMesh(timeoutMs = 120_000): Promise<void> {
+  await cliOk(
+    ['clustermesh', 'enable', '--context', 'lab-cluster1', '--service-type', 'NodePort'],
+    {
+      timeoutMs,
+    },
+  );
+  await cliOk(
+    [
+      'clustermesh',
+      'connect',
+      '--context',
+      'lab-cluster2',
+      '--destination-context',
+      'lab-cluster1',
+    ],
+    { timeoutMs },
+  );
 }
 
 /** Two meshed lab clusters, as the seed makes them. */
@@ -236,8 +323,7 @@ export interface MeshedPair {
 
 /**
  * The seed's steps 1-3 through the CLI: `lab create cluster1|cluster2`
- * (one worker each), `install` with IDs 1 and 2, `clustermesh enable` on
- * cluster1 (NodePort), `clustermesh connect` from cluster2, and status
+ * (one worker each), `install` with IDs 1 and 2, connectMesh, and status
  * --wait on both sides.
  */
 export async function createMeshedPair(): Promise<MeshedPair> {
@@ -261,15 +347,7 @@ export async function createMeshedPair(): Promise<MeshedPair> {
     '--cluster-id',
     '2',
   ]);
-  await cliOk(['clustermesh', 'enable', '--context', 'lab-cluster1', '--service-type', 'NodePort']);
-  await cliOk([
-    'clustermesh',
-    'connect',
-    '--context',
-    'lab-cluster2',
-    '--destination-context',
-    'lab-cluster1',
-  ]);
+  await connectMesh();
   for (const ctx of ['lab-cluster1', 'lab-cluster2'])
     await cliOk(['clustermesh', 'status', '--context', ctx, '--wait', '--wait-duration', '90s'], {
       timeoutMs: 150_000,
