@@ -7,22 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { after } from 'node:test';
 import { privilegedTest } from '../../test/helpers/privileged.js';
+import { sleep, teardownLab, until, useUniqueLab } from '../../test/e2e/lab-fixture.js';
 
-const prefix = `tendril-t${process.pid}x`;
-const home = mkdtempSync(join(tmpdir(), 'tendril-install-test-'));
-process.env.TENDRIL_LAB_PREFIX = prefix;
-process.env.TENDRIL_HOME = home;
-delete process.env.TENDRIL_CONFIG;
-delete process.env.TENDRIL_CONTEXT;
+const lab = useUniqueLab('inst');
+const { prefix } = lab;
+after(() => teardownLab(lab));
 
 const { KubeClient } = await import('../k8s/client.js');
 const { createCluster } = await import('../lab/create.js');
-const { deleteAllClusters } = await import('../lab/teardown.js');
 const { daemonStatus } = await import('../lab/daemons.js');
 const { nodeBpffsDir, nodeCgroup, podNetns } = await import('../lab/layout.js');
 const { apiServerURL } = await import('../lab/state.js');
@@ -33,55 +28,7 @@ const { agentSocketPath } = await import('./config.js');
 const { collectStatus } = await import('./status.js');
 type KubeObject = import('../k8s/objects.js').KubeObject;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 45_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(250);
-  }
-}
-
-function processesOfHome(): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${d}/environ`, 'utf8').includes(`TENDRIL_HOME=${home}`))
-        out.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
-after(async () => {
-  await deleteAllClusters().catch(() => {});
-  for (const pid of processesOfHome()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  rmSync(home, { recursive: true, force: true });
-});
-
-/** curl from inside a pod's network namespace. */
+/** curl from inside a pod's network namespace (no cgroup: pod-to-pod by IP). */
 function curlFromPod(uid: string, url: string): string {
   return execFileSync(
     'nsenter',
@@ -168,11 +115,17 @@ privilegedTest(
 
       // --- pods on both workers get addresses from their node's CIDR ---
       for (const o of echo(2)) await kube.create(o);
-      const pods = await until('2 running echo pods with IPs', async () => {
-        const l = await kube.list('v1', 'Pod', { namespace: 'default', labelSelector: 'app=echo' });
-        const ok = l.items.filter((p) => p.status?.phase === 'Running' && p.status?.podIP);
-        return ok.length === 2 ? ok : undefined;
-      });
+      /** Waits until exactly N echo pods are Running with an IP; returns them. */
+      const runningEchoPods = (n: number) =>
+        until(`${n} running echo pods with IPs`, async () => {
+          const l = await kube.list('v1', 'Pod', {
+            namespace: 'default',
+            labelSelector: 'app=echo',
+          });
+          const ok = l.items.filter((p) => p.status?.phase === 'Running' && p.status?.podIP);
+          return ok.length === n ? ok : undefined;
+        });
+      const pods = await runningEchoPods(2);
       const nodes = new Set(pods.map((p) => p.spec.nodeName));
       assert.equal(nodes.size, 2, 'spread over both workers');
       for (const p of pods) {
@@ -240,11 +193,7 @@ privilegedTest(
         { spec: { replicas: 4 } },
         { namespace: 'default' },
       );
-      const four = await until('4 running pods', async () => {
-        const l = await kube.list('v1', 'Pod', { namespace: 'default', labelSelector: 'app=echo' });
-        const ok = l.items.filter((p) => p.status?.phase === 'Running' && p.status?.podIP);
-        return ok.length === 4 ? ok : undefined;
-      });
+      const four = await runningEchoPods(4);
       assert.equal(new Set(four.map((p) => p.status.podIP)).size, 4, 'no address handed out twice');
 
       // --- tunnel mode ---
