@@ -7,76 +7,29 @@
  * ServiceImport and a derived Service with cluster1's backend.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { privilegedTest } from '../../test/helpers/privileged.js';
+import {
+  cliOk,
+  connectMesh,
+  curlFromPod,
+  ROOT,
+  teardownLab,
+  until,
+  useUniqueLab,
+} from '../../test/e2e/lab-fixture.js';
 
-const prefix = `tendril-t${process.pid}x`;
-const home = mkdtempSync(join(tmpdir(), 'tendril-mesh-test-'));
-process.env.TENDRIL_LAB_PREFIX = prefix;
-process.env.TENDRIL_HOME = home;
-delete process.env.TENDRIL_CONFIG;
-delete process.env.TENDRIL_CONTEXT;
+const lab = useUniqueLab('mesh');
+after(() => teardownLab(lab));
 
 const { KubeClient } = await import('../k8s/client.js');
 const { createCluster } = await import('../lab/create.js');
-const { deleteAllClusters } = await import('../lab/teardown.js');
-const { projectRoot } = await import('../lab/daemons.js');
 const { apiServerURL } = await import('../lab/state.js');
 const { install } = await import('../agent/install.js');
 const { AgentClient } = await import('../agent/api/client.js');
 const { agentSocketPath } = await import('../agent/config.js');
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(500);
-  }
-}
-
-after(async () => {
-  await deleteAllClusters().catch(() => {});
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${d}/environ`, 'utf8').includes(`TENDRIL_HOME=${home}`))
-        process.kill(Number(d), 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  rmSync(home, { recursive: true, force: true });
-});
-
-const cli = (args: string[], input?: string) =>
-  spawnSync(process.execPath, [join(projectRoot(), 'bin/tendril.mjs'), ...args], {
-    env: process.env,
-    encoding: 'utf8',
-    timeout: 120_000,
-    input: input ?? '',
-  });
-const ok = (args: string[], input?: string) => {
-  const r = cli(args, input);
-  assert.equal(r.status, 0, `tendril ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-};
 
 privilegedTest(
   'privileged: two meshed clusters: remote routes and ipcache, remote-only service by DNS name, marker slice, MCS import',
@@ -88,19 +41,10 @@ privilegedTest(
     try {
       await install({ context: 'lab-cluster1', clusterName: 'cluster1', clusterId: 1 });
       await install({ context: 'lab-cluster2', clusterName: 'cluster2', clusterId: 2 });
-      ok(['clustermesh', 'enable', '--context', 'lab-cluster1', '--service-type', 'NodePort']);
-      ok([
-        'clustermesh',
-        'connect',
-        '--context',
-        'lab-cluster2',
-        '--destination-context',
-        'lab-cluster1',
-      ]);
-      ok(
-        ['--context', 'lab-cluster1', 'apply', '-f', '-'],
-        readFileSync(join(projectRoot(), 'examples/seed-walkthrough/echo-c1.yaml'), 'utf8'),
-      );
+      await connectMesh();
+      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], {
+        input: readFileSync(join(ROOT, 'examples/seed-walkthrough/echo-c1.yaml'), 'utf8'),
+      });
       const echo = await until('echo pod in cluster1', async () => {
         const l = await k1.list('v1', 'Pod', {
           namespace: 'default',
@@ -136,45 +80,20 @@ privilegedTest(
         k2.getOrUndefined('v1', 'Service', 'echo-service-c1', { namespace: 'default' }),
       );
       assert.equal(imported.metadata.labels?.['tendril.io/imported-service'], 'true');
-      // the seed's step 5, literally (a pod in cluster2, by the cluster.local name)
+      // the seed's step 5 (`run -i --rm ... curlimages/curl`: a pod in cluster2, by the cluster.local name)
       const out = await until(
         'curl from cluster2 by name',
-        () => {
-          const r = cli([
-            '--context',
-            'lab-cluster2',
-            'run',
-            '-i',
-            '--rm',
-            '--restart=Never',
-            'curl',
-            '--image=curlimages/curl',
-            '--',
-            'curl',
-            '-s',
-            '-m',
-            '5',
-            'http://echo-service-c1.default.svc.cluster.local:80',
-          ]);
-          if (r.status !== 0) return undefined;
-          const i = r.stdout.indexOf('{');
-          return i >= 0
-            ? (JSON.parse(r.stdout.slice(i, r.stdout.lastIndexOf('}') + 1)) as {
-                ip: string;
-                os: { hostname: string };
-              })
-            : undefined;
-        },
+        () => curlFromPod('lab-cluster2', 'http://echo-service-c1.default.svc.cluster.local:80'),
         90_000,
       );
       assert.equal(out.os.hostname, echo.metadata.name, 'answered by the pod of cluster1');
       assert.match(out.ip, /^10\.245\./, 'the client is a pod of cluster2 (no NAT)');
 
       // MCS: export in cluster1 -> ServiceImport + derived Service in cluster2 with cluster1's backend
-      ok(
-        ['--context', 'lab-cluster1', 'apply', '-f', '-'],
-        'apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata:\n  name: echo-service-c1\n  namespace: default\n',
-      );
+      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], {
+        input:
+          'apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata:\n  name: echo-service-c1\n  namespace: default\n',
+      });
       const imp = await until('ServiceImport in cluster2', async () => {
         const i = await k2.getOrUndefined(
           'multicluster.x-k8s.io/v1alpha1',
