@@ -359,6 +359,8 @@ export class KubeClient {
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     const done = new Promise<void>((resolve) => {
       lines.on('close', () => resolve());
+      // readline re-emits its input's errors (a cut connection): the stream just ends
+      lines.on('error', () => resolve());
       res.on('error', () => resolve());
     });
     lines.on('line', (line) => {

@@ -4,26 +4,17 @@
  * port) with the service catalog's rules from src/services/. Remote backends
  * of global services are merged in by `setRemote` (the mesh source).
  */
-import type {
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  KubeConfig,
-  KubernetesObject,
-  V1EndpointSlice,
-  V1Service,
-} from '@kubernetes/client-node';
+import type { KubernetesObject, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { KubeClient } from '../../k8s/client.js';
 import type { Logger } from '../../util/log.js';
 import type { LBAlgorithm, ServiceEntry } from '../../datapath/types.js';
 import { desiredServiceEntries, type CatalogResult } from '../../services/catalog.js';
 import type { ClusterService } from '../../services/cluster-service.js';
-import { KindWatcher } from './watcher.js';
+import { KindWatcher } from './kind-watcher.js';
 
 export interface ServiceSourceOptions {
-  kc: KubeConfig;
-  core: CoreV1Api;
-  discovery: DiscoveryV1Api;
-  custom: CustomObjectsApi;
+  /** The client to list and watch with (the caller closes it). */
+  client: KubeClient;
   logger: Logger;
   onProblem: (name: string) => (cause: string | undefined) => void;
   cluster: string;
@@ -46,30 +37,22 @@ export class ServiceSource {
   constructor(private readonly o: ServiceSourceOptions) {
     this.services = new KindWatcher<V1Service>({
       name: 'services',
-      kc: o.kc,
+      client: o.client,
       path: '/api/v1/services',
-      list: () => o.core.listServiceForAllNamespaces(),
       logger: o.logger,
       onProblem: o.onProblem('services'),
     });
     this.slices = new KindWatcher<V1EndpointSlice>({
       name: 'endpointslices',
-      kc: o.kc,
+      client: o.client,
       path: '/apis/discovery.k8s.io/v1/endpointslices',
-      list: () => o.discovery.listEndpointSliceForAllNamespaces(),
       logger: o.logger,
       onProblem: o.onProblem('endpointslices'),
     });
     this.exports = new KindWatcher<KubernetesObject>({
       name: 'serviceexports',
-      kc: o.kc,
+      client: o.client,
       path: '/apis/multicluster.x-k8s.io/v1alpha1/serviceexports',
-      list: () =>
-        o.custom.listCustomObjectForAllNamespaces({
-          group: 'multicluster.x-k8s.io',
-          version: 'v1alpha1',
-          plural: 'serviceexports',
-        }),
       logger: o.logger,
       onProblem: o.onProblem('serviceexports'),
     });

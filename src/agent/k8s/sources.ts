@@ -6,14 +6,7 @@
  * operator allocates identities; the agent waits for the identity of a pod's
  * label set to appear.
  */
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  type KubernetesObject,
-  type V1Node,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import type { KubernetesObject, V1Node, V1Pod } from '@kubernetes/client-node';
 import { KubeClient } from '../../k8s/client.js';
 import type { KubeObject } from '../../k8s/objects.js';
 import { ApiError } from '../../k8s/status.js';
@@ -22,7 +15,7 @@ import type { Agent, AgentConfig, AgentDeps, NodeInfo } from '../agent.js';
 import type { EndpointInfo } from '../api/types.js';
 import { endpointIdentityKey } from '../identity-labels.js';
 import { CILIUM_V2, identityObjectLabels } from '../../operator/crd-identity-backend.js';
-import { KindWatcher, kubeConfigFor } from './watcher.js';
+import { KindWatcher } from './kind-watcher.js';
 import { teardownPodVeth } from '../../datapath/linux/veth.js';
 import { ServiceSource } from './services.js';
 import type { ClusterService } from '../../services/cluster-service.js';
@@ -143,11 +136,7 @@ export interface PreparedK8sSources {
 
 function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
   const log = logger.child({ subsys: 'k8s' });
-  const kc = kubeConfigFor(cfg.apiServerURL);
   const kube = new KubeClient({ server: cfg.apiServerURL ?? '', timeoutMs: 10_000 });
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const discovery = kc.makeApiClient(DiscoveryV1Api);
   const identities = new IdentityCache();
   let agentRef: Agent | undefined;
   const problem = (name: string) => (cause: string | undefined) =>
@@ -160,51 +149,34 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
 
   const pods = new KindWatcher<V1Pod>({
     name: 'pods',
-    kc,
+    client: kube,
     path: '/api/v1/pods',
-    list: () => core.listPodForAllNamespaces(),
     logger: log,
     onProblem: problem('pods'),
   });
   const nodes = new KindWatcher<V1Node>({
     name: 'nodes',
-    kc,
+    client: kube,
     path: '/api/v1/nodes',
-    list: () => core.listNode(),
     logger: log,
     onProblem: problem('nodes'),
   });
   const ids = new KindWatcher<KubernetesObject>({
     name: 'ciliumidentities',
-    kc,
+    client: kube,
     path: '/apis/cilium.io/v2/ciliumidentities',
-    list: () =>
-      custom.listClusterCustomObject({
-        group: 'cilium.io',
-        version: 'v2',
-        plural: 'ciliumidentities',
-      }),
     logger: log,
     onProblem: problem('ciliumidentities'),
   });
   const ceps = new KindWatcher<KubernetesObject>({
     name: 'ciliumendpoints',
-    kc,
+    client: kube,
     path: '/apis/cilium.io/v2/ciliumendpoints',
-    list: () =>
-      custom.listCustomObjectForAllNamespaces({
-        group: 'cilium.io',
-        version: 'v2',
-        plural: 'ciliumendpoints',
-      }),
     logger: log,
     onProblem: problem('ciliumendpoints'),
   });
   const services = new ServiceSource({
-    kc,
-    core,
-    discovery,
-    custom,
+    client: kube,
     logger: log,
     onProblem: problem,
     cluster: cfg.clusterName,
@@ -345,9 +317,13 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
       return {
         stop: async () => {
           clearInterval(gc);
-          await Promise.all([pods, nodes, ids, ceps].map((w) => w.stop()));
-          await services.stop();
+          // stop first (no handler runs afterwards), then close the client so a list in flight ends
+          const stopped = Promise.all([
+            ...[pods, nodes, ids, ceps].map((w) => w.stop()),
+            services.stop(),
+          ]);
           kube.close();
+          await stopped;
         },
         setRemoteServices: (list) => services.setRemote(list),
         setRemoteExports: (list) => services.setRemoteExports(list),
