@@ -21,7 +21,9 @@ import {
   type IKeyValue,
   type IWatchResponse,
 } from 'etcd3';
+import { isIP } from 'node:net';
 import { chunkPairs } from './batch.js';
+import { endpointIdentityIP, pinEndpointIdentities } from './etcd-tls.js';
 import { KVStoreError, type KVStoreErrorCode } from './errors.js';
 import type {
   KVPair,
@@ -41,7 +43,11 @@ export interface EtcdTLSOptions {
   cert?: string | Buffer;
   /** Client private key (PEM). */
   key?: string | Buffer;
-  /** Name to check the server certificate against, when it differs from the endpoint host. */
+  /**
+   * Name to check the server certificate against, when it differs from the
+   * endpoint host. An IP address (like an IP endpoint host) must be among the
+   * certificate's IP SANs and is not sent as SNI (see etcd-tls.ts).
+   */
   serverName?: string;
 }
 
@@ -84,8 +90,9 @@ export class EtcdKVStore implements KVStore {
       'grpc.max_receive_message_length': 256 * 1024 * 1024,
       'grpc.max_send_message_length': 64 * 1024 * 1024,
     };
-    if (options.tls?.serverName)
-      grpcOptions['grpc.ssl_target_name_override'] = options.tls.serverName;
+    const serverName = options.tls?.serverName;
+    // An IP server name is pinned per endpoint below (an IP is no valid SNI).
+    if (serverName && !isIP(serverName)) grpcOptions['grpc.ssl_target_name_override'] = serverName;
     const opts: IOptions = {
       hosts: this.endpoints,
       dialTimeout: this.dialTimeoutMs,
@@ -101,6 +108,17 @@ export class EtcdKVStore implements KVStore {
     if (options.auth)
       opts.auth = { username: options.auth.username, password: options.auth.password };
     this.client = new Etcd3(opts);
+    if (options.tls && this.endpoints.some((e) => endpointIdentityIP(e, serverName))) {
+      const tls = {
+        ca: toBuf(options.tls.ca),
+        cert: options.tls.cert ? toBuf(options.tls.cert) : undefined,
+        key: options.tls.key ? toBuf(options.tls.key) : undefined,
+      };
+      if (!pinEndpointIdentities(this.client, this.endpoints, tls, serverName))
+        this.log.warn(
+          'etcd3 client internals changed: IP endpoints get their IP as TLS server name (Node warns DEP0123); the certificate is still checked',
+        );
+    }
   }
 
   async get(key: string): Promise<KVPair | undefined> {
