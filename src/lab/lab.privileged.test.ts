@@ -10,23 +10,27 @@ import {
   chmodSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
-  rmSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { after } from 'node:test';
 import { privilegedTest } from '../../test/helpers/privileged.js';
+import {
+  cli as tendril,
+  podRunning,
+  processesOfHome,
+  teardownLab,
+  until,
+  useUniqueLab,
+} from '../../test/e2e/lab-fixture.js';
 
-const prefix = `tendril-t${process.pid}x`;
-const home = mkdtempSync(join(tmpdir(), 'tendril-lab-test-'));
-process.env.TENDRIL_LAB_PREFIX = prefix;
-process.env.TENDRIL_HOME = home;
+const lab = useUniqueLab('lab');
+const { prefix, home } = lab;
+after(() => teardownLab(lab));
 
 const { KubeClient } = await import('../k8s/client.js');
 const { createCluster } = await import('./create.js');
@@ -65,48 +69,8 @@ esac
 exit 0
 `;
 
-const cli = (args: string[], input?: string) =>
-  spawnSync(process.execPath, [join(projectRoot(), 'bin/tendril.mjs'), ...args], {
-    env: process.env,
-    input: input ?? '',
-    encoding: 'utf8',
-    // generous: on a loaded 2-core machine a pod's start can take tens of seconds
-    timeout: 150_000,
-  });
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(150);
-  }
-}
-
-function processesOfHome(): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${d}/environ`, 'utf8').includes(`TENDRIL_HOME=${home}`))
-        out.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
+/** `tendril ARGS`; generous: on a loaded 2-core machine a pod's start can take tens of seconds. */
+const cli = (args: string[], input?: string) => tendril(args, { input, timeoutMs: 150_000 });
 
 function processesInLabNetns(): number[] {
   const inodes = new Set<string>();
@@ -127,18 +91,6 @@ function processesInLabNetns(): number[] {
   }
   return out;
 }
-
-after(async () => {
-  await deleteAllClusters().catch(() => {});
-  for (const pid of processesOfHome()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  rmSync(home, { recursive: true, force: true });
-});
 
 privilegedTest(
   'privileged: lab clusters, pods through a test CNI plugin, run/exec/logs, delete leaves nothing',
@@ -250,7 +202,8 @@ privilegedTest(
       ),
     );
     // the echo server answers on the pod IP, from the node's namespace
-    const body = await until('echo server answers', async () => {
+    /** curl http://<pod IP>:8080PATH from the node's namespace: the body, or undefined on failure. */
+    const curlPod = (path: string): string | undefined => {
       const r = spawnSync(
         'nsenter',
         [
@@ -259,11 +212,15 @@ privilegedTest(
           '-s',
           '-m',
           '3',
-          `http://${running.status.podIP}:8080/seed?x=1`,
+          `http://${running.status.podIP}:8080${path}`,
         ],
         { encoding: 'utf8' },
       );
-      return r.status === 0 && r.stdout ? JSON.parse(r.stdout) : undefined;
+      return r.status === 0 ? r.stdout : undefined;
+    };
+    const body = await until('echo server answers', async () => {
+      const out = curlPod('/seed?x=1');
+      return out ? JSON.parse(out) : undefined;
     });
     assert.equal(body.path, '/seed');
     assert.deepEqual(body.query, { x: '1' });
@@ -284,21 +241,9 @@ privilegedTest(
       new RegExp(`CHECK ${running.metadata.uid} eth0`),
     );
     assert.equal(daemonStatus('alpha').find((d) => d.name === `kubelet-${node.name}`)!.restarts, 1);
-    await until('echo server answers again', async () => {
-      const r = spawnSync(
-        'nsenter',
-        [
-          `--net=/run/netns/${node.netns}`,
-          'curl',
-          '-s',
-          '-m',
-          '3',
-          `http://${running.status.podIP}:8080/`,
-        ],
-        { encoding: 'utf8' },
-      );
-      return r.status === 0 && r.stdout.includes(running.metadata.name!) ? true : undefined;
-    });
+    await until('echo server answers again', async () =>
+      curlPod('/')?.includes(running.metadata.name!) ? true : undefined,
+    );
 
     // EndpointSlice kept as the user wrote it
     const eps = await client.get('discovery.k8s.io/v1', 'EndpointSlice', 'echo-service-c1-mesh', {
@@ -355,8 +300,12 @@ privilegedTest(
     });
     const readyOf = (p: KubeObject) =>
       p.status?.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status;
-    const notYet = await until('probed pod Running', async () =>
-      (await get('probed')).status?.phase === 'Running' ? get('probed') : undefined,
+    // polled every 150 ms: seen Running well before the probed port opens (3 s)
+    const notYet = await until(
+      'probed pod Running',
+      async () => ((await get('probed')).status?.phase === 'Running' ? get('probed') : undefined),
+      30_000,
+      150,
     );
     assert.equal(readyOf(notYet), 'False');
     assert.equal(notYet.status.containerStatuses[0].ready, false);
@@ -365,16 +314,16 @@ privilegedTest(
     );
 
     // daemon logs
-    const klog = cli(['lab', 'logs', 'alpha', 'kubelet-alpha-worker']);
+    const klog = await cli(['lab', 'logs', 'alpha', 'kubelet-alpha-worker']);
     assert.equal(klog.status, 0);
-    assert.match(klog.stdout, /node registered .*node=alpha-worker ip=172\.30\.1\.11/);
-    assert.match(cli(['lab', 'logs', 'alpha']).stdout, /==> apiserver /);
-    assert.match(cli(['lab', 'logs', 'alpha', 'nope']).stderr, /has no log for daemon "nope"/);
+    assert.match(klog.out, /node registered .*node=alpha-worker ip=172\.30\.1\.11/);
+    assert.match((await cli(['lab', 'logs', 'alpha'])).out, /==> apiserver /);
+    assert.match((await cli(['lab', 'logs', 'alpha', 'nope'])).err, /has no log for daemon "nope"/);
 
     // logs, exec, run --rm through the CLI
-    const logs = cli(['--context', 'lab-alpha', 'logs', 'never-fails']);
-    assert.equal(logs.stdout, 'bye\n');
-    const ex = cli([
+    const logs = await cli(['--context', 'lab-alpha', 'logs', 'never-fails']);
+    assert.equal(logs.out, 'bye\n');
+    const ex = await cli([
       '--context',
       'lab-alpha',
       'exec',
@@ -386,10 +335,10 @@ privilegedTest(
     ]);
     assert.equal(ex.status, 5);
     assert.equal(
-      ex.stdout,
+      ex.out,
       `search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n${running.metadata.name}\n`,
     );
-    const run = cli(
+    const run = await cli(
       [
         '--context',
         'lab-alpha',
@@ -406,10 +355,10 @@ privilegedTest(
       ],
       'hello\n',
     );
-    assert.equal(run.status, 3, run.stderr);
-    assert.equal(run.stdout, 'got hello\npod "runner" deleted\n');
+    assert.equal(run.status, 3, run.err);
+    assert.equal(run.out, 'got hello\npod "runner" deleted\n');
     await assert.rejects(get('runner'), /not found/);
-    const bad = cli([
+    const bad = await cli([
       '--context',
       'lab-alpha',
       'run',
@@ -420,7 +369,7 @@ privilegedTest(
       '--image=nginx',
     ]);
     assert.equal(bad.status, 1);
-    assert.match(bad.stderr, /image "nginx" is not available in the lab/);
+    assert.match(bad.err, /image "nginx" is not available in the lab/);
 
     // a pod deleted through the API: processes, namespace and cgroup go
     const uid = running.metadata.uid!;
@@ -471,15 +420,12 @@ privilegedTest(
         ],
       },
     });
-    const hn = await until('hostNetwork pod Running', async () => {
-      const p = await bclient.get('v1', 'Pod', 'hostnet', { namespace: 'default' });
-      return p.status?.phase === 'Running' ? p : undefined;
-    });
+    const hn = await podRunning(bclient, 'hostnet');
     const bnode = b.nodes.find((n) => n.name === hn.spec.nodeName)!;
     assert.equal(hn.status.podIP, bnode.ip);
     const hnLog = await until('hostNetwork pod output', async () => {
-      const r = cli(['--context', 'lab-beta', 'logs', 'hostnet']);
-      return r.stdout.includes(bnode.name) ? r.stdout : undefined;
+      const r = await cli(['--context', 'lab-beta', 'logs', 'hostnet']);
+      return r.out.includes(bnode.name) ? r.out : undefined;
     });
     assert.match(hnLog, new RegExp(`inet ${bnode.ip.replace(/\./g, '\\.')}/16`));
     await bclient.delete('v1', 'Pod', 'hostnet', { namespace: 'default' });
@@ -496,9 +442,9 @@ privilegedTest(
     const kube = daemonStatus('beta').find((d) => d.name.startsWith('kubelet'))!;
     process.kill(kube.pid!, 'SIGKILL');
     await sleep(100);
-    const list = cli(['lab', 'list']);
-    assert.match(list.stdout, /CLUSTER beta .*health DEGRADED/);
-    assert.match(list.stdout, /supervisor not running/);
+    const list = await cli(['lab', 'list']);
+    assert.match(list.out, /CLUSTER beta .*health DEGRADED/);
+    assert.match(list.out, /supervisor not running/);
 
     client.close();
     client.close();
@@ -518,7 +464,7 @@ privilegedTest(
     assert.equal(execFileSync('ip', ['-o', 'link']).toString().includes(prefix), false);
     assert.equal(existsSync(labCgroupRoot()), false);
     assert.equal(existsSync(`/sys/fs/bpf/${prefix}`), false);
-    assert.deepEqual(processesOfHome(), []);
+    assert.deepEqual(processesOfHome(home), []);
     assert.deepEqual(processesInLabNetns(), []);
     assert.equal(existsSync(join(home, 'clusters')), false);
     assert.doesNotMatch(readFileSync(join(home, 'config'), 'utf8'), /lab-alpha|lab-beta/);
@@ -540,15 +486,15 @@ privilegedTest(
     const c = await createCluster({ name: 'whole', nodes: 0 });
     // state without namespaces (as after a reboot)
     execFileSync('ip', ['netns', 'del', c.nodes[0]!.netns]);
-    const list = cli(['lab', 'list']);
-    assert.match(list.stdout, /CLUSTER half .*BROKEN/);
-    assert.match(list.stdout, /MISSING/);
+    const list = await cli(['lab', 'list']);
+    assert.match(list.out, /CLUSTER half .*BROKEN/);
+    assert.match(list.out, /MISSING/);
     await deleteCluster('half');
     // the cluster whose node namespace vanished comes back with `lab restart`
-    const r = cli(['lab', 'restart', 'whole', '--wait']);
-    assert.equal(r.status, 0, r.stderr);
+    const r = await cli(['lab', 'restart', 'whole', '--wait']);
+    assert.equal(r.status, 0, r.err);
     assert.ok(existsSync(`/run/netns/${c.nodes[0]!.netns}`));
-    assert.match(cli(['lab', 'list']).stdout, /CLUSTER whole .*health OK/);
+    assert.match((await cli(['lab', 'list'])).out, /CLUSTER whole .*health OK/);
     assert.deepEqual(
       listLabNetns().filter((n) => n.includes('half')),
       [],
@@ -557,6 +503,6 @@ privilegedTest(
     await deleteCluster('whole');
     assert.deepEqual(listLabNetns(), []);
     assert.equal(existsSync(labCgroupRoot()), false);
-    assert.deepEqual(processesOfHome(), []);
+    assert.deepEqual(processesOfHome(home), []);
   },
 );
