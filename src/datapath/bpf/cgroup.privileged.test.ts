@@ -37,33 +37,84 @@ function connect4Program(svc: BpfMap<AddrPort, AddrPort>) {
   ];
 }
 
+/** The service map with 10.1.2.3:80 -> 127.0.0.1:18080, and the connect4 program over it (not attached). */
+function loadService(): { svc: BpfMap<AddrPort, AddrPort>; prog: Program } {
+  const svc = newMap<AddrPort, AddrPort>({
+    name: 'svc',
+    type: MapType.Hash,
+    maxEntries: 16,
+    key: addrPort,
+    value: addrPort,
+  });
+  try {
+    svc.update({ ip: '10.1.2.3', port: 80 }, { ip: '127.0.0.1', port: 18080 });
+    const prog = loadProgram({
+      name: 'connect4',
+      type: ProgramType.CgroupSockAddr,
+      expectedAttachType: AttachType.CgroupInet4Connect,
+      instructions: connect4Program(svc),
+    });
+    return { svc, prog };
+  } catch (err) {
+    svc.close();
+    throw err;
+  }
+}
+
 const SERVER = `require('net').createServer(s=>s.end('hello-from-backend\\n')).listen(18080,'127.0.0.1',()=>console.log('listening'))`;
 const CLIENT = `const s=require('net').connect(80,'10.1.2.3');s.on('data',d=>process.stdout.write(d));s.on('error',e=>{console.error(e.code);process.exit(3)})`;
+
+/** A throwaway netns running SERVER and a cgroup; what a test loads into `rig` is closed for it. */
+interface Rig {
+  ns: ReturnType<typeof makeNetns>;
+  cg: ReturnType<typeof makeCgroup>;
+  svc?: BpfMap<AddrPort, AddrPort>;
+  prog?: Program;
+  link?: Link;
+}
+
+/**
+ * Runs FN with a new netns (SERVER listening in it) and cgroup named after
+ * TAG; afterwards closes the rig's link, program and map, stops the server
+ * and removes the cgroup and netns, whether FN failed or not.
+ */
+async function withRig(tag: string, fn: (rig: Rig) => Promise<void>): Promise<void> {
+  const rig: Rig = { ns: makeNetns(tag), cg: makeCgroup(tag) };
+  const server = startProcess(
+    'nsenter',
+    [`--net=${rig.ns.path}`, process.execPath, '-e', SERVER],
+    /listening/,
+  );
+  try {
+    await server.ready;
+    await fn(rig);
+  } finally {
+    rig.link?.close();
+    rig.prog?.close();
+    rig.svc?.close();
+    await stopProcess(server.child);
+    rig.cg.remove();
+    rig.ns.remove();
+  }
+}
+
+/**
+ * Runs CLIENT in the rig's cgroup and netns: it joins the cgroup first, then
+ * enters the namespace (ip netns exec would hide /sys/fs/cgroup).
+ */
+function client({ cg, ns }: Rig) {
+  return runProcess('sh', [
+    '-c',
+    `echo $$ > ${cg.path}/cgroup.procs && exec nsenter --net=${ns.path} ${process.execPath} -e "${CLIENT}"`,
+  ]);
+}
 
 privilegedTest(
   'privileged: cgroup connect4 rewrites a real TCP connection inside a throwaway netns',
   async () => {
     const before = liveFds().length;
-    const ns = makeNetns('c4');
-    const cg = makeCgroup('c4');
-    let svc: BpfMap<AddrPort, AddrPort> | undefined;
-    let prog: Program | undefined;
-    let link: Link | undefined;
-    const server = startProcess(
-      'nsenter',
-      [`--net=${ns.path}`, process.execPath, '-e', SERVER],
-      /listening/,
-    );
-    try {
-      await server.ready;
-      // The client joins the cgroup first, then enters the namespace (ip netns exec would hide /sys/fs/cgroup).
-      const client = () =>
-        runProcess('sh', [
-          '-c',
-          `echo $$ > ${cg.path}/cgroup.procs && exec nsenter --net=${ns.path} ${process.execPath} -e "${CLIENT}"`,
-        ]);
-
-      const unrouted = await client();
+    await withRig('c4', async (rig) => {
+      const unrouted = await client(rig);
       assert.notEqual(
         unrouted.code,
         0,
@@ -71,46 +122,30 @@ privilegedTest(
       );
       assert.match(unrouted.stderr, /ENETUNREACH|EHOSTUNREACH|ECONNREFUSED|ETIMEDOUT/);
 
-      svc = newMap<AddrPort, AddrPort>({
-        name: 'svc',
-        type: MapType.Hash,
-        maxEntries: 16,
-        key: addrPort,
-        value: addrPort,
+      // on the rig, so withRig closes them whatever happens
+      const { svc, prog } = Object.assign(rig, loadService());
+      rig.link = attachCgroup(prog, {
+        cgroup: rig.cg.path,
+        attachType: AttachType.CgroupInet4Connect,
       });
-      svc.update({ ip: '10.1.2.3', port: 80 }, { ip: '127.0.0.1', port: 18080 });
-      prog = loadProgram({
-        name: 'connect4',
-        type: ProgramType.CgroupSockAddr,
-        expectedAttachType: AttachType.CgroupInet4Connect,
-        instructions: connect4Program(svc),
-      });
-      link = attachCgroup(prog, { cgroup: cg.path, attachType: AttachType.CgroupInet4Connect });
-      assert.equal(link.kind, 'bpf_link');
+      assert.equal(rig.link.kind, 'bpf_link');
 
-      const rewritten = await client();
+      const rewritten = await client(rig);
       assert.equal(rewritten.stdout, 'hello-from-backend\n', `stderr: ${rewritten.stderr}`);
       assert.equal(rewritten.code, 0);
 
       // Deleting the service entry stops the rewrite: the map is live.
       assert.equal(svc.delete({ ip: '10.1.2.3', port: 80 }), true);
-      const after = await client();
+      const after = await client(rig);
       assert.notEqual(after.code, 0);
 
       // Closing the link detaches the program.
       svc.update({ ip: '10.1.2.3', port: 80 }, { ip: '127.0.0.1', port: 18080 });
-      link.close();
-      link = undefined;
-      const detached = await client();
+      rig.link.close();
+      rig.link = undefined;
+      const detached = await client(rig);
       assert.notEqual(detached.code, 0, 'after close() the program is detached');
-    } finally {
-      link?.close();
-      prog?.close();
-      svc?.close();
-      await stopProcess(server.child);
-      cg.remove();
-      ns.remove();
-    }
+    });
     assert.equal(liveFds().length, before, 'no fd leaked');
   },
 );
@@ -119,60 +154,24 @@ privilegedTest(
   'privileged: cgroup attach falls back to PROG_ATTACH and detaches on close',
   async () => {
     const before = liveFds().length + 1; // + the svc map, still open at the check
-    const ns = makeNetns('c4l');
-    const cg = makeCgroup('c4l');
-    let svc: BpfMap<AddrPort, AddrPort> | undefined;
-    let prog: Program | undefined;
-    let link: Link | undefined;
-    const server = startProcess(
-      'nsenter',
-      [`--net=${ns.path}`, process.execPath, '-e', SERVER],
-      /listening/,
-    );
-    try {
-      await server.ready;
-      svc = newMap<AddrPort, AddrPort>({
-        name: 'svc',
-        type: MapType.Hash,
-        maxEntries: 16,
-        key: addrPort,
-        value: addrPort,
-      });
-      svc.update({ ip: '10.1.2.3', port: 80 }, { ip: '127.0.0.1', port: 18080 });
-      prog = loadProgram({
-        name: 'connect4',
-        type: ProgramType.CgroupSockAddr,
-        expectedAttachType: AttachType.CgroupInet4Connect,
-        instructions: connect4Program(svc),
-      });
-      link = attachCgroup(prog, {
-        cgroup: cg.path,
+    await withRig('c4l', async (rig) => {
+      const { prog } = Object.assign(rig, loadService());
+      rig.link = attachCgroup(prog, {
+        cgroup: rig.cg.path,
         attachType: AttachType.CgroupInet4Connect,
         forceLegacy: true,
       });
-      assert.equal(link.kind, 'prog_attach');
+      assert.equal(rig.link.kind, 'prog_attach');
       // The attachment keeps its own program reference: closing ours does not break detach.
       prog.close();
-      const client = () =>
-        runProcess('sh', [
-          '-c',
-          `echo $$ > ${cg.path}/cgroup.procs && exec nsenter --net=${ns.path} ${process.execPath} -e "${CLIENT}"`,
-        ]);
-      const r = await client();
+      const r = await client(rig);
       assert.equal(r.stdout, 'hello-from-backend\n', r.stderr);
-      link.close();
-      link = undefined;
-      const d = await client();
+      rig.link.close();
+      rig.link = undefined;
+      const d = await client(rig);
       assert.notEqual(d.code, 0);
       assert.equal(liveFds().length, before);
-    } finally {
-      link?.close();
-      prog?.close();
-      svc?.close();
-      await stopProcess(server.child);
-      cg.remove();
-      ns.remove();
-    }
+    });
   },
 );
 
