@@ -19,10 +19,27 @@
  * Options: --rounds N (20), --seconds S per wrk run (1), --iperf-seconds S (1).
  */
 import { spawn, execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
+import {
+  inPod,
+  inPodCommand,
+  podRunning,
+  sleep,
+  useUniqueLab,
+  type LabPod,
+} from '../../test/e2e/lab-fixture.js';
+import { releaseLab } from '../lib/lab.js';
+import {
+  backendHaproxyCfg,
+  clientPod,
+  haproxyPod,
+  pinCgroup,
+  requestsPerSec,
+  wrkArgv,
+  wrkTimeoutMs,
+} from '../lib/pod.js';
 import { median, report, type Figure } from '../lib/report.js';
 
 const { values } = parseArgs({
@@ -39,24 +56,18 @@ const iperfSeconds = Number(values['iperf-seconds']);
 const CLIENT_CPU = '0';
 const SERVER_CPU = '1';
 
-const prefix = `tendril-b${process.pid}x`;
-const home = mkdtempSync(join(tmpdir(), 'tendril-bench-datapath-'));
-process.env.TENDRIL_LAB_PREFIX = prefix;
-process.env.TENDRIL_HOME = home;
-delete process.env.TENDRIL_CONFIG;
-delete process.env.TENDRIL_CONTEXT;
+const lab = useUniqueLab('dp', 'bench');
+const { prefix, home } = lab;
 
 const { createCluster } = await import('../../src/lab/create.js');
-const { deleteCluster } = await import('../../src/lab/teardown.js');
 const { apiServerURL } = await import('../../src/lab/state.js');
-const { podCgroup, podNetns } = await import('../../src/lab/layout.js');
+const { podCgroup } = await import('../../src/lab/layout.js');
 const { install } = await import('../../src/agent/install.js');
 const { KubeClient } = await import('../../src/k8s/client.js');
 type KubeObject = import('../../src/k8s/objects.js').KubeObject;
 
 const execFileP = promisify(execFile);
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const children: Array<{ kill(sig?: NodeJS.Signals): boolean }> = [];
 
 /**
@@ -72,54 +83,16 @@ const children: Array<{ kill(sig?: NodeJS.Signals): boolean }> = [];
  */
 const PORT = { service: 8080, direct: 8081, nft: 8082, proxy: 8083 } as const;
 
-const BACKEND_CFG = `global
-  maxconn 4000
-defaults
-  mode http
-  timeout client 30s
-  timeout server 30s
-  timeout connect 5s
-frontend web
-  bind :8080
-  bind :8081
-  bind :8082
-  bind :8083
-  http-request return status 200 content-type text/plain string "ok"
-`;
+const BACKEND_CFG = backendHaproxyCfg(Object.values(PORT));
 
-/** Runs a command inside a pod: its cgroup first (the socket LB works per cgroup), then its network namespace. */
-function inPod(
-  cluster: string,
-  node: string,
-  uid: string,
-  argv: string[],
-  timeoutMs: number,
-): string {
-  const script = `echo $$ > ${podCgroup(cluster, node, uid)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(uid)} "$@"`;
-  return execFileSync('sh', ['-c', script, 'sh', ...argv], {
-    encoding: 'utf8',
-    timeout: timeoutMs,
-    maxBuffer: 16 << 20,
-  });
-}
-
-function wrk(c: string, node: string, uid: string, url: string, close: boolean): number {
-  const args = [
-    'taskset',
-    '-c',
-    CLIENT_CPU,
-    'wrk',
-    '-t1',
-    '-c16',
-    `-d${seconds}s`,
-    '--timeout',
-    '2s',
-    ...(close ? ['-H', 'Connection: close'] : []),
-    url,
-  ];
+/** wrk from the client pod (wrkArgv, on the client CPU): requests/s; connect errors of keep-alive runs are logged. */
+function wrk(pod: LabPod, url: string, close: boolean): number {
   try {
-    const out = inPod(c, node, uid, args, (seconds + 15) * 1000);
-    const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+    const out = inPod(
+      pod,
+      wrkArgv(url, { seconds, close, cpu: CLIENT_CPU }),
+      wrkTimeoutMs(seconds),
+    );
     const errs = /Non-2xx|Socket errors: connect (\d+)/.exec(out);
     if (errs && /connect [1-9]/.test(out) && !close)
       log(
@@ -128,7 +101,7 @@ function wrk(c: string, node: string, uid: string, url: string, close: boolean):
           .filter((l) => /errors/.test(l))
           .join(' ')}`,
       );
-    return m ? Number(m[1]) : NaN;
+    return requestsPerSec(out);
   } catch (err) {
     log(`  wrk ${url} failed: ${(err as Error).message.split('\n')[0]}`);
     return NaN;
@@ -137,47 +110,26 @@ function wrk(c: string, node: string, uid: string, url: string, close: boolean):
 
 /** wrk against two URLs at the same time (both on the client CPU): [a, b] requests/s. */
 async function wrkPair(
-  c: string,
-  node: string,
-  uid: string,
+  pod: LabPod,
   urls: readonly [string, string],
   close: boolean,
 ): Promise<[number, number]> {
-  const script = `echo $$ > ${podCgroup(c, node, uid)}/cgroup.procs && exec nsenter --net=/run/netns/${podNetns(uid)} "$@"`;
   const one = (url: string) =>
-    execFileP(
-      'sh',
-      [
-        '-c',
-        script,
-        'sh',
-        'taskset',
-        '-c',
-        CLIENT_CPU,
-        'wrk',
-        '-t1',
-        '-c16',
-        `-d${seconds}s`,
-        '--timeout',
-        '2s',
-        ...(close ? ['-H', 'Connection: close'] : []),
-        url,
-      ],
-      { encoding: 'utf8', timeout: (seconds + 15) * 1000 },
-    ).then(
-      (r) => Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN),
+    execFileP(...inPodCommand(pod, wrkArgv(url, { seconds, close, cpu: CLIENT_CPU })), {
+      encoding: 'utf8',
+      timeout: wrkTimeoutMs(seconds),
+    }).then(
+      (r) => requestsPerSec(r.stdout),
       () => NaN,
     );
   const [a, b] = await Promise.all([one(urls[0]), one(urls[1])]);
   return [a, b];
 }
 
-function iperf(c: string, node: string, uid: string, host: string, port: number): number {
+function iperf(pod: LabPod, host: string, port: number): number {
   try {
     const out = inPod(
-      c,
-      node,
-      uid,
+      pod,
       [
         'taskset',
         '-c',
@@ -203,34 +155,6 @@ function iperf(c: string, node: string, uid: string, host: string, port: number)
   }
 }
 
-/** Pins every process (all threads) of a cgroup and its children to `cpu`; returns how many. */
-function pinCgroup(cgroup: string, cpu: string): number {
-  let n = 0;
-  for (const pid of readFileSync(join(cgroup, 'cgroup.procs'), 'utf8')
-    .split('\n')
-    .filter(Boolean)) {
-    execFileSync('taskset', ['-a', '-c', '-p', cpu, pid], { stdio: 'ignore' });
-    n++;
-  }
-  for (const e of readdirSync(cgroup, { withFileTypes: true }))
-    if (e.isDirectory()) n += pinCgroup(join(cgroup, e.name), cpu);
-  return n;
-}
-
-async function waitRunning(
-  kube: InstanceType<typeof KubeClient>,
-  name: string,
-): Promise<KubeObject> {
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const p = await kube.getOrUndefined('v1', 'Pod', name, { namespace: 'default' });
-    if (p?.status?.phase === 'Running' && p.status.podIP) return p;
-    if (Date.now() > deadline)
-      throw new Error(`pod ${name} did not run: ${JSON.stringify(p?.status)}`);
-    await sleep(300);
-  }
-}
-
 async function main(): Promise<void> {
   log(`creating lab cluster (prefix ${prefix}) ...`);
   const c = await createCluster({ name: 'bench', nodes: 2, wait: true });
@@ -240,37 +164,17 @@ async function main(): Promise<void> {
     const [, w1, w2] = c.nodes as [(typeof c.nodes)[0], (typeof c.nodes)[0], (typeof c.nodes)[0]];
     const cfgPath = join(home, 'backend-haproxy.cfg');
     writeFileSync(cfgPath, BACKEND_CFG);
-    await kube.create({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'bench-backend', namespace: 'default', labels: { app: 'bench-backend' } },
-      spec: {
-        nodeName: w1.name,
-        containers: [
-          {
-            name: 'http',
-            image: 'local/haproxy',
-            command: ['haproxy', '-db', '-f', cfgPath],
-            ports: [{ containerPort: 8080 }],
-          },
-          {
-            name: 'iperf',
-            image: 'local/iperf3',
-            command: ['iperf3', '-s', '-p', '5201'],
-            ports: [{ containerPort: 5201 }],
-          },
-        ],
-      },
-    });
-    await kube.create({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'bench-client', namespace: 'default', labels: { app: 'bench-client' } },
-      spec: {
-        nodeName: w2.name,
-        containers: [{ name: 'sleep', image: 'busybox', command: ['sleep', '36000'] }],
-      },
-    });
+    await kube.create(
+      haproxyPod('bench-backend', w1.name, cfgPath, [
+        {
+          name: 'iperf',
+          image: 'local/iperf3',
+          command: ['iperf3', '-s', '-p', '5201'],
+          ports: [{ containerPort: 5201 }],
+        },
+      ]),
+    );
+    await kube.create(clientPod(w2.name));
     const svc: KubeObject = await kube.create<KubeObject>({
       apiVersion: 'v1',
       kind: 'Service',
@@ -283,11 +187,11 @@ async function main(): Promise<void> {
         ],
       },
     });
-    const backend = await waitRunning(kube, 'bench-backend');
-    const client = await waitRunning(kube, 'bench-client');
+    const backend = await podRunning(kube, 'bench-backend');
+    const client = await podRunning(kube, 'bench-client');
     const bip = backend.status.podIP as string;
     const vip = svc.spec.clusterIP as string;
-    const uid = client.metadata.uid!;
+    const pod: LabPod = { cluster: 'bench', node: w2.name, uid: client.metadata.uid! };
     log(`backend ${bip} on ${w1.name}, client on ${w2.name}, service ${vip}`);
 
     // (c) kube-proxy-style DNAT in the client's node
@@ -335,7 +239,7 @@ async function main(): Promise<void> {
     // wait until the backend answers directly
     for (let i = 0; ; i++) {
       try {
-        inPod('bench', w2.name, uid, ['curl', '-s', '-m', '2', paths.direct.http], 5000);
+        inPod(pod, ['curl', '-s', '-m', '2', paths.direct.http], 5000);
         break;
       } catch (err) {
         if (i > 60) throw new Error(`backend does not answer: ${(err as Error).message}`);
@@ -346,7 +250,7 @@ async function main(): Promise<void> {
     const pinned = pinCgroup(podCgroup('bench', w1.name, backend.metadata.uid!), SERVER_CPU);
     log(`pinned ${pinned} backend processes to CPU ${SERVER_CPU}, clients to CPU ${CLIENT_CPU}`);
     // warm-up (first connections, ARP, page cache), not recorded
-    for (const p of Object.keys(paths) as P[]) wrk('bench', w2.name, uid, paths[p].http, false);
+    for (const p of Object.keys(paths) as P[]) wrk(pod, paths[p].http, false);
     const res: Record<P, { rps: number[]; cps: number[]; gbps: number[] }> = {
       direct: { rps: [], cps: [], gbps: [] },
       service: { rps: [], cps: [], gbps: [] },
@@ -367,25 +271,19 @@ async function main(): Promise<void> {
       const first: Partial<Record<P, { rps: number; cps: number }>> = {};
       for (const p of order) {
         first[p] = {
-          rps: wrk('bench', w2.name, uid, paths[p].http, false),
-          cps: wrk('bench', w2.name, uid, paths[p].http, true),
+          rps: wrk(pod, paths[p].http, false),
+          cps: wrk(pod, paths[p].http, true),
         };
-        res[p].gbps.push(iperf('bench', w2.name, uid, paths[p].iperf[0], paths[p].iperf[1]));
+        res[p].gbps.push(iperf(pod, paths[p].iperf[0], paths[p].iperf[1]));
       }
       for (const p of [...order].reverse()) {
-        res[p].rps.push(mean2(first[p]!.rps, wrk('bench', w2.name, uid, paths[p].http, false)));
-        res[p].cps.push(mean2(first[p]!.cps, wrk('bench', w2.name, uid, paths[p].http, true)));
+        res[p].rps.push(mean2(first[p]!.rps, wrk(pod, paths[p].http, false)));
+        res[p].cps.push(mean2(first[p]!.cps, wrk(pod, paths[p].http, true)));
       }
       // concurrent pairs: service and X at the same time, so both see the same machine load
       for (const x of ['direct', 'nft', 'proxy'] as const) {
         for (const close of [false, true]) {
-          const [sv, xv] = await wrkPair(
-            'bench',
-            w2.name,
-            uid,
-            [paths.service.http, paths[x].http],
-            close,
-          );
+          const [sv, xv] = await wrkPair(pod, [paths.service.http, paths[x].http], close);
           conc[x][close ? 'cps' : 'rps'].push(sv / xv);
         }
       }
@@ -481,11 +379,7 @@ async function main(): Promise<void> {
   } finally {
     for (const ch of children) ch.kill('SIGTERM');
     kube.close();
-    if (process.env.BENCH_KEEP) log(`kept: TENDRIL_LAB_PREFIX=${prefix} TENDRIL_HOME=${home}`);
-    else {
-      await deleteCluster('bench').catch((e) => log(`cleanup: ${e}`));
-      rmSync(home, { recursive: true, force: true });
-    }
+    if (await releaseLab(lab, log)) rmSync(home, { recursive: true, force: true });
   }
 }
 

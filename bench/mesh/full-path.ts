@@ -31,12 +31,22 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  cliOk,
+  connectMesh,
+  inPod,
+  podRunning,
+  sleep,
+  until,
+  type UniqueLab,
+} from '../../test/e2e/lab-fixture.js';
+import { releaseLab } from '../lib/lab.js';
+import { backendHaproxyCfg, clientPod, haproxyPod, pinCgroup, wrk } from '../lib/pod.js';
 import { median, percentile, type Figure } from '../lib/report.js';
-import { BACKEND_HAPROXY_CFG, inPod, pinCgroup, wrk } from './pod-load.js';
 
 export interface FullPathOptions {
-  /** TENDRIL_HOME of the run (already set in process.env with TENDRIL_LAB_PREFIX). */
-  home: string;
+  /** The run's lab (useUniqueLab: already in process.env). */
+  lab: UniqueLab;
   changes: number;
   services: number;
   rounds: number;
@@ -46,12 +56,10 @@ export interface FullPathOptions {
 
 const CLIENT_CPU = '0';
 const SERVER_CPU = '1';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs the full-path measurements on two fresh lab clusters; deletes them on the way out. */
 export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
   const { createCluster } = await import('../../src/lab/create.js');
-  const { deleteAllClusters } = await import('../../src/lab/teardown.js');
   const { apiServerURL } = await import('../../src/lab/state.js');
   const { podCgroup, nodeBpffsDir } = await import('../../src/lab/layout.js');
   const { projectRoot } = await import('../../src/lab/daemons.js');
@@ -64,44 +72,8 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
   type Kube = InstanceType<typeof KubeClient>;
 
   const log = o.log;
-  const cli = (args: string[]) => {
-    const r = spawnSync(process.execPath, [join(projectRoot(), 'bin/tendril.mjs'), ...args], {
-      env: process.env,
-      encoding: 'utf8',
-      timeout: 180_000,
-    });
-    if (r.status !== 0) throw new Error(`tendril ${args.join(' ')}: ${r.stdout}\n${r.stderr}`);
-    return r.stdout;
-  };
-  async function until<T>(
-    what: string,
-    fn: () => Promise<T | undefined> | T | undefined,
-    ms: number,
-    every = 300,
-  ): Promise<T> {
-    const deadline = Date.now() + ms;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await fn();
-        if (v !== undefined) return v;
-      } catch (err) {
-        last = err;
-      }
-      if (Date.now() > deadline)
-        throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-      await sleep(every);
-    }
-  }
-  const running = (k: Kube, name: string) =>
-    until(
-      `pod ${name}`,
-      async () => {
-        const p = await k.getOrUndefined('v1', 'Pod', name, { namespace: 'default' });
-        return p?.status?.phase === 'Running' && p.status.podIP ? p : undefined;
-      },
-      120_000,
-    );
+  const home = o.lab.home;
+  const running = (k: Kube, name: string) => podRunning(k, name, 120_000);
 
   const figures: Figure[] = [];
   const kubes: Kube[] = [];
@@ -125,18 +97,14 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
       clusterId: 2,
       progress: log,
     });
-    cli(['clustermesh', 'enable', '--context', 'lab-cluster1', '--service-type', 'NodePort']);
-    cli([
-      'clustermesh',
-      'connect',
-      '--context',
-      'lab-cluster2',
-      '--destination-context',
-      'lab-cluster1',
-    ]);
+    await connectMesh(180_000);
     for (const c of ['cluster1', 'cluster2'])
       log(
-        cli(['clustermesh', 'status', '--context', `lab-${c}`, '--wait'])
+        (
+          await cliOk(['clustermesh', 'status', '--context', `lab-${c}`, '--wait'], {
+            timeoutMs: 180_000,
+          })
+        ).out
           .trim()
           .split('\n')
           .slice(-3)
@@ -146,8 +114,8 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
     const w2 = c2.nodes[1]!;
 
     // cluster1: the echo backend (HAProxy), its global Service, and the propagation Service.
-    const cfgPath = join(o.home, 'backend-haproxy.cfg');
-    writeFileSync(cfgPath, BACKEND_HAPROXY_CFG);
+    const cfgPath = join(home, 'backend-haproxy.cfg');
+    writeFileSync(cfgPath, backendHaproxyCfg([8080]));
     const svcSpec = (
       name: string,
       selector?: Record<string, string>,
@@ -168,34 +136,11 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
         ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }],
       },
     });
-    await k1.create({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'bench-echo', namespace: 'default', labels: { app: 'bench-echo' } },
-      spec: {
-        nodeName: w1.name,
-        containers: [
-          {
-            name: 'http',
-            image: 'local/haproxy',
-            command: ['haproxy', '-db', '-f', cfgPath],
-            ports: [{ containerPort: 8080 }],
-          },
-        ],
-      },
-    });
+    await k1.create(haproxyPod('bench-echo', w1.name, cfgPath));
     // cluster2 first: the client pod and the same global Services (no local
     // backends; not shared, so cluster1's operator does not import them), as in
     // Cilium; then cluster1's, so cluster2's operator has nothing to import.
-    await k2.create({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'bench-client', namespace: 'default', labels: { app: 'bench-client' } },
-      spec: {
-        nodeName: w2.name,
-        containers: [{ name: 'sleep', image: 'busybox', command: ['sleep', '36000'] }],
-      },
-    });
+    await k2.create(clientPod(w2.name));
     const echoSvc2 = await k2.create<KubeObject>(
       svcSpec('bench-echo', { app: 'bench-echo' }, false),
     );
@@ -238,6 +183,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
       'cluster2 LB maps',
       () => (existsSync(join(lbPinDir(bpffs), LB_PIN.services)) ? true : undefined),
       60_000,
+      300,
     );
     maps = openLBMaps(bpffs);
     const m = maps;
@@ -262,11 +208,13 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
       'bench-echo in cluster2 map',
       () => (backendIPs(echoVIP)?.includes(podIP) ? true : undefined),
       120_000,
+      300,
     );
     await until(
       'bench-prop in cluster2 map',
       () => (backendIPs(propVIP) ? true : undefined),
       60_000,
+      300,
     );
 
     // ---- propagation ----
@@ -333,10 +281,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
     for (const u of Object.values(urls))
       await until(
         `${u} from cluster2`,
-        () =>
-          inPod(pod.cluster, pod.node, pod.uid, ['curl', '-sf', '-m', '2', u], 5000).includes('ok')
-            ? true
-            : undefined,
+        () => (inPod(pod, ['curl', '-sf', '-m', '2', u], 5000).includes('ok') ? true : undefined),
         60_000,
         500,
       );
@@ -390,7 +335,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
     }
 
     // ---- bulk sync ----
-    const agentPid = findAgentPid(o.home, 'cluster2', w2.name);
+    const agentPid = findAgentPid(home, 'cluster2', w2.name);
     const status = () => readFileSync(`/proc/${agentPid}/status`, 'utf8');
     const kib = (field: string) =>
       Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status())?.[1] ?? NaN);
@@ -549,13 +494,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
     maps?.revnat.close();
     maps?.maglev.close();
     for (const k of kubes) k.close();
-    if (process.env.BENCH_KEEP)
-      log(`kept: TENDRIL_LAB_PREFIX=${process.env.TENDRIL_LAB_PREFIX} TENDRIL_HOME=${o.home}`);
-    else {
-      log('deleting the lab clusters ...');
-      await deleteAllClusters().catch((e) => log(`cleanup: ${String(e)}`));
-      killByHome(o.home);
-    }
+    await releaseLab(o.lab, log);
   }
 }
 
@@ -581,17 +520,4 @@ function findAgentPid(home: string, cluster: string, node: string): number {
     }
   }
   throw new Error(`no agent process of ${cluster}/${node} under TENDRIL_HOME=${home}`);
-}
-
-/** Leftover processes started under this run's TENDRIL_HOME (after the labs are deleted). */
-function killByHome(home: string): void {
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${d}/environ`, 'utf8').split('\0').includes(`TENDRIL_HOME=${home}`))
-        process.kill(Number(d), 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
 }

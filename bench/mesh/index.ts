@@ -22,10 +22,8 @@
  *   npm run bench -- mesh [--services N] [--changes N] [--rounds N] [--seconds S]
  *                         [--control-plane-only]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { report, percentile, median, type Figure } from '../lib/report.js';
 import { freePort, startEtcd, type EtcdServer } from '../../src/kvstore/etcd-server.js';
@@ -40,6 +38,7 @@ import { encodeClusterService } from '../../src/services/cluster-service.js';
 import { storeBatchWriter } from '../../src/clustermesh/batch-writer.js';
 import type { KubeObject } from '../../src/k8s/objects.js';
 import { fullPathFigures } from './full-path.js';
+import { useUniqueLab } from '../../test/e2e/lab-fixture.js';
 
 const { values } = parseArgs({
   options: {
@@ -53,11 +52,8 @@ const { values } = parseArgs({
 const N_SERVICES = Number(values.services);
 const N_CHANGES = Number(values.changes);
 
-const home = mkdtempSync(join(tmpdir(), 'tendril-bench-mesh-'));
-process.env.TENDRIL_HOME = home;
-process.env.TENDRIL_LAB_PREFIX = `tendril-m${process.pid}x`;
-delete process.env.TENDRIL_CONFIG;
-delete process.env.TENDRIL_CONTEXT;
+const lab = useUniqueLab('mesh', 'bench');
+const { home } = lab;
 const cleanups: (() => Promise<unknown>)[] = [];
 
 async function cluster(lab: string, name: string, id: number) {
@@ -134,7 +130,7 @@ async function main(): Promise<void> {
       throw new Error('the full-path part needs root (lab clusters); or pass --control-plane-only');
     figures.push(
       ...(await fullPathFigures({
-        home,
+        lab,
         changes: N_CHANGES,
         services: N_SERVICES,
         rounds: Number(values.rounds),
