@@ -6,9 +6,10 @@
  * Failures come back as ApiError carrying the server's Status; an unreachable
  * server is a TendrilError `k8s.Unreachable` with a hint.
  */
-import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
 import { TendrilError } from '../util/errors.js';
+import { isIdempotent, isStaleSocketError, KeepAliveAgent } from './keepalive-agent.js';
 import type { KubeList, KubeObject, WatchEventObject } from './objects.js';
 import { resourceForKind, resourcePath, type ResourceInfo } from './resources.js';
 import { ApiError, failure, isStatus } from './status.js';
@@ -72,7 +73,7 @@ export function resourceOf(apiVersion: string, kind: string): ResourceInfo {
 export class KubeClient {
   readonly server: string;
   private readonly base: { socketPath?: string; host?: string; port?: number; prefix: string };
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  private readonly agent = new KeepAliveAgent({ maxSockets: 16 });
   private readonly timeoutMs: number;
   private readonly headers: Record<string, string>;
 
@@ -118,7 +119,9 @@ export class KubeClient {
     headers: Record<string, string>,
     timeoutMs: number | undefined,
     body?: string,
+    retried = false,
   ): Promise<IncomingMessage> {
+    this.agent.discardStale();
     return new Promise((resolve, reject) => {
       const req = httpRequest(
         {
@@ -150,6 +153,10 @@ export class KubeClient {
       }
       req.on('error', (err) => {
         if (err instanceof TendrilError) return reject(err);
+        // The server closed the kept-alive connection under the request: it
+        // read nothing, so an idempotent request goes again on a new one.
+        if (!retried && isIdempotent(method) && isStaleSocketError(req, err))
+          return resolve(this.open(method, path, headers, timeoutMs, body, true));
         reject(
           new TendrilError(
             'k8s.Unreachable',
