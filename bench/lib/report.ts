@@ -27,12 +27,16 @@ export function report(name: string, figures: Figure[]): string {
   const rows = figures.map((f) => [f.name, formatNumber(f.value), f.unit, f.note ?? '']);
   const head = ['figure', 'value', 'unit', 'note'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 1 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 1 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
   console.log(`\n${name}`);
   console.log(line(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows) console.log(line(r));
-  const out: Record<string, number | string> = { date: new Date().toISOString(), machine: machineDescription() };
+  const out: Record<string, number | string> = {
+    date: new Date().toISOString(),
+    machine: machineDescription(),
+  };
   for (const f of figures) out[f.name] = f.value;
   const dir = join(fileURLToPath(new URL('../..', import.meta.url)), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
