@@ -137,6 +137,8 @@ export interface PreparedK8sSources {
 function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
   const log = logger.child({ subsys: 'k8s' });
   const kube = new KubeClient({ server: cfg.apiServerURL ?? '', timeoutMs: 10_000 });
+  // the watchers' lists may be large (10,000s of Services on a busy server): a longer timeout
+  const watchClient = new KubeClient({ server: cfg.apiServerURL ?? '', timeoutMs: 60_000 });
   const identities = new IdentityCache();
   let agentRef: Agent | undefined;
   const problem = (name: string) => (cause: string | undefined) =>
@@ -149,34 +151,34 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
 
   const pods = new KindWatcher<V1Pod>({
     name: 'pods',
-    client: kube,
+    client: watchClient,
     path: '/api/v1/pods',
     logger: log,
     onProblem: problem('pods'),
   });
   const nodes = new KindWatcher<V1Node>({
     name: 'nodes',
-    client: kube,
+    client: watchClient,
     path: '/api/v1/nodes',
     logger: log,
     onProblem: problem('nodes'),
   });
   const ids = new KindWatcher<KubernetesObject>({
     name: 'ciliumidentities',
-    client: kube,
+    client: watchClient,
     path: '/apis/cilium.io/v2/ciliumidentities',
     logger: log,
     onProblem: problem('ciliumidentities'),
   });
   const ceps = new KindWatcher<KubernetesObject>({
     name: 'ciliumendpoints',
-    client: kube,
+    client: watchClient,
     path: '/apis/cilium.io/v2/ciliumendpoints',
     logger: log,
     onProblem: problem('ciliumendpoints'),
   });
   const services = new ServiceSource({
-    client: kube,
+    client: watchClient,
     logger: log,
     onProblem: problem,
     cluster: cfg.clusterName,
@@ -322,6 +324,7 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
             ...[pods, nodes, ids, ceps].map((w) => w.stop()),
             services.stop(),
           ]);
+          watchClient.close();
           kube.close();
           await stopped;
         },
