@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer as createHttpServer } from 'node:http';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { startTestApiServer, type TestApiServer } from '../lab/apiserver/testing.js';
@@ -234,5 +235,56 @@ describe('Informer (lab API server over a cuttable proxy)', () => {
     proxy.resume();
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(rec.problems.length, before, 'nothing runs after stop');
+  });
+
+  it('does not spin against a server whose every watch ends at once with 410', async () => {
+    // a small real server speaking the list/watch protocol, broken on purpose
+    let lists = 0;
+    let watches = 0;
+    const srv = createHttpServer((req, res) => {
+      res.setHeader('Content-Type', 'application/json');
+      if (req.url?.includes('watch=true')) {
+        watches++;
+        const gone = {
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          code: 410,
+          reason: 'Expired',
+          message: 'too old',
+        };
+        res.end(JSON.stringify({ type: 'ERROR', object: gone }) + '\n');
+        return;
+      }
+      lists++;
+      res.end(
+        JSON.stringify({
+          kind: 'CiliumEndpointList',
+          apiVersion: CEP,
+          metadata: { resourceVersion: '5' },
+          items: [],
+        }),
+      );
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
+    const addr = srv.address();
+    assert.ok(addr && typeof addr !== 'string');
+    const client = new KubeClient({ server: `http://127.0.0.1:${addr.port}` });
+    cleanups.push(() => client.close());
+    const inf = new Informer({
+      client,
+      apiVersion: CEP,
+      kind: 'CiliumEndpoint',
+      minBackoffMs: 100,
+    });
+    cleanups.push(() => inf.stop());
+    inf.start();
+    await inf.synced;
+    await new Promise((r) => setTimeout(r, 1000));
+    await inf.stop();
+    assert.ok(watches >= 3, `it kept trying (${watches} watches)`);
+    assert.ok(lists <= 12 && watches <= 12, `${lists} lists and ${watches} watches in 1 s`);
+    assert.equal(inf.listCount, lists);
   });
 });

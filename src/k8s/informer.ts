@@ -153,18 +153,19 @@ export class Informer<T extends InformerObject = KubeObject> {
           if (this.stopped) break;
           this.healthy();
         }
-        const outcome = await this.watchOnce();
-        if (outcome === 'gone') {
+        const { gone, quick } = await this.watchOnce();
+        if (gone) {
           this.log.info('resourceVersion expired (410), listing again', { rv: this.rv });
           needList = true;
-        } else if (outcome === 'quick') {
-          // the server ended the watch at once, without any event: do not spin
-          await this.sleep(this.nextBackoff());
         }
+        // a watch the server ended at once, without an event (or with just a 410): do not spin
+        if (quick) await this.sleep(this.nextBackoff());
       } catch (err) {
         if (this.stopped) break;
         if (err instanceof ApiError && err.httpCode === 410) {
+          // a server that refuses the watch with HTTP 410 (not an ERROR event)
           needList = true;
+          await this.sleep(this.nextBackoff());
           continue;
         }
         const delay = this.nextBackoff();
@@ -202,10 +203,13 @@ export class Informer<T extends InformerObject = KubeObject> {
     if (this.lists === 1) this.syncedResolve();
   }
 
-  /** One watch from this.rv until it ends: 'ended' (resume), 'gone' (410: list), 'quick' (ended at once). */
-  private async watchOnce(): Promise<'ended' | 'gone' | 'quick'> {
+  /**
+   * One watch from this.rv until it ends. `gone`: 410, list again; `quick`: it
+   * ended within a second without an object or bookmark event.
+   */
+  private async watchOnce(): Promise<{ gone: boolean; quick: boolean }> {
     const base = this.o.watchTimeoutSeconds ?? 300;
-    let outcome: 'ended' | 'gone' | undefined;
+    let gone = false;
     let failure: string | undefined;
     let events = 0;
     const started = Date.now();
@@ -221,15 +225,15 @@ export class Informer<T extends InformerObject = KubeObject> {
         timeoutSeconds: Math.round(base * (1 + Math.random())),
       },
       (ev) => {
-        if (outcome || failure || this.stopped) return;
-        events++;
+        if (gone || failure || this.stopped) return;
         if (ev.type === 'ERROR') {
           const st = ev.object as unknown;
-          if (isStatus(st) && st.code === 410) outcome = 'gone';
+          if (isStatus(st) && st.code === 410) gone = true;
           else failure = isStatus(st) ? (st.message ?? `status ${st.code}`) : 'watch ERROR event';
           w.close();
           return;
         }
+        events++;
         this.apply(ev as unknown as WatchEventObject & { object: T });
       },
     );
@@ -239,8 +243,7 @@ export class Informer<T extends InformerObject = KubeObject> {
     await w.done;
     this.watch = undefined;
     if (failure) throw new Error(failure);
-    if (outcome) return outcome;
-    return events === 0 && Date.now() - started < 1000 ? 'quick' : 'ended';
+    return { gone, quick: events === 0 && Date.now() - started < 1000 };
   }
 
   private apply(ev: { type: string; object: T }): void {
