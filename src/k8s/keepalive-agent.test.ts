@@ -79,6 +79,27 @@ test('idleLimitMs: 3/4 of the announced keep-alive timeout; a default without on
   assert.ok(!isIdempotent('POST') && !isIdempotent('PATCH'));
 });
 
+test('one kept-alive socket serves many requests without piling up listeners', async () => {
+  const srv = await startServer(10_000);
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  process.on('warning', onWarning);
+  const c = new KubeClient({ server: srv.url, timeoutMs: 5000 });
+  try {
+    for (let i = 0; i < 30; i++) await c.request('GET', '/version');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(
+      warnings.map((w) => w.name),
+      [],
+    );
+    assert.equal((await srv.counts()).connections, 2); // one for the client, one for /counts
+  } finally {
+    process.off('warning', onWarning);
+    c.close();
+    await srv.stop();
+  }
+});
+
 describe('KubeClient: kept-alive sockets the server closes', { timeout: 30_000 }, () => {
   const stops: (() => Promise<void>)[] = [];
   after(async () => {

@@ -64,6 +64,7 @@ interface IdleSocket {
 /** http.Agent with keepAlive that stops reusing sockets before the server's keep-alive timeout. */
 export class KeepAliveAgent extends Agent {
   private readonly idle = new Map<Socket, IdleSocket>();
+  private readonly tracked = new WeakSet<Socket>();
 
   constructor(options: Omit<AgentOptions, 'keepAlive'> = {}) {
     super({ ...options, keepAlive: true });
@@ -81,7 +82,10 @@ export class KeepAliveAgent extends Agent {
     const limitMs = idleLimitMs(typeof hint === 'string' ? hint : undefined);
     if (limitMs <= 0) return false;
     socket.setTimeout(limitMs); // the Agent destroys a free socket on 'timeout'
-    if (!this.idle.has(socket)) socket.once('close', () => this.idle.delete(socket));
+    if (!this.tracked.has(socket)) {
+      this.tracked.add(socket);
+      socket.once('close', () => this.idle.delete(socket));
+    }
     this.idle.set(socket, { since: Date.now(), limitMs });
     return true;
   }
