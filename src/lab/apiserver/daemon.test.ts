@@ -14,6 +14,9 @@ import { parseApiServerArgs } from './main.js';
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const main = join(root, 'src/lab/apiserver/main.ts');
 
+/** Daemons started, killed in `after` even when a test fails while one starts. */
+const children: ChildProcess[] = [];
+
 async function startDaemon(
   dir: string,
   extra: string[] = [],
@@ -39,6 +42,7 @@ async function startDaemon(
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
+  children.push(child);
   let err = '';
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   for (let i = 0; i < 300 && !existsSync(info); i++) {
@@ -50,7 +54,6 @@ async function startDaemon(
 
 describe('API server daemon', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-apiserver-daemon-'));
-  const children: ChildProcess[] = [];
   after(() => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -104,7 +107,6 @@ describe('API server daemon', () => {
   it('serves on TCP and its Unix socket, and loses no acknowledged write to SIGKILL', async () => {
     const sock = join(dir, 'api.sock');
     const d1 = await startDaemon(dir, ['--socket', sock]);
-    children.push(d1.child);
     const tcp = new KubeClient({ server: d1.url });
     const unix = new KubeClient({ server: `unix:${sock}` });
     try {
@@ -125,7 +127,6 @@ describe('API server daemon', () => {
       tcp.close();
       unix.close();
       const d2 = await startDaemon(dir);
-      children.push(d2.child);
       const again = new KubeClient({ server: d2.url });
       try {
         const afterList = await again.list('v1', 'Service');

@@ -11,7 +11,7 @@
  * {"url","port","pid","socket"} and "API server listening" is logged.
  * SIGTERM/SIGINT stop it cleanly (the disk store writes its snapshot).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EtcdKVStore } from '../../kvstore/etcd.js';
@@ -129,8 +129,10 @@ async function run(): Promise<void> {
     advertise: args.advertise,
     logger,
   });
+  // Written whole, then renamed: a reader polling for the file never sees it half-written.
+  const info = join(args.dataDir, 'apiserver.json');
   writeFileSync(
-    join(args.dataDir, 'apiserver.json'),
+    `${info}.tmp`,
     JSON.stringify({
       url: server.url,
       port: server.port,
@@ -138,6 +140,7 @@ async function run(): Promise<void> {
       socket: args.socket ?? null,
     }) + '\n',
   );
+  renameSync(`${info}.tmp`, info);
   let stopping = false;
   const stop = async (sig: string) => {
     if (stopping) return;
