@@ -12,12 +12,12 @@
 import { createHash } from 'node:crypto';
 import { clone, deepEqual } from '../../../k8s/mergepatch.js';
 import { controllerOf, isPodReady, type KubeObject } from '../../../k8s/objects.js';
-import { infoByKind } from '../../../k8s/resources.js';
+import { infoByKind, type ResourceInfo } from '../../../k8s/resources.js';
 import { fromLabelSelector, matchesSelector } from '../../../k8s/selectors.js';
 import { ApiError } from '../../../k8s/status.js';
 import type { Logger } from '../../../util/log.js';
-import { nowTimestamp, randomSuffix, type Registry, type RegistryWatch } from '../registry.js';
-import { WorkQueue } from './queue.js';
+import { nowTimestamp, randomSuffix, type Registry } from '../registry.js';
+import { QueueController, type WatchHandler } from './controller.js';
 
 const DEPLOY = infoByKind('Deployment');
 const POD = infoByKind('Pod');
@@ -37,46 +37,25 @@ export function podTemplateHash(template: unknown): string {
 }
 
 /** Runs the Deployment controller until stop(). */
-export class DeploymentController {
-  private readonly queue: WorkQueue;
-  private watches: RegistryWatch[] = [];
-
-  constructor(
-    private readonly registry: Registry,
-    private readonly log: Logger,
-  ) {
-    this.queue = new WorkQueue({
-      name: 'deployment',
-      logger: log,
-      reconcile: (k) => this.reconcile(k),
-    });
+export class DeploymentController extends QueueController {
+  constructor(registry: Registry, log: Logger) {
+    super(registry, log, 'deployment');
   }
 
-  start(): void {
-    this.watches.push(
-      this.registry.watch(DEPLOY, {}, (ev) =>
-        this.queue.add(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`),
-      ),
-    );
-    this.watches.push(
-      this.registry.watch(POD, {}, (ev) => {
-        const owner = controllerOf(ev.object);
-        if (owner?.kind === 'Deployment')
-          this.queue.add(`${ev.object.metadata.namespace}/${owner.name}`);
-      }),
-    );
+  protected watches(): Array<[ResourceInfo, WatchHandler]> {
+    return [
+      [DEPLOY, this.enqueueObject],
+      [
+        POD,
+        (ev) => {
+          const owner = controllerOf(ev.object);
+          if (owner?.kind === 'Deployment') this.enqueue(ev.object.metadata.namespace, owner.name);
+        },
+      ],
+    ];
   }
 
-  stop(): void {
-    for (const w of this.watches) w.close();
-    this.queue.stop();
-  }
-
-  idle(): Promise<void> {
-    return this.queue.idle();
-  }
-
-  private async reconcile(key: string): Promise<void> {
+  protected async reconcile(key: string): Promise<void> {
     const [ns, name] = key.split('/') as [string, string];
     const d = this.registry.peek(DEPLOY, ns, name);
     if (!d || d.metadata.deletionTimestamp) return; // dependents go through garbage collection

@@ -12,12 +12,12 @@
  */
 import { clone, deepEqual } from '../../../k8s/mergepatch.js';
 import { isPodReady, type ContainerPort, type KubeObject } from '../../../k8s/objects.js';
-import { infoByKind } from '../../../k8s/resources.js';
+import { infoByKind, type ResourceInfo } from '../../../k8s/resources.js';
 import { fromMap, matchesSelector } from '../../../k8s/selectors.js';
 import { ApiError } from '../../../k8s/status.js';
 import type { Logger } from '../../../util/log.js';
-import type { Registry, RegistryWatch } from '../registry.js';
-import { WorkQueue } from './queue.js';
+import type { Registry } from '../registry.js';
+import { QueueController, type WatchHandler } from './controller.js';
 
 const SVC = infoByKind('Service');
 const POD = infoByKind('Pod');
@@ -56,58 +56,39 @@ export function resolveTargetPort(
 }
 
 /** Runs the EndpointSlice controller until stop(). */
-export class EndpointSliceController {
-  private readonly queue: WorkQueue;
-  private watches: RegistryWatch[] = [];
-
-  constructor(
-    private readonly registry: Registry,
-    private readonly log: Logger,
-  ) {
-    this.queue = new WorkQueue({
-      name: 'endpointslice',
-      logger: log,
-      reconcile: (k) => this.reconcile(k),
-    });
+export class EndpointSliceController extends QueueController {
+  constructor(registry: Registry, log: Logger) {
+    super(registry, log, 'endpointslice');
   }
 
-  start(): void {
-    this.watches.push(
-      this.registry.watch(SVC, {}, (ev) =>
-        this.queue.add(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`),
-      ),
-    );
-    this.watches.push(
-      this.registry.watch(POD, {}, (ev) => {
-        const ns = ev.object.metadata.namespace;
-        for (const svc of this.registry.scan(SVC, { namespace: ns })) {
-          const sel = fromMap(svc.spec?.selector);
-          if (!sel) continue;
-          if (
-            matchesSelector(sel, ev.object.metadata.labels) ||
-            (ev.old && matchesSelector(sel, ev.old.metadata.labels))
-          ) {
-            this.queue.add(`${ns}/${svc.metadata.name}`);
+  protected watches(): Array<[ResourceInfo, WatchHandler]> {
+    return [
+      [SVC, this.enqueueObject],
+      [
+        POD,
+        (ev) => {
+          const ns = ev.object.metadata.namespace;
+          for (const svc of this.registry.scan(SVC, { namespace: ns })) {
+            const sel = fromMap(svc.spec?.selector);
+            if (!sel) continue;
+            if (
+              matchesSelector(sel, ev.object.metadata.labels) ||
+              (ev.old && matchesSelector(sel, ev.old.metadata.labels))
+            ) {
+              this.enqueue(ns, svc.metadata.name);
+            }
           }
-        }
-      }),
-    );
-    this.watches.push(
-      this.registry.watch(SLICE, {}, (ev) => {
-        const l = ev.object.metadata.labels ?? {};
-        if (l[MANAGED_BY_LABEL] === MANAGED_BY && l[SERVICE_NAME_LABEL])
-          this.queue.add(`${ev.object.metadata.namespace}/${l[SERVICE_NAME_LABEL]}`);
-      }),
-    );
-  }
-
-  stop(): void {
-    for (const w of this.watches) w.close();
-    this.queue.stop();
-  }
-
-  idle(): Promise<void> {
-    return this.queue.idle();
+        },
+      ],
+      [
+        SLICE,
+        (ev) => {
+          const l = ev.object.metadata.labels ?? {};
+          if (l[MANAGED_BY_LABEL] === MANAGED_BY && l[SERVICE_NAME_LABEL])
+            this.enqueue(ev.object.metadata.namespace, l[SERVICE_NAME_LABEL]);
+        },
+      ],
+    ];
   }
 
   private managedSlices(ns: string, svcName: string): KubeObject[] {
@@ -120,7 +101,7 @@ export class EndpointSliceController {
       );
   }
 
-  private async reconcile(key: string): Promise<void> {
+  protected async reconcile(key: string): Promise<void> {
     const [ns, name] = key.split('/') as [string, string];
     const svc = this.registry.peek(SVC, ns, name);
     const existing = this.managedSlices(ns, name);

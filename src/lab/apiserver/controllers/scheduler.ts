@@ -9,10 +9,10 @@
  */
 import { clone } from '../../../k8s/mergepatch.js';
 import { isNodeReady, type KubeObject, type PodCondition } from '../../../k8s/objects.js';
-import { infoByKind } from '../../../k8s/resources.js';
+import { infoByKind, type ResourceInfo } from '../../../k8s/resources.js';
 import type { Logger } from '../../../util/log.js';
-import { nowTimestamp, type Registry, type RegistryWatch } from '../registry.js';
-import { WorkQueue } from './queue.js';
+import { nowTimestamp, type Registry } from '../registry.js';
+import { QueueController, type WatchHandler } from './controller.js';
 
 const POD = infoByKind('Pod');
 const NODE = infoByKind('Node');
@@ -56,47 +56,33 @@ export function podFitsNode(pod: KubeObject, node: KubeObject): boolean {
 }
 
 /** Runs the scheduler until stop(). */
-export class Scheduler {
-  private readonly queue: WorkQueue;
-  private watches: RegistryWatch[] = [];
-
-  constructor(
-    private readonly registry: Registry,
-    private readonly log: Logger,
-  ) {
-    this.queue = new WorkQueue({
-      name: 'scheduler',
-      logger: log,
-      reconcile: (k) => this.schedule(k),
-    });
+export class Scheduler extends QueueController {
+  constructor(registry: Registry, log: Logger) {
+    super(registry, log, 'scheduler');
   }
 
-  start(): void {
-    this.watches.push(
-      this.registry.watch(POD, {}, (ev) => {
-        if (ev.type !== 'DELETED' && !ev.object.spec?.nodeName)
-          this.queue.add(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`);
-      }),
-    );
-    this.watches.push(
-      this.registry.watch(NODE, {}, () => {
-        for (const p of this.registry.scan(POD))
-          if (!p.spec?.nodeName && !p.metadata.deletionTimestamp)
-            this.queue.add(`${p.metadata.namespace}/${p.metadata.name}`);
-      }),
-    );
+  protected watches(): Array<[ResourceInfo, WatchHandler]> {
+    return [
+      [
+        POD,
+        (ev) => {
+          if (ev.type !== 'DELETED' && !ev.object.spec?.nodeName)
+            this.enqueue(ev.object.metadata.namespace, ev.object.metadata.name);
+        },
+      ],
+      [
+        NODE,
+        () => {
+          for (const p of this.registry.scan(POD))
+            if (!p.spec?.nodeName && !p.metadata.deletionTimestamp)
+              this.enqueue(p.metadata.namespace, p.metadata.name);
+        },
+      ],
+    ];
   }
 
-  stop(): void {
-    for (const w of this.watches) w.close();
-    this.queue.stop();
-  }
-
-  idle(): Promise<void> {
-    return this.queue.idle();
-  }
-
-  private async schedule(key: string): Promise<void> {
+  /** Binds the pod `key` ("namespace/name") to a node, or marks it Unschedulable. */
+  protected async reconcile(key: string): Promise<void> {
     const [ns, name] = key.split('/') as [string, string];
     const pod = this.registry.peek(POD, ns, name);
     if (!pod || pod.spec?.nodeName || pod.metadata.deletionTimestamp) return;
