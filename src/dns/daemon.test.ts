@@ -1,14 +1,18 @@
 /**
  * The DNS daemon against the lab API server (real HTTP list/watch through
- * @kubernetes/client-node informers), and src/dns/main.ts as a process.
+ * Tendril's informer on KubeClient), and src/dns/main.ts as a process.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestApiServer, type TestApiServer } from '../lab/apiserver/testing.js';
+import { KubeClient } from '../k8s/client.js';
 import { freePort } from '../kvstore/etcd-server.js';
 import { checkClusterDNS, queryDNS, type DNSResponse } from './client.js';
-import { kubeConfigForServer, startDNSDaemon, type DNSDaemon } from './daemon.js';
+import { startDNSDaemon, type DNSDaemon } from './daemon.js';
 import { parseDNSArgs } from './main.js';
 
 const dataOf = (a: unknown): unknown => (a as { data?: unknown }).data;
@@ -31,7 +35,7 @@ describe('DNS daemon on the lab API server', () => {
     dns = await startDNSDaemon({
       host: '127.0.0.1',
       port: 0,
-      kubeConfig: kubeConfigForServer(api.server.url),
+      client: new KubeClient({ server: api.server.url }),
     });
     await dns.synced;
   });
@@ -106,6 +110,36 @@ describe('DNS daemon on the lab API server', () => {
   });
 });
 
+test('DNS daemon: keeps answering from the last known state while the API server is down', async () => {
+  const api = await startTestApiServer({ controllers: true });
+  let dns: DNSDaemon | undefined;
+  try {
+    dns = await startDNSDaemon({
+      host: '127.0.0.1',
+      port: 0,
+      client: new KubeClient({ server: api.server.url }),
+    });
+    await dns.synced;
+    assert.deepEqual(dns.problems(), []);
+    await api.stop();
+    const d = dns;
+    await eventually(async () => d.problems().length > 0);
+    assert.ok(
+      d.problems().some((p) => /Service/.test(p)),
+      `problems name the kind: ${d.problems().join('; ')}`,
+    );
+    const k = await queryDNS({
+      server: '127.0.0.1',
+      port: d.server.port,
+      name: 'kubernetes.default.svc.cluster.local',
+    });
+    assert.equal(k.answers?.length, 1);
+  } finally {
+    await dns?.stop();
+    await api.cleanup();
+  }
+});
+
 test('dns main: bad command lines are refused with the reason', async () => {
   const cases: [string[], RegExp][] = [
     [['--listen', '127.0.0.1:53'], /say where the API server is/],
@@ -115,7 +149,7 @@ test('dns main: bad command lines are refused with the reason', async () => {
     ],
     [['--listen', 'nope', '--server', 'http://127.0.0.1:1'], /--listen nope is not IP:PORT/],
     [['--server', 'http://127.0.0.1:1'], /--listen IP:PORT is required/],
-    [['--listen', '127.0.0.1:53', '--server', 'ftp://x'], /not an http\(s\) URL/],
+    [['--listen', '127.0.0.1:53', '--server', 'ftp://x'], /not an http:\/\/ URL or unix:/],
     [
       ['--listen', '127.0.0.1:53', '--kubeconfig', '/nonexistent/kubeconfig'],
       /cannot read kubeconfig/,
@@ -128,6 +162,57 @@ test('dns main: bad command lines are refused with the reason', async () => {
       (e: Error & { code?: string }) => e.code === 'DNS_USAGE' && re.test(e.message),
       argv.join(' '),
     );
+  // https: refused with the limitation and the fix, from --server and from a kubeconfig
+  const tls = (e: Error & { code?: string; hint?: string }) =>
+    e.code === 'DNS_TLS_UNSUPPORTED' &&
+    /plain HTTP and unix: only/.test(e.message) &&
+    /kubectl proxy/.test(e.hint ?? '');
+  await assert.rejects(
+    parseDNSArgs(['--listen', '127.0.0.1:53', '--server', 'https://10.0.0.1:6443']),
+    tls,
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-dns-kubeconfig-'));
+  try {
+    const kubeconfig = (server: string) => {
+      const file = join(dir, 'config');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [
+            { name: 'tls', cluster: { server: 'https://10.0.0.1:6443' } },
+            { name: 'plain', cluster: { server } },
+          ],
+          users: [{ name: 'u', user: { token: 'sekret' } }],
+          contexts: [
+            { name: 'tls', context: { cluster: 'tls', user: 'u' } },
+            { name: 'plain', context: { cluster: 'plain', user: 'u' } },
+          ],
+          'current-context': 'tls',
+        }),
+      );
+      return file;
+    };
+    const file = kubeconfig('http://127.0.0.1:8001');
+    await assert.rejects(parseDNSArgs(['--listen', '127.0.0.1:53', '--kubeconfig', file]), tls);
+    await assert.rejects(
+      parseDNSArgs(['--listen', '127.0.0.1:53', '--kubeconfig', file, '--context', 'nope']),
+      /has no context nope/,
+    );
+    const plain = await parseDNSArgs([
+      '--listen',
+      '127.0.0.1:53',
+      '--kubeconfig',
+      file,
+      '--context',
+      'plain',
+    ]);
+    assert.equal(plain.apiServer, 'http://127.0.0.1:8001');
+    assert.deepEqual(plain.headers, { Authorization: 'Bearer sekret' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   const ok = await parseDNSArgs([
     '--listen',
     '127.0.0.1:5353',

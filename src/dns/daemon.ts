@@ -1,21 +1,15 @@
 /**
  * The cluster DNS daemon: watches Services, EndpointSlices (for headless
- * services) and ServiceImports through @kubernetes/client-node informers,
- * keeps a ServiceRecordStore current, and serves it with the DNS server.
- * A failing watch is restarted with backoff; DNS keeps answering from the
- * last known state meanwhile.
+ * services) and ServiceImports with Tendril's own informer
+ * (src/k8s/informer.ts) on a KubeClient, keeps a ServiceRecordStore current,
+ * and serves it with the DNS server. The informers retry failing lists and
+ * watches with backoff; DNS keeps answering from the last known state
+ * meanwhile. No value import of @kubernetes/client-node here (its types only):
+ * a lab DNS daemon does not load it.
  */
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  KubeConfig,
-  makeInformer,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type V1EndpointSlice,
-  type V1Service,
-} from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { KubeClient } from '../k8s/client.js';
+import { Informer, type InformerObject } from '../k8s/informer.js';
 import { nopLogger, type Logger } from '../util/log.js';
 import { ServiceRecordStore, type ServiceImportLike } from './records.js';
 import { startDNSServer, type DNSServer } from './server.js';
@@ -23,7 +17,8 @@ import { startDNSServer, type DNSServer } from './server.js';
 export interface DNSDaemonOptions {
   host: string;
   port: number;
-  kubeConfig: KubeConfig;
+  /** The API server's client; the daemon owns it from here on (stop() closes it). */
+  client: KubeClient;
   clusterDomain?: string;
   clusterSetDomain?: string;
   ttl?: number;
@@ -39,19 +34,16 @@ export interface DNSDaemon {
   synced: Promise<void>;
   /** Watches currently failing, with the cause (for status). */
   problems(): string[];
+  /** Ends the watches, closes the client and the DNS server. */
   stop(): Promise<void>;
 }
 
-/** A KubeConfig for an API server URL without authentication (the lab's). */
-export function kubeConfigForServer(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'cluster', server, skipTLSVerify: true }],
-    users: [{ name: 'user' }],
-    contexts: [{ name: 'ctx', cluster: 'cluster', user: 'user' }],
-    currentContext: 'ctx',
-  });
-  return kc;
+/** One watched kind and what its events do to the store. */
+interface Watched<T extends InformerObject> {
+  apiVersion: string;
+  kind: string;
+  upsert(o: T): void;
+  remove(o: T): void;
 }
 
 /**
@@ -63,145 +55,74 @@ export function kubeConfigForServer(server: string): KubeConfig {
 export async function startDNSDaemon(o: DNSDaemonOptions): Promise<DNSDaemon> {
   const log = (o.logger ?? nopLogger).child({ subsys: 'dns-daemon' });
   const store = new ServiceRecordStore();
-  const server = await startDNSServer({
-    host: o.host,
-    port: o.port,
-    source: store,
-    logger: o.logger ?? nopLogger,
-    ...(o.clusterDomain ? { clusterDomain: o.clusterDomain } : {}),
-    ...(o.clusterSetDomain ? { clusterSetDomain: o.clusterSetDomain } : {}),
-    ...(o.ttl !== undefined ? { ttl: o.ttl } : {}),
-  });
-  const core = o.kubeConfig.makeApiClient(CoreV1Api);
-  const discovery = o.kubeConfig.makeApiClient(DiscoveryV1Api);
-  const custom = o.kubeConfig.makeApiClient(CustomObjectsApi);
-  const watches: Watch[] = [
-    watch<V1Service>(
-      'services',
-      o.kubeConfig,
-      '/api/v1/services',
-      () => core.listServiceForAllNamespaces(),
-      log,
-      {
-        upsert: (s) => store.upsertService(s),
-        remove: (s) => store.deleteService(s),
-      },
-    ),
-    watch<V1EndpointSlice>(
-      'endpointslices',
-      o.kubeConfig,
-      '/apis/discovery.k8s.io/v1/endpointslices',
-      () => discovery.listEndpointSliceForAllNamespaces(),
-      log,
-      {
-        upsert: (s) => store.upsertEndpointSlice(s),
-        remove: (s) => store.deleteEndpointSlice(s),
-      },
-    ),
-  ];
-  if (o.serviceImports !== false) {
-    watches.push(
-      watch<KubernetesObject & ServiceImportLike>(
-        'serviceimports',
-        o.kubeConfig,
-        '/apis/multicluster.x-k8s.io/v1alpha1/serviceimports',
-        () =>
-          custom.listClusterCustomObject({
-            group: 'multicluster.x-k8s.io',
-            version: 'v1alpha1',
-            plural: 'serviceimports',
-          }) as Promise<KubernetesListObject<KubernetesObject & ServiceImportLike>>,
-        log,
-        {
-          upsert: (s) => store.upsertServiceImport(s),
-          remove: (s) => store.deleteServiceImport(s),
-        },
-      ),
-    );
+  let server: DNSServer;
+  try {
+    server = await startDNSServer({
+      host: o.host,
+      port: o.port,
+      source: store,
+      logger: o.logger ?? nopLogger,
+      ...(o.clusterDomain ? { clusterDomain: o.clusterDomain } : {}),
+      ...(o.clusterSetDomain ? { clusterSetDomain: o.clusterSetDomain } : {}),
+      ...(o.ttl !== undefined ? { ttl: o.ttl } : {}),
+    });
+  } catch (err) {
+    o.client.close();
+    throw err;
   }
-  for (const w of watches) w.start();
-  const synced = Promise.all(watches.map((w) => w.synced)).then(() => {
+  const problems = new Map<string, string>();
+  const informers: Informer<InformerObject>[] = [];
+  const add = <T extends InformerObject>(w: Watched<T>): void => {
+    const inf = new Informer<T>({
+      client: o.client,
+      apiVersion: w.apiVersion,
+      kind: w.kind,
+      logger: log,
+      onProblem: (cause) => {
+        if (cause === undefined) problems.delete(w.kind);
+        else problems.set(w.kind, cause);
+      },
+    });
+    inf.on('add', (x) => w.upsert(x));
+    inf.on('update', (x) => w.upsert(x));
+    inf.on('delete', (x) => w.remove(x));
+    informers.push(inf as unknown as Informer<InformerObject>);
+  };
+  add<V1Service>({
+    apiVersion: 'v1',
+    kind: 'Service',
+    upsert: (s) => store.upsertService(s),
+    remove: (s) => store.deleteService(s),
+  });
+  add<V1EndpointSlice>({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    upsert: (s) => store.upsertEndpointSlice(s),
+    remove: (s) => store.deleteEndpointSlice(s),
+  });
+  if (o.serviceImports !== false)
+    add<InformerObject & ServiceImportLike>({
+      apiVersion: 'multicluster.x-k8s.io/v1alpha1',
+      kind: 'ServiceImport',
+      upsert: (s) => store.upsertServiceImport(s),
+      remove: (s) => store.deleteServiceImport(s),
+    });
+  for (const inf of informers) inf.start();
+  const synced = Promise.all(informers.map((i) => i.synced)).then(() => {
     log.info('cluster DNS synced', store.counts());
   });
+  let stopping: Promise<void> | undefined;
   return {
     server,
     store,
     synced,
-    problems: () => watches.flatMap((w) => (w.problem ? [w.problem] : [])),
-    stop: async () => {
-      await Promise.all(watches.map((w) => w.stop()));
-      await server.close();
-    },
+    problems: () => [...problems.values()],
+    stop: () =>
+      (stopping ??= (async () => {
+        const stops = informers.map((i) => i.stop());
+        o.client.close(); // also ends a list in flight
+        await Promise.all(stops);
+        await server.close();
+      })()),
   };
-}
-
-interface Watch {
-  synced: Promise<void>;
-  problem: string | undefined;
-  start(): void;
-  stop(): Promise<void>;
-}
-
-function watch<T extends KubernetesObject>(
-  name: string,
-  kc: KubeConfig,
-  path: string,
-  list: () => Promise<KubernetesListObject<T>>,
-  log: Logger,
-  h: { upsert(o: T): void; remove(o: T): void },
-): Watch {
-  const informer = makeInformer<T>(kc, path, list);
-  let stopped = false;
-  let backoff = 500;
-  let timer: NodeJS.Timeout | undefined;
-  let resolveSynced!: () => void;
-  const w: Watch = {
-    synced: new Promise<void>((r) => (resolveSynced = r)),
-    problem: undefined,
-    start: () => void run(),
-    stop: async () => {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await informer.stop();
-    },
-  };
-  informer.on('add', h.upsert);
-  informer.on('update', h.upsert);
-  informer.on('delete', h.remove);
-  informer.on('error', (err: unknown) => {
-    w.problem = `watch ${name}: ${describe(err)}`;
-    log.warn('watch failed; answering from the last known state and retrying', {
-      kind: name,
-      error: w.problem,
-      retryInMs: backoff,
-    });
-    if (stopped || timer) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      void run();
-    }, backoff);
-    backoff = Math.min(backoff * 2, 10_000);
-  });
-  const run = async () => {
-    if (stopped) return;
-    const before = w.problem;
-    try {
-      await informer.start();
-    } catch {
-      return; // the 'error' handler schedules the retry
-    }
-    if (w.problem === before) {
-      w.problem = undefined;
-      backoff = 500;
-      resolveSynced();
-    }
-  };
-  return w;
-}
-
-function describe(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  if (err && typeof err === 'object' && 'message' in err)
-    return String((err as { message: unknown }).message);
-  return String(err);
 }

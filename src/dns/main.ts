@@ -8,21 +8,28 @@
  *
  * Options: --domain (cluster.local), --clusterset-domain (clusterset.local),
  * --ttl SECONDS (5), --no-service-imports. SIGTERM/SIGINT stop it.
+ *
+ * The watches run on KubeClient, which speaks plain HTTP and unix: only (the
+ * lab's API server). --kubeconfig loads @kubernetes/client-node lazily, only
+ * to read the file; an https:// server (a real cluster) is refused with
+ * DNS_TLS_UNSUPPORTED until KubeClient gets TLS options (docs/dns.md).
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeClient } from '../k8s/client.js';
 import { describeError, TendrilError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
-import { kubeConfigForServer, startDNSDaemon } from './daemon.js';
+import { startDNSDaemon } from './daemon.js';
 
 /** Parsed command line. */
 export interface DNSMainArgs {
   host: string;
   port: number;
-  kubeConfig: KubeConfig;
+  /** The API server: http://HOST:PORT or unix:/path. */
   apiServer: string;
+  /** Request headers for it (a kubeconfig user's bearer token). */
+  headers: Record<string, string>;
   clusterDomain: string;
   clusterSetDomain: string;
   ttl: number;
@@ -30,8 +37,29 @@ export interface DNSMainArgs {
 }
 
 /**
- * Parses the command line.
- * @throws TendrilError DNS_USAGE naming the bad or missing option.
+ * Refuses an API server KubeClient cannot speak to.
+ * @throws TendrilError DNS_TLS_UNSUPPORTED for https://.
+ */
+function plainHTTPOnly(server: string, from: string): void {
+  if (!/^https:\/\//i.test(server)) return;
+  throw new TendrilError(
+    'DNS_TLS_UNSUPPORTED',
+    `tendril dns: ${from} names ${server}, an https API server; the DNS daemon's watches run on ` +
+      'KubeClient, which speaks plain HTTP and unix: only (no TLS, no client certificates)',
+    {
+      hint:
+        'point it at a plain-HTTP endpoint (the lab API server, or `kubectl proxy --port 8001` ' +
+        'and --server http://127.0.0.1:8001); TLS support means giving KubeClient TLS options ' +
+        '(docs/dns.md, "Real clusters")',
+    },
+  );
+}
+
+/**
+ * Parses the command line (--kubeconfig reads the file with a lazily loaded
+ * @kubernetes/client-node).
+ * @throws TendrilError DNS_USAGE naming the bad or missing option;
+ *   DNS_TLS_UNSUPPORTED for an https:// API server.
  */
 export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
   const usage = (msg: string) =>
@@ -59,8 +87,8 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
     throw usage((err as Error).message);
   }
   let listen = values.listen as string | undefined;
-  let kc: KubeConfig;
   let apiServer: string;
+  const headers: Record<string, string> = {};
   const sources = ['server', 'kubeconfig', 'cluster'].filter((k) => values[k] !== undefined);
   if (sources.length !== 1)
     throw usage(
@@ -70,22 +98,34 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
     );
   if (values.server) {
     apiServer = String(values.server);
-    if (!/^https?:\/\//.test(apiServer)) throw usage(`--server ${apiServer} is not an http(s) URL`);
-    kc = kubeConfigForServer(apiServer);
+    plainHTTPOnly(apiServer, '--server');
+    if (!/^(http:\/\/|unix:)/.test(apiServer))
+      throw usage(`--server ${apiServer} is not an http:// URL or unix:/path`);
   } else if (values.kubeconfig) {
-    kc = new KubeConfig();
+    // only this path loads client-node (its kubeconfig reader: contexts, files, exec plugins)
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const kc = new KubeConfig();
     try {
       kc.loadFromFile(String(values.kubeconfig));
     } catch (err) {
       throw usage(`cannot read kubeconfig ${values.kubeconfig}: ${(err as Error).message}`);
     }
-    if (values.context) kc.setCurrentContext(String(values.context));
-    apiServer = kc.getCurrentCluster()?.server ?? '(none)';
+    if (values.context) {
+      if (!kc.getContextObject(String(values.context)))
+        throw usage(`kubeconfig ${values.kubeconfig} has no context ${values.context}`);
+      kc.setCurrentContext(String(values.context));
+    }
+    const server = kc.getCurrentCluster()?.server;
+    if (!server)
+      throw usage(`kubeconfig ${values.kubeconfig}: its current context names no server`);
+    apiServer = server;
+    plainHTTPOnly(apiServer, `kubeconfig ${values.kubeconfig}`);
+    const token = kc.getCurrentUser()?.token;
+    if (token) headers.Authorization = `Bearer ${token}`;
   } else {
     const { loadCluster, apiServerNodeURL } = await import('../lab/state.js');
     const cluster = loadCluster(String(values.cluster));
     apiServer = apiServerNodeURL(cluster);
-    kc = kubeConfigForServer(apiServer);
     if (!listen) {
       const cp = cluster.nodes.find((n) => n.role === 'control-plane');
       if (cp) listen = `${cp.ip}:53`;
@@ -101,8 +141,8 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
   return {
     host: m[1]!.replace(/^\[|\]$/g, ''),
     port,
-    kubeConfig: kc,
     apiServer,
+    headers,
     clusterDomain: String(values.domain),
     clusterSetDomain: String(values['clusterset-domain']),
     ttl,
@@ -116,7 +156,7 @@ async function main(): Promise<void> {
   const daemon = await startDNSDaemon({
     host: args.host,
     port: args.port,
-    kubeConfig: args.kubeConfig,
+    client: new KubeClient({ server: args.apiServer, headers: args.headers }),
     clusterDomain: args.clusterDomain,
     clusterSetDomain: args.clusterSetDomain,
     ttl: args.ttl,
