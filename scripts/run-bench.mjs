@@ -9,12 +9,19 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const [name, ...rest] = process.argv.slice(2);
-const candidates = name ? [join(root, 'bench', name, 'index.ts'), join(root, 'bench', `${name}.ts`)] : [];
+const candidates = name
+  ? [join(root, 'bench', name, 'index.ts'), join(root, 'bench', `${name}.ts`)]
+  : [];
 const entry = candidates.find((p) => existsSync(p));
 if (!entry) {
   const known = readdirSync(join(root, 'bench')).filter((n) => !['lib', 'results'].includes(n));
-  console.error(`usage: npm run bench -- NAME   (known: ${known.map((n) => n.replace(/\.ts$/, '')).join(', ')})`);
+  console.error(
+    `usage: npm run bench -- NAME   (known: ${known.map((n) => n.replace(/\.ts$/, '')).join(', ')})`,
+  );
   process.exit(2);
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', entry, ...rest], { cwd: root, stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--import', 'tsx', entry, ...rest], {
+  cwd: root,
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

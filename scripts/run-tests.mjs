@@ -25,7 +25,10 @@ function walk(dir, out) {
   return out;
 }
 
-const files = explicit.length > 0 ? explicit : [...walk(join(root, 'src'), []), ...walk(join(root, 'test'), [])];
+const files =
+  explicit.length > 0
+    ? explicit
+    : [...walk(join(root, 'src'), []), ...walk(join(root, 'test'), [])];
 const privileged = files.filter((f) => f.endsWith('.privileged.test.ts')).sort();
 const unit = files.filter((f) => !f.endsWith('.privileged.test.ts')).sort();
 
@@ -35,7 +38,14 @@ function run(label, list, concurrency) {
   console.log(`\n== ${label}: ${list.length} file(s) ==`);
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list],
+    [
+      '--import',
+      'tsx',
+      '--test',
+      `--test-concurrency=${concurrency}`,
+      '--test-reporter=spec',
+      ...list,
+    ],
     { cwd: root, stdio: 'inherit', env: process.env },
   );
   if (r.status !== 0) failed = true;

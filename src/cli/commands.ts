@@ -20,4 +20,19 @@ import { register as clustermesh } from './clustermesh.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: RegisterCommands[] = [version, lab, run, exec, logs, config, apply, get, describe, del, install, status, debug, clustermesh];
+export const commandGroups: RegisterCommands[] = [
+  version,
+  lab,
+  run,
+  exec,
+  logs,
+  config,
+  apply,
+  get,
+  describe,
+  del,
+  install,
+  status,
+  debug,
+  clustermesh,
+];

@@ -9,7 +9,10 @@ import { commandGroups } from './commands.js';
 
 /** Thrown by a command to end with a given exit status after printing its own output. */
 export class ExitError extends Error {
-  constructor(readonly status: number, message = '') {
+  constructor(
+    readonly status: number,
+    message = '',
+  ) {
     super(message);
   }
 }

@@ -7,7 +7,14 @@
  * with the container's exit status.
  */
 import type { Command } from 'commander';
-import { constants, createWriteStream, existsSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import {
+  constants,
+  createWriteStream,
+  existsSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { KubeObject } from '../k8s/objects.js';
 import { ApiError } from '../k8s/status.js';

@@ -8,7 +8,11 @@ export function register(program: Command): void {
     .command('version')
     .description('print the versions of tendril, Node.js and the kernel')
     .action(() => {
-      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-      process.stdout.write(`tendril: v${pkg.version}\nnode: ${process.version}\nkernel-version: ${release()}\n`);
+      const pkg = JSON.parse(
+        readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+      ) as { version: string };
+      process.stdout.write(
+        `tendril: v${pkg.version}\nnode: ${process.version}\nkernel-version: ${release()}\n`,
+      );
     });
 }

@@ -286,9 +286,7 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
   // clusters when it is healthy and every remote is synced there (or, if the agent reports its own view
   // of the mesh, when that view has every remote ready).
   const remoteReady =
-    pending.length === 0 &&
-    removing.length === 0 &&
-    remotes.every((r) => r.connected && r.synced);
+    pending.length === 0 && removing.length === 0 && remotes.every((r) => r.connected && r.synced);
   for (const [node, s] of agents) {
     if (s instanceof Error || s.health === 'Error') {
       report.nodes.notConnected.push({

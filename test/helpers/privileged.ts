@@ -15,7 +15,11 @@ export function privilegeProblem(): string | undefined {
 }
 
 /** Declares a test that needs root. The name should start with "privileged:". */
-export function privilegedTest(name: string, fn: (t: TestContext) => Promise<void> | void, options: { timeout?: number } = {}): void {
+export function privilegedTest(
+  name: string,
+  fn: (t: TestContext) => Promise<void> | void,
+  options: { timeout?: number } = {},
+): void {
   const problem = privilegeProblem();
   if (problem === undefined) {
     test(name, { timeout: options.timeout ?? 120_000 }, fn);

@@ -33,7 +33,10 @@ test('lb programs: the refuse path sets -ECONNREFUSED and returns 0; others retu
     /refuse:\n\s+\d+: \(b7\) r1 = -111\n\s+\d+: \(85\) call SetRetval#187\n\s+\d+: \(b7\) r0 = 0\n\s+\d+: \(95\) exit/,
   );
   assert.match(text, /pass:\n\s+\d+: \(b7\) r0 = 1\n\s+\d+: \(95\) exit/);
-  assert.match(formatProgram(reverseProgram(maps)), /out:\n\s+\d+: \(b7\) r0 = 1\n\s+\d+: \(95\) exit\s*$/);
+  assert.match(
+    formatProgram(reverseProgram(maps)),
+    /out:\n\s+\d+: \(b7\) r0 = 1\n\s+\d+: \(95\) exit\s*$/,
+  );
   assert.deepEqual(
     HOOKS.map((h) => h.name.length <= 15),
     [true, true, true, true],
