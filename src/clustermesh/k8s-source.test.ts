@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryKVStore } from '../kvstore/memory.js';
 import { startTestApiServer, fakeNode } from '../lab/apiserver/testing.js';
 import { ClusterSyncer } from './syncer.js';
-import { apiServerSources } from './k8s-source.js';
+import { apiServerSources, informerSource } from './k8s-source.js';
 import { makeClusterConfig, syncedCanaryKey } from './keys.js';
 
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
@@ -89,3 +89,48 @@ test(
     }
   },
 );
+
+test(
+  'a source reports errors while the API server is down and syncs once it is up',
+  { timeout: 30_000 },
+  async () => {
+    // a port that was just free: the API server comes up there later
+    const first = await startTestApiServer();
+    const port = Number(new URL(first.server.url).port);
+    await first.cleanup();
+    const errors: string[] = [];
+    const seen: string[] = [];
+    let synced = 0;
+    const handle = await informerSource(`http://127.0.0.1:${port}`, '/api/v1/nodes', {
+      retryMs: 50,
+    })({
+      upsert: (o) => seen.push(`+${o.metadata.name}`),
+      remove: (o) => seen.push(`-${o.metadata.name}`),
+      synced: () => synced++,
+      error: (err) => errors.push(err.message),
+    });
+    let api: Awaited<ReturnType<typeof startTestApiServer>> | undefined;
+    try {
+      await until('an error reported', async () => errors.length > 0);
+      assert.match(errors[0]!, /list Node/);
+      assert.equal(synced, 0, 'not synced while the server is down');
+      api = await startTestApiServer({ port });
+      await api.client.create(fakeNode('n1', { ip: '172.30.1.21' }));
+      await until('synced', async () => synced > 0);
+      assert.ok(seen.includes('+n1'), `the first list's node came before synced: ${seen.join()}`);
+      await api.client.delete('v1', 'Node', 'n1');
+      await until('delete seen', async () => seen.includes('-n1'));
+      assert.equal(synced, 1, 'synced is called once');
+    } finally {
+      await handle.stop();
+      await api?.cleanup();
+    }
+  },
+);
+
+test('a source for a path that is not a served collection is refused', () => {
+  assert.throws(
+    () => informerSource('http://127.0.0.1:1', '/apis/nope.example/v1/widgets'),
+    (err: Error & { code?: string }) => err.code === 'k8s.UnknownPath',
+  );
+});

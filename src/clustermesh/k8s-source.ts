@@ -1,87 +1,70 @@
 /**
- * ObjectSources over a Kubernetes API server (the lab's, or a real one),
- * through @kubernetes/client-node informers: list, then watch from the
- * list's resourceVersion; when the watch breaks the informer is restarted
- * after a backoff (it relists and reports deletions it missed).
+ * ObjectSources over a Kubernetes API server (the lab's, or any reachable over
+ * plain HTTP), on Tendril's own informer (src/k8s/informer.ts) over
+ * KubeClient: list, then watch from the list's resourceVersion; a watch the
+ * server ends is resumed, a 410 re-lists and reports the deletions missed,
+ * failures are retried with backoff (500 ms doubling to 10 s).
+ *
+ * No value import of @kubernetes/client-node (~1,700 modules under tsx): the
+ * clustermesh-apiserver does not load it.
  */
-import {
-  KubeConfig,
-  makeInformer,
-  type KubernetesObject,
-  type KubernetesListObject,
-} from '@kubernetes/client-node';
+import { kindOfPath } from '../agent/k8s/kind-watcher.js';
+import { KubeClient } from '../k8s/client.js';
+import { Informer } from '../k8s/informer.js';
 import type { KubeObject } from '../k8s/objects.js';
 import { nopLogger, type Logger } from '../util/log.js';
 import type { ObjectSource, SyncerSources } from './syncer.js';
 
-/** A KubeConfig for an API server URL with no authentication (the lab's API server). */
-export function kubeConfigFor(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'api', server, skipTLSVerify: true }],
-    users: [{ name: 'tendril-clustermesh' }],
-    contexts: [{ name: 'api', cluster: 'api', user: 'tendril-clustermesh' }],
-    currentContext: 'api',
-  });
-  return kc;
+/** Options of informerSource. */
+export interface InformerSourceOptions {
+  logger?: Logger;
+  /** First retry delay after a failed list/watch (doubles up to 10 s). Default 500. */
+  retryMs?: number;
 }
 
-/** An ObjectSource for one collection path (e.g. "/api/v1/nodes"). */
+/**
+ * An ObjectSource for one collection path (e.g. "/api/v1/nodes"). The source
+ * resolves at once; `synced` is called once, after the first complete list
+ * (its objects come first, as upserts); `error` is called while list/watch
+ * fail (they are retried). Each started source has its own client, closed by
+ * its stop.
+ * @throws TendrilError `k8s.UnknownPath` for a path that is not a served
+ *   collection; the source rejects with `k8s.BadServer` for a server that is
+ *   not http:// or unix:.
+ */
 export function informerSource(
   server: string,
   path: string,
-  options: { logger?: Logger; retryMs?: number } = {},
+  options: InformerSourceOptions = {},
 ): ObjectSource {
+  const { apiVersion, kind } = kindOfPath(path);
   const log = (options.logger ?? nopLogger).child({ source: path });
   return async (h) => {
-    const kc = kubeConfigFor(server);
-    const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      const res = await fetch(server + path);
-      if (!res.ok)
-        throw new Error(`list ${path}: HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
-      return (await res.json()) as KubernetesListObject<KubernetesObject>;
-    };
-    const informer = makeInformer(kc, path, list);
-    informer.on('add', (o) => h.upsert(o as KubeObject));
-    informer.on('update', (o) => h.upsert(o as KubeObject));
-    informer.on('delete', (o) => h.remove(o as KubeObject));
-    let stopped = false;
-    let syncedOnce = false;
-    let timer: NodeJS.Timeout | undefined;
-    let delay = options.retryMs ?? 500;
-    const startOnce = async (): Promise<void> => {
-      try {
-        await informer.start();
-        delay = options.retryMs ?? 500;
-        if (!syncedOnce) {
-          syncedOnce = true;
-          h.synced();
-        }
-      } catch (err) {
-        h.error?.(err as Error);
-        schedule();
-      }
-    };
-    const schedule = () => {
-      if (stopped || timer) return;
-      timer = setTimeout(() => {
-        timer = undefined;
-        void startOnce();
-      }, delay);
-      delay = Math.min(delay * 2, 10_000);
-    };
-    informer.on('error', (err: unknown) => {
-      if (stopped) return;
-      log.debug('watch ended; restarting', { error: err });
-      h.error?.(err instanceof Error ? err : new Error(String(err)));
-      schedule();
+    const client = new KubeClient({ server });
+    const informer = new Informer<KubeObject>({
+      client,
+      apiVersion,
+      kind,
+      logger: log,
+      ...(options.retryMs ? { minBackoffMs: options.retryMs } : {}),
+      onProblem: (cause) => {
+        if (cause !== undefined) h.error?.(new Error(cause));
+      },
     });
-    void startOnce();
+    informer.on('add', (o) => h.upsert(o));
+    informer.on('update', (o) => h.upsert(o));
+    informer.on('delete', (o) => h.remove(o));
+    let stopped = false;
+    void informer.synced.then(() => {
+      if (!stopped) h.synced();
+    });
+    informer.start();
     return {
       stop: async () => {
         stopped = true;
-        clearTimeout(timer);
-        await informer.stop().catch(() => {});
+        const done = informer.stop();
+        client.close(); // also ends a list in flight
+        await done;
       },
     };
   };
