@@ -662,7 +662,15 @@ class Session {
           } catch {
             return;
           }
-          if (id !== cfg.id) {
+          if (id !== cfg.id && !this.ended) {
+            // the same line as acceptClusterId's, so the drain shows in the log whichever path saw the change
+            this.log.warn(
+              'remote cluster ID changed: draining its cached state before reconnecting',
+              {
+                from: cfg.id,
+                to: id,
+              },
+            );
             void this.abort(
               new MeshError(
                 'cluster-id-changed',
