@@ -101,6 +101,7 @@ test(
     const errors: string[] = [];
     const seen: string[] = [];
     let synced = 0;
+    let recovered = 0;
     const handle = await informerSource(`http://127.0.0.1:${port}`, '/api/v1/nodes', {
       retryMs: 50,
     })({
@@ -108,6 +109,7 @@ test(
       remove: (o) => seen.push(`-${o.metadata.name}`),
       synced: () => synced++,
       error: (err) => errors.push(err.message),
+      recovered: () => recovered++,
     });
     let api: Awaited<ReturnType<typeof startTestApiServer>> | undefined;
     try {
@@ -117,6 +119,7 @@ test(
       api = await startTestApiServer({ port });
       await api.client.create(fakeNode('n1', { ip: '172.30.1.21' }));
       await until('synced', async () => synced > 0);
+      await until('recovery reported', async () => recovered > 0);
       assert.ok(seen.includes('+n1'), `the first list's node came before synced: ${seen.join()}`);
       await api.client.delete('v1', 'Node', 'n1');
       await until('delete seen', async () => seen.includes('-n1'));

@@ -49,6 +49,7 @@ export function informerSource(
       ...(options.retryMs ? { minBackoffMs: options.retryMs } : {}),
       onProblem: (cause) => {
         if (cause !== undefined) h.error?.(new Error(cause));
+        else h.recovered?.();
       },
     });
     informer.on('add', (o) => h.upsert(o));

@@ -265,6 +265,24 @@ test('syncer retries writes when etcd fails, and still gets synced', async () =>
   }
 });
 
+test('a source error shows in status until the source works again, also after the first sync', async () => {
+  const { src, syncer } = setup();
+  try {
+    await syncer.start();
+    for (const s of Object.values(src)) s.synced();
+    await syncer.waitSynced(5000);
+    assert.deepEqual(syncer.status().sourceErrors, {});
+    src.services.h!.error!(new Error('watch Service: connection refused'));
+    assert.deepEqual(syncer.status().sourceErrors, {
+      services: 'watch Service: connection refused',
+    });
+    src.services.h!.recovered!();
+    assert.deepEqual(syncer.status().sourceErrors, {});
+  } finally {
+    await syncer.stop();
+  }
+});
+
 test('SyncStore writes big initial lists through the batch writer, retrying a failed batch', async () => {
   const store = new MemoryKVStore();
   let calls = 0;

@@ -52,6 +52,8 @@ export interface SourceHandlers {
   synced(): void;
   /** The source broke (it retries by itself); for status. */
   error?(err: Error): void;
+  /** The source works again after an error (clears the error from status). */
+  recovered?(): void;
 }
 
 /** A list+watch of one resource. Resolves once started; the returned stop ends it. */
@@ -262,6 +264,11 @@ export class ClusterSyncer {
       error: (err) => {
         this.sourceErrors[name] = err.message;
         this.log.warn('source error (retrying)', { resource: name, error: err });
+      },
+      recovered: () => {
+        if (this.sourceErrors[name] === undefined) return;
+        delete this.sourceErrors[name];
+        this.log.info('source works again', { resource: name });
       },
     });
     this.stops.push(() => handle.stop());
