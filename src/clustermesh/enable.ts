@@ -163,6 +163,11 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
     const updated = await updatePeersEndpoints(c.name, config);
     if (updated.length > 0)
       say(`🔁 Told ${updated.join(', ')} about the new access endpoint ${access}`);
+  } else if (previous && previous.clusterId !== config.clusterId) {
+    // after `install --cluster-id N --force`: the remotes' records would keep the old ID
+    const updated = await updatePeersEndpoints(c.name, config);
+    if (updated.length > 0)
+      say(`🔁 Told ${updated.join(', ')} about the new cluster ID ${config.clusterId}`);
   }
   if (caCreated)
     say(
@@ -282,9 +287,11 @@ export async function disableClusterMesh(o: {
 }
 
 /**
- * After the access endpoint of a cluster changed (another service type),
- * rewrites the remote records of the clusters that read it, so their
- * kvstoremesh reconnects to the new address. Returns their lab names.
+ * After the access endpoint or the cluster ID of a cluster changed (another
+ * service type, or a forced reinstall with another ID), rewrites the remote
+ * records of the clusters that read it (endpoints and ID), so their
+ * kvstoremesh reconnects to the new address and expects the new ID. Returns
+ * their lab names.
  */
 export async function updatePeersEndpoints(
   labCluster: string,
@@ -298,7 +305,12 @@ export async function updatePeersEndpoints(
       const p = remotePaths(other.name, r.name);
       await writeRemote(
         other.name,
-        { ...r, endpoints: config.accessEndpoints, connectedAt: new Date().toISOString() },
+        {
+          ...r,
+          endpoints: config.accessEndpoints,
+          clusterId: config.clusterId,
+          connectedAt: new Date().toISOString(),
+        },
         {
           caPEM: await readFile(p.caCert, 'utf8'),
           certPEM: await readFile(p.clientCert, 'utf8'),

@@ -156,9 +156,10 @@ privilegedTest(
           assert.match(refused.all, /--force/);
           await cliOk([...reinstall, '--force'], { timeoutMs: 150_000 });
           // the clustermesh-apiserver takes the cluster ID from mesh.json, which enable rewrites from the install
-          await cliOk(['clustermesh', 'enable', '--context', 'lab-cluster2'], {
+          const enabled = await cliOk(['clustermesh', 'enable', '--context', 'lab-cluster2'], {
             timeoutMs: 150_000,
           });
+          assert.match(enabled.all, new RegExp(`Told cluster1 about the new cluster ID ${NEW_ID}`));
 
           // cluster1's view: cluster2 with the new ID, connected and synced
           const view = await until(
@@ -170,6 +171,16 @@ privilegedTest(
             60_000,
           );
           t.diagnostic(`cluster1's view of cluster2: ${JSON.stringify(view)}`);
+          // cluster1's record of cluster2 (from connect) now expects the new ID
+          const st = JSON.parse(
+            (await cliOk(['clustermesh', 'status', '--context', 'lab-cluster1', '-o', 'json'])).out,
+          ) as {
+            apiserver: { kvstoremesh: { remotes: { name: string; expectedClusterId: number }[] } };
+          };
+          assert.equal(
+            st.apiserver.kvstoremesh.remotes.find((r) => r.name === 'cluster2')?.expectedClusterId,
+            NEW_ID,
+          );
           await cliOk(
             [
               'clustermesh',
