@@ -4,6 +4,8 @@
  */
 import type { Command } from 'commander';
 import { install, uninstall } from '../agent/install.js';
+import { enableClusterMesh } from '../clustermesh/enable.js';
+import { readMeshConfig } from '../clustermesh/mesh-files.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -59,6 +61,16 @@ export function register(program: Command): void {
         out(
           `✅ Tendril was successfully installed! Cluster name: ${res.state.clusterName}, cluster ID: ${res.state.clusterId}. Run \`tendril status${context ? ` --context ${context}` : ''} --wait\`.`,
         );
+      // The clustermesh-apiserver exports the cluster under the ID it was enabled
+      // with: after a forced ID change, re-enable it so the mesh (and every
+      // connected cluster's record of this one) moves to the new ID.
+      const mesh = readMeshConfig(res.state.labCluster);
+      if (mesh && mesh.clusterId !== res.state.clusterId) {
+        out(
+          `ℹ️  Cluster mesh is enabled with cluster ID ${mesh.clusterId}: re-enabling it with cluster ID ${res.state.clusterId}`,
+        );
+        await enableClusterMesh({ ...(context ? { context } : {}), say: out });
+      }
     });
 
   program

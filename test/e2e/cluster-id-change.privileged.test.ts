@@ -3,9 +3,9 @@
  * two meshed lab clusters; the seed's global echo service in cluster2
  * (examples/seed-walkthrough/echo-c2.yaml) answers from cluster1 by name;
  * then cluster2 is reinstalled with another cluster ID
- * (`tendril install --cluster-id 3 --force`) and its mesh re-enabled
- * (`tendril clustermesh enable`, which carries the install's ID into the
- * clustermesh-apiserver). Cluster1's kvstoremesh must drain cluster2's
+ * (`tendril install --cluster-id 3 --force`, which re-enables its mesh
+ * so the install's ID reaches the clustermesh-apiserver and cluster1's
+ * record of cluster2). Cluster1's kvstoremesh must drain cluster2's
  * state of the old ID and mirror it again under the new one:
  *   - cluster1's ipcache (pinned BPF map, `tendril debug ipcache`) has no
  *     identity of cluster ID 2 left, and cluster2's pod has an identity of
@@ -154,12 +154,18 @@ privilegedTest(
           const refused = await cli(reinstall);
           assert.notEqual(refused.status, 0, 'another ID without --force is refused');
           assert.match(refused.all, /--force/);
-          await cliOk([...reinstall, '--force'], { timeoutMs: 150_000 });
-          // the clustermesh-apiserver takes the cluster ID from mesh.json, which enable rewrites from the install
-          const enabled = await cliOk(['clustermesh', 'enable', '--context', 'lab-cluster2'], {
-            timeoutMs: 150_000,
-          });
-          assert.match(enabled.all, new RegExp(`Told cluster1 about the new cluster ID ${NEW_ID}`));
+          // install --force alone carries the mesh along: it re-enables the
+          // clustermesh-apiserver (which takes the ID from mesh.json) with the new ID
+          const reinstalled = await cliOk([...reinstall, '--force'], { timeoutMs: 240_000 });
+          assert.match(
+            reinstalled.all,
+            new RegExp(`re-enabling it with cluster ID ${NEW_ID}`),
+            'install --force re-enables the mesh',
+          );
+          assert.match(
+            reinstalled.all,
+            new RegExp(`Told cluster1 about the new cluster ID ${NEW_ID}`),
+          );
 
           // cluster1's view: cluster2 with the new ID, connected and synced
           const view = await until(
