@@ -4,7 +4,13 @@
  * status in YAML. Events are not recorded by the lab API server.
  */
 import { stringify } from 'yaml';
-import { controllerOf, type ContainerPort, type KubeObject, type PodCondition } from './objects.js';
+import {
+  conditionsOf,
+  controllerOf,
+  type ContainerPort,
+  type KubeObject,
+  type PodCondition,
+} from './objects.js';
 
 /** Aligned `Key:  value` lines; continuation lines of a value are indented to the value column. */
 function kv(pairs: Array<[string, string]>, indent = ''): string {
@@ -198,12 +204,7 @@ export function describeService(svc: KubeObject, slices: KubeObject[]): string {
   rows.push(['Session Affinity', spec.sessionAffinity ?? 'None']);
   if (spec.internalTrafficPolicy)
     rows.push(['Internal Traffic Policy', spec.internalTrafficPolicy]);
-  const conds = (svc.status?.conditions ?? []) as Array<{
-    type: string;
-    status: string;
-    reason?: string;
-    message?: string;
-  }>;
+  const conds = conditionsOf(svc);
   if (conds.length)
     rows.push([
       'Conditions',

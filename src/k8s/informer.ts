@@ -22,7 +22,7 @@
  *   await inf.stop();   // ends the watch and every timer
  */
 import { nopLogger, type Logger } from '../util/log.js';
-import type { ClientWatch, KubeClient } from './client.js';
+import type { ClientWatch, KubeClient, ListOptions } from './client.js';
 import type { KubeObject, WatchEventObject } from './objects.js';
 import { ApiError, isStatus } from './status.js';
 
@@ -60,12 +60,12 @@ export interface InformerOptions {
 type Handler<T> = (obj: T) => void;
 
 /** The key of an object in the cache: `namespace/name`, or `name` when cluster-scoped. */
-export function objectKey(name: string | undefined, namespace?: string): string {
+function cacheKey(name: string | undefined, namespace?: string): string {
   return namespace ? `${namespace}/${name ?? ''}` : (name ?? '');
 }
 
 function keyOf(o: InformerObject): string {
-  return objectKey(o.metadata?.name, o.metadata?.namespace);
+  return cacheKey(o.metadata?.name, o.metadata?.namespace);
 }
 
 /** A list/watch cache of one kind. Call start() once, stop() to end it. */
@@ -115,7 +115,7 @@ export class Informer<T extends InformerObject = KubeObject> {
 
   /** One cached object (namespace omitted for cluster-scoped kinds). */
   get(name: string, namespace?: string): T | undefined {
-    return this.cache.get(objectKey(name, namespace));
+    return this.cache.get(cacheKey(name, namespace));
   }
 
   /** The resourceVersion the cache is at ('' before the first list). */
@@ -175,12 +175,18 @@ export class Informer<T extends InformerObject = KubeObject> {
     }
   }
 
+  /** The namespace and selectors of both the list and the watch. */
+  private scope(): ListOptions {
+    const { namespace, labelSelector, fieldSelector } = this.o;
+    return {
+      ...(namespace ? { namespace } : {}),
+      ...(labelSelector ? { labelSelector } : {}),
+      ...(fieldSelector ? { fieldSelector } : {}),
+    };
+  }
+
   private async relist(): Promise<void> {
-    const list = await this.o.client.list<KubeObject>(this.o.apiVersion, this.o.kind, {
-      ...(this.o.namespace ? { namespace: this.o.namespace } : {}),
-      ...(this.o.labelSelector ? { labelSelector: this.o.labelSelector } : {}),
-      ...(this.o.fieldSelector ? { fieldSelector: this.o.fieldSelector } : {}),
-    });
+    const list = await this.o.client.list<KubeObject>(this.o.apiVersion, this.o.kind, this.scope());
     if (this.stopped) return;
     const fresh = new Map<string, T>();
     for (const item of list.items as unknown as T[]) fresh.set(keyOf(item), item);
@@ -217,9 +223,7 @@ export class Informer<T extends InformerObject = KubeObject> {
       this.o.apiVersion,
       this.o.kind,
       {
-        ...(this.o.namespace ? { namespace: this.o.namespace } : {}),
-        ...(this.o.labelSelector ? { labelSelector: this.o.labelSelector } : {}),
-        ...(this.o.fieldSelector ? { fieldSelector: this.o.fieldSelector } : {}),
+        ...this.scope(),
         resourceVersion: this.rv,
         allowWatchBookmarks: true,
         timeoutSeconds: Math.round(base * (1 + Math.random())),

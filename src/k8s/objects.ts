@@ -76,13 +76,21 @@ export interface Container {
   workingDir?: string;
 }
 
-/** A pod condition. */
-export interface PodCondition {
+/** A status condition (pods, nodes, services, ...). */
+export interface Condition {
   type: string;
   status: 'True' | 'False' | 'Unknown';
   reason?: string;
   message?: string;
   lastTransitionTime?: string;
+}
+
+/** A pod condition. */
+export type PodCondition = Condition;
+
+/** An object's status.conditions (empty when it has none). */
+export function conditionsOf(o: { status?: { conditions?: unknown } }): Condition[] {
+  return (o.status?.conditions ?? []) as Condition[];
 }
 
 /** "ns/name" (or "name" for cluster-scoped objects). */
@@ -92,14 +100,12 @@ export function objectKey(o: { metadata: ObjectMeta }): string {
 
 /** True if the pod's Ready condition is True. */
 export function isPodReady(pod: KubeObject): boolean {
-  const conds = (pod.status?.conditions ?? []) as PodCondition[];
-  return conds.some((c) => c.type === 'Ready' && c.status === 'True');
+  return conditionsOf(pod).some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
 /** True if the node's Ready condition is True. */
 export function isNodeReady(node: KubeObject): boolean {
-  const conds = (node.status?.conditions ?? []) as PodCondition[];
-  return conds.some((c) => c.type === 'Ready' && c.status === 'True');
+  return conditionsOf(node).some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
 /** The controller owner reference, if any. */

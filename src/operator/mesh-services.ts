@@ -14,7 +14,7 @@
 import type { KubernetesObject, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { MCSController } from './mcs.js';
 import type { KubeClient } from '../k8s/client.js';
-import type { KubeObject } from '../k8s/objects.js';
+import { conditionsOf, type KubeObject } from '../k8s/objects.js';
 import { ApiError } from '../k8s/status.js';
 import type { Logger } from '../util/log.js';
 import { MeshStateSource } from '../clustermesh/agent-source.js';
@@ -34,7 +34,7 @@ import {
   MESH_ANNOTATIONS_CONDITION,
   nsOf,
 } from '../services/annotations.js';
-import type { KindWatcher } from '../agent/k8s/watcher.js';
+import type { KindWatcher } from '../agent/k8s/kind-watcher.js';
 
 export interface MeshServicesOptions {
   labCluster: string;
@@ -142,12 +142,7 @@ export class MeshServicesController {
         svc,
         slices.filter((sl) => nsOf(sl) === nsOf(svc)),
       );
-      const conds = (svc.status?.conditions ?? []) as Array<{
-        type: string;
-        status: string;
-        reason?: string;
-        message?: string;
-      }>;
+      const conds = conditionsOf(svc);
       const cur = conds.find((c) => c.type === MESH_ANNOTATIONS_CONDITION);
       if (!want && !cur) continue;
       if (want && cur && cur.status === want.status && cur.message === want.message) continue;

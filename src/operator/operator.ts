@@ -7,20 +7,17 @@
  * - a status file (operator-status.json) that `tendril status` reads.
  */
 import { writeFileSync, renameSync } from 'node:fs';
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  type KubernetesObject,
-  type V1EndpointSlice,
-  type V1Node,
-  type V1Pod,
-  type V1Service,
+import type {
+  KubernetesObject,
+  V1EndpointSlice,
+  V1Node,
+  V1Pod,
+  V1Service,
 } from '@kubernetes/client-node';
 import { KubeClient } from '../k8s/client.js';
 import { IdentityAllocator } from '../identity/allocator.js';
 import type { Logger } from '../util/log.js';
-import { KindWatcher, kubeConfigFor } from '../agent/k8s/watcher.js';
+import { KindWatcher } from '../agent/k8s/kind-watcher.js';
 import { endpointIdentityLabels } from '../agent/identity-labels.js';
 import { labelsString } from '../identity/labels.js';
 import { CrdIdentityBackend } from './crd-identity-backend.js';
@@ -63,6 +60,8 @@ export interface OperatorStatus {
 /** The operator's control loops. */
 export class Operator {
   readonly kube: KubeClient;
+  /** The watchers' client (long request timeout: lists can be large). */
+  private readonly watchClient: KubeClient;
   readonly allocator: IdentityAllocator;
   private readonly pods: KindWatcher<V1Pod>;
   private readonly nodes: KindWatcher<V1Node>;
@@ -91,64 +90,28 @@ export class Operator {
       gcGracePeriodMs: config.gcGraceMs ?? config.gcIntervalMs,
       logger: this.log,
     });
-    const kc = kubeConfigFor(config.apiServerURL);
-    const core = kc.makeApiClient(CoreV1Api);
+    this.watchClient = new KubeClient({ server: config.apiServerURL, timeoutMs: 60_000 });
+    const client = this.watchClient;
     const problem = (cause: string | undefined) => {
       if (cause) this.st.lastError = cause;
     };
-    this.pods = new KindWatcher<V1Pod>({
-      name: 'pods',
-      kc,
-      path: '/api/v1/pods',
-      list: () => core.listPodForAllNamespaces(),
-      logger: this.log,
-      onProblem: problem,
-    });
-    this.nodes = new KindWatcher<V1Node>({
-      name: 'nodes',
-      kc,
-      path: '/api/v1/nodes',
-      list: () => core.listNode(),
-      logger: this.log,
-      onProblem: problem,
-    });
-    const discovery = kc.makeApiClient(DiscoveryV1Api);
-    this.services = new KindWatcher<V1Service>({
-      name: 'services',
-      kc,
-      path: '/api/v1/services',
-      list: () => core.listServiceForAllNamespaces(),
-      logger: this.log,
-      onProblem: problem,
-    });
-    this.slices = new KindWatcher<V1EndpointSlice>({
-      name: 'endpointslices',
-      kc,
-      path: '/apis/discovery.k8s.io/v1/endpointslices',
-      list: () => discovery.listEndpointSliceForAllNamespaces(),
-      logger: this.log,
-      onProblem: problem,
-    });
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const mcsGroup = { group: 'multicluster.x-k8s.io', version: 'v1alpha1' };
-    this.svcExports = new KindWatcher<KubernetesObject>({
-      name: 'serviceexports',
-      kc,
-      path: '/apis/multicluster.x-k8s.io/v1alpha1/serviceexports',
-      list: () =>
-        custom.listCustomObjectForAllNamespaces({ ...mcsGroup, plural: 'serviceexports' }),
-      logger: this.log,
-      onProblem: problem,
-    });
-    this.svcImports = new KindWatcher<KubernetesObject>({
-      name: 'serviceimports',
-      kc,
-      path: '/apis/multicluster.x-k8s.io/v1alpha1/serviceimports',
-      list: () =>
-        custom.listCustomObjectForAllNamespaces({ ...mcsGroup, plural: 'serviceimports' }),
-      logger: this.log,
-      onProblem: problem,
-    });
+    const watch = <T extends KubernetesObject>(name: string, path: string) =>
+      new KindWatcher<T>({ name, client, path, logger: this.log, onProblem: problem });
+    this.pods = watch<V1Pod>('pods', '/api/v1/pods');
+    this.nodes = watch<V1Node>('nodes', '/api/v1/nodes');
+    this.services = watch<V1Service>('services', '/api/v1/services');
+    this.slices = watch<V1EndpointSlice>(
+      'endpointslices',
+      '/apis/discovery.k8s.io/v1/endpointslices',
+    );
+    this.svcExports = watch(
+      'serviceexports',
+      '/apis/multicluster.x-k8s.io/v1alpha1/serviceexports',
+    );
+    this.svcImports = watch(
+      'serviceimports',
+      '/apis/multicluster.x-k8s.io/v1alpha1/serviceimports',
+    );
     if (config.labCluster) {
       this.meshServices = new MeshServicesController({
         mcs: { exports: this.svcExports, imports: this.svcImports },
@@ -337,6 +300,7 @@ export class Operator {
         (w) => (w as KindWatcher<KubernetesObject>).stop(),
       ),
     );
+    this.watchClient.close();
     this.kube.close();
   }
 }

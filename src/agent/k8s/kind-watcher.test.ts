@@ -23,7 +23,7 @@ after(async () => {
   for (const s of servers) await s.cleanup();
 });
 
-test('KindWatcher on a client or (legacy) a KubeConfig-like: sync, events, get, problem prefix', async () => {
+test('KindWatcher on a shared client: sync, events, get', async () => {
   const api = await startTestApiServer();
   servers.push(api);
   await api.client.create({
@@ -38,34 +38,32 @@ test('KindWatcher on a client or (legacy) a KubeConfig-like: sync, events, get, 
     path: '/api/v1/services',
     logger: nopLogger,
   });
-  const viaKc = new KindWatcher({
+  const second = new KindWatcher({
     name: 'services',
-    kc: { getCurrentCluster: () => ({ server: api.server.url }) },
+    client: api.client,
     path: '/api/v1/services',
     logger: nopLogger,
   });
   try {
     const seen: string[] = [];
-    viaKc.on('add', (s) => seen.push(`add ${s.metadata?.name}`));
-    viaKc.on('delete', (s) => seen.push(`delete ${s.metadata?.name}`));
-    await Promise.all([viaClient.start(), viaKc.start()]);
+    second.on('add', (s) => seen.push(`add ${s.metadata?.name}`));
+    second.on('delete', (s) => seen.push(`delete ${s.metadata?.name}`));
+    await Promise.all([viaClient.start(), second.start()]);
     assert.ok(viaClient.get('tendril-a', 'default'));
-    assert.ok(viaKc.get('kubernetes', 'default'), 'the bootstrap service is listed too');
+    assert.ok(second.get('kubernetes', 'default'), 'the bootstrap service is listed too');
     assert.ok(seen.includes('add tendril-a'));
     await api.client.delete('v1', 'Service', 'tendril-a', { namespace: 'default' });
     const end = Date.now() + 5000;
     while (!seen.includes('delete tendril-a') && Date.now() < end)
       await new Promise((r) => setTimeout(r, 20));
     assert.ok(seen.includes('delete tendril-a'));
-    assert.equal(viaKc.get('tendril-a', 'default'), undefined);
+    assert.equal(second.get('tendril-a', 'default'), undefined);
   } finally {
     await viaClient.stop();
-    await viaKc.stop();
+    await second.stop();
   }
-  assert.throws(
-    () => new KindWatcher({ name: 'x', path: '/api/v1/pods', logger: nopLogger }),
-    /no client and no server/,
-  );
+  // the client is the caller's: stopping the watchers leaves it usable
+  assert.ok(await api.client.get('v1', 'Namespace', 'default'));
 });
 
 test('KindWatcher reports a problem prefixed with its name while the server is unreachable', async () => {

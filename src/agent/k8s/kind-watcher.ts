@@ -6,31 +6,19 @@
  * cost the agent ~130 MiB); V1Pod & co. are used as types only.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { KubeClient } from '../../k8s/client.js';
+import type { KubeClient } from '../../k8s/client.js';
 import { Informer } from '../../k8s/informer.js';
 import { apiVersionOf, resourceForPath } from '../../k8s/resources.js';
 import { TendrilError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 
-/** What KindWatcher reads of a client-node KubeConfig (legacy callers pass one). */
-export interface KubeConfigLike {
-  getCurrentCluster(): { server: string } | null;
-}
-
 /** Options of KindWatcher. */
 export interface KindWatcherOptions {
   name: string;
   /** The client to list and watch with (shared; the caller closes it). */
-  client?: KubeClient;
-  /**
-   * Legacy (the operator): a client-node KubeConfig; a client for its current
-   * cluster's server is made (plain HTTP or unix:, as KubeClient speaks).
-   */
-  kc?: KubeConfigLike;
+  client: KubeClient;
   /** Watch path, e.g. /api/v1/nodes (all namespaces). */
   path: string;
-  /** @deprecated ignored: the informer lists `path` itself (kept for callers written for client-node). */
-  list?: () => Promise<unknown>;
   logger: Logger;
   /** Called with an error message while list/watch fail, undefined once they work again. */
   onProblem?: (cause: string | undefined) => void;
@@ -56,22 +44,12 @@ export function kindOfPath(path: string): { apiVersion: string; kind: string } {
 /** Watches one kind and caches it. */
 export class KindWatcher<T extends KubernetesObject = KubernetesObject> {
   private readonly informer: Informer<T>;
-  private readonly ownClient: KubeClient | undefined;
 
-  /** @throws TendrilError `k8s.UnknownPath`, `k8s.BadServer`, `k8s.NoClient`. */
+  /** @throws TendrilError `k8s.UnknownPath`. */
   constructor(o: KindWatcherOptions) {
     const { apiVersion, kind } = kindOfPath(o.path);
-    let client = o.client;
-    if (!client) {
-      const server = o.kc?.getCurrentCluster()?.server;
-      if (!server)
-        throw new TendrilError('k8s.NoClient', `watch ${o.name}: no client and no server`, {
-          hint: 'pass `client` (a KubeClient)',
-        });
-      client = this.ownClient = new KubeClient({ server });
-    }
     this.informer = new Informer<T>({
-      client,
+      client: o.client,
       apiVersion,
       kind,
       logger: o.logger,
@@ -108,10 +86,8 @@ export class KindWatcher<T extends KubernetesObject = KubernetesObject> {
     return this.informer.get(name, namespace);
   }
 
-  /** Ends the watch and its timers (and closes the client it made itself). */
+  /** Ends the watch and its timers (the client stays open: the caller owns it). */
   async stop(): Promise<void> {
-    const done = this.informer.stop();
-    this.ownClient?.close();
-    await done;
+    await this.informer.stop();
   }
 }
