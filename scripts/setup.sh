@@ -17,6 +17,22 @@ declare -A need=(
   [curl]=curl
   [ip]=iproute2
   [nsenter]=util-linux
+  [bpftool]=bpftool
+  [tc]=iproute2
+  [perl]=perl-base
+  [taskset]=util-linux
+  [getent]=libc-bin
+  [getconf]=libc-bin
+  [mkfifo]=coreutils
+  [stat]=coreutils
+  [ls]=coreutils
+  [cat]=coreutils
+  [sleep]=coreutils
+  [true]=coreutils
+  [kubectl]=kubernetes-client
+  [umount]=mount
+  [sh]=dash
+  [bash]=bash
 )
 missing=()
 for cmd in "${!need[@]}"; do
