@@ -38,7 +38,7 @@ const DAEMONS: Array<{
     name: 'operator',
     entry: 'src/operator/main.ts',
     args: ['--cluster', 'tendril-none'],
-    watchers: '/src/agent/k8s/kind-watcher.ts',
+    watchers: '/src/k8s/kind-watcher.ts',
   },
 ];
 

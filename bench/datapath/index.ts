@@ -62,7 +62,7 @@ const { prefix, home } = lab;
 const { createCluster } = await import('../../src/lab/create.js');
 const { apiServerURL } = await import('../../src/lab/state.js');
 const { podCgroup } = await import('../../src/lab/layout.js');
-const { install } = await import('../../src/agent/install.js');
+const { install } = await import('../../src/install/install.js');
 const { KubeClient } = await import('../../src/k8s/client.js');
 type KubeObject = import('../../src/k8s/objects.js').KubeObject;
 

@@ -63,7 +63,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
   const { apiServerURL } = await import('../../src/lab/state.js');
   const { podCgroup, nodeBpffsDir } = await import('../../src/lab/layout.js');
   const { projectRoot } = await import('../../src/lab/daemons.js');
-  const { install } = await import('../../src/agent/install.js');
+  const { install } = await import('../../src/install/install.js');
   const { KubeClient } = await import('../../src/k8s/client.js');
   const { openLBMaps, LB_PIN, lbPinDir, IPPROTO } =
     await import('../../src/datapath/linux/lb/index.js');

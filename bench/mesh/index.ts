@@ -28,7 +28,11 @@ import { parseArgs } from 'node:util';
 import { report, percentile, median, type Figure } from '../lib/report.js';
 import { freePort, startEtcd, type EtcdServer } from '../../src/kvstore/etcd-server.js';
 import { EtcdKVStore } from '../../src/kvstore/etcd.js';
-import { meshEtcdOptions, prepareMesh, connectDirection } from '../../src/clustermesh/setup.js';
+import {
+  meshEtcdOptions,
+  prepareMesh,
+  connectDirection,
+} from '../../src/install/clustermesh/setup.js';
 import { meshPaths } from '../../src/clustermesh/mesh-files.js';
 import { MeshApiServer } from '../../src/clustermesh/apiserver/server.js';
 import { RemoteState } from '../../src/clustermesh/remote-state.js';

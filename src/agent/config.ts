@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { findNode, loadCluster, apiServerNodeURL, nodeDir } from '../lab/state.js';
 import { nodeBpffsDir, nodeCgroup } from '../lab/layout.js';
-import { readInstallState } from './install-state.js';
+import { readInstallState } from '../install/install-state.js';
 import { podMtu } from '../datapath/linux/routes.js';
 import type { AgentConfig, NodeInfo } from './agent.js';
 import type { LBAlgorithm, RoutingMode } from '../datapath/types.js';

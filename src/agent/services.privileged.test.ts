@@ -32,7 +32,7 @@ const { createCluster } = await import('../lab/create.js');
 const { daemonStatus } = await import('../lab/daemons.js');
 const { nodeCgroup } = await import('../lab/layout.js');
 const { apiServerURL } = await import('../lab/state.js');
-const { install, uninstall, agentDaemonName } = await import('./install.js');
+const { install, uninstall, agentDaemonName } = await import('../install/install.js');
 const { AgentClient } = await import('./api/client.js');
 const { agentSocketPath } = await import('./config.js');
 

@@ -11,17 +11,17 @@
  */
 import type { Command } from 'commander';
 import { ExitError } from './main.js';
-import { enableClusterMesh, disableClusterMesh } from '../clustermesh/enable.js';
+import { enableClusterMesh, disableClusterMesh } from '../install/clustermesh/enable.js';
 import {
   connectClusters,
   disconnectClusters,
   type ConnectionMode,
-} from '../clustermesh/connect.js';
+} from '../install/clustermesh/connect.js';
 import {
   gatherMeshStatus,
   renderMeshStatus,
   type MeshStatusReport,
-} from '../clustermesh/status-report.js';
+} from '../install/clustermesh/status-report.js';
 import { parseDuration } from '../clustermesh/duration.js';
 import type { ServiceType } from '../clustermesh/mesh-files.js';
 import { TendrilError } from '../util/errors.js';

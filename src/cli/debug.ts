@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
-import { resolveInstallTarget } from '../agent/lab-target.js';
+import { resolveInstallTarget } from '../install/lab-target.js';
 import { nodeBpffsDir } from '../lab/layout.js';
 import { apiServerURL, type LabCluster } from '../lab/state.js';
 import {
@@ -21,7 +21,7 @@ import { AgentClient } from '../agent/api/client.js';
 import { agentSocketPath } from '../agent/config.js';
 import { describeIdentity } from '../identity/numeric.js';
 import { KubeClient } from '../k8s/client.js';
-import { identityObjectLabels } from '../operator/crd-identity-backend.js';
+import { identityObjectLabels } from '../identity/crd-backend.js';
 import { readPinnedServices } from '../datapath/linux/lb/index.js';
 
 const w = (s: string) => process.stdout.write(s);

@@ -3,8 +3,8 @@
  * cluster DNS, CNI plugin) into a lab cluster, or take it out.
  */
 import type { Command } from 'commander';
-import { install, uninstall } from '../agent/install.js';
-import { enableClusterMesh } from '../clustermesh/enable.js';
+import { install, uninstall } from '../install/install.js';
+import { enableClusterMesh } from '../install/clustermesh/enable.js';
 import { readMeshConfig } from '../clustermesh/mesh-files.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];

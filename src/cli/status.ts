@@ -5,7 +5,7 @@
  * not everything is OK.
  */
 import type { Command } from 'commander';
-import { collectStatus, renderStatus, statusReady, type ClusterStatus } from '../agent/status.js';
+import { collectStatus, renderStatus, statusReady, type ClusterStatus } from '../install/status.js';
 import { ExitError } from './main.js';
 import { TendrilError } from '../util/errors.js';
 

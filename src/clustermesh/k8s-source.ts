@@ -8,7 +8,7 @@
  * No value import of @kubernetes/client-node (~1,700 modules under tsx): the
  * clustermesh-apiserver does not load it.
  */
-import { kindOfPath } from '../agent/k8s/kind-watcher.js';
+import { kindOfPath } from '../k8s/kind-watcher.js';
 import { KubeClient } from '../k8s/client.js';
 import { Informer } from '../k8s/informer.js';
 import type { KubeObject } from '../k8s/objects.js';

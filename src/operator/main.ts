@@ -8,7 +8,7 @@ import { createLogger } from '../util/log.js';
 import { describeError } from '../util/errors.js';
 import { operatorStatusPath } from './paths.js';
 import { apiServerNodeURL, loadCluster } from '../lab/state.js';
-import { readInstallState } from '../agent/install-state.js';
+import { readInstallState } from '../install/install-state.js';
 import { Operator, type OperatorConfig } from './operator.js';
 
 /** "30s" | "5m" | "1h" | "100ms" -> ms. */

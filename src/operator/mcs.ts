@@ -26,7 +26,7 @@ import {
   type ServiceExportSpec,
 } from '../services/mcs.js';
 import { MCS_SERVICE_NAME_LABEL, nsOf } from '../services/annotations.js';
-import type { KindWatcher } from '../agent/k8s/kind-watcher.js';
+import type { KindWatcher } from '../k8s/kind-watcher.js';
 
 export interface MCSControllerOptions {
   clusterName: string;

@@ -34,7 +34,7 @@ import {
   MESH_ANNOTATIONS_CONDITION,
   nsOf,
 } from '../services/annotations.js';
-import type { KindWatcher } from '../agent/k8s/kind-watcher.js';
+import type { KindWatcher } from '../k8s/kind-watcher.js';
 
 export interface MeshServicesOptions {
   labCluster: string;

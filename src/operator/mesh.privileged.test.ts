@@ -27,7 +27,7 @@ after(() => teardownLab(lab));
 const { KubeClient } = await import('../k8s/client.js');
 const { createCluster } = await import('../lab/create.js');
 const { apiServerURL } = await import('../lab/state.js');
-const { install } = await import('../agent/install.js');
+const { install } = await import('../install/install.js');
 const { AgentClient } = await import('../agent/api/client.js');
 const { agentSocketPath } = await import('../agent/config.js');
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { startTestApiServer } from '../lab/apiserver/testing.js';
 import { nopLogger } from '../util/log.js';
 import { Operator } from './operator.js';
-import { identityObjectLabels } from './crd-identity-backend.js';
+import { identityObjectLabels } from '../identity/crd-backend.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until<T>(

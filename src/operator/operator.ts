@@ -17,10 +17,10 @@ import type {
 import { KubeClient } from '../k8s/client.js';
 import { IdentityAllocator } from '../identity/allocator.js';
 import type { Logger } from '../util/log.js';
-import { KindWatcher } from '../agent/k8s/kind-watcher.js';
-import { endpointIdentityLabels } from '../agent/identity-labels.js';
+import { KindWatcher } from '../k8s/kind-watcher.js';
+import { endpointIdentityLabels } from '../identity/pod-labels.js';
 import { labelsString } from '../identity/labels.js';
-import { CrdIdentityBackend } from './crd-identity-backend.js';
+import { CrdIdentityBackend } from '../identity/crd-backend.js';
 import { MeshServicesController } from './mesh-services.js';
 import { cidrContains, formatCIDR, parseCIDR, cidrsOverlap } from '../lab/ipmath.js';
 

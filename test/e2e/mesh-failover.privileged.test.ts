@@ -36,7 +36,7 @@ const { apiServerURL } = await import('../../src/lab/state.js');
 const { AgentClient } = await import('../../src/agent/api/client.js');
 const { agentSocketPath } = await import('../../src/agent/config.js');
 const { addDaemon, removeDaemon, listDaemonSpecs } = await import('../../src/lab/daemons.js');
-const { DAEMON_MESH_ETCD } = await import('../../src/clustermesh/enable.js');
+const { DAEMON_MESH_ETCD } = await import('../../src/install/clustermesh/enable.js');
 
 type Pod = { metadata: { name: string }; status?: { phase?: string; podIP?: string } };
 

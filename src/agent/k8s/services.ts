@@ -10,7 +10,7 @@ import type { Logger } from '../../util/log.js';
 import type { LBAlgorithm, ServiceEntry } from '../../datapath/types.js';
 import { desiredServiceEntries, type CatalogResult } from '../../services/catalog.js';
 import type { ClusterService } from '../../services/cluster-service.js';
-import { KindWatcher } from './kind-watcher.js';
+import { KindWatcher } from '../../k8s/kind-watcher.js';
 
 export interface ServiceSourceOptions {
   /** The client to list and watch with (the caller closes it). */

@@ -13,7 +13,12 @@ import { startEtcd, freePort, type EtcdServer } from '../../kvstore/etcd-server.
 import { EtcdKVStore } from '../../kvstore/etcd.js';
 import { isKVStoreError } from '../../kvstore/errors.js';
 import { createCA, issueClientCert, writeSecretFile } from '../certs.js';
-import { meshEtcdOptions, prepareMesh, connectDirection, disconnectDirection } from '../setup.js';
+import {
+  meshEtcdOptions,
+  prepareMesh,
+  connectDirection,
+  disconnectDirection,
+} from '../../install/clustermesh/setup.js';
 import {
   meshPaths,
   readMeshConfig,
@@ -399,7 +404,7 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     const rpCA = await readFile(meshPaths('lab2').caCert, 'utf8');
     // A correctly signed certificate of a cluster that is no longer admitted is refused by etcd auth.
     const kp = await issueClientCert(
-      await (await import('../setup.js')).clusterCA('lab2'),
+      await (await import('../../install/clustermesh/setup.js')).clusterCA('lab2'),
       'remote-cluster1',
     );
     const revoked = await client(c2, { ca: rpCA, cert: kp.certPEM, key: kp.keyPEM });

@@ -6,7 +6,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { etcdArgs } from '../kvstore/etcd-server.js';
+import { etcdArgs } from '../../kvstore/etcd-server.js';
 import {
   certificateInfo,
   issueClientCert,
@@ -17,9 +17,13 @@ import {
   remoteClientCN,
   writeSecretFile,
   type CertificateAuthority,
-} from './certs.js';
-import { LOCAL_AGENT_USER, ROOT_USER } from './etcd-access.js';
-import { makeClusterConfig, validateClusterName, DEFAULT_MAX_CONNECTED_CLUSTERS } from './keys.js';
+} from '../../clustermesh/certs.js';
+import { LOCAL_AGENT_USER, ROOT_USER } from '../../clustermesh/etcd-access.js';
+import {
+  makeClusterConfig,
+  validateClusterName,
+  DEFAULT_MAX_CONNECTED_CLUSTERS,
+} from '../../clustermesh/keys.js';
 import {
   ETCD_HEALTH_PORT,
   ETCD_PEER_PORT,
@@ -32,9 +36,9 @@ import {
   writeRemote,
   type MeshConfig,
   type ServiceType,
-} from './mesh-files.js';
-import { fetchStatus } from './status-api.js';
-import { TendrilError } from '../util/errors.js';
+} from '../../clustermesh/mesh-files.js';
+import { fetchStatus } from '../../clustermesh/status-api.js';
+import { TendrilError } from '../../util/errors.js';
 
 export interface PrepareMeshOptions {
   labCluster: string;

@@ -16,11 +16,11 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { TendrilError } from '../util/errors.js';
-import { resolveInstallTarget } from '../agent/lab-target.js';
-import { readInstallState, type InstallState } from '../agent/install-state.js';
-import { addDaemon, nodeCommand, removeDaemon } from '../lab/daemons.js';
-import { apiServerNodeURL, listClusters, type LabCluster, type LabNode } from '../lab/state.js';
+import { TendrilError } from '../../util/errors.js';
+import { resolveInstallTarget } from '../lab-target.js';
+import { readInstallState, type InstallState } from '../install-state.js';
+import { addDaemon, nodeCommand, removeDaemon } from '../../lab/daemons.js';
+import { apiServerNodeURL, listClusters, type LabCluster, type LabNode } from '../../lab/state.js';
 import {
   ETCD_CLIENT_PORT,
   NODEPORT_PORT,
@@ -32,9 +32,9 @@ import {
   writeRemote,
   type MeshConfig,
   type ServiceType,
-} from './mesh-files.js';
+} from '../../clustermesh/mesh-files.js';
 import { disconnectDirection, meshEtcdCommand, prepareMesh, removeMeshFiles } from './setup.js';
-import { fetchStatus, type MeshDaemonStatus } from './status-api.js';
+import { fetchStatus, type MeshDaemonStatus } from '../../clustermesh/status-api.js';
 
 const pexec = promisify(execFile);
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { startTestApiServer, type TestApiServer } from '../../lab/apiserver/testing.js';
-import { nopLogger } from '../../util/log.js';
+import { startTestApiServer, type TestApiServer } from '../lab/apiserver/testing.js';
+import { nopLogger } from '../util/log.js';
 import { KindWatcher, kindOfPath } from './kind-watcher.js';
 
 test('kindOfPath maps collection paths to apiVersion + kind, and refuses others', () => {
@@ -67,7 +67,7 @@ test('KindWatcher on a shared client: sync, events, get', async () => {
 });
 
 test('KindWatcher reports a problem prefixed with its name while the server is unreachable', async () => {
-  const { KubeClient } = await import('../../k8s/client.js');
+  const { KubeClient } = await import('./client.js');
   const client = new KubeClient({ server: 'http://127.0.0.1:1', timeoutMs: 1000 });
   const problems: Array<string | undefined> = [];
   const w = new KindWatcher({

@@ -4,20 +4,20 @@
  * report, decides what is wrong and what to run next, and renders it the way
  * cilium's CLI does.
  */
-import { resolveInstallTarget } from '../agent/lab-target.js';
-import { readInstallState } from '../agent/install-state.js';
-import { agentDaemonName, DAEMON_OPERATOR } from '../agent/install.js';
-import { agentSocketPath } from '../agent/config.js';
-import { AgentClient } from '../agent/api/client.js';
-import type { AgentStatus } from '../agent/api/types.js';
-import { daemonStatus } from '../lab/daemons.js';
-import type { LabCluster } from '../lab/state.js';
-import { listRemotes, readMeshConfig } from './mesh-files.js';
-import { fetchStatus, type MeshDaemonStatus } from './status-api.js';
-import { meshPaths } from './mesh-files.js';
+import { resolveInstallTarget } from '../lab-target.js';
+import { readInstallState } from '../install-state.js';
+import { agentDaemonName, DAEMON_OPERATOR } from '../install.js';
+import { agentSocketPath } from '../../agent/config.js';
+import { AgentClient } from '../../agent/api/client.js';
+import type { AgentStatus } from '../../agent/api/types.js';
+import { daemonStatus } from '../../lab/daemons.js';
+import type { LabCluster } from '../../lab/state.js';
+import { listRemotes, readMeshConfig } from '../../clustermesh/mesh-files.js';
+import { fetchStatus, type MeshDaemonStatus } from '../../clustermesh/status-api.js';
+import { meshPaths } from '../../clustermesh/mesh-files.js';
 import { DAEMON_MESH_APISERVER, DAEMON_MESH_ETCD } from './enable.js';
-import { STATE_KINDS } from './keys.js';
-import type { RemoteClusterStatus } from './kvstoremesh.js';
+import { STATE_KINDS } from '../../clustermesh/keys.js';
+import type { RemoteClusterStatus } from '../../clustermesh/kvstoremesh.js';
 
 export type Health = 'OK' | 'Warning' | 'Error' | 'disabled';
 

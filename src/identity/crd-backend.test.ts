@@ -1,15 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { identityBackendConformance } from '../identity/backend-conformance.js';
+import { identityBackendConformance } from './backend-conformance.js';
 import { startTestApiServer } from '../lab/apiserver/testing.js';
 import { KubeClient } from '../k8s/client.js';
-import {
-  CrdIdentityBackend,
-  identityObject,
-  identityObjectLabels,
-} from './crd-identity-backend.js';
-import { IdentityAllocator } from '../identity/allocator.js';
-import { endpointIdentityLabels } from '../agent/identity-labels.js';
+import { CrdIdentityBackend, identityObject, identityObjectLabels } from './crd-backend.js';
+import { IdentityAllocator } from './allocator.js';
+import { endpointIdentityLabels } from './pod-labels.js';
 
 identityBackendConformance('crd (lab API server, two clients)', async () => {
   const api = await startTestApiServer();

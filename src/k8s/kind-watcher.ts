@@ -6,11 +6,11 @@
  * cost the agent ~130 MiB); V1Pod & co. are used as types only.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { KubeClient } from '../../k8s/client.js';
-import { Informer } from '../../k8s/informer.js';
-import { apiVersionOf, resourceForPath } from '../../k8s/resources.js';
-import { TendrilError } from '../../util/errors.js';
-import type { Logger } from '../../util/log.js';
+import type { KubeClient } from './client.js';
+import { Informer } from './informer.js';
+import { apiVersionOf, resourceForPath } from './resources.js';
+import { TendrilError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
 
 /** Options of KindWatcher. */
 export interface KindWatcherOptions {

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkPair, connectionPairs, ConnectRefusedError } from './connect.js';
 import { prepareMesh } from './setup.js';
-import { createCA, writeSecretFile } from './certs.js';
-import { meshPaths } from './mesh-files.js';
-import type { LabCluster } from '../lab/state.js';
-import type { InstallState } from '../agent/install-state.js';
+import { createCA, writeSecretFile } from '../../clustermesh/certs.js';
+import { meshPaths } from '../../clustermesh/mesh-files.js';
+import type { LabCluster } from '../../lab/state.js';
+import type { InstallState } from '../install-state.js';
 
 let home: string;
 const old = process.env.TENDRIL_HOME;

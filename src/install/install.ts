@@ -46,8 +46,8 @@ import {
 } from './install-state.js';
 import { acquireInstallLock } from './install-lock.js';
 import { resolveInstallTarget } from './lab-target.js';
-import { agentSocketPath, agentStateDir } from './config.js';
-import { AgentClient } from './api/client.js';
+import { agentSocketPath, agentStateDir } from '../agent/config.js';
+import { AgentClient } from '../agent/api/client.js';
 import { NodeRouter, podMtu } from '../datapath/linux/routes.js';
 import type { RoutingMode } from '../datapath/types.js';
 

@@ -11,8 +11,8 @@
 import type { KubeObject } from '../k8s/objects.js';
 import type { KubeClient } from '../k8s/client.js';
 import { ApiError } from '../k8s/status.js';
-import type { AllocateResult, IdentityBackend, IdentityRecord } from '../identity/backend.js';
-import { labelsString, makeLabel, makeLabels, parseLabels } from '../identity/labels.js';
+import type { AllocateResult, IdentityBackend, IdentityRecord } from './backend.js';
+import { labelsString, makeLabel, makeLabels, parseLabels } from './labels.js';
 
 export const CILIUM_V2 = 'cilium.io/v2';
 

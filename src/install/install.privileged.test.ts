@@ -23,8 +23,8 @@ const { nodeBpffsDir, nodeCgroup, podNetns } = await import('../lab/layout.js');
 const { apiServerURL } = await import('../lab/state.js');
 const { install, uninstall, agentDaemonName, DAEMON_OPERATOR } = await import('./install.js');
 const { readInstallState } = await import('./install-state.js');
-const { AgentClient } = await import('./api/client.js');
-const { agentSocketPath } = await import('./config.js');
+const { AgentClient } = await import('../agent/api/client.js');
+const { agentSocketPath } = await import('../agent/config.js');
 const { collectStatus } = await import('./status.js');
 type KubeObject = import('../k8s/objects.js').KubeObject;
 

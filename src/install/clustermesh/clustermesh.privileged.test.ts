@@ -12,17 +12,18 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { privilegedTest } from '../../test/helpers/privileged.js';
+import { privilegedTest } from '../../../test/helpers/privileged.js';
 
 const prefix = `tendril-t${process.pid}x`;
 const home = mkdtempSync(join(tmpdir(), 'tendril-mesh-e2e-'));
 process.env.TENDRIL_LAB_PREFIX = prefix;
 process.env.TENDRIL_HOME = home;
 
-const { projectRoot, addDaemon, removeDaemon, listDaemonSpecs } = await import('../lab/daemons.js');
-const { loadCluster, saveCluster } = await import('../lab/state.js');
-const { writeInstallState, readInstallState } = await import('../agent/install-state.js');
-const { meshPaths, remotePaths } = await import('./mesh-files.js');
+const { projectRoot, addDaemon, removeDaemon, listDaemonSpecs } =
+  await import('../../lab/daemons.js');
+const { loadCluster, saveCluster } = await import('../../lab/state.js');
+const { writeInstallState, readInstallState } = await import('../install-state.js');
+const { meshPaths, remotePaths } = await import('../../clustermesh/mesh-files.js');
 const { DAEMON_MESH_ETCD } = await import('./enable.js');
 
 const cli = (args: string[], timeout = 120_000) => {

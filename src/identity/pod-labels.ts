@@ -4,7 +4,7 @@
  * compute the same set: the pod's labels, its namespace, its service account
  * and the cluster name (Cilium's io.cilium.k8s.policy.cluster).
  */
-import { labelsString, podIdentityLabels, type Labels } from '../identity/labels.js';
+import { labelsString, podIdentityLabels, type Labels } from './labels.js';
 
 export interface PodIdentitySource {
   namespace: string;

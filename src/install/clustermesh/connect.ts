@@ -10,16 +10,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TendrilError } from '../util/errors.js';
-import { resolveInstallTarget } from '../agent/lab-target.js';
-import { cidrsOverlap, parseCIDR } from '../lab/ipmath.js';
-import type { LabCluster } from '../lab/state.js';
-import { certificateInfo, meshCADir } from './certs.js';
-import { DEFAULT_MAX_CONNECTED_CLUSTERS } from './keys.js';
-import { meshPaths, readMeshConfig, type ServiceType } from './mesh-files.js';
+import { TendrilError } from '../../util/errors.js';
+import { resolveInstallTarget } from '../lab-target.js';
+import { cidrsOverlap, parseCIDR } from '../../lab/ipmath.js';
+import type { LabCluster } from '../../lab/state.js';
+import { certificateInfo, meshCADir } from '../../clustermesh/certs.js';
+import { DEFAULT_MAX_CONNECTED_CLUSTERS } from '../../clustermesh/keys.js';
+import { meshPaths, readMeshConfig, type ServiceType } from '../../clustermesh/mesh-files.js';
 import { connectDirection, disconnectDirection } from './setup.js';
 import { enableClusterMesh, requireInstall } from './enable.js';
-import type { InstallState } from '../agent/install-state.js';
+import type { InstallState } from '../install-state.js';
 
 export type ConnectionMode = 'bidirectional' | 'unicast' | 'mesh';
 
