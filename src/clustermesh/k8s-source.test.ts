@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryKVStore } from '../kvstore/memory.js';
-import { startTestApiServer, fakeNode } from '../lab/apiserver/testing.js';
+import { startTestApiServer, fakeNode } from '../../test/helpers/apiserver.js';
 import { ClusterSyncer } from './syncer.js';
 import { apiServerSources, informerSource } from './k8s-source.js';
 import { makeClusterConfig, syncedCanaryKey } from './keys.js';

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startTestApiServer, type TestApiServer } from '../lab/apiserver/testing.js';
+import { startTestApiServer, type TestApiServer } from '../../test/helpers/apiserver.js';
 import { KubeClient } from '../k8s/client.js';
 import { freePort } from '../kvstore/etcd-server.js';
 import { checkClusterDNS, queryDNS, type DNSResponse } from './client.js';

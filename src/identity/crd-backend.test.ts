@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { identityBackendConformance } from './backend-conformance.js';
-import { startTestApiServer } from '../lab/apiserver/testing.js';
+import { startTestApiServer } from '../../test/helpers/apiserver.js';
 import { KubeClient } from '../k8s/client.js';
 import { CrdIdentityBackend, identityObject, identityObjectLabels } from './crd-backend.js';
 import { IdentityAllocator } from './allocator.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { startTestApiServer, type TestApiServer } from '../lab/apiserver/testing.js';
+import { startTestApiServer, type TestApiServer } from '../../test/helpers/apiserver.js';
 import { KubeClient } from './client.js';
 import { Informer } from './informer.js';
 import type { KubeObject } from './objects.js';

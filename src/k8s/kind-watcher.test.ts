@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { startTestApiServer, type TestApiServer } from '../lab/apiserver/testing.js';
+import { startTestApiServer, type TestApiServer } from '../../test/helpers/apiserver.js';
 import { nopLogger } from '../util/log.js';
 import { KindWatcher, kindOfPath } from './kind-watcher.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestApiServer } from '../lab/apiserver/testing.js';
+import { startTestApiServer } from '../../test/helpers/apiserver.js';
 import { nopLogger } from '../util/log.js';
 import { Operator } from './operator.js';
 import { identityObjectLabels } from '../identity/crd-backend.js';
