@@ -42,13 +42,6 @@ const KNOWN: Record<string, string> = {
   'src/agent/ipam.ts -> src/lab/ipmath.ts': 'tls: util/ipv4',
   'src/datapath/linux/routes.ts -> src/lab/ipmath.ts': 'tls: util/ipv4',
   'src/operator/operator.ts -> src/lab/ipmath.ts': 'tls: util/ipv4',
-  // the daemons read a config dir and a kubeconfig instead (wing, step 3)
-  'src/agent/config.ts -> src/lab/state.ts': 'wing: daemon config dirs',
-  'src/agent/config.ts -> src/lab/layout.ts': 'wing: daemon config dirs',
-  'src/agent/config.ts -> src/install/install-state.ts': 'wing: daemon config dirs',
-  'src/dns/main.ts -> src/lab/state.ts': 'wing: daemon config dirs',
-  'src/operator/main.ts -> src/lab/state.ts': 'wing: daemon config dirs',
-  'src/operator/main.ts -> src/install/install-state.ts': 'wing: daemon config dirs',
 };
 
 function walk(dir: string, out: string[]): string[] {

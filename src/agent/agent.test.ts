@@ -11,7 +11,6 @@ import { runPlugin, type PluginNet } from './cni/plugin.js';
 
 function config(dir: string): AgentConfig {
   return {
-    labCluster: 'c1',
     node: 'c1-worker',
     nodeIP: '172.30.1.11',
     podCIDR: '10.244.1.0/24',

@@ -45,7 +45,6 @@ export const ReservedIdentity = {
 } as const;
 
 export interface AgentConfig {
-  labCluster: string;
   node: string;
   nodeIP: string;
   podCIDR: string;
@@ -61,6 +60,8 @@ export interface AgentConfig {
   bpffsDir: string;
   cgroupPath: string;
   apiServerURL?: string;
+  /** Request headers for the API server (a kubeconfig's bearer token). */
+  apiHeaders?: Record<string, string>;
 }
 
 /** Optional introspection a datapath may offer (LinuxDatapath does). */
@@ -511,7 +512,6 @@ export class Agent {
       .reduce((n, [, l]) => n + l.length, 0);
     return {
       node: this.config.node,
-      labCluster: this.config.labCluster,
       clusterName: this.config.clusterName,
       clusterId: this.config.clusterId,
       nodeIP: this.config.nodeIP,

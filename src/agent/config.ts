@@ -1,26 +1,106 @@
 /**
- * How an agent learns its configuration: from the lab (cluster.json +
- * install.json, by lab cluster and node name) or from a JSON file (a real
- * node, or tests with their own namespaces).
+ * How an agent learns its configuration, the way Cilium's does:
+ *
+ *   agent --config-dir DIR --kubeconfig FILE [--clustermesh-config DIR] [--node-name NAME]
+ *
+ * DIR holds one file per setting (the shape of the `cilium-config` ConfigMap
+ * mounted as a volume; AGENT_CONFIG_KEYS lists them). The node's name comes
+ * from --node-name, else $K8S_NODE_NAME (as a DaemonSet's downward API sets
+ * it), else the key `node-name`; its address and pod CIDR from its Node
+ * object (status.addresses InternalIP, spec.podCIDR) unless the keys
+ * `node-ip` / `pod-cidr` say them. Nothing here knows about a lab.
+ *
+ * A JSON file (--config, AgentFileConfig) is still read for tests that run
+ * an agent in their own namespaces without an API server.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
-import { findNode, loadCluster, apiServerNodeURL, nodeDir } from '../lab/state.js';
-import { nodeBpffsDir, nodeCgroup } from '../lab/layout.js';
-import { readInstallState } from '../install/install-state.js';
+import { readConfigDir, type ConfigDir } from '../util/config-dir.js';
 import { podMtu } from '../datapath/linux/routes.js';
 import type { AgentConfig, NodeInfo } from './agent.js';
 import type { LBAlgorithm, RoutingMode } from '../datapath/types.js';
 
-/** The agent's Unix socket of a lab node. */
-export function agentSocketPath(labCluster: string, node: string): string {
-  return join(nodeDir(labCluster, node), 'agent.sock');
+/** Every key an agent's config directory may hold, with what it means. */
+export const AGENT_CONFIG_KEYS: Readonly<Record<string, string>> = {
+  'cluster-name': "the cluster's name in the mesh (required)",
+  'cluster-id': '1..255, unique in the mesh (required)',
+  'routing-mode': 'native (kernel routes) or tunnel (VXLAN); default native',
+  mtu: 'underlay MTU; pods get it (minus 50 in tunnel mode); default 1500',
+  'bpf-lb-algorithm': 'random or maglev; default random',
+  'bpf-root': "directory under bpffs for the agent's pinned maps (required)",
+  'cgroup-root': 'cgroup v2 directory the socket LB programs attach to (required)',
+  'state-dir': "the agent's state files (ipam.json, endpoints.json) (required)",
+  'socket-path': "the agent's API socket (CNI and status) (required)",
+  'node-name': 'this node, when neither --node-name nor $K8S_NODE_NAME says it',
+  'node-ip': "this node's address (default: the Node object's InternalIP)",
+  'pod-cidr': "this node's pod CIDR (default: the Node object's spec.podCIDR)",
+};
+
+/** What the config directory gives, before the Node object fills in address and pod CIDR. */
+export interface AgentDirConfig extends Omit<AgentConfig, 'nodeIP' | 'podCIDR'> {
+  nodeIP?: string;
+  podCIDR?: string;
 }
 
-/** The agent's state directory of a lab node. */
-export function agentStateDir(labCluster: string, node: string): string {
-  return join(nodeDir(labCluster, node), 'agent');
+/**
+ * Reads an agent's settings from a config directory.
+ * @throws TendrilError CONFIG_DIR_UNREADABLE, CONFIG_MISSING_KEY, CONFIG_BAD_VALUE,
+ *   AGENT_NO_NODE_NAME.
+ */
+export function agentConfigFromDir(
+  dir: string | ConfigDir,
+  o: { nodeName?: string; apiServerURL?: string } = {},
+): AgentDirConfig {
+  const c = typeof dir === 'string' ? readConfigDir(dir) : dir;
+  const node = o.nodeName || process.env.K8S_NODE_NAME || c.get('node-name');
+  if (!node) {
+    throw new TendrilError('AGENT_NO_NODE_NAME', `agent: which node is this? (config ${c.dir})`, {
+      hint: 'pass --node-name NAME, set K8S_NODE_NAME, or write the key node-name',
+    });
+  }
+  const routingMode = c.oneOf<RoutingMode>('routing-mode', ['native', 'tunnel'], 'native');
+  const nodeIP = c.get('node-ip');
+  const podCIDR = c.get('pod-cidr');
+  return {
+    node,
+    ...(nodeIP ? { nodeIP } : {}),
+    ...(podCIDR ? { podCIDR } : {}),
+    clusterName: c.string('cluster-name'),
+    clusterId: c.int('cluster-id', { min: 1, max: 255 }),
+    routingMode,
+    podMtu: podMtu(routingMode, c.int('mtu', { min: 576, max: 9000, fallback: 1500 })),
+    lbAlgorithm: c.oneOf<LBAlgorithm>('bpf-lb-algorithm', ['random', 'maglev'], 'random'),
+    stateDir: c.string('state-dir'),
+    socketPath: c.string('socket-path'),
+    bpffsDir: c.string('bpf-root'),
+    cgroupPath: c.string('cgroup-root'),
+    ...(o.apiServerURL ? { apiServerURL: o.apiServerURL } : {}),
+  };
+}
+
+/** The parts of a Node object the agent reads. */
+interface NodeObject {
+  spec?: { podCIDR?: string; podCIDRs?: string[] };
+  status?: { addresses?: Array<{ type: string; address: string }> };
+}
+
+/**
+ * Fills in the node's address and pod CIDR from its Node object.
+ * @throws TendrilError AGENT_NODE_INCOMPLETE when the Node lacks them.
+ */
+export function completeFromNode(cfg: AgentDirConfig, node: NodeObject): AgentConfig {
+  const nodeIP =
+    cfg.nodeIP ?? node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+  const podCIDR =
+    cfg.podCIDR ?? node.spec?.podCIDR ?? node.spec?.podCIDRs?.find((x) => !x.includes(':'));
+  if (!nodeIP || !podCIDR) {
+    throw new TendrilError(
+      'AGENT_NODE_INCOMPLETE',
+      `Node ${cfg.node} has no ${!nodeIP ? 'InternalIP address' : 'spec.podCIDR'}`,
+      { hint: 'is the kubelet registered? or write the keys node-ip and pod-cidr' },
+    );
+  }
+  return { ...cfg, nodeIP, podCIDR };
 }
 
 /** Agent configuration plus what a file may add (static nodes when there is no API server). */
@@ -29,42 +109,6 @@ export interface AgentFileConfig extends AgentConfig {
   staticNodes?: NodeInfo[];
   /** Underlay MTU (podMtu derives from it when not given). */
   mtu?: number;
-}
-
-/**
- * Builds a lab node's agent config from cluster.json and install.json.
- * @throws ClusterNotFoundError, TendrilError agent.NotInstalled
- */
-export function agentConfigFromLab(labCluster: string, node: string): AgentConfig {
-  const cluster = loadCluster(labCluster);
-  const n = findNode(cluster, node);
-  const inst = readInstallState(labCluster);
-  if (!inst) {
-    throw new TendrilError(
-      'agent.NotInstalled',
-      `Tendril is not installed in lab cluster ${labCluster}`,
-      {
-        hint: `run: tendril install --context lab-${labCluster} --cluster-name ${labCluster}`,
-      },
-    );
-  }
-  const mtu = Number(inst.settings['mtu'] ?? 1500);
-  return {
-    labCluster,
-    node,
-    nodeIP: n.ip,
-    podCIDR: n.podCIDR,
-    clusterName: inst.clusterName,
-    clusterId: inst.clusterId,
-    routingMode: inst.routingMode,
-    podMtu: podMtu(inst.routingMode, mtu),
-    lbAlgorithm: (inst.settings['lb-algorithm'] ?? 'random') as LBAlgorithm,
-    stateDir: agentStateDir(labCluster, node),
-    socketPath: agentSocketPath(labCluster, node),
-    bpffsDir: nodeBpffsDir(labCluster, node),
-    cgroupPath: nodeCgroup(labCluster, node),
-    apiServerURL: apiServerNodeURL(cluster),
-  };
 }
 
 /** Reads an agent config file (JSON with AgentConfig's fields). @throws TendrilError agent.BadConfig */
@@ -94,7 +138,6 @@ export function agentConfigFromFile(path: string): AgentFileConfig {
   const mode = (c.routingMode ?? 'native') as RoutingMode;
   return {
     ...(c as AgentFileConfig),
-    labCluster: c.labCluster ?? '',
     clusterName: c.clusterName ?? 'default',
     clusterId: c.clusterId ?? 1,
     routingMode: mode,

@@ -1,8 +1,16 @@
 /**
- * The node agent daemon. Run inside the node's network namespace:
+ * The node agent daemon, configured like Cilium's. Run inside the node's
+ * network namespace:
  *
- *   node --import tsx src/agent/main.ts --cluster <lab cluster> --node <node>
- *   node --import tsx src/agent/main.ts --config /path/agent.json      (no lab)
+ *   node --import tsx src/agent/main.ts --config-dir DIR --kubeconfig FILE \
+ *        [--clustermesh-config DIR] [--node-name NAME]
+ *   node --import tsx src/agent/main.ts --config /path/agent.json      (no API server: tests)
+ *
+ * --config-dir: one file per setting (config.ts, AGENT_CONFIG_KEYS);
+ * --kubeconfig: where the API server is (its Node object gives the node's
+ * address and pod CIDR); --clustermesh-config: one etcd config per remote
+ * cluster (Cilium's clustermesh-config shape): whenever it names a remote,
+ * the agent follows the mesh.
  *
  * Serves CNI and status on its Unix socket, watches the API server (when it
  * has one), and drives the Linux datapath. SIGTERM stops it and leaves the
@@ -13,7 +21,16 @@ import { createLogger } from '../util/log.js';
 import { describeError } from '../util/errors.js';
 import { Agent } from './agent.js';
 import { serveAgentApi } from './api/server.js';
-import { agentConfigFromFile, agentConfigFromLab, type AgentFileConfig } from './config.js';
+import {
+  agentConfigFromDir,
+  agentConfigFromFile,
+  completeFromNode,
+  type AgentFileConfig,
+} from './config.js';
+import { KubeClient } from '../k8s/client.js';
+import { loadKubeconfig } from '../k8s/kubeconfig-file.js';
+import { TendrilError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
 import { LinuxDatapath } from '../datapath/linux/datapath.js';
 import { FakeDatapath } from '../datapath/fake.js';
 import { VXLAN_OVERHEAD } from '../datapath/linux/routes.js';
@@ -23,8 +40,10 @@ import { MeshSource } from './mesh-source.js';
 
 const { values } = parseArgs({
   options: {
-    cluster: { type: 'string' },
-    node: { type: 'string' },
+    'config-dir': { type: 'string' },
+    kubeconfig: { type: 'string' },
+    'clustermesh-config': { type: 'string' },
+    'node-name': { type: 'string' },
     config: { type: 'string' },
     'fake-datapath': { type: 'boolean', default: false },
   },
@@ -35,8 +54,23 @@ const log = createLogger({ daemon: 'agent' });
 async function main(): Promise<void> {
   let cfg: AgentFileConfig;
   if (values.config) cfg = agentConfigFromFile(values.config);
-  else if (values.cluster && values.node) cfg = agentConfigFromLab(values.cluster, values.node);
-  else throw new Error('usage: agent --cluster <lab cluster> --node <node> | --config <file>');
+  else if (values['config-dir']) {
+    const kc = values.kubeconfig ? loadKubeconfig(values.kubeconfig) : undefined;
+    const partial = agentConfigFromDir(values['config-dir'], {
+      ...(values['node-name'] ? { nodeName: values['node-name'] } : {}),
+      ...(kc ? { apiServerURL: kc.server } : {}),
+    });
+    if (kc && Object.keys(kc.headers).length > 0) partial.apiHeaders = kc.headers;
+    cfg =
+      partial.nodeIP && partial.podCIDR
+        ? { ...partial, nodeIP: partial.nodeIP, podCIDR: partial.podCIDR }
+        : kc
+          ? completeFromNode(partial, await readOwnNode(kc.server, kc.headers, partial.node, log))
+          : completeFromNode(partial, {});
+  } else
+    throw new TendrilError('AGENT_USAGE', 'agent: say where its settings are', {
+      hint: 'usage: agent --config-dir DIR --kubeconfig FILE [--clustermesh-config DIR] [--node-name NAME] | --config FILE',
+    });
   const logger = log.child({ node: cfg.node });
   const datapath = values['fake-datapath']
     ? new FakeDatapath()
@@ -69,10 +103,11 @@ async function main(): Promise<void> {
   await agent.start({ waitFor: k8s ? k8s.syncNames : [] });
   if (cfg.staticNodes) agent.setNodes('local', cfg.staticNodes);
   const started = k8s ? await k8s.start(agent) : undefined;
+  const meshConfig = values['clustermesh-config'];
   const mesh =
-    cfg.labCluster && started
+    meshConfig && started
       ? new MeshSource({
-          labCluster: cfg.labCluster,
+          configDir: meshConfig,
           clusterName: cfg.clusterName,
           agent,
           setRemoteServices: (l) => started.setRemoteServices(l),
@@ -102,6 +137,35 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * Reads the agent's own Node object, retrying with backoff while the API
+ * server is unreachable or the kubelet has not registered the node yet.
+ */
+async function readOwnNode(
+  server: string,
+  headers: Record<string, string>,
+  node: string,
+  logger: Logger,
+): Promise<Parameters<typeof completeFromNode>[1]> {
+  const kube = new KubeClient({ server, headers, timeoutMs: 10_000 });
+  try {
+    for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        return (await kube.get('v1', 'Node', node)) as Parameters<typeof completeFromNode>[1];
+      } catch (err) {
+        logger.warn('cannot read this node from the API server yet; retrying', {
+          node,
+          server,
+          error: describeError(err),
+        });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  } finally {
+    kube.close();
+  }
 }
 
 main().catch((err) => {

@@ -1,21 +1,22 @@
 /**
- * The agent's mesh source: once Cluster Mesh is enabled for its cluster
- * (mesh.json appears), it reads the cluster's own clustermesh etcd (where
- * kvstoremesh caches every remote cluster) through RemoteState and feeds the
- * agent: remote nodes -> routes to their pod CIDRs, remote ipcache -> the
- * ipcache map, remote services -> backends of global services. Disabling
- * the mesh (mesh.json removed) drops all remote state. Changes are coalesced
+ * The agent's mesh source: once its clustermesh config directory
+ * (`--clustermesh-config`, Cilium's `clustermesh-config` shape) names a remote
+ * cluster, it reads the etcd those files name (the cluster's own clustermesh
+ * etcd, where kvstoremesh caches every remote) through RemoteState and feeds
+ * the agent: remote nodes -> routes to their pod CIDRs, remote ipcache -> the
+ * ipcache map, remote services -> backends of global services. A remote whose
+ * file goes away (disconnect, disable) is dropped. Changes are coalesced
  * (a bulk sync of thousands of entries is one recompute, not thousands).
  */
 import type { ClusterService } from '../clustermesh/remote-state.js';
 import { MeshStateSource } from '../clustermesh/agent-source.js';
-import { meshEnabled } from '../clustermesh/mesh-files.js';
 import type { Logger } from '../util/log.js';
 import type { Agent, NodeInfo } from './agent.js';
 import type { IPCacheEntry } from '../datapath/types.js';
 
 export interface MeshSourceOptions {
-  labCluster: string;
+  /** The clustermesh config directory (one etcd config file per remote cluster). */
+  configDir: string;
   clusterName: string;
   agent: Agent;
   /** Receives every remote cluster's services (for the service catalog). */
@@ -23,7 +24,7 @@ export interface MeshSourceOptions {
   /** Receives every remote cluster's MCS exports. */
   setRemoteExports?: (list: Array<{ cluster: string; namespace: string; name: string }>) => void;
   logger: Logger;
-  /** How often to look for mesh.json (default 2-3 s). */
+  /** How often to read the config directory (default 2 s). */
   pollMs?: number;
   /** Coalescing delay of updates (default 15 ms). */
   batchMs?: number;
@@ -36,10 +37,11 @@ export class MeshSource {
   private problemTimer: NodeJS.Timeout | undefined;
   private readonly known = new Set<string>();
   private flushedState: unknown;
+  private flushedNames = '';
 
   constructor(private readonly o: MeshSourceOptions) {
     this.source = new MeshStateSource({
-      labCluster: o.labCluster,
+      configDir: o.configDir,
       localCluster: o.clusterName,
       ...(o.pollMs ? { pollMs: o.pollMs } : {}),
       logger: o.logger,
@@ -51,16 +53,23 @@ export class MeshSource {
     this.source.start();
     // report a mesh that is enabled but unreachable; flush also clears state after a disable
     this.problemTimer = setInterval(() => {
-      const enabled = meshEnabled(this.o.labCluster);
-      if (enabled && !this.source.state && this.source.lastError) {
+      if (!this.source.state && this.source.lastError) {
         this.o.agent.setProblem('clustermesh', {
-          cause: `cannot read the clustermesh etcd: ${this.source.lastError}`,
+          cause: `cannot follow the mesh: ${this.source.lastError}`,
           hint: 'see `tendril clustermesh status`; the agent retries',
         });
       } else this.o.agent.setProblem('clustermesh', undefined);
-      // a new connection whose initial events came before it was published, or a disable
-      if (this.source.state !== this.flushedState || (!this.source.state && this.known.size > 0))
+      // a new connection whose initial events came before it was published, a disable,
+      // or a remote added to / removed from the config directory
+      const names = [...this.source.remoteNames].sort().join(',');
+      if (
+        this.source.state !== this.flushedState ||
+        (!this.source.state && this.known.size > 0) ||
+        names !== this.flushedNames
+      ) {
+        this.flushedNames = names;
         this.flush();
+      }
     }, this.o.pollMs ?? 1000);
   }
 
@@ -93,8 +102,9 @@ export class MeshSource {
     const seen = new Set<string>();
     const services: ClusterService[] = [];
     const exportsList: Array<{ cluster: string; namespace: string; name: string }> = [];
+    const wanted = this.source.remoteNames;
     for (const c of rs?.clusters() ?? []) {
-      if (c.local) continue;
+      if (c.local || !wanted.has(c.name)) continue;
       seen.add(c.name);
       const nodes: NodeInfo[] = [];
       for (const n of c.nodes.values()) {

@@ -34,7 +34,7 @@ const { nodeCgroup } = await import('../lab/layout.js');
 const { apiServerURL } = await import('../lab/state.js');
 const { install, uninstall, agentDaemonName } = await import('../install/install.js');
 const { AgentClient } = await import('./api/client.js');
-const { agentSocketPath } = await import('./config.js');
+const { agentSocketPath } = await import('../install/lab-daemon-config.js');
 
 privilegedTest(
   'privileged: services at the socket: DNS name, UDP DNS, 3 backends, deleted backend, agent restart under load, uninstall detaches',

@@ -18,7 +18,7 @@ import {
   PIN,
 } from '../datapath/linux/maps.js';
 import { AgentClient } from '../agent/api/client.js';
-import { agentSocketPath } from '../agent/config.js';
+import { agentSocketPath } from '../install/lab-daemon-config.js';
 import { describeIdentity } from '../identity/numeric.js';
 import { KubeClient } from '../k8s/client.js';
 import { identityObjectLabels } from '../identity/crd-backend.js';

@@ -1,59 +1,38 @@
 /**
- * How an agent (or the operator) of a lab cluster follows the mesh: it reads
- * only its own cluster's mesh etcd (kvstoremesh puts every remote cluster
- * there), with the `local-agent` certificate (read-only on cilium/).
+ * How an agent (or the operator) follows the mesh: from its clustermesh
+ * config directory (Cilium's `clustermesh-config` shape, see
+ * clustermesh-config.ts), it reads its own cluster's mesh etcd, where
+ * kvstoremesh puts every remote cluster, with the `local-agent` certificate
+ * (read-only on cilium/). Only the clusters the directory names are followed.
  *
- *   const mesh = new MeshStateSource({ labCluster: 'cluster1', localCluster: 'cluster1', logger });
- *   mesh.state.on((ev) => ...);   // RemoteState events (see remote-state.ts)
- *   mesh.start();                  // waits for `clustermesh enable`, connects, follows; survives disable/enable
+ *   const mesh = new MeshStateSource({ configDir: '/var/lib/tendril/clustermesh', localCluster: 'cluster1', logger });
+ *   mesh.on((ev) => ...);        // RemoteState events (see remote-state.ts)
+ *   mesh.start();                // waits for the directory to name a remote, connects, follows
  *   ...
  *   await mesh.stop();
  *
- * The mesh is usually enabled after the agents start, so the source polls
- * for the cluster's mesh.json; when the mesh is disabled it drops
- * everything it knew (emitting deletions), and starts over on re-enable.
+ * The directory usually fills after the agents start (`clustermesh connect`),
+ * so the source polls it; when it empties (disconnect, disable) the source
+ * drops everything it knew (emitting deletions), and when a file or
+ * certificate changes it reconnects.
  */
-import { readFile } from 'node:fs/promises';
-import { EtcdKVStore, type EtcdKVStoreOptions } from '../kvstore/etcd.js';
+import type { EtcdKVStoreOptions } from '../kvstore/etcd.js';
+import { EtcdKVStore } from '../kvstore/etcd.js';
 import type { KVPair, KVStore, Watch, WatchEvent, WatchOptions } from '../kvstore/types.js';
 import { nopLogger, type Logger } from '../util/log.js';
-import { meshPaths, readMeshConfig } from './mesh-files.js';
-import { ETCD_CLIENT_PORT } from './mesh-files.js';
+import { readClusterMeshConfig, sharedEtcdOptions } from './clustermesh-config.js';
 import { RemoteState, type RemoteStateEvent, type RemoteStateListener } from './remote-state.js';
 
-/**
- * KVStore options for the local agents of a lab cluster: the mesh etcd on
- * the control plane (https://<cp ip>:2379) with the local-agent certificate.
- * Undefined when the mesh is not enabled.
- */
-export async function agentMeshStoreOptions(
-  labCluster: string,
-): Promise<EtcdKVStoreOptions | undefined> {
-  const cfg = readMeshConfig(labCluster);
-  if (!cfg) return undefined;
-  const p = meshPaths(labCluster);
-  const [ca, cert, key] = await Promise.all([
-    readFile(p.caCert, 'utf8'),
-    readFile(p.agentCert, 'utf8'),
-    readFile(p.agentKey, 'utf8'),
-  ]);
-  return {
-    endpoints: [`https://${cfg.listenIP}:${ETCD_CLIENT_PORT}`],
-    tls: { ca, cert, key },
-    dialTimeoutMs: 3000,
-    requestTimeoutMs: 5000,
-  };
-}
-
 export interface MeshStateSourceOptions {
-  labCluster: string;
-  /** The own cluster's mesh name (install --cluster-name). */
+  /** The clustermesh config directory (`--clustermesh-config`). */
+  configDir: string;
+  /** The own cluster's mesh name (cluster-name). */
   localCluster: string;
   /** Also track the own cluster's exported state (default false). */
   includeLocal?: boolean;
-  /** How often to look for the mesh being enabled/disabled (default 2000 ms). */
+  /** How often to read the directory (default 2000 ms). */
   pollMs?: number;
-  /** Override the store options (tests); default agentMeshStoreOptions(labCluster). */
+  /** Override the store options (tests); default: from the directory's files. */
   storeOptions?: () => Promise<EtcdKVStoreOptions | undefined>;
   logger?: Logger;
 }
@@ -81,7 +60,7 @@ export class MeshStateSource {
   private readonly listeners = new Set<RemoteStateListener>();
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
-  private enabledAt: string | undefined;
+  private fingerprint: string | undefined;
   private readonly log: Logger;
   /** Last connection error (for the agent's status). */
   lastError: string | undefined;
@@ -133,20 +112,24 @@ export class MeshStateSource {
     }
   }
 
+  /** The remote clusters the config directory names (empty: not in a mesh). */
+  remoteNames: ReadonlySet<string> = new Set();
+
   private async reconcile(): Promise<void> {
-    const cfg = readMeshConfig(this.opts.labCluster);
-    if (!cfg) {
+    const remotes = readClusterMeshConfig(this.opts.configDir);
+    this.remoteNames = new Set(remotes.map((r) => r.name));
+    if (remotes.length === 0) {
       if (this.remote) {
-        this.log.info('cluster mesh disabled: dropping remote state');
+        this.log.info('no remote cluster configured: dropping remote state');
         await this.disconnect(true);
       }
+      this.lastError = undefined;
       return;
     }
-    if (this.remote && this.enabledAt === cfg.enabledAt) return;
-    if (this.remote) await this.disconnect(true); // re-enabled: new certificates
-    const options = await (
-      this.opts.storeOptions ?? (() => agentMeshStoreOptions(this.opts.labCluster))
-    )();
+    const shared = await sharedEtcdOptions(remotes);
+    if (this.remote && this.fingerprint === shared.fingerprint) return;
+    if (this.remote) await this.disconnect(true); // new endpoints or certificates
+    const options = this.opts.storeOptions ? await this.opts.storeOptions() : shared.options;
     if (!options) return;
     const store = new EtcdKVStore({ ...options, logger: this.log });
     this.switchable.inner = store;
@@ -165,16 +148,19 @@ export class MeshStateSource {
     }
     this.store = store;
     this.remote = rs;
-    this.enabledAt = cfg.enabledAt;
+    this.fingerprint = shared.fingerprint;
     this.lastError = undefined;
-    this.log.info('following the cluster mesh', { endpoints: options.endpoints });
+    this.log.info('following the cluster mesh', {
+      endpoints: options.endpoints,
+      remotes: [...this.remoteNames],
+    });
   }
 
   /** Stops following; with `emitRemovals`, emits deletions for everything known (the mesh went away). */
   private async disconnect(emitRemovals: boolean): Promise<void> {
     const rs = this.remote;
     this.remote = undefined;
-    this.enabledAt = undefined;
+    this.fingerprint = undefined;
     if (rs) {
       await rs.stop();
       if (emitRemovals) {

@@ -198,7 +198,7 @@ test('dns main: bad command lines are refused with the reason', async () => {
     await assert.rejects(parseDNSArgs(['--listen', '127.0.0.1:53', '--kubeconfig', file]), tls);
     await assert.rejects(
       parseDNSArgs(['--listen', '127.0.0.1:53', '--kubeconfig', file, '--context', 'nope']),
-      /has no context nope/,
+      /no context "nope"/,
     );
     const plain = await parseDNSArgs([
       '--listen',

@@ -3,21 +3,20 @@
  *
  *   node --import tsx src/dns/main.ts --listen IP:PORT --server URL
  *   node --import tsx src/dns/main.ts --listen IP:PORT --kubeconfig PATH [--context NAME]
- *   node --import tsx src/dns/main.ts --cluster NAME [--listen IP:PORT]   (a lab cluster: its API
- *        server as seen from the nodes; default listen address: the control plane's, port 53)
  *
  * Options: --domain (cluster.local), --clusterset-domain (clusterset.local),
  * --ttl SECONDS (5), --no-service-imports. SIGTERM/SIGINT stop it.
  *
  * The watches run on KubeClient, which speaks plain HTTP and unix: only (the
- * lab's API server). --kubeconfig loads @kubernetes/client-node lazily, only
- * to read the file; an https:// server (a real cluster) is refused with
+ * lab's API server). --kubeconfig is read by src/k8s/kubeconfig-file.ts (server,
+ * token, tokenFile; no client-node); an https:// server (a real cluster) is refused with
  * DNS_TLS_UNSUPPORTED until KubeClient gets TLS options (docs/dns.md).
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KubeClient } from '../k8s/client.js';
+import { loadKubeconfig } from '../k8s/kubeconfig-file.js';
 import { describeError, TendrilError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { startDNSDaemon } from './daemon.js';
@@ -56,15 +55,14 @@ function plainHTTPOnly(server: string, from: string): void {
 }
 
 /**
- * Parses the command line (--kubeconfig reads the file with a lazily loaded
- * @kubernetes/client-node).
+ * Parses the command line.
  * @throws TendrilError DNS_USAGE naming the bad or missing option;
  *   DNS_TLS_UNSUPPORTED for an https:// API server.
  */
 export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
   const usage = (msg: string) =>
     new TendrilError('DNS_USAGE', `tendril dns: ${msg}`, {
-      hint: 'usage: src/dns/main.ts --listen IP:PORT (--server URL | --kubeconfig PATH [--context NAME] | --cluster NAME)',
+      hint: 'usage: src/dns/main.ts --listen IP:PORT (--server URL | --kubeconfig PATH [--context NAME])',
     });
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -75,7 +73,6 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
         server: { type: 'string' },
         kubeconfig: { type: 'string' },
         context: { type: 'string' },
-        cluster: { type: 'string' },
         domain: { type: 'string', default: 'cluster.local' },
         'clusterset-domain': { type: 'string', default: 'clusterset.local' },
         ttl: { type: 'string', default: '5' },
@@ -86,10 +83,10 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
   } catch (err) {
     throw usage((err as Error).message);
   }
-  let listen = values.listen as string | undefined;
+  const listen = values.listen as string | undefined;
   let apiServer: string;
   const headers: Record<string, string> = {};
-  const sources = ['server', 'kubeconfig', 'cluster'].filter((k) => values[k] !== undefined);
+  const sources = ['server', 'kubeconfig'].filter((k) => values[k] !== undefined);
   if (sources.length !== 1)
     throw usage(
       sources.length === 0
@@ -101,35 +98,19 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
     plainHTTPOnly(apiServer, '--server');
     if (!/^(http:\/\/|unix:)/.test(apiServer))
       throw usage(`--server ${apiServer} is not an http:// URL or unix:/path`);
-  } else if (values.kubeconfig) {
-    // only this path loads client-node (its kubeconfig reader: contexts, files, exec plugins)
-    const { KubeConfig } = await import('@kubernetes/client-node');
-    const kc = new KubeConfig();
-    try {
-      kc.loadFromFile(String(values.kubeconfig));
-    } catch (err) {
-      throw usage(`cannot read kubeconfig ${values.kubeconfig}: ${(err as Error).message}`);
-    }
-    if (values.context) {
-      if (!kc.getContextObject(String(values.context)))
-        throw usage(`kubeconfig ${values.kubeconfig} has no context ${values.context}`);
-      kc.setCurrentContext(String(values.context));
-    }
-    const server = kc.getCurrentCluster()?.server;
-    if (!server)
-      throw usage(`kubeconfig ${values.kubeconfig}: its current context names no server`);
-    apiServer = server;
-    plainHTTPOnly(apiServer, `kubeconfig ${values.kubeconfig}`);
-    const token = kc.getCurrentUser()?.token;
-    if (token) headers.Authorization = `Bearer ${token}`;
   } else {
-    const { loadCluster, apiServerNodeURL } = await import('../lab/state.js');
-    const cluster = loadCluster(String(values.cluster));
-    apiServer = apiServerNodeURL(cluster);
-    if (!listen) {
-      const cp = cluster.nodes.find((n) => n.role === 'control-plane');
-      if (cp) listen = `${cp.ip}:53`;
+    let kc;
+    try {
+      kc = loadKubeconfig(
+        String(values.kubeconfig),
+        values.context ? String(values.context) : undefined,
+      );
+    } catch (err) {
+      throw usage(`cannot read kubeconfig: ${(err as Error).message}`);
     }
+    apiServer = kc.server;
+    plainHTTPOnly(apiServer, `kubeconfig ${values.kubeconfig}`);
+    Object.assign(headers, kc.headers);
   }
   if (!listen) throw usage('--listen IP:PORT is required');
   const m = /^(.+):(\d+)$/.exec(listen);

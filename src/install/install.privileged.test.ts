@@ -24,7 +24,7 @@ const { apiServerURL } = await import('../lab/state.js');
 const { install, uninstall, agentDaemonName, DAEMON_OPERATOR } = await import('./install.js');
 const { readInstallState } = await import('./install-state.js');
 const { AgentClient } = await import('../agent/api/client.js');
-const { agentSocketPath } = await import('../agent/config.js');
+const { agentSocketPath } = await import('./lab-daemon-config.js');
 const { collectStatus } = await import('./status.js');
 type KubeObject = import('../k8s/objects.js').KubeObject;
 

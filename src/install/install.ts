@@ -46,7 +46,16 @@ import {
 } from './install-state.js';
 import { acquireInstallLock } from './install-lock.js';
 import { resolveInstallTarget } from './lab-target.js';
-import { agentSocketPath, agentStateDir } from '../agent/config.js';
+import {
+  agentConfigDir,
+  agentSocketPath,
+  agentStateDir,
+  clusterMeshConfigDir,
+  daemonKubeconfigPath,
+  daemonsDir,
+  operatorConfigDir,
+  writeDaemonConfigs,
+} from './lab-daemon-config.js';
 import { AgentClient } from '../agent/api/client.js';
 import { NodeRouter, podMtu } from '../datapath/linux/routes.js';
 import type { RoutingMode } from '../datapath/types.js';
@@ -120,22 +129,35 @@ function controlPlane(c: LabCluster) {
   return cp;
 }
 
-/** The daemons an install runs. */
+/**
+ * The daemons an install runs, each started as it would be on a Kubernetes
+ * node: a config directory, a kubeconfig and the clustermesh config
+ * directory (written by writeDaemonConfigs), nothing naming the lab.
+ */
 export function installDaemons(c: LabCluster, settings: Record<string, string> = {}): DaemonSpec[] {
   const cp = controlPlane(c);
   const importOff = settings['remote-service-import'] === 'false';
+  const kubeconfig = daemonKubeconfigPath(c.name);
+  const meshConfig = clusterMeshConfigDir(c.name);
   const out: DaemonSpec[] = [
     {
       name: DAEMON_OPERATOR,
-      command: nodeCommand('src/operator/main.ts', ['--cluster', c.name]),
+      command: nodeCommand('src/operator/main.ts', [
+        '--config-dir',
+        operatorConfigDir(c.name),
+        '--kubeconfig',
+        kubeconfig,
+        '--clustermesh-config',
+        meshConfig,
+      ]),
       netns: cp.netns,
       restart: 'always',
     },
     {
       name: DAEMON_DNS,
       command: nodeCommand('src/dns/main.ts', [
-        '--cluster',
-        c.name,
+        '--kubeconfig',
+        kubeconfig,
         '--listen',
         `${cp.ip}:53`,
         ...(importOff ? ['--no-service-imports'] : []),
@@ -150,9 +172,20 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
       // One agent per node: a small young generation keeps each agent's resident
       // memory ~35 MiB lower (V8 commits up to 3 x 16 MiB semi-spaces by default)
       // at the cost of more frequent, cheaper scavenges. See docs/agent.md.
-      command: nodeCommand('src/agent/main.ts', ['--cluster', c.name, '--node', n.name], {
-        nodeFlags: [`--max-semi-space-size=${AGENT_SEMI_SPACE_MIB}`],
-      }),
+      command: nodeCommand(
+        'src/agent/main.ts',
+        [
+          '--config-dir',
+          agentConfigDir(c.name, n.name),
+          '--kubeconfig',
+          kubeconfig,
+          '--clustermesh-config',
+          meshConfig,
+          '--node-name',
+          n.name,
+        ],
+        { nodeFlags: [`--max-semi-space-size=${AGENT_SEMI_SPACE_MIB}`] },
+      ),
       netns: n.netns,
       restart: 'always',
     });
@@ -288,6 +321,9 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
       );
     }
     say(`CNI plugin ${CNI_PLUGIN_NAME} and ${CNI_CONF_FILE} written to ${c.nodes.length} node(s)`);
+
+    writeDaemonConfigs(c, state);
+    say(`Daemon config written to ${daemonsDir(c.name)} and each node's agent-config/`);
 
     await ensureKubeDNS(c, say);
 
@@ -472,6 +508,7 @@ async function removeEverything(
     rmSync(join(nodeCniBinDir(c.name, n.name), CNI_PLUGIN_NAME), { force: true });
     if (!o.keepAgentState) rmSync(agentStateDir(c.name, n.name), { recursive: true, force: true });
     rmSync(agentSocketPath(c.name, n.name), { force: true });
+    rmSync(agentConfigDir(c.name, n.name), { recursive: true, force: true });
     // the socket LB detaches its pinned links and removes its pins; then the rest of the node's pins go
     try {
       destroyPinnedLB(nodeBpffsDir(c.name, n.name));
@@ -517,6 +554,10 @@ async function removeEverything(
     kube.close();
   }
   rmSync(join(clusterDir(c.name), 'operator-status.json'), { force: true });
+  rmSync(operatorConfigDir(c.name), { recursive: true, force: true });
+  rmSync(daemonKubeconfigPath(c.name), { force: true });
+  // a reinstall (--force) keeps the mesh's remotes; uninstall drops them
+  if (!o.keepAgentState) rmSync(daemonsDir(c.name), { recursive: true, force: true });
   if (!o.keepInstallState) removeInstallState(c.name);
 }
 

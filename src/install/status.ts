@@ -9,12 +9,12 @@ import { daemonStatus, type DaemonStatus } from '../lab/daemons.js';
 import type { LabCluster } from '../lab/state.js';
 import { meshEnabled } from '../clustermesh/mesh-files.js';
 import { readInstallState, type InstallState } from './install-state.js';
-import { agentSocketPath } from '../agent/config.js';
+import { agentSocketPath } from './lab-daemon-config.js';
 import { AgentClient } from '../agent/api/client.js';
 import type { AgentStatus, Problem } from '../agent/api/types.js';
 import { DAEMON_DNS, DAEMON_OPERATOR, agentDaemonName } from './install.js';
 import { resolveInstallTarget } from './lab-target.js';
-import { operatorStatusPath } from '../operator/paths.js';
+import { operatorStatusPath } from './lab-daemon-config.js';
 import type { OperatorStatus } from '../operator/operator.js';
 
 export type Health = 'OK' | 'Warning' | 'Error' | 'disabled';

@@ -1,14 +1,20 @@
 /**
- * The operator daemon:
- *   node --import tsx src/operator/main.ts --cluster <lab cluster>
- *   node --import tsx src/operator/main.ts --api-server URL --cluster-name N --cluster-id I [--pod-cidr C]
+ * The operator daemon, configured like Cilium's:
+ *
+ *   node --import tsx src/operator/main.ts --config-dir DIR --kubeconfig FILE [--clustermesh-config DIR]
+ *
+ * --config-dir keys (one file each): cluster-name, cluster-id (required);
+ * cluster-pool-ipv4-cidr (the pod CIDR for nodes without one),
+ * identity-gc-interval (30s), remote-service-import (true),
+ * operator-status-file (where it writes its status; none when absent).
+ * --clustermesh-config: one etcd config per remote cluster; with it the
+ * operator imports remote global services and MCS exports.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../util/log.js';
-import { describeError } from '../util/errors.js';
-import { operatorStatusPath } from './paths.js';
-import { apiServerNodeURL, loadCluster } from '../lab/state.js';
-import { readInstallState } from '../install/install-state.js';
+import { describeError, TendrilError } from '../util/errors.js';
+import { readConfigDir } from '../util/config-dir.js';
+import { loadKubeconfig } from '../k8s/kubeconfig-file.js';
 import { Operator, type OperatorConfig } from './operator.js';
 
 /** "30s" | "5m" | "1h" | "100ms" -> ms. */
@@ -20,48 +26,47 @@ export function parseDuration(text: string): number {
 
 const log = createLogger({ daemon: 'operator' });
 
-async function main(): Promise<void> {
+/**
+ * Builds the operator's config from its command line.
+ * @throws TendrilError OPERATOR_USAGE, CONFIG_*, KUBECONFIG_INVALID
+ */
+export function operatorConfigFromArgs(argv: string[]): OperatorConfig {
   const { values } = parseArgs({
+    args: argv,
     options: {
-      cluster: { type: 'string' },
-      'api-server': { type: 'string' },
-      'cluster-name': { type: 'string' },
-      'cluster-id': { type: 'string' },
-      'pod-cidr': { type: 'string' },
-      'gc-interval': { type: 'string' },
+      'config-dir': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'clustermesh-config': { type: 'string' },
     },
   });
-  let cfg: OperatorConfig;
-  if (values.cluster) {
-    const c = loadCluster(values.cluster);
-    const inst = readInstallState(values.cluster);
-    if (!inst) throw new Error(`Tendril is not installed in lab cluster ${values.cluster}`);
-    cfg = {
-      apiServerURL: apiServerNodeURL(c),
-      clusterName: inst.clusterName,
-      clusterId: inst.clusterId,
-      clusterPodCIDR: c.podCIDR,
-      gcIntervalMs: parseDuration(
-        values['gc-interval'] ?? inst.settings['identity-gc-interval'] ?? '30s',
-      ),
-      statusFile: operatorStatusPath(values.cluster),
-      labCluster: values.cluster,
-      importRemoteOnly: inst.settings['remote-service-import'] !== 'false',
-    };
-  } else {
-    if (!values['api-server'] || !values['cluster-name'] || !values['cluster-id']) {
-      throw new Error(
-        'usage: operator --cluster <lab cluster> | --api-server URL --cluster-name NAME --cluster-id ID',
-      );
-    }
-    cfg = {
-      apiServerURL: values['api-server'],
-      clusterName: values['cluster-name'],
-      clusterId: Number(values['cluster-id']),
-      ...(values['pod-cidr'] ? { clusterPodCIDR: values['pod-cidr'] } : {}),
-      gcIntervalMs: parseDuration(values['gc-interval'] ?? '30s'),
-    };
+  if (!values['config-dir'] || !values.kubeconfig) {
+    throw new TendrilError(
+      'OPERATOR_USAGE',
+      'operator: --config-dir and --kubeconfig are required',
+      {
+        hint: 'usage: operator --config-dir DIR --kubeconfig FILE [--clustermesh-config DIR]',
+      },
+    );
   }
+  const c = readConfigDir(values['config-dir']);
+  const kc = loadKubeconfig(values.kubeconfig);
+  const podCIDR = c.get('cluster-pool-ipv4-cidr');
+  const statusFile = c.get('operator-status-file');
+  return {
+    apiServerURL: kc.server,
+    ...(Object.keys(kc.headers).length > 0 ? { apiHeaders: kc.headers } : {}),
+    clusterName: c.string('cluster-name'),
+    clusterId: c.int('cluster-id', { min: 1, max: 255 }),
+    ...(podCIDR ? { clusterPodCIDR: podCIDR } : {}),
+    gcIntervalMs: parseDuration(c.string('identity-gc-interval', '30s')),
+    ...(statusFile ? { statusFile } : {}),
+    ...(values['clustermesh-config'] ? { clusterMeshConfigDir: values['clustermesh-config'] } : {}),
+    importRemoteOnly: c.bool('remote-service-import', true),
+  };
+}
+
+async function main(): Promise<void> {
+  const cfg = operatorConfigFromArgs(process.argv.slice(2));
   const op = new Operator(cfg, log);
   await op.start();
   log.info('operator running', {

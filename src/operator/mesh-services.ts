@@ -18,7 +18,7 @@ import { conditionsOf, type KubeObject } from '../k8s/objects.js';
 import { ApiError } from '../k8s/status.js';
 import type { Logger } from '../util/log.js';
 import { MeshStateSource } from '../clustermesh/agent-source.js';
-import { meshEnabled } from '../clustermesh/mesh-files.js';
+import { readClusterMeshConfig } from '../clustermesh/clustermesh-config.js';
 import type { ClusterService } from '../services/cluster-service.js';
 import {
   importedServiceManifest,
@@ -37,7 +37,8 @@ import {
 import type { KindWatcher } from '../k8s/kind-watcher.js';
 
 export interface MeshServicesOptions {
-  labCluster: string;
+  /** The clustermesh config directory (one etcd config per remote cluster). */
+  clusterMeshConfigDir: string;
   clusterName: string;
   kube: KubeClient;
   services: KindWatcher<V1Service>;
@@ -64,7 +65,7 @@ export class MeshServicesController {
   constructor(private readonly o: MeshServicesOptions) {
     this.log = o.logger.child({ subsys: 'mesh-services' });
     this.mesh = new MeshStateSource({
-      labCluster: o.labCluster,
+      configDir: o.clusterMeshConfigDir,
       localCluster: o.clusterName,
       logger: this.log,
     });
@@ -168,9 +169,18 @@ export class MeshServicesController {
   /** The remote services, or undefined when the mesh is enabled but not read yet (keep what exists). */
   private remoteServices(): ClusterService[] | undefined {
     const st = this.mesh.state;
-    if (!st) return meshEnabled(this.o.labCluster) ? undefined : [];
+    if (!st) {
+      // read the directory itself: the source may not have polled it yet
+      try {
+        return readClusterMeshConfig(this.o.clusterMeshConfigDir).length > 0 ? undefined : [];
+      } catch {
+        return undefined; // a broken config: keep what exists
+      }
+    }
     const out: ClusterService[] = [];
-    for (const c of st.clusters()) if (!c.local) for (const s of c.services.values()) out.push(s);
+    const wanted = this.mesh.remoteNames;
+    for (const c of st.clusters())
+      if (!c.local && wanted.has(c.name)) for (const s of c.services.values()) out.push(s);
     return out;
   }
 

@@ -29,7 +29,7 @@ const { createCluster } = await import('../lab/create.js');
 const { apiServerURL } = await import('../lab/state.js');
 const { install } = await import('../install/install.js');
 const { AgentClient } = await import('../agent/api/client.js');
-const { agentSocketPath } = await import('../agent/config.js');
+const { agentSocketPath } = await import('../install/lab-daemon-config.js');
 
 privilegedTest(
   'privileged: two meshed clusters: remote routes and ipcache, remote-only service by DNS name, marker slice, MCS import',

@@ -34,8 +34,10 @@ export interface OperatorConfig {
   /** Unused identities are removed after this long (default: gcIntervalMs). */
   gcGraceMs?: number;
   statusFile?: string;
-  /** The lab cluster (enables the mesh service controller, which follows its clustermesh etcd). */
-  labCluster?: string;
+  /** Request headers for the API server (a kubeconfig's bearer token). */
+  apiHeaders?: Record<string, string>;
+  /** The clustermesh config directory (enables the mesh service controller, which follows the etcd it names). */
+  clusterMeshConfigDir?: string;
   /** Import global services that only remote clusters have (default true). */
   importRemoteOnly?: boolean;
 }
@@ -84,13 +86,21 @@ export class Operator {
     logger: Logger,
   ) {
     this.log = logger.child({ subsys: 'operator' });
-    this.kube = new KubeClient({ server: config.apiServerURL, timeoutMs: 10_000 });
+    this.kube = new KubeClient({
+      server: config.apiServerURL,
+      timeoutMs: 10_000,
+      ...(config.apiHeaders ? { headers: config.apiHeaders } : {}),
+    });
     this.allocator = new IdentityAllocator(new CrdIdentityBackend(this.kube), {
       clusterId: config.clusterId,
       gcGracePeriodMs: config.gcGraceMs ?? config.gcIntervalMs,
       logger: this.log,
     });
-    this.watchClient = new KubeClient({ server: config.apiServerURL, timeoutMs: 60_000 });
+    this.watchClient = new KubeClient({
+      server: config.apiServerURL,
+      timeoutMs: 60_000,
+      ...(config.apiHeaders ? { headers: config.apiHeaders } : {}),
+    });
     const client = this.watchClient;
     const problem = (cause: string | undefined) => {
       if (cause) this.st.lastError = cause;
@@ -112,10 +122,10 @@ export class Operator {
       'serviceimports',
       '/apis/multicluster.x-k8s.io/v1alpha1/serviceimports',
     );
-    if (config.labCluster) {
+    if (config.clusterMeshConfigDir) {
       this.meshServices = new MeshServicesController({
         mcs: { exports: this.svcExports, imports: this.svcImports },
-        labCluster: config.labCluster,
+        clusterMeshConfigDir: config.clusterMeshConfigDir,
         clusterName: config.clusterName,
         kube: this.kube,
         services: this.services,

@@ -34,7 +34,7 @@ const lab = useUniqueLab('mesh');
 const { KubeClient } = await import('../../src/k8s/client.js');
 const { apiServerURL } = await import('../../src/lab/state.js');
 const { AgentClient } = await import('../../src/agent/api/client.js');
-const { agentSocketPath } = await import('../../src/agent/config.js');
+const { agentSocketPath } = await import('../../src/install/lab-daemon-config.js');
 const { addDaemon, removeDaemon, listDaemonSpecs } = await import('../../src/lab/daemons.js');
 const { DAEMON_MESH_ETCD } = await import('../../src/install/clustermesh/enable.js');
 

@@ -79,7 +79,6 @@ export interface ReconcilerStatus {
 
 export interface AgentStatus {
   node: string;
-  labCluster: string;
   clusterName: string;
   clusterId: number;
   nodeIP: string;

@@ -136,16 +136,27 @@ export interface PreparedK8sSources {
 
 function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
   const log = logger.child({ subsys: 'k8s' });
-  const kube = new KubeClient({ server: cfg.apiServerURL ?? '', timeoutMs: 10_000 });
+  const kube = new KubeClient({
+    server: cfg.apiServerURL ?? '',
+    timeoutMs: 10_000,
+    ...(cfg.apiHeaders ? { headers: cfg.apiHeaders } : {}),
+  });
   // the watchers' lists may be large (10,000s of Services on a busy server): a longer timeout
-  const watchClient = new KubeClient({ server: cfg.apiServerURL ?? '', timeoutMs: 60_000 });
+  const watchClient = new KubeClient({
+    server: cfg.apiServerURL ?? '',
+    timeoutMs: 60_000,
+    ...(cfg.apiHeaders ? { headers: cfg.apiHeaders } : {}),
+  });
   const identities = new IdentityCache();
   let agentRef: Agent | undefined;
   const problem = (name: string) => (cause: string | undefined) =>
     agentRef?.setProblem(
       `k8s/${name}`,
       cause
-        ? { cause, hint: `is the API server at ${cfg.apiServerURL} up? see \`tendril lab list\`` }
+        ? {
+            cause,
+            hint: `is the API server at ${cfg.apiServerURL} up? check the kubeconfig's server and credentials`,
+          }
         : undefined,
     );
 

@@ -30,6 +30,7 @@ import { MeshApiServer, fetchMeshStatus } from './server.js';
 import { fakeK8sNode, fakeSources } from '../testing.js';
 import { classifyMeshError } from '../errors.js';
 import { MeshStateSource } from '../agent-source.js';
+import { writeClusterMeshConfig } from '../clustermesh-config.js';
 
 async function until(
   what: string,
@@ -241,12 +242,23 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       cert: await readFile(p.agentCert, 'utf8'),
       key: await readFile(p.agentKey, 'utf8'),
     };
+    // the agents' clustermesh-config directory: one etcd config per remote, all naming
+    // this cluster's own etcd (kvstoremesh) with the local-agent certificate
+    const configDir = join(home, 'clustermesh-config-lab1');
+    writeClusterMeshConfig(configDir, [
+      {
+        name: 'cluster2',
+        endpoints: c1.config.accessEndpoints,
+        trustedCAFile: p.caCert,
+        certFile: p.agentCert,
+        keyFile: p.agentKey,
+      },
+    ]);
     const src = new MeshStateSource({
-      labCluster: 'lab1',
+      configDir,
       localCluster: 'cluster1',
       includeLocal: true,
       pollMs: 100,
-      storeOptions: async () => ({ endpoints: c1.config.accessEndpoints, tls }),
     });
     const seen: string[] = [];
     src.on(

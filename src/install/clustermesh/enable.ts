@@ -18,6 +18,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { TendrilError } from '../../util/errors.js';
 import { resolveInstallTarget } from '../lab-target.js';
+import { syncLabClusterMeshConfig } from '../lab-daemon-config.js';
 import { readInstallState, type InstallState } from '../install-state.js';
 import { addDaemon, nodeCommand, removeDaemon } from '../../lab/daemons.js';
 import { apiServerNodeURL, listClusters, type LabCluster, type LabNode } from '../../lab/state.js';
@@ -159,6 +160,8 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
     loadBalancerIP: lbIP,
     cacheTTL: install.settings['clustermesh-cache-ttl'],
   });
+  // the agents and the operator follow the remotes named here (none until connect)
+  await syncLabClusterMeshConfig(c.name);
   if (previous && previous.accessEndpoints.join(',') !== config.accessEndpoints.join(',')) {
     const updated = await updatePeersEndpoints(c.name, config);
     if (updated.length > 0)

@@ -39,6 +39,7 @@ import {
 } from '../../clustermesh/mesh-files.js';
 import { fetchStatus } from '../../clustermesh/status-api.js';
 import { TendrilError } from '../../util/errors.js';
+import { syncLabClusterMeshConfig } from '../lab-daemon-config.js';
 
 export interface PrepareMeshOptions {
   labCluster: string;
@@ -195,6 +196,7 @@ export async function connectDirection(fromLab: string, toLab: string): Promise<
     },
     { caPEM: toCA.certPEM, certPEM: kp.certPEM, keyPEM: kp.keyPEM },
   );
+  await syncLabClusterMeshConfig(fromLab);
 }
 
 /**
@@ -232,11 +234,13 @@ export async function disconnectDirection(fromLab: string, toLab: string): Promi
     await removeRemote(fromLab, to.clusterName);
     await removeReader(toLab, from.clusterName);
   }
+  await syncLabClusterMeshConfig(fromLab);
 }
 
 /** Removes every mesh file of a cluster (after its daemons are stopped). */
 export async function removeMeshFiles(labCluster: string): Promise<void> {
   await rm(meshPaths(labCluster).dir, { recursive: true, force: true });
+  await syncLabClusterMeshConfig(labCluster);
 }
 
 /** The SHA-256 fingerprint of a cluster's CA certificate. */

@@ -7,7 +7,7 @@
 import { resolveInstallTarget } from '../lab-target.js';
 import { readInstallState } from '../install-state.js';
 import { agentDaemonName, DAEMON_OPERATOR } from '../install.js';
-import { agentSocketPath } from '../../agent/config.js';
+import { agentSocketPath } from '../lab-daemon-config.js';
 import { AgentClient } from '../../agent/api/client.js';
 import type { AgentStatus } from '../../agent/api/types.js';
 import { daemonStatus } from '../../lab/daemons.js';

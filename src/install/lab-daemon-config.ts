@@ -1,0 +1,177 @@
+/**
+ * How the lab configures Tendril's daemons: as a Kubernetes cluster would,
+ * with files, not with the lab's name. At install the lab writes, under
+ * $TENDRIL_HOME/clusters/<lab cluster>/:
+ *
+ *   daemons/kubeconfig                    the API server as the nodes reach it (--kubeconfig)
+ *   daemons/operator-config/<key>         the operator's settings (--config-dir; cilium-config's shape)
+ *   daemons/clustermesh-config/<cluster>  one etcd config per remote cluster (--clustermesh-config;
+ *                                         Cilium's clustermesh-config shape), written by
+ *                                         `clustermesh connect`, emptied by disconnect/disable
+ *   nodes/<node>/agent-config/<key>       each agent's settings: the cluster's, plus its node's
+ *                                         bpf-root, cgroup-root, state-dir, socket-path
+ *
+ * and starts each daemon with those paths (installDaemons in install.ts).
+ */
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { clusterDir } from '../util/paths.js';
+import { writeConfigDir } from '../util/config-dir.js';
+import { apiServerNodeURL, nodeDir, type LabCluster } from '../lab/state.js';
+import { nodeBpffsDir, nodeCgroup } from '../lab/layout.js';
+import {
+  readClusterMeshConfig,
+  writeClusterMeshConfig,
+  type RemoteEtcdConfig,
+} from '../clustermesh/clustermesh-config.js';
+import {
+  ETCD_CLIENT_PORT,
+  listRemotes,
+  meshPaths,
+  readMeshConfig,
+  type MeshConfig,
+} from '../clustermesh/mesh-files.js';
+import type { InstallState } from './install-state.js';
+
+/** The agent's Unix socket of a lab node. */
+export function agentSocketPath(labCluster: string, node: string): string {
+  return join(nodeDir(labCluster, node), 'agent.sock');
+}
+
+/** The agent's state directory of a lab node. */
+export function agentStateDir(labCluster: string, node: string): string {
+  return join(nodeDir(labCluster, node), 'agent');
+}
+
+/** The agent's config directory of a lab node. */
+export function agentConfigDir(labCluster: string, node: string): string {
+  return join(nodeDir(labCluster, node), 'agent-config');
+}
+
+/** Where the lab keeps the daemons' shared files. */
+export function daemonsDir(labCluster: string): string {
+  return join(clusterDir(labCluster), 'daemons');
+}
+
+/** The kubeconfig the daemons of a lab cluster use. */
+export function daemonKubeconfigPath(labCluster: string): string {
+  return join(daemonsDir(labCluster), 'kubeconfig');
+}
+
+/** The operator's config directory. */
+export function operatorConfigDir(labCluster: string): string {
+  return join(daemonsDir(labCluster), 'operator-config');
+}
+
+/** The clustermesh config directory the agents and the operator follow. */
+export function clusterMeshConfigDir(labCluster: string): string {
+  return join(daemonsDir(labCluster), 'clustermesh-config');
+}
+
+/** Where the lab operator writes its status (for `tendril status`). */
+export function operatorStatusPath(labCluster: string): string {
+  return join(clusterDir(labCluster), 'operator-status.json');
+}
+
+/** The cluster-wide settings every daemon's config directory holds (cilium-config's keys). */
+export function clusterSettings(c: LabCluster, st: InstallState): Record<string, string> {
+  return {
+    'cluster-name': st.clusterName,
+    'cluster-id': String(st.clusterId),
+    'routing-mode': st.routingMode,
+    mtu: st.settings['mtu'] ?? '1500',
+    'bpf-lb-algorithm': st.settings['lb-algorithm'] ?? 'random',
+    'cluster-pool-ipv4-cidr': c.podCIDR,
+    'identity-allocation-mode': st.identityAllocationMode,
+    'identity-gc-interval': st.settings['identity-gc-interval'] ?? '30s',
+    'remote-service-import': st.settings['remote-service-import'] ?? 'true',
+  };
+}
+
+/**
+ * A standalone kubeconfig naming the lab API server as the nodes reach it.
+ * The daemons present no credential yet (the lab API server does not ask for one).
+ */
+export function daemonKubeconfig(c: LabCluster): string {
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    'current-context': 'tendril',
+    clusters: [{ name: c.name, cluster: { server: apiServerNodeURL(c) } }],
+    users: [{ name: 'tendril-daemon', user: {} }],
+    contexts: [{ name: 'tendril', context: { cluster: c.name, user: 'tendril-daemon' } }],
+  });
+}
+
+/** Writes the kubeconfig and the operator's and every agent's config directory. */
+export function writeDaemonConfigs(c: LabCluster, st: InstallState): void {
+  const shared = clusterSettings(c, st);
+  mkdirSync(daemonsDir(c.name), { recursive: true });
+  const kc = daemonKubeconfigPath(c.name);
+  writeFileSync(`${kc}.tmp`, daemonKubeconfig(c), { mode: 0o600 });
+  renameSync(`${kc}.tmp`, kc);
+  writeConfigDir(operatorConfigDir(c.name), {
+    ...shared,
+    'operator-status-file': operatorStatusPath(c.name),
+  });
+  mkdirSync(clusterMeshConfigDir(c.name), { recursive: true });
+  for (const n of c.nodes) {
+    writeConfigDir(agentConfigDir(c.name, n.name), {
+      ...shared,
+      'bpf-root': nodeBpffsDir(c.name, n.name),
+      'cgroup-root': nodeCgroup(c.name, n.name),
+      'state-dir': agentStateDir(c.name, n.name),
+      'socket-path': agentSocketPath(c.name, n.name),
+    });
+  }
+}
+
+/**
+ * One remote's etcd config for this cluster's agents: with kvstoremesh every
+ * remote is read from the cluster's own clustermesh etcd, with the
+ * local-agent certificate.
+ */
+export function localMeshEtcdConfig(
+  labCluster: string,
+  mesh: Pick<MeshConfig, 'listenIP'>,
+  remote: string,
+): RemoteEtcdConfig {
+  const p = meshPaths(labCluster);
+  return {
+    name: remote,
+    endpoints: [`https://${mesh.listenIP}:${ETCD_CLIENT_PORT}`],
+    trustedCAFile: p.caCert,
+    certFile: p.agentCert,
+    keyFile: p.agentKey,
+  };
+}
+
+/** Sets the remote clusters this cluster's agents and operator follow (an empty list: none). */
+export function writeLabClusterMeshConfig(
+  labCluster: string,
+  mesh: Pick<MeshConfig, 'listenIP'> | undefined,
+  remotes: string[],
+): void {
+  writeClusterMeshConfig(
+    clusterMeshConfigDir(labCluster),
+    mesh ? remotes.map((r) => localMeshEtcdConfig(labCluster, mesh, r)) : [],
+  );
+}
+
+/** The remote clusters named in a lab cluster's clustermesh config. */
+export function labClusterMeshRemotes(labCluster: string): string[] {
+  return readClusterMeshConfig(clusterMeshConfigDir(labCluster)).map((r) => r.name);
+}
+
+/**
+ * Rewrites a lab cluster's clustermesh config from its mesh files: one file
+ * per connected remote when the mesh is enabled, none otherwise. Called after
+ * enable, connect, disconnect and disable; the agents and the operator pick
+ * the change up on their next read of the directory.
+ */
+export async function syncLabClusterMeshConfig(labCluster: string): Promise<void> {
+  const mesh = readMeshConfig(labCluster);
+  const names = mesh ? (await listRemotes(labCluster)).remotes.map((r) => r.name) : [];
+  writeLabClusterMeshConfig(labCluster, mesh, names);
+}
