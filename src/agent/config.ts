@@ -41,7 +41,7 @@ export function agentConfigFromLab(labCluster: string, node: string): AgentConfi
   const inst = readInstallState(labCluster);
   if (!inst) {
     throw new TendrilError(
-      'agent.NotInstalled',
+      'AGENT_NOT_INSTALLED',
       `Tendril is not installed in lab cluster ${labCluster}`,
       {
         hint: `run: tendril install --context lab-${labCluster} --cluster-name ${labCluster}`,
@@ -74,7 +74,7 @@ export function agentConfigFromFile(path: string): AgentFileConfig {
     c = JSON.parse(readFileSync(path, 'utf8')) as Partial<AgentFileConfig>;
   } catch (err) {
     throw new TendrilError(
-      'agent.BadConfig',
+      'AGENT_BAD_CONFIG',
       `read agent config ${path}: ${(err as Error).message}`,
       { cause: err },
     );
@@ -89,7 +89,7 @@ export function agentConfigFromFile(path: string): AgentFileConfig {
     'cgroupPath',
   ] as const) {
     if (typeof c[k] !== 'string' || !c[k])
-      throw new TendrilError('agent.BadConfig', `agent config ${path}: "${k}" is required`);
+      throw new TendrilError('AGENT_BAD_CONFIG', `agent config ${path}: "${k}" is required`);
   }
   const mode = (c.routingMode ?? 'native') as RoutingMode;
   return {
