@@ -244,7 +244,7 @@ export class Agent {
   /** Allocates a pod address (idempotent per container interface). @throws TendrilError ipam.Exhausted */
   allocate(req: IpamRequest): IpamResponse {
     if (!req.containerId || !req.ifName)
-      throw new TendrilError('agent.BadRequest', 'containerId and ifName are required');
+      throw new TendrilError('AGENT_BAD_REQUEST', 'containerId and ifName are required');
     const a = this.ipam.allocate({
       containerId: req.containerId,
       ifName: req.ifName,
@@ -269,11 +269,11 @@ export class Agent {
   /** Registers the endpoint the CNI plugin created. @throws TendrilError agent.BadRequest */
   async registerEndpoint(reg: EndpointRegistration): Promise<EndpointInfo> {
     if (!reg.containerId || !reg.ip || !reg.hostIfName)
-      throw new TendrilError('agent.BadRequest', 'containerId, ip and hostIfName are required');
+      throw new TendrilError('AGENT_BAD_REQUEST', 'containerId, ip and hostIfName are required');
     const held = this.ipam.get(reg.containerId, reg.ifName ?? 'eth0');
     if (!held || held.ip !== reg.ip) {
       throw new TendrilError(
-        'agent.BadRequest',
+        'AGENT_BAD_REQUEST',
         `address ${reg.ip} is not allocated to container ${reg.containerId}`,
         {
           hint: 'allocate it first (POST /v1/ipam)',

@@ -118,7 +118,7 @@ export function agentConfigFromFile(path: string): AgentFileConfig {
     c = JSON.parse(readFileSync(path, 'utf8')) as Partial<AgentFileConfig>;
   } catch (err) {
     throw new TendrilError(
-      'agent.BadConfig',
+      'AGENT_BAD_CONFIG',
       `read agent config ${path}: ${(err as Error).message}`,
       { cause: err },
     );
@@ -133,7 +133,7 @@ export function agentConfigFromFile(path: string): AgentFileConfig {
     'cgroupPath',
   ] as const) {
     if (typeof c[k] !== 'string' || !c[k])
-      throw new TendrilError('agent.BadConfig', `agent config ${path}: "${k}" is required`);
+      throw new TendrilError('AGENT_BAD_CONFIG', `agent config ${path}: "${k}" is required`);
   }
   const mode = (c.routingMode ?? 'native') as RoutingMode;
   return {

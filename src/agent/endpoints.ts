@@ -6,20 +6,12 @@
  * Changes are announced to listeners (the agent feeds the datapath, the
  * ipcache and the CiliumEndpoint publisher from them).
  */
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { TendrilError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { nopLogger } from '../util/log.js';
 import type { EndpointInfo, EndpointRegistration } from './api/types.js';
+import { writeFileAtomicSync } from '../util/atomic-write.js';
 
 /** Finds a pod's labels (and UID); undefined when the pod is not known (yet). */
 export type PodLookup = (
@@ -76,7 +68,7 @@ export class EndpointManager {
         for (const ep of f.endpoints) this.byContainer.set(key(ep.containerId, ep.ifName), ep);
       } catch (err) {
         throw new TendrilError(
-          'agent.CorruptState',
+          'AGENT_CORRUPT_STATE',
           `read endpoint state ${o.stateFile}: ${(err as Error).message}`,
           { cause: err },
         );
@@ -256,16 +248,7 @@ export class EndpointManager {
 
   private save(): void {
     const f: StateFile = { version: 1, nextId: this.nextId, endpoints: this.list() };
-    mkdirSync(dirname(this.o.stateFile), { recursive: true });
-    const tmp = `${this.o.stateFile}.tmp`;
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, JSON.stringify(f, null, 1));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.o.stateFile);
+    writeFileAtomicSync(this.o.stateFile, JSON.stringify(f, null, 1));
   }
 }
 

@@ -52,7 +52,7 @@ test('exhaustion and wrap-around', () => {
     assert.equal(ipam.allocate({ containerId: 'b', ifName: 'eth0' }).ip, '10.0.0.2');
     assert.throws(
       () => ipam.allocate({ containerId: 'c', ifName: 'eth0' }),
-      (e: unknown) => e instanceof TendrilError && e.code === 'ipam.Exhausted',
+      (e: unknown) => e instanceof TendrilError && e.code === 'IPAM_EXHAUSTED',
     );
     ipam.release('a');
     assert.equal(ipam.allocate({ containerId: 'c', ifName: 'eth0' }).ip, '10.0.0.1');

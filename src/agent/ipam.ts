@@ -7,16 +7,7 @@
  * Reserved: the network address (the node's tunnel address in tunnel mode)
  * and the broadcast address.
  */
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { TendrilError } from '../util/errors.js';
 import {
   cidrContains,
@@ -26,7 +17,8 @@ import {
   parseCIDR,
   parseIPv4,
   type CIDR4,
-} from '../lab/ipmath.js';
+} from '../util/ipv4.js';
+import { writeFileAtomicSync } from '../util/atomic-write.js';
 
 /** Who holds an address: a container's interface (CNI's key), and the pod for humans. */
 export interface IpamOwner {
@@ -73,7 +65,7 @@ export class Ipam {
     this.cidr = parseCIDR(options.cidr, 'pod CIDR');
     if (this.cidr.bits > 30) {
       throw new TendrilError(
-        'ipam.InvalidCIDR',
+        'IPAM_INVALID_CIDR',
         `pod CIDR ${options.cidr} is too small (needs at least a /30)`,
       );
     }
@@ -95,7 +87,7 @@ export class Ipam {
       if (!Array.isArray(f.allocations)) throw new Error('no allocations array');
     } catch (err) {
       throw new TendrilError(
-        'ipam.CorruptState',
+        'IPAM_CORRUPT_STATE',
         `read IPAM state ${this.stateFile}: ${(err as Error).message}`,
         {
           hint: 'the file is written atomically, so this means it was edited by hand; fix or remove it (removing it may reuse live addresses)',
@@ -114,16 +106,7 @@ export class Ipam {
       last: this.last === null ? null : formatIPv4(this.last),
       allocations: [...this.byIp.values()],
     };
-    mkdirSync(dirname(this.stateFile), { recursive: true });
-    const tmp = `${this.stateFile}.tmp`;
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, JSON.stringify(f, null, 1) + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.stateFile);
+    writeFileAtomicSync(this.stateFile, JSON.stringify(f, null, 1) + '\n');
   }
 
   /** The allocation held by this container interface, if any. */
@@ -173,7 +156,7 @@ export class Ipam {
       candidate++;
     }
     throw new TendrilError(
-      'ipam.Exhausted',
+      'IPAM_EXHAUSTED',
       `no free address in pod CIDR ${formatCIDR(this.cidr)} (${this.byIp.size} in use)`,
       {
         hint: 'delete pods on this node, or give the node a larger pod CIDR',

@@ -15,7 +15,7 @@ import { TendrilError } from '../util/errors.js';
 
 /**
  * Reads and validates manifest files ("-" is stdin).
- * @throws ManifestError, TendrilError `cli.ReadFile`.
+ * @throws ManifestError, TendrilError `CLI_READ_FILE`.
  */
 export function readManifests(files: string[]): ManifestObject[] {
   const out: ManifestObject[] = [];
@@ -34,7 +34,7 @@ export function readManifests(files: string[]): ManifestObject[] {
     try {
       text = readFileSync(f === '-' ? 0 : f, 'utf8');
     } catch (err) {
-      throw new TendrilError('cli.ReadFile', `read ${f}: ${(err as Error).message}`, {
+      throw new TendrilError('CLI_READ_FILE', `read ${f}: ${(err as Error).message}`, {
         hint: 'check the path given to -f',
         cause: err,
       });
@@ -57,7 +57,7 @@ export function register(program: Command): void {
         const objects = readManifests(opts.filename);
         if (objects.length === 0)
           throw new TendrilError(
-            'cli.NoObjects',
+            'CLI_NO_OBJECTS',
             `no objects passed to apply (${opts.filename.join(', ')})`,
             { hint: 'the file holds no YAML documents' },
           );

@@ -22,7 +22,7 @@ import {
   renderMeshStatus,
   type MeshStatusReport,
 } from '../install/clustermesh/status-report.js';
-import { parseDuration } from '../clustermesh/duration.js';
+import { parseDuration } from '../util/duration.js';
 import type { ServiceType } from '../clustermesh/mesh-files.js';
 import { TendrilError } from '../util/errors.js';
 
@@ -174,7 +174,7 @@ export function register(program: Command): void {
           });
         }
         const ctx = contextOf(cmd, o.context);
-        const deadline = Date.now() + parseDuration(o.waitDuration);
+        const deadline = Date.now() + parseDuration(o.waitDuration, { what: '--wait-duration' });
         let report: MeshStatusReport = await gatherMeshStatus(ctx);
         let lastLine = '';
         while (o.wait && !report.ready && report.enabled && Date.now() < deadline) {

@@ -59,7 +59,7 @@ export function register(program: Command): void {
     .action((name: string) => {
       if (!listContexts().some((c) => c.name === name)) {
         throw new TendrilError(
-          'config.UnknownContext',
+          'CONFIG_UNKNOWN_CONTEXT',
           `cannot delete context ${name}, not in ${configPath()}`,
           {
             hint: `known contexts: ${
@@ -79,7 +79,7 @@ export function register(program: Command): void {
     .action(() => {
       const cur = currentContext();
       if (!cur)
-        throw new TendrilError('config.NoContext', 'current-context is not set', {
+        throw new TendrilError('CONFIG_NO_CONTEXT', 'current-context is not set', {
           hint: 'run `tendril config use-context NAME` or `tendril lab create NAME`',
         });
       process.stdout.write(cur + '\n');
@@ -97,7 +97,7 @@ export function register(program: Command): void {
         const ctx = doc.contexts.find((c) => c.name === name);
         if (!ctx)
           throw new TendrilError(
-            'config.NoContext',
+            'CONFIG_NO_CONTEXT',
             `cannot minify: context "${name ?? ''}" not found`,
             { hint: 'pass --context NAME' },
           );

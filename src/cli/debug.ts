@@ -45,7 +45,7 @@ function nodesOf(c: LabCluster, node?: string) {
   if (!node) return c.nodes;
   const n = c.nodes.filter((x) => x.name === node);
   if (n.length === 0) {
-    throw new TendrilError('debug.UnknownNode', `lab cluster ${c.name} has no node "${node}"`, {
+    throw new TendrilError('DEBUG_UNKNOWN_NODE', `lab cluster ${c.name} has no node "${node}"`, {
       hint: `its nodes: ${c.nodes.map((x) => x.name).join(', ')}`,
     });
   }

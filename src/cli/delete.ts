@@ -14,7 +14,8 @@ import {
   type ResourceInfo,
 } from '../k8s/resources.js';
 import { ApiError } from '../k8s/status.js';
-import { TendrilError } from '../util/errors.js';
+import { TendrilError, isNotFound } from '../util/errors.js';
+import { parseDuration } from '../util/duration.js';
 import { readManifests } from './apply.js';
 import { ExitError } from './main.js';
 
@@ -43,7 +44,7 @@ async function waitGone(
       if (!cur || (t.uid && cur.metadata.uid !== t.uid)) break;
       if (Date.now() > deadline) {
         throw new TendrilError(
-          'cli.Timeout',
+          'CLI_TIMEOUT',
           `timed out waiting for ${kindDotGroup(t.info)} "${t.name}" to be deleted`,
           {
             hint: "is the node's kubelet running? `tendril lab list`; or delete with --now / --grace-period=0",
@@ -69,7 +70,11 @@ export function register(program: Command): void {
     .option('--now', 'same as --grace-period=1')
     .option('--ignore-not-found', 'no error when an object does not exist')
     .option('--wait <bool>', 'wait until the objects are gone', (v) => v !== 'false', true)
-    .option('--timeout <seconds>', 'how long --wait waits', '60')
+    .option(
+      '--timeout <duration>',
+      'how long --wait waits (e.g. 60s; a bare number is seconds)',
+      '60s',
+    )
     .action(async (kind: string | undefined, names: string[], opts: DeleteOpts, cmd: Command) => {
       const { client, context } = connect((cmd.optsWithGlobals() as { context?: string }).context);
       try {
@@ -77,7 +82,7 @@ export function register(program: Command): void {
         const targets: Array<{ info: ResourceInfo; name: string; namespace?: string }> = [];
         if (opts.filename) {
           if (kind)
-            throw new TendrilError('cli.BadArgs', 'give either -f FILE or KIND NAME, not both', {
+            throw new TendrilError('CLI_BAD_ARGS', 'give either -f FILE or KIND NAME, not both', {
               hint: 'tendril delete -f echo.yaml',
             });
           for (const m of readManifests(opts.filename)) {
@@ -90,7 +95,7 @@ export function register(program: Command): void {
         } else {
           if (!kind)
             throw new TendrilError(
-              'cli.BadArgs',
+              'CLI_BAD_ARGS',
               'you must provide one or more resources by argument or filename',
               { hint: 'tendril delete pod NAME, or tendril delete -f FILE' },
             );
@@ -99,7 +104,7 @@ export function register(program: Command): void {
           if (opts.selector) {
             if (names.length)
               throw new TendrilError(
-                'cli.BadArgs',
+                'CLI_BAD_ARGS',
                 'name cannot be provided when a selector is specified',
                 { hint: 'drop the names or the -l' },
               );
@@ -113,7 +118,7 @@ export function register(program: Command): void {
           } else {
             if (names.length === 0)
               throw new TendrilError(
-                'cli.BadArgs',
+                'CLI_BAD_ARGS',
                 `resource(s) were provided, but no name was specified`,
                 { hint: `tendril delete ${kind} NAME` },
               );
@@ -141,14 +146,14 @@ export function register(program: Command): void {
             process.stdout.write(`${kindDotGroup(t.info)} "${t.name}" deleted\n`);
             deleted.push({ ...t, uid: gone.metadata?.uid });
           } catch (err) {
-            if (err instanceof ApiError && err.httpCode === 404 && opts.ignoreNotFound) continue;
+            if (isNotFound(err) && opts.ignoreNotFound) continue;
             if (!(err instanceof ApiError)) throw err;
             process.stderr.write(`Error from server (${err.reason}): ${err.message}\n`);
             failed = true;
           }
         }
         if (opts.wait && deleted.length)
-          await waitGone(client, deleted, Number(opts.timeout) * 1000);
+          await waitGone(client, deleted, parseDuration(opts.timeout, { what: '--timeout' }));
         if (failed) throw new ExitError(1);
       } finally {
         client.close();

@@ -10,8 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { KubeObject } from '../k8s/objects.js';
-import { ApiError } from '../k8s/status.js';
-import { TendrilError } from '../util/errors.js';
+import { TendrilError, isNotFound } from '../util/errors.js';
 import { ensureBusyboxBin, resolveImage } from '../lab/images/resolve.js';
 import { DEFAULT_PATH, type PodContainer } from '../lab/kubelet/pod-worker.js';
 import { podPath } from '../lab/kubelet/api.js';
@@ -26,7 +25,7 @@ export async function fetchPod(target: LabTarget, ns: string, name: string): Pro
   try {
     return await target.api.get(podPath(ns, name));
   } catch (err) {
-    if (err instanceof ApiError && err.httpCode === 404) {
+    if (isNotFound(err)) {
       throw new TendrilError('POD_NOT_FOUND', `pods "${name}" not found in namespace "${ns}"`, {
         hint: `see \`tendril get pods -n ${ns}\``,
       });

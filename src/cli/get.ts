@@ -61,7 +61,7 @@ export function formatGet(
     );
   if (out !== '' && out !== 'wide') {
     throw new TendrilError(
-      'cli.BadOutput',
+      'CLI_BAD_OUTPUT',
       `unable to match a printer suitable for the output format "${out}"`,
       { hint: 'allowed formats are: json, name, wide, yaml' },
     );
@@ -150,7 +150,7 @@ export function register(program: Command): void {
         );
       const multi = infos.length > 1 || kinds === 'all';
       if (names.length && infos.length > 1)
-        throw new TendrilError('cli.BadArgs', 'names may only be given with a single kind', {
+        throw new TendrilError('CLI_BAD_ARGS', 'names may only be given with a single kind', {
           hint: 'e.g. tendril get svc echo',
         });
       const { client, context } = connect((cmd.optsWithGlobals() as { context?: string }).context);

@@ -3,6 +3,7 @@
  * cluster DNS, CNI plugin) into a lab cluster, or take it out.
  */
 import type { Command } from 'commander';
+import { parseDuration } from '../util/duration.js';
 import { install, uninstall } from '../install/install.js';
 import { enableClusterMesh } from '../install/clustermesh/enable.js';
 import { readMeshConfig } from '../clustermesh/mesh-files.js';
@@ -37,7 +38,11 @@ export function register(program: Command): void {
     )
     .option('--force', 'allow changing the cluster ID of an existing install')
     .option('--no-wait', 'do not wait for the agents to come up')
-    .option('--wait-duration <seconds>', 'how long to wait for the agents', '90')
+    .option(
+      '--wait-duration <duration>',
+      'how long to wait for the agents (e.g. 90s, 5m; a bare number is seconds)',
+      '90s',
+    )
     .action(async (opts: Record<string, unknown>, cmd: Command) => {
       const context = (cmd.optsWithGlobals() as { context?: string }).context;
       const res = await install({
@@ -53,7 +58,7 @@ export function register(program: Command): void {
         enableCrossClusterIpvs: Boolean(opts.enableCrossClusterIpvs),
         force: Boolean(opts.force),
         wait: opts.wait !== false,
-        timeoutMs: Number(opts.waitDuration) * 1000,
+        timeoutMs: parseDuration(String(opts.waitDuration), { what: '--wait-duration' }),
         progress: (l) => out(`🔮 ${l}`),
       });
       for (const n of res.notes) out(`ℹ️  ${n}`);

@@ -19,6 +19,7 @@ import {
   type DaemonStatus,
 } from '../lab/daemons.js';
 import { followFile, readFrom } from '../lab/follow.js';
+import { parseDuration } from '../util/duration.js';
 import { netnsExists } from '../lab/netns.js';
 import { clustersFromNetns, deleteAllClusters, deleteCluster } from '../lab/teardown.js';
 import {
@@ -203,7 +204,11 @@ export function register(program: Command): void {
     .option('--service-cidr <cidr>', 'service CIDR (default 10.96.0.0/16)')
     .option('--api-store <store>', 'API server storage: memory (kept on disk) or etcd', 'memory')
     .option('--wait', 'wait until every node is Ready')
-    .option('--timeout <seconds>', 'timeout of each wait', '60')
+    .option(
+      '--timeout <duration>',
+      'timeout of each wait (e.g. 60s, 2m; a bare number is seconds)',
+      '60s',
+    )
     .action(
       async (
         name: string,
@@ -228,7 +233,7 @@ export function register(program: Command): void {
           serviceCIDR: o.serviceCidr,
           apiStore: o.apiStore,
           wait: Boolean(o.wait),
-          timeoutMs: parseIntFlag(o.timeout, '--timeout') * 1000,
+          timeoutMs: parseDuration(o.timeout, { what: '--timeout' }),
           progress: err,
         });
       },
@@ -241,11 +246,15 @@ export function register(program: Command): void {
     )
     .argument('<name>', 'cluster name')
     .option('--wait', 'wait until every node is Ready')
-    .option('--timeout <seconds>', 'timeout of each wait', '60')
+    .option(
+      '--timeout <duration>',
+      'timeout of each wait (e.g. 60s, 2m; a bare number is seconds)',
+      '60s',
+    )
     .action(async (name: string, o: { wait?: boolean; timeout: string }) => {
       await restartCluster(name, {
         wait: Boolean(o.wait),
-        timeoutMs: parseIntFlag(o.timeout, '--timeout') * 1000,
+        timeoutMs: parseDuration(o.timeout, { what: '--timeout' }),
         progress: err,
       });
     });

@@ -6,12 +6,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { TendrilError } from '../util/errors.js';
+import { TendrilError, isNotFound } from '../util/errors.js';
 import { followFile, readFrom } from '../lab/follow.js';
 import { podLogDir } from '../lab/state.js';
 import { resolveLabTarget } from '../lab/target.js';
 import { fetchPod, pickContainer } from './exec.js';
-import { ApiError } from '../k8s/status.js';
 import { podPath } from '../lab/kubelet/api.js';
 
 /** The last `n` lines of a buffer (n < 0: all). */
@@ -96,7 +95,7 @@ export function register(program: Command): void {
                 (st?.state?.terminated !== undefined && p.spec?.restartPolicy === 'Never')
               );
             } catch (err) {
-              if (err instanceof ApiError && err.httpCode === 404) return true;
+              if (isNotFound(err)) return true;
               return false;
             }
           },

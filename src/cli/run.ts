@@ -17,8 +17,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeObject } from '../k8s/objects.js';
-import { ApiError } from '../k8s/status.js';
-import { TendrilError } from '../util/errors.js';
+import { TendrilError, isNotFound } from '../util/errors.js';
+import { parseDuration } from '../util/duration.js';
 import { followFile } from '../lab/follow.js';
 import { podPath, type LabApi } from '../lab/kubelet/api.js';
 import { sleep } from '../lab/proc.js';
@@ -106,7 +106,7 @@ async function getPod(api: LabApi, ns: string, name: string): Promise<PodState> 
   try {
     return { pod: await api.get(podPath(ns, name)), gone: false };
   } catch (err) {
-    if (err instanceof ApiError && err.httpCode === 404) return { gone: true };
+    if (isNotFound(err)) return { gone: true };
     throw err;
   }
 }
@@ -132,7 +132,7 @@ export async function deletePodAndWait(
   try {
     await api.delete(podPath(ns, name));
   } catch (err) {
-    if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+    if (!isNotFound(err)) throw err;
   }
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -184,7 +184,7 @@ export function register(program: Command): void {
         throw new TendrilError('BAD_FLAG', '--rm should only be used for attached containers', {
           hint: 'add -i, -t or --attach',
         });
-      const timeoutMs = parseDuration(o.podRunningTimeout);
+      const timeoutMs = parseDuration(o.podRunningTimeout, { what: '--pod-running-timeout' });
       const created = await target.api.create(podPath(ns), runPod(name, args, o, ns));
       if (!attach) {
         process.stdout.write(`pod/${name} created\n`);
@@ -216,15 +216,6 @@ export function register(program: Command): void {
         process.stderr.write(`pod ${ns}/${name} terminated (Error)\n`);
       process.exitCode = code;
     });
-}
-
-/** Parses "60s", "2m", "1h" or plain seconds into milliseconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m)
-    throw new TendrilError('BAD_FLAG', `"${text}" is not a duration`, { hint: 'e.g. 60s, 2m' });
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : m[2] === 'h' ? n * 3_600_000 : n * 1000;
 }
 
 async function attachAndWait(

@@ -15,11 +15,12 @@
  */
 import { X509Certificate as NodeX509, webcrypto, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
-import { join, dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { TendrilError } from '../util/errors.js';
 import { tendrilHome } from '../util/paths.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -256,12 +257,9 @@ export function meshCADir(): string {
   return join(tendrilHome(), 'mesh');
 }
 
-/** Writes a file atomically (temp + rename); keys get mode 0600. */
+/** Writes a file atomically and durably (util/atomic-write); keys get mode 0600, new directories 0700. */
 export async function writeSecretFile(path: string, data: string, mode = 0o600): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, data, { mode });
-  await rename(tmp, path);
+  await writeFileAtomic(path, data, { mode, dirMode: 0o700 });
 }
 
 /**

@@ -134,6 +134,6 @@ test(
 test('a source for a path that is not a served collection is refused', () => {
   assert.throws(
     () => informerSource('http://127.0.0.1:1', '/apis/nope.example/v1/widgets'),
-    (err: Error & { code?: string }) => err.code === 'k8s.UnknownPath',
+    (err: Error & { code?: string }) => err.code === 'K8S_UNKNOWN_PATH',
   );
 });

@@ -28,8 +28,8 @@ export interface InformerSourceOptions {
  * (its objects come first, as upserts); `error` is called while list/watch
  * fail (they are retried). Each started source has its own client, closed by
  * its stop.
- * @throws TendrilError `k8s.UnknownPath` for a path that is not a served
- *   collection; the source rejects with `k8s.BadServer` for a server that is
+ * @throws TendrilError `K8S_UNKNOWN_PATH` for a path that is not a served
+ *   collection; the source rejects with `K8S_BAD_SERVER` for a server that is
  *   not http:// or unix:.
  */
 export function informerSource(

@@ -10,9 +10,9 @@
  */
 import type { KubeObject } from '../k8s/objects.js';
 import type { KubeClient } from '../k8s/client.js';
-import { ApiError } from '../k8s/status.js';
 import type { AllocateResult, IdentityBackend, IdentityRecord } from './backend.js';
 import { labelsString, makeLabel, makeLabels, parseLabels } from './labels.js';
+import { isNotFound, isConflict } from '../util/errors.js';
 
 export const CILIUM_V2 = 'cilium.io/v2';
 
@@ -82,7 +82,7 @@ export class CrdIdentityBackend implements IdentityBackend {
     try {
       await this.kube.create(identityObject(id, labels));
     } catch (err) {
-      if (err instanceof ApiError && err.httpCode === 409) {
+      if (isConflict(err)) {
         const other = await this.get(id);
         return other === labels ? { id, created: false } : { taken: true };
       }
@@ -94,7 +94,7 @@ export class CrdIdentityBackend implements IdentityBackend {
     const winner = Math.min(...same, id);
     if (winner !== id) {
       await this.kube.delete(CILIUM_V2, 'CiliumIdentity', String(id)).catch((err) => {
-        if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+        if (!isNotFound(err)) throw err;
       });
       return { id: winner, created: false };
     }
@@ -107,7 +107,7 @@ export class CrdIdentityBackend implements IdentityBackend {
     try {
       await this.kube.delete(CILIUM_V2, 'CiliumIdentity', String(id));
     } catch (err) {
-      if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+      if (!isNotFound(err)) throw err;
     }
   }
 }

@@ -39,7 +39,7 @@ export function acquireInstallLock(labCluster: string, what: string): () => void
         continue;
       }
       throw new TendrilError(
-        'install.Locked',
+        'INSTALL_LOCKED',
         `another ${owner.what ?? 'install'} of lab cluster ${labCluster} is running (pid ${owner.pid ?? '?'}, since ${owner.at ?? '?'})`,
         {
           hint: `wait for it to finish; if no such process exists, remove ${path}`,
@@ -47,7 +47,7 @@ export function acquireInstallLock(labCluster: string, what: string): () => void
       );
     }
   }
-  throw new TendrilError('install.Locked', `could not take the install lock ${path}`, {
+  throw new TendrilError('INSTALL_LOCKED', `could not take the install lock ${path}`, {
     hint: `remove ${path} if no install is running`,
   });
 }

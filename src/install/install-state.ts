@@ -4,19 +4,12 @@
  * $TENDRIL_HOME/clusters/<lab cluster>/install.json; the agent, operator, status
  * and the clustermesh control plane read it. STABLE file format (version 1).
  */
-import {
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { clusterDir, tendrilHome } from '../util/paths.js';
 import type { RoutingMode } from '../datapath/types.js';
+import { writeFileAtomicSync } from '../util/atomic-write.js';
 
 export type IdentityAllocationMode = 'crd' | 'kvstore';
 
@@ -58,20 +51,17 @@ export function readInstallState(labCluster: string): InstallState | undefined {
       throw new Error('missing fields');
     return st;
   } catch (err) {
-    throw new TendrilError('install.CorruptState', `read ${p}: ${(err as Error).message}`, {
+    throw new TendrilError('INSTALL_CORRUPT_STATE', `read ${p}: ${(err as Error).message}`, {
       hint: `run \`tendril uninstall\` for this cluster, or remove ${p} and install again`,
       cause: err,
     });
   }
 }
 
-/** Writes the install record atomically (temp file + rename). */
+/** Writes the install record atomically and durably. */
 export function writeInstallState(st: InstallState): void {
   const p = installStatePath(st.labCluster);
-  mkdirSync(dirname(p), { recursive: true });
-  const tmp = `${p}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(st, null, 2) + '\n');
-  renameSync(tmp, p);
+  writeFileAtomicSync(p, JSON.stringify(st, null, 2) + '\n');
 }
 
 /** Removes the install record (no error when absent). */
@@ -106,9 +96,13 @@ export function validateClusterName(name: string): string {
         : name.length > 32
           ? `it has ${name.length} characters (at most 32)`
           : 'it must consist of lower-case letters, digits and "-", and start and end with a letter or digit';
-    throw new TendrilError('install.InvalidClusterName', `invalid cluster name "${name}": ${why}`, {
-      hint: 'choose a name like "cluster1" (at most 32 characters of a-z, 0-9 and "-")',
-    });
+    throw new TendrilError(
+      'INSTALL_INVALID_CLUSTER_NAME',
+      `invalid cluster name "${name}": ${why}`,
+      {
+        hint: 'choose a name like "cluster1" (at most 32 characters of a-z, 0-9 and "-")',
+      },
+    );
   }
   return name;
 }
@@ -118,7 +112,7 @@ export function validateClusterId(id: string | number): number {
   const n = typeof id === 'number' ? id : /^\d+$/.test(id.trim()) ? Number(id.trim()) : NaN;
   if (!Number.isInteger(n) || n < 1 || n > 255) {
     throw new TendrilError(
-      'install.InvalidClusterId',
+      'INSTALL_INVALID_CLUSTER_ID',
       `invalid cluster ID "${id}": it must be an integer from 1 to 255`,
       {
         hint: 'pass --cluster-id N with 1 <= N <= 255, unique among the clusters you mesh (or leave it out to have one picked)',
@@ -133,7 +127,7 @@ export function pickClusterId(used: Iterable<number>): number {
   const taken = new Set(used);
   for (let i = 1; i <= 255; i++) if (!taken.has(i)) return i;
   throw new TendrilError(
-    'install.NoFreeClusterId',
+    'INSTALL_NO_FREE_CLUSTER_ID',
     'every cluster ID from 1 to 255 is used by another lab cluster',
     {
       hint: 'uninstall a cluster you no longer need',
@@ -226,7 +220,7 @@ export function parseSettings(items: string[]): Record<string, string> {
     const eq = item.indexOf('=');
     if (eq <= 0) {
       throw new TendrilError(
-        'install.InvalidSetting',
+        'INSTALL_INVALID_SETTING',
         `invalid --set "${item}": expected key=value`,
         {
           hint: `known keys: ${SETTINGS.map((s) => s.key).join(', ')}`,
@@ -239,7 +233,7 @@ export function parseSettings(items: string[]): Record<string, string> {
       (s) => s.key === key || s.key.replace(/-/g, '') === key.replace(/-/g, '').toLowerCase(),
     );
     if (!spec) {
-      throw new TendrilError('install.InvalidSetting', `unknown setting "${item.slice(0, eq)}"`, {
+      throw new TendrilError('INSTALL_INVALID_SETTING', `unknown setting "${item.slice(0, eq)}"`, {
         hint: `known keys: ${SETTINGS.map((s) => s.key).join(', ')}`,
       });
     }
@@ -247,7 +241,7 @@ export function parseSettings(items: string[]): Record<string, string> {
       out[spec.key] = spec.parse(value);
     } catch (err) {
       throw new TendrilError(
-        'install.InvalidSetting',
+        'INSTALL_INVALID_SETTING',
         `invalid value "${value}" for ${spec.key}: ${(err as Error).message}`,
         {
           hint: `${spec.key}: ${spec.description}`,

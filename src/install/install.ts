@@ -7,7 +7,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TendrilError } from '../util/errors.js';
+import { TendrilError, isNotFound } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
 import {
   addDaemon,
@@ -30,7 +30,6 @@ import { nodeBpffsDir } from '../lab/layout.js';
 import { destroyPinnedLB } from '../datapath/linux/lb/index.js';
 import { netnsPath } from '../lab/netns.js';
 import { KubeClient } from '../k8s/client.js';
-import { ApiError } from '../k8s/status.js';
 import type { KubeObject } from '../k8s/objects.js';
 import {
   listInstallStates,
@@ -125,7 +124,10 @@ export function cniPluginScript(): string {
 function controlPlane(c: LabCluster) {
   const cp = c.nodes.find((n) => n.role === 'control-plane');
   if (!cp)
-    throw new TendrilError('install.BadCluster', `lab cluster ${c.name} has no control-plane node`);
+    throw new TendrilError(
+      'INSTALL_BAD_CLUSTER',
+      `lab cluster ${c.name} has no control-plane node`,
+    );
   return cp;
 }
 
@@ -221,7 +223,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     ])['identity-allocation-mode']!;
   if (settings['identity-allocation-mode'] === 'kvstore') {
     throw new TendrilError(
-      'install.Unsupported',
+      'INSTALL_UNSUPPORTED',
       'identity allocation mode "kvstore" is not available in lab clusters: they have no cluster etcd for agents (the mesh etcd only exports state)',
       {
         hint: 'use --enable-identity-allocation-mode CRD (the default): identities are CiliumIdentity objects and the mesh exports them',
@@ -268,7 +270,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
       );
     if (prev && prev.clusterId !== clusterId && !o.force) {
       throw new TendrilError(
-        'install.ClusterIdChanged',
+        'INSTALL_CLUSTER_ID_CHANGED',
         `Tendril is installed in ${c.name} with cluster ID ${prev.clusterId}; refusing to change it to ${clusterId}: security identities embed the cluster ID (bits 16-23), so every identity, endpoint and remote cluster's view of this one would change`,
         {
           hint: `keep --cluster-id ${prev.clusterId}, or pass --force to reinstall with the new ID (identities are re-allocated)`,
@@ -383,7 +385,7 @@ export async function waitAgents(
     if (pending.size === 0) break;
     if (Date.now() > deadline) {
       throw new TendrilError(
-        'install.Timeout',
+        'INSTALL_TIMEOUT',
         `agents did not come up within ${Math.round(timeoutMs / 1000)}s on: ${[...pending].join(', ')}`,
         {
           hint: `see \`tendril lab logs\` for ${[...pending].map(agentDaemonName).join(', ')} and \`tendril status\``,
@@ -562,7 +564,7 @@ async function removeEverything(
 }
 
 function ignore404(e: unknown): void {
-  if (!(e instanceof ApiError && e.httpCode === 404)) throw e;
+  if (!isNotFound(e)) throw e;
 }
 
 /** Lab clusters with Tendril installed, by name. */

@@ -26,7 +26,7 @@ export function resolveInstallTarget(context?: string): InstallTarget {
       : undefined);
   if (!cluster) {
     throw new TendrilError(
-      'install.NotALabCluster',
+      'INSTALL_NOT_A_LAB_CLUSTER',
       `context "${ctx.contextName}" (${ctx.server}) is not a lab cluster on this machine`,
       {
         hint: `see \`tendril lab list\`; create one with \`tendril lab create NAME\` and pass --context lab-NAME`,

@@ -4,11 +4,11 @@
  * patch (merge), delete and watch for any served kind, addressed by
  * apiVersion + kind. The server is `http://host:port` or `unix:/path/to.sock`.
  * Failures come back as ApiError carrying the server's Status; an unreachable
- * server is a TendrilError `k8s.Unreachable` with a hint.
+ * server is a TendrilError `K8S_UNREACHABLE` with a hint.
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
-import { TendrilError } from '../util/errors.js';
+import { TendrilError, isNotFound } from '../util/errors.js';
 import { isIdempotent, isStaleSocketError, KeepAliveAgent } from './keepalive-agent.js';
 import type { KubeList, KubeObject, WatchEventObject } from './objects.js';
 import { resourceForKind, resourcePath, type ResourceInfo } from './resources.js';
@@ -77,7 +77,7 @@ export class KubeClient {
   private readonly timeoutMs: number;
   private readonly headers: Record<string, string>;
 
-  /** @throws TendrilError `k8s.BadServer` for a server string that is not http:// or unix:. */
+  /** @throws TendrilError `K8S_BAD_SERVER` for a server string that is not http:// or unix:. */
   constructor(options: KubeClientOptions) {
     this.server = options.server;
     this.timeoutMs = options.timeoutMs ?? 30_000;
@@ -89,13 +89,13 @@ export class KubeClient {
       try {
         u = new URL(options.server);
       } catch {
-        throw new TendrilError('k8s.BadServer', `invalid API server address "${options.server}"`, {
+        throw new TendrilError('K8S_BAD_SERVER', `invalid API server address "${options.server}"`, {
           hint: 'use http://HOST:PORT or unix:/path/to/socket',
         });
       }
       if (u.protocol !== 'http:') {
         throw new TendrilError(
-          'k8s.BadServer',
+          'K8S_BAD_SERVER',
           `API server address "${options.server}": only http:// and unix: are supported`,
           { hint: 'the lab API server speaks plain HTTP on loopback' },
         );
@@ -144,7 +144,7 @@ export class KubeClient {
         req.setTimeout(timeoutMs, () =>
           req.destroy(
             new TendrilError(
-              'k8s.Timeout',
+              'K8S_TIMEOUT',
               `${method} ${path}: no answer from ${this.server} within ${timeoutMs} ms`,
               { hint: 'is the API server overloaded or stuck? see `tendril lab logs`' },
             ),
@@ -159,7 +159,7 @@ export class KubeClient {
           return resolve(this.open(method, path, headers, timeoutMs, body, true));
         reject(
           new TendrilError(
-            'k8s.Unreachable',
+            'K8S_UNREACHABLE',
             `${method} ${path}: cannot reach the API server at ${this.server}: ${err.message}`,
             {
               hint: 'is the cluster running? check `tendril lab list` and `tendril config current-context`',
@@ -175,7 +175,7 @@ export class KubeClient {
 
   /**
    * Sends a request and returns the parsed JSON body.
-   * @throws ApiError for a non-2xx answer, TendrilError `k8s.Unreachable`/`k8s.Timeout`.
+   * @throws ApiError for a non-2xx answer, TendrilError `K8S_UNREACHABLE`/`K8S_TIMEOUT`.
    */
   async request<T = unknown>(
     method: string,
@@ -231,7 +231,7 @@ export class KubeClient {
     try {
       return await this.get<T>(apiVersion, kind, name, options);
     } catch (err) {
-      if (err instanceof ApiError && err.httpCode === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }

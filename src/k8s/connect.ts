@@ -13,7 +13,7 @@ export interface Connection {
 
 /**
  * Resolves the context and creates a client for its server.
- * @throws TendrilError `config.UnknownContext` / `config.NoContext`.
+ * @throws TendrilError `CONFIG_UNKNOWN_CONTEXT` / `CONFIG_NO_CONTEXT`.
  */
 export function connect(contextName?: string, options: { timeoutMs?: number } = {}): Connection {
   const context = resolveContext(contextName);

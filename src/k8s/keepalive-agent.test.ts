@@ -143,7 +143,7 @@ describe('KubeClient: kept-alive sockets the server closes', { timeout: 30_000 }
       await assert.rejects(
         c.request('POST', '/api/v1/namespaces', { body: { kind: 'Namespace' } }),
         (e) => {
-          assert.equal((e as { code?: string }).code, 'k8s.Unreachable');
+          assert.equal((e as { code?: string }).code, 'K8S_UNREACHABLE');
           assert.match((e as Error).message, /socket hang up|ECONNRESET|EPIPE/);
           return true;
         },

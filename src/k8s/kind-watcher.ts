@@ -29,13 +29,13 @@ export interface KindWatcherOptions {
 
 /**
  * Resolves a collection path to apiVersion + kind.
- * @throws TendrilError `k8s.UnknownPath` for a path that is not a served collection.
+ * @throws TendrilError `K8S_UNKNOWN_PATH` for a path that is not a served collection.
  */
 export function kindOfPath(path: string): { apiVersion: string; kind: string } {
   const m = /^\/(?:api\/(v\d\w*)|apis\/([^/]+)\/([^/]+))\/([a-z0-9.-]+)$/.exec(path);
   const info = m ? resourceForPath(m[2] ?? '', (m[1] ?? m[3])!, m[4]!) : undefined;
   if (!info)
-    throw new TendrilError('k8s.UnknownPath', `watch path "${path}" is not a served collection`, {
+    throw new TendrilError('K8S_UNKNOWN_PATH', `watch path "${path}" is not a served collection`, {
       hint: 'use /api/v1/<plural> or /apis/<group>/<version>/<plural> of a kind in src/k8s/resources.ts',
     });
   return { apiVersion: apiVersionOf(info), kind: info.kind };
@@ -45,7 +45,7 @@ export function kindOfPath(path: string): { apiVersion: string; kind: string } {
 export class KindWatcher<T extends KubernetesObject = KubernetesObject> {
   private readonly informer: Informer<T>;
 
-  /** @throws TendrilError `k8s.UnknownPath`. */
+  /** @throws TendrilError `K8S_UNKNOWN_PATH`. */
   constructor(o: KindWatcherOptions) {
     const { apiVersion, kind } = kindOfPath(o.path);
     this.informer = new Informer<T>({

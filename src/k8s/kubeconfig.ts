@@ -8,11 +8,11 @@
  *   resolveContext('lab-c1')   -> { contextName, clusterName, server, namespace }
  *   resolveContext()           -> the current context (TENDRIL_CONTEXT, then current-context)
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { TendrilError } from '../util/errors.js';
 import { configPath } from '../util/paths.js';
+import { writeFileAtomicSync } from '../util/atomic-write.js';
 
 /** A kubeconfig document (the fields Tendril reads and writes; others are kept). */
 export interface KubeConfigDoc {
@@ -65,7 +65,7 @@ function empty(): KubeConfigDoc {
 
 /**
  * Reads a kubeconfig file (an absent file is an empty config).
- * @throws TendrilError `config.Invalid` for unparsable YAML.
+ * @throws TendrilError `CONFIG_INVALID` for unparsable YAML.
  */
 export function readKubeConfig(path = configPath()): KubeConfigDoc {
   if (!existsSync(path)) return empty();
@@ -74,7 +74,7 @@ export function readKubeConfig(path = configPath()): KubeConfigDoc {
     doc = parse(readFileSync(path, 'utf8')) as Partial<KubeConfigDoc> | null;
   } catch (err) {
     throw new TendrilError(
-      'config.Invalid',
+      'CONFIG_INVALID',
       `read Tendril config ${path}: ${(err as Error).message}`,
       {
         hint: 'fix the YAML, or move the file away and recreate contexts with `tendril lab create`',
@@ -94,10 +94,7 @@ export function readKubeConfig(path = configPath()): KubeConfigDoc {
 
 /** Writes a kubeconfig file atomically (mode 0600). */
 export function writeKubeConfig(doc: KubeConfigDoc, path = configPath()): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp${process.pid}`;
-  writeFileSync(tmp, stringify(doc), { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, stringify(doc), { mode: 0o600 });
 }
 
 /**
@@ -145,7 +142,7 @@ export function removeContext(name: string, path = configPath()): void {
 
 /**
  * Makes a context current.
- * @throws TendrilError `config.UnknownContext` listing the known contexts.
+ * @throws TendrilError `CONFIG_UNKNOWN_CONTEXT` listing the known contexts.
  */
 export function useContext(name: string, path = configPath()): void {
   const doc = readKubeConfig(path);
@@ -156,7 +153,7 @@ export function useContext(name: string, path = configPath()): void {
 
 function unknownContext(name: string, doc: KubeConfigDoc, path: string): TendrilError {
   const known = doc.contexts.map((c) => c.name);
-  return new TendrilError('config.UnknownContext', `context "${name}" does not exist in ${path}`, {
+  return new TendrilError('CONFIG_UNKNOWN_CONTEXT', `context "${name}" does not exist in ${path}`, {
     hint: known.length
       ? `known contexts: ${known.join(', ')}`
       : 'there are no contexts yet: create a cluster with `tendril lab create NAME`',
@@ -166,14 +163,14 @@ function unknownContext(name: string, doc: KubeConfigDoc, path: string): Tendril
 /**
  * Resolves a context name (or, when omitted, $TENDRIL_CONTEXT, then the
  * current context) to its server.
- * @throws TendrilError `config.UnknownContext` (listing known contexts), `config.NoContext`, `config.Invalid`.
+ * @throws TendrilError `CONFIG_UNKNOWN_CONTEXT` (listing known contexts), `CONFIG_NO_CONTEXT`, `CONFIG_INVALID`.
  */
 export function resolveContext(name?: string, path = configPath()): ResolvedContext {
   const doc = readKubeConfig(path);
   const wanted = name ?? process.env.TENDRIL_CONTEXT ?? doc['current-context'];
   if (!wanted) {
     const known = doc.contexts.map((c) => c.name);
-    throw new TendrilError('config.NoContext', 'no context given and no current context set', {
+    throw new TendrilError('CONFIG_NO_CONTEXT', 'no context given and no current context set', {
       hint: known.length
         ? `pass --context NAME or run \`tendril config use-context NAME\` (known: ${known.join(', ')})`
         : 'create a cluster first: `tendril lab create NAME`',
@@ -184,7 +181,7 @@ export function resolveContext(name?: string, path = configPath()): ResolvedCont
   const cluster = doc.clusters.find((c) => c.name === ctx.context.cluster);
   if (!cluster?.cluster?.server) {
     throw new TendrilError(
-      'config.Invalid',
+      'CONFIG_INVALID',
       `context "${wanted}" names cluster "${ctx.context.cluster}", which has no server in ${path}`,
       {
         hint: 'recreate the context (e.g. `tendril lab delete NAME && tendril lab create NAME`)',
@@ -221,7 +218,7 @@ export function currentContext(path = configPath()): string | undefined {
 /**
  * Writes a standalone kubeconfig for real kubectl (`kubectl --kubeconfig FILE`)
  * holding the given contexts (default: all), current context first choice.
- * @throws TendrilError `config.UnknownContext`.
+ * @throws TendrilError `CONFIG_UNKNOWN_CONTEXT`.
  */
 export function writeStandaloneKubeConfig(
   file: string,

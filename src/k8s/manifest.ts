@@ -29,7 +29,7 @@ export interface ManifestProblem {
   status: Status;
 }
 
-/** Thrown when any document is malformed or invalid; lists every problem. Code `k8s.InvalidManifest`. */
+/** Thrown when any document is malformed or invalid; lists every problem. Code `K8S_INVALID_MANIFEST`. */
 export class ManifestError extends TendrilError {
   readonly problems: ManifestProblem[];
   constructor(source: string, problems: ManifestProblem[]) {
@@ -37,7 +37,7 @@ export class ManifestError extends TendrilError {
       (p) => `  document ${p.document} (line ${p.line}): ${p.status.message}`,
     );
     super(
-      'k8s.InvalidManifest',
+      'K8S_INVALID_MANIFEST',
       `error validating "${source}": nothing was applied:\n${lines.join('\n')}`,
       {
         hint: 'fix the fields named above and apply again',

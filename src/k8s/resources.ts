@@ -132,7 +132,7 @@ export function servedGroups(): Array<{ group: string; versions: string[] }> {
  * short name, optionally qualified with a group ("deployments.apps",
  * "deploy.apps", "endpointslices.discovery.k8s.io") or group/version
  * ("deployments.v1.apps"). Case-insensitive.
- * @throws TendrilError code `k8s.UnknownResource` listing what is served.
+ * @throws TendrilError code `K8S_UNKNOWN_RESOURCE` listing what is served.
  */
 export function resolveResourceName(name: string): ResourceInfo {
   const n = name.toLowerCase();
@@ -157,7 +157,7 @@ export function resolveResourceName(name: string): ResourceInfo {
     }
   }
   throw new TendrilError(
-    'k8s.UnknownResource',
+    'K8S_UNKNOWN_RESOURCE',
     `the server doesn't have a resource type "${name}"`,
     {
       hint: `known resource types: ${RESOURCES.map((x) => x.plural + (x.shortNames[0] ? ` (${x.shortNames[0]})` : '')).join(', ')}`,
@@ -192,10 +192,10 @@ export function pluralDotGroup(info: ResourceInfo): string {
 
 /**
  * The resource of a served kind by kind name alone ("Pod", "Deployment").
- * @throws TendrilError `k8s.UnknownResource` for a kind that is not served.
+ * @throws TendrilError `K8S_UNKNOWN_RESOURCE` for a kind that is not served.
  */
 export function infoByKind(kind: string): ResourceInfo {
   const r = RESOURCES.find((x) => x.kind === kind);
-  if (!r) throw new TendrilError('k8s.UnknownResource', `kind ${kind} is not served`);
+  if (!r) throw new TendrilError('K8S_UNKNOWN_RESOURCE', `kind ${kind} is not served`);
   return r;
 }

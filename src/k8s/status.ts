@@ -5,7 +5,7 @@
  * an ApiError, so callers can test `err.reason === 'NotFound'` the same way on
  * both sides.
  */
-import { TendrilError } from '../util/errors.js';
+import { TendrilError, screamingSnake } from '../util/errors.js';
 
 /** Reasons used by Kubernetes (metav1.StatusReason) that Tendril produces. */
 export type StatusReason =
@@ -23,6 +23,7 @@ export type StatusReason =
   | 'ServiceUnavailable'
   | 'Timeout'
   | 'Forbidden'
+  | 'Unauthorized'
   | 'Unknown';
 
 /** One field error inside a Status (metav1.StatusCause). */
@@ -46,7 +47,7 @@ export interface Status {
 
 /**
  * An error that is (or came from) a Kubernetes Status. `code` (TendrilError's
- * stable code) is `k8s.<Reason>`; `httpCode` is the HTTP status.
+ * stable code) is `K8S_<REASON>` (K8S_NOT_FOUND, K8S_CONFLICT, ...); `httpCode` is the HTTP status.
  */
 export class ApiError extends TendrilError {
   readonly httpCode: number;
@@ -54,7 +55,7 @@ export class ApiError extends TendrilError {
   readonly status: Status;
 
   constructor(status: Status, options: { hint?: string; cause?: unknown } = {}) {
-    super(`k8s.${status.reason ?? 'Unknown'}`, status.message, options);
+    super(`K8S_${screamingSnake(status.reason ?? 'Unknown')}`, status.message, options);
     this.name = 'ApiError';
     this.httpCode = status.code;
     this.reason = status.reason ?? 'Unknown';

@@ -21,7 +21,7 @@ import {
   waitDaemonRunning,
   type DaemonSpec,
 } from './daemons.js';
-import { cidrsOverlap, formatCIDR, nthSubnet, parseCIDR } from './ipmath.js';
+import { cidrsOverlap, formatCIDR, nthSubnet, parseCIDR } from '../util/ipv4.js';
 import {
   API_NODE_PORT,
   DEFAULT_SERVICE_CIDR,

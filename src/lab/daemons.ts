@@ -18,9 +18,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  renameSync,
   rmSync,
-  writeFileSync,
   closeSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,6 +27,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { TendrilError } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
 import { isAlive, procStartTime, signal, sleep, waitGone } from './proc.js';
+import { writeFileAtomicSync as writeAtomic } from '../util/atomic-write.js';
 
 /** When the supervisor restarts a daemon that exited. */
 export type DaemonRestart = 'always' | 'on-failure' | 'never';
@@ -176,13 +175,6 @@ export function validateDaemonSpec(spec: DaemonSpec): void {
   ) {
     throw bad('env', 'must map names to strings');
   }
-}
-
-function writeAtomic(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 /**

@@ -11,18 +11,12 @@
  *   clusters/<name>/nodes/<node>/cni/bin/         CNI plugin executables (CNI_PATH)
  *   clusters/<name>/pods/<ns>_<pod>_<uid>/<container>.log   container output
  */
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { clusterDir, tendrilHome } from '../util/paths.js';
-import { nthAddress, parseCIDR } from './ipmath.js';
+import { nthAddress, parseCIDR } from '../util/ipv4.js';
+import { writeFileAtomicSync } from '../util/atomic-write.js';
 
 /** API storage backend of a lab cluster. */
 export type ApiStore = 'memory' | 'etcd';
@@ -190,14 +184,9 @@ export function listClusterDirs(): string[] {
     .sort();
 }
 
-/** Writes a cluster's state atomically (temp file + rename). */
+/** Writes a cluster's state atomically and durably. */
 export function saveCluster(cluster: LabCluster): void {
-  const dir = clusterDir(cluster.name);
-  mkdirSync(dir, { recursive: true });
-  const path = clusterStatePath(cluster.name);
-  const tmp = `${path}.tmp${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(cluster, null, 2) + '\n');
-  renameSync(tmp, path);
+  writeFileAtomicSync(clusterStatePath(cluster.name), JSON.stringify(cluster, null, 2) + '\n');
 }
 
 /** Finds a node of a cluster by name; throws LAB_NODE_NOT_FOUND. */

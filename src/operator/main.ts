@@ -15,14 +15,8 @@ import { createLogger } from '../util/log.js';
 import { describeError, TendrilError } from '../util/errors.js';
 import { readConfigDir } from '../util/config-dir.js';
 import { loadKubeconfig } from '../k8s/kubeconfig-file.js';
+import { parseDuration } from '../util/duration.js';
 import { Operator, type OperatorConfig } from './operator.js';
-
-/** "30s" | "5m" | "1h" | "100ms" -> ms. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
-  if (!m) throw new Error(`bad duration "${text}"`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-}
 
 const log = createLogger({ daemon: 'operator' });
 

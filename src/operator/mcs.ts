@@ -10,7 +10,6 @@
 import type { KubernetesObject, V1Service } from '@kubernetes/client-node';
 import type { KubeClient } from '../k8s/client.js';
 import type { KubeObject } from '../k8s/objects.js';
-import { ApiError } from '../k8s/status.js';
 import type { Logger } from '../util/log.js';
 import type { MeshStateSource } from '../clustermesh/agent-source.js';
 import {
@@ -27,6 +26,7 @@ import {
 } from '../services/mcs.js';
 import { MCS_SERVICE_NAME_LABEL, nsOf } from '../services/annotations.js';
 import type { KindWatcher } from '../k8s/kind-watcher.js';
+import { isNotFound, isConflict } from '../util/errors.js';
 
 export interface MCSControllerOptions {
   clusterName: string;
@@ -180,8 +180,7 @@ export class MCSController {
           status: { ...(obj.status ?? {}), conditions: withTime },
         } as KubeObject)
         .catch((err) => {
-          if (!(err instanceof ApiError && (err.httpCode === 409 || err.httpCode === 404)))
-            throw err;
+          if (!(isConflict(err) || isNotFound(err))) throw err;
         });
     }
   }
@@ -190,11 +189,11 @@ export class MCSController {
     try {
       return await this.o.kube.create(obj);
     } catch (err) {
-      if (err instanceof ApiError && err.httpCode === 409)
+      if (isConflict(err))
         return this.o.kube.get(obj.apiVersion, obj.kind, obj.metadata.name!, {
           namespace: obj.metadata.namespace!,
         });
-      if (err instanceof ApiError && err.httpCode === 404) {
+      if (isNotFound(err)) {
         await this.o.kube
           .create({
             apiVersion: 'v1',
@@ -216,5 +215,5 @@ function portsOf(s: KubeObject): unknown {
 }
 
 function ignore404(err: unknown): void {
-  if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+  if (!isNotFound(err)) throw err;
 }

@@ -15,7 +15,6 @@ import type { KubernetesObject, V1EndpointSlice, V1Service } from '@kubernetes/c
 import { MCSController } from './mcs.js';
 import type { KubeClient } from '../k8s/client.js';
 import { conditionsOf, type KubeObject } from '../k8s/objects.js';
-import { ApiError } from '../k8s/status.js';
 import type { Logger } from '../util/log.js';
 import { MeshStateSource } from '../clustermesh/agent-source.js';
 import { readClusterMeshConfig } from '../clustermesh/clustermesh-config.js';
@@ -35,6 +34,7 @@ import {
   nsOf,
 } from '../services/annotations.js';
 import type { KindWatcher } from '../k8s/kind-watcher.js';
+import { isNotFound, isConflict } from '../util/errors.js';
 
 export interface MeshServicesOptions {
   /** The clustermesh config directory (one etcd config per remote cluster). */
@@ -155,8 +155,7 @@ export class MeshServicesController {
       await this.o.kube
         .updateStatus({ ...obj, status: { ...(obj.status ?? {}), conditions: next } } as KubeObject)
         .catch((err) => {
-          if (!(err instanceof ApiError && (err.httpCode === 409 || err.httpCode === 404)))
-            throw err;
+          if (!(isConflict(err) || isNotFound(err))) throw err;
         });
       if (want)
         this.log.warn('invalid mesh annotation', {
@@ -268,7 +267,7 @@ export class MeshServicesController {
           endpoints: eps,
         } as KubeObject)
         .catch((err) => {
-          if (err instanceof ApiError && err.httpCode === 409)
+          if (isConflict(err))
             this.again = true; // changed meanwhile: redo
           else throw err;
         });
@@ -279,8 +278,8 @@ export class MeshServicesController {
     try {
       await this.o.kube.create(obj);
     } catch (err) {
-      if (err instanceof ApiError && err.httpCode === 409) return;
-      if (err instanceof ApiError && err.httpCode === 404) {
+      if (isConflict(err)) return;
+      if (isNotFound(err)) {
         // the namespace does not exist here: create it, as an import needs one
         await this.o.kube
           .create({
@@ -298,5 +297,5 @@ export class MeshServicesController {
 }
 
 function ignore404(err: unknown): void {
-  if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+  if (!isNotFound(err)) throw err;
 }

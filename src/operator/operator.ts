@@ -6,7 +6,6 @@
  * - IPAM: gives a Node without spec.podCIDR a free /24 of the cluster's pod CIDR;
  * - a status file (operator-status.json) that `tendril status` reads.
  */
-import { writeFileSync, renameSync } from 'node:fs';
 import type {
   KubernetesObject,
   V1EndpointSlice,
@@ -22,7 +21,8 @@ import { endpointIdentityLabels } from '../identity/pod-labels.js';
 import { labelsString } from '../identity/labels.js';
 import { CrdIdentityBackend } from '../identity/crd-backend.js';
 import { MeshServicesController } from './mesh-services.js';
-import { cidrContains, formatCIDR, parseCIDR, cidrsOverlap } from '../lab/ipmath.js';
+import { cidrContains, formatCIDR, parseCIDR, cidrsOverlap } from '../util/ipv4.js';
+import { writeFileAtomicSync } from '../util/atomic-write.js';
 
 export interface OperatorConfig {
   apiServerURL: string;
@@ -292,9 +292,7 @@ export class Operator {
     }
     this.st.podsWithIdentity = this.held.size;
     if (!this.config.statusFile) return;
-    const tmp = `${this.config.statusFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.st, null, 1));
-    renameSync(tmp, this.config.statusFile);
+    writeFileAtomicSync(this.config.statusFile, JSON.stringify(this.st, null, 1));
   }
 
   status(): OperatorStatus {

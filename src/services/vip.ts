@@ -7,12 +7,21 @@
  * never handed out.
  */
 import { createHash } from 'node:crypto';
-import { isIPv4 } from 'node:net';
 import { TendrilError } from '../util/errors.js';
+import {
+  cidrContains,
+  cidrSize,
+  formatCIDR,
+  formatIPv4,
+  parseCIDR,
+  parseIPv4,
+  type CIDR4,
+} from '../util/ipv4.js';
 
 /** The allocator. Not persistent: reserve() the addresses already in use after a restart. */
 export class CIDRAllocator {
   readonly cidr: string;
+  private readonly range: CIDR4;
   private readonly base: number;
   private readonly size: number;
   private readonly byKey = new Map<string, number>();
@@ -24,26 +33,24 @@ export class CIDRAllocator {
    * @throws TendrilError SERVICE_INVALID_CIDR
    */
   constructor(cidr: string, options: { reserved?: readonly string[] } = {}) {
-    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(cidr);
-    if (!m || !isIPv4(m[1]!) || Number(m[2]) < 8 || Number(m[2]) > 30) {
+    try {
+      this.range = parseCIDR(cidr, 'service CIDR', { maskHostBits: true, minBits: 8, maxBits: 30 });
+    } catch (err) {
       throw new TendrilError(
         'SERVICE_INVALID_CIDR',
         `"${cidr}" is not an IPv4 CIDR with a prefix length from 8 to 30`,
-        { hint: 'use e.g. 10.96.0.0/16' },
+        { hint: 'use e.g. 10.96.0.0/16', cause: err },
       );
     }
-    const bits = Number(m[2]);
-    this.size = 2 ** (32 - bits);
-    this.base = Math.floor(toNum(m[1]!) / this.size) * this.size;
-    this.cidr = `${toIP(this.base)}/${bits}`;
+    this.size = cidrSize(this.range);
+    this.base = this.range.base;
+    this.cidr = formatCIDR(this.range);
     for (const ip of options.reserved ?? []) this.reserve(ip, '(reserved)');
   }
 
   /** True if `ip` lies in the CIDR. */
   contains(ip: string): boolean {
-    if (!isIPv4(ip)) return false;
-    const n = toNum(ip);
-    return n >= this.base && n < this.base + this.size;
+    return cidrContains(this.range, ip);
   }
 
   /**
@@ -52,7 +59,7 @@ export class CIDRAllocator {
    */
   allocate(key: string): string {
     const have = this.byKey.get(key);
-    if (have !== undefined) return toIP(have);
+    if (have !== undefined) return formatIPv4(have);
     const usable = this.size - 2;
     const start = createHash('sha256').update(key).digest().readUInt32BE(0) % usable;
     for (let i = 0; i < usable; i++) {
@@ -60,7 +67,7 @@ export class CIDRAllocator {
       if (this.byIP.has(n)) continue;
       this.byIP.set(n, key);
       this.byKey.set(key, n);
-      return toIP(n);
+      return formatIPv4(n);
     }
     throw new TendrilError(
       'SERVICE_CIDR_EXHAUSTED',
@@ -76,7 +83,7 @@ export class CIDRAllocator {
   reserve(ip: string, key: string): void {
     if (!this.contains(ip))
       throw new TendrilError('SERVICE_INVALID_CIDR', `${ip} is not in ${this.cidr}`);
-    const n = toNum(ip);
+    const n = parseIPv4(ip);
     const owner = this.byIP.get(n);
     if (owner !== undefined && owner !== key)
       throw new TendrilError(
@@ -95,25 +102,17 @@ export class CIDRAllocator {
     if (n === undefined) return undefined;
     this.byKey.delete(key);
     this.byIP.delete(n);
-    return toIP(n);
+    return formatIPv4(n);
   }
 
   /** The address of `key`, if allocated. */
   lookup(key: string): string | undefined {
     const n = this.byKey.get(key);
-    return n === undefined ? undefined : toIP(n);
+    return n === undefined ? undefined : formatIPv4(n);
   }
 
   /** How many addresses are in use (reserved ones included). */
   get used(): number {
     return this.byIP.size;
   }
-}
-
-function toNum(ip: string): number {
-  return ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
-}
-
-function toIP(n: number): string {
-  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
 }

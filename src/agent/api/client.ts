@@ -19,7 +19,7 @@ import type {
 export class AgentUnreachableError extends TendrilError {
   constructor(socketPath: string, cause: unknown) {
     super(
-      'agent.Unreachable',
+      'AGENT_UNREACHABLE',
       `cannot reach the Tendril agent at ${socketPath}: ${(cause as Error)?.message ?? cause}`,
       {
         hint: 'is the agent running on this node? see `tendril status` and `tendril lab logs`',
@@ -36,7 +36,7 @@ export class AgentApiError extends TendrilError {
     message: string,
     hint?: string,
   ) {
-    super('agent.ApiError', message, hint ? { hint } : {});
+    super('AGENT_API_ERROR', message, hint ? { hint } : {});
   }
 }
 

@@ -25,13 +25,13 @@ async function readJson<T>(req: IncomingMessage): Promise<T> {
   let n = 0;
   for await (const c of req) {
     n += (c as Buffer).length;
-    if (n > 1 << 20) throw new TendrilError('agent.BadRequest', 'request body over 1 MiB');
+    if (n > 1 << 20) throw new TendrilError('AGENT_BAD_REQUEST', 'request body over 1 MiB');
     chunks.push(c as Buffer);
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as T;
   } catch {
-    throw new TendrilError('agent.BadRequest', 'request body is not JSON');
+    throw new TendrilError('AGENT_BAD_REQUEST', 'request body is not JSON');
   }
 }
 
@@ -67,7 +67,7 @@ export async function handle(
         const reg = await readJson<EndpointRegistration>(req);
         if (reg.containerId !== containerId)
           throw new TendrilError(
-            'agent.BadRequest',
+            'AGENT_BAD_REQUEST',
             'containerId in the body differs from the path',
           );
         return send(res, 200, await agent.registerEndpoint(reg));
@@ -82,7 +82,7 @@ export async function handle(
     send(res, 404, { message: `no route ${m} ${path}` });
   } catch (err) {
     const e = err as TendrilError;
-    const status = e.code === 'agent.BadRequest' ? 400 : e.code === 'ipam.Exhausted' ? 503 : 500;
+    const status = e.code === 'AGENT_BAD_REQUEST' ? 400 : e.code === 'IPAM_EXHAUSTED' ? 503 : 500;
     send(res, status, {
       message: e.message ?? String(err),
       code: e.code,

@@ -9,7 +9,6 @@
 import type { KubernetesObject, V1Node, V1Pod } from '@kubernetes/client-node';
 import { KubeClient } from '../../k8s/client.js';
 import type { KubeObject } from '../../k8s/objects.js';
-import { ApiError } from '../../k8s/status.js';
 import type { Logger } from '../../util/log.js';
 import type { Agent, AgentConfig, AgentDeps, NodeInfo } from '../agent.js';
 import type { EndpointInfo } from '../api/types.js';
@@ -19,6 +18,7 @@ import { KindWatcher } from '../../k8s/kind-watcher.js';
 import { teardownPodVeth } from '../../datapath/linux/veth.js';
 import { ServiceSource } from './services.js';
 import type { ClusterService } from '../../services/cluster-service.js';
+import { isNotFound, isConflict } from '../../util/errors.js';
 
 /** Waits for identities of label sets to appear in the CiliumIdentity cache. */
 export class IdentityCache {
@@ -224,7 +224,7 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
           await kube.create(obj);
           return;
         } catch (err) {
-          if (!(err instanceof ApiError && err.httpCode === 409)) throw err;
+          if (!isConflict(err)) throw err;
         }
       }
       const fresh =
@@ -239,7 +239,7 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
       try {
         await kube.delete(CILIUM_V2, 'CiliumEndpoint', ep.podName, { namespace: ep.podNamespace });
       } catch (err) {
-        if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+        if (!isNotFound(err)) throw err;
       }
     },
   };

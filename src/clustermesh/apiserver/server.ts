@@ -30,7 +30,7 @@ import { fetchStatus, serveStatus, type MeshDaemonStatus } from '../status-api.j
 import { ClusterSyncer, type SyncerSources } from '../syncer.js';
 import { apiServerSources } from '../k8s-source.js';
 import type { ServiceExporter } from '../export.js';
-import { parseDuration } from '../duration.js';
+import { parseDuration } from '../../util/duration.js';
 
 export interface MeshApiServerOptions {
   labCluster: string;

@@ -16,7 +16,7 @@ export class IpCommandError extends TendrilError {
     readonly stderr: string,
     readonly exitCode: number | null,
   ) {
-    super('datapath.IpCommand', `${command}: ${stderr.trim() || `exit ${exitCode}`}`);
+    super('DATAPATH_IP_COMMAND', `${command}: ${stderr.trim() || `exit ${exitCode}`}`);
     this.name = 'IpCommandError';
   }
 

@@ -11,7 +11,7 @@
  */
 import { bridge, ip, ipBatch, ipJson, IpCommandError, setSysctl } from './ip.js';
 import type { NodeRoute, RoutingMode } from '../types.js';
-import { formatIPv4, parseCIDR, parseIPv4 } from '../../lab/ipmath.js';
+import { formatIPv4, parseCIDR, parseIPv4 } from '../../util/ipv4.js';
 import { TendrilError } from '../../util/errors.js';
 
 /** Route protocol number marking Tendril's routes (`ip route show proto 199`). STABLE. */
@@ -94,7 +94,7 @@ export class NodeRouter {
     const dev = addrs.find((a) => a.addr_info?.some((x) => x.local === this.config.nodeIP));
     if (!dev) {
       throw new TendrilError(
-        'datapath.NoUnderlay',
+        'DATAPATH_NO_UNDERLAY',
         `no interface holds the node address ${this.config.nodeIP}`,
         {
           hint: 'the agent must run in the node network namespace (the lab starts it there)',

@@ -44,7 +44,7 @@ interface LinkJson {
 async function linkMac(name: string, netns?: string): Promise<string> {
   const links = await ipJson<LinkJson[]>(['link', 'show', 'dev', name], netns ? { netns } : {});
   const mac = links[0]?.address;
-  if (!mac) throw new TendrilError('datapath.Veth', `read MAC of ${name}: no address`);
+  if (!mac) throw new TendrilError('DATAPATH_VETH', `read MAC of ${name}: no address`);
   return mac;
 }
 
@@ -123,7 +123,7 @@ export async function teardownPodVeth(hostIfName: string): Promise<void> {
  */
 export async function checkPodVeth(spec: Omit<PodVethSpec, 'mtu'>): Promise<void> {
   const fail = (what: string) => {
-    throw new TendrilError('datapath.VethCheck', `pod interface check failed: ${what}`);
+    throw new TendrilError('DATAPATH_VETH_CHECK', `pod interface check failed: ${what}`);
   };
   let host: LinkJson[];
   try {

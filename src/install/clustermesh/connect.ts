@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../../util/errors.js';
 import { resolveInstallTarget } from '../lab-target.js';
-import { cidrsOverlap, parseCIDR } from '../../lab/ipmath.js';
+import { cidrsOverlap, parseCIDR } from '../../util/ipv4.js';
 import type { LabCluster } from '../../lab/state.js';
 import { certificateInfo, meshCADir } from '../../clustermesh/certs.js';
 import { DEFAULT_MAX_CONNECTED_CLUSTERS } from '../../clustermesh/keys.js';

@@ -73,7 +73,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
   let persistence: Persistence;
   if ((options.store ?? 'disk') === 'etcd') {
     if (!options.kvstore)
-      throw new TendrilError('apiserver.NoEtcd', 'store "etcd" needs an etcd KVStore', {
+      throw new TendrilError('APISERVER_NO_ETCD', 'store "etcd" needs an etcd KVStore', {
         hint: 'pass --etcd-endpoints URL',
       });
     persistence = new EtcdPersistence(options.kvstore, {

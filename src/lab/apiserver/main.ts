@@ -11,7 +11,7 @@
  * {"url","port","pid","socket"} and "API server listening" is logged.
  * SIGTERM/SIGINT stop it cleanly (the disk store writes its snapshot).
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EtcdKVStore } from '../../kvstore/etcd.js';
@@ -19,6 +19,7 @@ import type { KVStore } from '../../kvstore/types.js';
 import { describeError, TendrilError } from '../../util/errors.js';
 import { createLogger } from '../../util/log.js';
 import { startApiServer } from './apiserver.js';
+import { writeFileAtomicSync } from '../../util/atomic-write.js';
 
 /** Parsed daemon arguments. */
 export interface ApiServerArgs {
@@ -35,7 +36,7 @@ export interface ApiServerArgs {
 
 /**
  * Parses the daemon's argv.
- * @throws TendrilError `apiserver.BadArgs` naming the bad flag.
+ * @throws TendrilError `APISERVER_BAD_ARGS` naming the bad flag.
  */
 export function parseApiServerArgs(argv: string[]): ApiServerArgs {
   const { values } = parseArgs({
@@ -52,7 +53,7 @@ export function parseApiServerArgs(argv: string[]): ApiServerArgs {
     },
     strict: true,
   });
-  const bad = (msg: string, hint: string) => new TendrilError('apiserver.BadArgs', msg, { hint });
+  const bad = (msg: string, hint: string) => new TendrilError('APISERVER_BAD_ARGS', msg, { hint });
   if (!values.cluster) throw bad('--cluster is required', 'pass --cluster NAME');
   if (!values['data-dir']) throw bad('--data-dir is required', 'pass --data-dir DIR');
   const m = /^([0-9.]+|\[[0-9a-f:]+\]|localhost):(\d{1,5})$/.exec(values.listen!);
@@ -131,8 +132,8 @@ async function run(): Promise<void> {
   });
   // Written whole, then renamed: a reader polling for the file never sees it half-written.
   const info = join(args.dataDir, 'apiserver.json');
-  writeFileSync(
-    `${info}.tmp`,
+  writeFileAtomicSync(
+    info,
     JSON.stringify({
       url: server.url,
       port: server.port,
@@ -140,7 +141,6 @@ async function run(): Promise<void> {
       socket: args.socket ?? null,
     }) + '\n',
   );
-  renameSync(`${info}.tmp`, info);
   let stopping = false;
   const stop = async (sig: string) => {
     if (stopping) return;

@@ -45,6 +45,7 @@ import { validateObject } from '../../k8s/validation.js';
 import type { Logger } from '../../util/log.js';
 import { nopLogger } from '../../util/log.js';
 import { registryKey, type Persistence } from './storage.js';
+import { isNotFound, isConflict } from '../../util/errors.js';
 
 /** A change, as watchers see it. */
 export interface RegistryEvent {
@@ -691,7 +692,7 @@ export class Registry {
         gracePeriodSeconds: 0,
         preconditions: { uid },
       }).catch((err) => {
-        if (!(err instanceof ApiError && (err.httpCode === 404 || err.httpCode === 409)))
+        if (!(isNotFound(err) || isConflict(err)))
           this.log.warn('force-delete pod failed', { err });
       });
     }, seconds * 1000);
@@ -715,8 +716,7 @@ export class Registry {
           await this.deleteLocked(info, o.metadata.namespace, o.metadata.name!, {});
         }
       } catch (err) {
-        if (!(err instanceof ApiError && err.httpCode === 404))
-          this.log.warn('garbage collection failed', { key, err });
+        if (!isNotFound(err)) this.log.warn('garbage collection failed', { key, err });
       }
     }
   }
@@ -743,8 +743,7 @@ export class Registry {
         try {
           await this.deleteLocked(info, ns, o.metadata.name!, { gracePeriodSeconds: 0 });
         } catch (err) {
-          if (!(err instanceof ApiError && err.httpCode === 404))
-            this.log.warn('namespace cleanup failed', { key, err });
+          if (!isNotFound(err)) this.log.warn('namespace cleanup failed', { key, err });
         }
       }
     }

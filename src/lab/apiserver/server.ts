@@ -21,7 +21,7 @@ import {
   success,
   type Status,
 } from '../../k8s/status.js';
-import { TendrilError } from '../../util/errors.js';
+import { TendrilError, isNotFound } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { nopLogger } from '../../util/log.js';
 import {
@@ -92,14 +92,14 @@ export class ApiHttpServer {
 
   /**
    * Listens on host:port (port 0 picks one); returns the bound port.
-   * @throws TendrilError `apiserver.Listen` (e.g. port in use).
+   * @throws TendrilError `APISERVER_LISTEN` (e.g. port in use).
    */
   async listenTcp(host: string, port: number): Promise<number> {
     const s = this.newServer();
     await new Promise<void>((resolve, reject) => {
       s.once('error', (err) =>
         reject(
-          new TendrilError('apiserver.Listen', `listen on ${host}:${port}: ${err.message}`, {
+          new TendrilError('APISERVER_LISTEN', `listen on ${host}:${port}: ${err.message}`, {
             hint: 'pick another --listen port',
             cause: err,
           }),
@@ -114,7 +114,7 @@ export class ApiHttpServer {
 
   /**
    * Listens on a Unix socket (a stale socket file is replaced).
-   * @throws TendrilError `apiserver.Listen`.
+   * @throws TendrilError `APISERVER_LISTEN`.
    */
   async listenUnix(path: string): Promise<void> {
     if (existsSync(path)) unlinkSync(path);
@@ -122,7 +122,7 @@ export class ApiHttpServer {
     await new Promise<void>((resolve, reject) => {
       s.once('error', (err) =>
         reject(
-          new TendrilError('apiserver.Listen', `listen on unix:${path}: ${err.message}`, {
+          new TendrilError('APISERVER_LISTEN', `listen on unix:${path}: ${err.message}`, {
             cause: err,
           }),
         ),
@@ -379,7 +379,7 @@ export class ApiHttpServer {
                 await this.registry.delete(info, o.metadata.namespace, o.metadata.name!, opts),
               );
             } catch (err) {
-              if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+              if (!isNotFound(err)) throw err;
             }
           }
           return this.send(res, 200, { ...list, items: deleted });

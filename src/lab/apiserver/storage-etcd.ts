@@ -62,14 +62,14 @@ export class EtcdPersistence implements Persistence {
     return this.kv.put(key, value);
   }
 
-  /** @throws TendrilError `apiserver.EtcdDeleteTimeout` if the delete's event never arrives. */
+  /** @throws TendrilError `APISERVER_ETCD_DELETE_TIMEOUT` if the delete's event never arrives. */
   async delete(key: string): Promise<number> {
     const seen = new Promise<number>((resolve, reject) => {
       const t = setTimeout(() => {
         this.waiters.delete(key);
         reject(
           new TendrilError(
-            'apiserver.EtcdDeleteTimeout',
+            'APISERVER_ETCD_DELETE_TIMEOUT',
             `delete ${key} in etcd: no watch event within ${this.deleteTimeoutMs} ms`,
             { hint: 'check that etcd is healthy' },
           ),

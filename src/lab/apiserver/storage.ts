@@ -13,7 +13,6 @@ import {
   closeSync,
   writeSync,
   existsSync,
-  fsyncSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -22,11 +21,11 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TendrilError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { nopLogger } from '../../util/log.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../../util/atomic-write.js';
 
 /** One stored object. */
 export interface StoredKV {
@@ -109,8 +108,8 @@ export class DiskPersistence implements Persistence {
 
   /**
    * Takes the directory's lock (a pid file: one API server per store) and reads the store.
-   * @throws TendrilError `apiserver.StoreLocked` if a live process holds the store,
-   *   `apiserver.StoreCorrupt` if the snapshot cannot be parsed.
+   * @throws TendrilError `APISERVER_STORE_LOCKED` if a live process holds the store,
+   *   `APISERVER_STORE_CORRUPT` if the snapshot cannot be parsed.
    */
   async load(): Promise<{ kvs: StoredKV[]; revision: number }> {
     mkdirSync(this.dir, { recursive: true });
@@ -126,7 +125,7 @@ export class DiskPersistence implements Persistence {
         for (const kv of kvs) this.kvs.set(kv.key, kv);
       } catch (err) {
         throw new TendrilError(
-          'apiserver.StoreCorrupt',
+          'APISERVER_STORE_CORRUPT',
           `read API store snapshot ${this.snapPath}: ${String(err)}`,
           {
             hint: 'the file is damaged; move it away to start with an empty store (objects will be lost)',
@@ -164,7 +163,7 @@ export class DiskPersistence implements Persistence {
       const pid = Number(readFileSync(lockPath, 'utf8').trim());
       if (pid && pid !== process.pid && processAlive(pid)) {
         throw new TendrilError(
-          'apiserver.StoreLocked',
+          'APISERVER_STORE_LOCKED',
           `API store ${this.dir} is in use by process ${pid}`,
           {
             hint: 'another API server runs on this data directory; stop it first (tendril lab list)',
@@ -226,23 +225,21 @@ export class DiskPersistence implements Persistence {
     const revision = this.revision;
     // StoredKV entries are replaced on write, never changed in place: a shallow copy is a consistent view.
     const kvs = [...this.kvs.values()];
-    const tmp = `${this.snapPath}.tmp`;
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.write(JSON.stringify({ revision }) + '\n');
-      for (let i = 0; i < kvs.length; i += 500) {
-        await fh.write(
-          kvs
-            .slice(i, i + 500)
-            .map((kv) => JSON.stringify(kv))
-            .join('\n') + '\n',
-        );
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    renameSync(tmp, this.snapPath);
+    await writeFileAtomic(
+      this.snapPath,
+      async (fh) => {
+        await fh.write(JSON.stringify({ revision }) + '\n');
+        for (let i = 0; i < kvs.length; i += 500) {
+          await fh.write(
+            kvs
+              .slice(i, i + 500)
+              .map((kv) => JSON.stringify(kv))
+              .join('\n') + '\n',
+          );
+        }
+      },
+      { tmpPath: `${this.snapPath}.tmp` },
+    );
     for (const f of this.rotatedLogs()) {
       if (Number(/wal-(\d+)\.log$/.exec(f)![1]) <= revision) rmSync(f, { force: true });
     }
@@ -251,19 +248,13 @@ export class DiskPersistence implements Persistence {
   /** Writes the snapshot now (synchronously) and removes every log. */
   snapshot(): void {
     this.rotate();
-    const tmp = `${this.snapPath}.tmp`;
     const lines = [
       JSON.stringify({ revision: this.revision }),
       ...[...this.kvs.values()].map((kv) => JSON.stringify(kv)),
     ];
-    writeFileSync(tmp, lines.join('\n') + '\n');
-    const fd = openSync(tmp, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.snapPath);
+    writeFileAtomicSync(this.snapPath, lines.join('\n') + '\n', {
+      tmpPath: `${this.snapPath}.tmp`,
+    });
     for (const f of this.rotatedLogs()) rmSync(f, { force: true });
   }
 

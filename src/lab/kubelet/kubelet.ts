@@ -23,6 +23,7 @@ import {
   type PodRecord,
 } from './pod-worker.js';
 import { cgroupPids } from '../cgroup.js';
+import { isNotFound, isConflict } from '../../util/errors.js';
 
 /** Kubernetes version the lab kubelet reports. */
 export const KUBELET_VERSION = 'v1.29.0-tendril';
@@ -186,7 +187,7 @@ export class Kubelet {
         try {
           await this.api.create('/api/v1/nodes', nodeObject(this.cluster, this.node));
         } catch (err) {
-          if (!(err instanceof ApiError && err.httpCode === 409)) throw err;
+          if (!isConflict(err)) throw err;
           const obj = nodeObject(this.cluster, this.node);
           await this.api.mergePatch(`/api/v1/nodes/${this.node.name}`, {
             metadata: { labels: obj.metadata.labels },
@@ -216,7 +217,7 @@ export class Kubelet {
       });
     } catch (err) {
       if (throwErrors) throw err;
-      if (err instanceof ApiError && err.httpCode === 404) {
+      if (isNotFound(err)) {
         void this.register();
         return;
       }

@@ -9,7 +9,6 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeObject } from '../../k8s/objects.js';
-import { ApiError } from '../../k8s/status.js';
 import type { Logger } from '../../util/log.js';
 import { cgroupPids, ensureCgroup, removeCgroupTree } from '../cgroup.js';
 import { ensureBusyboxBin, resolveImage } from '../images/resolve.js';
@@ -45,6 +44,7 @@ import {
   startContainerProcess,
   writePodFiles,
 } from './runtime.js';
+import { isNotFound, isConflict } from '../../util/errors.js';
 
 /** What the kubelet records about a pod on disk (pods/<ns>_<pod>_<uid>/pod.json), before it makes anything. */
 export interface PodRecord {
@@ -713,7 +713,7 @@ export class PodWorker {
       if (updated.metadata.uid === this.uid) this.pod = { ...this.pod, status: updated.status };
       this.lastStatus = text;
     } catch (err) {
-      if (err instanceof ApiError && err.httpCode === 404) {
+      if (isNotFound(err)) {
         this.gone = true;
         this.kick();
         return;
@@ -762,7 +762,7 @@ export class PodWorker {
           },
         );
       } catch (err) {
-        if (!(err instanceof ApiError && (err.httpCode === 404 || err.httpCode === 409)))
+        if (!(isNotFound(err) || isConflict(err)))
           this.log.warn('confirming pod deletion failed', { err });
       }
     }

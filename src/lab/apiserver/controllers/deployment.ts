@@ -18,6 +18,7 @@ import { ApiError } from '../../../k8s/status.js';
 import type { Logger } from '../../../util/log.js';
 import { nowTimestamp, randomSuffix, type Registry } from '../registry.js';
 import { QueueController, type WatchHandler } from './controller.js';
+import { isNotFound } from '../../../util/errors.js';
 
 const DEPLOY = infoByKind('Deployment');
 const POD = infoByKind('Pod');
@@ -118,7 +119,7 @@ export class DeploymentController extends QueueController {
     try {
       await this.registry.delete(POD, ns, name);
     } catch (err) {
-      if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+      if (!isNotFound(err)) throw err;
     }
   }
 

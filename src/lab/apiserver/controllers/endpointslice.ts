@@ -14,10 +14,10 @@ import { clone, deepEqual } from '../../../k8s/mergepatch.js';
 import { isPodReady, type ContainerPort, type KubeObject } from '../../../k8s/objects.js';
 import { infoByKind, type ResourceInfo } from '../../../k8s/resources.js';
 import { fromMap, matchesSelector } from '../../../k8s/selectors.js';
-import { ApiError } from '../../../k8s/status.js';
 import type { Logger } from '../../../util/log.js';
 import type { Registry } from '../registry.js';
 import { QueueController, type WatchHandler } from './controller.js';
+import { isNotFound } from '../../../util/errors.js';
 
 const SVC = infoByKind('Service');
 const POD = infoByKind('Pod');
@@ -215,7 +215,7 @@ export class EndpointSliceController extends QueueController {
     try {
       await this.registry.delete(SLICE, ns, name);
     } catch (err) {
-      if (!(err instanceof ApiError && err.httpCode === 404)) throw err;
+      if (!isNotFound(err)) throw err;
     }
   }
 }

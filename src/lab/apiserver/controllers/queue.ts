@@ -4,8 +4,8 @@
  * the reconcile throws. Conflicts (409) are retried at once, as a controller
  * that lost a race should just read again.
  */
-import { ApiError } from '../../../k8s/status.js';
 import type { Logger } from '../../../util/log.js';
+import { isNotFound, isConflict } from '../../../util/errors.js';
 
 /** Options of WorkQueue. */
 export interface WorkQueueOptions {
@@ -51,7 +51,7 @@ export class WorkQueue {
         if (this.stopped) break;
         const n = (this.failures.get(key) ?? 0) + 1;
         this.failures.set(key, n);
-        const conflict = err instanceof ApiError && (err.httpCode === 409 || err.httpCode === 404);
+        const conflict = isConflict(err) || isNotFound(err);
         const delay =
           conflict && n < 5
             ? 0

@@ -15,6 +15,7 @@ import { isPlainObject } from '../../../k8s/mergepatch.js';
 import type { KubeObject } from '../../../k8s/objects.js';
 import { infoByKind } from '../../../k8s/resources.js';
 import { TendrilError } from '../../../util/errors.js';
+import { cidrSize, formatIPv4, parseCIDR, tryParseIPv4, type CIDR4 } from '../../../util/ipv4.js';
 import { Registry } from '../registry.js';
 
 /** Annotation asking for the cluster DNS address. */
@@ -23,7 +24,7 @@ export const RESERVED_DNS_ANNOTATION = 'tendril.io/reserved-dns';
 /** NodePort range, as Kubernetes' default. */
 export const NODE_PORT_RANGE: [number, number] = [30000, 32767];
 
-/** A parsed IPv4 CIDR. */
+/** A parsed service CIDR: its text, first address and size. */
 export interface Ipv4Range {
   cidr: string;
   base: number;
@@ -32,47 +33,27 @@ export interface Ipv4Range {
 
 /**
  * Parses an IPv4 service CIDR (prefix length 8..30).
- * @throws TendrilError `apiserver.BadServiceCIDR`.
+ * @throws TendrilError `SERVICE_INVALID_CIDR`.
  */
 export function parseServiceCIDR(cidr: string): Ipv4Range {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
-  const bad = () =>
-    new TendrilError('apiserver.BadServiceCIDR', `invalid service CIDR "${cidr}"`, {
-      hint: 'use an IPv4 CIDR with a prefix length between 8 and 30, e.g. 10.96.0.0/16',
-    });
-  if (!m) throw bad();
-  const octets = m.slice(1, 5).map(Number);
-  const len = Number(m[5]);
-  if (octets.some((o) => o > 255) || len < 8 || len > 30) throw bad();
-  const ip = ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
-  const size = 2 ** (32 - len);
-  const base = ip - (ip % size);
-  if (base !== ip)
+  let c: CIDR4;
+  try {
+    c = parseCIDR(cidr, 'service CIDR', { minBits: 8, maxBits: 30 });
+  } catch (err) {
+    const e = err as TendrilError;
+    const hostBits = /host bits/.test(e.message);
     throw new TendrilError(
-      'apiserver.BadServiceCIDR',
-      `invalid service CIDR "${cidr}": host bits are set`,
-      { hint: `did you mean ${ipToString(base)}/${len}?` },
+      'SERVICE_INVALID_CIDR',
+      `invalid service CIDR "${cidr}"${hostBits ? ': host bits are set' : ''}`,
+      {
+        hint: hostBits
+          ? e.hint
+          : 'use an IPv4 CIDR with a prefix length between 8 and 30, e.g. 10.96.0.0/16',
+        cause: err,
+      },
     );
-  return { cidr, base, size };
-}
-
-/** a.b.c.d from a 32-bit number. */
-export function ipToString(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
-
-/** A 32-bit number from a.b.c.d (NaN if not IPv4). */
-export function ipToNumber(s: string): number {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return NaN;
-  const o = m.slice(1).map(Number);
-  if (o.some((x) => x > 255)) return NaN;
-  return ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0;
-}
-
-/** The n-th address of the range (1 = first usable). */
-export function nthAddress(r: Ipv4Range, n: number): string {
-  return ipToString(r.base + n);
+  }
+  return { cidr, base: c.base, size: cidrSize(c) };
 }
 
 /** Allocates ClusterIPs and NodePorts for Services; plug into a Registry with `attach`. */
@@ -87,12 +68,12 @@ export class ServiceAllocator {
 
   /** The cluster DNS address (10th of the range). */
   dnsAddress(): string {
-    return nthAddress(this.range, 10);
+    return formatIPv4(this.range.base + 10);
   }
 
   /** The `kubernetes` Service address (1st of the range). */
   kubernetesAddress(): string {
-    return nthAddress(this.range, 1);
+    return formatIPv4(this.range.base + 1);
   }
 
   /** Rebuilds allocations from stored Services and hooks into the Service write path. */
@@ -117,7 +98,7 @@ export class ServiceAllocator {
   }
 
   private remember(svc: KubeObject): void {
-    const ip = ipToNumber(svc.spec?.clusterIP ?? '');
+    const ip = tryParseIPv4(svc.spec?.clusterIP ?? '') ?? NaN;
     if (!Number.isNaN(ip)) this.used.set(ip, this.owner(svc));
     for (const p of (svc.spec?.ports ?? []) as Array<{ nodePort?: number }>)
       if (p.nodePort) this.nodePorts.set(p.nodePort, this.owner(svc));
@@ -125,7 +106,7 @@ export class ServiceAllocator {
 
   private release(svc: KubeObject): void {
     const owner = this.owner(svc);
-    const ip = ipToNumber(svc.spec?.clusterIP ?? '');
+    const ip = tryParseIPv4(svc.spec?.clusterIP ?? '') ?? NaN;
     if (this.used.get(ip) === owner) this.used.delete(ip);
     for (const p of (svc.spec?.ports ?? []) as Array<{ nodePort?: number }>)
       if (p.nodePort && this.nodePorts.get(p.nodePort) === owner) this.nodePorts.delete(p.nodePort);
@@ -149,7 +130,7 @@ export class ServiceAllocator {
       } else {
         let ip: number;
         if (spec.clusterIP) {
-          ip = ipToNumber(spec.clusterIP as string);
+          ip = tryParseIPv4(spec.clusterIP as string) ?? NaN;
           if (
             Number.isNaN(ip) ||
             ip <= this.range.base ||
@@ -187,15 +168,15 @@ export class ServiceAllocator {
               {
                 type: 'FieldValueInvalid',
                 field: 'spec.clusterIPs',
-                value: [ipToString(ip)],
-                detail: `failed to allocate the cluster DNS IP ${ipToString(ip)}: already allocated to ${this.used.get(ip)}`,
+                value: [formatIPv4(ip)],
+                detail: `failed to allocate the cluster DNS IP ${formatIPv4(ip)}: already allocated to ${this.used.get(ip)}`,
               },
             ]);
           }
         } else {
           ip = this.pickFree(name);
         }
-        spec.clusterIP = ipToString(ip);
+        spec.clusterIP = formatIPv4(ip);
         spec.clusterIPs = [spec.clusterIP];
       }
     }

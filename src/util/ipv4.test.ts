@@ -9,7 +9,7 @@ import {
   parseCIDR,
   parseIPv4,
   formatIPv4,
-} from './ipmath.js';
+} from './ipv4.js';
 
 test('IPv4 parse/format round trip and errors', () => {
   assert.equal(formatIPv4(parseIPv4('10.244.1.255')), '10.244.1.255');

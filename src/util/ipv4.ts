@@ -1,8 +1,10 @@
 /**
- * IPv4 address and CIDR arithmetic for the lab: parsing, overlap checks and
- * carving a node's /24 out of a cluster's pod CIDR. Pure functions, no I/O.
+ * The one IPv4 address and CIDR module: parsing, formatting, containment,
+ * overlap checks and carving a node's /24 out of a cluster's pod CIDR (the
+ * lab, the operator, routes, service VIPs and the lab API server's ClusterIP
+ * allocator all use it). Pure functions, no I/O.
  */
-import { TendrilError } from '../util/errors.js';
+import { TendrilError } from './errors.js';
 
 /** A parsed IPv4 CIDR: network base (as an unsigned 32-bit number) and prefix length. */
 export interface CIDR4 {
@@ -23,6 +25,15 @@ export function parseIPv4(addr: string): number {
   return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
 }
 
+/** Like {@link parseIPv4}, but returns undefined instead of throwing. */
+export function tryParseIPv4(addr: string): number | undefined {
+  try {
+    return parseIPv4(addr);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Formats an unsigned 32-bit number as a dotted quad. */
 export function formatIPv4(n: number): string {
   return [(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
@@ -32,11 +43,22 @@ function mask(bits: number): number {
   return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
 }
 
+/** Options of {@link parseCIDR}. */
+export interface ParseCIDROptions {
+  /** Clear host bits instead of refusing them ("10.96.0.5/24" -> 10.96.0.0/24). */
+  maskHostBits?: boolean;
+  /** Smallest prefix length accepted (default 0). */
+  minBits?: number;
+  /** Largest prefix length accepted (default 32). */
+  maxBits?: number;
+}
+
 /**
  * Parses "a.b.c.d/n". Throws a TendrilError (code INVALID_CIDR) naming `what`
- * (e.g. "--pod-cidr") when the text is malformed or has host bits set.
+ * (e.g. "--pod-cidr") when the text is malformed, its prefix length is outside
+ * [minBits, maxBits], or it has host bits set (unless maskHostBits).
  */
-export function parseCIDR(text: string, what = 'CIDR'): CIDR4 {
+export function parseCIDR(text: string, what = 'CIDR', options: ParseCIDROptions = {}): CIDR4 {
   const m = /^([0-9.]+)\/(\d{1,2})$/.exec(text.trim());
   if (!m) {
     throw new TendrilError('INVALID_CIDR', `${what} "${text}" is not an IPv4 CIDR`, {
@@ -46,6 +68,15 @@ export function parseCIDR(text: string, what = 'CIDR'): CIDR4 {
   const bits = Number(m[2]);
   if (bits > 32)
     throw new TendrilError('INVALID_CIDR', `${what} "${text}": prefix length ${bits} is above 32`);
+  const minBits = options.minBits ?? 0;
+  const maxBits = options.maxBits ?? 32;
+  if (bits < minBits || bits > maxBits) {
+    throw new TendrilError(
+      'INVALID_CIDR',
+      `${what} "${text}": prefix length ${bits} is outside ${minBits}..${maxBits}`,
+      { hint: `use an IPv4 CIDR with a prefix length between ${minBits} and ${maxBits}` },
+    );
+  }
   let base: number;
   try {
     base = parseIPv4(m[1]!);
@@ -55,6 +86,7 @@ export function parseCIDR(text: string, what = 'CIDR'): CIDR4 {
       hint: 'write it as a.b.c.d/n',
     });
   }
+  if (options.maskHostBits) base = (base & mask(bits)) >>> 0;
   if ((base & mask(bits)) >>> 0 !== base) {
     const fixed = `${formatIPv4((base & mask(bits)) >>> 0)}/${bits}`;
     throw new TendrilError('INVALID_CIDR', `${what} "${text}" has host bits set`, {
@@ -80,9 +112,11 @@ export function cidrsOverlap(a: CIDR4, b: CIDR4): boolean {
   return (a.base & mask(bits)) >>> 0 === (b.base & mask(bits)) >>> 0;
 }
 
-/** True when `addr` lies inside `c`. */
-export function cidrContains(c: CIDR4, addr: string): boolean {
-  return (parseIPv4(addr) & mask(c.bits)) >>> 0 === c.base;
+/** True when `addr` (text or number) lies inside `c`; false for text that is not an address. */
+export function cidrContains(c: CIDR4, addr: string | number): boolean {
+  const n = typeof addr === 'number' ? addr : tryParseIPv4(addr);
+  if (n === undefined) return false;
+  return (n & mask(c.bits)) >>> 0 === c.base;
 }
 
 /** The n-th address of the CIDR (0 is the network address); throws when outside. */
