@@ -38,10 +38,6 @@ const LAB_USERS = new Set(['cli', 'install', 'bench']);
 
 /** Imports still to fix ("from -> to" as file paths), with who fixes them. */
 const KNOWN: Record<string, string> = {
-  // `tls` moves lab/ipmath.ts to util/ipv4.ts (one IPv4/CIDR helper)
-  'src/agent/ipam.ts -> src/lab/ipmath.ts': 'tls: util/ipv4',
-  'src/datapath/linux/routes.ts -> src/lab/ipmath.ts': 'tls: util/ipv4',
-  'src/operator/operator.ts -> src/lab/ipmath.ts': 'tls: util/ipv4',
 };
 
 function walk(dir: string, out: string[]): string[] {

@@ -60,6 +60,8 @@ export class MeshStateSource {
   private readonly listeners = new Set<RemoteStateListener>();
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  private stopped = false;
+  private inflight: Promise<void> | undefined;
   private fingerprint: string | undefined;
   private readonly log: Logger;
   /** Last connection error (for the agent's status). */
@@ -82,10 +84,11 @@ export class MeshStateSource {
 
   /** Starts polling for the mesh and following it. */
   start(): void {
+    this.stopped = false;
     const tick = () => {
-      if (this.busy) return;
+      if (this.busy || this.stopped) return;
       this.busy = true;
-      void this.reconcile()
+      this.inflight = this.reconcile()
         .catch((err) => {
           this.lastError = (err as Error).message;
           this.log.debug('mesh etcd not reachable yet', { error: err });
@@ -98,7 +101,10 @@ export class MeshStateSource {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
+    // a reconcile under way may still connect: let it finish, then disconnect what it made
+    await this.inflight;
     await this.disconnect(false);
   }
 
