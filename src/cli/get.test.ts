@@ -93,11 +93,21 @@ describe('get tables', () => {
       formatGet([{ info, objects: [pod] }], { multi: false, output: 'name', now }),
       'pod/p\n',
     );
-    assert.equal(
-      JSON.parse(formatGet([{ info, objects: [pod] }], { multi: false, output: 'json', now }))
-        .metadata.name,
-      'p',
+    const one = (output: string, singleItem: boolean) =>
+      formatGet([{ info, objects: [pod] }], { multi: false, output, singleItem, now });
+    // asked by name: the object; listed (even with one result): a List, as kubectl.
+    assert.equal(JSON.parse(one('json', true)).metadata.name, 'p');
+    const list = JSON.parse(one('json', false));
+    assert.equal(list.kind, 'List');
+    assert.equal(list.apiVersion, 'v1');
+    assert.deepEqual(
+      list.items.map((o: KubeObject) => o.metadata.name),
+      ['p'],
     );
+    assert.match(one('yaml', false), /^apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Pod\n/);
+    assert.match(one('yaml', true), /^apiVersion: v1\nkind: Pod\n/);
+    // kubectl's JSON: keys sorted, 4-space indent
+    assert.match(one('json', false), /^\{\n {4}"apiVersion": "v1",\n {4}"items": \[\n/);
     assert.throws(
       () => formatGet([{ info, objects: [pod] }], { multi: false, output: 'xml' }),
       /unable to match a printer suitable for the output format "xml"/,

@@ -4,11 +4,10 @@
  * (several kinds print one section each, names prefixed with kind.group).
  */
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
 import type { KubeClient } from '../k8s/client.js';
 import { connect } from '../k8s/connect.js';
 import type { KubeObject } from '../k8s/objects.js';
-import { printerFor, renderTable } from '../k8s/printers.js';
+import { kubectlJSON, kubectlYAML, printerFor, renderTable } from '../k8s/printers.js';
 import {
   apiVersionOf,
   kindDotGroup,
@@ -41,17 +40,21 @@ interface Section {
  */
 export function formatGet(
   sections: Section[],
-  options: { output?: string; allNamespaces?: boolean; multi: boolean; now?: number },
+  options: {
+    output?: string;
+    allNamespaces?: boolean;
+    multi: boolean;
+    /** One kind and one name were asked for (`get pod NAME`): print the object, not a List. */
+    singleItem?: boolean;
+    now?: number;
+  },
 ): string {
   const now = options.now ?? Date.now();
   const out = options.output ?? '';
-  const all = sections.flatMap((s) => s.objects);
+  const all = sections.flatMap((s) => s.objects.map((o) => withTypeMeta(o, s.info)));
   if (out === 'json' || out === 'yaml') {
-    const single = sections.length === 1 && all.length === 1 && !options.multi;
-    const doc = single
-      ? all[0]
-      : { apiVersion: 'v1', kind: 'List', items: all, metadata: { resourceVersion: '' } };
-    return out === 'json' ? JSON.stringify(doc, null, 4) + '\n' : stringify(doc);
+    const doc = listOrObject(all, options.singleItem === true && !options.multi);
+    return out === 'json' ? kubectlJSON(doc) + '\n' : kubectlYAML(doc);
   }
   if (out === 'name')
     return (
@@ -83,6 +86,20 @@ export function formatGet(
     blocks.push(renderTable(showNs ? ['NAMESPACE', ...headers] : headers, rows));
   }
   return blocks.join('\n');
+}
+
+/** An object with apiVersion and kind set (list items from a server may lack them; kubectl adds them). */
+function withTypeMeta(o: KubeObject, info: ResourceInfo): KubeObject {
+  return o.apiVersion && o.kind ? o : { ...o, apiVersion: apiVersionOf(info), kind: info.kind };
+}
+
+/**
+ * What kubectl prints for -o json|yaml|jsonpath: a `List` of every object,
+ * even of one, unless exactly one object was asked for by name.
+ */
+export function listOrObject(objects: KubeObject[], singleItem: boolean): unknown {
+  if (singleItem && objects.length === 1) return objects[0];
+  return { apiVersion: 'v1', kind: 'List', items: objects, metadata: { resourceVersion: '' } };
 }
 
 /** Fetches the objects of each kind (by name, or listed). Missing names are errors printed kubectl style. */
@@ -164,6 +181,7 @@ export function register(program: Command): void {
           output: opts.output,
           allNamespaces: opts.allNamespaces,
           multi,
+          singleItem: names.length === 1 && infos.length === 1,
         });
         process.stdout.write(text);
         const total = sections.reduce((a, s) => a + s.objects.length, 0);

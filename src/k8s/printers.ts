@@ -3,6 +3,7 @@
  * `meta.k8s.io/v1 Table` (so real kubectl prints the same columns), and the
  * CLI's `get` prints them. Columns with priority 1 appear with `-o wide`.
  */
+import { stringify } from 'yaml';
 import { formatAge, isNodeReady, type KubeObject } from './objects.js';
 
 /** One column of a table. */
@@ -281,6 +282,11 @@ const PRINTERS: Record<string, Printer> = {
   },
 };
 
+/** kubectl's tabwriter minimum cell width (text plus padding). */
+const TAB_MIN_WIDTH = 6;
+/** kubectl's tabwriter padding: at least 3 spaces between columns. */
+const TAB_PADDING = 3;
+
 const DEFAULT_PRINTER: Printer = {
   columns: [NAME, AGE],
   cells: (o, now) => [o.metadata.name!, age(o, now)],
@@ -323,14 +329,81 @@ export function toTable(
   };
 }
 
-/** Renders rows as kubectl does: upper-case headers, columns separated by 3 spaces. */
-export function renderTable(headers: string[], rows: Array<Array<string | number>>): string {
-  const text = rows.map((r) => r.map((c) => String(c)));
-  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('   ')
-      .trimEnd();
-  return [line(headers), ...text.map(line)].join('\n') + '\n';
+/** Copies a JSON value with every object's keys sorted (Go's encoding/json order for maps). */
+export function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
+  return value;
+}
+
+const GO_ESCAPES: Record<string, string> = {
+  '<': '\\u003c',
+  '>': '\\u003e',
+  '&': '\\u0026',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+};
+
+/**
+ * JSON as kubectl prints it (Go's encoding/json on an unstructured object):
+ * map keys sorted, `<`, `>`, `&` escaped as \u003c..., indented by `indent`
+ * spaces (kubectl -o json: 4) or compact (0, as jsonpath prints maps and lists).
+ */
+export function kubectlJSON(value: unknown, indent = 4): string {
+  return JSON.stringify(sortKeys(value), null, indent || undefined).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => GO_ESCAPES[c]!,
+  );
+}
+
+/**
+ * YAML as kubectl prints it (near enough: sigs.k8s.io/yaml): keys sorted,
+ * sequences not indented under their key, YAML 1.1 quoting (so "2026-01-01T00:00:00Z",
+ * "1" and "yes" stay strings), no line folding.
+ */
+export function kubectlYAML(value: unknown): string {
+  return stringify(sortKeys(value), { indentSeq: false, version: '1.1', lineWidth: 0 });
+}
+
+/**
+ * Renders rows as kubectl does (Go's tabwriter with RememberWidths: minimum
+ * width 6, padding 3): columns separated by at least 3 spaces, the last column
+ * not padded. One writer keeps its column widths across calls (they only
+ * grow), so rows printed later by `get --watch` line up with the first ones.
+ */
+export class TableWriter {
+  private readonly widths: number[] = [];
+
+  /** Renders lines (header and rows alike), each ended by a newline. */
+  render(lines: Array<Array<string | number>>): string {
+    const text = lines.map((r) => r.map((c) => String(c)));
+    for (const r of text)
+      r.forEach((c, i) => {
+        if (i < r.length - 1)
+          this.widths[i] = Math.max(this.widths[i] ?? TAB_MIN_WIDTH - TAB_PADDING, c.length);
+      });
+    return text
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(this.widths[i]! + TAB_PADDING)))
+          .join('')
+          .trimEnd(),
+      )
+      .join('\n')
+      .concat(text.length ? '\n' : '');
+  }
+}
+
+/** Renders a table (headers, then rows) as kubectl does; see TableWriter. */
+export function renderTable(
+  headers: string[],
+  rows: Array<Array<string | number>>,
+  options: { noHeaders?: boolean } = {},
+): string {
+  return new TableWriter().render(options.noHeaders ? rows : [headers, ...rows]);
 }
