@@ -4,6 +4,7 @@
  * CLI's `get` prints them. Columns with priority 1 appear with `-o wide`.
  */
 import { stringify } from 'yaml';
+import { goJSON, sortKeys } from './jsonpath.js';
 import { formatAge, isNodeReady, type KubeObject } from './objects.js';
 
 /** One column of a table. */
@@ -329,36 +330,13 @@ export function toTable(
   };
 }
 
-/** Copies a JSON value with every object's keys sorted (Go's encoding/json order for maps). */
-export function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === 'object')
-    return Object.fromEntries(
-      Object.keys(value)
-        .sort()
-        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
-    );
-  return value;
-}
-
-const GO_ESCAPES: Record<string, string> = {
-  '<': '\\u003c',
-  '>': '\\u003e',
-  '&': '\\u0026',
-  '\u2028': '\\u2028',
-  '\u2029': '\\u2029',
-};
-
 /**
- * JSON as kubectl prints it (Go's encoding/json on an unstructured object):
- * map keys sorted, `<`, `>`, `&` escaped as \u003c..., indented by `indent`
- * spaces (kubectl -o json: 4) or compact (0, as jsonpath prints maps and lists).
+ * JSON as kubectl -o json prints it (Go's encoding/json on an unstructured
+ * object): map keys sorted, `<`, `>`, `&` escaped as \u003c..., indented by
+ * 4 spaces.
  */
-export function kubectlJSON(value: unknown, indent = 4): string {
-  return JSON.stringify(sortKeys(value), null, indent || undefined).replace(
-    /[<>&\u2028\u2029]/g,
-    (c) => GO_ESCAPES[c]!,
-  );
+export function kubectlJSON(value: unknown): string {
+  return goJSON(value, 4);
 }
 
 /**
