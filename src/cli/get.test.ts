@@ -106,6 +106,8 @@ describe('get tables', () => {
     );
     assert.match(one('yaml', false), /^apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Pod\n/);
     assert.match(one('yaml', true), /^apiVersion: v1\nkind: Pod\n/);
+    // go-yaml's quoting: strings that read back as other types double-quoted
+    assert.match(one('yaml', true), /creationTimestamp: "2026-01-01T00:09:00Z"\n/);
     // kubectl's JSON: keys sorted, 4-space indent
     assert.match(one('json', false), /^\{\n {4}"apiVersion": "v1",\n {4}"items": \[\n/);
     assert.throws(

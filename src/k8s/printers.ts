@@ -3,7 +3,7 @@
  * `meta.k8s.io/v1 Table` (so real kubectl prints the same columns), and the
  * CLI's `get` prints them. Columns with priority 1 appear with `-o wide`.
  */
-import { stringify } from 'yaml';
+import { Document, parse, Scalar, visit } from 'yaml';
 import { goJSON, sortKeys } from './jsonpath.js';
 import { formatAge, isNodeReady, type KubeObject } from './objects.js';
 
@@ -340,12 +340,34 @@ export function kubectlJSON(value: unknown): string {
 }
 
 /**
- * YAML as kubectl prints it (near enough: sigs.k8s.io/yaml): keys sorted,
- * sequences not indented under their key, YAML 1.1 quoting (so "2026-01-01T00:00:00Z",
- * "1" and "yes" stay strings), no line folding.
+ * YAML as kubectl prints it (sigs.k8s.io/yaml, i.e. go-yaml v2): keys sorted,
+ * sequences not indented under their key, no line folding; a string that
+ * would read back as something else under YAML 1.1 ("1", "yes", "null",
+ * "2026-01-01T00:00:00Z", "") double-quoted, one that cannot be plain for its
+ * characters ("x: y") single-quoted, multi-line strings as `|-` blocks.
  */
 export function kubectlYAML(value: unknown): string {
-  return stringify(sortKeys(value), { indentSeq: false, version: '1.1', lineWidth: 0 });
+  const doc = new Document(sortKeys(value), { version: '1.1' });
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value !== 'string') return;
+      const s = node.value;
+      if (s === '') {
+        node.type = Scalar.QUOTE_DOUBLE;
+        return;
+      }
+      if (s.includes('\n')) return;
+      let back: unknown;
+      try {
+        back = parse(s, { version: '1.1', customTags: ['timestamp'] });
+      } catch {
+        return; // not plain-safe: the writer quotes it (single quotes)
+      }
+      if (back !== s && (back === null || typeof back !== 'object' || back instanceof Date))
+        node.type = Scalar.QUOTE_DOUBLE;
+    },
+  });
+  return doc.toString({ indentSeq: false, lineWidth: 0, singleQuote: true });
 }
 
 /**
