@@ -207,10 +207,10 @@ describe('get tables', () => {
       );
       assert.equal(parseOutput('jsonpath-file=/t', () => '{.kind}').type, 'jsonpath');
     });
-    it('--sort-by orders tables, names and Lists as kubectl (numbers and natural order)', () => {
+    it('--sort-by orders tables, names and Lists as kubectl 1.32 (quantities, else byte order)', () => {
       assert.equal(
         fmt({ output: 'name', sortBy: '.metadata.name' }),
-        'pod/db\npod/web-9\npod/web-10\n',
+        'pod/db\npod/web-10\npod/web-9\n',
       );
       assert.equal(
         fmt({ output: 'name', sortBy: '{.metadata.resourceVersion}' }),
@@ -220,7 +220,7 @@ describe('get tables', () => {
         JSON.parse(fmt({ output: 'json', sortBy: 'metadata.name' })).items.map(
           (o: KubeObject) => o.metadata.name,
         ),
-        ['db', 'web-9', 'web-10'],
+        ['db', 'web-10', 'web-9'],
       );
       assert.match(
         fmt({ sortBy: '.spec.containers[*].image' }),

@@ -725,40 +725,6 @@ export function parseJsonPath(template: string): JsonPath {
   return new JsonPath(template);
 }
 
-/**
- * github.com/fvbommel/sortorder's NaturalLess, which kubectl's --sort-by uses
- * for strings: runs of digits compare as numbers ("pod-9" < "pod-10").
- */
-export function naturalLess(a: string, b: string): boolean {
-  let i = 0;
-  let j = 0;
-  while (i < a.length && j < b.length) {
-    const c1 = a[i]!;
-    const c2 = b[j]!;
-    const d1 = isDigit(c1);
-    const d2 = isDigit(c2);
-    if (d1 !== d2) return d1;
-    if (!d1) {
-      if (c1 !== c2) return c1 < c2;
-      i++;
-      j++;
-      continue;
-    }
-    while (i < a.length && a[i] === '0') i++;
-    while (j < b.length && b[j] === '0') j++;
-    const nz1 = i;
-    const nz2 = j;
-    while (i < a.length && isDigit(a[i]!)) i++;
-    while (j < b.length && isDigit(b[j]!)) j++;
-    if (i - nz1 !== j - nz2) return i - nz1 < j - nz2;
-    const n1 = a.slice(nz1, i);
-    const n2 = b.slice(nz2, j);
-    if (n1 !== n2) return n1 < n2;
-    if (nz1 !== nz2) return nz1 < nz2;
-  }
-  return a.length < b.length;
-}
-
 const QUANTITY_SUFFIX: Record<string, number> = {
   '': 1,
   n: 1e-9,
@@ -788,9 +754,10 @@ export function parseQuantity(s: string): number | undefined {
 }
 
 /**
- * kubectl's --sort-by order of two values (sorter.go isLess): numbers by
- * value, strings as quantities when both are, else naturally; false before
- * true; lists element by element; null first.
+ * kubectl's --sort-by order of two values (sorter.go isLess, as kubectl
+ * 1.32 sorts): numbers by value, strings as quantities when both are ("7" <
+ * "11", "500m" < "1"), else in byte order ("w10" < "w2"); false before true;
+ * lists element by element; null first.
  */
 export function sortLess(a: Json, b: Json): boolean {
   if (a === null || a === undefined) return !(b === null || b === undefined);
@@ -800,7 +767,7 @@ export function sortLess(a: Json, b: Json): boolean {
     const qa = parseQuantity(a);
     const qb = parseQuantity(b);
     if (qa !== undefined && qb !== undefined) return qa < qb;
-    return naturalLess(a, b);
+    return a < b; // byte order, as kubectl 1.32 ("w10" < "w2")
   }
   if (typeof a === 'boolean' && typeof b === 'boolean') return !a && b;
   if (Array.isArray(a) && Array.isArray(b)) {
