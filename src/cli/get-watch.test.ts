@@ -55,7 +55,11 @@ describe('get --watch', () => {
       /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\nfirst-pod\s+0\/1\s+Pending\s+0\s+\S+\n$/,
     );
     await t.client.create(pod('p2'));
-    const p2Rows = () => w.out().split('\n').filter((l) => l.startsWith('p2 ')).length;
+    const p2Rows = () =>
+      w
+        .out()
+        .split('\n')
+        .filter((l) => l.startsWith('p2 ')).length;
     await w.until(() => p2Rows() >= 1, 'the row of the added pod');
     const seen = p2Rows();
     await t.client.patch('v1', 'Pod', 'p2', { metadata: { labels: { x: 'y' } } });
