@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { NAMESPACE_NAME_LABEL } from '../../k8s/defaults.js';
 import type { KubeObject } from '../../k8s/objects.js';
+import { infoByKind } from '../../k8s/resources.js';
+import { bootstrapCluster } from './controllers/bootstrap.js';
 import { startTestApiServer, type TestApiServer } from './testing.js';
 
 describe('namespace name label', () => {
@@ -69,5 +71,16 @@ describe('namespace name label', () => {
       labelSelector: `${NAMESPACE_NAME_LABEL} in (shop,default)`,
     });
     assert.deepEqual(list.items.map((n) => n.metadata.name).sort(), ['default', 'shop']);
+  });
+
+  it('is added at start to a namespace stored without it (state of an older server)', async () => {
+    // the registry's own copy, as a server before this label would have stored it
+    const stored = t.server.registry
+      .scan(infoByKind('Namespace'))
+      .find((n) => n.metadata.name === 'shop')!;
+    delete stored.metadata.labels;
+    assert.equal((await labels('shop'))?.[NAMESPACE_NAME_LABEL], undefined);
+    await bootstrapCluster(t.server.registry);
+    assert.deepEqual(await labels('shop'), { [NAMESPACE_NAME_LABEL]: 'shop' });
   });
 });
