@@ -5,8 +5,12 @@
 //   --privileged    only privileged tests
 //   FILE...         only these files
 // Privileged tests skip outside root, except under CI=true, where they fail.
+// KUBECONFIG points at a file in a temporary directory for the run, so a test
+// that runs `tendril lab create` (which merges its context into $KUBECONFIG)
+// never writes the user's ~/.kube/config.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,6 +36,9 @@ const files =
 const privileged = files.filter((f) => f.endsWith('.privileged.test.ts')).sort();
 const unit = files.filter((f) => !f.endsWith('.privileged.test.ts')).sort();
 
+const kubeDir = mkdtempSync(join(tmpdir(), 'tendril-tests-kube-'));
+const env = { ...process.env, KUBECONFIG: join(kubeDir, 'config') };
+
 let failed = false;
 function run(label, list, concurrency) {
   if (list.length === 0) return;
@@ -46,11 +53,12 @@ function run(label, list, concurrency) {
       '--test-reporter=spec',
       ...list,
     ],
-    { cwd: root, stdio: 'inherit', env: process.env },
+    { cwd: root, stdio: 'inherit', env },
   );
   if (r.status !== 0) failed = true;
 }
 
 if (only !== '--privileged') run('unit tests', unit, 2);
 if (only !== '--unit') run('privileged tests', privileged, 1);
+rmSync(kubeDir, { recursive: true, force: true });
 process.exit(failed ? 1 : 0);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { KubeObject } from '../k8s/objects.js';
 import { resolveResourceName } from '../k8s/resources.js';
-import { formatGet } from './get.js';
+import { formatGet, parseCustomColumnsFile, parseOutput } from './get-format.js';
 
 const now = Date.parse('2026-01-01T00:10:00Z');
 const t0 = '2026-01-01T00:09:00Z';
@@ -93,11 +93,23 @@ describe('get tables', () => {
       formatGet([{ info, objects: [pod] }], { multi: false, output: 'name', now }),
       'pod/p\n',
     );
-    assert.equal(
-      JSON.parse(formatGet([{ info, objects: [pod] }], { multi: false, output: 'json', now }))
-        .metadata.name,
-      'p',
+    const one = (output: string, singleItem: boolean) =>
+      formatGet([{ info, objects: [pod] }], { multi: false, output, singleItem, now });
+    // asked by name: the object; listed (even with one result): a List, as kubectl.
+    assert.equal(JSON.parse(one('json', true)).metadata.name, 'p');
+    const list = JSON.parse(one('json', false));
+    assert.equal(list.kind, 'List');
+    assert.equal(list.apiVersion, 'v1');
+    assert.deepEqual(
+      list.items.map((o: KubeObject) => o.metadata.name),
+      ['p'],
     );
+    assert.match(one('yaml', false), /^apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Pod\n/);
+    assert.match(one('yaml', true), /^apiVersion: v1\nkind: Pod\n/);
+    // go-yaml's quoting: strings that read back as other types double-quoted
+    assert.match(one('yaml', true), /creationTimestamp: "2026-01-01T00:09:00Z"\n/);
+    // kubectl's JSON: keys sorted, 4-space indent
+    assert.match(one('json', false), /^\{\n {4}"apiVersion": "v1",\n {4}"items": \[\n/);
     assert.throws(
       () => formatGet([{ info, objects: [pod] }], { multi: false, output: 'xml' }),
       /unable to match a printer suitable for the output format "xml"/,
@@ -120,5 +132,104 @@ describe('get tables', () => {
       () => resolveResourceName('configmaps'),
       /the server doesn't have a resource type "configmaps"/,
     );
+  });
+  describe('kubectl output formats', () => {
+    const info = resolveResourceName('po');
+    const mk = (name: string, rv: string, images: string[]): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default', resourceVersion: rv, labels: { app: name } },
+      spec: { containers: images.map((image) => ({ name: 'c', image })) },
+    });
+    const pods = [mk('web-10', '7', ['nginx']), mk('web-9', '11', ['a', 'b']), mk('db', '9', [])];
+    const fmt = (o: Partial<Parameters<typeof formatGet>[1]>) =>
+      formatGet([{ info, objects: pods }], { multi: false, now, ...o });
+    it('-o jsonpath runs on the List (even of one object), -o jsonpath on one name on the object', () => {
+      assert.equal(
+        fmt({ output: 'jsonpath={range .items[*]}{.metadata.name}{"\\n"}{end}' }),
+        'web-10\nweb-9\ndb\n',
+      );
+      assert.equal(
+        formatGet([{ info, objects: [pods[0]!] }], {
+          multi: false,
+          output: 'jsonpath={.kind}',
+        }),
+        'List',
+      );
+      assert.equal(
+        formatGet([{ info, objects: [pods[0]!] }], {
+          multi: false,
+          singleItem: true,
+          output: 'jsonpath={.kind}',
+        }),
+        'Pod',
+      );
+      assert.equal(fmt({ output: 'jsonpath={.items[0].nope}' }), '');
+      assert.throws(
+        () => fmt({ output: 'jsonpath={.items[0].nope}', allowMissingTemplateKeys: false }),
+        /error executing jsonpath "\{\.items\[0\]\.nope\}": Error executing template: nope is not found/,
+      );
+    });
+    it('-o custom-columns prints kubectl cells: values joined by commas, <none> when empty', () => {
+      assert.equal(
+        fmt({
+          output:
+            'custom-columns=NAME:.metadata.name,IMAGES:.spec.containers[*].image,L:metadata.labels',
+        }),
+        [
+          'NAME     IMAGES   L',
+          'web-10   nginx    map[app:web-10]',
+          'web-9    a,b      map[app:web-9]',
+          'db       <none>   map[app:db]',
+          '',
+        ].join('\n'),
+      );
+      assert.equal(
+        fmt({ output: 'custom-columns=N:{.metadata.name}', noHeaders: true }),
+        'web-10\nweb-9\ndb\n',
+      );
+      const cols = parseCustomColumnsFile(
+        'NAME   RV\n.metadata.name   .metadata.resourceVersion\n',
+      );
+      assert.deepEqual(
+        cols.map((c) => c.header),
+        ['NAME', 'RV'],
+      );
+      assert.throws(
+        () => parseOutput('custom-columns=NAME'),
+        /unexpected custom-columns spec: NAME, expected <header>:<json-path-expr>/,
+      );
+      assert.throws(() => parseOutput('custom-columns='), /no custom columns given/);
+      assert.throws(() => parseOutput('jsonpath='), /no template given/);
+      assert.throws(
+        () => parseOutput('jsonpath={.a'),
+        /error parsing jsonpath \{\.a, unclosed action/,
+      );
+      assert.equal(parseOutput('jsonpath-file=/t', () => '{.kind}').type, 'jsonpath');
+    });
+    it('--sort-by orders tables, names and Lists as kubectl 1.32 (quantities, else byte order)', () => {
+      assert.equal(
+        fmt({ output: 'name', sortBy: '.metadata.name' }),
+        'pod/db\npod/web-10\npod/web-9\n',
+      );
+      assert.equal(
+        fmt({ output: 'name', sortBy: '{.metadata.resourceVersion}' }),
+        'pod/web-10\npod/db\npod/web-9\n',
+      );
+      assert.deepEqual(
+        JSON.parse(fmt({ output: 'json', sortBy: 'metadata.name' })).items.map(
+          (o: KubeObject) => o.metadata.name,
+        ),
+        ['db', 'web-10', 'web-9'],
+      );
+      assert.match(
+        fmt({ sortBy: '.spec.containers[*].image' }),
+        /^NAME\s.*\ndb\s.*\nweb-9\s.*\nweb-10\s/,
+      );
+      assert.throws(
+        () => fmt({ output: 'name', sortBy: '.nope' }),
+        /couldn't find any field with path "\{\.nope\}" in the list of objects/,
+      );
+    });
   });
 });

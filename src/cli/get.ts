@@ -1,23 +1,26 @@
 /**
  * `tendril [--context C] get KIND[,KIND...] [NAME...] [-n NS | -A] [-l SEL]
- * [--field-selector SEL] [-o wide|json|yaml|name]`: kubectl-like tables
- * (several kinds print one section each, names prefixed with kind.group).
+ * [--field-selector SEL] [-o FORMAT] [--sort-by PATH] [--no-headers] [-w | --watch-only]`,
+ * as kubectl prints it: tables (several kinds print one section each, names
+ * prefixed with kind.group); `-o json|yaml` a `List` for a kind (even of one
+ * object) and the object only for one name; `-o name`; `-o jsonpath=` and
+ * `-o custom-columns=` in kubectl's dialect (src/k8s/jsonpath.ts); `-w`
+ * streams changes (get-watch.ts).
  */
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
 import type { KubeClient } from '../k8s/client.js';
 import { connect } from '../k8s/connect.js';
 import type { KubeObject } from '../k8s/objects.js';
-import { printerFor, renderTable } from '../k8s/printers.js';
 import {
   apiVersionOf,
-  kindDotGroup,
   RESOURCES,
   resolveResourceName,
   type ResourceInfo,
 } from '../k8s/resources.js';
 import { ApiError } from '../k8s/status.js';
 import { TendrilError } from '../util/errors.js';
+import { formatGet, parseOutput, type Section } from './get-format.js';
+import { watchGet } from './get-watch.js';
 import { ExitError } from './main.js';
 
 /** Options of `get`. */
@@ -27,62 +30,13 @@ export interface GetOptions {
   selector?: string;
   fieldSelector?: string;
   output?: string;
-}
-
-/** One requested kind and its objects. */
-interface Section {
-  info: ResourceInfo;
-  objects: KubeObject[];
-}
-
-/**
- * Formats sections as `get` prints them.
- * @param multi true when several kinds were asked for (names get a kind prefix)
- */
-export function formatGet(
-  sections: Section[],
-  options: { output?: string; allNamespaces?: boolean; multi: boolean; now?: number },
-): string {
-  const now = options.now ?? Date.now();
-  const out = options.output ?? '';
-  const all = sections.flatMap((s) => s.objects);
-  if (out === 'json' || out === 'yaml') {
-    const single = sections.length === 1 && all.length === 1 && !options.multi;
-    const doc = single
-      ? all[0]
-      : { apiVersion: 'v1', kind: 'List', items: all, metadata: { resourceVersion: '' } };
-    return out === 'json' ? JSON.stringify(doc, null, 4) + '\n' : stringify(doc);
-  }
-  if (out === 'name')
-    return (
-      sections
-        .flatMap((s) => s.objects.map((o) => `${kindDotGroup(s.info)}/${o.metadata.name}`))
-        .join('\n') + (all.length ? '\n' : '')
-    );
-  if (out !== '' && out !== 'wide') {
-    throw new TendrilError(
-      'CLI_BAD_OUTPUT',
-      `unable to match a printer suitable for the output format "${out}"`,
-      { hint: 'allowed formats are: json, name, wide, yaml' },
-    );
-  }
-  const wide = out === 'wide';
-  const blocks: string[] = [];
-  for (const s of sections) {
-    if (s.objects.length === 0) continue;
-    const p = printerFor(s.info.kind);
-    const idx = p.columns.map((c, i) => (c.priority === 0 || wide ? i : -1)).filter((i) => i >= 0);
-    const headers = idx.map((i) => p.columns[i]!.name.toUpperCase());
-    const showNs = options.allNamespaces && s.info.namespaced;
-    const rows = s.objects.map((o) => {
-      const cells = p.cells(o, now);
-      const picked = idx.map((i) => cells[i]!);
-      if (options.multi) picked[0] = `${kindDotGroup(s.info)}/${picked[0]}`;
-      return showNs ? [o.metadata.namespace ?? '', ...picked] : picked;
-    });
-    blocks.push(renderTable(showNs ? ['NAMESPACE', ...headers] : headers, rows));
-  }
-  return blocks.join('\n');
+  sortBy?: string;
+  /** commander's name for --no-headers (false when given). */
+  headers?: boolean;
+  /** `--allow-missing-template-keys[=true|false]` as commander gives it. */
+  allowMissingTemplateKeys?: string | boolean;
+  watch?: boolean;
+  watchOnly?: boolean;
 }
 
 /** Fetches the objects of each kind (by name, or listed). Missing names are errors printed kubectl style. */
@@ -126,7 +80,7 @@ export function register(program: Command): void {
   program
     .command('get')
     .description(
-      'list objects as kubectl does (e.g. get deploy,svc,endpointslices; get pods -o wide)',
+      'list objects as kubectl does (e.g. get deploy,svc,endpointslices; get pods -o wide; get pods -w)',
     )
     .argument(
       '<kinds>',
@@ -137,7 +91,18 @@ export function register(program: Command): void {
     .option('-A, --all-namespaces', 'list across all namespaces')
     .option('-l, --selector <selector>', 'label selector (e.g. app=echo, tier in (a,b), !canary)')
     .option('--field-selector <selector>', 'field selector (metadata.name, metadata.namespace)')
-    .option('-o, --output <format>', 'wide | json | yaml | name')
+    .option(
+      '-o, --output <format>',
+      'wide | json | yaml | name | jsonpath=TEMPLATE | jsonpath-file=FILE | custom-columns=H:PATH,... | custom-columns-file=FILE',
+    )
+    .option('--sort-by <path>', 'sort by a JSONPath field (e.g. .metadata.name, {.status.podIP})')
+    .option('--no-headers', 'print tables and custom columns without the header line')
+    .option(
+      '--allow-missing-template-keys <bool>',
+      'with -o jsonpath: a missing field prints nothing (true, the default) or is an error (false)',
+    )
+    .option('-w, --watch', 'after listing, print each change (one kind)')
+    .option('--watch-only', 'print changes only, without the initial list')
     .action(async (kinds: string, names: string[], opts: GetOptions, cmd: Command) => {
       const infos = kinds
         .split(',')
@@ -153,9 +118,56 @@ export function register(program: Command): void {
         throw new TendrilError('CLI_BAD_ARGS', 'names may only be given with a single kind', {
           hint: 'e.g. tendril get svc echo',
         });
+      const allowMissing = parseBool(
+        opts.allowMissingTemplateKeys,
+        '--allow-missing-template-keys',
+      );
+      // Fail on a bad -o before talking to the server.
+      parseOutput(opts.output);
       const { client, context } = connect((cmd.optsWithGlobals() as { context?: string }).context);
       try {
         const namespace = opts.namespace ?? context.namespace;
+        if (opts.watch || opts.watchOnly) {
+          if (infos.length !== 1)
+            throw new TendrilError(
+              'GET_WATCH_KINDS',
+              'you may only specify a single resource type',
+              {
+                hint: 'watch one kind, e.g. tendril get pods -w',
+              },
+            );
+          if (names.length > 1)
+            throw new TendrilError(
+              'GET_WATCH_NAMES',
+              'watch is only supported on individual resources and resource collections',
+              {
+                hint: 'watch one name, or a selector: tendril get pods -l app=web -w',
+              },
+            );
+          const ac = new AbortController();
+          const stop = () => ac.abort();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+          try {
+            await watchGet(client, infos[0]!, {
+              namespace: opts.allNamespaces ? undefined : namespace,
+              allNamespaces: opts.allNamespaces,
+              name: names[0],
+              selector: opts.selector,
+              fieldSelector: opts.fieldSelector,
+              output: opts.output,
+              noHeaders: opts.headers === false,
+              allowMissingTemplateKeys: allowMissing,
+              watchOnly: Boolean(opts.watchOnly),
+              write: (text) => process.stdout.write(text),
+              signal: ac.signal,
+            });
+          } finally {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+          }
+          return;
+        }
         const { sections, errors } = await fetchSections(client, infos, names, {
           ...opts,
           namespace,
@@ -164,10 +176,14 @@ export function register(program: Command): void {
           output: opts.output,
           allNamespaces: opts.allNamespaces,
           multi,
+          singleItem: names.length === 1 && infos.length === 1,
+          sortBy: opts.sortBy,
+          noHeaders: opts.headers === false,
+          allowMissingTemplateKeys: allowMissing,
         });
         process.stdout.write(text);
         const total = sections.reduce((a, s) => a + s.objects.length, 0);
-        if (total === 0 && errors.length === 0 && !['json', 'yaml'].includes(opts.output ?? '')) {
+        if (total === 0 && errors.length === 0 && parseOutput(opts.output).type === 'table') {
           process.stderr.write(
             opts.allNamespaces || infos.every((i) => !i.namespaced)
               ? 'No resources found\n'
@@ -182,4 +198,14 @@ export function register(program: Command): void {
         client.close();
       }
     });
+}
+
+/** A kubectl boolean flag value (true/false, 1/0). @throws TendrilError BAD_FLAG */
+function parseBool(v: string | boolean | undefined, flag: string): boolean | undefined {
+  if (v === undefined || typeof v === 'boolean') return v;
+  if (['true', '1', 't', 'T', 'TRUE', 'True'].includes(v)) return true;
+  if (['false', '0', 'f', 'F', 'FALSE', 'False'].includes(v)) return false;
+  throw new TendrilError('BAD_FLAG', `invalid argument "${v}" for "${flag}"`, {
+    hint: `use ${flag}=true or ${flag}=false`,
+  });
 }

@@ -1,7 +1,11 @@
 /**
  * `tendril lab`: local clusters made of network namespaces.
- *   lab create NAME [--nodes N] [--pod-cidr CIDR] [--service-cidr CIDR] [--api-store memory|etcd] [--wait]
- *   lab delete NAME... | --all
+ *   lab create NAME [--nodes N] [--pod-cidr CIDR] [--service-cidr CIDR] [--api-store memory|etcd] [--wait] [--no-kubeconfig]
+ *   lab delete NAME... | --all [--no-kubeconfig]
+ *
+ * As kind does, `lab create` merges the context lab-NAME into the user's
+ * kubeconfig ($KUBECONFIG's first file, else ~/.kube/config) and makes it
+ * current, so real kubectl works at once; `lab delete` removes it again.
  *   lab list
  *   lab logs NAME [DAEMON] [-f]
  */
@@ -10,6 +14,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
+import { exportContext, unexportContext, userKubeconfigPath } from '../k8s/kubeconfig-export.js';
+import { labContextName } from '../lab/context.js';
 import { createCluster, restartCluster } from '../lab/create.js';
 import {
   daemonLogPath,
@@ -184,6 +190,31 @@ function parseIntFlag(v: string, flag: string): number {
   return Number(v);
 }
 
+/** Merges lab-NAME into the user's kubeconfig (as kind does), saying so on stderr. */
+function exportLabContext(name: string): void {
+  const ctx = labContextName(name);
+  let file: string;
+  try {
+    file = exportContext(ctx);
+  } catch (e) {
+    throw new TendrilError(
+      'LAB_KUBECONFIG',
+      `lab cluster "${name}" is up, but adding context "${ctx}" to ${userKubeconfigPath()} failed: ${(e as Error).message}`,
+      {
+        hint: `fix the file and run \`tendril lab restart ${name}\`, or write a separate one: \`tendril config write-kubeconfig FILE --contexts ${ctx}\``,
+        cause: e,
+      },
+    );
+  }
+  err(`Added context "${ctx}" to ${file} (now current): kubectl --context ${ctx} get pods`);
+}
+
+/** Removes lab-NAME from the user's kubeconfig, saying so when it was there. */
+function unexportLabContext(name: string): void {
+  const ctx = labContextName(name);
+  if (unexportContext(ctx)) err(`Removed context "${ctx}" from ${userKubeconfigPath()}`);
+}
+
 /** Registers `tendril lab`. */
 export function register(program: Command): void {
   const lab = program
@@ -209,6 +240,10 @@ export function register(program: Command): void {
       'timeout of each wait (e.g. 60s, 2m; a bare number is seconds)',
       '60s',
     )
+    .option(
+      '--no-kubeconfig',
+      "do not add context lab-NAME to $KUBECONFIG (or ~/.kube/config); it stays in Tendril's config only",
+    )
     .action(
       async (
         name: string,
@@ -219,6 +254,7 @@ export function register(program: Command): void {
           apiStore: string;
           wait?: boolean;
           timeout: string;
+          kubeconfig: boolean;
         },
       ) => {
         if (o.apiStore !== 'memory' && o.apiStore !== 'etcd') {
@@ -236,6 +272,7 @@ export function register(program: Command): void {
           timeoutMs: parseDuration(o.timeout, { what: '--timeout' }),
           progress: err,
         });
+        if (o.kubeconfig) exportLabContext(name);
       },
     );
 
@@ -251,12 +288,14 @@ export function register(program: Command): void {
       'timeout of each wait (e.g. 60s, 2m; a bare number is seconds)',
       '60s',
     )
-    .action(async (name: string, o: { wait?: boolean; timeout: string }) => {
+    .option('--no-kubeconfig', 'do not update context lab-NAME in $KUBECONFIG (or ~/.kube/config)')
+    .action(async (name: string, o: { wait?: boolean; timeout: string; kubeconfig: boolean }) => {
       await restartCluster(name, {
         wait: Boolean(o.wait),
         timeoutMs: parseDuration(o.timeout, { what: '--timeout' }),
         progress: err,
       });
+      if (o.kubeconfig) exportLabContext(name);
     });
 
   lab
@@ -266,16 +305,22 @@ export function register(program: Command): void {
     )
     .argument('[names...]', 'cluster names')
     .option('--all', 'delete every lab cluster (and leftovers of this lab prefix)')
-    .action(async (names: string[], o: { all?: boolean }) => {
+    .option('--no-kubeconfig', 'leave context lab-NAME in $KUBECONFIG (or ~/.kube/config)')
+    .action(async (names: string[], o: { all?: boolean; kubeconfig: boolean }) => {
       if (o.all) {
+        const known = [...new Set([...listClusters().map((c) => c.name), ...listClusterDirs()])];
         await deleteAllClusters({ progress: err });
+        if (o.kubeconfig) for (const n of known) unexportLabContext(n);
         return;
       }
       if (names.length === 0)
         throw new TendrilError('BAD_FLAG', 'name the cluster to delete', {
           hint: 'tendril lab delete NAME, or tendril lab delete --all',
         });
-      for (const n of names) await deleteCluster(n, { progress: err });
+      for (const n of names) {
+        await deleteCluster(n, { progress: err });
+        if (o.kubeconfig) unexportLabContext(n);
+      }
     });
 
   lab

@@ -27,9 +27,26 @@ export function applyDefaults(o: KubeObject): KubeObject {
     case 'Namespace':
       o.spec ??= {};
       o.spec.finalizers ??= ['kubernetes'];
+      labelNamespaceName(o);
       break;
   }
   return o;
+}
+
+/** The label Kubernetes (1.21+) gives every namespace: its own name. */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+/**
+ * Sets `kubernetes.io/metadata.name: <name>` on a namespace, as the
+ * Kubernetes API server does on every create and update (SetDefaults_Namespace
+ * and the namespace strategy's Canonicalize): a write that changes or removes
+ * the label gets it back, so NetworkPolicy namespaceSelectors can rely on it.
+ * Nameless namespaces (generateName, not yet named) are left alone.
+ */
+export function labelNamespaceName(o: KubeObject): void {
+  const name = o.metadata?.name;
+  if (!name) return;
+  o.metadata.labels = { ...(o.metadata.labels ?? {}), [NAMESPACE_NAME_LABEL]: name };
 }
 
 /** Defaults a PodSpec (also used inside Deployment templates). */

@@ -3,6 +3,8 @@
  * `meta.k8s.io/v1 Table` (so real kubectl prints the same columns), and the
  * CLI's `get` prints them. Columns with priority 1 appear with `-o wide`.
  */
+import { Document, parse, Scalar, visit } from 'yaml';
+import { goJSON, sortKeys } from './jsonpath.js';
 import { formatAge, isNodeReady, type KubeObject } from './objects.js';
 
 /** One column of a table. */
@@ -281,6 +283,11 @@ const PRINTERS: Record<string, Printer> = {
   },
 };
 
+/** kubectl's tabwriter minimum cell width (text plus padding). */
+const TAB_MIN_WIDTH = 6;
+/** kubectl's tabwriter padding: at least 3 spaces between columns. */
+const TAB_PADDING = 3;
+
 const DEFAULT_PRINTER: Printer = {
   columns: [NAME, AGE],
   cells: (o, now) => [o.metadata.name!, age(o, now)],
@@ -323,14 +330,80 @@ export function toTable(
   };
 }
 
-/** Renders rows as kubectl does: upper-case headers, columns separated by 3 spaces. */
-export function renderTable(headers: string[], rows: Array<Array<string | number>>): string {
-  const text = rows.map((r) => r.map((c) => String(c)));
-  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('   ')
-      .trimEnd();
-  return [line(headers), ...text.map(line)].join('\n') + '\n';
+/**
+ * JSON as kubectl -o json prints it (Go's encoding/json on an unstructured
+ * object): map keys sorted, `<`, `>`, `&` escaped as \u003c..., indented by
+ * 4 spaces.
+ */
+export function kubectlJSON(value: unknown): string {
+  return goJSON(value, 4);
+}
+
+/**
+ * YAML as kubectl prints it (sigs.k8s.io/yaml, i.e. go-yaml v2): keys sorted,
+ * sequences not indented under their key, no line folding; a string that
+ * would read back as something else under YAML 1.1 ("1", "yes", "null",
+ * "2026-01-01T00:00:00Z", "") double-quoted, one that cannot be plain for its
+ * characters ("x: y") single-quoted, multi-line strings as `|-` blocks.
+ */
+export function kubectlYAML(value: unknown): string {
+  const doc = new Document(sortKeys(value), { version: '1.1' });
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value !== 'string') return;
+      const s = node.value;
+      if (s === '') {
+        node.type = Scalar.QUOTE_DOUBLE;
+        return;
+      }
+      if (s.includes('\n')) return;
+      let back: unknown;
+      try {
+        back = parse(s, { version: '1.1', customTags: ['timestamp'] });
+      } catch {
+        return; // not plain-safe: the writer quotes it (single quotes)
+      }
+      if (back !== s && (back === null || typeof back !== 'object' || back instanceof Date))
+        node.type = Scalar.QUOTE_DOUBLE;
+    },
+  });
+  return doc.toString({ indentSeq: false, lineWidth: 0, singleQuote: true });
+}
+
+/**
+ * Renders rows as kubectl does (Go's tabwriter with RememberWidths: minimum
+ * width 6, padding 3): columns separated by at least 3 spaces, the last column
+ * not padded. One writer keeps its column widths across calls (they only
+ * grow), so rows printed later by `get --watch` line up with the first ones.
+ */
+export class TableWriter {
+  private readonly widths: number[] = [];
+
+  /** Renders lines (header and rows alike), each ended by a newline. */
+  render(lines: Array<Array<string | number>>): string {
+    const text = lines.map((r) => r.map((c) => String(c)));
+    for (const r of text)
+      r.forEach((c, i) => {
+        if (i < r.length - 1)
+          this.widths[i] = Math.max(this.widths[i] ?? TAB_MIN_WIDTH - TAB_PADDING, c.length);
+      });
+    return text
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(this.widths[i]! + TAB_PADDING)))
+          .join('')
+          .trimEnd(),
+      )
+      .join('\n')
+      .concat(text.length ? '\n' : '');
+  }
+}
+
+/** Renders a table (headers, then rows) as kubectl does; see TableWriter. */
+export function renderTable(
+  headers: string[],
+  rows: Array<Array<string | number>>,
+  options: { noHeaders?: boolean } = {},
+): string {
+  return new TableWriter().render(options.noHeaders ? rows : [headers, ...rows]);
 }

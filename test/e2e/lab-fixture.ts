@@ -34,7 +34,8 @@ export interface UniqueLab {
 /**
  * Points this process (and every child) at a new lab: TENDRIL_LAB_PREFIX
  * `tendril-t<pid><tag>x` (`tendril-b<pid><tag>x` for a benchmark),
- * TENDRIL_HOME a new temp dir `tendril-<use>-<tag>-*`. Call it before the
+ * TENDRIL_HOME a new temp dir `tendril-<use>-<tag>-*`, KUBECONFIG a file in
+ * it (lab create writes its context there). Call it before the
  * lab modules are imported (they read the environment when called, but the
  * CLI children inherit it).
  */
@@ -43,6 +44,8 @@ export function useUniqueLab(tag: string, use: 'e2e' | 'bench' = 'e2e'): UniqueL
   const home = mkdtempSync(join(tmpdir(), `tendril-${use}-${tag}-`));
   process.env.TENDRIL_LAB_PREFIX = prefix;
   process.env.TENDRIL_HOME = home;
+  // `lab create` merges lab-NAME into $KUBECONFIG: a file of this lab, never the user's ~/.kube/config.
+  process.env.KUBECONFIG = join(home, 'kubeconfig');
   delete process.env.TENDRIL_CONFIG;
   delete process.env.TENDRIL_CONTEXT;
   return { prefix, home };

@@ -3,10 +3,12 @@
  * `kube-system`, `kube-public` and `kube-node-lease`, and the `kubernetes`
  * Service in `default` (the 1st address of the service CIDR, port 443 ->
  * 6443). With an advertise address, an EndpointSlice `kubernetes` points the
- * Service at the API server's node-side address. Idempotent: it only creates
+ * Service at the API server's node-side address. Namespaces stored without
+ * the `kubernetes.io/metadata.name` label (older state) are updated to have it. Idempotent: it only creates
  * what is missing, so a restart changes nothing.
  */
 import type { KubeObject } from '../../../k8s/objects.js';
+import { NAMESPACE_NAME_LABEL } from '../../../k8s/defaults.js';
 import { infoByKind } from '../../../k8s/resources.js';
 import { ApiError } from '../../../k8s/status.js';
 import type { Registry } from '../registry.js';
@@ -31,6 +33,15 @@ export async function bootstrapCluster(
 ): Promise<void> {
   for (const name of SYSTEM_NAMESPACES)
     await ensure(registry, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  // Namespaces stored before the API server labelled them get
+  // kubernetes.io/metadata.name now (an update sets it, as on create).
+  const nsInfo = infoByKind('Namespace');
+  for (const ns of registry.scan(nsInfo))
+    if (
+      !ns.metadata.deletionTimestamp &&
+      ns.metadata.labels?.[NAMESPACE_NAME_LABEL] !== ns.metadata.name
+    )
+      await registry.update(nsInfo, undefined, ns.metadata.name!, ns);
   await ensure(registry, {
     apiVersion: 'v1',
     kind: 'Service',
