@@ -50,6 +50,7 @@ import {
   wrkArgv,
   wrkTimeoutMs,
 } from '../lib/pod.js';
+import { programRunsDuring, type ProgramRuns } from '../lib/bpf-stats.js';
 import { median, percentile, report, type Figure } from '../lib/report.js';
 
 const { values } = parseArgs({
@@ -82,7 +83,7 @@ const { prefix, home } = lab;
 
 const { createCluster } = await import('../../src/lab/create.js');
 const { apiServerURL } = await import('../../src/lab/state.js');
-const { podCgroup } = await import('../../src/lab/layout.js');
+const { nodeCgroup, podCgroup } = await import('../../src/lab/layout.js');
 const { install } = await import('../../src/agent/install.js');
 const { KubeClient } = await import('../../src/k8s/client.js');
 type KubeObject = import('../../src/k8s/objects.js').KubeObject;
@@ -373,6 +374,21 @@ async function main(): Promise<void> {
       );
     }
     const loadEnd = loadavg()[0]!;
+    // the client node's socket-LB programs over one TCP iperf3 run per path:
+    // connect4 runs per connect() (iperf3 makes two), getpeername4 per call;
+    // sendmsg4/recvmsg4 are UDP hooks. Hundreds of thousands of runs here
+    // would mean a program running per packet or per sendmsg() on TCP.
+    const lbRuns: Partial<Record<'service' | 'direct', ProgramRuns[]>> = {};
+    for (const p of ['service', 'direct'] as const) {
+      const { value, programs } = await programRunsDuring(nodeCgroup('bench', w2.name), () =>
+        iperf(pod, paths[p].iperf[0], paths[p].iperf[1]),
+      );
+      lbRuns[p] = programs;
+      log(
+        `${p} iperf3 ${value.toFixed(2)} Gbit/s, socket-LB program runs: ` +
+          programs.map((x) => `${x.name} ${x.runs} (${x.ns} ns)`).join(', '),
+      );
+    }
     const m = (p: P, k: 'rps' | 'cps' | 'gbps') =>
       median(res[p][k].filter((x) => Number.isFinite(x)));
     const figures: Figure[] = [];
@@ -472,6 +488,24 @@ async function main(): Promise<void> {
         unit: 'ratio',
         note: `${q}th percentile over rounds`,
       });
+    for (const p of ['service', 'direct'] as const) {
+      const progs = lbRuns[p] ?? [];
+      figures.push({
+        name: `${p}_iperf_lb_runs`,
+        value: progs.reduce((n, x) => n + x.runs, 0),
+        unit: 'runs',
+        note: `socket-LB programs over one iperf3 run: ${progs
+          .filter((x) => x.runs > 0)
+          .map((x) => `${x.name} ${x.runs}`)
+          .join(', ')}; per connection, not per packet`,
+      });
+      figures.push({
+        name: `${p}_iperf_lb_us`,
+        value: progs.reduce((n, x) => n + x.ns, 0) / 1000,
+        unit: 'us',
+        note: 'their run time in total (kernel.bpf_stats_enabled)',
+      });
+    }
     figures.push({ name: 'rounds', value: rounds, unit: '' });
     figures.push({
       name: 'iperf_seconds',
