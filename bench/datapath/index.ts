@@ -22,7 +22,9 @@
  * runs wrk on the service path and on each other path at once, and iperf3 on
  * the service path and the direct path at once (two iperf3 servers, 5201 and
  * 5202, swapped between the paths every round), so both sides of a ratio see
- * the same machine load.
+ * the same machine load. After the rounds, one more iperf3 run on the service
+ * and on the direct path counts the runs of the client node's socket-LB
+ * programs (bench/lib/bpf-stats.ts): a few per connection, none per packet.
  *
  * Options: --rounds N (20), --seconds S per wrk run (1), --iperf-seconds S
  * (5), --iperf-omit S (1).
