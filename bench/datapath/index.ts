@@ -9,17 +9,29 @@
  * For each: requests/s with keep-alive and with a new connection per request
  * (wrk), and TCP throughput (iperf3). Writes bench/results/datapath.json.
  *
- * Method: many short rounds; each round measures every path with wrk twice,
- * in a rotated order and then its mirror (ABCD DCBA; iperf3 once, ABCD), so
- * drifts of the shared 2-vCPU machine hit all paths alike. The client (wrk, iperf3 -c, and the node HAProxy of (d)) is pinned to
- * CPU 0 and the backend pod's processes to CPU 1 (taskset), so every path
- * runs with the same placement. Absolute figures are medians over rounds; the
- * ratios are medians of the per-round ratios (A and B measured back to back).
+ * Method: rounds; each round measures every path twice (wrk keep-alive, wrk
+ * with a new connection per request, then iperf3), in a rotated order and
+ * then its mirror (ABCD DCBA), so drifts of the shared 2-vCPU machine hit all
+ * paths alike. iperf3 runs last S seconds after an omitted first second
+ * (`-t S -O 1`), past slow start / BBR's startup. The client (wrk, iperf3 -c,
+ * and the node HAProxy of (d)) is pinned to CPU 0 and the backend pod's
+ * processes to CPU 1 (taskset), so every path runs with the same placement.
+ * Absolute figures are medians over rounds; the ratios are medians of the
+ * per-round ratios (A and B from the same round), with their 25th and 75th
+ * percentiles for the throughput ratio. Concurrent pairs: each round also
+ * runs wrk on the service path and on each other path at once, and iperf3 on
+ * the service path and the direct path at once (two iperf3 servers, 5201 and
+ * 5202, swapped between the paths every round), so both sides of a ratio see
+ * the same machine load. After the rounds, one more iperf3 run on the service
+ * and on the direct path counts the runs of the client node's socket-LB
+ * programs (bench/lib/bpf-stats.ts): a few per connection, none per packet.
  *
- * Options: --rounds N (20), --seconds S per wrk run (1), --iperf-seconds S (1).
+ * Options: --rounds N (20), --seconds S per wrk run (1), --iperf-seconds S
+ * (5), --iperf-omit S (1).
  */
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import {
@@ -40,18 +52,30 @@ import {
   wrkArgv,
   wrkTimeoutMs,
 } from '../lib/pod.js';
-import { median, report, type Figure } from '../lib/report.js';
+import { programRunsDuring, type ProgramRuns } from '../lib/bpf-stats.js';
+import { median, percentile, report, type Figure } from '../lib/report.js';
 
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '20' },
     seconds: { type: 'string', default: '1' },
-    'iperf-seconds': { type: 'string', default: '1' },
+    'iperf-seconds': { type: 'string', default: '5' },
+    'iperf-omit': { type: 'string', default: '1' },
   },
 });
-const rounds = Number(values.rounds);
-const seconds = Number(values.seconds);
-const iperfSeconds = Number(values['iperf-seconds']);
+/** The value of option NAME as a whole number >= MIN, or exit with a message naming the option. */
+function intOption(name: keyof typeof values, min: number): number {
+  const v = Number(values[name]);
+  if (!Number.isInteger(v) || v < min) {
+    process.stderr.write(`--${name} ${values[name]}: expected a whole number >= ${min}\n`);
+    process.exit(2);
+  }
+  return v;
+}
+const rounds = intOption('rounds', 1);
+const seconds = intOption('seconds', 1);
+const iperfSeconds = intOption('iperf-seconds', 1);
+const iperfOmit = intOption('iperf-omit', 0);
 /** CPUs for the client side and the server side (different cores). */
 const CLIENT_CPU = '0';
 const SERVER_CPU = '1';
@@ -61,7 +85,7 @@ const { prefix, home } = lab;
 
 const { createCluster } = await import('../../src/lab/create.js');
 const { apiServerURL } = await import('../../src/lab/state.js');
-const { podCgroup } = await import('../../src/lab/layout.js');
+const { nodeCgroup, podCgroup } = await import('../../src/lab/layout.js');
 const { install } = await import('../../src/install/install.js');
 const { KubeClient } = await import('../../src/k8s/client.js');
 type KubeObject = import('../../src/k8s/objects.js').KubeObject;
@@ -126,33 +150,64 @@ async function wrkPair(
   return [a, b];
 }
 
+/** The argv of one iperf3 run from the client CPU: `-t S -O omit`, JSON output. */
+function iperfArgv(host: string, port: number): string[] {
+  return [
+    'taskset',
+    '-c',
+    CLIENT_CPU,
+    'iperf3',
+    '-J',
+    '-c',
+    host,
+    '-p',
+    String(port),
+    '-t',
+    String(iperfSeconds),
+    '-O',
+    String(iperfOmit),
+  ];
+}
+
+/** How long one iperf3 run may take before it is killed, in ms. */
+const iperfTimeoutMs = (iperfSeconds + iperfOmit + 20) * 1000;
+
+/** Gbit/s received in iperf3's JSON output (the omitted seconds excluded). */
+function gbitsPerSec(out: string): number {
+  return (
+    (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received
+      .bits_per_second / 1e9
+  );
+}
+
+/** iperf3 from the client pod to HOST:PORT: Gbit/s, NaN (logged) when it failed. */
 function iperf(pod: LabPod, host: string, port: number): number {
   try {
-    const out = inPod(
-      pod,
-      [
-        'taskset',
-        '-c',
-        CLIENT_CPU,
-        'iperf3',
-        '-J',
-        '-c',
-        host,
-        '-p',
-        String(port),
-        '-t',
-        String(iperfSeconds),
-      ],
-      20_000,
-    );
-    return (
-      (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received
-        .bits_per_second / 1e9
-    );
+    return gbitsPerSec(inPod(pod, iperfArgv(host, port), iperfTimeoutMs));
   } catch (err) {
     log(`  iperf3 ${host}:${port} failed: ${(err as Error).message.split('\n')[0]}`);
     return NaN;
   }
+}
+
+/** iperf3 against two servers at the same time (both clients on the client CPU): [a, b] Gbit/s. */
+async function iperfPair(
+  pod: LabPod,
+  targets: readonly [readonly [string, number], readonly [string, number]],
+): Promise<[number, number]> {
+  const one = ([host, port]: readonly [string, number]) =>
+    execFileP(...inPodCommand(pod, iperfArgv(host, port)), {
+      encoding: 'utf8',
+      timeout: iperfTimeoutMs,
+    }).then(
+      (r) => gbitsPerSec(r.stdout),
+      (err: Error) => {
+        log(`  iperf3 ${host}:${port} (pair) failed: ${err.message.split('\n')[0]}`);
+        return NaN;
+      },
+    );
+  const [a, b] = await Promise.all([one(targets[0]), one(targets[1])]);
+  return [a, b];
 }
 
 async function main(): Promise<void> {
@@ -172,6 +227,13 @@ async function main(): Promise<void> {
           command: ['iperf3', '-s', '-p', '5201'],
           ports: [{ containerPort: 5201 }],
         },
+        // a second server for the concurrent pair (one iperf3 server runs one test at a time)
+        {
+          name: 'iperf2',
+          image: 'local/iperf3',
+          command: ['iperf3', '-s', '-p', '5202'],
+          ports: [{ containerPort: 5202 }],
+        },
       ]),
     );
     await kube.create(clientPod(w2.name));
@@ -184,6 +246,7 @@ async function main(): Promise<void> {
         ports: [
           { name: 'http', port: 80, targetPort: PORT.service, protocol: 'TCP' },
           { name: 'iperf', port: 5201, targetPort: 5201, protocol: 'TCP' },
+          { name: 'iperf2', port: 5202, targetPort: 5202, protocol: 'TCP' },
         ],
       },
     });
@@ -258,28 +321,42 @@ async function main(): Promise<void> {
       proxy: { rps: [], cps: [], gbps: [] },
     };
     const conc = {
-      direct: { rps: [] as number[], cps: [] as number[] },
+      direct: { rps: [] as number[], cps: [] as number[], gbps: [] as number[] },
       nft: { rps: [] as number[], cps: [] as number[] },
       proxy: { rps: [] as number[], cps: [] as number[] },
     };
     const mean2 = (x: number, y: number) =>
       Number.isFinite(x) && Number.isFinite(y) ? (x + y) / 2 : Number.isFinite(x) ? x : y;
+    const loadStart = loadavg()[0]!;
     for (let r = 0; r < rounds; r++) {
       // interleaved: each round measures every path twice, in a rotated order and
       // then its mirror (ABCD DCBA), so a drift within the round hits all paths alike
       const order = (Object.keys(paths) as P[]).map((_, i, a) => a[(i + r) % a.length]!);
-      const first: Partial<Record<P, { rps: number; cps: number }>> = {};
+      const first: Partial<Record<P, { rps: number; cps: number; gbps: number }>> = {};
+      /** Each path's two iperf3 runs of this round (first half / mirrored half), for the log. */
+      const runs: Partial<Record<P, string>> = {};
       for (const p of order) {
         first[p] = {
           rps: wrk(pod, paths[p].http, false),
           cps: wrk(pod, paths[p].http, true),
+          gbps: iperf(pod, paths[p].iperf[0], paths[p].iperf[1]),
         };
-        res[p].gbps.push(iperf(pod, paths[p].iperf[0], paths[p].iperf[1]));
       }
       for (const p of [...order].reverse()) {
         res[p].rps.push(mean2(first[p]!.rps, wrk(pod, paths[p].http, false)));
         res[p].cps.push(mean2(first[p]!.cps, wrk(pod, paths[p].http, true)));
+        const g2 = iperf(pod, paths[p].iperf[0], paths[p].iperf[1]);
+        res[p].gbps.push(mean2(first[p]!.gbps, g2));
+        runs[p] = `${first[p]!.gbps.toFixed(2)}/${g2.toFixed(2)}`;
       }
+      // concurrent iperf3 pair: service and direct at once, each on its own
+      // server; which server (port) goes with which path alternates by round
+      const [sp, dp] = r % 2 === 0 ? [5201, 5202] : [5202, 5201];
+      const [sg, dg] = await iperfPair(pod, [
+        [vip, sp],
+        [bip, dp],
+      ]);
+      conc.direct.gbps.push(sg / dg);
       // concurrent pairs: service and X at the same time, so both see the same machine load
       for (const x of ['direct', 'nft', 'proxy'] as const) {
         for (const close of [false, true]) {
@@ -288,13 +365,30 @@ async function main(): Promise<void> {
         }
       }
       log(
-        `round ${r + 1}: ` +
+        `round ${r + 1} (load ${loadavg()[0]!.toFixed(1)}): ` +
           order
             .map(
               (p) =>
-                `${p} rps ${res[p].rps.at(-1)?.toFixed(0)} cps ${res[p].cps.at(-1)?.toFixed(0)} ${res[p].gbps.at(-1)?.toFixed(2)} Gbit/s`,
+                `${p} rps ${res[p].rps.at(-1)?.toFixed(0)} cps ${res[p].cps.at(-1)?.toFixed(0)} ${res[p].gbps.at(-1)?.toFixed(2)} Gbit/s (${runs[p]})`,
             )
-            .join(' | '),
+            .join(' | ') +
+          ` | pair service ${sg.toFixed(2)} direct ${dg.toFixed(2)} Gbit/s`,
+      );
+    }
+    const loadEnd = loadavg()[0]!;
+    // the client node's socket-LB programs over one TCP iperf3 run per path:
+    // connect4 runs per connect() (iperf3 makes two), getpeername4 per call;
+    // sendmsg4/recvmsg4 are UDP hooks. Hundreds of thousands of runs here
+    // would mean a program running per packet or per sendmsg() on TCP.
+    const lbRuns: Partial<Record<'service' | 'direct', ProgramRuns[]>> = {};
+    for (const p of ['service', 'direct'] as const) {
+      const { value, programs } = await programRunsDuring(nodeCgroup('bench', w2.name), () =>
+        iperf(pod, paths[p].iperf[0], paths[p].iperf[1]),
+      );
+      lbRuns[p] = programs;
+      log(
+        `${p} iperf3 ${value.toFixed(2)} Gbit/s, socket-LB program runs: ` +
+          programs.map((x) => `${x.name} ${x.runs} (${x.ns} ns)`).join(', '),
       );
     }
     const m = (p: P, k: 'rps' | 'cps' | 'gbps') =>
@@ -317,12 +411,13 @@ async function main(): Promise<void> {
         name: `${p}_gbps`,
         value: m(p, 'gbps'),
         unit: 'Gbit/s',
-        note: `iperf3, ${iperfSeconds} s`,
+        note: `iperf3 -t ${iperfSeconds} -O ${iperfOmit}, mean of 2 runs per round`,
       });
     }
     /** Median over rounds of a/b measured in the same round. */
-    const ratio = (a: P, b: P, k: 'rps' | 'cps' | 'gbps') =>
-      median(res[a][k].map((x, i) => x / res[b][k][i]!).filter((x) => Number.isFinite(x)));
+    const ratios = (a: P, b: P, k: 'rps' | 'cps' | 'gbps') =>
+      res[a][k].map((x, i) => x / res[b][k][i]!).filter((x) => Number.isFinite(x));
+    const ratio = (a: P, b: P, k: 'rps' | 'cps' | 'gbps') => median(ratios(a, b, k));
     const note = 'median of per-round ratios';
     figures.push({
       name: 'service_vs_direct_rps',
@@ -340,8 +435,15 @@ async function main(): Promise<void> {
       name: 'service_vs_direct_gbps',
       value: ratio('service', 'direct', 'gbps'),
       unit: 'ratio',
-      note,
+      note: `${note}; target >= 0.97`,
     });
+    for (const q of [25, 75])
+      figures.push({
+        name: `service_vs_direct_gbps_p${q}`,
+        value: percentile(ratios('service', 'direct', 'gbps'), q),
+        unit: 'ratio',
+        note: `${q}th percentile of the per-round ratios`,
+      });
     figures.push({
       name: 'service_vs_nft_rps',
       value: ratio('service', 'nft', 'rps'),
@@ -374,7 +476,52 @@ async function main(): Promise<void> {
           unit: 'ratio',
           note: 'median over rounds, both wrk at once on the client CPU',
         });
+    const pairG = conc.direct.gbps.filter((v) => Number.isFinite(v));
+    figures.push({
+      name: 'service_vs_direct_gbps_concurrent',
+      value: median(pairG),
+      unit: 'ratio',
+      note: 'median over rounds, both iperf3 at once on the client CPU',
+    });
+    for (const q of [25, 75])
+      figures.push({
+        name: `service_vs_direct_gbps_concurrent_p${q}`,
+        value: percentile(pairG, q),
+        unit: 'ratio',
+        note: `${q}th percentile over rounds`,
+      });
+    for (const p of ['service', 'direct'] as const) {
+      const progs = lbRuns[p] ?? [];
+      figures.push({
+        name: `${p}_iperf_lb_runs`,
+        value: progs.reduce((n, x) => n + x.runs, 0),
+        unit: 'runs',
+        note: `socket-LB programs over one iperf3 run: ${progs
+          .filter((x) => x.runs > 0)
+          .map((x) => `${x.name} ${x.runs}`)
+          .join(', ')}; per connection, not per packet`,
+      });
+      figures.push({
+        name: `${p}_iperf_lb_us`,
+        value: progs.reduce((n, x) => n + x.ns, 0) / 1000,
+        unit: 'us',
+        note: 'their run time in total (kernel.bpf_stats_enabled)',
+      });
+    }
     figures.push({ name: 'rounds', value: rounds, unit: '' });
+    figures.push({
+      name: 'iperf_seconds',
+      value: iperfSeconds,
+      unit: 's',
+      note: `after ${iperfOmit} s omitted`,
+    });
+    figures.push({ name: 'loadavg_1m', value: loadStart, unit: '', note: 'when the rounds began' });
+    figures.push({
+      name: 'loadavg_1m_end',
+      value: loadEnd,
+      unit: '',
+      note: 'when the rounds ended',
+    });
     report('datapath', figures);
   } finally {
     for (const ch of children) ch.kill('SIGTERM');
