@@ -13,6 +13,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
@@ -256,16 +257,7 @@ export class EndpointManager {
 
   private save(): void {
     const f: StateFile = { version: 1, nextId: this.nextId, endpoints: this.list() };
-    mkdirSync(dirname(this.o.stateFile), { recursive: true });
-    const tmp = `${this.o.stateFile}.tmp`;
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, JSON.stringify(f, null, 1));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.o.stateFile);
+    writeFileDurably(this.o.stateFile, JSON.stringify(f, null, 1));
   }
 }
 
@@ -275,4 +267,34 @@ function key(containerId: string, ifName: string): string {
 
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref?.());
+}
+
+/**
+ * Writes a file atomically and durably: a temp file written in full, fsynced,
+ * renamed over `path`, then the directory fsynced so the rename survives a
+ * power loss. A failed write (disk full) removes the temp file and leaves the
+ * old file in place. (Local copy until the shared util/ atomicWrite lands.)
+ */
+function writeFileDurably(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const buf = Buffer.from(text);
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  const dfd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
 }

@@ -14,6 +14,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
@@ -114,16 +115,7 @@ export class Ipam {
       last: this.last === null ? null : formatIPv4(this.last),
       allocations: [...this.byIp.values()],
     };
-    mkdirSync(dirname(this.stateFile), { recursive: true });
-    const tmp = `${this.stateFile}.tmp`;
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, JSON.stringify(f, null, 1) + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.stateFile);
+    writeFileDurably(this.stateFile, JSON.stringify(f, null, 1) + '\n');
   }
 
   /** The allocation held by this container interface, if any. */
@@ -197,5 +189,35 @@ export class Ipam {
     for (const a of gone) this.byIp.delete(a.ip);
     this.save();
     return gone;
+  }
+}
+
+/**
+ * Writes a file atomically and durably: a temp file written in full, fsynced,
+ * renamed over `path`, then the directory fsynced so the rename survives a
+ * power loss. A failed write (disk full) removes the temp file and leaves the
+ * old file in place. (Local copy until the shared util/ atomicWrite lands.)
+ */
+function writeFileDurably(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const buf = Buffer.from(text);
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  const dfd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
   }
 }

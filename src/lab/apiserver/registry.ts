@@ -230,11 +230,19 @@ export class Registry {
     return registryKey(info.plural, info.group, info.namespaced ? namespace : undefined, name);
   }
 
-  /** Serializes writes: one at a time, in call order. */
+  /**
+   * Serializes writes: one at a time, in call order. The caller's promise
+   * resolves once the store made the write durable (`flush`: group commit, so
+   * writes queued behind this one share its fsync); the next write does not wait for it.
+   */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.writeChain.then(fn, fn);
     this.writeChain = p.catch(() => {});
-    return p;
+    if (!this.store.flush) return p;
+    return p.then(async (v) => {
+      await this.store.flush!();
+      return v;
+    });
   }
 
   // ---- reads ----
