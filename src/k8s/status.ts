@@ -23,6 +23,8 @@ export type StatusReason =
   | 'ServiceUnavailable'
   | 'Timeout'
   | 'Forbidden'
+  | 'RequestEntityTooLarge'
+  | 'TooManyRequests'
   | 'Unknown';
 
 /** One field error inside a Status (metav1.StatusCause). */

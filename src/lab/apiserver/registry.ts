@@ -42,6 +42,7 @@ import {
   invalid,
 } from '../../k8s/status.js';
 import { validateObject } from '../../k8s/validation.js';
+import { validateStatus } from '../../k8s/validate-status.js';
 import type { Logger } from '../../util/log.js';
 import { nopLogger } from '../../util/log.js';
 import { registryKey, type Persistence } from './storage.js';
@@ -396,6 +397,7 @@ export class Registry {
         obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
       applyDefaults(obj);
       validateObject(obj, { allowGenerateName: true });
+      validateStatus(obj, info.group);
       if (info.namespaced) this.requireNamespace(obj.metadata.namespace!, info);
       const key = this.keyOf(info, obj.metadata.namespace, obj.metadata.name!);
       if (this.objects.has(key)) throw alreadyExists(info, obj.metadata.name!);
@@ -532,6 +534,7 @@ export class Registry {
     }
     applyDefaults(next);
     validateObject(next);
+    validateStatus(next, info.group);
     if (
       !deepEqual(stripVolatile(next.spec), stripVolatile(old.spec)) &&
       options.subresource !== 'status'
