@@ -388,6 +388,13 @@ export class Agent {
     this.ipcache.remove(prefix);
   }
 
+  /** The pod CIDRs of this cluster's nodes (this node's and every local node's known). */
+  localPodCIDRs(): string[] {
+    const out = new Set<string>([this.config.podCIDR]);
+    for (const n of this.nodeSources.get('local') ?? []) if (n.podCIDR) out.add(n.podCIDR);
+    return [...out];
+  }
+
   /**
    * Sets the nodes of a cluster ("local" for this cluster, the cluster name for
    * remote ones): routes to every other node's pod CIDR, node IPs in the ipcache.

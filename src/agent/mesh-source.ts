@@ -41,6 +41,8 @@ export class MeshSource {
     this.source = new MeshStateSource({
       labCluster: o.labCluster,
       localCluster: o.clusterName,
+      // Remote node pod CIDRs and ipcache IPs inside the local cluster's are refused.
+      localPodCIDRs: () => o.agent.localPodCIDRs(),
       ...(o.pollMs ? { pollMs: o.pollMs } : {}),
       logger: o.logger,
     });

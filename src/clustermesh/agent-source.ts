@@ -51,6 +51,8 @@ export interface MeshStateSourceOptions {
   localCluster: string;
   /** Also track the own cluster's exported state (default false). */
   includeLocal?: boolean;
+  /** The local cluster's pod CIDRs: remote records overlapping them are refused (RemoteState). */
+  localPodCIDRs?: () => readonly string[];
   /** How often to look for the mesh being enabled/disabled (default 2000 ms). */
   pollMs?: number;
   /** Override the store options (tests); default agentMeshStoreOptions(labCluster). */
@@ -154,6 +156,7 @@ export class MeshStateSource {
       store: this.switchable,
       localCluster: this.opts.localCluster,
       includeLocal: this.opts.includeLocal,
+      ...(this.opts.localPodCIDRs ? { localPodCIDRs: this.opts.localPodCIDRs } : {}),
       logger: this.log,
     });
     rs.on((ev) => this.emit(ev));
