@@ -36,6 +36,8 @@ export class MeshSource {
   private problemTimer: NodeJS.Timeout | undefined;
   private readonly known = new Set<string>();
   private flushedState: unknown;
+  private meshSyncTimer: NodeJS.Timeout | undefined;
+  private meshSyncSent = false;
 
   constructor(private readonly o: MeshSourceOptions) {
     this.source = new MeshStateSource({
@@ -54,6 +56,8 @@ export class MeshSource {
     // report a mesh that is enabled but unreachable; flush also clears state after a disable
     this.problemTimer = setInterval(() => {
       const enabled = meshEnabled(this.o.labCluster);
+      // Not enabled: nothing remote to wait for; adopted remote leftovers may go.
+      if (!enabled) this.markMeshSynced(0);
       if (enabled && !this.source.state && this.source.lastError) {
         this.o.agent.setProblem('clustermesh', {
           cause: `cannot read the clustermesh etcd: ${this.source.lastError}`,
@@ -130,10 +134,24 @@ export class MeshSource {
     for (const c of seen) this.known.add(c);
     this.o.setRemoteServices(services);
     this.o.setRemoteExports?.(exportsList);
+    // The mesh answered (its full initial state is pushed): adopted remote state it did not
+    // confirm may go. Later, so the service catalog (it coalesces for up to 500 ms) has
+    // turned the remote services into backends first.
+    if (rs?.started) this.markMeshSynced(1500);
+  }
+
+  /** Tells the agent, once, that the mesh's state has been delivered. */
+  private markMeshSynced(afterMs: number): void {
+    if (this.meshSyncSent || this.meshSyncTimer) return;
+    this.meshSyncTimer = setTimeout(() => {
+      this.meshSyncSent = true;
+      this.o.agent.meshSynced();
+    }, afterMs);
   }
 
   async stop(): Promise<void> {
     if (this.problemTimer) clearInterval(this.problemTimer);
+    if (this.meshSyncTimer) clearTimeout(this.meshSyncTimer);
     if (this.pending) clearTimeout(this.pending);
     await this.source.stop().catch(() => undefined);
   }
