@@ -31,6 +31,7 @@ declare -A need=(
   [true]=coreutils
   [kubectl]=kubernetes-client
   [umount]=mount
+  [mount]=mount
   [sh]=dash
   [bash]=bash
 )

@@ -9,6 +9,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
+  Backend,
   Datapath,
   Endpoint,
   IPCacheEntry,
@@ -18,6 +19,8 @@ import type {
   ServiceEntry,
 } from '../datapath/types.js';
 import { frontendKey } from '../datapath/fake.js';
+import { clusterIdOf } from '../identity/numeric.js';
+import { cidrContains, parseCIDR } from '../util/ipv4.js';
 import type { Logger } from '../util/log.js';
 import { nopLogger } from '../util/log.js';
 import { TendrilError } from '../util/errors.js';
@@ -131,6 +134,10 @@ export class Agent {
     });
     const dp = deps.datapath;
     const logger = this.log;
+    // Adopted remote-cluster state waits for the mesh source (meshSynced) when the agent
+    // was started with waitForMesh; without it, hold.isRemote is never consulted.
+    const localId = config.clusterId;
+    const remoteBackend = (b: Backend) => b.clusterId !== 0 && b.clusterId !== localId;
     this.services = new Reconciler<ServiceEntry>({
       name: 'services',
       keyOf: (s) => frontendKey(s.frontend),
@@ -138,12 +145,23 @@ export class Agent {
         upsert: (s) => dp.upsertService(s),
         delete: (_k, last) => dp.deleteService(last.frontend),
       },
+      hold: {
+        isRemote: (s) => s.backends.some(remoteBackend),
+        merge: (want, adopted) => {
+          const have = new Set(want.backends.map((b) => `${b.ip}:${b.port}`));
+          const extra = adopted.backends.filter(
+            (b) => remoteBackend(b) && !have.has(`${b.ip}:${b.port}`),
+          );
+          return extra.length ? { ...want, backends: [...want.backends, ...extra] } : want;
+        },
+      },
       logger,
     });
     this.ipcache = new Reconciler<IPCacheEntry>({
       name: 'ipcache',
       keyOf: (e) => e.prefix,
       ops: { upsert: (e) => dp.upsertIPCache(e), delete: (k) => dp.deleteIPCache(k) },
+      hold: { isRemote: (e) => !this.isLocalAddress(e.prefix, e.identity) },
       logger,
     });
     this.routes = new Reconciler<NodeRoute>({
@@ -151,6 +169,10 @@ export class Agent {
       keyOf: (r) => r.podCIDR,
       ops: { upsert: (r) => dp.upsertNodeRoute(r), delete: (k) => dp.deleteNodeRoute(k) },
       equal: (a, b) => a.podCIDR === b.podCIDR && a.nodeIP === b.nodeIP,
+      hold: {
+        isRemote: (r) =>
+          r.clusterId ? r.clusterId !== localId : !this.isLocalAddress(r.podCIDR, 0),
+      },
       logger,
     });
     this.dpEndpoints = new Reconciler<Endpoint>({
@@ -178,7 +200,7 @@ export class Agent {
    * kernel state left by an earlier run, and applies CNI DELs queued while
    * the agent was down.
    */
-  async start(options: { waitFor?: string[] } = {}): Promise<void> {
+  async start(options: { waitFor?: string[]; waitForMesh?: boolean } = {}): Promise<void> {
     const dp = this.deps.datapath;
     this.starting = true;
     if (dp.init) await dp.init();
@@ -191,12 +213,38 @@ export class Agent {
     }
     for (const w of options.waitFor ?? []) this.pendingSync.add(w);
     if (this.pendingSync.size === 0) this.allSynced();
+    if (!options.waitForMesh) this.meshSynced();
     this.applyPendingReleases();
     this.endpoints.start({ clusterId: this.config.clusterId });
     this.starting = false;
   }
   /** True while start() runs (status says so: the datapath is not complete yet). */
   private starting = false;
+
+  /**
+   * The mesh source delivered the mesh's state (or the mesh is not enabled):
+   * adopted remote routes, ipcache entries and backends it did not confirm are
+   * removed now, not when the Kubernetes sources synced.
+   */
+  meshSynced(): void {
+    this.services.remoteSynced();
+    this.ipcache.remoteSynced();
+    this.routes.remoteSynced();
+  }
+
+  /** True for a prefix inside this cluster's known pod CIDRs, or an identity of this cluster. */
+  private isLocalAddress(prefix: string, identity: number): boolean {
+    if (identity !== 0 && clusterIdOf(identity) === this.config.clusterId) return true;
+    const addr = prefix.split('/')[0]!;
+    for (const c of this.localPodCIDRs()) {
+      try {
+        if (cidrContains(parseCIDR(c), addr)) return true;
+      } catch {
+        // not IPv4
+      }
+    }
+    return false;
+  }
 
   /** A source finished its initial sync; once all have, stale adopted state is removed. */
   sourceSynced(name: string): void {
@@ -387,6 +435,13 @@ export class Agent {
       }
     }
     this.ipcache.remove(prefix);
+  }
+
+  /** The pod CIDRs of this cluster's nodes (this node's and every local node's known). */
+  localPodCIDRs(): string[] {
+    const out = new Set<string>([this.config.podCIDR]);
+    for (const n of this.nodeSources.get('local') ?? []) if (n.podCIDR) out.add(n.podCIDR);
+    return [...out];
   }
 
   /**

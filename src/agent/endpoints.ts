@@ -248,7 +248,7 @@ export class EndpointManager {
 
   private save(): void {
     const f: StateFile = { version: 1, nextId: this.nextId, endpoints: this.list() };
-    writeFileAtomicSync(this.o.stateFile, JSON.stringify(f, null, 1));
+    writeFileAtomicSync(this.o.stateFile, JSON.stringify(f, null, 1), { mode: 0o600 });
   }
 }
 
@@ -259,3 +259,4 @@ function key(containerId: string, ifName: string): string {
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref?.());
 }
+

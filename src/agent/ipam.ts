@@ -106,7 +106,7 @@ export class Ipam {
       last: this.last === null ? null : formatIPv4(this.last),
       allocations: [...this.byIp.values()],
     };
-    writeFileAtomicSync(this.stateFile, JSON.stringify(f, null, 1) + '\n');
+    writeFileAtomicSync(this.stateFile, JSON.stringify(f, null, 1) + '\n', { mode: 0o600 });
   }
 
   /** The allocation held by this container interface, if any. */
@@ -182,3 +182,4 @@ export class Ipam {
     return gone;
   }
 }
+

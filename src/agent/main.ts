@@ -100,7 +100,11 @@ async function main(): Promise<void> {
     ...(k8s?.deps ?? {}),
   });
   const server = await serveAgentApi(agent, cfg.socketPath, logger);
-  await agent.start({ waitFor: k8s ? k8s.syncNames : [] });
+  // With a mesh source, adopted remote state waits for it (MeshSource calls agent.meshSynced()).
+  await agent.start({
+    waitFor: k8s ? k8s.syncNames : [],
+    waitForMesh: Boolean(values['clustermesh-config'] && k8s),
+  });
   if (cfg.staticNodes) agent.setNodes('local', cfg.staticNodes);
   const started = k8s ? await k8s.start(agent) : undefined;
   const meshConfig = values['clustermesh-config'];

@@ -10,6 +10,7 @@
  */
 import type { ClusterService } from '../clustermesh/remote-state.js';
 import { MeshStateSource } from '../clustermesh/agent-source.js';
+import { readClusterMeshConfig } from '../clustermesh/clustermesh-config.js';
 import type { Logger } from '../util/log.js';
 import type { Agent, NodeInfo } from './agent.js';
 import type { IPCacheEntry } from '../datapath/types.js';
@@ -38,11 +39,15 @@ export class MeshSource {
   private readonly known = new Set<string>();
   private flushedState: unknown;
   private flushedNames = '';
+  private meshSyncTimer: NodeJS.Timeout | undefined;
+  private meshSyncSent = false;
 
   constructor(private readonly o: MeshSourceOptions) {
     this.source = new MeshStateSource({
       configDir: o.configDir,
       localCluster: o.clusterName,
+      // Remote node pod CIDRs and ipcache IPs inside the local cluster's are refused.
+      localPodCIDRs: () => o.agent.localPodCIDRs(),
       ...(o.pollMs ? { pollMs: o.pollMs } : {}),
       logger: o.logger,
     });
@@ -53,7 +58,10 @@ export class MeshSource {
     this.source.start();
     // report a mesh that is enabled but unreachable; flush also clears state after a disable
     this.problemTimer = setInterval(() => {
-      if (!this.source.state && this.source.lastError) {
+      const enabled = this.meshConfigured();
+      // Not in a mesh: nothing remote to wait for; adopted remote leftovers may go.
+      if (!enabled) this.markMeshSynced(0);
+      if (enabled && !this.source.state && this.source.lastError) {
         this.o.agent.setProblem('clustermesh', {
           cause: `cannot follow the mesh: ${this.source.lastError}`,
           hint: 'see `tendril clustermesh status`; the agent retries',
@@ -138,10 +146,37 @@ export class MeshSource {
     for (const c of seen) this.known.add(c);
     this.o.setRemoteServices(services);
     this.o.setRemoteExports?.(exportsList);
+    // The mesh answered (its full initial state is pushed): adopted remote state it did not
+    // confirm may go. Later, so the service catalog (it coalesces for up to 500 ms) has
+    // turned the remote services into backends first.
+    if (rs?.started) this.markMeshSynced(1500);
+  }
+
+  /**
+   * Whether the config directory names a remote cluster now (read directly: the
+   * source's view lags until its first poll). A directory that cannot be read
+   * counts as configured, so adopted remote state is kept, not dropped.
+   */
+  private meshConfigured(): boolean {
+    try {
+      return readClusterMeshConfig(this.o.configDir).length > 0;
+    } catch {
+      return true;
+    }
+  }
+
+  /** Tells the agent, once, that the mesh's state has been delivered. */
+  private markMeshSynced(afterMs: number): void {
+    if (this.meshSyncSent || this.meshSyncTimer) return;
+    this.meshSyncTimer = setTimeout(() => {
+      this.meshSyncSent = true;
+      this.o.agent.meshSynced();
+    }, afterMs);
   }
 
   async stop(): Promise<void> {
     if (this.problemTimer) clearInterval(this.problemTimer);
+    if (this.meshSyncTimer) clearTimeout(this.meshSyncTimer);
     if (this.pending) clearTimeout(this.pending);
     await this.source.stop().catch(() => undefined);
   }

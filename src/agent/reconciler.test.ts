@@ -61,3 +61,26 @@ test('adopted entries survive until synced, then stale ones go', async () => {
   assert.deepEqual([...dp.routes.keys()], ['10.244.2.0/24']);
   r.stop();
 });
+
+test('with hold, adopted remote entries wait for remoteSynced; merged remote parts too', async () => {
+  const dp = new FakeDatapath();
+  const r = new Reconciler<NodeRoute>({
+    name: 'routes',
+    keyOf: (x) => x.podCIDR,
+    ops: { upsert: (x) => dp.upsertNodeRoute(x), delete: (k) => dp.deleteNodeRoute(k) },
+    hold: { isRemote: (x) => x.clusterId !== 1 },
+    minBackoffMs: 5,
+  });
+  const local = { podCIDR: '10.244.9.0/24', nodeIP: '172.30.1.19', clusterId: 1 };
+  const remote = { podCIDR: '10.245.1.0/24', nodeIP: '172.30.2.11', clusterId: 2 };
+  dp.routes.set(local.podCIDR, local);
+  dp.routes.set(remote.podCIDR, remote);
+  r.adopt([local, remote]);
+  r.synced();
+  await r.whenIdle();
+  assert.deepEqual([...dp.routes.keys()], [remote.podCIDR], 'the stale local route goes');
+  r.remoteSynced();
+  await r.whenIdle();
+  assert.equal(dp.routes.size, 0, 'the remote one goes once the mesh synced');
+  r.stop();
+});

@@ -5,6 +5,10 @@
  * source of the state. Entries found in the kernel at start (adopted) are only
  * removed after `synced()` says the sources have delivered their full initial
  * state, so an agent restart never tears down a live service or route.
+ * With `hold`, adopted entries that belong to remote clusters wait longer: for
+ * `remoteSynced()` (the mesh source's first sync), so an agent restarted while
+ * the mesh store is unreachable keeps cross-cluster routes, ipcache entries
+ * and remote backends until the mesh answers again.
  */
 import type { Logger } from '../util/log.js';
 import { nopLogger } from '../util/log.js';
@@ -24,6 +28,16 @@ export interface ReconcilerOptions<V> {
   logger?: Logger;
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Adopted remote-cluster state kept until `remoteSynced()` (see the class comment). */
+  hold?: ReconcilerHold<V>;
+}
+
+/** Which adopted entries are remote, and how to keep their remote parts in a desired value. */
+export interface ReconcilerHold<V> {
+  /** True when an adopted entry belongs to a remote cluster (kept until remoteSynced). */
+  isRemote(adopted: V): boolean;
+  /** While held: the desired value plus the adopted value's remote parts (e.g. remote backends). */
+  merge?(desired: V, adopted: V): V;
 }
 
 const jsonEqual = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -34,6 +48,10 @@ export class Reconciler<V> {
   private readonly applied = new Map<string, V>();
   private readonly dirty = new Set<string>();
   private isSynced = false;
+  /** False while adopted remote entries are held (only with `hold`). */
+  private isRemoteSynced: boolean;
+  /** Adopted values, by key, for `hold.merge` (dropped once remote-synced). */
+  private readonly adoptedValues = new Map<string, V>();
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private backoff: number;
@@ -44,6 +62,7 @@ export class Reconciler<V> {
 
   constructor(private readonly o: ReconcilerOptions<V>) {
     this.backoff = o.minBackoffMs ?? 50;
+    this.isRemoteSynced = o.hold === undefined;
     this.log = (o.logger ?? nopLogger).child({ reconciler: o.name });
   }
 
@@ -52,6 +71,7 @@ export class Reconciler<V> {
     for (const v of values) {
       const k = this.o.keyOf(v);
       this.applied.set(k, v);
+      if (!this.isRemoteSynced) this.adoptedValues.set(k, v);
       if (!this.desired.has(k)) {
         this.adoptedOnly.add(k);
         this.dirty.add(k);
@@ -91,6 +111,24 @@ export class Reconciler<V> {
     this.isSynced = true;
     for (const k of this.applied.keys()) if (!this.desired.has(k)) this.dirty.add(k);
     this.kick();
+  }
+
+  /** The remote sources (the mesh) delivered their initial state: held remote leftovers may go. */
+  remoteSynced(): void {
+    if (this.isRemoteSynced) return;
+    this.isRemoteSynced = true;
+    // Merged values lose their adopted remote parts; unheld leftovers are removed.
+    for (const k of this.adoptedValues.keys()) this.dirty.add(k);
+    this.adoptedValues.clear();
+    this.kick();
+  }
+
+  /** The value to apply for `k`: the desired one, merged with held adopted remote parts. */
+  private target(k: string): V | undefined {
+    const want = this.desired.get(k);
+    const adopted = this.adoptedValues.get(k);
+    if (want === undefined || adopted === undefined || !this.o.hold?.merge) return want;
+    return this.o.hold.merge(want, adopted);
   }
 
   /** The desired values. */
@@ -144,7 +182,8 @@ export class Reconciler<V> {
         const batch = [...this.dirty];
         let progressed = false;
         for (const k of batch) {
-          const want = this.desired.get(k);
+          const desired = this.desired.get(k);
+          const want = this.target(k);
           const have = this.applied.get(k);
           try {
             if (want !== undefined) {
@@ -152,8 +191,11 @@ export class Reconciler<V> {
                 await this.o.ops.upsert(want);
               this.applied.set(k, want);
             } else if (have !== undefined) {
-              if (!this.isSynced && this.adoptedOnly.has(k)) {
-                // adopted entry: keep it until the sources are synced
+              if (
+                this.adoptedOnly.has(k) &&
+                (!this.isSynced || (!this.isRemoteSynced && this.o.hold!.isRemote(have)))
+              ) {
+                // adopted entry: keep it until the sources (for a remote one: the mesh) are synced
                 this.dirty.delete(k);
                 continue;
               }
@@ -162,7 +204,7 @@ export class Reconciler<V> {
               this.adoptedOnly.delete(k);
             }
             // only clear if nothing changed while we were working on it
-            if (this.desired.get(k) === want) this.dirty.delete(k);
+            if (this.desired.get(k) === desired) this.dirty.delete(k);
             progressed = true;
           } catch (err) {
             failed = true;

@@ -30,6 +30,8 @@ export interface MeshStateSourceOptions {
   localCluster: string;
   /** Also track the own cluster's exported state (default false). */
   includeLocal?: boolean;
+  /** The local cluster's pod CIDRs: remote records overlapping them are refused (RemoteState). */
+  localPodCIDRs?: () => readonly string[];
   /** How often to read the directory (default 2000 ms). */
   pollMs?: number;
   /** Override the store options (tests); default: from the directory's files. */
@@ -143,6 +145,7 @@ export class MeshStateSource {
       store: this.switchable,
       localCluster: this.opts.localCluster,
       includeLocal: this.opts.includeLocal,
+      ...(this.opts.localPodCIDRs ? { localPodCIDRs: this.opts.localPodCIDRs } : {}),
       logger: this.log,
     });
     rs.on((ev) => this.emit(ev));

@@ -62,6 +62,8 @@ export interface KVStoreMeshRemoteState {
   /** ISO time of the last change of `connected`. */
   since: string;
   lastError?: string;
+  /** Records of this remote refused now (not cached; see `clustermesh status`). */
+  rejected?: number;
 }
 
 /** The kinds of exported state. */

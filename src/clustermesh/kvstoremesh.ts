@@ -29,6 +29,7 @@ import {
   encodeTimestamp,
   HEARTBEAT_KEY,
   kvstoremeshStatusKey,
+  parseCacheKey,
   stateDir,
   stateToCacheKey,
   STATE_KINDS,
@@ -39,6 +40,7 @@ import {
   type StateKind,
 } from './keys.js';
 import { storeBatchWriter, type BatchWriter } from './batch-writer.js';
+import { refuseRemoteRecord, type RejectedRecord } from './validate-remote.js';
 import {
   classifyMeshError,
   describeChain,
@@ -74,6 +76,8 @@ export interface KVStoreMeshOptions {
   retryMaxMs?: number;
   /** How often a live session probes the remote (default 3000 ms). */
   probeIntervalMs?: number;
+  /** The local cluster's pod CIDRs: remote records overlapping them are refused (default none known). */
+  localPodCIDRs?: () => readonly string[];
   logger?: Logger;
 }
 
@@ -99,6 +103,12 @@ export interface RemoteClusterStatus {
   /** Sessions started successfully (1 after the first connection). */
   connections: number;
   lastError: { reason: MeshErrorReason; message: string; hint: string; at: string } | undefined;
+  /**
+   * Remote records refused (validate-remote.ts): never cached, so agents never
+   * see them. `total` counts every refusal; `recent` lists the records refused
+   * now (remote key and reason), at most 100.
+   */
+  rejected: { total: number; recent: RejectedRecord[] };
 }
 
 const emptyKinds = <T>(v: T): Record<StateKind, T> =>
@@ -205,9 +215,12 @@ class RemoteMirror {
   );
   private st: Omit<
     RemoteClusterStatus,
-    'counts' | 'name' | 'expectedClusterId' | 'endpoints' | 'configured'
+    'counts' | 'name' | 'expectedClusterId' | 'endpoints' | 'configured' | 'rejected'
   >;
   private published = '';
+  /** Remote key -> why it is refused (records refused now). */
+  private readonly rejected = new Map<string, RejectedRecord>();
+  private rejectedTotal = 0;
 
   constructor(
     config: RemoteClusterConfig,
@@ -242,7 +255,39 @@ class RemoteMirror {
       ...this.st,
       syncedKinds: { ...this.st.syncedKinds },
       counts,
+      rejected: { total: this.rejectedTotal, recent: [...this.rejected.values()] },
     };
+  }
+
+  /**
+   * Checks a record read from the remote before it is cached.
+   * @returns true when it may be cached; false when refused (counted, named in status).
+   */
+  admit(kind: StateKind, remoteKey: string, cacheKey: string, value: string): boolean {
+    const ck = parseCacheKey(cacheKey);
+    const reason = ck
+      ? refuseRemoteRecord(kind, ck.suffix, value, {
+          cluster: this.config.name,
+          clusterId: this.currentId,
+          localPodCIDRs: this.opts.localPodCIDRs?.() ?? [],
+        })
+      : 'key is not of this cluster';
+    if (!reason) {
+      if (this.rejected.delete(remoteKey)) this.publish();
+      return true;
+    }
+    this.rejectedTotal++;
+    this.rejected.delete(remoteKey);
+    this.rejected.set(remoteKey, { key: remoteKey, reason, at: new Date().toISOString() });
+    if (this.rejected.size > 100) this.rejected.delete(this.rejected.keys().next().value!);
+    this.log.warn('refusing a remote record', { key: remoteKey, reason });
+    this.publish();
+    return false;
+  }
+
+  /** A refused record was deleted on the remote. */
+  forget(remoteKey: string): void {
+    if (this.rejected.delete(remoteKey)) this.publish();
   }
 
   start(): void {
@@ -546,6 +591,7 @@ class RemoteMirror {
     if (this.currentId !== undefined) rec.clusterID = this.currentId;
     if (this.st.lastError && !this.st.connected)
       rec.lastError = `${reasonText(this.st.lastError.reason)}: ${this.st.lastError.message}`;
+    if (this.rejected.size > 0) rec.rejected = this.rejected.size;
     const v = JSON.stringify(rec);
     if (v === this.published) return;
     await this.opts.local.put(kvstoremeshStatusKey(this.config.name), v);
@@ -755,10 +801,12 @@ class Session {
         const ck = stateToCacheKey(kind, name, key);
         if (!ck) return;
         if (listing) touched.add(ck);
-        if (ev.type === 'put') {
+        if (ev.type === 'put' && this.m.admit(kind, key, ck, ev.kv.value)) {
           if (listing) seen.add(ck);
           void this.m.cachePut(kind, ck, ev.kv.value).catch((err) => void this.abort(err));
         } else {
+          // Deleted, or now refused: a refused record is not kept at its old value either.
+          if (ev.type === 'delete') this.m.forget(key);
           if (listing) seen.delete(ck);
           void this.m.cacheDelete(kind, ck).catch((err) => void this.abort(err));
         }
@@ -770,6 +818,7 @@ class Session {
     for (const kv of kvs) {
       const ck = stateToCacheKey(kind, name, kv.key);
       if (!ck) continue;
+      if (touched.has(ck) || !this.m.admit(kind, kv.key, ck, kv.value)) continue;
       seen.add(ck);
       entries.push([ck, kv.value]);
     }

@@ -140,7 +140,10 @@ test('RemoteState relists when its watch breaks for good, and emits what it miss
     await store.delete(nodeKey('cluster1', 'cluster1-node1'));
     await store.put(
       nodeKey('cluster1', 'cluster1-node5'),
-      (await store.get(nodeKey('cluster1', 'cluster1-node0')))!.value,
+      JSON.stringify({
+        ...(JSON.parse((await store.get(nodeKey('cluster1', 'cluster1-node0')))!.value) as object),
+        name: 'cluster1-node5',
+      }),
     );
     events.length = 0;
     breakWatch!(new Error('KVSTORE_COMPACTED'));

@@ -12,6 +12,9 @@
  *   rs.cluster('cluster2')?.services.get('default/echo')
  *
  * Decoding errors skip the entry (logged, counted in `errors`); they never stop the watch.
+ * Every remote record is also checked (validate-remote.ts: its cluster's name
+ * and ID, routable CIDRs outside the local pod CIDRs, ...) before it is kept or
+ * announced; refused ones are listed per cluster in `rejected`.
  */
 import type { KVStore, Watch, WatchEvent } from '../kvstore/types.js';
 export type { ClusterService } from '../services/cluster-service.js';
@@ -37,6 +40,10 @@ import {
 } from './keys.js';
 
 import { decodeClusterService, type ClusterService } from '../services/cluster-service.js';
+import { checkRemoteRecord, type RejectedRecord } from './validate-remote.js';
+
+/** Rejected records kept per cluster (the total is counted beyond it). */
+const MAX_REJECTED_KEPT = 100;
 
 /** What one cluster looks like through the local etcd. */
 export interface MeshClusterState {
@@ -61,6 +68,10 @@ export interface MeshClusterState {
   /** kvstoremesh says it is connected to the remote (true for the local cluster). */
   connected: boolean;
   lastError: string | undefined;
+  /** Remote records refused (did not decode or failed validation), by key; at most 100 kept. */
+  rejected: Map<string, RejectedRecord>;
+  /** Records refused since start (counting those no longer kept). */
+  rejectedTotal: number;
 }
 
 /** A change. `name` is the map key of the entry ("ns/name", node name, IP, or the identity as a string). */
@@ -90,6 +101,11 @@ export interface RemoteStateOptions {
   includeLocal?: boolean;
   /** Decodes a service value (default: decodeClusterService of the service catalog). */
   decodeService?: (value: string) => ClusterService;
+  /**
+   * The local cluster's pod CIDRs: remote node pod CIDRs and ipcache IPs
+   * overlapping them are refused. Default: none known (the other checks still apply).
+   */
+  localPodCIDRs?: () => readonly string[];
   logger?: Logger;
 }
 
@@ -138,7 +154,13 @@ export class RemoteState {
     const { kvs, revision } = await this.opts.store.list(ROOT_PREFIX);
     const listed = new Map(kvs.map((kv) => [kv.key, kv.value]));
     for (const key of [...this.known.keys()]) if (!listed.has(key)) this.apply(key, undefined);
-    for (const [key, value] of listed) if (this.known.get(key) !== value) this.apply(key, value);
+    // Cluster configs first: records are checked against their cluster's ID.
+    const ordered = [...listed].sort(
+      ([a], [b]) =>
+        Number(!a.startsWith('cilium/cluster-config/')) -
+        Number(!b.startsWith('cilium/cluster-config/')),
+    );
+    for (const [key, value] of ordered) if (this.known.get(key) !== value) this.apply(key, value);
     if (this.stopped) return;
     this.watch = await this.opts.store.watchPrefix(ROOT_PREFIX, (ev) => this.onEvent(ev), {
       afterRevision: revision,
@@ -248,6 +270,8 @@ export class RemoteState {
         stale: false,
         connected: local,
         lastError: undefined,
+        rejected: new Map(),
+        rejectedTotal: 0,
       };
       this.states.set(name, s);
       this.emit({ type: 'cluster', cluster: name, change: 'added' });
@@ -291,8 +315,10 @@ export class RemoteState {
       if (name === local && !this.opts.includeLocal) return;
       const s = value === undefined ? this.states.get(name) : this.get(name, name === local);
       if (!s) return;
+      const before = s.config?.id;
       s.config = value === undefined ? undefined : decodeClusterConfig(value);
       this.emit({ type: 'cluster', cluster: name, change: 'updated' });
+      if (!s.local && s.config && s.config.id !== before) this.recheck(name);
       if (value === undefined) this.maybeRemove(s);
       return;
     }
@@ -335,7 +361,7 @@ export class RemoteState {
       if (ck.cluster === local) return;
       const s = value === undefined ? this.states.get(ck.cluster) : this.get(ck.cluster);
       if (!s) return;
-      this.applyEntry(s, ck.kind, ck.suffix, value);
+      this.applyEntry(s, ck.kind, ck.suffix, value, key);
       if (value === undefined) this.maybeRemove(s);
       return;
     }
@@ -351,10 +377,35 @@ export class RemoteState {
     kind: StateKind,
     suffix: string,
     value: string | undefined,
+    key?: string,
   ): void {
     const map = this.mapFor(s, kind);
     const name = suffix;
-    const mapKey = kind === 'identities' ? parseIdentityID(suffix) : suffix;
+    let mapKey: unknown = suffix;
+    let decoded: unknown;
+    let refused: string | undefined;
+    try {
+      if (kind === 'identities') mapKey = parseIdentityID(suffix);
+      if (value !== undefined) decoded = this.decode(kind, value);
+    } catch (err) {
+      if (s.local) throw err;
+      this.errors++;
+      refused = `does not decode: ${(err as Error).message}`;
+    }
+    if (!s.local && key !== undefined) {
+      if (value === undefined) s.rejected.delete(key);
+      else {
+        refused ??= checkRemoteRecord(kind, suffix, decoded, {
+          cluster: s.name,
+          clusterId: s.config?.id,
+          localPodCIDRs: this.opts.localPodCIDRs?.() ?? [],
+        });
+        if (refused) {
+          this.reject(s, key, refused);
+          value = undefined; // a record that turned bad is removed, not kept at its old value
+        } else s.rejected.delete(key);
+      }
+    }
     const previous = map.get(mapKey as never);
     if (value === undefined) {
       if (!map.has(mapKey as never)) return;
@@ -362,9 +413,24 @@ export class RemoteState {
       this.emit({ type: 'delete', cluster: s.name, kind, name, previous });
       return;
     }
-    const decoded = this.decode(kind, value);
     map.set(mapKey as never, decoded as never);
     this.emit({ type: 'upsert', cluster: s.name, kind, name, value: decoded, previous });
+  }
+
+  /** Applies a cluster's records again (its ID changed: they are checked against the new one). */
+  private recheck(cluster: string): void {
+    for (const [key, value] of [...this.known]) {
+      const ck = parseCacheKey(key);
+      if (ck?.cluster === cluster) this.apply(key, value);
+    }
+  }
+
+  private reject(s: MeshClusterState, key: string, reason: string): void {
+    s.rejectedTotal++;
+    s.rejected.delete(key);
+    s.rejected.set(key, { key, reason, at: new Date().toISOString() });
+    if (s.rejected.size > MAX_REJECTED_KEPT) s.rejected.delete(s.rejected.keys().next().value!);
+    this.log.warn('refusing a remote record', { cluster: s.name, key, reason });
   }
 
   private mapFor(s: MeshClusterState, kind: StateKind): Map<unknown, unknown> {

@@ -1,8 +1,11 @@
 /**
  * The cluster DNS server: UDP and TCP on one address and port, answering
  * from a DNSRecordSource through resolveQuestion. Handles EDNS(0) payload
- * sizes, truncation (TC) over UDP, several queries per TCP connection, and
- * malformed packets (FORMERR, or dropped when not even the header parses).
+ * sizes, truncation (TC) over UDP (an answer never exceeds 512 bytes, or the
+ * client's EDNS size up to 4096), several queries per TCP connection with
+ * backpressure and a connection cap, and malformed packets (FORMERR, or
+ * dropped when not even the header parses). Queries without exactly one
+ * question are FORMERR, as CoreDNS answers them.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createServer, type Server, type Socket as TCPSocket } from 'node:net';
@@ -21,6 +24,10 @@ export interface DNSServerOptions extends ResolverOptions {
   logger?: Logger;
   /** Idle TCP connections are closed after this long (default 10 s). */
   tcpIdleMs?: number;
+  /** Open TCP connections at most; more are closed at once (default 256). */
+  maxTcpConnections?: number;
+  /** Queries answered on one TCP connection before yielding to others (default 64). */
+  tcpQueriesPerTurn?: number;
 }
 
 /** A running server. */
@@ -93,19 +100,47 @@ export async function startDNSServer(options: DNSServerOptions): Promise<DNSServ
     if (out) udp!.send(out, rinfo.port, rinfo.address);
   });
   udp.on('error', (err) => log.warn('udp socket error', { error: err }));
+  tcp.on('error', (err) => log.warn('tcp listener error', { error: err }));
+  tcp.maxConnections = options.maxTcpConnections ?? 256;
+  tcp.on('drop', () => log.debug('tcp connection over the cap closed'));
   const idle = options.tcpIdleMs ?? 10_000;
+  const perTurn = options.tcpQueriesPerTurn ?? 64;
   tcp.on('connection', (sock) => {
     conns.add(sock);
     sock.setTimeout(idle, () => sock.destroy());
     let buf = Buffer.alloc(0);
-    sock.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      while (buf.length >= 2) {
+    let scheduled = false;
+    // Answers queries framed in `buf`. Stops reading while the socket's write
+    // buffer is full (a client that does not read its answers gets no more of
+    // them, and its further queries wait in its own send buffer), and after
+    // `perTurn` queries yields to other connections.
+    const work = (): void => {
+      scheduled = false;
+      let answered = 0;
+      while (buf.length >= 2 && !sock.destroyed) {
+        if (sock.writableNeedDrain) {
+          sock.pause();
+          sock.once('drain', () => {
+            sock.resume();
+            work();
+          });
+          return;
+        }
+        if (answered >= perTurn) {
+          sock.pause();
+          scheduled = true;
+          setImmediate(() => {
+            sock.resume();
+            work();
+          });
+          return;
+        }
         const len = buf.readUInt16BE(0);
         if (buf.length < 2 + len) break;
-        const msg = buf.subarray(2, 2 + len);
+        const msg = Buffer.from(buf.subarray(2, 2 + len));
         buf = buf.subarray(2 + len);
-        const out = answer(Buffer.from(msg), undefined);
+        answered++;
+        const out = answer(msg, undefined);
         if (out) {
           const frame = Buffer.alloc(2 + out.length);
           frame.writeUInt16BE(out.length, 0);
@@ -113,6 +148,10 @@ export async function startDNSServer(options: DNSServerOptions): Promise<DNSServ
           sock.write(frame);
         }
       }
+    };
+    sock.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (!scheduled && !sock.writableNeedDrain) work();
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => conns.delete(sock));
@@ -148,6 +187,17 @@ export function handleQuery(
   const flags = query.readUInt16BE(2);
   if (flags & 0x8000) return undefined; // a response, not a query
   const rd = flags & dnsPacket.RECURSION_DESIRED;
+  // Checked on the header before decoding, as miekg/dns (CoreDNS) does: exactly one
+  // question, no answers or authorities, at most two additionals (OPT, TSIG). The
+  // refusal echoes no section, so it is never larger than the query's header
+  // (a query of 230 compressed questions used to get a 59 KB answer).
+  if (
+    query.readUInt16BE(4) !== 1 ||
+    query.readUInt16BE(6) !== 0 ||
+    query.readUInt16BE(8) !== 0 ||
+    query.readUInt16BE(10) > 2
+  )
+    return reply({ id, flags: rd, questions: [] }, 'FORMERR', [], [], [], undefined, transport);
   let req: DecodedPacket;
   try {
     req = dnsPacket.decode(query);
@@ -219,6 +269,17 @@ function reply(
       answers: [],
       authorities: [],
       additionals: opt,
+    });
+  }
+  if (buf.length > max) {
+    // Even the question does not fit (cannot happen with one valid question): header only.
+    buf = dnsPacket.encode({
+      ...packet,
+      flags: (packet.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE,
+      questions: [],
+      answers: [],
+      authorities: [],
+      additionals: [],
     });
   }
   return { buf, rcode };

@@ -48,7 +48,7 @@ export function parseLabelSelector(text: string): Selector {
       throw badRequest(
         `unable to parse requirement: found '${s[i] ?? 'end of string'}', expected: identifier`,
       );
-    if (!KEY_RE.test(key) || key.length > 317)
+    if (key.length > 317 || !KEY_RE.test(key))
       throw badRequest(`unable to parse requirement: invalid label key "${key}"`);
     skipWs();
     if (neg) {
@@ -225,9 +225,17 @@ export function parseFieldSelector(text: string, kind?: string): FieldSelector {
   for (const part of text.split(',')) {
     const p = part.trim();
     if (!p) continue;
-    const m = /^([^=!]+?)\s*(==|=|!=)\s*(.*)$/.exec(p);
-    if (!m) throw badRequest(`invalid selector: '${p}'; can't understand '${p}'`);
-    const field = m[1]!;
+    // Split at the first '=' or '!' by hand: a regex with a lazy field and \s* around
+    // the operator backtracks quadratically over spaces (16 KB took 0.4 s).
+    let at = 0;
+    while (at < p.length && p[at] !== '=' && p[at] !== '!') at++;
+    const opLen = p.startsWith('==', at) || p.startsWith('!=', at) ? 2 : p[at] === '=' ? 1 : 0;
+    const field = p.slice(0, at).trimEnd();
+    if (!field || opLen === 0)
+      throw badRequest(
+        `invalid selector: '${p.slice(0, 200)}'; expected field=value, field==value or field!=value`,
+      );
+    const m = [p, field, p.slice(at, at + opLen), p.slice(at + opLen).trimStart()];
     if (!allowed.includes(field)) {
       throw badRequest(
         `field label not supported: ${field} (supported${kind ? ` for ${kind}` : ''}: ${allowed.join(', ')})`,

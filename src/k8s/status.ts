@@ -24,6 +24,8 @@ export type StatusReason =
   | 'Timeout'
   | 'Forbidden'
   | 'Unauthorized'
+  | 'RequestEntityTooLarge'
+  | 'TooManyRequests'
   | 'Unknown';
 
 /** One field error inside a Status (metav1.StatusCause). */

@@ -16,7 +16,7 @@ import type { KVStore } from '../../kvstore/types.js';
 import { nopLogger, type Logger } from '../../util/log.js';
 import { TendrilError } from '../../util/errors.js';
 import { applyMeshAccess } from '../etcd-access.js';
-import { makeClusterConfig, clusterConfigKey } from '../keys.js';
+import { makeClusterConfig, clusterConfigKey, decodeNode, stateDir } from '../keys.js';
 import { KVStoreMesh, type RemoteClusterConfig, type RemoteDialer } from '../kvstoremesh.js';
 import {
   listReaders,
@@ -75,6 +75,8 @@ export class MeshApiServer {
   private local: EtcdKVStore | undefined;
   private syncer: ClusterSyncer | undefined;
   private mesh: KVStoreMesh | undefined;
+  /** This cluster's node pod CIDRs (as exported): remote records overlapping them are refused. */
+  private localPodCIDRs: string[] = [];
   private statusServer: Server | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   private lastReaders = '';
@@ -176,8 +178,10 @@ export class MeshApiServer {
         },
         dial: this.opts.dialRemote ?? fileRemoteDialer(this.opts.labCluster, { logger: this.log }),
         cacheTTLms: cfg.cacheTTL ? parseDuration(cfg.cacheTTL) : undefined,
+        localPodCIDRs: () => this.localPodCIDRs,
         logger: this.log,
       });
+      await this.refreshLocalPodCIDRs(cfg.clusterName).catch(() => {});
       await this.scanRemotes();
     }
     this.scanTimer = setInterval(() => {
@@ -185,6 +189,10 @@ export class MeshApiServer {
         this.log.warn('cannot apply etcd access for readers', { error: err }),
       );
       void this.scanRemotes().catch((err) => this.log.warn('cannot read remotes', { error: err }));
+      if (this.mesh)
+        void this.refreshLocalPodCIDRs(cfg.clusterName).catch((err) =>
+          this.log.warn('cannot read the local pod CIDRs', { error: err }),
+        );
     }, this.opts.scanIntervalMs ?? 1000);
     this.scanTimer.unref?.();
     this.log.info('clustermesh-apiserver started', {
@@ -256,6 +264,21 @@ export class MeshApiServer {
     this.lastReaders = sig;
     this.readers = readers;
     this.log.info('etcd access applied', { readers, removed });
+  }
+
+  /** Reads the pod CIDRs this cluster exports for its nodes. */
+  private async refreshLocalPodCIDRs(clusterName: string): Promise<void> {
+    if (!this.local) return;
+    const { kvs } = await this.local.list(stateDir('nodes', clusterName) + '/');
+    const cidrs: string[] = [];
+    for (const kv of kvs) {
+      try {
+        cidrs.push(...decodeNode(kv.value).podCIDRs);
+      } catch {
+        // the syncer writes these; a bad one is not ours to judge here
+      }
+    }
+    this.localPodCIDRs = cidrs;
   }
 
   private async scanRemotes(): Promise<void> {

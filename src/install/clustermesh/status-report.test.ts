@@ -119,3 +119,20 @@ test('status says which part is wrong, why, and what to run', () => {
   assert.match(off, /Clustermesh:\s+disabled/);
   assert.match(off, /tendril clustermesh enable --context lab-cluster2/);
 });
+
+test('renderMeshStatus names the records a remote had refused (which cluster, key, why)', () => {
+  const r = report();
+  r.clusters[1]!.rejected = {
+    total: 3,
+    recent: [
+      {
+        key: 'cilium/state/nodes/v1/cluster1/evil',
+        reason: 'pod CIDR "default" is not a CIDR',
+        at: new Date().toISOString(),
+      },
+    ],
+  };
+  const text = renderMeshStatus(r);
+  assert.match(text, /1 record\(s\) refused now \(3 since start\)/);
+  assert.match(text, /cilium\/state\/nodes\/v1\/cluster1\/evil: pod CIDR "default" is not a CIDR/);
+});

@@ -41,6 +41,8 @@ export interface MeshClusterLine {
   lastHeartbeat: string | undefined;
   endpoints: string[];
   error: { reason: string; message: string; hint: string } | undefined;
+  /** Records of this remote refused by kvstoremesh (never cached, never reach the kernel). */
+  rejected?: { total: number; recent: Array<{ key: string; reason: string; at: string }> };
 }
 
 /** The whole report (`-o json` prints it). */
@@ -236,6 +238,7 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
       counts: r.counts,
       lastHeartbeat: r.lastHeartbeat,
       endpoints: r.endpoints,
+      ...(r.rejected?.total ? { rejected: r.rejected } : {}),
       error:
         r.lastError && !(r.connected && r.synced)
           ? {
@@ -392,6 +395,14 @@ export function renderMeshStatus(r: MeshStatusReport): string {
           `    ❌ ${c.error.reason.replace(/-/g, ' ')}: ${c.error.message}`,
           `       ↳ ${c.error.hint}`,
         );
+      if (c.rejected?.total) {
+        L.push(
+          `    ⚠️  ${c.rejected.recent.length} record(s) refused now (${c.rejected.total} since start), not used:`,
+        );
+        for (const x of c.rejected.recent.slice(0, 5)) L.push(`       ${x.key}: ${x.reason}`);
+        if (c.rejected.recent.length > 5)
+          L.push(`       ... (-o json lists up to 100)`);
+      }
     }
   } else {
     L.push(

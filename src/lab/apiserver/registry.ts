@@ -42,6 +42,7 @@ import {
   invalid,
 } from '../../k8s/status.js';
 import { validateObject } from '../../k8s/validation.js';
+import { validateStatus } from '../../k8s/validate-status.js';
 import type { Logger } from '../../util/log.js';
 import { nopLogger } from '../../util/log.js';
 import { registryKey, type Persistence } from './storage.js';
@@ -231,11 +232,19 @@ export class Registry {
     return registryKey(info.plural, info.group, info.namespaced ? namespace : undefined, name);
   }
 
-  /** Serializes writes: one at a time, in call order. */
+  /**
+   * Serializes writes: one at a time, in call order. The caller's promise
+   * resolves once the store made the write durable (`flush`: group commit, so
+   * writes queued behind this one share its fsync); the next write does not wait for it.
+   */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.writeChain.then(fn, fn);
     this.writeChain = p.catch(() => {});
-    return p;
+    if (!this.store.flush) return p;
+    return p.then(async (v) => {
+      await this.store.flush!();
+      return v;
+    });
   }
 
   // ---- reads ----
@@ -389,6 +398,7 @@ export class Registry {
         obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
       applyDefaults(obj);
       validateObject(obj, { allowGenerateName: true });
+      validateStatus(obj, info.group);
       if (info.namespaced) this.requireNamespace(obj.metadata.namespace!, info);
       const key = this.keyOf(info, obj.metadata.namespace, obj.metadata.name!);
       if (this.objects.has(key)) throw alreadyExists(info, obj.metadata.name!);
@@ -525,6 +535,7 @@ export class Registry {
     }
     applyDefaults(next);
     validateObject(next);
+    validateStatus(next, info.group);
     if (
       !deepEqual(stripVolatile(next.spec), stripVolatile(old.spec)) &&
       options.subresource !== 'status'

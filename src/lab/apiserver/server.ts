@@ -32,10 +32,15 @@ import {
   openapiV3Index,
   resourceList,
 } from './discovery.js';
+import {
+  checkDeclaredLength,
+  checkQuery,
+  decodeSegment,
+  integerParam,
+  tooLarge,
+  WatchLimiter,
+} from './bounds.js';
 import type { DeleteOptions, ListOptions, Registry } from './registry.js';
-
-/** Bytes queued for one watch stream before it is ended as too slow. */
-const MAX_WATCH_BUFFER = 64 * 1024 * 1024;
 
 /** Version reported at /version (kubectl checks the major/minor skew). */
 export const SERVER_VERSION = {
@@ -60,6 +65,10 @@ export interface ApiHttpServerOptions {
   bookmarkIntervalMs?: number;
   /** Reports readiness (/readyz); default always ready. */
   ready?: () => boolean;
+  /** Open watches one client address may hold; more get 429. Default 1000. */
+  maxWatchesPerClient?: number;
+  /** Bytes queued for one watch stream before it is ended as a client that does not read. Default 8 MiB. */
+  maxWatchBufferBytes?: number;
 }
 
 /** The HTTP front of a Registry. */
@@ -71,6 +80,8 @@ export class ApiHttpServer {
   private readonly bookmarkMs: number;
   private readonly openWatches = new Set<() => void>();
   private readonly ready: () => boolean;
+  private readonly watchLimiter: WatchLimiter;
+  private readonly maxWatchBuffer: number;
   private address = '127.0.0.1:6443';
 
   constructor(options: ApiHttpServerOptions) {
@@ -79,13 +90,20 @@ export class ApiHttpServer {
     this.maxBody = options.maxBodyBytes ?? 3 * 1024 * 1024;
     this.bookmarkMs = options.bookmarkIntervalMs ?? 10_000;
     this.ready = options.ready ?? (() => true);
+    this.watchLimiter = new WatchLimiter(options.maxWatchesPerClient ?? 1000);
+    this.maxWatchBuffer = options.maxWatchBufferBytes ?? 8 * 1024 * 1024;
   }
 
   private newServer(): Server {
     const s = createServer((req, res) => {
-      this.handle(req, res).catch((err) => this.fail(res, err));
+      this.handle(req, res).catch((err) => {
+        this.fail(res, err);
+        if (!req.complete) lingerThenClose(req);
+      });
     });
     s.keepAliveTimeout = 65_000;
+    // After listen, a socket error (e.g. EMFILE on accept) is logged, not thrown.
+    s.on('error', (err) => this.log.error('API server socket error', { err }));
     this.servers.push(s);
     return s;
   }
@@ -186,14 +204,12 @@ export class ApiHttpServer {
         ),
       );
     }
+    checkDeclaredLength(req, this.maxBody);
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of req) {
       size += (c as Buffer).length;
-      if (size > this.maxBody)
-        throw new ApiError(
-          failure(413, 'BadRequest', `request entity too large: limit is ${this.maxBody}`),
-        );
+      if (size > this.maxBody) throw tooLarge(this.maxBody);
       chunks.push(c as Buffer);
     }
     const text = Buffer.concat(chunks).toString('utf8');
@@ -226,7 +242,7 @@ export class ApiHttpServer {
       if (!doc) throw notFoundPath(url.pathname);
       return this.send(res, 200, doc);
     }
-    const seg = path.split('/').slice(1).map(decodeURIComponent);
+    const seg = path.split('/').slice(1).map(decodeSegment);
     let group: string;
     let version: string;
     let rest: string[];
@@ -274,6 +290,7 @@ export class ApiHttpServer {
     if (sub === 'finalize' && info.kind === 'Namespace') sub = undefined;
     if (sub !== undefined && !info.subresources.includes(sub)) throw notFoundPath(url.pathname);
     const q = url.searchParams;
+    checkQuery(q);
     const dryRun = q.getAll('dryRun').includes('All');
     if (sub === 'scale' && name !== undefined)
       return this.scale(req, res, info, namespace, name, method, dryRun);
@@ -473,19 +490,25 @@ export class ApiHttpServer {
   ): void {
     const rv = q.get('resourceVersion') ?? '';
     const bookmarks = q.get('allowWatchBookmarks') === 'true';
-    const timeoutS = Number(q.get('timeoutSeconds') ?? '0');
+    const timeoutS = Number(q.get('timeoutSeconds') ?? '0'); // bounded by checkQuery
     const pending: string[] = [];
     let started = false;
     let ended = false;
     const write = (line: string) => {
       if (ended) return;
       if (!started) pending.push(line);
-      else if (res.writableLength > MAX_WATCH_BUFFER) {
-        // A watcher that does not read: end its stream (it resumes from its last resourceVersion).
-        this.log.warn('ending a watch whose client does not keep up', { resource: info.plural });
+      else if (res.writableLength > this.maxWatchBuffer) {
+        // A watcher that does not read (its socket buffer is full): cut it, dropping what is
+        // queued (it resumes from its last resourceVersion, or relists after 410).
+        this.log.warn('cutting a watch whose client does not read', {
+          resource: info.plural,
+          queuedBytes: res.writableLength,
+        });
         end();
+        res.destroy();
       } else res.write(line);
     };
+    const release = this.watchLimiter.acquire(req);
     let handle;
     try {
       handle = this.registry.watch(info, { ...opts, resourceVersion: rv }, (ev) =>
@@ -505,6 +528,7 @@ export class ApiHttpServer {
         ),
       );
     } catch (err) {
+      release();
       if (err instanceof ApiError && err.httpCode === 410) {
         // Kubernetes answers 200 and sends an ERROR event carrying the 410 Status.
         res.writeHead(200, {
@@ -529,6 +553,7 @@ export class ApiHttpServer {
     const end = () => {
       if (ended) return;
       ended = true;
+      release();
       handle.close();
       for (const t of timers) clearTimeout(t);
       this.openWatches.delete(end);
@@ -537,7 +562,7 @@ export class ApiHttpServer {
     this.openWatches.add(end);
     if (bookmarks) {
       const t = setInterval(() => {
-        res.write(
+        write(
           JSON.stringify({
             type: 'BOOKMARK',
             object: {
@@ -559,6 +584,20 @@ export class ApiHttpServer {
     req.on('close', end);
     res.on('close', end);
   }
+}
+
+/**
+ * After an answer sent before the request body was read (413, 415, 400):
+ * Node discards the rest of the body; a client that keeps sending (or never
+ * sends what it declared) is cut after 5 s.
+ */
+function lingerThenClose(req: IncomingMessage): void {
+  const sock = req.socket as IncomingMessage['socket'] | null;
+  if (!sock || sock.destroyed) return;
+  const t = setTimeout(() => sock.destroy(), 5000);
+  t.unref();
+  req.once('end', () => clearTimeout(t));
+  sock.once('close', () => clearTimeout(t));
 }
 
 function invalidScale(name: string, replicas: unknown): ApiError {
@@ -635,7 +674,8 @@ function deleteOptions(
     o.propagationPolicy = pp as DeleteOptions['propagationPolicy'];
   }
   const gp = q.get('gracePeriodSeconds') ?? body?.gracePeriodSeconds;
-  if (gp !== undefined && gp !== null) o.gracePeriodSeconds = Number(gp);
+  if (gp !== undefined && gp !== null)
+    o.gracePeriodSeconds = integerParam('gracePeriodSeconds', String(gp), 0, 2 ** 31 - 1);
   if (body?.orphanDependents === true) o.propagationPolicy = 'Orphan';
   const pre = body?.preconditions as DeleteOptions['preconditions'] | undefined;
   if (pre) o.preconditions = pre;

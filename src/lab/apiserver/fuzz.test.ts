@@ -1,0 +1,256 @@
+/**
+ * Property-based fuzzing (fast-check) of the lab API server's REST surface and
+ * the DNS server's packet parser: whatever a client sends, the API server
+ * answers below 500 and stays up, and the DNS parser never throws and never
+ * answers more than 512 bytes over UDP without EDNS. A bounded number of cases
+ * here; raise FUZZ_RUNS for a longer run.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import dnsPacket from 'dns-packet';
+import fc from 'fast-check';
+import { resourceForPath } from '../../k8s/resources.js';
+import { handleQuery } from '../../dns/server.js';
+import { ServiceRecordStore } from '../../dns/records.js';
+import { Registry } from './registry.js';
+import { ApiHttpServer } from './server.js';
+import { DiskPersistence } from './storage.js';
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
+
+function call(
+  port: number,
+  method: string,
+  path: string,
+  body: string | undefined,
+  contentType: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, method, path, headers: { 'content-type': contentType } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** JSON values shaped like Kubernetes objects, with hostile leaves. */
+const objectArb = fc.letrec((tie) => ({
+  leaf: fc.oneof(
+    fc.string(),
+    fc.integer(),
+    fc.double(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constantFrom('default', '', '10.0.0.1', '0.0.0.0/0', '-1', '1e400', '__proto__'),
+  ),
+  value: fc.oneof(
+    { depthSize: 'small' },
+    tie('leaf'),
+    fc.array(tie('value'), { maxLength: 4 }),
+    fc.dictionary(
+      fc.oneof(fc.string(), fc.constantFrom('metadata', 'spec', 'status', 'name', 'labels')),
+      tie('value'),
+      { maxKeys: 5 },
+    ),
+  ),
+  object: fc.record(
+    {
+      apiVersion: fc.oneof(fc.constant('v1'), fc.string()),
+      kind: fc.constantFrom('Pod', 'Service', 'Namespace', 'Node', 'Deployment', 'X'),
+      metadata: fc.oneof(
+        fc.record(
+          {
+            name: fc.oneof(fc.constantFrom('a', 'b-1'), fc.string(), tie('value')),
+            namespace: fc.oneof(fc.constant('default'), tie('value')),
+            labels: tie('value'),
+            annotations: tie('value'),
+            resourceVersion: fc.oneof(fc.string(), fc.integer().map(String)),
+          },
+          { requiredKeys: [] },
+        ),
+        tie('value'),
+      ),
+      spec: tie('value'),
+      status: tie('value'),
+    },
+    { requiredKeys: [] },
+  ),
+}));
+
+const paths = [
+  '/api/v1/namespaces/default/pods',
+  '/api/v1/namespaces/default/pods/a',
+  '/api/v1/namespaces/default/pods/a/status',
+  '/api/v1/namespaces/default/services',
+  '/api/v1/namespaces/default/services/a',
+  '/api/v1/nodes',
+  '/api/v1/nodes/a/status',
+  '/api/v1/namespaces',
+  '/apis/apps/v1/namespaces/default/deployments',
+  '/apis/apps/v1/namespaces/default/deployments/a/scale',
+];
+/** A known path, or one with a hostile last segment (bad %-escapes, dots, long names). */
+const pathArb = fc.oneof(
+  fc.constantFrom(...paths),
+  fc
+    .tuple(
+      fc.constantFrom(...paths),
+      fc.oneof(
+        fc.string({ maxLength: 30 }),
+        fc.constantFrom('%', '%E0%A4%A', '%zz', '..', '%00', 'a'.repeat(300)),
+      ),
+    )
+    .map(([p, seg]) => `${p}/${seg.replace(/[?#\s]/g, '')}`),
+);
+
+const queryArb = fc
+  .array(
+    fc.tuple(
+      fc.constantFrom(
+        'limit',
+        'timeoutSeconds',
+        'resourceVersion',
+        'labelSelector',
+        'fieldSelector',
+        'gracePeriodSeconds',
+        'propagationPolicy',
+        'dryRun',
+        'resourceVersionMatch',
+        'includeObject',
+        'continue',
+      ),
+      fc.oneof(
+        fc.string({ maxLength: 40 }),
+        fc.integer().map(String),
+        fc.constantFrom('-1', '1e400', 'NaN', '', 'a in (b', 'a=b,,', 'metadata.name==a', 'All'),
+      ),
+    ),
+    { maxLength: 4 },
+  )
+  .map((pairs) => pairs.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&'));
+
+describe('fuzz: lab API server REST bodies and query strings', () => {
+  let dir: string;
+  let registry: Registry;
+  let http: ApiHttpServer;
+  let port: number;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tendril-apiserver-fuzz-'));
+    registry = new Registry({ persistence: new DiskPersistence(join(dir, 'store')) });
+    await registry.start();
+    await registry.create(resourceForPath('', 'v1', 'namespaces')!, undefined, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'default' },
+    });
+    http = new ApiHttpServer({ registry });
+    port = await http.listenTcp('127.0.0.1', 0);
+  });
+  after(async () => {
+    await http.close();
+    await registry.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`no request gets a 5xx (${RUNS} cases)`, { timeout: 600_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('GET', 'POST', 'PUT', 'DELETE'),
+        pathArb,
+        queryArb,
+        fc.oneof(
+          objectArb.object.map((o) => JSON.stringify(o)),
+          fc.string(),
+          fc.constantFrom('', 'null', '[]', '{', '"x"', '{"__proto__":{"x":1}}'),
+        ),
+        async (method, path, query, body) => {
+          // Watches stream; the query fuzz covers them through lists.
+          const q = query.replace(/(^|&)watch=[^&]*/g, '');
+          const r = await call(
+            port,
+            method,
+            `${path}?${q}`,
+            method === 'GET' ? undefined : body,
+            'application/json',
+          );
+          assert.ok(
+            r.status < 500 || (r.status === 504 && /ResourceVersionTooLarge/.test(r.body)),
+            `${method} ${path}?${q} ${body.slice(0, 200)} -> ${r.status} ${r.body.slice(0, 300)}`,
+          );
+        },
+      ),
+      { numRuns: RUNS },
+    );
+    const health = await call(port, 'GET', '/healthz', undefined, 'text/plain');
+    assert.equal(health.status, 200);
+  });
+});
+
+describe('fuzz: DNS packet parser', () => {
+  const store = new ServiceRecordStore();
+  const opts = { source: store };
+  const valid = dnsPacket.encode({
+    type: 'query',
+    id: 1,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: 'A', name: 'a.default.svc.cluster.local', class: 'IN' }],
+  });
+
+  it(`never throws; UDP answers fit in 512 bytes (${RUNS * 10} cases)`, () => {
+    const check = (buf: Buffer) => {
+      const r = handleQuery(buf, opts, 'udp');
+      if (r) assert.ok(r.buf.length <= 512, `answer of ${r.buf.length} bytes`);
+      handleQuery(buf, opts, undefined);
+    };
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => check(Buffer.from(bytes))),
+      { numRuns: RUNS * 5 },
+    );
+    // Several questions, compressed (each a pointer to the first name): FORMERR, small.
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 400 }), (n) => {
+        const extra = Buffer.alloc((n - 1) * 6);
+        for (let i = 0; i < n - 1; i++) {
+          extra.writeUInt16BE(0xc00c, i * 6);
+          extra.writeUInt16BE(1, i * 6 + 2);
+          extra.writeUInt16BE(1, i * 6 + 4);
+        }
+        const q = Buffer.concat([Buffer.from(valid), extra]);
+        q.writeUInt16BE(n, 4);
+        check(q);
+        const tcp = handleQuery(q, opts, undefined);
+        assert.ok(
+          !tcp || tcp.buf.length <= 512,
+          `TCP answer of ${tcp?.buf.length} bytes to ${n} questions`,
+        );
+      }),
+      { numRuns: Math.min(RUNS, 200) },
+    );
+    // Mutations of a valid query (header counts, pointers, lengths).
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), {
+          maxLength: 6,
+        }),
+        fc.uint8Array({ maxLength: 64 }),
+        (edits, tail) => {
+          const b = Buffer.concat([Buffer.from(valid), Buffer.from(tail)]);
+          for (const [i, v] of edits) b[i] = v;
+          check(b);
+        },
+      ),
+      { numRuns: RUNS * 5 },
+    );
+  });
+});
