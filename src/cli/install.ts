@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { install, uninstall } from '../agent/install.js';
 import { enableClusterMesh } from '../clustermesh/enable.js';
 import { readMeshConfig } from '../clustermesh/mesh-files.js';
+import { dryRunInstall } from '../install/kubernetes/dry-run.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -38,8 +39,42 @@ export function register(program: Command): void {
     .option('--force', 'allow changing the cluster ID of an existing install')
     .option('--no-wait', 'do not wait for the agents to come up')
     .option('--wait-duration <seconds>', 'how long to wait for the agents', '90')
+    .option('--dry-run', 'print the objects for a real Kubernetes cluster instead of installing')
+    .option('-o, --output <format>', 'with --dry-run: yaml (default) or json')
+    .option('--image <image>', 'with --dry-run: the Tendril image (docs/kubernetes.md)')
+    .option('--pod-cidr <cidr>', 'with --dry-run: the cluster pod CIDR (default 10.244.0.0/16)')
+    .option('--service-cidr <cidr>', 'with --dry-run: the service CIDR (default 10.96.0.0/12)')
+    .option(
+      '--clustermesh-service-type <type>',
+      'with --dry-run: also render the clustermesh-apiserver, exposed as NodePort, LoadBalancer or ClusterIP',
+    )
     .action(async (opts: Record<string, unknown>, cmd: Command) => {
       const context = (cmd.optsWithGlobals() as { context?: string }).context;
+      if (opts.dryRun || opts.output !== undefined) {
+        const str = (k: string) => (opts[k] === undefined ? undefined : String(opts[k]));
+        process.stdout.write(
+          dryRunInstall({
+            clusterName: String(opts.clusterName),
+            clusterId: str('clusterId'),
+            set: [
+              ...(opts.set as string[]),
+              ...(opts.routingMode ? [`routing-mode=${String(opts.routingMode)}`] : []),
+              ...(opts.enableIdentityAllocationMode
+                ? [`identity-allocation-mode=${String(opts.enableIdentityAllocationMode)}`]
+                : []),
+            ],
+            image: str('image'),
+            podCIDR: str('podCidr'),
+            serviceCIDR: str('serviceCidr'),
+            output: str('output'),
+            dryRun: Boolean(opts.dryRun),
+            ...(opts.clustermeshServiceType
+              ? { clustermesh: { serviceType: String(opts.clustermeshServiceType) } }
+              : {}),
+          }),
+        );
+        return; // a dry run touches no cluster
+      }
       const res = await install({
         ...(context ? { context } : {}),
         clusterName: String(opts.clusterName),
