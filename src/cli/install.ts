@@ -45,6 +45,10 @@ export function register(program: Command): void {
     .option('--pod-cidr <cidr>', 'with --dry-run: the cluster pod CIDR (default 10.244.0.0/16)')
     .option('--service-cidr <cidr>', 'with --dry-run: the service CIDR (default 10.96.0.0/12)')
     .option(
+      '--k8s-api-server <url>',
+      'with --dry-run: the API server the daemons use (default https://kubernetes.default.svc:443)',
+    )
+    .option(
       '--clustermesh-service-type <type>',
       'with --dry-run: also render the clustermesh-apiserver, exposed as NodePort, LoadBalancer or ClusterIP',
     )
@@ -66,6 +70,7 @@ export function register(program: Command): void {
             image: str('image'),
             podCIDR: str('podCidr'),
             serviceCIDR: str('serviceCidr'),
+            apiServer: str('k8sApiServer'),
             output: str('output'),
             dryRun: Boolean(opts.dryRun),
             ...(opts.clustermeshServiceType

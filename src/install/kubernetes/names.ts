@@ -3,14 +3,13 @@
  * written once. The paths are inside the one image every container runs
  * (docs/kubernetes.md says how to build it) or on the node (hostPath).
  */
-import { CONFIG_DIR } from './options.js';
-
 /** Where the image holds a checkout of Tendril with node_modules (tsx included); containers run there. */
 export const IMAGE_ROOT = '/opt/tendril';
 
 /** Object names (Cilium's with "cilium" -> "tendril", and Cilium's own names where Tendril keeps them). */
 export const NAMES = {
   config: 'tendril-config',
+  kubeconfig: 'tendril-kubeconfig',
   cniConfig: 'tendril-cni-config',
   agent: 'tendril-agent',
   operator: 'tendril-operator',
@@ -77,7 +76,8 @@ export const MESH_SECRETS: ReadonlyArray<{
 
 /** Paths inside the containers. */
 export const PATHS = {
-  configDir: CONFIG_DIR,
+  configDir: '/etc/tendril/config',
+  kubeconfigDir: '/etc/tendril/kubeconfig',
   cniConfigDir: '/etc/tendril/cni',
   /** The agent's state, socket and CNI log on the node (hostPath), shared with the CNI plugin. */
   runDir: '/var/run/tendril',

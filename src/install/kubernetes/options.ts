@@ -5,6 +5,7 @@
  * also what the lab writes into each daemon's `--config-dir`).
  */
 import { TendrilError } from '../../util/errors.js';
+import { PATHS } from './names.js';
 import { cidrContains, formatCIDR, parseCIDR } from '../../lab/ipmath.js';
 import {
   parseSettings,
@@ -41,6 +42,8 @@ export interface ManifestOptions {
   dnsServiceIP?: string;
   /** Every setting, normalised and with defaults (`parseSettings`). */
   settings: Record<string, string>;
+  /** The API server URL the daemons' kubeconfig names (default: the in-cluster Service). */
+  apiServer: string;
   /** Render the clustermesh-apiserver (its Deployment with etcd, its Service) too. */
   clustermesh?: MeshManifestOptions;
 }
@@ -55,6 +58,7 @@ export interface ManifestInput {
   podCIDR?: string;
   serviceCIDR?: string;
   dnsServiceIP?: string;
+  apiServer?: string;
   /** `--set key=value` items (validated by parseSettings). */
   set?: string[];
   /** Already-normalised settings (taken over `set`'s defaults). */
@@ -70,6 +74,8 @@ export const DEFAULT_POD_CIDR = '10.244.0.0/16';
 /** kubeadm's default service CIDR. */
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
 export const DEFAULT_MESH_NODE_PORT = 32379;
+/** The in-cluster API server Service (needs kube-proxy, or another service proxy, on host-network pods). */
+export const DEFAULT_API_SERVER = 'https://kubernetes.default.svc:443';
 
 const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
 const SERVICE_TYPES: readonly MeshServiceType[] = ['NodePort', 'LoadBalancer', 'ClusterIP'];
@@ -114,6 +120,12 @@ export function resolveManifestOptions(input: ManifestInput): ManifestOptions {
       'choose a free address of the service CIDR, or leave it out to have one assigned',
     );
   const settings = { ...parseSettings(input.set ?? []), ...(input.settings ?? {}) };
+  const apiServer = input.apiServer ?? DEFAULT_API_SERVER;
+  if (!/^https:\/\/[^\s/]+(:\d+)?\/?$/.test(apiServer))
+    throw bad(
+      `invalid API server URL "${apiServer}"`,
+      'pass --k8s-api-server https://HOST:PORT (the address the nodes reach the API server at)',
+    );
   const out: ManifestOptions = {
     clusterName,
     clusterId,
@@ -123,6 +135,7 @@ export function resolveManifestOptions(input: ManifestInput): ManifestOptions {
     podCIDR,
     serviceCIDR,
     settings,
+    apiServer,
   };
   if (input.dnsServiceIP !== undefined) out.dnsServiceIP = input.dnsServiceIP;
   if (input.clustermesh) {
@@ -155,28 +168,58 @@ function cidr(text: string, what: string, flag: string): string {
   }
 }
 
+/** Install settings whose config-dir key is Cilium's name rather than the `--set` name. */
+export const SETTING_CONFIG_KEYS: Readonly<Record<string, string>> = {
+  'lb-algorithm': 'bpf-lb-algorithm',
+};
+
 /**
- * The daemons' settings for an install, one key per setting, in Cilium's
+ * The cluster-wide settings of an install, one key per setting, in Cilium's
  * `cilium-config` shape: `cluster-name`, `cluster-id`, `cluster-pool-ipv4-cidr`
- * and every `--set` setting (with defaults). This is the data of the
- * `tendril-config` ConfigMap that the agent, operator, DNS and
- * clustermesh-apiserver mount at {@link CONFIG_DIR}, and what the lab must write
- * into each daemon's config dir, so both install paths configure the daemons
- * alike. Keys are sorted, values are strings.
+ * and every `--set` setting with defaults (`lb-algorithm` as Cilium's
+ * `bpf-lb-algorithm`). Every daemon's config dir holds these, in the lab and
+ * on Kubernetes alike: the lab's config-dir writer takes them from here.
+ * Keys sorted, values strings.
+ */
+export function clusterConfigData(
+  o: Pick<ManifestOptions, 'clusterName' | 'clusterId' | 'podCIDR' | 'settings'>,
+): Record<string, string> {
+  const all: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o.settings)) all[SETTING_CONFIG_KEYS[k] ?? k] = v;
+  all['cluster-name'] = o.clusterName;
+  all['cluster-id'] = String(o.clusterId);
+  all['cluster-pool-ipv4-cidr'] = o.podCIDR;
+  return sorted(all);
+}
+
+/**
+ * The agent's node-local keys as they are on every node of a real cluster
+ * (hostPath mounts of the DaemonSet). The lab writes its own per-node values
+ * for the same keys.
+ */
+export const KUBERNETES_NODE_CONFIG: Readonly<Record<string, string>> = {
+  'bpf-root': PATHS.bpfRoot,
+  'cgroup-root': PATHS.cgroupRoot,
+  'socket-path': PATHS.agentSocket,
+  'state-dir': PATHS.stateDir,
+};
+
+/**
+ * The data of the `tendril-config` ConfigMap, which every daemon mounts at
+ * {@link CONFIG_DIR} as its `--config-dir`: {@link clusterConfigData} plus
+ * {@link KUBERNETES_NODE_CONFIG}. Keys sorted, values strings.
  */
 export function configMapData(
   o: Pick<ManifestOptions, 'clusterName' | 'clusterId' | 'podCIDR' | 'settings'>,
 ): Record<string, string> {
-  const all: Record<string, string> = {
-    ...o.settings,
-    'cluster-name': o.clusterName,
-    'cluster-id': String(o.clusterId),
-    'cluster-pool-ipv4-cidr': o.podCIDR,
-  };
+  return sorted({ ...clusterConfigData(o), ...KUBERNETES_NODE_CONFIG });
+}
+
+function sorted(all: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of Object.keys(all).sort()) out[k] = all[k]!;
   return out;
 }
 
 /** Where every daemon's container sees the `tendril-config` ConfigMap (its `--config-dir`). */
-export const CONFIG_DIR = '/etc/tendril/config';
+export const CONFIG_DIR = PATHS.configDir;

@@ -7,10 +7,17 @@ import type { KubeObject } from '../../k8s/objects.js';
 import { deployFiles } from './deploy-files.js';
 import { dryRunInstall } from './dry-run.js';
 import { NAMES, SECRET_NAMES } from './names.js';
-import { CONFIG_DIR, configMapData, resolveManifestOptions } from './options.js';
+import {
+  CONFIG_DIR,
+  KUBERNETES_NODE_CONFIG,
+  clusterConfigData,
+  configMapData,
+  resolveManifestOptions,
+} from './options.js';
 import { DAEMON_RULES } from './rbac.js';
 import { renderManifests } from './render.js';
-import { cniConflist, installCniScript, meshEtcdCommand } from './workloads.js';
+import { parse } from 'yaml';
+import { KUBECONFIG_PATH, cniConflist, installCniScript, meshEtcdCommand } from './workloads.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const full = resolveManifestOptions({
@@ -24,6 +31,7 @@ const find = (kind: string, name: string) => {
   assert.ok(o, `${kind} ${name}`);
   return o;
 };
+const dataOf = (o: KubeObject) => o.data as Record<string, string>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- pod specs are read as JSON
 const podSpec = (o: KubeObject): any => o.spec.template.spec;
 
@@ -67,6 +75,15 @@ describe('manifest renderer', () => {
   it('the ConfigMap is configMapData: one string key per setting plus cluster name, ID and pod CIDR', () => {
     const cm = find('ConfigMap', NAMES.config);
     assert.deepEqual(cm.data, configMapData(full));
+    // the cluster-wide part (what the lab writes) plus the agent's node-local paths on a real node
+    assert.deepEqual(
+      Object.keys(cm.data),
+      [...Object.keys(clusterConfigData(full)), ...Object.keys(KUBERNETES_NODE_CONFIG)].sort(),
+    );
+    assert.equal(clusterConfigData(full)['bpf-root'], undefined);
+    assert.equal(cm.data['bpf-lb-algorithm'], 'random');
+    assert.equal(cm.data['lb-algorithm'], undefined);
+    assert.equal(cm.data['socket-path'], '/var/run/tendril/agent.sock');
     assert.equal(cm.data['cluster-name'], 'cluster1');
     assert.equal(cm.data['cluster-id'], '7');
     assert.equal(cm.data['cluster-pool-ipv4-cidr'], '10.244.0.0/16');
@@ -95,6 +112,9 @@ describe('manifest renderer', () => {
           c.command.slice(c.command.indexOf('--import'), c.command.indexOf('--import') + 2),
           ['--import', 'tsx'],
         );
+        assert.equal(c.command[c.command.indexOf('--kubeconfig') + 1], KUBECONFIG_PATH);
+        // the DNS daemon takes flags, not a config dir
+        if (c.name === 'dns') continue;
         assert.equal(c.command[c.command.indexOf('--config-dir') + 1], CONFIG_DIR);
         assert.ok(
           c.volumeMounts.some((m: { mountPath: string }) => m.mountPath === CONFIG_DIR),
@@ -104,6 +124,27 @@ describe('manifest renderer', () => {
     }
     assert.ok(existsSync(root + 'src/agent/cni/main.ts'));
     assert.match(installCniScript(), /src\/agent\/cni\/main\.ts/);
+  });
+
+  it("the daemons' kubeconfig names the API server, its CA and the pod's own token", () => {
+    const kc = parse(dataOf(find('ConfigMap', NAMES.kubeconfig)).kubeconfig!);
+    assert.equal(kc.clusters[0].cluster.server, 'https://kubernetes.default.svc:443');
+    assert.equal(
+      kc.clusters[0].cluster['certificate-authority'],
+      '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+    );
+    assert.equal(kc.users[0].user.tokenFile, '/var/run/secrets/kubernetes.io/serviceaccount/token');
+    const other = renderManifests(
+      resolveManifestOptions({ clusterName: 'c', apiServer: 'https://10.0.0.1:6443' }),
+    ).find((o) => o.metadata.name === NAMES.kubeconfig)!;
+    assert.equal(
+      parse(dataOf(other).kubeconfig!).clusters[0].cluster.server,
+      'https://10.0.0.1:6443',
+    );
+    assert.throws(
+      () => resolveManifestOptions({ clusterName: 'c', apiServer: 'http://10.0.0.1:8080' }),
+      /invalid API server URL/,
+    );
   });
 
   it('the agent is a privileged host-network DaemonSet with bpffs, cgroup, netns and CNI dirs', () => {
@@ -130,7 +171,6 @@ describe('manifest renderer', () => {
       (m: { mountPath: string }) => m.mountPath === '/sys/fs/bpf',
     );
     assert.equal(bpf.mountPropagation, 'Bidirectional');
-    assert.equal(agent.command[agent.command.indexOf('--node') + 1], '$(K8S_NODE_NAME)');
     assert.equal(agent.env[0].valueFrom.fieldRef.fieldPath, 'spec.nodeName');
     const mesh = spec.volumes.find((v: { name: string }) => v.name === 'clustermesh');
     assert.deepEqual(

@@ -16,6 +16,7 @@ import {
   cniConfigMap,
   configMap,
   dnsObjects,
+  kubeconfigMap,
   operatorDeployment,
 } from './workloads.js';
 
@@ -35,6 +36,7 @@ export function renderManifests(o: ManifestOptions): KubeObject[] {
     ...daemonRBAC(o, NAMES.operator),
     ...daemonRBAC(o, NAMES.dns),
     configMap(o),
+    kubeconfigMap(o),
     cniConfigMap(o),
     agentDaemonSet(o),
     operatorDeployment(o),

@@ -6,6 +6,7 @@
  * Pure functions of {@link ManifestOptions}.
  */
 import { createHash } from 'node:crypto';
+import { stringify } from 'yaml';
 import type { KubeObject } from '../../k8s/objects.js';
 import { TendrilError } from '../../util/errors.js';
 import { etcdArgs } from '../../kvstore/etcd-server.js';
@@ -28,25 +29,19 @@ export const CNI_CONFLIST = '05-tendril.conflist';
 /** The agent's V8 young generation (MiB), as the lab runs it (docs/agent.md). */
 export const AGENT_SEMI_SPACE_MIB = 2;
 
+/** Where every daemon finds the kubeconfig of {@link kubeconfigMap}. */
+export const KUBECONFIG_PATH = `${PATHS.kubeconfigDir}/kubeconfig`;
+
 /**
- * Command-line flags the manifests pass to each daemon besides `--config-dir`
- * (node-local paths and the node's name; everything cluster-wide is in the
- * config dir). Credentials come from the pod's service account (in-cluster
- * config), so no `--kubeconfig` is passed.
+ * The agent's command-line flags: settings (including its node-local paths)
+ * from the config dir, the API server from the kubeconfig, the mesh from the
+ * clustermesh config dir. Its node's name comes from $K8S_NODE_NAME.
  */
 export const AGENT_ARGS: readonly string[] = [
   '--config-dir',
   PATHS.configDir,
-  '--node',
-  '$(K8S_NODE_NAME)',
-  '--state-dir',
-  PATHS.stateDir,
-  '--socket',
-  PATHS.agentSocket,
-  '--bpf-root',
-  PATHS.bpfRoot,
-  '--cgroup-root',
-  PATHS.cgroupRoot,
+  '--kubeconfig',
+  KUBECONFIG_PATH,
   '--clustermesh-config',
   PATHS.clustermeshConfig,
 ];
@@ -91,6 +86,14 @@ const nodeNameEnv = {
 };
 const configVolume = { name: 'tendril-config', configMap: { name: NAMES.config } };
 const configMount = { name: 'tendril-config', mountPath: PATHS.configDir, readOnly: true };
+const kubeconfigVolume = { name: 'kubeconfig', configMap: { name: NAMES.kubeconfig } };
+const kubeconfigMount = { name: 'kubeconfig', mountPath: PATHS.kubeconfigDir, readOnly: true };
+// the local clustermesh etcd's config (kvstoremesh): absent until `clustermesh enable`
+const meshConfigVolume = {
+  name: 'clustermesh',
+  secret: { secretName: SECRET_NAMES.agentMesh, optional: true, defaultMode: 0o400 },
+};
+const meshConfigMount = { name: 'clustermesh', mountPath: PATHS.clustermeshConfig, readOnly: true };
 const hostPath = (name: string, path: string, type: string) => ({
   name,
   hostPath: { path, type },
@@ -103,6 +106,38 @@ export function configMap(o: ManifestOptions): KubeObject {
     kind: 'ConfigMap',
     metadata: { name: NAMES.config, namespace: o.namespace, labels: labels(NAMES.config) },
     data: configMapData(o),
+  } as KubeObject;
+}
+
+/**
+ * The daemons' kubeconfig: the API server, its CA and the token of the pod's
+ * own service account (each daemon authenticates as itself), in the fields
+ * `kubectl` reads.
+ */
+export function kubeconfig(o: Pick<ManifestOptions, 'apiServer'>): string {
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name: 'kubernetes',
+        cluster: { server: o.apiServer, 'certificate-authority': `${SA_DIR}/ca.crt` },
+      },
+    ],
+    users: [{ name: 'service-account', user: { tokenFile: `${SA_DIR}/token` } }],
+    contexts: [{ name: 'tendril', context: { cluster: 'kubernetes', user: 'service-account' } }],
+    'current-context': 'tendril',
+  });
+}
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** The `tendril-kubeconfig` ConfigMap every daemon mounts at PATHS.kubeconfigDir. */
+export function kubeconfigMap(o: ManifestOptions): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: NAMES.kubeconfig, namespace: o.namespace, labels: labels(NAMES.kubeconfig) },
+    data: { kubeconfig: kubeconfig(o) },
   } as KubeObject;
 }
 
@@ -208,18 +243,20 @@ export function agentDaemonSet(o: ManifestOptions): KubeObject {
                 securityContext: { privileged: true },
                 volumeMounts: [
                   configMount,
+                  kubeconfigMount,
                   { name: 'run', mountPath: PATHS.runDir },
                   { name: 'bpf-maps', mountPath: PATHS.bpffs, mountPropagation: 'Bidirectional' },
                   { name: 'cgroup', mountPath: PATHS.cgroupRoot },
                   { name: 'netns', mountPath: PATHS.netns, mountPropagation: 'HostToContainer' },
                   { name: 'lib-modules', mountPath: '/lib/modules', readOnly: true },
-                  { name: 'clustermesh', mountPath: PATHS.clustermeshConfig, readOnly: true },
+                  meshConfigMount,
                 ],
               },
             ),
           ],
           volumes: [
             configVolume,
+            kubeconfigVolume,
             { name: 'cni-config', configMap: { name: NAMES.cniConfig } },
             hostPath('run', PATHS.runDir, 'DirectoryOrCreate'),
             hostPath('bpf-maps', PATHS.bpffs, 'DirectoryOrCreate'),
@@ -229,11 +266,7 @@ export function agentDaemonSet(o: ManifestOptions): KubeObject {
             hostPath('host-cni-bin', '/opt/cni/bin', 'DirectoryOrCreate'),
             hostPath('host-cni-conf', '/etc/cni/net.d', 'DirectoryOrCreate'),
             hostPath('host-opt', '/opt', 'Directory'),
-            // the local mesh etcd's config: absent until `clustermesh enable`; the agent runs without it
-            {
-              name: 'clustermesh',
-              secret: { secretName: SECRET_NAMES.agentMesh, optional: true, defaultMode: 0o400 },
-            },
+            meshConfigVolume,
           ],
         },
       },
@@ -267,11 +300,18 @@ export function operatorDeployment(o: ManifestOptions): KubeObject {
             container(
               o,
               'operator',
-              daemonCommand('src/operator/main.ts', ['--config-dir', PATHS.configDir]),
-              { volumeMounts: [configMount] },
+              daemonCommand('src/operator/main.ts', [
+                '--config-dir',
+                PATHS.configDir,
+                '--kubeconfig',
+                KUBECONFIG_PATH,
+                '--clustermesh-config',
+                PATHS.clustermeshConfig,
+              ]),
+              { volumeMounts: [configMount, kubeconfigMount, meshConfigMount] },
             ),
           ],
-          volumes: [configVolume],
+          volumes: [configVolume, kubeconfigVolume, meshConfigVolume],
         },
       },
     },
@@ -300,10 +340,13 @@ export function dnsObjects(o: ManifestOptions): KubeObject[] {
               o,
               'dns',
               daemonCommand('src/dns/main.ts', [
-                '--config-dir',
-                PATHS.configDir,
                 '--listen',
                 `0.0.0.0:${PORTS.dns}`,
+                '--kubeconfig',
+                KUBECONFIG_PATH,
+                ...(o.settings['remote-service-import'] === 'false'
+                  ? ['--no-service-imports']
+                  : []),
               ]),
               {
                 ports: [
@@ -313,11 +356,11 @@ export function dnsObjects(o: ManifestOptions): KubeObject[] {
                 securityContext: {
                   capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
                 },
-                volumeMounts: [configMount],
+                volumeMounts: [kubeconfigMount],
               },
             ),
           ],
-          volumes: [configVolume],
+          volumes: [kubeconfigVolume],
         },
       },
     },
@@ -426,6 +469,8 @@ export function clusterMeshObjects(o: ManifestOptions): KubeObject[] {
               daemonCommand('src/clustermesh/apiserver/main.ts', [
                 '--config-dir',
                 PATHS.configDir,
+                '--kubeconfig',
+                KUBECONFIG_PATH,
                 '--etcd-config',
                 `${PATHS.etcdConfig}/etcd-config.yaml`,
                 '--clustermesh-config',
@@ -434,6 +479,7 @@ export function clusterMeshObjects(o: ManifestOptions): KubeObject[] {
               {
                 volumeMounts: [
                   configMount,
+                  kubeconfigMount,
                   { name: 'etcd-config', mountPath: PATHS.etcdConfig, readOnly: true },
                   { name: 'etcd-admin-client', mountPath: PATHS.adminCert, readOnly: true },
                   { name: 'kvstoremesh', mountPath: PATHS.clustermeshConfig, readOnly: true },
@@ -443,6 +489,7 @@ export function clusterMeshObjects(o: ManifestOptions): KubeObject[] {
           ],
           volumes: [
             configVolume,
+            kubeconfigVolume,
             { name: 'etcd-data', emptyDir: {} },
             { name: 'etcd-config', configMap: { name: NAMES.meshEtcdConfig } },
             {
