@@ -102,3 +102,24 @@ export function daemonRBAC(o: Pick<ManifestOptions, 'namespace'>, name: string):
     },
   ] as KubeObject[];
 }
+
+/** One API request as RBAC sees it. */
+export interface ResourceRequest {
+  verb: string;
+  /** API group ("" for the core group). */
+  group: string;
+  /** Plural resource, with "/subresource" when there is one ("nodes/status"). */
+  resource: string;
+}
+
+/**
+ * Whether a list of ClusterRole rules allows a request, as Kubernetes' RBAC
+ * authorizer decides (rules only add; "*" matches anything). Lets the lab's
+ * API server answer 403 from the same rules the cluster's ClusterRoles carry.
+ */
+export function rulesAllow(rules: readonly PolicyRule[], req: ResourceRequest): boolean {
+  const has = (list: readonly string[], x: string) => list.includes('*') || list.includes(x);
+  return rules.some(
+    (r) => has(r.apiGroups, req.group) && has(r.resources, req.resource) && has(r.verbs, req.verb),
+  );
+}

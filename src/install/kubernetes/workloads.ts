@@ -141,8 +141,19 @@ export function kubeconfigMap(o: ManifestOptions): KubeObject {
   } as KubeObject;
 }
 
-/** The CNI network config list the install-cni init container puts in /etc/cni/net.d. */
-export function cniConflist(o: ManifestOptions): Record<string, unknown> {
+/**
+ * The CNI network config list: the plugin, the agent's socket, the pods' MTU
+ * (from routing-mode and mtu) and the plugin's log. On Kubernetes the
+ * install-cni init container puts it in /etc/cni/net.d with the node paths of
+ * PATHS; the lab writes the same list with its per-node paths.
+ */
+export function cniConflist(
+  o: Pick<ManifestOptions, 'settings'>,
+  paths: { agentSocket: string; logFile: string } = {
+    agentSocket: PATHS.agentSocket,
+    logFile: PATHS.cniLog,
+  },
+): Record<string, unknown> {
   const mode = (o.settings['routing-mode'] ?? 'native') as RoutingMode;
   return {
     cniVersion: '1.0.0',
@@ -150,9 +161,9 @@ export function cniConflist(o: ManifestOptions): Record<string, unknown> {
     plugins: [
       {
         type: CNI_PLUGIN,
-        agentSocket: PATHS.agentSocket,
+        agentSocket: paths.agentSocket,
         mtu: podMtu(mode, Number(o.settings['mtu'] ?? 1500)),
-        logFile: PATHS.cniLog,
+        logFile: paths.logFile,
       },
     ],
   };
