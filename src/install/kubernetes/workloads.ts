@@ -179,31 +179,54 @@ export function cniConfigMap(o: ManifestOptions): KubeObject {
   } as KubeObject;
 }
 
+/** Where the install-cni script reads and writes (the container's view; tests point them elsewhere). */
+export interface InstallCniPaths {
+  /** The image's Tendril tree. */
+  imageRoot: string;
+  /** The node's /opt as the container sees it. */
+  hostOpt: string;
+  hostCniBin: string;
+  hostCniConf: string;
+  /** Where the tendril-cni-config ConfigMap is mounted. */
+  cniConfigDir: string;
+  /** The node's view of `${hostOpt}/tendril` (what the wrapper on the node executes). */
+  nodeRuntime: string;
+}
+
+const INSTALL_CNI_PATHS: InstallCniPaths = {
+  imageRoot: IMAGE_ROOT,
+  hostOpt: PATHS.hostOpt,
+  hostCniBin: PATHS.hostCniBin,
+  hostCniConf: PATHS.hostCniConf,
+  cniConfigDir: PATHS.cniConfigDir,
+  nodeRuntime: PATHS.nodeRuntime,
+};
+
 /**
  * The install-cni init container's script: copies the image's Tendril tree and
  * node binary to the node's /opt/tendril (the CNI plugin runs on the node, not
  * in a container), writes the plugin's wrapper into /opt/cni/bin and the
  * network config into /etc/cni/net.d, each by rename so the kubelet never sees
- * half a file.
+ * half a file. Running it again replaces all three (an upgrade).
  */
-export function installCniScript(): string {
-  const rt = PATHS.nodeRuntime;
-  const host = `${PATHS.hostOpt}/tendril`;
+export function installCniScript(p: InstallCniPaths = INSTALL_CNI_PATHS): string {
+  const rt = p.nodeRuntime;
+  const host = `${p.hostOpt}/tendril`;
   const plugin = `#!/bin/sh\nexec ${rt}/node --import file://${rt}/node_modules/tsx/dist/loader.mjs ${rt}/src/agent/cni/main.ts "$@"\n`;
   return [
     'set -eu',
     `rm -rf ${host}.new ${host}.old`,
-    `mkdir -p ${host}.new ${PATHS.hostCniBin} ${PATHS.hostCniConf}`,
-    `cp -a ${IMAGE_ROOT}/. ${host}.new/`,
+    `mkdir -p ${host}.new ${p.hostCniBin} ${p.hostCniConf}`,
+    `cp -a ${p.imageRoot}/. ${host}.new/`,
     `cp "$(command -v node)" ${host}.new/node`,
     `if [ -e ${host} ]; then mv ${host} ${host}.old; fi`,
     `mv ${host}.new ${host}`,
     `rm -rf ${host}.old`,
-    `printf '%s' '${plugin}' > ${PATHS.hostCniBin}/${CNI_PLUGIN}.tmp`,
-    `chmod 755 ${PATHS.hostCniBin}/${CNI_PLUGIN}.tmp`,
-    `mv ${PATHS.hostCniBin}/${CNI_PLUGIN}.tmp ${PATHS.hostCniBin}/${CNI_PLUGIN}`,
-    `cp ${PATHS.cniConfigDir}/${CNI_CONFLIST} ${PATHS.hostCniConf}/.${CNI_CONFLIST}.tmp`,
-    `mv ${PATHS.hostCniConf}/.${CNI_CONFLIST}.tmp ${PATHS.hostCniConf}/${CNI_CONFLIST}`,
+    `printf '%s' '${plugin}' > ${p.hostCniBin}/${CNI_PLUGIN}.tmp`,
+    `chmod 755 ${p.hostCniBin}/${CNI_PLUGIN}.tmp`,
+    `mv ${p.hostCniBin}/${CNI_PLUGIN}.tmp ${p.hostCniBin}/${CNI_PLUGIN}`,
+    `cp ${p.cniConfigDir}/${CNI_CONFLIST} ${p.hostCniConf}/.${CNI_CONFLIST}.tmp`,
+    `mv ${p.hostCniConf}/.${CNI_CONFLIST}.tmp ${p.hostCniConf}/${CNI_CONFLIST}`,
   ].join('\n');
 }
 
