@@ -37,6 +37,8 @@ export const DAEMON_RULES: Readonly<Record<string, readonly PolicyRule[]>> = {
       resources: ['ciliumendpoints'],
       verbs: [...READ, 'create', 'update', 'patch', 'delete'],
     },
+    // Kubernetes NetworkPolicy, for the policy work that serves it beside the Cilium kinds
+    { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: READ },
     { apiGroups: [MCS], resources: ['serviceexports'], verbs: READ },
   ],
   // operator: identities, node pod CIDRs, MCS imports and the derived services, global slices
