@@ -7,6 +7,7 @@ import { parseDuration } from '../util/duration.js';
 import { install, uninstall } from '../install/install.js';
 import { enableClusterMesh } from '../install/clustermesh/enable.js';
 import { readMeshConfig } from '../clustermesh/mesh-files.js';
+import { dryRunInstall } from '../install/kubernetes/dry-run.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -43,8 +44,47 @@ export function register(program: Command): void {
       'how long to wait for the agents (e.g. 90s, 5m; a bare number is seconds)',
       '90s',
     )
+    .option('--dry-run', 'print the objects for a real Kubernetes cluster instead of installing')
+    .option('-o, --output <format>', 'with --dry-run: yaml (default) or json')
+    .option('--image <image>', 'with --dry-run: the Tendril image (docs/kubernetes.md)')
+    .option('--pod-cidr <cidr>', 'with --dry-run: the cluster pod CIDR (default 10.244.0.0/16)')
+    .option('--service-cidr <cidr>', 'with --dry-run: the service CIDR (default 10.96.0.0/12)')
+    .option(
+      '--k8s-api-server <url>',
+      'with --dry-run: the API server the daemons use (default https://kubernetes.default.svc:443)',
+    )
+    .option(
+      '--clustermesh-service-type <type>',
+      'with --dry-run: also render the clustermesh-apiserver, exposed as NodePort, LoadBalancer or ClusterIP',
+    )
     .action(async (opts: Record<string, unknown>, cmd: Command) => {
       const context = (cmd.optsWithGlobals() as { context?: string }).context;
+      if (opts.dryRun || opts.output !== undefined) {
+        const str = (k: string) => (opts[k] === undefined ? undefined : String(opts[k]));
+        process.stdout.write(
+          dryRunInstall({
+            clusterName: String(opts.clusterName),
+            clusterId: str('clusterId'),
+            set: [
+              ...(opts.set as string[]),
+              ...(opts.routingMode ? [`routing-mode=${String(opts.routingMode)}`] : []),
+              ...(opts.enableIdentityAllocationMode
+                ? [`identity-allocation-mode=${String(opts.enableIdentityAllocationMode)}`]
+                : []),
+            ],
+            image: str('image'),
+            podCIDR: str('podCidr'),
+            serviceCIDR: str('serviceCidr'),
+            apiServer: str('k8sApiServer'),
+            output: str('output'),
+            dryRun: Boolean(opts.dryRun),
+            ...(opts.clustermeshServiceType
+              ? { clustermesh: { serviceType: String(opts.clustermeshServiceType) } }
+              : {}),
+          }),
+        );
+        return; // a dry run touches no cluster
+      }
       const res = await install({
         ...(context ? { context } : {}),
         clusterName: String(opts.clusterName),

@@ -13,6 +13,7 @@
  *
  * and starts each daemon with those paths (installDaemons in install.ts).
  */
+import { clusterConfigData } from './kubernetes/options.js';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -76,7 +77,15 @@ export function operatorStatusPath(labCluster: string): string {
 
 /** The cluster-wide settings every daemon's config directory holds (cilium-config's keys). */
 export function clusterSettings(c: LabCluster, st: InstallState): Record<string, string> {
+  // the same keys and values the `tendril-config` ConfigMap of a real cluster carries
+  const configMap = clusterConfigData({
+    clusterName: st.clusterName,
+    clusterId: st.clusterId,
+    podCIDR: c.podCIDR,
+    settings: st.settings,
+  });
   return {
+    ...configMap,
     'cluster-name': st.clusterName,
     'cluster-id': String(st.clusterId),
     'routing-mode': st.routingMode,

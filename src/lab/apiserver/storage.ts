@@ -280,7 +280,7 @@ export class DiskPersistence implements Persistence {
       }
     }
     throw new TendrilError(
-      'apiserver.StoreLocked',
+      'APISERVER_STORE_LOCKED',
       `could not take the lock of API store ${this.dir}`,
       {
         hint: 'another API server is starting on this data directory',
@@ -305,7 +305,7 @@ export class DiskPersistence implements Persistence {
   private write(key: string, value: string | null): number {
     if (this.failed) {
       throw new TendrilError(
-        'apiserver.StoreFailed',
+        'APISERVER_STORE_FAILED',
         `API store ${this.dir} stopped taking writes after a failed fsync: ${this.failed.message}`,
         { hint: 'check the disk, then restart the API server', cause: this.failed },
       );
@@ -365,7 +365,7 @@ export class DiskPersistence implements Persistence {
   /**
    * Makes every write issued so far durable. One fsync runs at a time;
    * callers that arrive meanwhile share the next one.
-   * @throws TendrilError `apiserver.StoreFailed` if fsync fails (the store then refuses writes).
+   * @throws TendrilError `APISERVER_STORE_FAILED` if fsync fails (the store then refuses writes).
    */
   async flush(): Promise<void> {
     while (this.unsynced > 0 || this.syncing) {
@@ -396,7 +396,7 @@ export class DiskPersistence implements Persistence {
     }
     if (this.failed) {
       throw new TendrilError(
-        'apiserver.StoreFailed',
+        'APISERVER_STORE_FAILED',
         `fsync of API store log ${this.walPath}: ${this.failed.message}; recent writes may not be on disk`,
         { hint: 'check the disk, then restart the API server', cause: this.failed },
       );
