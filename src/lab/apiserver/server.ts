@@ -357,13 +357,18 @@ export class ApiHttpServer {
           );
         }
         const patch = await this.readBody(req);
-        const type = ct === 'application/json-patch+json' ? 'json' : 'merge';
+        const type =
+          ct === 'application/json-patch+json'
+            ? 'json'
+            : ct === 'application/strategic-merge-patch+json'
+              ? 'strategic'
+              : 'merge';
         const updated = await this.registry.patch(
           info,
           namespace,
           name,
           patch ?? (type === 'json' ? [] : {}),
-          { subresource: sub, dryRun, type },
+          { subresource: sub, dryRun, type, maxBytes: this.maxBody },
         );
         return this.send(res, 200, updated);
       }
