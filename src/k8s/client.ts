@@ -299,6 +299,8 @@ export class KubeClient {
       namespace?: string;
       subresource?: 'status' | 'scale';
       type?: 'merge' | 'strategic' | 'json';
+      /** Server-side dry run: validated and returned, not written. */
+      dryRun?: boolean;
     } = {},
   ): Promise<T> {
     const info = resourceOf(apiVersion, kind);
@@ -314,7 +316,7 @@ export class KubeClient {
         namespace: ns(info, options.namespace),
         name,
         subresource: options.subresource,
-      }),
+      }) + (options.dryRun ? '?dryRun=All' : ''),
       { body: patch, contentType: ct },
     );
   }

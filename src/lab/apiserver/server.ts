@@ -375,6 +375,18 @@ export class ApiHttpServer {
       case 'DELETE': {
         const body = (await this.readBody(req)) as Record<string, unknown> | undefined;
         const opts = deleteOptions(q, body);
+        const bodyDryRun =
+          Array.isArray(body?.dryRun) && (body.dryRun as unknown[]).includes('All');
+        if (dryRun || bodyDryRun) {
+          // A dry run deletes nothing: it answers what would be deleted (kubectl sends it in the body).
+          if (name === undefined)
+            return this.send(
+              res,
+              200,
+              this.registry.list(info, listOptions(q, namespace, info.kind)),
+            );
+          return this.send(res, 200, this.registry.get(info, namespace, name));
+        }
         if (name === undefined) {
           const list = this.registry.list(info, listOptions(q, namespace, info.kind));
           const deleted: KubeObject[] = [];
