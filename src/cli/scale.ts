@@ -54,7 +54,8 @@ export function register(program: Command): void {
     .action(async (args: string[], opts: ScaleOpts, cmd: Command) => {
       await asKubectl(async () => {
         const replicas = count(opts.replicas);
-        if (replicas === undefined || !Number.isInteger(replicas) || replicas < 0)
+        if (replicas === undefined) throw new UsageError('required flag(s) "replicas" not set');
+        if (!Number.isInteger(replicas) || replicas < 0)
           throw new UsageError(
             'The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0',
           );
