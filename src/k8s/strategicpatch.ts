@@ -38,6 +38,9 @@ const POD_SPEC_LISTS: Record<string, ListStrategy> = {
   volumes: { key: 'name' },
   imagePullSecrets: { key: 'name' },
   hostAliases: { key: 'ip' },
+  topologySpreadConstraints: { key: 'topologyKey' },
+  resourceClaims: { key: 'name' },
+  schedulingGates: { key: 'name' },
 };
 
 const METADATA_LISTS: Record<string, ListStrategy> = {
@@ -62,6 +65,8 @@ export const PATCH_MERGE_KEYS: Record<string, Record<string, ListStrategy>> = {
     ...METADATA_LISTS,
     ...prefixed('spec', POD_SPEC_LISTS),
     'status.conditions': { key: 'type' },
+    'status.podIPs': { key: 'ip' },
+    'status.hostIPs': { key: 'ip' },
   },
   Deployment: {
     ...METADATA_LISTS,
@@ -72,6 +77,7 @@ export const PATCH_MERGE_KEYS: Record<string, Record<string, ListStrategy>> = {
   Service: { ...METADATA_LISTS, 'spec.ports': { key: 'port' } },
   Node: {
     ...METADATA_LISTS,
+    'spec.podCIDRs': {},
     'status.conditions': { key: 'type' },
     'status.addresses': { key: 'type' },
   },
