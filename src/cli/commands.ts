@@ -13,6 +13,11 @@ import { register as apply } from './apply.js';
 import { register as get } from './get.js';
 import { register as describe } from './describe.js';
 import { register as del } from './delete.js';
+import { register as label } from './label.js';
+import { register as patch } from './patch.js';
+import { register as scale } from './scale.js';
+import { register as rollout } from './rollout.js';
+import { register as wait } from './wait.js';
 import { register as install } from './install.js';
 import { register as status } from './status.js';
 import { register as debug } from './debug.js';
@@ -31,6 +36,11 @@ export const commandGroups: RegisterCommands[] = [
   get,
   describe,
   del,
+  label,
+  patch,
+  scale,
+  rollout,
+  wait,
   install,
   status,
   debug,

@@ -1,6 +1,7 @@
 /**
- * `tendril [--context C] delete KIND NAME... | -f FILE [-n NS] [-l SEL]
- * [--grace-period N] [--now] [--ignore-not-found] [--wait=false]`:
+ * `tendril [--context C] delete KIND NAME... | -f FILE | KIND -l SEL | KIND
+ * --all [-n NS | -A] [--grace-period N] [--now] [--ignore-not-found]
+ * [--wait=false]`:
  * prints `deployment.apps "echo" deleted` like kubectl and, as kubectl,
  * waits until the objects are gone (pods end gracefully through their kubelet).
  */
@@ -23,6 +24,8 @@ interface DeleteOpts {
   filename?: string[];
   namespace?: string;
   selector?: string;
+  all?: boolean;
+  allNamespaces?: boolean;
   gracePeriod?: string;
   now?: boolean;
   ignoreNotFound?: boolean;
@@ -66,6 +69,8 @@ export function register(program: Command): void {
     .option('-f, --filename <file...>', 'delete the objects named in these manifests')
     .option('-n, --namespace <ns>', 'namespace (default: the context namespace)')
     .option('-l, --selector <selector>', 'delete every object matching this label selector')
+    .option('--all', 'delete every object of the kind in the namespace')
+    .option('-A, --all-namespaces', 'with --all or -l: in every namespace')
     .option('--grace-period <seconds>', 'seconds pods get to stop (0: at once)')
     .option('--now', 'same as --grace-period=1')
     .option('--ignore-not-found', 'no error when an object does not exist')
@@ -101,20 +106,33 @@ export function register(program: Command): void {
             );
           const info = resolveResourceName(kind);
           const ns = info.namespaced ? namespace : undefined;
-          if (opts.selector) {
+          if (opts.all && opts.selector)
+            throw new TendrilError(
+              'CLI_BAD_ARGS',
+              "setting 'all' parameter but found a non empty selector. ",
+              { hint: 'give either --all or -l' },
+            );
+          if (opts.allNamespaces && names.length)
+            throw new TendrilError(
+              'CLI_BAD_ARGS',
+              'a resource cannot be retrieved by name across all namespaces',
+              { hint: 'drop -A, or use --all / -l' },
+            );
+          if (opts.selector || opts.all) {
             if (names.length)
               throw new TendrilError(
                 'CLI_BAD_ARGS',
                 'name cannot be provided when a selector is specified',
-                { hint: 'drop the names or the -l' },
+                { hint: `drop the names or the ${opts.all ? '--all' : '-l'}` },
               );
             const list = await client.list(apiVersionOf(info), info.kind, {
-              namespace: ns,
+              namespace: opts.allNamespaces ? undefined : ns,
               labelSelector: opts.selector,
             });
             for (const o of list.items)
               targets.push({ info, name: o.metadata.name!, namespace: o.metadata.namespace });
-            if (list.items.length === 0) process.stderr.write(`No resources found\n`);
+            // kubectl prints this on stdout
+            if (list.items.length === 0) process.stdout.write(`No resources found\n`);
           } else {
             if (names.length === 0)
               throw new TendrilError(

@@ -286,26 +286,37 @@ export class KubeClient {
     return this.update(obj, { subresource: 'status' });
   }
 
-  /** JSON merge patch (or strategic, which the lab server treats as merge). */
+  /**
+   * Patches an object: JSON merge patch (default), strategic merge patch, or
+   * RFC 6902 JSON patch (`patch` is then the list of operations).
+   */
   patch<T extends KubeObject = KubeObject>(
     apiVersion: string,
     kind: string,
     name: string,
     patch: unknown,
-    options: { namespace?: string; subresource?: 'status'; type?: 'merge' | 'strategic' } = {},
+    options: {
+      namespace?: string;
+      subresource?: 'status' | 'scale';
+      type?: 'merge' | 'strategic' | 'json';
+      /** Server-side dry run: validated and returned, not written. */
+      dryRun?: boolean;
+    } = {},
   ): Promise<T> {
     const info = resourceOf(apiVersion, kind);
     const ct =
       options.type === 'strategic'
         ? 'application/strategic-merge-patch+json'
-        : 'application/merge-patch+json';
+        : options.type === 'json'
+          ? 'application/json-patch+json'
+          : 'application/merge-patch+json';
     return this.request<T>(
       'PATCH',
       resourcePath(info, {
         namespace: ns(info, options.namespace),
         name,
         subresource: options.subresource,
-      }),
+      }) + (options.dryRun ? '?dryRun=All' : ''),
       { body: patch, contentType: ct },
     );
   }

@@ -1,9 +1,7 @@
 /**
  * JSON merge patch (RFC 7386): objects merge key by key, `null` deletes a key,
- * anything else (arrays included) replaces. Kubernetes' strategic merge patch
- * differs for lists with a merge key (containers by name, ports by
- * containerPort, ...): Tendril treats strategic patches as merge patches, so a
- * list in such a patch replaces the whole list (see docs/lab-apiserver.md).
+ * anything else (arrays included) replaces; and RFC 6902 JSON patch, bounded.
+ * Kubernetes' strategic merge patch (lists merged by key) is in strategicpatch.ts.
  */
 
 /** Applies a merge patch to `target`; returns a new value (inputs are not modified). */
@@ -67,8 +65,34 @@ export interface JsonPatchOp {
   from?: string;
 }
 
-/** Thrown by applyJsonPatch for a bad operation or a failed test; the message names the operation. */
-export class JsonPatchError extends Error {}
+/**
+ * Thrown by applyJsonPatch for a bad operation or a failed test; the message
+ * names the operation. `tooLarge` marks a patch over its bounds (too many
+ * operations, copies growing the document past the limit): the server answers 413.
+ */
+export class JsonPatchError extends Error {
+  constructor(
+    message: string,
+    readonly tooLarge = false,
+  ) {
+    super(message);
+  }
+}
+
+/** Bounds of applyJsonPatch. */
+export interface JsonPatchLimits {
+  /** Most operations in one patch. Default 1000. */
+  maxOperations?: number;
+  /**
+   * Most bytes (of JSON) that `copy` operations may add in total. Default 3 MiB.
+   * A chain of copies doubles a document with each operation; this stops it
+   * before it is built.
+   */
+  maxCopyBytes?: number;
+}
+
+/** Default bound on the operations of a JSON patch. */
+export const MAX_JSON_PATCH_OPERATIONS = 1000;
 
 function pointer(path: string): string[] {
   if (path === '') return [];
@@ -105,9 +129,25 @@ function getAt(doc: unknown, path: string): unknown {
  * Applies an RFC 6902 JSON patch; returns a new document.
  * @throws JsonPatchError naming the failing operation.
  */
-export function applyJsonPatch(doc: unknown, ops: JsonPatchOp[]): unknown {
+export function applyJsonPatch(
+  doc: unknown,
+  ops: JsonPatchOp[],
+  limits: JsonPatchLimits = {},
+): unknown {
+  const maxOps = limits.maxOperations ?? MAX_JSON_PATCH_OPERATIONS;
+  const maxCopy = limits.maxCopyBytes ?? 3 * 1024 * 1024;
+  if (ops.length > maxOps)
+    throw new JsonPatchError(
+      `the JSON patch has ${ops.length} operations; at most ${maxOps} are allowed`,
+      true,
+    );
+  let copied = 0;
   let out = clone(doc);
   ops.forEach((o, i) => {
+    if (!isPlainObject(o))
+      throw new JsonPatchError(
+        `operation ${i}: must be an object like {"op": "add", "path": "/a", "value": 1}`,
+      );
     const where = `operation ${i} (${o.op} ${o.path})`;
     try {
       const parts = pointer(o.path);
@@ -164,9 +204,17 @@ export function applyJsonPatch(doc: unknown, ops: JsonPatchOp[]): unknown {
           put(v, true);
           break;
         }
-        case 'copy':
-          put(clone(getAt(out, o.from ?? '')), true);
+        case 'copy': {
+          const text = JSON.stringify(getAt(out, o.from ?? '')) ?? 'null';
+          copied += Buffer.byteLength(text);
+          if (copied > maxCopy)
+            throw new JsonPatchError(
+              `the copies of this patch add ${copied} bytes, more than the limit of ${maxCopy}`,
+              true,
+            );
+          put(JSON.parse(text), true);
           break;
+        }
         case 'test':
           if (!deepEqual(getAt(out, o.path), o.value)) throw new JsonPatchError('test failed');
           break;
@@ -174,7 +222,10 @@ export function applyJsonPatch(doc: unknown, ops: JsonPatchOp[]): unknown {
           throw new JsonPatchError(`unknown op "${String((o as { op: unknown }).op)}"`);
       }
     } catch (err) {
-      throw new JsonPatchError(`${where}: ${(err as Error).message}`);
+      throw new JsonPatchError(
+        `${where}: ${(err as Error).message}`,
+        err instanceof JsonPatchError && err.tooLarge,
+      );
     }
   });
   return out;

@@ -17,6 +17,7 @@ export type StatusReason =
   | 'MethodNotAllowed'
   | 'NotAcceptable'
   | 'UnsupportedMediaType'
+  | 'RequestEntityTooLarge'
   | 'Expired'
   | 'Gone'
   | 'InternalError'

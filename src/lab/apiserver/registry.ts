@@ -19,6 +19,11 @@ import {
 } from '../../k8s/mergepatch.js';
 import type { KubeList, KubeObject, OwnerReference } from '../../k8s/objects.js';
 import {
+  StrategicPatchError,
+  strategicMergePatch,
+  supportsStrategicPatch,
+} from '../../k8s/strategicpatch.js';
+import {
   apiVersionOf,
   RESOURCES,
   resourceForKind,
@@ -560,17 +565,26 @@ export class Registry {
   }
 
   /**
-   * Applies a merge patch (RFC 7386; strategic merge patches are treated the same)
-   * or, with type "json", an RFC 6902 JSON patch.
-   * @throws ApiError 404/409/415/422.
+   * Applies a merge patch (RFC 7386), a strategic merge patch (lists merged by
+   * their patch merge key, see strategicpatch.ts; custom resources take it as a
+   * merge patch) or, with type "json", an RFC 6902 JSON patch of at most
+   * MAX_JSON_PATCH_OPERATIONS operations. The patched object may be at most
+   * `maxBytes` of JSON (default 3 MiB).
+   * @throws ApiError 404/409/413 (too many operations, too large a result)/415/422.
    */
   patch(
     info: ResourceInfo,
     namespace: string | undefined,
     name: string,
     patch: unknown,
-    options: { subresource?: string; dryRun?: boolean; type?: 'merge' | 'json' } = {},
+    options: {
+      subresource?: string;
+      dryRun?: boolean;
+      type?: 'merge' | 'json' | 'strategic';
+      maxBytes?: number;
+    } = {},
   ): Promise<KubeObject> {
+    const maxBytes = options.maxBytes ?? 3 * 1024 * 1024;
     return this.serial(async () => {
       const key = this.keyOf(info, namespace, name);
       const old = this.objects.get(key);
@@ -581,8 +595,12 @@ export class Registry {
       if (options.type === 'json') {
         if (!Array.isArray(patch)) throw badRequest('a JSON patch must be a list of operations');
         try {
-          patched = applyJsonPatch(base, patch as JsonPatchOp[]) as KubeObject;
+          patched = applyJsonPatch(base, patch as JsonPatchOp[], {
+            maxCopyBytes: maxBytes,
+          }) as KubeObject;
         } catch (err) {
+          if (err instanceof JsonPatchError && err.tooLarge)
+            throw new ApiError(failure(413, 'RequestEntityTooLarge', err.message));
           if (err instanceof JsonPatchError)
             throw new ApiError(
               failure(422, 'Invalid', `the JSON patch could not be applied: ${err.message}`),
@@ -597,9 +615,34 @@ export class Registry {
             : undefined;
       } else {
         if (!isPlainObject(patch)) throw badRequest('the patch must be a JSON object');
-        patched = mergePatch(base, patch) as KubeObject;
+        if (options.type === 'strategic' && supportsStrategicPatch(info.kind)) {
+          try {
+            patched = strategicMergePatch(info.kind, base, patch) as KubeObject;
+          } catch (err) {
+            if (err instanceof StrategicPatchError)
+              throw new ApiError(
+                failure(
+                  422,
+                  'Invalid',
+                  `the strategic merge patch could not be applied: ${err.message}`,
+                ),
+              );
+            throw err;
+          }
+        } else patched = mergePatch(base, patch) as KubeObject;
+        if (!isPlainObject(patched) || !isPlainObject(patched.metadata))
+          throw badRequest('the patch removed the object metadata');
         prv = isPlainObject(patch.metadata) ? patch.metadata.resourceVersion : undefined;
       }
+      const size = Buffer.byteLength(JSON.stringify(patched));
+      if (size > maxBytes)
+        throw new ApiError(
+          failure(
+            413,
+            'RequestEntityTooLarge',
+            `the patched object would be ${size} bytes, more than the limit of ${maxBytes}: make the patch smaller`,
+          ),
+        );
       // A patch without resourceVersion is unconditional.
       patched.metadata.resourceVersion =
         typeof prv === 'string' ? prv : old.metadata.resourceVersion;

@@ -374,19 +374,36 @@ export class ApiHttpServer {
           );
         }
         const patch = await this.readBody(req);
-        const type = ct === 'application/json-patch+json' ? 'json' : 'merge';
+        const type =
+          ct === 'application/json-patch+json'
+            ? 'json'
+            : ct === 'application/strategic-merge-patch+json'
+              ? 'strategic'
+              : 'merge';
         const updated = await this.registry.patch(
           info,
           namespace,
           name,
           patch ?? (type === 'json' ? [] : {}),
-          { subresource: sub, dryRun, type },
+          { subresource: sub, dryRun, type, maxBytes: this.maxBody },
         );
         return this.send(res, 200, updated);
       }
       case 'DELETE': {
         const body = (await this.readBody(req)) as Record<string, unknown> | undefined;
         const opts = deleteOptions(q, body);
+        const bodyDryRun =
+          Array.isArray(body?.dryRun) && (body.dryRun as unknown[]).includes('All');
+        if (dryRun || bodyDryRun) {
+          // A dry run deletes nothing: it answers what would be deleted (kubectl sends it in the body).
+          if (name === undefined)
+            return this.send(
+              res,
+              200,
+              this.registry.list(info, listOptions(q, namespace, info.kind)),
+            );
+          return this.send(res, 200, this.registry.get(info, namespace, name));
+        }
         if (name === undefined) {
           const list = this.registry.list(info, listOptions(q, namespace, info.kind));
           const deleted: KubeObject[] = [];

@@ -3,11 +3,14 @@
  * the argv the lab runs. `mendhak/http-https-echo` runs the built-in echo
  * server; `curlimages/curl` runs the machine's /usr/bin/curl (with that
  * image's entrypoint rule: arguments that start with "-" or name no program
- * go to curl); `busybox` runs /usr/bin/busybox applets (default `sh`); any
- * other image runs the container's command/args as given.
+ * go to curl); `busybox` runs /usr/bin/busybox applets (default `sh`),
+ * except `nc`, `wget` and `nslookup`, which run Tendril's own (NODE_APPLETS:
+ * Debian's busybox nc lacks -v/-z, its wget segfaults with -T, its nslookup
+ * exits 1 on a found name); a command the image lacks exits 127 naming the
+ * applet. Any other image runs the container's command/args as given.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../../util/errors.js';
 import { nodeCommand } from '../daemons.js';
@@ -31,25 +34,44 @@ export interface ResolvedImage {
 }
 
 /**
- * Makes `dir` a directory of busybox applet links (sh, wget, nc, httpd, ...
- * -> /usr/bin/busybox), as the busybox image's /bin is, and returns it.
- * Idempotent; safe when several kubelets do it at once.
+ * The busybox image's applets Tendril provides itself (src/lab/images/applets/,
+ * run with Node), because the machine's Debian busybox lacks or breaks them.
+ */
+export const NODE_APPLETS = ['nc', 'wget', 'nslookup'] as const;
+
+/** The Node applets' entry point, relative to the repository root. */
+const APPLETS_MAIN = 'src/lab/images/applets/main.ts';
+
+/** Marker of a finished bin directory; its name changes when the layout does. */
+const BIN_COMPLETE = '.complete-2';
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Makes `dir` a directory of busybox applet links (sh, httpd, ... ->
+ * /usr/bin/busybox) plus scripts for NODE_APPLETS, as the busybox image's
+ * /bin is, and returns it. Idempotent; safe when several kubelets do it at once.
  */
 export function ensureBusyboxBin(dir: string): string {
-  if (existsSync(join(dir, '.complete'))) return dir;
+  if (existsSync(join(dir, BIN_COMPLETE))) return dir;
   mkdirSync(dir, { recursive: true });
-  const applets = execFileSync(BUSYBOX_PATH, ['--list'])
-    .toString()
-    .split('\n')
-    .filter((a) => /^[\w.[-]+$/.test(a));
-  for (const a of applets) {
+  for (const a of busyboxApplets()) {
+    if (!/^[\w.[-]+$/.test(a) || (NODE_APPLETS as readonly string[]).includes(a)) continue;
     try {
       symlinkSync(BUSYBOX_PATH, join(dir, a));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
   }
-  writeFileSync(join(dir, '.complete'), '');
+  for (const a of NODE_APPLETS) {
+    const script = `#!/bin/sh\nexec ${nodeCommand(APPLETS_MAIN, [a]).map(shellQuote).join(' ')} "$@"\n`;
+    const tmp = join(dir, `.${a}.${process.pid}`);
+    writeFileSync(tmp, script, { mode: 0o755 });
+    renameSync(tmp, join(dir, a)); // replaces an older link atomically
+  }
+  writeFileSync(join(dir, BIN_COMPLETE), '');
   return dir;
 }
 
@@ -145,11 +167,29 @@ function mapCurl(argv: string[]): string[] {
   return argv;
 }
 
+/** The message (and exit status 127) of a command the busybox image does not have. */
+export function missingAppletMessage(name: string): string {
+  return `busybox image: applet '${name}' is not available in the lab (available: ${[
+    ...new Set([...busyboxApplets(), ...NODE_APPLETS]),
+  ]
+    .sort()
+    .join(', ')})`;
+}
+
 function mapBusybox(argv: string[]): string[] {
   const [cmd, ...rest] = argv;
   const base = cmd!.split('/').pop()!;
-  if (base === 'busybox') return [BUSYBOX_PATH, ...rest];
-  // /bin/sh, sh, wget, nc, ... are busybox applets in that image
+  if (base === 'busybox') {
+    // `busybox nc ...` runs the applet as `nc ...` does; `busybox` alone lists them
+    if (rest.length === 0 || rest[0]!.startsWith('-')) return [BUSYBOX_PATH, ...rest];
+    return mapBusybox(rest);
+  }
+  if ((NODE_APPLETS as readonly string[]).includes(base))
+    return nodeCommand(APPLETS_MAIN, [base, ...rest]);
+  if (!busyboxApplets().has(base))
+    // as a shell answers a missing command: a message on stderr, exit status 127
+    return [BUSYBOX_PATH, 'sh', '-c', 'echo "$0" >&2; exit 127', missingAppletMessage(base)];
+  // /bin/sh, sh, httpd, ... are busybox applets in that image
   return [BUSYBOX_PATH, base, ...rest];
 }
 
