@@ -23,6 +23,7 @@
 import type { Labels } from '../identity/labels.js';
 import { ReservedIdentity } from '../identity/numeric.js';
 import type { KubeObject } from '../k8s/objects.js';
+import type { EndpointPolicySpec } from '../datapath/types.js';
 import {
   PROTO,
   formatPortPrefix,
@@ -444,4 +445,25 @@ export function lookupVerdict(
   const allow = exact ?? wild;
   if (allow) return { allowed: true, reason: 'allow', entry: allow, enforced: policy.enforced };
   return { allowed: false, reason: 'default-deny', enforced: policy.enforced };
+}
+
+/** The datapath's form of an endpoint's policy (entries as arrays, origins as text). */
+export function endpointPolicySpec(p: EndpointPolicy): EndpointPolicySpec {
+  const dir = (d: DirectionPolicy) => ({
+    enforced: d.enforced,
+    entries: [...d.entries.values()]
+      .map((e) => ({
+        identity: e.identity,
+        protocol: e.protocol,
+        port: e.port,
+        bits: e.bits,
+        deny: e.deny,
+        rule: formatOrigin(e.origin),
+      }))
+      .sort(
+        (a, b) =>
+          a.identity - b.identity || a.protocol - b.protocol || a.port - b.port || a.bits - b.bits,
+      ),
+  });
+  return { endpointId: p.endpointId, ingress: dir(p.ingress), egress: dir(p.egress) };
 }

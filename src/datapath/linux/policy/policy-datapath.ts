@@ -13,8 +13,8 @@ import type { BpfMap } from '../../bpf/map.js';
 import { attachTc } from '../../bpf/tcx.js';
 import { TendrilError } from '../../../util/errors.js';
 import { nopLogger, type Logger } from '../../../util/log.js';
-import type { EndpointPolicy, PolicyEntry } from '../../../policy/engine.js';
-import { formatOrigin } from '../../../policy/engine.js';
+import type { EndpointPolicySpec, PolicyMapEntry as SpecEntry } from '../../types.js';
+import { queryAttached } from '../../bpf/query.js';
 import { openIPCacheMap, type IPCacheKey, type IPCacheValue } from '../maps.js';
 import {
   DIR,
@@ -68,7 +68,7 @@ export function ruleIdOf(text: string): number {
   return h >>> 0;
 }
 
-function keyOf(direction: 'ingress' | 'egress', e: PolicyEntry): PolicyKey {
+function keyOf(direction: 'ingress' | 'egress', e: SpecEntry): PolicyKey {
   return {
     prefixLen: policyPrefixLen(e.protocol, e.bits),
     identity: e.identity,
@@ -147,7 +147,10 @@ export class BpfPolicyDatapath {
     mkdirSync(join(policyPinDir(this.bpffsDir), POLICY_PIN.links), { recursive: true });
     for (const dir of ['egress', 'ingress'] as const) {
       const path = this.linkPath(t.id, dir);
-      if (!options.adopt && existsSync(path)) dropPinnedLink(path);
+      // The pod's egress is the host side's ingress, and the other way round.
+      const hostDir = dir === 'egress' ? 'ingress' : 'egress';
+      if (existsSync(path) && !(options.adopt && pinnedLinkAttached(path, t, hostDir)))
+        dropPinnedLink(path);
       const prog = loadPolicyProgram(dir, {
         policy: ep.map,
         ct: this.maps.ct,
@@ -155,8 +158,6 @@ export class BpfPolicyDatapath {
         ipcache: this.maps.ipcache,
       });
       try {
-        // The pod's egress is the host side's ingress, and the other way round.
-        const hostDir = dir === 'egress' ? 'ingress' : 'egress';
         const link = createOrUpdatePinnedLink(path, prog, () =>
           attachTc(prog, {
             ifname: t.hostIfName,
@@ -191,13 +192,13 @@ export class BpfPolicyDatapath {
    * update may briefly still allow what it removes, never deny what stays allowed).
    * Returns the number of map writes.
    */
-  writePolicy(policy: EndpointPolicy): number {
+  writePolicy(policy: EndpointPolicySpec): number {
     const ep = this.endpoint(policy.endpointId);
     const want = new Map<string, [PolicyKey, PolicyValue]>();
     for (const direction of ['ingress', 'egress'] as const)
-      for (const e of policy[direction].entries.values()) {
+      for (const e of policy[direction].entries) {
         const k = keyOf(direction, e);
-        const text = formatOrigin(e.origin);
+        const text = e.rule;
         const ruleId = ruleIdOf(text);
         this.ruleNames.set(ruleId, text);
         want.set(keyText(k), [k, { flags: e.deny ? PolicyFlags.Deny : 0, ruleId }]);
@@ -269,6 +270,26 @@ function decodeEntry(k: PolicyKey, v: PolicyValue): PolicyMapEntry {
   };
 }
 
+/** True if the link pinned at `path` is attached to the target's veth (not left from a removed one). */
+function pinnedLinkAttached(
+  path: string,
+  t: PolicyAttachTarget,
+  hostDir: 'ingress' | 'egress',
+): boolean {
+  try {
+    const link = openPinnedLink(path);
+    try {
+      const id = link.info().id;
+      const q = queryAttached({ ifname: t.hostIfName, direction: hostDir, netns: t.netns });
+      return q.linkIds.includes(id);
+    } finally {
+      link.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
 /** Detaches a pinned BPF link and removes its pin. */
 function dropPinnedLink(path: string): void {
   try {
@@ -288,4 +309,52 @@ function dropPinnedLink(path: string): void {
 function destroyPolicyLinks(dir: string): void {
   // Detach before unpinning: a pinned link keeps its program attached until detached.
   for (const name of readdirSync(dir)) dropPinnedLink(join(dir, name));
+}
+
+/**
+ * Attaches an endpoint's programs once both its veth and its first policy are
+ * known (so a pod never runs with an empty map, which would drop everything),
+ * and writes later policy in place. What LinuxDatapath delegates to.
+ */
+export class PolicyEnforcer {
+  private readonly ifnames = new Map<number, { hostIfName: string; netns?: string }>();
+  private readonly written = new Set<number>();
+  private readonly attached = new Set<number>();
+
+  constructor(readonly datapath: BpfPolicyDatapath) {}
+
+  /** The endpoint's host-side veth is known (CNI ADD, or adoption after a restart). */
+  setEndpoint(id: number, hostIfName: string, netns?: string): void {
+    const prev = this.ifnames.get(id);
+    if (prev && prev.hostIfName !== hostIfName) this.attached.delete(id);
+    this.ifnames.set(id, { hostIfName, ...(netns ? { netns } : {}) });
+    this.maybeAttach(id);
+  }
+
+  /** Writes the endpoint's policy, attaching the programs if this is the first. */
+  setPolicy(policy: EndpointPolicySpec): void {
+    this.datapath.writePolicy(policy);
+    this.written.add(policy.endpointId);
+    this.maybeAttach(policy.endpointId);
+  }
+
+  /** Removes the endpoint's programs, map and pins. */
+  removeEndpoint(id: number): void {
+    this.datapath.detachEndpoint(id);
+    this.ifnames.delete(id);
+    this.written.delete(id);
+    this.attached.delete(id);
+  }
+
+  /** Whether the endpoint's programs are attached. */
+  isAttached(id: number): boolean {
+    return this.attached.has(id);
+  }
+
+  private maybeAttach(id: number): void {
+    const t = this.ifnames.get(id);
+    if (this.attached.has(id) || !t || !this.written.has(id)) return;
+    this.datapath.attachEndpoint({ id, ...t }, { adopt: true });
+    this.attached.add(id);
+  }
 }

@@ -6,7 +6,7 @@ import { after, before, describe } from 'node:test';
 import { privilegedTest } from '../../../../test/helpers/privileged.js';
 import { parseLabels } from '../../../identity/labels.js';
 import type { KubeObject } from '../../../k8s/objects.js';
-import { PolicyEngine } from '../../../policy/engine.js';
+import { PolicyEngine, endpointPolicySpec } from '../../../policy/engine.js';
 import { BPFFS_ROOT } from '../../../util/paths.js';
 import { ensureBpffs, removePinnedTree } from '../../bpf/bpffs.js';
 import { queryAttached } from '../../bpf/query.js';
@@ -91,7 +91,7 @@ describe('policy datapath on a veth', () => {
       await runProcess('nsenter', [`--net=${podA.path}`, process.execPath, '-e', UDP_PROBE])
     ).stdout.trim() === 'OK';
   const sync = () => {
-    for (const p of engine.computeAll().values()) dp!.writePolicy(p);
+    for (const p of engine.computeAll().values()) dp!.writePolicy(endpointPolicySpec(p));
   };
 
   before(() => {
@@ -270,7 +270,7 @@ describe('policy datapath on a veth', () => {
         'adopted in place, not doubled',
       );
       assert.equal(
-        dp.writePolicy(engine.computeAll().get(2)!),
+        dp.writePolicy(endpointPolicySpec(engine.computeAll().get(2)!)),
         0,
         'nothing to rewrite after adoption',
       );
