@@ -11,6 +11,7 @@ import type { KubeObject } from '../k8s/objects.js';
 import {
   PolicyEngine,
   endpointPolicySpec,
+  formatPolicyRef,
   type EndpointPolicy,
   type EnforcementMode,
   type NamedPort,
@@ -39,6 +40,17 @@ export interface PolicyEndpointInput {
   podNamespace: string;
   podName: string;
   namedPorts?: NamedPort[];
+}
+
+/** One endpoint's computed policy as the agent API returns it. */
+export interface EndpointPolicyReport {
+  endpointId: number;
+  podNamespace: string;
+  podName: string;
+  identity: number;
+  enforcement: EnforcementMode;
+  ingress: EndpointPolicySpec['ingress'] & { policies: string[] };
+  egress: EndpointPolicySpec['egress'] & { policies: string[] };
 }
 
 /** Computes and applies network policy for the node's endpoints. */
@@ -164,6 +176,26 @@ export class AgentPolicy {
   /** The last computed policy of an endpoint. */
   policyOf(id: number): EndpointPolicy | undefined {
     return this.last.get(id);
+  }
+
+  /** Every local endpoint's computed policy, for the agent API (`tendril policy get|trace`). */
+  report(): EndpointPolicyReport[] {
+    const out: EndpointPolicyReport[] = [];
+    for (const [id, p] of this.last) {
+      const ep = this.endpoints.get(id);
+      const spec = endpointPolicySpec(p);
+      const names = (refs: PolicyRef[]) => refs.map(formatPolicyRef);
+      out.push({
+        endpointId: id,
+        podNamespace: ep?.podNamespace ?? '',
+        podName: ep?.podName ?? '',
+        identity: p.identity,
+        enforcement: this.engine.enforcement,
+        ingress: { ...spec.ingress, policies: names(p.ingress.policies) },
+        egress: { ...spec.egress, policies: names(p.egress.policies) },
+      });
+    }
+    return out.sort((a, b) => a.endpointId - b.endpointId);
   }
 
   private schedule(): void {

@@ -17,6 +17,7 @@ import { register as install } from './install.js';
 import { register as status } from './status.js';
 import { register as debug } from './debug.js';
 import { register as clustermesh } from './clustermesh.js';
+import { register as policy } from './policy.js';
 
 export type RegisterCommands = (program: Command) => void;
 
@@ -35,4 +36,5 @@ export const commandGroups: RegisterCommands[] = [
   status,
   debug,
   clustermesh,
+  policy,
 ];
