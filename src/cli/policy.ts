@@ -48,7 +48,7 @@ async function collect(
 }
 
 function who(identity: number): string {
-  return identity === WILDCARD_IDENTITY ? 'any identity' : describeIdentity(identity);
+  return identity === WILDCARD_IDENTITY ? 'any identity' : `identity ${describeIdentity(identity)}`;
 }
 
 function toDirection(d: EndpointPolicyReport['ingress']): DirectionPolicy {
