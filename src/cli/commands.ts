@@ -18,6 +18,7 @@ import { register as status } from './status.js';
 import { register as debug } from './debug.js';
 import { register as clustermesh } from './clustermesh.js';
 import { register as policy } from './policy.js';
+import { register as endpoint } from './endpoint.js';
 
 export type RegisterCommands = (program: Command) => void;
 
@@ -37,4 +38,5 @@ export const commandGroups: RegisterCommands[] = [
   debug,
   clustermesh,
   policy,
+  endpoint,
 ];
