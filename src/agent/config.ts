@@ -10,6 +10,7 @@ import { findNode, loadCluster, apiServerNodeURL, nodeDir } from '../lab/state.j
 import { nodeBpffsDir, nodeCgroup } from '../lab/layout.js';
 import { readInstallState } from './install-state.js';
 import { podMtu } from '../datapath/linux/routes.js';
+import type { EnforcementMode } from '../policy/engine.js';
 import type { AgentConfig, NodeInfo } from './agent.js';
 import type { LBAlgorithm, RoutingMode } from '../datapath/types.js';
 
@@ -59,6 +60,8 @@ export function agentConfigFromLab(labCluster: string, node: string): AgentConfi
     routingMode: inst.routingMode,
     podMtu: podMtu(inst.routingMode, mtu),
     lbAlgorithm: (inst.settings['lb-algorithm'] ?? 'random') as LBAlgorithm,
+    policyEnforcement: (inst.settings['policy-enforcement'] ?? 'default') as EnforcementMode,
+    policyDefaultLocalCluster: inst.settings['policy-default-local-cluster'] !== 'false',
     stateDir: agentStateDir(labCluster, node),
     socketPath: agentSocketPath(labCluster, node),
     bpffsDir: nodeBpffsDir(labCluster, node),
