@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { removePinnedTree } from '../../bpf/bpffs.js';
 import { createOrUpdatePinnedLink, openPinnedLink } from '../../bpf/link.js';
-import type { BpfMap } from '../../bpf/map.js';
+import { openPinnedMap, type BpfMap } from '../../bpf/map.js';
 import { attachTc } from '../../bpf/tcx.js';
 import { TendrilError } from '../../../util/errors.js';
 import { nopLogger, type Logger } from '../../../util/log.js';
@@ -21,7 +21,10 @@ import {
   DROP_REASON_NAMES,
   POLICY_PIN,
   PolicyFlags,
+  dropsSpec,
   openEndpointPolicyMap,
+  policyKey,
+  policyValue,
   openPolicyNodeMaps,
   policyPinDir,
   policyPrefixLen,
@@ -357,4 +360,47 @@ export class PolicyEnforcer {
     this.datapath.attachEndpoint({ id, ...t }, { adopt: true });
     this.attached.add(id);
   }
+}
+
+/** What `readPinnedPolicy` finds: each endpoint's entries and the node's drop counters. */
+export interface PinnedPolicyState {
+  endpoints: Array<{ id: number; entries: PolicyMapEntry[] }>;
+  drops: Record<string, number>;
+}
+
+/**
+ * Reads a node's pinned policy maps without attaching or changing anything
+ * (`tendril debug policy`). Undefined when the node has no policy maps.
+ * @throws BpfError
+ */
+export function readPinnedPolicy(bpffsDir: string): PinnedPolicyState | undefined {
+  const dir = policyPinDir(bpffsDir);
+  if (!existsSync(dir)) return undefined;
+  const endpoints: PinnedPolicyState['endpoints'] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const m = /^ep_(\d+)$/.exec(name);
+    if (!m) continue;
+    const map = openPinnedMap(join(dir, name), { key: policyKey, value: policyValue });
+    try {
+      const entries = [...map.entries()].map(([k, v]) => decodeEntry(k, v));
+      endpoints.push({ id: Number(m[1]), entries });
+    } finally {
+      map.close();
+    }
+  }
+  endpoints.sort((a, b) => a.id - b.id);
+  const drops: Record<string, number> = {};
+  if (existsSync(join(dir, POLICY_PIN.drops))) {
+    const d = openPinnedMap(join(dir, POLICY_PIN.drops), {
+      key: dropsSpec.key,
+      value: dropsSpec.value,
+    });
+    try {
+      for (const [idx, label] of Object.entries(DROP_REASON_NAMES))
+        drops[label] = Number((d.lookupPerCpu(Number(idx)) ?? []).reduce((a, b) => a + b, 0n));
+    } finally {
+      d.close();
+    }
+  }
+  return { endpoints, drops };
 }

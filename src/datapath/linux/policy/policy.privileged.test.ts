@@ -20,7 +20,7 @@ import {
 } from '../../bpf/testing.js';
 import { TcAction } from '../../bpf/types.js';
 import { DropReason, openEndpointPolicyMap } from './maps.js';
-import { BpfPolicyDatapath } from './policy-datapath.js';
+import { BpfPolicyDatapath, readPinnedPolicy, ruleIdOf } from './policy-datapath.js';
 import { loadPolicyProgram } from './programs.js';
 
 const CLIENT_IP = '10.77.0.1';
@@ -274,6 +274,21 @@ describe('policy datapath on a veth', () => {
         0,
         'nothing to rewrite after adoption',
       );
+
+      // `tendril debug policy` reads the pinned maps without an agent.
+      const pinned = readPinnedPolicy(bpffsDir)!;
+      assert.deepEqual(
+        pinned.endpoints.map((e) => e.id),
+        [1, 2],
+      );
+      const allow = pinned.endpoints[1]!.entries.find(
+        (e) => e.direction === 'ingress' && e.identity === CLIENT_ID && e.port === 8080,
+      );
+      assert.equal(
+        allow?.ruleId,
+        ruleIdOf('CiliumNetworkPolicy default/allow-8080 spec.ingress[0]'),
+      );
+      assert.ok(pinned.drops['policy denied (no allow)']! > 0);
 
       // 6. ICMP through BPF_PROG_TEST_RUN: an L3 allow lets the client's echo in, not a
       //    stranger's; the echo reply leaves the locked-down server by CT.
