@@ -37,6 +37,8 @@ import { Ipam } from './ipam.js';
 import { Reconciler } from './reconciler.js';
 import { POD_GATEWAY, hostIfNameFor } from '../datapath/linux/veth.js';
 import { pendingReleaseDir } from './cni/plugin.js';
+import { AgentPolicy } from './policy.js';
+import type { EnforcementMode } from '../policy/engine.js';
 
 /** Cilium's reserved identities that the agent puts in the ipcache. */
 export const ReservedIdentity = {
@@ -65,6 +67,10 @@ export interface AgentConfig {
   apiServerURL?: string;
   /** Request headers for the API server (a kubeconfig's bearer token). */
   apiHeaders?: Record<string, string>;
+  /** Policy enforcement mode (default "default"). */
+  policyEnforcement?: EnforcementMode;
+  /** policy-default-local-cluster (default true). */
+  policyDefaultLocalCluster?: boolean;
 }
 
 /** Optional introspection a datapath may offer (LinuxDatapath does). */
@@ -110,6 +116,7 @@ export class Agent {
   readonly routes: Reconciler<NodeRoute>;
   readonly dpEndpoints: Reconciler<Endpoint>;
   readonly ceps: Reconciler<EndpointInfo> | undefined;
+  readonly policy: AgentPolicy;
   private readonly ipcacheSources = new Map<string, Map<string, IPCacheEntry>>();
   private readonly nodeSources = new Map<string, NodeInfo[]>();
   private readonly identities = new Set<number>();
@@ -193,6 +200,18 @@ export class Agent {
       });
     }
     this.endpoints.onChange((ev, ep) => this.onEndpoint(ev, ep));
+    this.policy = new AgentPolicy({
+      clusterName: config.clusterName,
+      ...(config.policyEnforcement ? { enforcement: config.policyEnforcement } : {}),
+      ...(config.policyDefaultLocalCluster !== undefined
+        ? { defaultLocalCluster: config.policyDefaultLocalCluster }
+        : {}),
+      datapath: dp,
+      logger,
+    });
+    this.endpoints.onChange((ev, ep) =>
+      ev === 'delete' ? this.policy.deleteEndpoint(ep.id) : this.policy.upsertEndpoint(ep),
+    );
   }
 
   /**
@@ -282,6 +301,7 @@ export class Agent {
   /** Stops reconcilers and timers; the kernel state stays (pinned). */
   async stop(): Promise<void> {
     this.endpoints.stop();
+    this.policy.stop();
     for (const r of [this.services, this.ipcache, this.routes, this.dpEndpoints, this.ceps])
       r?.stop();
     await this.deps.datapath.close?.();
@@ -541,6 +561,7 @@ export class Agent {
       this.routes.status(),
       this.dpEndpoints.status(),
       ...(this.ceps ? [this.ceps.status()] : []),
+      this.policy.status(),
     ];
     for (const r of recs) {
       if (r.lastError)

@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { TendrilError } from '../util/errors.js';
 import { readConfigDir, type ConfigDir } from '../util/config-dir.js';
 import { podMtu } from '../datapath/linux/routes.js';
+import type { EnforcementMode } from '../policy/engine.js';
 import type { AgentConfig, NodeInfo } from './agent.js';
 import type { LBAlgorithm, RoutingMode } from '../datapath/types.js';
 
@@ -27,6 +28,9 @@ export const AGENT_CONFIG_KEYS: Readonly<Record<string, string>> = {
   'routing-mode': 'native (kernel routes) or tunnel (VXLAN); default native',
   mtu: 'underlay MTU; pods get it (minus 50 in tunnel mode); default 1500',
   'bpf-lb-algorithm': 'random or maglev; default random',
+  'policy-enforcement': 'default, always or never (network policy); default default',
+  'policy-default-local-cluster':
+    'true: policy selectors without the cluster label match the local cluster only; default true',
   'bpf-root': "directory under bpffs for the agent's pinned maps (required)",
   'cgroup-root': 'cgroup v2 directory the socket LB programs attach to (required)',
   'state-dir': "the agent's state files (ipam.json, endpoints.json) (required)",
@@ -70,6 +74,12 @@ export function agentConfigFromDir(
     routingMode,
     podMtu: podMtu(routingMode, c.int('mtu', { min: 576, max: 9000, fallback: 1500 })),
     lbAlgorithm: c.oneOf<LBAlgorithm>('bpf-lb-algorithm', ['random', 'maglev'], 'random'),
+    policyEnforcement: c.oneOf<EnforcementMode>(
+      'policy-enforcement',
+      ['default', 'always', 'never'],
+      'default',
+    ),
+    policyDefaultLocalCluster: c.bool('policy-default-local-cluster', true),
     stateDir: c.string('state-dir'),
     socketPath: c.string('socket-path'),
     bpffsDir: c.string('bpf-root'),

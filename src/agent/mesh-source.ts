@@ -133,6 +133,7 @@ export class MeshSource {
         ipc.push({ prefix, identity: e.identity, ...(e.hostIP ? { hostIP: e.hostIP } : {}) });
       }
       this.o.agent.setIPCacheSource(`remote:${c.name}`, ipc);
+      this.o.agent.policy.setClusterIdentities(c.name, c.identities);
       for (const s of c.services.values()) services.push(s);
       for (const e of c.serviceExports.values())
         exportsList.push({ cluster: e.cluster || c.name, namespace: e.namespace, name: e.name });
@@ -141,6 +142,7 @@ export class MeshSource {
       if (seen.has(c)) continue;
       this.o.agent.setNodes(c, []);
       this.o.agent.setIPCacheSource(`remote:${c}`, []);
+      this.o.agent.policy.setClusterIdentities(c, new Map());
       this.known.delete(c);
     }
     for (const c of seen) this.known.add(c);

@@ -22,6 +22,8 @@ import { register as install } from './install.js';
 import { register as status } from './status.js';
 import { register as debug } from './debug.js';
 import { register as clustermesh } from './clustermesh.js';
+import { register as policy } from './policy.js';
+import { register as endpoint } from './endpoint.js';
 
 export type RegisterCommands = (program: Command) => void;
 
@@ -45,4 +47,6 @@ export const commandGroups: RegisterCommands[] = [
   status,
   debug,
   clustermesh,
+  policy,
+  endpoint,
 ];

@@ -23,6 +23,9 @@ import { describeIdentity } from '../identity/numeric.js';
 import { KubeClient } from '../k8s/client.js';
 import { identityObjectLabels } from '../identity/crd-backend.js';
 import { readPinnedServices } from '../datapath/linux/lb/index.js';
+import { readPinnedPolicy, ruleIdOf } from '../datapath/linux/policy/policy-datapath.js';
+import { formatPortPrefix } from '../policy/ports.js';
+import type { EndpointPolicyReport } from '../agent/policy.js';
 
 const w = (s: string) => process.stdout.write(s);
 
@@ -171,6 +174,47 @@ async function services(c: LabCluster, node?: string): Promise<void> {
   }
 }
 
+async function policy(c: LabCluster, node?: string): Promise<void> {
+  for (const n of nodesOf(c, node)) {
+    const dir = nodeBpffsDir(c.name, n.name);
+    const state = readPinnedPolicy(dir);
+    w(`Node ${n.name} — policy maps (${join(dir, 'policy')}):\n`);
+    if (!state) {
+      w(noMap(n.name, join(dir, 'policy')));
+      continue;
+    }
+    const client = new AgentClient(agentSocketPath(c.name, n.name), { timeoutMs: 3000 });
+    const reports = await client
+      .request<EndpointPolicyReport[]>('GET', '/v1/policy')
+      .catch(() => [] as EndpointPolicyReport[]);
+    const rules = new Map<number, string>();
+    for (const r of reports)
+      for (const e of [...r.ingress.entries, ...r.egress.entries])
+        rules.set(ruleIdOf(e.rule), e.rule);
+    for (const ep of state.endpoints) {
+      const rep = reports.find((r) => r.endpointId === ep.id);
+      w(
+        `  endpoint ${ep.id}${rep ? ` (${rep.podNamespace}/${rep.podName}, identity ${rep.identity})` : ''}:\n`,
+      );
+      const rows = ep.entries
+        .sort((a, b) => a.direction.localeCompare(b.direction) || a.identity - b.identity)
+        .map((e) => [
+          `    ${e.direction}`,
+          e.identity === 0 ? 'any' : describeIdentity(e.identity),
+          formatPortPrefix(e),
+          e.deny ? 'DENY' : 'allow',
+          rules.get(e.ruleId) ?? `rule ${e.ruleId.toString(16)}`,
+        ]);
+      w(table([['    DIRECTION', 'IDENTITY', 'PORT', 'VERDICT', 'RULE'], ...rows]));
+    }
+    w(
+      `  drops: ${Object.entries(state.drops)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}\n`,
+    );
+  }
+}
+
 export function register(program: Command): void {
   const debug = program
     .command('debug')
@@ -196,6 +240,15 @@ export function register(program: Command): void {
     .option('--node <node>', 'only this node')
     .action(async (o: { node?: string }, cmd: Command) =>
       endpoints(resolveInstallTarget(ctx(cmd)).cluster, o.node),
+    );
+  debug
+    .command('policy')
+    .description(
+      "each endpoint's BPF policy map (identity, port, allow/deny, rule) and the drop counters",
+    )
+    .option('--node <node>', 'only this node')
+    .action(async (o: { node?: string }, cmd: Command) =>
+      policy(resolveInstallTarget(ctx(cmd)).cluster, o.node),
     );
   debug
     .command('identities')

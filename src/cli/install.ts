@@ -32,6 +32,10 @@ export function register(program: Command): void {
       'native (kernel routes) or tunnel (VXLAN); same as --set routing-mode=',
     )
     .option('--enable-identity-allocation-mode <mode>', 'CRD (CiliumIdentity objects)')
+    .option(
+      '--policy-enforcement <mode>',
+      'default, always or never; same as --set policy-enforcement=',
+    )
     .option('--enable-l7-proxy', 'accepted for compatibility (reported as not applicable)')
     .option(
       '--enable-cross-cluster-ipvs',
@@ -89,7 +93,12 @@ export function register(program: Command): void {
         ...(context ? { context } : {}),
         clusterName: String(opts.clusterName),
         ...(opts.clusterId !== undefined ? { clusterId: String(opts.clusterId) } : {}),
-        set: opts.set as string[],
+        set: [
+          ...(opts.set as string[]),
+          ...(opts.policyEnforcement
+            ? [`policy-enforcement=${String(opts.policyEnforcement)}`]
+            : []),
+        ],
         ...(opts.routingMode ? { routingMode: String(opts.routingMode) } : {}),
         ...(opts.enableIdentityAllocationMode
           ? { identityAllocationMode: String(opts.enableIdentityAllocationMode) }

@@ -7,6 +7,7 @@
 import type {
   Datapath,
   Endpoint,
+  EndpointPolicySpec,
   Frontend,
   IPCacheEntry,
   NodeRoute,
@@ -25,6 +26,7 @@ export class FakeDatapath implements Datapath {
   readonly ipcache = new Map<string, IPCacheEntry>();
   readonly routes = new Map<string, NodeRoute>();
   readonly endpoints = new Map<number, Endpoint>();
+  readonly policies = new Map<number, EndpointPolicySpec>();
   readonly log: string[] = [];
   private readonly failures = new Map<Op, number>();
 
@@ -74,5 +76,16 @@ export class FakeDatapath implements Datapath {
   async deleteEndpoint(id: number): Promise<void> {
     this.enter('deleteEndpoint', String(id));
     this.endpoints.delete(id);
+  }
+  async upsertEndpointPolicy(policy: EndpointPolicySpec): Promise<void> {
+    this.enter(
+      'upsertEndpointPolicy',
+      `${policy.endpointId} in:${policy.ingress.entries.length} eg:${policy.egress.entries.length}`,
+    );
+    this.policies.set(policy.endpointId, structuredClone(policy));
+  }
+  async deleteEndpointPolicy(id: number): Promise<void> {
+    this.enter('deleteEndpointPolicy', String(id));
+    this.policies.delete(id);
   }
 }

@@ -66,6 +66,26 @@ export interface Endpoint {
 
 export type RoutingMode = 'native' | 'tunnel';
 
+/** One policy map entry: peer identity (0 = any), protocol (0 = any) and port prefix -> allow or deny. */
+export interface PolicyMapEntry {
+  identity: number;
+  /** IP protocol number; 0 = every protocol (port and bits are 0). */
+  protocol: number;
+  port: number;
+  /** Leading bits of `port` that must match (16 = exactly `port`, 0 = any port). */
+  bits: number;
+  deny: boolean;
+  /** The rule that produced it ("CiliumNetworkPolicy ns/name spec.ingress[0]", "allow-localhost", ...). */
+  rule: string;
+}
+
+/** The computed policy of a local endpoint (see src/policy), as the datapath enforces it. */
+export interface EndpointPolicySpec {
+  endpointId: number;
+  ingress: { enforced: boolean; entries: PolicyMapEntry[] };
+  egress: { enforced: boolean; entries: PolicyMapEntry[] };
+}
+
 /** The operations the agent drives. Every call is an idempotent upsert or delete. */
 export interface Datapath {
   upsertService(svc: ServiceEntry): Promise<void>;
@@ -76,4 +96,8 @@ export interface Datapath {
   deleteNodeRoute(podCIDR: string): Promise<void>;
   upsertEndpoint(ep: Endpoint): Promise<void>;
   deleteEndpoint(id: number): Promise<void>;
+  /** Writes an endpoint's policy (and, once its veth is known, attaches the policy programs). */
+  upsertEndpointPolicy(policy: EndpointPolicySpec): Promise<void>;
+  /** Removes an endpoint's policy map and programs. */
+  deleteEndpointPolicy(id: number): Promise<void>;
 }

@@ -75,3 +75,16 @@ test('install state round-trips under TENDRIL_HOME', () => {
     rmSync(home, { recursive: true, force: true });
   }
 });
+
+test('policy settings: enforcement mode and policy-default-local-cluster', () => {
+  const d = parseSettings([]);
+  assert.equal(d['policy-enforcement'], 'default');
+  assert.equal(d['policy-default-local-cluster'], 'true');
+  const s = parseSettings(['policy-enforcement=always', 'policy-default-local-cluster=false']);
+  assert.equal(s['policy-enforcement'], 'always');
+  assert.equal(s['policy-default-local-cluster'], 'false');
+  assert.throws(
+    () => parseSettings(['policy-enforcement=strict']),
+    /must be one of default, always, never/,
+  );
+});

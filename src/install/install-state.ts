@@ -202,6 +202,19 @@ export const SETTINGS: readonly SettingSpec[] = [
     parse: duration,
   },
   {
+    key: 'policy-enforcement',
+    description: 'network policy: default (enforced once a policy selects), always or never',
+    parse: oneOf('default', 'always', 'never'),
+    default: 'default',
+  },
+  {
+    key: 'policy-default-local-cluster',
+    description:
+      'policy selectors without a cluster label match the local cluster only (Cilium 1.19)',
+    parse: bool,
+    default: 'true',
+  },
+  {
     key: 'remote-service-import',
     description: 'import global services that exist only in remote clusters',
     parse: bool,

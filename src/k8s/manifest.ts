@@ -106,6 +106,7 @@ const TOP_FIELDS: Record<string, string[]> = {
   EndpointSlice: ['addressType', 'endpoints', 'ports'],
   CiliumIdentity: ['security-labels'],
   CiliumNetworkPolicy: ['spec', 'specs', 'status'],
+  CiliumClusterwideNetworkPolicy: ['spec', 'specs', 'status'],
   CiliumEndpoint: ['status'],
 };
 const DEFAULT_TOP = ['spec', 'status'];

@@ -41,6 +41,17 @@ export const RESOURCES: readonly ResourceInfo[] = [
     ['status'],
     ['cilium', 'ciliumpolicy'],
   ),
+  r(
+    'cilium.io',
+    'v2',
+    'CiliumClusterwideNetworkPolicy',
+    'ciliumclusterwidenetworkpolicies',
+    ['ccnp'],
+    false,
+    ['status'],
+    ['cilium', 'ciliumpolicy'],
+  ),
+  r('networking.k8s.io', 'v1', 'NetworkPolicy', 'networkpolicies', ['netpol'], true, []),
   r('cilium.io', 'v2', 'CiliumIdentity', 'ciliumidentities', ['ciliumid'], false, [], ['cilium']),
   r(
     'cilium.io',

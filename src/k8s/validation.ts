@@ -11,6 +11,7 @@ import { resourceForKind, type ResourceInfo } from './resources.js';
 import { fromLabelSelector, matchesSelector, type LabelSelector } from './selectors.js';
 import { ApiError, failure, invalid, type FieldError } from './status.js';
 import { isPlainObject } from './mergepatch.js';
+import { ciliumPolicyErrors, networkPolicyErrors } from './policy-validation.js';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -159,7 +160,8 @@ function servedKindsText(): string {
     'v1 Service',
     'discovery.k8s.io/v1 EndpointSlice',
     'apps/v1 Deployment',
-    'cilium.io/v2 CiliumNetworkPolicy|CiliumIdentity|CiliumEndpoint',
+    'networking.k8s.io/v1 NetworkPolicy',
+    'cilium.io/v2 CiliumNetworkPolicy|CiliumClusterwideNetworkPolicy|CiliumIdentity|CiliumEndpoint',
     'multicluster.x-k8s.io/v1alpha1 ServiceExport|ServiceImport',
   ].join(', ');
 }
@@ -588,77 +590,6 @@ function validateNode(o: KubeObject, e: Errs): void {
   }
 }
 
-/** CiliumNetworkPolicy: a spec or specs, each with an endpointSelector; CIDRs valid. */
-function validateCNP(o: KubeObject, e: Errs): void {
-  const specs: Array<[string, unknown]> = [];
-  if (o.spec !== undefined) specs.push(['spec', o.spec]);
-  if (Array.isArray(o.specs))
-    o.specs.forEach((s: unknown, i: number) => specs.push([`specs[${i}]`, s]));
-  if (specs.length === 0) return e.required('spec', 'a CiliumNetworkPolicy needs spec or specs');
-  for (const [path, s] of specs) {
-    if (!isPlainObject(s)) {
-      e.invalid(path, s, 'must be an object');
-      continue;
-    }
-    if (!isPlainObject(s.endpointSelector) && !isPlainObject(s.nodeSelector))
-      e.required(`${path}.endpointSelector`);
-    for (const dir of ['ingress', 'egress', 'ingressDeny', 'egressDeny'] as const) {
-      const rules = s[dir];
-      if (rules === undefined) continue;
-      if (!Array.isArray(rules)) {
-        e.invalid(`${path}.${dir}`, rules, 'must be a list');
-        continue;
-      }
-      rules.forEach((rule: unknown, i: number) => {
-        if (!isPlainObject(rule)) return;
-        for (const key of ['fromCIDR', 'toCIDR']) {
-          const list = rule[key];
-          if (Array.isArray(list))
-            list.forEach((c: unknown, j: number) => {
-              if (typeof c !== 'string' || (!isCIDR(c) && isIP(c) === 0))
-                e.invalid(`${path}.${dir}[${i}].${key}[${j}]`, c, 'must be a valid CIDR');
-            });
-        }
-        for (const key of ['fromCIDRSet', 'toCIDRSet']) {
-          const list = rule[key];
-          if (Array.isArray(list))
-            list.forEach((c: unknown, j: number) => {
-              const cidr = isPlainObject(c) ? c.cidr : undefined;
-              if (cidr !== undefined && (typeof cidr !== 'string' || !isCIDR(cidr)))
-                e.invalid(`${path}.${dir}[${i}].${key}[${j}].cidr`, cidr, 'must be a valid CIDR');
-            });
-        }
-        const ports = rule.toPorts;
-        if (Array.isArray(ports))
-          ports.forEach((tp: unknown, j: number) => {
-            const pl = isPlainObject(tp) ? tp.ports : undefined;
-            if (Array.isArray(pl))
-              pl.forEach((p: unknown, k: number) => {
-                if (!isPlainObject(p)) return;
-                const f = `${path}.${dir}[${i}].toPorts[${j}].ports[${k}]`;
-                const port =
-                  typeof p.port === 'string' && /^\d+$/.test(p.port) ? Number(p.port) : p.port;
-                if (typeof port === 'number') validPort(port, `${f}.port`, e, true);
-                if (
-                  p.protocol !== undefined &&
-                  !['TCP', 'UDP', 'SCTP', 'ICMP', 'ICMPv6', 'ANY'].includes(p.protocol as string)
-                ) {
-                  e.notSupported(`${f}.protocol`, p.protocol, [
-                    'ANY',
-                    'ICMP',
-                    'ICMPv6',
-                    'SCTP',
-                    'TCP',
-                    'UDP',
-                  ]);
-                }
-              });
-          });
-      });
-    }
-  }
-}
-
 function validateServiceImport(o: KubeObject, e: Errs): void {
   const spec = o.spec;
   if (spec === undefined) return;
@@ -687,7 +618,9 @@ const VALIDATORS: Record<string, (o: KubeObject, e: Errs) => void> = {
   Service: validateService,
   EndpointSlice: validateEndpointSlice,
   Node: validateNode,
-  CiliumNetworkPolicy: validateCNP,
+  CiliumNetworkPolicy: (o, e) => e.list.push(...ciliumPolicyErrors(o)),
+  CiliumClusterwideNetworkPolicy: (o, e) => e.list.push(...ciliumPolicyErrors(o)),
+  NetworkPolicy: (o, e) => e.list.push(...networkPolicyErrors(o)),
   ServiceImport: validateServiceImport,
   CiliumIdentity: validateCiliumIdentity,
 };

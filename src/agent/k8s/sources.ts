@@ -19,6 +19,8 @@ import { teardownPodVeth } from '../../datapath/linux/veth.js';
 import { ServiceSource } from './services.js';
 import type { ClusterService } from '../../services/cluster-service.js';
 import { isNotFound, isConflict } from '../../util/errors.js';
+import { podNamedPorts } from '../../policy/named-ports.js';
+import { startPolicyWatchers } from './policy-source.js';
 
 /** Waits for identities of label sets to appear in the CiliumIdentity cache. */
 export class IdentityCache {
@@ -297,6 +299,8 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
       const onId = (o: KubernetesObject) => {
         identities.set(o);
         agent.setIdentityCount(identities.ids());
+        const labels = identityObjectLabels(o as KubeObject);
+        if (labels) agent.policy.upsertIdentity(Number(o.metadata?.name), labels);
       };
       ids
         .on('add', onId)
@@ -304,7 +308,15 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
         .on('delete', (o) => {
           identities.delete(o);
           agent.setIdentityCount(identities.ids());
+          agent.policy.deleteIdentity(Number(o.metadata?.name));
         });
+      agent.policy.namedPortsOf = (ns, name) => podNamedPorts(pods.get(name, ns));
+      const policies = startPolicyWatchers({
+        client: watchClient,
+        policy: agent.policy,
+        logger: log,
+        onProblem: problem,
+      });
       pods.on('update', (p) => {
         if (p.metadata?.namespace && p.metadata.name)
           agent.endpoints.refreshPod(p.metadata.namespace, p.metadata.name);
@@ -333,6 +345,7 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
           // stop first (no handler runs afterwards), then close the client so a list in flight ends
           const stopped = Promise.all([
             ...[pods, nodes, ids, ceps].map((w) => w.stop()),
+            policies.stop(),
             services.stop(),
           ]);
           watchClient.close();

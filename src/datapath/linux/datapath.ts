@@ -11,6 +11,7 @@ import type { BpfMap } from '../bpf/map.js';
 import type {
   Datapath,
   Endpoint,
+  EndpointPolicySpec,
   Frontend,
   IPCacheEntry,
   NodeRoute,
@@ -29,6 +30,7 @@ import {
   type IPCacheValue,
 } from './maps.js';
 import { NodeRouter, type RouterConfig } from './routes.js';
+import { BpfPolicyDatapath, PolicyEnforcer } from './policy/policy-datapath.js';
 
 /** Something wrong with the datapath, for status. */
 export interface DatapathProblem {
@@ -101,6 +103,18 @@ export class LinuxDatapath implements Datapath {
         this.ipcache = openIPCacheMap(this.o.bpffsDir);
         this.endpointsMap = openEndpointsMap(this.o.bpffsDir);
         this.probs.delete('bpf-maps');
+        try {
+          this.policy = new PolicyEnforcer(
+            BpfPolicyDatapath.open({ bpffsDir: this.o.bpffsDir, logger: this.log }),
+          );
+          this.probs.delete('policy');
+        } catch (err) {
+          this.problem(
+            'policy',
+            err,
+            'policy enforcement needs root (CAP_BPF), bpffs and TCX (kernel >= 6.6)',
+          );
+        }
       } catch (err) {
         this.problem('bpf-maps', err, 'creating BPF maps needs root (CAP_BPF) and a mounted bpffs');
       }
@@ -209,11 +223,13 @@ export class LinuxDatapath implements Datapath {
       flags: 0,
     });
     this.epIps.set(ep.id, ep.ip);
+    this.policy?.setEndpoint(ep.id, ep.hostIfName);
   }
   async deleteEndpoint(id: number): Promise<void> {
     const ip = this.epIps.get(id);
     if (ip) this.endpointsMap?.delete(ip);
     this.epIps.delete(id);
+    this.policy?.removeEndpoint(id);
   }
   private readonly epIps = new Map<number, string>();
 
@@ -228,8 +244,19 @@ export class LinuxDatapath implements Datapath {
     return out;
   }
 
+  /** The policy enforcer (undefined when policy maps could not be opened). */
+  policy: PolicyEnforcer | undefined;
+
+  async upsertEndpointPolicy(policy: EndpointPolicySpec): Promise<void> {
+    this.policy?.setPolicy(policy);
+  }
+  async deleteEndpointPolicy(id: number): Promise<void> {
+    this.policy?.removeEndpoint(id);
+  }
+
   /** Closes file descriptors; pinned maps and links stay (an agent restart resumes from them). */
   async close(): Promise<void> {
+    this.policy?.datapath.close();
     await this.lb?.close();
     this.ipcache?.close();
     this.endpointsMap?.close();

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FakeDatapath } from '../datapath/fake.js';
+import type { KubeObject } from '../k8s/objects.js';
+import { AgentPolicy } from './policy.js';
+
+const labels = (app: string, cluster: string) =>
+  `k8s:app=${app};k8s:io.cilium.k8s.policy.cluster=${cluster};k8s:io.kubernetes.pod.namespace=default`;
+const policy: KubeObject = {
+  apiVersion: 'cilium.io/v2',
+  kind: 'CiliumNetworkPolicy',
+  metadata: { name: 'allow-client', namespace: 'default' },
+  spec: {
+    endpointSelector: { matchLabels: { app: 'server' } },
+    ingress: [
+      {
+        fromEndpoints: [
+          {
+            matchLabels: { app: 'client' },
+            matchExpressions: [{ key: 'io.cilium.k8s.policy.cluster', operator: 'Exists' }],
+          },
+        ],
+        toPorts: [{ ports: [{ port: 'http', protocol: 'TCP' }] }],
+      },
+    ],
+  },
+};
+
+describe('agent policy', () => {
+  it('computes policy for local endpoints from policies, local and remote identities, and writes it with retries', async () => {
+    const dp = new FakeDatapath();
+    const ap = new AgentPolicy({ clusterName: 'c1', datapath: dp, batchMs: 1 });
+    ap.namedPortsOf = (ns, name) =>
+      name === 'server' ? [{ name: 'http', port: 8080, protocol: 'TCP' }] : undefined;
+    try {
+      ap.upsertIdentity(256, labels('client', 'c1'));
+      ap.upsertIdentity(257, labels('server', 'c1'));
+      ap.upsertEndpoint({ id: 7, identity: 257, podNamespace: 'default', podName: 'server' });
+      ap.upsertEndpoint({ id: 8, identity: 0, podNamespace: 'default', podName: 'pending' });
+      await ap.idle();
+      assert.equal(dp.policies.get(7)?.ingress.enforced, false, 'no policy yet');
+      assert.equal(dp.policies.has(8), false, 'an endpoint without identity gets no policy');
+
+      dp.failNext('upsertEndpointPolicy');
+      ap.upsertPolicy(policy);
+      await ap.idle();
+      await new Promise((r) => setTimeout(r, 300));
+      await ap.idle();
+      let p = dp.policies.get(7)!;
+      assert.equal(p.ingress.enforced, true);
+      assert.ok(
+        p.ingress.entries.some(
+          (e) =>
+            e.identity === 256 &&
+            e.protocol === 6 &&
+            e.port === 8080 &&
+            e.bits === 16 &&
+            !e.deny &&
+            e.rule === 'CiliumNetworkPolicy default/allow-client spec.ingress[0]',
+        ),
+        JSON.stringify(p.ingress.entries),
+      );
+      assert.ok(
+        dp.log.some((l) => l.startsWith('upsertEndpointPolicy') && l.endsWith('FAILED')),
+        'a failure was retried',
+      );
+
+      // A remote cluster's pod appears through the mesh: allowed (Exists), with its own identity.
+      const remote = (2 << 16) | 300;
+      ap.setClusterIdentities('c2', new Map([[remote, labels('client', 'c2')]]));
+      await ap.idle();
+      p = dp.policies.get(7)!;
+      assert.ok(p.ingress.entries.some((e) => e.identity === remote));
+      ap.setClusterIdentities('c2', new Map());
+      await ap.idle();
+      assert.ok(!dp.policies.get(7)!.ingress.entries.some((e) => e.identity === remote));
+
+      ap.deletePolicy({ kind: 'CiliumNetworkPolicy', namespace: 'default', name: 'allow-client' });
+      await ap.idle();
+      assert.equal(dp.policies.get(7)!.ingress.enforced, false);
+
+      ap.upsertPolicy({ ...policy, metadata: { name: 'bad', namespace: 'default' }, kind: 'Pod' });
+      assert.match(ap.problems.get('Pod default/bad') ?? '', /not a network policy kind/);
+
+      ap.deleteEndpoint(7);
+      await ap.idle();
+      assert.equal(dp.policies.has(7), false);
+    } finally {
+      ap.stop();
+    }
+  });
+});
