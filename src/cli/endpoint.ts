@@ -4,6 +4,7 @@
  * policy in effect per direction, from the agents' APIs. `-o jsonpath='{.status.identity.id}'`
  * works as in Cilium's troubleshooting guide.
  */
+import { parseJsonPath } from '../k8s/jsonpath.js';
 import type { Command } from 'commander';
 import { resolveInstallTarget } from '../install/lab-target.js';
 import { AgentClient } from '../agent/api/client.js';
@@ -52,38 +53,6 @@ export function endpointView(
       policy: { ingress: dir(p?.ingress), egress: dir(p?.egress) },
     },
   };
-}
-
-/**
- * Renders a kubectl-style jsonpath template with dotted fields and literal text
- * (`{.status.identity.id}`, `{.pod.name}={.id}{"\n"}`). Arrays index as `[0]`.
- * @throws TendrilError cli.BadJsonPath
- */
-export function renderJsonPath(template: string, obj: unknown): string {
-  return template.replace(/\{([^}]*)\}/g, (_m, expr: string) => {
-    const e = expr.trim();
-    const lit = /^"(.*)"$/.exec(e);
-    if (lit) return lit[1]!.replace(/\\n/g, '\n').replace(/\\t/g, '\t');
-    if (!e.startsWith('.'))
-      throw new TendrilError(
-        'cli.BadJsonPath',
-        `jsonpath ${template}: "${e}" must start with "."`,
-        {
-          hint: "e.g. -o jsonpath='{.status.identity.id}'",
-        },
-      );
-    let cur: unknown = obj;
-    for (const part of e.slice(1).split('.').filter(Boolean)) {
-      const m = /^([^[\]]*)((?:\[\d+\])*)$/.exec(part);
-      if (!m)
-        throw new TendrilError('cli.BadJsonPath', `jsonpath ${template}: cannot read "${part}"`);
-      if (m[1]) cur = (cur as Record<string, unknown> | undefined)?.[m[1]];
-      for (const idx of m[2]!.match(/\d+/g) ?? [])
-        cur = (cur as unknown[] | undefined)?.[Number(idx)];
-    }
-    if (cur === undefined || cur === null) return '';
-    return typeof cur === 'object' ? JSON.stringify(cur) : String(cur);
-  });
 }
 
 async function collect(c: LabCluster): Promise<EndpointView[]> {
@@ -158,7 +127,7 @@ export function register(program: Command): void {
       );
       if (!e)
         throw new TendrilError(
-          'cli.UnknownEndpoint',
+          'CLI_UNKNOWN_ENDPOINT',
           `no endpoint for pod ${o.namespace}/${pod} in ${c.name}`,
           {
             hint: 'see `tendril endpoint list`',
@@ -166,9 +135,9 @@ export function register(program: Command): void {
         );
       if (o.output === 'json') process.stdout.write(JSON.stringify(e, null, 2) + '\n');
       else if (o.output.startsWith('jsonpath='))
-        process.stdout.write(renderJsonPath(o.output.slice('jsonpath='.length), e));
+        process.stdout.write(parseJsonPath(o.output.slice('jsonpath='.length)).execute(e));
       else
-        throw new TendrilError('cli.BadOutput', `unknown output format "${o.output}"`, {
+        throw new TendrilError('CLI_BAD_OUTPUT', `unknown output format "${o.output}"`, {
           hint: 'use -o json or -o jsonpath={.status.identity.id}',
         });
     });

@@ -62,9 +62,13 @@ export function parseDport(text: string): { protocol: number; port: number } {
   const m = /^(?:(\d{1,5})(?:\/(TCP|UDP|SCTP))?|(ICMP))$/i.exec(text.trim());
   const port = m?.[1] === undefined ? 0 : Number(m[1]);
   if (!m || port > 65535 || (m[1] !== undefined && port === 0))
-    throw new TendrilError('cli.BadPort', `--dport ${text}: expected PORT[/TCP|UDP|SCTP] or ICMP`, {
-      hint: 'e.g. --dport 80/TCP, --dport 53/UDP',
-    });
+    throw new TendrilError(
+      'CLI_BAD_PORT',
+      `--dport ${text}: expected PORT[/TCP|UDP|SCTP] or ICMP`,
+      {
+        hint: 'e.g. --dport 80/TCP, --dport 53/UDP',
+      },
+    );
   if (m[3]) return { protocol: PROTO.ICMP, port: 0 };
   const name = (m[2] ?? 'TCP').toUpperCase() as 'TCP' | 'UDP' | 'SCTP';
   return { protocol: PROTO[name], port };
@@ -73,7 +77,7 @@ export function parseDport(text: string): { protocol: number; port: number } {
 function splitPod(text: string, flag: string): { namespace: string; name: string } {
   const i = text.indexOf('/');
   if (i <= 0 || i === text.length - 1)
-    throw new TendrilError('cli.BadPod', `${flag} ${text}: expected NAMESPACE/POD`, {
+    throw new TendrilError('CLI_BAD_POD', `${flag} ${text}: expected NAMESPACE/POD`, {
       hint: `e.g. ${flag} default/client`,
     });
   return { namespace: text.slice(0, i), name: text.slice(i + 1) };
@@ -113,7 +117,7 @@ async function trace(
   const dst = find(to);
   if (!dst)
     throw new TendrilError(
-      'cli.UnknownEndpoint',
+      'CLI_UNKNOWN_ENDPOINT',
       `pod ${o.toPod} has no endpoint on any node of ${c.name}${missing.length ? ` (agents not answering: ${missing.join(', ')})` : ''}`,
       { hint: 'is the pod running in this cluster? see `tendril get pods -n NS`' },
     );
@@ -124,7 +128,7 @@ async function trace(
     src = find(from);
     if (!src)
       throw new TendrilError(
-        'cli.UnknownEndpoint',
+        'CLI_UNKNOWN_ENDPOINT',
         `pod ${o.fromPod} has no endpoint in ${c.name}`,
         {
           hint: 'for a pod of another cluster give its identity: --from-identity ID (tendril debug identities)',
@@ -133,7 +137,7 @@ async function trace(
     srcIdentity = src.identity;
   } else if (o.fromIdentity && /^\d+$/.test(o.fromIdentity)) srcIdentity = Number(o.fromIdentity);
   else
-    throw new TendrilError('cli.MissingFlag', 'give --from-pod NS/POD or --from-identity ID', {
+    throw new TendrilError('CLI_MISSING_FLAG', 'give --from-pod NS/POD or --from-identity ID', {
       hint: 'e.g. tendril policy trace --from-pod default/client --to-pod default/server --dport 80/TCP',
     });
   const r = traceReport({

@@ -71,3 +71,8 @@ test('reserved identities: numbers and labels both ways', () => {
   assert.equal(describeIdentity(1), 'host (1)');
   assert.equal(describeIdentity(0x010100), '65792 (cluster 1, index 256)');
 });
+
+test('the datapath policy programs use the reserved world identity', async () => {
+  const { WORLD_IDENTITY } = await import('../datapath/linux/policy/programs.js');
+  assert.equal(WORLD_IDENTITY, ReservedIdentity.world);
+});

@@ -37,8 +37,14 @@ import {
 import type { BpfMap } from '../../bpf/map.js';
 import { loadProgram, type Program } from '../../bpf/program.js';
 import { ProgramType, SkBuffCtx, TcAction } from '../../bpf/types.js';
-import { ReservedIdentity } from '../../../identity/numeric.js';
 import { DIR, DropReason, Off, PolicyFlags } from './maps.js';
+
+/**
+ * The identity of a peer the ipcache does not know (Cilium's reserved `world`, 2).
+ * The datapath's own constant, so it does not import identity/; a test in
+ * src/identity/numeric.test.ts pins it to ReservedIdentity.world.
+ */
+export const WORLD_IDENTITY = 2;
 
 type AnyMap = Pick<BpfMap<unknown, unknown>, 'fd' | 'name'>;
 
@@ -154,7 +160,7 @@ export function policyProgram(
     asm.ldxw(R1, R10, CT + peerOff),
     asm.stxw(R10, IK + 4, R1),
     lookup(maps.ipcache, IK),
-    asm.mov.imm(R7, ReservedIdentity.world),
+    asm.mov.imm(R7, WORLD_IDENTITY),
     asm.jeq.imm(R0, 0, 'identity'),
     asm.ldxw(R7, R0, 0),
     asm.label('identity'),
