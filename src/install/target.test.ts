@@ -7,7 +7,7 @@ import { startTestApiServer } from '../../test/helpers/apiserver.js';
 import { KubernetesTarget, TargetNotSupportedError, K8S_NAMESPACE } from './target.js';
 import type { KubeObject } from '../k8s/objects.js';
 
-const pod = (name: string, node: string, restarts: number): KubeObject =>
+const pod = (name: string, node: string): KubeObject =>
   ({
     apiVersion: 'v1',
     kind: 'Pod',
@@ -35,8 +35,8 @@ test('KubernetesTarget: daemons from pods, restart by deleting the pod, unsuppor
           { apiVersion: 'v1', kind: 'Namespace', metadata: { name: K8S_NAMESPACE } } as KubeObject,
         ])
         .catch(() => undefined); // may exist already
-      await t.apply([pod('tendril-agent-abc', 'n1', 0)]);
-      await t.apply([pod('tendril-agent-abc', 'n1', 0)]); // apply twice: an update
+      await t.apply([pod('tendril-agent-abc', 'n1')]);
+      await t.apply([pod('tendril-agent-abc', 'n1')]); // apply twice: an update
       const ds = await t.daemons();
       assert.deepEqual(
         ds.map((d) => [d.name, d.node, d.running]),
