@@ -31,7 +31,7 @@ const DAEMONS: Array<{
   {
     name: 'clustermesh-apiserver',
     entry: 'src/clustermesh/apiserver/main.ts',
-    args: ['--cluster', 'tendril-none'],
+    args: ['--mesh-dir', '/nonexistent/tendril-none'],
     watchers: '/src/clustermesh/k8s-source.ts',
   },
   {

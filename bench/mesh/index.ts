@@ -33,7 +33,7 @@ import {
   prepareMesh,
   connectDirection,
 } from '../../src/install/clustermesh/setup.js';
-import { meshPaths } from '../../src/clustermesh/mesh-files.js';
+import { meshDir, meshPaths } from '../../src/clustermesh/mesh-files.js';
 import { MeshApiServer } from '../../src/clustermesh/apiserver/server.js';
 import { RemoteState } from '../../src/clustermesh/remote-state.js';
 import { fakeK8sNode, fakeSources } from '../../src/clustermesh/testing.js';
@@ -81,7 +81,7 @@ async function cluster(lab: string, name: string, id: number) {
   cleanups.push(() => etcd.stop());
   const { fakes, sources } = fakeSources();
   fakes.nodes.add(fakeK8sNode(`${name}-worker`, `172.30.${id}.11`, `10.${243 + id}.1.0/24`));
-  const server = new MeshApiServer({ labCluster: lab, sources, scanIntervalMs: 100 });
+  const server = new MeshApiServer({ meshDir: meshDir(lab), sources, scanIntervalMs: 100 });
   await server.start({ etcdWaitMs: 15_000 });
   cleanups.push(() => server.stop());
   const p = meshPaths(lab);

@@ -87,9 +87,20 @@ export function meshDir(labCluster: string): string {
   return join(clusterDir(labCluster), 'clustermesh');
 }
 
+/**
+ * Which mesh directory: a lab cluster's name (the install wing), or the
+ * directory itself (the clustermesh-apiserver daemon, started with --mesh-dir).
+ */
+export type MeshRef = string | { meshDir: string };
+
+/** The directory a MeshRef names. */
+export function meshDirOf(ref: MeshRef): string {
+  return typeof ref === 'string' ? meshDir(ref) : ref.meshDir;
+}
+
 /** Paths of a cluster's mesh files. */
-export function meshPaths(labCluster: string) {
-  const d = meshDir(labCluster);
+export function meshPaths(labCluster: MeshRef) {
+  const d = meshDirOf(labCluster);
   return {
     dir: d,
     config: join(d, 'mesh.json'),
@@ -109,7 +120,7 @@ export function meshPaths(labCluster: string) {
 }
 
 /** Paths of one remote's files. */
-export function remotePaths(labCluster: string, remote: string) {
+export function remotePaths(labCluster: MeshRef, remote: string) {
   const d = join(meshPaths(labCluster).remotes, remote);
   return {
     dir: d,
@@ -121,7 +132,7 @@ export function remotePaths(labCluster: string, remote: string) {
 }
 
 /** Reads mesh.json; undefined when the mesh is not enabled. @throws TendrilError CLUSTERMESH_CORRUPT_STATE */
-export function readMeshConfig(labCluster: string): MeshConfig | undefined {
+export function readMeshConfig(labCluster: MeshRef): MeshConfig | undefined {
   const p = meshPaths(labCluster).config;
   let text: string;
   try {
@@ -154,7 +165,7 @@ export function meshEnabled(labCluster: string): boolean {
 
 /** Every remote this cluster reads, by name (unreadable records are skipped and reported in `errors`). */
 export async function listRemotes(
-  labCluster: string,
+  labCluster: MeshRef,
 ): Promise<{ remotes: RemoteRecord[]; errors: string[] }> {
   const dir = meshPaths(labCluster).remotes;
   const remotes: RemoteRecord[] = [];
@@ -197,7 +208,7 @@ export async function removeRemote(labCluster: string, name: string): Promise<vo
 }
 
 /** Remote clusters allowed to read this etcd. */
-export async function listReaders(labCluster: string): Promise<ReaderRecord[]> {
+export async function listReaders(labCluster: MeshRef): Promise<ReaderRecord[]> {
   const dir = meshPaths(labCluster).readers;
   let names: string[] = [];
   try {

@@ -51,7 +51,7 @@ import {
   agentStateDir,
   clusterMeshConfigDir,
   daemonKubeconfigPath,
-  daemonsDir,
+  tendrilConfigDir,
   operatorConfigDir,
   writeDaemonConfigs,
 } from './lab-daemon-config.js';
@@ -325,7 +325,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     say(`CNI plugin ${CNI_PLUGIN_NAME} and ${CNI_CONF_FILE} written to ${c.nodes.length} node(s)`);
 
     writeDaemonConfigs(c, state);
-    say(`Daemon config written to ${daemonsDir(c.name)} and each node's agent-config/`);
+    say(`Daemon config written to ${tendrilConfigDir(c.name)} and each node's agent-config/`);
 
     await ensureKubeDNS(c, say);
 
@@ -559,7 +559,7 @@ async function removeEverything(
   rmSync(operatorConfigDir(c.name), { recursive: true, force: true });
   rmSync(daemonKubeconfigPath(c.name), { force: true });
   // a reinstall (--force) keeps the mesh's remotes; uninstall drops them
-  if (!o.keepAgentState) rmSync(daemonsDir(c.name), { recursive: true, force: true });
+  if (!o.keepAgentState) rmSync(tendrilConfigDir(c.name), { recursive: true, force: true });
   if (!o.keepInstallState) removeInstallState(c.name);
 }
 

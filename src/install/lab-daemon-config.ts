@@ -3,9 +3,9 @@
  * with files, not with the lab's name. At install the lab writes, under
  * $TENDRIL_HOME/clusters/<lab cluster>/:
  *
- *   daemons/kubeconfig                    the API server as the nodes reach it (--kubeconfig)
- *   daemons/operator-config/<key>         the operator's settings (--config-dir; cilium-config's shape)
- *   daemons/clustermesh-config/<cluster>  one etcd config per remote cluster (--clustermesh-config;
+ *   tendril/kubeconfig                    the API server as the nodes reach it (--kubeconfig)
+ *   tendril/operator-config/<key>         the operator's settings (--config-dir; cilium-config's shape)
+ *   tendril/clustermesh-config/<cluster>  one etcd config per remote cluster (--clustermesh-config;
  *                                         Cilium's clustermesh-config shape), written by
  *                                         `clustermesh connect`, emptied by disconnect/disable
  *   nodes/<node>/agent-config/<key>       each agent's settings: the cluster's, plus its node's
@@ -50,24 +50,27 @@ export function agentConfigDir(labCluster: string, node: string): string {
   return join(nodeDir(labCluster, node), 'agent-config');
 }
 
-/** Where the lab keeps the daemons' shared files. */
-export function daemonsDir(labCluster: string): string {
-  return join(clusterDir(labCluster), 'daemons');
+/**
+ * Where the lab keeps Tendril's daemons' shared files (not `daemons/`: that
+ * is the lab supervisor's directory of daemon specs).
+ */
+export function tendrilConfigDir(labCluster: string): string {
+  return join(clusterDir(labCluster), 'tendril');
 }
 
 /** The kubeconfig the daemons of a lab cluster use. */
 export function daemonKubeconfigPath(labCluster: string): string {
-  return join(daemonsDir(labCluster), 'kubeconfig');
+  return join(tendrilConfigDir(labCluster), 'kubeconfig');
 }
 
 /** The operator's config directory. */
 export function operatorConfigDir(labCluster: string): string {
-  return join(daemonsDir(labCluster), 'operator-config');
+  return join(tendrilConfigDir(labCluster), 'operator-config');
 }
 
 /** The clustermesh config directory the agents and the operator follow. */
 export function clusterMeshConfigDir(labCluster: string): string {
-  return join(daemonsDir(labCluster), 'clustermesh-config');
+  return join(tendrilConfigDir(labCluster), 'clustermesh-config');
 }
 
 /** Where the lab operator writes its status (for `tendril status`). */
@@ -116,7 +119,7 @@ export function daemonKubeconfig(c: LabCluster): string {
 /** Writes the kubeconfig and the operator's and every agent's config directory. */
 export function writeDaemonConfigs(c: LabCluster, st: InstallState): void {
   const shared = clusterSettings(c, st);
-  mkdirSync(daemonsDir(c.name), { recursive: true });
+  mkdirSync(tendrilConfigDir(c.name), { recursive: true });
   const kc = daemonKubeconfigPath(c.name);
   writeFileSync(`${kc}.tmp`, daemonKubeconfig(c), { mode: 0o600 });
   renameSync(`${kc}.tmp`, kc);

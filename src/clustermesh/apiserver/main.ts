@@ -1,11 +1,12 @@
 /**
- * The clustermesh-apiserver daemon of a lab cluster (started by
- * `tendril clustermesh enable` as a supervised daemon in the control plane's
- * network namespace, next to its etcd):
+ * The clustermesh-apiserver daemon (in the lab, `tendril clustermesh enable`
+ * starts it as a supervised daemon in the control plane's network namespace,
+ * next to its etcd):
  *
- *   node --import tsx src/clustermesh/apiserver/main.ts --cluster <lab cluster>
+ *   node --import tsx src/clustermesh/apiserver/main.ts --mesh-dir DIR
  *
- * Everything else comes from $TENDRIL_HOME/clusters/<lab cluster>/clustermesh/.
+ * Everything comes from DIR: mesh.json, the certificates, remotes/ and
+ * readers/ (see ../mesh-files.ts); nothing names a lab cluster.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../util/log.js';
@@ -13,10 +14,11 @@ import { describeError } from '../../util/errors.js';
 import { MeshApiServer } from './server.js';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { cluster: { type: 'string' } } });
-  if (!values.cluster) throw new Error('usage: main.ts --cluster <lab cluster>');
-  const log = createLogger({ daemon: 'clustermesh-apiserver', cluster: values.cluster });
-  const srv = new MeshApiServer({ labCluster: values.cluster, logger: log });
+  const { values } = parseArgs({ options: { 'mesh-dir': { type: 'string' } } });
+  const meshDir = values['mesh-dir'];
+  if (!meshDir) throw new Error('usage: main.ts --mesh-dir DIR');
+  const log = createLogger({ daemon: 'clustermesh-apiserver' });
+  const srv = new MeshApiServer({ meshDir, logger: log });
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;

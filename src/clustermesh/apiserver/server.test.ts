@@ -20,6 +20,7 @@ import {
   disconnectDirection,
 } from '../../install/clustermesh/setup.js';
 import {
+  meshDir,
   meshPaths,
   readMeshConfig,
   remotePaths,
@@ -114,7 +115,7 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
 
   async function startServer(c: TestCluster): Promise<void> {
     c.server = new MeshApiServer({
-      labCluster: c.lab,
+      meshDir: meshDir(c.lab),
       sources: c.sources,
       scanIntervalMs: 200,
       heartbeatIntervalMs: 500,

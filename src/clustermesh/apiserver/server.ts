@@ -25,6 +25,7 @@ import {
   readMeshConfig,
   remotePaths,
   type MeshConfig,
+  type MeshRef,
 } from '../mesh-files.js';
 import { fetchStatus, serveStatus, type MeshDaemonStatus } from '../status-api.js';
 import { ClusterSyncer, type SyncerSources } from '../syncer.js';
@@ -33,7 +34,8 @@ import type { ServiceExporter } from '../export.js';
 import { parseDuration } from '../../util/duration.js';
 
 export interface MeshApiServerOptions {
-  labCluster: string;
+  /** The mesh directory (mesh.json, certificates, remotes/, readers/; see mesh-files.ts). */
+  meshDir: string;
   logger?: Logger;
   /** How often remotes/ and readers/ are re-read (default 1000 ms). */
   scanIntervalMs?: number;
@@ -48,7 +50,7 @@ export interface MeshApiServerOptions {
 
 /** Opens a mutual-TLS client to a remote's etcd with the files connect wrote. */
 export function fileRemoteDialer(
-  labCluster: string,
+  labCluster: MeshRef,
   options: { timeoutMs?: number; logger?: Logger } = {},
 ): RemoteDialer {
   return async (remote: RemoteClusterConfig): Promise<KVStore> => {
@@ -91,10 +93,13 @@ export class MeshApiServer {
   private readonly startedAt = new Date().toISOString();
   private stopped = false;
 
+  private readonly meshRef: MeshRef;
+
   constructor(private readonly opts: MeshApiServerOptions) {
+    this.meshRef = { meshDir: opts.meshDir };
     this.log = (opts.logger ?? nopLogger).child({
       subsys: 'clustermesh-apiserver',
-      cluster: opts.labCluster,
+      meshDir: opts.meshDir,
     });
   }
 
@@ -104,18 +109,16 @@ export class MeshApiServer {
    * @throws TendrilError when the mesh is not enabled or etcd never answers.
    */
   async start(options: { etcdWaitMs?: number } = {}): Promise<void> {
-    const cfg = readMeshConfig(this.opts.labCluster);
+    const cfg = readMeshConfig(this.meshRef);
     if (!cfg) {
       throw new TendrilError(
         'CLUSTERMESH_NOT_ENABLED',
-        `cluster mesh is not enabled for ${this.opts.labCluster}`,
-        {
-          hint: `run \`tendril clustermesh enable --context lab-${this.opts.labCluster}\``,
-        },
+        `no mesh.json in ${this.opts.meshDir}: cluster mesh is not enabled here`,
+        { hint: 'run `tendril clustermesh enable` for this cluster' },
       );
     }
     this.config = cfg;
-    const paths = meshPaths(this.opts.labCluster);
+    const paths = meshPaths(this.meshRef);
     const [ca, cert, key] = await Promise.all([
       readFile(paths.caCert, 'utf8'),
       readFile(paths.rootCert, 'utf8'),
@@ -176,7 +179,7 @@ export class MeshApiServer {
           id: cfg.clusterId,
           maxConnectedClusters: cfg.maxConnectedClusters,
         },
-        dial: this.opts.dialRemote ?? fileRemoteDialer(this.opts.labCluster, { logger: this.log }),
+        dial: this.opts.dialRemote ?? fileRemoteDialer(this.meshRef, { logger: this.log }),
         cacheTTLms: cfg.cacheTTL ? parseDuration(cfg.cacheTTL) : undefined,
         localPodCIDRs: () => this.localPodCIDRs,
         logger: this.log,
@@ -257,7 +260,7 @@ export class MeshApiServer {
 
   private async scanReaders(force: boolean): Promise<void> {
     if (!this.local) return;
-    const readers = (await listReaders(this.opts.labCluster)).map((r) => r.name).sort();
+    const readers = (await listReaders(this.meshRef)).map((r) => r.name).sort();
     const sig = readers.join(',');
     if (!force && sig === this.lastReaders) return;
     const { removed } = await applyMeshAccess(this.local, readers);
@@ -283,7 +286,7 @@ export class MeshApiServer {
 
   private async scanRemotes(): Promise<void> {
     if (!this.mesh) return;
-    const { remotes, errors } = await listRemotes(this.opts.labCluster);
+    const { remotes, errors } = await listRemotes(this.meshRef);
     this.problems = errors;
     const configs: RemoteClusterConfig[] = remotes.map((r) => ({
       name: r.name,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { checkPair, connectionPairs, ConnectRefusedError } from './connect.js';
 import { prepareMesh } from './setup.js';
 import { createCA, writeSecretFile } from '../../clustermesh/certs.js';
-import { meshPaths } from '../../clustermesh/mesh-files.js';
+import { meshPaths, readMeshConfig } from '../../clustermesh/mesh-files.js';
 import type { LabCluster } from '../../lab/state.js';
 import type { InstallState } from '../install-state.js';
 
@@ -25,7 +25,14 @@ after(() => {
 function side(lab: string, name: string, id: number, podCIDR: string) {
   const cluster = { name: lab, index: id, podCIDR, nodes: [] } as unknown as LabCluster;
   const install = { clusterName: name, clusterId: id } as InstallState;
-  return { context: `lab-${lab}`, cluster, install };
+  // resolved as connect resolves a side: mesh settings and files read once, here
+  return {
+    context: `lab-${lab}`,
+    cluster,
+    install,
+    mesh: readMeshConfig(lab),
+    meshFiles: meshPaths(lab),
+  };
 }
 
 const refused = (re: RegExp) => (e: unknown) =>

@@ -11,13 +11,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../../util/errors.js';
-import { resolveInstallTarget } from '../lab-target.js';
+import { resolveCluster, type ResolvedCluster } from '../target.js';
 import { cidrsOverlap, parseCIDR } from '../../util/ipv4.js';
-import type { LabCluster } from '../../lab/state.js';
 import { certificateInfo, meshCADir } from '../../clustermesh/certs.js';
 import { DEFAULT_MAX_CONNECTED_CLUSTERS } from '../../clustermesh/keys.js';
-import { meshPaths, readMeshConfig, type ServiceType } from '../../clustermesh/mesh-files.js';
-import { connectDirection, disconnectDirection } from './setup.js';
+import { type ServiceType } from '../../clustermesh/mesh-files.js';
+import { connectResolved, disconnectDirection } from './setup.js';
 import { enableClusterMesh, requireInstall } from './enable.js';
 import type { InstallState } from '../install-state.js';
 
@@ -35,11 +34,10 @@ export interface ConnectOptions {
   wait?: boolean;
 }
 
-interface Side {
-  context: string;
-  cluster: LabCluster;
+/** One side of a connection: resolved once (context, lab cluster, install, mesh, its files). */
+export type Side = Pick<ResolvedCluster, 'context' | 'cluster' | 'mesh' | 'meshFiles'> & {
   install: InstallState;
-}
+};
 
 /** Raised when two clusters cannot be meshed; code CLUSTERMESH_CONNECT_REFUSED. */
 export class ConnectRefusedError extends TendrilError {
@@ -66,7 +64,7 @@ export function connectionPairs<T>(source: T, destinations: T[], mode: Connectio
 
 function caFingerprintFor(side: Side): string | undefined {
   try {
-    return certificateInfo(readFileSync(meshPaths(side.cluster.name).caCert, 'utf8')).fingerprint;
+    return certificateInfo(readFileSync(side.meshFiles.caCert, 'utf8')).fingerprint;
   } catch {
     // Not enabled yet: enable will copy the mesh CA.
     try {
@@ -105,8 +103,8 @@ export function checkPair(a: Side, b: Side, allowMismatchingCA: boolean): void {
       'recreate one of the clusters with a distinct pod CIDR (`tendril lab create NAME --pod-cidr CIDR`)',
     );
   }
-  const ma = readMeshConfig(a.cluster.name)?.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS;
-  const mb = readMeshConfig(b.cluster.name)?.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS;
+  const ma = a.mesh?.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS;
+  const mb = b.mesh?.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS;
   if (ma !== mb) {
     throw new ConnectRefusedError(
       `cannot connect ${a.context} and ${b.context}: maxConnectedClusters differs (${ma} and ${mb}); every cluster of a mesh must use the same value`,
@@ -124,8 +122,9 @@ export function checkPair(a: Side, b: Side, allowMismatchingCA: boolean): void {
 }
 
 function resolveSide(context: string | undefined): Side {
-  const t = resolveInstallTarget(context);
-  return { context: t.context, cluster: t.cluster, install: requireInstall(t.cluster, t.context) };
+  const r = resolveCluster(context);
+  r.target.close(); // connect works on the mesh files; the API client is not needed
+  return { ...r, install: requireInstall(r.cluster, r.context) };
 }
 
 /**
@@ -148,13 +147,14 @@ export async function connectClusters(
       hint: 'pass --destination-context CONTEXT[,CONTEXT...]',
     });
   }
-  const source = resolveSide(o.context);
-  const dests = o.destinationContexts.map((d) => resolveSide(d));
-  const pairs = connectionPairs(source, dests, mode);
+  // each side is resolved once; the values carry their paths, install and mesh down
+  let source = resolveSide(o.context);
+  let dests = o.destinationContexts.map((d) => resolveSide(d));
+  let pairs = connectionPairs(source, dests, mode);
   for (const [a, b] of pairs) checkPair(a, b, o.allowMismatchingCA === true);
   const enabled: string[] = [];
   for (const side of [source, ...dests]) {
-    if (readMeshConfig(side.cluster.name)) continue;
+    if (side.mesh) continue;
     say(
       `ℹ️  Cluster mesh is not enabled on ${side.context} yet: enabling it (service type ${o.serviceType ?? 'NodePort'})`,
     );
@@ -166,10 +166,17 @@ export async function connectClusters(
     });
     enabled.push(side.context);
   }
+  if (enabled.length > 0) {
+    // enabling wrote those sides' mesh: resolve them again, once
+    const again = (s: Side) => (enabled.includes(s.context) ? resolveSide(s.context) : s);
+    source = again(source);
+    dests = dests.map(again);
+    pairs = connectionPairs(source, dests, mode);
+  }
   for (const [a, b] of pairs) {
-    await connectDirection(a.cluster.name, b.cluster.name);
+    await connectResolved(a, b);
     say(
-      `🔑 ${a.install.clusterName} (${a.context}) can now read ${b.install.clusterName} at ${readMeshConfig(b.cluster.name)!.accessEndpoints.join(', ')}`,
+      `🔑 ${a.install.clusterName} (${a.context}) can now read ${b.install.clusterName} at ${b.mesh!.accessEndpoints.join(', ')}`,
     );
   }
   say(
@@ -184,8 +191,9 @@ export async function disconnectClusters(
 ): Promise<{ pairs: [string, string][] }> {
   const say = o.say ?? (() => {});
   const mode = o.mode ?? 'bidirectional';
-  const src = resolveInstallTarget(o.context);
-  const dests = o.destinationContexts.map((d) => resolveInstallTarget(d));
+  const src = resolveCluster(o.context);
+  const dests = o.destinationContexts.map((d) => resolveCluster(d));
+  for (const r of [src, ...dests]) r.target.close();
   const pairs = connectionPairs(src, dests, mode);
   for (const [a, b] of pairs) {
     await disconnectDirection(a.cluster.name, b.cluster.name);

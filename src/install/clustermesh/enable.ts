@@ -27,6 +27,7 @@ import {
   NODEPORT_PORT,
   listRemotes,
   meshEnabled,
+  meshDir,
   meshPaths,
   readMeshConfig,
   remotePaths,
@@ -187,7 +188,7 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
   });
   addDaemon(c.name, {
     name: DAEMON_MESH_APISERVER,
-    command: nodeCommand('src/clustermesh/apiserver/main.ts', ['--cluster', c.name]),
+    command: nodeCommand('src/clustermesh/apiserver/main.ts', ['--mesh-dir', meshDir(c.name)]),
     netns: cp.netns,
     restart: 'always',
     env: { TENDRIL_MESH_GEN: config.enabledAt },

@@ -145,7 +145,12 @@ export function meshEtcdCommand(config: MeshConfig): string[] {
 
 /** A cluster's CA (from its mesh dir). @throws TendrilError CLUSTERMESH_NOT_ENABLED */
 export async function clusterCA(labCluster: string): Promise<CertificateAuthority> {
-  const p = meshPaths(labCluster);
+  return caOf(meshSide(labCluster));
+}
+
+async function caOf(side: MeshSide): Promise<CertificateAuthority> {
+  const labCluster = side.cluster.name;
+  const p = side.meshFiles;
   if (!existsSync(p.caCert) || !existsSync(p.caKey)) {
     throw new TendrilError(
       'CLUSTERMESH_NOT_ENABLED',
@@ -158,15 +163,42 @@ export async function clusterCA(labCluster: string): Promise<CertificateAuthorit
   return loadCA(await readFile(p.caCert, 'utf8'), await readFile(p.caKey, 'utf8'));
 }
 
+/** One side of a connection, resolved once: its lab cluster, mesh settings and mesh files. */
+export interface MeshSide {
+  cluster: { name: string };
+  mesh: MeshConfig | undefined;
+  meshFiles: ReturnType<typeof meshPaths>;
+}
+
+/** Resolves a lab cluster's mesh side (for callers that hold only its name). */
+export function meshSide(labCluster: string): MeshSide {
+  return {
+    cluster: { name: labCluster },
+    mesh: readMeshConfig(labCluster),
+    meshFiles: meshPaths(labCluster),
+  };
+}
+
+/**
+ * Lets cluster `from` read cluster `to` (by lab cluster names; resolves each
+ * side once, then connectResolved).
+ * @throws TendrilError CLUSTERMESH_NOT_ENABLED when either side is not enabled.
+ */
+export async function connectDirection(fromLab: string, toLab: string): Promise<void> {
+  await connectResolved(meshSide(fromLab), meshSide(toLab));
+}
+
 /**
  * Lets cluster `from` read cluster `to`: issues a client certificate
  * (CN remote-<from's name>) signed by `to`'s CA, records `to` (endpoints,
  * ID, CA) in from's remotes/, and admits `from` in to's readers/.
  * @throws TendrilError CLUSTERMESH_NOT_ENABLED when either side is not enabled.
  */
-export async function connectDirection(fromLab: string, toLab: string): Promise<void> {
-  const from = readMeshConfig(fromLab);
-  const to = readMeshConfig(toLab);
+export async function connectResolved(fromSide: MeshSide, toSide: MeshSide): Promise<void> {
+  const { mesh: from } = fromSide;
+  const { mesh: to } = toSide;
+  const fromLab = fromSide.cluster.name;
+  const toLab = toSide.cluster.name;
   if (!from || !to) {
     const missing = !from ? fromLab : toLab;
     throw new TendrilError(
@@ -175,7 +207,7 @@ export async function connectDirection(fromLab: string, toLab: string): Promise<
       { hint: `run \`tendril clustermesh enable --context lab-${missing}\`` },
     );
   }
-  const toCA = await clusterCA(toLab);
+  const toCA = await caOf(toSide);
   const cn = remoteClientCN(from.clusterName);
   const kp = await issueClientCert(toCA, cn);
   const now = new Date().toISOString();
