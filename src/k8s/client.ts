@@ -1,28 +1,178 @@
 /**
- * A small typed REST client for the Kubernetes API (Tendril's lab API server,
- * or any API server reachable over plain HTTP): get, list, create, update,
- * patch (merge), delete and watch for any served kind, addressed by
- * apiVersion + kind. The server is `http://host:port` or `unix:/path/to.sock`.
- * Failures come back as ApiError carrying the server's Status; an unreachable
- * server is a TendrilError `K8S_UNREACHABLE` with a hint.
+ * A small typed REST client for the Kubernetes API (Tendril's lab API server
+ * or a real one): get, list, create, update, patch (merge), delete and watch
+ * for any served kind, addressed by apiVersion + kind. The server is
+ * `https://host:port`, `http://host:port` or `unix:/path/to.sock`.
+ *
+ * Authentication as client-go does it: a CA to verify the server (or
+ * insecure-skip-tls-verify), a client certificate and key, a bearer token, or
+ * a token file re-read when it changes (checked at most once a second by
+ * mtime/size, and re-read at least every minute) and at once after a 401.
+ * Build the options from a kubeconfig or in-cluster with ./client-config.ts.
+ *
+ * Failures come back as ApiError carrying the server's Status (a 401 says
+ * which credential was refused); an unreachable server is `K8S_UNREACHABLE`,
+ * a server certificate the CA does not verify `K8S_TLS_VERIFY`, a client
+ * certificate the server refuses `K8S_TLS_CLIENT_CERT`, an unreadable
+ * credential file `K8S_BAD_CREDENTIAL`, each naming the server and the source.
  */
+import { readFileSync, statSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createInterface } from 'node:readline';
 import { TendrilError, isNotFound } from '../util/errors.js';
-import { isIdempotent, isStaleSocketError, KeepAliveAgent } from './keepalive-agent.js';
+import {
+  isIdempotent,
+  isStaleSocketError,
+  KeepAliveAgent,
+  KeepAliveHttpsAgent,
+} from './keepalive-agent.js';
 import type { KubeList, KubeObject, WatchEventObject } from './objects.js';
 import { resourceForKind, resourcePath, type ResourceInfo } from './resources.js';
 import { ApiError, failure, isStatus } from './status.js';
 
+/** TLS settings of KubeClient: PEM text or files (text wins when both are given). */
+export interface KubeClientTLS {
+  /** CA bundle (PEM) that verifies the server's certificate (kubeconfig certificate-authority-data). */
+  ca?: string;
+  /** File holding the CA bundle (kubeconfig certificate-authority). */
+  caFile?: string;
+  /** Client certificate (PEM) (client-certificate-data). */
+  cert?: string;
+  /** client-certificate. */
+  certFile?: string;
+  /** Client key (PEM) (client-key-data). */
+  key?: string;
+  /** client-key. */
+  keyFile?: string;
+  /** Do not verify the server's certificate (insecure-skip-tls-verify). */
+  insecureSkipVerify?: boolean;
+  /** Name to verify the certificate against instead of the URL's host (tls-server-name). */
+  serverName?: string;
+}
+
 /** Options of KubeClient. */
 export interface KubeClientOptions {
-  /** `http://127.0.0.1:PORT` or `unix:/path/api.sock`. */
+  /** `https://HOST:PORT`, `http://127.0.0.1:PORT` or `unix:/path/api.sock`. */
   server: string;
   /** Per-request timeout (not for watches). Default 30 s. */
   timeoutMs?: number;
   /** Extra request headers. */
   headers?: Record<string, string>;
+  /** https: CA, client certificate and key. */
+  tls?: KubeClientTLS;
+  /** Bearer token. */
+  token?: string;
+  /** File holding the bearer token, re-read when it changes (a projected service-account token). */
+  tokenFile?: string;
+  /**
+   * Names the credential in error messages, e.g. `user "agent-n1" in
+   * /etc/tendril/kubeconfig` (default: what kind of credential it is).
+   */
+  credential?: string;
+  /** Names where the CA came from in TLS errors (default: the CA file or "the configured CA"). */
+  caSource?: string;
 }
+
+/** How often a token file's mtime/size is checked, and the longest a read token is used unchecked by content. */
+export const TOKEN_FILE_CHECK_MS = 1000;
+/** A token file is re-read at least this often, as client-go does. */
+export const TOKEN_FILE_REREAD_MS = 60_000;
+
+function readCredential(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new TendrilError(
+      'K8S_BAD_CREDENTIAL',
+      `read ${what} ${path}: ${(err as Error).message}`,
+      { hint: `check the ${what} path in the kubeconfig (or the mounted secret)`, cause: err },
+    );
+  }
+}
+
+/**
+ * A bearer token kept in a file (client-go's cachingTokenSource over a file):
+ * re-read when its mtime, size or inode changes (checked at most every
+ * TOKEN_FILE_CHECK_MS) and at least every TOKEN_FILE_REREAD_MS; when a re-read
+ * fails the last good token is kept.
+ */
+export class TokenFile {
+  private token: string | undefined;
+  private readAt = 0;
+  private checkedAt = 0;
+  private stamp = '';
+
+  constructor(readonly path: string) {}
+
+  /**
+   * The current token.
+   * @throws TendrilError K8S_BAD_CREDENTIAL when the file was never readable or is empty.
+   */
+  get(now = Date.now()): string {
+    if (this.token !== undefined && now - this.checkedAt < TOKEN_FILE_CHECK_MS) return this.token;
+    this.checkedAt = now;
+    let stamp = '';
+    try {
+      const st = statSync(this.path);
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch (err) {
+      if (this.token !== undefined) return this.token;
+      readCredential(this.path, 'token file');
+      throw err;
+    }
+    if (
+      this.token === undefined ||
+      stamp !== this.stamp ||
+      now - this.readAt >= TOKEN_FILE_REREAD_MS
+    )
+      this.reload(now, stamp);
+    return this.token!;
+  }
+
+  /** Reads the file now (after a 401). Returns true when the token changed. */
+  refresh(now = Date.now()): boolean {
+    const before = this.token;
+    try {
+      this.reload(now, this.stamp);
+    } catch {
+      return false;
+    }
+    return this.token !== before;
+  }
+
+  private reload(now: number, stamp: string): void {
+    let text: string;
+    try {
+      text = readCredential(this.path, 'token file').trim();
+    } catch (err) {
+      if (this.token !== undefined) return;
+      throw err;
+    }
+    if (!text) {
+      if (this.token !== undefined) return;
+      throw new TendrilError('K8S_BAD_CREDENTIAL', `token file ${this.path} is empty`, {
+        hint: 'write the bearer token into the file, or point tokenFile at the right one',
+      });
+    }
+    this.token = text;
+    this.readAt = now;
+    this.stamp = stamp;
+  }
+}
+
+const SERVER_CERT_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 /** Options of list and watch. */
 export interface ListOptions {
@@ -73,15 +223,62 @@ export function resourceOf(apiVersion: string, kind: string): ResourceInfo {
 export class KubeClient {
   readonly server: string;
   private readonly base: { socketPath?: string; host?: string; port?: number; prefix: string };
-  private readonly agent = new KeepAliveAgent({ maxSockets: 16 });
+  private readonly agent: KeepAliveAgent | KeepAliveHttpsAgent;
+  private readonly https: boolean;
   private readonly timeoutMs: number;
   private readonly headers: Record<string, string>;
+  private readonly token: string | undefined;
+  private readonly tokenFile: TokenFile | undefined;
+  private readonly hasClientCert: boolean;
+  /** What credential this client sends, for messages. */
+  readonly credential: string;
+  private readonly caSource: string;
 
-  /** @throws TendrilError `K8S_BAD_SERVER` for a server string that is not http:// or unix:. */
+  /**
+   * @throws TendrilError `K8S_BAD_SERVER` for a server string that is not https://, http:// or unix:,
+   * `K8S_BAD_CREDENTIAL` for an unreadable CA, certificate or key file.
+   */
   constructor(options: KubeClientOptions) {
     this.server = options.server;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.headers = options.headers ?? {};
+    this.token = options.token;
+    this.tokenFile = options.tokenFile ? new TokenFile(options.tokenFile) : undefined;
+    const tls = options.tls ?? {};
+    const cert =
+      tls.cert ?? (tls.certFile ? readCredential(tls.certFile, 'client certificate') : undefined);
+    const key = tls.key ?? (tls.keyFile ? readCredential(tls.keyFile, 'client key') : undefined);
+    const ca = tls.ca ?? (tls.caFile ? readCredential(tls.caFile, 'CA file') : undefined);
+    if ((cert === undefined) !== (key === undefined)) {
+      throw new TendrilError(
+        'K8S_BAD_CREDENTIAL',
+        `a client ${cert === undefined ? 'key' : 'certificate'} without its ${cert === undefined ? 'certificate' : 'key'}`,
+        { hint: 'give both client-certificate(-data) and client-key(-data)' },
+      );
+    }
+    this.hasClientCert = cert !== undefined;
+    this.credential =
+      options.credential ??
+      (this.tokenFile
+        ? `the token in ${this.tokenFile.path}`
+        : this.token
+          ? 'the bearer token'
+          : this.hasClientCert
+            ? `the client certificate${tls.certFile ? ` ${tls.certFile}` : ''}`
+            : 'no credential (anonymous)');
+    this.caSource =
+      options.caSource ??
+      (tls.ca ? 'the configured CA' : tls.caFile ? `the CA in ${tls.caFile}` : "the system's CAs");
+    this.https = options.server.startsWith('https:');
+    this.agent = this.https
+      ? new KeepAliveHttpsAgent({
+          maxSockets: 16,
+          ...(ca !== undefined ? { ca } : {}),
+          ...(cert !== undefined ? { cert, key } : {}),
+          rejectUnauthorized: !tls.insecureSkipVerify,
+          ...(tls.serverName ? { servername: tls.serverName } : {}),
+        })
+      : new KeepAliveAgent({ maxSockets: 16 });
     if (options.server.startsWith('unix:')) {
       this.base = { socketPath: options.server.replace(/^unix:(\/\/)?/, ''), prefix: '' };
     } else {
@@ -93,16 +290,16 @@ export class KubeClient {
           hint: 'use http://HOST:PORT or unix:/path/to/socket',
         });
       }
-      if (u.protocol !== 'http:') {
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') {
         throw new TendrilError(
           'K8S_BAD_SERVER',
-          `API server address "${options.server}": only http:// and unix: are supported`,
-          { hint: 'the lab API server speaks plain HTTP on loopback' },
+          `API server address "${options.server}": only https://, http:// and unix: are supported`,
+          { hint: 'write the server as https://HOST:PORT' },
         );
       }
       this.base = {
         host: u.hostname.replace(/^\[|\]$/g, ''),
-        port: Number(u.port || 80),
+        port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)),
         prefix: u.pathname.replace(/\/$/, ''),
       };
     }
@@ -122,8 +319,16 @@ export class KubeClient {
     retried = false,
   ): Promise<IncomingMessage> {
     this.agent.discardStale();
+    const auth: Record<string, string> = {};
+    try {
+      const token = this.tokenFile ? this.tokenFile.get() : this.token;
+      if (token) auth.Authorization = `Bearer ${token}`;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const send = this.https ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
-      const req = httpRequest(
+      const req = send(
         {
           ...(this.base.socketPath
             ? { socketPath: this.base.socketPath }
@@ -134,6 +339,7 @@ export class KubeClient {
           headers: {
             Accept: 'application/json',
             ...this.headers,
+            ...auth,
             ...headers,
             ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}),
           },
@@ -157,12 +363,14 @@ export class KubeClient {
         // read nothing, so an idempotent request goes again on a new one.
         if (!retried && isIdempotent(method) && isStaleSocketError(req, err))
           return resolve(this.open(method, path, headers, timeoutMs, body, true));
+        const tlsErr = this.tlsError(method, path, err);
+        if (tlsErr) return reject(tlsErr);
         reject(
           new TendrilError(
             'K8S_UNREACHABLE',
             `${method} ${path}: cannot reach the API server at ${this.server}: ${err.message}`,
             {
-              hint: 'is the cluster running? check `tendril lab list` and `tendril config current-context`',
+              hint: "is the API server running and the kubeconfig's server address right? (lab: `tendril lab list`, `tendril config current-context`)",
               cause: err,
             },
           ),
@@ -171,6 +379,79 @@ export class KubeClient {
       if (body !== undefined) req.write(body);
       req.end();
     });
+  }
+
+  /** A TLS failure as a TendrilError naming the CA or the client certificate, else undefined. */
+  private tlsError(method: string, path: string, err: Error): TendrilError | undefined {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (SERVER_CERT_ERRORS.has(code)) {
+      return new TendrilError(
+        'K8S_TLS_VERIFY',
+        `${method} ${path}: the API server at ${this.server} presented a certificate that ${this.caSource} does not verify (${code}: ${err.message})`,
+        {
+          hint:
+            code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+              ? 'the certificate is not for this address: use the address it was issued for, or set tls-server-name'
+              : "set the cluster's certificate-authority(-data) in the kubeconfig to the CA that signed the server's certificate",
+          cause: err,
+        },
+      );
+    }
+    if (
+      /alert (certificate required|bad certificate|unknown ca|certificate unknown|certificate expired)/i.test(
+        err.message,
+      ) ||
+      /ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED)/.test(
+        code,
+      )
+    ) {
+      return new TendrilError(
+        'K8S_TLS_CLIENT_CERT',
+        `${method} ${path}: the API server at ${this.server} refused the TLS handshake with ${this.credential} (${err.message})`,
+        {
+          hint: 'the client certificate must be signed by a CA the API server trusts and not expired',
+          cause: err,
+        },
+      );
+    }
+    return undefined;
+  }
+
+  /** The ApiError for a 401, naming the credential. */
+  private unauthorized(method: string, path: string, status: unknown): ApiError {
+    const detail = isStatus(status) && status.message ? `: ${status.message}` : '';
+    return new ApiError(
+      failure(
+        401,
+        'Unauthorized',
+        `${method} ${path}: the API server at ${this.server} refused ${this.credential} (401 Unauthorized${detail})`,
+      ),
+      {
+        hint: this.tokenFile
+          ? `the token in ${this.tokenFile.path} is expired or wrong: renew it (it is re-read when it changes)`
+          : this.token
+            ? "the kubeconfig's token is expired or wrong: get a new one"
+            : this.hasClientCert
+              ? 'the client certificate is not accepted: is it signed by the CA the API server trusts?'
+              : 'the request carried no credential: add a token or client certificate to the kubeconfig',
+      },
+    );
+  }
+
+  /** Opens a request; after a 401 with a token file that changed meanwhile, once more. */
+  private async openAuthed(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    timeoutMs: number | undefined,
+    body?: string,
+  ): Promise<IncomingMessage> {
+    const res = await this.open(method, path, headers, timeoutMs, body);
+    if (res.statusCode === 401 && this.tokenFile?.refresh()) {
+      res.resume();
+      return this.open(method, path, headers, timeoutMs, body);
+    }
+    return res;
   }
 
   /**
@@ -186,7 +467,7 @@ export class KubeClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['Content-Type'] = options.contentType ?? 'application/json';
     if (options.accept) headers.Accept = options.accept;
-    const res = await this.open(method, path, headers, this.timeoutMs, body);
+    const res = await this.openAuthed(method, path, headers, this.timeoutMs, body);
     const raw: RawResponse = { status: res.statusCode ?? 0, body: await readAll(res) };
     let parsed: unknown;
     try {
@@ -195,6 +476,7 @@ export class KubeClient {
       parsed = undefined;
     }
     if (raw.status < 200 || raw.status >= 300) {
+      if (raw.status === 401) throw this.unauthorized(method, path, parsed);
       if (isStatus(parsed)) throw new ApiError(parsed);
       throw new ApiError(
         failure(
@@ -359,7 +641,7 @@ export class KubeClient {
     if (options.timeoutSeconds) q.set('timeoutSeconds', String(options.timeoutSeconds));
     const path =
       resourcePath(info, { namespace: info.namespaced ? options.namespace : undefined }) + `?${q}`;
-    const res = await this.open('GET', path, {}, undefined);
+    const res = await this.openAuthed('GET', path, {}, undefined);
     if ((res.statusCode ?? 0) !== 200) {
       const body = await readAll(res);
       let parsed: unknown;
@@ -368,6 +650,7 @@ export class KubeClient {
       } catch {
         parsed = undefined;
       }
+      if (res.statusCode === 401) throw this.unauthorized('GET', path, parsed);
       throw isStatus(parsed)
         ? new ApiError(parsed)
         : new ApiError(

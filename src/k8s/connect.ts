@@ -2,8 +2,10 @@
  * Opens a KubeClient for a context of Tendril's config (the given one, or
  * $TENDRIL_CONTEXT, or the current context).
  */
+import { configPath } from '../util/paths.js';
 import { KubeClient } from './client.js';
-import { resolveContext, type ResolvedContext } from './kubeconfig.js';
+import { clientOptionsFromKubeconfig } from './client-config.js';
+import { readKubeConfig, resolveContext, type ResolvedContext } from './kubeconfig.js';
 
 /** A client bound to a resolved context. Call client.close() when done. */
 export interface Connection {
@@ -17,8 +19,14 @@ export interface Connection {
  */
 export function connect(contextName?: string, options: { timeoutMs?: number } = {}): Connection {
   const context = resolveContext(contextName);
+  // the context's user (token, client certificate) and cluster CA, as kubectl reads them
+  const path = configPath();
+  const auth = clientOptionsFromKubeconfig(readKubeConfig(path), {
+    path,
+    context: context.contextName,
+  });
   return {
-    client: new KubeClient({ server: context.server, timeoutMs: options.timeoutMs }),
+    client: new KubeClient({ ...auth, server: context.server, timeoutMs: options.timeoutMs }),
     context,
   };
 }

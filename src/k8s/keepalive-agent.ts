@@ -22,6 +22,7 @@
  * socket: sent on a reused socket, reset or broken before any response.
  */
 import { Agent, type AgentOptions, type ClientRequest } from 'node:http';
+import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https';
 import type { Socket } from 'node:net';
 
 /** Idle limit of a socket whose server announced no keep-alive timeout. */
@@ -61,54 +62,68 @@ interface IdleSocket {
   limitMs: number;
 }
 
-/** http.Agent with keepAlive that stops reusing sockets before the server's keep-alive timeout. */
-export class KeepAliveAgent extends Agent {
-  private readonly idle = new Map<Socket, IdleSocket>();
-  private readonly tracked = new WeakSet<Socket>();
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AgentClass = new (...args: any[]) => Agent;
 
+/** Adds the idle limit to an http.Agent class (http or https). */
+function withIdleLimit<B extends AgentClass>(Base: B) {
+  return class extends Base {
+    readonly idle = new Map<Socket, IdleSocket>();
+    readonly tracked = new WeakSet<Socket>();
+    /** Called by Agent when a response is done: keep the socket for at most its idle limit. */
+    override keepSocketAlive(socket: Socket): boolean {
+      // Node's returns false when the server's timeout is too short to reuse (@types/node says void).
+      const keep: unknown = super.keepSocketAlive(socket);
+      if (keep === false) return false;
+      const res = (
+        socket as Socket & { _httpMessage?: { res?: { headers: Record<string, unknown> } } }
+      )._httpMessage?.res;
+      const hint = res?.headers['keep-alive'];
+      const limitMs = idleLimitMs(typeof hint === 'string' ? hint : undefined);
+      if (limitMs <= 0) return false;
+      socket.setTimeout(limitMs); // the Agent destroys a free socket on 'timeout'
+      if (!this.tracked.has(socket)) {
+        this.tracked.add(socket);
+        socket.once('close', () => this.idle.delete(socket));
+      }
+      this.idle.set(socket, { since: Date.now(), limitMs });
+      return true;
+    }
+
+    /** Called by Agent when a kept socket is handed to a request. */
+    override reuseSocket(socket: Socket, req: ClientRequest): void {
+      this.idle.delete(socket);
+      socket.setTimeout(0); // the request sets its own timeout
+      super.reuseSocket(socket, req);
+    }
+
+    /**
+     * Destroys the free sockets idle for their limit or longer by the wall
+     * clock (so the next request opens a new connection). Returns how many.
+     */
+    discardStale(now = Date.now()): number {
+      let n = 0;
+      for (const [socket, s] of this.idle) {
+        if (now - s.since < s.limitMs) continue;
+        this.idle.delete(socket);
+        socket.destroy();
+        n++;
+      }
+      return n;
+    }
+  };
+}
+
+/** http.Agent with keepAlive that stops reusing sockets before the server's keep-alive timeout. */
+export class KeepAliveAgent extends withIdleLimit(Agent) {
   constructor(options: Omit<AgentOptions, 'keepAlive'> = {}) {
     super({ ...options, keepAlive: true });
   }
+}
 
-  /** Called by Agent when a response is done: keep the socket for at most its idle limit. */
-  override keepSocketAlive(socket: Socket): boolean {
-    // Node's returns false when the server's timeout is too short to reuse (@types/node says void).
-    const keep: unknown = super.keepSocketAlive(socket);
-    if (keep === false) return false;
-    const res = (
-      socket as Socket & { _httpMessage?: { res?: { headers: Record<string, unknown> } } }
-    )._httpMessage?.res;
-    const hint = res?.headers['keep-alive'];
-    const limitMs = idleLimitMs(typeof hint === 'string' ? hint : undefined);
-    if (limitMs <= 0) return false;
-    socket.setTimeout(limitMs); // the Agent destroys a free socket on 'timeout'
-    if (!this.tracked.has(socket)) {
-      this.tracked.add(socket);
-      socket.once('close', () => this.idle.delete(socket));
-    }
-    this.idle.set(socket, { since: Date.now(), limitMs });
-    return true;
-  }
-
-  /** Called by Agent when a kept socket is handed to a request. */
-  override reuseSocket(socket: Socket, req: ClientRequest): void {
-    this.idle.delete(socket);
-    socket.setTimeout(0); // the request sets its own timeout
-    super.reuseSocket(socket, req);
-  }
-
-  /**
-   * Destroys the free sockets idle for their limit or longer by the wall
-   * clock (so the next request opens a new connection). Returns how many.
-   */
-  discardStale(now = Date.now()): number {
-    let n = 0;
-    for (const [socket, s] of this.idle) {
-      if (now - s.since < s.limitMs) continue;
-      this.idle.delete(socket);
-      socket.destroy();
-      n++;
-    }
-    return n;
+/** The same for https (CA, client certificate and key in the options). */
+export class KeepAliveHttpsAgent extends withIdleLimit(HttpsAgent) {
+  constructor(options: Omit<HttpsAgentOptions, 'keepAlive'> = {}) {
+    super({ ...options, keepAlive: true });
   }
 }
