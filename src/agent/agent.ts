@@ -6,6 +6,7 @@
  * Nothing here touches the kernel directly, so it runs against FakeDatapath
  * in unit tests.
  */
+import type { KubeClientOptions } from '../k8s/client.js';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
@@ -65,8 +66,8 @@ export interface AgentConfig {
   bpffsDir: string;
   cgroupPath: string;
   apiServerURL?: string;
-  /** Request headers for the API server (a kubeconfig's bearer token). */
-  apiHeaders?: Record<string, string>;
+  /** How to reach the API server from a kubeconfig (CA, client certificate, token, tokenFile). */
+  apiAuth?: KubeClientOptions;
   /** Policy enforcement mode (default "default"). */
   policyEnforcement?: EnforcementMode;
   /** policy-default-local-cluster (default true). */

@@ -28,7 +28,8 @@ import {
   type AgentFileConfig,
 } from './config.js';
 import { KubeClient } from '../k8s/client.js';
-import { loadKubeconfig } from '../k8s/kubeconfig-file.js';
+import { kubeconfigClientOptions } from '../k8s/client-config.js';
+import type { KubeClientOptions } from '../k8s/client.js';
 import { TendrilError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { LinuxDatapath } from '../datapath/linux/datapath.js';
@@ -55,17 +56,17 @@ async function main(): Promise<void> {
   let cfg: AgentFileConfig;
   if (values.config) cfg = agentConfigFromFile(values.config);
   else if (values['config-dir']) {
-    const kc = values.kubeconfig ? loadKubeconfig(values.kubeconfig) : undefined;
+    const kc = values.kubeconfig ? kubeconfigClientOptions({ path: values.kubeconfig }) : undefined;
     const partial = agentConfigFromDir(values['config-dir'], {
       ...(values['node-name'] ? { nodeName: values['node-name'] } : {}),
       ...(kc ? { apiServerURL: kc.server } : {}),
     });
-    if (kc && Object.keys(kc.headers).length > 0) partial.apiHeaders = kc.headers;
+    if (kc) partial.apiAuth = kc;
     cfg =
       partial.nodeIP && partial.podCIDR
         ? { ...partial, nodeIP: partial.nodeIP, podCIDR: partial.podCIDR }
         : kc
-          ? completeFromNode(partial, await readOwnNode(kc.server, kc.headers, partial.node, log))
+          ? completeFromNode(partial, await readOwnNode(kc, partial.node, log))
           : completeFromNode(partial, {});
   } else
     throw new TendrilError('AGENT_USAGE', 'agent: say where its settings are', {
@@ -148,12 +149,12 @@ async function main(): Promise<void> {
  * server is unreachable or the kubelet has not registered the node yet.
  */
 async function readOwnNode(
-  server: string,
-  headers: Record<string, string>,
+  auth: KubeClientOptions,
   node: string,
   logger: Logger,
 ): Promise<Parameters<typeof completeFromNode>[1]> {
-  const kube = new KubeClient({ server, headers, timeoutMs: 10_000 });
+  const server = auth.server;
+  const kube = new KubeClient({ ...auth, timeoutMs: 10_000 });
   try {
     for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
       try {

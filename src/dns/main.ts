@@ -7,16 +7,15 @@
  * Options: --domain (cluster.local), --clusterset-domain (clusterset.local),
  * --ttl SECONDS (5), --no-service-imports. SIGTERM/SIGINT stop it.
  *
- * The watches run on KubeClient, which speaks plain HTTP and unix: only (the
- * lab's API server). --kubeconfig is read by src/k8s/kubeconfig-file.ts (server,
- * token, tokenFile; no client-node); an https:// server (a real cluster) is refused with
- * DNS_TLS_UNSUPPORTED until KubeClient gets TLS options (docs/dns.md).
+ * The watches run on KubeClient: --kubeconfig gives it the server, the CA and
+ * the credential (token, tokenFile, client certificate) as kubectl reads them
+ * (src/k8s/client-config.ts, no client-node); --server takes a bare URL.
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { KubeClient } from '../k8s/client.js';
-import { loadKubeconfig } from '../k8s/kubeconfig-file.js';
+import { kubeconfigClientOptions } from '../k8s/client-config.js';
+import { KubeClient, type KubeClientOptions } from '../k8s/client.js';
 import { describeError, TendrilError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { startDNSDaemon } from './daemon.js';
@@ -27,8 +26,8 @@ export interface DNSMainArgs {
   port: number;
   /** The API server: http://HOST:PORT or unix:/path. */
   apiServer: string;
-  /** Request headers for it (a kubeconfig user's bearer token). */
-  headers: Record<string, string>;
+  /** CA, client certificate and token from a kubeconfig (empty with --server). */
+  auth: Omit<KubeClientOptions, 'server'>;
   clusterDomain: string;
   clusterSetDomain: string;
   ttl: number;
@@ -36,28 +35,8 @@ export interface DNSMainArgs {
 }
 
 /**
- * Refuses an API server KubeClient cannot speak to.
- * @throws TendrilError DNS_TLS_UNSUPPORTED for https://.
- */
-function plainHTTPOnly(server: string, from: string): void {
-  if (!/^https:\/\//i.test(server)) return;
-  throw new TendrilError(
-    'DNS_TLS_UNSUPPORTED',
-    `tendril dns: ${from} names ${server}, an https API server; the DNS daemon's watches run on ` +
-      'KubeClient, which speaks plain HTTP and unix: only (no TLS, no client certificates)',
-    {
-      hint:
-        'point it at a plain-HTTP endpoint (the lab API server, or `kubectl proxy --port 8001` ' +
-        'and --server http://127.0.0.1:8001); TLS support means giving KubeClient TLS options ' +
-        '(docs/dns.md, "Real clusters")',
-    },
-  );
-}
-
-/**
  * Parses the command line.
- * @throws TendrilError DNS_USAGE naming the bad or missing option;
- *   DNS_TLS_UNSUPPORTED for an https:// API server.
+ * @throws TendrilError DNS_USAGE naming the bad or missing option.
  */
 export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
   const usage = (msg: string) =>
@@ -85,7 +64,7 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
   }
   const listen = values.listen as string | undefined;
   let apiServer: string;
-  const headers: Record<string, string> = {};
+  let auth: Omit<KubeClientOptions, 'server'> = {};
   const sources = ['server', 'kubeconfig'].filter((k) => values[k] !== undefined);
   if (sources.length !== 1)
     throw usage(
@@ -95,22 +74,21 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
     );
   if (values.server) {
     apiServer = String(values.server);
-    plainHTTPOnly(apiServer, '--server');
-    if (!/^(http:\/\/|unix:)/.test(apiServer))
-      throw usage(`--server ${apiServer} is not an http:// URL or unix:/path`);
+    if (!/^(https?:\/\/|unix:)/.test(apiServer))
+      throw usage(`--server ${apiServer} is not an http(s):// URL or unix:/path`);
   } else {
     let kc;
     try {
-      kc = loadKubeconfig(
-        String(values.kubeconfig),
-        values.context ? String(values.context) : undefined,
-      );
+      kc = kubeconfigClientOptions({
+        path: String(values.kubeconfig),
+        ...(values.context ? { context: String(values.context) } : {}),
+      });
     } catch (err) {
       throw usage(`cannot read kubeconfig: ${(err as Error).message}`);
     }
-    apiServer = kc.server;
-    plainHTTPOnly(apiServer, `kubeconfig ${values.kubeconfig}`);
-    Object.assign(headers, kc.headers);
+    const { server, ...rest } = kc;
+    apiServer = server;
+    auth = rest;
   }
   if (!listen) throw usage('--listen IP:PORT is required');
   const m = /^(.+):(\d+)$/.exec(listen);
@@ -123,7 +101,7 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
     host: m[1]!.replace(/^\[|\]$/g, ''),
     port,
     apiServer,
-    headers,
+    auth,
     clusterDomain: String(values.domain),
     clusterSetDomain: String(values['clusterset-domain']),
     ttl,
@@ -137,7 +115,7 @@ async function main(): Promise<void> {
   const daemon = await startDNSDaemon({
     host: args.host,
     port: args.port,
-    client: new KubeClient({ server: args.apiServer, headers: args.headers }),
+    client: new KubeClient({ ...args.auth, server: args.apiServer }),
     clusterDomain: args.clusterDomain,
     clusterSetDomain: args.clusterSetDomain,
     ttl: args.ttl,

@@ -23,7 +23,7 @@ import { KubeClient } from '../k8s/client.js';
 import { ApiError } from '../k8s/status.js';
 import { resourceForKind } from '../k8s/resources.js';
 import type { KubeObject } from '../k8s/objects.js';
-import { loadKubeconfig } from '../k8s/kubeconfig-file.js';
+import { kubeconfigClientOptions } from '../k8s/client-config.js';
 import { meshPaths, readMeshConfig, type MeshConfig } from '../clustermesh/mesh-files.js';
 import {
   daemonLogPath,
@@ -207,12 +207,10 @@ export class KubernetesTarget implements ClusterTarget {
     this.name = client.server;
   }
 
-  /** A target from a kubeconfig file (and context). @throws TendrilError KUBECONFIG_INVALID */
+  /** A target from a kubeconfig file (and context). @throws TendrilError CONFIG_INVALID, K8S_AUTH_UNSUPPORTED */
   static fromKubeconfig(path: string, context?: string): KubernetesTarget {
-    const kc = loadKubeconfig(path, context);
-    return new KubernetesTarget(
-      new KubeClient({ server: kc.server, headers: kc.headers, timeoutMs: 10_000 }),
-    );
+    const kc = kubeconfigClientOptions({ path, ...(context ? { context } : {}) });
+    return new KubernetesTarget(new KubeClient({ ...kc, timeoutMs: 10_000 }));
   }
 
   apply(objects: KubeObject[]): Promise<void> {

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../util/log.js';
 import { describeError, TendrilError } from '../util/errors.js';
 import { readConfigDir } from '../util/config-dir.js';
-import { loadKubeconfig } from '../k8s/kubeconfig-file.js';
+import { kubeconfigClientOptions } from '../k8s/client-config.js';
 import { parseDuration } from '../util/duration.js';
 import { Operator, type OperatorConfig } from './operator.js';
 
@@ -43,12 +43,12 @@ export function operatorConfigFromArgs(argv: string[]): OperatorConfig {
     );
   }
   const c = readConfigDir(values['config-dir']);
-  const kc = loadKubeconfig(values.kubeconfig);
+  const kc = kubeconfigClientOptions({ path: values.kubeconfig });
   const podCIDR = c.get('cluster-pool-ipv4-cidr');
   const statusFile = c.get('operator-status-file');
   return {
     apiServerURL: kc.server,
-    ...(Object.keys(kc.headers).length > 0 ? { apiHeaders: kc.headers } : {}),
+    apiAuth: kc,
     clusterName: c.string('cluster-name'),
     clusterId: c.int('cluster-id', { min: 1, max: 255 }),
     ...(podCIDR ? { clusterPodCIDR: podCIDR } : {}),

@@ -13,7 +13,7 @@ import type {
   V1Pod,
   V1Service,
 } from '@kubernetes/client-node';
-import { KubeClient } from '../k8s/client.js';
+import { KubeClient, type KubeClientOptions } from '../k8s/client.js';
 import { IdentityAllocator } from '../identity/allocator.js';
 import type { Logger } from '../util/log.js';
 import { KindWatcher } from '../k8s/kind-watcher.js';
@@ -35,7 +35,7 @@ export interface OperatorConfig {
   gcGraceMs?: number;
   statusFile?: string;
   /** Request headers for the API server (a kubeconfig's bearer token). */
-  apiHeaders?: Record<string, string>;
+  apiAuth?: KubeClientOptions;
   /** The clustermesh config directory (enables the mesh service controller, which follows the etcd it names). */
   clusterMeshConfigDir?: string;
   /** Import global services that only remote clusters have (default true). */
@@ -87,9 +87,9 @@ export class Operator {
   ) {
     this.log = logger.child({ subsys: 'operator' });
     this.kube = new KubeClient({
+      ...config.apiAuth,
       server: config.apiServerURL,
       timeoutMs: 10_000,
-      ...(config.apiHeaders ? { headers: config.apiHeaders } : {}),
     });
     this.allocator = new IdentityAllocator(new CrdIdentityBackend(this.kube), {
       clusterId: config.clusterId,
@@ -97,9 +97,9 @@ export class Operator {
       logger: this.log,
     });
     this.watchClient = new KubeClient({
+      ...config.apiAuth,
       server: config.apiServerURL,
       timeoutMs: 60_000,
-      ...(config.apiHeaders ? { headers: config.apiHeaders } : {}),
     });
     const client = this.watchClient;
     const problem = (cause: string | undefined) => {

@@ -139,15 +139,15 @@ export interface PreparedK8sSources {
 function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
   const log = logger.child({ subsys: 'k8s' });
   const kube = new KubeClient({
+    ...cfg.apiAuth,
     server: cfg.apiServerURL ?? '',
     timeoutMs: 10_000,
-    ...(cfg.apiHeaders ? { headers: cfg.apiHeaders } : {}),
   });
   // the watchers' lists may be large (10,000s of Services on a busy server): a longer timeout
   const watchClient = new KubeClient({
+    ...cfg.apiAuth,
     server: cfg.apiServerURL ?? '',
     timeoutMs: 60_000,
-    ...(cfg.apiHeaders ? { headers: cfg.apiHeaders } : {}),
   });
   const identities = new IdentityCache();
   let agentRef: Agent | undefined;
