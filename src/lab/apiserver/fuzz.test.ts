@@ -31,7 +31,17 @@ function call(
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, method, path, headers: { 'content-type': contentType } },
+      // One connection per request: the server may close a kept-alive connection
+      // after an answer sent before the body was read (lingerThenClose), which a
+      // reusing client would see as a hang-up of the next, unrelated request.
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        agent: false,
+        headers: { 'content-type': contentType },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');

@@ -97,8 +97,13 @@ export class ApiHttpServer {
   private newServer(): Server {
     const s = createServer((req, res) => {
       this.handle(req, res).catch((err) => {
+        // drain what is left of the body before answering, so the answer does
+        // not race the client's upload into a reset connection
+        if (!req.complete) {
+          req.resume();
+          lingerThenClose(req);
+        }
         this.fail(res, err);
-        if (!req.complete) lingerThenClose(req);
       });
     });
     s.keepAliveTimeout = 65_000;
