@@ -61,6 +61,8 @@ export interface AgentConfig {
   bpffsDir: string;
   cgroupPath: string;
   apiServerURL?: string;
+  /** Kubeconfig with the server, CA and this agent's credential (takes precedence over apiServerURL's bare address). */
+  kubeconfig?: string;
 }
 
 /** Optional introspection a datapath may offer (LinuxDatapath does). */

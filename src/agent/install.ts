@@ -5,6 +5,7 @@
  * and one agent per node as lab daemons. Uninstall reverses all of it,
  * including the kernel state the agents left pinned (maps, links, routes).
  */
+import { daemonKubeconfigPath } from '../lab/pki.js';
 import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError, isNotFound } from '../util/errors.js';
@@ -122,6 +123,11 @@ function controlPlane(c: LabCluster) {
   return cp;
 }
 
+/** `--kubeconfig FILE` of a daemon identity when the lab API server speaks https (src/lab/pki.ts). */
+function kubeconfigArg(c: LabCluster, id: string): string[] {
+  return c.apiSecureSocket ? ['--kubeconfig', daemonKubeconfigPath(c.name, id)] : [];
+}
+
 /** The daemons an install runs. */
 export function installDaemons(c: LabCluster, settings: Record<string, string> = {}): DaemonSpec[] {
   const cp = controlPlane(c);
@@ -129,15 +135,21 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
   const out: DaemonSpec[] = [
     {
       name: DAEMON_OPERATOR,
-      command: nodeCommand('src/operator/main.ts', ['--cluster', c.name]),
+      command: nodeCommand('src/operator/main.ts', [
+        '--cluster',
+        c.name,
+        ...kubeconfigArg(c, 'operator'),
+      ]),
       netns: cp.netns,
       restart: 'always',
     },
     {
       name: DAEMON_DNS,
       command: nodeCommand('src/dns/main.ts', [
-        '--cluster',
-        c.name,
+        // https with its own credential when the lab has it (the path a real cluster takes)
+        ...(c.apiSecureSocket
+          ? ['--kubeconfig', daemonKubeconfigPath(c.name, 'dns')]
+          : ['--cluster', c.name]),
         '--listen',
         `${cp.ip}:53`,
         ...(importOff ? ['--no-service-imports'] : []),
@@ -152,9 +164,13 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
       // One agent per node: a small young generation keeps each agent's resident
       // memory ~35 MiB lower (V8 commits up to 3 x 16 MiB semi-spaces by default)
       // at the cost of more frequent, cheaper scavenges. See docs/agent.md.
-      command: nodeCommand('src/agent/main.ts', ['--cluster', c.name, '--node', n.name], {
-        nodeFlags: [`--max-semi-space-size=${AGENT_SEMI_SPACE_MIB}`],
-      }),
+      command: nodeCommand(
+        'src/agent/main.ts',
+        ['--cluster', c.name, '--node', n.name, ...kubeconfigArg(c, `agent-${n.name}`)],
+        {
+          nodeFlags: [`--max-semi-space-size=${AGENT_SEMI_SPACE_MIB}`],
+        },
+      ),
       netns: n.netns,
       restart: 'always',
     });

@@ -9,6 +9,7 @@
  * kernel state (pinned maps, links, routes) in place for the next start.
  */
 import { parseArgs } from 'node:util';
+import { kubeconfigClientOptions } from '../k8s/client-config.js';
 import { createLogger } from '../util/log.js';
 import { describeError } from '../util/errors.js';
 import { Agent } from './agent.js';
@@ -26,6 +27,7 @@ const { values } = parseArgs({
     cluster: { type: 'string' },
     node: { type: 'string' },
     config: { type: 'string' },
+    kubeconfig: { type: 'string' },
     'fake-datapath': { type: 'boolean', default: false },
   },
 });
@@ -37,6 +39,11 @@ async function main(): Promise<void> {
   if (values.config) cfg = agentConfigFromFile(values.config);
   else if (values.cluster && values.node) cfg = agentConfigFromLab(values.cluster, values.node);
   else throw new Error('usage: agent --cluster <lab cluster> --node <node> | --config <file>');
+  if (values.kubeconfig) {
+    // the API server, its CA and this agent's credential, as kubectl reads them
+    cfg.kubeconfig = values.kubeconfig;
+    cfg.apiServerURL = kubeconfigClientOptions({ path: values.kubeconfig }).server;
+  }
   const logger = log.child({ node: cfg.node });
   const datapath = values['fake-datapath']
     ? new FakeDatapath()

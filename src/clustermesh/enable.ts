@@ -12,6 +12,7 @@
  *                           plain HTTP only for /health and /metrics on 127.0.0.1:2381 in that netns
  *   clustermesh-apiserver   src/clustermesh/apiserver/main.ts (access setup, syncer, kvstoremesh, status)
  */
+import { daemonKubeconfigPath } from '../lab/pki.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
@@ -184,7 +185,13 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
   });
   addDaemon(c.name, {
     name: DAEMON_MESH_APISERVER,
-    command: nodeCommand('src/clustermesh/apiserver/main.ts', ['--cluster', c.name]),
+    command: nodeCommand('src/clustermesh/apiserver/main.ts', [
+      '--cluster',
+      c.name,
+      ...(c.apiSecureSocket
+        ? ['--kubeconfig', daemonKubeconfigPath(c.name, 'clustermesh-apiserver')]
+        : []),
+    ]),
     netns: cp.netns,
     restart: 'always',
     env: { TENDRIL_MESH_GEN: config.enabledAt },

@@ -9,15 +9,15 @@
  * Options: --domain (cluster.local), --clusterset-domain (clusterset.local),
  * --ttl SECONDS (5), --no-service-imports. SIGTERM/SIGINT stop it.
  *
- * The watches run on KubeClient, which speaks plain HTTP and unix: only (the
- * lab's API server). --kubeconfig loads @kubernetes/client-node lazily, only
- * to read the file; an https:// server (a real cluster) is refused with
- * DNS_TLS_UNSUPPORTED until KubeClient gets TLS options (docs/dns.md).
+ * The watches run on KubeClient: --kubeconfig gives it the server, the CA and
+ * the credential (token, tokenFile, client certificate) as kubectl reads them
+ * (src/k8s/client-config.ts); --server takes a bare URL.
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { KubeClient } from '../k8s/client.js';
+import { kubeconfigClientOptions } from '../k8s/client-config.js';
+import { KubeClient, type KubeClientOptions } from '../k8s/client.js';
 import { describeError, TendrilError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { startDNSDaemon } from './daemon.js';
@@ -28,31 +28,14 @@ export interface DNSMainArgs {
   port: number;
   /** The API server: http://HOST:PORT or unix:/path. */
   apiServer: string;
-  /** Request headers for it (a kubeconfig user's bearer token). */
+  /** Request headers for it. */
   headers: Record<string, string>;
+  /** CA, client certificate and token from --kubeconfig. */
+  auth?: KubeClientOptions;
   clusterDomain: string;
   clusterSetDomain: string;
   ttl: number;
   serviceImports: boolean;
-}
-
-/**
- * Refuses an API server KubeClient cannot speak to.
- * @throws TendrilError DNS_TLS_UNSUPPORTED for https://.
- */
-function plainHTTPOnly(server: string, from: string): void {
-  if (!/^https:\/\//i.test(server)) return;
-  throw new TendrilError(
-    'DNS_TLS_UNSUPPORTED',
-    `tendril dns: ${from} names ${server}, an https API server; the DNS daemon's watches run on ` +
-      'KubeClient, which speaks plain HTTP and unix: only (no TLS, no client certificates)',
-    {
-      hint:
-        'point it at a plain-HTTP endpoint (the lab API server, or `kubectl proxy --port 8001` ' +
-        'and --server http://127.0.0.1:8001); TLS support means giving KubeClient TLS options ' +
-        '(docs/dns.md, "Real clusters")',
-    },
-  );
 }
 
 /**
@@ -89,6 +72,7 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
   let listen = values.listen as string | undefined;
   let apiServer: string;
   const headers: Record<string, string> = {};
+  let auth: KubeClientOptions | undefined;
   const sources = ['server', 'kubeconfig', 'cluster'].filter((k) => values[k] !== undefined);
   if (sources.length !== 1)
     throw usage(
@@ -98,30 +82,18 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
     );
   if (values.server) {
     apiServer = String(values.server);
-    plainHTTPOnly(apiServer, '--server');
-    if (!/^(http:\/\/|unix:)/.test(apiServer))
-      throw usage(`--server ${apiServer} is not an http:// URL or unix:/path`);
+    if (!/^(https?:\/\/|unix:)/.test(apiServer))
+      throw usage(`--server ${apiServer} is not an http(s):// URL or unix:/path`);
   } else if (values.kubeconfig) {
-    // only this path loads client-node (its kubeconfig reader: contexts, files, exec plugins)
-    const { KubeConfig } = await import('@kubernetes/client-node');
-    const kc = new KubeConfig();
     try {
-      kc.loadFromFile(String(values.kubeconfig));
+      auth = kubeconfigClientOptions({
+        path: String(values.kubeconfig),
+        ...(values.context ? { context: String(values.context) } : {}),
+      });
     } catch (err) {
-      throw usage(`cannot read kubeconfig ${values.kubeconfig}: ${(err as Error).message}`);
+      throw usage(`cannot use kubeconfig ${values.kubeconfig}: ${(err as Error).message}`);
     }
-    if (values.context) {
-      if (!kc.getContextObject(String(values.context)))
-        throw usage(`kubeconfig ${values.kubeconfig} has no context ${values.context}`);
-      kc.setCurrentContext(String(values.context));
-    }
-    const server = kc.getCurrentCluster()?.server;
-    if (!server)
-      throw usage(`kubeconfig ${values.kubeconfig}: its current context names no server`);
-    apiServer = server;
-    plainHTTPOnly(apiServer, `kubeconfig ${values.kubeconfig}`);
-    const token = kc.getCurrentUser()?.token;
-    if (token) headers.Authorization = `Bearer ${token}`;
+    apiServer = auth!.server;
   } else {
     const { loadCluster, apiServerNodeURL } = await import('../lab/state.js');
     const cluster = loadCluster(String(values.cluster));
@@ -143,6 +115,7 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
     port,
     apiServer,
     headers,
+    ...(auth ? { auth } : {}),
     clusterDomain: String(values.domain),
     clusterSetDomain: String(values['clusterset-domain']),
     ttl,
@@ -156,7 +129,7 @@ async function main(): Promise<void> {
   const daemon = await startDNSDaemon({
     host: args.host,
     port: args.port,
-    client: new KubeClient({ server: args.apiServer, headers: args.headers }),
+    client: new KubeClient({ ...args.auth, server: args.apiServer, headers: args.headers }),
     clusterDomain: args.clusterDomain,
     clusterSetDomain: args.clusterSetDomain,
     ttl: args.ttl,

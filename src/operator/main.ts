@@ -4,6 +4,7 @@
  *   node --import tsx src/operator/main.ts --api-server URL --cluster-name N --cluster-id I [--pod-cidr C]
  */
 import { parseArgs } from 'node:util';
+import { kubeconfigClientOptions } from '../k8s/client-config.js';
 import { createLogger } from '../util/log.js';
 import { describeError } from '../util/errors.js';
 import { parseDuration } from '../util/duration.js';
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
       'cluster-id': { type: 'string' },
       'pod-cidr': { type: 'string' },
       'gc-interval': { type: 'string' },
+      kubeconfig: { type: 'string' },
     },
   });
   let cfg: OperatorConfig;
@@ -55,6 +57,11 @@ async function main(): Promise<void> {
       ...(values['pod-cidr'] ? { clusterPodCIDR: values['pod-cidr'] } : {}),
       gcIntervalMs: parseDuration(values['gc-interval'] ?? '30s'),
     };
+  }
+  if (values.kubeconfig) {
+    // the API server, its CA and the operator's credential, as kubectl reads them
+    cfg.kubeconfig = values.kubeconfig;
+    cfg.apiServerURL = kubeconfigClientOptions({ path: values.kubeconfig }).server;
   }
   const op = new Operator(cfg, log);
   await op.start();

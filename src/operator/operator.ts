@@ -6,6 +6,7 @@
  * - IPAM: gives a Node without spec.podCIDR a free /24 of the cluster's pod CIDR;
  * - a status file (operator-status.json) that `tendril status` reads.
  */
+import { kubeconfigClientOptions } from '../k8s/client-config.js';
 import type {
   KubernetesObject,
   V1EndpointSlice,
@@ -26,6 +27,8 @@ import { writeFileAtomicSync } from '../util/atomic-write.js';
 
 export interface OperatorConfig {
   apiServerURL: string;
+  /** Kubeconfig with the server's CA and the operator's credential. */
+  kubeconfig?: string;
   clusterName: string;
   clusterId: number;
   /** The cluster's pod CIDR, for nodes without one. */
@@ -84,13 +87,18 @@ export class Operator {
     logger: Logger,
   ) {
     this.log = logger.child({ subsys: 'operator' });
-    this.kube = new KubeClient({ server: config.apiServerURL, timeoutMs: 10_000 });
+    const auth = config.kubeconfig ? kubeconfigClientOptions({ path: config.kubeconfig }) : {};
+    this.kube = new KubeClient({ ...auth, server: config.apiServerURL, timeoutMs: 10_000 });
     this.allocator = new IdentityAllocator(new CrdIdentityBackend(this.kube), {
       clusterId: config.clusterId,
       gcGracePeriodMs: config.gcGraceMs ?? config.gcIntervalMs,
       logger: this.log,
     });
-    this.watchClient = new KubeClient({ server: config.apiServerURL, timeoutMs: 60_000 });
+    this.watchClient = new KubeClient({
+      ...auth,
+      server: config.apiServerURL,
+      timeoutMs: 60_000,
+    });
     const client = this.watchClient;
     const problem = (cause: string | undefined) => {
       if (cause) this.st.lastError = cause;

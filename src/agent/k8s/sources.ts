@@ -6,6 +6,7 @@
  * operator allocates identities; the agent waits for the identity of a pod's
  * label set to appear.
  */
+import { kubeconfigClientOptions } from '../../k8s/client-config.js';
 import type { KubernetesObject, V1Node, V1Pod } from '@kubernetes/client-node';
 import { KubeClient } from '../../k8s/client.js';
 import type { KubeObject } from '../../k8s/objects.js';
@@ -136,9 +137,14 @@ export interface PreparedK8sSources {
 
 function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
   const log = logger.child({ subsys: 'k8s' });
-  const kube = new KubeClient({ server: cfg.apiServerURL ?? '', timeoutMs: 10_000 });
+  const auth = cfg.kubeconfig ? kubeconfigClientOptions({ path: cfg.kubeconfig }) : {};
+  const kube = new KubeClient({ ...auth, server: cfg.apiServerURL ?? '', timeoutMs: 10_000 });
   // the watchers' lists may be large (10,000s of Services on a busy server): a longer timeout
-  const watchClient = new KubeClient({ server: cfg.apiServerURL ?? '', timeoutMs: 60_000 });
+  const watchClient = new KubeClient({
+    ...auth,
+    server: cfg.apiServerURL ?? '',
+    timeoutMs: 60_000,
+  });
   const identities = new IdentityCache();
   let agentRef: Agent | undefined;
   const problem = (name: string) => (cause: string | undefined) =>

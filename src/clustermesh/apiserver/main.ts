@@ -3,7 +3,7 @@
  * `tendril clustermesh enable` as a supervised daemon in the control plane's
  * network namespace, next to its etcd):
  *
- *   node --import tsx src/clustermesh/apiserver/main.ts --cluster <lab cluster>
+ *   node --import tsx src/clustermesh/apiserver/main.ts --cluster <lab cluster> [--kubeconfig FILE]
  *
  * Everything else comes from $TENDRIL_HOME/clusters/<lab cluster>/clustermesh/.
  */
@@ -13,10 +13,16 @@ import { describeError } from '../../util/errors.js';
 import { MeshApiServer } from './server.js';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { cluster: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { cluster: { type: 'string' }, kubeconfig: { type: 'string' } },
+  });
   if (!values.cluster) throw new Error('usage: main.ts --cluster <lab cluster>');
   const log = createLogger({ daemon: 'clustermesh-apiserver', cluster: values.cluster });
-  const srv = new MeshApiServer({ labCluster: values.cluster, logger: log });
+  const srv = new MeshApiServer({
+    labCluster: values.cluster,
+    logger: log,
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+  });
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
