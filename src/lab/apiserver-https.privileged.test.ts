@@ -3,7 +3,9 @@
  * its nodes: lab create makes the CA (key 0600), the serving certificate and
  * a token and kubeconfig per daemon; the kubelets run with --kubeconfig and
  * their nodes become Ready over https; a request without a credential gets
- * 401, an agent's attempt to write a Secret 403; the admin may.
+ * 401, an agent's attempt to write a Secret 403; the admin may. After
+ * `install`, the operator, DNS and every agent run with their own kubeconfig
+ * (https, the lab CA, their identity's token) and `status --wait` passes.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -11,7 +13,7 @@ import { request } from 'node:https';
 import { after } from 'node:test';
 import { parse } from 'yaml';
 import { privilegedTest } from '../../test/helpers/privileged.js';
-import { teardownLab, useUniqueLab } from '../../test/e2e/lab-fixture.js';
+import { cliOk, teardownLab, useUniqueLab } from '../../test/e2e/lab-fixture.js';
 
 const lab = useUniqueLab('https');
 after(() => teardownLab(lab));
@@ -19,6 +21,9 @@ after(() => teardownLab(lab));
 const { createCluster } = await import('./create.js');
 const { listDaemonSpecs } = await import('./daemons.js');
 const { daemonKubeconfigPath, pkiPaths } = await import('./pki.js');
+const { agentDaemonName } = await import('../install/install.js');
+const { daemonKubeconfigPath: installKubeconfigPath } =
+  await import('../install/lab-daemon-config.js');
 
 /** One request over the cluster's https Unix socket (what the forwarder exposes at <control plane>:6443). */
 function httpsOverSocket(
@@ -116,6 +121,37 @@ privilegedTest(
       secret,
     );
     assert.equal(created.status, 201);
+
+    // Tendril's daemons, as `install` starts them: each with its own kubeconfig (https, the lab
+    // CA, the token of its identity), and the agents become ready over it
+    await cliOk(['install', '--context', 'lab-h1', '--cluster-name', 'h1', '--cluster-id', '7']);
+    const specs = listDaemonSpecs('h1');
+    const expected = new Map([
+      ['tendril-operator', 'operator'],
+      ['tendril-dns', 'dns'],
+      ...c.nodes.map((n): [string, string] => [agentDaemonName(n.name), `agent-${n.name}`]),
+    ]);
+    const seen = new Set<string>();
+    for (const [daemon, id] of expected) {
+      const spec = specs.find((d) => d.name === daemon);
+      assert.ok(spec, `${daemon} is installed`);
+      const i = spec.command.indexOf('--kubeconfig');
+      assert.ok(i > 0, `${daemon} runs with --kubeconfig`);
+      assert.equal(spec.command[i + 1], installKubeconfigPath('h1', id));
+      const kc = parse(readFileSync(spec.command[i + 1]!, 'utf8'));
+      assert.match(kc.clusters[0].cluster.server, /^https:\/\/172\.30\.\d+\.\d+:6443$/);
+      assert.equal(
+        Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64').toString(),
+        ca,
+      );
+      assert.equal(kc.users[0].user.token, tokenOf(id), `${daemon} has ${id}'s own token`);
+      seen.add(kc.users[0].user.token as string);
+    }
+    assert.equal(seen.size, expected.size, 'no two daemons share a credential');
+    assert.ok(existsSync(installKubeconfigPath('h1', 'clustermesh-apiserver')));
+    await cliOk(['status', '--context', 'lab-h1', '--wait', '--wait-duration', '120s'], {
+      timeoutMs: 180_000,
+    });
   },
   { timeout: 300_000 },
 );
