@@ -26,7 +26,7 @@ const { removeDaemon, tsxLoaderURL } = await import('../../src/lab/daemons.js');
 const { agentDaemonName } = await import('../../src/install/install.js');
 const { meshPaths, readMeshConfig } = await import('../../src/clustermesh/mesh-files.js');
 const { AgentClient } = await import('../../src/agent/api/client.js');
-const { openIPCacheMap, keyToPrefix } = await import('../../src/datapath/linux/maps.js');
+const { openPinnedIPCache, keyToPrefix } = await import('../../src/datapath/linux/maps.js');
 
 const ECHO = `apiVersion: apps/v1
 kind: Deployment
@@ -40,9 +40,13 @@ spec:
       containers: [{name: echo, image: mendhak/http-https-echo:28, ports: [{containerPort: 8080}]}]
 `;
 
-/** The BPF ipcache pinned under BPF_ROOT, as prefix -> identity. */
+/**
+ * The BPF ipcache pinned under BPF_ROOT, as prefix -> identity. Opens the
+ * agent's pin (absent: throws, and `until` tries again); it never creates
+ * one, which would race the agent's own start.
+ */
 function pinnedIPCache(bpfRoot: string): Map<string, number> {
-  const m = openIPCacheMap(bpfRoot);
+  const m = openPinnedIPCache(bpfRoot);
   try {
     return new Map([...m.entries()].map(([k, v]) => [keyToPrefix(k), v.identity]));
   } finally {
