@@ -9,7 +9,7 @@
  * clustermesh-apiserver does not load it.
  */
 import { kindOfPath } from '../k8s/kind-watcher.js';
-import { KubeClient } from '../k8s/client.js';
+import { KubeClient, type KubeClientOptions } from '../k8s/client.js';
 import { Informer } from '../k8s/informer.js';
 import type { KubeObject } from '../k8s/objects.js';
 import { nopLogger, type Logger } from '../util/log.js';
@@ -33,14 +33,14 @@ export interface InformerSourceOptions {
  *   not http:// or unix:.
  */
 export function informerSource(
-  server: string,
+  server: string | KubeClientOptions,
   path: string,
   options: InformerSourceOptions = {},
 ): ObjectSource {
   const { apiVersion, kind } = kindOfPath(path);
   const log = (options.logger ?? nopLogger).child({ source: path });
   return async (h) => {
-    const client = new KubeClient({ server });
+    const client = new KubeClient(typeof server === 'string' ? { server } : server);
     const informer = new Informer<KubeObject>({
       client,
       apiVersion,
@@ -71,8 +71,11 @@ export function informerSource(
   };
 }
 
-/** The syncer's sources over an API server URL. */
-export function apiServerSources(server: string, logger?: Logger): SyncerSources {
+/** The syncer's sources over an API server URL (or full client options: CA and credential). */
+export function apiServerSources(
+  server: string | KubeClientOptions,
+  logger?: Logger,
+): SyncerSources {
   const src = (p: string) => informerSource(server, p, { logger });
   return {
     nodes: src('/api/v1/nodes'),

@@ -50,6 +50,7 @@ import {
   agentSocketPath,
   agentStateDir,
   clusterMeshConfigDir,
+  daemonKubeconfigDir,
   daemonKubeconfigPath,
   tendrilConfigDir,
   operatorConfigDir,
@@ -139,7 +140,7 @@ function controlPlane(c: LabCluster) {
 export function installDaemons(c: LabCluster, settings: Record<string, string> = {}): DaemonSpec[] {
   const cp = controlPlane(c);
   const importOff = settings['remote-service-import'] === 'false';
-  const kubeconfig = daemonKubeconfigPath(c.name);
+  const kubeconfig = (id: string) => daemonKubeconfigPath(c.name, id);
   const meshConfig = clusterMeshConfigDir(c.name);
   const out: DaemonSpec[] = [
     {
@@ -148,7 +149,7 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
         '--config-dir',
         operatorConfigDir(c.name),
         '--kubeconfig',
-        kubeconfig,
+        kubeconfig('operator'),
         '--clustermesh-config',
         meshConfig,
       ]),
@@ -159,7 +160,7 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
       name: DAEMON_DNS,
       command: nodeCommand('src/dns/main.ts', [
         '--kubeconfig',
-        kubeconfig,
+        kubeconfig('dns'),
         '--listen',
         `${cp.ip}:53`,
         ...(importOff ? ['--no-service-imports'] : []),
@@ -180,7 +181,7 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
           '--config-dir',
           agentConfigDir(c.name, n.name),
           '--kubeconfig',
-          kubeconfig,
+          kubeconfig(`agent-${n.name}`),
           '--clustermesh-config',
           meshConfig,
           '--node-name',
@@ -557,7 +558,7 @@ async function removeEverything(
   }
   rmSync(join(clusterDir(c.name), 'operator-status.json'), { force: true });
   rmSync(operatorConfigDir(c.name), { recursive: true, force: true });
-  rmSync(daemonKubeconfigPath(c.name), { force: true });
+  rmSync(daemonKubeconfigDir(c.name), { recursive: true, force: true });
   // a reinstall (--force) keeps the mesh's remotes; uninstall drops them
   if (!o.keepAgentState) rmSync(tendrilConfigDir(c.name), { recursive: true, force: true });
   if (!o.keepInstallState) removeInstallState(c.name);

@@ -3,7 +3,9 @@
  * with files, not with the lab's name. At install the lab writes, under
  * $TENDRIL_HOME/clusters/<lab cluster>/:
  *
- *   tendril/kubeconfig                    the API server as the nodes reach it (--kubeconfig)
+ *   tendril/kubeconfigs/<identity>.yaml   each daemon's --kubeconfig: the API server as the nodes
+ *                                         reach it (https, the lab CA and that daemon's own token:
+ *                                         agent-<node>, operator, dns, clustermesh-apiserver)
  *   tendril/operator-config/<key>         the operator's settings (--config-dir; cilium-config's shape)
  *   tendril/clustermesh-config/<cluster>  one etcd config per remote cluster (--clustermesh-config;
  *                                         Cilium's clustermesh-config shape), written by
@@ -16,10 +18,12 @@
 import { clusterConfigData } from './kubernetes/options.js';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeFileAtomicSync } from '../util/atomic-write.js';
 import { clusterDir } from '../util/paths.js';
 import { writeConfigDir } from '../util/config-dir.js';
 import { apiServerNodeURL, nodeDir, type LabCluster } from '../lab/state.js';
+import { labKubeconfig } from '../lab/pki.js';
 import { nodeBpffsDir, nodeCgroup } from '../lab/layout.js';
 import {
   readClusterMeshConfig,
@@ -58,9 +62,19 @@ export function tendrilConfigDir(labCluster: string): string {
   return join(clusterDir(labCluster), 'tendril');
 }
 
-/** The kubeconfig the daemons of a lab cluster use. */
-export function daemonKubeconfigPath(labCluster: string): string {
-  return join(tendrilConfigDir(labCluster), 'kubeconfig');
+/** Where the daemons' kubeconfigs are (one per identity). */
+export function daemonKubeconfigDir(labCluster: string): string {
+  return join(tendrilConfigDir(labCluster), 'kubeconfigs');
+}
+
+/** The kubeconfig of one daemon identity: "agent-<node>", "operator", "dns", "clustermesh-apiserver". */
+export function daemonKubeconfigPath(labCluster: string, identity: string): string {
+  return join(daemonKubeconfigDir(labCluster), `${identity}.yaml`);
+}
+
+/** The identities of a lab cluster's Tendril daemons (each has its own credential). */
+export function daemonIdentities(c: Pick<LabCluster, 'nodes'>): string[] {
+  return ['operator', 'dns', 'clustermesh-apiserver', ...c.nodes.map((n) => `agent-${n.name}`)];
 }
 
 /** The operator's config directory. */
@@ -102,10 +116,13 @@ export function clusterSettings(c: LabCluster, st: InstallState): Record<string,
 }
 
 /**
- * A standalone kubeconfig naming the lab API server as the nodes reach it.
- * The daemons present no credential yet (the lab API server does not ask for one).
+ * One daemon's kubeconfig: with the cluster's https API server (clusters made
+ * by `lab create` since it has one), the nodes' https URL, the lab CA and the
+ * identity's own token (src/lab/pki.ts); otherwise the plain-http URL and no
+ * credential.
  */
-export function daemonKubeconfig(c: LabCluster): string {
+export function daemonKubeconfig(c: LabCluster, identity: string): string {
+  if (c.apiSecureSocket) return labKubeconfig(c, identity);
   return stringify({
     apiVersion: 'v1',
     kind: 'Config',
@@ -116,13 +133,15 @@ export function daemonKubeconfig(c: LabCluster): string {
   });
 }
 
-/** Writes the kubeconfig and the operator's and every agent's config directory. */
+/** Writes the daemons' kubeconfigs and the operator's and every agent's config directory. */
 export function writeDaemonConfigs(c: LabCluster, st: InstallState): void {
   const shared = clusterSettings(c, st);
   mkdirSync(tendrilConfigDir(c.name), { recursive: true });
-  const kc = daemonKubeconfigPath(c.name);
-  writeFileSync(`${kc}.tmp`, daemonKubeconfig(c), { mode: 0o600 });
-  renameSync(`${kc}.tmp`, kc);
+  for (const id of daemonIdentities(c))
+    writeFileAtomicSync(daemonKubeconfigPath(c.name, id), daemonKubeconfig(c, id), {
+      mode: 0o600,
+      dirMode: 0o700,
+    });
   writeConfigDir(operatorConfigDir(c.name), {
     ...shared,
     'operator-status-file': operatorStatusPath(c.name),

@@ -10,6 +10,7 @@ import { TendrilError } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
 import { etcdArgs, freePort } from '../kvstore/etcd-server.js';
 import { recordLabContext } from './context.js';
+import { apiSecureSocketPath, daemonKubeconfigPath, ensureLabPKI, pkiPaths } from './pki.js';
 import {
   addDaemon,
   daemonLogPath,
@@ -214,6 +215,22 @@ export function apiServerSpec(c: LabCluster): DaemonSpec {
   ];
   if (c.apiStore === 'etcd')
     args.push('--store', 'etcd', '--etcd-endpoints', (c.etcdEndpoints ?? []).join(','));
+  if (c.apiSecureSocket) {
+    // https with authentication for the nodes' daemons (src/lab/pki.ts made the files)
+    const p = pkiPaths(c.name);
+    args.push(
+      '--secure-socket',
+      c.apiSecureSocket,
+      '--tls-cert-file',
+      p.serverCert,
+      '--tls-private-key-file',
+      p.serverKey,
+      '--client-ca-file',
+      p.caCert,
+      '--token-auth-file',
+      p.tokens,
+    );
+  }
   return {
     name: DAEMON_APISERVER,
     command: nodeCommand('src/lab/apiserver/main.ts', args),
@@ -230,7 +247,7 @@ export function forwarderSpec(c: LabCluster): DaemonSpec {
       '--listen',
       `${cp.ip}:${API_NODE_PORT}`,
       '--socket',
-      c.apiSocket,
+      c.apiSecureSocket ?? c.apiSocket,
     ]),
     netns: cp.netns,
     restart: 'always',
@@ -241,7 +258,15 @@ export function forwarderSpec(c: LabCluster): DaemonSpec {
 export function kubeletSpec(c: LabCluster, node: LabNode): DaemonSpec {
   return {
     name: kubeletDaemonName(node.name),
-    command: nodeCommand('src/lab/kubelet/main.ts', ['--cluster', c.name, '--node', node.name]),
+    command: nodeCommand('src/lab/kubelet/main.ts', [
+      '--cluster',
+      c.name,
+      '--node',
+      node.name,
+      ...(c.apiSecureSocket
+        ? ['--kubeconfig', daemonKubeconfigPath(c.name, `kubelet-${node.name}`)]
+        : []),
+    ]),
     netns: node.netns,
     restart: 'always',
     stopTimeoutMs: 15_000,
@@ -271,12 +296,15 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
     }
     const c = planCluster(opts, existing);
     c.apiPort = await freePort();
+    c.apiSecureSocket = apiSecureSocketPath(c.name);
     saveCluster(c);
     return c;
   });
   try {
     // The supervisor, etcd and the API server need no node namespace: start them while the network is built.
     const controlPlane = (async () => {
+      // the lab CA, serving certificate, and a token and kubeconfig per daemon
+      await ensureLabPKI(cluster);
       await startSupervisor(cluster.name);
       if (cluster.apiStore === 'etcd') {
         const clientPort = await freePort();

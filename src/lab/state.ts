@@ -49,6 +49,12 @@ export interface LabCluster {
   apiPort: number;
   /** API server Unix socket (reachable from every network namespace). */
   apiSocket: string;
+  /**
+   * The API server's https Unix socket (authenticated; see src/lab/pki.ts).
+   * Set for clusters created with https: the forwarder exposes it to the
+   * nodes as https://<control plane>:6443 and daemons use their kubeconfig.
+   */
+  apiSecureSocket?: string;
   apiStore: ApiStore;
   /** etcd client URLs when apiStore is etcd. */
   etcdEndpoints?: string[];
@@ -123,11 +129,16 @@ export function apiServerURL(cluster: Pick<LabCluster, 'apiPort'>): string {
   return `http://127.0.0.1:${cluster.apiPort}`;
 }
 
-/** URL of the API server from the nodes' namespaces (through the forwarder on the control plane). */
-export function apiServerNodeURL(cluster: Pick<LabCluster, 'nodes'>): string {
+/**
+ * URL of the API server from the nodes' namespaces (through the forwarder on
+ * the control plane): https when the cluster has its https socket.
+ */
+export function apiServerNodeURL(
+  cluster: Pick<LabCluster, 'nodes'> & { apiSecureSocket?: string },
+): string {
   const cp = cluster.nodes.find((n) => n.role === 'control-plane');
   if (!cp) throw new TendrilError('LAB_STATE_CORRUPT', 'lab cluster has no control-plane node');
-  return `http://${cp.ip}:6443`;
+  return `${cluster.apiSecureSocket ? 'https' : 'http'}://${cp.ip}:6443`;
 }
 
 /** Reads a cluster's state, or undefined when it has none. Throws LAB_STATE_CORRUPT on unreadable JSON. */

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { privilegedTest } from '../helpers/privileged.js';
 import { cliOk, createMeshedPair, ROOT, teardownLab, until, useUniqueLab } from './lab-fixture.js';
 
@@ -19,12 +20,13 @@ const lab = useUniqueLab('hand');
 const { KubeClient } = await import('../../src/k8s/client.js');
 const { apiServerURL, apiServerNodeURL } = await import('../../src/lab/state.js');
 const { nodeBpffsDir, nodeCgroup } = await import('../../src/lab/layout.js');
+const { daemonKubeconfigPath: pkiKubeconfigPath, pkiPaths } = await import('../../src/lab/pki.js');
 const { netnsPath } = await import('../../src/lab/netns.js');
 const { removeDaemon, tsxLoaderURL } = await import('../../src/lab/daemons.js');
 const { agentDaemonName } = await import('../../src/install/install.js');
 const { meshPaths, readMeshConfig } = await import('../../src/clustermesh/mesh-files.js');
 const { AgentClient } = await import('../../src/agent/api/client.js');
-const { openIPCacheMap, keyToPrefix } = await import('../../src/datapath/linux/maps.js');
+const { openPinnedIPCache, keyToPrefix } = await import('../../src/datapath/linux/maps.js');
 
 const ECHO = `apiVersion: apps/v1
 kind: Deployment
@@ -38,9 +40,13 @@ spec:
       containers: [{name: echo, image: mendhak/http-https-echo:28, ports: [{containerPort: 8080}]}]
 `;
 
-/** The BPF ipcache pinned under BPF_ROOT, as prefix -> identity. */
+/**
+ * The BPF ipcache pinned under BPF_ROOT, as prefix -> identity. Opens the
+ * agent's pin (absent: throws, and `until` tries again); it never creates
+ * one, which would race the agent's own start.
+ */
 function pinnedIPCache(bpfRoot: string): Map<string, number> {
-  const m = openIPCacheMap(bpfRoot);
+  const m = openPinnedIPCache(bpfRoot);
   try {
     return new Map([...m.entries()].map(([k, v]) => [keyToPrefix(k), v.identity]));
   } finally {
@@ -88,6 +94,15 @@ privilegedTest(
         'socket-path': join(dir, 'agent.sock'),
       };
       for (const [k, v] of Object.entries(settings)) writeFileSync(join(configDir, k), v + '\n');
+      // the API server as a real node reaches it: https, the cluster's CA in a file, the
+      // agent's service-account token in a file (issued by the lab's PKI; kubectl's file forms)
+      const caFile = join(dir, 'ca.crt');
+      writeFileSync(caFile, readFileSync(pkiPaths('cluster2').caCert));
+      const tokenFile = join(dir, 'token');
+      const issued = parse(
+        readFileSync(pkiKubeconfigPath('cluster2', `agent-${node.name}`), 'utf8'),
+      ) as { users: { user: { token: string } }[] };
+      writeFileSync(tokenFile, issued.users[0]!.user.token + '\n', { mode: 0o600 });
       const kubeconfig = join(dir, 'kubeconfig');
       writeFileSync(
         kubeconfig,
@@ -95,8 +110,8 @@ privilegedTest(
           'apiVersion: v1',
           'kind: Config',
           'current-context: node',
-          `clusters: [{name: c, cluster: {server: "${apiServerNodeURL(c2)}"}}]`,
-          'users: [{name: agent, user: {}}]',
+          `clusters: [{name: c, cluster: {server: "${apiServerNodeURL(c2)}", certificate-authority: "${caFile}"}}]`,
+          `users: [{name: agent, user: {tokenFile: "${tokenFile}"}}]`,
           'contexts: [{name: node, context: {cluster: c, user: agent}}]',
         ].join('\n') + '\n',
       );
@@ -125,7 +140,8 @@ privilegedTest(
         '--node-name',
         node.name,
       ];
-      for (const f of [configDir, kubeconfig, meshDir])
+      assert.match(apiServerNodeURL(c2), /^https:/, 'the lab API server speaks https to the nodes');
+      for (const f of [configDir, kubeconfig, caFile, tokenFile, meshDir])
         assert.doesNotMatch(f, /clusters\//, 'nothing the agent reads is in the lab state');
       const out = openSync(log, 'a');
       agent = spawn(

@@ -30,6 +30,7 @@ import {
 import { fetchStatus, serveStatus, type MeshDaemonStatus } from '../status-api.js';
 import { ClusterSyncer, type SyncerSources } from '../syncer.js';
 import { apiServerSources } from '../k8s-source.js';
+import { kubeconfigClientOptions } from '../../k8s/client-config.js';
 import type { ServiceExporter } from '../export.js';
 import { parseDuration } from '../../util/duration.js';
 
@@ -39,6 +40,8 @@ export interface MeshApiServerOptions {
   logger?: Logger;
   /** How often remotes/ and readers/ are re-read (default 1000 ms). */
   scanIntervalMs?: number;
+  /** Kubeconfig with the API server, its CA and this daemon's credential (default: the config's apiServerURL, no credential). */
+  kubeconfig?: string;
   /** Override the syncer's sources (tests); default: informers on the config's apiServerURL. */
   sources?: SyncerSources;
   exportService?: ServiceExporter;
@@ -164,7 +167,14 @@ export class MeshApiServer {
       clusterConfig: makeClusterConfig(cfg.clusterId, {
         maxConnectedClusters: cfg.maxConnectedClusters,
       }),
-      sources: this.opts.sources ?? apiServerSources(cfg.apiServerURL, this.log),
+      sources:
+        this.opts.sources ??
+        apiServerSources(
+          this.opts.kubeconfig
+            ? kubeconfigClientOptions({ path: this.opts.kubeconfig })
+            : cfg.apiServerURL,
+          this.log,
+        ),
       exportService: this.opts.exportService,
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
       logger: this.log,

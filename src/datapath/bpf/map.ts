@@ -243,6 +243,9 @@ export function createOrReusePinnedMap<K = Buffer, V = Buffer>(
     m.pin(path);
   } catch (e) {
     m.close();
+    // another process pinned it between our check and our pin: reuse theirs (checked as above)
+    if ((e as { errnoName?: string }).errnoName === 'EEXIST' && existsSync(path))
+      return createOrReusePinnedMap(spec, path);
     throw e;
   }
   return m;

@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { TendrilError } from '../../util/errors.js';
 import { resolveInstallTarget } from '../lab-target.js';
-import { syncLabClusterMeshConfig } from '../lab-daemon-config.js';
+import { daemonKubeconfigPath, syncLabClusterMeshConfig } from '../lab-daemon-config.js';
 import { readInstallState, type InstallState } from '../install-state.js';
 import { addDaemon, nodeCommand, removeDaemon } from '../../lab/daemons.js';
 import { apiServerNodeURL, listClusters, type LabCluster, type LabNode } from '../../lab/state.js';
@@ -188,7 +188,13 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
   });
   addDaemon(c.name, {
     name: DAEMON_MESH_APISERVER,
-    command: nodeCommand('src/clustermesh/apiserver/main.ts', ['--mesh-dir', meshDir(c.name)]),
+    command: nodeCommand('src/clustermesh/apiserver/main.ts', [
+      '--mesh-dir',
+      meshDir(c.name),
+      // the API server with the lab CA and this daemon's own token (written at install)
+      '--kubeconfig',
+      daemonKubeconfigPath(c.name, 'clustermesh-apiserver'),
+    ]),
     netns: cp.netns,
     restart: 'always',
     env: { TENDRIL_MESH_GEN: config.enabledAt },

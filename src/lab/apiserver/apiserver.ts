@@ -15,7 +15,7 @@ import { EndpointSliceController } from './controllers/endpointslice.js';
 import { Scheduler } from './controllers/scheduler.js';
 import { ServiceAllocator } from './controllers/service-ip.js';
 import { Registry } from './registry.js';
-import { ApiHttpServer } from './server.js';
+import { ApiHttpServer, type ApiHttpServerOptions } from './server.js';
 import { DiskPersistence, type Persistence } from './storage.js';
 import { EtcdPersistence } from './storage-etcd.js';
 
@@ -50,6 +50,12 @@ export interface ApiServerOptions {
   maxPodGraceSeconds?: number;
   /** Disk store: writes between snapshots. */
   snapshotEvery?: number;
+  /** Serving certificate, client CA and tokens of the https listeners (see ./auth.ts). */
+  tls?: ApiHttpServerOptions['tls'];
+  /** An https Unix socket (authenticated; the lab's forwarder exposes it to the nodes). */
+  secureSocketPath?: string;
+  /** An https TCP listener (authenticated); port 0 picks one. */
+  secureTcp?: { host: string; port: number };
 }
 
 /** A running API server. */
@@ -57,6 +63,8 @@ export interface RunningApiServer {
   /** http://127.0.0.1:PORT */
   url: string;
   port: number;
+  /** https://HOST:PORT of the secureTcp listener, if any. */
+  secureUrl?: string;
   registry: Registry;
   allocator: ServiceAllocator;
   /** Resolves when the controllers have nothing left to do (tests). */
@@ -108,11 +116,18 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     registry,
     logger: log.child({ subsys: 'http' }),
     bookmarkIntervalMs: options.bookmarkIntervalMs,
+    ...(options.tls ? { tls: options.tls } : {}),
   });
   let port: number;
+  let secureUrl: string | undefined;
   try {
     port = await http.listenTcp(options.host ?? '127.0.0.1', options.port);
     if (options.socketPath) await http.listenUnix(options.socketPath);
+    if (options.secureSocketPath) await http.listenUnix(options.secureSocketPath, true);
+    if (options.secureTcp) {
+      const p = await http.listenTcp(options.secureTcp.host, options.secureTcp.port, true);
+      secureUrl = `https://${options.secureTcp.host}:${p}`;
+    }
   } catch (err) {
     for (const c of controllers) c.stop();
     await http.close();
@@ -129,6 +144,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
   return {
     url,
     port,
+    ...(secureUrl ? { secureUrl } : {}),
     registry,
     allocator,
     async settle() {

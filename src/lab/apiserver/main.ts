@@ -11,9 +11,10 @@
  * {"url","port","pid","socket"} and "API server listening" is logged.
  * SIGTERM/SIGINT stop it cleanly (the disk store writes its snapshot).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { readTokenFile } from './auth.js';
 import { EtcdKVStore } from '../../kvstore/etcd.js';
 import type { KVStore } from '../../kvstore/types.js';
 import { describeError, TendrilError } from '../../util/errors.js';
@@ -32,6 +33,12 @@ export interface ApiServerArgs {
   store: 'disk' | 'etcd';
   etcdEndpoints: string[];
   advertise?: { ip: string; port: number };
+  /** https: serving certificate and key, client CA, static tokens, and the https Unix socket. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  clientCAFile?: string;
+  tokenAuthFile?: string;
+  secureSocket?: string;
 }
 
 /**
@@ -50,6 +57,11 @@ export function parseApiServerArgs(argv: string[]): ApiServerArgs {
       store: { type: 'string', default: 'disk' },
       'etcd-endpoints': { type: 'string' },
       'advertise-address': { type: 'string' },
+      'tls-cert-file': { type: 'string' },
+      'tls-private-key-file': { type: 'string' },
+      'client-ca-file': { type: 'string' },
+      'token-auth-file': { type: 'string' },
+      'secure-socket': { type: 'string' },
     },
     strict: true,
   });
@@ -88,7 +100,17 @@ export function parseApiServerArgs(argv: string[]): ApiServerArgs {
       );
     advertise = { ip: a[1]!, port: Number(a[2]) };
   }
+  if (values['secure-socket'] && (!values['tls-cert-file'] || !values['tls-private-key-file']))
+    throw bad(
+      '--secure-socket needs --tls-cert-file and --tls-private-key-file',
+      "pass the serving certificate and key (the lab writes them under the cluster's pki/)",
+    );
   return {
+    ...(values['tls-cert-file'] ? { tlsCertFile: values['tls-cert-file'] } : {}),
+    ...(values['tls-private-key-file'] ? { tlsKeyFile: values['tls-private-key-file'] } : {}),
+    ...(values['client-ca-file'] ? { clientCAFile: values['client-ca-file'] } : {}),
+    ...(values['token-auth-file'] ? { tokenAuthFile: values['token-auth-file'] } : {}),
+    ...(values['secure-socket'] ? { secureSocket: values['secure-socket'] } : {}),
     cluster: values.cluster,
     dataDir: values['data-dir'],
     host,
@@ -129,6 +151,17 @@ async function run(): Promise<void> {
     kvstore: kv,
     advertise: args.advertise,
     logger,
+    ...(args.secureSocket ? { secureSocketPath: args.secureSocket } : {}),
+    ...(args.tlsCertFile && args.tlsKeyFile
+      ? {
+          tls: {
+            cert: readFileSync(args.tlsCertFile, 'utf8'),
+            key: readFileSync(args.tlsKeyFile, 'utf8'),
+            ...(args.clientCAFile ? { clientCA: readFileSync(args.clientCAFile, 'utf8') } : {}),
+            tokens: args.tokenAuthFile ? readTokenFile(args.tokenAuthFile) : new Map(),
+          },
+        }
+      : {}),
   });
   // Written whole, then renamed: a reader polling for the file never sees it half-written.
   const info = join(args.dataDir, 'apiserver.json');

@@ -6,6 +6,8 @@
  * failures with Kubernetes Status objects and HTTP codes.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { toTable } from '../../k8s/printers.js';
@@ -41,6 +43,13 @@ import {
   WatchLimiter,
 } from './bounds.js';
 import type { DeleteOptions, ListOptions, Registry } from './registry.js';
+import {
+  authenticate,
+  authorize,
+  forbiddenMessage,
+  type Identity,
+  type RequestAttributes,
+} from './auth.js';
 
 /** Version reported at /version (kubectl checks the major/minor skew). */
 export const SERVER_VERSION = {
@@ -69,7 +78,21 @@ export interface ApiHttpServerOptions {
   maxWatchesPerClient?: number;
   /** Bytes queued for one watch stream before it is ended as a client that does not read. Default 8 MiB. */
   maxWatchBufferBytes?: number;
+  /**
+   * TLS and the credentials of the https listeners (listenTlsTcp, listenTlsUnix):
+   * serving key and certificate, the CA of client certificates, and the
+   * bearer tokens. The plain listeners (listenTcp, listenUnix) are not authenticated.
+   */
+  tls?: {
+    key: string;
+    cert: string;
+    clientCA?: string;
+    tokens: ReadonlyMap<string, Identity>;
+  };
 }
+
+/** Paths anyone may read without a credential (Kubernetes' system:public-info-viewer). */
+const PUBLIC_PATHS = new Set(['/healthz', '/livez', '/readyz', '/version']);
 
 /** The HTTP front of a Registry. */
 export class ApiHttpServer {
@@ -82,9 +105,11 @@ export class ApiHttpServer {
   private readonly ready: () => boolean;
   private readonly watchLimiter: WatchLimiter;
   private readonly maxWatchBuffer: number;
+  private readonly tls: ApiHttpServerOptions['tls'];
   private address = '127.0.0.1:6443';
 
   constructor(options: ApiHttpServerOptions) {
+    this.tls = options.tls;
     this.registry = options.registry;
     this.log = options.logger ?? nopLogger;
     this.maxBody = options.maxBodyBytes ?? 3 * 1024 * 1024;
@@ -94,8 +119,8 @@ export class ApiHttpServer {
     this.maxWatchBuffer = options.maxWatchBufferBytes ?? 8 * 1024 * 1024;
   }
 
-  private newServer(): Server {
-    const s = createServer((req, res) => {
+  private newServer(secure = false): Server {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.handle(req, res).catch((err) => {
         // drain what is left of the body before answering, so the answer does
         // not race the client's upload into a reset connection
@@ -105,7 +130,29 @@ export class ApiHttpServer {
         }
         this.fail(res, err);
       });
-    });
+    };
+    let s: Server;
+    if (secure) {
+      if (!this.tls)
+        throw new TendrilError(
+          'APISERVER_LISTEN',
+          'an https listener needs a serving certificate',
+          {
+            hint: 'pass --tls-cert-file and --tls-private-key-file',
+          },
+        );
+      s = createHttpsServer(
+        {
+          key: this.tls.key,
+          cert: this.tls.cert,
+          ...(this.tls.clientCA ? { ca: this.tls.clientCA, requestCert: true } : {}),
+          rejectUnauthorized: false, // a client without a certificate may still send a token
+        },
+        handler,
+      ) as unknown as Server;
+    } else {
+      s = createServer(handler);
+    }
     s.keepAliveTimeout = 65_000;
     // After listen, a socket error (e.g. EMFILE on accept) is logged, not thrown.
     s.on('error', (err) => this.log.error('API server socket error', { err }));
@@ -117,8 +164,8 @@ export class ApiHttpServer {
    * Listens on host:port (port 0 picks one); returns the bound port.
    * @throws TendrilError `APISERVER_LISTEN` (e.g. port in use).
    */
-  async listenTcp(host: string, port: number): Promise<number> {
-    const s = this.newServer();
+  async listenTcp(host: string, port: number, secure = false): Promise<number> {
+    const s = this.newServer(secure);
     await new Promise<void>((resolve, reject) => {
       s.once('error', (err) =>
         reject(
@@ -139,9 +186,9 @@ export class ApiHttpServer {
    * Listens on a Unix socket (a stale socket file is replaced).
    * @throws TendrilError `APISERVER_LISTEN`.
    */
-  async listenUnix(path: string): Promise<void> {
+  async listenUnix(path: string, secure = false): Promise<void> {
     if (existsSync(path)) unlinkSync(path);
-    const s = this.newServer();
+    const s = this.newServer(secure);
     await new Promise<void>((resolve, reject) => {
       s.once('error', (err) =>
         reject(
@@ -231,6 +278,15 @@ export class ApiHttpServer {
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
     this.log.debug('request', { method, path: url.pathname + url.search });
+    // https listeners authenticate every request; plain ones (the lab's own socket) are trusted
+    let identity: Identity | undefined;
+    if ((req.socket as TLSSocket).encrypted && this.tls) {
+      identity = authenticate(req, this.tls.tokens);
+      if (!identity && !PUBLIC_PATHS.has(path)) {
+        req.resume();
+        throw new ApiError(failure(401, 'Unauthorized', 'Unauthorized'));
+      }
+    }
     if (path === '/healthz' || path === '/livez' || path === '/readyz') {
       const ok = path !== '/readyz' || this.ready();
       res.writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' });
@@ -296,6 +352,25 @@ export class ApiHttpServer {
     if (sub !== undefined && !info.subresources.includes(sub)) throw notFoundPath(url.pathname);
     const q = url.searchParams;
     checkQuery(q);
+    if (identity) {
+      const attrs: RequestAttributes = {
+        verb: verbOf(method, name, q),
+        resource: sub ? `${info.plural}/${sub}` : info.plural,
+        group,
+        ...(namespace !== undefined ? { namespace } : {}),
+        ...(name !== undefined ? { name } : {}),
+      };
+      if (!authorize(identity, attrs)) {
+        req.resume();
+        throw new ApiError(
+          failure(403, 'Forbidden', forbiddenMessage(identity, attrs), {
+            ...(name !== undefined ? { name } : {}),
+            group,
+            kind: info.plural,
+          }),
+        );
+      }
+    }
     const dryRun = q.getAll('dryRun').includes('All');
     if (sub === 'scale' && name !== undefined)
       return this.scale(req, res, info, namespace, name, method, dryRun);
@@ -712,4 +787,24 @@ function wantsTable(req: IncomingMessage): boolean {
 function includeObject(q: URLSearchParams): 'None' | 'Object' | 'Metadata' {
   const v = q.get('includeObject');
   return v === 'None' || v === 'Object' ? v : 'Metadata';
+}
+
+/** Kubernetes' request verb of a method on a resource path. */
+function verbOf(method: string, name: string | undefined, q: URLSearchParams): string {
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+      if (name !== undefined) return 'get';
+      return q.get('watch') === 'true' || q.get('watch') === '1' ? 'watch' : 'list';
+    case 'POST':
+      return 'create';
+    case 'PUT':
+      return 'update';
+    case 'PATCH':
+      return 'patch';
+    case 'DELETE':
+      return name === undefined ? 'deletecollection' : 'delete';
+    default:
+      return method.toLowerCase();
+  }
 }
