@@ -26,7 +26,8 @@ export function applyDefaults(o: KubeObject): KubeObject {
       break;
     case 'Namespace':
       o.spec ??= {};
-      o.spec.finalizers ??= ['kubernetes'];
+      // a spec that is not an object is left for validation to refuse (422)
+      if (isPlainObject(o.spec)) o.spec.finalizers ??= ['kubernetes'];
       labelNamespaceName(o);
       break;
   }

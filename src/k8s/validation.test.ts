@@ -217,3 +217,18 @@ describe('validation', () => {
     }
   });
 });
+
+it('spec and status must be objects (found by the API server fuzz test)', () => {
+  for (const spec of [0, 's', [1]]) {
+    assert.throws(
+      () =>
+        validateObject({
+          apiVersion: 'v1',
+          kind: 'Namespace',
+          metadata: { name: 'x' },
+          spec,
+        } as unknown as KubeObject),
+      /spec: Invalid value: .*must be an object/,
+    );
+  }
+});

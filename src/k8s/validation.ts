@@ -180,6 +180,12 @@ export function validateObject(obj: KubeObject, options: ValidateOptions = {}): 
   const info = requireKnownKind(obj);
   const e = new Errs();
   validateMeta(obj, info, e, options);
+  // spec and status are objects in every kind (a number or string there is refused, not stored)
+  for (const f of ['spec', 'status'] as const) {
+    const val = (obj as Record<string, unknown>)[f];
+    if (val !== undefined && val !== null && !isPlainObject(val))
+      e.invalid(f, val, 'must be an object');
+  }
   const v = VALIDATORS[info.kind];
   if (v) v(obj, e);
   if (e.list.length) {
