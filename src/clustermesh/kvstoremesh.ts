@@ -563,7 +563,8 @@ class RemoteMirror {
       });
       await this.drain();
     }
-    if (id !== this.config.clusterId) {
+    // 0: the config did not say (an etcd config from --clustermesh-config carries no ID)
+    if (this.config.clusterId !== 0 && id !== this.config.clusterId) {
       this.log.warn('remote cluster reports a different ID than when it was connected', {
         connectedWith: this.config.clusterId,
         now: id,

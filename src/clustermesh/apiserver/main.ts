@@ -1,32 +1,73 @@
 /**
- * The clustermesh-apiserver daemon (in the lab, `tendril clustermesh enable`
- * starts it as a supervised daemon in the control plane's network namespace,
- * next to its etcd):
+ * The clustermesh-apiserver daemon, in one of two forms (sources.ts):
  *
+ *   # a real cluster (the rendered manifest; Cilium's shapes, files mounted from
+ *   # the tendril-config ConfigMap and the mesh Secrets)
+ *   node --import tsx src/clustermesh/apiserver/main.ts --config-dir DIR --kubeconfig FILE \
+ *     --etcd-config FILE [--clustermesh-config DIR] [--cluster-users-config FILE] [--status-socket PATH]
+ *
+ *   # the lab (`tendril clustermesh enable` starts it next to its etcd)
  *   node --import tsx src/clustermesh/apiserver/main.ts --mesh-dir DIR [--kubeconfig FILE]
  *
- * Everything comes from DIR: mesh.json, the certificates, remotes/ and
- * readers/ (see ../mesh-files.ts); nothing names a lab cluster. FILE: the
- * Kubernetes API server, its CA and this daemon's credential (default: the
- * mesh config's apiServerURL, no credential).
+ * Nothing names a lab cluster. --mesh-dir: mesh.json, the certificates,
+ * remotes/ and readers/ (../mesh-files.ts). --kubeconfig: the Kubernetes API
+ * server, its CA and this daemon's credential.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../util/log.js';
-import { describeError } from '../../util/errors.js';
+import { describeError, TendrilError } from '../../util/errors.js';
 import { MeshApiServer } from './server.js';
+import { configDirSource } from './sources.js';
+
+const USAGE =
+  'usage: main.ts --config-dir DIR --kubeconfig FILE --etcd-config FILE [--clustermesh-config DIR] ' +
+  '[--cluster-users-config FILE] [--status-socket PATH] | --mesh-dir DIR [--kubeconfig FILE]';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { 'mesh-dir': { type: 'string' }, kubeconfig: { type: 'string' } },
+    options: {
+      'mesh-dir': { type: 'string' },
+      'config-dir': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'etcd-config': { type: 'string' },
+      'clustermesh-config': { type: 'string' },
+      'cluster-users-config': { type: 'string' },
+      'status-socket': { type: 'string' },
+    },
   });
-  const meshDir = values['mesh-dir'];
-  if (!meshDir) throw new Error('usage: main.ts --mesh-dir DIR [--kubeconfig FILE]');
   const log = createLogger({ daemon: 'clustermesh-apiserver' });
-  const srv = new MeshApiServer({
-    meshDir,
-    logger: log,
-    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
-  });
+  let srv: MeshApiServer;
+  if (values['config-dir']) {
+    if (values['mesh-dir'] || !values.kubeconfig || !values['etcd-config'])
+      throw new TendrilError(
+        'CONFIG_INVALID',
+        '--config-dir needs --kubeconfig and --etcd-config, and excludes --mesh-dir',
+        { hint: USAGE },
+      );
+    srv = new MeshApiServer({
+      logger: log,
+      kubeconfig: values.kubeconfig,
+      source: configDirSource({
+        configDir: values['config-dir'],
+        kubeconfig: values.kubeconfig,
+        etcdConfig: values['etcd-config'],
+        clustermeshConfig: values['clustermesh-config'],
+        usersConfig: values['cluster-users-config'],
+        statusSocket: values['status-socket'],
+        logger: log,
+      }),
+    });
+  } else if (values['mesh-dir']) {
+    srv = new MeshApiServer({
+      meshDir: values['mesh-dir'],
+      logger: log,
+      ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    });
+  } else {
+    throw new TendrilError('CONFIG_INVALID', 'no --config-dir or --mesh-dir given', {
+      hint: USAGE,
+    });
+  }
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;

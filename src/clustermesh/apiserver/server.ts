@@ -9,34 +9,27 @@
  * It re-reads remotes/ and readers/ every `scanIntervalMs` (connect and
  * disconnect only write files), so no restart is needed to join or leave.
  */
-import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { EtcdKVStore } from '../../kvstore/etcd.js';
-import type { KVStore } from '../../kvstore/types.js';
 import { nopLogger, type Logger } from '../../util/log.js';
 import { TendrilError } from '../../util/errors.js';
 import { applyMeshAccess } from '../etcd-access.js';
 import { makeClusterConfig, clusterConfigKey, decodeNode, stateDir } from '../keys.js';
-import { KVStoreMesh, type RemoteClusterConfig, type RemoteDialer } from '../kvstoremesh.js';
-import {
-  listReaders,
-  listRemotes,
-  meshPaths,
-  readMeshConfig,
-  remotePaths,
-  type MeshConfig,
-  type MeshRef,
-} from '../mesh-files.js';
+import { KVStoreMesh, type RemoteDialer } from '../kvstoremesh.js';
+import { meshPaths, type MeshRef } from '../mesh-files.js';
 import { fetchStatus, serveStatus, type MeshDaemonStatus } from '../status-api.js';
 import { ClusterSyncer, type SyncerSources } from '../syncer.js';
 import { apiServerSources } from '../k8s-source.js';
 import { kubeconfigClientOptions } from '../../k8s/client-config.js';
 import type { ServiceExporter } from '../export.js';
 import { parseDuration } from '../../util/duration.js';
+import { meshDirSource, type MeshDaemonSettings, type MeshDaemonSource } from './sources.js';
 
 export interface MeshApiServerOptions {
-  /** The mesh directory (mesh.json, certificates, remotes/, readers/; see mesh-files.ts). */
-  meshDir: string;
+  /** The lab's mesh directory (mesh.json, certificates, remotes/, readers/; see mesh-files.ts). */
+  meshDir?: string;
+  /** Where settings, credentials, remotes and readers come from (instead of `meshDir`; see sources.ts). */
+  source?: MeshDaemonSource;
   logger?: Logger;
   /** How often remotes/ and readers/ are re-read (default 1000 ms). */
   scanIntervalMs?: number;
@@ -51,32 +44,18 @@ export interface MeshApiServerOptions {
   heartbeatIntervalMs?: number;
 }
 
-/** Opens a mutual-TLS client to a remote's etcd with the files connect wrote. */
+/** Opens a mutual-TLS client to a remote's etcd with the files connect wrote (lab mesh directory). */
 export function fileRemoteDialer(
   labCluster: MeshRef,
-  options: { timeoutMs?: number; logger?: Logger } = {},
+  options: { logger?: Logger } = {},
 ): RemoteDialer {
-  return async (remote: RemoteClusterConfig): Promise<KVStore> => {
-    const p = remotePaths(labCluster, remote.name);
-    const [ca, cert, key] = await Promise.all([
-      readFile(p.caCert, 'utf8'),
-      readFile(p.clientCert, 'utf8'),
-      readFile(p.clientKey, 'utf8'),
-    ]);
-    return new EtcdKVStore({
-      endpoints: remote.endpoints,
-      tls: { ca, cert, key },
-      dialTimeoutMs: options.timeoutMs ?? 3000,
-      requestTimeoutMs: options.timeoutMs ?? 3000,
-      logger: options.logger,
-    });
-  };
+  return meshDirSource(meshPaths(labCluster).dir, options).dialRemote;
 }
 
 /** The running daemon. */
 export class MeshApiServer {
   private readonly log: Logger;
-  private config!: MeshConfig;
+  private config!: MeshDaemonSettings;
   private local: EtcdKVStore | undefined;
   private syncer: ClusterSyncer | undefined;
   private mesh: KVStoreMesh | undefined;
@@ -96,14 +75,15 @@ export class MeshApiServer {
   private readonly startedAt = new Date().toISOString();
   private stopped = false;
 
-  private readonly meshRef: MeshRef;
+  private readonly source: MeshDaemonSource;
 
+  /** @throws Error when neither `meshDir` nor `source` is given. */
   constructor(private readonly opts: MeshApiServerOptions) {
-    this.meshRef = { meshDir: opts.meshDir };
-    this.log = (opts.logger ?? nopLogger).child({
-      subsys: 'clustermesh-apiserver',
-      meshDir: opts.meshDir,
-    });
+    const log = (opts.logger ?? nopLogger).child({ subsys: 'clustermesh-apiserver' });
+    if (opts.source) this.source = opts.source;
+    else if (opts.meshDir) this.source = meshDirSource(opts.meshDir, { logger: log });
+    else throw new Error('MeshApiServer: pass meshDir or source');
+    this.log = log.child({ from: this.source.where });
   }
 
   /**
@@ -112,30 +92,24 @@ export class MeshApiServer {
    * @throws TendrilError when the mesh is not enabled or etcd never answers.
    */
   async start(options: { etcdWaitMs?: number } = {}): Promise<void> {
-    const cfg = readMeshConfig(this.meshRef);
+    const cfg = this.source.settings();
     if (!cfg) {
       throw new TendrilError(
         'CLUSTERMESH_NOT_ENABLED',
-        `no mesh.json in ${this.opts.meshDir}: cluster mesh is not enabled here`,
+        `no mesh.json in ${this.source.where}: cluster mesh is not enabled here`,
         { hint: 'run `tendril clustermesh enable` for this cluster' },
       );
     }
     this.config = cfg;
-    const paths = meshPaths(this.meshRef);
-    const [ca, cert, key] = await Promise.all([
-      readFile(paths.caCert, 'utf8'),
-      readFile(paths.rootCert, 'utf8'),
-      readFile(paths.rootKey, 'utf8'),
-    ]);
     this.local = new EtcdKVStore({
       endpoints: [cfg.localEndpoint],
-      tls: { ca, cert, key },
+      tls: await this.source.localTLS(),
       dialTimeoutMs: 3000,
       requestTimeoutMs: 5000,
       logger: this.log,
     });
     this.etcdHealth.endpoint = cfg.localEndpoint;
-    this.statusServer = await serveStatus(paths.statusSocket, () => this.status());
+    this.statusServer = await serveStatus(this.source.statusSocket(), () => this.status());
 
     // etcd may still be starting (it is a sibling daemon).
     const deadline = Date.now() + (options.etcdWaitMs ?? 60_000);
@@ -189,7 +163,7 @@ export class MeshApiServer {
           id: cfg.clusterId,
           maxConnectedClusters: cfg.maxConnectedClusters,
         },
-        dial: this.opts.dialRemote ?? fileRemoteDialer(this.meshRef, { logger: this.log }),
+        dial: this.opts.dialRemote ?? this.source.dialRemote,
         cacheTTLms: cfg.cacheTTL ? parseDuration(cfg.cacheTTL) : undefined,
         localPodCIDRs: () => this.localPodCIDRs,
         logger: this.log,
@@ -270,7 +244,7 @@ export class MeshApiServer {
 
   private async scanReaders(force: boolean): Promise<void> {
     if (!this.local) return;
-    const readers = (await listReaders(this.meshRef)).map((r) => r.name).sort();
+    const readers = await this.source.readers();
     const sig = readers.join(',');
     if (!force && sig === this.lastReaders) return;
     const { removed } = await applyMeshAccess(this.local, readers);
@@ -296,14 +270,8 @@ export class MeshApiServer {
 
   private async scanRemotes(): Promise<void> {
     if (!this.mesh) return;
-    const { remotes, errors } = await listRemotes(this.meshRef);
+    const { remotes: configs, errors } = await this.source.remotes();
     this.problems = errors;
-    const configs: RemoteClusterConfig[] = remotes.map((r) => ({
-      name: r.name,
-      clusterId: r.clusterId,
-      endpoints: r.endpoints,
-      version: r.connectedAt,
-    }));
     const sig = JSON.stringify(configs);
     if (sig === this.lastRemotes) return;
     this.lastRemotes = sig;

@@ -15,16 +15,6 @@ import { PATHS } from './names.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 
-/**
- * Daemons whose main.ts does not parse the rendered flags yet, in this branch:
- * the agent's and operator's --config-dir/--kubeconfig/--clustermesh-config
- * come with the install wing's daemon work (remove them here when it is merged);
- * the clustermesh-apiserver still takes --cluster <lab cluster> (docs/kubernetes.md).
- */
-const PENDING = new Set([
-  'clustermesh-apiserver/apiserver',
-]);
-
 describe('daemon command lines in the manifests', () => {
   const objs = renderManifests(
     resolveManifestOptions({ clusterName: 'c1', clustermesh: { serviceType: 'NodePort' } }),
@@ -48,21 +38,17 @@ describe('daemon command lines in the manifests', () => {
   });
 
   for (const c of containers) {
-    it(
-      `${c.id}: the daemon parses its flags and goes for the files they name`,
-      { todo: PENDING.has(c.id) ? 'its main.ts does not parse these flags yet' : false },
-      () => {
-        const r = spawnSync(process.execPath, c.command.slice(1), {
-          cwd: repo,
-          encoding: 'utf8',
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', K8S_NODE_NAME: 'node1' },
-          timeout: 60_000,
-        });
-        const out = r.stderr + r.stdout;
-        assert.notEqual(r.status, 0, out);
-        assert.doesNotMatch(out, /Unknown option|unexpected argument/i, out);
-        assert.match(out, /\/etc\/tendril\/(config|kubeconfig)/, out);
-      },
-    );
+    it(`${c.id}: the daemon parses its flags and goes for the files they name`, () => {
+      const r = spawnSync(process.execPath, c.command.slice(1), {
+        cwd: repo,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', K8S_NODE_NAME: 'node1' },
+        timeout: 60_000,
+      });
+      const out = r.stderr + r.stdout;
+      assert.notEqual(r.status, 0, out);
+      assert.doesNotMatch(out, /Unknown option|unexpected argument/i, out);
+      assert.match(out, /\/etc\/tendril\/(config|kubeconfig)/, out);
+    });
   }
 });

@@ -16,6 +16,8 @@ export const NAMES = {
   dns: 'tendril-dns',
   meshApiserver: 'clustermesh-apiserver',
   meshEtcdConfig: 'clustermesh-apiserver-etcd-config',
+  /** Cilium's users.yaml: which remote clusters may read the clustermesh etcd (optional; `connect` fills it). */
+  meshRemoteUsers: 'clustermesh-remote-users',
 } as const;
 
 /** The Secrets `clustermesh enable` / `connect` fill from the mesh CA (see {@link MESH_SECRETS}). */
@@ -98,6 +100,7 @@ export const PATHS = {
   etcdSecrets: '/var/lib/etcd-secrets',
   adminCert: '/var/lib/tendril/etcd-admin',
   etcdConfig: '/etc/tendril/etcd',
+  remoteUsers: '/etc/tendril/clustermesh-users',
   etcdData: '/var/run/etcd',
 } as const;
 

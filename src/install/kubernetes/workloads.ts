@@ -509,6 +509,8 @@ export function clusterMeshObjects(o: ManifestOptions): KubeObject[] {
                 `${PATHS.etcdConfig}/etcd-config.yaml`,
                 '--clustermesh-config',
                 PATHS.clustermeshConfig,
+                '--cluster-users-config',
+                `${PATHS.remoteUsers}/users.yaml`,
               ]),
               {
                 volumeMounts: [
@@ -517,6 +519,7 @@ export function clusterMeshObjects(o: ManifestOptions): KubeObject[] {
                   { name: 'etcd-config', mountPath: PATHS.etcdConfig, readOnly: true },
                   { name: 'etcd-admin-client', mountPath: PATHS.adminCert, readOnly: true },
                   { name: 'kvstoremesh', mountPath: PATHS.clustermeshConfig, readOnly: true },
+                  { name: 'remote-users', mountPath: PATHS.remoteUsers, readOnly: true },
                 ],
               },
             ),
@@ -539,6 +542,8 @@ export function clusterMeshObjects(o: ManifestOptions): KubeObject[] {
               name: 'kvstoremesh',
               secret: { secretName: SECRET_NAMES.kvstoremesh, optional: true, defaultMode: 0o400 },
             },
+            // remote clusters allowed to read this etcd: none until `clustermesh connect`
+            { name: 'remote-users', configMap: { name: NAMES.meshRemoteUsers, optional: true } },
           ],
         },
       },
