@@ -22,7 +22,7 @@ import {
   renderMeshStatus,
   type MeshStatusReport,
 } from '../install/clustermesh/status-report.js';
-import { parseDuration } from '../util/duration.js';
+import { pollStatus } from '../install/collect.js';
 import type { ServiceType } from '../clustermesh/mesh-files.js';
 import { TendrilError } from '../util/errors.js';
 
@@ -174,19 +174,24 @@ export function register(program: Command): void {
           });
         }
         const ctx = contextOf(cmd, o.context);
-        const deadline = Date.now() + parseDuration(o.waitDuration, { what: '--wait-duration' });
-        let report: MeshStatusReport = await gatherMeshStatus(ctx);
         let lastLine = '';
-        while (o.wait && !report.ready && report.enabled && Date.now() < deadline) {
-          const why = report.problems[0]
-            ? `${report.problems[0].component}: ${report.problems[0].cause}`
-            : 'nodes connecting';
-          const line = `⌛ Waiting for the cluster mesh on ${report.context} to be ready... (${why})`;
-          if (o.output === 'text' && line !== lastLine) process.stderr.write(line + '\n');
-          lastLine = line;
-          await new Promise((r) => setTimeout(r, 1000));
-          report = await gatherMeshStatus(ctx);
-        }
+        // the same --wait-duration parsing and loop as `tendril status` (install/collect.ts)
+        const report: MeshStatusReport = await pollStatus(
+          () => gatherMeshStatus(ctx),
+          (r) => r.ready || !r.enabled,
+          {
+            wait: !!o.wait,
+            waitDuration: o.waitDuration,
+            onWaiting: (r) => {
+              const why = r.problems[0]
+                ? `${r.problems[0].component}: ${r.problems[0].cause}`
+                : 'nodes connecting';
+              const line = `⌛ Waiting for the cluster mesh on ${r.context} to be ready... (${why})`;
+              if (o.output === 'text' && line !== lastLine) process.stderr.write(line + '\n');
+              lastLine = line;
+            },
+          },
+        );
         if (o.output === 'json') say(JSON.stringify(report, null, 2));
         else process.stdout.write(renderMeshStatus(report));
         if (!report.ready) {

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { resolveInstallTarget } from '../install/lab-target.js';
 import { nodeBpffsDir } from '../lab/layout.js';
-import { apiServerURL, type LabCluster } from '../lab/state.js';
+import type { LabCluster } from '../lab/state.js';
+import { labAdminClientOptions } from '../lab/client.js';
 import {
   openPinnedEndpoints,
   openPinnedIPCache,
@@ -117,7 +118,7 @@ async function endpoints(c: LabCluster, node?: string): Promise<void> {
 }
 
 async function identities(c: LabCluster): Promise<void> {
-  const kube = new KubeClient({ server: apiServerURL(c), timeoutMs: 10_000 });
+  const kube = new KubeClient(labAdminClientOptions(c, { timeoutMs: 10_000 }));
   try {
     const l = await kube.list('cilium.io/v2', 'CiliumIdentity');
     const rows = l.items

@@ -29,6 +29,7 @@ import { parseDuration } from '../util/duration.js';
 import { netnsExists } from '../lab/netns.js';
 import { clustersFromNetns, deleteAllClusters, deleteCluster } from '../lab/teardown.js';
 import {
+  labServerURL,
   listClusterDirs,
   listClusters,
   loadCluster,
@@ -96,7 +97,7 @@ function printList(): void {
     const h = clusterHealth(c, daemons, sup);
     process.stdout.write(
       `CLUSTER ${c.name}   context lab-${c.name}   health ${h.word}   age ${age(c.createdAt)}\n` +
-        `  pod CIDR ${c.podCIDR}   service CIDR ${c.serviceCIDR}   API http://127.0.0.1:${c.apiPort} (store ${c.apiStore})   supervisor ${sup ? `pid ${sup}` : 'NOT RUNNING'}\n`,
+        `  pod CIDR ${c.podCIDR}   service CIDR ${c.serviceCIDR}   API ${labServerURL(c)} (store ${c.apiStore})   supervisor ${sup ? `pid ${sup}` : 'NOT RUNNING'}\n`,
     );
     const nodeRows = [['  NODE', 'ROLE', 'ADDRESS', 'POD CIDR', 'NETNS']];
     for (const n of c.nodes)

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { collectStatus, renderStatus, statusReady, type ClusterStatus } from '../install/status.js';
 import { ExitError } from './main.js';
 import { TendrilError } from '../util/errors.js';
-import { parseDuration } from '../util/duration.js';
+import { pollStatus } from '../install/collect.js';
 
 export function register(program: Command): void {
   program
@@ -25,17 +25,17 @@ export function register(program: Command): void {
             hint: 'use -o json, or leave it out for text',
           });
         }
-        const deadline = Date.now() + parseDuration(opts.waitDuration, { what: '--wait-duration' });
-        let st: ClusterStatus = await collectStatus(context);
         let shown = false;
-        while (opts.wait && !statusReady(st) && Date.now() < deadline) {
-          if (!shown && opts.output === 'text') {
-            process.stderr.write('⌛ Waiting for Tendril to be ready...\n');
+        // the same --wait-duration parsing and loop as `clustermesh status` (install/collect.ts)
+        const st: ClusterStatus = await pollStatus(() => collectStatus(context), statusReady, {
+          wait: !!opts.wait,
+          waitDuration: opts.waitDuration,
+          onWaiting: () => {
+            if (!shown && opts.output === 'text')
+              process.stderr.write('⌛ Waiting for Tendril to be ready...\n');
             shown = true;
-          }
-          await new Promise((r) => setTimeout(r, 1000));
-          st = await collectStatus(context);
-        }
+          },
+        });
         process.stdout.write(
           opts.output === 'json' ? JSON.stringify(st, null, 2) + '\n' : renderStatus(st),
         );

@@ -5,6 +5,7 @@
  * and one agent per node as lab daemons. Uninstall reverses all of it,
  * including the kernel state the agents left pinned (maps, links, routes).
  */
+import { labAdminClientOptions } from '../lab/client.js';
 import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError, isNotFound } from '../util/errors.js';
@@ -19,7 +20,6 @@ import {
   type DaemonSpec,
 } from '../lab/daemons.js';
 import {
-  apiServerURL,
   clusterDNSAddress,
   listClusters,
   nodeCniBinDir,
@@ -45,6 +45,7 @@ import {
 } from './install-state.js';
 import { acquireInstallLock } from './install-lock.js';
 import { resolveInstallTarget } from './lab-target.js';
+import { LabTarget, type ClusterTarget } from './target.js';
 import {
   agentConfigDir,
   agentSocketPath,
@@ -56,7 +57,6 @@ import {
   operatorConfigDir,
   writeDaemonConfigs,
 } from './lab-daemon-config.js';
-import { AgentClient } from '../agent/api/client.js';
 import { NodeRouter, podMtu } from '../datapath/linux/routes.js';
 import type { RoutingMode } from '../datapath/types.js';
 
@@ -247,6 +247,8 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
   const target = resolveInstallTarget(o.context);
   const c = target.cluster;
   const release = acquireInstallLock(c.name, 'install');
+  // objects and the agents' status through the ClusterTarget
+  const lab = new LabTarget(c);
   try {
     const prev = readInstallState(c.name);
     const others = listInstallStates().filter((s) => s.labCluster !== c.name);
@@ -328,7 +330,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     writeDaemonConfigs(c, state);
     say(`Daemon config written to ${tendrilConfigDir(c.name)} and each node's agent-config/`);
 
-    await ensureKubeDNS(c, say);
+    await ensureKubeDNS(c, say, lab);
 
     // a changed routing mode must not leave the other mode's routes behind
     if (prev && prev.routingMode !== state.routingMode) {
@@ -357,9 +359,10 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     say(
       `Started ${DAEMON_OPERATOR} and ${DAEMON_DNS} on ${controlPlane(c).name}, and ${c.nodes.length} agent(s)`,
     );
-    if (o.wait ?? true) await waitAgents(c, o.timeoutMs ?? 60_000, say, since);
+    if (o.wait ?? true) await waitAgents(c, o.timeoutMs ?? 60_000, say, since, lab);
     return { state, changed: true, notes };
   } finally {
+    lab.close();
     release();
   }
 }
@@ -370,13 +373,14 @@ export async function waitAgents(
   timeoutMs: number,
   say: (l: string) => void,
   startedAfter = 0,
+  target: Pick<ClusterTarget, 'agentStatus'> = new LabTarget(c),
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const pending = new Set(c.nodes.map((n) => n.name));
   while (pending.size > 0) {
     for (const n of [...pending]) {
       try {
-        const st = await new AgentClient(agentSocketPath(c.name, n), { timeoutMs: 2000 }).status();
+        const st = await target.agentStatus(n);
         // an agent of the previous install may still answer until the supervisor restarts it
         if (Date.parse(st.startedAt) >= startedAfter - 1000) pending.delete(n);
       } catch {
@@ -399,63 +403,65 @@ export async function waitAgents(
 }
 
 /** Creates (or updates) kube-system/kube-dns at the 10th service address, backed by the control plane's DNS. */
-export async function ensureKubeDNS(c: LabCluster, say: (l: string) => void): Promise<void> {
-  const kube = new KubeClient({ server: apiServerURL(c), timeoutMs: 10_000 });
-  try {
-    const cp = controlPlane(c);
-    const dnsIP = clusterDNSAddress(c);
-    const svc: KubeObject = {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: {
-        name: 'kube-dns',
-        namespace: 'kube-system',
-        labels: { 'k8s-app': 'kube-dns', 'app.kubernetes.io/managed-by': 'tendril' },
-      },
-      spec: {
-        clusterIP: dnsIP,
-        ports: [
-          { name: 'dns', port: 53, protocol: 'UDP', targetPort: 53 },
-          { name: 'dns-tcp', port: 53, protocol: 'TCP', targetPort: 53 },
-        ],
-      },
-    };
-    const slice: KubeObject = {
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: {
-        name: KUBE_DNS_SLICE,
-        namespace: 'kube-system',
-        labels: {
-          'kubernetes.io/service-name': 'kube-dns',
-          'endpointslice.kubernetes.io/managed-by': 'tendril.io',
-        },
-      },
-      addressType: 'IPv4',
+export async function ensureKubeDNS(
+  c: LabCluster,
+  say: (l: string) => void,
+  target: Pick<ClusterTarget, 'read' | 'apply'>,
+): Promise<void> {
+  const cp = controlPlane(c);
+  const dnsIP = clusterDNSAddress(c);
+  const svc: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: 'kube-dns',
+      namespace: 'kube-system',
+      labels: { 'k8s-app': 'kube-dns', 'app.kubernetes.io/managed-by': 'tendril' },
+    },
+    spec: {
+      clusterIP: dnsIP,
       ports: [
-        { name: 'dns', port: 53, protocol: 'UDP' },
-        { name: 'dns-tcp', port: 53, protocol: 'TCP' },
+        { name: 'dns', port: 53, protocol: 'UDP', targetPort: 53 },
+        { name: 'dns-tcp', port: 53, protocol: 'TCP', targetPort: 53 },
       ],
-      endpoints: [{ addresses: [cp.ip], conditions: { ready: true }, nodeName: cp.name }],
-    } as KubeObject;
-    await upsert(kube, svc);
-    await upsert(kube, slice);
-    say(`Service kube-system/kube-dns at ${dnsIP}:53 (UDP, TCP) -> ${cp.ip}:53`);
-  } finally {
-    kube.close();
-  }
+    },
+  };
+  const slice: KubeObject = {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name: KUBE_DNS_SLICE,
+      namespace: 'kube-system',
+      labels: {
+        'kubernetes.io/service-name': 'kube-dns',
+        'endpointslice.kubernetes.io/managed-by': 'tendril.io',
+      },
+    },
+    addressType: 'IPv4',
+    ports: [
+      { name: 'dns', port: 53, protocol: 'UDP' },
+      { name: 'dns-tcp', port: 53, protocol: 'TCP' },
+    ],
+    endpoints: [{ addresses: [cp.ip], conditions: { ready: true }, nodeName: cp.name }],
+  } as KubeObject;
+  await upsert(target, svc);
+  await upsert(target, slice);
+  say(`Service kube-system/kube-dns at ${dnsIP}:53 (UDP, TCP) -> ${cp.ip}:53`);
 }
 
-async function upsert(kube: KubeClient, obj: KubeObject): Promise<void> {
-  const ns = obj.metadata.namespace;
-  const cur = await kube.getOrUndefined(
+/** Creates, or updates keeping what the server set (a Service's spec is merged). */
+async function upsert(
+  target: Pick<ClusterTarget, 'read' | 'apply'>,
+  obj: KubeObject,
+): Promise<void> {
+  const cur = await target.read(
     obj.apiVersion,
     obj.kind,
     obj.metadata.name!,
-    ns ? { namespace: ns } : {},
+    obj.metadata.namespace,
   );
   if (!cur) {
-    await kube.create(obj);
+    await target.apply([obj]);
     return;
   }
   const merged = {
@@ -463,7 +469,7 @@ async function upsert(kube: KubeClient, obj: KubeObject): Promise<void> {
     metadata: { ...cur.metadata, ...obj.metadata, resourceVersion: cur.metadata.resourceVersion },
   } as KubeObject;
   if (obj.kind === 'Service') merged.spec = { ...cur.spec, ...obj.spec };
-  await kube.update(merged);
+  await target.apply([merged]);
 }
 
 export interface UninstallOptions {
@@ -529,7 +535,7 @@ async function removeEverything(
     }
   }
   say('Removed CNI config, agent state, pinned BPF objects and routes from every node');
-  const kube = new KubeClient({ server: apiServerURL(c), timeoutMs: 10_000 });
+  const kube = new KubeClient(labAdminClientOptions(c, { timeoutMs: 10_000 }));
   try {
     for (const [apiVersion, kind, name, namespace] of [
       ['discovery.k8s.io/v1', 'EndpointSlice', KUBE_DNS_SLICE, 'kube-system'],

@@ -4,7 +4,7 @@
  */
 import { TendrilError } from '../util/errors.js';
 import { resolveContext } from '../k8s/kubeconfig.js';
-import { apiServerURL, listClusters, type LabCluster } from '../lab/state.js';
+import { listClusters, servesURL, type LabCluster } from '../lab/state.js';
 
 export interface InstallTarget {
   context: string;
@@ -20,7 +20,7 @@ export function resolveInstallTarget(context?: string): InstallTarget {
   const ctx = resolveContext(context);
   const clusters = listClusters();
   const cluster =
-    clusters.find((c) => apiServerURL(c) === ctx.server) ??
+    clusters.find((c) => servesURL(c, ctx.server)) ??
     (ctx.contextName.startsWith('lab-')
       ? clusters.find((c) => c.name === ctx.contextName.slice(4))
       : undefined);

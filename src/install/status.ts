@@ -4,18 +4,13 @@
  * operator (its daemon and status file), the cluster DNS, and the install
  * record; rendered like `cilium status`, or as JSON.
  */
-import { readFileSync } from 'node:fs';
-import { daemonStatus, type DaemonStatus } from '../lab/daemons.js';
 import type { LabCluster } from '../lab/state.js';
-import { meshEnabled } from '../clustermesh/mesh-files.js';
-import { readInstallState, type InstallState } from './install-state.js';
-import { agentSocketPath } from './lab-daemon-config.js';
-import { AgentClient } from '../agent/api/client.js';
 import type { AgentStatus, Problem } from '../agent/api/types.js';
 import { DAEMON_DNS, DAEMON_OPERATOR, agentDaemonName } from './install.js';
-import { resolveInstallTarget } from './lab-target.js';
-import { operatorStatusPath } from './lab-daemon-config.js';
 import type { OperatorStatus } from '../operator/operator.js';
+import { resolvedLabCluster, resolveCluster, type DaemonState } from './target.js';
+import { collectClusterData, type ClusterStatusData, type ComponentName } from './collect.js';
+import type { InstallState } from './install-state.js';
 
 export type Health = 'OK' | 'Warning' | 'Error' | 'disabled';
 
@@ -48,43 +43,58 @@ export interface ClusterStatus {
   problems: Problem[];
 }
 
-function daemonInfo(d: DaemonStatus | undefined) {
-  return d
-    ? { running: d.running, restarts: d.restarts, ...(d.pid ? { pid: d.pid } : {}) }
-    : undefined;
+function daemonInfo(d: DaemonState) {
+  return { running: d.running, restarts: d.restarts, ...(d.pid ? { pid: d.pid } : {}) };
 }
 
-function readOperatorStatus(labCluster: string): OperatorStatus | undefined {
-  try {
-    return JSON.parse(readFileSync(operatorStatusPath(labCluster), 'utf8')) as OperatorStatus;
-  } catch {
-    return undefined;
-  }
-}
+/** The components `tendril status` reads (collect.ts). */
+export const STATUS_COMPONENTS: readonly ComponentName[] = ['agents', 'operator'];
 
 /** Collects the status of one lab cluster's Tendril install. */
 export async function collectStatus(context?: string): Promise<ClusterStatus> {
-  const t = resolveInstallTarget(context);
-  return collectClusterStatus(t.context, t.cluster);
+  const r = resolveCluster(context);
+  try {
+    return clusterStatusFromData(await collectClusterData(r, STATUS_COMPONENTS), r.cluster.name);
+  } finally {
+    r.target.close();
+  }
 }
 
+/** Collects the status of a lab cluster already known. */
 export async function collectClusterStatus(context: string, c: LabCluster): Promise<ClusterStatus> {
-  const install = readInstallState(c.name);
-  const daemons = new Map(daemonStatus(c.name).map((d) => [d.name, d]));
+  const r = resolvedLabCluster(context, c);
+  try {
+    return clusterStatusFromData(await collectClusterData(r, STATUS_COMPONENTS), c.name);
+  } finally {
+    r.target.close();
+  }
+}
+
+const exitText = (d: DaemonState) =>
+  d.lastExit
+    ? ` (last exit code ${d.lastExit.code}, signal ${d.lastExit.signal}, ${d.restarts} restart(s))`
+    : '';
+
+/**
+ * `tendril status`'s report from what the collector saw (pure).
+ * `labCluster` names the lab cluster in hints (`tendril lab logs ...`).
+ */
+export function clusterStatusFromData(data: ClusterStatusData, labCluster: string): ClusterStatus {
+  const { context, install, daemons } = data;
   const problems: Problem[] = [];
   const base: ClusterStatus = {
     context,
-    labCluster: c.name,
+    labCluster,
     installed: !!install,
-    ...(install ? { install } : {}),
+    ...(install ? { install: install as InstallState } : {}),
     tendril: 'Error',
     operator: 'Error',
     dns: 'Error',
     hubble: 'disabled',
-    clustermesh: meshEnabled(c.name) ? 'OK' : 'disabled',
+    clustermesh: data.mesh ? 'OK' : 'disabled',
     nodes: [],
     daemons: {
-      agents: { desired: c.nodes.length, ready: 0 },
+      agents: { desired: data.nodes.length, ready: 0 },
       operator: { desired: 1, ready: 0 },
       dns: { desired: 1, ready: 0 },
     },
@@ -94,48 +104,42 @@ export async function collectClusterStatus(context: string, c: LabCluster): Prom
   if (!install) {
     problems.push({
       component: 'install',
-      cause: `Tendril is not installed in lab cluster ${c.name}`,
-      hint: `run: tendril install --context ${context} --cluster-name ${c.name}`,
+      cause: `Tendril is not installed in lab cluster ${labCluster}`,
+      hint: `run: tendril install --context ${context} --cluster-name ${labCluster}`,
     });
     return base;
   }
-  const nodes = await Promise.all(
-    c.nodes.map(async (n): Promise<NodeStatus> => {
-      const d = daemons.get(agentDaemonName(n.name));
-      const ns: NodeStatus = {
-        node: n.name,
-        health: 'Error',
-        ...(d ? { daemon: daemonInfo(d)! } : {}),
-      };
-      if (!d) {
-        ns.error = 'agent daemon is not configured';
-        problems.push({
-          component: `agent/${n.name}`,
-          cause: ns.error,
-          hint: `reinstall: tendril install --context ${context} --cluster-name ${install.clusterName}`,
-        });
-        return ns;
-      }
-      try {
-        ns.agent = await new AgentClient(agentSocketPath(c.name, n.name), {
-          timeoutMs: 3000,
-        }).status();
-        ns.health = ns.agent.health;
-        for (const p of ns.agent.problems)
-          problems.push({ ...p, component: `agent/${n.name}: ${p.component}` });
-      } catch (err) {
-        ns.error = d.running
-          ? `agent not answering: ${(err as Error).message}`
-          : `agent not running${d.lastExit ? ` (last exit code ${d.lastExit.code}, signal ${d.lastExit.signal}, ${d.restarts} restart(s))` : ''}`;
-        problems.push({
-          component: `agent/${n.name}`,
-          cause: ns.error,
-          hint: `see its log: tendril lab logs ${c.name} ${agentDaemonName(n.name)}`,
-        });
-      }
+  const readings = new Map((data.components.agents ?? []).map((a) => [a.node, a.status]));
+  const nodes = data.nodes.map((node): NodeStatus => {
+    const d = daemons.get(agentDaemonName(node));
+    const ns: NodeStatus = { node, health: 'Error', ...(d ? { daemon: daemonInfo(d) } : {}) };
+    if (!d) {
+      ns.error = 'agent daemon is not configured';
+      problems.push({
+        component: `agent/${node}`,
+        cause: ns.error,
+        hint: `reinstall: tendril install --context ${context} --cluster-name ${install.clusterName}`,
+      });
       return ns;
-    }),
-  );
+    }
+    const st = readings.get(node) ?? new Error('not collected');
+    if (st instanceof Error) {
+      ns.error = d.running
+        ? `agent not answering: ${st.message}`
+        : `agent not running${exitText(d)}`;
+      problems.push({
+        component: `agent/${node}`,
+        cause: ns.error,
+        hint: `see its log: tendril lab logs ${labCluster} ${agentDaemonName(node)}`,
+      });
+    } else {
+      ns.agent = st;
+      ns.health = st.health;
+      for (const p of st.problems)
+        problems.push({ ...p, component: `agent/${node}: ${p.component}` });
+    }
+    return ns;
+  });
   base.nodes = nodes;
   base.daemons.agents.ready = nodes.filter((n) => n.agent).length;
   const worst = (hs: Health[]): Health =>
@@ -143,7 +147,8 @@ export async function collectClusterStatus(context: string, c: LabCluster): Prom
   base.tendril = worst(nodes.map((n) => n.health));
 
   const op = daemons.get(DAEMON_OPERATOR);
-  const opSt = readOperatorStatus(c.name);
+  const opRead = data.components.operator;
+  const opSt: OperatorStatus | undefined = opRead instanceof Error ? undefined : opRead;
   if (opSt) base.operatorStatus = opSt;
   const fresh =
     opSt && op?.running && opSt.pid === op.pid && Date.now() - Date.parse(opSt.updatedAt) < 20_000;
@@ -151,7 +156,7 @@ export async function collectClusterStatus(context: string, c: LabCluster): Prom
     problems.push({
       component: 'operator',
       cause: op ? `not running (${op.restarts} restart(s))` : 'not configured',
-      hint: `see its log: tendril lab logs ${c.name} ${DAEMON_OPERATOR}`,
+      hint: `see its log: tendril lab logs ${labCluster} ${DAEMON_OPERATOR}`,
     });
   } else if (!fresh || !opSt?.synced) {
     base.operator = 'Warning';
@@ -159,7 +164,7 @@ export async function collectClusterStatus(context: string, c: LabCluster): Prom
     problems.push({
       component: 'operator',
       cause: 'running but not synced with the API server yet',
-      hint: `wait, or see: tendril lab logs ${c.name} ${DAEMON_OPERATOR}`,
+      hint: `wait, or see: tendril lab logs ${labCluster} ${DAEMON_OPERATOR}`,
     });
   } else {
     base.operator = opSt.lastError ? 'Warning' : 'OK';
@@ -184,7 +189,7 @@ export async function collectClusterStatus(context: string, c: LabCluster): Prom
       cause: dns
         ? `cluster DNS not running${dns.lastExit ? ` (last exit code ${dns.lastExit.code}, ${dns.restarts} restart(s))` : ''}`
         : 'cluster DNS not configured',
-      hint: `see its log: tendril lab logs ${c.name} ${DAEMON_DNS}`,
+      hint: `see its log: tendril lab logs ${labCluster} ${DAEMON_DNS}`,
     });
   }
   const agents = nodes.map((n) => n.agent).filter((a): a is AgentStatus => !!a);

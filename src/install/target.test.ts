@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeClient } from '../k8s/client.js';
 import { startTestApiServer } from '../../test/helpers/apiserver.js';
 import { KubernetesTarget, TargetNotSupportedError, K8S_NAMESPACE } from './target.js';
 import type { KubeObject } from '../k8s/objects.js';
@@ -51,22 +54,123 @@ test('KubernetesTarget: daemons from pods, restart by deleting the pod, unsuppor
         'deleted (or terminating, as a kubelet ends it)',
       );
       await assert.rejects(t.restartDaemon('tendril-agent-nope'), /no pod kube-system/);
-      await assert.rejects(t.daemonLogs('x'), TargetNotSupportedError);
+      await assert.rejects(t.daemonLogs('x', 10), /no pod kube-system\/x/);
       assert.throws(() => t.meshFiles(), TargetNotSupportedError);
-      // the ConfigMap kind: either the client knows it and it round-trips, or it says it does not
-      const wrote = await t.writeDaemonConfig('agent', { 'cluster-name': 'c1' }).then(
-        () => true,
+      // a pod that exists: its log, or (an API server without pods/log) a clear refusal
+      await t.apply([pod('tendril-dns-abc', 'n1')]);
+      await t.daemonLogs('tendril-dns-abc', 10).then(
+        (text) => assert.equal(typeof text, 'string'),
         (e: unknown) => {
           assert.ok(e instanceof TargetNotSupportedError, String(e));
-          return false;
+          assert.match((e as Error).message, /logs of tendril-dns-abc/);
         },
       );
-      if (wrote) assert.deepEqual(await t.readDaemonConfig(), { 'cluster-name': 'c1' });
+      assert.deepEqual(await t.nodes(), []);
+      await assert.rejects(t.agentStatus('n1'), TargetNotSupportedError);
+      await assert.rejects(t.operatorStatus(), TargetNotSupportedError);
+      await assert.rejects(t.meshApiserverStatus(), TargetNotSupportedError);
     } finally {
       t.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
     await api.cleanup();
+  }
+});
+
+/** A stand-in API server for what the lab's does not serve: pods/log and ConfigMaps (in memory). */
+async function fakeApi() {
+  const seen: string[] = [];
+  const configMaps = new Map<string, { metadata: Record<string, unknown>; data?: object }>();
+  let rv = 1;
+  const status = (code: number, reason: string) =>
+    JSON.stringify({
+      kind: 'Status',
+      apiVersion: 'v1',
+      status: 'Failure',
+      code,
+      reason,
+      message: reason,
+    });
+  const srv = createServer((req, res) => {
+    const url = req.url ?? '';
+    seen.push(`${req.method} ${url}`);
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const json = (code: number, o: unknown) =>
+        res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(o));
+      const cm = /^\/api\/v1\/namespaces\/kube-system\/configmaps(?:\/([^/?]+))?$/.exec(url);
+      if (url.startsWith('/api/v1/namespaces/kube-system/pods/clustermesh-apiserver-1/log')) {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('line 1\nline 2\n');
+      } else if (cm && req.method === 'GET' && cm[1]) {
+        const o = configMaps.get(cm[1]);
+        if (o) json(200, o);
+        else
+          res.writeHead(404, { 'content-type': 'application/json' }).end(status(404, 'NotFound'));
+      } else if (cm && req.method === 'POST' && !cm[1]) {
+        const o = JSON.parse(body);
+        o.metadata.resourceVersion = String(rv++);
+        configMaps.set(o.metadata.name, o);
+        json(201, o);
+      } else if (cm && req.method === 'PUT' && cm[1]) {
+        const o = JSON.parse(body);
+        if (o.metadata.resourceVersion !== configMaps.get(cm[1])?.metadata.resourceVersion) {
+          res.writeHead(409, { 'content-type': 'application/json' }).end(status(409, 'Conflict'));
+          return;
+        }
+        o.metadata.resourceVersion = String(rv++);
+        configMaps.set(cm[1], o);
+        json(200, o);
+      } else {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(status(404, 'NotFound'));
+      }
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  const t = new KubernetesTarget(new KubeClient({ server: `http://127.0.0.1:${port}` }));
+  return {
+    t,
+    seen,
+    configMaps,
+    close: async () => {
+      t.close();
+      await new Promise((r) => srv.close(r));
+    },
+  };
+}
+
+test("KubernetesTarget: the tendril-config ConfigMap is the daemons' settings (create, then replace)", async () => {
+  const f = await fakeApi();
+  try {
+    assert.deepEqual(await f.t.readDaemonConfig(), {}, 'absent: no settings');
+    await f.t.writeDaemonConfig('agent', { 'cluster-name': 'c1' });
+    assert.deepEqual(await f.t.readDaemonConfig(), { 'cluster-name': 'c1' });
+    await f.t.writeDaemonConfig('operator', { 'cluster-name': 'c1', 'cluster-id': '7' });
+    assert.deepEqual(await f.t.readDaemonConfig(), { 'cluster-id': '7', 'cluster-name': 'c1' });
+    assert.deepEqual(
+      f.seen.filter((x) => !x.startsWith('GET')),
+      [
+        'POST /api/v1/namespaces/kube-system/configmaps',
+        'PUT /api/v1/namespaces/kube-system/configmaps/tendril-config',
+      ],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('KubernetesTarget.daemonLogs: pods/log as text, tailLines and the container passed on', async () => {
+  const f = await fakeApi();
+  try {
+    assert.equal(await f.t.daemonLogs('clustermesh-apiserver-1/apiserver', 20), 'line 1\nline 2\n');
+    assert.equal(
+      f.seen[0],
+      'GET /api/v1/namespaces/kube-system/pods/clustermesh-apiserver-1/log?tailLines=20&container=apiserver',
+    );
+    await assert.rejects(f.t.daemonLogs('gone', 5), /no pod kube-system\/gone/);
+  } finally {
+    await f.close();
   }
 });

@@ -21,7 +21,6 @@ import { TendrilError } from '../util/errors.js';
 import { readConfigDir, writeConfigDir } from '../util/config-dir.js';
 import { KubeClient } from '../k8s/client.js';
 import { ApiError } from '../k8s/status.js';
-import { resourceForKind } from '../k8s/resources.js';
 import type { KubeObject } from '../k8s/objects.js';
 import { kubeconfigClientOptions } from '../k8s/client-config.js';
 import { meshPaths, readMeshConfig, type MeshConfig } from '../clustermesh/mesh-files.js';
@@ -33,8 +32,18 @@ import {
   removeDaemon,
   logTail,
 } from '../lab/daemons.js';
-import { apiServerURL, type LabCluster } from '../lab/state.js';
-import { agentConfigDir, operatorConfigDir } from './lab-daemon-config.js';
+import type { LabCluster } from '../lab/state.js';
+import { labAdminClientOptions } from '../lab/client.js';
+import {
+  agentConfigDir,
+  agentSocketPath,
+  operatorConfigDir,
+  operatorStatusPath,
+} from './lab-daemon-config.js';
+import { AgentClient } from '../agent/api/client.js';
+import type { AgentStatus } from '../agent/api/types.js';
+import type { OperatorStatus } from '../operator/operator.js';
+import { fetchStatus, type MeshDaemonStatus } from '../clustermesh/status-api.js';
 import { readInstallState, type InstallState } from './install-state.js';
 import { resolveInstallTarget } from './lab-target.js';
 
@@ -48,6 +57,12 @@ export interface DaemonState {
   restarts: number;
   /** Where it runs (a node name). */
   node?: string;
+  /** The running process (lab) or pod's start (Kubernetes: not known). */
+  pid?: number;
+  /** When the current (or last) process started (ISO time). */
+  startedAt?: string;
+  /** How the last process ended. */
+  lastExit?: { code: number | null; signal: string | null };
 }
 
 /** Where a cluster's mesh files are. */
@@ -83,6 +98,14 @@ export interface ClusterTarget {
   daemonLogs(name: string, lines: number): Promise<string>;
   /** The cluster's mesh files (certificates, mesh.json, remotes). */
   meshFiles(): MeshFiles;
+  /** The names of the cluster's nodes. @throws ApiError */
+  nodes(): Promise<string[]>;
+  /** One node's agent status (its status API). @throws when the agent does not answer */
+  agentStatus(node: string): Promise<AgentStatus>;
+  /** The operator's last status record; undefined when it has written none. */
+  operatorStatus(): Promise<OperatorStatus | undefined>;
+  /** The clustermesh-apiserver's status endpoint. @throws when it does not answer */
+  meshApiserverStatus(timeoutMs?: number): Promise<MeshDaemonStatus>;
   close(): void;
 }
 
@@ -127,7 +150,7 @@ export class LabTarget implements ClusterTarget {
 
   constructor(readonly cluster: LabCluster) {
     this.name = cluster.name;
-    this.client = new KubeClient({ server: apiServerURL(cluster), timeoutMs: 10_000 });
+    this.client = new KubeClient(labAdminClientOptions(cluster, { timeoutMs: 10_000 }));
   }
 
   apply(objects: KubeObject[]): Promise<void> {
@@ -163,7 +186,39 @@ export class LabTarget implements ClusterTarget {
   async daemons(): Promise<DaemonState[]> {
     return daemonStatus(this.cluster.name)
       .filter((d) => d.name.startsWith('tendril-') || d.name.startsWith('clustermesh-'))
-      .map((d) => ({ name: d.name, running: d.running, restarts: d.restarts }));
+      .map((d) => ({
+        name: d.name,
+        running: d.running,
+        restarts: d.restarts,
+        ...(d.pid ? { pid: d.pid } : {}),
+        ...(d.startedAt ? { startedAt: d.startedAt } : {}),
+        ...(d.lastExit ? { lastExit: { code: d.lastExit.code, signal: d.lastExit.signal } } : {}),
+      }));
+  }
+
+  async nodes(): Promise<string[]> {
+    return this.cluster.nodes.map((n) => n.name);
+  }
+
+  /** The agent's status API on its Unix socket in the node's directory. */
+  agentStatus(node: string): Promise<AgentStatus> {
+    return new AgentClient(agentSocketPath(this.cluster.name, node), { timeoutMs: 3000 }).status();
+  }
+
+  /** The file the operator rewrites every few seconds. */
+  async operatorStatus(): Promise<OperatorStatus | undefined> {
+    try {
+      return JSON.parse(
+        readFileSync(operatorStatusPath(this.cluster.name), 'utf8'),
+      ) as OperatorStatus;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The status endpoint's Unix socket in the mesh directory. */
+  meshApiserverStatus(timeoutMs = 4000): Promise<MeshDaemonStatus> {
+    return fetchStatus(meshPaths(this.cluster.name).statusSocket, timeoutMs);
   }
 
   async restartDaemon(name: string): Promise<void> {
@@ -221,34 +276,60 @@ export class KubernetesTarget implements ClusterTarget {
     return readWith(this.client, apiVersion, kind, name, namespace);
   }
 
-  /** @throws TargetNotSupportedError while KubeClient's resource table lacks ConfigMap. */
-  private requireConfigMaps(operation: string): void {
-    if (resourceForKind('v1', 'ConfigMap')) return;
-    throw new TargetNotSupportedError(
-      this.name,
-      operation,
-      "Tendril's API client does not know the ConfigMap kind yet (src/k8s/resources.ts); " +
-        'apply the rendered manifests with kubectl: `tendril install --dry-run -o yaml | kubectl apply -f -`',
-    );
-  }
+  /** The API path of the `tendril-config` ConfigMap (v1 ConfigMaps are core API on every Kubernetes). */
+  private static readonly CONFIG_PATH = `/api/v1/namespaces/${K8S_NAMESPACE}/configmaps/tendril-config`;
 
-  /** The ConfigMap the manifests mount as every daemon's config directory. */
+  /**
+   * The ConfigMap the manifests mount as every daemon's config directory
+   * (one ConfigMap for all daemons: `role` and `node` do not select).
+   * Absent: no settings.
+   */
   async readDaemonConfig(): Promise<Record<string, string>> {
-    this.requireConfigMaps('reading the tendril-config ConfigMap');
-    const cm = await this.read('v1', 'ConfigMap', 'tendril-config', K8S_NAMESPACE);
-    return { ...((cm as { data?: Record<string, string> } | undefined)?.data ?? {}) };
+    try {
+      const cm = await this.client.request<{ data?: Record<string, string> }>(
+        'GET',
+        KubernetesTarget.CONFIG_PATH,
+      );
+      return { ...(cm?.data ?? {}) };
+    } catch (err) {
+      if (err instanceof ApiError && err.httpCode === 404) return {};
+      throw err;
+    }
   }
 
+  /**
+   * Replaces the `tendril-config` ConfigMap's data (creates it when absent);
+   * the daemons see it when the kubelet refreshes the volume, and read it at
+   * their next start.
+   */
   async writeDaemonConfig(_role: DaemonRole, settings: Record<string, string>): Promise<void> {
-    this.requireConfigMaps('writing the tendril-config ConfigMap');
-    await this.apply([
-      {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: { name: 'tendril-config', namespace: K8S_NAMESPACE },
-        data: settings,
-      } as KubeObject,
-    ]);
+    const body = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: 'tendril-config',
+        namespace: K8S_NAMESPACE,
+        labels: { 'app.kubernetes.io/part-of': 'tendril' },
+      },
+      data: settings,
+    };
+    try {
+      const live = await this.client.request<{ metadata?: { resourceVersion?: string } }>(
+        'GET',
+        KubernetesTarget.CONFIG_PATH,
+      );
+      await this.client.request('PUT', KubernetesTarget.CONFIG_PATH, {
+        body: {
+          ...body,
+          metadata: { ...body.metadata, resourceVersion: live?.metadata?.resourceVersion },
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.httpCode !== 404) throw err;
+      await this.client.request('POST', `/api/v1/namespaces/${K8S_NAMESPACE}/configmaps`, {
+        body,
+      });
+    }
   }
 
   /** Tendril's pods (the manifests label them part-of=tendril), running and restarts from their status. */
@@ -289,11 +370,61 @@ export class KubernetesTarget implements ClusterTarget {
     }
   }
 
-  async daemonLogs(name: string): Promise<string> {
+  /**
+   * The last `lines` lines of a Tendril pod's log (`name` is the pod, or
+   * `pod/container` for a pod with several containers), through the API
+   * server's pods/log.
+   * @throws TendrilError TARGET_NO_DAEMON (no such pod), TargetNotSupportedError
+   *   when the API server does not serve pods/log.
+   */
+  async daemonLogs(name: string, lines: number): Promise<string> {
+    const [pod, container] = name.split('/', 2) as [string, string | undefined];
+    const q = new URLSearchParams({ tailLines: String(lines) });
+    if (container) q.set('container', container);
+    const path = `/api/v1/namespaces/${K8S_NAMESPACE}/pods/${encodeURIComponent(pod)}/log?${q}`;
+    try {
+      return await this.client.requestText(path);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.httpCode !== 404) throw err;
+      if (!(await this.read('v1', 'Pod', pod, K8S_NAMESPACE)))
+        throw new TendrilError('TARGET_NO_DAEMON', `no pod ${K8S_NAMESPACE}/${pod}`, {
+          hint: 'see the pods with `kubectl -n kube-system get pods -l app.kubernetes.io/part-of=tendril`',
+          cause: err,
+        });
+      throw new TargetNotSupportedError(
+        this.name,
+        `reading the logs of ${name}`,
+        `this API server does not serve pods/log; run \`kubectl -n ${K8S_NAMESPACE} logs ${pod}\` against a server that does`,
+      );
+    }
+  }
+
+  /** The Node objects' names. */
+  async nodes(): Promise<string[]> {
+    return (await this.client.list('v1', 'Node')).items.map((n) => n.metadata.name!).sort();
+  }
+
+  async agentStatus(node: string): Promise<AgentStatus> {
     throw new TargetNotSupportedError(
       this.name,
-      `reading the logs of ${name}`,
-      `run \`kubectl -n ${K8S_NAMESPACE} logs ${name}\` (pod logs go through the kubelet, which Tendril's client does not reach)`,
+      `the status API of the agent on ${node}`,
+      `it is a Unix socket on the node (/var/run/tendril/agent.sock): run \`kubectl -n ${K8S_NAMESPACE} get pods -l k8s-app=tendril-agent -o wide\` and read its logs`,
+    );
+  }
+
+  async operatorStatus(): Promise<OperatorStatus | undefined> {
+    throw new TargetNotSupportedError(
+      this.name,
+      "the operator's status record",
+      `it is a file in the operator's pod: see \`kubectl -n ${K8S_NAMESPACE} logs deploy/tendril-operator\``,
+    );
+  }
+
+  async meshApiserverStatus(): Promise<MeshDaemonStatus> {
+    throw new TargetNotSupportedError(
+      this.name,
+      "the clustermesh-apiserver's status endpoint",
+      `it is a Unix socket in its pod; see \`kubectl -n ${K8S_NAMESPACE} logs deploy/clustermesh-apiserver -c apiserver\``,
     );
   }
 

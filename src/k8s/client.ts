@@ -489,6 +489,38 @@ export class KubeClient {
     return parsed as T;
   }
 
+  /**
+   * GETs a path whose answer is text, not an object (pods/log).
+   * @throws ApiError for a non-2xx answer (the Status the server sent, or one made from the code).
+   */
+  async requestText(path: string, options: { timeoutMs?: number } = {}): Promise<string> {
+    const res = await this.openAuthed(
+      'GET',
+      path,
+      { Accept: 'text/plain, */*' },
+      options.timeoutMs ?? this.timeoutMs,
+      undefined,
+    );
+    const text = await readAll(res);
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status < 300) return text;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (status === 401) throw this.unauthorized('GET', path, parsed);
+    if (isStatus(parsed)) throw new ApiError(parsed);
+    throw new ApiError(
+      failure(
+        status,
+        status === 404 ? 'NotFound' : 'Unknown',
+        `GET ${path}: HTTP ${status}: ${text.slice(0, 200)}`,
+      ),
+    );
+  }
+
   /** GET one object. @throws ApiError (404 NotFound, ...). */
   get<T extends KubeObject = KubeObject>(
     apiVersion: string,

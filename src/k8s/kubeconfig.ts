@@ -47,6 +47,10 @@ export interface ContextSpec {
   server: string;
   /** User entry name (default: the context name). */
   user?: string;
+  /** The CA that verifies an https server (PEM; written as certificate-authority-data). */
+  caPEM?: string;
+  /** The user's bearer token. */
+  token?: string;
   namespace?: string;
   /** Make it the current context (default true, as kind does). */
   makeCurrent?: boolean;
@@ -107,9 +111,20 @@ export function setContext(spec: ContextSpec, path = configPath()): string {
   const user = spec.user ?? spec.name;
   doc.clusters = [
     ...doc.clusters.filter((c) => c.name !== cluster),
-    { name: cluster, cluster: { server: spec.server } },
+    {
+      name: cluster,
+      cluster: {
+        server: spec.server,
+        ...(spec.caPEM
+          ? { 'certificate-authority-data': Buffer.from(spec.caPEM).toString('base64') }
+          : {}),
+      },
+    },
   ];
-  doc.users = [...doc.users.filter((u) => u.name !== user), { name: user, user: {} }];
+  doc.users = [
+    ...doc.users.filter((u) => u.name !== user),
+    { name: user, user: spec.token ? { token: spec.token } : {} },
+  ];
   doc.contexts = [
     ...doc.contexts.filter((c) => c.name !== spec.name),
     {

@@ -16,10 +16,16 @@ export function labContextName(cluster: string): string {
 
 /**
  * Records context lab-<cluster> pointing at `server` and makes it current
- * (as kind does). The cluster, context and user entries all carry the same name.
+ * (as kind does). The cluster, context and user entries all carry the same
+ * name; `auth` (the lab CA and the admin token) goes into the cluster and
+ * user entries, as a real cluster's kubeconfig holds them.
  */
-export function recordLabContext(cluster: string, server: string): string {
-  return setContext({ name: labContextName(cluster), server, makeCurrent: true });
+export function recordLabContext(
+  cluster: string,
+  server: string,
+  auth?: { caPEM: string; token: string },
+): string {
+  return setContext({ name: labContextName(cluster), server, makeCurrent: true, ...auth });
 }
 
 /** Removes context lab-<cluster> (and its cluster and user entries); clears current-context if it was that one. */

@@ -10,7 +10,14 @@ import { TendrilError } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
 import { etcdArgs, freePort } from '../kvstore/etcd-server.js';
 import { recordLabContext } from './context.js';
-import { apiSecureSocketPath, daemonKubeconfigPath, ensureLabPKI, pkiPaths } from './pki.js';
+import {
+  apiSecureSocketPath,
+  daemonKubeconfigPath,
+  ensureLabPKI,
+  labCredential,
+  pkiPaths,
+} from './pki.js';
+import { KubeClient } from '../k8s/client.js';
 import {
   addDaemon,
   daemonLogPath,
@@ -41,6 +48,7 @@ import { sleep, terminate } from './proc.js';
 import { httpCall } from './kubelet/api.js';
 import {
   apiServerURL,
+  labServerURL,
   listClusterDirs,
   listClusters,
   loadCluster,
@@ -78,6 +86,8 @@ export const MAX_WORKERS = 50;
 /** Daemon names of the lab's own daemons. */
 export const DAEMON_APISERVER = 'apiserver';
 export const DAEMON_FORWARDER = 'api-forwarder';
+/** The forwarder from 127.0.0.1:<apiSecurePort> in the root namespace to the https socket (the CLI's and kubectl's way in). */
+export const DAEMON_LOCAL_FORWARDER = 'api-forwarder-local';
 export const DAEMON_ETCD = 'etcd';
 /** The kubelet daemon of a node. */
 export function kubeletDaemonName(node: string): string {
@@ -254,6 +264,69 @@ export function forwarderSpec(c: LabCluster): DaemonSpec {
   };
 }
 
+/**
+ * The local forwarder's daemon spec (root namespace): https://127.0.0.1:<apiSecurePort>
+ * to the API server's https socket, for the CLI and kubectl. Undefined for a
+ * cluster without https.
+ */
+export function localForwarderSpec(c: LabCluster): DaemonSpec | undefined {
+  if (!c.apiSecurePort || !c.apiSecureSocket) return undefined;
+  return {
+    name: DAEMON_LOCAL_FORWARDER,
+    command: nodeCommand('src/lab/forwarder-main.ts', [
+      '--listen',
+      `127.0.0.1:${c.apiSecurePort}`,
+      '--socket',
+      c.apiSecureSocket,
+    ]),
+    restart: 'always',
+  };
+}
+
+/**
+ * Records the cluster's context for the CLI and kubectl: https on 127.0.0.1
+ * with the lab CA and the admin token (the plain-HTTP URL, without
+ * credentials, for a cluster created before https). Call under the lab lock.
+ */
+function recordContext(cluster: LabCluster): string {
+  const server = labServerURL(cluster);
+  return recordLabContext(
+    cluster.name,
+    server,
+    server.startsWith('https:') ? labCredential(cluster, 'admin') : undefined,
+  );
+}
+
+/**
+ * Waits until the CLI's way in answers: GET /version on {@link labServerURL}
+ * with the admin credential. Throws LAB_API_TIMEOUT naming the last error.
+ */
+async function waitClientAPI(cluster: LabCluster, timeoutMs: number): Promise<void> {
+  const server = labServerURL(cluster);
+  if (!server.startsWith('https:')) return;
+  const { caPEM, token } = labCredential(cluster, 'admin');
+  const client = new KubeClient({ server, tls: { ca: caPEM }, token, timeoutMs: 2000 });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      try {
+        await client.request('GET', '/version');
+        return;
+      } catch (err) {
+        if (Date.now() > deadline)
+          throw new TendrilError(
+            'LAB_API_TIMEOUT',
+            `the API server did not answer on ${server}: ${(err as Error).message}`,
+            { hint: `see ${daemonLogPath(cluster.name, DAEMON_LOCAL_FORWARDER)}`, cause: err },
+          );
+        await sleep(100);
+      }
+    }
+  } finally {
+    client.close();
+  }
+}
+
 /** A node's kubelet daemon spec (in the node's namespace). */
 export function kubeletSpec(c: LabCluster, node: LabNode): DaemonSpec {
   return {
@@ -297,6 +370,7 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
     const c = planCluster(opts, existing);
     c.apiPort = await freePort();
     c.apiSecureSocket = apiSecureSocketPath(c.name);
+    c.apiSecurePort = await freePort();
     saveCluster(c);
     return c;
   });
@@ -340,14 +414,17 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
       mkdirSync(nodeCniBinDir(cluster.name, n.name), { recursive: true });
     }
     say(
-      ` • ${cluster.apiStore === 'etcd' ? 'etcd and the ' : ''}API server (127.0.0.1:${cluster.apiPort}, ${cluster.nodes[0]!.ip}:${API_NODE_PORT} from the nodes) ...`,
+      ` • ${cluster.apiStore === 'etcd' ? 'etcd and the ' : ''}API server (${labServerURL(cluster)}, ${cluster.nodes[0]!.ip}:${API_NODE_PORT} from the nodes) ...`,
     );
     await controlPlane;
     addDaemon(cluster.name, forwarderSpec(cluster));
+    const local = localForwarderSpec(cluster);
+    if (local) addDaemon(cluster.name, local);
     // kubelets start alongside the API server (they retry registering until it answers)
     for (const n of cluster.nodes) addDaemon(cluster.name, kubeletSpec(cluster, n));
     await waitAPI(cluster, timeoutMs);
     await waitDaemonRunning(cluster.name, DAEMON_FORWARDER, timeoutMs);
+    await waitClientAPI(cluster, timeoutMs);
     say(` • Kubelets on ${cluster.nodes.length} node(s) ...`);
     await Promise.all(
       cluster.nodes.map((n) =>
@@ -355,9 +432,7 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
       ),
     );
     // under the lab lock: the config file is read-modified-written, and other creates may finish now too
-    const ctx = await withLabLock(async () =>
-      recordLabContext(cluster.name, apiServerURL(cluster)),
-    );
+    const ctx = await withLabLock(async () => recordContext(cluster));
     saveCluster(cluster);
     if (opts.wait) {
       say(' • Waiting for nodes to be Ready ...');
@@ -496,7 +571,8 @@ export async function restartCluster(
     await Promise.all(
       cluster.nodes.map((n) => waitDaemonRunning(name, kubeletDaemonName(n.name), timeoutMs)),
     );
-    await withLabLock(async () => recordLabContext(cluster.name, apiServerURL(cluster)));
+    await waitClientAPI(cluster, timeoutMs);
+    await withLabLock(async () => recordContext(cluster));
     if (options.wait) {
       say(' • Waiting for nodes to be Ready ...');
       await waitNodesReady(cluster, timeoutMs);

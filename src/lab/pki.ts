@@ -175,12 +175,18 @@ export function kubeconfigFor(
   });
 }
 
+/** One identity's credential: the lab CA (to verify the server) and its token. */
+export interface LabCredential {
+  caPEM: string;
+  token: string;
+}
+
 /**
- * The kubeconfig of one identity (e.g. "operator", "agent-<node>") from the
- * PKI ensureLabPKI made: the nodes' https URL, the lab CA inline, its token.
+ * The credential of one identity (e.g. "admin", "operator") from the PKI
+ * ensureLabPKI made.
  * @throws TendrilError `LAB_PKI_MISSING` when the cluster has no PKI or no token for the identity.
  */
-export function labKubeconfig(c: LabCluster, id: string): string {
+export function labCredential(c: Pick<LabCluster, 'name' | 'nodes'>, id: string): LabCredential {
   const p = pkiPaths(c.name);
   const ident = labIdentities(c).find((i) => i.id === id);
   if (!ident)
@@ -209,5 +215,15 @@ export function labKubeconfig(c: LabCluster, id: string): string {
     throw new TendrilError('LAB_PKI_MISSING', `${p.tokens} has no token for ${ident.user}`, {
       hint: `delete and create lab cluster ${c.name} again (lab create writes a token per daemon)`,
     });
+  return { caPEM, token };
+}
+
+/**
+ * The kubeconfig of one identity (e.g. "operator", "agent-<node>") from the
+ * PKI ensureLabPKI made: the nodes' https URL, the lab CA inline, its token.
+ * @throws TendrilError `LAB_PKI_MISSING` as {@link labCredential}.
+ */
+export function labKubeconfig(c: LabCluster, id: string): string {
+  const { caPEM, token } = labCredential(c, id);
   return kubeconfigFor(c.name, id, apiServerNodeURL(c), caPEM, token);
 }

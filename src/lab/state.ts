@@ -55,6 +55,12 @@ export interface LabCluster {
    * nodes as https://<control plane>:6443 and daemons use their kubeconfig.
    */
   apiSecureSocket?: string;
+  /**
+   * Port on 127.0.0.1 in the root namespace where a local forwarder exposes
+   * the https socket: the CLI and kubectl reach https://127.0.0.1:<port> with
+   * the lab CA and the admin credential, as a real cluster is reached.
+   */
+  apiSecurePort?: number;
   apiStore: ApiStore;
   /** etcd client URLs when apiStore is etcd. */
   etcdEndpoints?: string[];
@@ -124,9 +130,35 @@ export function clusterDNSAddress(cluster: Pick<LabCluster, 'serviceCIDR'>): str
   return nthAddress(parseCIDR(cluster.serviceCIDR, 'service CIDR'), 10);
 }
 
-/** URL of the API server from the root network namespace (CLI, kubectl). */
+/**
+ * The API server's plain-HTTP port on 127.0.0.1 in the root namespace, with
+ * no authentication: the lab's own plumbing (the readiness wait of `lab
+ * create`) and tests that seed objects use it. The CLI and kubectl use
+ * {@link labServerURL}.
+ */
 export function apiServerURL(cluster: Pick<LabCluster, 'apiPort'>): string {
   return `http://127.0.0.1:${cluster.apiPort}`;
+}
+
+/**
+ * The URL the CLI and kubectl use from the root namespace: https on
+ * 127.0.0.1 (the local forwarder to the https socket) for clusters that have
+ * it, the plain-HTTP port for clusters created before.
+ */
+export function labServerURL(
+  cluster: Pick<LabCluster, 'apiPort' | 'apiSecurePort' | 'apiSecureSocket'>,
+): string {
+  return cluster.apiSecurePort && cluster.apiSecureSocket
+    ? `https://127.0.0.1:${cluster.apiSecurePort}`
+    : apiServerURL(cluster);
+}
+
+/** True when `server` (a context's) is one of the cluster's root-namespace URLs. */
+export function servesURL(
+  cluster: Pick<LabCluster, 'apiPort' | 'apiSecurePort' | 'apiSecureSocket'>,
+  server: string,
+): boolean {
+  return server === labServerURL(cluster) || server === apiServerURL(cluster);
 }
 
 /**

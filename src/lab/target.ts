@@ -7,7 +7,9 @@
 import { TendrilError } from '../util/errors.js';
 import { resolveContext } from './context.js';
 import { LabApi } from './kubelet/api.js';
-import { apiServerURL, listClusters, type LabCluster } from './state.js';
+import { listClusters, servesURL, type LabCluster } from './state.js';
+import { KubeClient } from '../k8s/client.js';
+import { labAdminClientOptions } from './client.js';
 
 /** A lab cluster reached through a context. */
 export interface LabTarget {
@@ -26,9 +28,9 @@ export function resolveLabTarget(context?: string): LabTarget {
     ? clusters.find((c) => c.name === ctx.name.slice(4))
     : undefined;
   const cluster =
-    byName && apiServerURL(byName) === ctx.server
+    byName && servesURL(byName, ctx.server)
       ? byName
-      : clusters.find((c) => apiServerURL(c) === ctx.server);
+      : clusters.find((c) => servesURL(c, ctx.server));
   if (!cluster) {
     throw new TendrilError(
       'LAB_NOT_A_LAB_CLUSTER',
@@ -38,5 +40,10 @@ export function resolveLabTarget(context?: string): LabTarget {
       },
     );
   }
-  return { context: ctx.name, cluster, api: new LabApi(ctx.server), namespace: ctx.namespace };
+  // https (the context's way in): through KubeClient with the lab CA and the
+  // admin credential; a plain-HTTP context (a cluster made before https) as is
+  const api = ctx.server.startsWith('https:')
+    ? new LabApi(ctx.server, new KubeClient(labAdminClientOptions(cluster)))
+    : new LabApi(ctx.server);
+  return { context: ctx.name, cluster, api, namespace: ctx.namespace };
 }

@@ -96,6 +96,14 @@ privilegedTest(
       const kc = parse(readFileSync(KUBECONFIG, 'utf8'));
       assert.equal(kc['current-context'], CTX);
       assert.ok(kc.contexts.some((c: { name: string }) => c.name === CTX));
+      // as a real cluster is reached: https, the lab CA, the admin token (no plain-HTTP port)
+      const cl = kc.clusters.find((c: { name: string }) => c.name === CTX).cluster;
+      assert.match(cl.server, /^https:\/\/127\.0\.0\.1:\d+$/);
+      assert.ok(cl['certificate-authority-data'], 'the lab CA is in the kubeconfig');
+      assert.ok(kc.users.find((u: { name: string }) => u.name === CTX).user.token, 'admin token');
+      const anon = await kubectl(['get', 'ns', 'default', '--token', 'wrong']);
+      assert.notEqual(anon.status, 0, 'a wrong token is refused');
+      assert.match(anon.err, /provide credentials|Unauthorized/);
       const ns = await kubectl(['get', 'ns', 'default', '-o', 'name']);
       assert.equal(ns.out, 'namespace/default\n', `plain kubectl failed: ${ns.err}`);
 

@@ -4,20 +4,16 @@
  * report, decides what is wrong and what to run next, and renders it the way
  * cilium's CLI does.
  */
-import { resolveInstallTarget } from '../lab-target.js';
-import { readInstallState } from '../install-state.js';
 import { agentDaemonName, DAEMON_OPERATOR } from '../install.js';
-import { agentSocketPath } from '../lab-daemon-config.js';
-import { AgentClient } from '../../agent/api/client.js';
 import type { AgentStatus } from '../../agent/api/types.js';
-import { daemonStatus } from '../../lab/daemons.js';
 import type { LabCluster } from '../../lab/state.js';
-import { listRemotes, readMeshConfig } from '../../clustermesh/mesh-files.js';
-import { fetchStatus, type MeshDaemonStatus } from '../../clustermesh/status-api.js';
-import { meshPaths } from '../../clustermesh/mesh-files.js';
+import { listRemotes, type RemoteRecord } from '../../clustermesh/mesh-files.js';
+import type { MeshDaemonStatus } from '../../clustermesh/status-api.js';
 import { DAEMON_MESH_APISERVER, DAEMON_MESH_ETCD } from './enable.js';
 import { STATE_KINDS } from '../../clustermesh/keys.js';
 import type { RemoteClusterStatus } from '../../clustermesh/kvstoremesh.js';
+import { resolveCluster, resolvedLabCluster, type ResolvedCluster } from '../target.js';
+import { collectClusterData, type ClusterStatusData, type ComponentName } from '../collect.js';
 
 export type Health = 'OK' | 'Warning' | 'Error' | 'disabled';
 
@@ -65,29 +61,54 @@ export interface MeshStatusReport {
   ready: boolean;
 }
 
-async function agentStatus(labCluster: string, node: string): Promise<AgentStatus | Error> {
-  try {
-    return await new AgentClient(agentSocketPath(labCluster, node), { timeoutMs: 3000 }).status();
-  } catch (err) {
-    return err as Error;
-  }
-}
+/** The components `clustermesh status` reads (../collect.ts). */
+export const MESH_STATUS_COMPONENTS: readonly ComponentName[] = ['agents', 'clustermesh'];
 
 /** Builds the report for a context. @throws TendrilError for an unknown context / not a lab cluster. */
 export async function gatherMeshStatus(context?: string): Promise<MeshStatusReport> {
-  const t = resolveInstallTarget(context);
-  return gatherForCluster(t.context, t.cluster);
+  const r = resolveCluster(context);
+  try {
+    return await meshReportFor(r);
+  } finally {
+    r.target.close();
+  }
 }
 
 /** Builds the report for a lab cluster. */
 export async function gatherForCluster(context: string, c: LabCluster): Promise<MeshStatusReport> {
+  const r = resolvedLabCluster(context, c);
+  try {
+    return await meshReportFor(r);
+  } finally {
+    r.target.close();
+  }
+}
+
+/** Collects through the resolved cluster's target, then builds the report. */
+async function meshReportFor(r: ResolvedCluster): Promise<MeshStatusReport> {
+  const data = await collectClusterData(r, MESH_STATUS_COMPONENTS);
+  // connect's records of the remotes (to name each remote's context in hints)
+  const recorded = r.mesh ? (await listRemotes({ meshDir: r.meshFiles.dir })).remotes : [];
+  return meshReportFromData(data, r.cluster.name, recorded);
+}
+
+/**
+ * `clustermesh status`'s report from what the collector saw (pure):
+ * `labCluster` names the lab cluster in hints, `recorded` are the remotes
+ * `connect` recorded.
+ */
+export function meshReportFromData(
+  data: ClusterStatusData,
+  labCluster: string,
+  recorded: RemoteRecord[],
+): MeshStatusReport {
+  const { context, install, daemons } = data;
+  const cfg = data.mesh;
+  const c = { name: labCluster };
   const problems: MeshProblem[] = [];
-  const install = readInstallState(c.name);
-  const cfg = readMeshConfig(c.name);
-  const daemons = new Map(daemonStatus(c.name).map((d) => [d.name, d]));
   const report: MeshStatusReport = {
     context,
-    labCluster: c.name,
+    labCluster,
     clusterName: install?.clusterName,
     clusterId: install?.clusterId,
     components: {
@@ -101,7 +122,7 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     accessEndpoints: cfg?.accessEndpoints ?? [],
     kvstoremesh: cfg?.kvstoremesh ?? false,
     apiserver: undefined,
-    nodes: { total: c.nodes.length, connected: 0, notConnected: [] },
+    nodes: { total: data.nodes.length, connected: 0, notConnected: [] },
     clusters: [],
     globalServices: { exported: 0, remote: 0 },
     problems,
@@ -115,10 +136,7 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
     });
     return report;
   }
-  // Agents and operator.
-  const agents = await Promise.all(
-    c.nodes.map(async (n) => [n.name, await agentStatus(c.name, n.name)] as const),
-  );
+  const agents = (data.components.agents ?? []).map((a) => [a.node, a.status] as const);
   const badAgents = agents.filter(([, s]) => s instanceof Error || s.health === 'Error');
   report.components.cilium =
     badAgents.length === 0
@@ -152,10 +170,12 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
 
   // The clustermesh-apiserver.
   let api: MeshDaemonStatus | undefined;
-  try {
-    api = await fetchStatus(meshPaths(c.name).statusSocket, 4000);
+  const read = data.components.clustermesh ?? new Error('not collected');
+  if (!(read instanceof Error)) {
+    api = read;
     report.apiserver = api;
-  } catch (err) {
+  } else {
+    const err = read;
     const etcdD = daemons.get(DAEMON_MESH_ETCD);
     const apiD = daemons.get(DAEMON_MESH_APISERVER);
     problems.push({
@@ -208,7 +228,6 @@ export async function gatherForCluster(context: string, c: LabCluster): Promise<
   });
   const remotes: RemoteClusterStatus[] = api?.kvstoremesh.remotes ?? [];
   // Name the remote's context in hints (connect recorded its lab cluster).
-  const recorded = (await listRemotes(c.name)).remotes;
   const labOf = new Map(recorded.map((x) => [x.name, x.labCluster]));
   const ctxHint = (name: string, hint: string) =>
     hint.replace(
@@ -400,8 +419,7 @@ export function renderMeshStatus(r: MeshStatusReport): string {
           `    ⚠️  ${c.rejected.recent.length} record(s) refused now (${c.rejected.total} since start), not used:`,
         );
         for (const x of c.rejected.recent.slice(0, 5)) L.push(`       ${x.key}: ${x.reason}`);
-        if (c.rejected.recent.length > 5)
-          L.push(`       ... (-o json lists up to 100)`);
+        if (c.rejected.recent.length > 5) L.push(`       ... (-o json lists up to 100)`);
       }
     }
   } else {
