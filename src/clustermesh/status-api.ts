@@ -24,6 +24,8 @@ export interface MeshDaemonStatus {
   kvstoremesh: { enabled: boolean; cacheTTL?: string; remotes: RemoteClusterStatus[] };
   /** Remote clusters admitted to read this etcd (users remote-<name>). */
   readers: string[];
+  /** The etcd users those readers authenticate as (their certificates' CNs), as applied. */
+  readerUsers?: string[];
   /** Problems found while reading the mesh files (corrupt remote records, ...). */
   problems: string[];
 }

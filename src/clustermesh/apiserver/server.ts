@@ -16,6 +16,7 @@ import type { KVStore } from '../../kvstore/types.js';
 import { nopLogger, type Logger } from '../../util/log.js';
 import { TendrilError } from '../../util/errors.js';
 import { applyMeshAccess } from '../etcd-access.js';
+import { remoteClientCN } from '../certs.js';
 import { makeClusterConfig, clusterConfigKey, decodeNode, stateDir } from '../keys.js';
 import { KVStoreMesh, type RemoteClusterConfig, type RemoteDialer } from '../kvstoremesh.js';
 import {
@@ -87,6 +88,7 @@ export class MeshApiServer {
   private lastReaders = '';
   private lastRemotes = '';
   private readers: string[] = [];
+  private readerUsers: string[] = [];
   private problems: string[] = [];
   private etcdHealth: MeshDaemonStatus['etcd'] = {
     ok: false,
@@ -262,6 +264,7 @@ export class MeshApiServer {
       syncer: this.syncer?.status(),
       kvstoremesh: { enabled: cfg.kvstoremesh, remotes: this.mesh?.status() ?? [] },
       readers: [...this.readers],
+      readerUsers: [...this.readerUsers],
       problems: [...this.problems],
     };
     if (cfg.cacheTTL) st.kvstoremesh.cacheTTL = cfg.cacheTTL;
@@ -270,12 +273,15 @@ export class MeshApiServer {
 
   private async scanReaders(force: boolean): Promise<void> {
     if (!this.local) return;
-    const readers = (await listReaders(this.meshRef)).map((r) => r.name).sort();
-    const sig = readers.join(',');
+    const records = await listReaders(this.meshRef);
+    const readers = records.map((r) => r.name).sort();
+    const users = records.map((r) => r.commonName || remoteClientCN(r.name)).sort();
+    const sig = users.join(',');
     if (!force && sig === this.lastReaders) return;
-    const { removed } = await applyMeshAccess(this.local, readers);
+    const { removed } = await applyMeshAccess(this.local, users);
     this.lastReaders = sig;
     this.readers = readers;
+    this.readerUsers = users;
     this.log.info('etcd access applied', { readers, removed });
   }
 

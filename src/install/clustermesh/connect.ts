@@ -8,12 +8,9 @@
  *   unicast                  source  -> each destination (the source reads them; they do not read it)
  *   mesh                     every pair of {source, destinations}, both ways
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { TendrilError } from '../../util/errors.js';
 import { resolveCluster, type ResolvedCluster } from '../target.js';
 import { cidrsOverlap, parseCIDR } from '../../util/ipv4.js';
-import { certificateInfo, meshCADir } from '../../clustermesh/certs.js';
 import { DEFAULT_MAX_CONNECTED_CLUSTERS } from '../../clustermesh/keys.js';
 import { type ServiceType } from '../../clustermesh/mesh-files.js';
 import { connectResolved, disconnectDirection } from './setup.js';
@@ -26,6 +23,7 @@ export interface ConnectOptions {
   context?: string;
   destinationContexts: string[];
   mode?: ConnectionMode;
+  /** Accepted for Cilium's CLI compatibility; every cluster has its own CA and connect exchanges them. */
   allowMismatchingCA?: boolean;
   /** Service type for a side that connect has to enable (default NodePort). */
   serviceType?: ServiceType;
@@ -62,21 +60,13 @@ export function connectionPairs<T>(source: T, destinations: T[], mode: Connectio
   return out;
 }
 
-function caFingerprintFor(side: Side): string | undefined {
-  try {
-    return certificateInfo(readFileSync(side.meshFiles.caCert, 'utf8')).fingerprint;
-  } catch {
-    // Not enabled yet: enable will copy the mesh CA.
-    try {
-      return certificateInfo(readFileSync(join(meshCADir(), 'ca.crt'), 'utf8')).fingerprint;
-    } catch {
-      return undefined; // no CA at all yet: enable makes one shared CA
-    }
-  }
-}
-
-/** Checks that two clusters may be meshed. @throws ConnectRefusedError with the reason. */
-export function checkPair(a: Side, b: Side, allowMismatchingCA: boolean): void {
+/**
+ * Checks that two clusters may be meshed. @throws ConnectRefusedError with the reason.
+ * Every cluster has its own CA and connect hands each side the other's CA
+ * certificate, so different CAs are the normal case: `allowMismatchingCA`
+ * (Cilium's flag) is accepted and changes nothing.
+ */
+export function checkPair(a: Side, b: Side, _allowMismatchingCA = false): void {
   if (a.cluster.name === b.cluster.name) {
     throw new ConnectRefusedError(
       `${a.context} and ${b.context} are the same cluster`,
@@ -109,14 +99,6 @@ export function checkPair(a: Side, b: Side, allowMismatchingCA: boolean): void {
     throw new ConnectRefusedError(
       `cannot connect ${a.context} and ${b.context}: maxConnectedClusters differs (${ma} and ${mb}); every cluster of a mesh must use the same value`,
       'disable and re-enable the mesh on one of them with the same maxConnectedClusters',
-    );
-  }
-  const fa = caFingerprintFor(a);
-  const fb = caFingerprintFor(b);
-  if (fa && fb && fa !== fb && !allowMismatchingCA) {
-    throw new ConnectRefusedError(
-      `cannot connect ${a.context} and ${b.context}: their clustermesh certificates are signed by different CAs (${fa.slice(0, 23)}... and ${fb.slice(0, 23)}...)`,
-      "connect with --allow-mismatching-ca (each side then trusts the other's CA for that connection), or re-enable one cluster so both use the mesh CA",
     );
   }
 }
@@ -196,8 +178,10 @@ export async function disconnectClusters(
   for (const r of [src, ...dests]) r.target.close();
   const pairs = connectionPairs(src, dests, mode);
   for (const [a, b] of pairs) {
-    await disconnectDirection(a.cluster.name, b.cluster.name);
-    say(`🔌 ${a.context} no longer reads ${b.context}`);
+    const { revoked } = await disconnectDirection(a.cluster.name, b.cluster.name);
+    say(
+      `🔌 ${a.context} no longer reads ${b.context}${revoked ? ` (its etcd user on ${b.context} is deleted: the certificate opens nothing)` : ` (${b.context}'s clustermesh-apiserver is not answering: it deletes the etcd user when it starts)`}`,
+    );
   }
   return { pairs: pairs.map(([a, b]) => [a.context, b.context]) };
 }

@@ -27,6 +27,7 @@ import {
   NODEPORT_PORT,
   listRemotes,
   meshEnabled,
+  meshCAPaths,
   meshDir,
   meshPaths,
   readMeshConfig,
@@ -37,6 +38,11 @@ import {
 } from '../../clustermesh/mesh-files.js';
 import { disconnectDirection, meshEtcdCommand, prepareMesh, removeMeshFiles } from './setup.js';
 import { fetchStatus, type MeshDaemonStatus } from '../../clustermesh/status-api.js';
+import {
+  certificateInfo,
+  issueClientCert,
+  type CertificateAuthority,
+} from '../../clustermesh/certs.js';
 
 const pexec = promisify(execFile);
 
@@ -148,7 +154,7 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
   say(
     `🔑 ${previous ? 'Re-issuing' : 'Creating'} certificates for ${install.clusterName}'s clustermesh-apiserver...`,
   );
-  const { config, caCreated } = await prepareMesh({
+  const { config, caCreated, caRotated, ca } = await prepareMesh({
     labCluster: c.name,
     clusterName: install.clusterName,
     clusterId: install.clusterId,
@@ -163,7 +169,13 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
   });
   // the agents and the operator follow the remotes named here (none until connect)
   await syncLabClusterMeshConfig(c.name);
-  if (previous && previous.accessEndpoints.join(',') !== config.accessEndpoints.join(',')) {
+  if (caRotated) {
+    // an older version's mesh dir (the shared CA): the readers' certificates were signed by it
+    const updated = await updatePeersEndpoints(c.name, config, ca);
+    say(
+      `🔑 ${install.clusterName} now has its own CA (the shared mesh CA's key was removed from its files)${updated.length > 0 ? `; re-issued the client certificates of ${updated.join(', ')}` : ''}`,
+    );
+  } else if (previous && previous.accessEndpoints.join(',') !== config.accessEndpoints.join(',')) {
     const updated = await updatePeersEndpoints(c.name, config);
     if (updated.length > 0)
       say(`🔁 Told ${updated.join(', ')} about the new access endpoint ${access}`);
@@ -175,7 +187,7 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
   }
   if (caCreated)
     say(
-      '🔑 Created the mesh CA ($TENDRIL_HOME/mesh/ca.crt); every cluster enabled from now on shares it',
+      `🔑 Created ${install.clusterName}'s own mesh CA (its key stays in ${meshCAPaths(c.name).dir}; other clusters get only certificates it signs)`,
     );
   say(
     `✨ Deploying clustermesh-apiserver (etcd with mutual TLS, ${serviceType} ${access.replace('https://', '')})...`,
@@ -300,12 +312,15 @@ export async function disableClusterMesh(o: {
  * After the access endpoint or the cluster ID of a cluster changed (another
  * service type, or a forced reinstall with another ID), rewrites the remote
  * records of the clusters that read it (endpoints and ID), so their
- * kvstoremesh reconnects to the new address and expects the new ID. Returns
- * their lab names.
+ * kvstoremesh reconnects to the new address and expects the new ID. With
+ * `newCA` (the cluster's CA was replaced) each reader also gets the new CA
+ * certificate and a client certificate it signed, for the same etcd user.
+ * Returns their lab names.
  */
 export async function updatePeersEndpoints(
   labCluster: string,
   config: MeshConfig,
+  newCA?: CertificateAuthority,
 ): Promise<string[]> {
   const updated: string[] = [];
   for (const other of listClusters()) {
@@ -313,6 +328,16 @@ export async function updatePeersEndpoints(
     for (const r of (await listRemotes(other.name)).remotes) {
       if (r.name !== config.clusterName) continue;
       const p = remotePaths(other.name, r.name);
+      let tls = {
+        caPEM: await readFile(p.caCert, 'utf8'),
+        certPEM: await readFile(p.clientCert, 'utf8'),
+        keyPEM: await readFile(p.clientKey, 'utf8'),
+      };
+      if (newCA) {
+        const cn = certificateInfo(tls.certPEM).commonName;
+        const kp = await issueClientCert(newCA, cn);
+        tls = { caPEM: newCA.certPEM, certPEM: kp.certPEM, keyPEM: kp.keyPEM };
+      }
       await writeRemote(
         other.name,
         {
@@ -321,11 +346,7 @@ export async function updatePeersEndpoints(
           clusterId: config.clusterId,
           connectedAt: new Date().toISOString(),
         },
-        {
-          caPEM: await readFile(p.caCert, 'utf8'),
-          certPEM: await readFile(p.clientCert, 'utf8'),
-          keyPEM: await readFile(p.clientKey, 'utf8'),
-        },
+        tls,
       );
       updated.push(other.name);
     }
