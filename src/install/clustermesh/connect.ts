@@ -14,7 +14,8 @@ import { cidrsOverlap, parseCIDR } from '../../util/ipv4.js';
 import { DEFAULT_MAX_CONNECTED_CLUSTERS } from '../../clustermesh/keys.js';
 import { type ServiceType } from '../../clustermesh/mesh-files.js';
 import { connectResolved, disconnectDirection } from './setup.js';
-import { enableClusterMesh, requireInstall } from './enable.js';
+import { enableClusterMesh, requireInstall, sayWaiting } from './enable.js';
+import { withClusterLocks } from '../install-lock.js';
 import type { InstallState } from '../install-state.js';
 
 export type ConnectionMode = 'bidirectional' | 'unicast' | 'mesh';
@@ -130,6 +131,18 @@ export async function connectClusters(
     });
   }
   // each side is resolved once; the values carry their paths, install and mesh down
+  const labs = [o.context, ...o.destinationContexts].map((ctx) => resolveSide(ctx).cluster.name);
+  return withClusterLocks(labs, 'clustermesh connect', () => connectLocked(o, mode, say), {
+    onWait: sayWaiting(say),
+  });
+}
+
+async function connectLocked(
+  o: ConnectOptions,
+  mode: ConnectionMode,
+  say: (line: string) => void,
+): Promise<{ pairs: [string, string][]; enabled: string[] }> {
+  // resolved under the lock: what another command changed meanwhile is seen
   let source = resolveSide(o.context);
   let dests = o.destinationContexts.map((d) => resolveSide(d));
   let pairs = connectionPairs(source, dests, mode);
@@ -177,6 +190,18 @@ export async function disconnectClusters(
   const dests = o.destinationContexts.map((d) => resolveCluster(d));
   for (const r of [src, ...dests]) r.target.close();
   const pairs = connectionPairs(src, dests, mode);
+  return withClusterLocks(
+    [src, ...dests].map((r) => r.cluster.name),
+    'clustermesh disconnect',
+    () => disconnectPairs(pairs, say),
+    { onWait: sayWaiting(say) },
+  );
+}
+
+async function disconnectPairs(
+  pairs: [ResolvedCluster, ResolvedCluster][],
+  say: (line: string) => void,
+): Promise<{ pairs: [string, string][] }> {
   for (const [a, b] of pairs) {
     const { revoked } = await disconnectDirection(a.cluster.name, b.cluster.name);
     say(

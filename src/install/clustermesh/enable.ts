@@ -20,6 +20,7 @@ import { TendrilError } from '../../util/errors.js';
 import { resolveInstallTarget } from '../lab-target.js';
 import { daemonKubeconfigPath, syncLabClusterMeshConfig } from '../lab-daemon-config.js';
 import { readInstallState, type InstallState } from '../install-state.js';
+import { withClusterLocks, type LockOwner } from '../install-lock.js';
 import { addDaemon, nodeCommand, removeDaemon } from '../../lab/daemons.js';
 import { apiServerNodeURL, listClusters, type LabCluster, type LabNode } from '../../lab/state.js';
 import {
@@ -104,6 +105,27 @@ export function requireInstall(c: LabCluster, context: string): InstallState {
 export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult> {
   const say = o.say ?? (() => {});
   const target = resolveInstallTarget(o.context);
+  return withClusterLocks(
+    [target.cluster.name],
+    'clustermesh enable',
+    () => enableLocked(o, target),
+    { onWait: sayWaiting(say) },
+  );
+}
+
+/** Tells the user a command waits for another one's lock. */
+export function sayWaiting(say: (line: string) => void) {
+  return (labCluster: string, owner: LockOwner) =>
+    say(
+      `⏳ Waiting for another \`tendril ${owner.what ?? '?'}\` (pid ${owner.pid ?? '?'}) on ${labCluster} to finish...`,
+    );
+}
+
+async function enableLocked(
+  o: EnableOptions,
+  target: ReturnType<typeof resolveInstallTarget>,
+): Promise<EnableResult> {
+  const say = o.say ?? (() => {});
   const c = target.cluster;
   const install = requireInstall(c, target.context);
   const serviceType = o.serviceType ?? readMeshConfig(c.name)?.serviceType ?? 'NodePort';
@@ -269,6 +291,24 @@ export async function disableClusterMesh(o: {
   const say = o.say ?? (() => {});
   const target = resolveInstallTarget(o.context);
   const c = target.cluster;
+  // it disconnects from every meshed cluster: lock them all (in name order)
+  const all = [
+    c.name,
+    ...listClusters()
+      .filter((x) => meshEnabled(x.name))
+      .map((x) => x.name),
+  ];
+  return withClusterLocks(all, 'clustermesh disable', () => disableLocked(c, target.context, say), {
+    onWait: sayWaiting(say),
+  });
+}
+
+async function disableLocked(
+  c: LabCluster,
+  context: string,
+  say: (l: string) => void,
+): Promise<{ labCluster: string; disconnected: string[] }> {
+  const target = { context };
   const cfg = readMeshConfig(c.name);
   if (!cfg && !existsSync(meshPaths(c.name).dir)) {
     say(`Cluster mesh is not enabled on ${target.context}; nothing to do`);

@@ -44,6 +44,7 @@ import {
 import { fetchStatus } from '../../clustermesh/status-api.js';
 import { TendrilError } from '../../util/errors.js';
 import { syncLabClusterMeshConfig } from '../lab-daemon-config.js';
+import { withClusterLocks } from '../install-lock.js';
 
 export interface PrepareMeshOptions {
   labCluster: string;
@@ -98,12 +99,19 @@ function signedBy(certPath: string, ca: CertificateAuthority): boolean {
  * readers' client certificates).
  * @throws MeshValueError for a bad name/ID, CertificateError for an unusable CA.
  */
-export async function prepareMesh(o: PrepareMeshOptions): Promise<{
+export async function prepareMesh(o: PrepareMeshOptions): Promise<PreparedMesh> {
+  return withClusterLocks([o.labCluster], 'clustermesh enable', () => prepareMeshLocked(o));
+}
+
+/** What prepareMesh made. */
+export interface PreparedMesh {
   config: MeshConfig;
   caCreated: boolean;
   caRotated: boolean;
   ca: CertificateAuthority;
-}> {
+}
+
+async function prepareMeshLocked(o: PrepareMeshOptions): Promise<PreparedMesh> {
   validateClusterName(o.clusterName);
   makeClusterConfig(o.clusterId, {
     maxConnectedClusters: o.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS,
@@ -229,6 +237,15 @@ export async function connectDirection(fromLab: string, toLab: string): Promise<
  * @throws TendrilError CLUSTERMESH_NOT_ENABLED when either side is not enabled.
  */
 export async function connectResolved(fromSide: MeshSide, toSide: MeshSide): Promise<void> {
+  const fromLab = fromSide.cluster.name;
+  const toLab = toSide.cluster.name;
+  // under both clusters' locks, their mesh settings are read again (another command may have changed them)
+  await withClusterLocks([fromLab, toLab], 'clustermesh connect', () =>
+    connectLocked(meshSide(fromLab), meshSide(toLab)),
+  );
+}
+
+async function connectLocked(fromSide: MeshSide, toSide: MeshSide): Promise<void> {
   const { mesh: from } = fromSide;
   const { mesh: to } = toSide;
   const fromLab = fromSide.cluster.name;
@@ -313,6 +330,12 @@ export async function disconnectDirection(
   fromLab: string,
   toLab: string,
 ): Promise<{ revoked: boolean }> {
+  return withClusterLocks([fromLab, toLab], 'clustermesh disconnect', () =>
+    disconnectLocked(fromLab, toLab),
+  );
+}
+
+async function disconnectLocked(fromLab: string, toLab: string): Promise<{ revoked: boolean }> {
   const from = readMeshConfig(fromLab);
   const to = readMeshConfig(toLab);
   let revoked = false;
