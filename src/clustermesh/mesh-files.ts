@@ -63,6 +63,10 @@ export interface MeshConfig {
   cacheTTL?: string;
   /** SHA-256 fingerprint of ca.crt. */
   caFingerprint: string;
+  /** The cluster's pod CIDRs, declared to the clusters it is connected to. */
+  podCIDRs?: string[];
+  /** The CIDRs its nodes' addresses are in, declared likewise. */
+  nodeCIDRs?: string[];
   enabledAt: string;
 }
 
@@ -74,6 +78,10 @@ export interface RemoteRecord {
   /** The lab cluster it is (for the CLI). */
   labCluster?: string;
   connectedAt: string;
+  /** The pod CIDRs it declared when connected (its records must stay inside them). */
+  podCIDRs?: string[];
+  /** The node (underlay) CIDRs it declared when connected. */
+  nodeCIDRs?: string[];
 }
 
 /** A remote cluster allowed to read this cluster's etcd (readers/<name>.json). */

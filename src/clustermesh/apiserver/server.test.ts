@@ -99,6 +99,8 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       accessEndpoints: [url],
       localEndpoint: url,
       apiServerURL: 'http://127.0.0.1:1',
+      podCIDRs: [`10.${243 + id}.0.0/16`],
+      nodeCIDRs: [`172.30.${id}.0/24`],
     });
     const { fakes, sources } = fakeSources();
     fakes.nodes.add(
@@ -320,6 +322,21 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       }
     }
     assert.equal(existsSync(join(home, 'mesh')), false, 'no mesh-wide CA');
+    // what cluster2 declared at connect is in cluster1's record of it; a node outside is refused and named
+    const rec = JSON.parse(await readFile(rp.record, 'utf8')) as { podCIDRs?: string[] };
+    assert.deepEqual(rec.podCIDRs, ['10.245.0.0/16']);
+    c2.fakes.nodes.add(fakeK8sNode('cluster2-stray', '172.30.2.40', '10.99.0.0/24'));
+    await until('stray node refused by cluster1', async () => {
+      const r = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0];
+      return (r?.rejected?.recent ?? []).some(
+        (x) =>
+          x.key === 'cilium/state/nodes/v1/cluster2/cluster2-stray' &&
+          /outside the pod CIDRs cluster2 declared/.test(x.reason),
+      );
+    });
+    const root1 = await rootClient(c1);
+    assert.equal(await root1.get('cilium/cache/nodes/v1/cluster2/cluster2-stray'), undefined);
+    c2.fakes.nodes.del(fakeK8sNode('cluster2-stray', '', ''));
     // modes: directories 0700, keys 0600
     for (const f of files) {
       if (/\.key$/.test(f)) assert.equal(statSync(f).mode & 0o777, 0o600, f);

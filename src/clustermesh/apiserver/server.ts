@@ -309,6 +309,8 @@ export class MeshApiServer {
       clusterId: r.clusterId,
       endpoints: r.endpoints,
       version: r.connectedAt,
+      ...(r.podCIDRs ? { podCIDRs: r.podCIDRs } : {}),
+      ...(r.nodeCIDRs ? { nodeCIDRs: r.nodeCIDRs } : {}),
     }));
     const sig = JSON.stringify(configs);
     if (sig === this.lastRemotes) return;

@@ -73,6 +73,15 @@ export interface EnableResult {
   status: MeshDaemonStatus | undefined;
 }
 
+/**
+ * The CIDR a lab cluster's node addresses are in: the /24 of its control
+ * plane's underlay address (nodes are 172.30.<cluster index>.<10+>).
+ */
+export function nodeCIDROf(c: Pick<LabCluster, 'nodes'>): string {
+  const parts = controlPlaneOf(c as LabCluster).ip.split('.');
+  return `${parts.slice(0, 3).join('.')}.0/24`;
+}
+
 /** The control-plane node of a lab cluster. */
 export function controlPlaneOf(c: LabCluster): LabNode {
   const cp = c.nodes.find((n) => n.role === 'control-plane');
@@ -188,6 +197,8 @@ async function enableLocked(
     apiServerURL: apiServerNodeURL(c),
     loadBalancerIP: lbIP,
     cacheTTL: install.settings['clustermesh-cache-ttl'],
+    podCIDRs: [c.podCIDR],
+    nodeCIDRs: [nodeCIDROf(c)],
   });
   // the agents and the operator follow the remotes named here (none until connect)
   await syncLabClusterMeshConfig(c.name);
@@ -384,6 +395,8 @@ export async function updatePeersEndpoints(
           ...r,
           endpoints: config.accessEndpoints,
           clusterId: config.clusterId,
+          ...(config.podCIDRs ? { podCIDRs: config.podCIDRs } : {}),
+          ...(config.nodeCIDRs ? { nodeCIDRs: config.nodeCIDRs } : {}),
           connectedAt: new Date().toISOString(),
         },
         tls,

@@ -60,6 +60,10 @@ export interface PrepareMeshOptions {
   loadBalancerIP?: string;
   kvstoremesh?: boolean;
   cacheTTL?: string;
+  /** The cluster's pod CIDRs (declared to connected clusters: their kvstoremesh refuses records outside). */
+  podCIDRs?: string[];
+  /** The CIDRs of its nodes' addresses (declared likewise). */
+  nodeCIDRs?: string[];
 }
 
 /**
@@ -156,6 +160,8 @@ async function prepareMeshLocked(o: PrepareMeshOptions): Promise<PreparedMesh> {
   };
   if (o.loadBalancerIP) config.loadBalancerIP = o.loadBalancerIP;
   if (o.cacheTTL) config.cacheTTL = o.cacheTTL;
+  if (o.podCIDRs) config.podCIDRs = o.podCIDRs;
+  if (o.nodeCIDRs) config.nodeCIDRs = o.nodeCIDRs;
   await writeMeshConfig(config);
   return { config, caCreated, caRotated, ca };
 }
@@ -280,6 +286,9 @@ async function connectLocked(fromSide: MeshSide, toSide: MeshSide): Promise<void
       endpoints: to.accessEndpoints,
       labCluster: toLab,
       connectedAt: now,
+      // what `to` declared: its records outside these are refused by from's kvstoremesh
+      ...(to.podCIDRs ? { podCIDRs: to.podCIDRs } : {}),
+      ...(to.nodeCIDRs ? { nodeCIDRs: to.nodeCIDRs } : {}),
     },
     { caPEM: toCA.certPEM, certPEM: kp.certPEM, keyPEM: kp.keyPEM },
   );
