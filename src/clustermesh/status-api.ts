@@ -19,7 +19,17 @@ export interface MeshDaemonStatus {
   startedAt: string;
   serviceType: string;
   accessEndpoints: string[];
-  etcd: { ok: boolean; endpoint: string; error?: string; revision?: number; checkedAt: string };
+  etcd: {
+    ok: boolean;
+    endpoint: string;
+    error?: string;
+    revision?: number;
+    checkedAt: string;
+    /** etcd's raised alarms ("NOSPACE": the backend quota is exhausted, writes are refused; "CORRUPT"). */
+    alarms?: string[];
+    /** The backend's size on disk (bytes). */
+    dbSizeBytes?: number;
+  };
   syncer: SyncerStatus | undefined;
   kvstoremesh: { enabled: boolean; cacheTTL?: string; remotes: RemoteClusterStatus[] };
   /** Remote clusters admitted to read this etcd (users remote-<name>). */

@@ -197,6 +197,25 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     assert.ok(await root.get('cilium/synced/cluster1/cilium/state/nodes/v1'));
   });
 
+  test("etcd's quota alarm is reported in the apiserver's status (and clears)", async () => {
+    const root = await rootClient(c1);
+    const st = await root.client.maintenance.status();
+    const memberID = st.header.member_id;
+    await root.client.maintenance.alarm({ action: 'Activate', memberID, alarm: 'Nospace' });
+    try {
+      const s1 = await fetchMeshStatus('lab1');
+      assert.equal(s1.etcd.ok, false);
+      assert.deepEqual(s1.etcd.alarms, ['Nospace']);
+      assert.match(s1.etcd.error ?? '', /alarm Nospace raised .*quota is exhausted/i);
+    } finally {
+      await root.client.maintenance.alarm({ action: 'Deactivate', memberID, alarm: 'Nospace' });
+    }
+    const s2 = await fetchMeshStatus('lab1');
+    assert.equal(s2.etcd.ok, true, s2.etcd.error);
+    assert.deepEqual(s2.etcd.alarms, []);
+    assert.ok((s2.etcd.dbSizeBytes ?? 0) > 0);
+  });
+
   test('mutual TLS only: no certificate, or one from another CA, is refused', async () => {
     const ca = await readFile(meshPaths('lab1').caCert, 'utf8');
     const noCert = await client(c1, { ca });

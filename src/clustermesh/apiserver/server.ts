@@ -240,6 +240,7 @@ export class MeshApiServer {
           checkedAt: new Date().toISOString(),
         };
         if (Date.now() - t > 2000) this.etcdHealth.error = `slow: ${Date.now() - t} ms`;
+        await this.readAlarms();
       } catch (err) {
         this.etcdHealth = {
           ok: false,
@@ -269,6 +270,30 @@ export class MeshApiServer {
     };
     if (cfg.cacheTTL) st.kvstoremesh.cacheTTL = cfg.cacheTTL;
     return st;
+  }
+
+  /**
+   * etcd's alarms and backend size, into the health record. A raised alarm
+   * (NOSPACE: the quota is exhausted and etcd refuses writes) makes etcd
+   * not ok, with the fix in the error.
+   */
+  private async readAlarms(): Promise<void> {
+    if (!this.local) return;
+    try {
+      const [alarm, st] = await Promise.all([
+        this.local.client.maintenance.alarm({ action: 'Get', memberID: 0, alarm: 'None' }),
+        this.local.client.maintenance.status(),
+      ]);
+      const alarms = (alarm.alarms ?? []).map((a) => String(a.alarm));
+      this.etcdHealth.alarms = alarms;
+      this.etcdHealth.dbSizeBytes = Number(st.dbSize);
+      if (alarms.length > 0) {
+        this.etcdHealth.ok = false;
+        this.etcdHealth.error = `etcd alarm ${alarms.join(', ')} raised (backend ${Math.round(Number(st.dbSize) / 1048576)} MiB)${alarms.some((a) => a.toUpperCase() === 'NOSPACE') ? ': the backend quota is exhausted and etcd refuses writes; compact and defragment it (etcdctl compact/defrag) then disarm the alarm (etcdctl alarm disarm)' : ''}`;
+      }
+    } catch (err) {
+      this.log.debug('cannot read etcd alarms', { error: err });
+    }
   }
 
   private async scanReaders(force: boolean): Promise<void> {
