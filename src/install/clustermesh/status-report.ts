@@ -400,7 +400,8 @@ export function renderMeshStatus(r: MeshStatusReport): string {
           `    ⚠️  ${c.rejected.recent.length} record(s) refused now (${c.rejected.total} since start), not used:`,
         );
         for (const x of c.rejected.recent.slice(0, 5)) L.push(`       ${x.key}: ${x.reason}`);
-        if (c.rejected.recent.length > 5) L.push(`       ... (-o json lists up to 100)`);
+        if (c.rejected.recent.length > 5)
+          L.push(`       ... (-o json lists up to 100)`);
       }
     }
   } else {
