@@ -83,7 +83,7 @@ test('server and client certificates carry the right names and verify against th
       e.code === 'CERT_CA_MISMATCH' &&
       e.message.startsWith('certificate for cluster2 was signed by a different CA') &&
       e.message.includes(other.fingerprint) &&
-      /--allow-mismatching-ca/.test(e.hint ?? ''),
+      /tendril clustermesh connect/.test(e.hint ?? ''),
   );
   await assert.rejects(loadCA(ca.certPEM, other.keyPEM), /does not belong/);
   assert.throws(

@@ -61,7 +61,7 @@ export function classifyMeshError(err: unknown): MeshErrorReason {
 export function hintForReason(reason: MeshErrorReason, remote: string): string {
   switch (reason) {
     case 'certificate-rejected':
-      return `the TLS handshake with ${remote}'s clustermesh-apiserver failed: re-run \`tendril clustermesh connect\` to re-issue the client certificates (add --allow-mismatching-ca if the clusters use different CAs)`;
+      return `the TLS handshake with ${remote}'s clustermesh-apiserver failed: re-run \`tendril clustermesh connect\` to re-issue the client certificate (signed by 's own CA)`;
     case 'endpoint-unreachable':
       return `${remote}'s clustermesh-apiserver is not reachable: check \`tendril clustermesh status --context <${remote}'s context>\` and that its access endpoint is reachable from this cluster's nodes`;
     case 'permission-denied':

@@ -4,8 +4,8 @@
  *
  *   root              (role root)         the cluster's syncer and kvstoremesh
  *   local-agent       (role local-agent)  read cilium/ (own state, cache, configs, canaries)
- *   remote-<cluster>  (role remote)       read cilium/state/, cilium/cluster-config/, cilium/synced/,
- *                                          cilium/.heartbeat; write nothing
+ *   remote-<cluster>.<grant>  (role remote)  read cilium/state/, cilium/cluster-config/, cilium/synced/,
+ *                                          cilium/.heartbeat; write nothing (one user per connect grant)
  *
  * `applyMeshAccess` is idempotent: it creates what is missing, removes
  * remote-* users no longer allowed, and enables auth.
@@ -20,7 +20,6 @@ import {
   type EtcdRoleSpec,
 } from '../kvstore/etcd-auth.js';
 import { HEARTBEAT_KEY } from './keys.js';
-import { remoteClientCN } from './certs.js';
 
 /** CN and etcd user of the local agents and operator. */
 export const LOCAL_AGENT_USER = 'local-agent';
@@ -49,15 +48,17 @@ export function meshRemoteRole(): EtcdRoleSpec {
 }
 
 /**
- * Sets up roles and users so exactly `readers` (remote cluster names) may
- * read this etcd, then enables auth. Call with the root client.
+ * Sets up roles and users so exactly `readerUsers` (the readers' etcd user
+ * names = their client certificates' CNs, `remote-...`) may read this etcd,
+ * then enables auth; every other `remote-*` user is deleted (its
+ * certificates then authenticate as nobody). Call with the root client.
  * @throws KVStoreError from etcd.
  */
 export async function applyMeshAccess(
   root: EtcdKVStore,
-  readers: string[],
+  readerUsers: string[],
 ): Promise<{ removed: string[] }> {
-  const wanted = new Set(readers.map(remoteClientCN));
+  const wanted = new Set(readerUsers);
   await setupEtcdAuth(root, {
     roles: [meshRemoteRole(), localAgentRole()],
     users: [

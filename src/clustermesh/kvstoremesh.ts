@@ -57,6 +57,10 @@ export interface RemoteClusterConfig {
   endpoints: string[];
   /** Changes when connect re-issues credentials (a change reconnects). */
   version?: string;
+  /** The pod CIDRs the remote declared at connect: its nodes' pod CIDRs and its ipcache IPs must lie inside. */
+  podCIDRs?: string[];
+  /** The node CIDRs the remote declared at connect: its nodes' addresses must lie inside. */
+  nodeCIDRs?: string[];
 }
 
 /** Opens a KVStore client to a remote's etcd (with its CA and our client certificate). */
@@ -270,6 +274,8 @@ class RemoteMirror {
           cluster: this.config.name,
           clusterId: this.currentId,
           localPodCIDRs: this.opts.localPodCIDRs?.() ?? [],
+          declaredPodCIDRs: this.config.podCIDRs,
+          declaredNodeCIDRs: this.config.nodeCIDRs,
         })
       : 'key is not of this cluster';
     if (!reason) {

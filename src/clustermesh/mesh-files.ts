@@ -6,14 +6,16 @@
  *
  *   $TENDRIL_HOME/clusters/<lab cluster>/clustermesh/
  *     mesh.json                 MeshConfig (this cluster's mesh settings)
- *     ca.crt ca.key             the CA this cluster's etcd trusts and signs with (a copy of the mesh CA at enable)
+ *     ca.crt                    this cluster's own CA certificate (the only CA its etcd trusts); its key is
+ *                               NOT here: it stays in clusters/<lab>/pki/clustermesh-ca.key (meshCAPaths),
+ *                               where the CLI issues this cluster's certificates; the daemon never sees it
  *     server.crt server.key     the etcd server certificate
  *     root.crt root.key         client "root": the apiserver's syncer and kvstoremesh
  *     agent.crt agent.key       client "local-agent": agents and operator (read cilium/)
  *     etcd/                     etcd data
- *     remotes/<name>/           a remote cluster this one reads: remote.json, ca.crt (its CA),
- *                               client.crt client.key (CN remote-<this cluster>, signed by its CA)
- *     readers/<name>.json       a remote cluster allowed to read this etcd (user remote-<name>)
+ *     remotes/<name>/           a remote cluster this one reads: remote.json, ca.crt (ITS CA: to trust its
+ *                               server), client.crt client.key (CN remote-<this cluster>.<grant>, signed by its CA)
+ *     readers/<name>.json       a remote cluster allowed to read this etcd (user = the record's commonName)
  *     status.sock               the apiserver's status endpoint (HTTP over a Unix socket)
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
@@ -61,6 +63,10 @@ export interface MeshConfig {
   cacheTTL?: string;
   /** SHA-256 fingerprint of ca.crt. */
   caFingerprint: string;
+  /** The cluster's pod CIDRs, declared to the clusters it is connected to. */
+  podCIDRs?: string[];
+  /** The CIDRs its nodes' addresses are in, declared likewise. */
+  nodeCIDRs?: string[];
   enabledAt: string;
 }
 
@@ -72,12 +78,20 @@ export interface RemoteRecord {
   /** The lab cluster it is (for the CLI). */
   labCluster?: string;
   connectedAt: string;
+  /** The pod CIDRs it declared when connected (its records must stay inside them). */
+  podCIDRs?: string[];
+  /** The node (underlay) CIDRs it declared when connected. */
+  nodeCIDRs?: string[];
 }
 
 /** A remote cluster allowed to read this cluster's etcd (readers/<name>.json). */
 export interface ReaderRecord {
   name: string;
-  /** etcd user = client certificate CN. */
+  /**
+   * etcd user = client certificate CN: `remote-<name>.<grant id>`, a new grant
+   * id per connect after a disconnect, so a certificate of an earlier grant
+   * stays worthless when the cluster is connected again.
+   */
   commonName: string;
   addedAt: string;
 }
@@ -105,7 +119,8 @@ export function meshPaths(labCluster: MeshRef) {
     dir: d,
     config: join(d, 'mesh.json'),
     caCert: join(d, 'ca.crt'),
-    caKey: join(d, 'ca.key'),
+    /** Where older versions kept a copy of the shared mesh CA's key; enable removes it. */
+    legacyCAKey: join(d, 'ca.key'),
     serverCert: join(d, 'server.crt'),
     serverKey: join(d, 'server.key'),
     rootCert: join(d, 'root.crt'),
@@ -117,6 +132,17 @@ export function meshPaths(labCluster: MeshRef) {
     readers: join(d, 'readers'),
     statusSocket: join(d, 'status.sock'),
   };
+}
+
+/**
+ * Where a lab cluster's own mesh CA lives: its state dir's pki/ (0700), key
+ * 0600. Only the CLI (enable, connect) reads the key, to issue this cluster's
+ * server and client certificates; it is never copied into the mesh dir or to
+ * another cluster.
+ */
+export function meshCAPaths(labCluster: string) {
+  const d = join(clusterDir(labCluster), 'pki');
+  return { dir: d, caCert: join(d, 'clustermesh-ca.crt'), caKey: join(d, 'clustermesh-ca.key') };
 }
 
 /** Paths of one remote's files. */
@@ -234,6 +260,20 @@ export async function writeReader(labCluster: string, rec: ReaderRecord): Promis
     JSON.stringify(rec, null, 2) + '\n',
     0o644,
   );
+}
+
+/** One reader's record, or undefined. */
+export async function readReader(
+  labCluster: MeshRef,
+  name: string,
+): Promise<ReaderRecord | undefined> {
+  try {
+    return JSON.parse(
+      await readFile(join(meshPaths(labCluster).readers, `${name}.json`), 'utf8'),
+    ) as ReaderRecord;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Revokes a remote cluster's read access (no error if absent). */

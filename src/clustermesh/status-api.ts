@@ -19,11 +19,23 @@ export interface MeshDaemonStatus {
   startedAt: string;
   serviceType: string;
   accessEndpoints: string[];
-  etcd: { ok: boolean; endpoint: string; error?: string; revision?: number; checkedAt: string };
+  etcd: {
+    ok: boolean;
+    endpoint: string;
+    error?: string;
+    revision?: number;
+    checkedAt: string;
+    /** etcd's raised alarms ("NOSPACE": the backend quota is exhausted, writes are refused; "CORRUPT"). */
+    alarms?: string[];
+    /** The backend's size on disk (bytes). */
+    dbSizeBytes?: number;
+  };
   syncer: SyncerStatus | undefined;
   kvstoremesh: { enabled: boolean; cacheTTL?: string; remotes: RemoteClusterStatus[] };
   /** Remote clusters admitted to read this etcd (users remote-<name>). */
   readers: string[];
+  /** The etcd users those readers authenticate as (their certificates' CNs), as applied. */
+  readerUsers?: string[];
   /** Problems found while reading the mesh files (corrupt remote records, ...). */
   problems: string[];
 }

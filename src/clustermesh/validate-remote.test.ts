@@ -14,6 +14,7 @@ import {
   type MeshNode,
 } from './keys.js';
 import { RemoteState, type RemoteStateEvent } from './remote-state.js';
+import { refuseRemoteRecord } from './validate-remote.js';
 import { FakeNetwork, FlakyStore, fakeClusterService, writeClusterState } from './testing.js';
 
 async function until(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
@@ -182,6 +183,98 @@ test('kvstoremesh does not cache hostile remote records and reports them per rem
     await until('status record', () => true);
     const rec = await local.get(kvstoremeshStatusKey('cluster2'));
     assert.equal(JSON.parse(rec!.value).rejected, 4);
+  } finally {
+    await mesh.stop();
+  }
+});
+
+test('with declared CIDRs (recorded at connect), records outside them are refused, naming what was declared', () => {
+  const ctx = {
+    cluster: 'cluster2',
+    clusterId: 2,
+    localPodCIDRs: ['10.244.0.0/16'],
+    declaredPodCIDRs: ['10.245.0.0/16'],
+    declaredNodeCIDRs: ['172.30.2.0/24'],
+  };
+  const check = (kind: string, suffix: string, value: string) =>
+    refuseRemoteRecord(kind as never, suffix, value, ctx);
+  assert.equal(check('nodes', 'ok', node('ok', ['10.245.3.0/24'])), undefined);
+  assert.match(
+    check('nodes', 'out', node('out', ['10.99.1.0/24']))!,
+    /pod CIDR "10\.99\.1\.0\/24" is outside the pod CIDRs cluster2 declared when it was connected \(10\.245\.0\.0\/16\)/,
+  );
+  // wider than what was declared: not inside it
+  assert.match(
+    refuseRemoteRecord('nodes', 'wide', node('wide', ['10.245.0.0/16']), {
+      ...ctx,
+      declaredPodCIDRs: ['10.245.0.0/17'],
+    })!,
+    /outside the pod CIDRs/,
+  );
+  assert.match(
+    check(
+      'nodes',
+      'addr',
+      node('addr', ['10.245.4.0/24'], { addresses: [{ type: 'InternalIP', ip: '192.168.7.1' }] }),
+    )!,
+    /address "192\.168\.7\.1" is outside the node CIDRs cluster2 declared/,
+  );
+  const ip = (a: string) =>
+    JSON.stringify({ ip: a, identity: (2 << 16) | 256, hostIP: '172.30.2.10' });
+  assert.equal(check('ip', '10.245.3.7', ip('10.245.3.7')), undefined);
+  assert.equal(check('ip', '172.30.2.11', ip('172.30.2.11')), undefined, 'a node address');
+  assert.match(
+    check('ip', '10.99.0.9', ip('10.99.0.9'))!,
+    /outside the pod and node CIDRs cluster2 declared/,
+  );
+  // the old checks still come first
+  assert.match(check('nodes', 'local', node('local', ['10.244.1.0/24']))!, /overlaps the local/);
+  assert.match(check('nodes', 'zero', node('zero', ['0.0.0.0/0']))!, /default route/);
+  // nothing declared (a remote connected by an older version): only the old checks
+  assert.equal(
+    refuseRemoteRecord('nodes', 'out', node('out', ['10.99.1.0/24']), {
+      ...ctx,
+      declaredPodCIDRs: undefined,
+    }),
+    undefined,
+  );
+});
+
+test('kvstoremesh refuses, counts and names a remote node outside the pod CIDR it declared at connect', async () => {
+  const local = new MemoryKVStore();
+  const remote = new MemoryKVStore();
+  await writeClusterState(remote, { name: 'cluster2', id: 2, nodes: 1, services: 0 });
+  await remote.put(nodeKey('cluster2', 'stray'), node('stray', ['10.99.1.0/24']));
+  const mesh = new KVStoreMesh({
+    local,
+    localCluster: { name: 'cluster1', id: 1, maxConnectedClusters: 255 },
+    dial: async () => new FlakyStore(remote, new FakeNetwork()),
+    retryMinMs: 10,
+    retryMaxMs: 20,
+    probeIntervalMs: 30,
+    localPodCIDRs: () => ['10.244.0.0/16'],
+  });
+  try {
+    await mesh.setRemotes([
+      {
+        name: 'cluster2',
+        clusterId: 2,
+        endpoints: ['x'],
+        podCIDRs: ['10.245.0.0/16'],
+        nodeCIDRs: ['172.30.2.0/24'],
+      },
+    ]);
+    await mesh.waitSynced(3000);
+    const keys = (await local.list('cilium/cache/nodes/')).kvs.map((kv) => kv.key);
+    assert.ok(keys.includes(cacheKey('nodes', 'cluster2', 'cluster2-node0')), keys.join());
+    assert.ok(
+      !keys.includes(cacheKey('nodes', 'cluster2', 'stray')),
+      'the stray node is not cached',
+    );
+    const st = mesh.status()[0]!;
+    assert.equal(st.rejected.total, 1);
+    assert.equal(st.rejected.recent[0]!.key, 'cilium/state/nodes/v1/cluster2/stray');
+    assert.match(st.rejected.recent[0]!.reason, /outside the pod CIDRs cluster2 declared/);
   } finally {
     await mesh.stop();
   }

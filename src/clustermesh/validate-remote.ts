@@ -8,11 +8,15 @@
  *                   default route (prefix length 0) and does not overlap the
  *                   local cluster's pod CIDRs (a remote that announced
  *                   `podCIDRs: ["default"]` used to become `ip route replace
- *                   default ...` on every local node)
+ *                   default ...` on every local node); with declared CIDRs
+ *                   (what the remote declared when it was connected), every
+ *                   IPv4 pod CIDR lies inside its declared pod CIDRs and every
+ *                   IPv4 InternalIP inside its declared node CIDRs
  *   identities      the numeric ID carries the remote's cluster ID in bits 16-23
  *   ip (ipcache)    the IP or CIDR parses, is not a default route and not inside
- *                   the local pod CIDRs; the identity is the remote's (or a
- *                   reserved one other than host); hostIP parses
+ *                   the local pod CIDRs (and, declared, inside the remote's
+ *                   declared pod or node CIDRs); the identity is the remote's
+ *                   (or a reserved one other than host); hostIP parses
  *   services        cluster, namespace and name are those of the key
  *   serviceexports  the same
  *
@@ -41,6 +45,51 @@ export interface RemoteCheckContext {
   clusterId: number | undefined;
   /** The local cluster's pod CIDRs (IPv4); remote CIDRs and IPs must stay outside them. */
   localPodCIDRs: readonly string[];
+  /**
+   * The pod CIDRs the remote declared when it was connected (its remote
+   * record); when given, its nodes' IPv4 pod CIDRs and its ipcache IPs must
+   * lie inside them.
+   */
+  declaredPodCIDRs?: readonly string[];
+  /** The node (underlay) CIDRs the remote declared; when given, its nodes' IPv4 InternalIPs must lie inside them. */
+  declaredNodeCIDRs?: readonly string[];
+}
+
+function parseAll(list: readonly string[] | undefined): CIDR4[] | undefined {
+  if (!list || list.length === 0) return undefined;
+  const out: CIDR4[] = [];
+  for (const t of list) {
+    try {
+      out.push(parseCIDR(t));
+    } catch {
+      // not IPv4: nothing to contain IPv4 values
+    }
+  }
+  return out;
+}
+
+/** True when `inner` lies entirely inside `outer`. */
+function cidrInside(inner: CIDR4, outer: CIDR4): boolean {
+  return inner.bits >= outer.bits && cidrsOverlap(inner, outer);
+}
+
+/** The reason an IPv4 CIDR text is outside every declared CIDR, or undefined. */
+function outsideDeclared(
+  text: string,
+  declared: CIDR4[] | undefined,
+  declaredText: readonly string[] | undefined,
+  what: string,
+  cluster: string,
+): string | undefined {
+  if (!declared) return undefined;
+  let c: CIDR4;
+  try {
+    c = parseCIDR(text.includes('/') ? text : `${text}/32`);
+  } catch {
+    return undefined; // IPv6 or unparsable: judged elsewhere
+  }
+  if (declared.some((d) => cidrInside(c, d))) return undefined;
+  return `"${text}" is outside the ${what} ${cluster} declared when it was connected (${declaredText!.join(', ')})`;
 }
 
 /** One rejected record, as `clustermesh status` shows it. */
@@ -111,6 +160,8 @@ export function checkRemoteRecord(
   ctx: RemoteCheckContext,
 ): string | undefined {
   const local = parseLocal(ctx);
+  const declaredPods = parseAll(ctx.declaredPodCIDRs);
+  const declaredNodes = parseAll(ctx.declaredNodeCIDRs);
   switch (kind) {
     case 'nodes': {
       const n = value as MeshNode;
@@ -127,10 +178,20 @@ export function checkRemoteRecord(
           for (const l of local)
             if (cidrsOverlap({ base: ip, bits: 32 }, l))
               return `address ${a.ip} is inside the local cluster's pod CIDR`;
+          const out = outsideDeclared(
+            a.ip,
+            declaredNodes,
+            ctx.declaredNodeCIDRs,
+            'node CIDRs',
+            ctx.cluster,
+          );
+          if (out) return `address ${out}`;
         }
       }
       for (const c of n.podCIDRs) {
-        const why = checkCIDR(c, local);
+        const why =
+          checkCIDR(c, local) ??
+          outsideDeclared(c, declaredPods, ctx.declaredPodCIDRs, 'pod CIDRs', ctx.cluster);
         if (why) return `pod CIDR ${why}`;
       }
       return undefined;
@@ -145,6 +206,13 @@ export function checkRemoteRecord(
       if (e.ip !== suffix) return `ipcache entry for "${e.ip}" is under the key of "${suffix}"`;
       const why = checkCIDR(prefix, local);
       if (why) return `ip ${why}`;
+      if (
+        declaredPods &&
+        outsideDeclared(e.ip, declaredPods, ctx.declaredPodCIDRs, '', ctx.cluster) &&
+        (!declaredNodes ||
+          outsideDeclared(e.ip, declaredNodes, ctx.declaredNodeCIDRs, '', ctx.cluster))
+      )
+        return `ip "${e.ip}" is outside the pod and node CIDRs ${ctx.cluster} declared when it was connected (${[...(ctx.declaredPodCIDRs ?? []), ...(ctx.declaredNodeCIDRs ?? [])].join(', ')})`;
       if (e.hostIP && isIP(e.hostIP) === 0) return `hostIP "${e.hostIP}" is not an IP address`;
       return checkIdentity(e.identity, ctx, true);
     }

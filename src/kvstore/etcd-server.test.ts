@@ -21,6 +21,10 @@ test('etcdArgs: plain, TLS with client certificates, netns, extra args', () => {
       '--initial-cluster-state=new',
       '--logger=zap',
       '--log-outputs=stderr',
+      // every etcd Tendril starts compacts and has a quota
+      '--auto-compaction-mode=revision',
+      '--auto-compaction-retention=10000',
+      '--quota-backend-bytes=2147483648',
     ],
   );
   const tls = etcdArgs({
@@ -44,9 +48,23 @@ test('etcdArgs: plain, TLS with client certificates, netns, extra args', () => {
     '--client-cert-auth=true',
     '--auto-compaction-retention=1000',
     '--listen-peer-urls=http://127.0.0.1:2380',
+    '--quota-backend-bytes=2147483648',
   ]) {
     assert.ok(tls.includes(a), a);
   }
+  assert.equal(
+    tls.filter((a) => a.startsWith('--auto-compaction-retention')).length,
+    1,
+    'a given retention is not doubled',
+  );
+  assert.ok(
+    etcdArgs({
+      name: 'q',
+      dataDir: '/d',
+      clientUrls: ['http://127.0.0.1:2379'],
+      quotaBackendBytes: 1 << 20,
+    }).includes('--quota-backend-bytes=1048576'),
+  );
 });
 
 test('etcdArgs: bad options are refused with the reason', () => {

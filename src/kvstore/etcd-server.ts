@@ -38,7 +38,20 @@ export interface EtcdServerOptions {
   netns?: string;
   /** The etcd binary (default "etcd" from PATH). */
   binary?: string;
+  /**
+   * Backend quota (--quota-backend-bytes, default {@link DEFAULT_ETCD_QUOTA_BYTES}):
+   * past it etcd raises its NOSPACE alarm and refuses writes instead of filling the disk.
+   */
+  quotaBackendBytes?: number;
 }
+
+/** Every etcd Tendril starts has a backend quota: 2 GiB unless its options say otherwise. */
+export const DEFAULT_ETCD_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
+/** ...and compaction: keep the last 10,000 revisions unless its extraArgs say otherwise. */
+export const DEFAULT_ETCD_COMPACTION = [
+  '--auto-compaction-mode=revision',
+  '--auto-compaction-retention=10000',
+];
 
 /** A running etcd started by startEtcd. */
 export interface EtcdServer {
@@ -78,7 +91,14 @@ export function etcdArgs(opts: EtcdServerOptions): string[] {
     );
     if (opts.tls.clientCertAuth) argv.push('--client-cert-auth=true');
   }
-  argv.push(...(opts.extraArgs ?? []));
+  const extra = opts.extraArgs ?? [];
+  argv.push(...extra);
+  if (!extra.some((a) => a.startsWith('--auto-compaction-retention')))
+    argv.push(
+      ...DEFAULT_ETCD_COMPACTION.filter((a) => !extra.some((e) => e.startsWith(a.split('=')[0]!))),
+    );
+  if (!extra.some((a) => a.startsWith('--quota-backend-bytes')))
+    argv.push(`--quota-backend-bytes=${opts.quotaBackendBytes ?? DEFAULT_ETCD_QUOTA_BYTES}`);
   if (opts.netns) return ['nsenter', `--net=/run/netns/${opts.netns}`, '--', ...argv];
   return argv;
 }

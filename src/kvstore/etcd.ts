@@ -491,7 +491,7 @@ export function wrapError(err: unknown, endpoints: string[], what: string): KVSt
     return mk(
       'KVSTORE_TLS',
       `TLS handshake failed: the server rejected this client's certificate (missing, expired, or not signed by the server's CA) (${grpcDetail(msg)})`,
-      'the client certificate must be signed by the CA the server trusts (the mesh CA); re-run `tendril clustermesh connect` to exchange certificates again',
+      'the client certificate must be signed by the CA the server trusts (each mesh etcd trusts only the CA of its own cluster); re-run `tendril clustermesh connect` to exchange certificates again',
     );
   }
   if (

@@ -184,7 +184,13 @@ export function validateDaemonSpec(spec: DaemonSpec): void {
  */
 export function addDaemon(cluster: string, spec: DaemonSpec): void {
   validateDaemonSpec(spec);
-  writeAtomic(join(daemonsDir(cluster), `${spec.name}.json`), JSON.stringify(spec, null, 2) + '\n');
+  writeAtomic(
+    join(daemonsDir(cluster), `${spec.name}.json`),
+    JSON.stringify(spec, null, 2) + '\n',
+    {
+      mode: 0o600,
+    },
+  );
 }
 
 /** The daemon specs of a cluster (unparseable files are skipped). */
@@ -353,7 +359,7 @@ export async function startSupervisor(cluster: string, timeoutMs = 10_000): Prom
   for (const d of [logsDir(cluster), pidsDir(cluster), daemonsDir(cluster), recordsDir(cluster)])
     mkdirSync(d, { recursive: true });
   const logPath = join(logsDir(cluster), 'supervisor.log');
-  const fd = openSync(logPath, 'a');
+  const fd = openSync(logPath, 'a', 0o600);
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (env.TENDRIL_HOME) env.TENDRIL_HOME = resolve(env.TENDRIL_HOME);
   const [cmd, ...args] = nodeCommand('src/lab/supervisor-main.ts', ['--cluster', cluster]);

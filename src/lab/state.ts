@@ -11,7 +11,7 @@
  *   clusters/<name>/nodes/<node>/cni/bin/         CNI plugin executables (CNI_PATH)
  *   clusters/<name>/pods/<ns>_<pod>_<uid>/<container>.log   container output
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { clusterDir, tendrilHome } from '../util/paths.js';
@@ -227,9 +227,15 @@ export function listClusterDirs(): string[] {
     .sort();
 }
 
-/** Writes a cluster's state atomically and durably. */
+/**
+ * Writes a cluster's state atomically and durably. The cluster's state dir
+ * (and clusters/) is made 0700: it holds keys, tokens, pod specs and logs,
+ * none of them for other users.
+ */
 export function saveCluster(cluster: LabCluster): void {
   writeFileAtomicSync(clusterStatePath(cluster.name), JSON.stringify(cluster, null, 2) + '\n');
+  chmodSync(join(tendrilHome(), 'clusters'), 0o700);
+  chmodSync(clusterDir(cluster.name), 0o700);
 }
 
 /** Finds a node of a cluster by name; throws LAB_NODE_NOT_FOUND. */

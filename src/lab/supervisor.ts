@@ -183,7 +183,7 @@ export class Supervisor {
       ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--', ...spec.command]
       : spec.command;
     const logPath = daemonLogPath(this.cluster, spec.name);
-    const fd = openSync(logPath, 'a');
+    const fd = openSync(logPath, 'a', 0o600);
     writeSync(
       fd,
       `--- ${new Date().toISOString()} supervisor: starting ${spec.name}: ${argv.join(' ')}\n`,
@@ -236,7 +236,7 @@ export class Supervisor {
     const { pid: _pid, startTime: _st, ...rest } = m.rec;
     m.rec = { ...rest, lastExit };
     rmSync(daemonPidPath(this.cluster, m.spec.name), { force: true });
-    const fd = openSync(daemonLogPath(this.cluster, m.spec.name), 'a');
+    const fd = openSync(daemonLogPath(this.cluster, m.spec.name), 'a', 0o600);
     writeSync(
       fd,
       `--- ${lastExit.at} supervisor: ${m.spec.name} exited (code ${code}, signal ${sig})\n`,

@@ -10,8 +10,9 @@
  *   local-agent          the cluster's agents and operator: read cilium/
  *   remote-<cluster>     a remote cluster's kvstoremesh: read cilium/state/, cluster-config, synced, heartbeat
  *
- * On disk the mesh CA lives in $TENDRIL_HOME/mesh/ca.{crt,key} (made on the
- * first `clustermesh enable`, then reused); keys are written with mode 0600.
+ * Every cluster has its own mesh CA (made on its first `clustermesh enable`,
+ * kept in its state dir's pki/, never copied to another cluster); keys are
+ * written with mode 0600 in 0700 directories.
  */
 import { X509Certificate as NodeX509, webcrypto, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -19,7 +20,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { TendrilError } from './errors.js';
-import { tendrilHome } from './paths.js';
 import { writeFileAtomic } from './atomic-write.js';
 
 type CryptoKey = webcrypto.CryptoKey;
@@ -252,26 +252,24 @@ export async function loadCA(certPEM: string, keyPEM: string): Promise<Certifica
   };
 }
 
-/** Directory of the mesh-wide CA: $TENDRIL_HOME/mesh. */
-export function meshCADir(): string {
-  return join(tendrilHome(), 'mesh');
-}
-
 /** Writes a file atomically and durably (util/atomic-write); keys get mode 0600, new directories 0700. */
 export async function writeSecretFile(path: string, data: string, mode = 0o600): Promise<void> {
   await writeFileAtomic(path, data, { mode, dirMode: 0o700 });
 }
 
 /**
- * Loads the mesh CA from `dir` (default $TENDRIL_HOME/mesh), or makes and
- * stores one if there is none. Throws CertificateError if the stored CA is
- * unreadable or its key does not match (it never silently replaces a CA).
+ * Loads a CA from `dir` (files `ca.crt`/`ca.key`, or the names in `files`),
+ * or makes and stores one if there is none (key 0600, directory 0700).
+ * Throws CertificateError if the stored CA is unreadable or its key does not
+ * match (it never silently replaces a CA).
  */
 export async function loadOrCreateMeshCA(
-  dir = meshCADir(),
+  dir: string,
+  files: { cert: string; key: string } = { cert: 'ca.crt', key: 'ca.key' },
+  options: { commonName?: string } = {},
 ): Promise<{ ca: CertificateAuthority; created: boolean }> {
-  const certPath = join(dir, 'ca.crt');
-  const keyPath = join(dir, 'ca.key');
+  const certPath = join(dir, files.cert);
+  const keyPath = join(dir, files.key);
   let certPEM: string | undefined;
   let keyPEM: string | undefined;
   try {
@@ -292,7 +290,7 @@ export async function loadOrCreateMeshCA(
   if (certPEM !== undefined && keyPEM !== undefined) {
     return { ca: await loadCA(certPEM, keyPEM), created: false };
   }
-  const ca = await createCA();
+  const ca = await createCA(options);
   await writeSecretFile(keyPath, ca.keyPEM);
   await writeSecretFile(certPath, ca.certPEM, 0o644);
   return { ca, created: true };
@@ -430,7 +428,7 @@ export function verifyCertificate(
       'CERT_CA_MISMATCH',
       `${owner} was signed by a different CA (issuer "${info.issuer}", expected CA "${ca.subject.replace(/\n/g, ', ')}" with fingerprint ${ca.fingerprint256})`,
       {
-        hint: 'connect with --allow-mismatching-ca, or re-issue the certificates: `tendril clustermesh disable` then `enable` on that cluster',
+        hint: "every cluster has its own CA and `tendril clustermesh connect` hands out certificates signed by the destination's CA: re-run connect to re-issue them",
       },
     );
   }

@@ -5,14 +5,21 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd, freePort, type EtcdServer } from '../../kvstore/etcd-server.js';
 import { EtcdKVStore } from '../../kvstore/etcd.js';
 import { isKVStoreError } from '../../kvstore/errors.js';
-import { createCA, issueClientCert, writeSecretFile } from '../certs.js';
+import {
+  certificateInfo,
+  createCA,
+  issueClientCert,
+  verifyCertificate,
+  writeSecretFile,
+} from '../certs.js';
+import { clusterDir } from '../../util/paths.js';
 import {
   meshEtcdOptions,
   prepareMesh,
@@ -20,6 +27,7 @@ import {
   disconnectDirection,
 } from '../../install/clustermesh/setup.js';
 import {
+  meshCAPaths,
   meshDir,
   meshPaths,
   readMeshConfig,
@@ -32,6 +40,17 @@ import { fakeK8sNode, fakeSources } from '../testing.js';
 import { classifyMeshError } from '../errors.js';
 import { MeshStateSource } from '../agent-source.js';
 import { writeClusterMeshConfig } from '../clustermesh-config.js';
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'etcd') out.push(...listFiles(p));
+    } else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
 
 async function until(
   what: string,
@@ -80,6 +99,8 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       accessEndpoints: [url],
       localEndpoint: url,
       apiServerURL: 'http://127.0.0.1:1',
+      podCIDRs: [`10.${243 + id}.0.0/16`],
+      nodeCIDRs: [`172.30.${id}.0/24`],
     });
     const { fakes, sources } = fakeSources();
     fakes.nodes.add(
@@ -176,6 +197,25 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     assert.ok(await root.get('cilium/synced/cluster1/cilium/state/nodes/v1'));
   });
 
+  test("etcd's quota alarm is reported in the apiserver's status (and clears)", async () => {
+    const root = await rootClient(c1);
+    const st = await root.client.maintenance.status();
+    const memberID = st.header.member_id;
+    await root.client.maintenance.alarm({ action: 'Activate', memberID, alarm: 'Nospace' });
+    try {
+      const s1 = await fetchMeshStatus('lab1');
+      assert.equal(s1.etcd.ok, false);
+      assert.deepEqual(s1.etcd.alarms, ['Nospace']);
+      assert.match(s1.etcd.error ?? '', /alarm Nospace raised .*quota is exhausted/i);
+    } finally {
+      await root.client.maintenance.alarm({ action: 'Deactivate', memberID, alarm: 'Nospace' });
+    }
+    const s2 = await fetchMeshStatus('lab1');
+    assert.equal(s2.etcd.ok, true, s2.etcd.error);
+    assert.deepEqual(s2.etcd.alarms, []);
+    assert.ok((s2.etcd.dbSizeBytes ?? 0) > 0);
+  });
+
   test('mutual TLS only: no certificate, or one from another CA, is refused', async () => {
     const ca = await readFile(meshPaths('lab1').caCert, 'utf8');
     const noCert = await client(c1, { ca });
@@ -234,6 +274,98 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       );
     }
     assert.ok(await remote.get('cilium/state/nodes/v1/cluster2/cluster2-worker'), 'still there');
+  });
+
+  test("trust per cluster: cluster1's own certificates are refused by cluster2's etcd; its grant is read-only; no CA key crosses", async () => {
+    const p1 = meshPaths('lab1');
+    const ca2 = await readFile(meshPaths('lab2').caCert, 'utf8');
+    const ca1 = await readFile(p1.caCert, 'utf8');
+    assert.notEqual(ca1, ca2, 'each cluster has its own CA');
+    // cluster1's root and agent certificates, presented to cluster2's etcd
+    for (const [who, certPath, keyPath] of [
+      ['root', p1.rootCert, p1.rootKey],
+      ['local-agent', p1.agentCert, p1.agentKey],
+    ] as const) {
+      const c = await client(c2, {
+        ca: ca2,
+        cert: await readFile(certPath, 'utf8'),
+        key: await readFile(keyPath, 'utf8'),
+      });
+      const err = await c.list('cilium/').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.equal(
+        classifyMeshError(err),
+        'certificate-rejected',
+        `cluster1's ${who} certificate must be refused by cluster2: ${String(err)}`,
+      );
+      const w = await c.put('cilium/state/nodes/v1/cluster2/evil', '{}').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(isKVStoreError(w), `cluster1's ${who} certificate must not write: ${String(w)}`);
+    }
+    // the grant: a user of its own (remote-cluster1.<grant>), read-only
+    const rp = remotePaths('lab1', 'cluster2');
+    const granted = certificateInfo(await readFile(rp.clientCert, 'utf8'));
+    assert.match(granted.commonName, /^remote-cluster1\.[0-9a-f]{8}$/);
+    assert.deepEqual((await fetchMeshStatus('lab2')).readerUsers, [granted.commonName]);
+    verifyCertificate(await readFile(rp.clientCert, 'utf8'), ca2, { purpose: 'client' });
+    assert.equal(
+      await readFile(rp.caCert, 'utf8'),
+      ca2,
+      "cluster1 trusts cluster2's server by cluster2's CA",
+    );
+    // cluster1's grant on cluster2 opens nothing on cluster1's own etcd
+    const crossed = await client(c1, {
+      ca: ca1,
+      cert: await readFile(rp.clientCert, 'utf8'),
+      key: await readFile(rp.clientKey, 'utf8'),
+    });
+    const e3 = await crossed.list('cilium/state/').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.equal(classifyMeshError(e3), 'certificate-rejected', String(e3));
+    // no CA key of cluster2 (nor any CA key) under cluster1's directories, no shared mesh CA
+    const ca2Key = await readFile(meshCAPaths('lab2').caKey, 'utf8');
+    const files = listFiles(clusterDir('lab1'));
+    assert.ok(files.length > 5, files.join(', '));
+    for (const f of files) {
+      if (f.endsWith('.sock')) continue;
+      const text = readFileSync(f, 'utf8');
+      assert.ok(!text.includes(ca2Key.trim().split('\n')[1]!), `${f} holds cluster2's CA key`);
+      if (/PRIVATE KEY/.test(text) && f !== meshCAPaths('lab1').caKey) {
+        assert.ok(!/ca\.key$/.test(f), `a CA key outside pki/: ${f}`);
+      }
+    }
+    assert.equal(existsSync(join(home, 'mesh')), false, 'no mesh-wide CA');
+    // what cluster2 declared at connect is in cluster1's record of it; a node outside is refused and named
+    const rec = JSON.parse(await readFile(rp.record, 'utf8')) as { podCIDRs?: string[] };
+    assert.deepEqual(rec.podCIDRs, ['10.245.0.0/16']);
+    c2.fakes.nodes.add(fakeK8sNode('cluster2-stray', '172.30.2.40', '10.99.0.0/24'));
+    await until('stray node refused by cluster1', async () => {
+      const r = (await fetchMeshStatus('lab1')).kvstoremesh.remotes[0];
+      return (r?.rejected?.recent ?? []).some(
+        (x) =>
+          x.key === 'cilium/state/nodes/v1/cluster2/cluster2-stray' &&
+          /outside the pod CIDRs cluster2 declared/.test(x.reason),
+      );
+    });
+    const root1 = await rootClient(c1);
+    assert.equal(await root1.get('cilium/cache/nodes/v1/cluster2/cluster2-stray'), undefined);
+    c2.fakes.nodes.del(fakeK8sNode('cluster2-stray', '', ''));
+    // modes: directories 0700, keys 0600
+    for (const f of files) {
+      if (/\.key$/.test(f)) assert.equal(statSync(f).mode & 0o777, 0o600, f);
+    }
+    for (const d of [
+      meshPaths('lab1').dir,
+      meshCAPaths('lab1').dir,
+      remotePaths('lab1', 'cluster2').dir,
+    ])
+      assert.equal(statSync(d).mode & 0o777, 0o700, d);
   });
 
   test("agents follow the mesh from their own cluster's etcd, read-only", async () => {
@@ -409,23 +541,45 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     }
   });
 
-  test('disconnect: the remote user is removed and the cache drained', async () => {
-    await disconnectDirection('lab1', 'lab2');
+  test('disconnect: the grant is revoked (the certificate cluster1 held is refused), the cache drained; a reconnect makes a new grant', async () => {
+    const rp = remotePaths('lab1', 'cluster2');
+    const held = {
+      ca: await readFile(rp.caCert, 'utf8'),
+      cert: await readFile(rp.clientCert, 'utf8'),
+      key: await readFile(rp.clientKey, 'utf8'),
+    };
+    const before = await client(c2, held);
+    assert.ok(
+      await before.get('cilium/state/nodes/v1/cluster2/cluster2-worker'),
+      'works while connected',
+    );
+    const { revoked } = await disconnectDirection('lab1', 'lab2');
+    assert.equal(revoked, true, 'disconnect waits for the revocation');
     const root1 = await rootClient(c1);
     await until('drained', async () => (await root1.list('cilium/cache/')).kvs.length === 0);
-    await until('reader revoked', async () => (await fetchMeshStatus('lab2')).readers.length === 0);
-    const rpCA = await readFile(meshPaths('lab2').caCert, 'utf8');
-    // A correctly signed certificate of a cluster that is no longer admitted is refused by etcd auth.
-    const kp = await issueClientCert(
-      await (await import('../../install/clustermesh/setup.js')).clusterCA('lab2'),
-      'remote-cluster1',
-    );
-    const revoked = await client(c2, { ca: rpCA, cert: kp.certPEM, key: kp.keyPEM });
-    const err = await revoked.get('cilium/state/nodes/v1/cluster2/cluster2-worker').then(
+    assert.deepEqual((await fetchMeshStatus('lab2')).readers, []);
+    assert.equal(existsSync(rp.clientKey), false, 'the client key is gone from cluster1');
+    const old = await client(c2, held);
+    const err = await old.get('cilium/state/nodes/v1/cluster2/cluster2-worker').then(
       () => undefined,
       (e: unknown) => e,
     );
-    assert.ok(isKVStoreError(err), `refused after disconnect: ${String(err)}`);
+    assert.ok(
+      isKVStoreError(err, 'KVSTORE_PERMISSION_DENIED') ||
+        classifyMeshError(err) === 'certificate-rejected',
+      `the revoked certificate is refused: ${String(err)}`,
+    );
+    // connected again: a new grant; the certificate of the old one stays worthless
+    await connectDirection('lab1', 'lab2');
+    const cn = certificateInfo(await readFile(rp.clientCert, 'utf8')).commonName;
+    assert.notEqual(cn, certificateInfo(held.cert).commonName);
+    const again = await client(c2, held);
+    const err2 = await again.get('cilium/state/nodes/v1/cluster2/cluster2-worker').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(isKVStoreError(err2), `the old grant stays revoked: ${String(err2)}`);
+    await disconnectDirection('lab1', 'lab2');
   });
 
   async function rootClient(c: TestCluster): Promise<EtcdKVStore> {

@@ -66,6 +66,7 @@ export class MeshApiServer {
   private lastReaders = '';
   private lastRemotes = '';
   private readers: string[] = [];
+  private readerUsers: string[] = [];
   private problems: string[] = [];
   private etcdHealth: MeshDaemonStatus['etcd'] = {
     ok: false,
@@ -212,6 +213,7 @@ export class MeshApiServer {
           checkedAt: new Date().toISOString(),
         };
         if (Date.now() - t > 2000) this.etcdHealth.error = `slow: ${Date.now() - t} ms`;
+        await this.readAlarms();
       } catch (err) {
         this.etcdHealth = {
           ok: false,
@@ -236,20 +238,48 @@ export class MeshApiServer {
       syncer: this.syncer?.status(),
       kvstoremesh: { enabled: cfg.kvstoremesh, remotes: this.mesh?.status() ?? [] },
       readers: [...this.readers],
+      readerUsers: [...this.readerUsers],
       problems: [...this.problems],
     };
     if (cfg.cacheTTL) st.kvstoremesh.cacheTTL = cfg.cacheTTL;
     return st;
   }
 
+  /**
+   * etcd's alarms and backend size, into the health record. A raised alarm
+   * (NOSPACE: the quota is exhausted and etcd refuses writes) makes etcd
+   * not ok, with the fix in the error.
+   */
+  private async readAlarms(): Promise<void> {
+    if (!this.local) return;
+    try {
+      const [alarm, st] = await Promise.all([
+        this.local.client.maintenance.alarm({ action: 'Get', memberID: 0, alarm: 'None' }),
+        this.local.client.maintenance.status(),
+      ]);
+      const alarms = (alarm.alarms ?? []).map((a) => String(a.alarm));
+      this.etcdHealth.alarms = alarms;
+      this.etcdHealth.dbSizeBytes = Number(st.dbSize);
+      if (alarms.length > 0) {
+        this.etcdHealth.ok = false;
+        this.etcdHealth.error = `etcd alarm ${alarms.join(', ')} raised (backend ${Math.round(Number(st.dbSize) / 1048576)} MiB)${alarms.some((a) => a.toUpperCase() === 'NOSPACE') ? ': the backend quota is exhausted and etcd refuses writes; compact and defragment it (etcdctl compact/defrag) then disarm the alarm (etcdctl alarm disarm)' : ''}`;
+      }
+    } catch (err) {
+      this.log.debug('cannot read etcd alarms', { error: err });
+    }
+  }
+
   private async scanReaders(force: boolean): Promise<void> {
     if (!this.local) return;
-    const readers = await this.source.readers();
-    const sig = readers.join(',');
+    const records = await this.source.readers();
+    const readers = records.map((r) => r.name);
+    const users = records.map((r) => r.user).sort();
+    const sig = users.join(',');
     if (!force && sig === this.lastReaders) return;
-    const { removed } = await applyMeshAccess(this.local, readers);
+    const { removed } = await applyMeshAccess(this.local, users);
     this.lastReaders = sig;
     this.readers = readers;
+    this.readerUsers = users;
     this.log.info('etcd access applied', { readers, removed });
   }
 

@@ -26,6 +26,7 @@ import { TendrilError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { kubeconfigClientOptions } from '../../k8s/client-config.js';
 import { parseRemoteEtcdConfig, readClusterMeshConfig } from '../clustermesh-config.js';
+import { remoteClientCN } from '../certs.js';
 import type { RemoteClusterConfig, RemoteDialer } from '../kvstoremesh.js';
 import {
   listReaders,
@@ -77,8 +78,11 @@ export interface MeshDaemonSource {
   remotes(): Promise<{ remotes: RemoteClusterConfig[]; errors: string[] }>;
   /** Opens a client to a remote's etcd with the credential its entry names. */
   dialRemote: RemoteDialer;
-  /** Names of the remote clusters allowed to read this etcd. */
-  readers(): Promise<string[]>;
+  /**
+   * The remote clusters allowed to read this etcd, each with the etcd user
+   * its client certificate authenticates as (the certificate's CN).
+   */
+  readers(): Promise<{ name: string; user: string }[]>;
 }
 
 function etcdClient(endpoints: string[], tls: EtcdTLS, logger?: Logger): KVStore {
@@ -126,6 +130,8 @@ export function meshDirSource(
           clusterId: r.clusterId,
           endpoints: r.endpoints,
           version: r.connectedAt,
+          ...(r.podCIDRs ? { podCIDRs: r.podCIDRs } : {}),
+          ...(r.nodeCIDRs ? { nodeCIDRs: r.nodeCIDRs } : {}),
         })),
       };
     },
@@ -134,7 +140,10 @@ export function meshDirSource(
       const tls = await readTLS({ ca: p.caCert, cert: p.clientCert, key: p.clientKey });
       return etcdClient(remote.endpoints, tls, options.logger);
     },
-    readers: async () => (await listReaders(ref)).map((r) => r.name).sort(),
+    readers: async () =>
+      (await listReaders(ref))
+        .map((r) => ({ name: r.name, user: r.commonName || remoteClientCN(r.name) }))
+        .sort((a, b) => a.name.localeCompare(b.name)),
   };
 }
 
@@ -309,7 +318,10 @@ export function configDirSource(o: ConfigDirSourceOptions): MeshDaemonSource {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw err;
       }
-      return parseClusterUsers(text, o.usersConfig);
+      return parseClusterUsers(text, o.usersConfig).map((name) => ({
+        name,
+        user: remoteClientCN(name),
+      }));
     },
   };
 }

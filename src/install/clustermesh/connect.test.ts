@@ -1,12 +1,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkPair, connectionPairs, ConnectRefusedError } from './connect.js';
 import { prepareMesh } from './setup.js';
-import { createCA, writeSecretFile } from '../../clustermesh/certs.js';
-import { meshPaths, readMeshConfig } from '../../clustermesh/mesh-files.js';
+import {
+  createCA,
+  fingerprint,
+  verifyCertificate,
+  writeSecretFile,
+} from '../../clustermesh/certs.js';
+import { meshCAPaths, meshPaths, readMeshConfig } from '../../clustermesh/mesh-files.js';
 import type { LabCluster } from '../../lab/state.js';
 import type { InstallState } from '../install-state.js';
 
@@ -71,7 +76,7 @@ test('connect refuses same name, same ID, overlapping pod CIDRs, and says why', 
   assert.throws(() => checkPair(a, a, false), refused(/same cluster/));
 });
 
-test('connect refuses different CAs unless allowed, and different maxConnectedClusters', async () => {
+test('every cluster has its own CA (key only in its pki/); different CAs are accepted; different maxConnectedClusters refused', async () => {
   const base = {
     serviceType: 'NodePort' as const,
     listenIP: '127.0.0.1',
@@ -80,15 +85,39 @@ test('connect refuses different CAs unless allowed, and different maxConnectedCl
     localEndpoint: 'https://127.0.0.1:2379',
     apiServerURL: 'http://x',
   };
-  await prepareMesh({ ...base, labCluster: 'c1', clusterName: 'cluster1', clusterId: 1 });
-  // c2 gets its own CA (as if enabled from another mesh CA).
-  const other = await createCA();
-  await writeSecretFile(meshPaths('c2').caCert, other.certPEM);
-  await writeSecretFile(meshPaths('c2').caKey, other.keyPEM);
-  await prepareMesh({ ...base, labCluster: 'c2', clusterName: 'cluster2', clusterId: 2 });
+  const r1 = await prepareMesh({
+    ...base,
+    labCluster: 'c1',
+    clusterName: 'cluster1',
+    clusterId: 1,
+  });
+  const r2 = await prepareMesh({
+    ...base,
+    labCluster: 'c2',
+    clusterName: 'cluster2',
+    clusterId: 2,
+  });
+  assert.notEqual(r1.ca.fingerprint, r2.ca.fingerprint, 'two clusters, two CAs');
+  assert.equal(r1.caCreated, true);
+  const again = await prepareMesh({
+    ...base,
+    labCluster: 'c1',
+    clusterName: 'cluster1',
+    clusterId: 1,
+  });
+  assert.equal(again.ca.fingerprint, r1.ca.fingerprint, 're-enable keeps the CA');
+  assert.equal(again.caCreated, false);
+  for (const lab of ['c1', 'c2']) {
+    assert.equal(existsSync(meshPaths(lab).legacyCAKey), false, 'no CA key in the mesh dir');
+    assert.equal(statSync(meshCAPaths(lab).caKey).mode & 0o777, 0o600);
+    assert.equal(statSync(meshCAPaths(lab).dir).mode & 0o777, 0o700);
+    assert.equal(statSync(meshPaths(lab).dir).mode & 0o777, 0o700);
+    for (const k of [meshPaths(lab).serverKey, meshPaths(lab).rootKey, meshPaths(lab).agentKey])
+      assert.equal(statSync(k).mode & 0o777, 0o600, k);
+  }
   const a = side('c1', 'cluster1', 1, '10.244.0.0/16');
   const b = side('c2', 'cluster2', 2, '10.245.0.0/16');
-  assert.throws(() => checkPair(a, b, false), refused(/signed by different CAs/));
+  checkPair(a, b, false);
   checkPair(a, b, true);
   await prepareMesh({
     ...base,
@@ -101,4 +130,27 @@ test('connect refuses different CAs unless allowed, and different maxConnectedCl
     () => checkPair(a, side('c3', 'cluster3', 3, '10.246.0.0/16'), true),
     refused(/maxConnectedClusters differs \(255 and 511\)/),
   );
+});
+
+test('a mesh dir of an older version (a copy of the shared CA key) gets its own CA and loses the key', async () => {
+  const base = {
+    serviceType: 'NodePort' as const,
+    listenIP: '127.0.0.1',
+    etcdClientURLs: ['https://127.0.0.1:2379'],
+    accessEndpoints: ['https://127.0.0.1:2379'],
+    localEndpoint: 'https://127.0.0.1:2379',
+    apiServerURL: 'http://x',
+  };
+  const shared = await createCA();
+  const p = meshPaths('old');
+  await writeSecretFile(p.caCert, shared.certPEM);
+  await writeSecretFile(p.legacyCAKey, shared.keyPEM);
+  const r = await prepareMesh({ ...base, labCluster: 'old', clusterName: 'oldc', clusterId: 9 });
+  assert.equal(r.caRotated, true);
+  assert.notEqual(r.ca.fingerprint, shared.fingerprint);
+  assert.equal(existsSync(p.legacyCAKey), false);
+  assert.equal(fingerprint(readFileSync(p.caCert, 'utf8')), r.ca.fingerprint);
+  // root and agent certificates re-issued by the new CA
+  verifyCertificate(readFileSync(p.rootCert, 'utf8'), r.ca.certPEM);
+  verifyCertificate(readFileSync(p.agentCert, 'utf8'), r.ca.certPEM);
 });

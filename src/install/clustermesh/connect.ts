@@ -8,16 +8,14 @@
  *   unicast                  source  -> each destination (the source reads them; they do not read it)
  *   mesh                     every pair of {source, destinations}, both ways
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { TendrilError } from '../../util/errors.js';
 import { resolveCluster, type ResolvedCluster } from '../target.js';
 import { cidrsOverlap, parseCIDR } from '../../util/ipv4.js';
-import { certificateInfo, meshCADir } from '../../clustermesh/certs.js';
 import { DEFAULT_MAX_CONNECTED_CLUSTERS } from '../../clustermesh/keys.js';
 import { type ServiceType } from '../../clustermesh/mesh-files.js';
 import { connectResolved, disconnectDirection } from './setup.js';
-import { enableClusterMesh, requireInstall } from './enable.js';
+import { enableClusterMesh, requireInstall, sayWaiting } from './enable.js';
+import { withClusterLocks } from '../install-lock.js';
 import type { InstallState } from '../install-state.js';
 
 export type ConnectionMode = 'bidirectional' | 'unicast' | 'mesh';
@@ -26,6 +24,7 @@ export interface ConnectOptions {
   context?: string;
   destinationContexts: string[];
   mode?: ConnectionMode;
+  /** Accepted for Cilium's CLI compatibility; every cluster has its own CA and connect exchanges them. */
   allowMismatchingCA?: boolean;
   /** Service type for a side that connect has to enable (default NodePort). */
   serviceType?: ServiceType;
@@ -62,21 +61,13 @@ export function connectionPairs<T>(source: T, destinations: T[], mode: Connectio
   return out;
 }
 
-function caFingerprintFor(side: Side): string | undefined {
-  try {
-    return certificateInfo(readFileSync(side.meshFiles.caCert, 'utf8')).fingerprint;
-  } catch {
-    // Not enabled yet: enable will copy the mesh CA.
-    try {
-      return certificateInfo(readFileSync(join(meshCADir(), 'ca.crt'), 'utf8')).fingerprint;
-    } catch {
-      return undefined; // no CA at all yet: enable makes one shared CA
-    }
-  }
-}
-
-/** Checks that two clusters may be meshed. @throws ConnectRefusedError with the reason. */
-export function checkPair(a: Side, b: Side, allowMismatchingCA: boolean): void {
+/**
+ * Checks that two clusters may be meshed. @throws ConnectRefusedError with the reason.
+ * Every cluster has its own CA and connect hands each side the other's CA
+ * certificate, so different CAs are the normal case: `allowMismatchingCA`
+ * (Cilium's flag) is accepted and changes nothing.
+ */
+export function checkPair(a: Side, b: Side, _allowMismatchingCA = false): void {
   if (a.cluster.name === b.cluster.name) {
     throw new ConnectRefusedError(
       `${a.context} and ${b.context} are the same cluster`,
@@ -111,14 +102,6 @@ export function checkPair(a: Side, b: Side, allowMismatchingCA: boolean): void {
       'disable and re-enable the mesh on one of them with the same maxConnectedClusters',
     );
   }
-  const fa = caFingerprintFor(a);
-  const fb = caFingerprintFor(b);
-  if (fa && fb && fa !== fb && !allowMismatchingCA) {
-    throw new ConnectRefusedError(
-      `cannot connect ${a.context} and ${b.context}: their clustermesh certificates are signed by different CAs (${fa.slice(0, 23)}... and ${fb.slice(0, 23)}...)`,
-      "connect with --allow-mismatching-ca (each side then trusts the other's CA for that connection), or re-enable one cluster so both use the mesh CA",
-    );
-  }
 }
 
 function resolveSide(context: string | undefined): Side {
@@ -148,6 +131,18 @@ export async function connectClusters(
     });
   }
   // each side is resolved once; the values carry their paths, install and mesh down
+  const labs = [o.context, ...o.destinationContexts].map((ctx) => resolveSide(ctx).cluster.name);
+  return withClusterLocks(labs, 'clustermesh connect', () => connectLocked(o, mode, say), {
+    onWait: sayWaiting(say),
+  });
+}
+
+async function connectLocked(
+  o: ConnectOptions,
+  mode: ConnectionMode,
+  say: (line: string) => void,
+): Promise<{ pairs: [string, string][]; enabled: string[] }> {
+  // resolved under the lock: what another command changed meanwhile is seen
   let source = resolveSide(o.context);
   let dests = o.destinationContexts.map((d) => resolveSide(d));
   let pairs = connectionPairs(source, dests, mode);
@@ -195,9 +190,23 @@ export async function disconnectClusters(
   const dests = o.destinationContexts.map((d) => resolveCluster(d));
   for (const r of [src, ...dests]) r.target.close();
   const pairs = connectionPairs(src, dests, mode);
+  return withClusterLocks(
+    [src, ...dests].map((r) => r.cluster.name),
+    'clustermesh disconnect',
+    () => disconnectPairs(pairs, say),
+    { onWait: sayWaiting(say) },
+  );
+}
+
+async function disconnectPairs(
+  pairs: [ResolvedCluster, ResolvedCluster][],
+  say: (line: string) => void,
+): Promise<{ pairs: [string, string][] }> {
   for (const [a, b] of pairs) {
-    await disconnectDirection(a.cluster.name, b.cluster.name);
-    say(`🔌 ${a.context} no longer reads ${b.context}`);
+    const { revoked } = await disconnectDirection(a.cluster.name, b.cluster.name);
+    say(
+      `🔌 ${a.context} no longer reads ${b.context}${revoked ? ` (its etcd user on ${b.context} is deleted: the certificate opens nothing)` : ` (${b.context}'s clustermesh-apiserver is not answering: it deletes the etcd user when it starts)`}`,
+    );
   }
   return { pairs: pairs.map(([a, b]) => [a.context, b.context]) };
 }

@@ -20,6 +20,7 @@ import { TendrilError } from '../../util/errors.js';
 import { resolveInstallTarget } from '../lab-target.js';
 import { daemonKubeconfigPath, syncLabClusterMeshConfig } from '../lab-daemon-config.js';
 import { readInstallState, type InstallState } from '../install-state.js';
+import { withClusterLocks, type LockOwner } from '../install-lock.js';
 import { addDaemon, nodeCommand, removeDaemon } from '../../lab/daemons.js';
 import { apiServerNodeURL, listClusters, type LabCluster, type LabNode } from '../../lab/state.js';
 import {
@@ -27,6 +28,7 @@ import {
   NODEPORT_PORT,
   listRemotes,
   meshEnabled,
+  meshCAPaths,
   meshDir,
   meshPaths,
   readMeshConfig,
@@ -37,6 +39,11 @@ import {
 } from '../../clustermesh/mesh-files.js';
 import { disconnectDirection, meshEtcdCommand, prepareMesh, removeMeshFiles } from './setup.js';
 import { fetchStatus, type MeshDaemonStatus } from '../../clustermesh/status-api.js';
+import {
+  certificateInfo,
+  issueClientCert,
+  type CertificateAuthority,
+} from '../../clustermesh/certs.js';
 
 const pexec = promisify(execFile);
 
@@ -64,6 +71,15 @@ export interface EnableResult {
   config: MeshConfig;
   caCreated: boolean;
   status: MeshDaemonStatus | undefined;
+}
+
+/**
+ * The CIDR a lab cluster's node addresses are in: the /24 of its control
+ * plane's underlay address (nodes are 172.30.<cluster index>.<10+>).
+ */
+export function nodeCIDROf(c: Pick<LabCluster, 'nodes'>): string {
+  const parts = controlPlaneOf(c as LabCluster).ip.split('.');
+  return `${parts.slice(0, 3).join('.')}.0/24`;
 }
 
 /** The control-plane node of a lab cluster. */
@@ -98,6 +114,27 @@ export function requireInstall(c: LabCluster, context: string): InstallState {
 export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult> {
   const say = o.say ?? (() => {});
   const target = resolveInstallTarget(o.context);
+  return withClusterLocks(
+    [target.cluster.name],
+    'clustermesh enable',
+    () => enableLocked(o, target),
+    { onWait: sayWaiting(say) },
+  );
+}
+
+/** Tells the user a command waits for another one's lock. */
+export function sayWaiting(say: (line: string) => void) {
+  return (labCluster: string, owner: LockOwner) =>
+    say(
+      `⏳ Waiting for another \`tendril ${owner.what ?? '?'}\` (pid ${owner.pid ?? '?'}) on ${labCluster} to finish...`,
+    );
+}
+
+async function enableLocked(
+  o: EnableOptions,
+  target: ReturnType<typeof resolveInstallTarget>,
+): Promise<EnableResult> {
+  const say = o.say ?? (() => {});
   const c = target.cluster;
   const install = requireInstall(c, target.context);
   const serviceType = o.serviceType ?? readMeshConfig(c.name)?.serviceType ?? 'NodePort';
@@ -148,7 +185,7 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
   say(
     `🔑 ${previous ? 'Re-issuing' : 'Creating'} certificates for ${install.clusterName}'s clustermesh-apiserver...`,
   );
-  const { config, caCreated } = await prepareMesh({
+  const { config, caCreated, caRotated, ca } = await prepareMesh({
     labCluster: c.name,
     clusterName: install.clusterName,
     clusterId: install.clusterId,
@@ -160,10 +197,18 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
     apiServerURL: apiServerNodeURL(c),
     loadBalancerIP: lbIP,
     cacheTTL: install.settings['clustermesh-cache-ttl'],
+    podCIDRs: [c.podCIDR],
+    nodeCIDRs: [nodeCIDROf(c)],
   });
   // the agents and the operator follow the remotes named here (none until connect)
   await syncLabClusterMeshConfig(c.name);
-  if (previous && previous.accessEndpoints.join(',') !== config.accessEndpoints.join(',')) {
+  if (caRotated) {
+    // an older version's mesh dir (the shared CA): the readers' certificates were signed by it
+    const updated = await updatePeersEndpoints(c.name, config, ca);
+    say(
+      `🔑 ${install.clusterName} now has its own CA (the shared mesh CA's key was removed from its files)${updated.length > 0 ? `; re-issued the client certificates of ${updated.join(', ')}` : ''}`,
+    );
+  } else if (previous && previous.accessEndpoints.join(',') !== config.accessEndpoints.join(',')) {
     const updated = await updatePeersEndpoints(c.name, config);
     if (updated.length > 0)
       say(`🔁 Told ${updated.join(', ')} about the new access endpoint ${access}`);
@@ -175,7 +220,7 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
   }
   if (caCreated)
     say(
-      '🔑 Created the mesh CA ($TENDRIL_HOME/mesh/ca.crt); every cluster enabled from now on shares it',
+      `🔑 Created ${install.clusterName}'s own mesh CA (its key stays in ${meshCAPaths(c.name).dir}; other clusters get only certificates it signs)`,
     );
   say(
     `✨ Deploying clustermesh-apiserver (etcd with mutual TLS, ${serviceType} ${access.replace('https://', '')})...`,
@@ -257,6 +302,24 @@ export async function disableClusterMesh(o: {
   const say = o.say ?? (() => {});
   const target = resolveInstallTarget(o.context);
   const c = target.cluster;
+  // it disconnects from every meshed cluster: lock them all (in name order)
+  const all = [
+    c.name,
+    ...listClusters()
+      .filter((x) => meshEnabled(x.name))
+      .map((x) => x.name),
+  ];
+  return withClusterLocks(all, 'clustermesh disable', () => disableLocked(c, target.context, say), {
+    onWait: sayWaiting(say),
+  });
+}
+
+async function disableLocked(
+  c: LabCluster,
+  context: string,
+  say: (l: string) => void,
+): Promise<{ labCluster: string; disconnected: string[] }> {
+  const target = { context };
   const cfg = readMeshConfig(c.name);
   if (!cfg && !existsSync(meshPaths(c.name).dir)) {
     say(`Cluster mesh is not enabled on ${target.context}; nothing to do`);
@@ -300,12 +363,15 @@ export async function disableClusterMesh(o: {
  * After the access endpoint or the cluster ID of a cluster changed (another
  * service type, or a forced reinstall with another ID), rewrites the remote
  * records of the clusters that read it (endpoints and ID), so their
- * kvstoremesh reconnects to the new address and expects the new ID. Returns
- * their lab names.
+ * kvstoremesh reconnects to the new address and expects the new ID. With
+ * `newCA` (the cluster's CA was replaced) each reader also gets the new CA
+ * certificate and a client certificate it signed, for the same etcd user.
+ * Returns their lab names.
  */
 export async function updatePeersEndpoints(
   labCluster: string,
   config: MeshConfig,
+  newCA?: CertificateAuthority,
 ): Promise<string[]> {
   const updated: string[] = [];
   for (const other of listClusters()) {
@@ -313,19 +379,27 @@ export async function updatePeersEndpoints(
     for (const r of (await listRemotes(other.name)).remotes) {
       if (r.name !== config.clusterName) continue;
       const p = remotePaths(other.name, r.name);
+      let tls = {
+        caPEM: await readFile(p.caCert, 'utf8'),
+        certPEM: await readFile(p.clientCert, 'utf8'),
+        keyPEM: await readFile(p.clientKey, 'utf8'),
+      };
+      if (newCA) {
+        const cn = certificateInfo(tls.certPEM).commonName;
+        const kp = await issueClientCert(newCA, cn);
+        tls = { caPEM: newCA.certPEM, certPEM: kp.certPEM, keyPEM: kp.keyPEM };
+      }
       await writeRemote(
         other.name,
         {
           ...r,
           endpoints: config.accessEndpoints,
           clusterId: config.clusterId,
+          ...(config.podCIDRs ? { podCIDRs: config.podCIDRs } : {}),
+          ...(config.nodeCIDRs ? { nodeCIDRs: config.nodeCIDRs } : {}),
           connectedAt: new Date().toISOString(),
         },
-        {
-          caPEM: await readFile(p.caCert, 'utf8'),
-          certPEM: await readFile(p.clientCert, 'utf8'),
-          keyPEM: await readFile(p.clientKey, 'utf8'),
-        },
+        tls,
       );
       updated.push(other.name);
     }

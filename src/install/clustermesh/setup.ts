@@ -5,7 +5,9 @@
  * parts (addresses, daemons, install checks) on top.
  */
 import { readFile, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
 import { etcdArgs } from '../../kvstore/etcd-server.js';
 import {
   certificateInfo,
@@ -13,8 +15,8 @@ import {
   issueServerCert,
   loadCA,
   loadOrCreateMeshCA,
-  meshCADir,
   remoteClientCN,
+  verifyCertificate,
   writeSecretFile,
   type CertificateAuthority,
 } from '../../clustermesh/certs.js';
@@ -27,8 +29,10 @@ import {
 import {
   ETCD_HEALTH_PORT,
   ETCD_PEER_PORT,
+  meshCAPaths,
   meshPaths,
   readMeshConfig,
+  readReader,
   removeReader,
   removeRemote,
   writeMeshConfig,
@@ -40,6 +44,7 @@ import {
 import { fetchStatus } from '../../clustermesh/status-api.js';
 import { TendrilError } from '../../util/errors.js';
 import { syncLabClusterMeshConfig } from '../lab-daemon-config.js';
+import { withClusterLocks } from '../install-lock.js';
 
 export interface PrepareMeshOptions {
   labCluster: string;
@@ -55,36 +60,74 @@ export interface PrepareMeshOptions {
   loadBalancerIP?: string;
   kvstoremesh?: boolean;
   cacheTTL?: string;
-  /** Where the mesh CA lives (default $TENDRIL_HOME/mesh). */
-  caDir?: string;
+  /** The cluster's pod CIDRs (declared to connected clusters: their kvstoremesh refuses records outside). */
+  podCIDRs?: string[];
+  /** The CIDRs of its nodes' addresses (declared likewise). */
+  nodeCIDRs?: string[];
 }
 
 /**
- * Writes a cluster's mesh files: its CA (a copy of the mesh CA, made on the
- * first enable; an existing cluster CA is kept), server certificate covering
- * every listen address, root and agent client certificates, and mesh.json.
- * Idempotent: re-running re-issues the server certificate (addresses may have changed).
+ * Loads the cluster's own mesh CA from its pki/ (meshCAPaths), or makes one.
+ * Never reads another cluster's CA, never writes the key anywhere else.
+ * @throws CertificateError for an unreadable CA or a key that does not match.
+ */
+export async function loadOrCreateClusterCA(
+  labCluster: string,
+  clusterName: string,
+): Promise<{ ca: CertificateAuthority; created: boolean }> {
+  const cp = meshCAPaths(labCluster);
+  return loadOrCreateMeshCA(
+    cp.dir,
+    { cert: basename(cp.caCert), key: basename(cp.caKey) },
+    { commonName: `Tendril Cluster Mesh CA (${clusterName})` },
+  );
+}
+
+function signedBy(certPath: string, ca: CertificateAuthority): boolean {
+  try {
+    verifyCertificate(readFileSync(certPath, 'utf8'), ca.certPEM);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes a cluster's mesh files: its own CA's certificate (the CA and its key
+ * stay in the cluster's pki/, made on the first enable), server certificate
+ * covering every listen address, root and agent client certificates, and
+ * mesh.json. Idempotent: re-running re-issues the server certificate
+ * (addresses may have changed). A mesh dir of an older version (a copy of the
+ * shared mesh CA's key in it) gets its own CA: the copied key is deleted and
+ * every certificate re-issued (`caRotated`; enable then re-issues the
+ * readers' client certificates).
  * @throws MeshValueError for a bad name/ID, CertificateError for an unusable CA.
  */
-export async function prepareMesh(
-  o: PrepareMeshOptions,
-): Promise<{ config: MeshConfig; caCreated: boolean; ca: CertificateAuthority }> {
+export async function prepareMesh(o: PrepareMeshOptions): Promise<PreparedMesh> {
+  return withClusterLocks([o.labCluster], 'clustermesh enable', () => prepareMeshLocked(o));
+}
+
+/** What prepareMesh made. */
+export interface PreparedMesh {
+  config: MeshConfig;
+  caCreated: boolean;
+  caRotated: boolean;
+  ca: CertificateAuthority;
+}
+
+async function prepareMeshLocked(o: PrepareMeshOptions): Promise<PreparedMesh> {
   validateClusterName(o.clusterName);
   makeClusterConfig(o.clusterId, {
     maxConnectedClusters: o.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS,
   });
   const p = meshPaths(o.labCluster);
-  let ca: CertificateAuthority;
-  let caCreated = false;
-  if (existsSync(p.caCert) && existsSync(p.caKey)) {
-    ca = await loadCA(await readFile(p.caCert, 'utf8'), await readFile(p.caKey, 'utf8'));
-  } else {
-    const r = await loadOrCreateMeshCA(o.caDir ?? meshCADir());
-    ca = r.ca;
-    caCreated = r.created;
-    await writeSecretFile(p.caKey, ca.keyPEM);
-    await writeSecretFile(p.caCert, ca.certPEM, 0o644);
+  const { ca, created: caCreated } = await loadOrCreateClusterCA(o.labCluster, o.clusterName);
+  let caRotated = false;
+  if (existsSync(p.caCert)) {
+    caRotated = certificateInfo(await readFile(p.caCert, 'utf8')).fingerprint !== ca.fingerprint;
   }
+  await rm(p.legacyCAKey, { force: true });
+  await writeSecretFile(p.caCert, ca.certPEM, 0o644);
   const hosts = o.etcdClientURLs.map((u) => new URL(u).hostname);
   const server = await issueServerCert(ca, { ips: [...new Set([o.listenIP, ...hosts])] });
   await writeSecretFile(p.serverKey, server.keyPEM);
@@ -93,7 +136,7 @@ export async function prepareMesh(
     [ROOT_USER, p.rootCert, p.rootKey],
     [LOCAL_AGENT_USER, p.agentCert, p.agentKey],
   ] as const) {
-    if (!existsSync(certPath)) {
+    if (!existsSync(certPath) || !existsSync(keyPath) || !signedBy(certPath, ca)) {
       const kp = await issueClientCert(ca, cn);
       await writeSecretFile(keyPath, kp.keyPEM);
       await writeSecretFile(certPath, kp.certPEM, 0o644);
@@ -117,8 +160,10 @@ export async function prepareMesh(
   };
   if (o.loadBalancerIP) config.loadBalancerIP = o.loadBalancerIP;
   if (o.cacheTTL) config.cacheTTL = o.cacheTTL;
+  if (o.podCIDRs) config.podCIDRs = o.podCIDRs;
+  if (o.nodeCIDRs) config.nodeCIDRs = o.nodeCIDRs;
   await writeMeshConfig(config);
-  return { config, caCreated, ca };
+  return { config, caCreated, caRotated, ca };
 }
 
 /** etcd's options for a cluster's mesh etcd (mutual TLS on every client URL; plain health on 127.0.0.1 only). */
@@ -150,17 +195,17 @@ export async function clusterCA(labCluster: string): Promise<CertificateAuthorit
 
 async function caOf(side: MeshSide): Promise<CertificateAuthority> {
   const labCluster = side.cluster.name;
-  const p = side.meshFiles;
-  if (!existsSync(p.caCert) || !existsSync(p.caKey)) {
+  const cp = meshCAPaths(labCluster);
+  if (!side.mesh || !existsSync(cp.caCert) || !existsSync(cp.caKey)) {
     throw new TendrilError(
       'CLUSTERMESH_NOT_ENABLED',
-      `cluster mesh is not enabled for ${labCluster} (no CA in ${p.dir})`,
+      `cluster mesh is not enabled for ${labCluster} (no mesh CA in ${cp.dir})`,
       {
         hint: `run \`tendril clustermesh enable --context lab-${labCluster}\``,
       },
     );
   }
-  return loadCA(await readFile(p.caCert, 'utf8'), await readFile(p.caKey, 'utf8'));
+  return loadCA(await readFile(cp.caCert, 'utf8'), await readFile(cp.caKey, 'utf8'));
 }
 
 /** One side of a connection, resolved once: its lab cluster, mesh settings and mesh files. */
@@ -189,12 +234,24 @@ export async function connectDirection(fromLab: string, toLab: string): Promise<
 }
 
 /**
- * Lets cluster `from` read cluster `to`: issues a client certificate
- * (CN remote-<from's name>) signed by `to`'s CA, records `to` (endpoints,
- * ID, CA) in from's remotes/, and admits `from` in to's readers/.
+ * Lets cluster `from` read cluster `to`: `to`'s CA issues `from` a client
+ * certificate whose CN is a new etcd user (`remote-<from's name>.<grant id>`;
+ * a reconnect of a still connected pair keeps the grant), `to`'s readers/
+ * admits that user (its etcd grants it read-only access to the mesh
+ * prefixes), and `from`'s remotes/ gets `to`'s endpoints, ID, CA certificate
+ * (to trust `to`'s server) and the client certificate. No CA key leaves `to`.
  * @throws TendrilError CLUSTERMESH_NOT_ENABLED when either side is not enabled.
  */
 export async function connectResolved(fromSide: MeshSide, toSide: MeshSide): Promise<void> {
+  const fromLab = fromSide.cluster.name;
+  const toLab = toSide.cluster.name;
+  // under both clusters' locks, their mesh settings are read again (another command may have changed them)
+  await withClusterLocks([fromLab, toLab], 'clustermesh connect', () =>
+    connectLocked(meshSide(fromLab), meshSide(toLab)),
+  );
+}
+
+async function connectLocked(fromSide: MeshSide, toSide: MeshSide): Promise<void> {
   const { mesh: from } = fromSide;
   const { mesh: to } = toSide;
   const fromLab = fromSide.cluster.name;
@@ -208,7 +265,11 @@ export async function connectResolved(fromSide: MeshSide, toSide: MeshSide): Pro
     );
   }
   const toCA = await caOf(toSide);
-  const cn = remoteClientCN(from.clusterName);
+  const existing = await readReader(toLab, from.clusterName);
+  const cn =
+    existing && existing.commonName.startsWith(`${remoteClientCN(from.clusterName)}.`)
+      ? existing.commonName
+      : grantCN(from.clusterName);
   const kp = await issueClientCert(toCA, cn);
   const now = new Date().toISOString();
   // Admit first, so the reader's user exists by the time the remote dials:
@@ -216,7 +277,7 @@ export async function connectResolved(fromSide: MeshSide, toSide: MeshSide): Pro
   // a second), and a remote dialling before that is refused ("permission
   // denied") until its next retry.
   await writeReader(toLab, { name: from.clusterName, commonName: cn, addedAt: now });
-  await waitForReaderAdmitted(toLab, from.clusterName);
+  await waitForReaderApplied(toLab, cn, true);
   await writeRemote(
     fromLab,
     {
@@ -225,53 +286,88 @@ export async function connectResolved(fromSide: MeshSide, toSide: MeshSide): Pro
       endpoints: to.accessEndpoints,
       labCluster: toLab,
       connectedAt: now,
+      // what `to` declared: its records outside these are refused by from's kvstoremesh
+      ...(to.podCIDRs ? { podCIDRs: to.podCIDRs } : {}),
+      ...(to.nodeCIDRs ? { nodeCIDRs: to.nodeCIDRs } : {}),
     },
     { caPEM: toCA.certPEM, certPEM: kp.certPEM, keyPEM: kp.keyPEM },
   );
   await syncLabClusterMeshConfig(fromLab);
 }
 
+/** A new etcd user name for a read grant to `cluster`: remote-<cluster>.<8 hex> (cluster names have no dots). */
+export function grantCN(cluster: string): string {
+  return `${remoteClientCN(cluster)}.${randomBytes(4).toString('hex')}`;
+}
+
 /**
  * Waits until the clustermesh-apiserver of `labCluster` reports that it has
- * applied etcd access for reader `name` (its status lists the reader).
+ * applied (present=true) or removed (present=false) the etcd user `user`.
  * Returns false without waiting when the apiserver does not answer (it is not
  * running: it applies the readers when it starts), and after `timeoutMs` when
  * it answers but has not applied them (its status then says why).
  */
-export async function waitForReaderAdmitted(
+export async function waitForReaderApplied(
   labCluster: string,
-  name: string,
+  user: string,
+  present: boolean,
   timeoutMs = 10_000,
 ): Promise<boolean> {
   const socket = meshPaths(labCluster).statusSocket;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    let readers: string[];
+    let users: string[];
     try {
-      readers = (await fetchStatus(socket, 2000)).readers;
+      users = (await fetchStatus(socket, 2000)).readerUsers ?? [];
     } catch {
       return false;
     }
-    if (readers.includes(name)) return true;
+    if (users.includes(user) === present) return true;
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-/** Stops `from` reading `to`: removes the remote record and revokes the reader. */
-export async function disconnectDirection(fromLab: string, toLab: string): Promise<void> {
-  const from = readMeshConfig(fromLab);
-  const to = readMeshConfig(toLab);
-  if (from && to) {
-    await removeRemote(fromLab, to.clusterName);
-    await removeReader(toLab, from.clusterName);
-  }
-  await syncLabClusterMeshConfig(fromLab);
+/**
+ * Stops `from` reading `to`: removes the remote record (and its client key)
+ * and revokes the grant: `to`'s apiserver deletes the etcd user, after which
+ * the certificate authenticates as nobody. Waits for that when `to`'s
+ * apiserver runs (returns whether the revocation was seen applied; a stopped
+ * apiserver applies it when it starts, before serving anything else).
+ */
+export async function disconnectDirection(
+  fromLab: string,
+  toLab: string,
+): Promise<{ revoked: boolean }> {
+  return withClusterLocks([fromLab, toLab], 'clustermesh disconnect', () =>
+    disconnectLocked(fromLab, toLab),
+  );
 }
 
-/** Removes every mesh file of a cluster (after its daemons are stopped). */
+async function disconnectLocked(fromLab: string, toLab: string): Promise<{ revoked: boolean }> {
+  const from = readMeshConfig(fromLab);
+  const to = readMeshConfig(toLab);
+  let revoked = false;
+  if (from && to) {
+    await removeRemote(fromLab, to.clusterName);
+    const reader = await readReader(toLab, from.clusterName);
+    await removeReader(toLab, from.clusterName);
+    if (reader) revoked = await waitForReaderApplied(toLab, reader.commonName, false);
+  }
+  await syncLabClusterMeshConfig(fromLab);
+  return { revoked };
+}
+
+/**
+ * Removes every mesh file of a cluster (after its daemons are stopped) and its
+ * mesh CA: a later enable makes a new CA, so no certificate issued before
+ * (to remotes that were connected) is trusted again.
+ */
 export async function removeMeshFiles(labCluster: string): Promise<void> {
   await rm(meshPaths(labCluster).dir, { recursive: true, force: true });
+  const cp = meshCAPaths(labCluster);
+  await rm(cp.caKey, { force: true });
+  await rm(cp.caCert, { force: true });
   await syncLabClusterMeshConfig(labCluster);
 }
 

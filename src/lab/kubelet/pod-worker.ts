@@ -278,7 +278,7 @@ export class PodWorker {
   }
 
   private writeRecord(r: PodRecord): void {
-    writeFileSync(join(this.dir, 'pod.json'), JSON.stringify(r, null, 2) + '\n');
+    writeFileSync(join(this.dir, 'pod.json'), JSON.stringify(r, null, 2) + '\n', { mode: 0o600 });
   }
 
   private hostNetwork(): boolean {

@@ -96,7 +96,7 @@ export function wrapperArgv(l: Omit<ContainerLaunch, 'logPath' | 'env' | 'cwd'>)
  * process once the wrapper has exec'd.
  */
 export function startContainerProcess(l: ContainerLaunch): ChildProcess {
-  const fd = openSync(l.logPath, 'a');
+  const fd = openSync(l.logPath, 'a', 0o600);
   try {
     return spawn(wrapperArgv(l)[0]!, wrapperArgv(l).slice(1), {
       cwd: l.cwd ?? '/',
