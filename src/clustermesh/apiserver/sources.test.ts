@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd, freePort, type EtcdServer } from '../../kvstore/etcd-server.js';
 import { meshEtcdOptions, prepareMesh, connectDirection } from '../../install/clustermesh/setup.js';
-import { meshDir, meshPaths, remotePaths } from '../mesh-files.js';
+import { listReaders, meshDir, meshPaths, remotePaths } from '../mesh-files.js';
 import { renderRemoteEtcdConfig } from '../clustermesh-config.js';
 import { fetchStatus } from '../status-api.js';
 import { fakeK8sNode, fakeSources } from '../testing.js';
@@ -32,13 +32,16 @@ async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 20_
 }
 
 describe('parseClusterUsers', () => {
-  test("reads Cilium's users.yaml into cluster names", () => {
+  test("reads Cilium's users.yaml into clusters and their etcd users", () => {
     assert.deepEqual(
       parseClusterUsers(
-        'users:\n- name: remote-c2\n  role: remote\n- name: remote-a1\n  role: remote\n',
+        'users:\n- name: remote-c2.1f2e\n  role: remote\n- name: remote-a1\n  role: remote\n',
         'u',
       ),
-      ['a1', 'c2'],
+      [
+        { name: 'a1', user: 'remote-a1' },
+        { name: 'c2', user: 'remote-c2.1f2e' },
+      ],
     );
     assert.deepEqual(parseClusterUsers('', 'u'), []);
   });
@@ -126,7 +129,9 @@ describe('clustermesh-apiserver from a config dir, on real etcd', { timeout: 120
         keyFile: rp.clientKey,
       }),
     );
-    writeFileSync(join(pod, 'users.yaml'), 'users:\n- name: remote-cluster2\n  role: remote\n');
+    // The user is the CN of the certificate cluster2 was granted by connect.
+    const grant = (await listReaders('lab1')).find((r) => r.name === 'cluster2')!;
+    writeFileSync(join(pod, 'users.yaml'), `users:\n- name: ${grant.commonName}\n  role: remote\n`);
     writeFileSync(
       join(pod, 'kubeconfig'),
       [

@@ -181,14 +181,16 @@ export const MESH_CONFIG_KEYS = {
 
 /**
  * Parses Cilium's clustermesh users config: `users: [{name, role}]`, where
- * `name` is `remote-<cluster>` (the client certificate's CN). Returns the
- * cluster names.
+ * `name` is the etcd user a remote cluster's client certificate names (its
+ * CN): `remote-<cluster>`, or `remote-<cluster>.<grant>` for a per-connect
+ * grant (see docs/clustermesh.md). Returns each cluster with its user,
+ * sorted by cluster.
  * @throws TendrilError CLUSTERMESH_BAD_CONFIG naming the file.
  */
-export function parseClusterUsers(text: string, where: string): string[] {
+export function parseClusterUsers(text: string, where: string): { name: string; user: string }[] {
   const bad = (why: string) =>
     new TendrilError('CLUSTERMESH_BAD_CONFIG', `cluster users config ${where}: ${why}`, {
-      hint: 'the file is YAML: users: [{name: remote-<cluster>, role: remote}]',
+      hint: 'the file is YAML: users: [{name: remote-<cluster>[.<grant>], role: remote}]',
     });
   let doc: unknown;
   try {
@@ -198,14 +200,20 @@ export function parseClusterUsers(text: string, where: string): string[] {
   }
   const users = (doc as { users?: unknown }).users ?? [];
   if (!Array.isArray(users)) throw bad('"users" must be a list');
-  const out: string[] = [];
+  const out = new Map<string, { name: string; user: string }>();
   for (const u of users) {
-    const name = (u as { name?: unknown } | null)?.name;
-    if (typeof name !== 'string' || !/^remote-[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name))
-      throw bad(`user ${JSON.stringify(name)} is not named remote-<cluster>`);
-    out.push(name.slice('remote-'.length));
+    const user = (u as { name?: unknown } | null)?.name;
+    const m =
+      typeof user === 'string'
+        ? /^remote-([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]+)?$/.exec(user)
+        : null;
+    if (!m || typeof user !== 'string')
+      throw bad(`user ${JSON.stringify(user)} is not named remote-<cluster>[.<grant>]`);
+    out.set(user, { name: m[1]!, user });
   }
-  return [...new Set(out)].sort();
+  return [...out.values()].sort(
+    (a, b) => a.name.localeCompare(b.name) || a.user.localeCompare(b.user),
+  );
 }
 
 /**
@@ -318,10 +326,7 @@ export function configDirSource(o: ConfigDirSourceOptions): MeshDaemonSource {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw err;
       }
-      return parseClusterUsers(text, o.usersConfig).map((name) => ({
-        name,
-        user: remoteClientCN(name),
-      }));
+      return parseClusterUsers(text, o.usersConfig);
     },
   };
 }
