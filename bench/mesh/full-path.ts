@@ -505,9 +505,10 @@ function findAgentPid(home: string, cluster: string, node: string): number {
     try {
       const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
       if (!argv.some((a) => a.endsWith('src/agent/main.ts'))) continue;
-      const i = argv.indexOf('--node');
-      const c = argv.indexOf('--cluster');
-      if (argv[i + 1] !== node || argv[c + 1] !== cluster) continue;
+      // the agent's argv since the install wing: --config-dir <clusters/<cluster>/...> --node-name <node>
+      const i = argv.indexOf('--node-name');
+      const c = argv.indexOf('--config-dir');
+      if (argv[i + 1] !== node || !argv[c + 1]?.includes(`/clusters/${cluster}/`)) continue;
       const env = readFileSync(`/proc/${d}/environ`, 'utf8').split('\0');
       if (
         !env.includes(`TENDRIL_HOME=${home}`) &&

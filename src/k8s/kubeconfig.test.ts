@@ -13,11 +13,28 @@ import {
   useContext,
   writeStandaloneKubeConfig,
 } from './kubeconfig.js';
+import { clientOptionsFromKubeconfig } from './client-config.js';
 
 describe("Tendril's kubeconfig-style config", () => {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-kubeconfig-test-'));
   const path = join(dir, 'config');
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('records an https context with the CA and a token, which the client loader reads back', () => {
+    const p2 = join(dir, 'config-https');
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    setContext({ name: 'lab-s', server: 'https://127.0.0.1:3333', caPEM: ca, token: 'T0k' }, p2);
+    const doc = parse(readFileSync(p2, 'utf8'));
+    assert.equal(
+      Buffer.from(doc.clusters[0].cluster['certificate-authority-data'], 'base64').toString(),
+      ca,
+    );
+    assert.deepEqual(doc.users[0].user, { token: 'T0k' });
+    const o = clientOptionsFromKubeconfig(doc, { path: p2, context: 'lab-s' });
+    assert.equal(o.server, 'https://127.0.0.1:3333');
+    assert.equal(o.token, 'T0k');
+    assert.equal(o.tls?.ca, ca);
+  });
 
   it('adds, resolves, switches and removes contexts', () => {
     setContext({ name: 'lab-c1', cluster: 'c1', server: 'http://127.0.0.1:1111' }, path);
