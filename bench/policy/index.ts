@@ -10,17 +10,46 @@
  *   policy_entries         map entries over all endpoints
  *   agent_rss_mib          this process's RSS after the run (the engine's share of an agent)
  *
- * The datapath figures of issue 11 (policy_vs_nopolicy_rps/cps, apply-to-enforced and
- * remote-pod-to-allowed latencies) need lab clusters and are not measured here yet.
+ * As root (unless --no-lab), then the datapath figures in two meshed lab clusters
+ * (bench/policy/datapath.ts): policy_vs_nopolicy_rps/cps, policy_apply_to_enforced_p99_ms,
+ * remote_pod_to_allowed_p99_ms.
  *
- * Run: npm run bench -- policy
+ * Run: npm run bench -- policy [--rounds N (12)] [--seconds S (1)] [--samples N (20)] [--no-lab]
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { useUniqueLab } from '../../test/e2e/lab-fixture.js';
 import { report, type Figure } from '../lib/report.js';
 import { parseLabels } from '../../src/identity/labels.js';
 import { PolicyEngine, endpointPolicySpec } from '../../src/policy/engine.js';
 import type { KubeObject } from '../../src/k8s/objects.js';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '12' },
+    seconds: { type: 'string', default: '1' },
+    samples: { type: 'string', default: '20' },
+    'no-lab': { type: 'boolean', default: false },
+  },
+});
+/** The value of option NAME as a whole number >= 1, or exit naming the option. */
+function intOption(name: 'rounds' | 'seconds' | 'samples'): number {
+  const v = Number(values[name]);
+  if (!Number.isInteger(v) || v < 1) {
+    process.stderr.write(`--${name} ${values[name]}: expected a whole number >= 1\n`);
+    process.exit(2);
+  }
+  return v;
+}
+const labOptions = {
+  rounds: intOption('rounds'),
+  seconds: intOption('seconds'),
+  samples: intOption('samples'),
+};
+const withLab = process.getuid?.() === 0 && !values['no-lab'];
+// before any lab module runs: the lab clusters of this run get a prefix and home of their own
+const lab = withLab ? useUniqueLab('pol', 'bench') : undefined;
 
 const IDENTITIES = 10_000;
 const POLICIES = 1_000;
@@ -123,4 +152,14 @@ figures.push({
   note: 'one new remote identity',
 });
 figures.push({ name: 'agent_rss_mib', value: process.memoryUsage().rss / 2 ** 20, unit: 'MiB' });
+if (lab) {
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  const { policyDatapathFigures } = await import('./datapath.js');
+  const { releaseLab } = await import('../lib/lab.js');
+  try {
+    figures.push(...(await policyDatapathFigures(lab, { ...labOptions, log })));
+  } finally {
+    await releaseLab(lab, log);
+  }
+}
 report('policy', figures);

@@ -611,6 +611,7 @@ export class Agent {
         capacity: this.ipam.capacity(),
       },
       reconcilers: recs,
+      policy: this.policy.summary(),
       problems,
       startedAt: this.startedAt,
       pid: process.pid,

@@ -48,6 +48,7 @@ describe('agent policy', () => {
       await ap.idle();
       let p = dp.policies.get(7)!;
       assert.equal(p.ingress.enforced, true);
+      assert.deepEqual(ap.summary(), { enforcement: 'default', endpoints: 1, enforced: 1 });
       assert.ok(
         p.ingress.entries.some(
           (e) =>

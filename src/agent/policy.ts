@@ -53,6 +53,15 @@ export interface EndpointPolicyReport {
   egress: EndpointPolicySpec['egress'] & { policies: string[] };
 }
 
+/** What `tendril status` shows of a node's policy. */
+export interface PolicySummary {
+  enforcement: EnforcementMode;
+  /** Endpoints with a computed policy. */
+  endpoints: number;
+  /** Of those, endpoints with ingress or egress enforced (default deny). */
+  enforced: number;
+}
+
 /** Computes and applies network policy for the node's endpoints. */
 export class AgentPolicy {
   readonly engine: PolicyEngine;
@@ -196,6 +205,16 @@ export class AgentPolicy {
       });
     }
     return out.sort((a, b) => a.endpointId - b.endpointId);
+  }
+
+  /**
+   * For `tendril status`: the enforcement mode, how many endpoints have a
+   * computed policy, and how many of them have a direction enforced.
+   */
+  summary(): PolicySummary {
+    let enforced = 0;
+    for (const p of this.last.values()) if (p.ingress.enforced || p.egress.enforced) enforced++;
+    return { enforcement: this.engine.enforcement, endpoints: this.last.size, enforced };
   }
 
   private schedule(): void {

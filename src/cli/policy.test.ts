@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FakeDatapath } from '../datapath/fake.js';
 import { AgentPolicy } from '../agent/policy.js';
-import { parseDport, traceReport } from './policy.js';
+import { ipcacheIdentity, parseDport, traceReport } from './policy.js';
 
 const labels = (app: string) =>
   `k8s:app=${app};k8s:io.cilium.k8s.policy.cluster=c1;k8s:io.kubernetes.pod.namespace=default`;
@@ -93,5 +93,42 @@ describe('tendril policy trace', () => {
       d.lines.join('\n'),
       /DENIED by CiliumNetworkPolicy default\/deny spec\.ingressDeny\[0\] \(deny rules win\)/,
     );
+  });
+
+  it('resolves --to-ip through the ipcache (longest prefix, world when none) and traces the egress alone', async () => {
+    const ipcache = [
+      { prefix: '10.2.0.0/16', identity: 300 },
+      { prefix: '10.2.1.5/32', identity: 131328 },
+      { prefix: '172.30.2.11/32', identity: 6 },
+    ];
+    assert.equal(ipcacheIdentity(ipcache, '10.2.1.5'), 131328);
+    assert.equal(ipcacheIdentity(ipcache, '10.2.9.9'), 300);
+    assert.equal(ipcacheIdentity(ipcache, '8.8.8.8'), 2);
+    const r = await reports([
+      cnp('out', {
+        endpointSelector: { matchLabels: { app: 'client' } },
+        egress: [{ toEntities: ['world'] }],
+      }),
+    ]);
+    const t = (ip: string) =>
+      traceReport({
+        src: r.client,
+        dstIdentity: ipcacheIdentity(ipcache, ip),
+        srcIdentity: 256,
+        protocol: 6,
+        port: 443,
+        from: 'default/client',
+        to: ip,
+      });
+    const world = t('8.8.8.8');
+    assert.equal(world.allowed, true);
+    assert.match(
+      world.lines.join('\n'),
+      /egress of default\/client: ALLOWED by CiliumNetworkPolicy default\/out spec\.egress\[0\]/,
+    );
+    assert.match(world.lines.join('\n'), /ingress of 8\.8\.8\.8: not traced/);
+    const remote = t('10.2.1.5');
+    assert.equal(remote.allowed, false);
+    assert.match(remote.lines.join('\n'), /DENIED: no rule allows identity 131328/);
   });
 });

@@ -42,6 +42,7 @@ test('status renders like cilium status and is ready when all is OK', () => {
   assert.match(text, /Deployment\s+tendril-operator\s+Desired: 1, Ready: 1\/1/);
   assert.match(text, /cluster1 \(ID 1\)/);
   assert.match(text, /Endpoints:\s+2\s+Services: 3\s+Identities: 1/);
+  assert.match(text, /Policy:\s+enforcement default, 0\/0 endpoints with policy enforced/);
   assert.doesNotMatch(text, /Errors\/Warnings/);
   assert.equal(statusReady(s), true);
 });
@@ -65,4 +66,25 @@ test('problems are listed with component, cause and hint; not ready', () => {
   const ni = { ...base(), installed: false };
   assert.match(renderStatus(ni), /Tendril:\s+not installed/);
   assert.equal(statusReady(ni), false);
+});
+
+test('the policy line sums the agents: enforcement mode and endpoints with policy enforced', () => {
+  const s = base();
+  const agent = (enforced: number, endpoints: number) =>
+    ({
+      socketLB: { attached: true },
+      nodeIP: '172.30.1.11',
+      podCIDR: '10.1.0.0/24',
+      counts: { endpoints },
+      reconcilers: [],
+      policy: { enforcement: 'always', endpoints, enforced },
+    }) as never;
+  s.nodes = [
+    { node: 'c1-worker', health: 'OK', agent: agent(1, 3) },
+    { node: 'c1-worker2', health: 'OK', agent: agent(2, 2) },
+  ];
+  assert.match(
+    renderStatus(s),
+    /Policy:\s+enforcement always, 3\/5 endpoints with policy enforced/,
+  );
 });

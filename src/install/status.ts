@@ -207,6 +207,14 @@ export function statusReady(s: ClusterStatus): boolean {
   return s.installed && s.tendril === 'OK' && s.operator === 'OK' && s.dns === 'OK';
 }
 
+/** `enforcement default, 3/5 endpoints with policy enforced`, from the agents' status. */
+function policyLine(s: ClusterStatus): string {
+  const agents = s.nodes.flatMap((n) => (n.agent?.policy ? [n.agent.policy] : []));
+  const mode = agents[0]?.enforcement ?? s.install?.settings['policy-enforcement'] ?? 'default';
+  const sum = (k: 'endpoints' | 'enforced') => agents.reduce((n, p) => n + p[k], 0);
+  return `enforcement ${mode}, ${sum('enforced')}/${sum('endpoints')} endpoints with policy enforced`;
+}
+
 /** Renders like `cilium status`. */
 export function renderStatus(s: ClusterStatus): string {
   const pad = (x: string, n: number) => x.padEnd(n);
@@ -234,6 +242,7 @@ export function renderStatus(s: ClusterStatus): string {
       `${pad('Routing:', 18)}${s.install.routingMode === 'tunnel' ? 'tunnel (VXLAN)' : 'native (kernel routes over the underlay)'}`,
       `${pad('Datapath:', 18)}eBPF socket load balancing attached on ${attached}/${s.nodes.length} nodes; identities: ${s.install.identityAllocationMode.toUpperCase()}`,
       `${pad('Endpoints:', 18)}${s.counts.endpoints}    Services: ${s.counts.services}    Identities: ${s.counts.identities}    IPCache: ${s.counts.ipcacheEntries}`,
+      `${pad('Policy:', 18)}${policyLine(s)}`,
       'Nodes:',
     );
     for (const n of s.nodes) {
