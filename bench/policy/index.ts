@@ -16,7 +16,7 @@
  *
  * Run: npm run bench -- policy [--rounds N (12)] [--seconds S (1)] [--samples N (20)] [--no-lab]
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { useUniqueLab } from '../../test/e2e/lab-fixture.js';
@@ -159,7 +159,7 @@ if (lab) {
   try {
     figures.push(...(await policyDatapathFigures(lab, { ...labOptions, log })));
   } finally {
-    await releaseLab(lab, log);
+    if (await releaseLab(lab, log)) rmSync(lab.home, { recursive: true, force: true });
   }
 }
 report('policy', figures);
