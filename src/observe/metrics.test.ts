@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import parsePrometheusTextFormat, {
-  type PrometheusMetricFamily,
-} from 'parse-prometheus-text-format';
+import { metricValue, parseMetricsText, scrapeMetrics } from './scrape.js';
 import { Registry } from 'prom-client';
 import { FlowRing } from './ring.js';
 import { deniedToEcho, forwardedToEcho, policyAllowed } from './flow-fixtures.js';
@@ -14,25 +12,8 @@ import {
   MetricsServeError,
 } from './metrics.js';
 
-type ParsedFamily = PrometheusMetricFamily;
-
-/** Scrapes `url` over HTTP and parses it as Prometheus text. */
-export async function scrape(url: string): Promise<ParsedFamily[]> {
-  const res = await fetch(url);
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-  return parsePrometheusTextFormat(await res.text());
-}
-
-function value(
-  fams: ParsedFamily[],
-  name: string,
-  labels: Record<string, string>,
-): number | undefined {
-  const fam = fams.find((f) => f.name === name);
-  const m = fam?.metrics.find((x) => Object.entries(labels).every(([k, v]) => x.labels?.[k] === v));
-  return m === undefined ? undefined : Number(m.value);
-}
+const scrape = scrapeMetrics;
+const value = metricValue;
 
 test('hubble metrics count flows from a FlowSource and are scraped as Prometheus text', async () => {
   const ring = new FlowRing(8);
@@ -103,8 +84,8 @@ test('registries are per daemon: two metrics sets do not share counters, and the
   const a = createHubbleMetrics();
   const b = createHubbleMetrics(new Registry());
   a.observe(forwardedToEcho());
-  const fa = parsePrometheusTextFormat(await a.registry.metrics());
-  const fb = parsePrometheusTextFormat(await b.registry.metrics());
+  const fa = parseMetricsText(await a.registry.metrics());
+  const fb = parseMetricsText(await b.registry.metrics());
   assert.equal(value(fa, 'hubble_flows_processed_total', { verdict: 'FORWARDED' }), 1);
   assert.equal(value(fb, 'hubble_flows_processed_total', { verdict: 'FORWARDED' }), undefined);
   const { register } = await import('prom-client');

@@ -30,18 +30,16 @@ function findChromium(): string | undefined {
 }
 
 const chromium = findChromium();
-const browserTest =
-  chromium !== undefined
-    ? test
-    : process.env.CI === 'true'
-      ? (name: string) =>
-          test(name, () => {
-            throw new Error(
-              'chromium is missing under CI: run scripts/setup.sh (Debian package chromium)',
-            );
-          })
-      : (name: string) =>
-          test(name, { skip: 'chromium is not installed (Debian package chromium)' }, () => {});
+const browserTest = (name: string, fn: () => Promise<void>): void => {
+  if (chromium !== undefined) test(name, { timeout: 120_000 }, fn);
+  else if (process.env.CI === 'true')
+    test(name, () => {
+      throw new Error(
+        'chromium is missing under CI: run scripts/setup.sh (Debian package chromium)',
+      );
+    });
+  else test(name, { skip: 'chromium is not installed (Debian package chromium)' }, () => {});
+};
 
 const FORWARDED_GREEN = 'rgb(46,125,50)';
 const DROPPED_RED = 'rgb(198,40,40)';
