@@ -18,7 +18,7 @@ import { readConfigDir } from '../util/config-dir.js';
 import { kubeconfigClientOptions } from '../k8s/client-config.js';
 import { parseDuration } from '../util/duration.js';
 import { Operator, type OperatorConfig } from './operator.js';
-import { serveMetrics } from '../observe/metrics.js';
+import { serveMetrics } from '../util/metrics-server.js';
 import { createOperatorMetrics, OPERATOR_METRICS_ADDR } from './metrics.js';
 
 const log = createLogger({ daemon: 'operator' });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { serveMetrics } from '../observe/metrics.js';
+import { serveMetrics } from '../util/metrics-server.js';
 import { metricValue, scrapeMetrics } from '../observe/scrape.js';
 import type { OperatorStatus } from './operator.js';
 import { createOperatorMetrics } from './metrics.js';
