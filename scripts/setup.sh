@@ -34,6 +34,7 @@ declare -A need=(
   [mount]=mount
   [sh]=dash
   [bash]=bash
+  [chromium]=chromium
 )
 missing=()
 for cmd in "${!need[@]}"; do

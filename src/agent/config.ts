@@ -38,6 +38,9 @@ export const AGENT_CONFIG_KEYS: Readonly<Record<string, string>> = {
   'node-name': 'this node, when neither --node-name nor $K8S_NODE_NAME says it',
   'node-ip': "this node's address (default: the Node object's InternalIP)",
   'pod-cidr': "this node's pod CIDR (default: the Node object's spec.podCIDR)",
+  'prometheus-serve-addr': "the agent's metrics, [host]:port; default :9962; empty turns them off",
+  'hubble-metrics-server':
+    "Hubble's flow metrics, [host]:port; default :9965; empty turns them off",
 };
 
 /** What the config directory gives, before the Node object fills in address and pod CIDR. */

@@ -38,6 +38,8 @@ import { VXLAN_OVERHEAD } from '../datapath/linux/routes.js';
 import { loadSocketLBFactory } from './socket-lb.js';
 import { startK8sSources } from './k8s/sources.js';
 import { MeshSource } from './mesh-source.js';
+import { readConfigDir } from '../util/config-dir.js';
+import { startAgentMetrics } from './metrics.js';
 
 const { values } = parseArgs({
   options: {
@@ -101,6 +103,21 @@ async function main(): Promise<void> {
     ...(k8s?.deps ?? {}),
   });
   const server = await serveAgentApi(agent, cfg.socketPath, logger);
+  // Metrics (config-dir keys prometheus-serve-addr, default :9962, and hubble-metrics-server,
+  // default :9965; "" turns one off). Not with --config (tests run many agents).
+  const metricsDir = values['config-dir'] ? readConfigDir(values['config-dir']) : undefined;
+  const metrics = metricsDir
+    ? await startAgentMetrics(agent, {
+        prometheusServeAddr: metricsDir.get('prometheus-serve-addr') ?? ':9962',
+        hubbleMetricsServer: metricsDir.get('hubble-metrics-server') ?? ':9965',
+      }).catch((err: unknown) => {
+        agent.setProblem('metrics', {
+          cause: `cannot serve metrics: ${describeError(err)}`,
+          hint: 'set prometheus-serve-addr / hubble-metrics-server to a free port, or "" to turn them off',
+        });
+        return undefined;
+      })
+    : undefined;
   // With a mesh source, adopted remote state waits for it (MeshSource calls agent.meshSynced()).
   await agent.start({
     waitFor: k8s ? k8s.syncNames : [],
@@ -117,10 +134,12 @@ async function main(): Promise<void> {
           agent,
           setRemoteServices: (l) => started.setRemoteServices(l),
           setRemoteExports: (l) => started.setRemoteExports(l),
+          onPropagated: (s) => metrics?.agent.observePropagation(s),
           logger,
         })
       : undefined;
   mesh?.start();
+  metrics?.agent.setRemoteClusters(mesh ? () => mesh.remoteClusters() : undefined);
   logger.info('agent running', {
     socket: cfg.socketPath,
     podCIDR: cfg.podCIDR,
@@ -136,6 +155,7 @@ async function main(): Promise<void> {
     server.close();
     server.closeAllConnections();
     await mesh?.stop();
+    await metrics?.close();
     await started?.stop();
     await agent.stop();
     process.exit(0);

@@ -29,6 +29,17 @@ export interface MeshSourceOptions {
   pollMs?: number;
   /** Coalescing delay of updates (default 15 ms). */
   batchMs?: number;
+  /** Seconds from a remote change reaching this agent to its state being applied (metrics). */
+  onPropagated?: (seconds: number) => void;
+}
+
+/** One remote cluster as the agent's mesh source sees it (metrics, status). */
+export interface RemoteClusterView {
+  name: string;
+  /** Every kind synced, not stale. */
+  ready: boolean;
+  connected: boolean;
+  stale: boolean;
 }
 
 /** Follows the mesh for one agent (on the clustermesh package's MeshStateSource). */
@@ -81,7 +92,25 @@ export class MeshSource {
     }, this.o.pollMs ?? 1000);
   }
 
+  /** Remote clusters configured, with their sync state. */
+  remoteClusters(): RemoteClusterView[] {
+    const rs = this.source.state;
+    const byName = new Map((rs?.clusters() ?? []).filter((c) => !c.local).map((c) => [c.name, c]));
+    return [...this.source.remoteNames].sort().map((name) => {
+      const c = byName.get(name);
+      return {
+        name,
+        ready: c ? Object.values(c.synced).every(Boolean) && !c.stale : false,
+        connected: c?.connected ?? false,
+        stale: c?.stale ?? false,
+      };
+    });
+  }
+
+  private changedAt: number | undefined;
+
   private schedule(): void {
+    this.changedAt ??= performance.now();
     if (this.pending) return;
     this.pending = setTimeout(
       () => {
@@ -100,6 +129,10 @@ export class MeshSource {
     } finally {
       // a flush over thousands of remote entries spaces out the next one (bulk sync)
       this.lastFlushMs = performance.now() - t0;
+      if (this.changedAt !== undefined) {
+        this.o.onPropagated?.((performance.now() - this.changedAt) / 1000);
+        this.changedAt = undefined;
+      }
     }
   }
   private lastFlushMs = 0;

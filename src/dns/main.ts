@@ -19,6 +19,8 @@ import { KubeClient, type KubeClientOptions } from '../k8s/client.js';
 import { describeError, TendrilError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { startDNSDaemon } from './daemon.js';
+import { serveMetrics } from '../util/metrics-server.js';
+import { createDNSMetrics, DNS_METRICS_ADDR } from './metrics.js';
 
 /** Parsed command line. */
 export interface DNSMainArgs {
@@ -32,6 +34,8 @@ export interface DNSMainArgs {
   clusterSetDomain: string;
   ttl: number;
   serviceImports: boolean;
+  /** --prometheus-serve-addr (default :9153; empty: no metrics). */
+  metricsAddr: string;
 }
 
 /**
@@ -56,6 +60,7 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
         'clusterset-domain': { type: 'string', default: 'clusterset.local' },
         ttl: { type: 'string', default: '5' },
         'no-service-imports': { type: 'boolean', default: false },
+        'prometheus-serve-addr': { type: 'string', default: DNS_METRICS_ADDR },
       },
       strict: true,
     }));
@@ -106,6 +111,7 @@ export async function parseDNSArgs(argv: string[]): Promise<DNSMainArgs> {
     clusterSetDomain: String(values['clusterset-domain']),
     ttl,
     serviceImports: !values['no-service-imports'],
+    metricsAddr: String(values['prometheus-serve-addr']),
   };
 }
 
@@ -122,6 +128,16 @@ async function main(): Promise<void> {
     serviceImports: args.serviceImports,
     logger: log,
   });
+  // --prometheus-serve-addr "" turns metrics off; a busy port is logged, not fatal
+  const metrics = args.metricsAddr
+    ? await serveMetrics(
+        createDNSMetrics({ stats: () => daemon.server.stats(), problems: () => daemon.problems() }),
+        args.metricsAddr,
+      ).catch((err: unknown) => {
+        log.error('cannot serve metrics', { error: describeError(err) });
+        return undefined;
+      })
+    : undefined;
   log.info('cluster DNS started', {
     listen: `${args.host}:${daemon.server.port}`,
     apiServer: args.apiServer,
@@ -132,7 +148,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('stopping', { signal: sig });
-    void daemon.stop().then(() => process.exit(0));
+    void Promise.all([daemon.stop(), metrics?.close()]).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -6,7 +6,8 @@
  * --config-dir keys (one file each): cluster-name, cluster-id (required);
  * cluster-pool-ipv4-cidr (the pod CIDR for nodes without one),
  * identity-gc-interval (30s), remote-service-import (true),
- * operator-status-file (where it writes its status; none when absent).
+ * operator-status-file (where it writes its status; none when absent),
+ * prometheus-serve-addr (metrics, default :9963; empty turns them off).
  * --clustermesh-config: one etcd config per remote cluster; with it the
  * operator imports remote global services and MCS exports.
  */
@@ -17,6 +18,8 @@ import { readConfigDir } from '../util/config-dir.js';
 import { kubeconfigClientOptions } from '../k8s/client-config.js';
 import { parseDuration } from '../util/duration.js';
 import { Operator, type OperatorConfig } from './operator.js';
+import { serveMetrics } from '../util/metrics-server.js';
+import { createOperatorMetrics, OPERATOR_METRICS_ADDR } from './metrics.js';
 
 const log = createLogger({ daemon: 'operator' });
 
@@ -24,7 +27,7 @@ const log = createLogger({ daemon: 'operator' });
  * Builds the operator's config from its command line.
  * @throws TendrilError OPERATOR_USAGE, CONFIG_*, KUBECONFIG_INVALID
  */
-export function operatorConfigFromArgs(argv: string[]): OperatorConfig {
+export function operatorConfigFromArgs(argv: string[]): OperatorConfig & { metricsAddr: string } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -56,6 +59,7 @@ export function operatorConfigFromArgs(argv: string[]): OperatorConfig {
     ...(statusFile ? { statusFile } : {}),
     ...(values['clustermesh-config'] ? { clusterMeshConfigDir: values['clustermesh-config'] } : {}),
     importRemoteOnly: c.bool('remote-service-import', true),
+    metricsAddr: c.get('prometheus-serve-addr') ?? OPERATOR_METRICS_ADDR,
   };
 }
 
@@ -63,12 +67,20 @@ async function main(): Promise<void> {
   const cfg = operatorConfigFromArgs(process.argv.slice(2));
   const op = new Operator(cfg, log);
   await op.start();
+  // prometheus-serve-addr: "" turns metrics off
+  const metrics = cfg.metricsAddr
+    ? await serveMetrics(createOperatorMetrics(op), cfg.metricsAddr).catch((err: unknown) => {
+        log.error('cannot serve metrics', { error: describeError(err) });
+        return undefined;
+      })
+    : undefined;
   log.info('operator running', {
     cluster: cfg.clusterName,
     clusterId: cfg.clusterId,
     api: cfg.apiServerURL,
   });
   const stop = async () => {
+    await metrics?.close();
     await op.stop();
     process.exit(0);
   };

@@ -5,6 +5,7 @@
  * codecs, so callers pass objects; element operations reuse preallocated,
  * stable buffers and a preformatted attr, so the fast path allocates nothing.
  */
+import { mapOpRecorder } from '../map-ops.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { bytes, checkCodecSize, type Codec } from './codec.js';
@@ -405,6 +406,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
     this.#value.encode(value, this.#vb, 0);
     this.#setFlags(flags);
     const r = bpfAddr(Cmd.MapUpdateElem, this.#attrAddr, 32);
+    mapOpRecorder?.record(this.name, 'update', r < 0 ? 'fail' : 'success', 1);
     if (r < 0) throw this.#fail(Cmd.MapUpdateElem, -r, 'update');
   }
 
@@ -424,6 +426,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
       this.#value.encode(Array.isArray(values) ? values[i]! : values, this.#vb, i * stride);
     this.#setFlags(flags);
     const r = bpfAddr(Cmd.MapUpdateElem, this.#attrAddr, 32);
+    mapOpRecorder?.record(this.name, 'update', r < 0 ? 'fail' : 'success', 1);
     if (r < 0) throw this.#fail(Cmd.MapUpdateElem, -r, 'update');
   }
 
@@ -432,6 +435,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
     this.#checkOpen();
     this.#key.encode(key, this.#kb, 0);
     const r = bpfAddr(Cmd.MapDeleteElem, this.#delAttrAddr, 16);
+    mapOpRecorder?.record(this.name, 'delete', r < 0 && r !== -ENOENT ? 'fail' : 'success', 1);
     if (r === -ENOENT) return false;
     if (r < 0) throw this.#fail(Cmd.MapDeleteElem, -r, 'delete from');
     return true;
@@ -557,7 +561,13 @@ export class BpfMap<K = Buffer, V = Buffer> {
     a.writeUInt32LE(n, 32);
     a.writeUInt32LE(this.#fd.raw, 36);
     a.writeUInt32LE(flags, 40);
-    this.#batchCall(Cmd.MapUpdateBatch, a, 'batch update');
+    try {
+      this.#batchCall(Cmd.MapUpdateBatch, a, 'batch update');
+    } catch (err) {
+      mapOpRecorder?.record(this.name, 'batch_update', 'fail', n);
+      throw err;
+    }
+    mapOpRecorder?.record(this.name, 'batch_update', 'success', n);
   }
 
   /** Deletes many keys in one syscall (BPF_MAP_DELETE_BATCH). Absent keys fail with ENOENT. */
@@ -573,6 +583,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
     a.writeUInt32LE(n, 32);
     a.writeUInt32LE(this.#fd.raw, 36);
     const r = bpfAddr(Cmd.MapDeleteBatch, addressOf(a), 56);
+    mapOpRecorder?.record(this.name, 'batch_delete', r < 0 ? 'fail' : 'success', n);
     if (r < 0) throw this.#fail(Cmd.MapDeleteBatch, -r, 'batch delete from');
   }
 
