@@ -615,7 +615,6 @@ export class ApiHttpServer {
     q: URLSearchParams,
   ): void {
     const core = resourceForPath('', 'v1', 'events')!;
-    const v1 = resourceForPath('events.k8s.io', 'v1', 'events')!;
     if (method !== 'GET') {
       req.resume();
       throw new ApiError(

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { KubeObject } from '../../k8s/objects.js';
 import { resourceForPath } from '../../k8s/resources.js';
-import { ApiError, badRequest, failure, type Status } from '../../k8s/status.js';
+import { ApiError, badRequest, failure } from '../../k8s/status.js';
 import type { Logger } from '../../util/log.js';
 import { followFile, readFrom } from '../follow.js';
 import { podLogDir, tryLoadCluster } from '../state.js';
