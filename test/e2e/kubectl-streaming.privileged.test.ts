@@ -50,6 +50,22 @@ spec:
     command: [sh, -c, 'i=0; while [ $i -lt 400 ]; do echo tick $i; i=$((i+1)); sleep 0.3; done']
 `;
 
+const WEB = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      hostNetwork: true
+      containers:
+      - name: web
+        image: busybox
+        command: [sh, -c, 'echo web up; sleep 3600']
+`;
+
 privilegedTest(
   'privileged: kubectl logs, logs -f, exec with stdin and exit codes against a lab cluster',
   async () => {
@@ -108,8 +124,76 @@ privilegedTest(
       assert.equal(bad.status, 3, bad.err);
       assert.match(bad.err, /oops/);
       assert.match(bad.err, /command terminated with exit code 3/);
-      const hn = await kubectlOk(['exec', 'ticker', '--', 'hostname']);
-      assert.equal(hn, 'ticker\n');
+
+      // a Deployment rollout leaves Events from the controllers, the scheduler and the kubelet
+      await kubectlOk(['apply', '-f', '-'], WEB);
+      await kubectlOk(['rollout', 'status', 'deploy/web', '--timeout=120s']);
+      const events = await kubectlOk(['get', 'events']);
+      assert.match(events, /^LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+MESSAGE\n/);
+      for (const re of [
+        /Normal\s+ScalingReplicaSet\s+deployment\/web\s+Scaled up replica set web-\w+ from 0 to 1/,
+        /Normal\s+SuccessfulCreate\s+deployment\/web\s+Created pod: web-/,
+        /Normal\s+Scheduled\s+pod\/web-\S+\s+Successfully assigned default\/web-\S+ to ks1-worker/,
+        /Normal\s+Started\s+pod\/web-\S+\s+Started container web/,
+        /Normal\s+Created\s+pod\/ticker\s+Created container: main/,
+      ])
+        assert.match(events, re);
+      const v1 = JSON.parse(await kubectlOk(['get', 'events.events.k8s.io', '-o', 'json']));
+      assert.ok(
+        v1.items.some(
+          (e: { reason: string; regarding: { name: string } }) =>
+            e.reason === 'Scheduled' && e.regarding.name.startsWith('web-'),
+        ),
+      );
+      const webPod = (await kubectlOk(['get', 'pods', '-l', 'app=web', '-o', 'name'])).trim();
+      const described = await kubectlOk(['describe', webPod]);
+      assert.match(described, /Events:\n\s+Type\s+Reason\s+Age\s+From\s+Message\n/);
+      assert.match(described, /Normal\s+Started\s+\S+\s+kubelet\s+Started container web/);
+      // logs of a Deployment: kubectl picks a pod by the Deployment's selector
+      await until('web to print', async () =>
+        (await kubectl(['logs', 'deploy/web'])).out.includes('web up'),
+      );
+
+      // create deployment: kubectl sends the object as protobuf
+      const created = await kubectl([
+        'create',
+        'deployment',
+        'made',
+        '--image=busybox',
+        '--replicas=2',
+      ]);
+      assert.equal(created.status, 0, created.err);
+      assert.equal(created.out, 'deployment.apps/made created\n');
+      const made = JSON.parse(await kubectlOk(['get', 'deploy', 'made', '-o', 'json']));
+      assert.equal(made.spec.replicas, 2);
+      assert.equal(made.spec.template.spec.containers[0].image, 'busybox');
+      assert.deepEqual(made.spec.selector.matchLabels, { app: 'made' });
+      assert.equal(
+        await kubectlOk(['create', 'configmap', 'cm', '--from-literal=a=1']),
+        'configmap/cm created\n',
+      );
+      assert.equal(await kubectlOk(['get', 'cm', 'cm', '-o', 'jsonpath={.data.a}']), '1');
+      assert.equal(
+        await kubectlOk(['create', 'secret', 'generic', 'sec', '--from-literal=k=v']),
+        'secret/sec created\n',
+      );
+      assert.equal(await kubectlOk(['get', 'secret', 'sec', '-o', 'jsonpath={.data.k}']), 'dg==');
+      assert.equal(
+        await kubectlOk(['create', 'service', 'clusterip', 'svc1', '--tcp=80:8080']),
+        'service/svc1 created\n',
+      );
+      assert.equal(
+        await kubectlOk(['get', 'svc', 'svc1', '-o', 'jsonpath={.spec.ports[0].targetPort}']),
+        '8080',
+      );
+      assert.equal(
+        await kubectlOk(['run', 'runner', '--image=busybox', '--', 'sleep', '60']),
+        'pod/runner created\n',
+      );
+      assert.equal(
+        await kubectlOk(['get', 'pod', 'runner', '-o', 'jsonpath={.spec.containers[0].args}']),
+        '["sleep","60"]',
+      );
     } finally {
       await teardownLab(lab);
     }

@@ -46,6 +46,7 @@ import type { DeleteOptions, ListOptions, Registry } from './registry.js';
 import type { Duplex } from 'node:stream';
 import type { PodStreams } from './streaming.js';
 import { toEventsV1 } from './events.js';
+import { decodeProtobufObject } from './protobuf.js';
 import {
   authenticate,
   authorize,
@@ -304,6 +305,18 @@ export class ApiHttpServer {
 
   private async readBody(req: IncomingMessage): Promise<unknown> {
     const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
+    if (ct === 'application/vnd.kubernetes.protobuf') {
+      // kubectl create/run send protobuf (see ./protobuf.ts)
+      checkDeclaredLength(req, this.maxBody);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of req) {
+        size += (c as Buffer).length;
+        if (size > this.maxBody) throw tooLarge(this.maxBody);
+        chunks.push(c as Buffer);
+      }
+      return decodeProtobufObject(Buffer.concat(chunks));
+    }
     if (
       ct.includes('protobuf') ||
       ct.includes('cbor') ||
