@@ -164,7 +164,7 @@ export class PodStreams {
     const ac = new AbortController();
     const end = () => ac.abort();
     this.open.add(end);
-    req.on('close', end);
+    // (not req's 'close': it fires once the request is read, not when the client leaves)
     res.on('close', end);
     const restarts = st?.restartCount ?? 0;
     try {
