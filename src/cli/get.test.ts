@@ -129,8 +129,8 @@ describe('get tables', () => {
       assert.equal(resolveResourceName(n).kind, kind, n);
     }
     assert.throws(
-      () => resolveResourceName('configmaps'),
-      /the server doesn't have a resource type "configmaps"/,
+      () => resolveResourceName('replicationcontrollers'),
+      /the server doesn't have a resource type "replicationcontrollers"/,
     );
   });
   describe('kubectl output formats', () => {

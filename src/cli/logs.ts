@@ -1,27 +1,58 @@
 /**
  * `tendril logs POD [-c C] [-f] [-p] [--tail N]`: a lab container's output,
- * read from the file the kubelet captures it in
- * ($TENDRIL_HOME/clusters/<cluster>/pods/<ns>_<pod>_<uid>/<container>.log).
+ * read from the API server's pods/log endpoint (the same one `kubectl logs`
+ * uses; the API server reads the file the kubelet captures it in).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import type { Command } from 'commander';
-import { TendrilError, isNotFound } from '../util/errors.js';
-import { followFile, readFrom } from '../lab/follow.js';
-import { podLogDir } from '../lab/state.js';
+import { ApiError, type Status } from '../k8s/status.js';
+import { TendrilError } from '../util/errors.js';
 import { resolveLabTarget } from '../lab/target.js';
-import { fetchPod, pickContainer } from './exec.js';
 import { podPath } from '../lab/kubelet/api.js';
+import { tailBuffer } from '../lab/apiserver/streaming.js';
+import { fetchPod, pickContainer } from './exec.js';
 
 /** The last `n` lines of a buffer (n < 0: all). */
-export function tailLines(data: Buffer, n: number): Buffer {
-  if (n < 0) return data;
-  const text = data.toString();
-  const lines = text.split('\n');
-  const trailing = text.endsWith('\n');
-  if (trailing) lines.pop();
-  const kept = n === 0 ? [] : lines.slice(-n);
-  return Buffer.from(kept.join('\n') + (trailing && kept.length ? '\n' : ''));
+export const tailLines = tailBuffer;
+
+/**
+ * Streams GET `url` (a pods/log URL) into `out` until the server ends it or
+ * `signal` aborts; a non-2xx answer throws the Status as ApiError.
+ */
+export function streamLog(
+  url: string,
+  out: (d: Buffer) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { accept: '*/*' }, agent: false, signal }, (res) => {
+      const code = res.statusCode ?? 0;
+      if (code < 200 || code >= 300) {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let st: Status | undefined;
+          try {
+            st = JSON.parse(text) as Status;
+          } catch {
+            st = undefined;
+          }
+          reject(
+            st?.kind === 'Status'
+              ? new ApiError(st)
+              : new TendrilError('LOGS_FAILED', `GET ${url}: HTTP ${code} ${text.slice(0, 200)}`),
+          );
+        });
+        return;
+      }
+      res.on('data', out);
+      res.on('end', () => resolve());
+      res.on('error', reject);
+    });
+    req.on('error', (err) => (signal?.aborted ? resolve() : reject(err)));
+    req.end();
+  });
 }
 
 /** Registers `tendril logs`. */
@@ -52,54 +83,24 @@ export function register(program: Command): void {
         const ns = o.namespace ?? target.namespace;
         const pod = await fetchPod(target, ns, podName);
         const c = pickContainer(pod, o.container);
-        const uid = pod.metadata.uid!;
-        const dir = podLogDir(target.cluster.name, ns, podName, uid);
-        const path = join(dir, o.previous ? `${c.name}.previous.log` : `${c.name}.log`);
-        if (!existsSync(path)) {
-          if (o.previous)
-            throw new TendrilError(
-              'LOGS_NOT_FOUND',
-              `previous terminated container "${c.name}" in pod "${podName}" not found`,
-            );
-          const waiting =
-            (pod.status?.containerStatuses ?? []).find((s: { name: string }) => s.name === c.name)
-              ?.state?.waiting?.reason ?? 'ContainerCreating';
-          throw new TendrilError(
-            'LOGS_NOT_FOUND',
-            `container "${c.name}" in pod "${podName}" is waiting to start: ${waiting}`,
-          );
-        }
+        const q = new URLSearchParams({ container: c.name });
+        if (o.follow) q.set('follow', 'true');
+        if (o.previous) q.set('previous', 'true');
         const tail = Number(o.tail);
-        const first = readFrom(path, 0);
-        if (first) process.stdout.write(tailLines(first.data, Number.isFinite(tail) ? tail : -1));
-        if (!o.follow) return;
+        if (Number.isInteger(tail) && tail >= 0) q.set('tailLines', String(tail));
         const ac = new AbortController();
         process.once('SIGINT', () => ac.abort());
-        let last = 0;
-        await followFile(path, (d) => process.stdout.write(d), {
-          offset: first?.offset ?? 0,
-          signal: ac.signal,
-          intervalMs: 100,
-          until: async () => {
-            if (Date.now() - last < 300) return false;
-            last = Date.now();
-            try {
-              const p = await target.api.get(podPath(ns, podName));
-              if (p.metadata.uid !== uid) return true;
-              const st = (p.status?.containerStatuses ?? []).find(
-                (s: { name: string }) => s.name === c.name,
-              );
-              return (
-                p.status?.phase === 'Succeeded' ||
-                p.status?.phase === 'Failed' ||
-                (st?.state?.terminated !== undefined && p.spec?.restartPolicy === 'Never')
-              );
-            } catch (err) {
-              if (isNotFound(err)) return true;
-              return false;
-            }
-          },
-        });
+        try {
+          await streamLog(
+            `${target.api.baseURL}${podPath(ns, podName)}/log?${q}`,
+            (d) => process.stdout.write(d),
+            ac.signal,
+          );
+        } catch (err) {
+          if (err instanceof ApiError && err.httpCode === 400)
+            throw new TendrilError('LOGS_NOT_FOUND', err.message, { cause: err });
+          throw err;
+        }
       },
     );
 }

@@ -14,7 +14,7 @@ test('kindOfPath maps collection paths to apiVersion + kind, and refuses others'
     apiVersion: 'multicluster.x-k8s.io/v1alpha1',
     kind: 'ServiceExport',
   });
-  assert.throws(() => kindOfPath('/api/v1/configmaps'), /not a served collection/);
+  assert.throws(() => kindOfPath('/api/v1/replicationcontrollers'), /not a served collection/);
   assert.throws(() => kindOfPath('/api/v1/namespaces/default/pods'), /not a served collection/);
 });
 

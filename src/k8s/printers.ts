@@ -30,6 +30,27 @@ const col = (name: string, priority: 0 | 1 = 0, type: Column['type'] = 'string')
 const NAME = col('Name');
 const AGE = col('Age');
 
+const NAME_WIDE = col('Name', 1);
+
+/** The fields of a core v1 or events.k8s.io/v1 Event the printer reads. */
+interface EventFields {
+  involvedObject?: { kind: string; name: string; fieldPath?: string };
+  regarding?: { kind: string; name: string; fieldPath?: string };
+  lastTimestamp?: string;
+  firstTimestamp?: string;
+  deprecatedLastTimestamp?: string;
+  deprecatedFirstTimestamp?: string;
+  eventTime?: string | null;
+  type?: string;
+  reason?: string;
+  message?: string;
+  note?: string;
+  count?: number;
+  deprecatedCount?: number;
+  source?: { component?: string; host?: string };
+  deprecatedSource?: { component?: string; host?: string };
+}
+
 function age(o: KubeObject, now: number): string {
   return formatAge(o.metadata.creationTimestamp, now);
 }
@@ -149,6 +170,39 @@ const PRINTERS: Record<string, Printer> = {
       '<none>',
       '<none>',
     ],
+  },
+  Event: {
+    columns: [
+      col('Last Seen'),
+      col('Type'),
+      col('Reason'),
+      col('Object'),
+      col('Subobject', 1),
+      col('Source', 1),
+      col('Message'),
+      col('First Seen', 1),
+      col('Count', 1, 'integer'),
+      NAME_WIDE,
+    ],
+    cells: (o, now) => {
+      const e = o as unknown as EventFields;
+      const io = e.involvedObject ?? e.regarding ?? { kind: '', name: '' };
+      const last = e.lastTimestamp ?? e.deprecatedLastTimestamp ?? e.eventTime ?? undefined;
+      const first = e.firstTimestamp ?? e.deprecatedFirstTimestamp ?? e.eventTime ?? undefined;
+      const src = e.source ?? e.deprecatedSource ?? {};
+      return [
+        last ? formatAge(last, now) : '<unknown>',
+        e.type ?? '',
+        e.reason ?? '',
+        `${String(io.kind).toLowerCase()}/${io.name}`,
+        io.fieldPath ?? '',
+        [src.component, src.host].filter(Boolean).join(', '),
+        e.message ?? e.note ?? '',
+        first ? formatAge(first, now) : '<unknown>',
+        e.count ?? e.deprecatedCount ?? 1,
+        o.metadata.name!,
+      ];
+    },
   },
   Deployment: {
     columns: [

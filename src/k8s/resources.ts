@@ -27,9 +27,12 @@ const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', '
 export const RESOURCES: readonly ResourceInfo[] = [
   r('', 'v1', 'Namespace', 'namespaces', ['ns'], false, ['status']),
   r('', 'v1', 'Node', 'nodes', ['no'], false, ['status']),
-  r('', 'v1', 'Pod', 'pods', ['po'], true, ['status'], ['all']),
+  r('', 'v1', 'Pod', 'pods', ['po'], true, ['status', 'log', 'exec', 'attach'], ['all']),
   r('', 'v1', 'Service', 'services', ['svc'], true, ['status'], ['all']),
   r('', 'v1', 'Secret', 'secrets', [], true, []),
+  r('', 'v1', 'ConfigMap', 'configmaps', ['cm'], true, []),
+  r('', 'v1', 'Event', 'events', ['ev'], true, []),
+  r('events.k8s.io', 'v1', 'Event', 'events', ['ev'], true, []),
   r('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', [], true, []),
   r('apps', 'v1', 'Deployment', 'deployments', ['deploy'], true, ['status', 'scale'], ['all']),
   r(

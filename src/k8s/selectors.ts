@@ -211,6 +211,19 @@ export const KIND_FIELDS: Record<string, string[]> = {
   Node: ['spec.unschedulable'],
   Service: ['spec.clusterIP', 'spec.type'],
   Namespace: ['status.phase'],
+  Event: [
+    'involvedObject.kind',
+    'involvedObject.namespace',
+    'involvedObject.name',
+    'involvedObject.uid',
+    'involvedObject.apiVersion',
+    'involvedObject.resourceVersion',
+    'involvedObject.fieldPath',
+    'reason',
+    'reportingComponent',
+    'source',
+    'type',
+  ],
 };
 
 /**

@@ -187,8 +187,8 @@ describe('validation', () => {
   it('refuses unknown kinds and apiVersions with 400 naming them', () => {
     for (const [o, re] of [
       [
-        { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } },
-        /no matches for kind "ConfigMap" in version "v1"/,
+        { apiVersion: 'v1', kind: 'ReplicationController', metadata: { name: 'x' } },
+        /no matches for kind "ReplicationController" in version "v1"/,
       ],
       [
         { apiVersion: 'apps/v2', kind: 'Deployment', metadata: { name: 'x' } },

@@ -321,7 +321,7 @@ describe('lab API server (HTTP, disk store)', () => {
       });
       return { code: res.status, body: (await res.json()) as Record<string, unknown> };
     };
-    let r = await raw('GET', '/api/v1/configmaps');
+    let r = await raw('GET', '/api/v1/replicationcontrollers');
     assert.equal(r.code, 404);
     assert.equal(r.body.kind, 'Status');
     assert.equal(r.body.reason, 'NotFound');

@@ -16,6 +16,8 @@ import { Scheduler } from './controllers/scheduler.js';
 import { ServiceAllocator } from './controllers/service-ip.js';
 import { Registry } from './registry.js';
 import { ApiHttpServer, type ApiHttpServerOptions } from './server.js';
+import { PodStreams } from './streaming.js';
+import { EventRecorder, startEventExpiry } from './events.js';
 import { DiskPersistence, type Persistence } from './storage.js';
 import { EtcdPersistence } from './storage-etcd.js';
 
@@ -39,6 +41,8 @@ export interface ApiServerOptions {
   kvstore?: KVStore;
   /** Node-side address of the API server for the `kubernetes` EndpointSlice. */
   advertise?: { ip: string; port: number };
+  /** How long Events are kept after their last occurrence (default 1 h). */
+  eventTTLMs?: number;
   /** Run the controllers (default true). */
   controllers?: boolean;
   logger?: Logger;
@@ -105,17 +109,31 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
   await bootstrapCluster(registry, { advertise: options.advertise });
   const controllers: Array<{ start(): void; stop(): void; idle(): Promise<void> }> = [];
   if (options.controllers ?? true) {
+    const events = (component: string) =>
+      new EventRecorder(registry, { component }, log.child({ subsys: 'events' }));
     controllers.push(
-      new DeploymentController(registry, log.child({ subsys: 'deployment-controller' })),
-      new Scheduler(registry, log.child({ subsys: 'scheduler' })),
+      new DeploymentController(
+        registry,
+        log.child({ subsys: 'deployment-controller' }),
+        events('deployment-controller'),
+      ),
+      new Scheduler(registry, log.child({ subsys: 'scheduler' }), events('default-scheduler')),
       new EndpointSliceController(registry, log.child({ subsys: 'endpointslice-controller' })),
     );
     for (const c of controllers) c.start();
   }
+  const stopExpiry = startEventExpiry(registry, log.child({ subsys: 'events' }), {
+    ...(options.eventTTLMs !== undefined ? { ttlMs: options.eventTTLMs } : {}),
+  });
   const http = new ApiHttpServer({
     registry,
     logger: log.child({ subsys: 'http' }),
     bookmarkIntervalMs: options.bookmarkIntervalMs,
+    streams: new PodStreams({
+      cluster: options.cluster,
+      registry,
+      log: log.child({ subsys: 'streams' }),
+    }),
     ...(options.tls ? { tls: options.tls } : {}),
   });
   let port: number;
@@ -129,6 +147,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
       secureUrl = `https://${options.secureTcp.host}:${p}`;
     }
   } catch (err) {
+    stopExpiry();
     for (const c of controllers) c.stop();
     await http.close();
     await registry.close();
@@ -158,6 +177,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
       }
     },
     async close() {
+      stopExpiry();
       for (const c of controllers) c.stop();
       await http.close();
       await registry.close();

@@ -19,17 +19,26 @@ function apiResource(r: ResourceInfo): Record<string, unknown>[] {
   ];
   for (const sub of r.subresources) {
     const scale = sub === 'scale';
+    const stream = STREAM_SUBRESOURCES[sub];
     out.push({
       name: `${r.plural}/${sub}`,
       singularName: '',
       namespaced: r.namespaced,
-      kind: scale ? 'Scale' : r.kind,
+      kind: stream ? stream.kind : scale ? 'Scale' : r.kind,
       ...(scale ? { group: 'autoscaling', version: 'v1' } : {}),
-      verbs: ['get', 'patch', 'update'],
+      verbs: stream ? stream.verbs : ['get', 'patch', 'update'],
     });
   }
   return out;
 }
+
+/** The pods' streaming subresources, as Kubernetes' discovery lists them. */
+const STREAM_SUBRESOURCES: Record<string, { kind: string; verbs: string[] }> = {
+  log: { kind: 'Pod', verbs: ['get'] },
+  exec: { kind: 'PodExecOptions', verbs: ['create', 'get'] },
+  attach: { kind: 'PodAttachOptions', verbs: ['create', 'get'] },
+  portforward: { kind: 'PodPortForwardOptions', verbs: ['create', 'get'] },
+};
 
 /** GET /api */
 export function apiVersions(serverAddress: string): Record<string, unknown> {

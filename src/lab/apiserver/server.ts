@@ -43,6 +43,10 @@ import {
   WatchLimiter,
 } from './bounds.js';
 import type { DeleteOptions, ListOptions, Registry } from './registry.js';
+import type { Duplex } from 'node:stream';
+import type { PodStreams } from './streaming.js';
+import { toEventsV1 } from './events.js';
+import { decodeProtobufObject } from './protobuf.js';
 import {
   authenticate,
   authorize,
@@ -89,6 +93,8 @@ export interface ApiHttpServerOptions {
     clientCA?: string;
     tokens: ReadonlyMap<string, Identity>;
   };
+  /** Serves pods/log, pods/exec and pods/attach (see ./streaming.ts); without it they are 404. */
+  streams?: PodStreams;
 }
 
 /** Paths anyone may read without a credential (Kubernetes' system:public-info-viewer). */
@@ -107,9 +113,11 @@ export class ApiHttpServer {
   private readonly maxWatchBuffer: number;
   private readonly tls: ApiHttpServerOptions['tls'];
   private address = '127.0.0.1:6443';
+  private readonly streams: PodStreams | undefined;
 
   constructor(options: ApiHttpServerOptions) {
     this.tls = options.tls;
+    this.streams = options.streams;
     this.registry = options.registry;
     this.log = options.logger ?? nopLogger;
     this.maxBody = options.maxBodyBytes ?? 3 * 1024 * 1024;
@@ -154,6 +162,22 @@ export class ApiHttpServer {
       s = createServer(handler);
     }
     s.keepAliveTimeout = 65_000;
+    s.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      try {
+        this.upgrade(req, socket, head);
+      } catch (err) {
+        const st =
+          err instanceof ApiError
+            ? err.status
+            : internalError(err instanceof Error ? err.message : String(err)).status;
+        if (!(err instanceof ApiError)) this.log.error('upgrade failed', { err });
+        const text = JSON.stringify(st);
+        socket.end(
+          `HTTP/1.1 ${st.code} ${st.reason ?? 'Error'}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+        );
+      }
+    });
     // After listen, a socket error (e.g. EMFILE on accept) is logged, not thrown.
     s.on('error', (err) => this.log.error('API server socket error', { err }));
     this.servers.push(s);
@@ -201,8 +225,48 @@ export class ApiHttpServer {
     });
   }
 
+  /**
+   * An upgrade request (WebSocket, or SPDY which is refused): pods/exec and
+   * pods/attach, authenticated and authorized as `create` on the subresource.
+   */
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => {});
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname.replace(/\/+$/, '');
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)$/.exec(
+      path,
+    );
+    if ((req.socket as TLSSocket).encrypted && this.tls) {
+      const identity = authenticate(req, this.tls.tokens);
+      if (!identity) throw new ApiError(failure(401, 'Unauthorized', 'Unauthorized'));
+      if (m) {
+        const attrs: RequestAttributes = {
+          verb: 'create',
+          resource: `pods/${m[3]}`,
+          group: '',
+          namespace: decodeSegment(m[1]!),
+          name: decodeSegment(m[2]!),
+        };
+        if (!authorize(identity, attrs))
+          throw new ApiError(failure(403, 'Forbidden', forbiddenMessage(identity, attrs)));
+      }
+    }
+    if (!m || !this.streams) throw notFoundPath(url.pathname);
+    checkQuery(url.searchParams);
+    this.streams.upgrade(
+      req,
+      socket,
+      head,
+      decodeSegment(m[1]!),
+      decodeSegment(m[2]!),
+      m[3]!,
+      url.searchParams,
+    );
+  }
+
   /** Ends open watches and closes the listeners. */
   async close(): Promise<void> {
+    this.streams?.close();
     for (const end of [...this.openWatches]) end();
     await Promise.all(
       this.servers.map(
@@ -241,6 +305,18 @@ export class ApiHttpServer {
 
   private async readBody(req: IncomingMessage): Promise<unknown> {
     const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
+    if (ct === 'application/vnd.kubernetes.protobuf') {
+      // kubectl create/run send protobuf (see ./protobuf.ts)
+      checkDeclaredLength(req, this.maxBody);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of req) {
+        size += (c as Buffer).length;
+        if (size > this.maxBody) throw tooLarge(this.maxBody);
+        chunks.push(c as Buffer);
+      }
+      return decodeProtobufObject(Buffer.concat(chunks));
+    }
     if (
       ct.includes('protobuf') ||
       ct.includes('cbor') ||
@@ -372,8 +448,21 @@ export class ApiHttpServer {
       }
     }
     const dryRun = q.getAll('dryRun').includes('All');
+    if (info.kind === 'Pod' && name !== undefined && namespace !== undefined) {
+      if (sub === 'log' && (method === 'GET' || method === 'HEAD')) {
+        if (!this.streams) throw notFoundPath(url.pathname);
+        return this.streams.serveLog(req, res, namespace, name, q);
+      }
+      if (sub === 'exec' || sub === 'attach') {
+        req.resume();
+        throw badRequest(
+          `pods/${sub} is a streaming subresource: upgrade the connection to a WebSocket (subprotocol v5.channel.k8s.io or v4.channel.k8s.io)`,
+        );
+      }
+    }
     if (sub === 'scale' && name !== undefined)
       return this.scale(req, res, info, namespace, name, method, dryRun);
+    if (info.group === 'events.k8s.io') return this.eventsV1(req, res, namespace, name, method, q);
     switch (method) {
       case 'GET':
         if (name === undefined) {
@@ -526,6 +615,53 @@ export class ApiHttpServer {
     }
   }
 
+  /**
+   * events.k8s.io/v1: a read-only view of the core v1 Events (the lab's
+   * components write core Events; Kubernetes stores both as one).
+   */
+  private eventsV1(
+    req: IncomingMessage,
+    res: ServerResponse,
+    namespace: string | undefined,
+    name: string | undefined,
+    method: string,
+    q: URLSearchParams,
+  ): void {
+    const core = resourceForPath('', 'v1', 'events')!;
+    if (method !== 'GET') {
+      req.resume();
+      throw new ApiError(
+        failure(
+          405,
+          'MethodNotAllowed',
+          'events.k8s.io/v1 is a read-only view here: create, update and delete core v1 Events (/api/v1/namespaces/NS/events)',
+        ),
+      );
+    }
+    if (name !== undefined) {
+      const e = toEventsV1(this.registry.get(core, namespace, name));
+      if (wantsTable(req))
+        return this.send(
+          res,
+          200,
+          toTable('Event', [e], e.metadata.resourceVersion ?? '', includeObject(q)),
+        );
+      return this.send(res, 200, e);
+    }
+    const opts = listOptions(q, namespace, 'Event');
+    if (q.get('watch') === 'true' || q.get('watch') === '1')
+      return this.watch(req, res, core, opts, q, wantsTable(req), toEventsV1);
+    const list = this.registry.list(core, opts);
+    const items = list.items.map(toEventsV1);
+    if (wantsTable(req))
+      return this.send(
+        res,
+        200,
+        toTable('Event', items, list.metadata.resourceVersion, includeObject(q)),
+      );
+    return this.send(res, 200, { ...list, apiVersion: 'events.k8s.io/v1', items });
+  }
+
   /** The scale subresource (autoscaling/v1 Scale) of Deployments, for `kubectl scale`. */
   private async scale(
     req: IncomingMessage,
@@ -584,6 +720,7 @@ export class ApiHttpServer {
     opts: ListOptions,
     q: URLSearchParams,
     table = false,
+    convert: (o: KubeObject) => KubeObject = (o) => o,
   ): void {
     const rv = q.get('resourceVersion') ?? '';
     const bookmarks = q.get('allowWatchBookmarks') === 'true';
@@ -608,7 +745,8 @@ export class ApiHttpServer {
     const release = this.watchLimiter.acquire(req);
     let handle;
     try {
-      handle = this.registry.watch(info, { ...opts, resourceVersion: rv }, (ev) =>
+      handle = this.registry.watch(info, { ...opts, resourceVersion: rv }, (raw) => {
+        const ev = { type: raw.type, object: convert(raw.object) };
         write(
           JSON.stringify({
             type: ev.type,
@@ -622,8 +760,8 @@ export class ApiHttpServer {
                 )
               : ev.object,
           }) + '\n',
-        ),
-      );
+        );
+      });
     } catch (err) {
       release();
       if (err instanceof ApiError && err.httpCode === 410) {

@@ -25,6 +25,7 @@ import {
 } from '../state.js';
 import type { LabApi } from './api.js';
 import { podPath } from './api.js';
+import { postPodEvent } from './events.js';
 import {
   CniError,
   NETWORK_NOT_READY_MESSAGE,
@@ -503,6 +504,14 @@ export class PodWorker {
       ...(stdinFifo ? { stdinFifo } : {}),
     });
     const startedAt = new Date().toISOString();
+    this.event(
+      'Normal',
+      'Pulled',
+      `Container image "${run.spec.image}" already present on machine`,
+      run.name,
+    );
+    this.event('Normal', 'Created', `Created container: ${run.name}`, run.name);
+    this.event('Normal', 'Started', `Started container ${run.name}`, run.name);
     if (run.started) run.restartCount++;
     run.started = true;
     run.child = child;
@@ -585,6 +594,13 @@ export class PodWorker {
       const delay = run.backoffMs;
       run.backoffMs = Math.min(run.backoffMs * 2, BACKOFF_MAX_MS);
       run.nextStartAt = Date.now() + delay;
+      if (exitCode !== 0)
+        this.event(
+          'Warning',
+          'BackOff',
+          `Back-off restarting failed container ${run.name} in pod ${this.pod.metadata.name}_${this.pod.metadata.namespace}(${this.uid})`,
+          run.name,
+        );
       run.state = {
         waiting: {
           reason: 'CrashLoopBackOff',
@@ -593,6 +609,24 @@ export class PodWorker {
       };
     }
     this.kick();
+  }
+
+  private event(
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    container?: string,
+  ): void {
+    postPodEvent(
+      this.ctx.api,
+      this.log,
+      this.ctx.node.name,
+      this.pod,
+      type,
+      reason,
+      message,
+      container,
+    );
   }
 
   private containerID(run: ContainerRun): string {
@@ -730,6 +764,7 @@ export class PodWorker {
     const live = [...this.runs.values()].filter((r) => r.child?.pid !== undefined);
     for (const r of live) {
       clearTimeout(r.probeTimer);
+      if (!this.gone) this.event('Normal', 'Killing', `Stopping container ${r.name}`, r.name);
       if (!signal(-r.child!.pid!, 'SIGTERM')) signal(r.child!.pid!, 'SIGTERM');
     }
     const all = Promise.all(live.map((r) => r.exited));

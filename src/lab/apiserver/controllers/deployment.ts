@@ -19,6 +19,7 @@ import type { Logger } from '../../../util/log.js';
 import { nowTimestamp, randomSuffix, type Registry } from '../registry.js';
 import { QueueController, type WatchHandler } from './controller.js';
 import { isNotFound } from '../../../util/errors.js';
+import type { EventRecorder } from '../events.js';
 
 const DEPLOY = infoByKind('Deployment');
 const POD = infoByKind('Pod');
@@ -39,7 +40,11 @@ export function podTemplateHash(template: unknown): string {
 
 /** Runs the Deployment controller until stop(). */
 export class DeploymentController extends QueueController {
-  constructor(registry: Registry, log: Logger) {
+  constructor(
+    registry: Registry,
+    log: Logger,
+    private readonly events?: EventRecorder,
+  ) {
     super(registry, log, 'deployment');
   }
 
@@ -97,12 +102,25 @@ export class DeploymentController extends QueueController {
         await this.deleteIgnoringMissing(ns, p.metadata.name!);
       }
     }
+    const rs = `${name}-${hash}`;
     if (current.length < want) {
+      void this.events?.record(
+        d,
+        'Normal',
+        'ScalingReplicaSet',
+        `Scaled up replica set ${rs} from ${current.length} to ${want}`,
+      );
       for (let i = current.length; i < want; i++) await this.createPod(d, hash);
     } else if (current.length > want) {
+      void this.events?.record(
+        d,
+        'Normal',
+        'ScalingReplicaSet',
+        `Scaled down replica set ${rs} from ${current.length} to ${want}`,
+      );
       const ranked = [...current].sort(deletionRank);
       for (const p of ranked.slice(0, current.length - want))
-        await this.deleteIgnoringMissing(ns, p.metadata.name!);
+        await this.deleteIgnoringMissing(ns, p.metadata.name!, d);
     }
     // Rolling update: keep old pods only while new ones are not yet Ready.
     const newReady = current.filter(isPodReady).length;
@@ -110,14 +128,15 @@ export class DeploymentController extends QueueController {
     if (old.length > keepOld) {
       const ranked = [...old].sort(deletionRank);
       for (const p of ranked.slice(0, old.length - keepOld))
-        await this.deleteIgnoringMissing(ns, p.metadata.name!);
+        await this.deleteIgnoringMissing(ns, p.metadata.name!, d);
     }
     await this.updateStatus(d, hash);
   }
 
-  private async deleteIgnoringMissing(ns: string, name: string): Promise<void> {
+  private async deleteIgnoringMissing(ns: string, name: string, d?: KubeObject): Promise<void> {
     try {
       await this.registry.delete(POD, ns, name);
+      if (d) void this.events?.record(d, 'Normal', 'SuccessfulDelete', `Deleted pod: ${name}`);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -139,6 +158,12 @@ export class DeploymentController extends QueueController {
     };
     try {
       await this.registry.create(POD, d.metadata.namespace, pod);
+      void this.events?.record(
+        d,
+        'Normal',
+        'SuccessfulCreate',
+        `Created pod: ${pod.metadata.name}`,
+      );
     } catch (err) {
       if (err instanceof ApiError && err.reason === 'AlreadyExists') return; // random name clash: next pass retries
       throw err;

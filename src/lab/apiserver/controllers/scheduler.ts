@@ -11,6 +11,7 @@ import { clone } from '../../../k8s/mergepatch.js';
 import { isNodeReady, type KubeObject, type PodCondition } from '../../../k8s/objects.js';
 import { infoByKind, type ResourceInfo } from '../../../k8s/resources.js';
 import type { Logger } from '../../../util/log.js';
+import type { EventRecorder } from '../events.js';
 import { nowTimestamp, type Registry } from '../registry.js';
 import { QueueController, type WatchHandler } from './controller.js';
 
@@ -57,7 +58,11 @@ export function podFitsNode(pod: KubeObject, node: KubeObject): boolean {
 
 /** Runs the scheduler until stop(). */
 export class Scheduler extends QueueController {
-  constructor(registry: Registry, log: Logger) {
+  constructor(
+    registry: Registry,
+    log: Logger,
+    private readonly events?: EventRecorder,
+  ) {
     super(registry, log, 'scheduler');
   }
 
@@ -115,6 +120,7 @@ export class Scheduler extends QueueController {
         ],
       };
       await this.registry.update(POD, ns, name, next, { subresource: 'status' });
+      void this.events?.record(pod, 'Warning', 'FailedScheduling', message);
       return;
     }
     const load = new Map<string, number>();
@@ -143,6 +149,12 @@ export class Scheduler extends QueueController {
       ],
     };
     await this.registry.update(POD, ns, name, bound, { subresource: 'status' });
+    void this.events?.record(
+      bound,
+      'Normal',
+      'Scheduled',
+      `Successfully assigned ${ns}/${name} to ${node}`,
+    );
     this.log.debug('scheduled pod', { pod: key, node });
   }
 }
