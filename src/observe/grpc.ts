@@ -117,6 +117,18 @@ export interface ObserverNode {
   seenFlows: number;
 }
 
+/** A ServerStatus as the wire object (UInt32Value wrappers). */
+export function statusToWire(s: ServerStatus): Record<string, unknown> {
+  const { numConnectedNodes, numUnavailableNodes, ...rest } = s;
+  return {
+    ...rest,
+    ...(numConnectedNodes !== undefined ? { numConnectedNodes: { value: numConnectedNodes } } : {}),
+    ...(numUnavailableNodes !== undefined
+      ? { numUnavailableNodes: { value: numUnavailableNodes } }
+      : {}),
+  };
+}
+
 /** A Flow as the wire object (BoolValue wrapper for is_reply). */
 export function flowToWire(f: Flow): Record<string, unknown> {
   const { isReply, ...rest } = f;
@@ -160,6 +172,8 @@ export function flowFromWire(w: Record<string, unknown>): Flow {
   out['trafficDirection'] = w['trafficDirection'] ?? 'TRAFFIC_DIRECTION_UNKNOWN';
   const et = w['eventType'] as { type?: number; subType?: number } | undefined;
   out['eventType'] = { type: et?.type ?? 0, subType: et?.subType ?? 0 };
+  for (const k of ['egressAllowedBy', 'ingressAllowedBy', 'egressDeniedBy', 'ingressDeniedBy'])
+    if (Array.isArray(w[k]) && (w[k] as unknown[]).length === 0) delete out[k];
   out['sourceNames'] = w['sourceNames'] ?? [];
   out['destinationNames'] = w['destinationNames'] ?? [];
   return out as unknown as Flow;

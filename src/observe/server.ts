@@ -18,6 +18,7 @@ import { compileFlowFilters, FlowFilterError } from './filter.js';
 import {
   observerService,
   responseToWire,
+  statusToWire,
   timestampMs,
   type GetFlowsRequest,
   type GetFlowsResponse,
@@ -169,7 +170,8 @@ export class ObserverServer {
   handlers(): grpc.UntypedServiceImplementation {
     return {
       GetFlows: (call: grpc.ServerWritableStream<GetFlowsRequest, unknown>) => this.#getFlows(call),
-      ServerStatus: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, this.status()),
+      ServerStatus: (_call: unknown, cb: grpc.sendUnaryData<unknown>) =>
+        cb(null, statusToWire(this.status())),
       GetNodes: (_call: unknown, cb: grpc.sendUnaryData<unknown>) =>
         cb(null, { nodes: [this.node()] }),
     };
@@ -204,26 +206,27 @@ export class ObserverServer {
       unsubscribe?.();
       call.off('drain', pump);
     };
+    // blocked: the last write returned false; only 'drain' resumes writing
+    let blocked = false;
+    const write = (r: GetFlowsResponse) => {
+      if (!call.write(responseToWire(r))) blocked = true;
+    };
     const pump = () => {
-      while (!done) {
+      blocked = false;
+      while (!done && !blocked) {
         if (lost > 0) {
           const n = lost;
           lost = 0;
-          if (
-            !call.write(
-              responseToWire({
-                lostEvents: { source: 'OBSERVER_EVENTS_QUEUE', numEventsLost: n },
-                nodeName,
-                time: nowTs(),
-              }),
-            )
-          )
-            return;
+          write({
+            lostEvents: { source: 'OBSERVER_EVENTS_QUEUE', numEventsLost: n },
+            nodeName,
+            time: nowTs(),
+          });
           continue;
         }
         const r = queue.shift();
         if (!r) break;
-        if (!call.write(responseToWire(r))) return; // wait for 'drain'
+        write(r);
       }
       if (!req.follow && queue.length === 0 && !done) {
         finish();
@@ -245,9 +248,8 @@ export class ObserverServer {
             this.#droppedForSlow++;
             return;
           }
-          const wasEmpty = queue.length === 0 && lost === 0;
           queue.push(resp(f));
-          if (wasEmpty) pump();
+          if (!blocked) pump();
         },
         (n) => {
           lost += n;
