@@ -22,6 +22,8 @@ export interface ObserverClientOptions {
   address: string;
   /** Mutual TLS for host:port (the mesh CA, a client certificate and key). */
   tls?: MutualTLS & { serverName?: string };
+  /** gRPC metadata sent with every call (a relay marks calls to another cluster's relay). */
+  metadata?: Record<string, string>;
   /** Per-call deadline for unary calls (default 5000 ms). */
   timeoutMs?: number;
 }
@@ -49,10 +51,12 @@ export class ObserverClient {
   readonly address: string;
   readonly #c: Raw;
   readonly #timeoutMs: number;
+  readonly #metadata: Record<string, string>;
 
   constructor(o: ObserverClientOptions) {
     this.address = o.address;
     this.#timeoutMs = o.timeoutMs ?? 5000;
+    this.#metadata = o.metadata ?? {};
     const creds = o.tls
       ? grpc.credentials.createSsl(
           Buffer.from(o.tls.ca),
@@ -77,7 +81,7 @@ export class ObserverClient {
     o: GetFlowsCallOptions = {},
   ): AsyncGenerator<GetFlowsResponse> {
     const md = new grpc.Metadata();
-    for (const [k, v] of Object.entries(o.metadata ?? {})) md.set(k, v);
+    for (const [k, v] of Object.entries({ ...this.#metadata, ...o.metadata })) md.set(k, v);
     const stream = (
       this.#c['GetFlows'] as (
         r: unknown,
@@ -148,6 +152,8 @@ export class ObserverClient {
   }
 
   #unary<T>(method: string): Promise<T> {
+    const md = new grpc.Metadata();
+    for (const [k, v] of Object.entries(this.#metadata)) md.set(k, v);
     return new Promise((resolve, reject) => {
       (
         this.#c[method] as (
@@ -156,7 +162,7 @@ export class ObserverClient {
           o: grpc.CallOptions,
           cb: (e: grpc.ServiceError | null, r: T) => void,
         ) => void
-      )({}, new grpc.Metadata(), { deadline: Date.now() + this.#timeoutMs }, (err, r) =>
+      )({}, md, { deadline: Date.now() + this.#timeoutMs }, (err, r) =>
         err ? reject(this.#error(method, err)) : resolve(r),
       );
     });

@@ -17,7 +17,6 @@ import type { Flow, FlowSource } from './flow.js';
 import { compileFlowFilters, FlowFilterError } from './filter.js';
 import {
   observerService,
-  responseToWire,
   statusToWire,
   timestampMs,
   type GetFlowsRequest,
@@ -28,6 +27,7 @@ import {
 import type { Logger } from '../util/log.js';
 import { nopLogger } from '../util/log.js';
 import { TendrilError } from '../util/errors.js';
+import { BoundedResponseStream } from './stream.js';
 
 /** Hubble's port for a node's observer over TCP. */
 export const HUBBLE_PORT = 4244;
@@ -179,84 +179,37 @@ export class ObserverServer {
 
   #getFlows(call: grpc.ServerWritableStream<GetFlowsRequest, unknown>): void {
     const req = call.request;
+    const nodeName = this.#o.nodeName;
+    const out = new BoundedResponseStream(call, {
+      maxQueue: this.#o.maxQueue,
+      nodeName,
+      onDrop: (n) => (this.#droppedForSlow += n),
+    });
     let match: (f: Flow) => boolean;
     try {
       match = compileFlowFilters(req.whitelist ?? [], req.blacklist ?? []);
     } catch (err) {
-      call.emit('error', {
-        code: grpc.status.INVALID_ARGUMENT,
-        details: err instanceof FlowFilterError ? err.message : String(err),
-      });
+      out.fail(
+        grpc.status.INVALID_ARGUMENT,
+        err instanceof FlowFilterError ? err.message : String(err),
+      );
       return;
     }
-    const nodeName = this.#o.nodeName;
     const resp = (f: Flow): GetFlowsResponse => ({ flow: f, nodeName, time: f.time });
     const until = req.until ? timestampMs(req.until) : undefined;
-    // history first: bounded by the ring's capacity
-    const queue: GetFlowsResponse[] = selectHistory(this.#o.source.snapshot(), req, match).map(
-      resp,
-    );
-    const maxQueue = Math.max(this.#o.maxQueue, queue.length);
-    let lost = 0;
-    let done = false;
-    let unsubscribe: (() => void) | undefined;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      unsubscribe?.();
-      call.off('drain', pump);
-    };
-    // blocked: the last write returned false; only 'drain' resumes writing
-    let blocked = false;
-    const write = (r: GetFlowsResponse) => {
-      if (!call.write(responseToWire(r))) blocked = true;
-    };
-    const pump = () => {
-      blocked = false;
-      while (!done && !blocked) {
-        if (lost > 0) {
-          const n = lost;
-          lost = 0;
-          write({
-            lostEvents: { source: 'OBSERVER_EVENTS_QUEUE', numEventsLost: n },
-            nodeName,
-            time: nowTs(),
-          });
-          continue;
-        }
-        const r = queue.shift();
-        if (!r) break;
-        write(r);
-      }
-      if (!req.follow && queue.length === 0 && !done) {
-        finish();
-        call.end();
-      }
-    };
-    call.on('drain', pump);
-    call.on('cancelled', finish);
-    call.on('close', finish);
-    call.on('error', finish);
     if (req.follow) {
-      unsubscribe = this.#o.source.subscribe(
+      const unsubscribe = this.#o.source.subscribe(
         (f) => {
-          if (done) return;
           if (until !== undefined && timestampMs(f.time) > until) return;
-          if (!match(f)) return;
-          if (queue.length >= maxQueue) {
-            lost++;
-            this.#droppedForSlow++;
-            return;
-          }
-          queue.push(resp(f));
-          if (!blocked) pump();
+          if (match(f)) out.push(resp(f));
         },
-        (n) => {
-          lost += n;
-        },
+        (n) => out.lose(n),
       );
+      out.onClose(unsubscribe);
     }
-    pump();
+    // the history (bounded by the ring's capacity) goes first, whole
+    for (const f of selectHistory(this.#o.source.snapshot(), req, match)) out.push(resp(f), true);
+    if (!req.follow) out.end();
   }
 
   /**
@@ -312,11 +265,6 @@ export class ObserverServer {
     }
     if (this.#socketPath) rmSync(this.#socketPath, { force: true });
   }
-}
-
-function nowTs(): { seconds: number; nanos: number } {
-  const ms = Date.now();
-  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
 }
 
 function bind(
