@@ -38,6 +38,7 @@ import { VXLAN_OVERHEAD } from '../datapath/linux/routes.js';
 import { loadSocketLBFactory } from './socket-lb.js';
 import { startK8sSources } from './k8s/sources.js';
 import { MeshSource } from './mesh-source.js';
+import { startNodeObserver } from '../observe/agent-hubble.js';
 
 const { values } = parseArgs({
   options: {
@@ -101,6 +102,11 @@ async function main(): Promise<void> {
     ...(k8s?.deps ?? {}),
   });
   const server = await serveAgentApi(agent, cfg.socketPath, logger);
+  const hubble = await startNodeObserver(cfg.hubble, {
+    source: agent.flows,
+    nodeName: cfg.node,
+    logger,
+  });
   // With a mesh source, adopted remote state waits for it (MeshSource calls agent.meshSynced()).
   await agent.start({
     waitFor: k8s ? k8s.syncNames : [],
@@ -135,6 +141,7 @@ async function main(): Promise<void> {
     logger.info('stopping (kernel state stays pinned)', { signal: sig });
     server.close();
     server.closeAllConnections();
+    await hubble?.close();
     await mesh?.stop();
     await started?.stop();
     await agent.stop();

@@ -26,7 +26,6 @@ import { type ObserverListen } from './server.js';
 import { BoundedResponseStream, nowTimestamp } from './stream.js';
 import { TendrilError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { nopLogger } from '../util/log.js';
 import { rmSync } from 'node:fs';
 
 /** Hubble Relay's port. */
