@@ -193,6 +193,17 @@ export const OBSERVE_FLAGS = [
   '--server ADDRESS',
 ];
 
+const KNOWN_FLAGS = new Set([
+  ...OBSERVE_FLAGS.flatMap((f) =>
+    f
+      .split(' ')[0]!
+      .split(',')
+      .map((x) => x.trim())
+      .concat(f.includes(', ') ? [f.split(', ')[1]!.split(' ')[0]!] : []),
+  ),
+  '--context',
+]);
+
 /**
  * Reads observe's arguments.
  * @throws FlagError naming the flag and the accepted values.
@@ -231,6 +242,8 @@ export function parseObserveArgs(argv: readonly string[], now = Date.now()): Obs
       if (v === undefined) throw new FlagError(flag, 'needs a value');
       return v;
     };
+    if (!KNOWN_FLAGS.has(flag))
+      throw new FlagError(flag, 'unknown flag', 'see `tendril hubble observe --help`');
     if (BOOL_FLAGS.has(flag)) {
       if (flag === '-f' || flag === '--follow') follow = true;
       else if (flag === '-A' || flag === '--all-namespaces') allNamespaces = true;

@@ -56,3 +56,49 @@ export function hubbleRelayDaemon(c: LabCluster, netns: string): DaemonSpec {
     restart: 'always',
   };
 }
+
+/** What `tendril status` shows about Hubble. */
+export interface HubbleSummary {
+  health: 'OK' | 'Warning' | 'Error' | 'disabled';
+  flowsPerSecond?: number;
+  lostEvents?: number;
+  connectedNodes?: number;
+  unavailableNodes?: string[];
+  error?: string;
+}
+
+/** Asks the cluster's relay for ServerStatus (2 s), for `tendril status`. */
+export async function collectHubbleSummary(
+  labCluster: string,
+  settings: Record<string, string>,
+): Promise<HubbleSummary> {
+  if (!hubbleEnabled(settings)) return { health: 'disabled' };
+  const { ObserverClient } = await import('../observe/client.js');
+  const client = new ObserverClient({
+    address: `unix:${hubbleRelaySocketPath(labCluster)}`,
+    timeoutMs: 2000,
+  });
+  try {
+    const s = await client.serverStatus();
+    const unavailable = s.unavailableNodes;
+    return {
+      health: unavailable.length ? 'Warning' : 'OK',
+      flowsPerSecond: s.flowsRate,
+      lostEvents: s.lostEvents,
+      connectedNodes: s.numConnectedNodes ?? 0,
+      unavailableNodes: unavailable,
+    };
+  } catch (err) {
+    return { health: 'Error', error: (err as Error).message };
+  } finally {
+    client.close();
+  }
+}
+
+/** The text after `Hubble:` in `tendril status`. */
+export function formatHubbleSummary(h: HubbleSummary | undefined, fallback: string): string {
+  if (!h || h.health === 'disabled') return fallback;
+  if (h.health === 'Error') return `Error (relay not answering: ${h.error ?? 'unknown'})`;
+  const un = h.unavailableNodes?.length ? `, unavailable: ${h.unavailableNodes.join(', ')}` : '';
+  return `${h.health} (${(h.flowsPerSecond ?? 0).toFixed(2)} flows/s, ${h.lostEvents ?? 0} lost events, ${h.connectedNodes ?? 0} nodes${un})`;
+}

@@ -16,6 +16,7 @@ import { DAEMON_DNS, DAEMON_OPERATOR, agentDaemonName } from './install.js';
 import { resolveInstallTarget } from './lab-target.js';
 import { operatorStatusPath } from './lab-daemon-config.js';
 import type { OperatorStatus } from '../operator/operator.js';
+import { collectHubbleSummary, formatHubbleSummary, type HubbleSummary } from './hubble.js';
 
 export type Health = 'OK' | 'Warning' | 'Error' | 'disabled';
 
@@ -36,6 +37,8 @@ export interface ClusterStatus {
   operator: Health;
   dns: Health;
   hubble: Health;
+  /** The relay's ServerStatus summary (when Hubble is enabled). */
+  hubbleStatus?: HubbleSummary;
   clustermesh: Health;
   nodes: NodeStatus[];
   operatorStatus?: OperatorStatus;
@@ -99,6 +102,8 @@ export async function collectClusterStatus(context: string, c: LabCluster): Prom
     });
     return base;
   }
+  base.hubbleStatus = await collectHubbleSummary(c.name, install.settings);
+  base.hubble = base.hubbleStatus.health;
   const nodes = await Promise.all(
     c.nodes.map(async (n): Promise<NodeStatus> => {
       const d = daemons.get(agentDaemonName(n.name));
@@ -209,7 +214,7 @@ export function renderStatus(s: ClusterStatus): string {
     `    /¯¯\\`,
     ` /¯¯\\__/¯¯\\    Tendril:          ${s.installed ? s.tendril : 'not installed'}`,
     ` \\__/¯¯\\__/    Operator:         ${s.installed ? s.operator : '-'}`,
-    ` /¯¯\\__/¯¯\\    Hubble:           ${s.hubble}`,
+    ` /¯¯\\__/¯¯\\    Hubble:           ${formatHubbleSummary(s.hubbleStatus, s.hubble)}`,
     ` \\__/¯¯\\__/    Clustermesh:      ${s.clustermesh}`,
     `    \\__/        DNS:              ${s.installed ? s.dns : '-'}`,
     '',
