@@ -59,7 +59,6 @@ const RESERVED_IDENTITIES: Record<string, number> = {
   ingress: 8,
 };
 
-type Side = 'source' | 'destination';
 type Update = (f: FlowFilter) => void;
 
 class Tracker {

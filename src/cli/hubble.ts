@@ -6,7 +6,6 @@
  */
 import type { Command } from 'commander';
 import { ObserverClient } from '../observe/client.js';
-import type { GetFlowsResponse } from '../observe/grpc.js';
 import {
   alignTable,
   formatCompact,
