@@ -216,7 +216,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   },
   {
     key: 'hubble-enabled',
-    description: 'Hubble: flows on every agent, the Observer API and the relay (--set hubble.enabled=false: off)',
+    description:
+      'Hubble: flows on every agent, the Observer API and the relay (--set hubble.enabled=false: off)',
     parse: bool,
     default: 'true',
   },
