@@ -40,6 +40,7 @@ import { POD_GATEWAY, hostIfNameFor } from '../datapath/linux/veth.js';
 import { pendingReleaseDir } from './cni/plugin.js';
 import { AgentPolicy } from './policy.js';
 import type { EnforcementMode } from '../policy/engine.js';
+import { DEFAULT_FLOW_RING_CAPACITY, FlowRing } from '../observe/ring.js';
 
 /** Cilium's reserved identities that the agent puts in the ipcache. */
 export const ReservedIdentity = {
@@ -72,6 +73,22 @@ export interface AgentConfig {
   policyEnforcement?: EnforcementMode;
   /** policy-default-local-cluster (default true). */
   policyDefaultLocalCluster?: boolean;
+  /** Hubble: the flow ring and the Observer API (src/observe). */
+  hubble?: HubbleConfig;
+}
+
+/** The agent's Hubble settings (config keys enable-hubble, hubble-*). */
+export interface HubbleConfig {
+  enabled: boolean;
+  /** Flows the ring keeps (hubble-flow-buffer-size, default 4095). */
+  flowBufferSize: number;
+  /** Node-local Observer API socket. */
+  socketPath?: string;
+  /** TCP address with mutual TLS (":4244"); empty: off. */
+  listenAddress?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsClientCAFile?: string;
 }
 
 /** Optional introspection a datapath may offer (LinuxDatapath does). */
@@ -118,6 +135,8 @@ export class Agent {
   readonly dpEndpoints: Reconciler<Endpoint>;
   readonly ceps: Reconciler<EndpointInfo> | undefined;
   readonly policy: AgentPolicy;
+  /** The flows the datapath reported (Hubble's ring), read by the Observer API and metrics. */
+  readonly flows: FlowRing;
   private readonly ipcacheSources = new Map<string, Map<string, IPCacheEntry>>();
   private readonly nodeSources = new Map<string, NodeInfo[]>();
   private readonly identities = new Set<number>();
@@ -133,6 +152,7 @@ export class Agent {
   ) {
     this.log = (deps.logger ?? nopLogger).child({ subsys: 'agent', node: config.node });
     this.k8s = { url: config.apiServerURL ?? '', synced: false };
+    this.flows = new FlowRing(config.hubble?.flowBufferSize ?? DEFAULT_FLOW_RING_CAPACITY);
     this.ipam = new Ipam({ cidr: config.podCIDR, stateFile: join(config.stateDir, 'ipam.json') });
     this.endpoints = new EndpointManager({
       stateFile: join(config.stateDir, 'endpoints.json'),

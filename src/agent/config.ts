@@ -14,6 +14,7 @@
  * an agent in their own namespaces without an API server.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { readConfigDir, type ConfigDir } from '../util/config-dir.js';
 import { podMtu } from '../datapath/linux/routes.js';
@@ -41,6 +42,15 @@ export const AGENT_CONFIG_KEYS: Readonly<Record<string, string>> = {
   'prometheus-serve-addr': "the agent's metrics, [host]:port; default :9962; empty turns them off",
   'hubble-metrics-server':
     "Hubble's flow metrics, [host]:port; default :9965; empty turns them off",
+  'enable-hubble': 'true: keep flows and serve the Observer API (default true)',
+  'hubble-flow-buffer-size': 'flows the ring keeps (default 4095)',
+  'hubble-socket-path':
+    'the node-local Observer API socket (default: hubble.sock beside socket-path)',
+  'hubble-listen-address':
+    'TCP address of the Observer API with mutual TLS (default :4244; empty: off)',
+  'hubble-tls-cert-file': "this node's certificate from the mesh CA (no certificate: TCP is off)",
+  'hubble-tls-key-file': 'its key',
+  'hubble-tls-client-ca-files': 'the CA client certificates must chain to (the mesh CA)',
 };
 
 /** What the config directory gives, before the Node object fills in address and pod CIDR. */
@@ -88,6 +98,18 @@ export function agentConfigFromDir(
     bpffsDir: c.string('bpf-root'),
     cgroupPath: c.string('cgroup-root'),
     ...(o.apiServerURL ? { apiServerURL: o.apiServerURL } : {}),
+    hubble: {
+      enabled: c.bool('enable-hubble', true),
+      flowBufferSize: c.int('hubble-flow-buffer-size', { min: 1, max: 1 << 20, fallback: 4095 }),
+      socketPath:
+        c.get('hubble-socket-path') || join(dirname(c.string('socket-path')), 'hubble.sock'),
+      listenAddress: c.get('hubble-listen-address') ?? ':4244',
+      ...(c.get('hubble-tls-cert-file') ? { tlsCertFile: c.get('hubble-tls-cert-file') } : {}),
+      ...(c.get('hubble-tls-key-file') ? { tlsKeyFile: c.get('hubble-tls-key-file') } : {}),
+      ...(c.get('hubble-tls-client-ca-files')
+        ? { tlsClientCAFile: c.get('hubble-tls-client-ca-files') }
+        : {}),
+    },
   };
 }
 

@@ -40,6 +40,7 @@ import { startK8sSources } from './k8s/sources.js';
 import { MeshSource } from './mesh-source.js';
 import { readConfigDir } from '../util/config-dir.js';
 import { startAgentMetrics } from './metrics.js';
+import { startNodeObserver } from '../observe/agent-hubble.js';
 
 const { values } = parseArgs({
   options: {
@@ -107,10 +108,14 @@ async function main(): Promise<void> {
   // default :9965; "" turns one off). Not with --config (tests run many agents).
   const metricsDir = values['config-dir'] ? readConfigDir(values['config-dir']) : undefined;
   const metrics = metricsDir
-    ? await startAgentMetrics(agent, {
-        prometheusServeAddr: metricsDir.get('prometheus-serve-addr') ?? ':9962',
-        hubbleMetricsServer: metricsDir.get('hubble-metrics-server') ?? ':9965',
-      }).catch((err: unknown) => {
+    ? await startAgentMetrics(
+        agent,
+        {
+          prometheusServeAddr: metricsDir.get('prometheus-serve-addr') ?? ':9962',
+          hubbleMetricsServer: metricsDir.get('hubble-metrics-server') ?? ':9965',
+        },
+        agent.flows,
+      ).catch((err: unknown) => {
         agent.setProblem('metrics', {
           cause: `cannot serve metrics: ${describeError(err)}`,
           hint: 'set prometheus-serve-addr / hubble-metrics-server to a free port, or "" to turn them off',
@@ -118,6 +123,11 @@ async function main(): Promise<void> {
         return undefined;
       })
     : undefined;
+  const hubble = await startNodeObserver(cfg.hubble, {
+    source: agent.flows,
+    nodeName: cfg.node,
+    logger,
+  });
   // With a mesh source, adopted remote state waits for it (MeshSource calls agent.meshSynced()).
   await agent.start({
     waitFor: k8s ? k8s.syncNames : [],
@@ -154,6 +164,7 @@ async function main(): Promise<void> {
     logger.info('stopping (kernel state stays pinned)', { signal: sig });
     server.close();
     server.closeAllConnections();
+    await hubble?.close();
     await mesh?.stop();
     await metrics?.close();
     await started?.stop();

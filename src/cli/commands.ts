@@ -24,7 +24,7 @@ import { register as debug } from './debug.js';
 import { register as clustermesh } from './clustermesh.js';
 import { register as policy } from './policy.js';
 import { register as endpoint } from './endpoint.js';
-import { register as hubbleUi } from './hubble-ui.js';
+import { register as hubble } from './hubble.js';
 
 export type RegisterCommands = (program: Command) => void;
 
@@ -50,5 +50,5 @@ export const commandGroups: RegisterCommands[] = [
   clustermesh,
   policy,
   endpoint,
-  hubbleUi,
+  hubble,
 ];

@@ -4,9 +4,8 @@
  * flows of the Hubble relay (every node of this cluster and of every
  * connected cluster).
  *
- * Registers under the `hubble` command group (created here when no other
- * file made it); the flow source is the relay client, passed in by the
- * group's owner: `addHubbleUiCommand(hubble, openRelayFlows)`.
+ * Registered by the `hubble` command group (hubble.ts), which passes the
+ * relay client: `addHubbleUiCommand(hubble, openRelayFlows)`.
  */
 import type { Command } from 'commander';
 import type { Flow } from '../observe/flow.js';
@@ -84,28 +83,4 @@ export function addHubbleUiCommand(hubble: Command, openFlows: OpenRelayFlows): 
         await ui.close();
       });
     });
-}
-
-/** Until the relay client is wired in (issue 12, helper "hubble"): says so instead of showing nothing. */
-const relayNotWired: OpenRelayFlows = () => ({
-  [Symbol.asyncIterator]: () => ({
-    next: () =>
-      Promise.reject(
-        new TendrilError(
-          'HUBBLE_RELAY_CLIENT_MISSING',
-          'this build has no Hubble relay client to read flows from',
-          {
-            hint: 'the relay client (src/observe relay) is wired into `tendril hubble ui` at merge',
-          },
-        ),
-      ),
-  }),
-});
-
-/** `register(program)` for commands.ts: adds `hubble ui` to the `hubble` group, creating the group if needed. */
-export function register(program: Command): void {
-  const hubble =
-    program.commands.find((c) => c.name() === 'hubble') ??
-    program.command('hubble').description('observe flows: the Hubble observer, relay and UI');
-  addHubbleUiCommand(hubble, relayNotWired);
 }

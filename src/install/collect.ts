@@ -18,6 +18,7 @@ import type { OperatorStatus } from '../operator/operator.js';
 import { parseDuration } from '../util/duration.js';
 import type { InstallState } from './install-state.js';
 import type { ClusterTarget, DaemonState } from './target.js';
+import { collectHubbleSummary, type HubbleSummary } from './hubble.js';
 
 /** What a collection needs of a cluster: its target and what was read once about it. */
 export interface StatusSubject {
@@ -44,6 +45,8 @@ export interface StatusComponents {
   operator?: OperatorStatus | Error | undefined;
   /** The clustermesh-apiserver's status endpoint (only when the mesh is enabled). */
   clustermesh?: MeshDaemonStatus | Error;
+  /** Hubble's relay (ServerStatus summary); undefined when Tendril is not installed. */
+  hubble?: HubbleSummary;
 }
 
 /** A component's name. */
@@ -82,6 +85,16 @@ export const COMPONENT_COLLECTORS: { [K in ComponentName]-?: ComponentCollector<
   clustermesh: async (s) => {
     if (!s.mesh) return undefined;
     return s.target.meshApiserverStatus(4000).catch(asError);
+  },
+  hubble: async (s) => {
+    if (!s.install) return undefined;
+    if (s.target.kind !== 'lab')
+      return {
+        health: 'Warning',
+        error:
+          'the relay is not read on a Kubernetes target yet (use tendril hubble status --server)',
+      };
+    return collectHubbleSummary(s.target.name, s.install.settings);
   },
 };
 

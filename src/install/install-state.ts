@@ -215,6 +215,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: 'true',
   },
   {
+    key: 'hubble-enabled',
+    description:
+      'Hubble: flows on every agent, the Observer API and the relay (--set hubble.enabled=false: off)',
+    parse: bool,
+    default: 'true',
+  },
+  {
     key: 'remote-service-import',
     description: 'import global services that exist only in remote clusters',
     parse: bool,

@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { TendrilError, isNotFound } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
+import { DAEMON_HUBBLE_RELAY, hubbleEnabled, hubbleRelayDaemon } from './hubble.js';
 import {
   addDaemon,
   listDaemonSpecs,
@@ -169,6 +170,7 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
       restart: 'always',
     },
   ];
+  if (hubbleEnabled(settings)) out.push(hubbleRelayDaemon(c, cp.netns));
   for (const n of c.nodes) {
     out.push({
       name: agentDaemonName(n.name),
@@ -505,7 +507,12 @@ async function removeEverything(
   say: (l: string) => void,
   o: { keepInstallState: boolean; keepAgentState?: boolean },
 ): Promise<void> {
-  const names = [DAEMON_OPERATOR, DAEMON_DNS, ...c.nodes.map((n) => agentDaemonName(n.name))];
+  const names = [
+    DAEMON_OPERATOR,
+    DAEMON_DNS,
+    DAEMON_HUBBLE_RELAY,
+    ...c.nodes.map((n) => agentDaemonName(n.name)),
+  ];
   await Promise.all(
     names.map((n) =>
       removeDaemon(c.name, n, { wait: true, timeoutMs: 20_000 }).catch(() => undefined),

@@ -11,6 +11,7 @@ import type { OperatorStatus } from '../operator/operator.js';
 import { resolvedLabCluster, resolveCluster, type DaemonState } from './target.js';
 import { collectClusterData, type ClusterStatusData, type ComponentName } from './collect.js';
 import type { InstallState } from './install-state.js';
+import { formatHubbleSummary, type HubbleSummary } from './hubble.js';
 
 export type Health = 'OK' | 'Warning' | 'Error' | 'disabled';
 
@@ -31,6 +32,8 @@ export interface ClusterStatus {
   operator: Health;
   dns: Health;
   hubble: Health;
+  /** The relay's ServerStatus summary (when Hubble is enabled). */
+  hubbleStatus?: HubbleSummary;
   clustermesh: Health;
   nodes: NodeStatus[];
   operatorStatus?: OperatorStatus;
@@ -48,7 +51,7 @@ function daemonInfo(d: DaemonState) {
 }
 
 /** The components `tendril status` reads (collect.ts). */
-export const STATUS_COMPONENTS: readonly ComponentName[] = ['agents', 'operator'];
+export const STATUS_COMPONENTS: readonly ComponentName[] = ['agents', 'operator', 'hubble'];
 
 /** Collects the status of one lab cluster's Tendril install. */
 export async function collectStatus(context?: string): Promise<ClusterStatus> {
@@ -108,6 +111,11 @@ export function clusterStatusFromData(data: ClusterStatusData, labCluster: strin
       hint: `run: tendril install --context ${context} --cluster-name ${labCluster}`,
     });
     return base;
+  }
+  const hs = data.components.hubble;
+  if (hs) {
+    base.hubbleStatus = hs;
+    base.hubble = hs.health;
   }
   const readings = new Map((data.components.agents ?? []).map((a) => [a.node, a.status]));
   const nodes = data.nodes.map((node): NodeStatus => {
@@ -222,7 +230,7 @@ export function renderStatus(s: ClusterStatus): string {
     `    /¯¯\\`,
     ` /¯¯\\__/¯¯\\    Tendril:          ${s.installed ? s.tendril : 'not installed'}`,
     ` \\__/¯¯\\__/    Operator:         ${s.installed ? s.operator : '-'}`,
-    ` /¯¯\\__/¯¯\\    Hubble:           ${s.hubble}`,
+    ` /¯¯\\__/¯¯\\    Hubble:           ${formatHubbleSummary(s.hubbleStatus, s.hubble)}`,
     ` \\__/¯¯\\__/    Clustermesh:      ${s.clustermesh}`,
     `    \\__/        DNS:              ${s.installed ? s.dns : '-'}`,
     '',

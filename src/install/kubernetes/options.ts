@@ -171,6 +171,7 @@ function cidr(text: string, what: string, flag: string): string {
 /** Install settings whose config-dir key is Cilium's name rather than the `--set` name. */
 export const SETTING_CONFIG_KEYS: Readonly<Record<string, string>> = {
   'lb-algorithm': 'bpf-lb-algorithm',
+  'hubble-enabled': 'enable-hubble',
 };
 
 /**

@@ -1,0 +1,70 @@
+/**
+ * Starts a node's Observer API for the agent: the node-local Unix socket
+ * always, and TCP (Hubble's :4244) with mutual TLS when the node has a
+ * certificate from the mesh CA; without one, TCP stays off and the log says
+ * why (Hubble never serves flows unauthenticated over the network).
+ */
+import { readFileSync } from 'node:fs';
+import type { FlowSource } from './flow.js';
+import { ObserverServer, type MutualTLS } from './server.js';
+import type { Logger } from '../util/log.js';
+import { describeError } from '../util/errors.js';
+
+/** Settings of a node's observer (the agent's hubble-* keys). */
+export interface NodeObserverConfig {
+  enabled: boolean;
+  socketPath?: string;
+  listenAddress?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsClientCAFile?: string;
+}
+
+/**
+ * Starts the observer, or returns undefined when Hubble is disabled.
+ * @throws TendrilError HUBBLE_LISTEN when the socket cannot be bound.
+ */
+export async function startNodeObserver(
+  cfg: NodeObserverConfig | undefined,
+  o: { source: FlowSource; nodeName: string; logger: Logger; version?: string },
+): Promise<ObserverServer | undefined> {
+  if (!cfg?.enabled) {
+    o.logger.info('hubble disabled (enable-hubble=false)');
+    return undefined;
+  }
+  const server = new ObserverServer({
+    source: o.source,
+    nodeName: o.nodeName,
+    logger: o.logger,
+    ...(o.version ? { version: o.version } : {}),
+  });
+  let tls: MutualTLS | undefined;
+  const listen = cfg.listenAddress?.trim();
+  if (listen) {
+    if (cfg.tlsCertFile && cfg.tlsKeyFile && cfg.tlsClientCAFile) {
+      try {
+        tls = {
+          cert: readFileSync(cfg.tlsCertFile, 'utf8'),
+          key: readFileSync(cfg.tlsKeyFile, 'utf8'),
+          ca: readFileSync(cfg.tlsClientCAFile, 'utf8'),
+        };
+      } catch (err) {
+        o.logger.warn('hubble: cannot read the mesh certificate; TCP is off', {
+          address: listen,
+          error: describeError(err),
+        });
+      }
+    } else
+      o.logger.info('hubble: no mesh certificate (hubble-tls-*); TCP is off, Unix socket only', {
+        address: listen,
+      });
+  }
+  await server.listen({
+    ...(cfg.socketPath ? { socketPath: cfg.socketPath } : {}),
+    ...(listen && tls
+      ? { tcpAddress: listen.startsWith(':') ? `0.0.0.0${listen}` : listen, tls }
+      : {}),
+  });
+  o.logger.info('hubble observer listening', { addresses: server.addresses });
+  return server;
+}

@@ -1,0 +1,164 @@
+/**
+ * Hubble end to end in one lab cluster of two nodes: after install every
+ * agent serves the Observer API on its node socket and the cluster's relay
+ * (a lab daemon) reaches all of them: `tendril hubble status` counts every
+ * node connected, GetNodes through the relay lists every node, `tendril
+ * status` says `Hubble: OK`, and `tendril hubble observe --last 10 -o json`
+ * answers after some traffic. Whether flows appear depends on the datapath's
+ * flow events (issue 12 part 1, helper flowdp): that is the second test,
+ * marked todo until that branch is merged.
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { privilegedTest, privilegeProblem } from '../helpers/privileged.js';
+import { cli, cliOk, podRunning, teardownLab, until, useUniqueLab } from './lab-fixture.js';
+
+const lab = useUniqueLab('hub');
+const { KubeClient } = await import('../../src/k8s/client.js');
+const { apiServerURL, loadCluster } = await import('../../src/lab/state.js');
+const { ObserverClient } = await import('../../src/observe/client.js');
+const { hubbleRelaySocketPath } = await import('../../src/install/hubble.js');
+
+const SERVER = `apiVersion: v1
+kind: Pod
+metadata:
+  name: server
+  labels: {app: server}
+spec:
+  containers:
+    - name: echo
+      image: mendhak/http-https-echo:28
+      ports: [{containerPort: 8080, name: http}]
+`;
+
+let observed: string | undefined;
+let created = false;
+
+after(async () => {
+  if (created) await teardownLab(lab);
+});
+
+privilegedTest(
+  'privileged: every node is present through the relay; observe answers after traffic',
+  async () => {
+    created = true;
+    await cliOk(['lab', 'create', 'cluster1', '--nodes', '2', '--wait'], { timeoutMs: 180_000 });
+    await cliOk([
+      'install',
+      '--context',
+      'lab-cluster1',
+      '--cluster-name',
+      'cluster1',
+      '--cluster-id',
+      '1',
+    ]);
+    const cluster = loadCluster('cluster1');
+    const names = cluster.nodes.map((n) => n.name).sort();
+    assert.ok(names.length >= 2);
+
+    const st = await until(
+      'the relay counts every node connected',
+      async () => {
+        const r = await cli(['--context', 'lab-cluster1', 'hubble', 'status', '-o', 'json']);
+        if (r.status !== 0) return undefined;
+        const s = JSON.parse(r.out) as {
+          numConnectedNodes?: number;
+          maxFlows: number;
+          unavailableNodes: string[];
+        };
+        return s.numConnectedNodes === names.length ? s : undefined;
+      },
+      90_000,
+      1000,
+    );
+    assert.deepEqual(st.unavailableNodes, []);
+    assert.equal(st.maxFlows, 4095 * names.length, 'every agent keeps a ring of the default 4095');
+
+    const client = new ObserverClient({ address: `unix:${hubbleRelaySocketPath('cluster1')}` });
+    try {
+      const nodes = await client.getNodes();
+      assert.deepEqual(nodes.map((n) => n.name).sort(), names);
+      assert.ok(nodes.every((n) => n.state === 'NODE_CONNECTED' && n.maxFlows === 4095));
+    } finally {
+      client.close();
+    }
+    const text = await cliOk(['--context', 'lab-cluster1', 'hubble', 'status']);
+    assert.match(text.out, new RegExp(`Connected Nodes: ${names.length}/${names.length}`));
+    const status = await cliOk(['--context', 'lab-cluster1', 'status']);
+    assert.match(status.out, /Hubble:\s+OK \([\d.]+ flows\/s, \d+ lost events, \d+ nodes\)/);
+
+    // some traffic: a client pod fetches from the echo server
+    const kube = new KubeClient({ server: apiServerURL(cluster) });
+    try {
+      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: SERVER });
+      const pod = await podRunning(kube, 'server');
+      const ip = pod.status.podIP as string;
+      await until(
+        'a client reaches the server',
+        async () => {
+          const r = await cli(
+            [
+              '--context',
+              'lab-cluster1',
+              'run',
+              '-i',
+              '--rm',
+              '--restart=Never',
+              `client-${Date.now() % 100000}`,
+              '--labels',
+              'app=client',
+              '--image=curlimages/curl',
+              '--',
+              'curl',
+              '-sS',
+              '-m',
+              '4',
+              `http://${ip}:8080/`,
+            ],
+            { timeoutMs: 60_000 },
+          );
+          return r.status === 0 && r.out.includes('"hostname"');
+        },
+        90_000,
+        1000,
+      );
+    } finally {
+      kube.close();
+    }
+    const r = await cliOk([
+      '--context',
+      'lab-cluster1',
+      'hubble',
+      'observe',
+      '--last',
+      '10',
+      '-o',
+      'json',
+    ]);
+    observed = r.out;
+    for (const line of r.out.split('\n').filter(Boolean)) {
+      const j = JSON.parse(line) as { flow: { nodeName: string }; node_name: string };
+      assert.ok(names.includes(j.node_name), `flow from a node of the cluster: ${line}`);
+    }
+    const bad = await cli(['--context', 'lab-cluster1', 'hubble', 'observe', '--verdict', 'MAYBE']);
+    assert.equal(bad.status, 1);
+    assert.match(bad.err, /--verdict: unknown value "MAYBE"/);
+  },
+  { timeout: 600_000 },
+);
+
+test(
+  'privileged: the traffic shows up as flows in hubble observe --last 10 -o json',
+  {
+    todo:
+      privilegeProblem() === undefined
+        ? "needs the datapath's flow events in agent.flows (issue 12 part 1, helper flowdp); remove this todo when merged"
+        : false,
+    skip: privilegeProblem() !== undefined && process.env.CI !== 'true' ? 'needs root' : false,
+  },
+  () => {
+    assert.ok(observed !== undefined, 'the first test ran');
+    const flows = observed.split('\n').filter(Boolean);
+    assert.ok(flows.length > 0, 'hubble observe printed no flow after traffic');
+  },
+);
