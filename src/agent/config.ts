@@ -38,6 +38,11 @@ export const AGENT_CONFIG_KEYS: Readonly<Record<string, string>> = {
   'node-name': 'this node, when neither --node-name nor $K8S_NODE_NAME says it',
   'node-ip': "this node's address (default: the Node object's InternalIP)",
   'pod-cidr': "this node's pod CIDR (default: the Node object's spec.podCIDR)",
+  'enable-hubble':
+    'true: the datapath writes flow events and the agent keeps flows (Hubble); default true',
+  'hubble-flow-buffer-size': 'flows the agent keeps (its ring), 1..1048575; default 4095',
+  'bpf-events-ring-size':
+    'bytes of the BPF ring buffer of flow events, a power of 2 >= 4096; default 1048576',
 };
 
 /** What the config directory gives, before the Node object fills in address and pod CIDR. */
@@ -80,12 +85,27 @@ export function agentConfigFromDir(
       'default',
     ),
     policyDefaultLocalCluster: c.bool('policy-default-local-cluster', true),
+    hubble: {
+      enabled: c.bool('enable-hubble', true),
+      flowBufferSize: c.int('hubble-flow-buffer-size', { min: 1, max: 1_048_575, fallback: 4095 }),
+      eventsRingBytes: ringBytes(
+        c.int('bpf-events-ring-size', { min: 4096, max: 1 << 30, fallback: 1 << 20 }),
+      ),
+    },
     stateDir: c.string('state-dir'),
     socketPath: c.string('socket-path'),
     bpffsDir: c.string('bpf-root'),
     cgroupPath: c.string('cgroup-root'),
     ...(o.apiServerURL ? { apiServerURL: o.apiServerURL } : {}),
   };
+}
+
+function ringBytes(n: number): number {
+  if ((n & (n - 1)) !== 0)
+    throw new TendrilError('CONFIG_BAD_VALUE', `bpf-events-ring-size ${n} is not a power of 2`, {
+      hint: 'write a power of 2 of at least 4096, e.g. 1048576',
+    });
+  return n;
 }
 
 /** The parts of a Node object the agent reads. */
