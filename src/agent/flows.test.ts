@@ -63,7 +63,7 @@ function setup() {
     meta,
     ring,
     rule,
-    builder: new FlowBuilder(meta, ring, { monoToUnixOffsetNs: 1_700_000_000_000_000_000n }),
+    builder: new FlowBuilder(meta, ring, { monoToUnixOffsetMs: 1_700_000_000_000 }),
   };
 }
 
@@ -73,7 +73,7 @@ const base: DatapathEvent = {
   flags: 0,
   proto: 6,
   endpoint: 5,
-  ktimeNs: 5_000_000_001n,
+  ktimeNs: 5_000_000_001,
   saddr: '10.2.0.9',
   daddr: '10.1.0.5',
   sport: 40000,

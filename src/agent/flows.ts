@@ -9,7 +9,7 @@
  * unit-tested and benchmarked with synthetic records; `FlowBuilder.run` attaches
  * it to a RingBufferReader.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { clusterIdOf } from '../identity/numeric.js';
 import {
   EventFlags,
@@ -92,24 +92,38 @@ function tcpFlags(b: number): { flags: TCPFlags; text: string } {
 }
 
 /**
+ * A flow's uuid: a random (version 4) prefix per builder and a 48-bit sequence, so
+ * uuids are unique per agent run without drawing randomness per flow.
+ */
+function uuidPrefix(): string {
+  const h = randomBytes(10).toString('hex');
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-`;
+}
+
+/**
  * Turns datapath events into flows. `ktimeToUnixNs` maps bpf_ktime_get_ns
  * (CLOCK_MONOTONIC) to wall time; the default measures the offset once.
  */
 export class FlowBuilder {
   readonly #meta: FlowMetadata;
   readonly #ring: FlowRing;
-  readonly #offsetNs: bigint;
+  /** Wall-clock ms at ktime 0 (ms keep the sum exact as a Number). */
+  readonly #offsetMs: number;
+  readonly #uuidPrefix = uuidPrefix();
+  #uuidSeq = 0;
   /** Backend "ip:port/proto" -> service, from socket translations seen. */
   readonly #translated = new Map<string, FlowService>();
   #lostReported = 0;
   /** Records read. */
   events = 0;
 
-  constructor(meta: FlowMetadata, ring: FlowRing, options: { monoToUnixOffsetNs?: bigint } = {}) {
+  constructor(meta: FlowMetadata, ring: FlowRing, options: { monoToUnixOffsetMs?: number } = {}) {
     this.#meta = meta;
     this.#ring = ring;
-    this.#offsetNs =
-      options.monoToUnixOffsetNs ?? BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+    // process.hrtime is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+    this.#offsetMs =
+      options.monoToUnixOffsetMs ?? Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
   }
 
   /** Decodes, enriches and pushes one ring-buffer record; a bad record counts as lost. */
@@ -135,13 +149,15 @@ export class FlowBuilder {
 
   /** Enriches one decoded event into a Flow. */
   build(ev: DatapathEvent): Flow {
-    const unix = ev.ktimeNs + this.#offsetNs;
-    const seconds = Number(unix / 1_000_000_000n);
-    const nanos = Number(unix % 1_000_000_000n);
+    const ms = Math.floor(ev.ktimeNs / 1_000_000);
+    const unixMs = ms + this.#offsetMs;
+    const seconds = Math.floor(unixMs / 1000);
+    const nanos = (unixMs - seconds * 1000) * 1_000_000 + (ev.ktimeNs - ms * 1_000_000);
     const meta = this.#meta;
+    const seq = (this.#uuidSeq = (this.#uuidSeq + 1) % 0x1000000000000);
     const base = {
       time: { seconds, nanos },
-      uuid: randomUUID(),
+      uuid: this.#uuidPrefix + seq.toString(16).padStart(12, '0'),
       nodeName: meta.nodeName,
       sourceNames: [] as string[],
       destinationNames: [] as string[],

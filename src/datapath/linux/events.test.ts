@@ -17,7 +17,7 @@ test('events: a packet record and a socket record encode and decode field for fi
     flags: EventFlags.Egress | EventFlags.Denied,
     proto: 6,
     endpoint: 42,
-    ktimeNs: 123_456_789_012n,
+    ktimeNs: 123_456_789_012,
     saddr: '10.244.1.5',
     daddr: '10.96.0.10',
     sport: 40000,

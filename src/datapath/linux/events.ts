@@ -91,7 +91,8 @@ export interface DatapathEvent {
   flags: number;
   proto: number;
   endpoint: number;
-  ktimeNs: bigint;
+  /** bpf_ktime_get_ns() as a Number (exact to the ns for 104 days of uptime, to 4 ns after a year). */
+  ktimeNs: number;
   saddr: string;
   daddr: string;
   sport: number;
@@ -143,7 +144,8 @@ export function decodeEvent(b: Buffer): DatapathEvent {
     flags: b[EventOff.flags]!,
     proto: b[EventOff.proto]!,
     endpoint: b.readUInt32LE(EventOff.endpoint),
-    ktimeNs: b.readBigUInt64LE(EventOff.ktimeNs),
+    ktimeNs:
+      b.readUInt32LE(EventOff.ktimeNs + 4) * 4_294_967_296 + b.readUInt32LE(EventOff.ktimeNs),
     saddr: ip4(b, EventOff.saddr),
     daddr: ip4(b, EventOff.daddr),
     sport: b.readUInt16BE(EventOff.sport),
@@ -172,7 +174,8 @@ export function encodeEvent(ev: DatapathEvent): Buffer {
   b[EventOff.flags] = ev.flags;
   b[EventOff.proto] = ev.proto;
   b.writeUInt32LE(ev.endpoint, EventOff.endpoint);
-  b.writeBigUInt64LE(ev.ktimeNs, EventOff.ktimeNs);
+  b.writeUInt32LE(ev.ktimeNs % 4_294_967_296, EventOff.ktimeNs);
+  b.writeUInt32LE(Math.floor(ev.ktimeNs / 4_294_967_296), EventOff.ktimeNs + 4);
   ip4Bytes(ev.saddr, b, EventOff.saddr);
   ip4Bytes(ev.daddr, b, EventOff.daddr);
   b.writeUInt16BE(ev.sport, EventOff.sport);
