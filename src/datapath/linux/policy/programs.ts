@@ -376,8 +376,7 @@ function aggregate(
 ): ProgramText {
   return [
     asm.mov.reg(R9, R0), // r9 = CT value
-    asm.call(Helper.KtimeGetNs),
-    asm.stxdw(R10, EV + EventOff.ktimeNs, R0),
+    asm.call(Helper.KtimeGetCoarseNs), // the tick's time: cheap, and ~1 s units need no more
     asm.rsh.imm(R0, AGGREGATION_CLOCK_SHIFT),
     asm.and.imm(R0, 0xffff), // r0 = now (aggregation clock)
     asm.ldxw(R1, R9, Off.ctValue.flags),
@@ -403,6 +402,8 @@ function aggregate(
     shift ? asm.lsh.imm(R4, shift) : [],
     asm.or.reg(R1, R4),
     asm.stxw(R9, Off.ctValue.flags, R1),
+    asm.call(Helper.KtimeGetNs), // the event's precise time
+    asm.stxdw(R10, EV + EventOff.ktimeNs, R0),
     asm.stw(R10, EV, EventType.Trace | (flags << 16)),
     asm.ldxw(R7, R9, Off.ctValue.identity),
     packetEventTail(ev, R7, label),
