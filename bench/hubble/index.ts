@@ -18,6 +18,7 @@
  * Run: npm run bench -- hubble
  */
 import { spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { report, type Figure } from '../lib/report.js';
 import {
@@ -167,6 +168,26 @@ const figures: Figure[] = [];
   });
 }
 
+{
+  // A machine-speed reference in the same run: CPU time of allocating one small object
+  // (tens of ns on an idle VM; far more when the machine is oversubscribed).
+  const keep = new Array<unknown>(4095);
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < 1_000_000; i++) keep[i % 4095] = { a: i, b: { c: i } };
+  const c = process.cpuUsage(c0);
+  figures.push({
+    name: 'ref_small_alloc_ns',
+    value: Math.round((c.user + c.system) / 1000),
+    unit: 'ns',
+    note: 'machine reference: CPU ns per tiny allocation',
+  });
+  figures.push({
+    name: 'load_average_1m',
+    value: loadavg()[0]!,
+    unit: '',
+    note: 'at the end of the ingest rounds',
+  });
+}
 if (process.argv[2] === '--events-only') {
   report('hubble-events', figures);
   process.exit(0);
