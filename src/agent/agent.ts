@@ -40,7 +40,10 @@ import { POD_GATEWAY, hostIfNameFor } from '../datapath/linux/veth.js';
 import { pendingReleaseDir } from './cni/plugin.js';
 import { AgentPolicy } from './policy.js';
 import type { EnforcementMode } from '../policy/engine.js';
-import { DEFAULT_FLOW_RING_CAPACITY, FlowRing } from '../observe/ring.js';
+import { FlowRing, DEFAULT_FLOW_RING_CAPACITY } from '../observe/ring.js';
+import type { EventMaps } from '../datapath/linux/events.js';
+import { AgentFlowMetadata } from './flow-metadata.js';
+import { startFlows, type FlowPipeline } from './flows.js';
 
 /** Cilium's reserved identities that the agent puts in the ipcache. */
 export const ReservedIdentity = {
@@ -89,6 +92,8 @@ export interface HubbleConfig {
   tlsCertFile?: string;
   tlsKeyFile?: string;
   tlsClientCAFile?: string;
+  /** Bytes of the datapath's BPF ring buffer of flow events (bpf-events-ring-size). */
+  eventsRingBytes?: number;
 }
 
 /** Optional introspection a datapath may offer (LinuxDatapath does). */
@@ -99,6 +104,8 @@ export interface DatapathExtras {
   listIPCache?(): IPCacheEntry[];
   listServices?(): Promise<ServiceEntry[]>;
   listNodeRoutes?(): Promise<NodeRoute[]>;
+  /** The flow event maps the programs write to (absent or undefined: no events). */
+  eventMaps?: EventMaps | undefined;
   close?(): Promise<void>;
 }
 
@@ -135,8 +142,11 @@ export class Agent {
   readonly dpEndpoints: Reconciler<Endpoint>;
   readonly ceps: Reconciler<EndpointInfo> | undefined;
   readonly policy: AgentPolicy;
-  /** The flows the datapath reported (Hubble's ring), read by the Observer API and metrics. */
+  /** The agent's flows (Hubble): the ring the observer API and metrics read. Empty when disabled. */
   readonly flows: FlowRing;
+  /** Names for flows; sources feed it (peers, cluster names, service names). */
+  readonly flowMeta: AgentFlowMetadata;
+  private flowPipeline: FlowPipeline | undefined;
   private readonly ipcacheSources = new Map<string, Map<string, IPCacheEntry>>();
   private readonly nodeSources = new Map<string, NodeInfo[]>();
   private readonly identities = new Set<number>();
@@ -227,9 +237,30 @@ export class Agent {
       ...(config.policyDefaultLocalCluster !== undefined
         ? { defaultLocalCluster: config.policyDefaultLocalCluster }
         : {}),
-      datapath: dp,
+      datapath: {
+        upsertEndpointPolicy: (p) => {
+          this.flowMeta.addRules([...p.ingress.entries, ...p.egress.entries].map((e) => e.rule));
+          return dp.upsertEndpointPolicy(p);
+        },
+        deleteEndpointPolicy: (id) => dp.deleteEndpointPolicy(id),
+      },
       logger,
     });
+    this.flowMeta = new AgentFlowMetadata({
+      nodeName: config.node,
+      clusterId: config.clusterId,
+      clusterName: config.clusterName,
+      engine: this.policy.engine,
+      enforcing: (id, dir) =>
+        (this.policy.policyOf(id)?.[dir].policies ?? []).map((r) => ({
+          name: r.name,
+          namespace: r.namespace ?? '',
+          kind: r.kind,
+          labels: [],
+          revision: 0,
+        })),
+    });
+    this.endpoints.onChange((ev, ep) => this.flowMeta.onEndpoint(ev, ep));
     this.endpoints.onChange((ev, ep) =>
       ev === 'delete' ? this.policy.deleteEndpoint(ep.id) : this.policy.upsertEndpoint(ep),
     );
@@ -255,6 +286,8 @@ export class Agent {
     if (this.pendingSync.size === 0) this.allSynced();
     if (!options.waitForMesh) this.meshSynced();
     this.applyPendingReleases();
+    if (this.config.hubble?.enabled !== false && dp.eventMaps)
+      this.flowPipeline = startFlows(dp.eventMaps, this.flowMeta, this.flows, this.log);
     this.endpoints.start({ clusterId: this.config.clusterId });
     this.starting = false;
   }
@@ -325,6 +358,7 @@ export class Agent {
     this.policy.stop();
     for (const r of [this.services, this.ipcache, this.routes, this.dpEndpoints, this.ceps])
       r?.stop();
+    await this.flowPipeline?.stop();
     await this.deps.datapath.close?.();
   }
 
@@ -491,6 +525,9 @@ export class Agent {
    */
   setNodes(source: string, nodes: NodeInfo[]): void {
     this.nodeSources.set(source, nodes);
+    for (const n of nodes)
+      if (n.clusterId && n.clusterId !== this.config.clusterId && source !== 'k8s')
+        this.flowMeta.setClusterName(n.clusterId, source);
     const routes: NodeRoute[] = [];
     const ipc: IPCacheEntry[] = [];
     for (const [src, list] of this.nodeSources) {
@@ -520,6 +557,7 @@ export class Agent {
 
   /** Replaces the service table (from the service catalog). */
   setServices(entries: ServiceEntry[]): void {
+    this.flowMeta.setServiceEntries(entries);
     this.services.replaceAll(
       entries.map((e) => ({ ...e, algorithm: e.algorithm ?? this.config.lbAlgorithm })),
     );
@@ -527,6 +565,7 @@ export class Agent {
 
   /** Identities known in the cluster (for status counts). */
   setIdentityCount(ids: Iterable<number>): void {
+    this.flowMeta.identitiesChanged();
     this.identities.clear();
     for (const i of ids) this.identities.add(i);
   }

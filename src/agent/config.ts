@@ -42,8 +42,11 @@ export const AGENT_CONFIG_KEYS: Readonly<Record<string, string>> = {
   'prometheus-serve-addr': "the agent's metrics, [host]:port; default :9962; empty turns them off",
   'hubble-metrics-server':
     "Hubble's flow metrics, [host]:port; default :9965; empty turns them off",
-  'enable-hubble': 'true: keep flows and serve the Observer API (default true)',
-  'hubble-flow-buffer-size': 'flows the ring keeps (default 4095)',
+  'enable-hubble':
+    'true: the datapath writes flow events, the agent keeps flows and serves the Observer API (Hubble); default true',
+  'hubble-flow-buffer-size': 'flows the agent keeps (its ring), 1..1048575; default 4095',
+  'bpf-events-ring-size':
+    'bytes of the BPF ring buffer of flow events, a power of 2 >= 4096; default 1048576',
   'hubble-socket-path':
     'the node-local Observer API socket (default: hubble.sock beside socket-path)',
   'hubble-listen-address':
@@ -100,7 +103,10 @@ export function agentConfigFromDir(
     ...(o.apiServerURL ? { apiServerURL: o.apiServerURL } : {}),
     hubble: {
       enabled: c.bool('enable-hubble', true),
-      flowBufferSize: c.int('hubble-flow-buffer-size', { min: 1, max: 1 << 20, fallback: 4095 }),
+      flowBufferSize: c.int('hubble-flow-buffer-size', { min: 1, max: 1_048_575, fallback: 4095 }),
+      eventsRingBytes: ringBytes(
+        c.int('bpf-events-ring-size', { min: 4096, max: 1 << 30, fallback: 1 << 20 }),
+      ),
       socketPath:
         c.get('hubble-socket-path') || join(dirname(c.string('socket-path')), 'hubble.sock'),
       listenAddress: c.get('hubble-listen-address') ?? ':4244',
@@ -111,6 +117,14 @@ export function agentConfigFromDir(
         : {}),
     },
   };
+}
+
+function ringBytes(n: number): number {
+  if ((n & (n - 1)) !== 0)
+    throw new TendrilError('CONFIG_BAD_VALUE', `bpf-events-ring-size ${n} is not a power of 2`, {
+      hint: 'write a power of 2 of at least 4096, e.g. 1048576',
+    });
+  return n;
 }
 
 /** The parts of a Node object the agent reads. */

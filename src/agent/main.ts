@@ -16,6 +16,7 @@
  * has one), and drives the Linux datapath. SIGTERM stops it and leaves the
  * kernel state (pinned maps, links, routes) in place for the next start.
  */
+import { DEFAULT_EVENTS_RING_BYTES } from '../datapath/linux/events.js';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../util/log.js';
 import { describeError } from '../util/errors.js';
@@ -88,6 +89,9 @@ async function main(): Promise<void> {
         bpffsDir: cfg.bpffsDir,
         cgroupPath: cfg.cgroupPath,
         logger,
+        ...(cfg.hubble?.enabled !== false
+          ? { events: { ringBytes: cfg.hubble?.eventsRingBytes ?? DEFAULT_EVENTS_RING_BYTES } }
+          : {}),
         ...(await loadSocketLBFactory(logger).then((f) => (f ? { socketLB: f } : {}))),
       });
   const extras =

@@ -2,6 +2,7 @@
  * Client of the node agent's API over its Unix socket (see ./types.ts).
  * Used by the CNI plugin, `tendril status` and `tendril debug`.
  */
+import type { Flow } from '../../observe/flow.js';
 import { request } from 'node:http';
 import { TendrilError } from '../../util/errors.js';
 import type {
@@ -139,5 +140,9 @@ export class AgentClient {
   }
   routes(): Promise<NodeRoute[]> {
     return this.request<NodeRoute[]>('GET', '/v1/routes');
+  }
+  /** The agent's flow ring (Hubble flows), oldest first, and its counters. */
+  flows(): Promise<{ flows: Flow[]; stats: { seen: number; capacity: number; lost: number } }> {
+    return this.request('GET', '/v1/flows');
   }
 }

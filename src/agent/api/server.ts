@@ -55,6 +55,8 @@ export async function handle(
     if (m === 'GET' && path === '/v1/ipcache') return send(res, 200, agent.ipcache.values());
     if (m === 'GET' && path === '/v1/routes') return send(res, 200, agent.routes.values());
     if (m === 'GET' && path === '/v1/policy') return send(res, 200, agent.policy.report());
+    if (m === 'GET' && path === '/v1/flows')
+      return send(res, 200, { flows: agent.flows.snapshot(), stats: agent.flows.stats() });
     const ep = /^\/v1\/endpoints\/([^/]+)$/.exec(path);
     if (ep) {
       const containerId = decodeURIComponent(ep[1]!);

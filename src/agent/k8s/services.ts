@@ -82,6 +82,7 @@ export class ServiceSource {
 
   private remote: readonly ClusterService[] = [];
   private lastIssues = '';
+  private lastServices: CatalogResult['services'] = [];
 
   /** Sets the remote clusters' services (from the mesh); global services get their backends. */
   setRemote(remote: readonly ClusterService[]): void {
@@ -114,9 +115,15 @@ export class ServiceSource {
     });
   }
 
+  /** The services of the last table computed (names and ClusterIPs, for flows). */
+  catalogServices(): CatalogResult['services'] {
+    return this.lastServices;
+  }
+
   /** The current table. */
   entries(): ServiceEntry[] {
     const r = this.result();
+    this.lastServices = r.services;
     const issues = JSON.stringify(r.issues);
     if (issues !== this.lastIssues) {
       this.lastIssues = issues;

@@ -276,6 +276,10 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
           if (!ips.includes(old)) agent.updateIPCacheEntry('k8s', `${old}/32`, undefined);
         cepIps.set(key, ips);
         for (const ip of ips) {
+          agent.flowMeta.setPeer(ip, {
+            namespace: o.metadata?.namespace ?? '',
+            podName: o.metadata?.name ?? '',
+          });
           agent.updateIPCacheEntry(
             'k8s',
             `${ip}/32`,
@@ -291,8 +295,10 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
       };
       const offCep = (o: KubernetesObject) => {
         const key = `${o.metadata?.namespace}/${o.metadata?.name}`;
-        for (const ip of cepIps.get(key) ?? [])
+        for (const ip of cepIps.get(key) ?? []) {
           agent.updateIPCacheEntry('k8s', `${ip}/32`, undefined);
+          agent.flowMeta.setPeer(ip, undefined);
+        }
         cepIps.delete(key);
       };
       ceps.on('add', onCep).on('update', onCep).on('delete', offCep);
@@ -321,7 +327,10 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
         if (p.metadata?.namespace && p.metadata.name)
           agent.endpoints.refreshPod(p.metadata.namespace, p.metadata.name);
       });
-      services.onChange((entries) => agent.setServices(entries));
+      services.onChange((entries) => {
+        agent.flowMeta.setServiceNames(services.catalogServices());
+        agent.setServices(entries);
+      });
       services.onIssues((issues) => agent.setServiceIssues(issues));
       for (const w of [pods, nodes, ids, ceps]) void w.start();
       void services.start();

@@ -31,6 +31,7 @@ import {
 } from './maps.js';
 import { NodeRouter, type RouterConfig } from './routes.js';
 import { BpfPolicyDatapath, PolicyEnforcer } from './policy/policy-datapath.js';
+import { openEventMaps, type EventMaps } from './events.js';
 
 /** Something wrong with the datapath, for status. */
 export interface DatapathProblem {
@@ -59,6 +60,8 @@ export type SocketLBFactory = (o: {
   bpffsDir: string;
   cgroupPath: string;
   logger: Logger;
+  /** Flow events (./events.ts): absent when Hubble is disabled. */
+  events?: EventMaps;
 }) => Promise<SocketLB>;
 
 export interface LinuxDatapathOptions {
@@ -67,6 +70,12 @@ export interface LinuxDatapathOptions {
   cgroupPath: string;
   logger?: Logger;
   socketLB?: SocketLBFactory;
+  /**
+   * Flow events (Hubble): the ring buffer's size in bytes. When set, init() opens the
+   * pinned event maps (`eventMaps`) and the policy and socket-LB programs write to them;
+   * when absent the programs are the variants that emit nothing.
+   */
+  events?: { ringBytes: number };
 }
 
 /** The datapath of one node, driven by its agent. */
@@ -75,6 +84,8 @@ export class LinuxDatapath implements Datapath {
   private ipcache: BpfMap<IPCacheKey, IPCacheValue> | undefined;
   private endpointsMap: BpfMap<string, EndpointValue> | undefined;
   private lb: SocketLB | undefined;
+  /** The flow event maps (undefined when events are off or could not be opened). */
+  eventMaps: EventMaps | undefined;
   private readonly probs = new Map<string, DatapathProblem>();
   private readonly log: Logger;
 
@@ -103,9 +114,21 @@ export class LinuxDatapath implements Datapath {
         this.ipcache = openIPCacheMap(this.o.bpffsDir);
         this.endpointsMap = openEndpointsMap(this.o.bpffsDir);
         this.probs.delete('bpf-maps');
+        if (this.o.events) {
+          try {
+            this.eventMaps = openEventMaps(this.o.bpffsDir, this.o.events.ringBytes);
+            this.probs.delete('flow-events');
+          } catch (err) {
+            this.problem('flow-events', err, 'the events ring buffer needs root and bpffs');
+          }
+        }
         try {
           this.policy = new PolicyEnforcer(
-            BpfPolicyDatapath.open({ bpffsDir: this.o.bpffsDir, logger: this.log }),
+            BpfPolicyDatapath.open({
+              bpffsDir: this.o.bpffsDir,
+              logger: this.log,
+              ...(this.eventMaps ? { events: this.eventMaps } : {}),
+            }),
           );
           this.probs.delete('policy');
         } catch (err) {
@@ -137,6 +160,7 @@ export class LinuxDatapath implements Datapath {
           bpffsDir: this.o.bpffsDir,
           cgroupPath: this.o.cgroupPath,
           logger: this.log,
+          ...(this.eventMaps ? { events: this.eventMaps } : {}),
         });
         this.probs.delete('socket-lb');
       } catch (err) {
@@ -260,6 +284,8 @@ export class LinuxDatapath implements Datapath {
     await this.lb?.close();
     this.ipcache?.close();
     this.endpointsMap?.close();
+    this.eventMaps?.ring.close();
+    this.eventMaps?.lost.close();
   }
 }
 

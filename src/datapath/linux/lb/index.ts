@@ -26,7 +26,12 @@ export { HOOKS, forwardProgram, reverseProgram, loadHookProgram, type Hook } fro
  * `cgroupPath`. Throws (MapMismatchError, VerifierError, BpfError, LBError).
  */
 export const createSocketLB: SocketLBFactory = async (o) =>
-  BpfSocketLB.open({ bpffsDir: o.bpffsDir, cgroupPath: o.cgroupPath, logger: o.logger });
+  BpfSocketLB.open({
+    bpffsDir: o.bpffsDir,
+    cgroupPath: o.cgroupPath,
+    logger: o.logger,
+    ...(o.events ? { events: o.events } : {}),
+  });
 
 /**
  * Reads the services from the pinned maps without attaching anything (for

@@ -31,6 +31,13 @@ import {
 import { loadProgram, type Program } from '../../bpf/program.js';
 import { AttachType, ProgramType, SockAddrCtx, type AttachTypeId } from '../../bpf/types.js';
 import { IPPROTO, MAGLEV_M, Off, SvcFlags, type LBMaps } from './maps.js';
+import {
+  EventOff,
+  EventType,
+  SOCK_XLATE_POST_FWD,
+  emitRecord,
+  type EventProgramMaps,
+} from '../events.js';
 
 const ECONNREFUSED = 111;
 
@@ -49,10 +56,13 @@ const SK = -16; // service key, 12 bytes: vip @-16, dport|proto @-12, slot|pad @
 const BK = -24; // backend id / maglev key (u32)
 const RK = -40; // reverse-NAT key, 16 bytes: cookie @-40, ip @-32, port|pad @-28
 const RV = -48; // reverse-NAT value, 8 bytes: vip @-48, vport @-44, revNat @-42
+const EVS = -112; // socket translation event, 64 bytes (events only)
+const LK = -116; // lost-counter key (events only)
 
 /** connect4 / sendmsg4: translate a service address to a backend. */
 export function forwardProgram(
   maps: Pick<LBMaps, 'services' | 'backends' | 'revnat' | 'maglev'>,
+  events?: EventProgramMaps,
 ): ProgramText {
   const lookup = (map: { fd: number; name: string }, keyOff: number) => [
     asm.loadMapPtr(R1, map),
@@ -150,6 +160,7 @@ export function forwardProgram(
     asm.mov.imm(R4, 0),
     asm.call(Helper.MapUpdateElem),
     asm.label('allow'),
+    events ? sockEvent(events) : [],
     asm.retImm(1),
 
     asm.label('pass'),
@@ -159,6 +170,44 @@ export function forwardProgram(
     asm.mov.imm(R1, -ECONNREFUSED),
     asm.call(Helper.SetRetval),
     asm.retImm(0),
+  ];
+}
+
+/**
+ * A TRACE_SOCK event (../events.ts) for the translation just made: frontend from the
+ * service key on the stack, backend from the rewritten ctx, service id in r9, protocol
+ * in r8, socket cookie and cgroup id. Clobbers r0-r5.
+ */
+function sockEvent(events: EventProgramMaps): ProgramText {
+  return [
+    asm.mov.reg(R1, R8),
+    asm.and.imm(R1, 0xff),
+    asm.lsh.imm(R1, 24),
+    asm.or.imm(R1, EventType.TraceSock | (SOCK_XLATE_POST_FWD << 8)),
+    asm.stxw(R10, EVS, R1),
+    asm.stw(R10, EVS + EventOff.endpoint, 0),
+    asm.call(Helper.KtimeGetNs),
+    asm.stxdw(R10, EVS + EventOff.ktimeNs, R0),
+    asm.stw(R10, EVS + EventOff.saddr, 0),
+    asm.ldxw(R1, R6, SockAddrCtx.userIp4),
+    asm.stxw(R10, EVS + EventOff.daddr, R1),
+    asm.ldxw(R1, R6, SockAddrCtx.userPort),
+    asm.and.imm(R1, 0xffff),
+    asm.lsh.imm(R1, 16), // sport 0, dport = the backend port (network order)
+    asm.stxw(R10, EVS + EventOff.sport, R1),
+    asm.stxw(R10, EVS + EventOff.identity, R9), // the service id
+    asm.stw(R10, EVS + EventOff.ruleId, 0),
+    asm.stw(R10, EVS + EventOff.tcpFlags, 0),
+    asm.ldxw(R1, R10, SK + Off.svcKey.vip),
+    asm.stxw(R10, EVS + EventOff.origDaddr, R1),
+    asm.ldxh(R1, R10, SK + Off.svcKey.dport),
+    asm.stxw(R10, EVS + EventOff.origDport, R1), // port + zero pad
+    asm.mov.reg(R1, R6),
+    asm.call(Helper.GetSocketCookie),
+    asm.stxdw(R10, EVS + EventOff.cookie, R0),
+    asm.call(Helper.GetCurrentCgroupId),
+    asm.stxdw(R10, EVS + EventOff.cgroupId, R0),
+    emitRecord(events, EVS, EventOff.sockSize, LK, 'sock'),
   ];
 }
 
@@ -188,13 +237,16 @@ export function reverseProgram(maps: Pick<LBMaps, 'revnat'>): ProgramText {
 }
 
 /** Loads the program of one hook against `maps`. Throws VerifierError / BpfError. */
-export function loadHookProgram(hook: Hook, maps: LBMaps): Program {
+export function loadHookProgram(hook: Hook, maps: LBMaps, events?: EventProgramMaps): Program {
   const h = HOOKS.find((x) => x.hook === hook)!;
   const forward = hook === 'connect4' || hook === 'sendmsg4';
+  // Translations are reported at connect (TCP, connected UDP); per-datagram sendmsg is not.
   return loadProgram({
     name: h.name,
     type: ProgramType.CgroupSockAddr,
     expectedAttachType: h.attachType,
-    instructions: forward ? forwardProgram(maps) : reverseProgram(maps),
+    instructions: forward
+      ? forwardProgram(maps, hook === 'connect4' ? events : undefined)
+      : reverseProgram(maps),
   });
 }

@@ -35,6 +35,7 @@ import {
   type LBMaps,
 } from './maps.js';
 import { HOOKS, loadHookProgram } from './programs.js';
+import type { EventProgramMaps } from '../events.js';
 
 /** Bad service input (code LB_INVALID_SERVICE) or an exhausted id space (LB_FULL). */
 export class LBError extends TendrilError {
@@ -52,6 +53,8 @@ export interface SocketLBOptions {
   logger?: Logger;
   /** Only open the maps (no programs, no attach): for `tendril debug` and tests. */
   mapsOnly?: boolean;
+  /** Flow events: connect4 reports each translation to this ring (absent: no events). */
+  events?: EventProgramMaps;
 }
 
 interface SvcState {
@@ -118,7 +121,7 @@ export class BpfSocketLB implements SocketLB {
       });
     mkdirSync(join(lbPinDir(this.o.bpffsDir), LB_PIN.links), { recursive: true });
     for (const h of HOOKS) {
-      const prog = loadHookProgram(h.hook, this.maps);
+      const prog = loadHookProgram(h.hook, this.maps, this.o.events);
       this.programs.push(prog);
       const link = createOrUpdatePinnedLink(this.linkPath(h.hook), prog, () =>
         attachCgroup(prog, { cgroup: this.o.cgroupPath, attachType: h.attachType }),

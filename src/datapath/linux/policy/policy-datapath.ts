@@ -33,6 +33,7 @@ import {
   type PolicyValue,
 } from './maps.js';
 import { loadPolicyProgram } from './programs.js';
+import type { EventProgramMaps } from '../events.js';
 
 /** A policy datapath failure; code POLICY_DATAPATH. */
 export class PolicyDatapathError extends TendrilError {
@@ -101,13 +102,19 @@ export class BpfPolicyDatapath {
     private readonly bpffsDir: string,
     readonly maps: PolicyNodeMaps & { ipcache: BpfMap<IPCacheKey, IPCacheValue> },
     private readonly log: Logger,
+    private readonly events?: EventProgramMaps,
   ) {}
 
   /**
    * Opens (or creates) the node's pinned policy maps and the ipcache under `bpffsDir`.
    * @throws BpfError, MapMismatchError
    */
-  static open(o: { bpffsDir: string; logger?: Logger }): BpfPolicyDatapath {
+  static open(o: {
+    bpffsDir: string;
+    logger?: Logger;
+    /** Flow event maps: the programs write verdicts, drops and traces (absent: none). */
+    events?: EventProgramMaps;
+  }): BpfPolicyDatapath {
     mkdirSync(policyPinDir(o.bpffsDir), { recursive: true });
     const node = openPolicyNodeMaps(o.bpffsDir);
     let ipcache: BpfMap<IPCacheKey, IPCacheValue>;
@@ -118,7 +125,7 @@ export class BpfPolicyDatapath {
       node.drops.close();
       throw e;
     }
-    return new BpfPolicyDatapath(o.bpffsDir, { ...node, ipcache }, o.logger ?? nopLogger);
+    return new BpfPolicyDatapath(o.bpffsDir, { ...node, ipcache }, o.logger ?? nopLogger, o.events);
   }
 
   private endpoint(id: number): OpenEndpoint {
@@ -159,6 +166,7 @@ export class BpfPolicyDatapath {
         ct: this.maps.ct,
         drops: this.maps.drops,
         ipcache: this.maps.ipcache,
+        ...(this.events ? { events: { ...this.events, endpointId: t.id } } : {}),
       });
       try {
         const link = createOrUpdatePinnedLink(path, prog, () =>

@@ -27,6 +27,7 @@ import {
   R2,
   R3,
   R4,
+  R5,
   R6,
   R7,
   R8,
@@ -38,6 +39,16 @@ import type { BpfMap } from '../../bpf/map.js';
 import { loadProgram, type Program } from '../../bpf/program.js';
 import { ProgramType, SkBuffCtx, TcAction } from '../../bpf/types.js';
 import { DIR, DropReason, Off, PolicyFlags } from './maps.js';
+import {
+  AGGREGATION_CLOCK_SHIFT,
+  AGGREGATION_INTERVAL_UNITS,
+  EventDropReason,
+  EventFlags,
+  EventOff,
+  EventType,
+  emitRecord,
+  type EventProgramMaps,
+} from '../events.js';
 
 /**
  * The identity of a peer the ipcache does not know (Cilium's reserved `world`, 2).
@@ -55,6 +66,12 @@ export interface PolicyProgramMaps {
   ct: AnyMap;
   drops: AnyMap;
   ipcache: AnyMap;
+  /**
+   * Flow events (../events.ts): when set, the program writes policy verdicts, drops and
+   * `medium`-aggregated traces of the endpoint `endpointId` to the ring; when absent it
+   * emits nothing (Hubble disabled) and costs nothing extra.
+   */
+  events?: EventProgramMaps & { endpointId: number };
 }
 
 const ETH_HLEN = 14;
@@ -72,6 +89,10 @@ const IK = -40; // ipcache key {prefixlen, addr}, 8 bytes
 const CV = -48; // CT value, 8 bytes
 const DK = -56; // drop counter index (u32)
 const RK = -72; // reversed CT key, 16 bytes
+const TF = -88; // the packet's TCP flags (u64; events only)
+const RID = -92; // ruleId of the deciding policy entry (u32; events only)
+const LK = -96; // lost-counter key (u32; events only)
+const EV = -136; // event record, 40 bytes (events only)
 
 function lookup(map: AnyMap, keyOff: number): ProgramText {
   return [
@@ -91,8 +112,12 @@ export function policyProgram(
   const other = direction === 'ingress' ? DIR.egress : DIR.ingress;
   // The peer is the destination of what the pod sends, the source of what it receives.
   const peerOff = direction === 'egress' ? Off.ctKey.daddr : Off.ctKey.saddr;
+  const ev = maps.events;
+  const E = (...t: ProgramText): ProgramText => (ev ? t : []);
+  const dirFlag = direction === 'egress' ? EventFlags.Egress : 0;
   return [
     asm.mov.reg(R6, R1), // r6 = ctx
+    E(asm.stdw(R10, TF, 0), asm.stw(R10, RID, 0)),
     asm.ldxw(R2, R6, SkBuffCtx.data),
     asm.ldxw(R3, R6, SkBuffCtx.dataEnd),
     asm.mov.reg(R1, R2),
@@ -121,6 +146,14 @@ export function policyProgram(
     asm.ja('l4done'),
     asm.label('ports'),
     asm.ldxw(R9, R2, 0),
+    E(
+      asm.jne.imm(R8, IPPROTO_TCP, 'l4done'),
+      asm.mov.reg(R1, R2),
+      asm.add.imm(R1, 14),
+      asm.jgt.reg(R1, R3, 'l4done'),
+      asm.ldxb(R1, R2, 13),
+      asm.stxdw(R10, TF, R1),
+    ),
     asm.ja('l4done'),
     asm.label('icmp'),
     asm.ldxb(R1, R2, 0),
@@ -153,7 +186,7 @@ export function policyProgram(
     asm.or.imm(R1, other << 8),
     asm.stxw(R10, RK + Off.ctKey.proto, R1),
     lookup(maps.ct, RK),
-    asm.jne.imm(R0, 0, 'pass'), // reply: passes without policy
+    asm.jne.imm(R0, 0, ev ? 'reply' : 'pass'), // reply: passes without policy
 
     // The peer's identity from the ipcache (a miss is world).
     asm.stw(R10, IK, 32),
@@ -188,6 +221,7 @@ export function policyProgram(
     lookup(maps.policy, PK),
     asm.jeq.imm(R0, 0, 'wildcard'),
     asm.ldxb(R1, R0, Off.policyValue.flags),
+    E(asm.ldxw(R2, R0, Off.policyValue.ruleId), asm.stxw(R10, RID, R2)),
     asm.jset.imm(R1, PolicyFlags.Deny, 'deny'),
     asm.mov.imm(R9, 1),
     asm.label('wildcard'),
@@ -195,16 +229,34 @@ export function policyProgram(
     lookup(maps.policy, PK),
     asm.jeq.imm(R0, 0, 'decide'),
     asm.ldxb(R1, R0, Off.policyValue.flags),
-    asm.jset.imm(R1, PolicyFlags.Deny, 'deny'),
+    asm.jset.imm(R1, PolicyFlags.Deny, ev ? 'wdeny' : 'deny'),
+    E(
+      asm.jne.imm(R9, 0, 'wallow'), // the identity's own allow names the rule
+      asm.ldxw(R2, R0, Off.policyValue.ruleId),
+      asm.stxw(R10, RID, R2),
+      asm.label('wallow'),
+    ),
     asm.mov.imm(R9, 1),
     asm.label('decide'),
     asm.jeq.imm(R9, 0, 'denied'),
 
     // Allowed: track the connection so its replies pass.
     lookup(maps.ct, CT),
-    asm.jne.imm(R0, 0, 'pass'),
+    asm.jne.imm(R0, 0, ev ? 'established' : 'pass'),
     asm.stxw(R10, CV + Off.ctValue.identity, R7),
-    asm.stw(R10, CV + Off.ctValue.flags, 0),
+    ev
+      ? [
+          // CT flags word: {u8 TCP flags seen forward; u8 seen in reply; u16 last event time}
+          asm.call(Helper.KtimeGetNs),
+          asm.stxdw(R10, EV + EventOff.ktimeNs, R0),
+          asm.rsh.imm(R0, AGGREGATION_CLOCK_SHIFT),
+          asm.and.imm(R0, 0xffff),
+          asm.lsh.imm(R0, 16),
+          asm.ldxdw(R1, R10, TF),
+          asm.or.reg(R0, R1),
+          asm.stxw(R10, CV + Off.ctValue.flags, R0),
+        ]
+      : asm.stw(R10, CV + Off.ctValue.flags, 0),
     asm.loadMapPtr(R1, maps.ct),
     asm.mov.reg(R2, R10),
     asm.add.imm(R2, CT),
@@ -212,15 +264,56 @@ export function policyProgram(
     asm.add.imm(R3, CV),
     asm.mov.imm(R4, BPF_NOEXIST),
     asm.call(Helper.MapUpdateElem),
+    ev
+      ? [
+          // A new connection allowed: a policy verdict event naming the rule.
+          asm.stw(R10, EV, EventType.PolicyVerdict | (dirFlag << 16)),
+          packetEventTail(ev, R7, 'verdict'),
+        ]
+      : [],
     asm.label('pass'),
     asm.retImm(TcAction.Next),
 
+    ev
+      ? [
+          asm.label('reply'),
+          aggregate(ev, 8, dirFlag | EventFlags.Reply, 'reply'),
+          asm.label('established'),
+          aggregate(ev, 0, dirFlag, 'est'),
+          asm.label('wdeny'),
+          asm.ldxw(R2, R0, Off.policyValue.ruleId),
+          asm.stxw(R10, RID, R2),
+        ]
+      : [],
     asm.label('deny'),
     asm.stw(R10, DK, DropReason.PolicyDenyRule),
+    E(
+      asm.stw(
+        R10,
+        EV,
+        EventType.Drop | (EventDropReason.PolicyDeny << 8) | ((dirFlag | EventFlags.Denied) << 16),
+      ),
+    ),
     asm.ja('drop'),
     asm.label('denied'),
     asm.stw(R10, DK, DropReason.PolicyDenied),
+    E(
+      asm.stw(
+        R10,
+        EV,
+        EventType.Drop |
+          (EventDropReason.PolicyDenied << 8) |
+          ((dirFlag | EventFlags.Denied) << 16),
+      ),
+    ),
     asm.label('drop'),
+    ev
+      ? [
+          asm.call(Helper.KtimeGetNs),
+          asm.stxdw(R10, EV + EventOff.ktimeNs, R0),
+          packetEventTail(ev, R7, 'drop'),
+        ]
+      : [],
     lookup(maps.drops, DK),
     asm.jeq.imm(R0, 0, 'uncounted'),
     asm.ldxdw(R1, R0, 0),
@@ -233,6 +326,88 @@ export function policyProgram(
     asm.add.imm(R2, CT),
     asm.call(Helper.MapDeleteElem),
     asm.retImm(TcAction.Drop),
+  ];
+}
+
+/**
+ * The rest of a packet event whose first word (type, subType, flags) is stored and
+ * whose ktime is at EV+8: the protocol, endpoint, tuple, identity (`idReg`), the
+ * deciding ruleId and TCP flags; then writes it. Clobbers r0-r5.
+ */
+function packetEventTail(
+  ev: EventProgramMaps & { endpointId: number },
+  idReg: typeof R7,
+  label: string,
+): ProgramText {
+  return [
+    asm.ldxw(R1, R10, EV),
+    asm.mov.reg(R2, R8),
+    asm.lsh.imm(R2, 24),
+    asm.or.reg(R1, R2),
+    asm.stxw(R10, EV, R1),
+    asm.stw(R10, EV + EventOff.endpoint, ev.endpointId),
+    asm.ldxw(R1, R10, CT + Off.ctKey.saddr),
+    asm.stxw(R10, EV + EventOff.saddr, R1),
+    asm.ldxw(R1, R10, CT + Off.ctKey.daddr),
+    asm.stxw(R10, EV + EventOff.daddr, R1),
+    asm.ldxw(R1, R10, CT + Off.ctKey.sport),
+    asm.stxw(R10, EV + EventOff.sport, R1), // sport + dport, as in the packet
+    asm.stxw(R10, EV + EventOff.identity, idReg),
+    asm.ldxw(R1, R10, RID),
+    asm.stxw(R10, EV + EventOff.ruleId, R1),
+    asm.ldxdw(R1, R10, TF),
+    asm.stxw(R10, EV + EventOff.tcpFlags, R1), // flags byte + 3 zero bytes
+    emitRecord(ev, EV, EventOff.packetSize, LK, label),
+  ];
+}
+
+/**
+ * Cilium's `medium` monitor aggregation for a packet of a tracked connection (r0 =
+ * its CT value): a TRACE event when the packet brings TCP flags this side of the
+ * connection has not shown yet, or when the last event is AGGREGATION_INTERVAL
+ * old; otherwise nothing. `shift` selects the side's flags byte (0 forward, 8 reply).
+ * Ends by passing the packet.
+ */
+function aggregate(
+  ev: EventProgramMaps & { endpointId: number },
+  shift: 0 | 8,
+  flags: number,
+  label: string,
+): ProgramText {
+  return [
+    asm.mov.reg(R9, R0), // r9 = CT value
+    asm.call(Helper.KtimeGetCoarseNs), // the tick's time: cheap, and ~1 s units need no more
+    asm.rsh.imm(R0, AGGREGATION_CLOCK_SHIFT),
+    asm.and.imm(R0, 0xffff), // r0 = now (aggregation clock)
+    asm.ldxw(R1, R9, Off.ctValue.flags),
+    asm.ldxdw(R4, R10, TF), // this packet's TCP flags
+    asm.mov.reg(R2, R1),
+    asm.rsh.imm(R2, 16), // last event time
+    asm.mov.reg(R3, R0),
+    asm.sub.reg(R3, R2),
+    asm.and.imm(R3, 0xffff),
+    asm.jge.imm(R3, AGGREGATION_INTERVAL_UNITS, `${label}_notify`),
+    asm.mov.reg(R3, R1),
+    shift ? asm.rsh.imm(R3, shift) : [],
+    asm.and.imm(R3, 0xff), // flags this side has shown
+    asm.mov.reg(R5, R4),
+    asm.or.reg(R5, R3),
+    asm.jne.reg(R5, R3, `${label}_notify`),
+    asm.ja('pass'),
+    asm.label(`${label}_notify`),
+    asm.mov.reg(R2, R0),
+    asm.lsh.imm(R2, 16),
+    asm.and.imm(R1, 0xffff),
+    asm.or.reg(R1, R2),
+    shift ? asm.lsh.imm(R4, shift) : [],
+    asm.or.reg(R1, R4),
+    asm.stxw(R9, Off.ctValue.flags, R1),
+    asm.call(Helper.KtimeGetNs), // the event's precise time
+    asm.stxdw(R10, EV + EventOff.ktimeNs, R0),
+    asm.stw(R10, EV, EventType.Trace | (flags << 16)),
+    asm.ldxw(R7, R9, Off.ctValue.identity),
+    packetEventTail(ev, R7, label),
+    asm.ja('pass'),
   ];
 }
 

@@ -1,0 +1,236 @@
+/**
+ * Hubble (flow observability) benchmark, datapath-events part (issue 12).
+ *
+ *   events_per_s_one_core     synthetic ring-buffer records (a realistic mix: policy verdicts,
+ *                             traces, drops, socket translations) decoded and enriched into
+ *                             Flows and pushed to a 4095-flow ring, on this one thread
+ *   agent_rss_ring_4095_mib   RSS of a child process holding the agent's flow metadata and a
+ *   agent_rss_ring_16383_mib  full ring of that many flows (minus nothing: the whole process)
+ *   policy_prog_ns_established_{off,on}, hubble_prog_on_vs_off
+ *                             kernel time per packet of an established TCP connection through
+ *                             the policy program without and with events (BPF_PROG_TEST_RUN,
+ *                             repeat 1,000,000; root only), interleaved rounds, medians;
+ *                             the ratio is off/on (1.0 = no cost)
+ *
+ * Not measured here: hubble_on_vs_off_rps/_cps on the lab's service path (needs the lab
+ * datapath benchmark with an enable-hubble switch) and event_to_observe_p99_ms (needs the relay).
+ *
+ * Run: npm run bench -- hubble
+ */
+import { spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { report, type Figure } from '../lib/report.js';
+import {
+  EventFlags,
+  EventType,
+  encodeEvent,
+  type DatapathEvent,
+} from '../../src/datapath/linux/events.js';
+import { AgentFlowMetadata } from '../../src/agent/flow-metadata.js';
+import { FlowBuilder } from '../../src/agent/flows.js';
+import { FlowRing } from '../../src/observe/ring.js';
+import { ruleIdOf } from '../../src/datapath/linux/policy/policy-datapath.js';
+import type { EndpointInfo } from '../../src/agent/api/types.js';
+
+const ENDPOINTS = 100;
+const RULE = 'CiliumNetworkPolicy demo/allow spec.ingress[0]';
+
+function metadata(): AgentFlowMetadata {
+  const meta = new AgentFlowMetadata({ nodeName: 'node1', clusterId: 1, clusterName: 'cluster1' });
+  meta.setClusterName(2, 'cluster2');
+  for (let i = 1; i <= ENDPOINTS; i++) {
+    const ep: EndpointInfo = {
+      id: i,
+      containerId: `c${i}`,
+      ifName: 'eth0',
+      podNamespace: `ns-${i % 10}`,
+      podName: `app-${i % 20}-7d4f9c6b5-${i}`,
+      ip: `10.1.0.${i}`,
+      hostIfName: `lxc${i}`,
+      identity: (1 << 16) | (256 + (i % 20)),
+      labels: { app: `app-${i % 20}`, 'pod-template-hash': '7d4f9c6b5' },
+      state: 'ready',
+      createdAt: '',
+    };
+    meta.onEndpoint('upsert', ep);
+  }
+  for (let i = 1; i < 250; i++)
+    meta.setPeer(`10.2.0.${i}`, { namespace: 'demo', podName: `client-${i}` });
+  meta.setServiceNames([{ namespace: 'demo', name: 'echo', clusterIPs: ['10.96.0.50'] }]);
+  meta.setServiceEntries([
+    {
+      frontend: { ip: '10.96.0.50', port: 80, protocol: 'TCP' },
+      backends: Array.from({ length: 10 }, (_, i) => ({
+        ip: `10.1.0.${i + 1}`,
+        port: 8080,
+        clusterId: 1,
+        ready: true,
+      })),
+      algorithm: 'random',
+    },
+  ]);
+  meta.addRules([RULE]);
+  return meta;
+}
+
+function records(n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
+    const ep = 1 + (i % ENDPOINTS);
+    const ev: DatapathEvent = {
+      type: EventType.Trace,
+      subType: 0,
+      flags: 0,
+      proto: 6,
+      endpoint: ep,
+      ktimeNs: 1e9 + i * 1000,
+      saddr: `10.2.0.${1 + (i % 249)}`,
+      daddr: `10.1.0.${ep}`,
+      sport: 30000 + (i % 30000),
+      dport: 8080,
+      identity: (2 << 16) | 300,
+      ruleId: 0,
+      tcpFlags: 0x10,
+    };
+    const k = i % 10;
+    if (k === 0)
+      out.push(
+        encodeEvent({ ...ev, type: EventType.PolicyVerdict, ruleId: ruleIdOf(RULE), tcpFlags: 2 }),
+      );
+    else if (k === 1)
+      out.push(
+        encodeEvent({ ...ev, type: EventType.Drop, subType: 133, flags: EventFlags.Denied }),
+      );
+    else if (k === 2)
+      out.push(
+        encodeEvent({
+          ...ev,
+          type: EventType.TraceSock,
+          subType: 2,
+          endpoint: 0,
+          saddr: '0.0.0.0',
+          origDaddr: '10.96.0.50',
+          origDport: 80,
+          cookie: BigInt(i),
+          cgroupId: 9n,
+        }),
+      );
+    else if (k < 6) out.push(encodeEvent({ ...ev, flags: EventFlags.Egress | EventFlags.Reply }));
+    else out.push(encodeEvent(ev));
+  }
+  return out;
+}
+
+/** Child mode: fill a ring of N and print RSS in MiB. */
+if (process.argv[2] === '--rss') {
+  const n = Number(process.argv[3]);
+  const ring = new FlowRing(n);
+  const b = new FlowBuilder(metadata(), ring);
+  for (const r of records(n * 2)) b.ingest(r);
+  globalThis.gc?.();
+  console.log(
+    JSON.stringify({ rss: process.memoryUsage().rss / 2 ** 20, held: ring.snapshot().length }),
+  );
+  process.exit(0);
+}
+
+const figures: Figure[] = [];
+{
+  const recs = records(200_000);
+  const ring = new FlowRing(4095);
+  const b = new FlowBuilder(metadata(), ring);
+  for (let i = 0; i < 50_000; i++) b.ingest(recs[i]!); // warm up
+  // Rated per second of this thread's CPU time (user + system), so that other work on a
+  // shared machine does not count against it; the wall-clock rate is reported beside it.
+  const rates: number[] = [];
+  const wall: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (const r of recs) b.ingest(r);
+    const c = process.cpuUsage(c0);
+    rates.push(recs.length / ((c.user + c.system) / 1e6));
+    wall.push(recs.length / ((performance.now() - t0) / 1000));
+  }
+  const med = (a: number[]) => a.sort((x, y) => x - y)[a.length >> 1]!;
+  figures.push({
+    name: 'events_per_s_one_core',
+    value: Math.round(med(rates)),
+    unit: '/s',
+    note: 'per CPU-second, median of 5 x 200k; target >= 200,000',
+  });
+  figures.push({
+    name: 'events_per_s_wall',
+    value: Math.round(med(wall)),
+    unit: '/s',
+    note: 'the same rounds by wall clock (shared machine)',
+  });
+}
+
+{
+  // A machine-speed reference in the same run: CPU time of allocating one small object
+  // (tens of ns on an idle VM; far more when the machine is oversubscribed).
+  const keep = new Array<unknown>(4095);
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < 1_000_000; i++) keep[i % 4095] = { a: i, b: { c: i } };
+  const c = process.cpuUsage(c0);
+  figures.push({
+    name: 'ref_small_alloc_ns',
+    value: Math.round((c.user + c.system) / 1000),
+    unit: 'ns',
+    note: 'machine reference: CPU ns per tiny allocation',
+  });
+  figures.push({
+    name: 'load_average_1m',
+    value: loadavg()[0]!,
+    unit: '',
+    note: 'at the end of the ingest rounds',
+  });
+}
+if (process.argv[2] === '--events-only') {
+  for (const f of figures) console.log(`${f.name} ${f.value} ${f.unit}`); // no results file
+  process.exit(0);
+}
+const self = fileURLToPath(import.meta.url);
+for (const n of [4095, 16383]) {
+  const r = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', self, '--rss', String(n)],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const line = r.stdout.trim().split('\n').pop() ?? '{}';
+  const { rss, held } = JSON.parse(line) as { rss: number; held: number };
+  figures.push({
+    name: `agent_rss_ring_${n}_mib`,
+    value: rss,
+    unit: 'MiB',
+    note: `whole process (node + tsx), ${held} flows held`,
+  });
+}
+
+if (process.getuid?.() === 0) {
+  const { perPacketNs } = await import('./prog.js');
+  const { off, on } = perPacketNs();
+  figures.push({
+    name: 'policy_prog_ns_established_off',
+    value: off,
+    unit: 'ns',
+    note: 'median, events off',
+  });
+  figures.push({
+    name: 'policy_prog_ns_established_on',
+    value: on,
+    unit: 'ns',
+    note: 'median, events on',
+  });
+  figures.push({
+    name: 'hubble_prog_on_vs_off',
+    value: off / on,
+    unit: 'ratio',
+    note: 'kernel time per packet, off/on',
+  });
+}
+report('hubble', figures);

@@ -1,0 +1,187 @@
+/**
+ * What the agent knows that names a flow's peers, indexed for the flow builder's
+ * hot path (src/agent/flows.ts): local endpoints by id and address, other pods by
+ * address (CiliumEndpoints), identity labels (the policy engine's identity cache),
+ * cluster names, services by frontend and backend, and the policies behind the
+ * rule ids the policy programs report.
+ */
+import { formatLabel } from '../identity/labels.js';
+import type { EndpointInfo } from './api/types.js';
+import type { ServiceEntry } from '../datapath/types.js';
+import type { FlowPolicy, FlowService } from '../observe/flow.js';
+import type { FlowMetadata, FlowPod } from './flows.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import { ruleIdOf } from '../datapath/linux/policy/policy-datapath.js';
+
+/** A rule's origin text ("CiliumNetworkPolicy ns/name spec.ingress[0]") as a Hubble Policy. */
+export function policyOfRuleText(text: string): FlowPolicy | undefined {
+  const m =
+    /^(CiliumNetworkPolicy|CiliumClusterwideNetworkPolicy|NetworkPolicy) (?:([^/\s]+)\/)?(\S+)/.exec(
+      text,
+    );
+  if (!m) return undefined;
+  return { kind: m[1]!, namespace: m[2] ?? '', name: m[3]!, labels: [], revision: 0 };
+}
+
+function podOf(ep: EndpointInfo): FlowPod {
+  const labels = Object.entries(ep.labels)
+    .map(([k, v]) => `k8s:${k}=${v}`)
+    .concat(`k8s:io.kubernetes.pod.namespace=${ep.podNamespace}`)
+    .sort();
+  return {
+    id: ep.id,
+    namespace: ep.podNamespace,
+    podName: ep.podName,
+    ...(ep.identity > 0 ? { identity: ep.identity } : {}),
+    labels,
+    workloads: workloadOf(ep.podName, ep.labels),
+  };
+}
+
+/**
+ * A pod's workload. Owner references of a Deployment's pods name the ReplicaSet
+ * `<deployment>-<hash>`; without the Pod object here, the same is read from the
+ * pod-template-hash label (set on every ReplicaSet pod) and the pod's name.
+ */
+export function workloadOf(podName: string, labels: Record<string, string>) {
+  const hash = labels['pod-template-hash'];
+  if (hash) {
+    const i = podName.indexOf(`-${hash}-`);
+    if (i > 0) return [{ name: podName.slice(0, i), kind: 'Deployment' }];
+  }
+  const rev = labels['controller-revision-hash'];
+  if (rev) {
+    const m = /^(.*)-\d+$/.exec(podName);
+    if (m) return [{ name: m[1]!, kind: 'StatefulSet' }];
+  }
+  return [];
+}
+
+/** The agent's FlowMetadata. Fed through its set and on methods. */
+export class AgentFlowMetadata implements FlowMetadata {
+  readonly nodeName: string;
+  readonly #byId = new Map<number, FlowPod>();
+  readonly #byIp = new Map<string, FlowPod>();
+  readonly #peers = new Map<string, FlowPod>();
+  readonly #clusters = new Map<number, string>();
+  readonly #labels = new Map<number, string[]>();
+  readonly #rules = new Map<number, FlowPolicy | null>();
+  #svcNames = new Map<string, FlowService>(); // ClusterIP -> service
+  #frontends = new Map<string, FlowService>();
+  #backends = new Map<string, FlowService>();
+  #entries: ServiceEntry[] = [];
+  #enforcing: (id: number, dir: 'ingress' | 'egress') => FlowPolicy[] = () => [];
+
+  constructor(o: {
+    nodeName: string;
+    clusterId: number;
+    clusterName: string;
+    engine?: PolicyEngine;
+    enforcing?: (id: number, dir: 'ingress' | 'egress') => FlowPolicy[];
+  }) {
+    this.nodeName = o.nodeName;
+    this.#clusters.set(o.clusterId, o.clusterName);
+    this.engine = o.engine;
+    if (o.enforcing) this.#enforcing = o.enforcing;
+  }
+  private readonly engine: PolicyEngine | undefined;
+
+  /** A local endpoint changed. */
+  onEndpoint(ev: 'upsert' | 'delete', ep: EndpointInfo): void {
+    const old = this.#byId.get(ep.id);
+    if (old) for (const [ip, p] of this.#byIp) if (p === old) this.#byIp.delete(ip);
+    if (ev === 'delete') {
+      this.#byId.delete(ep.id);
+      return;
+    }
+    const pod = podOf(ep);
+    this.#byId.set(ep.id, pod);
+    if (ep.ip) this.#byIp.set(ep.ip, pod);
+  }
+
+  /** A pod elsewhere (a CiliumEndpoint) at `ip`, or none. */
+  setPeer(ip: string, pod: { namespace: string; podName: string } | undefined): void {
+    if (pod) this.#peers.set(ip, { id: 0, ...pod });
+    else this.#peers.delete(ip);
+  }
+
+  /** A remote cluster's name. */
+  setClusterName(id: number, name: string): void {
+    this.#clusters.set(id, name);
+  }
+
+  /** The services' names by ClusterIP (the service catalog). */
+  setServiceNames(
+    list: ReadonlyArray<{ namespace: string; name: string; clusterIPs: string[] }>,
+  ): void {
+    const m = new Map<string, FlowService>();
+    for (const s of list)
+      for (const ip of s.clusterIPs) m.set(ip, { name: s.name, namespace: s.namespace });
+    this.#svcNames = m;
+    this.#index();
+  }
+
+  /** The service table (frontends and their backends). */
+  setServiceEntries(entries: ServiceEntry[]): void {
+    this.#entries = entries;
+    this.#index();
+  }
+
+  #index(): void {
+    const fe = new Map<string, FlowService>();
+    const be = new Map<string, FlowService>();
+    for (const e of this.#entries) {
+      const svc = this.#svcNames.get(e.frontend.ip);
+      if (!svc) continue;
+      const p = e.frontend.protocol === 'UDP' ? 17 : 6;
+      fe.set(`${e.frontend.ip}:${e.frontend.port}/${p}`, svc);
+      for (const b of e.backends) be.set(`${b.ip}:${b.port}/${p}`, svc);
+    }
+    this.#frontends = fe;
+    this.#backends = be;
+  }
+
+  /** Forgets cached identity labels (identities changed). */
+  identitiesChanged(): void {
+    this.#labels.clear();
+  }
+
+  endpoint(id: number): FlowPod | undefined {
+    return this.#byId.get(id);
+  }
+  podByIP(ip: string): FlowPod | undefined {
+    return this.#byIp.get(ip) ?? this.#peers.get(ip);
+  }
+  identityLabels(identity: number): string[] | undefined {
+    let l = this.#labels.get(identity);
+    if (l) return l;
+    const idx = this.engine?.cache.labelsOf(identity);
+    if (!idx) return undefined;
+    l = [...idx.values()].flat().map(formatLabel).sort();
+    if (this.#labels.size > 16_384) this.#labels.clear();
+    this.#labels.set(identity, l);
+    return l;
+  }
+  clusterName(clusterId: number): string | undefined {
+    return this.#clusters.get(clusterId);
+  }
+  serviceByFrontend(ip: string, port: number, proto: number): FlowService | undefined {
+    return this.#frontends.get(`${ip}:${port}/${proto}`);
+  }
+  serviceByBackend(ip: string, port: number, proto: number): FlowService | undefined {
+    return this.#backends.get(`${ip}:${port}/${proto}`);
+  }
+  /** Registers the rule texts of written policy (PolicyMapEntry.rule) so their ids resolve. */
+  addRules(texts: Iterable<string>): void {
+    for (const t of texts) {
+      const id = ruleIdOf(t);
+      if (!this.#rules.has(id)) this.#rules.set(id, policyOfRuleText(t) ?? null);
+    }
+  }
+  policyOfRule(ruleId: number): FlowPolicy | undefined {
+    return this.#rules.get(ruleId) ?? undefined;
+  }
+  enforcingPolicies(endpointId: number, direction: 'ingress' | 'egress'): FlowPolicy[] {
+    return this.#enforcing(endpointId, direction);
+  }
+}

@@ -1,0 +1,350 @@
+/**
+ * The agent's flow pipeline: datapath events (src/datapath/linux/events.ts) read
+ * from the BPF ring buffer, decoded, enriched into Hubble `Flow`s (who the peers
+ * are, which service, which policy) and pushed to the agent's FlowRing. Lost
+ * events (ring buffer full, per-CPU counter) and records that do not decode are
+ * added to the ring's lost count.
+ *
+ * `FlowBuilder` is kernel-free (metadata comes through `FlowMetadata`), so it is
+ * unit-tested and benchmarked with synthetic records; `FlowBuilder.run` attaches
+ * it to a RingBufferReader.
+ */
+import { randomBytes } from 'node:crypto';
+import { clusterIdOf } from '../identity/numeric.js';
+import {
+  EventFlags,
+  EventType,
+  decodeEvent,
+  type DatapathEvent,
+} from '../datapath/linux/events.js';
+import {
+  DropReason,
+  type DropReasonName,
+  type Flow,
+  type FlowEndpoint,
+  type FlowPolicy,
+  type FlowService,
+  type TCPFlags,
+  type Workload,
+} from '../observe/flow.js';
+import type { FlowRing } from '../observe/ring.js';
+import { openRingBuffer } from '../datapath/bpf/ringbuf.js';
+import { readLostEvents, type EventMaps } from '../datapath/linux/events.js';
+import type { Logger } from '../util/log.js';
+
+/** A pod as flows name it. */
+export interface FlowPod {
+  /** Local endpoint id (0 for a pod on another node). */
+  id: number;
+  namespace: string;
+  podName: string;
+  /** Its security identity, when known. */
+  identity?: number;
+  /** Labels as `source:key=value`, sorted. */
+  labels?: string[];
+  workloads?: Workload[];
+}
+
+/** Where the builder learns names. Every lookup is on the hot path: keep them O(1). */
+export interface FlowMetadata {
+  nodeName: string;
+  /** The local endpoint with this id. */
+  endpoint(id: number): FlowPod | undefined;
+  /** A pod (local or not) with this address. */
+  podByIP(ip: string): FlowPod | undefined;
+  /** An identity's labels (`k8s:app=x`, `reserved:world`), sorted. */
+  identityLabels(identity: number): string[] | undefined;
+  /** A cluster's name by its id. */
+  clusterName(clusterId: number): string | undefined;
+  /** The service whose frontend (ClusterIP:port) or backend this is. */
+  serviceByFrontend(ip: string, port: number, proto: number): FlowService | undefined;
+  serviceByBackend(ip: string, port: number, proto: number): FlowService | undefined;
+  /** The policy a policy map entry's ruleId came from. */
+  policyOfRule(ruleId: number): FlowPolicy | undefined;
+  /** The policies enforcing a direction on an endpoint (what a default-deny drop is due to). */
+  enforcingPolicies(endpointId: number, direction: 'ingress' | 'egress'): FlowPolicy[];
+}
+
+const DROP_NAMES = new Map<number, DropReasonName>(
+  Object.entries(DropReason).map(([k, v]) => [v, k as DropReasonName]),
+);
+
+const TCP_FLAG_BITS: Array<[keyof TCPFlags, number]> = [
+  ['FIN', 0x01],
+  ['SYN', 0x02],
+  ['RST', 0x04],
+  ['PSH', 0x08],
+  ['ACK', 0x10],
+  ['URG', 0x20],
+  ['ECE', 0x40],
+  ['CWR', 0x80],
+];
+
+function tcpFlags(b: number): { flags: TCPFlags; text: string } {
+  const flags: TCPFlags = {};
+  const names: string[] = [];
+  for (const [name, bit] of TCP_FLAG_BITS)
+    if (b & bit) {
+      flags[name] = true;
+      names.push(name);
+    }
+  return { flags, text: names.join(', ') };
+}
+
+/**
+ * A flow's uuid: a random (version 4) prefix per builder and a 48-bit sequence, so
+ * uuids are unique per agent run without drawing randomness per flow.
+ */
+function uuidPrefix(): string {
+  const h = randomBytes(10).toString('hex');
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-`;
+}
+
+/**
+ * Turns datapath events into flows. `ktimeToUnixNs` maps bpf_ktime_get_ns
+ * (CLOCK_MONOTONIC) to wall time; the default measures the offset once.
+ */
+export class FlowBuilder {
+  readonly #meta: FlowMetadata;
+  readonly #ring: FlowRing;
+  /** Wall-clock ms at ktime 0 (ms keep the sum exact as a Number). */
+  readonly #offsetMs: number;
+  readonly #uuidPrefix = uuidPrefix();
+  #uuidSeq = 0;
+  /** Backend "ip:port/proto" -> service, from socket translations seen. */
+  readonly #translated = new Map<string, FlowService>();
+  #lostReported = 0;
+  /** Records read. */
+  events = 0;
+
+  constructor(meta: FlowMetadata, ring: FlowRing, options: { monoToUnixOffsetMs?: number } = {}) {
+    this.#meta = meta;
+    this.#ring = ring;
+    // process.hrtime is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+    this.#offsetMs =
+      options.monoToUnixOffsetMs ?? Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
+  }
+
+  /** Decodes, enriches and pushes one ring-buffer record; a bad record counts as lost. */
+  ingest(record: Buffer): Flow | undefined {
+    this.events++;
+    let ev: DatapathEvent;
+    try {
+      ev = decodeEvent(record);
+    } catch {
+      this.#ring.addLost(1);
+      return undefined;
+    }
+    const flow = this.build(ev);
+    this.#ring.push(flow);
+    return flow;
+  }
+
+  /** Adds what the datapath's lost counter gained since the last call. */
+  reportLost(totalLost: number): void {
+    if (totalLost > this.#lostReported) this.#ring.addLost(totalLost - this.#lostReported);
+    this.#lostReported = totalLost;
+  }
+
+  /** Enriches one decoded event into a Flow. */
+  build(ev: DatapathEvent): Flow {
+    const ms = Math.floor(ev.ktimeNs / 1_000_000);
+    const unixMs = ms + this.#offsetMs;
+    const seconds = Math.floor(unixMs / 1000);
+    const nanos = (unixMs - seconds * 1000) * 1_000_000 + (ev.ktimeNs - ms * 1_000_000);
+    const meta = this.#meta;
+    const seq = (this.#uuidSeq = (this.#uuidSeq + 1) % 0x1000000000000);
+    const base = {
+      time: { seconds, nanos },
+      uuid: this.#uuidPrefix + seq.toString(16).padStart(12, '0'),
+    };
+    if (ev.type === EventType.TraceSock) return this.#sockFlow(ev, base);
+
+    const egressSide = (ev.flags & EventFlags.Egress) !== 0;
+    const reply = (ev.flags & EventFlags.Reply) !== 0;
+    // The connection's direction relative to the endpoint: a reply travels against it.
+    const connEgress = egressSide !== reply;
+    const local = meta.endpoint(ev.endpoint);
+    const localIsSource = egressSide; // host-side ingress carries what the pod sends
+    const peerIp = localIsSource ? ev.daddr : ev.saddr;
+    const localEp = this.#endpoint(localIsSource ? ev.saddr : ev.daddr, undefined, local);
+    const peerEp = this.#endpoint(peerIp, ev.identity, undefined);
+    const source = localIsSource ? localEp : peerEp;
+    const destination = localIsSource ? peerEp : localEp;
+
+    // No object spread here: copying `base` by spread costs ~20x the rest of build() in V8.
+    const flow: Flow = {
+      time: base.time,
+      uuid: base.uuid,
+      nodeName: this.#meta.nodeName,
+      sourceNames: [],
+      destinationNames: [],
+      verdict: ev.type === EventType.Drop ? 'DROPPED' : 'FORWARDED',
+      IP: { source: ev.saddr, destination: ev.daddr, ipVersion: 'IPv4' },
+      source,
+      destination,
+      Type: 'L3_L4',
+      eventType: { type: ev.type, subType: ev.subType },
+      trafficDirection: connEgress ? 'EGRESS' : 'INGRESS',
+      isReply: reply,
+    };
+    if (ev.type === EventType.Trace)
+      flow.traceObservationPoint = egressSide ? 'FROM_ENDPOINT' : 'TO_ENDPOINT';
+
+    let summary: string;
+    if (ev.proto === 6) {
+      const f = tcpFlags(ev.tcpFlags);
+      flow.l4 = { TCP: { sourcePort: ev.sport, destinationPort: ev.dport, flags: f.flags } };
+      summary = `TCP Flags: ${f.text}`;
+    } else if (ev.proto === 17) {
+      flow.l4 = { UDP: { sourcePort: ev.sport, destinationPort: ev.dport } };
+      summary = 'UDP';
+    } else if (ev.proto === 1) {
+      flow.l4 = { ICMPv4: { type: 0, code: 0 } };
+      summary = 'ICMPv4';
+    } else summary = `IP protocol ${ev.proto}`;
+
+    // The service of a translated connection: its backend is the server side.
+    const svc = reply
+      ? this.#service(ev.saddr, ev.sport, ev.proto)
+      : this.#service(ev.daddr, ev.dport, ev.proto);
+    if (svc) {
+      if (reply) flow.sourceService = svc;
+      else flow.destinationService = svc;
+    }
+
+    if (ev.type === EventType.Drop) {
+      const name = DROP_NAMES.get(ev.subType) ?? 'DROP_REASON_UNKNOWN';
+      flow.dropReasonDesc = name;
+      const dir = egressSide ? 'egress' : 'ingress';
+      const by = ev.ruleId
+        ? [meta.policyOfRule(ev.ruleId)].filter((p): p is FlowPolicy => !!p)
+        : meta.enforcingPolicies(ev.endpoint, dir);
+      if (egressSide) flow.egressDeniedBy = by;
+      else flow.ingressDeniedBy = by;
+      summary += ` (${name})`;
+    } else if (ev.type === EventType.PolicyVerdict) {
+      const p = ev.ruleId ? meta.policyOfRule(ev.ruleId) : undefined;
+      const by = p ? [p] : [];
+      if (egressSide) flow.egressAllowedBy = by;
+      else flow.ingressAllowedBy = by;
+    }
+    flow.Summary = summary;
+    return flow;
+  }
+
+  #sockFlow(ev: DatapathEvent, base: Pick<Flow, 'time' | 'uuid'>): Flow {
+    const fe = this.#meta.serviceByFrontend(ev.origDaddr!, ev.origDport!, ev.proto);
+    if (fe) {
+      if (this.#translated.size > 65_536) this.#translated.clear();
+      this.#translated.set(`${ev.daddr}:${ev.dport}/${ev.proto}`, fe);
+    }
+    const flow: Flow = {
+      time: base.time,
+      uuid: base.uuid,
+      nodeName: this.#meta.nodeName,
+      sourceNames: [],
+      destinationNames: [],
+      verdict: 'TRANSLATED',
+      IP: { source: '0.0.0.0', destination: ev.daddr, ipVersion: 'IPv4' },
+      destination: this.#endpoint(ev.daddr, undefined, undefined),
+      Type: 'SOCK',
+      eventType: { type: EventType.TraceSock, subType: ev.subType },
+      trafficDirection: 'EGRESS',
+      sockXlatePoint: 'SOCK_XLATE_POINT_POST_DIRECTION_FWD',
+      socketCookie: Number(ev.cookie ?? 0n),
+      cgroupId: Number(ev.cgroupId ?? 0n),
+      Summary: `${ev.origDaddr}:${ev.origDport} -> ${ev.daddr}:${ev.dport}`,
+    };
+    if (ev.proto === 6) flow.l4 = { TCP: { sourcePort: 0, destinationPort: ev.dport } };
+    else if (ev.proto === 17) flow.l4 = { UDP: { sourcePort: 0, destinationPort: ev.dport } };
+    if (fe) flow.destinationService = fe;
+    return flow;
+  }
+
+  #service(ip: string, port: number, proto: number): FlowService | undefined {
+    return (
+      this.#translated.get(`${ip}:${port}/${proto}`) ?? this.#meta.serviceByBackend(ip, port, proto)
+    );
+  }
+
+  #endpoint(ip: string, identity: number | undefined, known: FlowPod | undefined): FlowEndpoint {
+    const meta = this.#meta;
+    const pod = known ?? meta.podByIP(ip);
+    const id = identity ?? pod?.identity ?? 0;
+    const labels = pod?.labels ?? (id ? meta.identityLabels(id) : undefined) ?? [];
+    return {
+      ID: pod?.id ?? 0,
+      identity: id,
+      clusterName: (id ? meta.clusterName(clusterIdOf(id)) : undefined) ?? '',
+      namespace: pod?.namespace ?? '',
+      labels,
+      podName: pod?.podName ?? '',
+      workloads: pod?.workloads ?? [],
+    };
+  }
+
+  /**
+   * Reads records until the reader ends, polling the datapath's lost counter
+   * every `lostIntervalMs`. Resolves when the reader is closed.
+   */
+  async run(
+    reader: AsyncIterable<Buffer> & { read(): Promise<Buffer | undefined> },
+    readLost: () => number,
+    lostIntervalMs = 1000,
+  ): Promise<void> {
+    const timer = setInterval(() => {
+      try {
+        this.reportLost(readLost());
+      } catch {
+        /* maps closed during shutdown */
+      }
+    }, lostIntervalMs);
+    timer.unref();
+    try {
+      for (;;) {
+        const rec = await reader.read();
+        if (rec === undefined) break;
+        this.ingest(rec);
+      }
+    } finally {
+      clearInterval(timer);
+      try {
+        this.reportLost(readLost());
+      } catch {
+        /* closed */
+      }
+    }
+  }
+}
+
+/** A running flow pipeline. */
+export interface FlowPipeline {
+  builder: FlowBuilder;
+  /** Stops reading (the reader's worker exits) and waits for it. */
+  stop(): Promise<void>;
+}
+
+/** Starts reading the datapath's event ring into `ring`. */
+export function startFlows(
+  maps: EventMaps,
+  meta: FlowMetadata,
+  ring: FlowRing,
+  log: Logger,
+): FlowPipeline {
+  const builder = new FlowBuilder(meta, ring);
+  const reader = openRingBuffer(maps.ring);
+  const done = builder
+    .run(reader, () => readLostEvents(maps))
+    .catch((err: unknown) => {
+      log.warn('flow events reader stopped', { error: err });
+    });
+  return {
+    builder,
+    async stop() {
+      await reader.close();
+      await done;
+    },
+  };
+}
