@@ -4,13 +4,12 @@
  * (a lab daemon) reaches all of them: `tendril hubble status` counts every
  * node connected, GetNodes through the relay lists every node, `tendril
  * status` says `Hubble: OK`, and `tendril hubble observe --last 10 -o json`
- * answers after some traffic. Whether flows appear depends on the datapath's
- * flow events (issue 12 part 1, helper flowdp): that is the second test,
- * marked todo until that branch is merged.
+ * answers after some traffic; the second test finds that traffic as
+ * FORWARDED flows to the server pod (the datapath's flow events).
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { privilegedTest, privilegeProblem } from '../helpers/privileged.js';
+import { after } from 'node:test';
+import { privilegedTest } from '../helpers/privileged.js';
 import { cli, cliOk, podRunning, teardownLab, until, useUniqueLab } from './lab-fixture.js';
 
 const lab = useUniqueLab('hub');
@@ -147,18 +146,40 @@ privilegedTest(
   { timeout: 600_000 },
 );
 
-test(
-  'privileged: the traffic shows up as flows in hubble observe --last 10 -o json',
-  {
-    todo:
-      privilegeProblem() === undefined
-        ? "needs the datapath's flow events in agent.flows (issue 12 part 1, helper flowdp); remove this todo when merged"
-        : false,
-    skip: privilegeProblem() !== undefined && process.env.CI !== 'true' ? 'needs root' : false,
-  },
-  () => {
+privilegedTest(
+  'privileged: the traffic shows up as flows: hubble observe --to-pod default/server shows it FORWARDED',
+  async () => {
     assert.ok(observed !== undefined, 'the first test ran');
-    const flows = observed.split('\n').filter(Boolean);
-    assert.ok(flows.length > 0, 'hubble observe printed no flow after traffic');
+    assert.ok(observed.split('\n').filter(Boolean).length > 0, 'observe --last 10 printed no flow');
+    const r = await cliOk([
+      '--context',
+      'lab-cluster1',
+      'hubble',
+      'observe',
+      '--to-pod',
+      'default/server',
+      '--verdict',
+      'FORWARDED',
+      '--last',
+      '50',
+      '-o',
+      'json',
+    ]);
+    const flows = r.out
+      .split('\n')
+      .filter(Boolean)
+      .map(
+        (l) =>
+          (JSON.parse(l) as { flow: { destination?: { podName?: string; namespace?: string } } })
+            .flow,
+      );
+    assert.ok(flows.length > 0, `no FORWARDED flow to default/server:\n${r.out}`);
+    assert.ok(
+      flows.every(
+        (f) => f.destination?.podName === 'server' && f.destination.namespace === 'default',
+      ),
+      'the filter only passes flows to default/server',
+    );
   },
+  { timeout: 120_000 },
 );
