@@ -14,6 +14,7 @@ import { readClusterMeshConfig } from '../clustermesh/clustermesh-config.js';
 import type { Logger } from '../util/log.js';
 import type { Agent, NodeInfo } from './agent.js';
 import type { IPCacheEntry } from '../datapath/types.js';
+import { Coalescer } from './coalesce.js';
 
 export interface MeshSourceOptions {
   /** The clustermesh config directory (one etcd config file per remote cluster). */
@@ -27,14 +28,14 @@ export interface MeshSourceOptions {
   logger: Logger;
   /** How often to read the config directory (default 2 s). */
   pollMs?: number;
-  /** Coalescing delay of updates (default 15 ms). */
-  batchMs?: number;
+  /** Upper bound of the spacing between two pushes after an expensive one (default 500 ms). */
+  maxBatchMs?: number;
 }
 
 /** Follows the mesh for one agent (on the clustermesh package's MeshStateSource). */
 export class MeshSource {
   private readonly source: MeshStateSource;
-  private pending: NodeJS.Timeout | undefined;
+  private readonly pushes: Coalescer;
   private problemTimer: NodeJS.Timeout | undefined;
   private readonly known = new Set<string>();
   private flushedState: unknown;
@@ -51,7 +52,10 @@ export class MeshSource {
       ...(o.pollMs ? { pollMs: o.pollMs } : {}),
       logger: o.logger,
     });
-    this.source.on(() => this.schedule());
+    // No fixed delay: a lone change is pushed on the next turn of the event loop; a
+    // push over thousands of remote entries spaces out the next one (bulk sync).
+    this.pushes = new Coalescer(() => this.push(), { maxDelayMs: o.maxBatchMs ?? 500 });
+    this.source.on(() => this.pushes.schedule());
   }
 
   start(): void {
@@ -81,28 +85,10 @@ export class MeshSource {
     }, this.o.pollMs ?? 1000);
   }
 
-  private schedule(): void {
-    if (this.pending) return;
-    this.pending = setTimeout(
-      () => {
-        this.pending = undefined;
-        this.flush();
-      },
-      Math.min(500, Math.max(this.o.batchMs ?? 15, this.lastFlushMs * 2)),
-    );
-  }
-
-  /** Pushes the current remote state into the agent. */
+  /** Pushes the current remote state into the agent now. */
   private flush(): void {
-    const t0 = performance.now();
-    try {
-      this.push();
-    } finally {
-      // a flush over thousands of remote entries spaces out the next one (bulk sync)
-      this.lastFlushMs = performance.now() - t0;
-    }
+    this.pushes.runNow();
   }
-  private lastFlushMs = 0;
 
   private push(): void {
     const rs = this.source.state;
@@ -179,7 +165,7 @@ export class MeshSource {
   async stop(): Promise<void> {
     if (this.problemTimer) clearInterval(this.problemTimer);
     if (this.meshSyncTimer) clearTimeout(this.meshSyncTimer);
-    if (this.pending) clearTimeout(this.pending);
+    this.pushes.stop();
     await this.source.stop().catch(() => undefined);
   }
 }
