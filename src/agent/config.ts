@@ -24,7 +24,9 @@ import type { LBAlgorithm, RoutingMode } from '../datapath/types.js';
 /** Every key an agent's config directory may hold, with what it means. */
 export const AGENT_CONFIG_KEYS: Readonly<Record<string, string>> = {
   'cluster-name': "the cluster's name in the mesh (required)",
-  'cluster-id': '1..255, unique in the mesh (required)',
+  'cluster-id': '1..255 (1..511 with max-connected-clusters=511), unique in the mesh (required)',
+  'max-connected-clusters':
+    '255 or 511: bits of the identity for the cluster ID (8 or 9), the same in every cluster; default 255',
   'routing-mode': 'native (kernel routes) or tunnel (VXLAN); default native',
   mtu: 'underlay MTU; pods get it (minus 50 in tunnel mode); default 1500',
   'bpf-lb-algorithm': 'random or maglev; default random',
@@ -63,6 +65,7 @@ export function agentConfigFromDir(
     });
   }
   const routingMode = c.oneOf<RoutingMode>('routing-mode', ['native', 'tunnel'], 'native');
+  const maxConnectedClusters = Number(c.oneOf('max-connected-clusters', ['255', '511'], '255'));
   const nodeIP = c.get('node-ip');
   const podCIDR = c.get('pod-cidr');
   return {
@@ -70,7 +73,8 @@ export function agentConfigFromDir(
     ...(nodeIP ? { nodeIP } : {}),
     ...(podCIDR ? { podCIDR } : {}),
     clusterName: c.string('cluster-name'),
-    clusterId: c.int('cluster-id', { min: 1, max: 255 }),
+    clusterId: c.int('cluster-id', { min: 1, max: maxConnectedClusters }),
+    maxConnectedClusters,
     routingMode,
     podMtu: podMtu(routingMode, c.int('mtu', { min: 576, max: 9000, fallback: 1500 })),
     lbAlgorithm: c.oneOf<LBAlgorithm>('bpf-lb-algorithm', ['random', 'maglev'], 'random'),

@@ -160,6 +160,7 @@ export async function enableClusterMesh(o: EnableOptions): Promise<EnableResult>
     apiServerURL: apiServerNodeURL(c),
     loadBalancerIP: lbIP,
     cacheTTL: install.settings['clustermesh-cache-ttl'],
+    maxConnectedClusters: Number(install.settings['max-connected-clusters'] ?? 255),
   });
   // the agents and the operator follow the remotes named here (none until connect)
   await syncLabClusterMeshConfig(c.name);
