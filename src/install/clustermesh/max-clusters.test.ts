@@ -6,7 +6,10 @@ const side = (name: string, mesh?: number, setting?: string) => ({
   context: `lab-${name}`,
   install: {
     clusterName: name,
-    settings: setting === undefined ? {} : { 'max-connected-clusters': setting },
+    settings: (setting === undefined ? {} : { 'max-connected-clusters': setting }) as Record<
+      string,
+      string
+    >,
   },
   mesh: mesh === undefined ? undefined : { maxConnectedClusters: mesh },
 });
