@@ -58,6 +58,8 @@ export interface AgentConfig {
   clusterId: number;
   /** 255 or 511 (default 255): the identity layout of the mesh (src/identity/numeric.ts). */
   maxConnectedClusters?: number;
+  /** Max entries of the BPF ipcache map (`bpf-ipcache-map-max`; default 65,536). */
+  ipcacheMapMax?: number;
   routingMode: RoutingMode;
   /** MTU of pod interfaces. */
   podMtu: number;

@@ -17,6 +17,11 @@ import { readFileSync } from 'node:fs';
 import { TendrilError } from '../util/errors.js';
 import { readConfigDir, type ConfigDir } from '../util/config-dir.js';
 import { podMtu } from '../datapath/linux/routes.js';
+import {
+  IPCACHE_MAX_ENTRIES,
+  IPCACHE_MAX_ENTRIES_MAX,
+  IPCACHE_MAX_ENTRIES_MIN,
+} from '../datapath/linux/maps.js';
 import type { EnforcementMode } from '../policy/engine.js';
 import type { AgentConfig, NodeInfo } from './agent.js';
 import type { LBAlgorithm, RoutingMode } from '../datapath/types.js';
@@ -33,6 +38,8 @@ export const AGENT_CONFIG_KEYS: Readonly<Record<string, string>> = {
   'policy-enforcement': 'default, always or never (network policy); default default',
   'policy-default-local-cluster':
     'true: policy selectors without the cluster label match the local cluster only; default true',
+  'bpf-ipcache-map-max':
+    'max entries of the BPF ipcache map (every local and remote endpoint, node and CIDR); default 65536',
   'bpf-root': "directory under bpffs for the agent's pinned maps (required)",
   'cgroup-root': 'cgroup v2 directory the socket LB programs attach to (required)',
   'state-dir': "the agent's state files (ipam.json, endpoints.json) (required)",
@@ -77,6 +84,11 @@ export function agentConfigFromDir(
     maxConnectedClusters,
     routingMode,
     podMtu: podMtu(routingMode, c.int('mtu', { min: 576, max: 9000, fallback: 1500 })),
+    ipcacheMapMax: c.int('bpf-ipcache-map-max', {
+      min: IPCACHE_MAX_ENTRIES_MIN,
+      max: IPCACHE_MAX_ENTRIES_MAX,
+      fallback: IPCACHE_MAX_ENTRIES,
+    }),
     lbAlgorithm: c.oneOf<LBAlgorithm>('bpf-lb-algorithm', ['random', 'maglev'], 'random'),
     policyEnforcement: c.oneOf<EnforcementMode>(
       'policy-enforcement',

@@ -84,6 +84,7 @@ async function main(): Promise<void> {
         },
         bpffsDir: cfg.bpffsDir,
         cgroupPath: cfg.cgroupPath,
+        ...(cfg.ipcacheMapMax ? { mapSizes: { ipcache: cfg.ipcacheMapMax } } : {}),
         logger,
         ...(await loadSocketLBFactory(logger).then((f) => (f ? { socketLB: f } : {}))),
       });

@@ -222,6 +222,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: 'true',
   },
   {
+    key: 'bpf-ipcache-map-max',
+    description:
+      'max entries of the BPF ipcache map: every local and remote endpoint, node and CIDR (the agents warn at 90%, refuse above)',
+    parse: int(1024, 4_194_304),
+    default: '65536',
+  },
+  {
     key: 'max-connected-clusters',
     description:
       'largest cluster ID in the mesh: 255 or 511 (511 widens the identity cluster bits to 9, leaving 15 bits for cluster-local identities); the same in every cluster',
