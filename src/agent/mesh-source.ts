@@ -55,8 +55,22 @@ export class MeshSource {
     // No fixed delay: a lone change is pushed on the next turn of the event loop; a
     // push over thousands of remote entries spaces out the next one (bulk sync).
     this.pushes = new Coalescer(() => this.push(), { maxDelayMs: o.maxBatchMs ?? 500 });
-    this.source.on(() => this.pushes.schedule());
+    this.source.on((ev) => {
+      // only what changed is pushed again: a change of one remote cluster does not
+      // re-diff the other clusters' entries (250 clusters x 1,000 endpoints)
+      if (ev.type === 'initial-sync') this.allDirty = true;
+      else {
+        this.dirty.add(ev.cluster);
+        if (ev.type === 'cluster' || ev.kind === 'services' || ev.kind === 'serviceexports')
+          this.servicesDirty = true;
+      }
+      this.pushes.schedule();
+    });
   }
+  /** Clusters with changes since the last push; everything when allDirty. */
+  private readonly dirty = new Set<string>();
+  private allDirty = true;
+  private servicesDirty = true;
 
   start(): void {
     this.source.start();
@@ -85,14 +99,22 @@ export class MeshSource {
     }, this.o.pollMs ?? 1000);
   }
 
-  /** Pushes the current remote state into the agent now. */
+  /** Pushes the whole current remote state into the agent now. */
   private flush(): void {
+    this.allDirty = true;
     this.pushes.runNow();
   }
 
   private push(): void {
     const rs = this.source.state;
+    if (rs !== this.flushedState) this.allDirty = true;
     this.flushedState = rs;
+    const all = this.allDirty;
+    const dirty = new Set(this.dirty);
+    const servicesDirty = all || this.servicesDirty;
+    this.allDirty = false;
+    this.dirty.clear();
+    this.servicesDirty = false;
     const seen = new Set<string>();
     const services: ClusterService[] = [];
     const exportsList: Array<{ cluster: string; namespace: string; name: string }> = [];
@@ -100,6 +122,12 @@ export class MeshSource {
     for (const c of rs?.clusters() ?? []) {
       if (c.local || !wanted.has(c.name)) continue;
       seen.add(c.name);
+      if (servicesDirty) {
+        for (const s of c.services.values()) services.push(s);
+        for (const e of c.serviceExports.values())
+          exportsList.push({ cluster: e.cluster || c.name, namespace: e.namespace, name: e.name });
+      }
+      if (!all && !dirty.has(c.name) && this.known.has(c.name)) continue;
       const nodes: NodeInfo[] = [];
       for (const n of c.nodes.values()) {
         const ip = n.addresses.find((a) => a.type === 'InternalIP')?.ip;
@@ -120,9 +148,6 @@ export class MeshSource {
       }
       this.o.agent.setIPCacheSource(`remote:${c.name}`, ipc);
       this.o.agent.policy.setClusterIdentities(c.name, c.identities);
-      for (const s of c.services.values()) services.push(s);
-      for (const e of c.serviceExports.values())
-        exportsList.push({ cluster: e.cluster || c.name, namespace: e.namespace, name: e.name });
     }
     for (const c of [...this.known]) {
       if (seen.has(c)) continue;
@@ -132,8 +157,10 @@ export class MeshSource {
       this.known.delete(c);
     }
     for (const c of seen) this.known.add(c);
-    this.o.setRemoteServices(services);
-    this.o.setRemoteExports?.(exportsList);
+    if (servicesDirty) {
+      this.o.setRemoteServices(services);
+      this.o.setRemoteExports?.(exportsList);
+    }
     // The mesh answered (its full initial state is pushed): adopted remote state it did not
     // confirm may go. Later, so the service catalog (it coalesces for up to 500 ms) has
     // turned the remote services into backends first.
