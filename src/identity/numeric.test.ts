@@ -148,3 +148,20 @@ test('the process-wide layout follows setMaxConnectedClusters (daemons set it fr
   assert.equal(clusterIdentity(1, 256), 0x010100);
   assert.throws(() => validateClusterId(400), IdentityError);
 });
+
+test('an allocator made under the 511 layout allocates cluster IDs above 255 in bits 15-23', async () => {
+  const { IdentityAllocator } = await import('./allocator.js');
+  const { KVStoreIdentityBackend } = await import('./kvstore-backend.js');
+  const { MemoryKVStore } = await import('../kvstore/memory.js');
+  setMaxConnectedClusters(511);
+  try {
+    const alloc = new IdentityAllocator(new KVStoreIdentityBackend(new MemoryKVStore()), {
+      clusterId: 400,
+    });
+    const { id } = await alloc.allocate(parseLabels('k8s:app=a'));
+    assert.equal(clusterIdOf(id), 400);
+    assert.equal(id, (400 << 15) | 256);
+  } finally {
+    setMaxConnectedClusters(255);
+  }
+});
