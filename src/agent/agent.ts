@@ -20,7 +20,7 @@ import type {
   ServiceEntry,
 } from '../datapath/types.js';
 import { frontendKey } from '../datapath/fake.js';
-import { clusterIdOf } from '../identity/numeric.js';
+import { clusterIdOf, setMaxConnectedClusters } from '../identity/numeric.js';
 import { cidrContains, parseCIDR } from '../util/ipv4.js';
 import type { Logger } from '../util/log.js';
 import { nopLogger } from '../util/log.js';
@@ -60,6 +60,10 @@ export interface AgentConfig {
   podCIDR: string;
   clusterName: string;
   clusterId: number;
+  /** 255 or 511 (default 255): the identity layout of the mesh (src/identity/numeric.ts). */
+  maxConnectedClusters?: number;
+  /** Max entries of the BPF ipcache map (`bpf-ipcache-map-max`; default 65,536). */
+  ipcacheMapMax?: number;
   routingMode: RoutingMode;
   /** MTU of pod interfaces. */
   podMtu: number;
@@ -161,6 +165,8 @@ export class Agent {
     private readonly deps: AgentDeps,
   ) {
     this.log = (deps.logger ?? nopLogger).child({ subsys: 'agent', node: config.node });
+    // the identity layout is process-wide: one agent per process
+    setMaxConnectedClusters(config.maxConnectedClusters ?? 255);
     this.k8s = { url: config.apiServerURL ?? '', synced: false };
     this.flows = new FlowRing(config.hubble?.flowBufferSize ?? DEFAULT_FLOW_RING_CAPACITY);
     this.ipam = new Ipam({ cidr: config.podCIDR, stateFile: join(config.stateDir, 'ipam.json') });

@@ -18,6 +18,11 @@ import { dirname, join } from 'node:path';
 import { TendrilError } from '../util/errors.js';
 import { readConfigDir, type ConfigDir } from '../util/config-dir.js';
 import { podMtu } from '../datapath/linux/routes.js';
+import {
+  IPCACHE_MAX_ENTRIES,
+  IPCACHE_MAX_ENTRIES_MAX,
+  IPCACHE_MAX_ENTRIES_MIN,
+} from '../datapath/linux/maps.js';
 import type { EnforcementMode } from '../policy/engine.js';
 import type { AgentConfig, NodeInfo } from './agent.js';
 import type { LBAlgorithm, RoutingMode } from '../datapath/types.js';
@@ -25,13 +30,17 @@ import type { LBAlgorithm, RoutingMode } from '../datapath/types.js';
 /** Every key an agent's config directory may hold, with what it means. */
 export const AGENT_CONFIG_KEYS: Readonly<Record<string, string>> = {
   'cluster-name': "the cluster's name in the mesh (required)",
-  'cluster-id': '1..255, unique in the mesh (required)',
+  'cluster-id': '1..255 (1..511 with max-connected-clusters=511), unique in the mesh (required)',
+  'max-connected-clusters':
+    '255 or 511: bits of the identity for the cluster ID (8 or 9), the same in every cluster; default 255',
   'routing-mode': 'native (kernel routes) or tunnel (VXLAN); default native',
   mtu: 'underlay MTU; pods get it (minus 50 in tunnel mode); default 1500',
   'bpf-lb-algorithm': 'random or maglev; default random',
   'policy-enforcement': 'default, always or never (network policy); default default',
   'policy-default-local-cluster':
     'true: policy selectors without the cluster label match the local cluster only; default true',
+  'bpf-ipcache-map-max':
+    'max entries of the BPF ipcache map (every local and remote endpoint, node and CIDR); default 65536',
   'bpf-root': "directory under bpffs for the agent's pinned maps (required)",
   'cgroup-root': 'cgroup v2 directory the socket LB programs attach to (required)',
   'state-dir': "the agent's state files (ipam.json, endpoints.json) (required)",
@@ -79,6 +88,7 @@ export function agentConfigFromDir(
     });
   }
   const routingMode = c.oneOf<RoutingMode>('routing-mode', ['native', 'tunnel'], 'native');
+  const maxConnectedClusters = Number(c.oneOf('max-connected-clusters', ['255', '511'], '255'));
   const nodeIP = c.get('node-ip');
   const podCIDR = c.get('pod-cidr');
   return {
@@ -86,9 +96,15 @@ export function agentConfigFromDir(
     ...(nodeIP ? { nodeIP } : {}),
     ...(podCIDR ? { podCIDR } : {}),
     clusterName: c.string('cluster-name'),
-    clusterId: c.int('cluster-id', { min: 1, max: 255 }),
+    clusterId: c.int('cluster-id', { min: 1, max: maxConnectedClusters }),
+    maxConnectedClusters,
     routingMode,
     podMtu: podMtu(routingMode, c.int('mtu', { min: 576, max: 9000, fallback: 1500 })),
+    ipcacheMapMax: c.int('bpf-ipcache-map-max', {
+      min: IPCACHE_MAX_ENTRIES_MIN,
+      max: IPCACHE_MAX_ENTRIES_MAX,
+      fallback: IPCACHE_MAX_ENTRIES,
+    }),
     lbAlgorithm: c.oneOf<LBAlgorithm>('bpf-lb-algorithm', ['random', 'maglev'], 'random'),
     policyEnforcement: c.oneOf<EnforcementMode>(
       'policy-enforcement',

@@ -12,6 +12,7 @@ import type { Logger } from '../util/log.js';
 import { nopLogger } from '../util/log.js';
 import type { EndpointInfo, EndpointRegistration } from './api/types.js';
 import { writeFileAtomicSync } from '../util/atomic-write.js';
+import { clusterIdOf } from '../identity/numeric.js';
 
 /** Finds a pod's labels (and UID); undefined when the pod is not known (yet). */
 export type PodLookup = (
@@ -91,7 +92,7 @@ export class EndpointManager {
       const foreign =
         options.clusterId !== undefined &&
         ep.identity >= 256 &&
-        ((ep.identity >> 16) & 0xff) !== options.clusterId;
+        clusterIdOf(ep.identity) !== options.clusterId;
       if (foreign) {
         const k = key(ep.containerId, ep.ifName);
         const next: EndpointInfo = { ...ep, identity: 0, state: 'waiting-for-identity' };
@@ -259,4 +260,3 @@ function key(containerId: string, ifName: string): string {
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref?.());
 }
-

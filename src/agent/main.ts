@@ -88,6 +88,7 @@ async function main(): Promise<void> {
         },
         bpffsDir: cfg.bpffsDir,
         cgroupPath: cfg.cgroupPath,
+        ...(cfg.ipcacheMapMax ? { mapSizes: { ipcache: cfg.ipcacheMapMax } } : {}),
         logger,
         ...(cfg.hubble?.enabled !== false
           ? { events: { ringBytes: cfg.hubble?.eventsRingBytes ?? DEFAULT_EVENTS_RING_BYTES } }

@@ -14,6 +14,7 @@ import { readClusterMeshConfig } from '../clustermesh/clustermesh-config.js';
 import type { Logger } from '../util/log.js';
 import type { Agent, NodeInfo } from './agent.js';
 import type { IPCacheEntry } from '../datapath/types.js';
+import { Coalescer } from './coalesce.js';
 
 export interface MeshSourceOptions {
   /** The clustermesh config directory (one etcd config file per remote cluster). */
@@ -27,8 +28,8 @@ export interface MeshSourceOptions {
   logger: Logger;
   /** How often to read the config directory (default 2 s). */
   pollMs?: number;
-  /** Coalescing delay of updates (default 15 ms). */
-  batchMs?: number;
+  /** Upper bound of the spacing between two pushes after an expensive one (default 500 ms). */
+  maxBatchMs?: number;
   /** Seconds from a remote change reaching this agent to its state being applied (metrics). */
   onPropagated?: (seconds: number) => void;
 }
@@ -45,7 +46,7 @@ export interface RemoteClusterView {
 /** Follows the mesh for one agent (on the clustermesh package's MeshStateSource). */
 export class MeshSource {
   private readonly source: MeshStateSource;
-  private pending: NodeJS.Timeout | undefined;
+  private readonly pushes: Coalescer;
   private problemTimer: NodeJS.Timeout | undefined;
   private readonly known = new Set<string>();
   private flushedState: unknown;
@@ -62,8 +63,38 @@ export class MeshSource {
       ...(o.pollMs ? { pollMs: o.pollMs } : {}),
       logger: o.logger,
     });
-    this.source.on(() => this.schedule());
+    // No fixed delay: a lone change is pushed on the next turn of the event loop; a
+    // push over thousands of remote entries spaces out the next one (bulk sync).
+    this.pushes = new Coalescer(
+      () => {
+        try {
+          this.push();
+        } finally {
+          if (this.changedAt !== undefined) {
+            this.o.onPropagated?.((performance.now() - this.changedAt) / 1000);
+            this.changedAt = undefined;
+          }
+        }
+      },
+      { maxDelayMs: o.maxBatchMs ?? 500 },
+    );
+    this.source.on((ev) => {
+      this.changedAt ??= performance.now();
+      // only what changed is pushed again: a change of one remote cluster does not
+      // re-diff the other clusters' entries (250 clusters x 1,000 endpoints)
+      if (ev.type === 'initial-sync') this.allDirty = true;
+      else {
+        this.dirty.add(ev.cluster);
+        if (ev.type === 'cluster' || ev.kind === 'services' || ev.kind === 'serviceexports')
+          this.servicesDirty = true;
+      }
+      this.pushes.schedule();
+    });
   }
+  /** Clusters with changes since the last push; everything when allDirty. */
+  private readonly dirty = new Set<string>();
+  private allDirty = true;
+  private servicesDirty = true;
 
   start(): void {
     this.source.start();
@@ -107,39 +138,25 @@ export class MeshSource {
     });
   }
 
+  /** When the oldest change not yet applied arrived (performance.now()). */
   private changedAt: number | undefined;
 
-  private schedule(): void {
-    this.changedAt ??= performance.now();
-    if (this.pending) return;
-    this.pending = setTimeout(
-      () => {
-        this.pending = undefined;
-        this.flush();
-      },
-      Math.min(500, Math.max(this.o.batchMs ?? 15, this.lastFlushMs * 2)),
-    );
-  }
-
-  /** Pushes the current remote state into the agent. */
+  /** Pushes the whole current remote state into the agent now. */
   private flush(): void {
-    const t0 = performance.now();
-    try {
-      this.push();
-    } finally {
-      // a flush over thousands of remote entries spaces out the next one (bulk sync)
-      this.lastFlushMs = performance.now() - t0;
-      if (this.changedAt !== undefined) {
-        this.o.onPropagated?.((performance.now() - this.changedAt) / 1000);
-        this.changedAt = undefined;
-      }
-    }
+    this.allDirty = true;
+    this.pushes.runNow();
   }
-  private lastFlushMs = 0;
 
   private push(): void {
     const rs = this.source.state;
+    if (rs !== this.flushedState) this.allDirty = true;
     this.flushedState = rs;
+    const all = this.allDirty;
+    const dirty = new Set(this.dirty);
+    const servicesDirty = all || this.servicesDirty;
+    this.allDirty = false;
+    this.dirty.clear();
+    this.servicesDirty = false;
     const seen = new Set<string>();
     const services: ClusterService[] = [];
     const exportsList: Array<{ cluster: string; namespace: string; name: string }> = [];
@@ -147,6 +164,12 @@ export class MeshSource {
     for (const c of rs?.clusters() ?? []) {
       if (c.local || !wanted.has(c.name)) continue;
       seen.add(c.name);
+      if (servicesDirty) {
+        for (const s of c.services.values()) services.push(s);
+        for (const e of c.serviceExports.values())
+          exportsList.push({ cluster: e.cluster || c.name, namespace: e.namespace, name: e.name });
+      }
+      if (!all && !dirty.has(c.name) && this.known.has(c.name)) continue;
       const nodes: NodeInfo[] = [];
       for (const n of c.nodes.values()) {
         const ip = n.addresses.find((a) => a.type === 'InternalIP')?.ip;
@@ -167,9 +190,6 @@ export class MeshSource {
       }
       this.o.agent.setIPCacheSource(`remote:${c.name}`, ipc);
       this.o.agent.policy.setClusterIdentities(c.name, c.identities);
-      for (const s of c.services.values()) services.push(s);
-      for (const e of c.serviceExports.values())
-        exportsList.push({ cluster: e.cluster || c.name, namespace: e.namespace, name: e.name });
     }
     for (const c of [...this.known]) {
       if (seen.has(c)) continue;
@@ -179,8 +199,10 @@ export class MeshSource {
       this.known.delete(c);
     }
     for (const c of seen) this.known.add(c);
-    this.o.setRemoteServices(services);
-    this.o.setRemoteExports?.(exportsList);
+    if (servicesDirty) {
+      this.o.setRemoteServices(services);
+      this.o.setRemoteExports?.(exportsList);
+    }
     // The mesh answered (its full initial state is pushed): adopted remote state it did not
     // confirm may go. Later, so the service catalog (it coalesces for up to 500 ms) has
     // turned the remote services into backends first.
@@ -212,7 +234,7 @@ export class MeshSource {
   async stop(): Promise<void> {
     if (this.problemTimer) clearInterval(this.problemTimer);
     if (this.meshSyncTimer) clearTimeout(this.meshSyncTimer);
-    if (this.pending) clearTimeout(this.pending);
+    this.pushes.stop();
     await this.source.stop().catch(() => undefined);
   }
 }

@@ -273,6 +273,8 @@ class RemoteMirror {
       ? refuseRemoteRecord(kind, ck.suffix, value, {
           cluster: this.config.name,
           clusterId: this.currentId,
+          // a connected remote has the local value (checked at connect): its identity layout
+          maxConnectedClusters: this.opts.localCluster.maxConnectedClusters,
           localPodCIDRs: this.opts.localPodCIDRs?.() ?? [],
           declaredPodCIDRs: this.config.podCIDRs,
           declaredNodeCIDRs: this.config.nodeCIDRs,

@@ -398,6 +398,7 @@ export class RemoteState {
         refused ??= checkRemoteRecord(kind, suffix, decoded, {
           cluster: s.name,
           clusterId: s.config?.id,
+          maxConnectedClusters: s.config?.capabilities.maxConnectedClusters,
           localPodCIDRs: this.opts.localPodCIDRs?.() ?? [],
         });
         if (refused) {

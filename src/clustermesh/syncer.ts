@@ -43,7 +43,7 @@ import {
   SERVICE_NAME_LABEL,
   type ServiceExporter,
 } from './export.js';
-import { clusterIdOf } from '../identity/numeric.js';
+import { clusterIdOf, identityLayout } from '../identity/numeric.js';
 
 /** Events from a list+watch source. `synced` is called once, after the initial list. */
 export interface SourceHandlers {
@@ -284,8 +284,9 @@ export class ClusterSyncer {
   private onIdentity(o: KubeObject): void {
     const r = identityToMesh(o);
     if (!r) return;
-    // Only this cluster's identities (cluster ID in bits 16-23); reserved ones (< 256) every cluster knows.
-    if (clusterIdOf(r[0]) !== this.opts.clusterConfig.id) return;
+    // Only this cluster's identities (cluster ID in bits 16-23, 15-23 with 511 clusters); reserved ones (< 256) every cluster knows.
+    const layout = identityLayout(this.opts.clusterConfig.capabilities.maxConnectedClusters);
+    if (clusterIdOf(r[0], layout) !== this.opts.clusterConfig.id) return;
     this.stores.identities.upsert(identityKey(r[0]), r[1]);
   }
 

@@ -23,7 +23,13 @@
  * A record that fails gets a reason; callers drop it and count it.
  */
 import { isIP } from 'node:net';
-import { isClusterIdentity, isReservedIdentity, ReservedIdentity } from '../identity/numeric.js';
+import {
+  currentIdentityLayout,
+  identityLayout,
+  isClusterIdentity,
+  isReservedIdentity,
+  ReservedIdentity,
+} from '../identity/numeric.js';
 import { cidrsOverlap, parseCIDR, parseIPv4, type CIDR4 } from '../util/ipv4.js';
 import { decodeClusterService, type ClusterService } from '../services/cluster-service.js';
 import {
@@ -43,6 +49,8 @@ export interface RemoteCheckContext {
   cluster: string;
   /** The remote's cluster ID from its cluster config, once known. */
   clusterId: number | undefined;
+  /** The remote's max-connected-clusters from its cluster config (default: this process's layout). */
+  maxConnectedClusters?: number | undefined;
   /** The local cluster's pod CIDRs (IPv4); remote CIDRs and IPs must stay outside them. */
   localPodCIDRs: readonly string[];
   /**
@@ -141,11 +149,17 @@ function checkIdentity(
       ? `identity ${id} is the reserved host identity, which a remote may not claim`
       : undefined;
   }
+  const layout =
+    ctx.maxConnectedClusters === undefined
+      ? currentIdentityLayout()
+      : identityLayout(ctx.maxConnectedClusters);
   if (ctx.clusterId === undefined)
-    return isClusterIdentity(id) ? undefined : `identity ${id} is not a cluster identity`;
-  return isClusterIdentity(id, ctx.clusterId)
+    return isClusterIdentity(id, undefined, layout)
+      ? undefined
+      : `identity ${id} is not a cluster identity`;
+  return isClusterIdentity(id, ctx.clusterId, layout)
     ? undefined
-    : `identity ${id} does not carry cluster ID ${ctx.clusterId} in bits 16-23`;
+    : `identity ${id} does not carry cluster ID ${ctx.clusterId} in bits ${layout.clusterIdShift}-23`;
 }
 
 /**

@@ -20,7 +20,7 @@ import { labelsString, makeLabels, parseLabels, type Labels } from './labels.js'
 import {
   clusterIdentity,
   isClusterIdentity,
-  MAX_LOCAL_INDEX,
+  currentIdentityLayout,
   MIN_LOCAL_INDEX,
   reservedIdentityOf,
   validateClusterId,
@@ -79,7 +79,8 @@ export class IdentityAllocator {
     this.clusterId = validateClusterId(options.clusterId);
     this.grace = options.gcGracePeriodMs ?? 15 * 60_000;
     this.minIndex = options.minIndex ?? MIN_LOCAL_INDEX;
-    this.maxIndex = options.maxIndex ?? MAX_LOCAL_INDEX;
+    // 65535, or 32767 with max-connected-clusters=511 (the process's identity layout)
+    this.maxIndex = options.maxIndex ?? currentIdentityLayout().maxLocalIndex;
     clusterIdentity(this.clusterId, this.minIndex);
     clusterIdentity(this.clusterId, this.maxIndex);
     this.cursor = this.minIndex;

@@ -107,15 +107,22 @@ export function validateClusterName(name: string): string {
   return name;
 }
 
-/** Parses and validates a cluster ID (1..255). @throws TendrilError install.InvalidClusterId */
-export function validateClusterId(id: string | number): number {
+/**
+ * Parses and validates a cluster ID (1..255, or 1..511 with `max-connected-clusters=511`).
+ * @throws TendrilError install.InvalidClusterId
+ */
+export function validateClusterId(id: string | number, maxConnectedClusters = 255): number {
+  const max = maxConnectedClusters;
   const n = typeof id === 'number' ? id : /^\d+$/.test(id.trim()) ? Number(id.trim()) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > 255) {
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    const needs511 = max === 255 && Number.isInteger(n) && n > 255 && n <= 511;
     throw new TendrilError(
       'INSTALL_INVALID_CLUSTER_ID',
-      `invalid cluster ID "${id}": it must be an integer from 1 to 255`,
+      `invalid cluster ID "${id}": it must be an integer from 1 to ${max}${needs511 ? ' (max-connected-clusters is 255)' : ''}`,
       {
-        hint: 'pass --cluster-id N with 1 <= N <= 255, unique among the clusters you mesh (or leave it out to have one picked)',
+        hint: needs511
+          ? 'cluster IDs above 255 need `--set max-connected-clusters=511` (in every cluster of the mesh), or pick an ID from 1 to 255'
+          : `pass --cluster-id N with 1 <= N <= ${max}, unique among the clusters you mesh (or leave it out to have one picked)`,
       },
     );
   }
@@ -220,6 +227,20 @@ export const SETTINGS: readonly SettingSpec[] = [
       'Hubble: flows on every agent, the Observer API and the relay (--set hubble.enabled=false: off)',
     parse: bool,
     default: 'true',
+  },
+  {
+    key: 'bpf-ipcache-map-max',
+    description:
+      'max entries of the BPF ipcache map: every local and remote endpoint, node and CIDR (the agents warn at 90%, refuse above)',
+    parse: int(1024, 4_194_304),
+    default: '65536',
+  },
+  {
+    key: 'max-connected-clusters',
+    description:
+      'largest cluster ID in the mesh: 255 or 511 (511 widens the identity cluster bits to 9, leaving 15 bits for cluster-local identities); the same in every cluster',
+    parse: oneOf('255', '511'),
+    default: '255',
   },
   {
     key: 'remote-service-import',

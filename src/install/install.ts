@@ -216,8 +216,11 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
   const say = o.progress ?? (() => {});
   const notes: string[] = [];
   const clusterName = validateClusterName(o.clusterName);
-  const explicitId = o.clusterId === undefined ? undefined : validateClusterId(o.clusterId);
   const settings = parseSettings(o.set ?? []);
+  const explicitId =
+    o.clusterId === undefined
+      ? undefined
+      : validateClusterId(o.clusterId, Number(settings['max-connected-clusters'] ?? 255));
   if (o.routingMode)
     settings['routing-mode'] = parseSettings([`routing-mode=${o.routingMode}`])['routing-mode']!;
   if (o.identityAllocationMode)

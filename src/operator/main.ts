@@ -20,6 +20,7 @@ import { parseDuration } from '../util/duration.js';
 import { Operator, type OperatorConfig } from './operator.js';
 import { serveMetrics } from '../util/metrics-server.js';
 import { createOperatorMetrics, OPERATOR_METRICS_ADDR } from './metrics.js';
+import { setMaxConnectedClusters } from '../identity/numeric.js';
 
 const log = createLogger({ daemon: 'operator' });
 
@@ -53,7 +54,12 @@ export function operatorConfigFromArgs(argv: string[]): OperatorConfig & { metri
     apiServerURL: kc.server,
     apiAuth: kc,
     clusterName: c.string('cluster-name'),
-    clusterId: c.int('cluster-id', { min: 1, max: 255 }),
+    // max-connected-clusters (255 or 511) decides the identity layout and the largest cluster ID
+    clusterId: c.int('cluster-id', {
+      min: 1,
+      max: setMaxConnectedClusters(Number(c.oneOf('max-connected-clusters', ['255', '511'], '255')))
+        .maxClusterId,
+    }),
     ...(podCIDR ? { clusterPodCIDR: podCIDR } : {}),
     gcIntervalMs: parseDuration(c.string('identity-gc-interval', '30s')),
     ...(statusFile ? { statusFile } : {}),

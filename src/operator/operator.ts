@@ -23,6 +23,7 @@ import { CrdIdentityBackend } from '../identity/crd-backend.js';
 import { MeshServicesController } from './mesh-services.js';
 import { cidrContains, formatCIDR, parseCIDR, cidrsOverlap } from '../util/ipv4.js';
 import { writeFileAtomicSync } from '../util/atomic-write.js';
+import { clusterIdOf } from '../identity/numeric.js';
 
 export interface OperatorConfig {
   apiServerURL: string;
@@ -275,7 +276,7 @@ export class Operator {
     try {
       const ids = await this.allocator.list();
       delete this.st.lastError; // errors are re-reported while they persist
-      this.st.identities = ids.filter((r) => r.id >> 16 === this.config.clusterId).length;
+      this.st.identities = ids.filter((r) => clusterIdOf(r.id) === this.config.clusterId).length;
     } catch (err) {
       this.st.lastError = (err as Error).message;
     }

@@ -62,7 +62,7 @@ test('decode: malformed values name the field', () => {
       (o) => ({ ...o, cluster: 'Cluster_1' }),
       /cluster name "Cluster_1" is not valid/,
     ],
-    ['clusterID', (o) => ({ ...o, clusterID: 300 }), /"clusterID" 300 is not 0..255/],
+    ['clusterID', (o) => ({ ...o, clusterID: 600 }), /"clusterID" 600 is not 0..511/],
     [
       'ip',
       (o) => ({ ...o, backends: { 'not-an-ip': {} } }),

@@ -118,8 +118,9 @@ export function validateClusterService(
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.cluster as string))
     throw bad(`cluster name "${o.cluster}" is not valid`);
   const clusterID = o.clusterID ?? 0;
-  if (!Number.isInteger(clusterID) || (clusterID as number) < 0 || (clusterID as number) > 255)
-    throw bad(`"clusterID" ${JSON.stringify(clusterID)} is not 0..255`);
+  // 0..511: up to 511 with max-connected-clusters=511 (the cluster config says which)
+  if (!Number.isInteger(clusterID) || (clusterID as number) < 0 || (clusterID as number) > 511)
+    throw bad(`"clusterID" ${JSON.stringify(clusterID)} is not 0..511`);
   const ports = (field: 'frontends' | 'backends'): Record<string, PortConfiguration> => {
     const m = o[field] ?? {};
     if (!isObj(m)) throw bad(`"${field}" must be an object of IP -> ports`);

@@ -11,6 +11,7 @@ import type { LBAlgorithm, ServiceEntry } from '../../datapath/types.js';
 import { desiredServiceEntries, type CatalogResult } from '../../services/catalog.js';
 import type { ClusterService } from '../../services/cluster-service.js';
 import { KindWatcher } from '../../k8s/kind-watcher.js';
+import { Coalescer } from '../coalesce.js';
 
 export interface ServiceSourceOptions {
   /** The client to list and watch with (the caller closes it). */
@@ -30,7 +31,6 @@ export class ServiceSource {
   private remoteExports: readonly { cluster: string; namespace: string; name: string }[] = [];
   private readonly listeners: Array<(entries: ServiceEntry[]) => void> = [];
   private readonly issueListeners: Array<(issues: CatalogResult['issues']) => void> = [];
-  private pending = false;
   private started = false;
   readonly synced: Promise<void>;
 
@@ -134,27 +134,24 @@ export class ServiceSource {
   }
 
   private changed(): void {
-    if (!this.started || this.pending) return;
-    this.pending = true;
-    // coalesce bursts of events (a Deployment scale touches many objects); when a
-    // recompute is expensive (thousands of services during a mesh bulk sync), wait
-    // at least twice as long as it took, so CPU goes to work, not to recomputing
-    const delay = Math.min(500, Math.max(10, this.lastComputeMs * 2));
-    setTimeout(() => {
-      this.pending = false;
-      const t0 = performance.now();
-      const e = this.entries();
-      for (const l of this.listeners) l(e);
-      this.lastComputeMs = performance.now() - t0;
-    }, delay);
+    if (!this.started) return;
+    // Coalesce bursts of events (a Deployment scale touches many objects) without a
+    // fixed delay: what is queued in this turn of the event loop is one recompute; when
+    // a recompute is expensive (thousands of services during a mesh bulk sync), the
+    // next waits twice as long as it took, so CPU goes to work, not to recomputing.
+    this.recomputes.schedule();
   }
-  private lastComputeMs = 0;
+  private readonly recomputes = new Coalescer(() => {
+    const e = this.entries();
+    for (const l of this.listeners) l(e);
+  });
 
   async start(): Promise<void> {
     await Promise.all([this.services.start(), this.slices.start(), this.exports.start()]);
   }
 
   async stop(): Promise<void> {
+    this.recomputes.stop();
     await Promise.all([this.services.stop(), this.slices.stop(), this.exports.stop()]);
   }
 }

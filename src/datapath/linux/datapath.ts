@@ -20,7 +20,9 @@ import type {
 import type { Logger } from '../../util/log.js';
 import { nopLogger } from '../../util/log.js';
 import { ipJson } from './ip.js';
+import { TendrilError } from '../../util/errors.js';
 import {
+  IPCACHE_MAX_ENTRIES,
   keyToPrefix,
   openEndpointsMap,
   openIPCacheMap,
@@ -76,6 +78,30 @@ export interface LinuxDatapathOptions {
    * when absent the programs are the variants that emit nothing.
    */
   events?: { ringBytes: number };
+  /** Sizes of the BPF maps from settings (default: the map's own constant). */
+  mapSizes?: { ipcache?: number };
+}
+
+/** Above this share of a map's max entries, status warns (before updates fail). */
+export const MAP_PRESSURE_WARN_RATIO = 0.9;
+
+/** A BPF map would be over its max entries; code DATAPATH_MAP_FULL. */
+export class MapFullError extends TendrilError {
+  constructor(
+    readonly map: string,
+    readonly maxEntries: number,
+    readonly setting: string,
+    key: string,
+  ) {
+    super(
+      'DATAPATH_MAP_FULL',
+      `the ${map} BPF map is full (${maxEntries} entries): ${key} not added`,
+      {
+        hint: `raise ${setting} (\`tendril install --set ${setting}=N\`, then restart the agents), or reduce what the map holds`,
+      },
+    );
+    this.name = 'MapFullError';
+  }
 }
 
 /** The datapath of one node, driven by its agent. */
@@ -111,7 +137,9 @@ export class LinuxDatapath implements Datapath {
     } else {
       try {
         mkdirSync(this.o.bpffsDir, { recursive: true });
-        this.ipcache = openIPCacheMap(this.o.bpffsDir);
+        this.ipcache = openIPCacheMap(this.o.bpffsDir, this.ipcacheMax);
+        // adopted entries count towards the map's fill
+        for (const [k] of this.ipcache.entries()) this.ipcacheKeys.add(keyToPrefix(k));
         this.endpointsMap = openEndpointsMap(this.o.bpffsDir);
         this.probs.delete('bpf-maps');
         if (this.o.events) {
@@ -200,14 +228,59 @@ export class LinuxDatapath implements Datapath {
   }
 
   async upsertIPCache(entry: IPCacheEntry): Promise<void> {
-    this.ipcache?.update(prefixToKey(entry.prefix), {
+    if (!this.ipcache) return;
+    const isNew = !this.ipcacheKeys.has(entry.prefix);
+    if (isNew && this.ipcacheKeys.size >= this.ipcacheMax)
+      throw new MapFullError('ipcache', this.ipcacheMax, 'bpf-ipcache-map-max', entry.prefix);
+    this.ipcache.update(prefixToKey(entry.prefix), {
       identity: entry.identity,
       hostIP: entry.hostIP ?? '0.0.0.0',
       flags: 0,
     });
+    if (isNew) {
+      this.ipcacheKeys.add(entry.prefix);
+      this.checkPressure();
+    }
   }
   async deleteIPCache(prefix: string): Promise<void> {
-    this.ipcache?.delete(prefixToKey(prefix));
+    if (!this.ipcache) return;
+    this.ipcache.delete(prefixToKey(prefix));
+    if (this.ipcacheKeys.delete(prefix)) this.checkPressure();
+  }
+
+  /** How full the sized maps are: entries, max, ratio. */
+  mapPressure(): Array<{ map: string; entries: number; maxEntries: number; ratio: number }> {
+    return [
+      {
+        map: 'ipcache',
+        entries: this.ipcacheKeys.size,
+        maxEntries: this.ipcacheMax,
+        ratio: this.ipcacheKeys.size / this.ipcacheMax,
+      },
+    ];
+  }
+
+  /** Status warns once a map is MAP_PRESSURE_WARN_RATIO full (the problem clears below it). */
+  private checkPressure(): void {
+    const full = this.mapPressure().filter((p) => p.ratio >= MAP_PRESSURE_WARN_RATIO);
+    if (full.length === 0) {
+      this.probs.delete('bpf-map-pressure');
+      return;
+    }
+    this.probs.set('bpf-map-pressure', {
+      component: 'bpf-map-pressure',
+      cause: full
+        .map(
+          (p) =>
+            `${p.map} map ${Math.floor(p.ratio * 100)}% full (${p.entries} of ${p.maxEntries})`,
+        )
+        .join('; '),
+      hint: 'raise bpf-ipcache-map-max (`tendril install --set bpf-ipcache-map-max=N`) before updates fail',
+    });
+  }
+  private readonly ipcacheKeys = new Set<string>();
+  private get ipcacheMax(): number {
+    return this.o.mapSizes?.ipcache ?? IPCACHE_MAX_ENTRIES;
   }
   /** ipcache entries now in the map (adoption after restart). */
   listIPCache(): IPCacheEntry[] {

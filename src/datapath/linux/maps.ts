@@ -55,9 +55,20 @@ export const endpointsSpec: MapSpec<string, EndpointValue> = {
   value: endpointValue,
 };
 
-/** Creates or reuses the pinned ipcache map of a node. @throws BpfError, MapMismatchError */
-export function openIPCacheMap(bpffsDir: string): BpfMap<IPCacheKey, IPCacheValue> {
-  return createOrReusePinnedMap(ipcacheSpec, join(bpffsDir, PIN.ipcache));
+/** Bounds of the `bpf-ipcache-map-max` setting. */
+export const IPCACHE_MAX_ENTRIES_MIN = 1_024;
+export const IPCACHE_MAX_ENTRIES_MAX = 4_194_304;
+
+/**
+ * Creates or reuses the pinned ipcache map of a node, with `maxEntries`
+ * entries (the agent's `bpf-ipcache-map-max`, default 65,536).
+ * @throws BpfError, MapMismatchError (a pinned map of another size: see its hint)
+ */
+export function openIPCacheMap(
+  bpffsDir: string,
+  maxEntries = IPCACHE_MAX_ENTRIES,
+): BpfMap<IPCacheKey, IPCacheValue> {
+  return createOrReusePinnedMap({ ...ipcacheSpec, maxEntries }, join(bpffsDir, PIN.ipcache));
 }
 
 /** Creates or reuses the pinned endpoints map of a node. @throws BpfError, MapMismatchError */

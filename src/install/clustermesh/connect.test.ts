@@ -128,7 +128,9 @@ test('every cluster has its own CA (key only in its pki/); different CAs are acc
   });
   assert.throws(
     () => checkPair(a, side('c3', 'cluster3', 3, '10.246.0.0/16'), true),
-    refused(/maxConnectedClusters differs \(255 and 511\)/),
+    refused(
+      /max-connected-clusters differs \(cluster "cluster1" has 255, cluster "cluster3" has 511\)/,
+    ),
   );
 });
 

@@ -11,7 +11,7 @@
 import { TendrilError } from '../../util/errors.js';
 import { resolveCluster, type ResolvedCluster } from '../target.js';
 import { cidrsOverlap, parseCIDR } from '../../util/ipv4.js';
-import { DEFAULT_MAX_CONNECTED_CLUSTERS } from '../../clustermesh/keys.js';
+import { maxConnectedClustersMismatch } from './max-clusters.js';
 import { type ServiceType } from '../../clustermesh/mesh-files.js';
 import { connectResolved, disconnectDirection } from './setup.js';
 import { enableClusterMesh, requireInstall, sayWaiting } from './enable.js';
@@ -94,14 +94,8 @@ export function checkPair(a: Side, b: Side, _allowMismatchingCA = false): void {
       'recreate one of the clusters with a distinct pod CIDR (`tendril lab create NAME --pod-cidr CIDR`)',
     );
   }
-  const ma = a.mesh?.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS;
-  const mb = b.mesh?.maxConnectedClusters ?? DEFAULT_MAX_CONNECTED_CLUSTERS;
-  if (ma !== mb) {
-    throw new ConnectRefusedError(
-      `cannot connect ${a.context} and ${b.context}: maxConnectedClusters differs (${ma} and ${mb}); every cluster of a mesh must use the same value`,
-      'disable and re-enable the mesh on one of them with the same maxConnectedClusters',
-    );
-  }
+  const clusters = maxConnectedClustersMismatch(a, b);
+  if (clusters) throw new ConnectRefusedError(clusters.message, clusters.hint);
 }
 
 function resolveSide(context: string | undefined): Side {

@@ -199,6 +199,7 @@ async function enableLocked(
     cacheTTL: install.settings['clustermesh-cache-ttl'],
     podCIDRs: [c.podCIDR],
     nodeCIDRs: [nodeCIDROf(c)],
+    maxConnectedClusters: Number(install.settings['max-connected-clusters'] ?? 255),
   });
   // the agents and the operator follow the remotes named here (none until connect)
   await syncLabClusterMeshConfig(c.name);

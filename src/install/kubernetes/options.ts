@@ -7,11 +7,7 @@
 import { TendrilError } from '../../util/errors.js';
 import { PATHS } from './names.js';
 import { cidrContains, formatCIDR, parseCIDR } from '../../util/ipv4.js';
-import {
-  parseSettings,
-  validateClusterId,
-  validateClusterName,
-} from '../install-state.js';
+import { parseSettings, validateClusterId, validateClusterName } from '../install-state.js';
 
 /** How the clustermesh-apiserver's etcd is exposed to the other clusters (as `clustermesh enable --service-type`). */
 export type MeshServiceType = 'NodePort' | 'LoadBalancer' | 'ClusterIP';
@@ -92,7 +88,11 @@ function bad(message: string, hint: string): TendrilError {
  */
 export function resolveManifestOptions(input: ManifestInput): ManifestOptions {
   const clusterName = validateClusterName(input.clusterName);
-  const clusterId = validateClusterId(input.clusterId ?? 1);
+  const settings = { ...parseSettings(input.set ?? []), ...(input.settings ?? {}) };
+  const clusterId = validateClusterId(
+    input.clusterId ?? 1,
+    Number(settings['max-connected-clusters'] ?? 255),
+  );
   const image = input.image ?? DEFAULT_IMAGE;
   if (!image || /\s/.test(image))
     throw bad(`invalid image "${image}"`, 'pass --image REPOSITORY[:TAG] without spaces');
@@ -119,7 +119,6 @@ export function resolveManifestOptions(input: ManifestInput): ManifestOptions {
       `DNS service IP ${input.dnsServiceIP} is not in the service CIDR ${serviceCIDR}`,
       'choose a free address of the service CIDR, or leave it out to have one assigned',
     );
-  const settings = { ...parseSettings(input.set ?? []), ...(input.settings ?? {}) };
   const apiServer = input.apiServer ?? DEFAULT_API_SERVER;
   if (!/^https:\/\/[^\s/]+(:\d+)?\/?$/.test(apiServer))
     throw bad(

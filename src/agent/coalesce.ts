@@ -1,0 +1,73 @@
+/**
+ * Runs a recompute "soon" after changes, without a fixed delay: a lone change
+ * runs on the next turn of the event loop (setImmediate), so everything
+ * already queued in this turn is coalesced into one run, and nothing waits
+ * for a timer. Only when the previous run was expensive and recent does the
+ * next one wait, until `factor` x its duration has passed since it ended
+ * (capped at `maxDelayMs`): during a bulk sync of thousands of entries CPU goes
+ * to work, not to recomputing, and an idle agent answers at once.
+ */
+export interface CoalescerOptions {
+  /** The upper bound of the wait after an expensive run (default 500 ms). */
+  maxDelayMs?: number;
+  /** Spacing after a run, as a multiple of its duration (default 2). */
+  factor?: number;
+}
+
+/** Coalesces schedule() calls into runs of `fn`; see the module comment. */
+export class Coalescer {
+  private pending: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  private lastEnd = 0;
+  private lastDurationMs = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly fn: () => void,
+    private readonly o: CoalescerOptions = {},
+  ) {}
+
+  /** Asks for a run; returns at once (the run is asynchronous). */
+  schedule(): void {
+    if (this.pending || this.stopped) return;
+    const spacing = Math.min(this.o.maxDelayMs ?? 500, this.lastDurationMs * (this.o.factor ?? 2));
+    const wait = this.lastEnd + spacing - performance.now();
+    if (wait <= 0) this.pending = setImmediate(() => this.run());
+    else this.pending = setTimeout(() => this.run(), wait);
+  }
+
+  /** Runs now (a pending run is dropped). */
+  runNow(): void {
+    this.cancel();
+    this.run();
+  }
+
+  /** The delay the next schedule() would add, in ms (0: next turn of the event loop). */
+  nextDelayMs(): number {
+    const spacing = Math.min(this.o.maxDelayMs ?? 500, this.lastDurationMs * (this.o.factor ?? 2));
+    return Math.max(0, this.lastEnd + spacing - performance.now());
+  }
+
+  /** Drops a pending run; later schedule() calls are ignored. */
+  stop(): void {
+    this.stopped = true;
+    this.cancel();
+  }
+
+  private cancel(): void {
+    if (!this.pending) return;
+    clearTimeout(this.pending as NodeJS.Timeout);
+    clearImmediate(this.pending as NodeJS.Immediate);
+    this.pending = undefined;
+  }
+
+  private run(): void {
+    this.pending = undefined;
+    const t0 = performance.now();
+    try {
+      this.fn();
+    } finally {
+      this.lastEnd = performance.now();
+      this.lastDurationMs = this.lastEnd - t0;
+    }
+  }
+}
