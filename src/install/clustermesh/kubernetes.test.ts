@@ -20,6 +20,8 @@ import { certificateInfo, verifyCertificate } from '../../clustermesh/certs.js';
 import { configDirSource } from '../../clustermesh/apiserver/sources.js';
 import { readClusterMeshConfig } from '../../clustermesh/clustermesh-config.js';
 import { ConnectRefusedError } from './connect.js';
+import { main } from '../../cli/main.js';
+import { setContext } from '../../k8s/kubeconfig.js';
 import {
   connectKubernetesClusters,
   disconnectKubernetesClusters,
@@ -323,5 +325,71 @@ test('clustermesh enable/connect/disconnect on two KubernetesTargets: Secrets an
     for (const t of targets) t.close();
     for (const api of apis) await api.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tendril clustermesh enable/connect/disconnect: contexts that are no lab cluster here take the Kubernetes path', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'tendril-k8smesh-cli-'));
+  const saved = process.env.TENDRIL_HOME;
+  process.env.TENDRIL_HOME = home;
+  const apis: Awaited<ReturnType<typeof frontedApi>>[] = [];
+  const targets: KubernetesTarget[] = [];
+  const run = (...args: string[]) => main(['node', 'tendril', ...args]);
+  try {
+    for (let i = 0; i < 2; i++) {
+      const api = await frontedApi();
+      apis.push(api);
+      setContext({ name: `k8s-${i + 1}`, server: api.url, makeCurrent: false });
+      const t = new KubernetesTarget(new KubeClient({ server: api.url, timeoutMs: 10_000 }));
+      targets.push(t);
+      await t
+        .apply([
+          { apiVersion: 'v1', kind: 'Namespace', metadata: { name: K8S_NAMESPACE } } as KubeObject,
+        ])
+        .catch(() => undefined);
+      await t.writeDaemonConfig('operator', {
+        'cluster-name': `k${i + 1}`,
+        'cluster-id': String(i + 1),
+      });
+    }
+    const [a, b] = targets as [KubernetesTarget, KubernetesTarget];
+    for (const [ctx, ep] of [
+      ['k8s-1', 'https://10.1.0.5:32379'],
+      ['k8s-2', 'https://10.2.0.7:32379'],
+    ] as const)
+      assert.equal(
+        await run('clustermesh', 'enable', '--context', ctx, '--access-endpoint', ep),
+        0,
+      );
+    assert.equal(
+      await run('clustermesh', 'connect', '--context', 'k8s-1', '--destination-context', 'k8s-2'),
+      0,
+    );
+    assert.deepEqual(Object.keys(await secretFiles(a, SECRET_NAMES.kvstoremesh)).sort(), [
+      'k2',
+      'k2.etcd-client-ca.crt',
+      'k2.etcd-client.crt',
+      'k2.etcd-client.key',
+    ]);
+    assert.match(await usersYaml(a), /name: remote-k2\.[0-9a-f]{8}/);
+    assert.equal(
+      await run(
+        'clustermesh',
+        'disconnect',
+        '--context',
+        'k8s-1',
+        '--destination-context',
+        'k8s-2',
+      ),
+      0,
+    );
+    assert.deepEqual(await secretFiles(b, SECRET_NAMES.kvstoremesh), {});
+    assert.deepEqual(parse(await usersYaml(b)), { users: [] });
+  } finally {
+    for (const t of targets) t.close();
+    for (const api of apis) await api.close();
+    if (saved === undefined) delete process.env.TENDRIL_HOME;
+    else process.env.TENDRIL_HOME = saved;
+    rmSync(home, { recursive: true, force: true });
   }
 });

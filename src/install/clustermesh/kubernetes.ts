@@ -39,6 +39,9 @@ import { validateClusterName, DEFAULT_MAX_CONNECTED_CLUSTERS } from '../../clust
 import { MESH_CONFIG_KEYS } from '../../clustermesh/apiserver/sources.js';
 import { renderRemoteEtcdConfig } from '../../clustermesh/clustermesh-config.js';
 import { K8S_NAMESPACE, KubernetesTarget } from '../target.js';
+import { resolveInstallTarget } from '../lab-target.js';
+import { resolveContext } from '../../k8s/kubeconfig.js';
+import { configPath } from '../../util/paths.js';
 import { NAMES, SECRET_NAMES, PORTS } from '../kubernetes/names.js';
 import { grantCN } from './setup.js';
 import { ConnectRefusedError, connectionPairs, type ConnectionMode } from './connect.js';
@@ -589,4 +592,20 @@ export async function disconnectKubernetesClusters(
     say(`🔌 ${x.name} no longer reads ${y.name}`);
   }
   return pairs.map(([x, y]) => [x.name, y.name]);
+}
+
+/**
+ * The Kubernetes target of a CLI context, or undefined when the context is a
+ * lab cluster on this machine (the lab path then applies). The context's
+ * server and credentials come from Tendril's config file (kubeconfig format).
+ * @throws TendrilError config.* for an unknown context.
+ */
+export function kubernetesTargetOf(context?: string): KubernetesTarget | undefined {
+  try {
+    resolveInstallTarget(context);
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof TendrilError) || err.code !== 'INSTALL_NOT_A_LAB_CLUSTER') throw err;
+    return KubernetesTarget.fromKubeconfig(configPath(), resolveContext(context).contextName);
+  }
 }
