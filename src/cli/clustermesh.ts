@@ -23,6 +23,13 @@ import {
   type MeshStatusReport,
 } from '../install/clustermesh/status-report.js';
 import { pollStatus } from '../install/collect.js';
+import {
+  connectKubernetesClusters,
+  disconnectKubernetesClusters,
+  enableKubernetesMesh,
+  kubernetesTargetOf,
+} from '../install/clustermesh/kubernetes.js';
+import type { KubernetesTarget } from '../install/target.js';
 import type { ServiceType } from '../clustermesh/mesh-files.js';
 import { TendrilError } from '../util/errors.js';
 
@@ -57,6 +64,39 @@ function splitList(v: string[] | string | undefined): string[] {
     .filter(Boolean);
 }
 
+/**
+ * Runs `run` when every context is a Kubernetes cluster (not a lab cluster
+ * here); returns false when they are all lab clusters. A mix is refused.
+ */
+async function onKubernetes(
+  source: string | undefined,
+  destinations: string[],
+  run: (src: KubernetesTarget, dests: KubernetesTarget[]) => Promise<unknown>,
+): Promise<boolean> {
+  const all = [source, ...destinations].map((c) => kubernetesTargetOf(c));
+  try {
+    const k8s = all.filter((t): t is KubernetesTarget => t !== undefined);
+    if (k8s.length === 0) return false;
+    if (k8s.length !== all.length || destinations.length === 0)
+      throw new TendrilError(
+        'CLUSTERMESH_MIXED_TARGETS',
+        destinations.length === 0
+          ? 'no destination given'
+          : 'some of these contexts are lab clusters on this machine and some are Kubernetes clusters; connect works within one kind',
+        {
+          hint:
+            destinations.length === 0
+              ? 'pass --destination-context CONTEXT[,CONTEXT...]'
+              : 'connect lab clusters with lab clusters, Kubernetes clusters with Kubernetes clusters',
+        },
+      );
+    await run(k8s[0]!, k8s.slice(1));
+    return true;
+  } finally {
+    for (const t of all) t?.close();
+  }
+}
+
 /** Registers the clustermesh command group. */
 export function register(program: Command): void {
   const cm = program
@@ -74,14 +114,37 @@ export function register(program: Command): void {
       'NodePort',
     )
     .option('--no-wait', 'do not wait until the apiserver has exported the cluster state')
-    .action(async (o: { context?: string; serviceType: string; wait: boolean }, cmd: Command) => {
-      await enableClusterMesh({
-        context: contextOf(cmd, o.context),
-        serviceType: serviceType(o.serviceType),
-        wait: o.wait,
-        say,
-      });
-    });
+    .option(
+      '--access-endpoint <urls...>',
+      'Kubernetes clusters: https://ADDRESS:PORT other clusters reach its etcd at (default: from the clustermesh-apiserver Service)',
+    )
+    .action(
+      async (
+        o: { context?: string; serviceType: string; wait: boolean; accessEndpoint?: string[] },
+        cmd: Command,
+      ) => {
+        const k8s = kubernetesTargetOf(contextOf(cmd, o.context));
+        if (k8s) {
+          try {
+            const st = serviceType(o.serviceType);
+            await enableKubernetesMesh(k8s, {
+              ...(st ? { serviceType: st } : {}),
+              ...(o.accessEndpoint ? { accessEndpoints: splitList(o.accessEndpoint) } : {}),
+              say,
+            });
+          } finally {
+            k8s.close();
+          }
+          return;
+        }
+        await enableClusterMesh({
+          context: contextOf(cmd, o.context),
+          serviceType: serviceType(o.serviceType),
+          wait: o.wait,
+          say,
+        });
+      },
+    );
 
   cm.command('disable')
     .description('Disconnect the cluster from the mesh and remove its clustermesh-apiserver')
@@ -130,6 +193,18 @@ export function register(program: Command): void {
         },
         cmd: Command,
       ) => {
+        if (
+          await onKubernetes(
+            contextOf(cmd, o.context),
+            splitList(o.destinationContext),
+            (src, dests) =>
+              connectKubernetesClusters(src, dests, {
+                mode: o.connectionMode as ConnectionMode,
+                say,
+              }),
+          )
+        )
+          return;
         await connectClusters({
           context: contextOf(cmd, o.context),
           destinationContexts: splitList(o.destinationContext),
@@ -146,6 +221,18 @@ export function register(program: Command): void {
       o: { context?: string; destinationContext?: string[]; connectionMode: string },
       cmd: Command,
     ) => {
+      if (
+        await onKubernetes(
+          contextOf(cmd, o.context),
+          splitList(o.destinationContext),
+          (src, dests) =>
+            disconnectKubernetesClusters(src, dests, {
+              mode: o.connectionMode as ConnectionMode,
+              say,
+            }),
+        )
+      )
+        return;
       await disconnectClusters({
         context: contextOf(cmd, o.context),
         destinationContexts: splitList(o.destinationContext),

@@ -30,7 +30,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { TendrilError } from '../util/errors.js';
 import type { EtcdKVStoreOptions } from '../kvstore/etcd.js';
@@ -64,7 +64,15 @@ export function readClusterMeshConfig(dir: string): RemoteEtcdConfig[] {
     if (name.startsWith('.') || !NAME_RE.test(name)) continue;
     const p = join(dir, name);
     if (!statSync(p).isFile()) continue;
-    out.push(parseRemoteEtcdConfig(name, readFileSync(p, 'utf8'), p));
+    const c = parseRemoteEtcdConfig(name, readFileSync(p, 'utf8'), p);
+    // a relative file name (`tendril clustermesh connect` on Kubernetes writes the
+    // Secret's own key names) is a file beside the config, wherever the Secret is mounted
+    out.push({
+      ...c,
+      trustedCAFile: resolve(dir, c.trustedCAFile),
+      certFile: resolve(dir, c.certFile),
+      keyFile: resolve(dir, c.keyFile),
+    });
   }
   return out;
 }
