@@ -18,7 +18,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 /** Programs that are not Debian packages: Node.js itself runs everything. */
 const NOT_PACKAGES = new Set(['node', 'npm', 'npx']);
 /** Tendril CLI verbs that are also programs on a Debian machine (`['install', '--context', ...]`). */
-const CLI_VERBS = new Set(['install', 'service', 'wait', 'patch']);
+const CLI_VERBS = new Set(['install', 'service', 'wait', 'patch', 'exec']);
 
 function sourceFiles(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {

@@ -109,7 +109,12 @@ test('collects daemons, nodes and the asked components through the target; a fai
   // no mesh enabled: the clustermesh-apiserver is not asked
   assert.equal(d.components.clustermesh, undefined);
   assert.ok(!asked.includes('clustermesh'));
-  assert.deepEqual(Object.keys(COMPONENT_COLLECTORS).sort(), ['agents', 'clustermesh', 'operator']);
+  assert.deepEqual(Object.keys(COMPONENT_COLLECTORS).sort(), [
+    'agents',
+    'clustermesh',
+    'hubble',
+    'operator',
+  ]);
 });
 
 test('only the components asked for are read', async () => {

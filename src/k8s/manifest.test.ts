@@ -30,7 +30,7 @@ describe('manifest parsing', () => {
   it('refuses the whole file when one document is invalid, naming every problem', () => {
     const bad =
       seed(1) +
-      `---\napiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n  ports:\n  - port: 0\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n`;
+      `---\napiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n  ports:\n  - port: 0\n---\napiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: x\n`;
     assert.throws(
       () => parseManifest(bad, 'bad.yaml'),
       (e: unknown) => {
@@ -45,7 +45,7 @@ describe('manifest parsing', () => {
         );
         assert.match(
           e.message,
-          /document 5 \(line \d+\): no matches for kind "ConfigMap" in version "v1"/,
+          /document 5 \(line \d+\): no matches for kind "ReplicationController" in version "v1"/,
         );
         return true;
       },
