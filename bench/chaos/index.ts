@@ -17,7 +17,10 @@
  *   chaos_acknowledged_writes_lost    Secrets whose create got a 2xx and are not there afterwards
  *   chaos_acknowledged_writes         creates that got a 2xx
  *   chaos_kills                       SIGKILLs sent
- *   chaos_netem_faults                netem phases applied (each on every underlay port)
+ *   chaos_netem_faults                link fault phases applied (each on every underlay port of both
+ *                                     clusters); netem is not in this kernel: an htb class of low rate
+ *                                     (delay by queueing) and a short pfifo (loss by tail drop)
+ *   chaos_link_drops                  packets those faults dropped
  *
  * CHAOS_KILLS_PER_DAEMON (default 2), CHAOS_SECONDS (least load duration, default 150).
  *
@@ -504,7 +507,13 @@ try {
       name: 'chaos_netem_faults',
       value: netemFaults,
       unit: 'phases',
-      note: `each on ${ports.length} underlay ports: ${phases.join('; ')}`,
+      note: `htb rate/pfifo limit (no sch_netem in this kernel) on ${ports.length} underlay ports: ${phases.map((p) => `${p.rate}/${p.limit}`).join(', ')}`,
+    },
+    {
+      name: 'chaos_link_drops',
+      value: linkDrops,
+      unit: 'packets',
+      note: 'dropped by the faulted inter-cluster link',
     },
     {
       name: 'chaos_seconds',
