@@ -16,8 +16,10 @@ import fc from 'fast-check';
 import { resourceForPath } from '../../k8s/resources.js';
 import { handleQuery } from '../../dns/server.js';
 import { ServiceRecordStore } from '../../dns/records.js';
+import { compressedQuestions } from '../../dns/fuzz-arbitraries.js';
 import { Registry } from './registry.js';
 import { ApiHttpServer } from './server.js';
+import { objectArb, pathArb, queryArb } from './fuzz-arbitraries.js';
 import { DiskPersistence } from './storage.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
@@ -53,102 +55,6 @@ function call(
     req.end(body);
   });
 }
-
-/** JSON values shaped like Kubernetes objects, with hostile leaves. */
-const objectArb = fc.letrec((tie) => ({
-  leaf: fc.oneof(
-    fc.string(),
-    fc.integer(),
-    fc.double(),
-    fc.boolean(),
-    fc.constant(null),
-    fc.constantFrom('default', '', '10.0.0.1', '0.0.0.0/0', '-1', '1e400', '__proto__'),
-  ),
-  value: fc.oneof(
-    { depthSize: 'small' },
-    tie('leaf'),
-    fc.array(tie('value'), { maxLength: 4 }),
-    fc.dictionary(
-      fc.oneof(fc.string(), fc.constantFrom('metadata', 'spec', 'status', 'name', 'labels')),
-      tie('value'),
-      { maxKeys: 5 },
-    ),
-  ),
-  object: fc.record(
-    {
-      apiVersion: fc.oneof(fc.constant('v1'), fc.string()),
-      kind: fc.constantFrom('Pod', 'Service', 'Namespace', 'Node', 'Deployment', 'X'),
-      metadata: fc.oneof(
-        fc.record(
-          {
-            name: fc.oneof(fc.constantFrom('a', 'b-1'), fc.string(), tie('value')),
-            namespace: fc.oneof(fc.constant('default'), tie('value')),
-            labels: tie('value'),
-            annotations: tie('value'),
-            resourceVersion: fc.oneof(fc.string(), fc.integer().map(String)),
-          },
-          { requiredKeys: [] },
-        ),
-        tie('value'),
-      ),
-      spec: tie('value'),
-      status: tie('value'),
-    },
-    { requiredKeys: [] },
-  ),
-}));
-
-const paths = [
-  '/api/v1/namespaces/default/pods',
-  '/api/v1/namespaces/default/pods/a',
-  '/api/v1/namespaces/default/pods/a/status',
-  '/api/v1/namespaces/default/services',
-  '/api/v1/namespaces/default/services/a',
-  '/api/v1/nodes',
-  '/api/v1/nodes/a/status',
-  '/api/v1/namespaces',
-  '/apis/apps/v1/namespaces/default/deployments',
-  '/apis/apps/v1/namespaces/default/deployments/a/scale',
-];
-/** A known path, or one with a hostile last segment (bad %-escapes, dots, long names). */
-const pathArb = fc.oneof(
-  fc.constantFrom(...paths),
-  fc
-    .tuple(
-      fc.constantFrom(...paths),
-      fc.oneof(
-        fc.string({ maxLength: 30 }),
-        fc.constantFrom('%', '%E0%A4%A', '%zz', '..', '%00', 'a'.repeat(300)),
-      ),
-    )
-    .map(([p, seg]) => `${p}/${seg.replace(/[?#\s]/g, '')}`),
-);
-
-const queryArb = fc
-  .array(
-    fc.tuple(
-      fc.constantFrom(
-        'limit',
-        'timeoutSeconds',
-        'resourceVersion',
-        'labelSelector',
-        'fieldSelector',
-        'gracePeriodSeconds',
-        'propagationPolicy',
-        'dryRun',
-        'resourceVersionMatch',
-        'includeObject',
-        'continue',
-      ),
-      fc.oneof(
-        fc.string({ maxLength: 40 }),
-        fc.integer().map(String),
-        fc.constantFrom('-1', '1e400', 'NaN', '', 'a in (b', 'a=b,,', 'metadata.name==a', 'All'),
-      ),
-    ),
-    { maxLength: 4 },
-  )
-  .map((pairs) => pairs.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&'));
 
 describe('fuzz: lab API server REST bodies and query strings', () => {
   let dir: string;
@@ -230,14 +136,7 @@ describe('fuzz: DNS packet parser', () => {
     // Several questions, compressed (each a pointer to the first name): FORMERR, small.
     fc.assert(
       fc.property(fc.integer({ min: 2, max: 400 }), (n) => {
-        const extra = Buffer.alloc((n - 1) * 6);
-        for (let i = 0; i < n - 1; i++) {
-          extra.writeUInt16BE(0xc00c, i * 6);
-          extra.writeUInt16BE(1, i * 6 + 2);
-          extra.writeUInt16BE(1, i * 6 + 4);
-        }
-        const q = Buffer.concat([Buffer.from(valid), extra]);
-        q.writeUInt16BE(n, 4);
+        const q = compressedQuestions(n, 'a.default.svc.cluster.local');
         check(q);
         const tcp = handleQuery(q, opts, undefined);
         assert.ok(
