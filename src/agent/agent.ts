@@ -209,6 +209,12 @@ export class Agent {
         : {}),
       datapath: dp,
       logger,
+      // the prefixes policies name, with their node-local CIDR identities, in the ipcache
+      onCidrIdentities: (all) =>
+        this.setIPCacheSource(
+          'policy-cidr',
+          all.map((c) => ({ prefix: c.prefix, identity: c.identity })),
+        ),
     });
     this.endpoints.onChange((ev, ep) =>
       ev === 'delete' ? this.policy.deleteEndpoint(ep.id) : this.policy.upsertEndpoint(ep),

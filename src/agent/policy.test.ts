@@ -90,4 +90,45 @@ describe('agent policy', () => {
       ap.stop();
     }
   });
+
+  it('allocates CIDR identities for the prefixes policies name and hands them to the ipcache', async () => {
+    const dp = new FakeDatapath();
+    let cidrs: { prefix: string; identity: number }[] = [];
+    const ap = new AgentPolicy({
+      clusterName: 'c1',
+      datapath: dp,
+      batchMs: 1,
+      onCidrIdentities: (all) => (cidrs = all),
+    });
+    try {
+      ap.upsertIdentity(256, labels('client', 'c1'));
+      ap.upsertEndpoint({ id: 7, identity: 256, podNamespace: 'default', podName: 'client' });
+      const cidrPolicy: KubeObject = {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'to-net', namespace: 'default' },
+        spec: {
+          podSelector: { matchLabels: { app: 'client' } },
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ ipBlock: { cidr: '192.0.2.0/24', except: ['192.0.2.128/25'] } }] }],
+        },
+      };
+      ap.upsertPolicy(cidrPolicy);
+      await ap.idle();
+      assert.deepEqual(cidrs.map((c) => c.prefix).sort(), ['192.0.2.0/24', '192.0.2.128/25']);
+      const id = (prefix: string) => cidrs.find((c) => c.prefix === prefix)!.identity;
+      const egress = dp.policies.get(7)!.egress;
+      assert.equal(egress.enforced, true);
+      assert.ok(egress.entries.some((e) => e.identity === id('192.0.2.0/24') && !e.deny));
+      assert.ok(
+        !egress.entries.some((e) => e.identity === id('192.0.2.128/25')),
+        'the except prefix is not allowed',
+      );
+      ap.deletePolicy({ kind: 'NetworkPolicy', namespace: 'default', name: 'to-net' });
+      await ap.idle();
+      assert.deepEqual(cidrs, [], 'released with the last policy naming them');
+    } finally {
+      ap.stop();
+    }
+  });
 });

@@ -9,7 +9,11 @@ import type { Datapath, EndpointPolicySpec } from '../datapath/types.js';
 import { parseLabels } from '../identity/labels.js';
 import type { KubeObject } from '../k8s/objects.js';
 import {
+  CidrIdentityAllocator,
   PolicyEngine,
+  cidrIdentityLabels,
+  policyCidrPrefixes,
+  type CidrIdentity,
   endpointPolicySpec,
   formatPolicyRef,
   type EndpointPolicy,
@@ -31,6 +35,11 @@ export interface AgentPolicyOptions {
   logger?: Logger;
   /** Delay that batches bursts of changes into one recomputation (ms, default 10). */
   batchMs?: number;
+  /**
+   * Called with every CIDR identity (prefix -> node-local identity) whenever
+   * the set changes; the agent writes them to the ipcache.
+   */
+  onCidrIdentities?: (all: CidrIdentity[]) => void;
 }
 
 /** A local endpoint as policy needs it. */
@@ -75,6 +84,8 @@ export class AgentPolicy {
   namedPortsOf: ((namespace: string, name: string) => NamedPort[] | undefined) | undefined;
   /** Policy objects that could not be translated, by "kind ns/name". */
   readonly problems = new Map<string, string>();
+  /** Node-local identities of the prefixes policies name (toCIDR, fromCIDR, ipBlock, except). */
+  readonly cidrIdentities = new CidrIdentityAllocator();
 
   constructor(private readonly o: AgentPolicyOptions) {
     this.log = (o.logger ?? nopLogger).child({ subsys: 'policy' });
@@ -107,13 +118,31 @@ export class AgentPolicy {
       this.problems.set(name, (err as Error).message);
       this.log.warn('policy not applied', { policy: name, error: err });
     }
+    this.syncCidrIdentities();
     this.schedule();
   }
 
   /** Removes a policy object. */
   deletePolicy(ref: PolicyRef): void {
     this.engine.deletePolicy(ref);
+    this.syncCidrIdentities();
     this.schedule();
+  }
+
+  /** Allocates / releases CIDR identities for the prefixes the held policies name. */
+  private syncCidrIdentities(): void {
+    let change: ReturnType<CidrIdentityAllocator['sync']>;
+    try {
+      change = this.cidrIdentities.sync(policyCidrPrefixes(this.engine.policySpecs()));
+    } catch (err) {
+      this.log.warn('CIDR identities not allocated', { error: err });
+      return;
+    }
+    if (change.added.length === 0 && change.removed.length === 0) return;
+    for (const c of change.removed) this.engine.deleteIdentity(c.identity);
+    for (const c of change.added)
+      this.engine.upsertIdentity(c.identity, cidrIdentityLabels(c.prefix));
+    this.o.onCidrIdentities?.(this.cidrIdentities.list());
   }
 
   /** Adds or replaces an identity (labels in Cilium's text form). */
