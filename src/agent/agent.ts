@@ -39,6 +39,7 @@ import { Reconciler } from './reconciler.js';
 import { POD_GATEWAY, hostIfNameFor } from '../datapath/linux/veth.js';
 import { pendingReleaseDir } from './cni/plugin.js';
 import { AgentPolicy } from './policy.js';
+import { LOCAL_IDENTITY_SCOPE } from '../policy/cidr-identities.js';
 import type { EnforcementMode } from '../policy/engine.js';
 
 /** Cilium's reserved identities that the agent puts in the ipcache. */
@@ -99,6 +100,11 @@ export interface AgentDeps {
   publisher?: EndpointPublisher;
   /** Name of the datapath for status ("linux", "fake"). */
   datapathName?: string;
+  /**
+   * Hold policy writes until the sources release them (agent.policy.release())
+   * once policies and identities are listed: the Kubernetes sources do.
+   */
+  holdPolicy?: boolean;
 }
 
 /** A node of this cluster or a remote one, as routing needs it. */
@@ -216,6 +222,7 @@ export class Agent {
           all.map((c) => ({ prefix: c.prefix, identity: c.identity })),
         ),
     });
+    if (deps.holdPolicy) this.policy.hold();
     this.endpoints.onChange((ev, ep) =>
       ev === 'delete' ? this.policy.deleteEndpoint(ep.id) : this.policy.upsertEndpoint(ep),
     );
@@ -232,7 +239,14 @@ export class Agent {
     if (dp.init) await dp.init();
     try {
       if (dp.listNodeRoutes) this.routes.adopt(await dp.listNodeRoutes());
-      if (dp.listIPCache) this.ipcache.adopt(dp.listIPCache());
+      if (dp.listIPCache) {
+        const entries = dp.listIPCache();
+        this.ipcache.adopt(entries);
+        // CIDR identities of the previous run keep their numbers (the pinned policy maps use them)
+        this.policy.restoreCidrIdentities(
+          entries.filter((e) => e.identity > LOCAL_IDENTITY_SCOPE && !e.hostIP),
+        );
+      }
       if (dp.listServices) this.services.adopt(await dp.listServices());
     } catch (err) {
       this.log.warn('could not read kernel state for adoption', { error: err });

@@ -131,4 +131,56 @@ describe('agent policy', () => {
       ap.stop();
     }
   });
+
+  it('hold(): nothing reaches the datapath until release(); restored CIDR identities keep their numbers', async () => {
+    const dp = new FakeDatapath();
+    let cidrs: { prefix: string; identity: number }[] = [];
+    const ap = new AgentPolicy({
+      clusterName: 'c1',
+      datapath: dp,
+      batchMs: 1,
+      onCidrIdentities: (all) => (cidrs = all),
+    });
+    try {
+      ap.hold();
+      // a restart: the previous run's CIDR identities come back from the ipcache
+      ap.restoreCidrIdentities([
+        { prefix: '192.0.2.0/24', identity: (1 << 24) | 7 },
+        { prefix: '203.0.113.0/24', identity: (1 << 24) | 3 },
+      ]);
+      assert.equal(cidrs.length, 2, 'restored entries stay in the ipcache meanwhile');
+      ap.upsertEndpoint({ id: 7, identity: 256, podNamespace: 'default', podName: 'client' });
+      await new Promise((r) => setTimeout(r, 30));
+      await ap.idle();
+      assert.equal(
+        dp.policies.size,
+        0,
+        'an endpoint without its policies and identities: no write',
+      );
+      ap.upsertIdentity(256, labels('client', 'c1'));
+      ap.upsertPolicy({
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumNetworkPolicy',
+        metadata: { name: 'to-net', namespace: 'default' },
+        spec: {
+          endpointSelector: { matchLabels: { app: 'client' } },
+          egress: [{ toCIDR: ['192.0.2.0/24', '198.51.100.0/24'] }],
+        },
+      });
+      await new Promise((r) => setTimeout(r, 30));
+      await ap.idle();
+      assert.equal(dp.policies.size, 0, 'still held');
+      ap.release();
+      await ap.idle();
+      const id = (prefix: string) => cidrs.find((c) => c.prefix === prefix)?.identity;
+      assert.equal(id('192.0.2.0/24'), (1 << 24) | 7, 'kept its number');
+      assert.equal(id('203.0.113.0/24'), undefined, 'no policy names it any more: released');
+      assert.ok(id('198.51.100.0/24')! > 1 << 24 && id('198.51.100.0/24') !== ((1 << 24) | 7));
+      const egress = dp.policies.get(7)!.egress;
+      assert.equal(egress.enforced, true);
+      assert.ok(egress.entries.some((e) => e.identity === ((1 << 24) | 7)));
+    } finally {
+      ap.stop();
+    }
+  });
 });

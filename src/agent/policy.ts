@@ -86,6 +86,7 @@ export class AgentPolicy {
   readonly problems = new Map<string, string>();
   /** Node-local identities of the prefixes policies name (toCIDR, fromCIDR, ipBlock, except). */
   readonly cidrIdentities = new CidrIdentityAllocator();
+  private held = false;
 
   constructor(private readonly o: AgentPolicyOptions) {
     this.log = (o.logger ?? nopLogger).child({ subsys: 'policy' });
@@ -129,8 +130,44 @@ export class AgentPolicy {
     this.schedule();
   }
 
+  /**
+   * Holds every datapath write (and CIDR identity change) until release():
+   * after a restart the pinned maps keep enforcing the previous policy while
+   * the policies and identities are listed again, instead of a partial
+   * computation (no policy yet: allow-all; no identities yet: allowed peers
+   * missing) reaching the datapath.
+   */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Ends hold(): CIDR identities are synced and everything recomputed once. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.syncCidrIdentities();
+    this.schedule();
+  }
+
+  /** True while hold() is in effect. */
+  get holding(): boolean {
+    return this.held;
+  }
+
+  /**
+   * Restores CIDR identities found in the datapath's ipcache after a restart
+   * (entries in the local identity scope), so a prefix keeps its identity
+   * and the policy maps written by the previous run stay valid.
+   */
+  restoreCidrIdentities(entries: readonly CidrIdentity[]): void {
+    const restored = this.cidrIdentities.restore(entries);
+    for (const c of restored) this.engine.upsertIdentity(c.identity, cidrIdentityLabels(c.prefix));
+    if (restored.length > 0) this.o.onCidrIdentities?.(this.cidrIdentities.list());
+  }
+
   /** Allocates / releases CIDR identities for the prefixes the held policies name. */
   private syncCidrIdentities(): void {
+    if (this.held) return;
     let change: ReturnType<CidrIdentityAllocator['sync']>;
     try {
       change = this.cidrIdentities.sync(policyCidrPrefixes(this.engine.policySpecs()));
@@ -247,7 +284,7 @@ export class AgentPolicy {
   }
 
   private schedule(): void {
-    if (this.timer) return;
+    if (this.timer || this.held) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.recompute();
@@ -268,7 +305,7 @@ export class AgentPolicy {
 
   /** Waits until the datapath holds what was computed (tests, benchmarks). */
   async idle(): Promise<void> {
-    if (this.timer) {
+    if (this.timer && !this.held) {
       clearTimeout(this.timer);
       this.timer = undefined;
       this.recompute();

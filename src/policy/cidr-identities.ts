@@ -81,6 +81,31 @@ export class CidrIdentityAllocator {
     return { added, removed };
   }
 
+  /**
+   * Takes identities allocated by an earlier run (read back from the
+   * ipcache): entries in the local scope whose prefix and identity are both
+   * free here. Returns those taken. A later sync() drops those no policy names.
+   */
+  restore(entries: readonly CidrIdentity[]): CidrIdentity[] {
+    const taken: CidrIdentity[] = [];
+    const used = new Set(this.byPrefix.values());
+    for (const e of entries) {
+      const n = e.identity - LOCAL_IDENTITY_SCOPE;
+      const prefix = canonicalV4Prefix(e.prefix);
+      if (n < 1 || n > MAX_LOCAL_CIDR_INDEX || !prefix || prefix !== e.prefix) continue;
+      if (this.byPrefix.has(prefix) || used.has(e.identity)) continue;
+      this.byPrefix.set(prefix, e.identity);
+      used.add(e.identity);
+      taken.push({ prefix, identity: e.identity });
+    }
+    // identities below the highest restored one that are not in use go to the free list
+    const top = Math.max(this.next - 1, ...taken.map((t) => t.identity - LOCAL_IDENTITY_SCOPE));
+    for (let n = this.next; n <= top; n++)
+      if (!used.has(LOCAL_IDENTITY_SCOPE + n)) this.free.push(LOCAL_IDENTITY_SCOPE + n);
+    this.next = top + 1;
+    return taken;
+  }
+
   /** Every allocated CIDR identity. */
   list(): CidrIdentity[] {
     return [...this.byPrefix].map(([prefix, identity]) => ({ prefix, identity }));

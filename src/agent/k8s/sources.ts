@@ -132,7 +132,7 @@ export interface StartedK8sSources {
 
 /** Prepared sources: deps for the Agent, then start() once the agent exists. */
 export interface PreparedK8sSources {
-  deps: Pick<AgentDeps, 'podLookup' | 'resolveIdentity' | 'publisher'>;
+  deps: Pick<AgentDeps, 'podLookup' | 'resolveIdentity' | 'publisher' | 'holdPolicy'>;
   syncNames: string[];
   start(agent: Agent): Promise<StartedK8sSources>;
 }
@@ -271,7 +271,7 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
   };
 
   return {
-    deps: { podLookup, resolveIdentity, publisher },
+    deps: { podLookup, resolveIdentity, publisher, holdPolicy: true },
     syncNames: ['nodes', 'ciliumendpoints', 'services'],
     async start(agent: Agent) {
       agentRef = agent;
@@ -341,6 +341,8 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
         logger: log,
         onProblem: problem,
       });
+      // policy is computed once the policies and the cluster's identities are listed
+      void Promise.all([policies.synced, ids.synced]).then(() => agent.policy.release());
       pods.on('update', (p) => {
         if (p.metadata?.namespace && p.metadata.name)
           agent.endpoints.refreshPod(p.metadata.namespace, p.metadata.name);
