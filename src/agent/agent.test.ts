@@ -217,3 +217,44 @@ test('address GC releases pods that no longer exist, never live ones', async () 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a policy's CIDR prefixes reach the ipcache with node-local identities; a restart keeps their numbers", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
+  const dp = new FakeDatapath();
+  const policy = {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: 'to-net', namespace: 'default' },
+    spec: {
+      podSelector: {},
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ ipBlock: { cidr: '192.0.2.0/24', except: ['192.0.2.128/25'] } }] }],
+    },
+  };
+  let agent = new Agent(config(dir), { datapath: dp });
+  try {
+    await agent.start();
+    agent.policy.upsertPolicy(policy);
+    await agent.ipcache.whenIdle();
+    const wide = dp.ipcache.get('192.0.2.0/24')?.identity ?? 0;
+    const except = dp.ipcache.get('192.0.2.128/25')?.identity ?? 0;
+    assert.ok(wide > 1 << 24 && except > 1 << 24 && wide !== except, `${wide} ${except}`);
+    await agent.stop();
+    // a new agent on the same datapath state: the identities are read back, not renumbered
+    // (the Linux datapath reads its pinned ipcache back; the fake is given the same)
+    const withList = Object.assign(dp, { listIPCache: () => [...dp.ipcache.values()] });
+    agent = new Agent(config(dir), { datapath: withList, holdPolicy: true });
+    await agent.start();
+    agent.policy.upsertPolicy({
+      ...policy,
+      spec: { ...policy.spec, egress: [{ to: [{ ipBlock: { cidr: '192.0.2.128/25' } }] }] },
+    });
+    agent.policy.release();
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.ipcache.get('192.0.2.128/25')?.identity, except, 'kept its number');
+    assert.equal(dp.ipcache.has('192.0.2.0/24'), false, 'no policy names it any more');
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -39,6 +39,7 @@ import { Reconciler } from './reconciler.js';
 import { POD_GATEWAY, hostIfNameFor } from '../datapath/linux/veth.js';
 import { pendingReleaseDir } from './cni/plugin.js';
 import { AgentPolicy } from './policy.js';
+import { LOCAL_IDENTITY_SCOPE } from '../policy/cidr-identities.js';
 import type { EnforcementMode } from '../policy/engine.js';
 import { FlowRing, DEFAULT_FLOW_RING_CAPACITY } from '../observe/ring.js';
 import type { EventMaps } from '../datapath/linux/events.js';
@@ -127,6 +128,11 @@ export interface AgentDeps {
   publisher?: EndpointPublisher;
   /** Name of the datapath for status ("linux", "fake"). */
   datapathName?: string;
+  /**
+   * Hold policy writes until the sources release them (agent.policy.release())
+   * once policies and identities are listed: the Kubernetes sources do.
+   */
+  holdPolicy?: boolean;
 }
 
 /** A node of this cluster or a remote one, as routing needs it. */
@@ -251,6 +257,12 @@ export class Agent {
         deleteEndpointPolicy: (id) => dp.deleteEndpointPolicy(id),
       },
       logger,
+      // the prefixes policies name, with their node-local CIDR identities, in the ipcache
+      onCidrIdentities: (all) =>
+        this.setIPCacheSource(
+          'policy-cidr',
+          all.map((c) => ({ prefix: c.prefix, identity: c.identity })),
+        ),
     });
     this.flowMeta = new AgentFlowMetadata({
       nodeName: config.node,
@@ -267,6 +279,7 @@ export class Agent {
         })),
     });
     this.endpoints.onChange((ev, ep) => this.flowMeta.onEndpoint(ev, ep));
+    if (deps.holdPolicy) this.policy.hold();
     this.endpoints.onChange((ev, ep) =>
       ev === 'delete' ? this.policy.deleteEndpoint(ep.id) : this.policy.upsertEndpoint(ep),
     );
@@ -283,7 +296,14 @@ export class Agent {
     if (dp.init) await dp.init();
     try {
       if (dp.listNodeRoutes) this.routes.adopt(await dp.listNodeRoutes());
-      if (dp.listIPCache) this.ipcache.adopt(dp.listIPCache());
+      if (dp.listIPCache) {
+        const entries = dp.listIPCache();
+        this.ipcache.adopt(entries);
+        // CIDR identities of the previous run keep their numbers (the pinned policy maps use them)
+        this.policy.restoreCidrIdentities(
+          entries.filter((e) => e.identity > LOCAL_IDENTITY_SCOPE && !e.hostIP),
+        );
+      }
       if (dp.listServices) this.services.adopt(await dp.listServices());
     } catch (err) {
       this.log.warn('could not read kernel state for adoption', { error: err });

@@ -174,8 +174,32 @@ export class EndpointManager {
   /** Re-resolves identities of every endpoint (e.g. after pod labels changed). */
   refreshPod(namespace: string, name: string): void {
     for (const ep of this.byContainer.values()) {
-      if (ep.podNamespace === namespace && ep.podName === name) void this.resolve(ep);
+      if (ep.podNamespace === namespace && ep.podName === name) this.refresh(ep, 0);
     }
+  }
+
+  /** Re-resolves the identities of a namespace's endpoints (after the namespace's labels changed). */
+  refreshNamespace(namespace: string): void {
+    for (const ep of this.byContainer.values()) {
+      if (ep.podNamespace === namespace) this.refresh(ep, 0);
+    }
+  }
+
+  /**
+   * Resolves a (possibly ready) endpoint's identity again; a failure (the new
+   * identity not allocated yet) is retried with back-off, up to 6 attempts,
+   * the endpoint keeping its identity meanwhile.
+   */
+  private refresh(ep: EndpointInfo, attempt: number): void {
+    const k = key(ep.containerId, ep.ifName);
+    this.resolve(ep).catch(() => {
+      if (this.stopped || attempt >= 5) return;
+      const ms = Math.min((this.o.retryMs ?? 1000) * 2 ** attempt, 15_000);
+      setTimeout(() => {
+        const cur = this.byContainer.get(k);
+        if (cur && cur.id === ep.id) this.refresh(cur, attempt + 1);
+      }, ms).unref?.();
+    });
   }
 
   private async resolve(ep: EndpointInfo): Promise<void> {

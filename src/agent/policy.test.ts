@@ -90,4 +90,97 @@ describe('agent policy', () => {
       ap.stop();
     }
   });
+
+  it('allocates CIDR identities for the prefixes policies name and hands them to the ipcache', async () => {
+    const dp = new FakeDatapath();
+    let cidrs: { prefix: string; identity: number }[] = [];
+    const ap = new AgentPolicy({
+      clusterName: 'c1',
+      datapath: dp,
+      batchMs: 1,
+      onCidrIdentities: (all) => (cidrs = all),
+    });
+    try {
+      ap.upsertIdentity(256, labels('client', 'c1'));
+      ap.upsertEndpoint({ id: 7, identity: 256, podNamespace: 'default', podName: 'client' });
+      const cidrPolicy: KubeObject = {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'to-net', namespace: 'default' },
+        spec: {
+          podSelector: { matchLabels: { app: 'client' } },
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ ipBlock: { cidr: '192.0.2.0/24', except: ['192.0.2.128/25'] } }] }],
+        },
+      };
+      ap.upsertPolicy(cidrPolicy);
+      await ap.idle();
+      assert.deepEqual(cidrs.map((c) => c.prefix).sort(), ['192.0.2.0/24', '192.0.2.128/25']);
+      const id = (prefix: string) => cidrs.find((c) => c.prefix === prefix)!.identity;
+      const egress = dp.policies.get(7)!.egress;
+      assert.equal(egress.enforced, true);
+      assert.ok(egress.entries.some((e) => e.identity === id('192.0.2.0/24') && !e.deny));
+      assert.ok(
+        !egress.entries.some((e) => e.identity === id('192.0.2.128/25')),
+        'the except prefix is not allowed',
+      );
+      ap.deletePolicy({ kind: 'NetworkPolicy', namespace: 'default', name: 'to-net' });
+      await ap.idle();
+      assert.deepEqual(cidrs, [], 'released with the last policy naming them');
+    } finally {
+      ap.stop();
+    }
+  });
+
+  it('hold(): nothing reaches the datapath until release(); restored CIDR identities keep their numbers', async () => {
+    const dp = new FakeDatapath();
+    let cidrs: { prefix: string; identity: number }[] = [];
+    const ap = new AgentPolicy({
+      clusterName: 'c1',
+      datapath: dp,
+      batchMs: 1,
+      onCidrIdentities: (all) => (cidrs = all),
+    });
+    try {
+      ap.hold();
+      // a restart: the previous run's CIDR identities come back from the ipcache
+      ap.restoreCidrIdentities([
+        { prefix: '192.0.2.0/24', identity: (1 << 24) | 7 },
+        { prefix: '203.0.113.0/24', identity: (1 << 24) | 3 },
+      ]);
+      assert.equal(cidrs.length, 2, 'restored entries stay in the ipcache meanwhile');
+      ap.upsertEndpoint({ id: 7, identity: 256, podNamespace: 'default', podName: 'client' });
+      await new Promise((r) => setTimeout(r, 30));
+      await ap.idle();
+      assert.equal(
+        dp.policies.size,
+        0,
+        'an endpoint without its policies and identities: no write',
+      );
+      ap.upsertIdentity(256, labels('client', 'c1'));
+      ap.upsertPolicy({
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumNetworkPolicy',
+        metadata: { name: 'to-net', namespace: 'default' },
+        spec: {
+          endpointSelector: { matchLabels: { app: 'client' } },
+          egress: [{ toCIDR: ['192.0.2.0/24', '198.51.100.0/24'] }],
+        },
+      });
+      await new Promise((r) => setTimeout(r, 30));
+      await ap.idle();
+      assert.equal(dp.policies.size, 0, 'still held');
+      ap.release();
+      await ap.idle();
+      const id = (prefix: string) => cidrs.find((c) => c.prefix === prefix)?.identity;
+      assert.equal(id('192.0.2.0/24'), (1 << 24) | 7, 'kept its number');
+      assert.equal(id('203.0.113.0/24'), undefined, 'no policy names it any more: released');
+      assert.ok(id('198.51.100.0/24')! > 1 << 24 && id('198.51.100.0/24') !== ((1 << 24) | 7));
+      const egress = dp.policies.get(7)!.egress;
+      assert.equal(egress.enforced, true);
+      assert.ok(egress.entries.some((e) => e.identity === ((1 << 24) | 7)));
+    } finally {
+      ap.stop();
+    }
+  });
 });

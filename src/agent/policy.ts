@@ -9,7 +9,11 @@ import type { Datapath, EndpointPolicySpec } from '../datapath/types.js';
 import { parseLabels } from '../identity/labels.js';
 import type { KubeObject } from '../k8s/objects.js';
 import {
+  CidrIdentityAllocator,
   PolicyEngine,
+  cidrIdentityLabels,
+  policyCidrPrefixes,
+  type CidrIdentity,
   endpointPolicySpec,
   formatPolicyRef,
   type EndpointPolicy,
@@ -31,6 +35,11 @@ export interface AgentPolicyOptions {
   logger?: Logger;
   /** Delay that batches bursts of changes into one recomputation (ms, default 10). */
   batchMs?: number;
+  /**
+   * Called with every CIDR identity (prefix -> node-local identity) whenever
+   * the set changes; the agent writes them to the ipcache.
+   */
+  onCidrIdentities?: (all: CidrIdentity[]) => void;
 }
 
 /** A local endpoint as policy needs it. */
@@ -75,6 +84,9 @@ export class AgentPolicy {
   namedPortsOf: ((namespace: string, name: string) => NamedPort[] | undefined) | undefined;
   /** Policy objects that could not be translated, by "kind ns/name". */
   readonly problems = new Map<string, string>();
+  /** Node-local identities of the prefixes policies name (toCIDR, fromCIDR, ipBlock, except). */
+  readonly cidrIdentities = new CidrIdentityAllocator();
+  private held = false;
 
   constructor(private readonly o: AgentPolicyOptions) {
     this.log = (o.logger ?? nopLogger).child({ subsys: 'policy' });
@@ -107,13 +119,67 @@ export class AgentPolicy {
       this.problems.set(name, (err as Error).message);
       this.log.warn('policy not applied', { policy: name, error: err });
     }
+    this.syncCidrIdentities();
     this.schedule();
   }
 
   /** Removes a policy object. */
   deletePolicy(ref: PolicyRef): void {
     this.engine.deletePolicy(ref);
+    this.syncCidrIdentities();
     this.schedule();
+  }
+
+  /**
+   * Holds every datapath write (and CIDR identity change) until release():
+   * after a restart the pinned maps keep enforcing the previous policy while
+   * the policies and identities are listed again, instead of a partial
+   * computation (no policy yet: allow-all; no identities yet: allowed peers
+   * missing) reaching the datapath.
+   */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Ends hold(): CIDR identities are synced and everything recomputed once. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.syncCidrIdentities();
+    this.schedule();
+  }
+
+  /** True while hold() is in effect. */
+  get holding(): boolean {
+    return this.held;
+  }
+
+  /**
+   * Restores CIDR identities found in the datapath's ipcache after a restart
+   * (entries in the local identity scope), so a prefix keeps its identity
+   * and the policy maps written by the previous run stay valid.
+   */
+  restoreCidrIdentities(entries: readonly CidrIdentity[]): void {
+    const restored = this.cidrIdentities.restore(entries);
+    for (const c of restored) this.engine.upsertIdentity(c.identity, cidrIdentityLabels(c.prefix));
+    if (restored.length > 0) this.o.onCidrIdentities?.(this.cidrIdentities.list());
+  }
+
+  /** Allocates / releases CIDR identities for the prefixes the held policies name. */
+  private syncCidrIdentities(): void {
+    if (this.held) return;
+    let change: ReturnType<CidrIdentityAllocator['sync']>;
+    try {
+      change = this.cidrIdentities.sync(policyCidrPrefixes(this.engine.policySpecs()));
+    } catch (err) {
+      this.log.warn('CIDR identities not allocated', { error: err });
+      return;
+    }
+    if (change.added.length === 0 && change.removed.length === 0) return;
+    for (const c of change.removed) this.engine.deleteIdentity(c.identity);
+    for (const c of change.added)
+      this.engine.upsertIdentity(c.identity, cidrIdentityLabels(c.prefix));
+    this.o.onCidrIdentities?.(this.cidrIdentities.list());
   }
 
   /** Adds or replaces an identity (labels in Cilium's text form). */
@@ -218,7 +284,7 @@ export class AgentPolicy {
   }
 
   private schedule(): void {
-    if (this.timer) return;
+    if (this.timer || this.held) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.recompute();
@@ -239,7 +305,7 @@ export class AgentPolicy {
 
   /** Waits until the datapath holds what was computed (tests, benchmarks). */
   async idle(): Promise<void> {
-    if (this.timer) {
+    if (this.timer && !this.held) {
       clearTimeout(this.timer);
       this.timer = undefined;
       this.recompute();

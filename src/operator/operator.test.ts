@@ -94,3 +94,49 @@ test('operator: identities for pods (cluster ID in bits 16-23), GC after the pod
     await api.cleanup();
   }
 });
+
+test("operator: a namespace's labels are part of its pods' identities; relabelling the namespace re-allocates", async () => {
+  const api = await startTestApiServer();
+  const op = new Operator(
+    { apiServerURL: api.server.url, clusterName: 'c1', clusterId: 1, gcIntervalMs: 300 },
+    nopLogger,
+  );
+  try {
+    const k = api.client;
+    await k.create({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'blue', labels: { team: 'blue' } },
+    });
+    await op.start();
+    await k.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', namespace: 'blue', labels: { app: 'x' } },
+      spec: { containers: [{ name: 'c', image: 'busybox' }] },
+    });
+    const labelsOfPodIdentity = async (want: RegExp) =>
+      until(`an identity matching ${want}`, async () => {
+        const l = await k.list('cilium.io/v2', 'CiliumIdentity');
+        return l.items.map((o) => identityObjectLabels(o) ?? '').find((s) => want.test(s));
+      });
+    const first = await labelsOfPodIdentity(/k8s:app=x;/);
+    assert.match(first, /k8s:io\.cilium\.k8s\.namespace\.labels\.team=blue(;|$)/);
+    assert.match(first, /k8s:io\.kubernetes\.pod\.namespace=blue(;|$)/);
+
+    await k.patch('v1', 'Namespace', 'blue', { metadata: { labels: { team: 'green' } } });
+    const second = await labelsOfPodIdentity(/namespace\.labels\.team=green/);
+    assert.match(second, /k8s:app=x;/);
+    // the old identity is released (garbage-collected once no pod holds it)
+    await until('the team=blue identity released', async () => {
+      const l = await k.list('cilium.io/v2', 'CiliumIdentity');
+      return l.items.some((o) => /team=blue/.test(identityObjectLabels(o) ?? ''))
+        ? undefined
+        : true;
+    });
+    assert.equal(op.status().podsWithIdentity, 1);
+  } finally {
+    await op.stop();
+    await api.cleanup();
+  }
+});

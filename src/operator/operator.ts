@@ -1,7 +1,8 @@
 /**
  * The cluster operator (one per cluster, in the control plane):
  * - identities (CRD mode): allocates the security identity of every pod's
- *   label set as a CiliumIdentity object, with the cluster ID in bits 16-23,
+ *   label set (its namespace's labels included; a namespace's label change
+ *   re-allocates its pods) as a CiliumIdentity object, with the cluster ID in bits 16-23,
  *   and garbage-collects identities no pod uses any more;
  * - IPAM: gives a Node without spec.podCIDR a free /24 of the cluster's pod CIDR;
  * - a status file (operator-status.json) that `tendril status` reads.
@@ -9,6 +10,7 @@
 import type {
   KubernetesObject,
   V1EndpointSlice,
+  V1Namespace,
   V1Node,
   V1Pod,
   V1Service,
@@ -67,6 +69,7 @@ export class Operator {
   private readonly watchClient: KubeClient;
   readonly allocator: IdentityAllocator;
   private readonly pods: KindWatcher<V1Pod>;
+  private readonly namespaces: KindWatcher<V1Namespace>;
   private readonly nodes: KindWatcher<V1Node>;
   private readonly services: KindWatcher<V1Service>;
   private readonly slices: KindWatcher<V1EndpointSlice>;
@@ -76,6 +79,8 @@ export class Operator {
   /** pod "ns/name" -> canonical labels it holds a reference for */
   private readonly held = new Map<string, string>();
   private readonly idOf = new Map<string, number>();
+  /** namespace name -> its labels as last seen (canonical JSON), to re-sync pods only on a change */
+  private readonly nsLabels = new Map<string, string>();
   private stopGC: (() => void) | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private readonly st: OperatorStatus;
@@ -109,6 +114,7 @@ export class Operator {
     const watch = <T extends KubernetesObject>(name: string, path: string) =>
       new KindWatcher<T>({ name, client, path, logger: this.log, onProblem: problem });
     this.pods = watch<V1Pod>('pods', '/api/v1/pods');
+    this.namespaces = watch<V1Namespace>('namespaces', '/api/v1/namespaces');
     this.nodes = watch<V1Node>('nodes', '/api/v1/nodes');
     this.services = watch<V1Service>('services', '/api/v1/services');
     this.slices = watch<V1EndpointSlice>(
@@ -159,6 +165,22 @@ export class Operator {
       .on('delete', (p) => this.enqueue(() => this.dropPod(key(p))));
     const onNode = (n: V1Node) => this.enqueue(() => this.syncNode(n));
     this.nodes.on('add', onNode).on('update', onNode);
+    // namespace labels are part of pod identities: the namespace cache is complete before
+    // the first pod is handled, and a namespace's label change re-allocates its pods
+    const onNamespace = (ns: V1Namespace) => {
+      const name = ns.metadata?.name;
+      const canon = JSON.stringify(sortedLabels(ns.metadata?.labels));
+      if (!name || this.nsLabels.get(name) === canon) return;
+      this.nsLabels.set(name, canon);
+      for (const p of this.pods.list())
+        if (p.metadata?.namespace === name) this.enqueue(() => this.syncPod(p));
+    };
+    this.namespaces
+      .on('add', onNamespace)
+      .on('update', onNamespace)
+      .on('delete', (ns) => this.nsLabels.delete(ns.metadata?.name ?? ''));
+    void this.namespaces.start();
+    await this.namespaces.synced;
     void this.pods.start();
     void this.nodes.start();
     void this.services.start();
@@ -211,10 +233,12 @@ export class Operator {
       p.status?.phase === 'Failed' ||
       p.metadata?.deletionTimestamp;
     if (done || p.spec?.hostNetwork) return this.dropPod(k);
+    const namespace = p.metadata?.namespace ?? 'default';
     const labels = endpointIdentityLabels(
       {
-        namespace: p.metadata?.namespace ?? 'default',
+        namespace,
         labels: p.metadata?.labels ?? {},
+        namespaceLabels: this.namespaces.get(namespace)?.metadata?.labels ?? {},
         ...(p.spec?.serviceAccountName ? { serviceAccount: p.spec.serviceAccountName } : {}),
       },
       this.config.clusterName,
@@ -305,13 +329,24 @@ export class Operator {
     if (this.statusTimer) clearInterval(this.statusTimer);
     await this.meshServices?.stop();
     await Promise.all(
-      [this.pods, this.nodes, this.services, this.slices, this.svcExports, this.svcImports].map(
-        (w) => (w as KindWatcher<KubernetesObject>).stop(),
-      ),
+      [
+        this.pods,
+        this.namespaces,
+        this.nodes,
+        this.services,
+        this.slices,
+        this.svcExports,
+        this.svcImports,
+      ].map((w) => (w as KindWatcher<KubernetesObject>).stop()),
     );
     this.watchClient.close();
     this.kube.close();
   }
+}
+
+/** A label map with sorted keys (so equal maps give equal JSON). */
+function sortedLabels(labels: Record<string, string> | undefined): [string, string][] {
+  return Object.entries(labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 function key(p: V1Pod): string {

@@ -198,6 +198,11 @@ export class PolicyEngine {
     return true;
   }
 
+  /** The specs of every policy object held. */
+  policySpecs(): PolicySpec[] {
+    return [...this.policies.values()].flatMap((p) => p.specs);
+  }
+
   /** The policy objects held. */
   listPolicies(): PolicyRef[] {
     return [...this.policies.values()].map((p) => p.specs[0]!.policy).filter(Boolean);

@@ -4,6 +4,7 @@
  * direction, into policy map entries (identity, protocol, port prefix) -> allow/deny.
  * Pure logic; the datapath (src/datapath/linux/policy/) writes the entries to BPF maps.
  */
+export * from './cidr-identities.js';
 export * from './engine.js';
 export * from './ports.js';
 export * from './selector.js';

@@ -2,11 +2,12 @@
  * The agent's Kubernetes sources: watchers on the API server that feed the
  * Agent (nodes -> routes, CiliumEndpoints -> ipcache, CiliumIdentities ->
  * identity lookups, Pods -> endpoint labels, Services + EndpointSlices ->
- * the service table) and the CiliumEndpoint publisher. In CRD mode the
+ * the service table, Namespaces -> the namespace labels in pod identities)
+ * and the CiliumEndpoint publisher. In CRD mode the
  * operator allocates identities; the agent waits for the identity of a pod's
  * label set to appear.
  */
-import type { KubernetesObject, V1Node, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Namespace, V1Node, V1Pod } from '@kubernetes/client-node';
 import { KubeClient } from '../../k8s/client.js';
 import type { KubeObject } from '../../k8s/objects.js';
 import type { Logger } from '../../util/log.js';
@@ -131,7 +132,7 @@ export interface StartedK8sSources {
 
 /** Prepared sources: deps for the Agent, then start() once the agent exists. */
 export interface PreparedK8sSources {
-  deps: Pick<AgentDeps, 'podLookup' | 'resolveIdentity' | 'publisher'>;
+  deps: Pick<AgentDeps, 'podLookup' | 'resolveIdentity' | 'publisher' | 'holdPolicy'>;
   syncNames: string[];
   start(agent: Agent): Promise<StartedK8sSources>;
 }
@@ -176,6 +177,23 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
     logger: log,
     onProblem: problem('nodes'),
   });
+  const namespaces = new KindWatcher<V1Namespace>({
+    name: 'namespaces',
+    client: watchClient,
+    path: '/api/v1/namespaces',
+    logger: log,
+    onProblem: problem('namespaces'),
+  });
+  let namespacesSynced = false;
+  /** A namespace's labels (part of its pods' identities), from the cache or the API server. */
+  const namespaceLabels = async (namespace: string): Promise<Record<string, string>> => {
+    let ns: V1Namespace | undefined = namespaces.get(namespace);
+    if (!ns && !namespacesSynced) {
+      const o = await kube.getOrUndefined('v1', 'Namespace', namespace);
+      ns = o as unknown as V1Namespace | undefined;
+    }
+    return { ...(ns?.metadata?.labels ?? {}) };
+  };
   const ids = new KindWatcher<KubernetesObject>({
     name: 'ciliumidentities',
     client: watchClient,
@@ -213,7 +231,13 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
     };
   };
   const resolveIdentity: AgentDeps['resolveIdentity'] = async (o) =>
-    identities.waitFor(endpointIdentityKey(o, cfg.clusterName), 3000);
+    identities.waitFor(
+      endpointIdentityKey(
+        { ...o, namespaceLabels: await namespaceLabels(o.namespace) },
+        cfg.clusterName,
+      ),
+      3000,
+    );
   const publisher: AgentDeps['publisher'] = {
     async upsert(ep) {
       const uid = ep.podUid ?? pods.get(ep.podName, ep.podNamespace)?.metadata?.uid;
@@ -247,7 +271,7 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
   };
 
   return {
-    deps: { podLookup, resolveIdentity, publisher },
+    deps: { podLookup, resolveIdentity, publisher, holdPolicy: true },
     syncNames: ['nodes', 'ciliumendpoints', 'services'],
     async start(agent: Agent) {
       agentRef = agent;
@@ -323,16 +347,35 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
         logger: log,
         onProblem: problem,
       });
+      // policy is computed once the policies and the cluster's identities are listed
+      void Promise.all([policies.synced, ids.synced]).then(() => agent.policy.release());
       pods.on('update', (p) => {
         if (p.metadata?.namespace && p.metadata.name)
           agent.endpoints.refreshPod(p.metadata.namespace, p.metadata.name);
+      });
+      const nsSeen = new Map<string, string>();
+      const onNamespace = (ns: V1Namespace) => {
+        const name = ns.metadata?.name;
+        const canon = JSON.stringify(
+          Object.entries(ns.metadata?.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)),
+        );
+        if (!name || nsSeen.get(name) === canon) return;
+        nsSeen.set(name, canon);
+        agent.endpoints.refreshNamespace(name);
+      };
+      namespaces
+        .on('add', onNamespace)
+        .on('update', onNamespace)
+        .on('delete', (ns) => nsSeen.delete(ns.metadata?.name ?? ''));
+      void namespaces.synced.then(() => {
+        namespacesSynced = true;
       });
       services.onChange((entries) => {
         agent.flowMeta.setServiceNames(services.catalogServices());
         agent.setServices(entries);
       });
       services.onIssues((issues) => agent.setServiceIssues(issues));
-      for (const w of [pods, nodes, ids, ceps]) void w.start();
+      for (const w of [pods, namespaces, nodes, ids, ceps]) void w.start();
       void services.start();
       void nodes.synced.then(() => {
         pushNodes();
@@ -353,7 +396,7 @@ function prepare(cfg: AgentConfig, logger: Logger): PreparedK8sSources {
           clearInterval(gc);
           // stop first (no handler runs afterwards), then close the client so a list in flight ends
           const stopped = Promise.all([
-            ...[pods, nodes, ids, ceps].map((w) => w.stop()),
+            ...[pods, namespaces, nodes, ids, ceps].map((w) => w.stop()),
             policies.stop(),
             services.stop(),
           ]);
