@@ -45,7 +45,7 @@ export const DAEMON_RULES: Readonly<Record<string, readonly PolicyRule[]>> = {
   [NAMES.operator]: [
     { apiGroups: [CORE], resources: ['pods'], verbs: READ },
     { apiGroups: [CORE], resources: ['nodes'], verbs: [...READ, 'patch'] },
-    { apiGroups: [CORE], resources: ['namespaces'], verbs: ['get', 'create'] },
+    { apiGroups: [CORE], resources: ['namespaces'], verbs: ['get', 'list', 'watch', 'create'] },
     {
       apiGroups: [CORE],
       resources: ['services'],
