@@ -67,6 +67,27 @@ function icmpFrame(src: string, dst: string, type: number, id: number): Buffer {
   return f;
 }
 
+/** Ethernet + IPv4 + TCP header with FLAGS (0x02 SYN, 0x10 ACK, 0x18 PSH|ACK). */
+function tcpFrame(src: string, dst: string, sport: number, dport: number, flags: number): Buffer {
+  const f = Buffer.alloc(14 + 20 + 20);
+  f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45;
+  f.writeUInt16BE(40, 16);
+  f[14 + 8] = 64;
+  f[14 + 9] = 6;
+  Buffer.from(src.split('.').map(Number)).copy(f, 26);
+  Buffer.from(dst.split('.').map(Number)).copy(f, 30);
+  f.writeUInt16BE(sport, 34);
+  f.writeUInt16BE(dport, 36);
+  f[34 + 12] = 5 << 4;
+  f[34 + 13] = flags;
+  return f;
+}
+const SYN = 0x02;
+const SYN_ACK = 0x12;
+const ACK = 0x10;
+const PSH_ACK = 0x18;
+
 describe('policy datapath on a veth', () => {
   let node: ReturnType<typeof makeNetns>;
   let podA: ReturnType<typeof makeNetns>;
@@ -378,6 +399,74 @@ describe('policy datapath on a veth', () => {
         await stopProcess(stream.child);
       }
       assert.equal(DropReason.PolicyDenied, 1);
+
+      // 8. Revocation while the server retransmits (the matrix's regression): the client's
+      //    segment is dropped (its CT entry deleted), the server, whose egress is open,
+      //    retransmits; that mid-stream segment must not be tracked as an egress
+      //    connection of the server, or the client's next segments pass as its "replies".
+      engine.upsertPolicy(
+        cnp('allow-8080', {
+          endpointSelector: { matchLabels: { app: 'server' } },
+          ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }] }],
+        }),
+      );
+      sync();
+      const srvMap = openEndpointPolicyMap(bpffsDir, 2);
+      const srvMaps = {
+        policy: srvMap,
+        ct: dp.maps.ct,
+        drops: dp.maps.drops,
+        ipcache: dp.maps.ipcache,
+      };
+      const toServer = loadPolicyProgram('ingress', srvMaps);
+      const fromServer = loadPolicyProgram('egress', srvMaps);
+      const run = (p: typeof toServer, f: Buffer) =>
+        p.testRun({ data: f }).retval === TcAction.Next ? 'pass' : 'drop';
+      try {
+        const c2s = (flags: number) => tcpFrame(CLIENT_IP, SERVER_IP, 40001, 8080, flags);
+        const s2c = (flags: number) => tcpFrame(SERVER_IP, CLIENT_IP, 8080, 40001, flags);
+        assert.equal(run(toServer, c2s(SYN)), 'pass', 'SYN allowed');
+        assert.equal(run(fromServer, s2c(SYN_ACK)), 'pass', 'SYN-ACK passes as a reply');
+        assert.equal(run(toServer, c2s(ACK)), 'pass', 'established');
+        assert.equal(run(fromServer, s2c(PSH_ACK)), 'pass', 'server data passes as a reply');
+        engine.upsertPolicy(
+          cnp('allow-8080', {
+            endpointSelector: { matchLabels: { app: 'server' } },
+            ingress: [{ fromEndpoints: [{ matchLabels: { app: 'someone-else' } }] }],
+          }),
+        );
+        sync();
+        assert.equal(run(toServer, c2s(ACK)), 'drop', 'revoked: the client ACK is dropped');
+        assert.equal(
+          run(fromServer, s2c(PSH_ACK)),
+          'pass',
+          "the server's retransmission passes its open egress",
+        );
+        assert.equal(
+          run(toServer, c2s(ACK)),
+          'drop',
+          "the client's next segment is no reply of the server's retransmission",
+        );
+        assert.equal(run(toServer, c2s(PSH_ACK)), 'drop');
+        // The same for ICMP: an echo reply the server sends starts no flow.
+        assert.equal(run(fromServer, icmpFrame(SERVER_IP, CLIENT_IP, 0, 0x4545)), 'pass');
+        assert.equal(
+          run(toServer, icmpFrame(CLIENT_IP, SERVER_IP, 8, 0x4545)),
+          'drop',
+          'an echo request is no reply of an unsolicited echo reply',
+        );
+        // A new connection the server opens is still tracked: its replies pass.
+        assert.equal(run(fromServer, tcpFrame(SERVER_IP, CLIENT_IP, 40002, 22, SYN)), 'pass');
+        assert.equal(
+          run(toServer, tcpFrame(CLIENT_IP, SERVER_IP, 22, 40002, SYN_ACK)),
+          'pass',
+          "the reply to the server's own connection passes its ingress",
+        );
+      } finally {
+        toServer.close();
+        fromServer.close();
+        srvMap.close();
+      }
     },
   );
 });

@@ -14,8 +14,12 @@
  *      {0 (wildcard), dir, proto, dport}; a deny in either drops, an allow in either passes,
  *      nothing drops (default deny). Every packet of the originating direction is
  *      judged, so revoking an allow cuts established connections too;
- *   5. allowed: record the tuple in CT (if absent) and pass; dropped: count the reason in
- *      the per-CPU drop map and delete the tuple's CT entry, so replies stop too.
+ *   5. allowed: pass, and record the tuple in CT (if absent) when the packet starts a
+ *      connection (not a TCP segment other than a SYN without ACK, not an ICMP echo reply:
+ *      an entry made from a mid-stream packet would make the other side's packets pass as
+ *      its "replies", so a revoked allow would not cut the connection once the server
+ *      retransmits); dropped: count the reason in the per-CPU drop map and delete the
+ *      tuple's CT entry, so replies stop too.
  *
  * Offsets come from ./maps.ts (Off).
  */
@@ -81,6 +85,8 @@ const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 const IPPROTO_SCTP = 132;
 const BPF_NOEXIST = 1;
+const TCP_SYN = 0x02;
+const TCP_ACK = 0x10;
 
 // Stack layout (offsets from r10).
 const CT = -16; // forward CT key, 16 bytes
@@ -93,6 +99,7 @@ const TF = -88; // the packet's TCP flags (u64; events only)
 const RID = -92; // ruleId of the deciding policy entry (u32; events only)
 const LK = -96; // lost-counter key (u32; events only)
 const EV = -136; // event record, 40 bytes (events only)
+const ST = -144; // 1 if the packet may start a tracked connection (u64)
 
 function lookup(map: AnyMap, keyOff: number): ProgramText {
   return [
@@ -117,6 +124,7 @@ export function policyProgram(
   const dirFlag = direction === 'egress' ? EventFlags.Egress : 0;
   return [
     asm.mov.reg(R6, R1), // r6 = ctx
+    asm.stdw(R10, ST, 1), // may start a connection, until the L4 header says otherwise
     E(asm.stdw(R10, TF, 0), asm.stw(R10, RID, 0)),
     asm.ldxw(R2, R6, SkBuffCtx.data),
     asm.ldxw(R3, R6, SkBuffCtx.dataEnd),
@@ -146,20 +154,22 @@ export function policyProgram(
     asm.ja('l4done'),
     asm.label('ports'),
     asm.ldxw(R9, R2, 0),
-    E(
-      asm.jne.imm(R8, IPPROTO_TCP, 'l4done'),
-      asm.mov.reg(R1, R2),
-      asm.add.imm(R1, 14),
-      asm.jgt.reg(R1, R3, 'l4done'),
-      asm.ldxb(R1, R2, 13),
-      asm.stxdw(R10, TF, R1),
-    ),
+    asm.jne.imm(R8, IPPROTO_TCP, 'l4done'),
+    asm.stdw(R10, ST, 0),
+    asm.mov.reg(R1, R2),
+    asm.add.imm(R1, 14),
+    asm.jgt.reg(R1, R3, 'l4done'),
+    asm.ldxb(R1, R2, 13), // TCP flags
+    E(asm.stxdw(R10, TF, R1)),
+    asm.and.imm(R1, TCP_SYN | TCP_ACK),
+    asm.jne.imm(R1, TCP_SYN, 'l4done'),
+    asm.stdw(R10, ST, 1), // a SYN (without ACK) starts a connection
     asm.ja('l4done'),
     asm.label('icmp'),
     asm.ldxb(R1, R2, 0),
     asm.jeq.imm(R1, 8, 'echo'), // echo request
-    asm.jeq.imm(R1, 0, 'echo'), // echo reply
-    asm.ja('l4done'),
+    asm.jne.imm(R1, 0, 'l4done'),
+    asm.stdw(R10, ST, 0), // an echo reply starts nothing
     asm.label('echo'),
     asm.ldxh(R9, R2, 4), // the echo id as both "ports", so the reply's reversed tuple matches
     asm.mov.reg(R1, R9),
@@ -240,9 +250,30 @@ export function policyProgram(
     asm.label('decide'),
     asm.jeq.imm(R9, 0, 'denied'),
 
-    // Allowed: track the connection so its replies pass.
-    lookup(maps.ct, CT),
-    asm.jne.imm(R0, 0, ev ? 'established' : 'pass'),
+    // Allowed. Only what starts a connection is tracked (a TCP SYN without ACK, not an
+    // ICMP echo reply): a mid-stream segment whose entry is gone, e.g. the server's
+    // retransmission after a revoked allow dropped the client's segment and deleted its
+    // entry, must not create an entry in this direction, or the client's next segments
+    // would pass the server's ingress as "replies" to it.
+    ev
+      ? [
+          lookup(maps.ct, CT),
+          asm.jne.imm(R0, 0, 'established'), // traces of a tracked connection
+          asm.ldxdw(R1, R10, ST),
+          asm.jeq.imm(R1, 0, 'pass'),
+        ]
+      : [
+          // Without events an existing entry changes nothing (the packet passes): no CT
+          // lookup for a segment that starts nothing, nor for a SYN (BPF_NOEXIST keeps an
+          // entry of a retransmitted SYN); other protocols look first, since an LRU insert
+          // takes a free node before it finds the key exists.
+          asm.ldxdw(R1, R10, ST),
+          asm.jeq.imm(R1, 0, 'pass'),
+          asm.jeq.imm(R8, IPPROTO_TCP, 'track'),
+          lookup(maps.ct, CT),
+          asm.jne.imm(R0, 0, 'pass'),
+        ],
+    asm.label('track'),
     asm.stxw(R10, CV + Off.ctValue.identity, R7),
     ev
       ? [
