@@ -6,6 +6,7 @@
 //   - answers requests read as JSON lines on stdin, one JSON line on stdout each:
 //       {"id":1,"op":"probe","targets":[{"ip":"10.1.0.5","port":80,"proto":"tcp"}],"timeoutMs":1500}
 //         -> {"id":1,"results":[true]}   (the peer echoed within timeoutMs)
+//       (a TCP target may name "from": the local address to connect from)
 //       {"id":2,"op":"open","ip":"10.1.0.5","port":80,"timeoutMs":1500}
 //         -> {"id":2,"ok":true,"conn":1}  (a TCP connection kept open)
 //       {"id":3,"op":"ping","conn":1,"timeoutMs":1500} -> {"id":3,"ok":true}
@@ -38,9 +39,9 @@ function out(obj) {
 }
 
 /** Resolves true when a TCP connection to ip:port echoes a line within ms. */
-function probeTcp(ip, port, ms) {
+function probeTcp(ip, port, ms, from) {
   return new Promise((resolve) => {
-    const s = net.connect({ host: ip, port });
+    const s = net.connect({ host: ip, port, ...(from ? { localAddress: from } : {}) });
     const done = (v) => {
       clearTimeout(t);
       s.destroy();
@@ -102,7 +103,7 @@ async function handle(req) {
     case 'probe':
       return {
         results: await pool(req.targets, 64, (t) =>
-          t.proto === 'udp' ? probeUdp(t.ip, t.port, ms) : probeTcp(t.ip, t.port, ms),
+          t.proto === 'udp' ? probeUdp(t.ip, t.port, ms) : probeTcp(t.ip, t.port, ms, t.from),
         ),
       };
     case 'open':
