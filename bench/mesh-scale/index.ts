@@ -193,7 +193,8 @@ async function main(): Promise<Figure[]> {
   defer('netns', () => execFileSync('ip', ['netns', 'del', tag]));
   for (const a of [
     ['link', 'set', 'lo', 'up'],
-    ['link', 'add', 'bench0', 'type', 'dummy'],
+    ['link', 'add', 'bench0', 'type', 'veth', 'peer', 'name', 'bench1'],
+    ['link', 'set', 'bench1', 'up'],
     ['addr', 'add', `${LOCAL_NODE_IP}/12`, 'dev', 'bench0'],
     ['link', 'set', 'bench0', 'up'],
   ])
