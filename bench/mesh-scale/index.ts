@@ -424,12 +424,17 @@ async function main(): Promise<Figure[]> {
   const putLat: number[] = [];
   let churnMissed = 0;
   let churnErrors = 0;
-  let churnCpu = { kvm: NaN, agent: NaN, wallS: NaN };
+  let churnCpu = { kvm: NaN, agent: NaN, bench: NaN, wallS: NaN };
   let issued = 0;
   if (sizes.churnPerS > 0 && churnSeconds > 0) {
     const pending = new Map<string, { identity: number; t: number }>();
     const total = Math.round(sizes.churnPerS * churnSeconds);
-    const c0 = { kvm: cpuS(kvm.pid!), agent: cpuS(agentP.pid!), t: performance.now() };
+    const c0 = {
+      kvm: cpuS(kvm.pid!),
+      agent: cpuS(agentP.pid!),
+      bench: cpuS(process.pid),
+      t: performance.now(),
+    };
     let stop = false;
     const checker = (async () => {
       while (!stop || pending.size > 0) {
@@ -481,6 +486,7 @@ async function main(): Promise<Figure[]> {
     churnCpu = {
       kvm: ((cpuS(kvm.pid!) - c0.kvm) / wallS) * 100,
       agent: ((cpuS(agentP.pid!) - c0.agent) / wallS) * 100,
+      bench: ((cpuS(process.pid) - c0.bench) / wallS) * 100,
       wallS,
     };
     log(
@@ -673,6 +679,12 @@ async function main(): Promise<Figure[]> {
       value: churnCpu.agent,
       unit: '% of a core',
       note: 'agent process during the churn',
+    },
+    {
+      name: 'scale_bench_churn_cpu_pct',
+      value: churnCpu.bench,
+      unit: '% of a core',
+      note: "this process (the remotes' writer and the BPF map poller) during the churn",
     },
     {
       name: 'scale_reconnect_s',
