@@ -38,6 +38,8 @@
  * MESH_SCALE_IDENTITIES (25000, total), MESH_SCALE_SERVICES (2500),
  * MESH_SCALE_NODES_PER_CLUSTER (100), MESH_SCALE_CHURN_PER_S (500);
  * MESH_SCALE_CHURN_SECONDS (10), MESH_SCALE_TIMEOUT_S (900).
+ * MESH_SCALE_JSON=stdout prints the figures as one JSON line instead of
+ * writing bench/results/mesh-scale.json (test/mesh-scale.privileged.test.ts).
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import {
@@ -191,14 +193,16 @@ async function main(): Promise<Figure[]> {
   defer('bpffs dir', () => rmSync(bpffsDir, { recursive: true, force: true }));
   execFileSync('ip', ['netns', 'add', tag]);
   defer('netns', () => execFileSync('ip', ['netns', 'del', tag]));
-  for (const a of [
-    ['link', 'set', 'lo', 'up'],
-    ['link', 'add', 'bench0', 'type', 'veth', 'peer', 'name', 'bench1'],
-    ['link', 'set', 'bench1', 'up'],
-    ['addr', 'add', `${LOCAL_NODE_IP}/12`, 'dev', 'bench0'],
-    ['link', 'set', 'bench0', 'up'],
-  ])
-    execFileSync('ip', ['-n', tag, ...a]);
+  // the agent's underlay: a veth end holding the node address (one `ip -batch`)
+  execFileSync('ip', ['-n', tag, '-batch', '-'], {
+    input: [
+      'link set lo up',
+      'link add bench0 type veth peer name bench1',
+      'link set bench1 up',
+      `addr add ${LOCAL_NODE_IP}/12 dev bench0`,
+      'link set bench0 up',
+    ].join('\n'),
+  });
 
   // ---- etcds: the simulated remotes' and the local mesh etcd ----
   const etcd = async (name: string): Promise<EtcdServer> => {
@@ -716,7 +720,12 @@ async function main(): Promise<Figure[]> {
 
 let failed = false;
 main()
-  .then((figures) => report('mesh-scale', figures))
+  .then((figures) => {
+    // MESH_SCALE_JSON=stdout (the privileged test): one JSON line, bench/results untouched
+    if (process.env.MESH_SCALE_JSON === 'stdout')
+      console.log(JSON.stringify(Object.fromEntries(figures.map((f) => [f.name, f.value]))));
+    else report('mesh-scale', figures);
+  })
   .catch((err: unknown) => {
     failed = true;
     console.error(err);
