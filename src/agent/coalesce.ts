@@ -5,13 +5,17 @@
  * for a timer. Only when the previous run was expensive and recent does the
  * next one wait, until `factor` x its duration has passed since it ended
  * (capped at `maxDelayMs`): during a bulk sync of thousands of entries CPU goes
- * to work, not to recomputing, and an idle agent answers at once.
+ * to work, not to recomputing, and an idle agent answers at once. A run under
+ * `cheapMs` (default 1 ms, a timer's own granularity) counts as free: it adds
+ * no wait at all.
  */
 export interface CoalescerOptions {
   /** The upper bound of the wait after an expensive run (default 500 ms). */
   maxDelayMs?: number;
   /** Spacing after a run, as a multiple of its duration (default 2). */
   factor?: number;
+  /** Runs shorter than this (ms) add no spacing (default 1). */
+  cheapMs?: number;
 }
 
 /** Coalesces schedule() calls into runs of `fn`; see the module comment. */
@@ -29,8 +33,7 @@ export class Coalescer {
   /** Asks for a run; returns at once (the run is asynchronous). */
   schedule(): void {
     if (this.pending || this.stopped) return;
-    const spacing = Math.min(this.o.maxDelayMs ?? 500, this.lastDurationMs * (this.o.factor ?? 2));
-    const wait = this.lastEnd + spacing - performance.now();
+    const wait = this.lastEnd + this.spacing() - performance.now();
     if (wait <= 0) this.pending = setImmediate(() => this.run());
     else this.pending = setTimeout(() => this.run(), wait);
   }
@@ -43,8 +46,12 @@ export class Coalescer {
 
   /** The delay the next schedule() would add, in ms (0: next turn of the event loop). */
   nextDelayMs(): number {
-    const spacing = Math.min(this.o.maxDelayMs ?? 500, this.lastDurationMs * (this.o.factor ?? 2));
-    return Math.max(0, this.lastEnd + spacing - performance.now());
+    return Math.max(0, this.lastEnd + this.spacing() - performance.now());
+  }
+
+  private spacing(): number {
+    if (this.lastDurationMs < (this.o.cheapMs ?? 1)) return 0;
+    return Math.min(this.o.maxDelayMs ?? 500, this.lastDurationMs * (this.o.factor ?? 2));
   }
 
   /** Drops a pending run; later schedule() calls are ignored. */

@@ -7,17 +7,14 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { KubeObject } from '../k8s/objects.js';
 import { TendrilError, isNotFound } from '../util/errors.js';
-import { ensureBusyboxBin, resolveImage } from '../lab/images/resolve.js';
-import { DEFAULT_PATH, type PodContainer } from '../lab/kubelet/pod-worker.js';
 import { podPath } from '../lab/kubelet/api.js';
-import { podHostname, wrapperArgv } from '../lab/kubelet/runtime.js';
-import { podCgroup, podNetns } from '../lab/layout.js';
+import { execPlan, podNetnsOf } from '../lab/kubelet/exec-plan.js';
+import type { PodContainer } from '../lab/kubelet/pod-worker.js';
 import { netnsExists } from '../lab/netns.js';
-import { busyboxBinDir, podLogDir, type LabCluster } from '../lab/state.js';
+import { podLogDir } from '../lab/state.js';
 import { resolveLabTarget, type LabTarget } from '../lab/target.js';
 
 /** Fetches a pod, with kubectl's NotFound wording. */
@@ -59,51 +56,6 @@ export function pickContainer(pod: KubeObject, wanted: string | undefined): PodC
     );
   }
   return c;
-}
-
-/** The argv and environment `exec` runs for a command in a pod (the image's program mapping applies: busybox applets, curl). */
-export function execPlan(
-  cluster: LabCluster,
-  pod: KubeObject,
-  container: PodContainer,
-  cmd: string[],
-): { argv: string[]; env: Record<string, string> } {
-  const ns = pod.metadata.namespace ?? 'default';
-  const uid = pod.metadata.uid!;
-  const node = pod.spec?.nodeName as string;
-  const dir = podLogDir(cluster.name, ns, pod.metadata.name!, uid);
-  const image = resolveImage({ image: container.image, command: cmd });
-  const mapped = image.argv;
-  const env: Record<string, string> = {
-    PATH: `${image.busyboxPath ? ensureBusyboxBin(busyboxBinDir(cluster.name)) + ':' : ''}${DEFAULT_PATH}`,
-    HOSTNAME: hostnameOf(pod),
-  };
-  for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
-  if (process.env.TERM) env.TERM = process.env.TERM;
-  const argv = wrapperArgv({
-    cgroupDir: podCgroup(cluster.name, node, uid),
-    netns: podNetnsOf(cluster, pod),
-    hostname: hostnameOf(pod),
-    resolvConf: join(dir, 'resolv.conf'),
-    hosts: join(dir, 'hosts'),
-    argv: mapped,
-  });
-  return { argv, env };
-}
-
-/** The network namespace a pod's containers run in (the node's with hostNetwork). */
-export function podNetnsOf(cluster: LabCluster, pod: KubeObject): string {
-  if (pod.spec?.hostNetwork === true) {
-    const node = cluster.nodes.find((n) => n.name === pod.spec?.nodeName);
-    if (node) return node.netns;
-  }
-  return podNetns(pod.metadata.uid!);
-}
-
-function hostnameOf(pod: KubeObject): string {
-  return pod.spec?.hostNetwork === true
-    ? String(pod.spec.nodeName)
-    : podHostname(pod.metadata.name!);
 }
 
 /** Registers `tendril exec`. */
@@ -151,7 +103,7 @@ export function register(program: Command): void {
             { hint: 'is its lab cluster healthy? see `tendril lab list`' },
           );
         }
-        const plan = execPlan(target.cluster, pod, container, cmd);
+        const plan = execPlan(target.cluster, pod, container, cmd, process.env.TERM);
         const child = spawn(plan.argv[0]!, plan.argv.slice(1), {
           env: plan.env,
           stdio: [o.stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'],

@@ -3,11 +3,15 @@
  * read from the API server's pods/log endpoint (the same one `kubectl logs`
  * uses; the API server reads the file the kubelet captures it in).
  */
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { Command } from 'commander';
 import { ApiError, type Status } from '../k8s/status.js';
 import { TendrilError } from '../util/errors.js';
 import { resolveLabTarget } from '../lab/target.js';
+import { labAdminClientOptions } from '../lab/client.js';
+import type { ResolvedClientOptions } from '../k8s/client-config.js';
 import { podPath } from '../lab/kubelet/api.js';
 import { tailBuffer } from '../lab/apiserver/streaming.js';
 import { fetchPod, pickContainer } from './exec.js';
@@ -15,17 +19,47 @@ import { fetchPod, pickContainer } from './exec.js';
 /** The last `n` lines of a buffer (n < 0: all). */
 export const tailLines = tailBuffer;
 
+/** The CA, client certificate and bearer token of client options, for one https request. */
+function tlsRequestOptions(auth: ResolvedClientOptions | undefined): {
+  headers: Record<string, string>;
+  ca?: string;
+  cert?: string;
+  key?: string;
+} {
+  const t = auth?.tls;
+  const pem = (text?: string, file?: string) =>
+    text ?? (file ? readFileSync(file, 'utf8') : undefined);
+  const token =
+    auth?.token ?? (auth?.tokenFile ? readFileSync(auth.tokenFile, 'utf8').trim() : undefined);
+  const ca = pem(t?.ca, t?.caFile);
+  const cert = pem(t?.cert, t?.certFile);
+  const key = pem(t?.key, t?.keyFile);
+  return {
+    headers: { accept: '*/*', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    ...(ca ? { ca } : {}),
+    ...(cert ? { cert } : {}),
+    ...(key ? { key } : {}),
+  };
+}
+
 /**
  * Streams GET `url` (a pods/log URL) into `out` until the server ends it or
- * `signal` aborts; a non-2xx answer throws the Status as ApiError.
+ * `signal` aborts; a non-2xx answer throws the Status as ApiError. An https
+ * URL is verified with `auth`'s CA and sent its credential.
  */
 export function streamLog(
   url: string,
   out: (d: Buffer) => void,
   signal?: AbortSignal,
+  auth?: ResolvedClientOptions,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { headers: { accept: '*/*' }, agent: false, signal }, (res) => {
+    const https = url.startsWith('https:');
+    const opts = https
+      ? { ...tlsRequestOptions(auth), agent: false as const, signal }
+      : { headers: { accept: '*/*' }, agent: false as const, signal };
+    const send = https ? httpsRequest : httpRequest;
+    const req = send(url, opts, (res) => {
       const code = res.statusCode ?? 0;
       if (code < 200 || code >= 300) {
         const chunks: Buffer[] = [];
@@ -95,6 +129,7 @@ export function register(program: Command): void {
             `${target.api.baseURL}${podPath(ns, podName)}/log?${q}`,
             (d) => process.stdout.write(d),
             ac.signal,
+            labAdminClientOptions(target.cluster),
           );
         } catch (err) {
           if (err instanceof ApiError && err.httpCode === 400)

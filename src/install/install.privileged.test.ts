@@ -97,7 +97,7 @@ privilegedTest(
       assert.equal(r2.status, 'rejected');
       assert.match(
         String((r2 as PromiseRejectedResult).reason),
-        /another install of lab cluster c1 is running/,
+        /another `tendril install` \(pid \d+, since [^)]+\) holds the lock on cluster c1/,
       );
       const res = (r1 as PromiseFulfilledResult<Awaited<ReturnType<typeof install>>>).value;
       assert.equal(res.state.clusterId, 1);

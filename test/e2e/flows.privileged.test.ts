@@ -10,7 +10,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { privilegedTest } from '../helpers/privileged.js';
-import { ROOT, cli, cliOk, teardownLab, until, useUniqueLab } from './lab-fixture.js';
+import {
+  ROOT,
+  cliOk,
+  reachFromLabelledPod,
+  teardownLab,
+  until,
+  useUniqueLab,
+} from './lab-fixture.js';
 import type { Flow } from '../../src/observe/flow.js';
 
 const lab = useUniqueLab('flow');
@@ -29,32 +36,9 @@ spec:
     - fromEndpoints: [{matchLabels: {app: client}}]
 `;
 
-let runs = 0;
 /** curl the ClusterIP from a new pod labelled app=APP; true when the echo answered. */
-async function reach(app: string, ip: string): Promise<boolean> {
-  const r = await cli(
-    [
-      '--context',
-      'lab-cluster1',
-      'run',
-      '-i',
-      '--rm',
-      '--restart=Never',
-      `${app}-${++runs}`,
-      '--labels',
-      `app=${app}`,
-      '--image=curlimages/curl',
-      '--',
-      'curl',
-      '-sS',
-      '-m',
-      '4',
-      `http://${ip}:80/`,
-    ],
-    { timeoutMs: 60_000 },
-  );
-  return r.status === 0 && r.out.includes('"hostname"');
-}
+const reach = (app: string, ip: string) =>
+  reachFromLabelledPod('lab-cluster1', app, `http://${ip}:80/`);
 
 async function allFlows(): Promise<Flow[]> {
   const out: Flow[] = [];

@@ -10,7 +10,15 @@
 import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { privilegedTest } from '../helpers/privileged.js';
-import { cli, cliOk, podRunning, teardownLab, until, useUniqueLab } from './lab-fixture.js';
+import {
+  cli,
+  cliOk,
+  podRunning,
+  reachFromLabelledPod,
+  teardownLab,
+  until,
+  useUniqueLab,
+} from './lab-fixture.js';
 
 const lab = useUniqueLab('hub');
 const { KubeClient } = await import('../../src/k8s/client.js');
@@ -94,30 +102,7 @@ privilegedTest(
       const ip = pod.status.podIP as string;
       await until(
         'a client reaches the server',
-        async () => {
-          const r = await cli(
-            [
-              '--context',
-              'lab-cluster1',
-              'run',
-              '-i',
-              '--rm',
-              '--restart=Never',
-              `client-${Date.now() % 100000}`,
-              '--labels',
-              'app=client',
-              '--image=curlimages/curl',
-              '--',
-              'curl',
-              '-sS',
-              '-m',
-              '4',
-              `http://${ip}:8080/`,
-            ],
-            { timeoutMs: 60_000 },
-          );
-          return r.status === 0 && r.out.includes('"hostname"');
-        },
+        () => reachFromLabelledPod('lab-cluster1', 'client', `http://${ip}:8080/`),
         90_000,
         1000,
       );

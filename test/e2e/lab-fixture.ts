@@ -213,6 +213,41 @@ export async function curlFromPod(context: string, url: string): Promise<EchoAns
   }
 }
 
+let labelledPods = 0;
+
+/**
+ * Runs curl (4 s) in a new pod of CONTEXT labelled app=APP (a policy selects it
+ * by that label); true when the echo server answered (its JSON names a hostname).
+ */
+export async function reachFromLabelledPod(
+  context: string,
+  app: string,
+  url: string,
+): Promise<boolean> {
+  const r = await cli(
+    [
+      '--context',
+      context,
+      'run',
+      '-i',
+      '--rm',
+      '--restart=Never',
+      `${app}-${process.pid}-${++labelledPods}`,
+      '--labels',
+      `app=${app}`,
+      '--image=curlimages/curl',
+      '--',
+      'curl',
+      '-sS',
+      '-m',
+      '4',
+      url,
+    ],
+    { timeoutMs: 60_000 },
+  );
+  return r.status === 0 && r.out.includes('"hostname"');
+}
+
 /** Processes whose environment carries TENDRIL_HOME=HOME (other than this one). */
 export function processesOfHome(home: string): number[] {
   const pids: number[] = [];

@@ -9,10 +9,10 @@
 import assert from 'node:assert/strict';
 import { privilegedTest } from '../helpers/privileged.js';
 import {
-  cli,
   cliOk,
   createMeshedPair,
   podRunning,
+  reachFromLabelledPod,
   teardownLab,
   until,
   useUniqueLab,
@@ -44,32 +44,9 @@ spec:
       toPorts: [{ports: [{port: http, protocol: TCP}]}]
 `;
 
-let runs = 0;
 /** Runs curl in a new pod labelled app=APP; true when the server answered. */
-async function reach(context: string, app: string, ip: string): Promise<boolean> {
-  const r = await cli(
-    [
-      '--context',
-      context,
-      'run',
-      '-i',
-      '--rm',
-      '--restart=Never',
-      `${app}-${++runs}`,
-      '--labels',
-      `app=${app}`,
-      '--image=curlimages/curl',
-      '--',
-      'curl',
-      '-sS',
-      '-m',
-      '4',
-      `http://${ip}:8080/`,
-    ],
-    { timeoutMs: 60_000 },
-  );
-  return r.status === 0 && r.out.includes('"hostname"');
-}
+const reach = (context: string, app: string, ip: string) =>
+  reachFromLabelledPod(context, app, `http://${ip}:8080/`);
 
 const EXISTS = POLICY.replace(
   'fromEndpoints: [{matchLabels: {app: client}}]',

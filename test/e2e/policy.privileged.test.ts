@@ -8,7 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { privilegedTest } from '../helpers/privileged.js';
-import { cli, cliOk, podRunning, teardownLab, until, useUniqueLab } from './lab-fixture.js';
+import {
+  cli,
+  cliOk,
+  podRunning,
+  reachFromLabelledPod,
+  teardownLab,
+  until,
+  useUniqueLab,
+} from './lab-fixture.js';
 
 const lab = useUniqueLab('pol');
 const { KubeClient } = await import('../../src/k8s/client.js');
@@ -36,32 +44,9 @@ spec:
       toPorts: [{ports: [{port: http, protocol: TCP}]}]
 `;
 
-let runs = 0;
 /** Runs curl in a new pod labelled app=APP; true when the server answered. */
-async function reach(app: string, ip: string): Promise<boolean> {
-  const r = await cli(
-    [
-      '--context',
-      'lab-cluster1',
-      'run',
-      '-i',
-      '--rm',
-      '--restart=Never',
-      `${app}-${++runs}`,
-      '--labels',
-      `app=${app}`,
-      '--image=curlimages/curl',
-      '--',
-      'curl',
-      '-sS',
-      '-m',
-      '4',
-      `http://${ip}:8080/`,
-    ],
-    { timeoutMs: 60_000 },
-  );
-  return r.status === 0 && r.out.includes('"hostname"');
-}
+const reach = (app: string, ip: string) =>
+  reachFromLabelledPod('lab-cluster1', app, `http://${ip}:8080/`);
 
 privilegedTest(
   'privileged: a CiliumNetworkPolicy makes a pod default-deny and allows it by labels',

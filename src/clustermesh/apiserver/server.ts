@@ -84,7 +84,7 @@ export class MeshApiServer {
     if (opts.source) this.source = opts.source;
     else if (opts.meshDir) this.source = meshDirSource(opts.meshDir, { logger: log });
     else throw new Error('MeshApiServer: pass meshDir or source');
-    this.log = log.child({ from: this.source.where });
+    this.log = log.child({ config: this.source.where });
   }
 
   /**

@@ -38,6 +38,9 @@ describe('disk store', () => {
     }
     const del = await a.delete('/registry/x/k3');
     assert.equal(del, last + 1);
+    // A killed process writes nothing more: let a's background snapshot end before b opens the
+    // directory (two live writers of one directory are what the store's lock file prevents).
+    await a.backgroundDone();
     appendFileSync(join(d, 'wal.log'), '{"rev":9999,"key":"/registry/x/torn","val'); // killed mid-write
     const b = new DiskPersistence(d, { snapshotEvery: 10 });
     const { kvs, revision } = await b.load();

@@ -440,6 +440,11 @@ export class DiskPersistence implements Persistence {
     }
   }
 
+  /** Resolves when no background snapshot is being written (tests simulate a crash after it). */
+  async backgroundDone(): Promise<void> {
+    while (this.snapshotting) await this.snapshotting;
+  }
+
   /** Writes the snapshot now (synchronously) and removes every log. */
   snapshot(): void {
     this.rotate();
