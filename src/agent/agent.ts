@@ -218,6 +218,13 @@ export class Agent {
       name: 'routes',
       keyOf: (r) => r.podCIDR,
       ops: { upsert: (r) => dp.upsertNodeRoute(r), delete: (k) => dp.deleteNodeRoute(k) },
+      // thousands of remote nodes: one iproute2 process per batch, not per route
+      ...(dp.applyNodeRoutes
+        ? {
+            applyMany: (ups: NodeRoute[], dels: Array<{ last: NodeRoute }>) =>
+              dp.applyNodeRoutes!({ upserts: ups, deletes: dels.map((d) => d.last) }),
+          }
+        : {}),
       equal: (a, b) => a.podCIDR === b.podCIDR && a.nodeIP === b.nodeIP,
       hold: {
         isRemote: (r) =>
