@@ -156,6 +156,7 @@ export class LinuxDatapath implements Datapath {
             BpfPolicyDatapath.open({
               bpffsDir: this.o.bpffsDir,
               logger: this.log,
+              ipcacheMaxEntries: this.ipcacheMax,
               ...(this.eventMaps ? { events: this.eventMaps } : {}),
             }),
           );
