@@ -80,7 +80,7 @@ import {
   sizesFromEnv,
   type SimCluster,
 } from './sim.js';
-import type { KvmIn, KvmOut } from './kvstoremesh-child.js';
+import type { KvmIn, KvmOut, KvmStatusMsg } from './kvstoremesh-child.js';
 import type { AgentIn, AgentOut, AgentStatusMsg } from './agent-child.js';
 
 const REMOTE_NODE_IDENTITY = 6;
@@ -99,6 +99,7 @@ if (sizes.churnPerS > 0 && clusters.some((c) => c.identities < 2))
   );
 
 const tag = `tendril-bench-ms${process.pid}`;
+let stopping = false;
 const cleanups: Array<[string, () => unknown]> = [];
 const defer = (what: string, fn: () => unknown) => cleanups.push([what, fn]);
 
@@ -141,6 +142,11 @@ function startChild(file: string): ChildProcess {
   const child = fork(join(here, file), [], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  // a child that died: its IPC write fails (EPIPE); the request times out and the run cleans up
+  child.on('error', (err) => log(`child ${file} (${child.pid}): ${err.message}`));
+  child.on('exit', (code, sig) => {
+    if (!stopping) log(`child ${file} (${child.pid}) exited (${sig ?? code})`);
   });
   defer(`stop ${file}`, async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -377,6 +383,12 @@ async function main(): Promise<Figure[]> {
         log(
           `  ${el.toFixed(0)} s: routes ${st.routes.applied}/${totalNodes} (pending ${st.routes.pending})`,
         );
+    }
+    if (el - lastLog > 5 && Number.isNaN(kvmSyncedMs)) {
+      const k = await request<KvmStatusMsg>(kvm, { op: 'status' }, 'status', 30_000);
+      log(
+        `  ${el.toFixed(0)} s: kvstoremesh ${k.connected}/${k.remotes} connected, ${k.synced} synced (${k.connections} sessions); kinds synced ${JSON.stringify(k.syncedKinds)}; cached ${JSON.stringify(k.cached)}${k.errors.length ? `; errors: ${k.errors.join(' | ')}` : ''}`,
+      );
     }
     if (el - lastLog > 5) lastLog = el;
     if (Object.values(done).every((x) => !Number.isNaN(x))) break;
@@ -719,6 +731,26 @@ async function main(): Promise<Figure[]> {
 }
 
 let failed = false;
+// interrupted (Ctrl-C, kill): remove what the run made, as at its end
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    log(`${sig}: cleaning up`);
+    void cleanup().then(() => process.exit(130));
+  });
+let cleaned: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  stopping = true;
+  cleaned ??= (async () => {
+    for (const [what, fn] of cleanups.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        console.error(`cleanup (${what}) failed: ${(err as Error).message}`);
+      }
+    }
+  })();
+  return cleaned;
+}
 main()
   .then((figures) => {
     // MESH_SCALE_JSON=stdout (the privileged test): one JSON line, bench/results untouched
@@ -731,12 +763,6 @@ main()
     console.error(err);
   })
   .finally(async () => {
-    for (const [what, fn] of cleanups.reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        console.error(`cleanup (${what}) failed: ${(err as Error).message}`);
-      }
-    }
+    await cleanup();
     process.exit(failed ? 1 : 0);
   });

@@ -12,6 +12,7 @@
 import { EtcdKVStore } from '../../src/kvstore/etcd.js';
 import { KVStoreMesh, type RemoteClusterConfig } from '../../src/clustermesh/kvstoremesh.js';
 import { NamespacedKVStore } from './namespaced-store.js';
+import { createLogger } from '../../src/util/log.js';
 
 export type KvmIn =
   | {
@@ -23,6 +24,7 @@ export type KvmIn =
     }
   | { op: 'connect' }
   | { op: 'sever'; cluster: string }
+  | { op: 'status' }
   | { op: 'stop' };
 
 export type KvmOut =
@@ -30,7 +32,24 @@ export type KvmOut =
   | { op: 'synced'; ms: number }
   | { op: 'severed'; cluster: string; watches: number }
   | { op: 'resynced'; cluster: string; ms: number }
+  | KvmStatusMsg
   | { op: 'error'; message: string };
+
+/** A summary of every remote's status (progress of a large sync). */
+export interface KvmStatusMsg {
+  op: 'status';
+  remotes: number;
+  connected: number;
+  synced: number;
+  /** Sessions started, over all remotes (more than `remotes`: some reconnected). */
+  connections: number;
+  /** Remotes with each kind synced. */
+  syncedKinds: Record<string, number>;
+  /** Cached entries per kind, over all remotes. */
+  cached: Record<string, number>;
+  /** A few last errors ("name: message"). */
+  errors: string[];
+}
 
 const send = (m: KvmOut) => process.send?.(m);
 let mesh: KVStoreMesh | undefined;
@@ -57,6 +76,7 @@ async function handle(m: KvmIn): Promise<void> {
         endpoints: [m.remoteUrl],
       }));
       mesh = new KVStoreMesh({
+        logger: createLogger({ daemon: 'bench-kvstoremesh' }, { level: 'warn' }),
         local,
         localCluster: m.local,
         dial: async (rc) => {
@@ -94,6 +114,30 @@ async function handle(m: KvmIn): Promise<void> {
         `${m.cluster} resynced`,
       );
       send({ op: 'resynced', cluster: m.cluster, ms: performance.now() - t0 });
+      return;
+    }
+    case 'status': {
+      const st = mesh!.status();
+      const syncedKinds: Record<string, number> = {};
+      const cached: Record<string, number> = {};
+      for (const r of st) {
+        for (const [k, v] of Object.entries(r.syncedKinds))
+          syncedKinds[k] = (syncedKinds[k] ?? 0) + (v ? 1 : 0);
+        for (const [k, v] of Object.entries(r.counts)) cached[k] = (cached[k] ?? 0) + v;
+      }
+      send({
+        op: 'status',
+        remotes: st.length,
+        connected: st.filter((r) => r.connected).length,
+        synced: st.filter((r) => r.synced).length,
+        connections: st.reduce((n, r) => n + r.connections, 0),
+        syncedKinds,
+        cached,
+        errors: st
+          .filter((r) => r.lastError)
+          .slice(0, 3)
+          .map((r) => `${r.name}: ${r.lastError!.message}`),
+      });
       return;
     }
     case 'stop': {
