@@ -82,7 +82,13 @@ async function handle(m: KvmIn): Promise<void> {
         dial: async (rc) => {
           // one client session per remote configuration
           const s = new NamespacedKVStore(
-            new EtcdKVStore({ endpoints: rc.endpoints, requestTimeoutMs: 60_000 }),
+            // one etcd stands in for every remote: answering 250 sessions' connects at once
+            // takes it longer than one cluster's etcd would take for one (5 s by default)
+            new EtcdKVStore({
+              endpoints: rc.endpoints,
+              requestTimeoutMs: 60_000,
+              dialTimeoutMs: 60_000,
+            }),
             prefixes.get(rc.name)!,
           );
           sessions.set(rc.name, s);
