@@ -36,6 +36,8 @@ export interface RunOptions {
   netns?: string;
   /** Text fed to stdin (for `-batch -`). */
   input?: string;
+  /** Kill the command after this long (default 15 s). */
+  timeoutMs?: number;
 }
 
 function run(bin: string, args: string[], options: RunOptions = {}): Promise<string> {
@@ -46,7 +48,7 @@ function run(bin: string, args: string[], options: RunOptions = {}): Promise<str
     const child = execFile(
       file,
       argv,
-      { encoding: 'utf8', timeout: 15_000 },
+      { encoding: 'utf8', timeout: options.timeoutMs ?? 15_000 },
       (err, stdout, stderr) => {
         if (err) {
           const code =
@@ -63,7 +65,13 @@ function run(bin: string, args: string[], options: RunOptions = {}): Promise<str
         } else resolve(stdout);
       },
     );
-    if (options.input !== undefined) child.stdin?.end(options.input);
+    if (options.input !== undefined) {
+      // a command that ends before reading all its input (a batch stopped by a parse error,
+      // or killed by the timeout) makes this write fail with EPIPE: its exit status and
+      // stderr (handled above) say what happened, the write error adds nothing
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(options.input);
+    }
   });
 }
 
@@ -94,7 +102,9 @@ export function ipBatch(
 export type BatchFailures = Map<number, string>;
 
 /** Lines per iproute2 process in batchLines (each process gets at most this many). */
-export const BATCH_CHUNK_LINES = 4096;
+export const BATCH_CHUNK_LINES = 1024;
+/** A batch process is killed after this long (1,024 routes take well under a second when idle). */
+const BATCH_TIMEOUT_MS = 120_000;
 
 /**
  * Runs many `ip` (or `bridge`) command lines through as few processes as
@@ -129,7 +139,11 @@ async function batchChunk(
   if (lines.length === 0) return failures;
   let stderr: string;
   try {
-    await run(bin, ['-force', '-batch', '-'], { ...options, input: lines.join('\n') + '\n' });
+    await run(bin, ['-force', '-batch', '-'], {
+      ...options,
+      input: lines.join('\n') + '\n',
+      timeoutMs: BATCH_TIMEOUT_MS,
+    });
     return failures;
   } catch (err) {
     // not started, timed out, or the namespace could not be entered: nothing ran
