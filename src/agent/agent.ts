@@ -218,6 +218,13 @@ export class Agent {
       name: 'routes',
       keyOf: (r) => r.podCIDR,
       ops: { upsert: (r) => dp.upsertNodeRoute(r), delete: (k) => dp.deleteNodeRoute(k) },
+      // thousands of remote nodes: one iproute2 process per batch, not per route
+      ...(dp.applyNodeRoutes
+        ? {
+            applyMany: (ups: NodeRoute[], dels: Array<{ last: NodeRoute }>) =>
+              dp.applyNodeRoutes!({ upserts: ups, deletes: dels.map((d) => d.last) }),
+          }
+        : {}),
       equal: (a, b) => a.podCIDR === b.podCIDR && a.nodeIP === b.nodeIP,
       hold: {
         isRemote: (r) =>
@@ -508,6 +515,7 @@ export class Agent {
     const next = new Map(entries.map((e) => [e.prefix, e]));
     const prev = this.ipcacheSources.get(source) ?? new Map<string, IPCacheEntry>();
     this.ipcacheSources.set(source, next);
+    this.sourceOrder = undefined; // holds the replaced map
     const touched = new Set<string>([...prev.keys(), ...next.keys()]);
     for (const p of touched) {
       const a = prev.get(p);
@@ -526,10 +534,22 @@ export class Agent {
     this.ipcacheChanged(prefix);
   }
 
+  /**
+   * ipcacheSources' maps by precedence (rank), cached: dropped when a source's map
+   * is replaced, rebuilt when a source is added (sources are never removed).
+   */
+  private sourceOrder: Array<Map<string, IPCacheEntry>> | undefined;
+  private sourceCount = 0;
+
   private ipcacheChanged(prefix: string): void {
-    const sources = [...this.ipcacheSources.keys()].sort((a, b) => rank(a) - rank(b));
-    for (const s of sources) {
-      const e = this.ipcacheSources.get(s)!.get(prefix);
+    if (!this.sourceOrder || this.sourceCount !== this.ipcacheSources.size) {
+      this.sourceCount = this.ipcacheSources.size;
+      this.sourceOrder = [...this.ipcacheSources.keys()]
+        .sort((a, b) => rank(a) - rank(b))
+        .map((k) => this.ipcacheSources.get(k)!);
+    }
+    for (const m of this.sourceOrder) {
+      const e = m.get(prefix);
       if (e) {
         this.ipcache.set(e);
         return;
@@ -550,10 +570,21 @@ export class Agent {
    * remote ones): routes to every other node's pod CIDR, node IPs in the ipcache.
    */
   setNodes(source: string, nodes: NodeInfo[]): void {
-    this.nodeSources.set(source, nodes);
-    for (const n of nodes)
-      if (n.clusterId && n.clusterId !== this.config.clusterId && source !== 'k8s')
-        this.flowMeta.setClusterName(n.clusterId, source);
+    this.setNodeSources([[source, nodes]]);
+  }
+
+  /**
+   * setNodes for several sources at once: the routes and node ipcache entries
+   * (over every source's nodes) are recomputed once, not once per source (the
+   * mesh source hands over many remote clusters' nodes in one push).
+   */
+  setNodeSources(updates: Iterable<readonly [string, NodeInfo[]]>): void {
+    for (const [source, nodes] of updates) {
+      this.nodeSources.set(source, nodes);
+      for (const n of nodes)
+        if (n.clusterId && n.clusterId !== this.config.clusterId && source !== 'k8s')
+          this.flowMeta.setClusterName(n.clusterId, source);
+    }
     const routes: NodeRoute[] = [];
     const ipc: IPCacheEntry[] = [];
     for (const [src, list] of this.nodeSources) {

@@ -30,6 +30,19 @@ export interface ReconcilerOptions<V> {
   maxBackoffMs?: number;
   /** Adopted remote-cluster state kept until `remoteSynced()` (see the class comment). */
   hold?: ReconcilerHold<V>;
+  /**
+   * Applies many changes in one call (e.g. routes through one iproute2
+   * process) instead of `ops` one key at a time; resolves with the keys that
+   * failed (retried with backoff), the others count as applied. A lone change
+   * is still applied at once: everything dirty when a run starts goes in one
+   * call, and what changes meanwhile goes in the next.
+   */
+  applyMany?: (
+    upserts: V[],
+    deletes: Array<{ key: string; last: V }>,
+  ) => Promise<Map<string, unknown>>;
+  /** Most keys per applyMany call (default 4096). */
+  maxBatch?: number;
 }
 
 /** Which adopted entries are remote, and how to keep their remote parts in a desired value. */
@@ -177,8 +190,16 @@ export class Reconciler<V> {
     if (this.running || this.stopped) return;
     this.running = true;
     let failed = false;
+    const failedKeys = new Set<string>();
     try {
       while (this.dirty.size > 0 && !this.stopped) {
+        if (this.o.applyMany) {
+          // keys that failed in this run wait for the retry; the others go on in further batches
+          const r = await this.runMany(this.o.applyMany, failedKeys);
+          failed ||= r.failed;
+          if (r.visited === 0) break;
+          continue;
+        }
         const batch = [...this.dirty];
         let progressed = false;
         for (const k of batch) {
@@ -236,6 +257,71 @@ export class Reconciler<V> {
       if (this.dirty.size > 0 && !this.stopped) this.kick();
     }
     if (this.dirty.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** One applyMany call for up to maxBatch dirty keys (the batch form of run's loop body). */
+  private async runMany(
+    applyMany: NonNullable<ReconcilerOptions<V>['applyMany']>,
+    skip: Set<string>,
+  ): Promise<{ failed: boolean; visited: number }> {
+    const max = this.o.maxBatch ?? 4096;
+    const upserts: V[] = [];
+    const deletes: Array<{ key: string; last: V }> = [];
+    /** key -> [desired at the start, the value being applied (undefined: a delete)] */
+    const work = new Map<string, [V | undefined, V | undefined]>();
+    let visited = 0;
+    for (const k of [...this.dirty]) {
+      if (visited >= max) break;
+      if (skip.has(k)) continue;
+      visited++;
+      const desired = this.desired.get(k);
+      const want = this.target(k);
+      const have = this.applied.get(k);
+      if (want !== undefined) {
+        if (have === undefined || !(this.o.equal ?? jsonEqual)(want, have)) upserts.push(want);
+        work.set(k, [desired, want]);
+      } else if (have !== undefined) {
+        if (
+          this.adoptedOnly.has(k) &&
+          (!this.isSynced || (!this.isRemoteSynced && this.o.hold!.isRemote(have)))
+        ) {
+          this.dirty.delete(k); // adopted entry: kept until the sources are synced
+          continue;
+        }
+        deletes.push({ key: k, last: have });
+        work.set(k, [desired, undefined]);
+      } else this.dirty.delete(k);
+    }
+    let errors: Map<string, unknown>;
+    try {
+      errors = upserts.length || deletes.length ? await applyMany(upserts, deletes) : new Map();
+    } catch (err) {
+      errors = new Map([...work.keys()].map((k) => [k, err]));
+    }
+    let failures = 0;
+    for (const [k, [desired, want]] of work) {
+      const err = errors.get(k);
+      if (err !== undefined) {
+        if (failures++ === 0) {
+          this.lastError = `${k}: ${err instanceof Error ? err.message : String(err)}`;
+          this.log.warn('reconcile failed, will retry', {
+            key: k,
+            error: err,
+            failedInBatch: [...work.keys()].filter((x) => errors.has(x)).length,
+            retryInMs: this.backoff,
+          });
+        }
+        skip.add(k);
+        continue;
+      }
+      if (want !== undefined) this.applied.set(k, want);
+      else {
+        this.applied.delete(k);
+        this.adoptedOnly.delete(k);
+      }
+      if (this.desired.get(k) === desired) this.dirty.delete(k);
+    }
+    return { failed: failures > 0, visited };
   }
 
   private readonly adoptedOnly = new Set<string>();

@@ -769,25 +769,32 @@ class Session {
     };
   }
 
+  /**
+   * Waits for the remote's synced canary of `kind`. Read first: a canary that
+   * is there (the usual case) costs one read and no watch (250 remotes x 5
+   * kinds of short-lived watches were most of a large mesh's connect); a
+   * missing one is watched from the read's revision, so it cannot be missed.
+   */
   private async waitCanary(store: KVStore, kind: StateKind): Promise<void> {
     const key = syncedCanaryKey(this.m.config.name, kind);
+    const { kvs, revision } = await store.list(key);
+    if (kvs.some((kv) => kv.key === key)) return;
+    this.check();
     let resolve!: () => void;
     const appeared = new Promise<void>((r) => (resolve = r));
     const w = await store.watchPrefix(
       key,
       (ev) => ev.type === 'put' && ev.kv.key === key && resolve(),
-      this.watchHooks(),
+      { afterRevision: revision, ...this.watchHooks() },
     );
     this.watches.push(w);
-    if (!(await store.get(key))) {
-      this.m.onError(
-        new MeshError(
-          'not-synced',
-          `${this.m.config.name} has not finished its initial export of ${kind} yet (no ${key})`,
-        ),
-      );
-      await Promise.race([appeared, this.endP]);
-    }
+    this.m.onError(
+      new MeshError(
+        'not-synced',
+        `${this.m.config.name} has not finished its initial export of ${kind} yet (no ${key})`,
+      ),
+    );
+    await Promise.race([appeared, this.endP]);
     await w.close().catch(() => {});
   }
 

@@ -52,6 +52,13 @@ export interface NodeRoute {
   clusterId: number;
 }
 
+/** Node route changes applied together (Datapath.applyNodeRoutes). */
+export interface NodeRouteChanges {
+  upserts: NodeRoute[];
+  /** Routes to remove, as last applied (tunnel mode also removes their neighbour and FDB entry). */
+  deletes: NodeRoute[];
+}
+
 /** A local pod's network endpoint, as the CNI plugin created it. */
 export interface Endpoint {
   id: number;
@@ -94,6 +101,12 @@ export interface Datapath {
   deleteIPCache(prefix: string): Promise<void>;
   upsertNodeRoute(route: NodeRoute): Promise<void>;
   deleteNodeRoute(podCIDR: string): Promise<void>;
+  /**
+   * Optional: many route changes at once (a datapath whose route writes cost a
+   * process or a syscall round trip each). Resolves with the changes that
+   * failed, by pod CIDR; the others are applied. The agent uses it when present.
+   */
+  applyNodeRoutes?(changes: NodeRouteChanges): Promise<Map<string, Error>>;
   upsertEndpoint(ep: Endpoint): Promise<void>;
   deleteEndpoint(id: number): Promise<void>;
   /** Writes an endpoint's policy (and, once its veth is known, attaches the policy programs). */

@@ -15,6 +15,7 @@ import type {
   Frontend,
   IPCacheEntry,
   NodeRoute,
+  NodeRouteChanges,
   ServiceEntry,
 } from '../types.js';
 import type { Logger } from '../../util/log.js';
@@ -155,6 +156,7 @@ export class LinuxDatapath implements Datapath {
             BpfPolicyDatapath.open({
               bpffsDir: this.o.bpffsDir,
               logger: this.log,
+              ipcacheMaxEntries: this.ipcacheMax,
               ...(this.eventMaps ? { events: this.eventMaps } : {}),
             }),
           );
@@ -303,6 +305,16 @@ export class LinuxDatapath implements Datapath {
   }
   async deleteNodeRoute(podCIDR: string): Promise<void> {
     await this.router.delete(podCIDR);
+  }
+  /** Route changes in batches (one iproute2 process per few thousand routes); failures by pod CIDR. */
+  async applyNodeRoutes(changes: NodeRouteChanges): Promise<Map<string, Error>> {
+    if (this.probs.has('routing') && changes.upserts.length > 0) {
+      const err = new Error(`routing unavailable: ${this.probs.get('routing')!.cause}`);
+      const out = await this.router.apply({ upserts: [], deletes: changes.deletes });
+      for (const r of changes.upserts) out.set(r.podCIDR, err);
+      return out;
+    }
+    return this.router.apply(changes);
   }
 
   async upsertEndpoint(ep: Endpoint): Promise<void> {

@@ -36,6 +36,8 @@ export interface RunOptions {
   netns?: string;
   /** Text fed to stdin (for `-batch -`). */
   input?: string;
+  /** Kill the command after this long (default 15 s). */
+  timeoutMs?: number;
 }
 
 function run(bin: string, args: string[], options: RunOptions = {}): Promise<string> {
@@ -46,7 +48,7 @@ function run(bin: string, args: string[], options: RunOptions = {}): Promise<str
     const child = execFile(
       file,
       argv,
-      { encoding: 'utf8', timeout: 15_000 },
+      { encoding: 'utf8', timeout: options.timeoutMs ?? 15_000 },
       (err, stdout, stderr) => {
         if (err) {
           const code =
@@ -63,7 +65,13 @@ function run(bin: string, args: string[], options: RunOptions = {}): Promise<str
         } else resolve(stdout);
       },
     );
-    if (options.input !== undefined) child.stdin?.end(options.input);
+    if (options.input !== undefined) {
+      // a command that ends before reading all its input (a batch stopped by a parse error,
+      // or killed by the timeout) makes this write fail with EPIPE: its exit status and
+      // stderr (handled above) say what happened, the write error adds nothing
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(options.input);
+    }
   });
 }
 
@@ -88,6 +96,79 @@ export function ipBatch(
     ...options,
     input: commands.map((c) => c.join(' ')).join('\n') + '\n',
   });
+}
+
+/** Lines of one `-force -batch -` run that failed: line index (0-based) -> iproute2's message. */
+export type BatchFailures = Map<number, string>;
+
+/** Lines per iproute2 process in batchLines (each process gets at most this many). */
+export const BATCH_CHUNK_LINES = 1024;
+/** A batch process is killed after this long (1,024 routes take well under a second when idle). */
+const BATCH_TIMEOUT_MS = 120_000;
+
+/**
+ * Runs many `ip` (or `bridge`) command lines through as few processes as
+ * possible (`BIN -force -batch -`, up to BATCH_CHUNK_LINES lines each): a
+ * line the kernel refuses is reported ("Command failed -:N") and the rest
+ * still run. A line iproute2 cannot parse ends its process early; then the
+ * chunk is split in halves and each half run again (every caller's lines are
+ * idempotent: replace, or delete where "missing" counts as done), until the
+ * unparsable line stands alone and is reported. Resolves with the failed
+ * lines; rejects only when the program cannot be started at all.
+ * @throws IpCommandError (e.g. `ip` not installed, or the namespace is gone)
+ */
+export async function batchLines(
+  bin: 'ip' | 'bridge',
+  lines: string[],
+  options: Omit<RunOptions, 'input'> = {},
+): Promise<BatchFailures> {
+  const failures: BatchFailures = new Map();
+  for (let i = 0; i < lines.length; i += BATCH_CHUNK_LINES) {
+    const part = await batchChunk(bin, lines.slice(i, i + BATCH_CHUNK_LINES), options);
+    for (const [n, msg] of part) failures.set(i + n, msg);
+  }
+  return failures;
+}
+
+async function batchChunk(
+  bin: 'ip' | 'bridge',
+  lines: string[],
+  options: Omit<RunOptions, 'input'>,
+): Promise<BatchFailures> {
+  const failures: BatchFailures = new Map();
+  if (lines.length === 0) return failures;
+  let stderr: string;
+  try {
+    await run(bin, ['-force', '-batch', '-'], {
+      ...options,
+      input: lines.join('\n') + '\n',
+      timeoutMs: BATCH_TIMEOUT_MS,
+    });
+    return failures;
+  } catch (err) {
+    // not started, timed out, or the namespace could not be entered: nothing ran
+    if (!(err instanceof IpCommandError) || err.exitCode === null || /^nsenter:/m.test(err.stderr))
+      throw err;
+    stderr = err.stderr;
+  }
+  // "<message lines>\nCommand failed -:N" per refused line; anything after the last
+  // such line is a message that ended the process (a parse error).
+  let msg: string[] = [];
+  for (const l of stderr.split('\n')) {
+    const m = /^Command failed -:(\d+)\s*$/.exec(l);
+    if (m) {
+      failures.set(Number(m[1]) - 1, msg.join('; ') || 'failed');
+      msg = [];
+    } else if (l.trim()) msg.push(l.trim());
+  }
+  if (msg.length === 0 && failures.size > 0) return failures;
+  // the process ended early (or failed without naming a line): isolate the culprit
+  if (lines.length === 1) return new Map([[0, msg.join('; ') || stderr.trim() || 'failed']]);
+  const half = Math.ceil(lines.length / 2);
+  const out: BatchFailures = new Map();
+  for (const [n, m] of await batchChunk(bin, lines.slice(0, half), options)) out.set(n, m);
+  for (const [n, m] of await batchChunk(bin, lines.slice(half), options)) out.set(half + n, m);
+  return out;
 }
 
 /** Runs `bridge ARGS...`. @throws IpCommandError */

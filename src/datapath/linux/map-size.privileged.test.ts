@@ -28,6 +28,12 @@ privilegedTest(
       await dp.init();
       const m = openPinnedIPCache(dir);
       assert.equal(m.info().maxEntries, 1024, 'created with the configured size');
+      // the policy programs' maps open the same ipcache: at its configured size, not the default
+      assert.deepEqual(
+        dp.problems().filter((p) => p.component === 'policy'),
+        [],
+        'policy maps opened with the sized ipcache',
+      );
       m.close();
       const ip = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`;
       for (let i = 0; i < 921; i++) await dp.upsertIPCache({ prefix: ip(i), identity: 65792 });

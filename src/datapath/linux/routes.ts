@@ -9,8 +9,17 @@
  * carries protocol number ROUTE_PROTO so Tendril's routes can be listed and
  * removed without touching anything else.
  */
-import { bridge, ip, ipBatch, ipJson, IpCommandError, setSysctl } from './ip.js';
-import type { NodeRoute, RoutingMode } from '../types.js';
+import {
+  batchLines,
+  bridge,
+  ip,
+  ipBatch,
+  ipJson,
+  IpCommandError,
+  setSysctl,
+  type BatchFailures,
+} from './ip.js';
+import type { NodeRoute, NodeRouteChanges, RoutingMode } from '../types.js';
 import { formatIPv4, parseCIDR, parseIPv4 } from '../../util/ipv4.js';
 import { TendrilError } from '../../util/errors.js';
 
@@ -203,6 +212,119 @@ export class NodeRouter {
     }
   }
 
+  /**
+   * Applies many route changes with one iproute2 process per kind of command
+   * and up to BATCH_CHUNK_LINES lines (see batchLines), instead of a process
+   * per route: deletes first, then upserts (in tunnel mode: FDB entries, then
+   * neighbours and routes). A route the kernel refuses, or one whose pod CIDR
+   * or node IP is malformed, fails alone: the others are applied. A missing
+   * route counts as deleted; in tunnel mode a leftover neighbour or FDB entry
+   * of a deleted route is not an error.
+   * @returns the failures, by pod CIDR (empty: everything applied)
+   * @throws IpCommandError when iproute2 cannot run at all (nothing applied)
+   */
+  async apply(changes: NodeRouteChanges): Promise<Map<string, Error>> {
+    const errors = new Map<string, Error>();
+    const proto = String(ROUTE_PROTO);
+    const wellFormed = (r: NodeRoute): boolean => {
+      try {
+        parseCIDR(r.podCIDR, 'pod CIDR');
+        parseIPv4(r.nodeIP);
+        return true;
+      } catch (err) {
+        errors.set(
+          r.podCIDR,
+          new TendrilError(
+            'DATAPATH_BAD_ROUTE',
+            `route to pod CIDR "${r.podCIDR}" via node "${r.nodeIP}" is malformed: ${(err as Error).message}`,
+            { cause: err, hint: "fix the remote node's pod CIDR or address in its cluster" },
+          ),
+        );
+        return false;
+      }
+    };
+    const ups = changes.upserts.filter(wellFormed);
+    const dels = changes.deletes.filter(wellFormed);
+    /** Lines, each owned by a pod CIDR; `tolerate`: failures that do not count. */
+    type Line = { text: string; owner: string; tolerate: 'missing' | 'any' | 'none' };
+    const runLines = async (bin: 'ip' | 'bridge', lines: Line[]) => {
+      const failed: BatchFailures = await batchLines(
+        bin,
+        lines.map((l) => l.text),
+        this.opts,
+      );
+      for (const [n, msg] of failed) {
+        const l = lines[n]!;
+        const err = new IpCommandError(
+          `${bin} ${l.text}${this.config.netns ? ` (in ${this.config.netns})` : ''}`,
+          msg,
+          null,
+        );
+        if (l.tolerate === 'any' || (l.tolerate === 'missing' && err.missing)) continue;
+        if (!errors.has(l.owner)) errors.set(l.owner, err);
+      }
+    };
+    if (this.config.mode === 'native') {
+      await runLines('ip', [
+        ...dels.map((r): Line => ({
+          text: `route del ${r.podCIDR} proto ${proto}`,
+          owner: r.podCIDR,
+          tolerate: 'missing',
+        })),
+        ...ups.map((r): Line => ({
+          text: `route replace ${r.podCIDR} via ${r.nodeIP} proto ${proto}`,
+          owner: r.podCIDR,
+          tolerate: 'none',
+        })),
+      ]);
+      return errors;
+    }
+    await runLines(
+      'ip',
+      dels.flatMap((r): Line[] => [
+        { text: `route del ${r.podCIDR} proto ${proto}`, owner: r.podCIDR, tolerate: 'missing' },
+        {
+          text: `neigh del ${tunnelAddress(r.podCIDR)} dev ${VXLAN_DEV}`,
+          owner: r.podCIDR,
+          tolerate: 'any',
+        },
+      ]),
+    );
+    await runLines('bridge', [
+      ...dels.map((r): Line => ({
+        text: `fdb del ${vtepMac(r.nodeIP)} dev ${VXLAN_DEV} dst ${r.nodeIP} self`,
+        owner: r.podCIDR,
+        tolerate: 'any',
+      })),
+      ...ups.map((r): Line => ({
+        text: `fdb replace ${vtepMac(r.nodeIP)} dev ${VXLAN_DEV} dst ${r.nodeIP} self permanent`,
+        owner: r.podCIDR,
+        tolerate: 'none',
+      })),
+    ]);
+    await runLines(
+      'ip',
+      ups
+        .filter((r) => !errors.has(r.podCIDR))
+        .flatMap((r): Line[] => {
+          const gw = tunnelAddress(r.podCIDR);
+          return [
+            {
+              text: `neigh replace ${gw} lladdr ${vtepMac(r.nodeIP)} dev ${VXLAN_DEV} nud permanent`,
+              owner: r.podCIDR,
+              tolerate: 'none',
+            },
+            {
+              text: `route replace ${r.podCIDR} via ${gw} dev ${VXLAN_DEV} onlink proto ${proto}`,
+              owner: r.podCIDR,
+              tolerate: 'none',
+            },
+          ];
+        }),
+    );
+    return errors;
+  }
+
   /** Tendril's routes now in the kernel (for adoption after a restart). */
   async list(): Promise<NodeRoute[]> {
     const routes = await ipJson<RouteJson[]>(
@@ -210,15 +332,20 @@ export class NodeRouter {
       this.opts,
     );
     const out: NodeRoute[] = [];
+    // tunnel routes: the node IP is in the neighbour's MAC (all neighbours in one call)
+    let neighMac: Map<string, string> | undefined;
+    if (routes.some((r) => r.dev === VXLAN_DEV)) {
+      const neigh = await ipJson<Array<{ dst: string; lladdr?: string }>>(
+        ['neigh', 'show', 'dev', VXLAN_DEV],
+        this.opts,
+      ).catch(() => []);
+      neighMac = new Map(neigh.filter((n) => n.lladdr).map((n) => [n.dst, n.lladdr!]));
+    }
     for (const r of routes) {
       if (!r.gateway) continue;
       if (r.dev === VXLAN_DEV) {
-        // tunnel route: the node IP is in the neighbour's MAC
-        const neigh = await ipJson<Array<{ dst: string; lladdr?: string }>>(
-          ['neigh', 'show', r.gateway, 'dev', VXLAN_DEV],
-          this.opts,
-        ).catch(() => []);
-        const nodeIP = neigh[0]?.lladdr ? nodeIPFromVtepMac(neigh[0].lladdr) : undefined;
+        const mac = neighMac?.get(r.gateway);
+        const nodeIP = mac ? nodeIPFromVtepMac(mac) : undefined;
         out.push({ podCIDR: r.dst, nodeIP: nodeIP ?? r.gateway, clusterId: 0 });
       } else out.push({ podCIDR: r.dst, nodeIP: r.gateway, clusterId: 0 });
     }

@@ -114,12 +114,14 @@ export class BpfPolicyDatapath {
     logger?: Logger;
     /** Flow event maps: the programs write verdicts, drops and traces (absent: none). */
     events?: EventProgramMaps;
+    /** The ipcache map's size (bpf-ipcache-map-max), as the datapath created it (default 65,536). */
+    ipcacheMaxEntries?: number;
   }): BpfPolicyDatapath {
     mkdirSync(policyPinDir(o.bpffsDir), { recursive: true });
     const node = openPolicyNodeMaps(o.bpffsDir);
     let ipcache: BpfMap<IPCacheKey, IPCacheValue>;
     try {
-      ipcache = openIPCacheMap(o.bpffsDir);
+      ipcache = openIPCacheMap(o.bpffsDir, o.ipcacheMaxEntries);
     } catch (e) {
       node.ct.close();
       node.drops.close();

@@ -1,0 +1,165 @@
+/**
+ * The mesh-scale benchmark's agent process (forked by index.ts, IPC only,
+ * root): Tendril's Agent (src/agent/agent.ts) on a real LinuxDatapath whose
+ * BPF maps (ipcache LPM map, socket-LB service/backend maps, policy maps)
+ * are pinned under a unique bpffs directory, with the socket-LB programs
+ * attached to an empty cgroup of its own, and node routes programmed in a
+ * network namespace of its own (so nothing touches the host's routes). The
+ * agent's MeshSource (src/agent/mesh-source.ts) follows the local mesh etcd
+ * (kvstoremesh's cache) for the remotes the clustermesh config directory
+ * names, exactly as `src/agent/main.ts` wires it; the one stand-in is the
+ * Kubernetes service source: the local cluster's global Services come from
+ * sim.ts and go through the same catalog (desiredServiceEntries) into
+ * `agent.setServices`, as ServiceSource does.
+ *
+ * Messages in: start, status, stop. Out: ready, status, error.
+ */
+import { Agent } from '../../src/agent/agent.js';
+import { MeshSource } from '../../src/agent/mesh-source.js';
+import { LinuxDatapath } from '../../src/datapath/linux/datapath.js';
+import { createSocketLB } from '../../src/datapath/linux/lb/index.js';
+import { desiredServiceEntries } from '../../src/services/catalog.js';
+import { createLogger } from '../../src/util/log.js';
+import type { ReconcilerStatus } from '../../src/agent/api/types.js';
+import {
+  LOCAL_CLUSTER,
+  LOCAL_NODE_IP,
+  LOCAL_POD_CIDR,
+  MAX_CONNECTED_CLUSTERS,
+  localGlobalServices,
+  type ScaleSizes,
+} from './sim.js';
+
+export type AgentIn =
+  | {
+      op: 'start';
+      sizes: ScaleSizes;
+      localUrl: string;
+      configDir: string;
+      bpffsDir: string;
+      cgroupPath: string;
+      /** /run/netns/<name>: where the agent's routes go. */
+      netnsPath: string;
+      stateDir: string;
+      ipcacheMax: number;
+    }
+  | { op: 'status' }
+  | { op: 'stop' };
+
+export interface AgentStatusMsg {
+  op: 'status';
+  ipcache: ReconcilerStatus;
+  services: ReconcilerStatus;
+  routes: ReconcilerStatus;
+  problems: string[];
+}
+
+export type AgentOut = { op: 'ready' } | AgentStatusMsg | { op: 'error'; message: string };
+
+const send = (m: AgentOut) => process.send?.(m);
+let agent: Agent | undefined;
+let mesh: MeshSource | undefined;
+
+async function handle(m: AgentIn): Promise<void> {
+  switch (m.op) {
+    case 'start': {
+      const logger = createLogger({ daemon: 'bench-agent' }, { level: 'warn' });
+      const datapath = new LinuxDatapath({
+        router: {
+          mode: 'native',
+          nodeIP: LOCAL_NODE_IP,
+          podCIDR: LOCAL_POD_CIDR,
+          mtu: 1500,
+          netns: m.netnsPath,
+        },
+        bpffsDir: m.bpffsDir,
+        cgroupPath: m.cgroupPath,
+        mapSizes: { ipcache: m.ipcacheMax },
+        logger,
+        socketLB: createSocketLB,
+      });
+      agent = new Agent(
+        {
+          node: 'bench-node',
+          nodeIP: LOCAL_NODE_IP,
+          podCIDR: LOCAL_POD_CIDR,
+          clusterName: LOCAL_CLUSTER.name,
+          clusterId: LOCAL_CLUSTER.id,
+          maxConnectedClusters: MAX_CONNECTED_CLUSTERS,
+          ipcacheMapMax: m.ipcacheMax,
+          routingMode: 'native',
+          podMtu: 1500,
+          lbAlgorithm: 'random',
+          stateDir: m.stateDir,
+          socketPath: `${m.stateDir}/agent.sock`,
+          bpffsDir: m.bpffsDir,
+          cgroupPath: m.cgroupPath,
+          hubble: { enabled: false, flowBufferSize: 16 },
+        },
+        {
+          datapath: Object.assign(datapath, { listNodeRoutes: () => datapath.router.list() }),
+          datapathName: 'linux',
+          logger,
+        },
+      );
+      await agent.start({ waitForMesh: true });
+      const problems = datapath.problems();
+      if (problems.length > 0)
+        throw new Error(
+          `datapath incomplete: ${problems.map((p) => `${p.component}: ${p.cause}`).join('; ')}`,
+        );
+      const services = localGlobalServices(m.sizes);
+      const a = agent;
+      mesh = new MeshSource({
+        configDir: m.configDir,
+        clusterName: LOCAL_CLUSTER.name,
+        agent: a,
+        // what ServiceSource does with the mesh's services (src/agent/k8s/services.ts)
+        setRemoteServices: (remote) =>
+          a.setServices(
+            desiredServiceEntries({
+              cluster: LOCAL_CLUSTER.name,
+              clusterID: LOCAL_CLUSTER.id,
+              services,
+              endpointSlices: [],
+              remoteServices: remote,
+            }).entries,
+          ),
+        logger,
+        pollMs: 200,
+      });
+      // MeshStateSource reads its etcd options from the directory's files (TLS); the bench's
+      // local etcd is plain http on loopback: point it there (the same override tests use).
+      const inner = (mesh as unknown as { source?: { opts?: Record<string, unknown> } }).source;
+      if (!inner?.opts)
+        throw new Error(
+          'MeshSource no longer keeps its MeshStateSource in `source`: update bench/mesh-scale/agent-child.ts',
+        );
+      inner.opts.storeOptions = async () => ({ endpoints: [m.localUrl] });
+      mesh.start();
+      send({ op: 'ready' });
+      return;
+    }
+    case 'status': {
+      const s = agent!.status();
+      send({
+        op: 'status',
+        ipcache: agent!.ipcache.status(),
+        services: agent!.services.status(),
+        routes: agent!.routes.status(),
+        problems: s.problems.map((p) => `${p.component}: ${p.cause}`),
+      });
+      return;
+    }
+    case 'stop': {
+      await mesh?.stop();
+      await agent?.stop();
+      process.exit(0);
+    }
+  }
+}
+
+process.on('message', (m: AgentIn) => {
+  handle(m).catch((err: unknown) => send({ op: 'error', message: String(err) }));
+});
+process.on('disconnect', () => process.exit(0));

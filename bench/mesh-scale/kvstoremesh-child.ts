@@ -1,0 +1,160 @@
+/**
+ * The mesh-scale benchmark's kvstoremesh process (forked by index.ts, IPC
+ * only): Tendril's KVStoreMesh (src/clustermesh/kvstoremesh.ts) mirroring
+ * every simulated remote cluster into the local mesh etcd. Each remote is a
+ * separate remote configuration whose dialer opens its own etcd client
+ * session (a new EtcdKVStore) to the shared remote etcd, seen through that
+ * cluster's key namespace (NamespacedKVStore).
+ *
+ * Messages in: start, connect, sever {cluster}, stop. Out: ready,
+ * synced {ms}, severed, resynced {cluster, ms}, error {message}.
+ */
+import { EtcdKVStore } from '../../src/kvstore/etcd.js';
+import { KVStoreMesh, type RemoteClusterConfig } from '../../src/clustermesh/kvstoremesh.js';
+import { NamespacedKVStore } from './namespaced-store.js';
+import { createLogger } from '../../src/util/log.js';
+
+export type KvmIn =
+  | {
+      op: 'start';
+      localUrl: string;
+      remoteUrl: string;
+      local: { name: string; id: number; maxConnectedClusters: number };
+      remotes: Array<{ name: string; id: number; prefix: string }>;
+    }
+  | { op: 'connect' }
+  | { op: 'sever'; cluster: string }
+  | { op: 'status' }
+  | { op: 'stop' };
+
+export type KvmOut =
+  | { op: 'ready' }
+  | { op: 'synced'; ms: number }
+  | { op: 'severed'; cluster: string; watches: number }
+  | { op: 'resynced'; cluster: string; ms: number }
+  | KvmStatusMsg
+  | { op: 'error'; message: string };
+
+/** A summary of every remote's status (progress of a large sync). */
+export interface KvmStatusMsg {
+  op: 'status';
+  remotes: number;
+  connected: number;
+  synced: number;
+  /** Sessions started, over all remotes (more than `remotes`: some reconnected). */
+  connections: number;
+  /** Remotes with each kind synced. */
+  syncedKinds: Record<string, number>;
+  /** Cached entries per kind, over all remotes. */
+  cached: Record<string, number>;
+  /** A few last errors ("name: message"). */
+  errors: string[];
+}
+
+const send = (m: KvmOut) => process.send?.(m);
+let mesh: KVStoreMesh | undefined;
+let local: EtcdKVStore | undefined;
+let configs: RemoteClusterConfig[] = [];
+const sessions = new Map<string, NamespacedKVStore>();
+
+async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what}: not after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function handle(m: KvmIn): Promise<void> {
+  switch (m.op) {
+    case 'start': {
+      local = new EtcdKVStore({ endpoints: [m.localUrl], requestTimeoutMs: 60_000 });
+      const prefixes = new Map(m.remotes.map((r) => [r.name, r.prefix]));
+      configs = m.remotes.map((r) => ({
+        name: r.name,
+        clusterId: r.id,
+        endpoints: [m.remoteUrl],
+      }));
+      mesh = new KVStoreMesh({
+        logger: createLogger({ daemon: 'bench-kvstoremesh' }, { level: 'warn' }),
+        local,
+        localCluster: m.local,
+        dial: async (rc) => {
+          // one client session per remote configuration
+          const s = new NamespacedKVStore(
+            // one etcd stands in for every remote: answering 250 sessions' connects at once
+            // takes it longer than one cluster's etcd would take for one (5 s by default)
+            new EtcdKVStore({
+              endpoints: rc.endpoints,
+              requestTimeoutMs: 60_000,
+              dialTimeoutMs: 60_000,
+            }),
+            prefixes.get(rc.name)!,
+          );
+          sessions.set(rc.name, s);
+          return s;
+        },
+      });
+      send({ op: 'ready' });
+      return;
+    }
+    case 'connect': {
+      const t0 = performance.now();
+      await mesh!.setRemotes(configs);
+      await mesh!.waitSynced(3_600_000);
+      send({ op: 'synced', ms: performance.now() - t0 });
+      return;
+    }
+    case 'sever': {
+      const before = mesh!.status().find((s) => s.name === m.cluster);
+      if (!before) throw new Error(`no remote ${m.cluster}`);
+      const t0 = performance.now();
+      const watches = sessions.get(m.cluster)?.sever() ?? 0;
+      send({ op: 'severed', cluster: m.cluster, watches });
+      await waitFor(
+        () => {
+          const s = mesh!.status().find((x) => x.name === m.cluster)!;
+          return s.connections > before.connections && s.connected && s.synced;
+        },
+        600_000,
+        `${m.cluster} resynced`,
+      );
+      send({ op: 'resynced', cluster: m.cluster, ms: performance.now() - t0 });
+      return;
+    }
+    case 'status': {
+      const st = mesh!.status();
+      const syncedKinds: Record<string, number> = {};
+      const cached: Record<string, number> = {};
+      for (const r of st) {
+        for (const [k, v] of Object.entries(r.syncedKinds))
+          syncedKinds[k] = (syncedKinds[k] ?? 0) + (v ? 1 : 0);
+        for (const [k, v] of Object.entries(r.counts)) cached[k] = (cached[k] ?? 0) + v;
+      }
+      send({
+        op: 'status',
+        remotes: st.length,
+        connected: st.filter((r) => r.connected).length,
+        synced: st.filter((r) => r.synced).length,
+        connections: st.reduce((n, r) => n + r.connections, 0),
+        syncedKinds,
+        cached,
+        errors: st
+          .filter((r) => r.lastError)
+          .slice(0, 3)
+          .map((r) => `${r.name}: ${r.lastError!.message}`),
+      });
+      return;
+    }
+    case 'stop': {
+      await mesh?.stop();
+      await local?.close();
+      process.exit(0);
+    }
+  }
+}
+
+process.on('message', (m: KvmIn) => {
+  handle(m).catch((err: unknown) => send({ op: 'error', message: String(err) }));
+});
+process.on('disconnect', () => process.exit(0));
