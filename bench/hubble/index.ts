@@ -12,14 +12,19 @@
  *                             repeat 1,000,000; root only), interleaved rounds, medians;
  *                             the ratio is off/on (1.0 = no cost)
  *
- * Not measured here: hubble_on_vs_off_rps/_cps on the lab's service path (needs the lab
- * datapath benchmark with an enable-hubble switch) and event_to_observe_p99_ms (needs the relay).
+ *   hubble_on_vs_off_rps/_cps, event_to_observe_p99_ms
+ *                             the lab part (root only; bench/hubble/service.ts): the datapath
+ *                             benchmark's service path with Hubble on vs off, and a packet to
+ *                             its flow printed by `tendril hubble observe -f` through the relay
  *
- * Run: npm run bench -- hubble
+ * Run: npm run bench -- hubble [--rounds N (20)] [--seconds S (1)] [--probes N (200)]
+ *      [--no-lab] [--events-only]
  */
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { report, type Figure } from '../lib/report.js';
 import {
   EventFlags,
@@ -135,6 +140,28 @@ if (process.argv[2] === '--rss') {
   process.exit(0);
 }
 
+const { values: opts } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '20' },
+    seconds: { type: 'string', default: '1' },
+    probes: { type: 'string', default: '200' },
+    'no-lab': { type: 'boolean', default: false },
+    'events-only': { type: 'boolean', default: false },
+  },
+});
+/** The value of option NAME as a whole number >= MIN, or exit with a message naming the option. */
+function intOption(name: 'rounds' | 'seconds' | 'probes', min: number): number {
+  const v = Number(opts[name]);
+  if (!Number.isInteger(v) || v < min) {
+    process.stderr.write(`--${name} ${opts[name]}: expected a whole number >= ${min}\n`);
+    process.exit(2);
+  }
+  return v;
+}
+const rounds = intOption('rounds', 1);
+const seconds = intOption('seconds', 1);
+const probes = intOption('probes', 0);
+
 const figures: Figure[] = [];
 {
   const recs = records(200_000);
@@ -188,7 +215,7 @@ const figures: Figure[] = [];
     note: 'at the end of the ingest rounds',
   });
 }
-if (process.argv[2] === '--events-only') {
+if (opts['events-only']) {
   for (const f of figures) console.log(`${f.name} ${f.value} ${f.unit}`); // no results file
   process.exit(0);
 }
@@ -232,5 +259,19 @@ if (process.getuid?.() === 0) {
     unit: 'ratio',
     note: 'kernel time per packet, off/on',
   });
+  if (!opts['no-lab']) {
+    const { useUniqueLab } = await import('../../test/e2e/lab-fixture.js');
+    const { releaseLab } = await import('../lib/lab.js');
+    const { hubbleServiceFigures } = await import('./service.js');
+    const lab = useUniqueLab('hub', 'bench');
+    const log = (s: string) => process.stderr.write(`${s}\n`);
+    try {
+      figures.push(
+        ...(await hubbleServiceFigures({ home: lab.home, rounds, seconds, probes, log })),
+      );
+    } finally {
+      if (await releaseLab(lab, log)) rmSync(lab.home, { recursive: true, force: true });
+    }
+  }
 }
 report('hubble', figures);
