@@ -153,6 +153,11 @@ export class RingBufferReader implements AsyncIterable<Buffer> {
     return rec;
   }
 
+  /** The next record if one has arrived, else undefined (no promise: for draining a batch). */
+  tryRead(): Buffer | undefined {
+    return this.#take();
+  }
+
   /** The next record, or undefined once closed. Rejects if the worker failed. */
   read(): Promise<Buffer | undefined> {
     const rec = this.#take();
