@@ -88,7 +88,7 @@ const figures: Figure[] = [];
     name: 'events_per_s_one_core',
     value: Math.round(med(rates)),
     unit: '/s',
-    note: 'per CPU-second, median of 5 x 200k; target >= 200,000',
+    note: `per CPU-second, median of 5 x 200k; load average ${loadavg()[0]!.toFixed(2)}; target >= 200,000`,
   });
   figures.push({
     name: 'events_per_s_wall',
@@ -137,7 +137,7 @@ for (const n of [4095, 16383]) {
     name: `agent_rss_ring_${n}_mib`,
     value: rss,
     unit: 'MiB',
-    note: `whole process (node + tsx), ${held} flows held`,
+    note: `whole process (node + tsx), ${held} flows held; load average ${loadavg()[0]!.toFixed(2)}`,
   });
 }
 
@@ -160,7 +160,7 @@ if (process.getuid?.() === 0) {
     name: 'hubble_prog_on_vs_off',
     value: off / on,
     unit: 'ratio',
-    note: 'kernel time per packet, off/on',
+    note: `kernel time per packet, off/on; load average ${loadavg()[0]!.toFixed(2)}`,
   });
   if (!opts['no-lab']) {
     const { useUniqueLab } = await import('../../test/e2e/lab-fixture.js');
