@@ -34,24 +34,10 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import {
-  inPod,
-  inPodCommand,
-  podRunning,
-  sleep,
-  useUniqueLab,
-  type LabPod,
-} from '../../test/e2e/lab-fixture.js';
+import { inPod, inPodCommand, useUniqueLab, type LabPod } from '../../test/e2e/lab-fixture.js';
 import { releaseLab } from '../lib/lab.js';
-import {
-  backendHaproxyCfg,
-  clientPod,
-  haproxyPod,
-  pinCgroup,
-  requestsPerSec,
-  wrkArgv,
-  wrkTimeoutMs,
-} from '../lib/pod.js';
+import { requestsPerSec, wrkArgv, wrkTimeoutMs } from '../lib/pod.js';
+import { createServicePath } from '../lib/service-path.js';
 import { programRunsDuring, type ProgramRuns } from '../lib/bpf-stats.js';
 import { median, percentile, report, type Figure } from '../lib/report.js';
 
@@ -81,14 +67,9 @@ const CLIENT_CPU = '0';
 const SERVER_CPU = '1';
 
 const lab = useUniqueLab('dp', 'bench');
-const { prefix, home } = lab;
+const { home } = lab;
 
-const { createCluster } = await import('../../src/lab/create.js');
-const { apiServerURL } = await import('../../src/lab/state.js');
-const { nodeCgroup, podCgroup } = await import('../../src/lab/layout.js');
-const { install } = await import('../../src/install/install.js');
-const { KubeClient } = await import('../../src/k8s/client.js');
-type KubeObject = import('../../src/k8s/objects.js').KubeObject;
+const { nodeCgroup } = await import('../../src/lab/layout.js');
 
 const execFileP = promisify(execFile);
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -106,8 +87,6 @@ const children: Array<{ kill(sig?: NodeJS.Signals): boolean }> = [];
  * 7-9k). One port per path keeps each path's TIME_WAITs to itself.
  */
 const PORT = { service: 8080, direct: 8081, nft: 8082, proxy: 8083 } as const;
-
-const BACKEND_CFG = backendHaproxyCfg(Object.values(PORT));
 
 /** wrk from the client pod (wrkArgv, on the client CPU): requests/s; connect errors of keep-alive runs are logged. */
 function wrk(pod: LabPod, url: string, close: boolean): number {
@@ -211,51 +190,36 @@ async function iperfPair(
 }
 
 async function main(): Promise<void> {
-  log(`creating lab cluster (prefix ${prefix}) ...`);
-  const c = await createCluster({ name: 'bench', nodes: 2, wait: true });
-  const kube = new KubeClient({ server: apiServerURL(c) });
-  try {
-    await install({ context: 'lab-bench', clusterName: 'bench', progress: log });
-    const [, w1, w2] = c.nodes as [(typeof c.nodes)[0], (typeof c.nodes)[0], (typeof c.nodes)[0]];
-    const cfgPath = join(home, 'backend-haproxy.cfg');
-    writeFileSync(cfgPath, BACKEND_CFG);
-    await kube.create(
-      haproxyPod('bench-backend', w1.name, cfgPath, [
-        {
-          name: 'iperf',
-          image: 'local/iperf3',
-          command: ['iperf3', '-s', '-p', '5201'],
-          ports: [{ containerPort: 5201 }],
-        },
-        // a second server for the concurrent pair (one iperf3 server runs one test at a time)
-        {
-          name: 'iperf2',
-          image: 'local/iperf3',
-          command: ['iperf3', '-s', '-p', '5202'],
-          ports: [{ containerPort: 5202 }],
-        },
-      ]),
-    );
-    await kube.create(clientPod(w2.name));
-    const svc: KubeObject = await kube.create<KubeObject>({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'bench-svc', namespace: 'default' },
-      spec: {
-        selector: { app: 'bench-backend' },
-        ports: [
-          { name: 'http', port: 80, targetPort: PORT.service, protocol: 'TCP' },
-          { name: 'iperf', port: 5201, targetPort: 5201, protocol: 'TCP' },
-          { name: 'iperf2', port: 5202, targetPort: 5202, protocol: 'TCP' },
-        ],
+  const sp = await createServicePath({
+    name: 'bench',
+    home,
+    backendPorts: Object.values(PORT),
+    backendExtra: [
+      {
+        name: 'iperf',
+        image: 'local/iperf3',
+        command: ['iperf3', '-s', '-p', '5201'],
+        ports: [{ containerPort: 5201 }],
       },
-    });
-    const backend = await podRunning(kube, 'bench-backend');
-    const client = await podRunning(kube, 'bench-client');
-    const bip = backend.status.podIP as string;
-    const vip = svc.spec.clusterIP as string;
-    const pod: LabPod = { cluster: 'bench', node: w2.name, uid: client.metadata.uid! };
-    log(`backend ${bip} on ${w1.name}, client on ${w2.name}, service ${vip}`);
+      // a second server for the concurrent pair (one iperf3 server runs one test at a time)
+      {
+        name: 'iperf2',
+        image: 'local/iperf3',
+        command: ['iperf3', '-s', '-p', '5202'],
+        ports: [{ containerPort: 5202 }],
+      },
+    ],
+    servicePorts: [
+      { name: 'iperf', port: 5201, targetPort: 5201 },
+      { name: 'iperf2', port: 5202, targetPort: 5202 },
+    ],
+    log,
+  }).catch(async (err: unknown) => {
+    if (await releaseLab(lab, log)) rmSync(home, { recursive: true, force: true });
+    throw err;
+  });
+  try {
+    const { clientNode: w2, client: pod, backendIP: bip, vip } = sp;
 
     // (c) kube-proxy-style DNAT in the client's node
     const NFT_VIP = '10.96.250.250';
@@ -299,18 +263,8 @@ async function main(): Promise<void> {
       proxy: { http: `http://${w2.ip}:18080/`, iperf: [w2.ip, 15201] as const },
     };
     type P = keyof typeof paths;
-    // wait until the backend answers directly
-    for (let i = 0; ; i++) {
-      try {
-        inPod(pod, ['curl', '-s', '-m', '2', paths.direct.http], 5000);
-        break;
-      } catch (err) {
-        if (i > 60) throw new Error(`backend does not answer: ${(err as Error).message}`);
-        await sleep(500);
-      }
-    }
     // the backend pod's processes (HAProxy, iperf3 -s) on the server CPU
-    const pinned = pinCgroup(podCgroup('bench', w1.name, backend.metadata.uid!), SERVER_CPU);
+    const pinned = sp.pinBackend(SERVER_CPU);
     log(`pinned ${pinned} backend processes to CPU ${SERVER_CPU}, clients to CPU ${CLIENT_CPU}`);
     // warm-up (first connections, ARP, page cache), not recorded
     for (const p of Object.keys(paths) as P[]) wrk(pod, paths[p].http, false);
@@ -525,7 +479,7 @@ async function main(): Promise<void> {
     report('datapath', figures);
   } finally {
     for (const ch of children) ch.kill('SIGTERM');
-    kube.close();
+    sp.close();
     if (await releaseLab(lab, log)) rmSync(home, { recursive: true, force: true });
   }
 }

@@ -12,115 +12,23 @@
  *                             repeat 1,000,000; root only), interleaved rounds, medians;
  *                             the ratio is off/on (1.0 = no cost)
  *
- * Not measured here: hubble_on_vs_off_rps/_cps on the lab's service path (needs the lab
- * datapath benchmark with an enable-hubble switch) and event_to_observe_p99_ms (needs the relay).
+ *   hubble_on_vs_off_rps/_cps, event_to_observe_p99_ms
+ *                             the lab part (root only; bench/hubble/service.ts): the datapath
+ *                             benchmark's service path with Hubble on vs off, and a packet to
+ *                             its flow printed by `tendril hubble observe -f` through the relay
  *
- * Run: npm run bench -- hubble
+ * Run: npm run bench -- hubble [--rounds N (20)] [--seconds S (1)] [--probes N (200)]
+ *      [--no-lab] [--events-only]
  */
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { report, type Figure } from '../lib/report.js';
-import {
-  EventFlags,
-  EventType,
-  encodeEvent,
-  type DatapathEvent,
-} from '../../src/datapath/linux/events.js';
-import { AgentFlowMetadata } from '../../src/agent/flow-metadata.js';
 import { FlowBuilder } from '../../src/agent/flows.js';
 import { FlowRing } from '../../src/observe/ring.js';
-import { ruleIdOf } from '../../src/datapath/linux/policy/policy-datapath.js';
-import type { EndpointInfo } from '../../src/agent/api/types.js';
-
-const ENDPOINTS = 100;
-const RULE = 'CiliumNetworkPolicy demo/allow spec.ingress[0]';
-
-function metadata(): AgentFlowMetadata {
-  const meta = new AgentFlowMetadata({ nodeName: 'node1', clusterId: 1, clusterName: 'cluster1' });
-  meta.setClusterName(2, 'cluster2');
-  for (let i = 1; i <= ENDPOINTS; i++) {
-    const ep: EndpointInfo = {
-      id: i,
-      containerId: `c${i}`,
-      ifName: 'eth0',
-      podNamespace: `ns-${i % 10}`,
-      podName: `app-${i % 20}-7d4f9c6b5-${i}`,
-      ip: `10.1.0.${i}`,
-      hostIfName: `lxc${i}`,
-      identity: (1 << 16) | (256 + (i % 20)),
-      labels: { app: `app-${i % 20}`, 'pod-template-hash': '7d4f9c6b5' },
-      state: 'ready',
-      createdAt: '',
-    };
-    meta.onEndpoint('upsert', ep);
-  }
-  for (let i = 1; i < 250; i++)
-    meta.setPeer(`10.2.0.${i}`, { namespace: 'demo', podName: `client-${i}` });
-  meta.setServiceNames([{ namespace: 'demo', name: 'echo', clusterIPs: ['10.96.0.50'] }]);
-  meta.setServiceEntries([
-    {
-      frontend: { ip: '10.96.0.50', port: 80, protocol: 'TCP' },
-      backends: Array.from({ length: 10 }, (_, i) => ({
-        ip: `10.1.0.${i + 1}`,
-        port: 8080,
-        clusterId: 1,
-        ready: true,
-      })),
-      algorithm: 'random',
-    },
-  ]);
-  meta.addRules([RULE]);
-  return meta;
-}
-
-function records(n: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < n; i++) {
-    const ep = 1 + (i % ENDPOINTS);
-    const ev: DatapathEvent = {
-      type: EventType.Trace,
-      subType: 0,
-      flags: 0,
-      proto: 6,
-      endpoint: ep,
-      ktimeNs: 1e9 + i * 1000,
-      saddr: `10.2.0.${1 + (i % 249)}`,
-      daddr: `10.1.0.${ep}`,
-      sport: 30000 + (i % 30000),
-      dport: 8080,
-      identity: (2 << 16) | 300,
-      ruleId: 0,
-      tcpFlags: 0x10,
-    };
-    const k = i % 10;
-    if (k === 0)
-      out.push(
-        encodeEvent({ ...ev, type: EventType.PolicyVerdict, ruleId: ruleIdOf(RULE), tcpFlags: 2 }),
-      );
-    else if (k === 1)
-      out.push(
-        encodeEvent({ ...ev, type: EventType.Drop, subType: 133, flags: EventFlags.Denied }),
-      );
-    else if (k === 2)
-      out.push(
-        encodeEvent({
-          ...ev,
-          type: EventType.TraceSock,
-          subType: 2,
-          endpoint: 0,
-          saddr: '0.0.0.0',
-          origDaddr: '10.96.0.50',
-          origDport: 80,
-          cookie: BigInt(i),
-          cgroupId: 9n,
-        }),
-      );
-    else if (k < 6) out.push(encodeEvent({ ...ev, flags: EventFlags.Egress | EventFlags.Reply }));
-    else out.push(encodeEvent(ev));
-  }
-  return out;
-}
+import { metadata, records } from './fixtures.js';
 
 /** Child mode: fill a ring of N and print RSS in MiB. */
 if (process.argv[2] === '--rss') {
@@ -134,6 +42,28 @@ if (process.argv[2] === '--rss') {
   );
   process.exit(0);
 }
+
+const { values: opts } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '20' },
+    seconds: { type: 'string', default: '1' },
+    probes: { type: 'string', default: '200' },
+    'no-lab': { type: 'boolean', default: false },
+    'events-only': { type: 'boolean', default: false },
+  },
+});
+/** The value of option NAME as a whole number >= MIN, or exit with a message naming the option. */
+function intOption(name: 'rounds' | 'seconds' | 'probes', min: number): number {
+  const v = Number(opts[name]);
+  if (!Number.isInteger(v) || v < min) {
+    process.stderr.write(`--${name} ${opts[name]}: expected a whole number >= ${min}\n`);
+    process.exit(2);
+  }
+  return v;
+}
+const rounds = intOption('rounds', 1);
+const seconds = intOption('seconds', 1);
+const probes = intOption('probes', 0);
 
 const figures: Figure[] = [];
 {
@@ -158,7 +88,7 @@ const figures: Figure[] = [];
     name: 'events_per_s_one_core',
     value: Math.round(med(rates)),
     unit: '/s',
-    note: 'per CPU-second, median of 5 x 200k; target >= 200,000',
+    note: `per CPU-second, median of 5 x 200k; load average ${loadavg()[0]!.toFixed(2)}; target >= 200,000`,
   });
   figures.push({
     name: 'events_per_s_wall',
@@ -188,7 +118,7 @@ const figures: Figure[] = [];
     note: 'at the end of the ingest rounds',
   });
 }
-if (process.argv[2] === '--events-only') {
+if (opts['events-only']) {
   for (const f of figures) console.log(`${f.name} ${f.value} ${f.unit}`); // no results file
   process.exit(0);
 }
@@ -207,7 +137,7 @@ for (const n of [4095, 16383]) {
     name: `agent_rss_ring_${n}_mib`,
     value: rss,
     unit: 'MiB',
-    note: `whole process (node + tsx), ${held} flows held`,
+    note: `whole process (node + tsx), ${held} flows held; load average ${loadavg()[0]!.toFixed(2)}`,
   });
 }
 
@@ -230,7 +160,21 @@ if (process.getuid?.() === 0) {
     name: 'hubble_prog_on_vs_off',
     value: off / on,
     unit: 'ratio',
-    note: 'kernel time per packet, off/on',
+    note: `kernel time per packet, off/on; load average ${loadavg()[0]!.toFixed(2)}`,
   });
+  if (!opts['no-lab']) {
+    const { useUniqueLab } = await import('../../test/e2e/lab-fixture.js');
+    const { releaseLab } = await import('../lib/lab.js');
+    const { hubbleServiceFigures } = await import('./service.js');
+    const lab = useUniqueLab('hub', 'bench');
+    const log = (s: string) => process.stderr.write(`${s}\n`);
+    try {
+      figures.push(
+        ...(await hubbleServiceFigures({ home: lab.home, rounds, seconds, probes, log })),
+      );
+    } finally {
+      if (await releaseLab(lab, log)) rmSync(lab.home, { recursive: true, force: true });
+    }
+  }
 }
 report('hubble', figures);

@@ -71,6 +71,12 @@ export class AgentFlowMetadata implements FlowMetadata {
   #backends = new Map<string, FlowService>();
   #entries: ServiceEntry[] = [];
   #enforcing: (id: number, dir: 'ingress' | 'egress') => FlowPolicy[] = () => [];
+  #version = 0;
+
+  /** Bumped by every change of endpoints, peers, cluster names, services or identities. */
+  get version(): number {
+    return this.#version;
+  }
 
   constructor(o: {
     nodeName: string;
@@ -88,6 +94,7 @@ export class AgentFlowMetadata implements FlowMetadata {
 
   /** A local endpoint changed. */
   onEndpoint(ev: 'upsert' | 'delete', ep: EndpointInfo): void {
+    this.#version++;
     const old = this.#byId.get(ep.id);
     if (old) for (const [ip, p] of this.#byIp) if (p === old) this.#byIp.delete(ip);
     if (ev === 'delete') {
@@ -101,12 +108,14 @@ export class AgentFlowMetadata implements FlowMetadata {
 
   /** A pod elsewhere (a CiliumEndpoint) at `ip`, or none. */
   setPeer(ip: string, pod: { namespace: string; podName: string } | undefined): void {
+    this.#version++;
     if (pod) this.#peers.set(ip, { id: 0, ...pod });
     else this.#peers.delete(ip);
   }
 
   /** A remote cluster's name. */
   setClusterName(id: number, name: string): void {
+    this.#version++;
     this.#clusters.set(id, name);
   }
 
@@ -128,6 +137,7 @@ export class AgentFlowMetadata implements FlowMetadata {
   }
 
   #index(): void {
+    this.#version++;
     const fe = new Map<string, FlowService>();
     const be = new Map<string, FlowService>();
     for (const e of this.#entries) {
@@ -143,6 +153,7 @@ export class AgentFlowMetadata implements FlowMetadata {
 
   /** Forgets cached identity labels (identities changed). */
   identitiesChanged(): void {
+    this.#version++;
     this.#labels.clear();
   }
 

@@ -172,3 +172,35 @@ test('flows: rule texts and workloads', () => {
   ]);
   assert.deepEqual(workloadOf('solo', {}), []);
 });
+
+test('flows: names built once per peer follow metadata changes (pod renamed, peer gone, identity labels later)', () => {
+  const { builder, meta } = setup();
+  // (identity 0: the peer's labels are complete without an identity lookup)
+  const first = builder.ingest(encodeEvent({ ...base, identity: 0 }))!;
+  const second = builder.ingest(encodeEvent({ ...base, identity: 0, sport: 40001 }))!;
+  assert.equal(second.source, first.source, 'the same peer: one FlowEndpoint');
+  assert.equal(second.destination, first.destination, 'the same local endpoint: one FlowEndpoint');
+  meta.onEndpoint('upsert', {
+    id: 5,
+    containerId: 'c',
+    ifName: 'eth0',
+    podNamespace: 'demo',
+    podName: 'echo-7d4f9c6b5-fghij',
+    ip: '10.1.0.5',
+    hostIfName: 'lxc5',
+    identity: (1 << 16) | 100,
+    labels: { app: 'echo', 'pod-template-hash': '7d4f9c6b5' },
+    state: 'ready',
+    createdAt: '',
+  });
+  meta.setPeer('10.2.0.9', undefined);
+  const after = builder.ingest(encodeEvent({ ...base, identity: 0 }))!;
+  assert.equal(after.destination!.podName, 'echo-7d4f9c6b5-fghij');
+  assert.equal(after.source!.podName, '');
+  // an identity without labels yet is not remembered without them
+  const unknown = (2 << 16) | 301;
+  const noLabels = builder.ingest(encodeEvent({ ...base, saddr: '10.2.0.10', identity: unknown }))!;
+  assert.deepEqual(noLabels.source!.labels, []);
+  const again = builder.ingest(encodeEvent({ ...base, saddr: '10.2.0.10', identity: unknown }))!;
+  assert.notEqual(again.source, noLabels.source);
+});

@@ -63,6 +63,12 @@ export interface FlowMetadata {
   policyOfRule(ruleId: number): FlowPolicy | undefined;
   /** The policies enforcing a direction on an endpoint (what a default-deny drop is due to). */
   enforcingPolicies(endpointId: number, direction: 'ingress' | 'egress'): FlowPolicy[];
+  /**
+   * Changes whenever any name above may have changed. When present, the builder
+   * reuses the FlowEndpoint it built for the same peer until it changes
+   * (flows share those objects: consumers must not modify a flow).
+   */
+  readonly version?: number;
 }
 
 const DROP_NAMES = new Map<number, DropReasonName>(
@@ -79,6 +85,31 @@ const TCP_FLAG_BITS: Array<[keyof TCPFlags, number]> = [
   ['ECE', 0x40],
   ['CWR', 0x80],
 ];
+
+/** tcpFlags(b) for every flag byte, built on first use (flows share them). */
+const TCP_FLAGS_BY_BYTE: ({ flags: TCPFlags; summary: string } | undefined)[] = new Array(256);
+
+function tcpFlagsOf(b: number): { flags: TCPFlags; summary: string } {
+  let f = TCP_FLAGS_BY_BYTE[b];
+  if (f === undefined) {
+    const t = tcpFlags(b);
+    f = TCP_FLAGS_BY_BYTE[b] = { flags: t.flags, summary: `TCP Flags: ${t.text}` };
+  }
+  return f;
+}
+
+/** `{type, subType}` objects by `type << 8 | subType`, shared by flows. */
+const EVENT_TYPES = new Map<number, { type: number; subType: number }>();
+
+function eventTypeOf(type: number, subType: number): { type: number; subType: number } {
+  const k = (type << 8) | subType;
+  let e = EVENT_TYPES.get(k);
+  if (e === undefined) EVENT_TYPES.set(k, (e = { type, subType }));
+  return e;
+}
+
+/** Peers the endpoint cache holds before it starts over. */
+const ENDPOINT_CACHE_MAX = 16_384;
 
 function tcpFlags(b: number): { flags: TCPFlags; text: string } {
   const flags: TCPFlags = {};
@@ -115,6 +146,11 @@ export class FlowBuilder {
   /** Backend "ip:port/proto" -> service, from socket translations seen. */
   readonly #translated = new Map<string, FlowService>();
   #lostReported = 0;
+  /** FlowEndpoints by local endpoint id, and by peer address then identity (see FlowMetadata.version). */
+  readonly #localEps = new Map<number, FlowEndpoint>();
+  readonly #peerEps = new Map<string, Map<number, FlowEndpoint>>();
+  #peerEpCount = 0;
+  #metaVersion: number | undefined;
   /** Records read. */
   events = 0;
 
@@ -165,11 +201,18 @@ export class FlowBuilder {
     const reply = (ev.flags & EventFlags.Reply) !== 0;
     // The connection's direction relative to the endpoint: a reply travels against it.
     const connEgress = egressSide !== reply;
-    const local = meta.endpoint(ev.endpoint);
     const localIsSource = egressSide; // host-side ingress carries what the pod sends
+    const caching = this.#checkCache();
     const peerIp = localIsSource ? ev.daddr : ev.saddr;
-    const localEp = this.#endpoint(localIsSource ? ev.saddr : ev.daddr, undefined, local);
-    const peerEp = this.#endpoint(peerIp, ev.identity, undefined);
+    let localEp = caching ? this.#localEps.get(ev.endpoint) : undefined;
+    if (localEp === undefined) {
+      const local = meta.endpoint(ev.endpoint);
+      localEp = this.#endpoint(localIsSource ? ev.saddr : ev.daddr, undefined, local);
+      if (caching && local) this.#localEps.set(ev.endpoint, localEp);
+    }
+    const peerEp = caching
+      ? this.#peerEndpoint(peerIp, ev.identity)
+      : this.#endpoint(peerIp, ev.identity, undefined);
     const source = localIsSource ? localEp : peerEp;
     const destination = localIsSource ? peerEp : localEp;
 
@@ -185,7 +228,7 @@ export class FlowBuilder {
       source,
       destination,
       Type: 'L3_L4',
-      eventType: { type: ev.type, subType: ev.subType },
+      eventType: eventTypeOf(ev.type, ev.subType),
       trafficDirection: connEgress ? 'EGRESS' : 'INGRESS',
       isReply: reply,
     };
@@ -194,9 +237,9 @@ export class FlowBuilder {
 
     let summary: string;
     if (ev.proto === 6) {
-      const f = tcpFlags(ev.tcpFlags);
+      const f = tcpFlagsOf(ev.tcpFlags);
       flow.l4 = { TCP: { sourcePort: ev.sport, destinationPort: ev.dport, flags: f.flags } };
-      summary = `TCP Flags: ${f.text}`;
+      summary = f.summary;
     } else if (ev.proto === 17) {
       flow.l4 = { UDP: { sourcePort: ev.sport, destinationPort: ev.dport } };
       summary = 'UDP';
@@ -248,9 +291,11 @@ export class FlowBuilder {
       destinationNames: [],
       verdict: 'TRANSLATED',
       IP: { source: '0.0.0.0', destination: ev.daddr, ipVersion: 'IPv4' },
-      destination: this.#endpoint(ev.daddr, undefined, undefined),
+      destination: this.#checkCache()
+        ? this.#peerEndpoint(ev.daddr, -1)
+        : this.#endpoint(ev.daddr, undefined, undefined),
       Type: 'SOCK',
-      eventType: { type: EventType.TraceSock, subType: ev.subType },
+      eventType: eventTypeOf(EventType.TraceSock, ev.subType),
       trafficDirection: 'EGRESS',
       sockXlatePoint: 'SOCK_XLATE_POINT_POST_DIRECTION_FWD',
       socketCookie: Number(ev.cookie ?? 0n),
@@ -267,6 +312,38 @@ export class FlowBuilder {
     return (
       this.#translated.get(`${ip}:${port}/${proto}`) ?? this.#meta.serviceByBackend(ip, port, proto)
     );
+  }
+
+  /** True when endpoints may be cached; empties the caches when the metadata changed. */
+  #checkCache(): boolean {
+    const v = this.#meta.version;
+    if (v === undefined) return false;
+    if (v !== this.#metaVersion) {
+      this.#localEps.clear();
+      this.#peerEps.clear();
+      this.#peerEpCount = 0;
+      this.#metaVersion = v;
+    }
+    return true;
+  }
+
+  /** The peer at IP with IDENTITY (-1: unknown, take the pod's), cached. */
+  #peerEndpoint(ip: string, identity: number): FlowEndpoint {
+    let byId = this.#peerEps.get(ip);
+    let ep = byId?.get(identity);
+    if (ep !== undefined) return ep;
+    ep = this.#endpoint(ip, identity < 0 ? undefined : identity, undefined);
+    // an identity whose labels are not known yet is looked up again next time
+    if (ep.identity > 0 && ep.labels.length === 0) return ep;
+    if (this.#peerEpCount >= ENDPOINT_CACHE_MAX) {
+      this.#peerEps.clear();
+      this.#peerEpCount = 0;
+      byId = undefined;
+    }
+    if (byId === undefined) this.#peerEps.set(ip, (byId = new Map()));
+    byId.set(identity, ep);
+    this.#peerEpCount++;
+    return ep;
   }
 
   #endpoint(ip: string, identity: number | undefined, known: FlowPod | undefined): FlowEndpoint {
@@ -290,7 +367,10 @@ export class FlowBuilder {
    * every `lostIntervalMs`. Resolves when the reader is closed.
    */
   async run(
-    reader: AsyncIterable<Buffer> & { read(): Promise<Buffer | undefined> },
+    reader: AsyncIterable<Buffer> & {
+      read(): Promise<Buffer | undefined>;
+      tryRead?(): Buffer | undefined;
+    },
     readLost: () => number,
     lostIntervalMs = 1000,
   ): Promise<void> {
@@ -304,8 +384,12 @@ export class FlowBuilder {
     timer.unref();
     try {
       for (;;) {
-        const rec = await reader.read();
-        if (rec === undefined) break;
+        // records of an arrived batch synchronously; a promise only to wait for the next
+        let rec = reader.tryRead?.();
+        if (rec === undefined) {
+          rec = await reader.read();
+          if (rec === undefined) break;
+        }
         this.ingest(rec);
       }
     } finally {
@@ -326,6 +410,13 @@ export interface FlowPipeline {
   stop(): Promise<void>;
 }
 
+/**
+ * How long the ring-buffer reader lets records gather after a read: a busy node
+ * then wakes the agent ~100 times a second rather than once per event (each
+ * wake-up is a context switch on a CPU that is serving packets).
+ */
+export const FLOW_EVENTS_BATCH_DELAY_MS = 10;
+
 /** Starts reading the datapath's event ring into `ring`. */
 export function startFlows(
   maps: EventMaps,
@@ -334,7 +425,7 @@ export function startFlows(
   log: Logger,
 ): FlowPipeline {
   const builder = new FlowBuilder(meta, ring);
-  const reader = openRingBuffer(maps.ring);
+  const reader = openRingBuffer(maps.ring, { batchDelayMs: FLOW_EVENTS_BATCH_DELAY_MS });
   const done = builder
     .run(reader, () => readLostEvents(maps))
     .catch((err: unknown) => {

@@ -55,6 +55,47 @@ privilegedTest(
 );
 
 privilegedTest(
+  'privileged: with batchDelayMs, records written while the reader waits come in one batch, whole and in order',
+  async () => {
+    const rb = newMap({ name: 'batch', type: MapType.Ringbuf, maxEntries: 1 << 16 });
+    const prog = loadProgram({
+      name: 'emit',
+      type: ProgramType.SocketFilter,
+      instructions: [
+        asm.ldxw(R2, R1, 0),
+        asm.stxdw(R10, -8, R2),
+        asm.loadMapPtr(R1, rb),
+        asm.mov.reg(R2, R10),
+        asm.add.imm(R2, -8),
+        asm.mov.imm(R3, 8),
+        asm.mov.imm(R4, 0),
+        asm.call(Helper.RingbufOutput),
+        asm.retImm(0),
+      ],
+    });
+    const reader = openRingBuffer(rb, { batchDelayMs: 500 });
+    try {
+      await reader.ready();
+      prog.testRun({ data: Buffer.alloc(15) }); // wakes the reader: a batch of one
+      assert.equal((await reader.read())?.readUInt32LE(0), 1);
+      // written 1 ms apart while the worker waits out its 500 ms: no wake-ups, one
+      // batch (without the delay the worker hands over about one batch per record)
+      const before = reader.batches;
+      for (let i = 2; i <= 51; i++) {
+        prog.testRun({ data: Buffer.alloc(14 + i) });
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      for (let i = 2; i <= 51; i++) assert.equal((await reader.read())?.readUInt32LE(0), i);
+      assert.ok(reader.batches - before <= 2, `${reader.batches - before} batches for 50 records`);
+    } finally {
+      await reader.close();
+      prog.close();
+      rb.close();
+    }
+  },
+);
+
+privilegedTest(
   'privileged: closing an idle ring buffer reader stops its worker promptly',
   async () => {
     const rb = newMap({ name: 'idle', type: MapType.Ringbuf, maxEntries: 4096 });

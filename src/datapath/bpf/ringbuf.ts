@@ -20,6 +20,13 @@ export interface RingBufferOptions {
   maxBatchBytes?: number;
   /** Batches in flight before the worker waits for the reader (default 4). */
   maxOutstanding?: number;
+  /**
+   * After reading records, wait this long before reading again (default 0), so
+   * records gather into batches: a busy ring then wakes the reader at most
+   * 1000/batchDelayMs times a second instead of about once per record. Adds up
+   * to this much latency.
+   */
+  batchDelayMs?: number;
 }
 
 /** Opens a new fd for a map by its id, so the reader does not depend on the caller's fd. */
@@ -42,6 +49,7 @@ export class RingBufferReader implements AsyncIterable<Buffer> {
   #queue: { buf: Buffer; offsets: Uint32Array; next: number }[] = [];
   #waiters: { resolve: (v: Buffer | undefined) => void; reject: (e: unknown) => void }[] = [];
   #closed = false;
+  #batches = 0;
   #error: Error | undefined;
   readonly #stopped: Promise<void>;
   readonly #ready: Promise<void>;
@@ -63,6 +71,7 @@ export class RingBufferReader implements AsyncIterable<Buffer> {
         control,
         maxBatchBytes: options.maxBatchBytes ?? 256 * 1024,
         maxOutstanding: options.maxOutstanding ?? 4,
+        batchDelayMs: options.batchDelayMs ?? 0,
       },
       // The worker is plain JS; it needs no loader.
       execArgv: [],
@@ -116,7 +125,13 @@ export class RingBufferReader implements AsyncIterable<Buffer> {
     if (this.#queue.length === 0) for (const w of this.#waiters.splice(0)) w.resolve(undefined);
   }
 
+  /** Batches the worker has handed over so far (each one wake-up of this thread). */
+  get batches(): number {
+    return this.#batches;
+  }
+
   #push(buf: Buffer, offsets: Uint32Array): void {
+    this.#batches++;
     this.#queue.push({ buf, offsets, next: 0 });
     while (this.#waiters.length > 0) {
       const rec = this.#take();
@@ -136,6 +151,11 @@ export class RingBufferReader implements AsyncIterable<Buffer> {
       Atomics.notify(this.#ctl, 1);
     }
     return rec;
+  }
+
+  /** The next record if one has arrived, else undefined (no promise: for draining a batch). */
+  tryRead(): Buffer | undefined {
+    return this.#take();
   }
 
   /** The next record, or undefined once closed. Rejects if the worker failed. */

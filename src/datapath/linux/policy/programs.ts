@@ -46,6 +46,7 @@ import { DIR, DropReason, Off, PolicyFlags } from './maps.js';
 import {
   AGGREGATION_CLOCK_SHIFT,
   AGGREGATION_INTERVAL_UNITS,
+  AGGREGATION_TCP_FLAGS,
   EventDropReason,
   EventFlags,
   EventOff,
@@ -394,8 +395,9 @@ function packetEventTail(
 
 /**
  * Cilium's `medium` monitor aggregation for a packet of a tracked connection (r0 =
- * its CT value): a TRACE event when the packet brings TCP flags this side of the
- * connection has not shown yet, or when the last event is AGGREGATION_INTERVAL
+ * its CT value): a TRACE event when the packet brings a TCP flag of
+ * AGGREGATION_TCP_FLAGS (FIN, SYN, RST) this side of the connection has not shown
+ * yet, or when the last event is AGGREGATION_INTERVAL
  * old; otherwise nothing. `shift` selects the side's flags byte (0 forward, 8 reply).
  * Ends by passing the packet.
  */
@@ -412,6 +414,7 @@ function aggregate(
     asm.and.imm(R0, 0xffff), // r0 = now (aggregation clock)
     asm.ldxw(R1, R9, Off.ctValue.flags),
     asm.ldxdw(R4, R10, TF), // this packet's TCP flags
+    asm.and.imm(R4, AGGREGATION_TCP_FLAGS), // those that report when new (FIN, SYN, RST)
     asm.mov.reg(R2, R1),
     asm.rsh.imm(R2, 16), // last event time
     asm.mov.reg(R3, R0),
