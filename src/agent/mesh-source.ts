@@ -184,17 +184,23 @@ export class MeshSource {
       }
       this.o.agent.setNodes(c.name, nodes);
       const ipc: IPCacheEntry[] = [];
+      const pods: Array<{ ip: string; namespace: string; podName: string }> = [];
       for (const e of c.ipcache.values()) {
         const prefix = e.ip.includes('/') ? e.ip : `${e.ip}/32`;
         ipc.push({ prefix, identity: e.identity, ...(e.hostIP ? { hostIP: e.hostIP } : {}) });
+        if (e.k8sPodName && e.k8sNamespace && !e.ip.includes('/'))
+          pods.push({ ip: e.ip, namespace: e.k8sNamespace, podName: e.k8sPodName });
       }
       this.o.agent.setIPCacheSource(`remote:${c.name}`, ipc);
+      // flows name the pods of connected clusters too
+      this.o.agent.flowMeta.setRemotePeers(c.name, pods);
       this.o.agent.policy.setClusterIdentities(c.name, c.identities);
     }
     for (const c of [...this.known]) {
       if (seen.has(c)) continue;
       this.o.agent.setNodes(c, []);
       this.o.agent.setIPCacheSource(`remote:${c}`, []);
+      this.o.agent.flowMeta.setRemotePeers(c, []);
       this.o.agent.policy.setClusterIdentities(c, new Map());
       this.known.delete(c);
     }

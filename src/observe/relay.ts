@@ -57,7 +57,6 @@ function unusableClient(reason: string): PeerClient {
   return {
     serverStatus: fail,
     getNodes: fail,
-    // eslint-disable-next-line require-yield
     getFlows: async function* () {
       throw new TendrilError('HUBBLE_PEER_UNUSABLE', reason);
     },
