@@ -63,6 +63,8 @@ export class AgentFlowMetadata implements FlowMetadata {
   readonly #byId = new Map<number, FlowPod>();
   readonly #byIp = new Map<string, FlowPod>();
   readonly #peers = new Map<string, FlowPod>();
+  /** Pods of connected clusters by address, per cluster (the mesh's ipcache entries). */
+  readonly #remotePeers = new Map<string, Map<string, FlowPod>>();
   readonly #clusters = new Map<number, string>();
   readonly #labels = new Map<number, string[]>();
   readonly #rules = new Map<number, FlowPolicy | null>();
@@ -113,6 +115,21 @@ export class AgentFlowMetadata implements FlowMetadata {
     else this.#peers.delete(ip);
   }
 
+  /**
+   * Replaces the pods of connected cluster CLUSTER by address (the mesh
+   * exports each pod's namespace and name with its ipcache entry); an empty
+   * list forgets the cluster.
+   */
+  setRemotePeers(
+    cluster: string,
+    pods: Iterable<{ ip: string; namespace: string; podName: string }>,
+  ): void {
+    const m = new Map<string, FlowPod>();
+    for (const p of pods) m.set(p.ip, { id: 0, namespace: p.namespace, podName: p.podName });
+    if (m.size) this.#remotePeers.set(cluster, m);
+    else this.#remotePeers.delete(cluster);
+  }
+
   /** A remote cluster's name. */
   setClusterName(id: number, name: string): void {
     this.#version++;
@@ -161,7 +178,13 @@ export class AgentFlowMetadata implements FlowMetadata {
     return this.#byId.get(id);
   }
   podByIP(ip: string): FlowPod | undefined {
-    return this.#byIp.get(ip) ?? this.#peers.get(ip);
+    const p = this.#byIp.get(ip) ?? this.#peers.get(ip);
+    if (p || this.#remotePeers.size === 0) return p;
+    for (const m of this.#remotePeers.values()) {
+      const r = m.get(ip);
+      if (r) return r;
+    }
+    return undefined;
   }
   identityLabels(identity: number): string[] | undefined {
     let l = this.#labels.get(identity);

@@ -181,11 +181,16 @@ export class MeshSource {
       const changed = (k: StateKind) => fresh || kinds!.has(k);
       if (changed('ip')) {
         const ipc: IPCacheEntry[] = [];
+        const pods: Array<{ ip: string; namespace: string; podName: string }> = [];
         for (const e of c.ipcache.values()) {
           const prefix = e.ip.includes('/') ? e.ip : `${e.ip}/32`;
           ipc.push({ prefix, identity: e.identity, ...(e.hostIP ? { hostIP: e.hostIP } : {}) });
+          if (e.k8sPodName && e.k8sNamespace && !e.ip.includes('/'))
+            pods.push({ ip: e.ip, namespace: e.k8sNamespace, podName: e.k8sPodName });
         }
         this.o.agent.setIPCacheSource(`remote:${c.name}`, ipc);
+        // flows name the pods of connected clusters too
+        this.o.agent.flowMeta.setRemotePeers(c.name, pods);
       }
       if (changed('identities')) this.o.agent.policy.setClusterIdentities(c.name, c.identities);
       if (!changed('nodes')) continue;
@@ -207,6 +212,7 @@ export class MeshSource {
       if (seen.has(c)) continue;
       nodeUpdates.push([c, []]);
       this.o.agent.setIPCacheSource(`remote:${c}`, []);
+      this.o.agent.flowMeta.setRemotePeers(c, []);
       this.o.agent.policy.setClusterIdentities(c, new Map());
       this.known.delete(c);
     }

@@ -10,7 +10,14 @@ import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { TendrilError, isNotFound } from '../util/errors.js';
 import { clusterDir } from '../util/paths.js';
-import { DAEMON_HUBBLE_RELAY, hubbleEnabled, hubbleRelayDaemon } from './hubble.js';
+import {
+  DAEMON_HUBBLE_RELAY,
+  hubbleEnabled,
+  hubbleNodeTLSPaths,
+  hubbleRelayDaemon,
+  issueHubbleCertificates,
+  syncHubbleRemoteRelays,
+} from './hubble.js';
 import {
   addDaemon,
   listDaemonSpecs,
@@ -332,8 +339,13 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     }
     say(`CNI plugin ${CNI_PLUGIN_NAME} and ${CNI_CONF_FILE} written to ${c.nodes.length} node(s)`);
 
+    if (hubbleEnabled(settings) && (await issueHubbleCertificates(c, clusterName)))
+      say(
+        `Hubble certificates issued from the cluster CA: ${c.nodes.length} node(s) (:4244) and the relay (:4245)`,
+      );
     writeDaemonConfigs(c, state);
     say(`Daemon config written to ${tendrilConfigDir(c.name)} and each node's agent-config/`);
+    await syncHubbleRemoteRelays(c.name);
 
     await ensureKubeDNS(c, say, lab);
 
@@ -528,6 +540,7 @@ async function removeEverything(
     if (!o.keepAgentState) rmSync(agentStateDir(c.name, n.name), { recursive: true, force: true });
     rmSync(agentSocketPath(c.name, n.name), { force: true });
     rmSync(agentConfigDir(c.name, n.name), { recursive: true, force: true });
+    rmSync(hubbleNodeTLSPaths(c.name, n.name).dir, { recursive: true, force: true });
     // the socket LB detaches its pinned links and removes its pins; then the rest of the node's pins go
     try {
       destroyPinnedLB(nodeBpffsDir(c.name, n.name));

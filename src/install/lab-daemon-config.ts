@@ -38,6 +38,7 @@ import {
   type MeshConfig,
 } from '../clustermesh/mesh-files.js';
 import type { InstallState } from './install-state.js';
+import { hubbleAgentTLSSettings, hubbleEnabled, syncHubbleRemoteRelays } from './hubble.js';
 
 /** The agent's Unix socket of a lab node. */
 export function agentSocketPath(labCluster: string, node: string): string {
@@ -154,6 +155,7 @@ export function writeDaemonConfigs(c: LabCluster, st: InstallState): void {
       'cgroup-root': nodeCgroup(c.name, n.name),
       'state-dir': agentStateDir(c.name, n.name),
       'socket-path': agentSocketPath(c.name, n.name),
+      ...(hubbleEnabled(st.settings) ? hubbleAgentTLSSettings(c.name, n.name) : {}),
     });
   }
 }
@@ -205,4 +207,6 @@ export async function syncLabClusterMeshConfig(labCluster: string): Promise<void
   const mesh = readMeshConfig(labCluster);
   const names = mesh ? (await listRemotes(labCluster)).remotes.map((r) => r.name) : [];
   writeLabClusterMeshConfig(labCluster, mesh, names);
+  // the relay follows the same connections (other clusters' relays on :4245)
+  await syncHubbleRemoteRelays(labCluster);
 }

@@ -1,14 +1,18 @@
 /**
  * Starts a node's Observer API for the agent: the node-local Unix socket
  * always, and TCP (Hubble's :4244) with mutual TLS when the node has a
- * certificate from the mesh CA; without one, TCP stays off and the log says
+ * certificate from the cluster's CA; without one, TCP stays off and the log says
  * why (Hubble never serves flows unauthenticated over the network).
  */
-import { readFileSync } from 'node:fs';
 import type { FlowSource } from './flow.js';
 import { ObserverServer, type MutualTLS } from './server.js';
 import type { Logger } from '../util/log.js';
 import { describeError } from '../util/errors.js';
+import { readMutualTLSFiles } from './tls-files.js';
+
+/** The next step when a node's Hubble certificate files are bad. */
+export const HUBBLE_NODE_TLS_FIX =
+  'issue the node a certificate from the cluster CA again (in a lab: `tendril install` re-issues every Hubble certificate), then restart the agent';
 
 /** Settings of a node's observer (the agent's hubble-* keys). */
 export interface NodeObserverConfig {
@@ -43,13 +47,13 @@ export async function startNodeObserver(
   if (listen) {
     if (cfg.tlsCertFile && cfg.tlsKeyFile && cfg.tlsClientCAFile) {
       try {
-        tls = {
-          cert: readFileSync(cfg.tlsCertFile, 'utf8'),
-          key: readFileSync(cfg.tlsKeyFile, 'utf8'),
-          ca: readFileSync(cfg.tlsClientCAFile, 'utf8'),
-        };
+        tls = readMutualTLSFiles(
+          { caFile: cfg.tlsClientCAFile, certFile: cfg.tlsCertFile, keyFile: cfg.tlsKeyFile },
+          HUBBLE_NODE_TLS_FIX,
+        );
       } catch (err) {
-        o.logger.warn('hubble: cannot read the mesh certificate; TCP is off', {
+        // the datapath and the node socket keep working; only :4244 stays closed
+        o.logger.error('hubble: the node certificate cannot be used; TCP is off', {
           address: listen,
           error: describeError(err),
         });

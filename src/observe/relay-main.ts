@@ -24,6 +24,7 @@ import { KubeClient } from '../k8s/client.js';
 import { kubeconfigClientOptions } from '../k8s/client-config.js';
 import { Relay, type RelayPeer } from './relay.js';
 import type { MutualTLS } from './server.js';
+import { HubbleTLSFileError, readMutualTLSFiles } from './tls-files.js';
 
 const { values } = parseArgs({
   options: {
@@ -56,15 +57,27 @@ interface RemoteRelayFile {
   serverName?: string;
 }
 
+/** The next step when the relay's own certificate files are bad. */
+const RELAY_TLS_FIX =
+  'issue the relay a certificate from the cluster CA again (in a lab: `tendril install` re-issues every Hubble certificate)';
+/** The next step when a remote relay's files are bad. */
+const REMOTE_TLS_FIX =
+  'connect the clusters again (`tendril clustermesh connect`): it rewrites the remote relay files';
+
 function readTLS(ca?: string, cert?: string, key?: string): MutualTLS | undefined {
-  if (!ca || !cert || !key) return undefined;
-  return {
-    ca: readFileSync(ca, 'utf8'),
-    cert: readFileSync(cert, 'utf8'),
-    key: readFileSync(key, 'utf8'),
-  };
+  if (!ca && !cert && !key) return undefined;
+  if (!ca || !cert || !key)
+    throw new TendrilError(
+      'RELAY_USAGE',
+      'hubble-relay: --tls-ca, --tls-cert and --tls-key go together',
+      {
+        hint: 'pass all three (the cluster CA, the relay certificate and its key) or none',
+      },
+    );
+  return readMutualTLSFiles({ caFile: ca, certFile: cert, keyFile: key }, RELAY_TLS_FIX);
 }
 
+/** The other clusters' relays named in DIR (`<cluster>.json`); a bad file is a peer reported unusable. */
 function remoteRelays(dir: string | undefined): RelayPeer[] {
   if (!dir) return [];
   let names: string[];
@@ -74,38 +87,61 @@ function remoteRelays(dir: string | undefined): RelayPeer[] {
     return [];
   }
   const out: RelayPeer[] = [];
-  for (const n of names) {
+  for (const n of names.sort()) {
     const cluster = n.slice(0, -'.json'.length);
+    const file = join(dir, n);
+    let r: RemoteRelayFile | undefined;
     try {
-      const r = JSON.parse(readFileSync(join(dir, n), 'utf8')) as RemoteRelayFile;
-      const tls = readTLS(r.caFile, r.certFile, r.keyFile);
+      r = JSON.parse(readFileSync(file, 'utf8')) as RemoteRelayFile;
+      if (typeof r.address !== 'string' || !r.caFile || !r.certFile || !r.keyFile)
+        throw new Error('needs "address", "caFile", "certFile" and "keyFile"');
+      const tls = readMutualTLSFiles(
+        { caFile: r.caFile, certFile: r.certFile, keyFile: r.keyFile },
+        REMOTE_TLS_FIX,
+      );
       out.push({
         name: `cluster:${cluster}`,
         remoteCluster: cluster,
         client: {
           address: r.address,
-          ...(tls
-            ? { tls: { ...tls, ...(r.serverName ? { serverName: r.serverName } : {}) } }
-            : {}),
+          tls: { ...tls, ...(r.serverName ? { serverName: r.serverName } : {}) },
         },
       });
     } catch (err) {
-      log.warn('hubble relay: cannot read a remote relay', { file: n, error: describeError(err) });
+      const why =
+        err instanceof HubbleTLSFileError
+          ? describeError(err)
+          : `hubble relay: remote relay file ${file}: ${(err as Error).message}\n  hint: ${REMOTE_TLS_FIX}`;
+      if (!warned.has(file + why)) {
+        warned.add(file + why);
+        log.warn('hubble relay: a remote relay cannot be used', { file, error: why });
+      }
+      out.push({
+        name: `cluster:${cluster}`,
+        remoteCluster: cluster,
+        client: { address: r?.address ?? '(unknown)' },
+        unusable: why,
+      });
     }
   }
   return out;
 }
+const warned = new Set<string>();
 
 async function main(): Promise<void> {
   if (!values.kubeconfig || (!values['node-socket'] && !values['node-tls-port']))
     throw new TendrilError('RELAY_USAGE', 'hubble-relay: where are the nodes?', {
       hint: 'usage: relay-main --kubeconfig FILE (--node-socket TEMPLATE | --node-tls-port 4244 --tls-ca F --tls-cert F --tls-key F) [--socket PATH] [--listen-address HOST:PORT] [--remote-relays DIR]',
     });
+  const tls = readTLS(values['tls-ca'], values['tls-cert'], values['tls-key']);
+  if (values['node-tls-port'] && !tls)
+    throw new TendrilError('RELAY_USAGE', 'hubble-relay: --node-tls-port needs a certificate', {
+      hint: 'pass --tls-ca, --tls-cert and --tls-key (nodes serve :4244 only with mutual TLS)',
+    });
   const kube = new KubeClient({
     ...kubeconfigClientOptions({ path: values.kubeconfig }),
     timeoutMs: 5000,
   });
-  const tls = readTLS(values['tls-ca'], values['tls-cert'], values['tls-key']);
   const template = values['node-socket'];
   const tlsPort = values['node-tls-port'];
   let lastNodes: NodeObj[] = [];

@@ -42,6 +42,26 @@ export interface RelayPeer {
   client: ObserverClientOptions;
   /** Another cluster's relay (asked with the hop header; its nodes are its own). */
   remoteCluster?: string;
+  /**
+   * Why this peer cannot be dialled at all (e.g. its certificate file is bad):
+   * it is reported unavailable with this message and never dialled.
+   */
+  unusable?: string;
+}
+
+type PeerClient = Pick<ObserverClient, 'serverStatus' | 'getNodes' | 'getFlows' | 'close'>;
+
+/** A peer that cannot be dialled: every call fails with its reason. */
+function unusableClient(reason: string): PeerClient {
+  const fail = () => Promise.reject(new TendrilError('HUBBLE_PEER_UNUSABLE', reason));
+  return {
+    serverStatus: fail,
+    getNodes: fail,
+    getFlows: async function* () {
+      throw new TendrilError('HUBBLE_PEER_UNUSABLE', reason);
+    },
+    close: () => {},
+  };
 }
 
 /** Options of a Relay. */
@@ -63,13 +83,13 @@ export interface RelayOptions {
 
 interface Connected {
   peer: RelayPeer;
-  client: ObserverClient;
+  client: PeerClient;
 }
 
 /** The relay's Observer service. */
 export class Relay {
   readonly #o: RelayOptions;
-  readonly #clients = new Map<string, ObserverClient>();
+  readonly #clients = new Map<string, PeerClient>();
   readonly #startedAt = Date.now();
   #server: grpc.Server | undefined;
   #socketPath: string | undefined;
@@ -80,7 +100,8 @@ export class Relay {
     this.#o = o;
   }
 
-  #clientFor(p: RelayPeer): ObserverClient {
+  #clientFor(p: RelayPeer): PeerClient {
+    if (p.unusable !== undefined) return unusableClient(p.unusable);
     const key = `${p.name}|${p.client.address}`;
     let c = this.#clients.get(key);
     if (!c) {

@@ -1,16 +1,23 @@
 /**
  * Hubble end to end in one lab cluster of two nodes: after install every
- * agent serves the Observer API on its node socket and the cluster's relay
- * (a lab daemon) reaches all of them: `tendril hubble status` counts every
+ * agent serves the Observer API on its node socket and on <node ip>:4244
+ * with mutual TLS (a certificate from the cluster CA, issued by install), and
+ * the cluster's relay (a lab daemon) reaches all of them over mutual TLS; a
+ * client certificate of another CA is refused: `tendril hubble status` counts every
  * node connected, GetNodes through the relay lists every node, `tendril
  * status` says `Hubble: OK`, and `tendril hubble observe --last 10 -o json`
  * answers after some traffic; the second test finds that traffic as
  * FORWARDED flows to the server pod (the datapath's flow events).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after } from 'node:test';
 import { privilegedTest } from '../helpers/privileged.js';
 import {
+  ROOT,
   cli,
   cliOk,
   podRunning,
@@ -24,7 +31,34 @@ const lab = useUniqueLab('hub');
 const { KubeClient } = await import('../../src/k8s/client.js');
 const { apiServerURL, loadCluster } = await import('../../src/lab/state.js');
 const { ObserverClient } = await import('../../src/observe/client.js');
-const { hubbleRelaySocketPath } = await import('../../src/install/hubble.js');
+const { hubbleRelaySocketPath, hubbleRelayTLSPaths, hubbleNodeTLSPaths } =
+  await import('../../src/install/hubble.js');
+const { createCA, issueClientCert, verifyCertificate } = await import('../../src/util/certs.js');
+const { readFileSync } = await import('node:fs');
+
+/** ServerStatus of ADDRESS over mutual TLS, asked from inside NETNS (test/e2e/hubble-tls-probe.ts). */
+function probeInNetns(
+  netns: string,
+  address: string,
+  files: { ca: string; cert: string; key: string },
+): { ok: boolean; error?: string } {
+  const out = execFileSync(
+    'nsenter',
+    [
+      `--net=/run/netns/${netns}`,
+      process.execPath,
+      '--import',
+      'tsx',
+      join(ROOT, 'test/e2e/hubble-tls-probe.ts'),
+      address,
+      files.ca,
+      files.cert,
+      files.key,
+    ],
+    { cwd: ROOT, encoding: 'utf8', timeout: 60_000 },
+  );
+  return JSON.parse(out.trim().split('\n').pop()!) as { ok: boolean; error?: string };
+}
 
 const SERVER = `apiVersion: v1
 kind: Pod
@@ -86,8 +120,40 @@ privilegedTest(
       const nodes = await client.getNodes();
       assert.deepEqual(nodes.map((n) => n.name).sort(), names);
       assert.ok(nodes.every((n) => n.state === 'NODE_CONNECTED' && n.maxFlows === 4095));
+      assert.ok(
+        nodes.every((n) => n.tls?.enabled && /:4244$/.test(n.address ?? '')),
+        `the relay reaches every node on :4244 with TLS: ${JSON.stringify(nodes)}`,
+      );
     } finally {
       client.close();
+    }
+
+    // mutual TLS on :4244: the cluster CA's certificates open it, another CA's do not
+    const cp = cluster.nodes.find((n) => n.role === 'control-plane')!;
+    const relayFiles = hubbleRelayTLSPaths('cluster1');
+    for (const n of cluster.nodes) {
+      const nodeFiles = hubbleNodeTLSPaths('cluster1', n.name);
+      const info = verifyCertificate(
+        readFileSync(nodeFiles.cert, 'utf8'),
+        readFileSync(nodeFiles.ca, 'utf8'),
+        { purpose: 'server', host: n.ip },
+      );
+      assert.match(info.commonName, new RegExp(`^${n.name}\\.cluster1\\.hubble-grpc`));
+      const ok = probeInNetns(cp.netns, `${n.ip}:4244`, relayFiles);
+      assert.equal(ok.ok, true, `the relay's certificate opens ${n.name}:4244: ${ok.error}`);
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'hubble-stranger-'));
+    try {
+      const other = await createCA({ commonName: 'not the cluster CA' });
+      const kp = await issueClientCert(other, 'hubble-relay');
+      const stranger = { ca: relayFiles.ca, cert: join(dir, 'c.crt'), key: join(dir, 'c.key') };
+      writeFileSync(stranger.cert, kp.certPEM);
+      writeFileSync(stranger.key, kp.keyPEM);
+      const worker = cluster.nodes.find((n) => n.name !== cp.name) ?? cp;
+      const refused = probeInNetns(cp.netns, `${worker.ip}:4244`, stranger);
+      assert.equal(refused.ok, false, 'a certificate of another CA is refused');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
     const text = await cliOk(['--context', 'lab-cluster1', 'hubble', 'status']);
     assert.match(text.out, new RegExp(`Connected Nodes: ${names.length}/${names.length}`));
