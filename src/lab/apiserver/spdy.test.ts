@@ -125,6 +125,8 @@ describe('SPDY/3.1 framing', () => {
     const a = c.encode({ 'x-stream-protocol-version': ['portforward.k8s.io'] });
     const b = c.encode({ port: ['80'], many: ['a', 'b', 'c'] });
     assert.equal(a.readUInt32BE(2), adler32(SPDY_DICTIONARY));
+    // every block ends as a sync flush does (Go's reader needs it to hand out the bytes)
+    for (const x of [a, b]) assert.deepEqual([...x.subarray(-5)], [0, 0, 0, 0xff, 0xff]);
     const inflate = createInflate({ dictionary: SPDY_DICTIONARY });
     assert.deepEqual(parseHeaderBlock(await through(inflate, a)), {
       'x-stream-protocol-version': ['portforward.k8s.io'],
@@ -157,7 +159,7 @@ function harness(enforcePeerWindow: boolean) {
   const client = new HeaderCompressor();
   const feed = async (f: SpdyFrame) => {
     session.receive(encodeFrame(f, client));
-    await new Promise((r) => setTimeout(r, 5));
+    await session.idle();
   };
   const frames = async () => {
     const all = await readAll(Buffer.concat(sent.splice(0)));
@@ -218,6 +220,31 @@ describe('SPDY session', () => {
     h.streams[1]!.onReset = (st) => (reset = st);
     await h.feed({ type: 'RST_STREAM', streamId: 3, status: 5 });
     assert.equal(reset, 5);
+  });
+
+  it('waits for the rest of a frame without spinning', async () => {
+    const h = harness(false);
+    await h.feed({
+      type: 'SYN_STREAM',
+      streamId: 1,
+      associatedTo: 0,
+      priority: 0,
+      flags: 0,
+      headers: {},
+    });
+    const got: string[] = [];
+    h.streams[0]!.onData = (d) => got.push(d.toString());
+    const frame = encodeFrame(
+      { type: 'DATA', streamId: 1, flags: 0, data: Buffer.from('0123456789') },
+      new HeaderCompressor(),
+    );
+    h.session.receive(frame.subarray(0, 12));
+    // a session that re-ran its frame loop on an incomplete frame would starve this timer
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(got, []);
+    h.session.receive(frame.subarray(12));
+    await h.session.idle();
+    assert.deepEqual(got, ['0123456789']);
   });
 
   it('holds data past the peer window until WINDOW_UPDATE when enforcing; SETTINGS moves the window', async () => {

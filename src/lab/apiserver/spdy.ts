@@ -199,7 +199,8 @@ export function parseHeaderBlock(buf: Buffer): SpdyHeaders {
 /**
  * Compresses header blocks for one direction of one session: the first block
  * starts the zlib stream (header with the dictionary's id), every block is
- * one or more stored deflate blocks ending byte-aligned, as a sync flush does.
+ * one or more stored deflate blocks followed by the empty stored block a
+ * sync flush writes.
  */
 export class HeaderCompressor {
   private started = false;
@@ -216,15 +217,18 @@ export class HeaderCompressor {
       flg += 31 - ((cmf * 256 + flg) % 31);
       parts.push(Buffer.from([cmf, flg]), u32(adler32(SPDY_DICTIONARY)));
     }
-    for (let off = 0; off < raw.length || off === 0; off += 0xffff) {
+    for (let off = 0; off < raw.length; off += 0xffff) {
       const chunk = raw.subarray(off, off + 0xffff);
       const h = Buffer.alloc(5);
       h[0] = 0; // BFINAL 0, BTYPE 00 (stored), padding to the byte
       h.writeUInt16LE(chunk.length, 1);
       h.writeUInt16LE(~chunk.length & 0xffff, 3);
       parts.push(h, chunk);
-      if (raw.length === 0) break;
     }
+    // then an empty stored block, as a sync flush ends: an inflater hands out
+    // a stored block's bytes only when it reaches the next block, so without
+    // it Go's reader would look past the frame for one (and fail there)
+    parts.push(SYNC_FLUSH);
     return Buffer.concat(parts);
   }
 }
@@ -288,6 +292,8 @@ export class HeaderDecompressor {
     this.inflate.destroy();
   }
 }
+
+const SYNC_FLUSH = Buffer.from([0, 0, 0, 0xff, 0xff]);
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -360,7 +366,7 @@ export function encodeFrame(f: SpdyFrame, compressor: HeaderCompressor): Buffer 
  * resolves the next whole frame or undefined when more bytes are needed.
  */
 export class FrameReader {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   readonly decompressor = new HeaderDecompressor();
 
   /** Appends received bytes. */
@@ -478,6 +484,9 @@ export interface SpdyTransport {
   onDrain(fn: () => void): void;
   /** Closes the transport. */
   close(): void;
+  /** Stops / restarts reading from the peer (backpressure when a consumer is full). */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** Options of SpdySession. */
@@ -605,6 +614,7 @@ export class SpdySession {
   private readonly streams = new Map<number, SpdyStream>();
   private lastPeerStream = 0;
   private pumping = false;
+  private running: Promise<void> = Promise.resolve();
   private closed = false;
   private initialSendWindow = DEFAULT_WINDOW;
   readonly receiveWindow = DEFAULT_WINDOW;
@@ -623,13 +633,20 @@ export class SpdySession {
   receive(data: Buffer): void {
     if (this.closed) return;
     this.reader.push(data);
-    void this.pump();
+    if (!this.pumping) this.running = this.pump();
+  }
+
+  /** Resolves once every frame received so far has been handled. */
+  async idle(): Promise<void> {
+    await this.running;
   }
 
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      // next() resolves undefined once the buffered bytes hold no whole frame;
+      // bytes that arrive meanwhile are in the buffer before it looks again
       for (;;) {
         const f = await this.reader.next();
         if (!f || this.closed) break;
@@ -643,7 +660,6 @@ export class SpdySession {
     } finally {
       this.pumping = false;
     }
-    if (!this.closed && this.reader.buffered >= 8) void this.pump();
   }
 
   private handle(f: SpdyFrame): void {
