@@ -459,6 +459,12 @@ export class ApiHttpServer {
           `pods/${sub} is a streaming subresource: upgrade the connection to a WebSocket (subprotocol v5.channel.k8s.io or v4.channel.k8s.io)`,
         );
       }
+      if (sub === 'portforward') {
+        req.resume();
+        throw badRequest(
+          'pods/portforward is a streaming subresource: upgrade the connection to a WebSocket (subprotocol SPDY/3.1+portforward.k8s.io) or to SPDY/3.1',
+        );
+      }
     }
     if (sub === 'scale' && name !== undefined)
       return this.scale(req, res, info, namespace, name, method, dryRun);

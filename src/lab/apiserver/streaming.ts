@@ -27,8 +27,10 @@ import { resourceForPath } from '../../k8s/resources.js';
 import { ApiError, badRequest, failure } from '../../k8s/status.js';
 import type { Logger } from '../../util/log.js';
 import { followFile, readFrom } from '../follow.js';
-import { podLogDir, tryLoadCluster } from '../state.js';
-import { execPlan } from '../kubelet/exec-plan.js';
+import { podLogDir, tryLoadCluster, type LabCluster } from '../state.js';
+import { execPlan, podNetnsOf } from '../kubelet/exec-plan.js';
+import { PORTFORWARD_PROTOCOL, PORTFORWARD_WS_PROTOCOL, PortForwarder } from './portforward.js';
+import { RST, SpdySession, type SpdyStream, type SpdyTransport } from './spdy.js';
 import type { PodContainer } from '../kubelet/pod-worker.js';
 import { integerParam } from './bounds.js';
 import type { Registry } from './registry.js';
@@ -90,6 +92,13 @@ export class PodStreams {
     noServer: true,
     handleProtocols: (protocols) => pickProtocol(protocols) ?? false,
   });
+  private readonly pfWss = (() => {
+    const wss = new WebSocketServer({ noServer: true });
+    wss.on('headers', (headers) =>
+      headers.push(`Sec-WebSocket-Protocol: ${PORTFORWARD_WS_PROTOCOL}`),
+    );
+    return wss;
+  })();
   private readonly open = new Set<() => void>();
 
   constructor(private readonly o: PodStreamsOptions) {}
@@ -98,6 +107,7 @@ export class PodStreams {
   close(): void {
     for (const end of [...this.open]) end();
     this.wss.close();
+    this.pfWss.close();
   }
 
   private pod(ns: string, name: string): KubeObject {
@@ -200,15 +210,27 @@ export class PodStreams {
     q: URLSearchParams,
   ): void {
     const upgradeTo = String(req.headers.upgrade ?? '').toLowerCase();
-    if (upgradeTo !== 'websocket')
+    if (sub === 'portforward') return this.portForward(req, socket, head, ns, name, upgradeTo);
+    const spdy = upgradeTo.startsWith('spdy/3.1');
+    if (spdy) {
+      const versions = String(req.headers['x-stream-protocol-version'] ?? '')
+        .split(',')
+        .map((p) => p.trim());
+      if (!versions.includes(SPDY_STREAM_PROTOCOL))
+        throw badRequest(
+          `no supported stream protocol among X-Stream-Protocol-Version "${versions.join(',')}": over SPDY use ${SPDY_STREAM_PROTOCOL}`,
+        );
+    } else if (upgradeTo !== 'websocket') {
       throw badRequest(
-        `this lab API server streams ${sub} over WebSocket only (subprotocols ${STREAM_PROTOCOLS.join(', ')}), not "${req.headers.upgrade}" (SPDY is not implemented)`,
+        `this lab API server streams ${sub} over WebSocket (subprotocols ${STREAM_PROTOCOLS.join(', ')}) or SPDY/3.1 (${SPDY_STREAM_PROTOCOL}), not "${req.headers.upgrade}"`,
       );
-    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',');
-    if (!pickProtocol(offered))
-      throw badRequest(
-        `no supported stream protocol among "${offered.join(',').trim()}": use one of ${STREAM_PROTOCOLS.join(', ')}`,
-      );
+    } else {
+      const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',');
+      if (!pickProtocol(offered))
+        throw badRequest(
+          `no supported stream protocol among "${offered.join(',').trim()}": use one of ${STREAM_PROTOCOLS.join(', ')}`,
+        );
+    }
     if (sub !== 'exec' && sub !== 'attach')
       throw badRequest(`pods/${sub} is not served over WebSocket by the lab API server`);
     const pod = this.pod(ns, name);
@@ -232,57 +254,171 @@ export class PodStreams {
     const command = q.getAll('command');
     if (sub === 'exec' && command.length === 0)
       throw badRequest('you must specify at least 1 command');
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const v5 = ws.protocol === 'v5.channel.k8s.io';
+    const begin = (io: RemoteIO, v5: boolean) => {
       if (sub === 'exec') {
         const plan = execPlan(cluster, pod, c, command, tty ? 'xterm' : undefined);
-        this.runExec(ws, plan, command, { stdin: wantStdin, tty, v5 });
+        this.runExec(io, plan, command, { stdin: wantStdin, tty });
       } else {
         const dir = podLogDir(this.o.cluster, ns, name, pod.metadata.uid!);
-        this.runAttach(ws, ns, name, pod.metadata.uid!, c, dir, { stdin: wantStdin, v5 });
+        this.runAttach(io, ns, name, pod.metadata.uid!, c, dir, { stdin: wantStdin, v5 });
       }
+    };
+    if (spdy) {
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' +
+          `X-Stream-Protocol-Version: ${SPDY_STREAM_PROTOCOL}\r\n\r\n`,
+      );
+      const expected = new Set(['error']);
+      if (wantStdin) expected.add('stdin');
+      if (q.get('stdout') !== 'false' && q.get('stdout') !== '0') expected.add('stdout');
+      if (isTrue(q.get('stderr')) && !tty) expected.add('stderr');
+      if (tty) expected.add('resize');
+      spdyRemoteIO(socket, head, expected, (io) => begin(io, false));
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const v5 = ws.protocol === 'v5.channel.k8s.io';
+      begin(wsRemoteIO(ws, v5), v5);
     });
   }
 
+  /**
+   * pods/portforward: SPDY/3.1 inside WebSocket binary messages (kubectl
+   * 1.31+), or a plain `Upgrade: SPDY/3.1` connection.
+   */
+  private portForward(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    ns: string,
+    name: string,
+    upgradeTo: string,
+  ): void {
+    const spdy = upgradeTo.startsWith('spdy/3.1');
+    if (upgradeTo === 'websocket') {
+      const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+        .split(',')
+        .map((p) => p.trim());
+      if (!offered.includes(PORTFORWARD_WS_PROTOCOL))
+        throw badRequest(
+          `no supported port-forward protocol among "${offered.join(',')}": use ${PORTFORWARD_WS_PROTOCOL}`,
+        );
+    } else if (spdy) {
+      const versions = String(req.headers['x-stream-protocol-version'] ?? '')
+        .split(',')
+        .map((p) => p.trim());
+      if (!versions.includes(PORTFORWARD_PROTOCOL))
+        throw badRequest(
+          `no supported port-forward protocol among X-Stream-Protocol-Version "${versions.join(',')}": use ${PORTFORWARD_PROTOCOL}`,
+        );
+    } else
+      throw badRequest(
+        `pods/portforward is served over WebSocket (subprotocol ${PORTFORWARD_WS_PROTOCOL}) or SPDY/3.1, not "${req.headers.upgrade}"`,
+      );
+    const pod = this.pod(ns, name);
+    if (pod.status?.phase !== 'Running')
+      throw badRequest(
+        `unable to forward port because pod is not running. Current status=${pod.status?.phase ?? 'Pending'}`,
+      );
+    const cluster = this.labCluster();
+    const target = {
+      namespace: ns,
+      name,
+      uid: pod.metadata.uid!,
+      netns: podNetnsOf(cluster, pod),
+    };
+    const start = (transport: SpdyTransport, feed: (fn: (d: Buffer) => void) => void) => {
+      const forwarder = new PortForwarder(target, {
+        pauseClient: () => transport.pause?.(),
+        resumeClient: () => transport.resume?.(),
+      });
+      const session = new SpdySession({
+        transport,
+        onStream: forwarder.onStream,
+        onClose: (err) => {
+          if (err) this.o.log.warn('port-forward session ended', { pod: `${ns}/${name}`, err });
+          forwarder.close();
+          this.open.delete(end);
+        },
+      });
+      const end = () => session.goAway();
+      this.open.add(end);
+      feed((d) => session.receive(d));
+      return session;
+    };
+    if (spdy) {
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' +
+          `X-Stream-Protocol-Version: ${PORTFORWARD_PROTOCOL}\r\n\r\n`,
+      );
+      const session = start(socketTransport(socket), (receive) => {
+        if (head.length) receive(head);
+        socket.on('data', receive);
+      });
+      socket.on('close', () => session.close());
+      socket.on('error', () => session.close());
+      return;
+    }
+    // `ws` refuses "SPDY/3.1+portforward.k8s.io" as a subprotocol ('/' is not
+    // a token character in RFC 6455, though gorilla/websocket sends it): the
+    // header is checked above, taken off the request, and answered through
+    // the 'headers' hook of pfWss.
+    delete req.headers['sec-websocket-protocol'];
+    this.pfWss.handleUpgrade(req, socket, head, (ws) => {
+      const session = start(wsTransport(ws), (receive) =>
+        ws.on('message', (msg: Buffer | ArrayBuffer | Buffer[]) =>
+          receive(Array.isArray(msg) ? Buffer.concat(msg) : Buffer.from(msg as Buffer)),
+        ),
+      );
+      ws.on('close', () => session.close());
+      ws.on('error', () => session.close());
+    });
+  }
+
+  private labCluster(): LabCluster {
+    const cluster = tryLoadCluster(this.o.cluster);
+    if (!cluster)
+      throw new ApiError(
+        failure(
+          503,
+          'ServiceUnavailable',
+          `lab cluster "${this.o.cluster}" has no state on this machine: no node serves its pods`,
+        ),
+      );
+    return cluster;
+  }
+
   private runExec(
-    ws: WebSocket,
+    io: RemoteIO,
     plan: { argv: string[]; env: Record<string, string> },
     command: string[],
-    o: { stdin: boolean; tty: boolean; v5: boolean },
+    o: { stdin: boolean; tty: boolean },
   ): void {
     const child = spawn(plan.argv[0]!, plan.argv.slice(1), {
       env: plan.env,
       stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
-    const send = (ch: number, d: Buffer | string) => {
-      if (ws.readyState === ws.OPEN) ws.send(encodeFrame(ch, d));
-    };
     // without a terminal, a tty session has one output stream: stderr joins stdout
-    child.stdout!.on('data', (d: Buffer) => send(CHANNEL.stdout, d));
-    child.stderr!.on('data', (d: Buffer) => send(o.tty ? CHANNEL.stdout : CHANNEL.stderr, d));
+    child.stdout!.on('data', (d: Buffer) => io.send(CHANNEL.stdout, d));
+    child.stderr!.on('data', (d: Buffer) => io.send(o.tty ? CHANNEL.stdout : CHANNEL.stderr, d));
     child.stdin?.on('error', () => {});
-    ws.on('message', (msg: Buffer, isBinary: boolean) => {
-      const f = decodeFrame(isBinary ? msg : Buffer.from(msg));
-      if (!f) return;
-      if (f.channel === CHANNEL.stdin && child.stdin && !child.stdin.destroyed)
-        child.stdin.write(f.data);
-      else if (f.channel === CHANNEL.close && o.v5 && f.data[0] === CHANNEL.stdin)
-        child.stdin?.end();
-      // resize (4): no terminal is allocated, so there is nothing to resize
-    });
+    io.onStdin(
+      (d) => {
+        if (child.stdin && !child.stdin.destroyed) child.stdin.write(d);
+      },
+      () => child.stdin?.end(),
+    );
     const end = () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };
     this.open.add(end);
-    ws.on('close', end);
-    ws.on('error', end);
+    io.onClose(end);
     let done = false;
     const finish = (status: Record<string, unknown>) => {
       if (done) return;
       done = true;
       this.open.delete(end);
-      send(CHANNEL.error, JSON.stringify(status));
-      ws.close(1000);
+      io.finish(status);
     };
     child.on('error', (err) =>
       finish({
@@ -303,7 +439,7 @@ export class PodStreams {
   }
 
   private runAttach(
-    ws: WebSocket,
+    io: RemoteIO,
     ns: string,
     name: string,
     uid: string,
@@ -316,15 +452,13 @@ export class PodStreams {
     const fifo = join(dir, `${c.name}.stdin`);
     const stdin = o.stdin && existsSync(fifo) ? createWriteStream(fifo, { flags: 'a' }) : undefined;
     stdin?.on('error', () => {});
-    ws.on('message', (msg: Buffer) => {
-      const f = decodeFrame(msg);
-      if (!f) return;
-      if (f.channel === CHANNEL.stdin) stdin?.write(f.data);
-      else if (f.channel === CHANNEL.close && f.data[0] === CHANNEL.stdin) stdin?.end();
-    });
+    io.onStdin(
+      (d) => stdin?.write(d),
+      () => stdin?.end(),
+    );
     const end = () => ac.abort();
     this.open.add(end);
-    ws.on('close', end);
+    io.onClose(end);
     let offset = 0;
     try {
       offset = statSync(path).size;
@@ -333,36 +467,171 @@ export class PodStreams {
     }
     const restarts = containerStatus(this.pod(ns, name), c.name)?.restartCount ?? 0;
     let exit: number | undefined;
-    void followFile(
-      path,
-      (d) => {
-        if (ws.readyState === ws.OPEN) ws.send(encodeFrame(CHANNEL.stdout, d));
+    void followFile(path, (d) => io.send(CHANNEL.stdout, d), {
+      offset,
+      signal: ac.signal,
+      intervalMs: 100,
+      until: () => {
+        const p = this.o.registry.peek(POD, ns, name);
+        if (!p || p.metadata.uid !== uid) return true;
+        const s = containerStatus(p, c.name);
+        const t =
+          s?.state?.terminated ??
+          (s?.restartCount !== restarts ? s?.lastState?.terminated : undefined);
+        if (t) exit = Number(t.exitCode ?? 0);
+        return t !== undefined;
       },
-      {
-        offset,
-        signal: ac.signal,
-        intervalMs: 100,
-        until: () => {
-          const p = this.o.registry.peek(POD, ns, name);
-          if (!p || p.metadata.uid !== uid) return true;
-          const s = containerStatus(p, c.name);
-          const t =
-            s?.state?.terminated ??
-            (s?.restartCount !== restarts ? s?.lastState?.terminated : undefined);
-          if (t) exit = Number(t.exitCode ?? 0);
-          return t !== undefined;
-        },
-      },
-    ).finally(() => {
+    }).finally(() => {
       this.open.delete(end);
       stdin?.end();
-      if (ws.readyState === ws.OPEN) {
-        if (exit !== undefined)
-          ws.send(encodeFrame(CHANNEL.error, JSON.stringify(exitStatus(exit, [c.name]))));
-        ws.close(1000);
-      }
+      io.finish(exit !== undefined ? exitStatus(exit, [c.name]) : undefined);
     });
   }
+}
+
+/** The remote-command protocol spoken over SPDY (streams per channel; the exit Status on the error stream). */
+export const SPDY_STREAM_PROTOCOL = 'v4.channel.k8s.io';
+
+/** One remote-command session's channels, whatever carries them (WebSocket or SPDY streams). */
+interface RemoteIO {
+  /** Output on stdout (1) or stderr (2). */
+  send(channel: number, data: Buffer): void;
+  /** Where stdin's data and its end go. */
+  onStdin(data: (d: Buffer) => void, end: () => void): void;
+  /** Sends the closing Status (if any) and ends the session. */
+  finish(status?: Record<string, unknown>): void;
+  /** Called once if the client goes away first. */
+  onClose(fn: () => void): void;
+}
+
+/** Remote-command channels as WebSocket messages with a channel byte (v4/v5). */
+function wsRemoteIO(ws: WebSocket, v5: boolean): RemoteIO {
+  return {
+    send: (ch, d) => {
+      if (ws.readyState === ws.OPEN) ws.send(encodeFrame(ch, d));
+    },
+    onStdin: (data, end) =>
+      ws.on('message', (msg: Buffer, isBinary: boolean) => {
+        const f = decodeFrame(isBinary ? msg : Buffer.from(msg));
+        if (!f) return;
+        if (f.channel === CHANNEL.stdin) data(f.data);
+        else if (f.channel === CHANNEL.close && v5 && f.data[0] === CHANNEL.stdin) end();
+        // resize (4): no terminal is allocated, so there is nothing to resize
+      }),
+    finish: (status) => {
+      if (ws.readyState !== ws.OPEN) return;
+      if (status) ws.send(encodeFrame(CHANNEL.error, JSON.stringify(status)));
+      ws.close(1000);
+    },
+    onClose: (fn) => {
+      ws.on('close', fn);
+      ws.on('error', fn);
+    },
+  };
+}
+
+/**
+ * Remote-command channels as SPDY streams (the kubelet's v4 protocol over an
+ * `Upgrade: SPDY/3.1` connection): the client opens one stream per channel
+ * with header `streamType` (error, stdin, stdout, stderr, resize); the
+ * session starts once all `expected` are there (30 s at most).
+ */
+function spdyRemoteIO(
+  socket: Duplex,
+  head: Buffer,
+  expected: Set<string>,
+  begin: (io: RemoteIO) => void,
+): void {
+  const streams = new Map<string, SpdyStream>();
+  const closers: Array<() => void> = [];
+  let started = false;
+  let closed = false;
+  let stdinData: (d: Buffer) => void = () => {};
+  let stdinEnd: () => void = () => {};
+  const session = new SpdySession({
+    transport: socketTransport(socket),
+    onStream: (s) => {
+      s.reply();
+      const type = s.header('streamtype') ?? '';
+      if (!expected.has(type) || streams.has(type)) {
+        s.resetStream(RST.PROTOCOL_ERROR);
+        return;
+      }
+      streams.set(type, s);
+      if (type === 'stdin') {
+        s.onData = (d) => {
+          s.consumed(d.length);
+          stdinData(d);
+        };
+        s.onEnd = () => stdinEnd();
+      } else s.onData = (d) => s.consumed(d.length); // resize messages: no terminal to resize
+      if (streams.size === expected.size && !started) {
+        started = true;
+        clearTimeout(timer);
+        begin(io);
+      }
+    },
+    onClose: () => {
+      closed = true;
+      clearTimeout(timer);
+      for (const fn of closers) fn();
+    },
+  });
+  const io: RemoteIO = {
+    send: (ch, d) => streams.get(ch === CHANNEL.stderr ? 'stderr' : 'stdout')?.write(d),
+    onStdin: (data, end) => {
+      stdinData = data;
+      stdinEnd = end;
+    },
+    finish: (status) => {
+      if (closed) return;
+      for (const t of ['stdout', 'stderr', 'stdin', 'resize']) streams.get(t)?.end();
+      const err = streams.get('error');
+      // v4: a successful run leaves the error stream empty
+      if (status && status.status !== 'Success') err?.write(Buffer.from(JSON.stringify(status)));
+      err?.end();
+      setTimeout(() => session.goAway(), 100).unref();
+    },
+    onClose: (fn) => closers.push(fn),
+  };
+  const timer = setTimeout(() => session.goAway(), 30_000);
+  timer.unref();
+  if (head.length) session.receive(head);
+  socket.on('data', (d: Buffer) => session.receive(d));
+  socket.on('close', () => session.close());
+  socket.on('error', () => session.close());
+}
+
+/** A SPDY transport over a raw upgraded socket. */
+function socketTransport(socket: Duplex): SpdyTransport {
+  return {
+    write: (d) => !socket.destroyed && socket.write(d),
+    onDrain: (fn) => (socket.writableNeedDrain ? socket.once('drain', fn) : fn()),
+    close: () => socket.end(),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
+  };
+}
+
+/** A SPDY transport over WebSocket binary messages (kubectl's tunneling connection). */
+function wsTransport(ws: WebSocket): SpdyTransport {
+  const HIGH = 1 << 20;
+  const raw = () => (ws as unknown as { _socket?: Duplex })._socket;
+  return {
+    write: (d) => {
+      if (ws.readyState !== ws.OPEN) return false;
+      ws.send(d, { binary: true });
+      return ws.bufferedAmount < HIGH;
+    },
+    onDrain: (fn) => {
+      const s = raw();
+      if (!s || ws.bufferedAmount === 0 || !s.writableNeedDrain) fn();
+      else s.once('drain', fn);
+    },
+    close: () => ws.close(1000),
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
+  };
 }
 
 interface ContainerStatusK8s {
