@@ -1,31 +1,17 @@
 /**
- * What the lab supervisor's reflector writes for Tendril's daemons (pure
- * functions; the I/O is src/lab/daemon-reflector.ts): the install wing's
- * rendered workloads (src/install/kubernetes/workloads.ts: names, labels such
+ * What the lab supervisor's reflector writes for the daemons whose spec has
+ * `reflect` (pure functions; the I/O is src/lab/daemon-reflector.ts): the
+ * workload the install wing rendered for a real cluster (names, labels such
  * as `k8s-app`, container names, service accounts, tolerations) made true to
  * the lab — host network on the daemon's node, the command the supervisor
  * runs, no volumes or init containers (the lab writes those files itself) —
  * and one pod per daemon whose status is the supervisor's record of it.
- *
- *   daemon (supervisor)        object (kube-system)                 container
- *   tendril-agent-<node>       DaemonSet tendril-agent, pod on <node> agent
- *   tendril-operator           Deployment tendril-operator          operator
- *   tendril-dns                Deployment tendril-dns               dns
- *   clustermesh-apiserver      Deployment clustermesh-apiserver     apiserver
- *   clustermesh-etcd           (the same pod)                       etcd
- *   hubble-relay               Deployment hubble-relay              hubble-relay
+ * Daemons of one Deployment (clustermesh-apiserver and its etcd) share its
+ * one pod; a DaemonSet's daemons (the agents) get a pod per node.
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:os';
 import type { KubeObject } from '../k8s/objects.js';
-import {
-  agentDaemonSet,
-  clusterMeshObjects,
-  dnsObjects,
-  operatorDeployment,
-} from '../install/kubernetes/workloads.js';
-import { resolveManifestOptions, type ManifestOptions } from '../install/kubernetes/options.js';
-import type { InstallState } from '../install/install-state.js';
 import type { DaemonSpec } from './daemons.js';
 import { projectRoot } from './daemons.js';
 import type { LabCluster, LabNode } from './state.js';
@@ -62,24 +48,13 @@ export interface SupervisedDaemon {
 
 type WorkloadKind = 'Deployment' | 'DaemonSet';
 
-/** Which workload and container a supervised daemon is, or undefined for the lab's own daemons. */
+/** Which workload and container a supervised daemon is (its spec's `reflect`), or undefined. */
 export function daemonRole(
-  name: string,
+  spec: DaemonSpec,
 ): { kind: WorkloadKind; workload: string; container: string } | undefined {
-  // the daemon names of src/install/install.ts, clustermesh/enable.ts and hubble.ts
-  if (name === 'tendril-operator')
-    return { kind: 'Deployment', workload: 'tendril-operator', container: 'operator' };
-  if (name === 'tendril-dns')
-    return { kind: 'Deployment', workload: 'tendril-dns', container: 'dns' };
-  if (name.startsWith('tendril-agent-'))
-    return { kind: 'DaemonSet', workload: 'tendril-agent', container: 'agent' };
-  if (name === 'clustermesh-apiserver')
-    return { kind: 'Deployment', workload: 'clustermesh-apiserver', container: 'apiserver' };
-  if (name === 'clustermesh-etcd')
-    return { kind: 'Deployment', workload: 'clustermesh-apiserver', container: 'etcd' };
-  if (name === 'hubble-relay')
-    return { kind: 'Deployment', workload: 'hubble-relay', container: 'hubble-relay' };
-  return undefined;
+  const r = spec.reflect;
+  if (!r?.workload?.metadata?.name) return undefined;
+  return { kind: r.kind, workload: r.workload.metadata.name, container: r.container };
 }
 
 /** One reflected pod the supervisor's daemons call for. */
@@ -126,25 +101,8 @@ export function safeHash(x: unknown): string {
   return s;
 }
 
-/** The install wing's options for this lab cluster (its install's name, ID and settings). */
-export function labManifestOptions(
-  c: LabCluster,
-  install: InstallState | undefined,
-): ManifestOptions {
-  const base = {
-    clusterId: install?.clusterId ?? 1,
-    settings: install?.settings ?? {},
-    podCIDR: c.podCIDR,
-    serviceCIDR: c.serviceCIDR,
-    clustermesh: { serviceType: 'NodePort' },
-  };
-  try {
-    return resolveManifestOptions({ clusterName: install?.clusterName ?? c.name, ...base });
-  } catch {
-    // a name or CIDR the renderer refuses: the objects' shape does not depend on them
-    return resolveManifestOptions({ clusterName: 'default', clusterId: 1, clustermesh: {} });
-  }
-}
+/** The image named when the rendered container names none (the manifests' default). */
+const IMAGE = 'localhost/tendril:0.1.0';
 
 /** Environment entries that only make the supervisor restart a daemon (install/enable nonces). */
 const NONCE_ENV = /^TENDRIL_[A-Z_]*(GEN|_AT)$/;
@@ -158,35 +116,6 @@ function nodeOf(c: LabCluster, spec: DaemonSpec): LabNode {
 function nodeVar(s: string, node: string): string {
   const esc = node.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return s.replace(new RegExp(`${esc}(?![a-z0-9-]*[a-z0-9])`, 'g'), '$(K8S_NODE_NAME)');
-}
-
-function renderedWorkload(o: ManifestOptions, kind: WorkloadKind, name: string): KubeObject {
-  if (name === 'tendril-agent') return agentDaemonSet(o);
-  if (name === 'tendril-operator') return operatorDeployment(o);
-  if (name === 'tendril-dns') return dnsObjects(o)[0]!;
-  if (name === 'clustermesh-apiserver') return clusterMeshObjects(o)[1]!;
-  // hubble-relay: not rendered for Kubernetes yet; Cilium's names and labels
-  const labels = {
-    'app.kubernetes.io/name': name,
-    'app.kubernetes.io/part-of': 'tendril',
-    'k8s-app': name,
-  };
-  return {
-    apiVersion: 'apps/v1',
-    kind,
-    metadata: { name, namespace: o.namespace, labels },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: { 'k8s-app': name } },
-      template: {
-        metadata: { labels },
-        spec: {
-          serviceAccountName: name,
-          containers: [{ name, image: o.image, imagePullPolicy: o.imagePullPolicy }],
-        },
-      },
-    },
-  } as KubeObject;
 }
 
 interface RenderedContainer {
@@ -228,12 +157,7 @@ function labContainer(
  * agents (one pod per agent), one Deployment per other workload (one pod,
  * its containers the daemons present). Pure.
  */
-export function desiredReflection(
-  c: LabCluster,
-  install: InstallState | undefined,
-  daemons: readonly SupervisedDaemon[],
-): Reflection {
-  const o = labManifestOptions(c, install);
+export function desiredReflection(c: LabCluster, daemons: readonly SupervisedDaemon[]): Reflection {
   const groups = new Map<
     string,
     {
@@ -244,7 +168,7 @@ export function desiredReflection(
     }
   >();
   for (const d of [...daemons].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const role = daemonRole(d.name);
+    const role = daemonRole(d.spec);
     if (!role) continue;
     const node = nodeOf(c, d.spec);
     const key =
@@ -258,9 +182,9 @@ export function desiredReflection(
   const workloads = new Map<string, KubeObject>();
   const pods: WantedPod[] = [];
   for (const [key, g] of groups) {
-    const rendered = renderedWorkload(o, g.kind, g.workload);
-    const rtpl = rendered.spec.template as {
-      metadata: KubeObject['metadata'];
+    const rendered = g.list[0]!.d.spec.reflect!.workload;
+    const rtpl = (rendered.spec.template ?? { spec: {} }) as {
+      metadata?: KubeObject['metadata'];
       spec: Record<string, unknown>;
     };
     const rcontainers = (rtpl.spec.containers ?? []) as RenderedContainer[];
@@ -283,7 +207,7 @@ export function desiredReflection(
           container,
           d,
           nodeName,
-          o.image,
+          IMAGE,
         ),
       ),
     };

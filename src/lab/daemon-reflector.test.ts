@@ -12,9 +12,14 @@ import { LAB_REFLECTION_ANNOTATION, daemonRuns, podDaemons, readDaemonRun } from
 import { daemonRole, desiredReflection, type SupervisedDaemon } from './daemon-reflection.js';
 import { DaemonReflector } from './daemon-reflector.js';
 import type { LabCluster } from './state.js';
-import { DAEMON_DNS, DAEMON_OPERATOR, agentDaemonName } from '../install/install.js';
-import { DAEMON_MESH_APISERVER, DAEMON_MESH_ETCD } from '../install/clustermesh/enable.js';
-import { DAEMON_HUBBLE_RELAY } from '../install/hubble.js';
+import {
+  DAEMON_DNS,
+  DAEMON_OPERATOR,
+  agentDaemonName,
+  installDaemons,
+} from '../install/install.js';
+import { labManifestOptions, reflectOf } from '../install/lab-reflection.js';
+import { kubeletSpec } from './create.js';
 
 const cluster: LabCluster = {
   name: 'test',
@@ -46,26 +51,17 @@ const cluster: LabCluster = {
   ],
 };
 
-function daemon(
-  name: string,
-  netns: string,
-  extra: Partial<SupervisedDaemon> = {},
-): SupervisedDaemon {
+/** A supervised daemon of one of the install wing's specs (or the lab's kubelet). */
+function daemon(name: string, extra: Partial<SupervisedDaemon> = {}): SupervisedDaemon {
+  const specs = [
+    ...installDaemons(cluster, {}, { clusterName: 'c7', clusterId: 7 }),
+    kubeletSpec(cluster, cluster.nodes[1]!),
+  ];
+  const spec = specs.find((x) => x.name === name)!;
+  assert.ok(spec, name);
   return {
     name,
-    spec: {
-      name,
-      command: [
-        '/usr/bin/node',
-        '--import',
-        'tsx',
-        `/src/${name}.ts`,
-        '--node-name',
-        netns.slice(3),
-      ],
-      netns,
-      restart: 'always',
-    },
+    spec,
     running: true,
     pid: 4242,
     startedAt: '2026-12-06T10:00:00.000Z',
@@ -78,11 +74,11 @@ function daemon(
 /** A fake supervisor: its daemons and the restarts the reflector asked for. */
 class FakeSource {
   list: SupervisedDaemon[] = [
-    daemon('tendril-operator', 'tt-test-control-plane'),
-    daemon('tendril-dns', 'tt-test-control-plane'),
-    daemon('tendril-agent-test-control-plane', 'tt-test-control-plane'),
-    daemon('tendril-agent-test-worker', 'tt-test-worker'),
-    daemon('kubelet-test-worker', 'tt-test-worker'),
+    daemon(DAEMON_OPERATOR),
+    daemon(DAEMON_DNS),
+    daemon(agentDaemonName('test-control-plane')),
+    daemon(agentDaemonName('test-worker')),
+    daemon('kubelet-test-worker'),
   ];
   restarted: string[] = [];
   daemons(): SupervisedDaemon[] {
@@ -111,27 +107,27 @@ interface Pod extends KubeObject {
 }
 
 describe('daemon roles', () => {
-  it('names every Tendril daemon the install wing starts, and none of the lab’s own', () => {
-    assert.deepEqual(daemonRole(DAEMON_OPERATOR), {
+  it('reflects the daemons the install wing marks, and none of the lab’s own', () => {
+    const role = (name: string) => daemonRole(daemon(name).spec);
+    assert.deepEqual(role(DAEMON_OPERATOR), {
       kind: 'Deployment',
       workload: 'tendril-operator',
       container: 'operator',
     });
-    assert.equal(daemonRole(DAEMON_DNS)?.workload, 'tendril-dns');
-    assert.deepEqual(daemonRole(agentDaemonName('c1-worker')), {
+    assert.equal(role(DAEMON_DNS)?.workload, 'tendril-dns');
+    assert.deepEqual(role(agentDaemonName('test-worker')), {
       kind: 'DaemonSet',
       workload: 'tendril-agent',
       container: 'agent',
     });
-    assert.equal(daemonRole(DAEMON_MESH_APISERVER)?.container, 'apiserver');
-    assert.equal(daemonRole(DAEMON_MESH_ETCD)?.workload, 'clustermesh-apiserver');
-    assert.equal(daemonRole(DAEMON_HUBBLE_RELAY)?.workload, 'hubble-relay');
-    for (const lab of ['apiserver', 'api-forwarder', 'etcd', 'kubelet-c1-worker'])
-      assert.equal(daemonRole(lab), undefined);
+    assert.equal(role('kubelet-test-worker'), undefined);
+    const o = labManifestOptions(cluster, { clusterName: 'c7', clusterId: 7 });
+    assert.equal(reflectOf('mesh-apiserver', o).container, 'apiserver');
+    assert.equal(reflectOf('mesh-etcd', o).workload.metadata.name, 'clustermesh-apiserver');
   });
 
   it('takes names, labels and containers from the rendered manifests, made true to the lab', () => {
-    const r = desiredReflection(cluster, undefined, new FakeSource().daemons());
+    const r = desiredReflection(cluster, new FakeSource().daemons());
     const ds = r.workloads.find((w) => w.kind === 'DaemonSet')!;
     assert.equal(ds.metadata.name, 'tendril-agent');
     assert.equal(ds.metadata.labels?.['k8s-app'], 'tendril-agent');
@@ -211,11 +207,7 @@ describe('DaemonReflector against the lab API server', () => {
     home = mkdtempSync(join(tmpdir(), 'tendril-reflector-'));
     process.env.TENDRIL_HOME = home;
     api = await startTestApiServer();
-    reflector = new DaemonReflector('test', source, nopLogger, {
-      cluster,
-      install: null,
-      client: api.client,
-    });
+    reflector = new DaemonReflector('test', source, nopLogger, { cluster, client: api.client });
   });
   after(async () => {
     await reflector.stop();
@@ -315,9 +307,12 @@ describe('DaemonReflector against the lab API server', () => {
   it('restarts the daemons of a deleted pod and writes a new pod', async () => {
     const [op] = await podOf('tendril-operator');
     await kube().delete('v1', 'Pod', op!.metadata.name!, { namespace: 'kube-system' });
-    // bound to a node: marked for deletion, waiting for its owner to confirm
-    const marked = await kube().get('v1', 'Pod', op!.metadata.name!, { namespace: 'kube-system' });
-    assert.ok(marked.metadata.deletionTimestamp);
+    // bound to a node: marked for deletion until the reflector (its kubelet's stand-in) confirms;
+    // the reflector's own watch may already have done so
+    const marked = await kube().getOrUndefined('v1', 'Pod', op!.metadata.name!, {
+      namespace: 'kube-system',
+    });
+    assert.ok(!marked || marked.metadata.deletionTimestamp);
     await reflector.sync();
     assert.deepEqual(source.restarted, ['tendril-operator']);
     assert.equal(
@@ -393,7 +388,7 @@ describe('DaemonReflector against the lab API server', () => {
       undefined,
     );
     assert.equal((await podOf('tendril-dns')).length, 0);
-    source.list = source.list.filter((d) => !daemonRole(d.name));
+    source.list = source.list.filter((d) => !daemonRole(d.spec));
     await reflector.sync();
     await api.server.settle();
     assert.equal(

@@ -22,7 +22,6 @@ import { KubeClient } from '../k8s/client.js';
 import type { KubeObject } from '../k8s/objects.js';
 import { ApiError } from '../k8s/status.js';
 import type { Logger } from '../util/log.js';
-import { readInstallState, type InstallState } from '../install/install-state.js';
 import { labAdminClientOptions } from './client.js';
 import { isLabReflection } from './daemon-pods.js';
 import {
@@ -50,8 +49,6 @@ export interface DaemonSource {
 /** Options of DaemonReflector (tests pass the cluster, install and client). */
 export interface DaemonReflectorOptions {
   cluster?: LabCluster;
-  /** null: none installed. Default: read install.json at each sync. */
-  install?: InstallState | null;
   client?: KubeClient;
   /** Full resync period (default 5 s). */
   resyncMs?: number;
@@ -187,9 +184,7 @@ export class DaemonReflector {
     const c = this.cluster();
     if (!c) return;
     const daemons = this.source.daemons();
-    const install =
-      this.o.install === null ? undefined : (this.o.install ?? readInstallState(c.name));
-    const want = desiredReflection(c, install, daemons);
+    const want = desiredReflection(c, daemons);
     if (!this.active && want.pods.length === 0) return;
     const client = this.api(c);
     const ns = { namespace: REFLECTION_NAMESPACE };
