@@ -179,7 +179,11 @@ export function installDaemons(
       reflect: reflectOf('dns', manifests),
     },
   ];
-  if (hubbleEnabled(settings)) out.push(hubbleRelayDaemon(c, cp.netns));
+  if (hubbleEnabled(settings))
+    out.push({
+      ...hubbleRelayDaemon(c, cp.netns),
+      reflect: reflectOf('hubble-relay', manifests),
+    });
   for (const n of c.nodes) {
     out.push({
       name: agentDaemonName(n.name),

@@ -21,7 +21,8 @@ import {
 } from './kubernetes/workloads.js';
 
 /** Which of Tendril's daemons. */
-export type ReflectedRole = 'agent' | 'operator' | 'dns' | 'mesh-apiserver' | 'mesh-etcd';
+export type ReflectedRole =
+  'agent' | 'operator' | 'dns' | 'mesh-apiserver' | 'mesh-etcd' | 'hubble-relay';
 
 /** The render options for a lab cluster's install (its mesh name, ID and settings). */
 export function labManifestOptions(
@@ -61,5 +62,37 @@ export function reflectOf(role: ReflectedRole, o: ManifestOptions): DaemonReflec
       return pick(clusterMeshObjects(o)[1]!, 'apiserver');
     case 'mesh-etcd':
       return pick(clusterMeshObjects(o)[1]!, 'etcd');
+    case 'hubble-relay':
+      return pick(hubbleRelayDeployment(o), 'hubble-relay');
   }
+}
+
+/**
+ * The hubble-relay Deployment as Cilium names it (the Kubernetes manifests do
+ * not render the relay yet): name, labels and container `hubble-relay`.
+ */
+export function hubbleRelayDeployment(o: ManifestOptions): KubeObject {
+  const name = 'hubble-relay';
+  const labels = {
+    'app.kubernetes.io/name': name,
+    'app.kubernetes.io/part-of': 'tendril',
+    'k8s-app': name,
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: o.namespace, labels },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { 'k8s-app': name } },
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: name,
+          priorityClassName: 'system-cluster-critical',
+          containers: [{ name, image: o.image, imagePullPolicy: o.imagePullPolicy }],
+        },
+      },
+    },
+  } as KubeObject;
 }

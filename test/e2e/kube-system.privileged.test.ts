@@ -301,4 +301,5 @@ privilegedTest(
       await teardownLab(lab);
     }
   },
+  { timeout: 600_000 },
 );
