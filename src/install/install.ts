@@ -66,6 +66,7 @@ import {
   writeDaemonConfigs,
 } from './lab-daemon-config.js';
 import { NodeRouter, podMtu } from '../datapath/linux/routes.js';
+import { labManifestOptions, reflectOf } from './lab-reflection.js';
 import type { RoutingMode } from '../datapath/types.js';
 
 export const DAEMON_OPERATOR = 'tendril-operator';
@@ -145,8 +146,14 @@ function controlPlane(c: LabCluster) {
  * node: a config directory, a kubeconfig and the clustermesh config
  * directory (written by writeDaemonConfigs), nothing naming the lab.
  */
-export function installDaemons(c: LabCluster, settings: Record<string, string> = {}): DaemonSpec[] {
+export function installDaemons(
+  c: LabCluster,
+  settings: Record<string, string> = {},
+  ids: { clusterName?: string; clusterId?: number } = {},
+): DaemonSpec[] {
   const cp = controlPlane(c);
+  // each daemon is shown as the manifests' workload in kube-system (src/install/lab-reflection.ts)
+  const manifests = labManifestOptions(c, { ...ids, settings });
   const importOff = settings['remote-service-import'] === 'false';
   const kubeconfig = (id: string) => daemonKubeconfigPath(c.name, id);
   const meshConfig = clusterMeshConfigDir(c.name);
@@ -163,6 +170,7 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
       ]),
       netns: cp.netns,
       restart: 'always',
+      reflect: reflectOf('operator', manifests),
     },
     {
       name: DAEMON_DNS,
@@ -175,9 +183,14 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
       ]),
       netns: cp.netns,
       restart: 'always',
+      reflect: reflectOf('dns', manifests),
     },
   ];
-  if (hubbleEnabled(settings)) out.push(hubbleRelayDaemon(c, cp.netns));
+  if (hubbleEnabled(settings))
+    out.push({
+      ...hubbleRelayDaemon(c, cp.netns),
+      reflect: reflectOf('hubble-relay', manifests),
+    });
   for (const n of c.nodes) {
     out.push({
       name: agentDaemonName(n.name),
@@ -200,6 +213,7 @@ export function installDaemons(c: LabCluster, settings: Record<string, string> =
       ),
       netns: n.netns,
       restart: 'always',
+      reflect: reflectOf('agent', manifests),
     });
   }
   return out;
@@ -301,7 +315,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
       identityAllocationMode: settings['identity-allocation-mode'] as IdentityAllocationMode,
       settings,
     };
-    const daemons = installDaemons(c, settings);
+    const daemons = installDaemons(c, settings, { clusterName, clusterId });
     const present = new Set(listDaemonSpecs(c.name).map((d) => d.name));
     if (prev && sameInstall(prev, next) && daemons.every((d) => present.has(d.name))) {
       say(

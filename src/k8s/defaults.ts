@@ -15,6 +15,9 @@ export function applyDefaults(o: KubeObject): KubeObject {
     case 'Deployment':
       defaultDeployment(o);
       break;
+    case 'DaemonSet':
+      defaultDaemonSet(o);
+      break;
     case 'Service':
       defaultService(o);
       break;
@@ -86,6 +89,20 @@ function defaultDeployment(o: KubeObject): void {
   spec.strategy ??= {
     type: 'RollingUpdate',
     rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' },
+  };
+  if (isPlainObject(spec.template)) {
+    spec.template.metadata ??= {};
+    spec.template.spec = defaultPodSpec(spec.template.spec);
+  }
+}
+
+function defaultDaemonSet(o: KubeObject): void {
+  const spec = o.spec;
+  if (!isPlainObject(spec)) return;
+  spec.revisionHistoryLimit ??= 10;
+  spec.updateStrategy ??= {
+    type: 'RollingUpdate',
+    rollingUpdate: { maxUnavailable: 1, maxSurge: 0 },
   };
   if (isPlainObject(spec.template)) {
     spec.template.metadata ??= {};

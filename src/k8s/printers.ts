@@ -232,6 +232,40 @@ const PRINTERS: Record<string, Printer> = {
       ];
     },
   },
+  DaemonSet: {
+    columns: [
+      NAME,
+      col('Desired', 0, 'integer'),
+      col('Current', 0, 'integer'),
+      col('Ready', 0, 'integer'),
+      col('Up-to-date', 0, 'integer'),
+      col('Available', 0, 'integer'),
+      col('Node Selector'),
+      AGE,
+      col('Containers', 1),
+      col('Images', 1),
+      col('Selector', 1),
+    ],
+    cells: (o, now) => {
+      const cs = (o.spec?.template?.spec?.containers ?? []) as Array<{
+        name: string;
+        image: string;
+      }>;
+      return [
+        o.metadata.name!,
+        o.status?.desiredNumberScheduled ?? 0,
+        o.status?.currentNumberScheduled ?? 0,
+        o.status?.numberReady ?? 0,
+        o.status?.updatedNumberScheduled ?? 0,
+        o.status?.numberAvailable ?? 0,
+        mapText(o.spec?.template?.spec?.nodeSelector),
+        age(o, now),
+        cs.map((c) => c.name).join(','),
+        cs.map((c) => c.image).join(','),
+        mapText(o.spec?.selector?.matchLabels),
+      ];
+    },
+  },
   Service: {
     columns: [
       NAME,

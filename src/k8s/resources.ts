@@ -35,6 +35,8 @@ export const RESOURCES: readonly ResourceInfo[] = [
   r('events.k8s.io', 'v1', 'Event', 'events', ['ev'], true, []),
   r('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', [], true, []),
   r('apps', 'v1', 'Deployment', 'deployments', ['deploy'], true, ['status', 'scale'], ['all']),
+  // served for the lab's reflections of Tendril's agents (src/lab/daemon-pods.ts): no controller runs them
+  r('apps', 'v1', 'DaemonSet', 'daemonsets', ['ds'], true, ['status'], ['all']),
   r(
     'cilium.io',
     'v2',

@@ -74,6 +74,12 @@ export const PATCH_MERGE_KEYS: Record<string, Record<string, ListStrategy>> = {
     ...prefixed('spec.template.spec', POD_SPEC_LISTS),
     'status.conditions': { key: 'type' },
   },
+  DaemonSet: {
+    ...METADATA_LISTS,
+    ...prefixed('spec.template', METADATA_LISTS),
+    ...prefixed('spec.template.spec', POD_SPEC_LISTS),
+    'status.conditions': { key: 'type' },
+  },
   Service: { ...METADATA_LISTS, 'spec.ports': { key: 'port' } },
   Node: {
     ...METADATA_LISTS,

@@ -159,7 +159,7 @@ function servedKindsText(): string {
     'v1 Pod',
     'v1 Service',
     'discovery.k8s.io/v1 EndpointSlice',
-    'apps/v1 Deployment',
+    'apps/v1 Deployment|DaemonSet',
     'networking.k8s.io/v1 NetworkPolicy',
     'cilium.io/v2 CiliumNetworkPolicy|CiliumClusterwideNetworkPolicy|CiliumIdentity|CiliumEndpoint',
     'multicluster.x-k8s.io/v1alpha1 ServiceExport|ServiceImport',
@@ -401,7 +401,7 @@ function validateContainer(c: unknown, f: string, names: Set<string>, e: Errs): 
   }
 }
 
-function validateDeployment(o: KubeObject, e: Errs): void {
+function validateDeployment(o: KubeObject, e: Errs, what = 'deployment'): void {
   const spec = o.spec;
   if (!isPlainObject(spec)) return e.required('spec');
   if (
@@ -415,7 +415,7 @@ function validateDeployment(o: KubeObject, e: Errs): void {
   else {
     validateLabels(sel.matchLabels, 'spec.selector.matchLabels', e);
     if (!sel.matchLabels && !sel.matchExpressions)
-      e.invalid('spec.selector', sel, 'empty selector is invalid for deployment');
+      e.invalid('spec.selector', sel, `empty selector is invalid for ${what}`);
   }
   const tpl = spec.template;
   if (!isPlainObject(tpl)) return e.required('spec.template');
@@ -620,7 +620,9 @@ function validateCiliumIdentity(o: KubeObject, e: Errs): void {
 
 const VALIDATORS: Record<string, (o: KubeObject, e: Errs) => void> = {
   Pod: (o, e) => validatePodSpec(o.spec, 'spec', e),
-  Deployment: validateDeployment,
+  Deployment: (o, e) => validateDeployment(o, e),
+  // a DaemonSet's spec is a Deployment's without replicas and strategy
+  DaemonSet: (o, e) => validateDeployment(o, e, 'daemonset'),
   Service: validateService,
   EndpointSlice: validateEndpointSlice,
   Node: validateNode,

@@ -47,6 +47,26 @@ export interface DaemonSpec {
   restart: DaemonRestart;
   /** Grace period between SIGTERM and SIGKILL when stopping; default 5000 ms. */
   stopTimeoutMs?: number;
+  /**
+   * Show this daemon in the cluster's API server as a kube-system pod of this
+   * workload (src/lab/daemon-reflector.ts); the install wing sets it for
+   * Tendril's daemons (src/install/lab-reflection.ts).
+   */
+  reflect?: DaemonReflect;
+}
+
+/** The workload a supervised daemon is shown as, and its container there. */
+export interface DaemonReflect {
+  kind: 'Deployment' | 'DaemonSet';
+  /** The workload as rendered for a real cluster (apps/v1, namespace kube-system): names, labels, template. */
+  workload: {
+    apiVersion: string;
+    kind: string;
+    metadata: { name?: string; namespace?: string; labels?: Record<string, string> };
+    spec: Record<string, unknown>;
+  };
+  /** The name of this daemon's container in the workload's pod template. */
+  container: string;
 }
 
 /** Last exit of a daemon. */
@@ -174,6 +194,21 @@ export function validateDaemonSpec(spec: DaemonSpec): void {
     (typeof spec.env !== 'object' || Object.values(spec.env).some((v) => typeof v !== 'string'))
   ) {
     throw bad('env', 'must map names to strings');
+  }
+  const r = spec.reflect;
+  if (
+    r !== undefined &&
+    (typeof r !== 'object' ||
+      r === null ||
+      !['Deployment', 'DaemonSet'].includes(r.kind) ||
+      typeof r.container !== 'string' ||
+      typeof r.workload?.metadata?.name !== 'string' ||
+      typeof r.workload?.spec !== 'object')
+  ) {
+    throw bad(
+      'reflect',
+      'must name a Deployment or DaemonSet workload (with metadata.name and spec) and a container',
+    );
   }
 }
 

@@ -35,6 +35,7 @@ import {
 } from './daemons.js';
 import { procStartTime, terminate } from './proc.js';
 import { writeFileSync } from 'node:fs';
+import type { SupervisedDaemon } from './daemon-reflection.js';
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
@@ -61,11 +62,44 @@ export class Supervisor {
   private interval?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
   private closed = false;
+  /** Called after every start, exit and stop of a daemon (the reflector's kick). */
+  onChange: () => void = () => {};
 
   constructor(
     private readonly cluster: string,
     private readonly log: Logger,
   ) {}
+
+  /** Every daemon it runs, with its record (what the kube-system reflection shows). */
+  snapshot(): SupervisedDaemon[] {
+    return [...this.daemons.values()].map((m) => ({
+      name: m.spec.name,
+      spec: m.spec,
+      running: m.child !== undefined && m.child.exitCode === null && m.child.signalCode === null,
+      ...(m.rec.pid ? { pid: m.rec.pid } : {}),
+      ...(m.rec.startedAt ? { startedAt: m.rec.startedAt } : {}),
+      restarts: m.rec.restarts,
+      ...(m.rec.lastExit ? { lastExit: m.rec.lastExit } : {}),
+      finished: m.rec.finished === true,
+    }));
+  }
+
+  /**
+   * Stops a daemon and starts it again from its spec (its reflected pod was
+   * deleted); not counted as a restart, as a new pod starts at 0.
+   */
+  async restartDaemon(name: string): Promise<void> {
+    const m = this.daemons.get(name);
+    if (!m || this.closed) return;
+    const fd = openSync(daemonLogPath(this.cluster, name), 'a', 0o600);
+    writeSync(
+      fd,
+      `--- ${new Date().toISOString()} supervisor: stopping ${name} to start it again\n`,
+    );
+    closeSync(fd);
+    await this.stopDaemon(name, false);
+    this.rescan();
+  }
 
   /** Starts watching the spec directory and runs every daemon in it. Kills leftovers of a previous supervisor first. */
   async start(): Promise<void> {
@@ -222,6 +256,7 @@ export class Supervisor {
       writeDaemonRecord(this.cluster, spec.name, m.rec);
       this.log.info('daemon started', { daemon: spec.name, pid: child.pid });
     }
+    this.onChange();
   }
 
   private onExit(
@@ -231,6 +266,7 @@ export class Supervisor {
     sig: NodeJS.Signals | null,
   ): void {
     if (m.child !== child) return;
+    queueMicrotask(() => this.onChange());
     m.child = undefined;
     const lastExit = { code, signal: sig, at: new Date().toISOString() };
     const { pid: _pid, startTime: _st, ...rest } = m.rec;
@@ -278,6 +314,7 @@ export class Supervisor {
       await m.exited;
     }
     this.daemons.delete(name);
+    this.onChange();
     if (forget) {
       rmSync(join(recordsDir(this.cluster), `${name}.json`), { force: true });
       rmSync(daemonPidPath(this.cluster, name), { force: true });

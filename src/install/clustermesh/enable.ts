@@ -12,6 +12,7 @@
  *                           plain HTTP only for /health and /metrics on 127.0.0.1:2381 in that netns
  *   clustermesh-apiserver   src/clustermesh/apiserver/main.ts (access setup, syncer, kvstoremesh, status)
  */
+import { labManifestOptions, reflectOf } from '../lab-reflection.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
@@ -226,11 +227,14 @@ async function enableLocked(
   say(
     `✨ Deploying clustermesh-apiserver (etcd with mutual TLS, ${serviceType} ${access.replace('https://', '')})...`,
   );
+  // shown in kube-system as the manifests' clustermesh-apiserver Deployment (src/install/lab-reflection.ts)
+  const manifests = labManifestOptions(c, install);
   addDaemon(c.name, {
     name: DAEMON_MESH_ETCD,
     command: meshEtcdCommand(config),
     netns: cp.netns,
     restart: 'always',
+    reflect: reflectOf('mesh-etcd', manifests),
   });
   addDaemon(c.name, {
     name: DAEMON_MESH_APISERVER,
@@ -244,6 +248,7 @@ async function enableLocked(
     netns: cp.netns,
     restart: 'always',
     env: { TENDRIL_MESH_GEN: config.enabledAt },
+    reflect: reflectOf('mesh-apiserver', manifests),
   });
   let status: MeshDaemonStatus | undefined;
   if (o.wait !== false) {

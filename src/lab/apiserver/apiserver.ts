@@ -17,6 +17,7 @@ import { ServiceAllocator } from './controllers/service-ip.js';
 import { Registry } from './registry.js';
 import { ApiHttpServer, type ApiHttpServerOptions } from './server.js';
 import { PodStreams } from './streaming.js';
+import { refuseUnreflectedDaemonSet } from '../daemon-pods.js';
 import { EventRecorder, startEventExpiry } from './events.js';
 import { DiskPersistence, type Persistence } from './storage.js';
 import { EtcdPersistence } from './storage-etcd.js';
@@ -106,6 +107,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
   });
   await registry.start();
   allocator.attach(registry);
+  // no DaemonSet controller runs here: only the supervisor's reflections of the agents are stored
+  registry.addHooks('DaemonSet', {
+    beforeCreate: refuseUnreflectedDaemonSet,
+    beforeUpdate: (next) => refuseUnreflectedDaemonSet(next),
+  });
   await bootstrapCluster(registry, { advertise: options.advertise });
   const controllers: Array<{ start(): void; stop(): void; idle(): Promise<void> }> = [];
   if (options.controllers ?? true) {

@@ -34,6 +34,8 @@ import { RST, SpdySession, type SpdyStream, type SpdyTransport } from './spdy.js
 import type { PodContainer } from '../kubelet/pod-worker.js';
 import { integerParam } from './bounds.js';
 import type { Registry } from './registry.js';
+import { podDaemons, refuseStreamOnReflection } from '../daemon-pods.js';
+import { serveDaemonLog, type DaemonLogContext } from './daemon-log.js';
 
 /** Channel numbers of the remote-command protocol. */
 export const CHANNEL = { stdin: 0, stdout: 1, stderr: 2, error: 3, resize: 4, close: 255 } as const;
@@ -101,7 +103,15 @@ export class PodStreams {
   })();
   private readonly open = new Set<() => void>();
 
-  constructor(private readonly o: PodStreamsOptions) {}
+  private readonly daemonLogs: DaemonLogContext;
+
+  constructor(private readonly o: PodStreamsOptions) {
+    this.daemonLogs = {
+      cluster: o.cluster,
+      peek: (ns, name) => o.registry.peek(POD, ns, name),
+      open: this.open,
+    };
+  }
 
   /** Ends every open stream. */
   close(): void {
@@ -124,6 +134,9 @@ export class PodStreams {
   ): Promise<void> {
     const pod = this.pod(ns, name);
     const c = pickContainer(pod, q.get('container') ?? undefined);
+    // one of Tendril's daemons the lab supervisor runs: its log file (./daemon-log.ts)
+    const daemon = podDaemons(pod).get(c.name);
+    if (daemon) return serveDaemonLog(this.daemonLogs, res, pod, c.name, daemon, q);
     const previous = isTrue(q.get('previous'));
     const follow = isTrue(q.get('follow'));
     if (isTrue(q.get('timestamps')))
@@ -235,6 +248,7 @@ export class PodStreams {
       throw badRequest(`pods/${sub} is not served over WebSocket by the lab API server`);
     const pod = this.pod(ns, name);
     const c = pickContainer(pod, q.get('container') ?? undefined);
+    refuseStreamOnReflection(pod, sub, c.name);
     const st = containerStatus(pod, c.name);
     if (pod.status?.phase !== 'Running' || !st?.state?.running)
       throw badRequest(

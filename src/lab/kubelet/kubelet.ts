@@ -5,6 +5,7 @@
  * a PodWorker. Pods that vanish from the API (or that a previous kubelet left
  * on disk) are cleaned up by UID.
  */
+import { isLabReflection } from '../daemon-pods.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeObject } from '../../k8s/objects.js';
@@ -226,7 +227,8 @@ export class Kubelet {
   }
 
   private mine(pod: KubeObject): boolean {
-    return pod.spec?.nodeName === this.node.name;
+    // a reflection of a supervised daemon (its mirror pod) runs no container here
+    return pod.spec?.nodeName === this.node.name && !isLabReflection(pod);
   }
 
   private query(): Record<string, string> {

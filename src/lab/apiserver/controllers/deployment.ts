@@ -9,6 +9,7 @@
  * Status: replicas, updatedReplicas, readyReplicas, availableReplicas from pod
  * Ready conditions, observedGeneration, and Available/Progressing conditions.
  */
+import { isLabReflection } from '../../daemon-pods.js';
 import { createHash } from 'node:crypto';
 import { clone, deepEqual } from '../../../k8s/mergepatch.js';
 import { controllerOf, isPodReady, type KubeObject } from '../../../k8s/objects.js';
@@ -65,6 +66,8 @@ export class DeploymentController extends QueueController {
     const [ns, name] = key.split('/') as [string, string];
     const d = this.registry.peek(DEPLOY, ns, name);
     if (!d || d.metadata.deletionTimestamp) return; // dependents go through garbage collection
+    // the lab supervisor's reflection of a Tendril daemon: it writes the pods (src/lab/daemon-pods.ts)
+    if (isLabReflection(d)) return;
     const uid = d.metadata.uid!;
     const sel = fromLabelSelector(d.spec.selector);
     const owned = this.registry
