@@ -285,6 +285,10 @@ describe('Informer (lab API server over a cuttable proxy)', () => {
     await inf.stop();
     assert.ok(watches >= 3, `it kept trying (${watches} watches)`);
     assert.ok(lists <= 12 && watches <= 12, `${lists} lists and ${watches} watches in 1 s`);
-    assert.equal(inf.listCount, lists);
+    // a list the server answered just as stop() ran is not a complete list for the informer
+    assert.ok(
+      inf.listCount === lists || inf.listCount === lists - 1,
+      `informer counted ${inf.listCount} lists, the server answered ${lists}`,
+    );
   });
 });
