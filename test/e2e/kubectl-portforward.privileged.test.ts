@@ -7,14 +7,14 @@
  * on gives kubectl the kubelet's error and ends the session; and exec over
  * the SPDY fallback (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false); `kubectl logs`
  * with --timestamps, --since, --since-time and -f --timestamps on a pod that
- * prints every 0.5 s.
+ * prints every 0.5 s; `tendril exec` through the same pods/exec endpoint.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { privilegedTest } from '../helpers/privileged.js';
-import { cliOk, teardownLab, until, useUniqueLab } from './lab-fixture.js';
+import { cli, cliOk, teardownLab, until, useUniqueLab } from './lab-fixture.js';
 
 const lab = useUniqueLab('pf');
 const CLUSTER = 'pf1';
@@ -242,6 +242,20 @@ privilegedTest(
       assert.equal(bad.status, 3, bad.err);
       assert.match(bad.err, /oops/);
       assert.match(bad.err, /command terminated with exit code 3/);
+
+      // tendril exec goes through the same pods/exec endpoint (WebSocket v5)
+      const tex = await cli(
+        ['--context', CTX, 'exec', '-i', 'web', '--', 'sh', '-c', 'cat; hostname; exit 4'],
+        {
+          input: 'piped\n',
+        },
+      );
+      assert.equal(tex.status, 4, tex.all);
+      assert.equal(tex.out, 'piped\nweb\n');
+      assert.match(tex.err, /command terminated with exit code 4/);
+      const texBad = await cli(['--context', CTX, 'exec', '-c', 'nope', 'web', '--', 'true']);
+      assert.notEqual(texBad.status, 0);
+      assert.match(texBad.err, /container nope is not valid for pod web/);
     } finally {
       for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
       await teardownLab(lab);
