@@ -5,7 +5,7 @@
  * network namespace), over kubectl's default SPDY-in-WebSocket tunnel and over
  * plain SPDY (KUBECTL_PORT_FORWARD_WEBSOCKETS=false); a port nothing listens
  * on gives kubectl the kubelet's error and ends the session; and exec over
- * the SPDY fallback (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false); `kubectl logs`
+ * the SPDY fallback (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false), attach too; `kubectl logs`
  * with --timestamps, --since, --since-time and -f --timestamps on a pod that
  * prints every 0.5 s; `tendril exec` through the same pods/exec endpoint.
  */
@@ -229,6 +229,21 @@ privilegedTest(
       f.kill();
       for (const l of followed.trim().split('\n'))
         assert.match(l, /^\d{4}-\d\d-\d\dT[\d:.]+Z tick \d+$/);
+
+      // attach through the SPDY fallback streams the container's new output
+      const at = spawn('kubectl', ['--context', CTX, 'attach', 'ticker'], {
+        env: { ...process.env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(at);
+      let attached = '';
+      at.stdout!.on('data', (d: Buffer) => (attached += d.toString()));
+      await until(
+        'attach over SPDY to show 2 ticks',
+        async () => /tick \d+\n(.|\n)*tick \d+\n/.test(attached),
+        20_000,
+      );
+      at.kill();
 
       // exec through the SPDY fallback: output, stdin, exit codes
       const spdy = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' };
