@@ -1,21 +1,18 @@
 /**
  * `tendril exec POD [-c C] [-i] [-t] -- CMD...`: runs a command in a running
- * lab pod, the way the kubelet starts containers: in the pod's cgroup, then
- * its network namespace, with its resolv.conf, hosts and hostname (private
- * mount and UTS namespaces). The lab is local, so the CLI does it directly
- * with nsenter; it exits with the command's exit status.
+ * lab pod through the API server's pods/exec (the WebSocket remote-command
+ * protocol, as kubectl; ./exec-remote.ts). The server runs it the way the
+ * kubelet starts containers: in the pod's cgroup, then its network namespace,
+ * with its resolv.conf, hosts and hostname. Exits with the command's status.
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { KubeObject } from '../k8s/objects.js';
 import { TendrilError, isNotFound } from '../util/errors.js';
+import { labAdminClientOptions } from '../lab/client.js';
 import { podPath } from '../lab/kubelet/api.js';
-import { execPlan, podNetnsOf } from '../lab/kubelet/exec-plan.js';
 import type { PodContainer } from '../lab/kubelet/pod-worker.js';
-import { netnsExists } from '../lab/netns.js';
-import { podLogDir } from '../lab/state.js';
 import { resolveLabTarget, type LabTarget } from '../lab/target.js';
+import { remoteExec } from './exec-remote.js';
 
 /** Fetches a pod, with kubectl's NotFound wording. */
 export async function fetchPod(target: LabTarget, ns: string, name: string): Promise<KubeObject> {
@@ -75,7 +72,7 @@ export function register(program: Command): void {
       async (
         podName: string,
         cmd: string[],
-        o: { container?: string; stdin?: boolean; namespace?: string },
+        o: { container?: string; stdin?: boolean; tty?: boolean; namespace?: string },
         command: Command,
       ) => {
         const globals = command.optsWithGlobals() as { context?: string };
@@ -93,27 +90,19 @@ export function register(program: Command): void {
             },
           );
         }
-        if (
-          !netnsExists(podNetnsOf(target.cluster, pod)) ||
-          !existsSync(podLogDir(target.cluster.name, ns, podName, pod.metadata.uid!))
-        ) {
-          throw new TendrilError(
-            'POD_NOT_ON_THIS_MACHINE',
-            `pod ${ns}/${podName} has no sandbox on this machine`,
-            { hint: 'is its lab cluster healthy? see `tendril lab list`' },
-          );
-        }
-        const plan = execPlan(target.cluster, pod, container, cmd, process.env.TERM);
-        const child = spawn(plan.argv[0]!, plan.argv.slice(1), {
-          env: plan.env,
-          stdio: [o.stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'],
+        // through the API server's pods/exec, as kubectl (the server runs the
+        // command in the pod with the kubelet's exec plan)
+        const code = await remoteExec(labAdminClientOptions(target.cluster), {
+          namespace: ns,
+          pod: podName,
+          container: container.name,
+          command: cmd,
+          ...(o.stdin ? { stdin: process.stdin } : {}),
+          ...(o.tty ? { tty: true } : {}),
+          stdout: process.stdout,
+          stderr: process.stderr,
         });
-        const code = await new Promise<number>((resolve) => {
-          child.on('error', () => resolve(126));
-          child.on('exit', (c, sig) =>
-            resolve(c ?? 128 + (sig === 'SIGKILL' ? 9 : sig === 'SIGTERM' ? 15 : 0)),
-          );
-        });
+        if (o.stdin) process.stdin.destroy();
         if (code !== 0) process.stderr.write(`command terminated with exit code ${code}\n`);
         process.exitCode = code;
       },

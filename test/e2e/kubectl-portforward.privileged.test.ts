@@ -5,14 +5,16 @@
  * network namespace), over kubectl's default SPDY-in-WebSocket tunnel and over
  * plain SPDY (KUBECTL_PORT_FORWARD_WEBSOCKETS=false); a port nothing listens
  * on gives kubectl the kubelet's error and ends the session; and exec over
- * the SPDY fallback (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false).
+ * the SPDY fallback (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false), attach too; `kubectl logs`
+ * with --timestamps, --since, --since-time and -f --timestamps on a pod that
+ * prints every 0.5 s; `tendril exec` through the same pods/exec endpoint.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { privilegedTest } from '../helpers/privileged.js';
-import { cliOk, teardownLab, until, useUniqueLab } from './lab-fixture.js';
+import { cli, cliOk, teardownLab, until, useUniqueLab } from './lab-fixture.js';
 
 const lab = useUniqueLab('pf');
 const CLUSTER = 'pf1';
@@ -86,8 +88,25 @@ spec:
     command: [httpd, -f, -p, '127.0.0.1:8080', -h, /etc]
 `;
 
+const TICKER = `apiVersion: v1
+kind: Pod
+metadata: {name: ticker, namespace: default}
+spec:
+  hostNetwork: true
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, 'i=0; while [ $i -lt 600 ]; do echo tick $i; i=$((i+1)); sleep 0.5; done']
+`;
+
+async function kubectlOk(args: string[]): Promise<string> {
+  const r = await kubectl(args);
+  assert.equal(r.status, 0, `kubectl ${args.join(' ')}: ${r.err}`);
+  return r.out;
+}
+
 privilegedTest(
-  'privileged: kubectl port-forward carries HTTP to a pod (WebSocket and SPDY), a refused port is reported',
+  'privileged: kubectl port-forward carries HTTP to a pod (WebSocket and SPDY), a refused port is reported; logs --timestamps/--since; exec over SPDY',
   async () => {
     const children: ChildProcess[] = [];
     try {
@@ -104,6 +123,9 @@ privilegedTest(
         120_000,
       );
       const podIP = (await kubectl(['get', 'pod', 'web', '-o', 'jsonpath={.status.podIP}'])).out;
+      const tickerStarted = Date.now();
+      const tick = await kubectl(['apply', '-f', '-'], {}, TICKER);
+      assert.equal(tick.status, 0, tick.err);
       assert.ok(podIP, 'the pod has an IP of its own (not hostNetwork)');
 
       for (const [how, env] of [
@@ -134,6 +156,11 @@ privilegedTest(
         await pf.exited;
       }
 
+      await until('ticker to print 8 lines', async () => {
+        const r = await kubectl(['logs', 'ticker']);
+        return r.status === 0 && r.out.split('\n').length > 8;
+      });
+
       // port 9: nothing listens there in the pod
       const local = await freePort();
       const refused = await portForward('pod/web', `${local}:9`);
@@ -149,6 +176,75 @@ privilegedTest(
       );
       assert.notEqual(code, 0, `kubectl ends the session after the error: ${refused.err()}`);
 
+      // logs with per-line times (the kubelet's time index): --timestamps, --since, --since-time, -f
+      const lines = (await kubectlOk(['logs', 'ticker', '--timestamps'])).trim().split('\n');
+      assert.ok(lines.length >= 6, lines.join('\n'));
+      const stamped = lines.map((l) => {
+        const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z) tick (\d+)$/.exec(l);
+        assert.ok(m, `not a stamped line: ${l}`);
+        return { t: Date.parse(m[1]!), text: m[1]!, n: Number(m[2]) };
+      });
+      stamped.forEach((x, i) => {
+        assert.equal(x.n, i);
+        if (i) assert.ok(x.t >= stamped[i - 1]!.t, 'times do not go back');
+      });
+      // the ticker prints every 0.5 s: its lines' times are spread like that, not one instant
+      const span = stamped.at(-1)!.t - stamped[0]!.t;
+      assert.ok(span >= (stamped.length - 1) * 400, `${stamped.length} lines within ${span} ms`);
+      assert.ok(stamped[0]!.t >= tickerStarted - 2000 && stamped.at(-1)!.t <= Date.now() + 1000);
+      // --since-time at a whole second inside the run: the lines from then on, no earlier one
+      const cut = Math.ceil(stamped[2]!.t / 1000) * 1000;
+      const cutText = new Date(cut).toISOString().replace(/\.000Z$/, 'Z');
+      const after = (await kubectlOk(['logs', 'ticker', '--timestamps', `--since-time=${cutText}`]))
+        .trim()
+        .split('\n');
+      const firstAfter = stamped.find((x) => x.t >= cut)!;
+      assert.ok(after[0]!.startsWith(`${firstAfter.text} tick ${firstAfter.n}`), after[0]);
+      // --since=2s: only the last seconds' lines
+      const askedAt = Date.now();
+      const recent = (await kubectlOk(['logs', 'ticker', '--since=2s', '--timestamps']))
+        .trim()
+        .split('\n');
+      assert.ok(recent.length >= 1 && recent.length <= 6, recent.join('\n'));
+      for (const l of recent)
+        assert.ok(Date.parse(l.slice(0, l.indexOf(' '))) >= askedAt - 3000, l);
+      const plain = (await kubectlOk(['logs', 'ticker', '--since=2s'])).trim().split('\n');
+      assert.match(plain[0]!, /^tick \d+$/);
+      // -f --timestamps goes on stamping new lines
+      const f = spawn(
+        'kubectl',
+        ['--context', CTX, 'logs', '-f', 'ticker', '--timestamps', '--tail=1'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      children.push(f);
+      let followed = '';
+      f.stdout!.on('data', (d: Buffer) => (followed += d.toString()));
+      await until(
+        'logs -f --timestamps to show 4 lines',
+        async () => followed.split('\n').length > 4,
+        20_000,
+      );
+      f.kill();
+      for (const l of followed.trim().split('\n'))
+        assert.match(l, /^\d{4}-\d\d-\d\dT[\d:.]+Z tick \d+$/);
+
+      // attach through the SPDY fallback streams the container's new output
+      const at = spawn('kubectl', ['--context', CTX, 'attach', 'ticker'], {
+        env: { ...process.env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(at);
+      let attached = '';
+      at.stdout!.on('data', (d: Buffer) => (attached += d.toString()));
+      await until(
+        'attach over SPDY to show 2 ticks',
+        async () => /tick \d+\n(.|\n)*tick \d+\n/.test(attached),
+        20_000,
+      );
+      at.kill();
+
       // exec through the SPDY fallback: output, stdin, exit codes
       const spdy = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' };
       const ex = await kubectl(['exec', 'web', '--', 'echo', 'over spdy'], spdy);
@@ -161,6 +257,20 @@ privilegedTest(
       assert.equal(bad.status, 3, bad.err);
       assert.match(bad.err, /oops/);
       assert.match(bad.err, /command terminated with exit code 3/);
+
+      // tendril exec goes through the same pods/exec endpoint (WebSocket v5)
+      const tex = await cli(
+        ['--context', CTX, 'exec', '-i', 'web', '--', 'sh', '-c', 'cat; hostname; exit 4'],
+        {
+          input: 'piped\n',
+        },
+      );
+      assert.equal(tex.status, 4, tex.all);
+      assert.equal(tex.out, 'piped\nweb\n');
+      assert.match(tex.err, /command terminated with exit code 4/);
+      const texBad = await cli(['--context', CTX, 'exec', '-c', 'nope', 'web', '--', 'true']);
+      assert.notEqual(texBad.status, 0);
+      assert.match(texBad.err, /container nope is not valid for pod web/);
     } finally {
       for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
       await teardownLab(lab);

@@ -6,6 +6,8 @@ import {
   encodeFrame,
   exitStatus,
   pickProtocol,
+  sinceNanos,
+  splitLines,
   tailBuffer,
 } from './streaming.js';
 
@@ -52,5 +54,34 @@ describe('remote-command framing', () => {
     assert.equal(tailBuffer(Buffer.from('a\nb\nc'), 1).toString(), 'c');
     assert.equal(tailBuffer(Buffer.from('a\nb\n'), 0).toString(), '');
     assert.equal(tailBuffer(Buffer.from('a\nb\n'), -1).toString(), 'a\nb\n');
+  });
+
+  it('splits a log into lines with their offsets (the last may lack its newline)', () => {
+    const got = splitLines(Buffer.from('ab\ncd\ne'), 100).map((l) => [l.offset, l.line.toString()]);
+    assert.deepEqual(got, [
+      [100, 'ab\n'],
+      [103, 'cd\n'],
+      [106, 'e'],
+    ]);
+    assert.deepEqual(splitLines(Buffer.alloc(0), 0), []);
+  });
+
+  it('reads sinceSeconds and sinceTime as nanoseconds, refusing both at once', () => {
+    const now = 1_765_000_000_000;
+    assert.equal(
+      sinceNanos(new URLSearchParams('sinceSeconds=5'), now),
+      BigInt(now - 5000) * 1_000_000n,
+    );
+    assert.equal(
+      sinceNanos(new URLSearchParams('sinceTime=2025-12-06T05:46:40.5Z')),
+      1_765_000_000_500_000_000n,
+    );
+    assert.equal(sinceNanos(new URLSearchParams('')), undefined);
+    assert.throws(() => sinceNanos(new URLSearchParams('sinceTime=yesterday')), /not an RFC 3339/);
+    assert.throws(
+      () => sinceNanos(new URLSearchParams('sinceSeconds=1&sinceTime=2025-12-06T05:46:40Z')),
+      /at most one/,
+    );
+    assert.throws(() => sinceNanos(new URLSearchParams('sinceSeconds=0')), /sinceSeconds/);
   });
 });

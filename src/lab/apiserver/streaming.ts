@@ -4,17 +4,19 @@
  *
  * - `pods/log` reads the file the kubelet captures a container's output in
  *   ($TENDRIL_HOME/clusters/<c>/pods/<ns>_<pod>_<uid>/<container>[.previous].log):
- *   container, follow, previous, tailLines, limitBytes, sinceSeconds/sinceTime
- *   (only when they cover the whole container run: the kubelet records no
- *   per-line times, so timestamps=true is refused);
+ *   container, follow, previous, tailLines, limitBytes, and — from the
+ *   kubelet's per-line time index (../kubelet/log-times.ts) — timestamps,
+ *   sinceSeconds and sinceTime;
  * - `pods/exec` and `pods/attach` speak Kubernetes' WebSocket remote-command
  *   protocol (subprotocols v5.channel.k8s.io and v4.channel.k8s.io: every
  *   binary message starts with its channel byte, 0 stdin, 1 stdout, 2 stderr,
  *   3 error (a Status; a non-zero exit is reason NonZeroExitCode with an
  *   ExitCode cause), 4 resize; v5 adds 255 "close" carrying the channel
- *   closed). exec runs the command the way the kubelet starts containers (in
- *   the pod's cgroup and network namespace, see ../kubelet/exec-plan.ts).
- *   SPDY upgrades are refused (kubectl 1.32 uses WebSocket first).
+ *   closed), or the SPDY fallback (v4.channel.k8s.io, a SPDY stream per
+ *   channel). exec runs the command the way the kubelet starts containers (in
+ *   the pod's cgroup and network namespace, see ../kubelet/exec-plan.ts);
+ * - `pods/portforward` is SPDY/3.1, inside WebSocket messages or on a plain
+ *   SPDY upgrade (./portforward.ts, ./spdy.ts).
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, statSync } from 'node:fs';
@@ -29,6 +31,12 @@ import type { Logger } from '../../util/log.js';
 import { followFile, readFrom } from '../follow.js';
 import { podLogDir, tryLoadCluster, type LabCluster } from '../state.js';
 import { execPlan, podNetnsOf } from '../kubelet/exec-plan.js';
+import {
+  LineTimesReader,
+  hasLineTimes,
+  parseRfc3339Nanos,
+  rfc3339Nano,
+} from '../kubelet/log-times.js';
 import { PORTFORWARD_PROTOCOL, PORTFORWARD_WS_PROTOCOL, PortForwarder } from './portforward.js';
 import { RST, SpdySession, type SpdyStream, type SpdyTransport } from './spdy.js';
 import type { PodContainer } from '../kubelet/pod-worker.js';
@@ -139,16 +147,14 @@ export class PodStreams {
     if (daemon) return serveDaemonLog(this.daemonLogs, res, pod, c.name, daemon, q);
     const previous = isTrue(q.get('previous'));
     const follow = isTrue(q.get('follow'));
-    if (isTrue(q.get('timestamps')))
-      throw badRequest(
-        'timestamps are not available: the lab kubelet records container output without per-line times (drop --timestamps)',
-      );
+    const timestamps = isTrue(q.get('timestamps'));
     const tail = q.has('tailLines')
       ? integerParam('tailLines', q.get('tailLines')!, 0, 2 ** 31 - 1)
       : -1;
     const limit = q.has('limitBytes')
       ? integerParam('limitBytes', q.get('limitBytes')!, 1, 2 ** 31 - 1)
       : Infinity;
+    const since = sinceNanos(q);
     const st = containerStatus(pod, c.name);
     const uid = pod.metadata.uid!;
     const path = join(
@@ -161,10 +167,19 @@ export class PodStreams {
       const waiting = st?.state?.waiting?.reason ?? 'ContainerCreating';
       throw badRequest(`container "${c.name}" in pod "${name}" is waiting to start: ${waiting}`);
     }
-    checkSince(
-      q,
-      previous ? undefined : (st?.state?.running?.startedAt ?? st?.state?.terminated?.startedAt),
-    );
+    // per-line times come from the kubelet's index (../kubelet/log-times.ts)
+    const lineTimes = hasLineTimes(path) ? new LineTimesReader(path) : undefined;
+    if (!lineTimes) {
+      if (timestamps)
+        throw badRequest(
+          'timestamps are not available for this log: it was written by a kubelet that recorded no per-line times (drop --timestamps)',
+        );
+      checkSince(
+        since,
+        previous ? undefined : (st?.state?.running?.startedAt ?? st?.state?.terminated?.startedAt),
+      );
+    }
+    const byLine = lineTimes !== undefined && (timestamps || since !== undefined);
     res.writeHead(200, {
       'Content-Type': 'text/plain',
       'Transfer-Encoding': 'chunked',
@@ -178,12 +193,54 @@ export class PodStreams {
       res.write(part);
       return sent < limit;
     };
+    // a line's time: the kubelet's record, else (written in the last moments,
+    // not indexed yet) the file's modification time
+    const timeOf = (offset: number): bigint =>
+      lineTimes!.at(offset) ?? statSync(path, { bigint: true }).mtimeNs;
+    const stamp = (line: Buffer, t: bigint): Buffer =>
+      timestamps ? Buffer.concat([Buffer.from(`${rfc3339Nano(t)} `), line]) : line;
     const first = readFrom(path, 0);
-    if (first) write(tailBuffer(first.data, tail));
+    if (first && byLine) {
+      lineTimes!.refresh();
+      let lines = splitLines(first.data, 0).map((l) => ({ ...l, t: timeOf(l.offset) }));
+      if (since !== undefined) lines = lines.filter((l) => l.t >= since);
+      if (tail >= 0) lines = tail === 0 ? [] : lines.slice(-tail);
+      for (const l of lines) if (!write(stamp(l.line, l.t))) break;
+    } else if (first) write(tailBuffer(first.data, tail));
     if (!follow || previous || sent >= limit) {
       res.end();
       return;
     }
+    // following by line: an unfinished line waits for its end
+    let pending = Buffer.alloc(0);
+    let pendingAt = first?.offset ?? 0;
+    // the first read ended inside a line, already sent: its rest goes out as it is
+    let continuing =
+      byLine && !!first && first.data.length > 0 && first.data[first.data.length - 1] !== 0x0a;
+    const onFollow = (d: Buffer): boolean => {
+      if (!byLine) return write(d);
+      let buf = pending.length ? Buffer.concat([pending, d]) : d;
+      let at = pendingAt;
+      for (;;) {
+        const nl = buf.indexOf(0x0a);
+        if (nl < 0) break;
+        const line = buf.subarray(0, nl + 1);
+        let ok = true;
+        if (continuing) {
+          ok = write(line);
+          continuing = false;
+        } else {
+          const t = timeOf(at);
+          if (since === undefined || t >= since) ok = write(stamp(line, t));
+        }
+        if (!ok) return false;
+        at += line.length;
+        buf = buf.subarray(nl + 1);
+      }
+      pending = Buffer.from(buf);
+      pendingAt = at;
+      return true;
+    };
     const ac = new AbortController();
     const end = () => ac.abort();
     this.open.add(end);
@@ -191,7 +248,7 @@ export class PodStreams {
     res.on('close', end);
     const restarts = st?.restartCount ?? 0;
     try {
-      await followFile(path, (d) => void (write(d) || ac.abort()), {
+      await followFile(path, (d) => void (onFollow(d) || ac.abort()), {
         offset: first?.offset ?? 0,
         signal: ac.signal,
         intervalMs: 100,
@@ -205,6 +262,12 @@ export class PodStreams {
       });
     } finally {
       this.open.delete(end);
+      // a last line without its newline, as the container left it
+      if (byLine && pending.length && sent < limit) {
+        const t = timeOf(pendingAt);
+        if (continuing) write(pending);
+        else if (since === undefined || t >= since) write(stamp(pending, t));
+      }
       res.end();
     }
   }
@@ -700,24 +763,47 @@ export function tailBuffer(data: Buffer, n: number): Buffer {
   return Buffer.from(kept.join('\n') + (trailing && kept.length ? '\n' : ''));
 }
 
-/**
- * sinceSeconds/sinceTime: served only when the window covers the whole run
- * of the container (the log has no per-line times to cut it elsewhere).
- */
-function checkSince(q: URLSearchParams, startedAt: string | undefined): void {
-  let since: number | undefined;
-  if (q.has('sinceSeconds'))
-    since =
-      Date.now() - integerParam('sinceSeconds', q.get('sinceSeconds')!, 1, 2 ** 31 - 1) * 1000;
-  else if (q.has('sinceTime')) {
-    since = Date.parse(q.get('sinceTime')!);
-    if (!Number.isFinite(since))
-      throw badRequest(`sinceTime "${q.get('sinceTime')}" is not an RFC 3339 time`);
+/** The lines of `data` (the last one may lack its newline) with their file offsets, `base` being data's. */
+export function splitLines(data: Buffer, base: number): Array<{ offset: number; line: Buffer }> {
+  const out: Array<{ offset: number; line: Buffer }> = [];
+  let start = 0;
+  while (start < data.length) {
+    const nl = data.indexOf(0x0a, start);
+    const stop = nl < 0 ? data.length : nl + 1;
+    out.push({ offset: base + start, line: data.subarray(start, stop) });
+    start = stop;
   }
+  return out;
+}
+
+/** sinceSeconds or sinceTime as a wall-clock time in nanoseconds (undefined: neither). */
+export function sinceNanos(q: URLSearchParams, nowMs = Date.now()): bigint | undefined {
+  if (q.has('sinceSeconds') && q.has('sinceTime'))
+    throw badRequest('at most one of sinceTime or sinceSeconds may be specified');
+  if (q.has('sinceSeconds'))
+    return (
+      BigInt(nowMs - integerParam('sinceSeconds', q.get('sinceSeconds')!, 1, 2 ** 31 - 1) * 1000) *
+      1_000_000n
+    );
+  if (q.has('sinceTime')) {
+    const t = parseRfc3339Nanos(q.get('sinceTime')!);
+    if (t === undefined)
+      throw badRequest(`sinceTime "${q.get('sinceTime')}" is not an RFC 3339 time`);
+    return t;
+  }
+  return undefined;
+}
+
+/**
+ * sinceSeconds/sinceTime on a log without per-line times (written by a
+ * kubelet before they were recorded): served only when the window covers the
+ * whole run of the container.
+ */
+function checkSince(since: bigint | undefined, startedAt: string | undefined): void {
   if (since === undefined) return;
   const started = startedAt ? Date.parse(startedAt) : NaN;
-  if (Number.isFinite(started) && since <= started) return;
+  if (Number.isFinite(started) && since <= BigInt(started) * 1_000_000n) return;
   throw badRequest(
-    `--since/--since-time can only cover the whole run of the container here (it started ${startedAt ?? 'at an unknown time'}): the lab kubelet records container output without per-line times`,
+    `--since/--since-time can only cover the whole run of the container for this log (it started ${startedAt ?? 'at an unknown time'}): it was written by a kubelet that recorded no per-line times`,
   );
 }

@@ -26,6 +26,7 @@ import {
 import type { LabApi } from './api.js';
 import { podPath } from './api.js';
 import { postPodEvent } from './events.js';
+import { LogTimeIndexer, timesPath } from './log-times.js';
 import {
   CniError,
   NETWORK_NOT_READY_MESSAGE,
@@ -118,6 +119,8 @@ interface ContainerRun {
   probe?: ProbeState;
   probeTimer?: NodeJS.Timeout;
   started: boolean;
+  /** Stamps each line of the container's log with a time (log-times.ts). */
+  logTimes?: LogTimeIndexer;
 }
 
 /** PATH of a container (as in most images). */
@@ -478,8 +481,12 @@ export class PodWorker {
       return;
     }
     const logPath = join(this.dir, `${run.name}.log`);
-    if (run.started && existsSync(logPath))
-      renameSync(logPath, join(this.dir, `${run.name}.previous.log`));
+    if (run.started && existsSync(logPath)) {
+      const previous = join(this.dir, `${run.name}.previous.log`);
+      renameSync(logPath, previous);
+      if (existsSync(timesPath(logPath))) renameSync(timesPath(logPath), timesPath(previous));
+      else rmSync(timesPath(previous), { force: true });
+    }
     const podIP = this.sandbox?.podIPs[0];
     const files = writePodFiles(
       this.dir,
@@ -503,6 +510,9 @@ export class PodWorker {
       logPath,
       ...(stdinFifo ? { stdinFifo } : {}),
     });
+    run.logTimes?.stop();
+    run.logTimes = new LogTimeIndexer(logPath);
+    run.logTimes.start();
     const startedAt = new Date().toISOString();
     this.event(
       'Normal',
@@ -565,6 +575,7 @@ export class PodWorker {
     if (run.child !== child) return;
     run.child = undefined;
     clearTimeout(run.probeTimer);
+    run.logTimes?.stop();
     const exitCode = code ?? 128 + (sig ? (SIGNALS[sig] ?? 0) : 0);
     const finishedAt = new Date().toISOString();
     // 125: the wrapper failed before the container's program ran (cgroup, namespace, mounts)
