@@ -125,8 +125,19 @@ export class EventDecodeError extends Error {
 
 // 256 precomputed octet strings make address formatting a join of four lookups.
 const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
+/** Dotted quads by their u32 value, so a busy peer's address is built once (bounded). */
+const IP4_STRINGS = new Map<number, string>();
+const IP4_STRINGS_MAX = 65_536;
+
 function ip4(b: Buffer, off: number): string {
-  return `${OCTET[b[off]!]}.${OCTET[b[off + 1]!]}.${OCTET[b[off + 2]!]}.${OCTET[b[off + 3]!]}`;
+  const n = b.readUInt32BE(off);
+  let s = IP4_STRINGS.get(n);
+  if (s === undefined) {
+    s = `${OCTET[b[off]!]}.${OCTET[b[off + 1]!]}.${OCTET[b[off + 2]!]}.${OCTET[b[off + 3]!]}`;
+    if (IP4_STRINGS.size >= IP4_STRINGS_MAX) IP4_STRINGS.clear();
+    IP4_STRINGS.set(n, s);
+  }
+  return s;
 }
 function ip4Bytes(ip: string, b: Buffer, off: number): void {
   const p = ip.split('.');
