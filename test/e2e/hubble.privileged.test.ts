@@ -164,6 +164,11 @@ privilegedTest(
       const worker = cluster.nodes.find((n) => n.name !== cp.name) ?? cp;
       const refused = probeInNetns(cp.netns, `${worker.ip}:4244`, stranger);
       assert.equal(refused.ok, false, 'a certificate of another CA is refused');
+      // the relay's :4245 (other clusters' relays dial it) likewise
+      const relay = probeInNetns(cp.netns, `${cp.ip}:4245`, relayFiles);
+      assert.equal(relay.ok, true, `the cluster CA's certificate opens the relay: ${relay.error}`);
+      const relayRefused = probeInNetns(cp.netns, `${cp.ip}:4245`, stranger);
+      assert.equal(relayRefused.ok, false, "the relay refuses another CA's certificate");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
