@@ -45,6 +45,7 @@ import { FlowRing, DEFAULT_FLOW_RING_CAPACITY } from '../observe/ring.js';
 import type { EventMaps } from '../datapath/linux/events.js';
 import { AgentFlowMetadata } from './flow-metadata.js';
 import { startFlows, type FlowPipeline } from './flows.js';
+import { startDnsSnoop, type DnsSnoop } from './dns-names.js';
 
 /** Cilium's reserved identities that the agent puts in the ipcache. */
 export const ReservedIdentity = {
@@ -157,6 +158,7 @@ export class Agent {
   /** Names for flows; sources feed it (peers, cluster names, service names). */
   readonly flowMeta: AgentFlowMetadata;
   private flowPipeline: FlowPipeline | undefined;
+  private dnsSnoop: DnsSnoop | undefined;
   private readonly ipcacheSources = new Map<string, Map<string, IPCacheEntry>>();
   private readonly nodeSources = new Map<string, NodeInfo[]>();
   private readonly identities = new Set<number>();
@@ -275,6 +277,7 @@ export class Agent {
       nodeName: config.node,
       clusterId: config.clusterId,
       clusterName: config.clusterName,
+      cgroupRoot: config.cgroupPath,
       engine: this.policy.engine,
       enforcing: (id, dir) =>
         (this.policy.policyOf(id)?.[dir].policies ?? []).map((r) => ({
@@ -319,8 +322,15 @@ export class Agent {
     if (this.pendingSync.size === 0) this.allSynced();
     if (!options.waitForMesh) this.meshSynced();
     this.applyPendingReleases();
-    if (this.config.hubble?.enabled !== false && dp.eventMaps)
+    if (this.config.hubble?.enabled !== false && dp.eventMaps) {
       this.flowPipeline = startFlows(dp.eventMaps, this.flowMeta, this.flows, this.log);
+      // DNS answers crossing the node name the flows' addresses (source/destination_names)
+      this.dnsSnoop = startDnsSnoop({
+        onAnswer: (a) => this.flowMeta.dnsNames.record(a),
+        logger: this.log,
+      });
+      this.flowMeta.dnsDrain = () => this.dnsSnoop?.drain();
+    }
     this.endpoints.start({ clusterId: this.config.clusterId });
     this.starting = false;
   }
@@ -392,6 +402,7 @@ export class Agent {
     for (const r of [this.services, this.ipcache, this.routes, this.dpEndpoints, this.ceps])
       r?.stop();
     await this.flowPipeline?.stop();
+    await this.dnsSnoop?.stop();
     await this.deps.datapath.close?.();
   }
 

@@ -12,6 +12,9 @@ import type { FlowPolicy, FlowService } from '../observe/flow.js';
 import type { FlowMetadata, FlowPod } from './flows.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { ruleIdOf } from '../datapath/linux/policy/policy-datapath.js';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { DnsNameCache } from './dns-names.js';
 
 /** A rule's origin text ("CiliumNetworkPolicy ns/name spec.ingress[0]") as a Hubble Policy. */
 export function policyOfRuleText(text: string): FlowPolicy | undefined {
@@ -79,6 +82,14 @@ export class AgentFlowMetadata implements FlowMetadata {
   get version(): number {
     return this.#version;
   }
+  /** Names DNS answers gave addresses (fed by the agent's DNS capture). */
+  readonly dnsNames = new DnsNameCache();
+  /** Local pods by UID (their cgroup directories carry it). */
+  readonly #byUid = new Map<string, { pod: FlowPod; ip: string }>();
+  /** cgroup id -> pod UID, from the last scan of the node's cgroup directory. */
+  #cgroups = new Map<number, string>();
+  #cgroupScannedAt = 0;
+  readonly #cgroupRoot: string | undefined;
 
   constructor(o: {
     nodeName: string;
@@ -86,8 +97,11 @@ export class AgentFlowMetadata implements FlowMetadata {
     clusterName: string;
     engine?: PolicyEngine;
     enforcing?: (id: number, dir: 'ingress' | 'egress') => FlowPolicy[];
+    /** The node's cgroup v2 directory (pods' cgroups are below it): TRANSLATED flows name their pod. */
+    cgroupRoot?: string;
   }) {
     this.nodeName = o.nodeName;
+    this.#cgroupRoot = o.cgroupRoot;
     this.#clusters.set(o.clusterId, o.clusterName);
     this.engine = o.engine;
     if (o.enforcing) this.#enforcing = o.enforcing;
@@ -99,6 +113,7 @@ export class AgentFlowMetadata implements FlowMetadata {
     this.#version++;
     const old = this.#byId.get(ep.id);
     if (old) for (const [ip, p] of this.#byIp) if (p === old) this.#byIp.delete(ip);
+    if (old) for (const [uid, p] of this.#byUid) if (p.pod === old) this.#byUid.delete(uid);
     if (ev === 'delete') {
       this.#byId.delete(ep.id);
       return;
@@ -106,6 +121,44 @@ export class AgentFlowMetadata implements FlowMetadata {
     const pod = podOf(ep);
     this.#byId.set(ep.id, pod);
     if (ep.ip) this.#byIp.set(ep.ip, pod);
+    if (ep.podUid) this.#byUid.set(ep.podUid, { pod, ip: ep.ip });
+  }
+
+  /**
+   * The local pod whose cgroup has this id (a socket translation reports the
+   * cgroup of the process that connected). Pod cgroups are directories named
+   * by (or containing) the pod's UID below the node's cgroup; a miss rescans
+   * them, at most once a second.
+   */
+  podByCgroup(cgroupId: number): { pod: FlowPod; ip: string } | undefined {
+    if (!cgroupId || !this.#cgroupRoot || this.#byUid.size === 0) return undefined;
+    let uid = this.#cgroups.get(cgroupId);
+    if (uid === undefined && Date.now() - this.#cgroupScannedAt > 1000) {
+      this.#cgroupScannedAt = Date.now();
+      this.#cgroups = scanCgroups(this.#cgroupRoot, [...this.#byUid.keys()]);
+      uid = this.#cgroups.get(cgroupId);
+    }
+    return uid === undefined ? undefined : this.#byUid.get(uid);
+  }
+
+  /** The names DNS answers gave this address (see dns-names.ts). */
+  namesOfIP(ip: string): string[] | undefined {
+    return this.dnsNames.size ? this.dnsNames.names(ip) : undefined;
+  }
+
+  /** Takes in the DNS answers captured but not yet recorded (the capture's drain). */
+  dnsDrain: (() => void) | undefined;
+
+  /**
+   * The names of the frontend a socket translation connected to: on a miss,
+   * answers already captured are taken in first (the answer reached the node
+   * before the client could connect; its worker thread may just be late).
+   */
+  namesOfFrontend(ip: string): string[] | undefined {
+    const n = this.namesOfIP(ip);
+    if (n || !this.dnsDrain) return n;
+    this.dnsDrain();
+    return this.namesOfIP(ip);
   }
 
   /** A pod elsewhere (a CiliumEndpoint) at `ip`, or none. */
@@ -218,4 +271,38 @@ export class AgentFlowMetadata implements FlowMetadata {
   enforcingPolicies(endpointId: number, direction: 'ingress' | 'egress'): FlowPolicy[] {
     return this.#enforcing(endpointId, direction);
   }
+}
+
+/**
+ * cgroup id (the directory's inode number on cgroup v2) -> pod UID for the
+ * directories below ROOT (three levels: kubelet nests pods in QoS slices)
+ * whose name contains one of UIDS (with dashes, or underscores as systemd
+ * writes them).
+ */
+function scanCgroups(root: string, uids: string[]): Map<number, string> {
+  const out = new Map<number, string>();
+  const match = (name: string) =>
+    uids.find((u) => name.includes(u) || name.includes(u.replace(/-/g, '_')));
+  const walk = (dir: string, depth: number) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const p = join(dir, e.name);
+      const uid = match(e.name);
+      if (uid) {
+        try {
+          out.set(statSync(p).ino, uid);
+        } catch {
+          // removed meanwhile
+        }
+      } else if (depth < 3) walk(p, depth + 1);
+    }
+  };
+  walk(root, 1);
+  return out;
 }

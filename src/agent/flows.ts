@@ -69,6 +69,12 @@ export interface FlowMetadata {
    * (flows share those objects: consumers must not modify a flow).
    */
   readonly version?: number;
+  /** Names DNS answers gave this address (source_names / destination_names). */
+  namesOfIP?(ip: string): string[] | undefined;
+  /** The same for the frontend of a socket translation (may take in answers not yet recorded). */
+  namesOfFrontend?(ip: string): string[] | undefined;
+  /** The local pod (and its address) whose cgroup has this id: the source of a socket translation. */
+  podByCgroup?(cgroupId: number): { pod: FlowPod; ip: string } | undefined;
 }
 
 const DROP_NAMES = new Map<number, DropReasonName>(
@@ -145,6 +151,8 @@ export class FlowBuilder {
   #uuidSeq = 0;
   /** Backend "ip:port/proto" -> service, from socket translations seen. */
   readonly #translated = new Map<string, FlowService>();
+  /** Backend address -> the DNS names of the frontend a socket translation went through. */
+  readonly #translatedNames = new Map<string, string[]>();
   #lostReported = 0;
   /** FlowEndpoints by local endpoint id, and by peer address then identity (see FlowMetadata.version). */
   readonly #localEps = new Map<number, FlowEndpoint>();
@@ -234,6 +242,12 @@ export class FlowBuilder {
     };
     if (ev.type === EventType.Trace)
       flow.traceObservationPoint = egressSide ? 'FROM_ENDPOINT' : 'TO_ENDPOINT';
+    if (meta.namesOfIP) {
+      const sn = meta.namesOfIP(ev.saddr) ?? this.#translatedNames.get(ev.saddr);
+      if (sn) flow.sourceNames = sn;
+      const dn = meta.namesOfIP(ev.daddr) ?? this.#translatedNames.get(ev.daddr);
+      if (dn) flow.destinationNames = dn;
+    }
 
     let summary: string;
     if (ev.proto === 6) {
@@ -305,6 +319,20 @@ export class FlowBuilder {
     if (ev.proto === 6) flow.l4 = { TCP: { sourcePort: 0, destinationPort: ev.dport } };
     else if (ev.proto === 17) flow.l4 = { UDP: { sourcePort: 0, destinationPort: ev.dport } };
     if (fe) flow.destinationService = fe;
+    const names =
+      (this.#meta.namesOfFrontend ?? this.#meta.namesOfIP)?.call(this.#meta, ev.origDaddr!) ??
+      this.#meta.namesOfIP?.(ev.daddr);
+    if (names) {
+      flow.destinationNames = names;
+      // the connection's later flows carry the backend's address: they keep the frontend's names
+      if (this.#translatedNames.size > 65_536) this.#translatedNames.clear();
+      this.#translatedNames.set(ev.daddr, names);
+    }
+    const src = flow.cgroupId ? this.#meta.podByCgroup?.(flow.cgroupId) : undefined;
+    if (src) {
+      flow.source = this.#endpoint(src.ip, undefined, src.pod);
+      if (flow.IP) flow.IP.source = src.ip;
+    }
     return flow;
   }
 

@@ -132,6 +132,8 @@ async function main(): Promise<void> {
     source: agent.flows,
     nodeName: cfg.node,
     logger,
+    // a bad certificate file shows in `tendril status` as well as in the log
+    onTLSProblem: (p) => agent.setProblem('hubble-tls', p),
   });
   // With a mesh source, adopted remote state waits for it (MeshSource calls agent.meshSynced()).
   await agent.start({

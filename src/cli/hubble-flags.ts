@@ -27,6 +27,44 @@ export interface ObserveArgs {
   /** --server: an observer address instead of the cluster's relay. */
   server?: string;
   context?: string;
+  /** --tls-ca-cert-files, --tls-client-cert-file, --tls-client-key-file: mutual TLS to --server. */
+  tls?: TLSFlags;
+}
+
+/** The TLS flags of `hubble observe`/`status` (Hubble's names), for a node's :4244 or a relay's :4245. */
+export interface TLSFlags {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * Checks that the three TLS flags come together and with --server.
+ * @throws FlagError naming the missing flag.
+ */
+export function tlsFlags(
+  t: { ca?: string; cert?: string; key?: string },
+  server: string | undefined,
+): TLSFlags | undefined {
+  if (!t.ca && !t.cert && !t.key) return undefined;
+  const missing = [
+    ['--tls-ca-cert-files', t.ca],
+    ['--tls-client-cert-file', t.cert],
+    ['--tls-client-key-file', t.key],
+  ].find(([, v]) => !v);
+  if (missing)
+    throw new FlagError(
+      missing[0]!,
+      'missing: the TLS flags go together',
+      'give the CA, a client certificate it signed and its key (the node certificate files of a lab: nodes/<node>/hubble-tls/)',
+    );
+  if (!server)
+    throw new FlagError(
+      '--tls-ca-cert-files',
+      'TLS needs --server HOST:PORT',
+      "the context's relay is reached on its Unix socket, without TLS",
+    );
+  return { caFile: t.ca!, certFile: t.cert!, keyFile: t.key! };
 }
 
 /** A flag with a bad value (exit status 1, message names the flag). */
@@ -190,6 +228,9 @@ export const OBSERVE_FLAGS = [
   '-o, --output compact|dict|json|jsonpb|table',
   '--print-node-name',
   '--server ADDRESS',
+  '--tls-ca-cert-files FILE',
+  '--tls-client-cert-file FILE',
+  '--tls-client-key-file FILE',
 ];
 
 const KNOWN_FLAGS = new Set([
@@ -222,6 +263,7 @@ export function parseObserveArgs(argv: readonly string[], now = Date.now()): Obs
   let allNamespaces = false;
   let server: string | undefined;
   let context: string | undefined;
+  const tlsArgs: { ca?: string; cert?: string; key?: string } = {};
   const pending: Array<() => void> = [];
 
   const args = [...argv];
@@ -414,6 +456,15 @@ export function parseObserveArgs(argv: readonly string[], now = Date.now()): Obs
       case '--server':
         server = v;
         break;
+      case '--tls-ca-cert-files':
+        tlsArgs.ca = v;
+        break;
+      case '--tls-client-cert-file':
+        tlsArgs.cert = v;
+        break;
+      case '--tls-client-key-file':
+        tlsArgs.key = v;
+        break;
       case '--context':
         context = v;
         break;
@@ -436,6 +487,7 @@ export function parseObserveArgs(argv: readonly string[], now = Date.now()): Obs
   if (since !== undefined && until !== undefined && until < since)
     throw new FlagError('--until', 'is before --since');
   for (const p of pending) p();
+  const tls = tlsFlags(tlsArgs, server);
   const number = last ?? first ?? (follow || since !== undefined || until !== undefined ? 0 : 20);
   const request: GetFlowsRequest = {
     ...(number ? { number } : {}),
@@ -452,5 +504,6 @@ export function parseObserveArgs(argv: readonly string[], now = Date.now()): Obs
     printNodeName,
     ...(server ? { server } : {}),
     ...(context ? { context } : {}),
+    ...(tls ? { tls } : {}),
   };
 }

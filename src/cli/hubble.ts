@@ -18,7 +18,14 @@ import {
   tableHeader,
   tableRow,
 } from '../observe/format.js';
-import { OBSERVE_FLAGS, parseObserveArgs, type ObserveArgs } from './hubble-flags.js';
+import {
+  OBSERVE_FLAGS,
+  parseObserveArgs,
+  tlsFlags,
+  type ObserveArgs,
+  type TLSFlags,
+} from './hubble-flags.js';
+import { readMutualTLSFiles } from '../observe/tls-files.js';
 import { resolveInstallTarget } from '../install/lab-target.js';
 import { hubbleRelaySocketPath } from '../install/hubble.js';
 import { TendrilError } from '../util/errors.js';
@@ -28,6 +35,25 @@ export function observerAddress(server: string | undefined, context: string | un
   if (server) return server.startsWith('unix:') || server.includes(':') ? server : `unix:${server}`;
   const t = resolveInstallTarget(context);
   return `unix:${hubbleRelaySocketPath(t.cluster.name)}`;
+}
+
+/**
+ * A client for ADDRESS, with mutual TLS from the flags' files (checked first:
+ * a bad file is named with the fix).
+ * @throws HubbleTLSFileError for a file that cannot be used.
+ */
+export function observerClient(address: string, tls: TLSFlags | undefined): ObserverClient {
+  return new ObserverClient({
+    address,
+    ...(tls
+      ? {
+          tls: readMutualTLSFiles(
+            tls,
+            'give the CA that signed the server, and a client certificate that CA signed with its key',
+          ),
+        }
+      : {}),
+  });
 }
 
 /** Output sinks of observe (stdout and stderr in the CLI; arrays in tests). */
@@ -150,7 +176,7 @@ export function register(program: Command): void {
       const a = parseObserveArgs(cmd.args);
       const context = a.context ?? (cmd.optsWithGlobals() as { context?: string }).context;
       const address = observerAddress(a.server, context);
-      const client = new ObserverClient({ address });
+      const client = observerClient(address, a.tls);
       const ac = new AbortController();
       const onSig = () => ac.abort();
       process.once('SIGINT', onSig);
@@ -169,24 +195,42 @@ export function register(program: Command): void {
     .command('status')
     .description("the relay's ServerStatus: flows, rate, lost events, connected nodes")
     .option('--server <address>', 'an observer address instead of the cluster relay')
+    .option('--tls-ca-cert-files <file>', 'with --server: the CA of the server (mutual TLS)')
+    .option('--tls-client-cert-file <file>', 'with --server: a client certificate that CA signed')
+    .option('--tls-client-key-file <file>', 'its key')
     .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (opts: { server?: string; output: string }, cmd: Command) => {
-      if (opts.output !== 'text' && opts.output !== 'json')
-        throw new TendrilError('CLI_BAD_FLAG', `-o: unknown output format "${opts.output}"`, {
-          hint: 'use -o json, or leave it out for text',
-        });
-      const context = (cmd.optsWithGlobals() as { context?: string }).context;
-      const address = observerAddress(opts.server, context);
-      const client = new ObserverClient({ address });
-      try {
-        const s = await client.serverStatus();
-        process.stdout.write(
-          opts.output === 'json'
-            ? JSON.stringify(s, null, 2) + '\n'
-            : formatServerStatus(address, s),
+    .action(
+      async (
+        opts: {
+          server?: string;
+          output: string;
+          tlsCaCertFiles?: string;
+          tlsClientCertFile?: string;
+          tlsClientKeyFile?: string;
+        },
+        cmd: Command,
+      ) => {
+        if (opts.output !== 'text' && opts.output !== 'json')
+          throw new TendrilError('CLI_BAD_FLAG', `-o: unknown output format "${opts.output}"`, {
+            hint: 'use -o json, or leave it out for text',
+          });
+        const context = (cmd.optsWithGlobals() as { context?: string }).context;
+        const address = observerAddress(opts.server, context);
+        const tls = tlsFlags(
+          { ca: opts.tlsCaCertFiles, cert: opts.tlsClientCertFile, key: opts.tlsClientKeyFile },
+          opts.server,
         );
-      } finally {
-        client.close();
-      }
-    });
+        const client = observerClient(address, tls);
+        try {
+          const s = await client.serverStatus();
+          process.stdout.write(
+            opts.output === 'json'
+              ? JSON.stringify(s, null, 2) + '\n'
+              : formatServerStatus(address, s),
+          );
+        } finally {
+          client.close();
+        }
+      },
+    );
 }

@@ -7,7 +7,7 @@
 import type { FlowSource } from './flow.js';
 import { ObserverServer, type MutualTLS } from './server.js';
 import type { Logger } from '../util/log.js';
-import { describeError } from '../util/errors.js';
+import { TendrilError, describeError } from '../util/errors.js';
 import { readMutualTLSFiles } from './tls-files.js';
 
 /** The next step when a node's Hubble certificate files are bad. */
@@ -30,7 +30,14 @@ export interface NodeObserverConfig {
  */
 export async function startNodeObserver(
   cfg: NodeObserverConfig | undefined,
-  o: { source: FlowSource; nodeName: string; logger: Logger; version?: string },
+  o: {
+    source: FlowSource;
+    nodeName: string;
+    logger: Logger;
+    version?: string;
+    /** Told why :4244 stays closed when the certificate files cannot be used (for status). */
+    onTLSProblem?: (problem: { cause: string; hint?: string }) => void;
+  },
 ): Promise<ObserverServer | undefined> {
   if (!cfg?.enabled) {
     o.logger.info('hubble disabled (enable-hubble=false)');
@@ -56,6 +63,10 @@ export async function startNodeObserver(
         o.logger.error('hubble: the node certificate cannot be used; TCP is off', {
           address: listen,
           error: describeError(err),
+        });
+        o.onTLSProblem?.({
+          cause: `${(err as Error).message}; ${listen} is not served`,
+          ...(err instanceof TendrilError && err.hint ? { hint: err.hint } : {}),
         });
       }
     } else

@@ -135,3 +135,41 @@ test('ServerStatus sums the nodes and lists the unavailable one; GetNodes lists 
     'node-gone:NODE_UNAVAILABLE',
   ]);
 });
+
+test('a peer that cannot be dialled (a bad certificate file) is unavailable with its reason', async () => {
+  const why = 'hubble: the key /x/client.key does not belong to the certificate /x/client.crt';
+  const r = new Relay({
+    name: 'relay-x',
+    peers: async () => [
+      { name: 'node-a', client: { address: `unix:${join(dir, 'node-a.sock')}` } },
+      {
+        name: 'cluster:cluster9',
+        remoteCluster: 'cluster9',
+        client: { address: '192.0.2.1:4245' },
+        unusable: why,
+      },
+    ],
+  });
+  const sock = join(dir, 'relay-x.sock');
+  await r.listen({ socketPath: sock });
+  const c = new ObserverClient({ address: `unix:${sock}` });
+  try {
+    const st = await c.serverStatus();
+    assert.deepEqual(st.unavailableNodes, ['cluster:cluster9']);
+    assert.equal(st.numConnectedNodes, 1);
+    const nodes = await c.getNodes();
+    assert.equal(nodes.find((n) => n.name === 'cluster:cluster9')?.state, 'NODE_UNAVAILABLE');
+    const out: GetFlowsResponse[] = [];
+    for await (const x of c.getFlows({ number: 100 })) out.push(x);
+    const down = out.find((x) => x.nodeStatus?.stateChange === 'NODE_UNAVAILABLE');
+    assert.deepEqual(down?.nodeStatus?.nodeNames, ['cluster:cluster9']);
+    assert.equal(down?.nodeStatus?.message, why);
+    assert.ok(
+      out.some((x) => x.flow),
+      'node-a still serves',
+    );
+  } finally {
+    c.close();
+    await r.close();
+  }
+});

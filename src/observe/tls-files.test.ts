@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { createCA, issueServerCert } from '../util/certs.js';
 import { HubbleTLSFileError, readMutualTLSFiles } from './tls-files.js';
+import { HUBBLE_NODE_TLS_FIX, startNodeObserver } from './agent-hubble.js';
+import { FlowRing } from './ring.js';
+import { createLogger } from '../util/log.js';
 
 const FIX = 're-run `tendril install`';
 
@@ -109,6 +112,39 @@ test('the relay daemon refuses to start with a key of another certificate, namin
     assert.match(r.stderr, /does not belong to the certificate/);
     assert.match(r.stderr, /tendril install/);
   } finally {
+    rmSync(f.dir, { recursive: true, force: true });
+  }
+});
+
+test('a node observer with a bad key keeps its socket, leaves :4244 closed and says why', async () => {
+  const f = await files();
+  const lines: string[] = [];
+  const problems: Array<{ cause: string; hint?: string }> = [];
+  const server = await startNodeObserver(
+    {
+      enabled: true,
+      socketPath: join(f.dir, 'hubble.sock'),
+      listenAddress: '127.0.0.1:0',
+      tlsCertFile: f.cert,
+      tlsKeyFile: f.strangerKey,
+      tlsClientCAFile: f.ca,
+    },
+    {
+      source: new FlowRing(4),
+      nodeName: 'n1',
+      logger: createLogger({}, { sink: (l) => lines.push(l) }),
+      onTLSProblem: (p) => problems.push(p),
+    },
+  );
+  try {
+    assert.deepEqual(server?.addresses, [`unix:${join(f.dir, 'hubble.sock')}`]);
+    assert.equal(problems.length, 1);
+    assert.ok(problems[0]!.cause.includes(f.strangerKey), problems[0]!.cause);
+    assert.match(problems[0]!.cause, /127\.0\.0\.1:0 is not served/);
+    assert.equal(problems[0]!.hint, HUBBLE_NODE_TLS_FIX);
+    assert.ok(lines.some((l) => l.includes('ERROR') && l.includes(f.strangerKey)));
+  } finally {
+    await server?.close();
     rmSync(f.dir, { recursive: true, force: true });
   }
 });

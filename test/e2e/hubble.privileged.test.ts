@@ -7,7 +7,10 @@
  * node connected, GetNodes through the relay lists every node, `tendril
  * status` says `Hubble: OK`, and `tendril hubble observe --last 10 -o json`
  * answers after some traffic; the second test finds that traffic as
- * FORWARDED flows to the server pod (the datapath's flow events).
+ * FORWARDED flows to the server pod (the datapath's flow events); the third
+ * reaches the server by its Service's DNS name: the flows carry that name
+ * (the agent captured the lab DNS's answer) and the TRANSLATED flow names the
+ * client pod (from the cgroup id the socket LB reports).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -59,6 +62,15 @@ function probeInNetns(
   );
   return JSON.parse(out.trim().split('\n').pop()!) as { ok: boolean; error?: string };
 }
+
+const SERVICE = `apiVersion: v1
+kind: Service
+metadata:
+  name: server
+spec:
+  selector: {app: server}
+  ports: [{port: 80, targetPort: 8080, protocol: TCP}]
+`;
 
 const SERVER = `apiVersion: v1
 kind: Pod
@@ -152,6 +164,11 @@ privilegedTest(
       const worker = cluster.nodes.find((n) => n.name !== cp.name) ?? cp;
       const refused = probeInNetns(cp.netns, `${worker.ip}:4244`, stranger);
       assert.equal(refused.ok, false, 'a certificate of another CA is refused');
+      // the relay's :4245 (other clusters' relays dial it) likewise
+      const relay = probeInNetns(cp.netns, `${cp.ip}:4245`, relayFiles);
+      assert.equal(relay.ok, true, `the cluster CA's certificate opens the relay: ${relay.error}`);
+      const relayRefused = probeInNetns(cp.netns, `${cp.ip}:4245`, stranger);
+      assert.equal(relayRefused.ok, false, "the relay refuses another CA's certificate");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -233,4 +250,68 @@ privilegedTest(
     );
   },
   { timeout: 120_000 },
+);
+
+interface NamedFlow {
+  flow: {
+    verdict: string;
+    source?: { podName?: string; namespace?: string };
+    destination?: { podName?: string };
+    destinationNames?: string[];
+    IP?: { source?: string };
+  };
+}
+
+privilegedTest(
+  'privileged: a name the lab DNS answered names the flows to it; a TRANSLATED flow names its source pod',
+  async () => {
+    assert.ok(observed !== undefined, 'the first test ran');
+    const fqdn = 'server.default.svc.cluster.local';
+    await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: SERVICE });
+    await until(
+      'a client reaches the server by its Service name',
+      () => reachFromLabelledPod('lab-cluster1', 'client', `http://${fqdn}:80/`),
+      90_000,
+      1000,
+    );
+    const flows = await until(
+      'flows named by DNS',
+      async () => {
+        const r = await cliOk([
+          '--context',
+          'lab-cluster1',
+          'hubble',
+          'observe',
+          '--to-fqdn',
+          fqdn,
+          '--last',
+          '200',
+          '-o',
+          'json',
+        ]);
+        const fs = r.out
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => (JSON.parse(l) as NamedFlow).flow);
+        return fs.some((f) => f.verdict === 'TRANSLATED') &&
+          fs.some((f) => f.verdict === 'FORWARDED' && f.destination?.podName === 'server')
+          ? fs
+          : undefined;
+      },
+      30_000,
+      2000,
+    );
+    assert.ok(flows.every((f) => f.destinationNames?.includes(fqdn)));
+    const xlate = flows.filter((f) => f.verdict === 'TRANSLATED');
+    assert.ok(
+      xlate.some(
+        (f) =>
+          f.source?.podName?.startsWith('client-') &&
+          f.source.namespace === 'default' &&
+          f.IP?.source !== '0.0.0.0',
+      ),
+      `a TRANSLATED flow names the client pod: ${JSON.stringify(xlate)}`,
+    );
+  },
+  { timeout: 300_000 },
 );
