@@ -116,7 +116,10 @@ export class DaemonReflector {
         this.failures = 0;
       } catch (err) {
         this.failures++;
-        if (this.failures === 1 || this.failures % 20 === 0)
+        // before Tendril is installed there is nothing to reflect: the API server starting is no news
+        const reflecting = this.source.daemons().some((d) => d.spec.reflect);
+        if (!reflecting) this.log.debug('reflector: API server not reachable yet', { err });
+        else if (this.failures === 1 || this.failures % 20 === 0)
           this.log.warn('reflecting the daemons into the API server failed; retrying', {
             err,
             failures: this.failures,
