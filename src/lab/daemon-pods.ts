@@ -62,12 +62,13 @@ export function refuseUnreflectedDaemonSet(o: KubeObject): void {
   ]);
 }
 
-/** Refuses exec/attach on a reflected pod (its containers are supervised processes). */
-export function refuseStreamOnReflection(pod: KubeObject, sub: string, container: string): void {
-  const daemon = podDaemons(pod).get(container);
-  if (!daemon) return;
+/** Refuses exec/attach/port-forward on a reflected pod (its containers are supervised processes). */
+export function refuseStreamOnReflection(pod: KubeObject | undefined, sub: string): void {
+  if (!pod) return;
+  const daemons = [...podDaemons(pod).values()];
+  if (daemons.length === 0) return;
   throw badRequest(
-    `pod ${pod.metadata.namespace}/${pod.metadata.name} reflects the lab daemon "${daemon}", a process the lab supervisor runs (not a container): ${sub} is not available; read its output with \`kubectl logs\` or \`tendril lab logs CLUSTER ${daemon}\``,
+    `pod ${pod.metadata.namespace}/${pod.metadata.name} reflects the lab daemon ${daemons.map((d) => `"${d}"`).join(', ')}, a process the lab supervisor runs (not a container): ${sub} is not available; read its output with \`kubectl logs\` or \`tendril lab logs CLUSTER ${daemons[0]}\``,
   );
 }
 

@@ -121,6 +121,11 @@ describe('daemon roles', () => {
       container: 'agent',
     });
     assert.equal(role('kubelet-test-worker'), undefined);
+    assert.deepEqual(role('hubble-relay'), {
+      kind: 'Deployment',
+      workload: 'hubble-relay',
+      container: 'hubble-relay',
+    });
     const o = labManifestOptions(cluster, { clusterName: 'c7', clusterId: 7 });
     assert.equal(reflectOf('mesh-apiserver', o).container, 'apiserver');
     assert.equal(reflectOf('mesh-etcd', o).workload.metadata.name, 'clustermesh-apiserver');

@@ -116,7 +116,10 @@ export class DaemonReflector {
         this.failures = 0;
       } catch (err) {
         this.failures++;
-        if (this.failures === 1 || this.failures % 20 === 0)
+        // before Tendril is installed there is nothing to reflect: the API server starting is no news
+        const reflecting = this.source.daemons().some((d) => d.spec.reflect);
+        if (!reflecting) this.log.debug('reflector: API server not reachable yet', { err });
+        else if (this.failures === 1 || this.failures % 20 === 0)
           this.log.warn('reflecting the daemons into the API server failed; retrying', {
             err,
             failures: this.failures,
@@ -276,7 +279,7 @@ export class DaemonReflector {
       if (seen && (!pod || pod.metadata.uid !== seen) && !this.ownDeletes.has(seen)) {
         // the pod went without the reflector (a force delete): its daemons restart, as its containers would be killed
         if (!this.restartedFor.has(seen)) {
-          this.restartedFor.add(seen);
+          remember(this.restartedFor, seen);
           await this.restartDaemons(w, 'its pod was force-deleted');
         }
       }
@@ -323,7 +326,7 @@ export class DaemonReflector {
   private async deleted(w: WantedPod, p: KubeObject): Promise<void> {
     const uid = p.metadata.uid!;
     if (!this.restartedFor.has(uid) && !this.ownDeletes.has(uid)) {
-      this.restartedFor.add(uid);
+      remember(this.restartedFor, uid);
       await this.restartDaemons(w, `pod ${p.metadata.name} was deleted`);
     }
     await this.remove(p);
@@ -340,7 +343,7 @@ export class DaemonReflector {
   /** Deletes a reflected pod at once (grace 0, uid precondition), as a kubelet confirms a delete. */
   private async remove(p: KubeObject): Promise<void> {
     const uid = p.metadata.uid!;
-    this.ownDeletes.add(uid);
+    remember(this.ownDeletes, uid);
     try {
       await this.client!.request(
         'DELETE',
@@ -358,6 +361,12 @@ export class DaemonReflector {
       if (!isGone(err)) throw err;
     }
   }
+}
+
+/** Adds to a set of uids that keeps the last 1,000. */
+function remember(set: Set<string>, uid: string): void {
+  set.add(uid);
+  if (set.size > 1000) set.delete(set.values().next().value!);
 }
 
 function sameJSON(a: unknown, b: unknown): boolean {

@@ -285,6 +285,8 @@ export class PodStreams {
     sub: string,
     q: URLSearchParams,
   ): void {
+    // Tendril's daemons' pods are supervised processes (src/lab/daemon-pods.ts), for any protocol
+    refuseStreamOnReflection(this.o.registry.peek(POD, ns, name), sub);
     const upgradeTo = String(req.headers.upgrade ?? '').toLowerCase();
     if (sub === 'portforward') return this.portForward(req, socket, head, ns, name, upgradeTo);
     const spdy = upgradeTo.startsWith('spdy/3.1');
@@ -311,7 +313,6 @@ export class PodStreams {
       throw badRequest(`pods/${sub} is not served over WebSocket by the lab API server`);
     const pod = this.pod(ns, name);
     const c = pickContainer(pod, q.get('container') ?? undefined);
-    refuseStreamOnReflection(pod, sub, c.name);
     const st = containerStatus(pod, c.name);
     if (pod.status?.phase !== 'Running' || !st?.state?.running)
       throw badRequest(
