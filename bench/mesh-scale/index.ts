@@ -431,6 +431,7 @@ async function main(): Promise<Figure[]> {
   }
   const routes = execFileSync('ip', ['-n', tag, 'route', 'show', 'proto', '199'], {
     encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024, // 25,000 routes are ~1.2 MB of text
   })
     .trim()
     .split('\n')
