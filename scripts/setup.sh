@@ -16,6 +16,7 @@ declare -A need=(
   [busybox]=busybox
   [curl]=curl
   [ip]=iproute2
+  [bridge]=iproute2
   [nsenter]=util-linux
   [bpftool]=bpftool
   [tc]=iproute2

@@ -50,6 +50,11 @@ privilegedTest(
     assert.equal(f.scale_nodes, 10);
     assert.ok(f.scale_full_sync_s! > 0 && Number.isFinite(f.scale_full_sync_s));
     assert.ok(Number.isFinite(f.scale_churn_p99_ms), 'churn changes were timed');
+    assert.equal(f.scale_churn_missed, 0, 'every churn change reached the ipcache within 10 s');
+    assert.ok(
+      f.scale_churn_settle_s! >= 0,
+      'every churned identity was in the map before the reconnect',
+    );
     assert.equal(f.scale_reconnect_missing_entries, 0);
     assert.ok(f.scale_reconnect_s! > 0);
     const tag = `tendril-bench-ms${r.pid}`;

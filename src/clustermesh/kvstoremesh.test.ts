@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryKVStore } from '../kvstore/memory.js';
-import { KVStoreMesh, type RemoteClusterConfig } from './kvstoremesh.js';
+import { KVStoreMesh, LocalPuts, type RemoteClusterConfig } from './kvstoremesh.js';
 import { FakeNetwork, FlakyStore, fakeClusterService, writeClusterState } from './testing.js';
 import {
   clusterConfigKey,
@@ -356,3 +356,36 @@ test('a burst of live remote changes is mirrored in batches, in order', async ()
 function renamed(value: string, name: string): string {
   return JSON.stringify({ ...(JSON.parse(value) as object), name });
 }
+
+test('LocalPuts: puts of one turn go in one write, puts during a write in the next, a lone put at once', async () => {
+  const writes: Array<Array<[string, string]>> = [];
+  let release: (() => void) | undefined;
+  const puts = new LocalPuts(async (entries) => {
+    writes.push(entries);
+    if (entries.some(([k]) => k === 'hold')) await new Promise<void>((r) => (release = r));
+  });
+  // a lone put: written on the next turn, no timer
+  const t0 = performance.now();
+  await puts.put('a', '1');
+  assert.deepEqual(writes, [[['a', '1']]]);
+  assert.ok(performance.now() - t0 < 50);
+  // 250 remotes' puts in one turn: one write
+  await Promise.all(Array.from({ length: 250 }, (_, i) => puts.put(`c${i}`, String(i))));
+  assert.equal(writes.length, 2);
+  assert.equal(writes[1]!.length, 250);
+  // while a write is in flight, later puts wait and go together; the same key twice keeps the newer value
+  const first = puts.put('hold', 'x');
+  await new Promise((r) => setImmediate(r));
+  const later = [puts.put('b', '1'), puts.put('b', '2'), puts.put('c', '3')];
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(writes.length, 3, 'nothing written while the first write is in flight');
+  release!();
+  await Promise.all([first, ...later]);
+  assert.deepEqual(writes[3], [
+    ['b', '2'],
+    ['c', '3'],
+  ]);
+  // a failed write fails its callers
+  const failing = new LocalPuts(() => Promise.reject(new Error('etcd down')));
+  await assert.rejects(failing.put('k', 'v'), /etcd down/);
+});

@@ -124,8 +124,12 @@ export class KVStoreMesh {
   private readonly log: Logger;
   private stopped = false;
 
+  /** Single live puts of every remote, written to the local etcd together (see LocalPuts). */
+  private readonly puts: LocalPuts;
+
   constructor(private readonly opts: KVStoreMeshOptions) {
     this.log = (opts.logger ?? nopLogger).child({ subsys: 'kvstoremesh' });
+    this.puts = new LocalPuts(opts.batchWriter ?? storeBatchWriter(opts.local));
   }
 
   /**
@@ -149,7 +153,13 @@ export class KVStoreMesh {
       ) {
         this.log.info('remote cluster reconfigured: reconnecting', { remote: name });
         await m.stop();
-        const n = new RemoteMirror(c, this.opts, this.log, (id) => this.idUsedByOther(name, id));
+        const n = new RemoteMirror(
+          c,
+          this.opts,
+          this.log,
+          (id) => this.idUsedByOther(name, id),
+          this.puts,
+        );
         this.remotes.set(name, n);
         n.start();
       }
@@ -160,7 +170,13 @@ export class KVStoreMesh {
         this.log.warn('ignoring a remote with the local cluster name', { remote: name });
         continue;
       }
-      const m = new RemoteMirror(c, this.opts, this.log, (id) => this.idUsedByOther(name, id));
+      const m = new RemoteMirror(
+        c,
+        this.opts,
+        this.log,
+        (id) => this.idUsedByOther(name, id),
+        this.puts,
+      );
       this.remotes.set(name, m);
       m.start();
     }
@@ -231,6 +247,7 @@ class RemoteMirror {
     private readonly opts: KVStoreMeshOptions,
     parentLog: Logger,
     private readonly idConflict: (id: number) => string | undefined,
+    private readonly puts: LocalPuts,
   ) {
     this.config = { ...config, endpoints: [...config.endpoints] };
     this.log = parentLog.child({ remote: config.name });
@@ -401,7 +418,7 @@ class RemoteMirror {
         const todo: [string, string][] = [];
         for (const [k, [kd, v]] of batch.entries)
           if (this.cached.get(kd)!.get(k) !== v) todo.push([k, v]); // unchanged: nothing rewritten
-        if (todo.length === 1) await this.opts.local.put(todo[0]![0], todo[0]![1]);
+        if (todo.length === 1) await this.puts.put(todo[0]![0], todo[0]![1]);
         else if (todo.length > 1)
           await (this.opts.batchWriter ?? storeBatchWriter(this.opts.local))(todo);
         for (const [k, [kd, v]] of batch.entries) this.cached.get(kd)!.set(k, v);
@@ -844,6 +861,63 @@ class Session {
     await this.m.finishKind(kind, seen);
     this.check();
     this.m.onKindSynced(kind);
+  }
+}
+
+/**
+ * The local etcd writes of live changes, shared by every remote: a remote's
+ * queue writes one put at a time (its order), but 250 remotes with a change
+ * each would be 250 etcd commits. Puts that arrive while a write is in
+ * flight, or in the same turn of the event loop, go in the next write
+ * together (etcd transactions of up to 128 keys through the batch writer).
+ * No fixed delay: a lone put is written on the next turn of the event loop.
+ */
+export class LocalPuts {
+  private pending = new Map<
+    string,
+    { value: string; waiters: Array<[() => void, (e: unknown) => void]> }
+  >();
+  private busy = false;
+  private scheduled = false;
+
+  constructor(private readonly write: BatchWriter) {}
+
+  /** Resolves once `key` = `value` is written (with whatever else was pending). */
+  put(key: string, value: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const cur = this.pending.get(key);
+      // the same key again before the write: the newer value wins, both callers wait for it
+      if (cur) {
+        cur.value = value;
+        cur.waiters.push([resolve, reject]);
+      } else this.pending.set(key, { value, waiters: [[resolve, reject]] });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.busy || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.busy || this.pending.size === 0) return;
+    this.busy = true;
+    const batch = this.pending;
+    this.pending = new Map();
+    try {
+      await this.write([...batch].map(([k, e]) => [k, e.value]));
+      for (const e of batch.values()) for (const [ok] of e.waiters) ok();
+    } catch (err) {
+      for (const e of batch.values()) for (const [, fail] of e.waiters) fail(err);
+    } finally {
+      this.busy = false;
+      if (this.pending.size > 0) this.schedule();
+    }
   }
 }
 
