@@ -20,7 +20,6 @@ declare -A need=(
   [nsenter]=util-linux
   [bpftool]=bpftool
   [tc]=iproute2
-  [bridge]=iproute2
   [perl]=perl-base
   [taskset]=util-linux
   [getent]=libc-bin
