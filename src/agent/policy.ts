@@ -86,7 +86,8 @@ export class AgentPolicy {
   readonly problems = new Map<string, string>();
   /** Node-local identities of the prefixes policies name (toCIDR, fromCIDR, ipBlock, except). */
   readonly cidrIdentities = new CidrIdentityAllocator();
-  private held = false;
+  /** What hold() waits for: 'sources' (policies and local identities), 'mesh' (remote identities). */
+  private readonly gates = new Set<string>();
 
   constructor(private readonly o: AgentPolicyOptions) {
     this.log = (o.logger ?? nopLogger).child({ subsys: 'policy' });
@@ -131,27 +132,33 @@ export class AgentPolicy {
   }
 
   /**
-   * Holds every datapath write (and CIDR identity change) until release():
-   * after a restart the pinned maps keep enforcing the previous policy while
-   * the policies and identities are listed again, instead of a partial
-   * computation (no policy yet: allow-all; no identities yet: allowed peers
-   * missing) reaching the datapath.
+   * Holds every datapath write (and CIDR identity change) until every gate
+   * held is released: after a restart the pinned maps keep enforcing the
+   * previous policy while the policies and identities are listed again,
+   * instead of a partial computation (no policy yet: allow-all; no identities
+   * yet: allowed peers missing, a remote cluster's pods among them) reaching
+   * the datapath. Gates: `sources` (the Kubernetes sources: policies and the
+   * cluster's identities listed), `mesh` (the mesh's identities delivered).
    */
-  hold(): void {
-    this.held = true;
+  hold(gate = 'sources'): void {
+    this.gates.add(gate);
   }
 
-  /** Ends hold(): CIDR identities are synced and everything recomputed once. */
-  release(): void {
-    if (!this.held) return;
-    this.held = false;
+  /** Releases a gate of hold(); once none is left, CIDR identities are synced and everything recomputed. */
+  release(gate = 'sources'): void {
+    if (!this.gates.delete(gate) || this.gates.size > 0) return;
     this.syncCidrIdentities();
     this.schedule();
   }
 
   /** True while hold() is in effect. */
   get holding(): boolean {
-    return this.held;
+    return this.gates.size > 0;
+  }
+
+  /** The gates still held. */
+  get heldBy(): string[] {
+    return [...this.gates];
   }
 
   /**
@@ -167,7 +174,7 @@ export class AgentPolicy {
 
   /** Allocates / releases CIDR identities for the prefixes the held policies name. */
   private syncCidrIdentities(): void {
-    if (this.held) return;
+    if (this.holding) return;
     let change: ReturnType<CidrIdentityAllocator['sync']>;
     try {
       change = this.cidrIdentities.sync(policyCidrPrefixes(this.engine.policySpecs()));
@@ -284,7 +291,7 @@ export class AgentPolicy {
   }
 
   private schedule(): void {
-    if (this.timer || this.held) return;
+    if (this.timer || this.holding) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.recompute();
@@ -305,7 +312,7 @@ export class AgentPolicy {
 
   /** Waits until the datapath holds what was computed (tests, benchmarks). */
   async idle(): Promise<void> {
-    if (this.timer && !this.held) {
+    if (this.timer && !this.holding) {
       clearTimeout(this.timer);
       this.timer = undefined;
       this.recompute();
