@@ -258,3 +258,97 @@ test("a policy's CIDR prefixes reach the ipcache with node-local identities; a r
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a restarted agent writes no policy before the mesh delivered the remote identities (bounded wait)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
+  const L = (app: string, cluster: string) =>
+    `k8s:app=${app};k8s:io.cilium.k8s.policy.cluster=${cluster};k8s:io.kubernetes.pod.namespace=default`;
+  const remoteClient = (2 << 16) | 256;
+  const policy = {
+    apiVersion: 'cilium.io/v2',
+    kind: 'CiliumNetworkPolicy',
+    metadata: { name: 'from-clients', namespace: 'default' },
+    spec: {
+      endpointSelector: { matchLabels: { app: 'server' } },
+      ingress: [
+        {
+          fromEndpoints: [
+            {
+              matchLabels: { app: 'client' },
+              matchExpressions: [{ key: 'io.cilium.k8s.policy.cluster', operator: 'Exists' }],
+            },
+          ],
+        },
+      ],
+    },
+  };
+  /** The Kubernetes sources' part: local identity, endpoint and policy listed, then released. */
+  const listed = (agent: Agent) => {
+    agent.policy.upsertIdentity((1 << 16) | 257, L('server', 'cluster1'));
+    agent.policy.upsertEndpoint({
+      id: 5,
+      identity: (1 << 16) | 257,
+      podNamespace: 'default',
+      podName: 'server',
+    });
+    agent.policy.upsertPolicy(policy);
+    agent.policy.release();
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 50));
+  let agent: Agent | undefined;
+  try {
+    // 1. The mesh delivers: the first policy written already admits the remote client.
+    let dp = new FakeDatapath();
+    agent = new Agent(config(dir), { datapath: dp, holdPolicy: true });
+    await agent.start({ waitForMesh: true });
+    listed(agent);
+    await settle();
+    assert.equal(dp.policies.size, 0, 'sources listed, mesh not synced: nothing written');
+    assert.deepEqual(agent.policy.heldBy, ['mesh']);
+    agent.policy.setClusterIdentities(
+      'cluster2',
+      new Map([[remoteClient, L('client', 'cluster2')]]),
+    );
+    agent.meshSynced();
+    await agent.policy.idle();
+    const entries = dp.policies.get(5)?.ingress.entries ?? [];
+    assert.ok(
+      entries.some((e) => e.identity === remoteClient),
+      `remote client admitted in the first write: ${JSON.stringify(entries)}`,
+    );
+    assert.equal(
+      dp.log.filter((l) => l.startsWith('upsertEndpointPolicy')).length,
+      1,
+      'one write, with the remote identity',
+    );
+    await agent.stop();
+
+    // 2. The mesh never syncs: policy is written after the bounded wait, without it.
+    dp = new FakeDatapath();
+    agent = new Agent(config(dir), { datapath: dp, holdPolicy: true });
+    const t0 = performance.now();
+    await agent.start({ waitForMesh: true, policyMeshTimeoutMs: 2000 });
+    listed(agent);
+    await settle();
+    if (performance.now() - t0 < 1900)
+      assert.equal(dp.policies.size, 0, 'still waiting for the mesh');
+    for (let i = 0; i < 200 && agent.policy.holding; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.ok(performance.now() - t0 >= 1990, 'not before the bound');
+    await agent.policy.idle();
+    assert.equal(agent.policy.holding, false);
+    assert.equal(dp.policies.get(5)?.ingress.enforced, true, 'written after the timeout');
+    await agent.stop();
+
+    // 3. Without a mesh (waitForMesh false) only the sources gate holds.
+    dp = new FakeDatapath();
+    agent = new Agent(config(dir), { datapath: dp, holdPolicy: true });
+    await agent.start();
+    listed(agent);
+    await agent.policy.idle();
+    assert.equal(dp.policies.get(5)?.ingress.enforced, true);
+  } finally {
+    await agent?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

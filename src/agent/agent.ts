@@ -131,7 +131,8 @@ export interface AgentDeps {
   datapathName?: string;
   /**
    * Hold policy writes until the sources release them (agent.policy.release())
-   * once policies and identities are listed: the Kubernetes sources do.
+   * once policies and identities are listed: the Kubernetes sources do. With
+   * start({waitForMesh}) they also wait for the mesh's identities (meshSynced).
    */
   holdPolicy?: boolean;
 }
@@ -300,7 +301,18 @@ export class Agent {
    * kernel state left by an earlier run, and applies CNI DELs queued while
    * the agent was down.
    */
-  async start(options: { waitFor?: string[]; waitForMesh?: boolean } = {}): Promise<void> {
+  async start(
+    options: {
+      waitFor?: string[];
+      waitForMesh?: boolean;
+      /**
+       * With waitForMesh and a held policy: the longest wait for the mesh's identities
+       * before policy is written without them (ms, default 60,000, as Cilium's
+       * clustermesh-sync-timeout).
+       */
+      policyMeshTimeoutMs?: number;
+    } = {},
+  ): Promise<void> {
     const dp = this.deps.datapath;
     this.starting = true;
     if (dp.init) await dp.init();
@@ -320,6 +332,20 @@ export class Agent {
     }
     for (const w of options.waitFor ?? []) this.pendingSync.add(w);
     if (this.pendingSync.size === 0) this.allSynced();
+    if (options.waitForMesh && this.policy.holding) {
+      // a remote cluster's allowed pods must be in the first policy written, or a restart
+      // drops their traffic until the mesh delivers them
+      this.policy.hold('mesh');
+      this.policyMeshTimer = setTimeout(() => {
+        this.policyMeshTimer = undefined;
+        if (!this.policy.heldBy.includes('mesh')) return;
+        this.log.warn('policy written without the mesh identities: the mesh did not sync', {
+          waitedMs: options.policyMeshTimeoutMs ?? 60_000,
+        });
+        this.policy.release('mesh');
+      }, options.policyMeshTimeoutMs ?? 60_000);
+      this.policyMeshTimer.unref?.();
+    }
     if (!options.waitForMesh) this.meshSynced();
     this.applyPendingReleases();
     if (this.config.hubble?.enabled !== false && dp.eventMaps) {
@@ -336,6 +362,8 @@ export class Agent {
   }
   /** True while start() runs (status says so: the datapath is not complete yet). */
   private starting = false;
+  /** Bounds the policy's wait for the mesh (start({waitForMesh})). */
+  private policyMeshTimer: NodeJS.Timeout | undefined;
 
   /**
    * The mesh source delivered the mesh's state (or the mesh is not enabled):
@@ -343,6 +371,9 @@ export class Agent {
    * removed now, not when the Kubernetes sources synced.
    */
   meshSynced(): void {
+    if (this.policyMeshTimer) clearTimeout(this.policyMeshTimer);
+    this.policyMeshTimer = undefined;
+    this.policy.release('mesh');
     this.services.remoteSynced();
     this.ipcache.remoteSynced();
     this.routes.remoteSynced();
@@ -398,6 +429,7 @@ export class Agent {
   /** Stops reconcilers and timers; the kernel state stays (pinned). */
   async stop(): Promise<void> {
     this.endpoints.stop();
+    if (this.policyMeshTimer) clearTimeout(this.policyMeshTimer);
     this.policy.stop();
     for (const r of [this.services, this.ipcache, this.routes, this.dpEndpoints, this.ceps])
       r?.stop();

@@ -23,6 +23,7 @@ import {
 } from '../policy/index.js';
 import type { Logger } from '../util/log.js';
 import { nopLogger } from '../util/log.js';
+import { Coalescer } from './coalesce.js';
 import { Reconciler } from './reconciler.js';
 import type { ReconcilerStatus } from './api/types.js';
 
@@ -33,7 +34,12 @@ export interface AgentPolicyOptions {
   defaultLocalCluster?: boolean;
   datapath: Pick<Datapath, 'upsertEndpointPolicy' | 'deleteEndpointPolicy'>;
   logger?: Logger;
-  /** Delay that batches bursts of changes into one recomputation (ms, default 10). */
+  /**
+   * The longest wait between recomputations during a burst of changes (ms, default
+   * 500). A lone change is recomputed on the next turn of the event loop; only after
+   * an expensive recomputation does the next wait, twice its duration at most this
+   * (src/agent/coalesce.ts).
+   */
   batchMs?: number;
   /**
    * Called with every CIDR identity (prefix -> node-local identity) whenever
@@ -69,6 +75,8 @@ export interface PolicySummary {
   endpoints: number;
   /** Of those, endpoints with ingress or egress enforced (default deny). */
   enforced: number;
+  /** While policy writes are held (after a start): what they wait for (`sources`, `mesh`). */
+  held?: string[];
 }
 
 /** Computes and applies network policy for the node's endpoints. */
@@ -78,7 +86,9 @@ export class AgentPolicy {
   private readonly endpoints = new Map<number, PolicyEndpointInput>();
   private readonly remote = new Map<string, Map<number, string>>();
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly runs: Coalescer;
+  /** A change not yet recomputed. */
+  private dirty = false;
   private last = new Map<number, EndpointPolicy>();
   /** Resolves a pod's named container ports (set by the Kubernetes source). */
   namedPortsOf: ((namespace: string, name: string) => NamedPort[] | undefined) | undefined;
@@ -86,7 +96,8 @@ export class AgentPolicy {
   readonly problems = new Map<string, string>();
   /** Node-local identities of the prefixes policies name (toCIDR, fromCIDR, ipBlock, except). */
   readonly cidrIdentities = new CidrIdentityAllocator();
-  private held = false;
+  /** What hold() waits for: 'sources' (policies and local identities), 'mesh' (remote identities). */
+  private readonly gates = new Set<string>();
 
   constructor(private readonly o: AgentPolicyOptions) {
     this.log = (o.logger ?? nopLogger).child({ subsys: 'policy' });
@@ -97,6 +108,7 @@ export class AgentPolicy {
         ? { defaultLocalCluster: o.defaultLocalCluster }
         : {}),
     });
+    this.runs = new Coalescer(() => this.recompute(), { maxDelayMs: o.batchMs ?? 500 });
     this.reconciler = new Reconciler<EndpointPolicySpec>({
       name: 'policy',
       keyOf: (p) => String(p.endpointId),
@@ -131,27 +143,33 @@ export class AgentPolicy {
   }
 
   /**
-   * Holds every datapath write (and CIDR identity change) until release():
-   * after a restart the pinned maps keep enforcing the previous policy while
-   * the policies and identities are listed again, instead of a partial
-   * computation (no policy yet: allow-all; no identities yet: allowed peers
-   * missing) reaching the datapath.
+   * Holds every datapath write (and CIDR identity change) until every gate
+   * held is released: after a restart the pinned maps keep enforcing the
+   * previous policy while the policies and identities are listed again,
+   * instead of a partial computation (no policy yet: allow-all; no identities
+   * yet: allowed peers missing, a remote cluster's pods among them) reaching
+   * the datapath. Gates: `sources` (the Kubernetes sources: policies and the
+   * cluster's identities listed), `mesh` (the mesh's identities delivered).
    */
-  hold(): void {
-    this.held = true;
+  hold(gate = 'sources'): void {
+    this.gates.add(gate);
   }
 
-  /** Ends hold(): CIDR identities are synced and everything recomputed once. */
-  release(): void {
-    if (!this.held) return;
-    this.held = false;
+  /** Releases a gate of hold(); once none is left, CIDR identities are synced and everything recomputed. */
+  release(gate = 'sources'): void {
+    if (!this.gates.delete(gate) || this.gates.size > 0) return;
     this.syncCidrIdentities();
     this.schedule();
   }
 
   /** True while hold() is in effect. */
   get holding(): boolean {
-    return this.held;
+    return this.gates.size > 0;
+  }
+
+  /** The gates still held. */
+  get heldBy(): string[] {
+    return [...this.gates];
   }
 
   /**
@@ -167,7 +185,7 @@ export class AgentPolicy {
 
   /** Allocates / releases CIDR identities for the prefixes the held policies name. */
   private syncCidrIdentities(): void {
-    if (this.held) return;
+    if (this.holding) return;
     let change: ReturnType<CidrIdentityAllocator['sync']>;
     try {
       change = this.cidrIdentities.sync(policyCidrPrefixes(this.engine.policySpecs()));
@@ -280,19 +298,23 @@ export class AgentPolicy {
   summary(): PolicySummary {
     let enforced = 0;
     for (const p of this.last.values()) if (p.ingress.enforced || p.egress.enforced) enforced++;
-    return { enforcement: this.engine.enforcement, endpoints: this.last.size, enforced };
+    return {
+      enforcement: this.engine.enforcement,
+      endpoints: this.last.size,
+      enforced,
+      ...(this.holding ? { held: this.heldBy } : {}),
+    };
   }
 
   private schedule(): void {
-    if (this.timer || this.held) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.recompute();
-    }, this.o.batchMs ?? 10);
+    if (this.holding) return;
+    this.dirty = true;
+    this.runs.schedule();
   }
 
   /** Recomputes every endpoint now and hands the results to the reconciler. */
   recompute(): void {
+    this.dirty = false;
     const t0 = performance.now();
     this.last = this.engine.computeAll();
     this.reconciler.replaceAll([...this.last.values()].map(endpointPolicySpec));
@@ -305,11 +327,7 @@ export class AgentPolicy {
 
   /** Waits until the datapath holds what was computed (tests, benchmarks). */
   async idle(): Promise<void> {
-    if (this.timer && !this.held) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      this.recompute();
-    }
+    if (this.dirty && !this.holding) this.runs.runNow();
     await this.reconciler.whenIdle();
   }
 
@@ -320,8 +338,7 @@ export class AgentPolicy {
 
   /** Stops timers. */
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.runs.stop();
     this.reconciler.stop();
   }
 }

@@ -220,7 +220,11 @@ function policyLine(s: ClusterStatus): string {
   const agents = s.nodes.flatMap((n) => (n.agent?.policy ? [n.agent.policy] : []));
   const mode = agents[0]?.enforcement ?? s.install?.settings['policy-enforcement'] ?? 'default';
   const sum = (k: 'endpoints' | 'enforced') => agents.reduce((n, p) => n + p[k], 0);
-  return `enforcement ${mode}, ${sum('enforced')}/${sum('endpoints')} endpoints with policy enforced`;
+  const held = [...new Set(agents.flatMap((p) => p.held ?? []))];
+  return (
+    `enforcement ${mode}, ${sum('enforced')}/${sum('endpoints')} endpoints with policy enforced` +
+    (held.length ? ` (writes held: waiting for ${held.join(', ')})` : '')
+  );
 }
 
 /** Renders like `cilium status`. */

@@ -30,6 +30,11 @@ import {
 const lab = useUniqueLab('pmx');
 const { KubeClient } = await import('../../src/k8s/client.js');
 const { apiServerURL } = await import('../../src/lab/state.js');
+const { daemonStatus } = await import('../../src/lab/daemons.js');
+const { nodeBpffsDir } = await import('../../src/lab/layout.js');
+const { readPinnedPolicy } = await import('../../src/datapath/linux/policy/policy-datapath.js');
+const { AgentClient } = await import('../../src/agent/api/client.js');
+const { agentSocketPath } = await import('../../src/install/lab-daemon-config.js');
 type Kube = InstanceType<typeof KubeClient>;
 type Obj = import('../../src/k8s/objects.js').KubeObject;
 
@@ -52,6 +57,8 @@ interface MatrixPod {
   ns: string;
   pod: string;
   ip: string;
+  /** Its node's name. */
+  node: string;
   prober: Prober;
 }
 
@@ -156,6 +163,7 @@ before(
           ns: p.ns,
           pod: p.pod,
           ip: obj.status.podIP as string,
+          node: obj.spec.nodeName as string,
           prober,
         });
       }
@@ -505,6 +513,36 @@ const CASES: Case[] = [
     expect: ingressTo('1/x/a', (f) => is(f, '1/y/a')),
   },
   {
+    name: 'NetworkPolicy namespaceSelector on a namespace label (ns=y, local cluster)',
+    c1: [
+      netpol('x', 'np-ns-label', {
+        podSelector: SEL_A,
+        ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
+      }),
+    ],
+    expect: ingressTo('1/x/a', (f) => is(f, '1/y/a')),
+  },
+  {
+    name: 'CNP on a namespace label across clusters (io.cilium.k8s.namespace.labels.ns=z, any namespace, Exists on the cluster)',
+    c1: [
+      cnp('x', 'ns-label-z', {
+        endpointSelector: SEL_A,
+        ingress: [
+          {
+            fromEndpoints: [
+              {
+                matchLabels: { 'io.cilium.k8s.namespace.labels.ns': 'z' },
+                matchExpressions: [{ key: NS, operator: 'Exists' }, ...EXISTS],
+              },
+            ],
+          },
+        ],
+      }),
+    ],
+    // the remote pods' namespace labels come from cluster2's own namespaces (also ns=z)
+    expect: ingressTo('1/x/a', (f) => f.ns === 'z'),
+  },
+  {
     name: 'NetworkPolicy ports with endPort (UDP 81-85 from namespace x pods)',
     c1: [
       netpol('x', 'np-ports', {
@@ -655,6 +693,114 @@ privilegedTest(
     );
     await deleteIn(1, [allowB]);
     for (const [i, c] of clients.entries()) await c.prober.call({ op: 'close', conn: conns[i] });
+    await expectMatrix('deleted', all);
+  },
+  { timeout: 600_000 },
+);
+
+privilegedTest(
+  "privileged: an agent restart under a policy admitting cluster2's pods keeps admitting them (policy waits for the mesh's identities)",
+  async () => {
+    const server = pods.find((p) => p.id === '1/x/a')!;
+    const remote = pods.find((p) => p.id === '2/x/b')!;
+    const deniedFrom = [pods.find((p) => p.id === '2/y/a')!, pods.find((p) => p.id === '1/y/a')!];
+    const pol = cnp('x', 'restart', {
+      endpointSelector: SEL_A,
+      ingress: [{ fromEndpoints: [{ matchLabels: { pod: 'b' }, matchExpressions: EXISTS }] }],
+    });
+    await applyIn(1, [pol]);
+    await expectMatrix(
+      'allow pod=b of both clusters',
+      ingressTo('1/x/a', (f) => f.pod === 'b'),
+    );
+    // cluster2's allowed identities in the server node's pinned policy maps
+    const bpffs = nodeBpffsDir('cluster1', server.node);
+    const remoteAllows = (): Set<string> => {
+      const out = new Set<string>();
+      for (const ep of readPinnedPolicy(bpffs)?.endpoints ?? [])
+        for (const e of ep.entries)
+          if (e.direction === 'ingress' && !e.deny && ((e.identity >>> 16) & 0xff) === 2)
+            out.add(`endpoint ${ep.id} identity ${e.identity}`);
+      return out;
+    };
+    const before = remoteAllows();
+    assert.ok(before.size >= 1, "cluster2's pod=b allowed in the map before the restart");
+
+    let on = true;
+    const gone = new Set<string>();
+    let polls = 0;
+    const watch = (async () => {
+      while (on) {
+        try {
+          const now = remoteAllows();
+          polls++;
+          for (const k of before) if (!now.has(k)) gone.add(k);
+        } catch {
+          // a map read racing a write: the next poll
+        }
+        await sleep(20);
+      }
+    })();
+    const allowed = { ok: 0, failed: 0 };
+    const denied = { ok: 0, failed: 0 };
+    const loop = async (from: MatrixPod, timeoutMs: number, tally: typeof allowed) => {
+      while (on) {
+        const r = await from.prober.call({
+          op: 'probe',
+          timeoutMs,
+          targets: [{ ip: server.ip, port: 80, proto: 'tcp' }],
+        });
+        if ((r.results as boolean[])[0]) tally.ok++;
+        else tally.failed++;
+      }
+    };
+    const loops = [
+      loop(remote, 10_000, allowed),
+      ...deniedFrom.flatMap((p) => [loop(p, 800, denied), loop(p, 800, denied)]),
+    ];
+    const agentName = `tendril-agent-${server.node}`;
+    const agent = () => daemonStatus('cluster1').find((d) => d.name === agentName);
+    const was = agent();
+    assert.ok(was?.running && was.pid, `${agentName} is running`);
+    try {
+      await sleep(2000);
+      process.kill(was.pid, 'SIGKILL');
+      await until(
+        `${agentName} restarted by the supervisor`,
+        () => {
+          const d = agent();
+          return d?.running && d.pid && d.pid !== was.pid ? d : undefined;
+        },
+        60_000,
+        200,
+      );
+      // until its policy is written (no longer held for the sources or the mesh), then more load
+      const api = new AgentClient(agentSocketPath('cluster1', server.node), { timeoutMs: 5000 });
+      await until(
+        'the restarted agent writes policy',
+        async () => {
+          const st = await api.status();
+          return st.policy !== undefined && !st.policy.held?.length;
+        },
+        120_000,
+        500,
+      );
+      await sleep(5000);
+    } finally {
+      on = false;
+      await Promise.all([watch, ...loops]);
+    }
+    assert.ok(polls >= 20, `the map was watched: ${polls} polls`);
+    assert.deepEqual([...gone], [], "cluster2's allows never left the map during the restart");
+    assert.ok(allowed.ok >= 5, `cluster2's client made requests: ${JSON.stringify(allowed)}`);
+    assert.equal(allowed.failed, 0, `no allowed request failed: ${JSON.stringify(allowed)}`);
+    assert.ok(denied.failed >= 10, `the denied clients kept trying: ${JSON.stringify(denied)}`);
+    assert.equal(denied.ok, 0, `no denied request got through: ${JSON.stringify(denied)}`);
+    await expectMatrix(
+      'after the restart',
+      ingressTo('1/x/a', (f) => f.pod === 'b'),
+    );
+    await deleteIn(1, [pol]);
     await expectMatrix('deleted', all);
   },
   { timeout: 600_000 },

@@ -100,7 +100,7 @@ export interface AgentStatus {
   ipam: { cidr: string; used: number; capacity: number };
   reconcilers: ReconcilerStatus[];
   /** Network policy: enforcement mode and endpoints with policy (see AgentPolicy.summary). */
-  policy?: { enforcement: string; endpoints: number; enforced: number };
+  policy?: { enforcement: string; endpoints: number; enforced: number; held?: string[] };
   problems: Problem[];
   startedAt: string;
   pid: number;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ctKey, ctValue, DIR, Off, policyKey, policyPrefixLen, policyValue } from './maps.js';
-import { ruleIdOf } from './policy-datapath.js';
+import { prefixesOverlap, ruleIdOf } from './policy-datapath.js';
 
 test('policy maps: policy key layout {prefixlen, identity, dir, proto, be16 dport}', () => {
   assert.equal(policyKey.size, Off.policyKey.size);
@@ -56,4 +56,14 @@ test('policy maps: rule ids are stable hashes of the origin text', () => {
     ruleIdOf('CiliumNetworkPolicy default/x spec.ingress[0]'),
   );
   assert.notEqual(ruleIdOf('a'), ruleIdOf('b'));
+});
+
+test('prefixesOverlap: protocols and port prefixes', () => {
+  const e = (protocol: number, port: number, bits: number) => ({ protocol, port, bits });
+  assert.equal(prefixesOverlap(e(0, 0, 0), e(6, 80, 16)), true, 'every protocol');
+  assert.equal(prefixesOverlap(e(6, 80, 16), e(17, 80, 16)), false, 'TCP vs UDP');
+  assert.equal(prefixesOverlap(e(6, 80, 16), e(6, 81, 16)), false);
+  assert.equal(prefixesOverlap(e(6, 80, 15), e(6, 81, 16)), true, '80-81 holds 81');
+  assert.equal(prefixesOverlap(e(6, 0, 0), e(6, 8081, 16)), true, 'any TCP port');
+  assert.equal(prefixesOverlap(e(6, 8192, 3), e(6, 80, 16)), false, '8192-16383 vs 80');
 });

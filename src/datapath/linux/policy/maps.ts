@@ -8,7 +8,7 @@
  *             prefixlen counts bits after itself: 32 (identity) + 8 (dir) = 40 for
  *             "every protocol"; + 8 (proto) + 0..16 port bits = 48..64 otherwise.
  *             identity 0 is the wildcard (looked up second); dir 0 ingress, 1 egress.
- *       value {u8 flags (bit 0 deny); u8 pad; u16 pad; u32 ruleId}              8 bytes
+ *       value {u8 flags (bit 0 deny, bit 1 final); u8 pad; u16 pad; u32 ruleId}  8 bytes
  *             ruleId names the rule in the agent's rule table (`tendril debug policy`).
  *   policy/ct       LRU_HASH, the connection tracker (one per node)
  *       key   {be32 saddr; be32 daddr; be16 sport; be16 dport; u8 proto; u8 dir; u16 pad} 16 bytes
@@ -37,8 +37,12 @@ export function policyPrefixLen(protocol: number, portBits: number): number {
   return protocol === 0 ? POLICY_PREFIX_BASE : POLICY_PREFIX_BASE + 8 + portBits;
 }
 
-/** Flag bits of a policy value. */
-export const PolicyFlags = { Deny: 1 } as const;
+/**
+ * Flag bits of a policy value. `Final` (on an identity's allow): no deny of the
+ * wildcard identity in that direction overlaps the entry's port prefix, so a packet
+ * it matches is allowed without the wildcard lookup (programs of before it ignore it).
+ */
+export const PolicyFlags = { Deny: 1, Final: 2 } as const;
 
 /** Drop counter indexes. STABLE. */
 export const DropReason = {

@@ -208,14 +208,20 @@ export class BpfPolicyDatapath {
   writePolicy(policy: EndpointPolicySpec): number {
     const ep = this.endpoint(policy.endpointId);
     const want = new Map<string, [PolicyKey, PolicyValue]>();
-    for (const direction of ['ingress', 'egress'] as const)
+    for (const direction of ['ingress', 'egress'] as const) {
+      const wildDenies = policy[direction].entries.filter((e) => e.deny && e.identity === 0);
       for (const e of policy[direction].entries) {
         const k = keyOf(direction, e);
         const text = e.rule;
         const ruleId = ruleIdOf(text);
         this.ruleNames.set(ruleId, text);
-        want.set(keyText(k), [k, { flags: e.deny ? PolicyFlags.Deny : 0, ruleId }]);
+        let flags = 0;
+        if (e.deny) flags = PolicyFlags.Deny;
+        else if (e.identity !== 0 && !wildDenies.some((d) => prefixesOverlap(d, e)))
+          flags = PolicyFlags.Final;
+        want.set(keyText(k), [k, { flags, ruleId }]);
       }
+    }
     const upKeys: PolicyKey[] = [];
     const upValues: PolicyValue[] = [];
     for (const [t, [k, v]] of want) {
@@ -268,6 +274,21 @@ export class BpfPolicyDatapath {
     this.close();
     removePinnedTree(policyPinDir(this.bpffsDir));
   }
+}
+
+/**
+ * True when some (protocol, port) lies in both entries' port prefixes (protocol 0 =
+ * every protocol; `bits` leading bits of the port fixed).
+ */
+export function prefixesOverlap(
+  a: Pick<SpecEntry, 'protocol' | 'port' | 'bits'>,
+  b: Pick<SpecEntry, 'protocol' | 'port' | 'bits'>,
+): boolean {
+  if (a.protocol !== 0 && b.protocol !== 0 && a.protocol !== b.protocol) return false;
+  const bits = Math.min(a.protocol === 0 ? 0 : a.bits, b.protocol === 0 ? 0 : b.bits);
+  if (bits === 0) return true;
+  const shift = 16 - bits;
+  return a.port >>> shift === b.port >>> shift;
 }
 
 function decodeEntry(k: PolicyKey, v: PolicyValue): PolicyMapEntry {

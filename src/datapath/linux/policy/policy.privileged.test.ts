@@ -19,7 +19,7 @@ import {
   uniqueName,
 } from '../../bpf/testing.js';
 import { TcAction } from '../../bpf/types.js';
-import { DropReason, openEndpointPolicyMap } from './maps.js';
+import { DropReason, PolicyFlags, openEndpointPolicyMap } from './maps.js';
 import { BpfPolicyDatapath, readPinnedPolicy, ruleIdOf } from './policy-datapath.js';
 import { loadPolicyProgram } from './programs.js';
 
@@ -462,6 +462,38 @@ describe('policy datapath on a veth', () => {
           'pass',
           "the reply to the server's own connection passes its ingress",
         );
+
+        // 9. An identity's allow that no wildcard deny overlaps is final (no wildcard lookup);
+        //    one a wildcard deny overlaps is not, and the deny still wins where it applies.
+        const clientAllowFlags = () =>
+          [...srvMap.entries()].find(([k]) => k.dir === 0 && k.identity === CLIENT_ID)?.[1].flags;
+        engine.upsertPolicy(
+          cnp('allow-8080', {
+            endpointSelector: { matchLabels: { app: 'server' } },
+            ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }] }],
+          }),
+        );
+        sync();
+        assert.equal(clientAllowFlags(), PolicyFlags.Final, 'no wildcard deny: final');
+        assert.equal(run(toServer, tcpFrame(CLIENT_IP, SERVER_IP, 40003, 8081, SYN)), 'pass');
+        engine.upsertPolicy(
+          cnp('deny-8081', {
+            endpointSelector: { matchLabels: { app: 'server' } },
+            ingressDeny: [
+              {
+                fromEntities: ['all'],
+                toPorts: [{ ports: [{ port: '8081', protocol: 'TCP' }] }],
+              },
+            ],
+          }),
+        );
+        sync();
+        assert.equal(clientAllowFlags(), 0, 'a wildcard deny overlaps it: not final');
+        assert.equal(run(toServer, tcpFrame(CLIENT_IP, SERVER_IP, 40004, 8081, SYN)), 'drop');
+        assert.equal(run(toServer, tcpFrame(CLIENT_IP, SERVER_IP, 40005, 8080, SYN)), 'pass');
+        engine.deletePolicy(ref('deny-8081'));
+        sync();
+        assert.equal(clientAllowFlags(), PolicyFlags.Final, 'final again');
       } finally {
         toServer.close();
         fromServer.close();

@@ -12,7 +12,8 @@
  *   3. the peer's identity: ipcache LPM lookup of the peer address; a miss is world (2);
  *   4. policy map (this endpoint's LPM trie) at {identity, dir, proto, dport}, then at
  *      {0 (wildcard), dir, proto, dport}; a deny in either drops, an allow in either passes,
- *      nothing drops (default deny). Every packet of the originating direction is
+ *      nothing drops (default deny). An identity's allow flagged final (no wildcard deny
+ *      overlaps it) passes without the wildcard lookup. Every packet of the originating direction is
  *      judged, so revoking an allow cuts established connections too;
  *   5. allowed: pass, and record the tuple in CT (if absent) when the packet starts a
  *      connection (not a TCP segment other than a SYN without ACK, not an ICMP echo reply:
@@ -235,6 +236,8 @@ export function policyProgram(
     E(asm.ldxw(R2, R0, Off.policyValue.ruleId), asm.stxw(R10, RID, R2)),
     asm.jset.imm(R1, PolicyFlags.Deny, 'deny'),
     asm.mov.imm(R9, 1),
+    // no deny of the wildcard identity overlaps this allow: the wildcard lookup cannot deny
+    asm.jset.imm(R1, PolicyFlags.Final, 'decide'),
     asm.label('wildcard'),
     asm.stw(R10, PK + Off.policyKey.identity, 0),
     lookup(maps.policy, PK),
