@@ -1,5 +1,5 @@
 /**
- * `tendril logs POD [-c C] [-f] [-p] [--tail N]`: a lab container's output,
+ * `tendril logs POD [-c C] [-f] [-p] [--tail N] [--timestamps]`: a lab container's output,
  * read from the API server's pods/log endpoint (the same one `kubectl logs`
  * uses; the API server reads the file the kubelet captures it in).
  */
@@ -89,6 +89,31 @@ export function streamLog(
   });
 }
 
+/** The options of `tendril logs` that go into the pods/log query. */
+export interface LogFlags {
+  follow?: boolean;
+  previous?: boolean;
+  /** Lines from the end (a negative number or undefined: all). */
+  tail?: string;
+  /** Each line prefixed with its RFC3339Nano time (the kubelet's record of it), as `kubectl logs --timestamps`. */
+  timestamps?: boolean;
+}
+
+/**
+ * The pods/log query of `tendril logs` (kubectl's parameter names). A pod
+ * reflecting a lab daemon refuses `timestamps` with a message saying so (its
+ * log has no per-line times); the CLI passes that message on.
+ */
+export function logQuery(container: string, o: LogFlags): URLSearchParams {
+  const q = new URLSearchParams({ container });
+  if (o.follow) q.set('follow', 'true');
+  if (o.previous) q.set('previous', 'true');
+  if (o.timestamps) q.set('timestamps', 'true');
+  const tail = Number(o.tail ?? '-1');
+  if (Number.isInteger(tail) && tail >= 0) q.set('tailLines', String(tail));
+  return q;
+}
+
 /** Registers `tendril logs`. */
 export function register(program: Command): void {
   program
@@ -99,6 +124,7 @@ export function register(program: Command): void {
     .option('-f, --follow', 'stream new output until the container ends')
     .option('-p, --previous', 'the previous (restarted) instance of the container')
     .option('--tail <n>', 'only the last N lines', '-1')
+    .option('--timestamps', 'prefix each line with its RFC3339Nano time')
     .option('-n, --namespace <ns>', 'namespace')
     .action(
       async (
@@ -108,6 +134,7 @@ export function register(program: Command): void {
           follow?: boolean;
           previous?: boolean;
           tail: string;
+          timestamps?: boolean;
           namespace?: string;
         },
         command: Command,
@@ -117,11 +144,7 @@ export function register(program: Command): void {
         const ns = o.namespace ?? target.namespace;
         const pod = await fetchPod(target, ns, podName);
         const c = pickContainer(pod, o.container);
-        const q = new URLSearchParams({ container: c.name });
-        if (o.follow) q.set('follow', 'true');
-        if (o.previous) q.set('previous', 'true');
-        const tail = Number(o.tail);
-        if (Number.isInteger(tail) && tail >= 0) q.set('tailLines', String(tail));
+        const q = logQuery(c.name, o);
         const ac = new AbortController();
         process.once('SIGINT', () => ac.abort());
         try {

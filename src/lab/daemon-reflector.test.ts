@@ -20,6 +20,7 @@ import {
 } from '../install/install.js';
 import { labManifestOptions, reflectOf } from '../install/lab-reflection.js';
 import { kubeletSpec } from './create.js';
+import { logQuery, streamLog } from '../cli/logs.js';
 
 const cluster: LabCluster = {
   name: 'test',
@@ -307,6 +308,16 @@ describe('DaemonReflector against the lab API server', () => {
     assert.equal(await kube().requestText(`${path}?tailLines=1`), 'new 2\n');
     assert.equal(await kube().requestText(`${path}?previous=true`), 'old\n');
     await assert.rejects(kube().requestText(`${path}?timestamps=true`), /without per-line times/);
+    // tendril logs --timestamps passes the flag and gets the same refusal
+    await assert.rejects(
+      streamLog(`${api.server.url}${path}?${logQuery('operator', { timestamps: true })}`, () => {}),
+      (err: unknown) =>
+        err instanceof ApiError &&
+        err.httpCode === 400 &&
+        /reflects the lab daemon "tendril-operator", whose log the supervisor keeps without per-line times \(drop --timestamps\)/.test(
+          err.message,
+        ),
+    );
   });
 
   it('restarts the daemons of a deleted pod and writes a new pod', async () => {
