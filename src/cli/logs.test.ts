@@ -7,6 +7,7 @@ import type { KubeObject } from '../k8s/objects.js';
 import { startTestApiServer, type TestApiServer } from '../lab/apiserver/testing.js';
 import { LogTimeIndexer, rfc3339Nano } from '../lab/kubelet/log-times.js';
 import { podLogDir } from '../lab/state.js';
+import { TendrilError } from '../util/errors.js';
 import { logQuery, streamLog } from './logs.js';
 
 describe('tendril logs: the pods/log query', () => {
@@ -17,6 +18,31 @@ describe('tendril logs: the pods/log query', () => {
     );
     assert.equal(logQuery('app', { tail: '-1' }).toString(), 'container=app');
     assert.equal(logQuery('app', {}).toString(), 'container=app');
+  });
+
+  it('passes --since as whole seconds (rounded up, as kubectl) and --since-time as given', () => {
+    assert.equal(logQuery('app', { since: '2m' }).get('sinceSeconds'), '120');
+    assert.equal(logQuery('app', { since: '1.2s' }).get('sinceSeconds'), '2');
+    assert.equal(logQuery('app', { since: '1h30m' }).get('sinceSeconds'), '5400');
+    assert.equal(
+      logQuery('app', { sinceTime: '2026-12-06T10:00:00+01:00' }).get('sinceTime'),
+      '2026-12-06T10:00:00+01:00',
+    );
+  });
+
+  it('refuses --since with --since-time, a bad duration and a time that is no RFC 3339', () => {
+    assert.throws(
+      () => logQuery('app', { since: '5s', sinceTime: '2026-12-06T10:00:00Z' }),
+      (err: unknown) =>
+        err instanceof TendrilError &&
+        err.code === 'LOGS_BAD_FLAGS' &&
+        /at most one of --since and --since-time/.test(err.message),
+    );
+    assert.throws(() => logQuery('app', { since: '5 minutes' }), /--since: invalid duration/);
+    assert.throws(
+      () => logQuery('app', { sinceTime: 'yesterday' }),
+      /--since-time "yesterday" is no RFC 3339 time/,
+    );
   });
 });
 
@@ -47,8 +73,9 @@ describe('tendril logs --timestamps against the lab API server', () => {
     mkdirSync(dir, { recursive: true });
     const log = join(dir, 'app.log');
     writeFileSync(log, 'tick 0\n');
-    // the kubelet's indexer stamps the lines it finds (a fixed clock here)
-    const times = [1_796_553_600_123_456_789n, 1_796_553_601_500_000_000n];
+    // the kubelet's indexer stamps the lines it finds (a fixed clock here: 2 min and 10 s ago)
+    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    const times = [nowNs - 120_000_000_000n + 123_456_789n, nowNs - 10_000_000_000n];
     let i = 0;
     const indexer = new LogTimeIndexer(log, () => times[Math.min(i++, times.length - 1)]!);
     indexer.start();
@@ -72,7 +99,7 @@ describe('tendril logs --timestamps against the lab API server', () => {
       assert.match(m[1]!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/);
     });
     assert.equal(stamped, `${rfc3339Nano(times[0]!)} tick 0\n${rfc3339Nano(times[1]!)} tick 1\n`);
-    assert.equal(rfc3339Nano(times[1]!), '2026-12-06T10:40:01.5Z');
+    assert.match(rfc3339Nano(times[0]!), /\.\d{3}456789Z$/);
     assert.equal(await read(logQuery('app', {})), 'tick 0\ntick 1\n');
     assert.equal(
       await read(logQuery('app', { timestamps: true, tail: '1' })).then((t) =>
@@ -80,5 +107,9 @@ describe('tendril logs --timestamps against the lab API server', () => {
       ),
       'tick 1\n',
     );
+    // --since and --since-time select by the same per-line times
+    assert.equal(await read(logQuery('app', { since: '1m' })), 'tick 1\n');
+    assert.equal(await read(logQuery('app', { since: '5m' })), 'tick 0\ntick 1\n');
+    assert.equal(await read(logQuery('app', { sinceTime: rfc3339Nano(times[1]!) })), 'tick 1\n');
   });
 });
