@@ -1,5 +1,6 @@
 /**
- * `tendril logs POD [-c C] [-f] [-p] [--tail N]`: a lab container's output,
+ * `tendril logs POD [-c C] [-f] [-p] [--tail N] [--timestamps] [--since D | --since-time T]`:
+ * a lab container's output,
  * read from the API server's pods/log endpoint (the same one `kubectl logs`
  * uses; the API server reads the file the kubelet captures it in).
  */
@@ -8,6 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Command } from 'commander';
 import { ApiError, type Status } from '../k8s/status.js';
+import { parseDuration } from '../util/duration.js';
 import { TendrilError } from '../util/errors.js';
 import { resolveLabTarget } from '../lab/target.js';
 import { labAdminClientOptions } from '../lab/client.js';
@@ -89,6 +91,63 @@ export function streamLog(
   });
 }
 
+/** The options of `tendril logs` that go into the pods/log query. */
+export interface LogFlags {
+  follow?: boolean;
+  previous?: boolean;
+  /** Lines from the end (a negative number or undefined: all). */
+  tail?: string;
+  /** Each line prefixed with its RFC3339Nano time (the kubelet's record of it), as `kubectl logs --timestamps`. */
+  timestamps?: boolean;
+  /** Only lines newer than this duration ("5s", "2m", "1h"), as `kubectl logs --since`. */
+  since?: string;
+  /** Only lines from this RFC 3339 time on, as `kubectl logs --since-time`. */
+  sinceTime?: string;
+}
+
+const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$/;
+
+/**
+ * The pods/log query of `tendril logs` (kubectl's parameter names). A pod
+ * reflecting a lab daemon refuses `timestamps` with a message saying so (its
+ * log has no per-line times); the CLI passes that message on.
+ * @throws TendrilError LOGS_BAD_FLAGS for --since with --since-time or a
+ *   --since-time that is no RFC 3339 time; INVALID_DURATION for a bad --since.
+ */
+export function logQuery(container: string, o: LogFlags): URLSearchParams {
+  const q = new URLSearchParams({ container });
+  if (o.follow) q.set('follow', 'true');
+  if (o.previous) q.set('previous', 'true');
+  if (o.timestamps) q.set('timestamps', 'true');
+  if (o.since !== undefined && o.sinceTime !== undefined)
+    throw new TendrilError(
+      'LOGS_BAD_FLAGS',
+      'at most one of --since and --since-time may be given',
+      {
+        hint: 'drop one of them',
+      },
+    );
+  if (o.since !== undefined) {
+    // kubectl rounds up to whole seconds
+    const ms = parseDuration(o.since, { what: '--since' });
+    q.set('sinceSeconds', String(Math.max(1, Math.ceil(ms / 1000))));
+  }
+  if (o.sinceTime !== undefined) {
+    if (!RFC3339.test(o.sinceTime) || !Number.isFinite(Date.parse(o.sinceTime)))
+      throw new TendrilError(
+        'LOGS_BAD_FLAGS',
+        `--since-time "${o.sinceTime}" is no RFC 3339 time`,
+        {
+          hint: 'write it as 2026-12-06T10:00:00Z (or with an offset, +01:00)',
+        },
+      );
+    q.set('sinceTime', o.sinceTime);
+  }
+  const tail = Number(o.tail ?? '-1');
+  if (Number.isInteger(tail) && tail >= 0) q.set('tailLines', String(tail));
+  return q;
+}
+
 /** Registers `tendril logs`. */
 export function register(program: Command): void {
   program
@@ -99,6 +158,9 @@ export function register(program: Command): void {
     .option('-f, --follow', 'stream new output until the container ends')
     .option('-p, --previous', 'the previous (restarted) instance of the container')
     .option('--tail <n>', 'only the last N lines', '-1')
+    .option('--timestamps', 'prefix each line with its RFC3339Nano time')
+    .option('--since <duration>', 'only lines newer than this (5s, 2m, 1h)')
+    .option('--since-time <time>', 'only lines from this RFC 3339 time on')
     .option('-n, --namespace <ns>', 'namespace')
     .action(
       async (
@@ -108,6 +170,9 @@ export function register(program: Command): void {
           follow?: boolean;
           previous?: boolean;
           tail: string;
+          timestamps?: boolean;
+          since?: string;
+          sinceTime?: string;
           namespace?: string;
         },
         command: Command,
@@ -117,11 +182,7 @@ export function register(program: Command): void {
         const ns = o.namespace ?? target.namespace;
         const pod = await fetchPod(target, ns, podName);
         const c = pickContainer(pod, o.container);
-        const q = new URLSearchParams({ container: c.name });
-        if (o.follow) q.set('follow', 'true');
-        if (o.previous) q.set('previous', 'true');
-        const tail = Number(o.tail);
-        if (Number.isInteger(tail) && tail >= 0) q.set('tailLines', String(tail));
+        const q = logQuery(c.name, o);
         const ac = new AbortController();
         process.once('SIGINT', () => ac.abort());
         try {

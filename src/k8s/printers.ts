@@ -75,11 +75,26 @@ function podStatus(o: KubeObject): string {
   return reason;
 }
 
-function restarts(o: KubeObject): number {
-  return ((o.status?.containerStatuses ?? []) as Array<{ restartCount?: number }>).reduce(
-    (a, s) => a + (s.restartCount ?? 0),
-    0,
-  );
+/**
+ * The RESTARTS cell as kubectl's server-side printer (printPod) renders it:
+ * the containers' restart counts summed, and when a restart happened the age
+ * of the latest `lastState.terminated.finishedAt`: `1 (5s ago)`.
+ */
+function restarts(o: KubeObject, now: number): string {
+  const statuses = (o.status?.containerStatuses ?? []) as Array<{
+    restartCount?: number;
+    lastState?: { terminated?: { finishedAt?: string } };
+  }>;
+  let count = 0;
+  let last = 0;
+  for (const s of statuses) {
+    count += s.restartCount ?? 0;
+    const t = Date.parse(s.lastState?.terminated?.finishedAt ?? '');
+    if (Number.isFinite(t) && t > last) last = t;
+  }
+  return count !== 0 && last
+    ? `${count} (${formatAge(new Date(last).toISOString(), now)} ago)`
+    : String(count);
 }
 
 function servicePorts(o: KubeObject): string {
@@ -152,7 +167,7 @@ const PRINTERS: Record<string, Printer> = {
       NAME,
       col('Ready'),
       col('Status'),
-      col('Restarts', 0, 'integer'),
+      col('Restarts'),
       AGE,
       col('IP', 1),
       col('Node', 1),
@@ -163,7 +178,7 @@ const PRINTERS: Record<string, Printer> = {
       o.metadata.name!,
       podReady(o),
       podStatus(o),
-      restarts(o),
+      restarts(o, now),
       age(o, now),
       o.status?.podIP ?? '<none>',
       o.spec?.nodeName ?? '<none>',

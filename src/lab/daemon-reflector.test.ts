@@ -20,6 +20,7 @@ import {
 } from '../install/install.js';
 import { labManifestOptions, reflectOf } from '../install/lab-reflection.js';
 import { kubeletSpec } from './create.js';
+import { logQuery, streamLog } from '../cli/logs.js';
 
 const cluster: LabCluster = {
   name: 'test',
@@ -307,6 +308,16 @@ describe('DaemonReflector against the lab API server', () => {
     assert.equal(await kube().requestText(`${path}?tailLines=1`), 'new 2\n');
     assert.equal(await kube().requestText(`${path}?previous=true`), 'old\n');
     await assert.rejects(kube().requestText(`${path}?timestamps=true`), /without per-line times/);
+    // tendril logs --timestamps passes the flag and gets the same refusal
+    await assert.rejects(
+      streamLog(`${api.server.url}${path}?${logQuery('operator', { timestamps: true })}`, () => {}),
+      (err: unknown) =>
+        err instanceof ApiError &&
+        err.httpCode === 400 &&
+        /reflects the lab daemon "tendril-operator", whose log the supervisor keeps without per-line times \(drop --timestamps\)/.test(
+          err.message,
+        ),
+    );
   });
 
   it('restarts the daemons of a deleted pod and writes a new pod', async () => {
@@ -331,6 +342,92 @@ describe('DaemonReflector against the lab API server', () => {
     // a second sync does not restart again
     await reflector.sync();
     assert.deepEqual(source.restarted, ['tendril-operator']);
+  });
+
+  it('writes the kubelet’s Events: Started, BackOff on an exit, Killing on a delete', async () => {
+    interface Ev extends KubeObject {
+      reason: string;
+      type: string;
+      message: string;
+      involvedObject: { kind: string; name: string; uid: string; fieldPath?: string };
+      source: { component: string; host?: string };
+    }
+    const eventsOf = async (pod: KubeObject) =>
+      ((await kube().list('v1', 'Event', { namespace: 'kube-system' })).items as Ev[]).filter(
+        (e) => e.involvedObject.uid === pod.metadata.uid,
+      );
+    /** Waits for the Events (posted without waiting) of `pod` to include `reasons` (in any order). */
+    const waitFor = async (pod: KubeObject, reasons: string[]) => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const evs = await eventsOf(pod);
+        const have = evs.map((e) => e.reason);
+        if (reasons.every((r) => have.filter((x) => x === r).length >= count(reasons, r)))
+          return evs;
+        if (Date.now() > deadline)
+          assert.fail(
+            `events of ${pod.metadata.name}: ${have.join(', ')}; wanted ${reasons.join(', ')}`,
+          );
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const count = (xs: string[], x: string) => xs.filter((y) => y === x).length;
+    const [op] = await podOf('tendril-operator');
+    const started = await waitFor(op!, ['Started']);
+    assert.equal(started[0]!.type, 'Normal');
+    assert.equal(started[0]!.message, 'Started container operator');
+    assert.equal(started[0]!.involvedObject.kind, 'Pod');
+    assert.equal(started[0]!.involvedObject.fieldPath, 'spec.containers{operator}');
+    assert.deepEqual(started[0]!.source, { component: 'kubelet', host: 'test-control-plane' });
+    // the daemon exits; the supervisor backs off: one BackOff Warning, however many syncs
+    const d = source.list.find((x) => x.name === 'tendril-operator')!;
+    source.set('tendril-operator', {
+      running: false,
+      restarts: d.restarts + 1,
+      lastExit: { code: 1, signal: null, at: '2026-12-06T10:05:00.000Z' },
+    });
+    await reflector.sync();
+    await reflector.sync();
+    const backoff = (await waitFor(op!, ['Started', 'BackOff'])).filter(
+      (e) => e.reason === 'BackOff',
+    );
+    assert.equal(backoff.length, 1);
+    assert.equal(backoff[0]!.type, 'Warning');
+    assert.equal(
+      backoff[0]!.message,
+      `Back-off restarting failed container operator in pod ${op!.metadata.name}_kube-system(${op!.metadata.uid})`,
+    );
+    // restarted: Started again
+    source.set('tendril-operator', { running: true, startedAt: '2026-12-06T10:05:01.000Z' });
+    await reflector.sync();
+    await waitFor(op!, ['Started', 'Started', 'BackOff']);
+    // an exit and restart between two syncs (the wait not seen) is a BackOff too
+    source.set('tendril-operator', {
+      restarts: d.restarts + 2,
+      startedAt: '2026-12-06T10:06:01.000Z',
+      lastExit: { code: null, signal: 'SIGKILL', at: '2026-12-06T10:06:00.000Z' },
+    });
+    await reflector.sync();
+    await waitFor(op!, ['Started', 'Started', 'Started', 'BackOff', 'BackOff']);
+    // kubectl delete pod: Killing, then the new pod is Started
+    await kube().delete('v1', 'Pod', op!.metadata.name!, { namespace: 'kube-system' });
+    await reflector.sync();
+    await reflector.sync();
+    const killing = (await waitFor(op!, ['Killing'])).filter((e) => e.reason === 'Killing');
+    assert.equal(killing.length, 1);
+    assert.equal(killing[0]!.message, 'Stopping container operator');
+    const [fresh] = await podOf('tendril-operator');
+    assert.ok(fresh && fresh.metadata.uid !== op!.metadata.uid);
+    await waitFor(fresh, ['Started']);
+    // events.k8s.io/v1 serves the same Events (kubectl get events reads it)
+    const v1 = await kube().list('events.k8s.io/v1', 'Event', { namespace: 'kube-system' });
+    assert.ok(
+      v1.items.some(
+        (e) =>
+          (e as unknown as { regarding: { uid: string }; reason: string }).regarding.uid ===
+            op!.metadata.uid && (e as unknown as { reason: string }).reason === 'Killing',
+      ),
+    );
   });
 
   it('refuses a DaemonSet that is no reflection (the lab runs no DaemonSet controller)', async () => {

@@ -14,6 +14,14 @@
  * - reflected objects whose daemon is gone (uninstall) are deleted;
  * - an edited or deleted reflected workload is written back.
  *
+ * It writes the kubelet's core v1 Events for them (through the kubelet's
+ * helper, src/lab/kubelet/events.ts, attributed to the kubelet on the pod's
+ * node): `Started` when a daemon (re)starts, `Killing` when a pod delete or
+ * a rollout stops it, and a `BackOff` Warning when the supervisor saw it exit
+ * and backs off before restarting it (every supervisor restart is backed off).
+ * What was already reported is read from the stored pod status, so a new
+ * supervisor does not report it again.
+ *
  *   const r = new DaemonReflector(cluster, supervisor, log);
  *   r.start();  r.kick();  await r.stop();
  */
@@ -23,6 +31,7 @@ import type { KubeObject } from '../k8s/objects.js';
 import { ApiError } from '../k8s/status.js';
 import type { Logger } from '../util/log.js';
 import { labAdminClientOptions } from './client.js';
+import { postPodEvent, type EventSink } from './kubelet/events.js';
 import { isLabReflection } from './daemon-pods.js';
 import {
   LAB_REFLECTION_HASH_ANNOTATION,
@@ -79,6 +88,8 @@ export class DaemonReflector {
   private readonly ownDeletes = new Set<string>();
   /** The uid last seen per pod key, to notice a force delete. */
   private readonly lastUid = new Map<string, string>();
+  /** The pod last seen per pod key (its Killing Event after a force delete names it). */
+  private readonly lastPod = new Map<string, KubeObject>();
   /** Whether the last sync found or wrote anything (no daemons and nothing stored: nothing to do). */
   private active = true;
   private failures = 0;
@@ -265,6 +276,7 @@ export class DaemonReflector {
           ownerRef?.uid !== owner.metadata.uid
         ) {
           // the daemon's spec changed (the supervisor restarted it): a new pod, as a rollout
+          this.killing(w, p);
           await this.remove(p);
           continue;
         }
@@ -280,6 +292,8 @@ export class DaemonReflector {
         // the pod went without the reflector (a force delete): its daemons restart, as its containers would be killed
         if (!this.restartedFor.has(seen)) {
           remember(this.restartedFor, seen);
+          const gone = this.lastPod.get(w.key);
+          if (gone?.metadata.uid === seen) this.killing(w, gone);
           await this.restartDaemons(w, 'its pod was force-deleted');
         }
       }
@@ -289,7 +303,9 @@ export class DaemonReflector {
         this.log.info('reflected pod created', { pod: pod.metadata.name, key: w.key });
       }
       this.lastUid.set(w.key, pod.metadata.uid!);
+      this.lastPod.set(w.key, pod);
       const status = podStatus(w, pod);
+      this.containerEvents(w, pod, pod.status, status);
       if (!sameJSON(status, pod.status)) {
         try {
           pod = await client.update({ ...pod, status }, { subresource: 'status' });
@@ -305,6 +321,7 @@ export class DaemonReflector {
       if (wantedKeys.has(key)) continue;
       for (const p of pods) await this.remove(p);
       this.lastUid.delete(key);
+      this.lastPod.delete(key);
     }
 
     // workload status from the pods
@@ -327,9 +344,63 @@ export class DaemonReflector {
     const uid = p.metadata.uid!;
     if (!this.restartedFor.has(uid) && !this.ownDeletes.has(uid)) {
       remember(this.restartedFor, uid);
+      this.killing(w, p);
       await this.restartDaemons(w, `pod ${p.metadata.name} was deleted`);
     }
     await this.remove(p);
+  }
+
+  /** Where the Events go (the API server, as the kubelet posts them). */
+  private sink(): EventSink {
+    const client = this.client!;
+    return { create: (path, obj) => client.request('POST', path, { body: obj }) };
+  }
+
+  private event(
+    w: WantedPod,
+    pod: KubeObject,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    container: string,
+  ): void {
+    postPodEvent(this.sink(), this.log, w.node.name, pod, type, reason, message, container);
+  }
+
+  /** `Killing` for each container of a pod whose daemons are stopped (deleted pod, rollout). */
+  private killing(w: WantedPod, pod: KubeObject): void {
+    for (const c of w.containers)
+      this.event(w, pod, 'Normal', 'Killing', `Stopping container ${c.name}`, c.name);
+  }
+
+  /**
+   * The Events of a status change, as the kubelet posts them: `BackOff` when
+   * a container's daemon exited and waits for its restart (or was restarted
+   * since the last status: restartCount rose without the wait being seen),
+   * `Started` when a container has a new start time.
+   */
+  private containerEvents(w: WantedPod, pod: KubeObject, prev: unknown, next: unknown): void {
+    const before = containerStatuses(prev);
+    for (const cs of containerStatuses(next)) {
+      const old = before.find((x) => x.name === cs.name);
+      if (old) {
+        const waiting = cs.state?.waiting?.reason === 'CrashLoopBackOff';
+        const wasWaiting = old.state?.waiting?.reason === 'CrashLoopBackOff';
+        const restarted = (cs.restartCount ?? 0) > (old.restartCount ?? 0);
+        if (!wasWaiting && (waiting || restarted))
+          this.event(
+            w,
+            pod,
+            'Warning',
+            'BackOff',
+            `Back-off restarting failed container ${cs.name} in pod ${pod.metadata.name}_${pod.metadata.namespace}(${pod.metadata.uid})`,
+            cs.name,
+          );
+      }
+      const started = cs.state?.running?.startedAt;
+      if (started && started !== old?.state?.running?.startedAt)
+        this.event(w, pod, 'Normal', 'Started', `Started container ${cs.name}`, cs.name);
+    }
   }
 
   private async restartDaemons(w: WantedPod, why: string): Promise<void> {
@@ -361,6 +432,17 @@ export class DaemonReflector {
       if (!isGone(err)) throw err;
     }
   }
+}
+
+interface ContainerStatusView {
+  name: string;
+  restartCount?: number;
+  state?: { running?: { startedAt?: string }; waiting?: { reason?: string } };
+}
+
+function containerStatuses(status: unknown): ContainerStatusView[] {
+  const list = (status as { containerStatuses?: unknown } | undefined)?.containerStatuses;
+  return Array.isArray(list) ? (list as ContainerStatusView[]) : [];
 }
 
 /** Adds to a set of uids that keeps the last 1,000. */

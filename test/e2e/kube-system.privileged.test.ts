@@ -194,7 +194,24 @@ privilegedTest(
           '-l',
           'k8s-app=tendril-operator',
         ]);
-        assert.match(table2, /tendril-operator-\S+\s+1\/1\s+Running\s+1\s/, table2);
+        // RESTARTS with the age of the last restart, as kubectl prints it
+        assert.match(table2, /tendril-operator-\S+\s+1\/1\s+Running\s+1 \(\d+s ago\)\s/, table2);
+        // the kubelet's Events of the reflected pod: describe's Events section
+        await until(
+          'describe to show the operator pod’s BackOff and Started Events',
+          async () => {
+            const d = await kubectl(['-n', 'kube-system', 'describe', 'pod', op!.metadata.name]);
+            return (
+              /Events:[\s\S]*Normal\s+Started\s+\S+\s+kubelet\s+Started container operator/.test(
+                d.out,
+              ) &&
+              /Warning\s+BackOff\s+\S+\s+kubelet\s+Back-off restarting failed container operator in pod /.test(
+                d.out,
+              )
+            );
+          },
+          20_000,
+        );
         const previous = await kubectlOk([
           '-n',
           'kube-system',
@@ -233,6 +250,14 @@ privilegedTest(
           );
         },
         60_000,
+      );
+
+      // kubectl get events: the deleted agent pod's Killing
+      const events = await kubectlOk(['-n', 'kube-system', 'get', 'events']);
+      assert.match(
+        events,
+        new RegExp(`Normal\\s+Killing\\s+pod/${victim.metadata.name}\\s+Stopping container agent`),
+        events,
       );
 
       // no endpoints or identities for host-network daemon pods

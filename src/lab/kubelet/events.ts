@@ -9,9 +9,12 @@ import type { Logger } from '../../util/log.js';
 import { newEvent, refOf } from '../apiserver/events.js';
 import type { LabApi } from './api.js';
 
+/** Where an Event is POSTed: the kubelet's LabApi, or any client with the same `create`. */
+export type EventSink = Pick<LabApi, 'create'>;
+
 /** Posts one Event about `pod` (with `fieldPath` naming a container: spec.containers{NAME}). */
 export function postPodEvent(
-  api: LabApi,
+  api: EventSink,
   log: Logger,
   node: string,
   pod: KubeObject,
