@@ -161,6 +161,17 @@ export class Agent {
   private dnsSnoop: DnsSnoop | undefined;
   private readonly ipcacheSources = new Map<string, Map<string, IPCacheEntry>>();
   private readonly nodeSources = new Map<string, NodeInfo[]>();
+  /** Order in which node sources were first set (the tie-break for a CIDR or IP announced twice). */
+  private readonly nodeSourceIndex = new Map<string, number>();
+  /** Each node source's routes and node ipcache entries (see setNodeSources). */
+  private readonly nodeContrib = new Map<
+    string,
+    { routes: Map<string, NodeRoute>; ipc: Map<string, IPCacheEntry> }
+  >();
+  /** Pod CIDR -> the node sources that announce it. */
+  private readonly routeOwners = new Map<string, Set<string>>();
+  /** Node IP prefix -> the node sources that have it. */
+  private readonly nodeIPOwners = new Map<string, Set<string>>();
   private readonly identities = new Set<number>();
   private readonly log: Logger;
   private readonly startedAt = new Date().toISOString();
@@ -590,37 +601,105 @@ export class Agent {
    * mesh source hands over many remote clusters' nodes in one push).
    */
   setNodeSources(updates: Iterable<readonly [string, NodeInfo[]]>): void {
+    // Incremental: only the updated sources' nodes are looked at, so N clusters
+    // arriving one push at a time cost O(total nodes), not O(N x total nodes).
+    const routesTouched = new Set<string>();
+    const ipcTouched = new Set<string>();
     for (const [source, nodes] of updates) {
       this.nodeSources.set(source, nodes);
+      if (!this.nodeSourceIndex.has(source))
+        this.nodeSourceIndex.set(source, this.nodeSourceIndex.size);
       for (const n of nodes)
         if (n.clusterId && n.clusterId !== this.config.clusterId && source !== 'k8s')
           this.flowMeta.setClusterName(n.clusterId, source);
-    }
-    const routes: NodeRoute[] = [];
-    const ipc: IPCacheEntry[] = [];
-    for (const [src, list] of this.nodeSources) {
-      for (const n of list) {
-        const self = src === 'local' && n.name === this.config.node;
-        ipc.push({
-          prefix: `${n.ip}/32`,
-          identity: self ? ReservedIdentity.host : ReservedIdentity.remoteNode,
-        });
-        if (self || !n.podCIDR || n.ip === this.config.nodeIP) continue;
-        routes.push({
-          podCIDR: n.podCIDR,
-          nodeIP: n.ip,
-          clusterId: n.clusterId ?? (src === 'local' ? this.config.clusterId : 0),
-        });
+      const prev = this.nodeContrib.get(source);
+      const next = this.nodeContribution(source, nodes);
+      this.nodeContrib.set(source, next);
+      for (const [owners, before, after, touched] of [
+        [this.routeOwners, prev?.routes, next.routes, routesTouched],
+        [this.nodeIPOwners, prev?.ipc, next.ipc, ipcTouched],
+      ] as const) {
+        for (const k of before?.keys() ?? [])
+          if (!after.has(k)) {
+            const o = owners.get(k);
+            o?.delete(source);
+            if (o?.size === 0) owners.delete(k);
+            touched.add(k);
+          }
+        for (const [k, v] of after) {
+          if (before?.get(k) === v) continue;
+          let o = owners.get(k);
+          if (!o) owners.set(k, (o = new Set()));
+          o.add(source);
+          touched.add(k);
+        }
       }
     }
-    // a CIDR announced twice (misconfiguration) keeps the first
-    const seen = new Set<string>();
-    this.routes.replaceAll(
-      routes.filter(
-        (r) => r.podCIDR !== this.config.podCIDR && !seen.has(r.podCIDR) && seen.add(r.podCIDR),
-      ),
-    );
-    this.setIPCacheSource('nodes', ipc);
+    // a CIDR announced twice (misconfiguration) keeps the first source's (in the order
+    // sources were first set); a node IP in two sources: the last one's entry
+    for (const cidr of routesTouched) {
+      const src = this.pickNodeSource(this.routeOwners.get(cidr), 'first');
+      const r = src === undefined ? undefined : this.nodeContrib.get(src)!.routes.get(cidr);
+      if (r) this.routes.set(r);
+      else this.routes.remove(cidr);
+    }
+    let ipcMap = this.ipcacheSources.get('nodes');
+    for (const prefix of ipcTouched) {
+      const src = this.pickNodeSource(this.nodeIPOwners.get(prefix), 'last');
+      const e = src === undefined ? undefined : this.nodeContrib.get(src)!.ipc.get(prefix);
+      const cur = ipcMap?.get(prefix);
+      if (cur === e || (cur && e && cur.identity === e.identity && cur.hostIP === e.hostIP))
+        continue;
+      this.updateIPCacheEntry('nodes', prefix, e);
+      ipcMap ??= this.ipcacheSources.get('nodes');
+    }
+  }
+
+  /** Which source of `owners` wins: the first or the last in the order sources were first set. */
+  private pickNodeSource(
+    owners: Set<string> | undefined,
+    which: 'first' | 'last',
+  ): string | undefined {
+    if (!owners || owners.size === 0) return undefined;
+    let best: string | undefined;
+    let bestIdx = 0;
+    for (const s of owners) {
+      const i = this.nodeSourceIndex.get(s)!;
+      if (best === undefined || (which === 'first' ? i < bestIdx : i > bestIdx)) {
+        best = s;
+        bestIdx = i;
+      }
+    }
+    return best;
+  }
+
+  /** One source's routes (first per CIDR) and node ipcache entries (last per IP). */
+  private nodeContribution(
+    src: string,
+    nodes: NodeInfo[],
+  ): { routes: Map<string, NodeRoute>; ipc: Map<string, IPCacheEntry> } {
+    const prev = this.nodeContrib.get(src);
+    const routes = new Map<string, NodeRoute>();
+    const ipc = new Map<string, IPCacheEntry>();
+    for (const n of nodes) {
+      const self = src === 'local' && n.name === this.config.node;
+      const prefix = `${n.ip}/32`;
+      const identity = self ? ReservedIdentity.host : ReservedIdentity.remoteNode;
+      // the same object as before when unchanged (lets the diff skip it by identity)
+      const oldE = prev?.ipc.get(prefix);
+      ipc.set(prefix, oldE && oldE.identity === identity ? oldE : { prefix, identity });
+      if (self || !n.podCIDR || n.ip === this.config.nodeIP) continue;
+      if (n.podCIDR === this.config.podCIDR || routes.has(n.podCIDR)) continue;
+      const clusterId = n.clusterId ?? (src === 'local' ? this.config.clusterId : 0);
+      const oldR = prev?.routes.get(n.podCIDR);
+      routes.set(
+        n.podCIDR,
+        oldR && oldR.nodeIP === n.ip && oldR.clusterId === clusterId
+          ? oldR
+          : { podCIDR: n.podCIDR, nodeIP: n.ip, clusterId },
+      );
+    }
+    return { routes, ipc };
   }
 
   /** Replaces the service table (from the service catalog). */
