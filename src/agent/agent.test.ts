@@ -323,7 +323,6 @@ test('many clusters arriving one push at a time cost work linear in their nodes 
   const realGet = Map.prototype.get;
   try {
     await agent.start();
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- counted, then restored
     Map.prototype.get = function (this: Map<unknown, unknown>, k: unknown) {
       mapGets++;
       return realGet.call(this, k);
