@@ -352,3 +352,107 @@ test('a restarted agent writes no policy before the mesh delivered the remote id
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('node sources: a CIDR or node IP in two sources resolves as before (first route, last IP); removal falls back', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
+  const dp = new FakeDatapath();
+  const agent = new Agent(config(dir), { datapath: dp });
+  try {
+    await agent.start();
+    agent.setNodeSources([
+      ['c2', [{ name: 'a', ip: '172.30.2.1', podCIDR: '10.50.0.0/24', clusterId: 2 }]],
+      ['c3', [{ name: 'b', ip: '172.30.3.1', podCIDR: '10.50.0.0/24', clusterId: 3 }]],
+    ]);
+    // the same node IP in two sources: the later source's entry (the local host here)
+    agent.setNodes('c4', [{ name: 'x', ip: '172.30.1.11', clusterId: 4 }]);
+    agent.setNodes('local', [{ name: 'c1-worker', ip: '172.30.1.11' }]);
+    await agent.routes.whenIdle();
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.routes.get('10.50.0.0/24')?.nodeIP, '172.30.2.1', 'the first source keeps it');
+    assert.equal(dp.ipcache.get('172.30.1.11/32')?.identity, ReservedIdentity.host);
+    agent.setNodes('c2', []);
+    await agent.routes.whenIdle();
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.routes.get('10.50.0.0/24')?.nodeIP, '172.30.3.1', 'falls back to c3');
+    assert.equal(dp.ipcache.has('172.30.2.1/32'), false);
+    agent.setNodes('c3', [{ name: 'b', ip: '172.30.3.2', podCIDR: '10.50.0.0/24', clusterId: 3 }]);
+    await agent.routes.whenIdle();
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.routes.get('10.50.0.0/24')?.nodeIP, '172.30.3.2', 'a moved node');
+    assert.equal(dp.ipcache.has('172.30.3.1/32'), false);
+    assert.equal(dp.ipcache.get('172.30.3.2/32')?.identity, ReservedIdentity.remoteNode);
+    agent.setNodes('local', []);
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.ipcache.get('172.30.1.11/32')?.identity, ReservedIdentity.remoteNode);
+    // remote sources: the first set wins a prefix both have; the other takes over when it goes
+    agent.setIPCacheSource('remote:c2', [{ prefix: '10.60.0.1/32', identity: 0x20001 }]);
+    agent.setIPCacheSource('remote:c3', [{ prefix: '10.60.0.1/32', identity: 0x30001 }]);
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.ipcache.get('10.60.0.1/32')?.identity, 0x20001);
+    agent.updateIPCacheEntry('remote:c2', '10.60.0.1/32', undefined);
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.ipcache.get('10.60.0.1/32')?.identity, 0x30001);
+    agent.setIPCacheSource('remote:c3', []);
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.ipcache.has('10.60.0.1/32'), false);
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('many clusters arriving one push at a time cost work linear in their nodes and entries', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
+  const dp = new FakeDatapath();
+  const agent = new Agent(config(dir), { datapath: dp });
+  const clusters = 200;
+  const perCluster = 20;
+  let routeSets = 0;
+  let mapGets = 0;
+  const realSet = agent.routes.set.bind(agent.routes);
+  agent.routes.set = (v) => {
+    routeSets++;
+    realSet(v);
+  };
+  const realGet = Map.prototype.get;
+  try {
+    await agent.start();
+    Map.prototype.get = function (this: Map<unknown, unknown>, k: unknown) {
+      mapGets++;
+      return realGet.call(this, k);
+    };
+    for (let c = 0; c < clusters; c++) {
+      const nodes = [];
+      const entries = [];
+      for (let i = 0; i < perCluster; i++) {
+        const k = c * perCluster + i;
+        nodes.push({
+          name: `n${i}`,
+          ip: `172.31.${k >> 8}.${k & 255}`,
+          podCIDR: `10.${100 + (k >> 8)}.${k & 255}.0/24`,
+          clusterId: c + 2,
+        });
+        entries.push({ prefix: `10.200.${k >> 8}.${k & 255}/32`, identity: 0x10000 + k });
+      }
+      agent.setIPCacheSource(`remote:c${c}`, entries);
+      agent.setNodeSources([[`c${c}`, nodes]]);
+    }
+    Map.prototype.get = realGet;
+    const total = clusters * perCluster;
+    // each route set once (a full recompute per push: ~clusters/2 times each)
+    assert.equal(routeSets, total);
+    // a few map look-ups per node and entry (looking at every source per entry: ~clusters/2 each)
+    assert.ok(
+      mapGets < 30 * total,
+      `${mapGets} Map.get calls for ${total} nodes + ${total} entries`,
+    );
+    await agent.routes.whenIdle();
+    await agent.ipcache.whenIdle();
+    assert.equal(dp.routes.size, total);
+    assert.equal(dp.ipcache.size, 2 * total);
+  } finally {
+    Map.prototype.get = realGet;
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -162,6 +162,17 @@ export class Agent {
   private dnsSnoop: DnsSnoop | undefined;
   private readonly ipcacheSources = new Map<string, Map<string, IPCacheEntry>>();
   private readonly nodeSources = new Map<string, NodeInfo[]>();
+  /** Order in which node sources were first set (the tie-break for a CIDR or IP announced twice). */
+  private readonly nodeSourceIndex = new Map<string, number>();
+  /** Each node source's routes and node ipcache entries (see setNodeSources). */
+  private readonly nodeContrib = new Map<
+    string,
+    { routes: Map<string, NodeRoute>; ipc: Map<string, IPCacheEntry> }
+  >();
+  /** Pod CIDR -> the node sources that announce it. */
+  private readonly routeOwners = new Map<string, Set<string>>();
+  /** Node IP prefix -> the node sources that have it. */
+  private readonly nodeIPOwners = new Map<string, Set<string>>();
   private readonly identities = new Set<number>();
   private readonly log: Logger;
   private readonly startedAt = new Date().toISOString();
@@ -526,7 +537,7 @@ export class Agent {
       this.dpEndpoints.remove(String(ep.id));
       this.ceps?.remove(`${ep.podNamespace}/${ep.podName}`);
       this.localIPCache().delete(prefix);
-      this.ipcacheChanged(prefix);
+      this.ipcacheChanged(prefix, 'local');
       return;
     }
     this.dpEndpoints.set({
@@ -540,7 +551,7 @@ export class Agent {
     });
     if (ep.identity > 0) {
       this.localIPCache().set(prefix, { prefix, identity: ep.identity });
-      this.ipcacheChanged(prefix);
+      this.ipcacheChanged(prefix, 'local');
       if (ep.podName) this.ceps?.set(ep);
     }
   }
@@ -564,7 +575,7 @@ export class Agent {
       const a = prev.get(p);
       const b = next.get(p);
       if (a && b && a.identity === b.identity && a.hostIP === b.hostIP) continue;
-      this.ipcacheChanged(p);
+      this.ipcacheChanged(p, source);
     }
   }
 
@@ -574,7 +585,7 @@ export class Agent {
     if (!m) this.ipcacheSources.set(source, (m = new Map()));
     if (entry) m.set(prefix, entry);
     else m.delete(prefix);
-    this.ipcacheChanged(prefix);
+    this.ipcacheChanged(prefix, source);
   }
 
   /**
@@ -583,21 +594,57 @@ export class Agent {
    */
   private sourceOrder: Array<Map<string, IPCacheEntry>> | undefined;
   private sourceCount = 0;
+  /** Source name -> its place in sourceOrder (rebuilt with it). */
+  private sourcePos = new Map<string, number>();
+  private sourceNames: string[] = [];
+  /**
+   * Prefix -> the source whose entry is in the ipcache (the first in sourceOrder
+   * that has it), so a change from one source is resolved without looking at
+   * every other source (250 remote clusters: 250 lookups per entry before).
+   */
+  private readonly ipcacheWinner = new Map<string, string>();
 
-  private ipcacheChanged(prefix: string): void {
+  /**
+   * Recomputes the ipcache entry of `prefix`. `source`: the one source whose
+   * entry for it changed (the others did not), which makes this O(1) unless
+   * the winning source dropped it.
+   */
+  private ipcacheChanged(prefix: string, source?: string): void {
     if (!this.sourceOrder || this.sourceCount !== this.ipcacheSources.size) {
       this.sourceCount = this.ipcacheSources.size;
-      this.sourceOrder = [...this.ipcacheSources.keys()]
-        .sort((a, b) => rank(a) - rank(b))
-        .map((k) => this.ipcacheSources.get(k)!);
+      this.sourceNames = [...this.ipcacheSources.keys()].sort((a, b) => rank(a) - rank(b));
+      this.sourceOrder = this.sourceNames.map((k) => this.ipcacheSources.get(k)!);
+      this.sourcePos = new Map(this.sourceNames.map((k, i) => [k, i]));
     }
-    for (const m of this.sourceOrder) {
-      const e = m.get(prefix);
+    const w = this.ipcacheWinner.get(prefix);
+    if (source !== undefined) {
+      // every source's change goes through here, so no winner means no other source has it
+      const e = this.ipcacheSources.get(source)?.get(prefix);
+      if (w === undefined) {
+        if (e) {
+          this.ipcacheWinner.set(prefix, source);
+          this.ipcache.set(e);
+        } else this.ipcache.remove(prefix);
+        return;
+      }
+      if (e && (w === source || this.sourcePos.get(source)! < this.sourcePos.get(w)!)) {
+        this.ipcacheWinner.set(prefix, source);
+        this.ipcache.set(e);
+        return;
+      }
+      // a source before it holds the prefix: nothing changes
+      if (w !== source) return;
+    }
+    const order = this.sourceOrder;
+    for (let i = 0; i < order.length; i++) {
+      const e = order[i]!.get(prefix);
       if (e) {
+        this.ipcacheWinner.set(prefix, this.sourceNames[i]!);
         this.ipcache.set(e);
         return;
       }
     }
+    this.ipcacheWinner.delete(prefix);
     this.ipcache.remove(prefix);
   }
 
@@ -622,37 +669,105 @@ export class Agent {
    * mesh source hands over many remote clusters' nodes in one push).
    */
   setNodeSources(updates: Iterable<readonly [string, NodeInfo[]]>): void {
+    // Incremental: only the updated sources' nodes are looked at, so N clusters
+    // arriving one push at a time cost O(total nodes), not O(N x total nodes).
+    const routesTouched = new Set<string>();
+    const ipcTouched = new Set<string>();
     for (const [source, nodes] of updates) {
       this.nodeSources.set(source, nodes);
+      if (!this.nodeSourceIndex.has(source))
+        this.nodeSourceIndex.set(source, this.nodeSourceIndex.size);
       for (const n of nodes)
         if (n.clusterId && n.clusterId !== this.config.clusterId && source !== 'k8s')
           this.flowMeta.setClusterName(n.clusterId, source);
-    }
-    const routes: NodeRoute[] = [];
-    const ipc: IPCacheEntry[] = [];
-    for (const [src, list] of this.nodeSources) {
-      for (const n of list) {
-        const self = src === 'local' && n.name === this.config.node;
-        ipc.push({
-          prefix: `${n.ip}/32`,
-          identity: self ? ReservedIdentity.host : ReservedIdentity.remoteNode,
-        });
-        if (self || !n.podCIDR || n.ip === this.config.nodeIP) continue;
-        routes.push({
-          podCIDR: n.podCIDR,
-          nodeIP: n.ip,
-          clusterId: n.clusterId ?? (src === 'local' ? this.config.clusterId : 0),
-        });
+      const prev = this.nodeContrib.get(source);
+      const next = this.nodeContribution(source, nodes);
+      this.nodeContrib.set(source, next);
+      for (const [owners, before, after, touched] of [
+        [this.routeOwners, prev?.routes, next.routes, routesTouched],
+        [this.nodeIPOwners, prev?.ipc, next.ipc, ipcTouched],
+      ] as const) {
+        for (const k of before?.keys() ?? [])
+          if (!after.has(k)) {
+            const o = owners.get(k);
+            o?.delete(source);
+            if (o?.size === 0) owners.delete(k);
+            touched.add(k);
+          }
+        for (const [k, v] of after) {
+          if (before?.get(k) === v) continue;
+          let o = owners.get(k);
+          if (!o) owners.set(k, (o = new Set()));
+          o.add(source);
+          touched.add(k);
+        }
       }
     }
-    // a CIDR announced twice (misconfiguration) keeps the first
-    const seen = new Set<string>();
-    this.routes.replaceAll(
-      routes.filter(
-        (r) => r.podCIDR !== this.config.podCIDR && !seen.has(r.podCIDR) && seen.add(r.podCIDR),
-      ),
-    );
-    this.setIPCacheSource('nodes', ipc);
+    // a CIDR announced twice (misconfiguration) keeps the first source's (in the order
+    // sources were first set); a node IP in two sources: the last one's entry
+    for (const cidr of routesTouched) {
+      const src = this.pickNodeSource(this.routeOwners.get(cidr), 'first');
+      const r = src === undefined ? undefined : this.nodeContrib.get(src)!.routes.get(cidr);
+      if (r) this.routes.set(r);
+      else this.routes.remove(cidr);
+    }
+    let ipcMap = this.ipcacheSources.get('nodes');
+    for (const prefix of ipcTouched) {
+      const src = this.pickNodeSource(this.nodeIPOwners.get(prefix), 'last');
+      const e = src === undefined ? undefined : this.nodeContrib.get(src)!.ipc.get(prefix);
+      const cur = ipcMap?.get(prefix);
+      if (cur === e || (cur && e && cur.identity === e.identity && cur.hostIP === e.hostIP))
+        continue;
+      this.updateIPCacheEntry('nodes', prefix, e);
+      ipcMap ??= this.ipcacheSources.get('nodes');
+    }
+  }
+
+  /** Which source of `owners` wins: the first or the last in the order sources were first set. */
+  private pickNodeSource(
+    owners: Set<string> | undefined,
+    which: 'first' | 'last',
+  ): string | undefined {
+    if (!owners || owners.size === 0) return undefined;
+    let best: string | undefined;
+    let bestIdx = 0;
+    for (const s of owners) {
+      const i = this.nodeSourceIndex.get(s)!;
+      if (best === undefined || (which === 'first' ? i < bestIdx : i > bestIdx)) {
+        best = s;
+        bestIdx = i;
+      }
+    }
+    return best;
+  }
+
+  /** One source's routes (first per CIDR) and node ipcache entries (last per IP). */
+  private nodeContribution(
+    src: string,
+    nodes: NodeInfo[],
+  ): { routes: Map<string, NodeRoute>; ipc: Map<string, IPCacheEntry> } {
+    const prev = this.nodeContrib.get(src);
+    const routes = new Map<string, NodeRoute>();
+    const ipc = new Map<string, IPCacheEntry>();
+    for (const n of nodes) {
+      const self = src === 'local' && n.name === this.config.node;
+      const prefix = `${n.ip}/32`;
+      const identity = self ? ReservedIdentity.host : ReservedIdentity.remoteNode;
+      // the same object as before when unchanged (lets the diff skip it by identity)
+      const oldE = prev?.ipc.get(prefix);
+      ipc.set(prefix, oldE && oldE.identity === identity ? oldE : { prefix, identity });
+      if (self || !n.podCIDR || n.ip === this.config.nodeIP) continue;
+      if (n.podCIDR === this.config.podCIDR || routes.has(n.podCIDR)) continue;
+      const clusterId = n.clusterId ?? (src === 'local' ? this.config.clusterId : 0);
+      const oldR = prev?.routes.get(n.podCIDR);
+      routes.set(
+        n.podCIDR,
+        oldR && oldR.nodeIP === n.ip && oldR.clusterId === clusterId
+          ? oldR
+          : { podCIDR: n.podCIDR, nodeIP: n.ip, clusterId },
+      );
+    }
+    return { routes, ipc };
   }
 
   /** Replaces the service table (from the service catalog). */

@@ -191,3 +191,16 @@ test('applyMany: a call that throws fails its keys and they are retried', async 
   assert.equal(r.status().applied, 2);
   r.stop();
 });
+
+test('applyMany: 20,000 changes go in ceil(20,000 / maxBatch) calls, each key visited once', async () => {
+  const { r, kernel, calls } = batched(4096);
+  for (let i = 0; i < 20_000; i++) r.set(rt(i));
+  await r.whenIdle();
+  assert.deepEqual(
+    calls.map((c) => c.ups.length),
+    [4096, 4096, 4096, 4096, 3616],
+  );
+  assert.equal(new Set(calls.flatMap((c) => c.ups)).size, 20_000);
+  assert.equal(kernel.size, 20_000);
+  r.stop();
+});

@@ -270,7 +270,9 @@ export class Reconciler<V> {
     /** key -> [desired at the start, the value being applied (undefined: a delete)] */
     const work = new Map<string, [V | undefined, V | undefined]>();
     let visited = 0;
-    for (const k of [...this.dirty]) {
+    // the Set itself, not a copy: a batch of maxBatch keys costs O(maxBatch), not O(dirty)
+    // (deleting the visited key while iterating a Set is safe)
+    for (const k of this.dirty) {
       if (visited >= max) break;
       if (skip.has(k)) continue;
       visited++;

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { privilegedTest } from '../../../test/helpers/privileged.js';
 import { uniqueName } from '../bpf/testing.js';
 import { batchLines } from './ip.js';
-import { NodeRouter, ROUTE_PROTO, VXLAN_DEV, vtepMac } from './routes.js';
+import { NodeRouter, ROUTE_PROTO, VXLAN_DEV, routeMetric, vtepMac } from './routes.js';
 import type { NodeRoute } from '../types.js';
 
 const NODE_IP = '172.31.0.1';
@@ -193,6 +193,59 @@ privilegedTest(
       assert.equal(have.size, 62);
       assert.equal(have.get('10.97.63.0/24'), '172.31.0.65');
       assert.ok(!have.has('10.97.20.0/24') && !have.has('10.97.40.0/24'));
+    } finally {
+      ns.remove();
+    }
+  },
+);
+
+privilegedTest(
+  "privileged: routes carry spread metrics; an older agent's metric-0 routes are moved to them on list, never missing",
+  async () => {
+    const ns = makeNetns();
+    try {
+      const router = new NodeRouter({
+        mode: 'native',
+        nodeIP: NODE_IP,
+        podCIDR: '10.99.0.0/24',
+        mtu: 1500,
+        netns: ns.path,
+      });
+      await router.init();
+      const metrics = new Set(
+        Array.from({ length: 2000 }, (_, i) => routeMetric(route(i).podCIDR)),
+      );
+      assert.ok(metrics.size > 500, `2,000 CIDRs spread over ${metrics.size} metrics`);
+      // what an older agent left: metric 0
+      execFileSync('ip', ['-n', ns.name, '-batch', '-'], {
+        input: [0, 1, 2]
+          .map(
+            (i) => `route replace ${route(i).podCIDR} via ${route(i).nodeIP} proto ${ROUTE_PROTO}`,
+          )
+          .join('\n'),
+      });
+      const listed = await router.list();
+      assert.deepEqual(
+        listed.map((r) => r.podCIDR).sort(),
+        [0, 1, 2].map((i) => route(i).podCIDR).sort(),
+      );
+      const show = () =>
+        JSON.parse(
+          execFileSync('ip', ['-n', ns.name, '-j', 'route', 'show', 'proto', String(ROUTE_PROTO)], {
+            encoding: 'utf8',
+          }),
+        ) as Array<{ dst: string; gateway: string; metric?: number }>;
+      let rs = show();
+      assert.equal(rs.length, 3, 'one route per CIDR after the move');
+      for (const r of rs) assert.equal(r.metric, routeMetric(r.dst), r.dst);
+      // a moved node: replace keeps one route per CIDR (same metric)
+      const moved = { ...route(1), nodeIP: '172.31.200.9' };
+      await router.apply({ upserts: [moved], deletes: [] });
+      rs = show();
+      assert.equal(rs.length, 3);
+      assert.equal(rs.find((r) => r.dst === moved.podCIDR)?.gateway, '172.31.200.9');
+      await router.apply({ upserts: [], deletes: [route(0)] });
+      assert.equal(show().length, 2);
     } finally {
       ns.remove();
     }
