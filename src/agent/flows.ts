@@ -114,6 +114,15 @@ function eventTypeOf(type: number, subType: number): { type: number; subType: nu
   return e;
 }
 
+/**
+ * The empty name list every flow without DNS names shares (frozen: flows are read-only).
+ * Per-flow arrays here were two of a flow's ~10 objects; see FlowBuilder.build on GC.
+ */
+const NO_NAMES: string[] = Object.freeze([]) as unknown as string[];
+
+/** Hex digits of 0..4095, three wide: the low part of a flow's uuid. */
+const HEX3 = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(3, '0'));
+
 /** Peers the endpoint cache holds before it starts over. */
 const ENDPOINT_CACHE_MAX = 16_384;
 
@@ -149,6 +158,12 @@ export class FlowBuilder {
   readonly #offsetMs: number;
   readonly #uuidPrefix = uuidPrefix();
   #uuidSeq = 0;
+  /** `#uuidPrefix` and the sequence's upper 36 bits, rebuilt every 4096 flows. */
+  #uuidBlock = '';
+  /** Summaries of drop flows by TCP flags byte and reason (`TCP Flags: ACK (POLICY_DENIED)`). */
+  readonly #dropSummaries = new Map<number, string>();
+  /** The single-policy lists of allow/deny flows by ruleId, shared by flows (bounded). */
+  readonly #rulePolicies = new Map<number, FlowPolicy[]>();
   /** Backend "ip:port/proto" -> service, from socket translations seen. */
   readonly #translated = new Map<string, FlowService>();
   /** Backend address -> the DNS names of the frontend a socket translation went through. */
@@ -199,10 +214,17 @@ export class FlowBuilder {
     const nanos = (unixMs - seconds * 1000) * 1_000_000 + (ev.ktimeNs - ms * 1_000_000);
     const meta = this.#meta;
     const seq = (this.#uuidSeq = (this.#uuidSeq + 1) % 0x1000000000000);
-    const base = {
-      time: { seconds, nanos },
-      uuid: this.#uuidPrefix + seq.toString(16).padStart(12, '0'),
-    };
+    const low = seq & 0xfff;
+    if (low === 0 || this.#uuidBlock === '')
+      this.#uuidBlock =
+        this.#uuidPrefix +
+        Math.floor(seq / 4096)
+          .toString(16)
+          .padStart(9, '0');
+    // One new string per flow (a cons of two shared ones): strings have no allocation
+    // site, so with V8 pretenuring the flows (the ring keeps them) every young object a
+    // flow points to is copied out of the young generation at each scavenge.
+    const base = { time: { seconds, nanos }, uuid: this.#uuidBlock + HEX3[low]! };
     if (ev.type === EventType.TraceSock) return this.#sockFlow(ev, base);
 
     const egressSide = (ev.flags & EventFlags.Egress) !== 0;
@@ -229,8 +251,8 @@ export class FlowBuilder {
       time: base.time,
       uuid: base.uuid,
       nodeName: this.#meta.nodeName,
-      sourceNames: [],
-      destinationNames: [],
+      sourceNames: NO_NAMES,
+      destinationNames: NO_NAMES,
       verdict: ev.type === EventType.Drop ? 'DROPPED' : 'FORWARDED',
       IP: { source: ev.saddr, destination: ev.daddr, ipVersion: 'IPv4' },
       source,
@@ -275,15 +297,18 @@ export class FlowBuilder {
       const name = DROP_NAMES.get(ev.subType) ?? 'DROP_REASON_UNKNOWN';
       flow.dropReasonDesc = name;
       const dir = egressSide ? 'egress' : 'ingress';
-      const by = ev.ruleId
-        ? [meta.policyOfRule(ev.ruleId)].filter((p): p is FlowPolicy => !!p)
-        : meta.enforcingPolicies(ev.endpoint, dir);
+      const by = ev.ruleId ? this.#ruleList(ev.ruleId) : meta.enforcingPolicies(ev.endpoint, dir);
       if (egressSide) flow.egressDeniedBy = by;
       else flow.ingressDeniedBy = by;
-      summary += ` (${name})`;
+      const key = (ev.subType << 16) | (ev.proto === 6 ? 256 | ev.tcpFlags : ev.proto);
+      let s = this.#dropSummaries.get(key);
+      if (s === undefined) {
+        s = `${summary} (${name})`;
+        if (this.#dropSummaries.size < 4096) this.#dropSummaries.set(key, s);
+      }
+      summary = s;
     } else if (ev.type === EventType.PolicyVerdict) {
-      const p = ev.ruleId ? meta.policyOfRule(ev.ruleId) : undefined;
-      const by = p ? [p] : [];
+      const by = ev.ruleId ? this.#ruleList(ev.ruleId) : [];
       if (egressSide) flow.egressAllowedBy = by;
       else flow.ingressAllowedBy = by;
     }
@@ -301,8 +326,8 @@ export class FlowBuilder {
       time: base.time,
       uuid: base.uuid,
       nodeName: this.#meta.nodeName,
-      sourceNames: [],
-      destinationNames: [],
+      sourceNames: NO_NAMES,
+      destinationNames: NO_NAMES,
       verdict: 'TRANSLATED',
       IP: { source: '0.0.0.0', destination: ev.daddr, ipVersion: 'IPv4' },
       destination: this.#checkCache()
@@ -336,6 +361,23 @@ export class FlowBuilder {
     return flow;
   }
 
+  /** `[the policy of ruleId]` (empty when unknown), shared while the metadata is unchanged. */
+  #ruleList(ruleId: number): FlowPolicy[] {
+    if (!this.#checkCache()) {
+      const p = this.#meta.policyOfRule(ruleId);
+      return p ? [p] : [];
+    }
+    let l = this.#rulePolicies.get(ruleId);
+    if (l === undefined) {
+      const p = this.#meta.policyOfRule(ruleId);
+      if (!p) return [];
+      l = Object.freeze([p]) as unknown as FlowPolicy[];
+      if (this.#rulePolicies.size >= 4096) this.#rulePolicies.clear();
+      this.#rulePolicies.set(ruleId, l);
+    }
+    return l;
+  }
+
   #service(ip: string, port: number, proto: number): FlowService | undefined {
     return (
       this.#translated.get(`${ip}:${port}/${proto}`) ?? this.#meta.serviceByBackend(ip, port, proto)
@@ -348,6 +390,7 @@ export class FlowBuilder {
     if (v === undefined) return false;
     if (v !== this.#metaVersion) {
       this.#localEps.clear();
+      this.#rulePolicies.clear();
       this.#peerEps.clear();
       this.#peerEpCount = 0;
       this.#metaVersion = v;
