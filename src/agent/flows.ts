@@ -114,6 +114,15 @@ function eventTypeOf(type: number, subType: number): { type: number; subType: nu
   return e;
 }
 
+/**
+ * The empty name list every flow without DNS names shares (frozen: flows are read-only).
+ * Per-flow arrays here were two of a flow's ~10 objects; see FlowBuilder.build on GC.
+ */
+const NO_NAMES: string[] = Object.freeze([]) as unknown as string[];
+
+/** Hex digits of 0..4095, three wide: the low part of a flow's uuid. */
+const HEX3 = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(3, '0'));
+
 /** Peers the endpoint cache holds before it starts over. */
 const ENDPOINT_CACHE_MAX = 16_384;
 
@@ -149,6 +158,15 @@ export class FlowBuilder {
   readonly #offsetMs: number;
   readonly #uuidPrefix = uuidPrefix();
   #uuidSeq = 0;
+  /** `#uuidPrefix` and the sequence's upper 36 bits, rebuilt every 4096 flows. */
+  #uuidBlock = '';
+  /** Summaries of drop flows by TCP flags byte and reason (`TCP Flags: ACK (POLICY_DENIED)`). */
+  readonly #dropSummaries = new Map<number, string>();
+  /** The single-policy lists of allow/deny flows by ruleId, shared by flows (bounded). */
+  readonly #rulePolicies = new Map<number, FlowPolicy[]>();
+  /** #service's answers by address, then port * 256 + proto (null: none); bounded. */
+  readonly #services = new Map<string, Map<number, FlowService | null>>();
+  #servicesCount = 0;
   /** Backend "ip:port/proto" -> service, from socket translations seen. */
   readonly #translated = new Map<string, FlowService>();
   /** Backend address -> the DNS names of the frontend a socket translation went through. */
@@ -199,10 +217,17 @@ export class FlowBuilder {
     const nanos = (unixMs - seconds * 1000) * 1_000_000 + (ev.ktimeNs - ms * 1_000_000);
     const meta = this.#meta;
     const seq = (this.#uuidSeq = (this.#uuidSeq + 1) % 0x1000000000000);
-    const base = {
-      time: { seconds, nanos },
-      uuid: this.#uuidPrefix + seq.toString(16).padStart(12, '0'),
-    };
+    const low = seq & 0xfff;
+    if (low === 0 || this.#uuidBlock === '')
+      this.#uuidBlock =
+        this.#uuidPrefix +
+        Math.floor(seq / 4096)
+          .toString(16)
+          .padStart(9, '0');
+    // One new string per flow (a cons of two shared ones): strings have no allocation
+    // site, so with V8 pretenuring the flows (the ring keeps them) every young object a
+    // flow points to is copied out of the young generation at each scavenge.
+    const base = { time: { seconds, nanos }, uuid: this.#uuidBlock + HEX3[low]! };
     if (ev.type === EventType.TraceSock) return this.#sockFlow(ev, base);
 
     const egressSide = (ev.flags & EventFlags.Egress) !== 0;
@@ -224,13 +249,46 @@ export class FlowBuilder {
     const source = localIsSource ? localEp : peerEp;
     const destination = localIsSource ? peerEp : localEp;
 
+    // The service of a translated connection: its backend is the server side.
+    const svc = reply
+      ? this.#service(ev.saddr, ev.sport, ev.proto)
+      : this.#service(ev.daddr, ev.dport, ev.proto);
+
+    let flow: Flow;
+    if (ev.type === EventType.Trace && ev.proto === 6 && svc === undefined) {
+      // The commonest flow in one literal, its keys in the order the general path below
+      // adds them: a property added after an object literal goes to a separate backing
+      // store, one more object per flow for the collector.
+      const f = tcpFlagsOf(ev.tcpFlags);
+      flow = {
+        time: base.time,
+        uuid: base.uuid,
+        nodeName: this.#meta.nodeName,
+        sourceNames: NO_NAMES,
+        destinationNames: NO_NAMES,
+        verdict: 'FORWARDED',
+        IP: { source: ev.saddr, destination: ev.daddr, ipVersion: 'IPv4' },
+        source,
+        destination,
+        Type: 'L3_L4',
+        eventType: eventTypeOf(ev.type, ev.subType),
+        trafficDirection: connEgress ? 'EGRESS' : 'INGRESS',
+        isReply: reply,
+        traceObservationPoint: egressSide ? 'FROM_ENDPOINT' : 'TO_ENDPOINT',
+        l4: { TCP: { sourcePort: ev.sport, destinationPort: ev.dport, flags: f.flags } },
+        Summary: f.summary,
+      };
+      this.#names(flow, ev);
+      return flow;
+    }
+
     // No object spread here: copying `base` by spread costs ~20x the rest of build() in V8.
-    const flow: Flow = {
+    flow = {
       time: base.time,
       uuid: base.uuid,
       nodeName: this.#meta.nodeName,
-      sourceNames: [],
-      destinationNames: [],
+      sourceNames: NO_NAMES,
+      destinationNames: NO_NAMES,
       verdict: ev.type === EventType.Drop ? 'DROPPED' : 'FORWARDED',
       IP: { source: ev.saddr, destination: ev.daddr, ipVersion: 'IPv4' },
       source,
@@ -242,12 +300,7 @@ export class FlowBuilder {
     };
     if (ev.type === EventType.Trace)
       flow.traceObservationPoint = egressSide ? 'FROM_ENDPOINT' : 'TO_ENDPOINT';
-    if (meta.namesOfIP) {
-      const sn = meta.namesOfIP(ev.saddr) ?? this.#translatedNames.get(ev.saddr);
-      if (sn) flow.sourceNames = sn;
-      const dn = meta.namesOfIP(ev.daddr) ?? this.#translatedNames.get(ev.daddr);
-      if (dn) flow.destinationNames = dn;
-    }
+    this.#names(flow, ev);
 
     let summary: string;
     if (ev.proto === 6) {
@@ -262,10 +315,6 @@ export class FlowBuilder {
       summary = 'ICMPv4';
     } else summary = `IP protocol ${ev.proto}`;
 
-    // The service of a translated connection: its backend is the server side.
-    const svc = reply
-      ? this.#service(ev.saddr, ev.sport, ev.proto)
-      : this.#service(ev.daddr, ev.dport, ev.proto);
     if (svc) {
       if (reply) flow.sourceService = svc;
       else flow.destinationService = svc;
@@ -275,15 +324,18 @@ export class FlowBuilder {
       const name = DROP_NAMES.get(ev.subType) ?? 'DROP_REASON_UNKNOWN';
       flow.dropReasonDesc = name;
       const dir = egressSide ? 'egress' : 'ingress';
-      const by = ev.ruleId
-        ? [meta.policyOfRule(ev.ruleId)].filter((p): p is FlowPolicy => !!p)
-        : meta.enforcingPolicies(ev.endpoint, dir);
+      const by = ev.ruleId ? this.#ruleList(ev.ruleId) : meta.enforcingPolicies(ev.endpoint, dir);
       if (egressSide) flow.egressDeniedBy = by;
       else flow.ingressDeniedBy = by;
-      summary += ` (${name})`;
+      const key = (ev.subType << 16) | (ev.proto === 6 ? 256 | ev.tcpFlags : ev.proto);
+      let s = this.#dropSummaries.get(key);
+      if (s === undefined) {
+        s = `${summary} (${name})`;
+        if (this.#dropSummaries.size < 4096) this.#dropSummaries.set(key, s);
+      }
+      summary = s;
     } else if (ev.type === EventType.PolicyVerdict) {
-      const p = ev.ruleId ? meta.policyOfRule(ev.ruleId) : undefined;
-      const by = p ? [p] : [];
+      const by = ev.ruleId ? this.#ruleList(ev.ruleId) : [];
       if (egressSide) flow.egressAllowedBy = by;
       else flow.ingressAllowedBy = by;
     }
@@ -294,15 +346,23 @@ export class FlowBuilder {
   #sockFlow(ev: DatapathEvent, base: Pick<Flow, 'time' | 'uuid'>): Flow {
     const fe = this.#meta.serviceByFrontend(ev.origDaddr!, ev.origDport!, ev.proto);
     if (fe) {
-      if (this.#translated.size > 65_536) this.#translated.clear();
-      this.#translated.set(`${ev.daddr}:${ev.dport}/${ev.proto}`, fe);
+      if (this.#translated.size > 65_536) {
+        this.#translated.clear();
+        this.#services.clear();
+        this.#servicesCount = 0;
+      }
+      const key = `${ev.daddr}:${ev.dport}/${ev.proto}`;
+      if (this.#translated.get(key) !== fe) {
+        this.#translated.set(key, fe);
+        this.#services.get(ev.daddr)?.delete(ev.dport * 256 + ev.proto);
+      }
     }
     const flow: Flow = {
       time: base.time,
       uuid: base.uuid,
       nodeName: this.#meta.nodeName,
-      sourceNames: [],
-      destinationNames: [],
+      sourceNames: NO_NAMES,
+      destinationNames: NO_NAMES,
       verdict: 'TRANSLATED',
       IP: { source: '0.0.0.0', destination: ev.daddr, ipVersion: 'IPv4' },
       destination: this.#checkCache()
@@ -336,7 +396,53 @@ export class FlowBuilder {
     return flow;
   }
 
+  /** Sets the DNS names of the flow's addresses. */
+  #names(flow: Flow, ev: DatapathEvent): void {
+    const meta = this.#meta;
+    if (!meta.namesOfIP) return;
+    const sn = meta.namesOfIP(ev.saddr) ?? this.#translatedNames.get(ev.saddr);
+    if (sn) flow.sourceNames = sn;
+    const dn = meta.namesOfIP(ev.daddr) ?? this.#translatedNames.get(ev.daddr);
+    if (dn) flow.destinationNames = dn;
+  }
+
+  /** `[the policy of ruleId]` (empty when unknown), shared while the metadata is unchanged. */
+  #ruleList(ruleId: number): FlowPolicy[] {
+    if (!this.#checkCache()) {
+      const p = this.#meta.policyOfRule(ruleId);
+      return p ? [p] : [];
+    }
+    let l = this.#rulePolicies.get(ruleId);
+    if (l === undefined) {
+      const p = this.#meta.policyOfRule(ruleId);
+      if (!p) return [];
+      l = Object.freeze([p]) as unknown as FlowPolicy[];
+      if (this.#rulePolicies.size >= 4096) this.#rulePolicies.clear();
+      this.#rulePolicies.set(ruleId, l);
+    }
+    return l;
+  }
+
   #service(ip: string, port: number, proto: number): FlowService | undefined {
+    if (!this.#checkCache()) return this.#serviceLookup(ip, port, proto);
+    // memoized per server address and port: no key string built per flow
+    let byPort = this.#services.get(ip);
+    const k = port * 256 + proto;
+    const hit = byPort?.get(k);
+    if (hit !== undefined) return hit === null ? undefined : hit;
+    const svc = this.#serviceLookup(ip, port, proto);
+    if (this.#servicesCount >= ENDPOINT_CACHE_MAX) {
+      this.#services.clear();
+      this.#servicesCount = 0;
+      byPort = undefined;
+    }
+    if (byPort === undefined) this.#services.set(ip, (byPort = new Map()));
+    byPort.set(k, svc ?? null);
+    this.#servicesCount++;
+    return svc;
+  }
+
+  #serviceLookup(ip: string, port: number, proto: number): FlowService | undefined {
     return (
       this.#translated.get(`${ip}:${port}/${proto}`) ?? this.#meta.serviceByBackend(ip, port, proto)
     );
@@ -348,6 +454,9 @@ export class FlowBuilder {
     if (v === undefined) return false;
     if (v !== this.#metaVersion) {
       this.#localEps.clear();
+      this.#rulePolicies.clear();
+      this.#services.clear();
+      this.#servicesCount = 0;
       this.#peerEps.clear();
       this.#peerEpCount = 0;
       this.#metaVersion = v;
