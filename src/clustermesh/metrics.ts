@@ -9,11 +9,12 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { STATE_KINDS } from './keys.js';
 import type { RemoteClusterStatus } from './kvstoremesh.js';
 import type { SyncerStatus } from './syncer.js';
+import { DEFAULT_METRICS_PORTS } from '../util/metrics-server.js';
 
 /** The clustermesh-apiserver's default metrics address (DEFAULT_METRICS_PORTS.clustermeshApiserver). */
-export const CLUSTERMESH_APISERVER_METRICS_ADDR = ':9964';
+export const CLUSTERMESH_APISERVER_METRICS_ADDR = `:${DEFAULT_METRICS_PORTS.clustermeshApiserver}`;
 /** kvstoremesh's default metrics address (DEFAULT_METRICS_PORTS.kvstoremesh). */
-export const KVSTOREMESH_METRICS_ADDR = ':9967';
+export const KVSTOREMESH_METRICS_ADDR = `:${DEFAULT_METRICS_PORTS.kvstoremesh}`;
 
 /**
  * Registers the clustermesh-apiserver's metrics on `registry` (a new one by default).
@@ -48,7 +49,7 @@ export function createApiserverMetrics(
   });
   new Gauge({
     name: 'tendril_clustermesh_apiserver_sync_errors',
-    help: 'Sync problems now: failing Kubernetes sources plus a failed etcd write (0 or 1)',
+    help: 'Sync problems now: Kubernetes sources failing, plus 1 when the last etcd write failed',
     registers: [registry],
     collect() {
       const s = src.status();

@@ -5,9 +5,10 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Relay } from './relay.js';
+import { DEFAULT_METRICS_PORTS } from '../util/metrics-server.js';
 
 /** hubble-relay's default metrics address. */
-export const RELAY_METRICS_ADDR = ':9966';
+export const RELAY_METRICS_ADDR = `:${DEFAULT_METRICS_PORTS.hubbleRelay}`;
 
 /** Registers the relay's metrics on `registry` (a new one by default). */
 export function createRelayMetrics(
