@@ -13,7 +13,9 @@
  * "certFile", "keyFile", "serverName"?}), another cluster's relay reached
  * with the mesh's certificates. Serves the Observer API on --socket (for the
  * CLI on this machine) and on --listen-address (mutual TLS, for other
- * clusters' relays).
+ * clusters' relays). Metrics (Prometheus text, GET /metrics) on
+ * --prometheus-serve-addr (default :9966, Cilium's relay port; "" turns them
+ * off, a bad value is refused, a busy port is logged and the relay keeps running).
  */
 import { parseArgs } from 'node:util';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -25,6 +27,8 @@ import { kubeconfigClientOptions } from '../k8s/client-config.js';
 import { Relay, type RelayPeer } from './relay.js';
 import type { MutualTLS } from './server.js';
 import { HubbleTLSFileError, readMutualTLSFiles } from './tls-files.js';
+import { parseServeAddr, serveMetrics } from '../util/metrics-server.js';
+import { RELAY_METRICS_ADDR, createRelayMetrics } from './relay-metrics.js';
 
 const { values } = parseArgs({
   options: {
@@ -38,6 +42,7 @@ const { values } = parseArgs({
     'tls-key': { type: 'string' },
     'remote-relays': { type: 'string' },
     name: { type: 'string', default: 'hubble-relay' },
+    'prometheus-serve-addr': { type: 'string', default: RELAY_METRICS_ADDR },
   },
 });
 
@@ -133,6 +138,8 @@ async function main(): Promise<void> {
     throw new TendrilError('RELAY_USAGE', 'hubble-relay: where are the nodes?', {
       hint: 'usage: relay-main --kubeconfig FILE (--node-socket TEMPLATE | --node-tls-port 4244 --tls-ca F --tls-cert F --tls-key F) [--socket PATH] [--listen-address HOST:PORT] [--remote-relays DIR]',
     });
+  const metricsAddr = values['prometheus-serve-addr'] ?? '';
+  if (metricsAddr) parseServeAddr(metricsAddr); // a bad address is refused before anything starts
   const tls = readTLS(values['tls-ca'], values['tls-cert'], values['tls-key']);
   if (values['node-tls-port'] && !tls)
     throw new TendrilError('RELAY_USAGE', 'hubble-relay: --node-tls-port needs a certificate', {
@@ -170,8 +177,16 @@ async function main(): Promise<void> {
     ...(values.socket ? { socketPath: values.socket } : {}),
     ...(listen && tls ? { tcpAddress: listen, tls } : {}),
   });
-  log.info('hubble relay running', { addresses: relay.addresses });
+  // --prometheus-serve-addr "" turns metrics off; a busy port is logged, not fatal
+  const metrics = metricsAddr
+    ? await serveMetrics(createRelayMetrics(relay), metricsAddr).catch((err: unknown) => {
+        log.error('hubble relay: cannot serve metrics', { error: describeError(err) });
+        return undefined;
+      })
+    : undefined;
+  log.info('hubble relay running', { addresses: relay.addresses, metrics: metrics?.url });
   const stop = async () => {
+    await metrics?.close();
     await relay.close();
     kube.close();
     process.exit(0);

@@ -6,6 +6,9 @@ import { after, before, test } from 'node:test';
 import { ObserverClient } from './client.js';
 import type { GetFlowsResponse } from './grpc.js';
 import { Relay, type RelayPeer } from './relay.js';
+import { createRelayMetrics } from './relay-metrics.js';
+import { metricValue, scrapeMetrics } from './scrape.js';
+import { serveMetrics } from '../util/metrics-server.js';
 import { FlowRing } from './ring.js';
 import { ObserverServer } from './server.js';
 import { testFlow } from './testing.js';
@@ -171,5 +174,29 @@ test('a peer that cannot be dialled (a bad certificate file) is unavailable with
   } finally {
     c.close();
     await r.close();
+  }
+});
+
+test('relay metrics: connected/unavailable peers and flows relayed, scraped as Prometheus text', async () => {
+  const srv = await serveMetrics(createRelayMetrics(relay), '127.0.0.1:0');
+  try {
+    const before = relay.stats().flowsRelayed;
+    const got = (await collect(client.getFlows({ number: 4 }))).filter((r) => r.flow);
+    assert.equal(got.length, 4);
+    const f = await scrapeMetrics(srv.url);
+    // node-a, node-b, and node-c behind cluster2's relay; node-gone has no socket
+    assert.equal(
+      metricValue(f, 'hubble_relay_pool_peer_connection_status', { status: 'CONNECTED' }),
+      3,
+    );
+    assert.equal(
+      metricValue(f, 'hubble_relay_pool_peer_connection_status', { status: 'UNAVAILABLE' }),
+      1,
+    );
+    assert.equal(metricValue(f, 'hubble_relay_flows_relayed_total'), before + 4);
+    assert.equal(metricValue(f, 'hubble_relay_responses_dropped_total'), 0);
+    assert.ok((metricValue(f, 'hubble_relay_process_resident_memory_bytes') ?? 0) > 0);
+  } finally {
+    await srv.close();
   }
 });

@@ -94,6 +94,7 @@ export class Relay {
   #server: grpc.Server | undefined;
   #socketPath: string | undefined;
   #dropped = 0;
+  #flowsRelayed = 0;
   readonly addresses: string[] = [];
 
   constructor(o: RelayOptions) {
@@ -124,6 +125,11 @@ export class Relay {
         this.#clients.delete(k);
       }
     return peers.map((peer) => ({ peer, client: this.#clientFor(peer) }));
+  }
+
+  /** Flows sent to clients since start, and responses dropped because a client was slow. */
+  stats(): { flowsRelayed: number; dropped: number } {
+    return { flowsRelayed: this.#flowsRelayed, dropped: this.#dropped };
   }
 
   /** ServerStatus summed over the peers; unreachable ones listed. */
@@ -265,6 +271,7 @@ export class Relay {
       while (pending.length && (all || arrival.get(pending[0]!)! <= cut)) {
         const r = pending.shift()!;
         arrival.delete(r);
+        if (r.flow) this.#flowsRelayed++;
         out.push(r);
       }
     };
@@ -307,7 +314,7 @@ export class Relay {
       await Promise.all(runs);
       if (out.done) return;
       if (connected.length) status('NODE_CONNECTED', connected);
-      out_history(out, history, req);
+      this.#flowsRelayed += out_history(out, history, req);
       out.end();
       return;
     }
@@ -316,7 +323,7 @@ export class Relay {
     if (out.done) return;
     if (connected.length) status('NODE_CONNECTED', [...connected]);
     historyDone = true;
-    out_history(out, history, req);
+    this.#flowsRelayed += out_history(out, history, req);
     void Promise.all(runs).then(() => {
       flush(true);
       out.end();
@@ -374,7 +381,7 @@ function out_history(
   out: BoundedResponseStream,
   history: GetFlowsResponse[][],
   req: GetFlowsRequest,
-) {
+): number {
   let all = history.flat();
   const lost = all.filter((r) => r.lostEvents);
   all = all.filter((r) => r.flow).sort((a, b) => compareTime(a.time ?? ZERO, b.time ?? ZERO));
@@ -382,6 +389,7 @@ function out_history(
   if (n > 0) all = req.first ? all.slice(0, n) : all.slice(-n);
   for (const r of lost) out.push(r, true);
   for (const r of all) out.push(r, true);
+  return all.length;
 }
 
 function bindAsync(

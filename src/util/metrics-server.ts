@@ -7,7 +7,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 
-/** Documented default ports (Cilium's): agent 9962, operator 9963, hubble 9965. */
+/**
+ * Documented default ports (Cilium's where they do not collide): agent 9962,
+ * operator 9963, hubble 9965, hubble-relay 9966. The clustermesh-apiserver
+ * (Cilium: 9962 in its own pod) and kvstoremesh run in the lab's control-plane
+ * netns next to the agent, so they take 9964 and 9967.
+ */
 export const DEFAULT_METRICS_PORTS = {
   agent: 9962,
   operator: 9963,
@@ -15,6 +20,7 @@ export const DEFAULT_METRICS_PORTS = {
   dns: 9153,
   clustermeshApiserver: 9964,
   kvstoremesh: 9967,
+  hubbleRelay: 9966,
 } as const;
 
 /** The metrics address could not be parsed or bound. */

@@ -12,16 +12,29 @@
  * Nothing names a lab cluster. --mesh-dir: mesh.json, the certificates,
  * remotes/ and readers/ (../mesh-files.ts). --kubeconfig: the Kubernetes API
  * server, its CA and this daemon's credential.
+ *
+ * Metrics (Prometheus text, GET /metrics): --prometheus-serve-addr (the
+ * apiserver's, default :9964) and --kvstoremesh-prometheus-serve-addr
+ * (kvstoremesh's, default :9967); "" turns one off, a bad value is refused,
+ * a busy port is logged and the daemon keeps running.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../util/log.js';
 import { describeError, TendrilError } from '../../util/errors.js';
 import { MeshApiServer } from './server.js';
 import { configDirSource } from './sources.js';
+import { parseServeAddr, serveMetrics, type MetricsServer } from '../../util/metrics-server.js';
+import {
+  CLUSTERMESH_APISERVER_METRICS_ADDR,
+  KVSTOREMESH_METRICS_ADDR,
+  createApiserverMetrics,
+  createKVStoreMeshMetrics,
+} from '../metrics.js';
 
 const USAGE =
   'usage: main.ts --config-dir DIR --kubeconfig FILE --etcd-config FILE [--clustermesh-config DIR] ' +
-  '[--cluster-users-config FILE] [--status-socket PATH] | --mesh-dir DIR [--kubeconfig FILE]';
+  '[--cluster-users-config FILE] [--status-socket PATH] | --mesh-dir DIR [--kubeconfig FILE] ' +
+  '[--prometheus-serve-addr ADDR] [--kvstoremesh-prometheus-serve-addr ADDR]';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -33,9 +46,16 @@ async function main(): Promise<void> {
       'clustermesh-config': { type: 'string' },
       'cluster-users-config': { type: 'string' },
       'status-socket': { type: 'string' },
+      'prometheus-serve-addr': { type: 'string', default: CLUSTERMESH_APISERVER_METRICS_ADDR },
+      'kvstoremesh-prometheus-serve-addr': { type: 'string', default: KVSTOREMESH_METRICS_ADDR },
     },
   });
   const log = createLogger({ daemon: 'clustermesh-apiserver' });
+  const apiserverMetricsAddr = values['prometheus-serve-addr'] ?? '';
+  const meshMetricsAddr = values['kvstoremesh-prometheus-serve-addr'] ?? '';
+  // a bad address is refused before anything starts ("" turns the endpoint off)
+  if (apiserverMetricsAddr) parseServeAddr(apiserverMetricsAddr);
+  if (meshMetricsAddr) parseServeAddr(meshMetricsAddr);
   let srv: MeshApiServer;
   if (values['config-dir']) {
     if (values['mesh-dir'] || !values.kubeconfig || !values['etcd-config'])
@@ -68,12 +88,35 @@ async function main(): Promise<void> {
       hint: USAGE,
     });
   }
+  const server = srv;
+  // a busy port is logged, not fatal
+  const serve = (what: string, make: () => Parameters<typeof serveMetrics>[0], addr: string) =>
+    addr
+      ? serveMetrics(make(), addr).catch((err: unknown) => {
+          log.error(`cannot serve ${what} metrics`, { error: describeError(err) });
+          return undefined;
+        })
+      : Promise.resolve(undefined);
+  const metrics: (MetricsServer | undefined)[] = [
+    await serve(
+      'clustermesh-apiserver',
+      () => createApiserverMetrics({ status: () => server.syncerStatus() }),
+      apiserverMetricsAddr,
+    ),
+    await serve(
+      'kvstoremesh',
+      () => createKVStoreMeshMetrics({ status: () => server.kvstoremeshStatus() }),
+      meshMetricsAddr,
+    ),
+  ];
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
     stopping = true;
     log.info('stopping', { signal: sig });
-    void srv.stop().finally(() => process.exit(0));
+    void Promise.all(metrics.map((m) => m?.close()))
+      .then(() => srv.stop())
+      .finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 5000).unref();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

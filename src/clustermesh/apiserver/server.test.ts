@@ -20,6 +20,9 @@ import {
   writeSecretFile,
 } from '../certs.js';
 import { clusterDir } from '../../util/paths.js';
+import { serveMetrics } from '../../util/metrics-server.js';
+import { metricValue, scrapeMetrics } from '../../observe/scrape.js';
+import { createApiserverMetrics, createKVStoreMeshMetrics } from '../metrics.js';
 import {
   meshEtcdOptions,
   prepareMesh,
@@ -274,6 +277,43 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
       );
     }
     assert.ok(await remote.get('cilium/state/nodes/v1/cluster2/cluster2-worker'), 'still there');
+  });
+
+  test('metrics of a running apiserver and its kvstoremesh, scraped as Prometheus text', async () => {
+    const server = c1.server!;
+    const api = await serveMetrics(
+      createApiserverMetrics({ status: () => server.syncerStatus() }),
+      '127.0.0.1:0',
+    );
+    const mesh = await serveMetrics(
+      createKVStoreMeshMetrics({ status: () => server.kvstoremeshStatus() }),
+      '127.0.0.1:0',
+    );
+    try {
+      const a = await scrapeMetrics(api.url);
+      assert.equal(
+        metricValue(a, 'tendril_clustermesh_apiserver_kvstore_objects', { kind: 'nodes' }),
+        (await fetchMeshStatus('lab1')).syncer!.counts.nodes,
+      );
+      assert.equal(
+        metricValue(a, 'tendril_clustermesh_apiserver_kvstore_synced', { kind: 'nodes' }),
+        1,
+      );
+      assert.equal(metricValue(a, 'tendril_clustermesh_apiserver_sync_errors'), 0);
+      const m = await scrapeMetrics(mesh.url);
+      assert.equal(metricValue(m, 'tendril_kvstoremesh_remote_clusters'), 1);
+      assert.equal(metricValue(m, 'tendril_kvstoremesh_remote_clusters_ready'), 1);
+      assert.equal(
+        metricValue(m, 'tendril_kvstoremesh_entries', {
+          source_cluster: 'cluster2',
+          kind: 'nodes',
+        }),
+        2,
+      );
+    } finally {
+      await api.close();
+      await mesh.close();
+    }
   });
 
   test("trust per cluster: cluster1's own certificates are refused by cluster2's etcd; its grant is read-only; no CA key crosses", async () => {

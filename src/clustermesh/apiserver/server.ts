@@ -15,10 +15,10 @@ import { nopLogger, type Logger } from '../../util/log.js';
 import { TendrilError } from '../../util/errors.js';
 import { applyMeshAccess } from '../etcd-access.js';
 import { makeClusterConfig, clusterConfigKey, decodeNode, stateDir } from '../keys.js';
-import { KVStoreMesh, type RemoteDialer } from '../kvstoremesh.js';
+import { KVStoreMesh, type RemoteClusterStatus, type RemoteDialer } from '../kvstoremesh.js';
 import { meshPaths, type MeshRef } from '../mesh-files.js';
 import { fetchStatus, serveStatus, type MeshDaemonStatus } from '../status-api.js';
-import { ClusterSyncer, type SyncerSources } from '../syncer.js';
+import { ClusterSyncer, type SyncerSources, type SyncerStatus } from '../syncer.js';
 import { apiServerSources } from '../k8s-source.js';
 import { kubeconfigClientOptions } from '../../k8s/client-config.js';
 import type { ServiceExporter } from '../export.js';
@@ -197,6 +197,16 @@ export class MeshApiServer {
     await this.syncer?.stop();
     await new Promise<void>((r) => (this.statusServer ? this.statusServer.close(() => r()) : r()));
     await this.local?.close();
+  }
+
+  /** The syncer's status (undefined before it started): the apiserver's metrics read it. */
+  syncerStatus(): SyncerStatus | undefined {
+    return this.syncer?.status();
+  }
+
+  /** kvstoremesh's per-remote status (empty when off or not started): its metrics read it. */
+  kvstoremeshStatus(): RemoteClusterStatus[] {
+    return this.mesh?.status() ?? [];
   }
 
   /** The status document (also served on the socket). */
