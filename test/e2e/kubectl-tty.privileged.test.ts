@@ -2,7 +2,8 @@
  * Real kubectl (Debian's kubectl 1.32) `exec -it` against a lab cluster, as
  * root: the command gets a pseudo-terminal (`tty` prints /dev/pts/N), of the
  * size of kubectl's terminal (`stty size`), a resize of kubectl's terminal
- * reaches it (SIGWINCH, new size), and its exit code comes back through -t.
+ * reaches it (SIGWINCH, new size), and its exit code comes back through -t;
+ * over WebSocket (v5) and over the SPDY fallback.
  * kubectl needs a terminal of its own for -t: it runs under util-linux
  * `script`, whose terminal is sized with `stty` before kubectl starts.
  */
@@ -46,10 +47,11 @@ function kubectlInTerminal(
   args: string[],
   size: { rows: number; cols: number },
   during?: (pid: number, out: () => string) => Promise<void>,
+  env: Record<string, string> = {},
 ): Promise<{ status: number | null; out: string }> {
   const cmd = `stty rows ${size.rows} cols ${size.cols}; exec ${['kubectl', '--context', CTX, ...args].map(shellQuote).join(' ')}`;
   const child = spawn('script', ['-q', '-e', '-f', '-c', cmd, '/dev/null'], {
-    env: { ...process.env, SHELL: '/bin/sh' },
+    env: { ...process.env, ...env, SHELL: '/bin/sh' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let out = '';
@@ -113,6 +115,16 @@ privilegedTest(
       );
       assert.equal(w.status, 0, w.out);
       assert.match(w.out, /ready\r\n50 140\r\n/);
+
+      // the same over kubectl's SPDY fallback (the resize stream carries the size)
+      const s = await kubectlInTerminal(
+        ['exec', '-it', 'term', '--', 'sh', '-c', 'tty; stty size; exit 6'],
+        { rows: 31, cols: 99 },
+        undefined,
+        { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' },
+      );
+      assert.equal(s.status, 6, s.out);
+      assert.match(s.out, /\/dev\/pts\/\d+\r\n31 99\r\n/);
     } finally {
       await teardownLab(lab);
     }

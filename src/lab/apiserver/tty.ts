@@ -3,12 +3,13 @@
  * `script`, which allocates a pseudo-terminal for it (stdin and stdout stay
  * pipes on our side, carried by the remote-command channels) and returns
  * the command's exit code (`-e`). The terminal's size comes from the resize
- * channel: the first size is set before the command starts, later ones with
- * `stty -F /dev/pts/N` (TIOCSWINSZ, which sends SIGWINCH to the terminal's
- * foreground job).
+ * channel: the first size is set (`stty`) before the command starts, later
+ * ones with one TIOCSWINSZ ioctl on /dev/pts/N (which sends SIGWINCH to the
+ * terminal's foreground job; `stty -F` would set rows and columns in two
+ * steps, and the job would see a size nobody asked for).
  */
-import { execFile } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, readlinkSync } from 'node:fs';
+import koffi from 'koffi';
 import { sysBin } from '../kubelet/runtime.js';
 
 /** A terminal size as the resize channel carries it (kubectl's TerminalSize: Width, Height). */
@@ -65,7 +66,7 @@ export function ttyPlan(
 /**
  * Resizes the terminal of a session started by {@link ttyPlan}: finds the
  * pseudo-terminal through `script`'s child (its fd 0 is /dev/pts/N) and sets
- * the size with `stty -F`. Sizes asked for while one is being applied
+ * the size with TIOCSWINSZ. Sizes asked for while one is being applied
  * collapse into the latest; errors (the session ended) are dropped.
  */
 export class PtyResizer {
@@ -112,14 +113,32 @@ export class PtyResizer {
         pts = this.ptsPath();
       }
       if (!pts) return;
-      await new Promise<void>((resolve) =>
-        execFile(
-          sysBin('stty'),
-          ['-F', pts, 'rows', String(size.rows), 'cols', String(size.cols)],
-          { timeout: 5000 },
-          () => resolve(),
-        ),
-      );
+      setWinsize(pts, size);
     }
+  }
+}
+
+/** TIOCSWINSZ (asm-generic ioctls: x86-64, arm64). */
+const TIOCSWINSZ = 0x5414;
+type Ioctl = (fd: number, req: number, ...args: unknown[]) => number;
+let ioctlFn: Ioctl | undefined;
+
+/** Sets the size of terminal `pts` in one ioctl; errors (the terminal is gone) are dropped. */
+function setWinsize(pts: string, size: TermSize): void {
+  ioctlFn ??= koffi.load('libc.so.6').func('int ioctl(int, unsigned long, ...)') as Ioctl;
+  let fd: number;
+  try {
+    fd = openSync(pts, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
+  } catch {
+    return;
+  }
+  try {
+    // struct winsize { unsigned short ws_row, ws_col, ws_xpixel, ws_ypixel; }
+    const ws = Buffer.alloc(8);
+    ws.writeUInt16LE(size.rows, 0);
+    ws.writeUInt16LE(size.cols, 2);
+    ioctlFn!(fd, TIOCSWINSZ, 'void *', ws);
+  } finally {
+    closeSync(fd);
   }
 }
