@@ -3,16 +3,19 @@
  * root: the command gets a pseudo-terminal (`tty` prints /dev/pts/N), of the
  * size of kubectl's terminal (`stty size`), a resize of kubectl's terminal
  * reaches it (SIGWINCH, new size), and its exit code comes back through -t;
- * over WebSocket (v5) and over the SPDY fallback.
+ * over WebSocket (v5) and over the SPDY fallback; `tendril exec -it` too.
  * kubectl needs a terminal of its own for -t: it runs under util-linux
  * `script`, whose terminal is sized with `stty` before kubectl starts.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PtyResizer, shellQuote } from '../../src/lab/apiserver/tty.js';
 import { privilegedTest } from '../helpers/privileged.js';
 import { cliOk, teardownLab, until, useUniqueLab } from './lab-fixture.js';
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const lab = useUniqueLab('tt');
 const CLUSTER = 'tt1';
 const CTX = `lab-${CLUSTER}`;
@@ -49,7 +52,17 @@ function kubectlInTerminal(
   during?: (pid: number, out: () => string) => Promise<void>,
   env: Record<string, string> = {},
 ): Promise<{ status: number | null; out: string }> {
-  const cmd = `stty rows ${size.rows} cols ${size.cols}; exec ${['kubectl', '--context', CTX, ...args].map(shellQuote).join(' ')}`;
+  return inTerminal(['kubectl', '--context', CTX, ...args], size, during, env);
+}
+
+/** Runs ARGV in a terminal of rows x cols (under `script`). */
+function inTerminal(
+  argv: string[],
+  size: { rows: number; cols: number },
+  during?: (pid: number, out: () => string) => Promise<void>,
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; out: string }> {
+  const cmd = `stty rows ${size.rows} cols ${size.cols}; exec ${argv.map(shellQuote).join(' ')}`;
   const child = spawn('script', ['-q', '-e', '-f', '-c', cmd, '/dev/null'], {
     env: { ...process.env, ...env, SHELL: '/bin/sh' },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -125,6 +138,26 @@ privilegedTest(
       );
       assert.equal(s.status, 6, s.out);
       assert.match(s.out, /\/dev\/pts\/\d+\r\n31 99\r\n/);
+
+      // `tendril exec -it` sends its terminal's size too (and puts it in raw mode)
+      const t = await inTerminal(
+        [
+          process.execPath,
+          join(ROOT, 'bin/tendril.mjs'),
+          '--context',
+          CTX,
+          'exec',
+          '-it',
+          'term',
+          '--',
+          'sh',
+          '-c',
+          'tty; stty size; exit 4',
+        ],
+        { rows: 27, cols: 88 },
+      );
+      assert.equal(t.status, 4, t.out);
+      assert.match(t.out, /\/dev\/pts\/\d+\r\n27 88\r\n/);
     } finally {
       await teardownLab(lab);
     }
