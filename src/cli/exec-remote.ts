@@ -19,6 +19,14 @@ export interface RemoteExecRequest {
   /** Send this stream as stdin (ends with it). */
   stdin?: NodeJS.ReadableStream;
   tty?: boolean;
+  /**
+   * With `tty`: the local terminal's size now (sent when the session opens)
+   * and a way to hear of its changes (each is sent on the resize channel).
+   */
+  termSize?: {
+    get(): { rows: number; cols: number } | undefined;
+    onChange(fn: () => void): () => void;
+  };
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
 }
@@ -92,6 +100,17 @@ export function remoteExec(client: ResolvedClientOptions, r: RemoteExecRequest):
     );
     ws.on('open', () => {
       const v5 = ws.protocol === 'v5.channel.k8s.io';
+      if (r.tty && r.termSize) {
+        const sendSize = () => {
+          const sz = r.termSize!.get();
+          if (sz && ws.readyState === ws.OPEN)
+            ws.send(
+              encodeFrame(CHANNEL.resize, JSON.stringify({ Width: sz.cols, Height: sz.rows })),
+            );
+        };
+        sendSize();
+        ws.on('close', r.termSize.onChange(sendSize));
+      }
       if (!r.stdin) return;
       r.stdin.on('data', (d: Buffer | string) => {
         if (ws.readyState === ws.OPEN)

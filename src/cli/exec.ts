@@ -5,6 +5,7 @@
  * kubelet starts containers: in the pod's cgroup, then its network namespace,
  * with its resolv.conf, hosts and hostname. Exits with the command's status.
  */
+import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import type { KubeObject } from '../k8s/objects.js';
 import { TendrilError, isNotFound } from '../util/errors.js';
@@ -66,7 +67,7 @@ export function register(program: Command): void {
     .argument('<command...>', 'the command (after --)')
     .option('-c, --container <name>', 'container name')
     .option('-i, --stdin', 'pass stdin to the command')
-    .option('-t, --tty', 'accepted for kubectl compatibility (no terminal is allocated)')
+    .option('-t, --tty', "allocate a terminal for the command (of this terminal's size)")
     .option('-n, --namespace <ns>', 'namespace')
     .action(
       async (
@@ -92,19 +93,49 @@ export function register(program: Command): void {
         }
         // through the API server's pods/exec, as kubectl (the server runs the
         // command in the pod with the kubelet's exec plan)
-        const code = await remoteExec(labAdminClientOptions(target.cluster), {
-          namespace: ns,
-          pod: podName,
-          container: container.name,
-          command: cmd,
-          ...(o.stdin ? { stdin: process.stdin } : {}),
-          ...(o.tty ? { tty: true } : {}),
-          stdout: process.stdout,
-          stderr: process.stderr,
-        });
+        // -it on a terminal: raw mode, as kubectl (keys, ^C included, go to the
+        // command's terminal, which does the echo and the line endings)
+        const restore = o.tty && o.stdin && process.stdin.isTTY ? rawTerminal() : undefined;
+        let code: number;
+        try {
+          code = await remoteExec(labAdminClientOptions(target.cluster), {
+            namespace: ns,
+            pod: podName,
+            container: container.name,
+            command: cmd,
+            ...(o.stdin ? { stdin: process.stdin } : {}),
+            ...(o.tty ? { tty: true } : {}),
+            ...(o.tty && process.stdout.isTTY
+              ? {
+                  termSize: {
+                    get: () => ({ rows: process.stdout.rows, cols: process.stdout.columns }),
+                    onChange: (fn: () => void) => {
+                      process.stdout.on('resize', fn);
+                      return () => process.stdout.off('resize', fn);
+                    },
+                  },
+                }
+              : {}),
+            stdout: process.stdout,
+            stderr: process.stderr,
+          });
+        } finally {
+          restore?.();
+        }
         if (o.stdin) process.stdin.destroy();
         if (code !== 0) process.stderr.write(`command terminated with exit code ${code}\n`);
         process.exitCode = code;
       },
     );
+}
+
+/** Puts the terminal on stdin in raw mode (`stty raw -echo`); returns what restores it. */
+function rawTerminal(): () => void {
+  const saved = spawnSync('stty', ['-g'], { stdio: ['inherit', 'pipe', 'ignore'] })
+    .stdout?.toString()
+    .trim();
+  spawnSync('stty', ['raw', '-echo'], { stdio: ['inherit', 'ignore', 'ignore'] });
+  return () => {
+    if (saved) spawnSync('stty', [saved], { stdio: ['inherit', 'ignore', 'ignore'] });
+  };
 }

@@ -18,7 +18,7 @@
  * - `pods/portforward` is SPDY/3.1, inside WebSocket messages or on a plain
  *   SPDY upgrade (./portforward.ts, ./spdy.ts).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -37,6 +37,7 @@ import {
   parseRfc3339Nanos,
   rfc3339Nano,
 } from '../kubelet/log-times.js';
+import { PtyResizer, parseResize, ttyPlan, type TermSize } from './tty.js';
 import { PORTFORWARD_PROTOCOL, PORTFORWARD_WS_PROTOCOL, PortForwarder } from './portforward.js';
 import { RST, SpdySession, type SpdyStream, type SpdyTransport } from './spdy.js';
 import type { PodContainer } from '../kubelet/pod-worker.js';
@@ -472,20 +473,58 @@ export class PodStreams {
     command: string[],
     o: { stdin: boolean; tty: boolean },
   ): void {
+    if (!o.tty) {
+      this.startExec(io, plan, command, o);
+      return;
+    }
+    // a terminal: wait (briefly) for kubectl's first size, so the command starts with it
+    let started = false;
+    const early: Array<Buffer | null> = [];
+    io.onStdin(
+      (d) => early.push(d),
+      () => early.push(null),
+    );
+    const start = (size?: TermSize) => {
+      if (started) return;
+      started = true;
+      clearTimeout(timer);
+      this.open.delete(cancel);
+      const child = this.startExec(io, ttyPlan(plan, size), command, o, early);
+      if (child?.pid === undefined) return;
+      const resizer = new PtyResizer(child.pid);
+      io.onResize((sz) => void resizer.resize(sz));
+    };
+    const timer = setTimeout(() => start(), 1000);
+    const cancel = () => {
+      started = true;
+      clearTimeout(timer);
+    };
+    this.open.add(cancel);
+    io.onClose(cancel);
+    io.onResize((sz) => start(sz));
+  }
+
+  private startExec(
+    io: RemoteIO,
+    plan: { argv: string[]; env: Record<string, string> },
+    command: string[],
+    o: { stdin: boolean; tty: boolean },
+    early: Array<Buffer | null> = [],
+  ): ChildProcess | undefined {
     const child = spawn(plan.argv[0]!, plan.argv.slice(1), {
       env: plan.env,
       stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
-    // without a terminal, a tty session has one output stream: stderr joins stdout
+    // a terminal has one output stream (`script`'s own errors join it)
     child.stdout!.on('data', (d: Buffer) => io.send(CHANNEL.stdout, d));
     child.stderr!.on('data', (d: Buffer) => io.send(o.tty ? CHANNEL.stdout : CHANNEL.stderr, d));
     child.stdin?.on('error', () => {});
-    io.onStdin(
-      (d) => {
-        if (child.stdin && !child.stdin.destroyed) child.stdin.write(d);
-      },
-      () => child.stdin?.end(),
-    );
+    const write = (d: Buffer) => {
+      if (child.stdin && !child.stdin.destroyed) child.stdin.write(d);
+    };
+    for (const d of early) if (d) write(d);
+    if (early.includes(null)) child.stdin?.end();
+    else io.onStdin(write, () => child.stdin?.end());
     const end = () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };
@@ -514,6 +553,7 @@ export class PodStreams {
       // 125: the wrapper could not enter the pod (its sandbox is gone)
       finish(exitStatus(exit, command));
     });
+    return child;
   }
 
   private runAttach(
@@ -576,6 +616,8 @@ interface RemoteIO {
   send(channel: number, data: Buffer): void;
   /** Where stdin's data and its end go. */
   onStdin(data: (d: Buffer) => void, end: () => void): void;
+  /** Where the resize channel's terminal sizes go. */
+  onResize(fn: (size: TermSize) => void): void;
   /** Sends the closing Status (if any) and ends the session. */
   finish(status?: Record<string, unknown>): void;
   /** Called once if the client goes away first. */
@@ -584,18 +626,26 @@ interface RemoteIO {
 
 /** Remote-command channels as WebSocket messages with a channel byte (v4/v5). */
 function wsRemoteIO(ws: WebSocket, v5: boolean): RemoteIO {
+  let stdinData: (d: Buffer) => void = () => {};
+  let stdinEnd: () => void = () => {};
+  let resize: (s: TermSize) => void = () => {};
+  ws.on('message', (msg: Buffer, isBinary: boolean) => {
+    const f = decodeFrame(isBinary ? msg : Buffer.from(msg));
+    if (!f) return;
+    if (f.channel === CHANNEL.stdin) stdinData(f.data);
+    else if (f.channel === CHANNEL.close && v5 && f.data[0] === CHANNEL.stdin) stdinEnd();
+    else if (f.channel === CHANNEL.resize)
+      for (const sz of parseResize(f.data.toString())) resize(sz);
+  });
   return {
     send: (ch, d) => {
       if (ws.readyState === ws.OPEN) ws.send(encodeFrame(ch, d));
     },
-    onStdin: (data, end) =>
-      ws.on('message', (msg: Buffer, isBinary: boolean) => {
-        const f = decodeFrame(isBinary ? msg : Buffer.from(msg));
-        if (!f) return;
-        if (f.channel === CHANNEL.stdin) data(f.data);
-        else if (f.channel === CHANNEL.close && v5 && f.data[0] === CHANNEL.stdin) end();
-        // resize (4): no terminal is allocated, so there is nothing to resize
-      }),
+    onStdin: (data, end) => {
+      stdinData = data;
+      stdinEnd = end;
+    },
+    onResize: (fn) => (resize = fn),
     finish: (status) => {
       if (ws.readyState !== ws.OPEN) return;
       if (status) ws.send(encodeFrame(CHANNEL.error, JSON.stringify(status)));
@@ -626,6 +676,8 @@ function spdyRemoteIO(
   let closed = false;
   let stdinData: (d: Buffer) => void = () => {};
   let stdinEnd: () => void = () => {};
+  let resize: (s: TermSize) => void = () => {};
+  let resizeText = '';
   const session = new SpdySession({
     transport: socketTransport(socket),
     onStream: (s) => {
@@ -642,7 +694,17 @@ function spdyRemoteIO(
           stdinData(d);
         };
         s.onEnd = () => stdinEnd();
-      } else s.onData = (d) => s.consumed(d.length); // resize messages: no terminal to resize
+      } else if (type === 'resize') {
+        // JSON sizes, one per line
+        s.onData = (d) => {
+          s.consumed(d.length);
+          resizeText += d.toString();
+          const nl = resizeText.lastIndexOf('\n');
+          if (nl < 0) return;
+          for (const sz of parseResize(resizeText.slice(0, nl))) resize(sz);
+          resizeText = resizeText.slice(nl + 1);
+        };
+      } else s.onData = (d) => s.consumed(d.length);
       if (streams.size === expected.size && !started) {
         started = true;
         clearTimeout(timer);
@@ -661,6 +723,7 @@ function spdyRemoteIO(
       stdinData = data;
       stdinEnd = end;
     },
+    onResize: (fn) => (resize = fn),
     finish: (status) => {
       if (closed) return;
       for (const t of ['stdout', 'stderr', 'stdin', 'resize']) streams.get(t)?.end();
