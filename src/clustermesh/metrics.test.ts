@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryKVStore } from '../kvstore/memory.js';
-import type { KubeObject } from '../k8s/objects.js';
 import { metricValue, scrapeMetrics } from '../observe/scrape.js';
 import { serveMetrics } from '../util/metrics-server.js';
 import { makeClusterConfig } from './keys.js';
 import { KVStoreMesh } from './kvstoremesh.js';
 import { createApiserverMetrics, createKVStoreMeshMetrics } from './metrics.js';
-import { ClusterSyncer, type ObjectSource, type SourceHandlers } from './syncer.js';
-import { FakeNetwork, FlakyStore, writeClusterState } from './testing.js';
+import { ClusterSyncer } from './syncer.js';
+import { FakeNetwork, FakeSource, FlakyStore, fakeK8sNode, writeClusterState } from './testing.js';
 
 async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
   const end = Date.now() + 5000;
@@ -62,14 +61,6 @@ test('kvstoremesh metrics: remotes ready, per-remote state and mirrored entries,
   }
 });
 
-class FakeSource {
-  h: SourceHandlers | undefined;
-  readonly source: ObjectSource = async (h) => {
-    this.h = h;
-    return { stop: async () => {} };
-  };
-}
-
 test('clustermesh-apiserver metrics: objects synced to etcd by kind and sync errors, scraped from a running syncer', async () => {
   const store = new MemoryKVStore();
   const src = {
@@ -108,17 +99,11 @@ test('clustermesh-apiserver metrics: objects synced to etcd by kind and sync err
       heartbeatIntervalMs: 50,
     });
     await syncer.start();
-    const node = (name: string, ip: string): KubeObject =>
-      ({
-        apiVersion: 'v1',
-        kind: 'Node',
-        metadata: { name },
-        spec: { podCIDR: '10.244.1.0/24' },
-        status: { addresses: [{ type: 'InternalIP', address: ip }] },
-      }) as KubeObject;
-    src.nodes.h!.upsert(node('cluster1-a', '172.30.1.11'));
-    src.nodes.h!.upsert(node('cluster1-b', '172.30.1.12'));
-    for (const s of Object.values(src)) s.h!.synced();
+    src.nodes.add(
+      fakeK8sNode('cluster1-a', '172.30.1.11', '10.244.1.0/24'),
+      fakeK8sNode('cluster1-b', '172.30.1.12', '10.244.1.0/24'),
+    );
+    for (const s of Object.values(src)) s.synced();
     await syncer.waitSynced(5000);
     f = await scrapeMetrics(srv.url);
     assert.equal(
@@ -130,7 +115,7 @@ test('clustermesh-apiserver metrics: objects synced to etcd by kind and sync err
       1,
     );
     assert.equal(metricValue(f, 'tendril_clustermesh_apiserver_sync_errors'), 0);
-    src.services.h!.error!(new Error('watch Service: connection refused'));
+    src.services.error(new Error('watch Service: connection refused'));
     f = await scrapeMetrics(srv.url);
     assert.equal(metricValue(f, 'tendril_clustermesh_apiserver_sync_errors'), 1);
     assert.ok(

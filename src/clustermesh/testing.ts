@@ -246,6 +246,10 @@ export class FakeSource {
     this.isSynced = true;
     this.h?.synced();
   }
+  /** Reports a source error to the consumer (as a failed watch would). */
+  error(e: Error): void {
+    this.h?.error?.(e);
+  }
 }
 
 /** Six FakeSources, already synced (empty), as SyncerSources. */
