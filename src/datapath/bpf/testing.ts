@@ -143,6 +143,45 @@ export function udpFrame(dport: number): Buffer {
   return f;
 }
 
+/** Ethernet + IPv4 + TCP header with FLAGS (0x02 SYN, 0x10 ACK, 0x18 PSH|ACK). */
+export function tcpFrame(
+  src: string,
+  dst: string,
+  sport: number,
+  dport: number,
+  flags: number,
+): Buffer {
+  const f = Buffer.alloc(14 + 20 + 20);
+  f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45;
+  f.writeUInt16BE(40, 16);
+  f[14 + 8] = 64;
+  f[14 + 9] = 6;
+  Buffer.from(src.split('.').map(Number)).copy(f, 26);
+  Buffer.from(dst.split('.').map(Number)).copy(f, 30);
+  f.writeUInt16BE(sport, 34);
+  f.writeUInt16BE(dport, 36);
+  f[34 + 12] = 5 << 4;
+  f[34 + 13] = flags;
+  return f;
+}
+
+/** Ethernet + IPv4 + ICMP echo (type 8 request, 0 reply). */
+export function icmpFrame(src: string, dst: string, type: number, id: number): Buffer {
+  const f = Buffer.alloc(14 + 20 + 8);
+  f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45;
+  f.writeUInt16BE(28, 16);
+  f[14 + 8] = 64;
+  f[14 + 9] = 1;
+  Buffer.from(src.split('.').map(Number)).copy(f, 26);
+  Buffer.from(dst.split('.').map(Number)).copy(f, 30);
+  f[34] = type;
+  f.writeUInt16BE(id, 38);
+  f.writeUInt16BE(1, 40);
+  return f;
+}
+
 /** SchedCls: drop IPv4/UDP to `port`, pass everything else; count drops in `counter[0]`. */
 export function dropUdpPort(port: number, counter: { fd: number; name: string }) {
   return [

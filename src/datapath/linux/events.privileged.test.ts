@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { privilegedTest } from '../../../test/helpers/privileged.js';
 import { newMap } from '../bpf/map.js';
 import { openRingBuffer } from '../bpf/ringbuf.js';
+import { tcpFrame } from '../bpf/testing.js';
 import { TcAction } from '../bpf/types.js';
 import {
   EventDropReason,
@@ -30,22 +31,6 @@ const CLIENT = '10.78.0.1';
 const SERVER = '10.78.0.2';
 const CLIENT_ID = 70001;
 
-/** Ethernet + IPv4 + TCP with the given flags byte. */
-function tcpFrame(src: string, dst: string, sport: number, dport: number, flags: number): Buffer {
-  const f = Buffer.alloc(14 + 20 + 20);
-  f.writeUInt16BE(0x0800, 12);
-  f[14] = 0x45;
-  f.writeUInt16BE(40, 16);
-  f[14 + 8] = 64;
-  f[14 + 9] = 6;
-  Buffer.from(src.split('.').map(Number)).copy(f, 26);
-  Buffer.from(dst.split('.').map(Number)).copy(f, 30);
-  f.writeUInt16BE(sport, 34);
-  f.writeUInt16BE(dport, 36);
-  f[34 + 12] = 0x50;
-  f[34 + 13] = flags;
-  return f;
-}
 const SYN = 0x02;
 const ACK = 0x10;
 const PSH = 0x08;

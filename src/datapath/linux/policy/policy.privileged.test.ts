@@ -11,11 +11,13 @@ import { BPFFS_ROOT } from '../../../util/paths.js';
 import { ensureBpffs, removePinnedTree } from '../../bpf/bpffs.js';
 import { queryAttached } from '../../bpf/query.js';
 import {
+  icmpFrame,
   makeNetns,
   runProcess,
   sh,
   startProcess,
   stopProcess,
+  tcpFrame,
   uniqueName,
 } from '../../bpf/testing.js';
 import { TcAction } from '../../bpf/types.js';
@@ -51,38 +53,6 @@ const ref = (name: string) => ({
   name,
 });
 
-/** Ethernet + IPv4 + ICMP echo (type 8 request, 0 reply). */
-function icmpFrame(src: string, dst: string, type: number, id: number): Buffer {
-  const f = Buffer.alloc(14 + 20 + 8);
-  f.writeUInt16BE(0x0800, 12);
-  f[14] = 0x45;
-  f.writeUInt16BE(28, 16);
-  f[14 + 8] = 64;
-  f[14 + 9] = 1;
-  Buffer.from(src.split('.').map(Number)).copy(f, 26);
-  Buffer.from(dst.split('.').map(Number)).copy(f, 30);
-  f[34] = type;
-  f.writeUInt16BE(id, 38);
-  f.writeUInt16BE(1, 40);
-  return f;
-}
-
-/** Ethernet + IPv4 + TCP header with FLAGS (0x02 SYN, 0x10 ACK, 0x18 PSH|ACK). */
-function tcpFrame(src: string, dst: string, sport: number, dport: number, flags: number): Buffer {
-  const f = Buffer.alloc(14 + 20 + 20);
-  f.writeUInt16BE(0x0800, 12);
-  f[14] = 0x45;
-  f.writeUInt16BE(40, 16);
-  f[14 + 8] = 64;
-  f[14 + 9] = 6;
-  Buffer.from(src.split('.').map(Number)).copy(f, 26);
-  Buffer.from(dst.split('.').map(Number)).copy(f, 30);
-  f.writeUInt16BE(sport, 34);
-  f.writeUInt16BE(dport, 36);
-  f[34 + 12] = 5 << 4;
-  f[34 + 13] = flags;
-  return f;
-}
 const SYN = 0x02;
 const SYN_ACK = 0x12;
 const ACK = 0x10;
