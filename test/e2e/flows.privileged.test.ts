@@ -13,6 +13,7 @@ import { privilegedTest } from '../helpers/privileged.js';
 import {
   ROOT,
   cliOk,
+  createInstalledCluster,
   reachFromLabelledPod,
   teardownLab,
   until,
@@ -57,16 +58,7 @@ privilegedTest(
   async () => {
     let kube: InstanceType<typeof KubeClient> | undefined;
     try {
-      await cliOk(['lab', 'create', 'cluster1', '--nodes', '1', '--wait'], { timeoutMs: 180_000 });
-      await cliOk([
-        'install',
-        '--context',
-        'lab-cluster1',
-        '--cluster-name',
-        'cluster1',
-        '--cluster-id',
-        '1',
-      ]);
+      await createInstalledCluster();
       kube = new KubeClient({ server: apiServerURL(loadCluster('cluster1')) });
       await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], {
         input: readFileSync(join(ROOT, 'examples/seed-walkthrough/echo-c1.yaml'), 'utf8'),

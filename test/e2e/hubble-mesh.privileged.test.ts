@@ -37,6 +37,7 @@ import {
   until,
   useUniqueLab,
 } from './lab-fixture.js';
+import { ECHO_SERVER_POD } from './pods.js';
 
 const lab = useUniqueLab('hubx');
 const { KubeClient } = await import('../../src/k8s/client.js');
@@ -45,18 +46,6 @@ const { ObserverClient } = await import('../../src/observe/client.js');
 const { DAEMON_HUBBLE_RELAY, hubbleRelaySocketPath, hubbleRemoteRelayPaths } =
   await import('../../src/install/hubble.js');
 const { addDaemon, listDaemonSpecs, removeDaemon } = await import('../../src/lab/daemons.js');
-
-const SERVER = `apiVersion: v1
-kind: Pod
-metadata:
-  name: server
-  labels: {app: server}
-spec:
-  containers:
-    - name: echo
-      image: mendhak/http-https-echo:28
-      ports: [{containerPort: 8080, name: http}]
-`;
 
 interface StatusJSON {
   numConnectedNodes?: number;
@@ -301,7 +290,7 @@ privilegedTest(
     const kube = new KubeClient({ server: apiServerURL(c1) });
     let ip: string;
     try {
-      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: SERVER });
+      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: ECHO_SERVER_POD });
       ip = (await podRunning(kube, 'server')).status.podIP as string;
     } finally {
       kube.close();

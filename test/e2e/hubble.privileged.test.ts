@@ -23,12 +23,14 @@ import {
   ROOT,
   cli,
   cliOk,
+  createInstalledCluster,
   podRunning,
   reachFromLabelledPod,
   teardownLab,
   until,
   useUniqueLab,
 } from './lab-fixture.js';
+import { ECHO_SERVER_POD } from './pods.js';
 
 const lab = useUniqueLab('hub');
 const { KubeClient } = await import('../../src/k8s/client.js');
@@ -72,18 +74,6 @@ spec:
   ports: [{port: 80, targetPort: 8080, protocol: TCP}]
 `;
 
-const SERVER = `apiVersion: v1
-kind: Pod
-metadata:
-  name: server
-  labels: {app: server}
-spec:
-  containers:
-    - name: echo
-      image: mendhak/http-https-echo:28
-      ports: [{containerPort: 8080, name: http}]
-`;
-
 let observed: string | undefined;
 let created = false;
 
@@ -95,16 +85,7 @@ privilegedTest(
   'privileged: every node is present through the relay; observe answers after traffic',
   async () => {
     created = true;
-    await cliOk(['lab', 'create', 'cluster1', '--nodes', '2', '--wait'], { timeoutMs: 180_000 });
-    await cliOk([
-      'install',
-      '--context',
-      'lab-cluster1',
-      '--cluster-name',
-      'cluster1',
-      '--cluster-id',
-      '1',
-    ]);
+    await createInstalledCluster('cluster1', 1, 2);
     const cluster = loadCluster('cluster1');
     const names = cluster.nodes.map((n) => n.name).sort();
     assert.ok(names.length >= 2);
@@ -180,7 +161,7 @@ privilegedTest(
     // some traffic: a client pod fetches from the echo server
     const kube = new KubeClient({ server: apiServerURL(cluster) });
     try {
-      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: SERVER });
+      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: ECHO_SERVER_POD });
       const pod = await podRunning(kube, 'server');
       const ip = pod.status.podIP as string;
       await until(

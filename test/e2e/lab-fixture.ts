@@ -124,18 +124,19 @@ export async function until<T>(
 }
 
 /**
- * Waits until pod NAME (namespace default) is Running with an address,
- * polling every 300 ms; returns it. Throws naming the pod after TIMEOUTMS.
+ * Waits until pod NAME of NAMESPACE is Running with an address, polling
+ * every 300 ms; returns it. Throws naming the pod after TIMEOUTMS.
  */
 export function podRunning(
   kube: KubeClient,
   name: string,
   timeoutMs = 90_000,
+  namespace = 'default',
 ): Promise<KubeObject> {
   return until(
-    `pod ${name} running`,
+    `pod ${namespace === 'default' ? '' : `${namespace}/`}${name} running`,
     async () => {
-      const p = await kube.getOrUndefined('v1', 'Pod', name, { namespace: 'default' });
+      const p = await kube.getOrUndefined('v1', 'Pod', name, { namespace });
       return p?.status?.phase === 'Running' && p.status.podIP ? p : undefined;
     },
     timeoutMs,
@@ -328,6 +329,39 @@ export async function teardownLab(lab: UniqueLab): Promise<void> {
 }
 
 /**
+ * `tendril lab create NAME --nodes NODES --wait` (context lab-NAME); asserts
+ * it exits 0 within 3 minutes.
+ */
+export async function createLabCluster(name: string, nodes = 1): Promise<void> {
+  await cliOk(['lab', 'create', name, '--nodes', String(nodes), '--wait'], { timeoutMs: 180_000 });
+}
+
+/**
+ * `tendril install` on lab cluster NAME (context lab-NAME) with cluster name
+ * NAME and cluster ID ID; asserts it exits 0.
+ */
+export async function installTendril(name: string, id: number): Promise<void> {
+  await cliOk([
+    'install',
+    '--context',
+    `lab-${name}`,
+    '--cluster-name',
+    name,
+    '--cluster-id',
+    String(id),
+  ]);
+}
+
+/**
+ * One lab cluster with Tendril installed, as the single-cluster e2e tests
+ * start: createLabCluster then installTendril (context lab-NAME).
+ */
+export async function createInstalledCluster(name = 'cluster1', id = 1, nodes = 1): Promise<void> {
+  await createLabCluster(name, nodes);
+  await installTendril(name, id);
+}
+
+/**
  * The seed's step 3 through the CLI: `clustermesh enable` on lab-cluster1
  * (NodePort), then `clustermesh connect` from lab-cluster2; asserts both exit
  * 0 within TIMEOUTMS each. Both clusters must have Tendril installed.
@@ -365,26 +399,10 @@ export interface MeshedPair {
  * --wait on both sides.
  */
 export async function createMeshedPair(): Promise<MeshedPair> {
-  await cliOk(['lab', 'create', 'cluster1', '--nodes', '1', '--wait'], { timeoutMs: 180_000 });
-  await cliOk(['lab', 'create', 'cluster2', '--nodes', '1', '--wait'], { timeoutMs: 180_000 });
-  await cliOk([
-    'install',
-    '--context',
-    'lab-cluster1',
-    '--cluster-name',
-    'cluster1',
-    '--cluster-id',
-    '1',
-  ]);
-  await cliOk([
-    'install',
-    '--context',
-    'lab-cluster2',
-    '--cluster-name',
-    'cluster2',
-    '--cluster-id',
-    '2',
-  ]);
+  await createLabCluster('cluster1');
+  await createLabCluster('cluster2');
+  await installTendril('cluster1', 1);
+  await installTendril('cluster2', 2);
   await connectMesh();
   for (const ctx of ['lab-cluster1', 'lab-cluster2'])
     await cliOk(['clustermesh', 'status', '--context', ctx, '--wait', '--wait-duration', '90s'], {

@@ -21,7 +21,16 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { privilegedTest } from '../helpers/privileged.js';
-import { cliOk, inPodCommand, teardownLab, until, useUniqueLab } from './lab-fixture.js';
+import {
+  cliOk,
+  createInstalledCluster,
+  inPodCommand,
+  podRunning,
+  teardownLab,
+  until,
+  useUniqueLab,
+} from './lab-fixture.js';
+import { sleepingPod } from './pods.js';
 
 const lab = useUniqueLab('pcd');
 const { KubeClient } = await import('../../src/k8s/client.js');
@@ -110,33 +119,11 @@ privilegedTest(
     let kube: InstanceType<typeof KubeClient> | undefined;
     const children: ChildProcess[] = [];
     try {
-      await cliOk(['lab', 'create', 'cluster1', '--nodes', '1', '--wait'], { timeoutMs: 180_000 });
-      await cliOk([
-        'install',
-        '--context',
-        'lab-cluster1',
-        '--cluster-name',
-        'cluster1',
-        '--cluster-id',
-        '1',
-      ]);
+      await createInstalledCluster();
       kube = new KubeClient({ server: apiServerURL(loadCluster('cluster1')) });
       const k = kube;
-      await k.create({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'client', namespace: 'default', labels: { app: 'client' } },
-        spec: { containers: [{ name: 'sleep', image: 'busybox', command: ['sleep', '36000'] }] },
-      });
-      const pod = await until(
-        'client running',
-        async () => {
-          const p = await k.getOrUndefined('v1', 'Pod', 'client', { namespace: 'default' });
-          return p?.status?.phase === 'Running' && p.status.podIP ? p : undefined;
-        },
-        120_000,
-        300,
-      );
+      await k.create(sleepingPod('default', 'client', { app: 'client' }));
+      const pod = await podRunning(k, 'client', 120_000);
       const node = await k.get('v1', 'Node', pod.spec.nodeName as string);
       const nodeIP = (node.status.addresses as Array<{ type: string; address: string }>).find(
         (a) => a.type === 'InternalIP',

@@ -17,38 +17,17 @@ import {
   until,
   useUniqueLab,
 } from './lab-fixture.js';
+import { ECHO_SERVER_POD, SERVER_FROM_CLIENT_POLICY } from './pods.js';
 
 const lab = useUniqueLab('polx');
 const { KubeClient } = await import('../../src/k8s/client.js');
 const { apiServerURL } = await import('../../src/lab/state.js');
 
-const SERVER = `apiVersion: v1
-kind: Pod
-metadata:
-  name: server
-  labels: {app: server}
-spec:
-  containers:
-    - name: echo
-      image: mendhak/http-https-echo:28
-      ports: [{containerPort: 8080, name: http}]
-`;
-const POLICY = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: server-from-client
-spec:
-  endpointSelector: {matchLabels: {app: server}}
-  ingress:
-    - fromEndpoints: [{matchLabels: {app: client}}]
-      toPorts: [{ports: [{port: http, protocol: TCP}]}]
-`;
-
 /** Runs curl in a new pod labelled app=APP; true when the server answered. */
 const reach = (context: string, app: string, ip: string) =>
   reachFromLabelledPod(context, app, `http://${ip}:8080/`);
 
-const EXISTS = POLICY.replace(
+const EXISTS = SERVER_FROM_CLIENT_POLICY.replace(
   'fromEndpoints: [{matchLabels: {app: client}}]',
   'fromEndpoints: [{matchLabels: {app: client}, matchExpressions: [{key: io.cilium.k8s.policy.cluster, operator: Exists}]}]',
 );
@@ -60,7 +39,7 @@ privilegedTest(
     try {
       const { c1 } = await createMeshedPair();
       kube = new KubeClient({ server: apiServerURL(c1) });
-      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: SERVER });
+      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: ECHO_SERVER_POD });
       const pod = await podRunning(kube, 'server');
       const ip = pod.status.podIP as string;
       await until(
@@ -70,7 +49,9 @@ privilegedTest(
         500,
       );
 
-      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: POLICY });
+      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], {
+        input: SERVER_FROM_CLIENT_POLICY,
+      });
       await until(
         'the cluster1 client is allowed',
         () => reach('lab-cluster1', 'client', ip),

@@ -20,7 +20,17 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { privilegedTest } from '../helpers/privileged.js';
-import { cliOk, inPodCommand, sleep, teardownLab, until, useUniqueLab } from './lab-fixture.js';
+import {
+  cliOk,
+  createInstalledCluster,
+  inPodCommand,
+  podRunning,
+  sleep,
+  teardownLab,
+  until,
+  useUniqueLab,
+} from './lab-fixture.js';
+import { sleepingPod } from './pods.js';
 
 const lab = useUniqueLab('prs');
 const { KubeClient } = await import('../../src/k8s/client.js');
@@ -77,33 +87,13 @@ class Prober {
 
 type Kube = InstanceType<typeof KubeClient>;
 
-function podObject(ns: string, name: string, labels: Record<string, string>) {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: ns, labels },
-    spec: {
-      containers: [{ name: 'sleep', image: 'busybox', command: ['sleep', '36000'] }],
-    },
-  };
-}
-
 privilegedTest(
   'privileged: namespace labels select by NetworkPolicy namespaceSelector; an agent restart under policy and load loses no allowed request and lets no denied one through',
   async () => {
     let kube: Kube | undefined;
     const children: ChildProcess[] = [];
     try {
-      await cliOk(['lab', 'create', 'cluster1', '--nodes', '1', '--wait'], { timeoutMs: 180_000 });
-      await cliOk([
-        'install',
-        '--context',
-        'lab-cluster1',
-        '--cluster-name',
-        'cluster1',
-        '--cluster-id',
-        '1',
-      ]);
+      await createInstalledCluster();
       kube = new KubeClient({ server: apiServerURL(loadCluster('cluster1')) });
       const k = kube;
       for (const team of ['blue', 'red'])
@@ -112,19 +102,11 @@ privilegedTest(
           kind: 'Namespace',
           metadata: { name: team, labels: { team } },
         });
-      await k.create(podObject('default', 'server', { app: 'server' }));
-      await k.create(podObject('blue', 'client', { app: 'client' }));
-      await k.create(podObject('red', 'client', { app: 'client' }));
+      await k.create(sleepingPod('default', 'server', { app: 'server' }));
+      await k.create(sleepingPod('blue', 'client', { app: 'client' }));
+      await k.create(sleepingPod('red', 'client', { app: 'client' }));
       const start = async (ns: string, name: string) => {
-        const o = await until(
-          `pod ${ns}/${name} running`,
-          async () => {
-            const p = await k.getOrUndefined('v1', 'Pod', name, { namespace: ns });
-            return p?.status?.phase === 'Running' && p.status.podIP ? p : undefined;
-          },
-          120_000,
-          300,
-        );
+        const o = await podRunning(k, name, 120_000, ns);
         const [cmd, args] = inPodCommand(
           { cluster: 'cluster1', node: o.spec.nodeName as string, uid: o.metadata.uid! },
           [process.execPath, PROBER, '80'],

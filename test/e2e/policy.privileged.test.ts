@@ -11,38 +11,18 @@ import { privilegedTest } from '../helpers/privileged.js';
 import {
   cli,
   cliOk,
+  createInstalledCluster,
   podRunning,
   reachFromLabelledPod,
   teardownLab,
   until,
   useUniqueLab,
 } from './lab-fixture.js';
+import { ECHO_SERVER_POD, SERVER_FROM_CLIENT_POLICY } from './pods.js';
 
 const lab = useUniqueLab('pol');
 const { KubeClient } = await import('../../src/k8s/client.js');
 const { apiServerURL, loadCluster } = await import('../../src/lab/state.js');
-
-const SERVER = `apiVersion: v1
-kind: Pod
-metadata:
-  name: server
-  labels: {app: server}
-spec:
-  containers:
-    - name: echo
-      image: mendhak/http-https-echo:28
-      ports: [{containerPort: 8080, name: http}]
-`;
-const POLICY = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: server-from-client
-spec:
-  endpointSelector: {matchLabels: {app: server}}
-  ingress:
-    - fromEndpoints: [{matchLabels: {app: client}}]
-      toPorts: [{ports: [{port: http, protocol: TCP}]}]
-`;
 
 /** Runs curl in a new pod labelled app=APP; true when the server answered. */
 const reach = (app: string, ip: string) =>
@@ -53,18 +33,9 @@ privilegedTest(
   async () => {
     let kube: InstanceType<typeof KubeClient> | undefined;
     try {
-      await cliOk(['lab', 'create', 'cluster1', '--nodes', '1', '--wait'], { timeoutMs: 180_000 });
-      await cliOk([
-        'install',
-        '--context',
-        'lab-cluster1',
-        '--cluster-name',
-        'cluster1',
-        '--cluster-id',
-        '1',
-      ]);
+      await createInstalledCluster();
       kube = new KubeClient({ server: apiServerURL(loadCluster('cluster1')) });
-      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: SERVER });
+      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: ECHO_SERVER_POD });
       const pod = await podRunning(kube, 'server');
       const ip = pod.status.podIP as string;
 
@@ -76,7 +47,9 @@ privilegedTest(
       );
       assert.equal(await reach('other', ip), true, 'without policy any pod reaches the server');
 
-      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: POLICY });
+      await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], {
+        input: SERVER_FROM_CLIENT_POLICY,
+      });
       await until(
         'app=other is denied once the policy selects the server',
         async () => !(await reach('other', ip)),
@@ -87,7 +60,10 @@ privilegedTest(
       await until('app=client is still allowed', () => reach('client', ip), 30_000, 500);
 
       const bad = await cli(['--context', 'lab-cluster1', 'apply', '-f', '-'], {
-        input: POLICY.replace('port: http', 'port: "0"').replace('server-from-client', 'bad'),
+        input: SERVER_FROM_CLIENT_POLICY.replace('port: http', 'port: "0"').replace(
+          'server-from-client',
+          'bad',
+        ),
       });
       assert.notEqual(bad.status, 0);
       assert.match(bad.all, /spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.port/);
