@@ -18,7 +18,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { privilegedTest } from '../helpers/privileged.js';
 import {
@@ -31,6 +30,7 @@ import {
   useUniqueLab,
 } from './lab-fixture.js';
 import { sleepingPod } from './pods.js';
+import { Prober } from './prober.js';
 
 const lab = useUniqueLab('pcd');
 const { KubeClient } = await import('../../src/k8s/client.js');
@@ -84,35 +84,6 @@ spec:
   ingressDeny: [{fromEntities: [host]}]
 `;
 
-/** Reads JSON lines of a prober; resolves requests by id. */
-function proberOf(child: ChildProcess) {
-  let next = 0;
-  const waiting = new Map<number, (v: Record<string, unknown>) => void>();
-  let onReady!: () => void;
-  const ready = new Promise<void>((r) => (onReady = r));
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    const m = JSON.parse(line) as Record<string, unknown>;
-    if (m.ready) onReady();
-    else waiting.get(m.id as number)?.(m);
-  });
-  /** TCP to IP:PORT (80), from the local address FROM if given. */
-  const reach = async (
-    ip: string,
-    timeoutMs = 2000,
-    o: { port?: number; from?: string } = {},
-  ): Promise<boolean> => {
-    const id = ++next;
-    const target = { ip, port: o.port ?? 80, proto: 'tcp', ...(o.from ? { from: o.from } : {}) };
-    const m = await new Promise<Record<string, unknown>>((resolve) => {
-      waiting.set(id, resolve);
-      child.stdin!.write(JSON.stringify({ id, op: 'probe', timeoutMs, targets: [target] }) + '\n');
-    });
-    waiting.delete(id);
-    return (m.results as boolean[])[0] === true;
-  };
-  return { ready, reach };
-}
-
 privilegedTest(
   'privileged: CIDR identities (toCIDRSet and fromCIDRSet/ipBlock with except) for a peer outside the cluster, and the host entity',
   async () => {
@@ -139,7 +110,7 @@ privilegedTest(
         stdio: ['pipe', 'pipe', 'inherit'],
       });
       children.push(echo);
-      const outside = proberOf(echo);
+      const outside = new Prober(echo);
       await outside.ready;
       // a prober in the worker node's own netns: the host entity
       const onNode = spawn(
@@ -148,7 +119,7 @@ privilegedTest(
         { stdio: ['pipe', 'pipe', 'inherit'] },
       );
       children.push(onNode);
-      const host = proberOf(onNode);
+      const host = new Prober(onNode);
       await host.ready;
       const [cmd, args] = inPodCommand(
         { cluster: 'cluster1', node: pod.spec.nodeName as string, uid: pod.metadata.uid! },
@@ -156,7 +127,7 @@ privilegedTest(
       );
       const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
       children.push(child);
-      const client = proberOf(child);
+      const client = new Prober(child);
       await client.ready;
 
       await until(

@@ -14,18 +14,19 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import { privilegedTest } from '../helpers/privileged.js';
 import {
   createMeshedPair,
   inPodCommand,
+  podRunning,
   sleep,
   teardownLab,
   until,
   useUniqueLab,
 } from './lab-fixture.js';
+import { Prober } from './prober.js';
 
 const lab = useUniqueLab('pmx');
 const { KubeClient } = await import('../../src/k8s/client.js');
@@ -65,32 +66,6 @@ interface MatrixPod {
 type Proto = 'tcp' | 'udp';
 /** Expected outcome of a probe FROM -> TO on PORT/PROTO. */
 type Expect = (from: MatrixPod, to: MatrixPod, proto: Proto, port: number) => boolean;
-
-/** A long-lived prober process in a pod, spoken to by JSON lines. */
-class Prober {
-  private next = 0;
-  private waiting = new Map<number, (v: Record<string, unknown>) => void>();
-  readonly ready: Promise<void>;
-  constructor(readonly child: ChildProcess) {
-    let onReady!: () => void;
-    this.ready = new Promise((r) => (onReady = r));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = JSON.parse(line) as Record<string, unknown>;
-      if (m.ready) onReady();
-      else this.waiting.get(m.id as number)?.(m);
-    });
-  }
-  call(req: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const id = ++this.next;
-    return new Promise((resolve) => {
-      this.waiting.set(id, (m) => {
-        this.waiting.delete(id);
-        resolve(m);
-      });
-      this.child.stdin!.write(JSON.stringify({ id, timeoutMs: PROBE_TIMEOUT_MS, ...req }) + '\n');
-    });
-  }
-}
 
 const kubes = new Map<1 | 2, Kube>();
 const pods: MatrixPod[] = [];
@@ -139,23 +114,14 @@ before(
     }
     for (const c of [1, 2] as const)
       for (const p of PODS) {
-        const kube = kubes.get(c)!;
-        const obj = await until(
-          `pod ${c}/${p.ns}/${p.pod} running`,
-          async () => {
-            const o = await kube.getOrUndefined('v1', 'Pod', p.pod, { namespace: p.ns });
-            return o?.status?.phase === 'Running' && o.status.podIP ? o : undefined;
-          },
-          120_000,
-          300,
-        );
+        const obj = await podRunning(kubes.get(c)!, p.pod, 120_000, p.ns);
         const [cmd, args] = inPodCommand(
           { cluster: CLUSTERS[c - 1]!, node: obj.spec.nodeName as string, uid: obj.metadata.uid! },
           [process.execPath, PROBER, '80', '81'],
         );
         const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
         children.push(child);
-        const prober = new Prober(child);
+        const prober = new Prober(child, PROBE_TIMEOUT_MS);
         await prober.ready;
         pods.push({
           id: `${c}/${p.ns}/${p.pod}`,

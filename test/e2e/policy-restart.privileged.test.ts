@@ -17,7 +17,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { privilegedTest } from '../helpers/privileged.js';
 import {
@@ -31,6 +30,7 @@ import {
   useUniqueLab,
 } from './lab-fixture.js';
 import { sleepingPod } from './pods.js';
+import { Prober } from './prober.js';
 
 const lab = useUniqueLab('prs');
 const { KubeClient } = await import('../../src/k8s/client.js');
@@ -49,41 +49,6 @@ spec:
     - from: [{namespaceSelector: {matchLabels: {team: blue}}}]
       ports: [{port: 80, protocol: TCP}]
 `;
-
-/** A prober process in a pod, spoken to by JSON lines. */
-class Prober {
-  private next = 0;
-  private readonly waiting = new Map<number, (v: Record<string, unknown>) => void>();
-  readonly ready: Promise<void>;
-  constructor(readonly child: ChildProcess) {
-    let onReady!: () => void;
-    this.ready = new Promise((r) => (onReady = r));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = JSON.parse(line) as Record<string, unknown>;
-      if (m.ready) onReady();
-      else this.waiting.get(m.id as number)?.(m);
-    });
-  }
-  /** One request on a new TCP connection to ip:80; true when it was echoed within timeoutMs. */
-  async request(ip: string, timeoutMs: number): Promise<boolean> {
-    const id = ++this.next;
-    const m = await new Promise<Record<string, unknown>>((resolve) => {
-      this.waiting.set(id, (v) => {
-        this.waiting.delete(id);
-        resolve(v);
-      });
-      this.child.stdin!.write(
-        JSON.stringify({
-          id,
-          op: 'probe',
-          timeoutMs,
-          targets: [{ ip, port: 80, proto: 'tcp' }],
-        }) + '\n',
-      );
-    });
-    return (m.results as boolean[])[0] === true;
-  }
-}
 
 type Kube = InstanceType<typeof KubeClient>;
 
@@ -125,32 +90,31 @@ privilegedTest(
       await until(
         'both clients reach the server without policy',
         async () =>
-          (await blue.prober.request(server.ip, 2000)) &&
-          (await red.prober.request(server.ip, 2000)),
+          (await blue.prober.reach(server.ip, 2000)) && (await red.prober.reach(server.ip, 2000)),
         60_000,
       );
       await cliOk(['--context', 'lab-cluster1', 'apply', '-f', '-'], { input: POLICY });
       await until(
         'red (team=red) denied once the policy selects the server',
-        async () => !(await red.prober.request(server.ip, 1500)),
+        async () => !(await red.prober.reach(server.ip, 1500)),
         60_000,
       );
-      assert.equal(await blue.prober.request(server.ip, 3000), true, 'blue (team=blue) allowed');
+      assert.equal(await blue.prober.reach(server.ip, 3000), true, 'blue (team=blue) allowed');
       await k.patch('v1', 'Namespace', 'red', { metadata: { labels: { team: 'blue' } } });
       await until(
         'red allowed once its namespace is labelled team=blue',
-        () => red.prober.request(server.ip, 2000),
+        () => red.prober.reach(server.ip, 2000),
         60_000,
       );
       await k.patch('v1', 'Namespace', 'red', { metadata: { labels: { team: 'red' } } });
       await until(
         'red denied again once its namespace is labelled team=red',
-        async () => !(await red.prober.request(server.ip, 1500)),
+        async () => !(await red.prober.reach(server.ip, 1500)),
         60_000,
       );
       for (let i = 0; i < 3; i++) {
-        assert.equal(await red.prober.request(server.ip, 1500), false, 'red stays denied');
-        assert.equal(await blue.prober.request(server.ip, 3000), true, 'blue stays allowed');
+        assert.equal(await red.prober.reach(server.ip, 1500), false, 'red stays denied');
+        assert.equal(await blue.prober.reach(server.ip, 3000), true, 'blue stays allowed');
       }
 
       // ---- 2. agent restart under the policy and load
@@ -173,7 +137,7 @@ privilegedTest(
         tally: { ok: number; failed: number },
       ) => {
         while (loadOn) {
-          if (await c.prober.request(server.ip, timeoutMs)) tally.ok++;
+          if (await c.prober.reach(server.ip, timeoutMs)) tally.ok++;
           else tally.failed++;
         }
       };
@@ -218,8 +182,8 @@ privilegedTest(
       for (const f of linksBefore)
         assert.ok(existsSync(join(pinDir, 'links', f)), `TCX link ${f} still pinned`);
       // still enforced by the (reused) programs: a fresh round of requests
-      assert.equal(await red.prober.request(server.ip, 1500), false, 'red still denied');
-      assert.equal(await blue.prober.request(server.ip, 5000), true, 'blue still allowed');
+      assert.equal(await red.prober.reach(server.ip, 1500), false, 'red still denied');
+      assert.equal(await blue.prober.reach(server.ip, 5000), true, 'blue still allowed');
       console.log(
         `# agent restart under load: allowed ${allowed.ok} ok / ${allowed.failed} failed, denied ${denied.failed} dropped / ${denied.ok} through`,
       );
