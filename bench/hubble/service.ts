@@ -25,6 +25,7 @@ import { createInterface } from 'node:readline';
 import { ROOT, inPodCommand, sleep } from '../../test/e2e/lab-fixture.js';
 import { wrk } from '../lib/pod.js';
 import { createServicePath, type ServicePath } from '../lib/service-path.js';
+import { abbaRounds, alternatingAbba, finite, ratioFigure, type Throughput } from '../lib/abba.js';
 import { median, percentile, type Figure } from '../lib/report.js';
 
 const CLIENT_CPU = '0';
@@ -73,72 +74,41 @@ export async function hubbleServiceFigures(o: HubbleServiceOptions): Promise<Fig
     }
     const figures: Figure[] = [];
     const loadStart = load();
-    const rps: number[] = [];
-    const cps: number[] = [];
-    const abs = {
-      on: [] as number[],
-      off: [] as number[],
-      onc: [] as number[],
-      offc: [] as number[],
-    };
-    for (let r = 0; r < o.rounds; r++) {
-      // ABBA, starting with the state the last round ended with
-      const order = r % 2 === 0 ? [on, off, off, on] : [off, on, on, off];
-      const got = new Map<ServicePath, { rps: number[]; cps: number[] }>([
-        [on, { rps: [], cps: [] }],
-        [off, { rps: [], cps: [] }],
-      ]);
-      for (const p of order) {
-        got.get(p)!.rps.push(run(p, false));
-        got.get(p)!.cps.push(run(p, true));
-      }
-      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-      const a = { rps: mean(got.get(on)!.rps), cps: mean(got.get(on)!.cps) };
-      const b = { rps: mean(got.get(off)!.rps), cps: mean(got.get(off)!.cps) };
-      rps.push(a.rps / b.rps);
-      cps.push(a.cps / b.cps);
-      abs.on.push(a.rps);
-      abs.off.push(b.rps);
-      abs.onc.push(a.cps);
-      abs.offc.push(b.cps);
-      o.log(
-        `round ${r + 1}/${o.rounds} (load ${load()}): rps off ${b.rps.toFixed(0)} on ${a.rps.toFixed(0)}, cps off ${b.cps.toFixed(0)} on ${a.cps.toFixed(0)}`,
-      );
-    }
+    // a: hubble on, b: hubble off
+    const ab = await abbaRounds(
+      o.rounds,
+      alternatingAbba,
+      (state) => {
+        const p = state === 'a' ? on : off;
+        return { rps: run(p, false), cps: run(p, true) };
+      },
+      (r, a, b) =>
+        o.log(
+          `round ${r + 1}/${o.rounds} (load ${load()}): rps off ${b.rps.toFixed(0)} on ${a.rps.toFixed(0)}, cps off ${b.cps.toFixed(0)} on ${a.cps.toFixed(0)}`,
+        ),
+    );
     const loadEnd = load();
-    const fin = (xs: number[]) => xs.filter(Number.isFinite);
-    const spread = (xs: number[]) =>
-      `p25 ${percentile(fin(xs), 25).toFixed(3)}, p75 ${percentile(fin(xs), 75).toFixed(3)}`;
     const loads = `load average ${loadStart} -> ${loadEnd}`;
+    const medianOf = (ts: Throughput[], k: keyof Throughput) => median(finite(ts.map((t) => t[k])));
     figures.push(
-      {
-        name: 'hubble_on_vs_off_rps',
-        value: median(fin(rps)),
-        unit: 'ratio',
-        note: `median of ${fin(rps).length} rounds (${spread(rps)}); ${loads}; target >= 0.95`,
-      },
-      {
-        name: 'hubble_on_vs_off_cps',
-        value: median(fin(cps)),
-        unit: 'ratio',
-        note: `median of ${fin(cps).length} rounds (${spread(cps)}); ${loads}; target >= 0.95`,
-      },
+      ratioFigure('hubble_on_vs_off_rps', ab.rpsRatio, `${loads}; target >= 0.95`),
+      ratioFigure('hubble_on_vs_off_cps', ab.cpsRatio, `${loads}; target >= 0.95`),
       {
         name: 'hubble_on_rps',
-        value: median(fin(abs.on)),
+        value: medianOf(ab.a, 'rps'),
         unit: 'req/s',
         note: 'keep-alive, wrk -c16',
       },
-      { name: 'hubble_off_rps', value: median(fin(abs.off)), unit: 'req/s', note: 'keep-alive' },
+      { name: 'hubble_off_rps', value: medianOf(ab.b, 'rps'), unit: 'req/s', note: 'keep-alive' },
       {
         name: 'hubble_on_cps',
-        value: median(fin(abs.onc)),
+        value: medianOf(ab.a, 'cps'),
         unit: 'req/s',
         note: 'new connection per request',
       },
       {
         name: 'hubble_off_cps',
-        value: median(fin(abs.offc)),
+        value: medianOf(ab.b, 'cps'),
         unit: 'req/s',
         note: 'new connection per request',
       },

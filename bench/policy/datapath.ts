@@ -34,6 +34,7 @@ import {
   type UniqueLab,
 } from '../../test/e2e/lab-fixture.js';
 import { backendHaproxyCfg, clientPod, haproxyPod, pinCgroup, wrk } from '../lib/pod.js';
+import { abbaRounds, finite, ratioFigure, type Throughput } from '../lib/abba.js';
 import { median, percentile, type Figure } from '../lib/report.js';
 
 const CLIENT_CPU = '0';
@@ -154,39 +155,26 @@ export async function policyDatapathFigures(
     run(false);
     run(true);
     const loadStart = loadavg()[0]!;
-    const rps: number[] = [];
-    const cps: number[] = [];
-    const abs = { p: [] as number[], n: [] as number[], pc: [] as number[], nc: [] as number[] };
     let on = false;
-    for (let r = 0; r < o.rounds; r++) {
-      // ABBA: this round's first state is the last round's second
-      const got: Record<string, { rps: number; cps: number }> = {};
-      const order: boolean[] = [on, !on, !on, on];
-      for (const state of order) {
-        if (state !== on) {
-          await setPolicy(state);
-          on = state;
+    // a: with the policy, b: without; every round starts and ends without (BAAB)
+    const ab = await abbaRounds(
+      o.rounds,
+      () => ['b', 'a', 'a', 'b'],
+      async (state) => {
+        if ((state === 'a') !== on) {
+          on = state === 'a';
+          await setPolicy(on);
         }
-        const x = { rps: run(false), cps: run(true) };
-        const k = state ? 'p' : 'n';
-        const prev = got[k];
-        got[k] = prev ? { rps: (prev.rps + x.rps) / 2, cps: (prev.cps + x.cps) / 2 } : x;
-      }
-      const p = got.p!;
-      const n = got.n!;
-      rps.push(p.rps / n.rps);
-      cps.push(p.cps / n.cps);
-      abs.p.push(p.rps);
-      abs.n.push(n.rps);
-      abs.pc.push(p.cps);
-      abs.nc.push(n.cps);
-      o.log(
-        `round ${r + 1}/${o.rounds}: rps ${n.rps.toFixed(0)} -> ${p.rps.toFixed(0)}, cps ${n.cps.toFixed(0)} -> ${p.cps.toFixed(0)}`,
-      );
-    }
+        return { rps: run(false), cps: run(true) };
+      },
+      (r, p, n) =>
+        o.log(
+          `round ${r + 1}/${o.rounds}: rps ${n.rps.toFixed(0)} -> ${p.rps.toFixed(0)}, cps ${n.cps.toFixed(0)} -> ${p.cps.toFixed(0)}`,
+        ),
+    );
     if (on) await setPolicy(false);
     const loadEnd = loadavg()[0]!;
-    const finite = (xs: number[]) => xs.filter(Number.isFinite);
+    const medianOf = (ts: Throughput[], k: keyof Throughput) => median(finite(ts.map((t) => t[k])));
 
     // apply -> enforced
     const apply: number[] = [];
@@ -268,39 +256,29 @@ export async function policyDatapathFigures(
 
     const load = `load average ${loadStart.toFixed(1)} -> ${loadEnd.toFixed(1)}`;
     return [
-      {
-        name: 'policy_vs_nopolicy_rps',
-        value: median(finite(rps)),
-        unit: 'ratio',
-        note: `median of ${finite(rps).length} rounds (p25 ${percentile(finite(rps), 25).toFixed(3)}, p75 ${percentile(finite(rps), 75).toFixed(3)}); ${load}; target >= 0.97`,
-      },
-      {
-        name: 'policy_vs_nopolicy_cps',
-        value: median(finite(cps)),
-        unit: 'ratio',
-        note: `median of ${finite(cps).length} rounds (p25 ${percentile(finite(cps), 25).toFixed(3)}, p75 ${percentile(finite(cps), 75).toFixed(3)}); target >= 0.95`,
-      },
+      ratioFigure('policy_vs_nopolicy_rps', ab.rpsRatio, `${load}; target >= 0.97`),
+      ratioFigure('policy_vs_nopolicy_cps', ab.cpsRatio, 'target >= 0.95'),
       {
         name: 'policy_rps',
-        value: median(finite(abs.p)),
+        value: medianOf(ab.a, 'rps'),
         unit: 'req/s',
         note: 'keep-alive, with policy',
       },
       {
         name: 'nopolicy_rps',
-        value: median(finite(abs.n)),
+        value: medianOf(ab.b, 'rps'),
         unit: 'req/s',
         note: 'keep-alive, without',
       },
       {
         name: 'policy_cps',
-        value: median(finite(abs.pc)),
+        value: medianOf(ab.a, 'cps'),
         unit: 'conn/s',
         note: 'Connection: close, with policy',
       },
       {
         name: 'nopolicy_cps',
-        value: median(finite(abs.nc)),
+        value: medianOf(ab.b, 'cps'),
         unit: 'conn/s',
         note: 'Connection: close, without',
       },
