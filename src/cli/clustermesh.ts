@@ -97,6 +97,45 @@ async function onKubernetes(
   }
 }
 
+/** The options connect and disconnect share (see connectLike). */
+interface ConnectLikeOptions {
+  context?: string;
+  destinationContext?: string[];
+  connectionMode: string;
+}
+
+/**
+ * The body of `clustermesh connect` and `disconnect`: ON_KUBERNETES when the
+ * contexts name Kubernetes clusters (see onKubernetes), else ON_LAB with the
+ * lab clusters' options (context, destinations, mode, say).
+ */
+async function connectOrDisconnect(
+  o: ConnectLikeOptions,
+  cmd: Command,
+  onKubernetesClusters: (
+    src: KubernetesTarget,
+    dests: KubernetesTarget[],
+    opts: { mode: ConnectionMode; say: (line: string) => void },
+  ) => Promise<unknown>,
+  onLab: (opts: {
+    context: string | undefined;
+    destinationContexts: string[];
+    mode: ConnectionMode;
+    say: (line: string) => void;
+  }) => Promise<unknown>,
+): Promise<void> {
+  const mode = o.connectionMode as ConnectionMode;
+  const context = contextOf(cmd, o.context);
+  const destinationContexts = splitList(o.destinationContext);
+  if (
+    await onKubernetes(context, destinationContexts, (src, dests) =>
+      onKubernetesClusters(src, dests, { mode, say }),
+    )
+  )
+    return;
+  await onLab({ context, destinationContexts, mode, say });
+}
+
 /** Registers the clustermesh command group. */
 export function register(program: Command): void {
   const cm = program
@@ -184,63 +223,22 @@ export function register(program: Command): void {
     )
     .action(
       async (
-        o: {
-          context?: string;
-          destinationContext?: string[];
-          connectionMode: string;
-          allowMismatchingCa?: boolean;
-          serviceType: string;
-        },
+        o: ConnectLikeOptions & { allowMismatchingCa?: boolean; serviceType: string },
         cmd: Command,
       ) => {
-        if (
-          await onKubernetes(
-            contextOf(cmd, o.context),
-            splitList(o.destinationContext),
-            (src, dests) =>
-              connectKubernetesClusters(src, dests, {
-                mode: o.connectionMode as ConnectionMode,
-                say,
-              }),
-          )
-        )
-          return;
-        await connectClusters({
-          context: contextOf(cmd, o.context),
-          destinationContexts: splitList(o.destinationContext),
-          mode: o.connectionMode as ConnectionMode,
-          allowMismatchingCA: o.allowMismatchingCa === true,
-          serviceType: serviceType(o.serviceType),
-          say,
-        });
+        await connectOrDisconnect(o, cmd, connectKubernetesClusters, (common) =>
+          connectClusters({
+            ...common,
+            allowMismatchingCA: o.allowMismatchingCa === true,
+            serviceType: serviceType(o.serviceType),
+          }),
+        );
       },
     );
 
-  connectLike('disconnect').action(
-    async (
-      o: { context?: string; destinationContext?: string[]; connectionMode: string },
-      cmd: Command,
-    ) => {
-      if (
-        await onKubernetes(
-          contextOf(cmd, o.context),
-          splitList(o.destinationContext),
-          (src, dests) =>
-            disconnectKubernetesClusters(src, dests, {
-              mode: o.connectionMode as ConnectionMode,
-              say,
-            }),
-        )
-      )
-        return;
-      await disconnectClusters({
-        context: contextOf(cmd, o.context),
-        destinationContexts: splitList(o.destinationContext),
-        mode: o.connectionMode as ConnectionMode,
-        say,
-      });
-    },
-  );
+  connectLike('disconnect').action(async (o: ConnectLikeOptions, cmd: Command) => {
+    await connectOrDisconnect(o, cmd, disconnectKubernetesClusters, disconnectClusters);
+  });
 
   cm.command('status')
     .description(
