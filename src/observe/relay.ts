@@ -22,7 +22,7 @@ import {
   type ObserverNode,
   type ServerStatus,
 } from './grpc.js';
-import { type ObserverListen } from './server.js';
+import { bindObserverServer, type ObserverListen } from './server.js';
 import { BoundedResponseStream, nowTimestamp } from './stream.js';
 import { TendrilError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -338,29 +338,10 @@ export class Relay {
     const server = new grpc.Server();
     server.addService(observerService().service, this.handlers());
     this.#server = server;
-    if (l.socketPath) {
-      rmSync(l.socketPath, { force: true });
-      await bindAsync(server, `unix:${l.socketPath}`, grpc.ServerCredentials.createInsecure());
-      this.#socketPath = l.socketPath;
-      this.addresses.push(`unix:${l.socketPath}`);
-    }
-    if (l.tcpAddress) {
-      if (!l.tls)
-        throw new TendrilError(
-          'HUBBLE_NO_TLS',
-          `hubble relay: will not serve ${l.tcpAddress} without TLS`,
-        );
-      const port = await bindAsync(
-        server,
-        l.tcpAddress,
-        grpc.ServerCredentials.createSsl(
-          Buffer.from(l.tls.ca),
-          [{ cert_chain: Buffer.from(l.tls.cert), private_key: Buffer.from(l.tls.key) }],
-          true,
-        ),
-      );
-      this.addresses.push(l.tcpAddress.replace(/:0$/, `:${port}`));
-    }
+    await bindObserverServer(server, l, 'hubble relay', (address, tls) => {
+      if (!tls) this.#socketPath = l.socketPath;
+      this.addresses.push(address);
+    });
   }
 
   /** Stops serving and closes the peer connections. */
@@ -390,24 +371,4 @@ function out_history(
   for (const r of lost) out.push(r, true);
   for (const r of all) out.push(r, true);
   return all.length;
-}
-
-function bindAsync(
-  server: grpc.Server,
-  address: string,
-  creds: grpc.ServerCredentials,
-): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(address, creds, (err, port) =>
-      err
-        ? reject(
-            new TendrilError(
-              'HUBBLE_LISTEN',
-              `hubble relay: listen on ${address}: ${err.message}`,
-              { cause: err },
-            ),
-          )
-        : resolve(port),
-    ),
-  );
 }

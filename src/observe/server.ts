@@ -220,30 +220,11 @@ export class ObserverServer {
     const server = new grpc.Server({ 'grpc.max_concurrent_streams': 1000 });
     server.addService(observerService().service, this.handlers());
     this.#server = server;
-    if (l.socketPath) {
-      rmSync(l.socketPath, { force: true });
-      await bind(server, `unix:${l.socketPath}`, grpc.ServerCredentials.createInsecure());
-      this.#socketPath = l.socketPath;
-      this.addresses.push(`unix:${l.socketPath}`);
-    }
-    if (l.tcpAddress) {
-      if (!l.tls)
-        throw new TendrilError(
-          'HUBBLE_NO_TLS',
-          `hubble: will not serve ${l.tcpAddress} without TLS`,
-          {
-            hint: 'give the mesh certificate (ca, cert, key) or listen on a Unix socket only',
-          },
-        );
-      const creds = grpc.ServerCredentials.createSsl(
-        Buffer.from(l.tls.ca),
-        [{ cert_chain: Buffer.from(l.tls.cert), private_key: Buffer.from(l.tls.key) }],
-        true,
-      );
-      const port = await bind(server, l.tcpAddress, creds);
-      this.#tls = true;
-      this.addresses.push(l.tcpAddress.replace(/:0$/, `:${port}`));
-    }
+    await bindObserverServer(server, l, 'hubble', (address, tls) => {
+      if (tls) this.#tls = true;
+      else this.#socketPath = l.socketPath;
+      this.addresses.push(address);
+    });
   }
 
   /** Stops serving (ends open streams) and removes the socket file. */
@@ -267,16 +248,56 @@ export class ObserverServer {
   }
 }
 
+/**
+ * Binds SERVER (an Observer service, the node's or the relay's) where L says:
+ * first the Unix socket (a stale file there is removed), then TCP with
+ * mutual TLS. BOUND is called after each bind with the address as clients
+ * dial it (`unix:PATH`, or host:port with the port bound for port 0) and
+ * whether it is the TLS one, so a caller that fails half-way still knows
+ * what to clean up. NAME (`hubble`, `hubble relay`) starts the error messages.
+ * @throws TendrilError HUBBLE_LISTEN when a socket cannot be bound, HUBBLE_NO_TLS for TCP without TLS.
+ */
+export async function bindObserverServer(
+  server: grpc.Server,
+  l: ObserverListen,
+  name: string,
+  bound: (address: string, tls: boolean) => void,
+): Promise<void> {
+  if (l.socketPath) {
+    rmSync(l.socketPath, { force: true });
+    await bind(server, `unix:${l.socketPath}`, grpc.ServerCredentials.createInsecure(), name);
+    bound(`unix:${l.socketPath}`, false);
+  }
+  if (l.tcpAddress) {
+    if (!l.tls)
+      throw new TendrilError(
+        'HUBBLE_NO_TLS',
+        `${name}: will not serve ${l.tcpAddress} without TLS`,
+        {
+          hint: 'give the mesh certificate (ca, cert, key) or listen on a Unix socket only',
+        },
+      );
+    const creds = grpc.ServerCredentials.createSsl(
+      Buffer.from(l.tls.ca),
+      [{ cert_chain: Buffer.from(l.tls.cert), private_key: Buffer.from(l.tls.key) }],
+      true,
+    );
+    const port = await bind(server, l.tcpAddress, creds, name);
+    bound(l.tcpAddress.replace(/:0$/, `:${port}`), true);
+  }
+}
+
 function bind(
   server: grpc.Server,
   address: string,
   creds: grpc.ServerCredentials,
+  name: string,
 ): Promise<number> {
   return new Promise((resolve, reject) =>
     server.bindAsync(address, creds, (err, port) =>
       err
         ? reject(
-            new TendrilError('HUBBLE_LISTEN', `hubble: listen on ${address}: ${err.message}`, {
+            new TendrilError('HUBBLE_LISTEN', `${name}: listen on ${address}: ${err.message}`, {
               cause: err,
             }),
           )
