@@ -32,6 +32,9 @@ const AGE = col('Age');
 
 const NAME_WIDE = col('Name', 1);
 
+/** The wide columns of a workload (Deployment, DaemonSet): its pod template's containers and images, its selector. */
+const WORKLOAD_WIDE = [col('Containers', 1), col('Images', 1), col('Selector', 1)];
+
 /** The fields of a core v1 or events.k8s.io/v1 Event the printer reads. */
 interface EventFields {
   involvedObject?: { kind: string; name: string; fieldPath?: string };
@@ -126,6 +129,16 @@ function externalIP(o: KubeObject): string {
 function mapText(m: Record<string, string> | undefined): string {
   const e = Object.entries(m ?? {});
   return e.length ? e.map(([k, v]) => `${k}=${v}`).join(',') : '<none>';
+}
+
+/** The cells of WORKLOAD_WIDE for workload O. */
+function workloadWide(o: KubeObject): [string, string, string] {
+  const cs = (o.spec?.template?.spec?.containers ?? []) as Array<{ name: string; image: string }>;
+  return [
+    cs.map((c) => c.name).join(','),
+    cs.map((c) => c.image).join(','),
+    mapText(o.spec?.selector?.matchLabels),
+  ];
 }
 
 function sliceEndpoints(o: KubeObject): string {
@@ -226,26 +239,16 @@ const PRINTERS: Record<string, Printer> = {
       col('Up-to-date', 0, 'integer'),
       col('Available', 0, 'integer'),
       AGE,
-      col('Containers', 1),
-      col('Images', 1),
-      col('Selector', 1),
+      ...WORKLOAD_WIDE,
     ],
-    cells: (o, now) => {
-      const cs = (o.spec?.template?.spec?.containers ?? []) as Array<{
-        name: string;
-        image: string;
-      }>;
-      return [
-        o.metadata.name!,
-        `${o.status?.readyReplicas ?? 0}/${o.spec?.replicas ?? 1}`,
-        o.status?.updatedReplicas ?? 0,
-        o.status?.availableReplicas ?? 0,
-        age(o, now),
-        cs.map((c) => c.name).join(','),
-        cs.map((c) => c.image).join(','),
-        mapText(o.spec?.selector?.matchLabels),
-      ];
-    },
+    cells: (o, now) => [
+      o.metadata.name!,
+      `${o.status?.readyReplicas ?? 0}/${o.spec?.replicas ?? 1}`,
+      o.status?.updatedReplicas ?? 0,
+      o.status?.availableReplicas ?? 0,
+      age(o, now),
+      ...workloadWide(o),
+    ],
   },
   DaemonSet: {
     columns: [
@@ -257,29 +260,19 @@ const PRINTERS: Record<string, Printer> = {
       col('Available', 0, 'integer'),
       col('Node Selector'),
       AGE,
-      col('Containers', 1),
-      col('Images', 1),
-      col('Selector', 1),
+      ...WORKLOAD_WIDE,
     ],
-    cells: (o, now) => {
-      const cs = (o.spec?.template?.spec?.containers ?? []) as Array<{
-        name: string;
-        image: string;
-      }>;
-      return [
-        o.metadata.name!,
-        o.status?.desiredNumberScheduled ?? 0,
-        o.status?.currentNumberScheduled ?? 0,
-        o.status?.numberReady ?? 0,
-        o.status?.updatedNumberScheduled ?? 0,
-        o.status?.numberAvailable ?? 0,
-        mapText(o.spec?.template?.spec?.nodeSelector),
-        age(o, now),
-        cs.map((c) => c.name).join(','),
-        cs.map((c) => c.image).join(','),
-        mapText(o.spec?.selector?.matchLabels),
-      ];
-    },
+    cells: (o, now) => [
+      o.metadata.name!,
+      o.status?.desiredNumberScheduled ?? 0,
+      o.status?.currentNumberScheduled ?? 0,
+      o.status?.numberReady ?? 0,
+      o.status?.updatedNumberScheduled ?? 0,
+      o.status?.numberAvailable ?? 0,
+      mapText(o.spec?.template?.spec?.nodeSelector),
+      age(o, now),
+      ...workloadWide(o),
+    ],
   },
   Service: {
     columns: [
