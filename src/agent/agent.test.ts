@@ -3,28 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, ReservedIdentity, type AgentConfig } from './agent.js';
+import { Agent, ReservedIdentity } from './agent.js';
+import { testAgentConfig } from './testing.js';
 import { AgentClient } from './api/client.js';
 import { serveAgentApi } from './api/server.js';
 import { FakeDatapath } from '../datapath/fake.js';
 import { runPlugin, type PluginNet } from './cni/plugin.js';
-
-function config(dir: string): AgentConfig {
-  return {
-    node: 'c1-worker',
-    nodeIP: '172.30.1.11',
-    podCIDR: '10.244.1.0/24',
-    clusterName: 'cluster1',
-    clusterId: 1,
-    routingMode: 'native',
-    podMtu: 1500,
-    lbAlgorithm: 'random',
-    stateDir: dir,
-    socketPath: join(dir, 'agent.sock'),
-    bpffsDir: join(dir, 'bpf'),
-    cgroupPath: join(dir, 'cg'),
-  };
-}
 
 const fakeNet: PluginNet = {
   setup: async () => ({ hostMac: '02:00:00:00:00:01', podMac: '02:00:00:00:00:02' }),
@@ -37,7 +21,7 @@ test('CNI through the agent API: address, endpoint, identity, ipcache, CiliumEnd
   const dp = new FakeDatapath();
   const published: string[] = [];
   const mk = (datapath: FakeDatapath) =>
-    new Agent(config(dir), {
+    new Agent(testAgentConfig(dir), {
       datapath,
       datapathName: 'fake',
       podLookup: async (ns, name) => ({ labels: { app: name.split('-')[0]! } }),
@@ -50,14 +34,14 @@ test('CNI through the agent API: address, endpoint, identity, ipcache, CiliumEnd
       },
     });
   let agent = mk(dp);
-  let server = await serveAgentApi(agent, config(dir).socketPath);
+  let server = await serveAgentApi(agent, testAgentConfig(dir).socketPath);
   try {
     await agent.start();
     const conf = JSON.stringify({
       cniVersion: '1.0.0',
       name: 'tendril',
       type: 'tendril-cni',
-      agentSocket: config(dir).socketPath,
+      agentSocket: testAgentConfig(dir).socketPath,
     });
     const env = (id: string, pod: string) => ({
       CNI_COMMAND: 'ADD',
@@ -71,7 +55,7 @@ test('CNI through the agent API: address, endpoint, identity, ipcache, CiliumEnd
     assert.equal(JSON.parse(r1.stdout).ips[0].address, '10.244.1.1/32');
     const r2 = await runPlugin(env('uid-b', 'curl-1'), conf, { net: fakeNet });
     assert.equal(JSON.parse(r2.stdout).ips[0].address, '10.244.1.2/32');
-    const client = new AgentClient(config(dir).socketPath);
+    const client = new AgentClient(testAgentConfig(dir).socketPath);
     const eps = await client.endpoints();
     assert.deepEqual(
       eps.map((e) => [e.podName, e.ip, e.identity, e.state]),
@@ -91,7 +75,7 @@ test('CNI through the agent API: address, endpoint, identity, ipcache, CiliumEnd
     server.close();
     await agent.stop();
     agent = mk(dp);
-    server = await serveAgentApi(agent, config(dir).socketPath);
+    server = await serveAgentApi(agent, testAgentConfig(dir).socketPath);
     await agent.start();
     assert.equal(agent.endpoints.list().length, 2);
     assert.equal(agent.allocate({ containerId: 'uid-c', ifName: 'eth0' }).ip, '10.244.1.3');
@@ -118,7 +102,7 @@ test('CNI through the agent API: address, endpoint, identity, ipcache, CiliumEnd
 test('nodes become routes and ipcache entries; services reconcile; ipcache precedence', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
   const dp = new FakeDatapath();
-  const agent = new Agent(config(dir), { datapath: dp });
+  const agent = new Agent(testAgentConfig(dir), { datapath: dp });
   try {
     await agent.start();
     agent.setNodes('local', [
@@ -173,7 +157,7 @@ test('nodes become routes and ipcache entries; services reconcile; ipcache prece
 
 test('address GC releases pods that no longer exist, never live ones', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
-  const agent = new Agent(config(dir), { datapath: new FakeDatapath() });
+  const agent = new Agent(testAgentConfig(dir), { datapath: new FakeDatapath() });
   try {
     await agent.start();
     const a = agent.allocate({
@@ -231,7 +215,7 @@ test("a policy's CIDR prefixes reach the ipcache with node-local identities; a r
       egress: [{ to: [{ ipBlock: { cidr: '192.0.2.0/24', except: ['192.0.2.128/25'] } }] }],
     },
   };
-  let agent = new Agent(config(dir), { datapath: dp });
+  let agent = new Agent(testAgentConfig(dir), { datapath: dp });
   try {
     await agent.start();
     agent.policy.upsertPolicy(policy);
@@ -243,7 +227,7 @@ test("a policy's CIDR prefixes reach the ipcache with node-local identities; a r
     // a new agent on the same datapath state: the identities are read back, not renumbered
     // (the Linux datapath reads its pinned ipcache back; the fake is given the same)
     const withList = Object.assign(dp, { listIPCache: () => [...dp.ipcache.values()] });
-    agent = new Agent(config(dir), { datapath: withList, holdPolicy: true });
+    agent = new Agent(testAgentConfig(dir), { datapath: withList, holdPolicy: true });
     await agent.start();
     agent.policy.upsertPolicy({
       ...policy,
@@ -299,7 +283,7 @@ test('a restarted agent writes no policy before the mesh delivered the remote id
   try {
     // 1. The mesh delivers: the first policy written already admits the remote client.
     let dp = new FakeDatapath();
-    agent = new Agent(config(dir), { datapath: dp, holdPolicy: true });
+    agent = new Agent(testAgentConfig(dir), { datapath: dp, holdPolicy: true });
     await agent.start({ waitForMesh: true });
     listed(agent);
     await settle();
@@ -325,7 +309,7 @@ test('a restarted agent writes no policy before the mesh delivered the remote id
 
     // 2. The mesh never syncs: policy is written after the bounded wait, without it.
     dp = new FakeDatapath();
-    agent = new Agent(config(dir), { datapath: dp, holdPolicy: true });
+    agent = new Agent(testAgentConfig(dir), { datapath: dp, holdPolicy: true });
     const t0 = performance.now();
     await agent.start({ waitForMesh: true, policyMeshTimeoutMs: 2000 });
     listed(agent);
@@ -342,7 +326,7 @@ test('a restarted agent writes no policy before the mesh delivered the remote id
 
     // 3. Without a mesh (waitForMesh false) only the sources gate holds.
     dp = new FakeDatapath();
-    agent = new Agent(config(dir), { datapath: dp, holdPolicy: true });
+    agent = new Agent(testAgentConfig(dir), { datapath: dp, holdPolicy: true });
     await agent.start();
     listed(agent);
     await agent.policy.idle();
@@ -356,7 +340,7 @@ test('a restarted agent writes no policy before the mesh delivered the remote id
 test('node sources: a CIDR or node IP in two sources resolves as before (first route, last IP); removal falls back', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
   const dp = new FakeDatapath();
-  const agent = new Agent(config(dir), { datapath: dp });
+  const agent = new Agent(testAgentConfig(dir), { datapath: dp });
   try {
     await agent.start();
     agent.setNodeSources([
@@ -404,7 +388,7 @@ test('node sources: a CIDR or node IP in two sources resolves as before (first r
 test('many clusters arriving one push at a time cost work linear in their nodes and entries', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
   const dp = new FakeDatapath();
-  const agent = new Agent(config(dir), { datapath: dp });
+  const agent = new Agent(testAgentConfig(dir), { datapath: dp });
   const clusters = 200;
   const perCluster = 20;
   let routeSets = 0;

@@ -11,24 +11,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { FakeDatapath } from '../datapath/fake.js';
 import type { ServiceEntry } from '../datapath/types.js';
-import { Agent, type AgentConfig } from './agent.js';
-
-function config(dir: string): AgentConfig {
-  return {
-    node: 'c1-worker',
-    nodeIP: '172.30.1.11',
-    podCIDR: '10.244.1.0/24',
-    clusterName: 'cluster1',
-    clusterId: 1,
-    routingMode: 'native',
-    podMtu: 1500,
-    lbAlgorithm: 'random',
-    stateDir: dir,
-    socketPath: join(dir, 'agent.sock'),
-    bpffsDir: join(dir, 'bpf'),
-    cgroupPath: join(dir, 'cg'),
-  };
-}
+import { Agent } from './agent.js';
+import { testAgentConfig } from './testing.js';
 
 const svc = (backends: string[]): ServiceEntry => ({
   frontend: { ip: '10.96.0.50', port: 80, protocol: 'TCP' },
@@ -67,7 +51,7 @@ test('a restarted agent keeps adopted remote state until the mesh source synced'
     listIPCache: () => [...dp.ipcache.values()],
     listServices: async () => [...dp.services.values()],
   });
-  const agent = new Agent(config(dir), { datapath: extras, datapathName: 'fake' });
+  const agent = new Agent(testAgentConfig(dir), { datapath: extras, datapathName: 'fake' });
   try {
     await agent.start({ waitFor: ['nodes', 'services'], waitForMesh: true });
     // Kubernetes answers: the local nodes and the service with its local backend.
