@@ -7,7 +7,7 @@ import { makeClusterConfig } from './keys.js';
 import { KVStoreMesh } from './kvstoremesh.js';
 import { createApiserverMetrics, createKVStoreMeshMetrics } from './metrics.js';
 import { ClusterSyncer } from './syncer.js';
-import { FakeNetwork, FakeSource, FlakyStore, fakeK8sNode, writeClusterState } from './testing.js';
+import { FakeNetwork, FlakyStore, fakeK8sNode, fakeSources, writeClusterState } from './testing.js';
 
 async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
   const end = Date.now() + 5000;
@@ -63,14 +63,7 @@ test('kvstoremesh metrics: remotes ready, per-remote state and mirrored entries,
 
 test('clustermesh-apiserver metrics: objects synced to etcd by kind and sync errors, scraped from a running syncer', async () => {
   const store = new MemoryKVStore();
-  const src = {
-    nodes: new FakeSource(),
-    services: new FakeSource(),
-    endpointSlices: new FakeSource(),
-    identities: new FakeSource(),
-    endpoints: new FakeSource(),
-    serviceExports: new FakeSource(),
-  };
+  const { fakes: src, sources } = fakeSources({ synced: false });
   let syncer: ClusterSyncer | undefined;
   const srv = await serveMetrics(
     createApiserverMetrics({ status: () => syncer?.status() }),
@@ -88,14 +81,7 @@ test('clustermesh-apiserver metrics: objects synced to etcd by kind and sync err
       store,
       clusterName: 'cluster1',
       clusterConfig: makeClusterConfig(1),
-      sources: {
-        nodes: src.nodes.source,
-        services: src.services.source,
-        endpointSlices: src.endpointSlices.source,
-        identities: src.identities.source,
-        endpoints: src.endpoints.source,
-        serviceExports: src.serviceExports.source,
-      },
+      sources,
       heartbeatIntervalMs: 50,
     });
     await syncer.start();

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryKVStore } from '../kvstore/memory.js';
 import type { KubeObject } from '../k8s/objects.js';
-import { ClusterSyncer, type ObjectSource, type SourceHandlers } from './syncer.js';
+import { ClusterSyncer } from './syncer.js';
 import { SyncStore } from './sync-store.js';
 import { storeBatchWriter } from './batch-writer.js';
 import {
@@ -14,24 +14,7 @@ import {
   syncedCanaryKey,
   nodeKey,
 } from './keys.js';
-
-/** A source fed by the test. */
-class FakeSource {
-  h: SourceHandlers | undefined;
-  readonly source: ObjectSource = async (h) => {
-    this.h = h;
-    return { stop: async () => {} };
-  };
-  add(...objs: KubeObject[]) {
-    for (const o of objs) this.h!.upsert(o);
-  }
-  del(o: KubeObject) {
-    this.h!.remove(o);
-  }
-  synced() {
-    this.h!.synced();
-  }
-}
+import { fakeSources } from './testing.js';
 
 const obj = (
   kind: string,
@@ -53,26 +36,12 @@ const obj = (
 
 function setup() {
   const store = new MemoryKVStore();
-  const src = {
-    nodes: new FakeSource(),
-    services: new FakeSource(),
-    endpointSlices: new FakeSource(),
-    identities: new FakeSource(),
-    endpoints: new FakeSource(),
-    serviceExports: new FakeSource(),
-  };
+  const { fakes: src, sources } = fakeSources({ synced: false });
   const syncer = new ClusterSyncer({
     store,
     clusterName: 'cluster1',
     clusterConfig: makeClusterConfig(1),
-    sources: {
-      nodes: src.nodes.source,
-      services: src.services.source,
-      endpointSlices: src.endpointSlices.source,
-      identities: src.identities.source,
-      endpoints: src.endpoints.source,
-      serviceExports: src.serviceExports.source,
-    },
+    sources,
     heartbeatIntervalMs: 50,
   });
   return { store, src, syncer };
@@ -272,11 +241,11 @@ test('a source error shows in status until the source works again, also after th
     for (const s of Object.values(src)) s.synced();
     await syncer.waitSynced(5000);
     assert.deepEqual(syncer.status().sourceErrors, {});
-    src.services.h!.error!(new Error('watch Service: connection refused'));
+    src.services.error(new Error('watch Service: connection refused'));
     assert.deepEqual(syncer.status().sourceErrors, {
       services: 'watch Service: connection refused',
     });
-    src.services.h!.recovered!();
+    src.services.recovered();
     assert.deepEqual(syncer.status().sourceErrors, {});
   } finally {
     await syncer.stop();

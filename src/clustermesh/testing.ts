@@ -250,10 +250,18 @@ export class FakeSource {
   error(e: Error): void {
     this.h?.error?.(e);
   }
+  /** Reports that the source works again after an error (as a watch that reconnected would). */
+  recovered(): void {
+    this.h?.recovered?.();
+  }
 }
 
-/** Six FakeSources, already synced (empty), as SyncerSources. */
-export function fakeSources() {
+/**
+ * Six FakeSources, one per kind the syncer reads, as SyncerSources: already
+ * synced (empty), or with SYNCED false not yet (the test calls synced() on
+ * each when it wants).
+ */
+export function fakeSources(o: { synced?: boolean } = {}) {
   const s = {
     nodes: new FakeSource(),
     services: new FakeSource(),
@@ -262,7 +270,7 @@ export function fakeSources() {
     endpoints: new FakeSource(),
     serviceExports: new FakeSource(),
   };
-  for (const x of Object.values(s)) x.synced();
+  if (o.synced !== false) for (const x of Object.values(s)) x.synced();
   const sources: SyncerSources = {
     nodes: s.nodes.source,
     services: s.services.source,
