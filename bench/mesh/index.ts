@@ -33,6 +33,7 @@ import {
   prepareMesh,
   connectDirection,
 } from '../../src/install/clustermesh/setup.js';
+import { loopbackMeshOptions } from '../../src/install/clustermesh/testing.js';
 import { meshDir, meshPaths } from '../../src/clustermesh/mesh-files.js';
 import { MeshApiServer } from '../../src/clustermesh/apiserver/server.js';
 import { RemoteState } from '../../src/clustermesh/remote-state.js';
@@ -62,17 +63,7 @@ const cleanups: (() => Promise<unknown>)[] = [];
 
 async function cluster(lab: string, name: string, id: number) {
   const url = `https://127.0.0.1:${await freePort()}`;
-  const { config } = await prepareMesh({
-    labCluster: lab,
-    clusterName: name,
-    clusterId: id,
-    serviceType: 'NodePort',
-    listenIP: '127.0.0.1',
-    etcdClientURLs: [url],
-    accessEndpoints: [url],
-    localEndpoint: url,
-    apiServerURL: 'http://127.0.0.1:1',
-  });
+  const { config } = await prepareMesh(loopbackMeshOptions(lab, name, id, url));
   const etcd: EtcdServer = await startEtcd({
     ...meshEtcdOptions(config),
     peerPort: undefined,

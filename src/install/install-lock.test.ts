@@ -4,42 +4,23 @@
  * another process's lock is waited for, a dead owner's lock is taken over,
  * and a lock that stays held is refused with the owner and the file named.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { installLockPath, withClusterLocks } from './install-lock.js';
 import { connectDirection, prepareMesh } from './clustermesh/setup.js';
+import { loopbackMeshOptions } from './clustermesh/testing.js';
+import { useTempTendrilHome } from '../../test/helpers/temp-home.js';
 import { certificateInfo, loadCA, verifyCertificate } from '../clustermesh/certs.js';
 import { meshCAPaths, meshPaths, readReader, remotePaths } from '../clustermesh/mesh-files.js';
 
-let home: string;
-const old = process.env.TENDRIL_HOME;
-before(() => {
-  home = mkdtempSync(join(tmpdir(), 'tendril-lock-'));
-  process.env.TENDRIL_HOME = home;
-});
-after(() => {
-  if (old === undefined) delete process.env.TENDRIL_HOME;
-  else process.env.TENDRIL_HOME = old;
-  rmSync(home, { recursive: true, force: true });
-});
-
-const base = {
-  serviceType: 'NodePort' as const,
-  listenIP: '127.0.0.1',
-  etcdClientURLs: ['https://127.0.0.1:2379'],
-  accessEndpoints: ['https://127.0.0.1:2379'],
-  localEndpoint: 'https://127.0.0.1:2379',
-  apiServerURL: 'http://x',
-};
+const home = useTempTendrilHome('lock');
 
 test('two enables at once make one CA, whose key matches its certificate', async () => {
   const [a, b] = await Promise.all([
-    prepareMesh({ ...base, labCluster: 'e1', clusterName: 'cluster1', clusterId: 1 }),
-    prepareMesh({ ...base, labCluster: 'e1', clusterName: 'cluster1', clusterId: 1 }),
+    prepareMesh(loopbackMeshOptions('e1', 'cluster1', 1)),
+    prepareMesh(loopbackMeshOptions('e1', 'cluster1', 1)),
   ]);
   assert.equal(a.ca.fingerprint, b.ca.fingerprint, 'one CA');
   assert.equal([a.caCreated, b.caCreated].filter(Boolean).length, 1);
@@ -51,8 +32,8 @@ test('two enables at once make one CA, whose key matches its certificate', async
 });
 
 test('two connects at once end with one grant: the reader user is the CN of the certificate the remote holds', async () => {
-  await prepareMesh({ ...base, labCluster: 'l1', clusterName: 'cluster1', clusterId: 1 });
-  await prepareMesh({ ...base, labCluster: 'l2', clusterName: 'cluster2', clusterId: 2 });
+  await prepareMesh(loopbackMeshOptions('l1', 'cluster1', 1));
+  await prepareMesh(loopbackMeshOptions('l2', 'cluster2', 2));
   for (let round = 0; round < 3; round++) {
     await Promise.all([connectDirection('l1', 'l2'), connectDirection('l1', 'l2')]);
     const cert = readFileSync(remotePaths('l1', 'cluster2').clientCert, 'utf8');
@@ -107,7 +88,7 @@ test("another process's lock is waited for; one that stays held is refused, nami
            await new Promise((r) => setTimeout(r, 1500));
          }))`,
     ],
-    { env: { ...process.env, TENDRIL_HOME: home }, stdio: ['ignore', 'pipe', 'inherit'] },
+    { env: { ...process.env, TENDRIL_HOME: home() }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   try {
     await new Promise<void>((res, rej) => {

@@ -29,6 +29,7 @@ import {
   connectDirection,
   disconnectDirection,
 } from '../../install/clustermesh/setup.js';
+import { loopbackMeshOptions } from '../../install/clustermesh/testing.js';
 import {
   meshCAPaths,
   meshDir,
@@ -92,19 +93,12 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
   async function makeCluster(lab: string, name: string, id: number): Promise<TestCluster> {
     const port = await freePort();
     const url = `https://127.0.0.1:${port}`;
-    const { config } = await prepareMesh({
-      labCluster: lab,
-      clusterName: name,
-      clusterId: id,
-      serviceType: 'NodePort',
-      listenIP: '127.0.0.1',
-      etcdClientURLs: [url],
-      accessEndpoints: [url],
-      localEndpoint: url,
-      apiServerURL: 'http://127.0.0.1:1',
-      podCIDRs: [`10.${243 + id}.0.0/16`],
-      nodeCIDRs: [`172.30.${id}.0/24`],
-    });
+    const { config } = await prepareMesh(
+      loopbackMeshOptions(lab, name, id, url, {
+        podCIDRs: [`10.${243 + id}.0.0/16`],
+        nodeCIDRs: [`172.30.${id}.0/24`],
+      }),
+    );
     const { fakes, sources } = fakeSources();
     fakes.nodes.add(
       fakeK8sNode(`${name}-worker`, `172.30.${id}.11`, `10.${243 + id}.1.0/24`),

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd, freePort, type EtcdServer } from '../../kvstore/etcd-server.js';
 import { meshEtcdOptions, prepareMesh, connectDirection } from '../../install/clustermesh/setup.js';
+import { loopbackMeshOptions } from '../../install/clustermesh/testing.js';
 import { listReaders, meshDir, meshPaths, remotePaths } from '../mesh-files.js';
 import { renderRemoteEtcdConfig } from '../clustermesh-config.js';
 import { fetchStatus } from '../status-api.js';
@@ -63,17 +64,7 @@ describe('clustermesh-apiserver from a config dir, on real etcd', { timeout: 120
 
   async function prepare(lab: string, name: string, id: number) {
     const url = `https://127.0.0.1:${await freePort()}`;
-    const { config } = await prepareMesh({
-      labCluster: lab,
-      clusterName: name,
-      clusterId: id,
-      serviceType: 'NodePort',
-      listenIP: '127.0.0.1',
-      etcdClientURLs: [url],
-      accessEndpoints: [url],
-      localEndpoint: url,
-      apiServerURL: 'http://127.0.0.1:1',
-    });
+    const { config } = await prepareMesh(loopbackMeshOptions(lab, name, id, url));
     etcds.push(
       await startEtcd({
         ...meshEtcdOptions(config),

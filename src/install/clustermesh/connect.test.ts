@@ -1,10 +1,10 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { checkPair, connectionPairs, ConnectRefusedError } from './connect.js';
 import { prepareMesh } from './setup.js';
+import { loopbackMeshOptions } from './testing.js';
+import { useTempTendrilHome } from '../../../test/helpers/temp-home.js';
 import {
   createCA,
   fingerprint,
@@ -15,17 +15,7 @@ import { meshCAPaths, meshPaths, readMeshConfig } from '../../clustermesh/mesh-f
 import type { LabCluster } from '../../lab/state.js';
 import type { InstallState } from '../install-state.js';
 
-let home: string;
-const old = process.env.TENDRIL_HOME;
-before(() => {
-  home = mkdtempSync(join(tmpdir(), 'tendril-connect-'));
-  process.env.TENDRIL_HOME = home;
-});
-after(() => {
-  if (old === undefined) delete process.env.TENDRIL_HOME;
-  else process.env.TENDRIL_HOME = old;
-  rmSync(home, { recursive: true, force: true });
-});
+useTempTendrilHome('connect');
 
 function side(lab: string, name: string, id: number, podCIDR: string) {
   const cluster = { name: lab, index: id, podCIDR, nodes: [] } as unknown as LabCluster;
@@ -77,34 +67,11 @@ test('connect refuses same name, same ID, overlapping pod CIDRs, and says why', 
 });
 
 test('every cluster has its own CA (key only in its pki/); different CAs are accepted; different maxConnectedClusters refused', async () => {
-  const base = {
-    serviceType: 'NodePort' as const,
-    listenIP: '127.0.0.1',
-    etcdClientURLs: ['https://127.0.0.1:2379'],
-    accessEndpoints: ['https://127.0.0.1:2379'],
-    localEndpoint: 'https://127.0.0.1:2379',
-    apiServerURL: 'http://x',
-  };
-  const r1 = await prepareMesh({
-    ...base,
-    labCluster: 'c1',
-    clusterName: 'cluster1',
-    clusterId: 1,
-  });
-  const r2 = await prepareMesh({
-    ...base,
-    labCluster: 'c2',
-    clusterName: 'cluster2',
-    clusterId: 2,
-  });
+  const r1 = await prepareMesh(loopbackMeshOptions('c1', 'cluster1', 1));
+  const r2 = await prepareMesh(loopbackMeshOptions('c2', 'cluster2', 2));
   assert.notEqual(r1.ca.fingerprint, r2.ca.fingerprint, 'two clusters, two CAs');
   assert.equal(r1.caCreated, true);
-  const again = await prepareMesh({
-    ...base,
-    labCluster: 'c1',
-    clusterName: 'cluster1',
-    clusterId: 1,
-  });
+  const again = await prepareMesh(loopbackMeshOptions('c1', 'cluster1', 1));
   assert.equal(again.ca.fingerprint, r1.ca.fingerprint, 're-enable keeps the CA');
   assert.equal(again.caCreated, false);
   for (const lab of ['c1', 'c2']) {
@@ -119,13 +86,9 @@ test('every cluster has its own CA (key only in its pki/); different CAs are acc
   const b = side('c2', 'cluster2', 2, '10.245.0.0/16');
   checkPair(a, b, false);
   checkPair(a, b, true);
-  await prepareMesh({
-    ...base,
-    labCluster: 'c3',
-    clusterName: 'cluster3',
-    clusterId: 3,
-    maxConnectedClusters: 511,
-  });
+  await prepareMesh(
+    loopbackMeshOptions('c3', 'cluster3', 3, undefined, { maxConnectedClusters: 511 }),
+  );
   assert.throws(
     () => checkPair(a, side('c3', 'cluster3', 3, '10.246.0.0/16'), true),
     refused(
@@ -135,19 +98,11 @@ test('every cluster has its own CA (key only in its pki/); different CAs are acc
 });
 
 test('a mesh dir of an older version (a copy of the shared CA key) gets its own CA and loses the key', async () => {
-  const base = {
-    serviceType: 'NodePort' as const,
-    listenIP: '127.0.0.1',
-    etcdClientURLs: ['https://127.0.0.1:2379'],
-    accessEndpoints: ['https://127.0.0.1:2379'],
-    localEndpoint: 'https://127.0.0.1:2379',
-    apiServerURL: 'http://x',
-  };
   const shared = await createCA();
   const p = meshPaths('old');
   await writeSecretFile(p.caCert, shared.certPEM);
   await writeSecretFile(p.legacyCAKey, shared.keyPEM);
-  const r = await prepareMesh({ ...base, labCluster: 'old', clusterName: 'oldc', clusterId: 9 });
+  const r = await prepareMesh(loopbackMeshOptions('old', 'oldc', 9));
   assert.equal(r.caRotated, true);
   assert.notEqual(r.ca.fingerprint, shared.fingerprint);
   assert.equal(existsSync(p.legacyCAKey), false);
