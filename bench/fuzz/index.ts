@@ -23,17 +23,15 @@
  * Run: npm run bench -- fuzz
  */
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { report, type Figure } from '../lib/report.js';
 import { applyObjects } from '../../src/k8s/apply.js';
 import { KubeClient } from '../../src/k8s/client.js';
 import { parseManifest } from '../../src/k8s/manifest.js';
-import { resourceForPath } from '../../src/k8s/resources.js';
 import { ApiError } from '../../src/k8s/status.js';
 import {
   manifestArb,
@@ -44,9 +42,7 @@ import {
   watchQueryArb,
   fuzzPaths,
 } from '../../src/lab/apiserver/fuzz-arbitraries.js';
-import { Registry } from '../../src/lab/apiserver/registry.js';
-import { ApiHttpServer } from '../../src/lab/apiserver/server.js';
-import { DiskPersistence } from '../../src/lab/apiserver/storage.js';
+import { startBareApiServer } from '../../src/lab/apiserver/testing.js';
 import { dnsQueryArb, udpAnswerLimit } from '../../src/dns/fuzz-arbitraries.js';
 import { ServiceRecordStore } from '../../src/dns/records.js';
 import { handleQuery, startDNSServer } from '../../src/dns/server.js';
@@ -72,18 +68,12 @@ process.on('unhandledRejection', (err) => {
 
 // ---------------------------------------------------------------- API server
 // On tmpfs when there is one: the fuzz run tests the server's logic, not the disk's fsync rate.
-const dir = mkdtempSync(
-  join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tendril-bench-fuzz-'),
+const apiServer = await startBareApiServer(
+  'bench-fuzz',
+  {},
+  existsSync('/dev/shm') ? '/dev/shm' : tmpdir(),
 );
-const registry = new Registry({ persistence: new DiskPersistence(join(dir, 'store')) });
-await registry.start();
-await registry.create(resourceForPath('', 'v1', 'namespaces')!, undefined, {
-  apiVersion: 'v1',
-  kind: 'Namespace',
-  metadata: { name: 'default' },
-});
-const http = new ApiHttpServer({ registry });
-const port = await http.listenTcp('127.0.0.1', 0);
+const { port } = apiServer;
 const agent = new Agent({ keepAlive: true, maxSockets: PARALLEL * 2 });
 const kube = new KubeClient({ server: `http://127.0.0.1:${port}`, timeoutMs: 20_000 });
 
@@ -275,9 +265,7 @@ if (health?.status !== 200) {
   crashNotes.push(`API server no longer healthy after the run: ${health?.status ?? 'no answer'}`);
 }
 agent.destroy();
-await http.close();
-await registry.close();
-rmSync(dir, { recursive: true, force: true });
+await apiServer.close();
 
 // ---------------------------------------------------------------- DNS server
 const store = new ServiceRecordStore();

@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { resourceForPath } from '../../k8s/resources.js';
 import { parseFieldSelector, parseLabelSelector } from '../../k8s/selectors.js';
-import { Registry } from './registry.js';
-import { ApiHttpServer } from './server.js';
-import { DiskPersistence } from './storage.js';
+import type { ApiHttpServer } from './server.js';
+import { startBareApiServer, type BareApiServer } from './testing.js';
 
 interface Reply {
   status: number;
@@ -55,31 +50,17 @@ const pod = (name: string, extra: Record<string, unknown> = {}) =>
   });
 
 describe('bounded lab API server', () => {
-  let dir: string;
-  let registry: Registry;
+  let server: BareApiServer;
   let http: ApiHttpServer;
   let port: number;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tendril-apiserver-bounds-'));
-    registry = new Registry({ persistence: new DiskPersistence(join(dir, 'store')) });
-    await registry.start();
-    await registry.create(resourceForPath('', 'v1', 'namespaces')!, undefined, {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: 'default' },
-    });
-    http = new ApiHttpServer({
-      registry,
+    server = await startBareApiServer('apiserver-bounds', {
       maxWatchesPerClient: 3,
       maxWatchBufferBytes: 256 * 1024,
     });
-    port = await http.listenTcp('127.0.0.1', 0);
+    ({ http, port } = server);
   });
-  after(async () => {
-    await http.close();
-    await registry.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => server.close());
 
   it('answers 413 to a body declared over the limit without waiting for it', async () => {
     const reply = await new Promise<string>((resolve, reject) => {

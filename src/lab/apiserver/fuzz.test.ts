@@ -6,21 +6,15 @@
  * here; raise FUZZ_RUNS for a longer run.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import dnsPacket from 'dns-packet';
 import fc from 'fast-check';
-import { resourceForPath } from '../../k8s/resources.js';
 import { handleQuery } from '../../dns/server.js';
 import { ServiceRecordStore } from '../../dns/records.js';
 import { compressedQuestions } from '../../dns/fuzz-arbitraries.js';
-import { Registry } from './registry.js';
-import { ApiHttpServer } from './server.js';
 import { objectArb, pathArb, queryArb } from './fuzz-arbitraries.js';
-import { DiskPersistence } from './storage.js';
+import { startBareApiServer, type BareApiServer } from './testing.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 
@@ -57,27 +51,13 @@ function call(
 }
 
 describe('fuzz: lab API server REST bodies and query strings', () => {
-  let dir: string;
-  let registry: Registry;
-  let http: ApiHttpServer;
+  let server: BareApiServer;
   let port: number;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tendril-apiserver-fuzz-'));
-    registry = new Registry({ persistence: new DiskPersistence(join(dir, 'store')) });
-    await registry.start();
-    await registry.create(resourceForPath('', 'v1', 'namespaces')!, undefined, {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: 'default' },
-    });
-    http = new ApiHttpServer({ registry });
-    port = await http.listenTcp('127.0.0.1', 0);
+    server = await startBareApiServer('apiserver-fuzz');
+    port = server.port;
   });
-  after(async () => {
-    await http.close();
-    await registry.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => server.close());
 
   it(`no request gets a 5xx (${RUNS} cases)`, { timeout: 600_000 }, async () => {
     await fc.assert(
