@@ -129,6 +129,26 @@ const ulay = () => underlayNetns();
 function tc(args: string[]): void {
   execFileSync('ip', ['netns', 'exec', ulay(), 'tc', ...args], { stdio: 'pipe', timeout: 10_000 });
 }
+/** Adds (or changes) HTB class CLASSID below 1: on PORT at RATE. */
+function htbClass(verb: 'add' | 'change', port: string, classid: string, rate: string): void {
+  tc(['class', verb, 'dev', port, 'parent', '1:', 'classid', classid, 'htb', 'rate', rate]);
+}
+/** Adds (or replaces) the pfifo queue 30: of LIMIT packets below the slow class 1:3 on PORT. */
+function slowQueue(verb: 'add' | 'replace', port: string, limit: number): void {
+  tc([
+    'qdisc',
+    verb,
+    'dev',
+    port,
+    'parent',
+    '1:3',
+    'handle',
+    '30:',
+    'pfifo',
+    'limit',
+    String(limit),
+  ]);
+}
 function clearNetem(): void {
   for (const p of netemPorts)
     try {
@@ -271,45 +291,9 @@ try {
         if (i === 0) {
           tc(['qdisc', 'add', 'dev', port, 'root', 'handle', '1:', 'htb', 'default', '1']);
           netemPorts.push(port);
-          tc([
-            'class',
-            'add',
-            'dev',
-            port,
-            'parent',
-            '1:',
-            'classid',
-            '1:1',
-            'htb',
-            'rate',
-            '10gbit',
-          ]);
-          tc([
-            'class',
-            'add',
-            'dev',
-            port,
-            'parent',
-            '1:',
-            'classid',
-            '1:3',
-            'htb',
-            'rate',
-            ph.rate,
-          ]);
-          tc([
-            'qdisc',
-            'add',
-            'dev',
-            port,
-            'parent',
-            '1:3',
-            'handle',
-            '30:',
-            'pfifo',
-            'limit',
-            String(ph.limit),
-          ]);
+          htbClass('add', port, '1:1', '10gbit');
+          htbClass('add', port, '1:3', ph.rate);
+          slowQueue('add', port, ph.limit);
           for (const src of from)
             tc([
               'filter',
@@ -332,32 +316,8 @@ try {
             ]);
         } else {
           linkDrops += dropsNow();
-          tc([
-            'class',
-            'change',
-            'dev',
-            port,
-            'parent',
-            '1:',
-            'classid',
-            '1:3',
-            'htb',
-            'rate',
-            ph.rate,
-          ]);
-          tc([
-            'qdisc',
-            'replace',
-            'dev',
-            port,
-            'parent',
-            '1:3',
-            'handle',
-            '30:',
-            'pfifo',
-            'limit',
-            String(ph.limit),
-          ]);
+          htbClass('change', port, '1:3', ph.rate);
+          slowQueue('replace', port, ph.limit);
         }
       }
       netemFaults++;
