@@ -42,16 +42,34 @@ function makeNetns(): { name: string; path: string; remove: () => void } {
   };
 }
 
+/** The routes of Tendril's protocol in netns NS, as `ip -j route show` lists them. */
+const kernelRoutes = (ns: string): Array<{ dst: string; gateway?: string; metric?: number }> =>
+  JSON.parse(
+    execFileSync('ip', ['-n', ns, '-j', 'route', 'show', 'proto', String(ROUTE_PROTO)], {
+      encoding: 'utf8',
+    }) || '[]',
+  ) as Array<{ dst: string; gateway?: string; metric?: number }>;
+
+/** Those routes as destination -> gateway. */
 const routesIn = (ns: string): Map<string, string> =>
-  new Map(
-    (
-      JSON.parse(
-        execFileSync('ip', ['-n', ns, '-j', 'route', 'show', 'proto', String(ROUTE_PROTO)], {
-          encoding: 'utf8',
-        }) || '[]',
-      ) as Array<{ dst: string; gateway?: string }>
-    ).map((r) => [r.dst, r.gateway ?? '']),
-  );
+  new Map(kernelRoutes(ns).map((r) => [r.dst, r.gateway ?? '']));
+
+/** The FDB of the VXLAN device in netns NS, as `bridge fdb show` prints it. */
+const fdbIn = (ns: string): string =>
+  execFileSync('bridge', ['-n', ns, 'fdb', 'show', 'dev', VXLAN_DEV], { encoding: 'utf8' });
+
+/** A NodeRouter of MODE for node NODE_IP (pod CIDR 10.99.0.0/24) in the netns at NSPATH, initialised. */
+async function startRouter(mode: 'native' | 'tunnel', nsPath: string): Promise<NodeRouter> {
+  const router = new NodeRouter({
+    mode,
+    nodeIP: NODE_IP,
+    podCIDR: '10.99.0.0/24',
+    mtu: 1500,
+    netns: nsPath,
+  });
+  await router.init();
+  return router;
+}
 
 /** Remote node i: pod CIDR 10.(100 + i/256).(i%256).0/24 via 172.31.(1 + i/250).(1 + i%250). */
 const route = (i: number): NodeRoute => ({
@@ -65,14 +83,7 @@ privilegedTest(
   async () => {
     const ns = makeNetns();
     try {
-      const router = new NodeRouter({
-        mode: 'native',
-        nodeIP: NODE_IP,
-        podCIDR: '10.99.0.0/24',
-        mtu: 1500,
-        netns: ns.path,
-      });
-      await router.init();
+      const router = await startRouter('native', ns.path);
       const good = Array.from({ length: 5000 }, (_, i) => route(i));
       const unreachable = { podCIDR: '10.98.1.0/24', nodeIP: '192.0.2.7', clusterId: 2 };
       const malformed = { podCIDR: '10.98.2.0/33', nodeIP: '172.31.9.9', clusterId: 2 };
@@ -126,22 +137,13 @@ privilegedTest(
   async () => {
     const ns = makeNetns();
     try {
-      const router = new NodeRouter({
-        mode: 'tunnel',
-        nodeIP: NODE_IP,
-        podCIDR: '10.99.0.0/24',
-        mtu: 1500,
-        netns: ns.path,
-      });
-      await router.init();
+      const router = await startRouter('tunnel', ns.path);
       const rs = Array.from({ length: 300 }, (_, i) => route(i));
       assert.deepEqual(await router.apply({ upserts: rs, deletes: [] }), new Map());
       const have = routesIn(ns.name);
       assert.equal(have.size, 300);
       assert.equal(have.get(rs[7]!.podCIDR), rs[7]!.podCIDR.replace('/24', ''));
-      const fdb = execFileSync('bridge', ['-n', ns.name, 'fdb', 'show', 'dev', VXLAN_DEV], {
-        encoding: 'utf8',
-      });
+      const fdb = fdbIn(ns.name);
       assert.match(
         fdb,
         new RegExp(`${vtepMac(rs[7]!.nodeIP)} dst ${rs[7]!.nodeIP.replace(/\./g, '\\.')}`),
@@ -160,9 +162,7 @@ privilegedTest(
       assert.deepEqual(await router.apply({ upserts: [], deletes: rs.slice(100) }), new Map());
       assert.equal(routesIn(ns.name).size, 100);
       assert.equal(neigh(), 100);
-      const fdbAfter = execFileSync('bridge', ['-n', ns.name, 'fdb', 'show', 'dev', VXLAN_DEV], {
-        encoding: 'utf8',
-      });
+      const fdbAfter = fdbIn(ns.name);
       assert.ok(!fdbAfter.includes(vtepMac(rs[200]!.nodeIP)), 'FDB entry of a deleted route gone');
       assert.ok(fdbAfter.includes(vtepMac(rs[50]!.nodeIP)), 'FDB entry of a kept route stays');
     } finally {
@@ -204,14 +204,7 @@ privilegedTest(
   async () => {
     const ns = makeNetns();
     try {
-      const router = new NodeRouter({
-        mode: 'native',
-        nodeIP: NODE_IP,
-        podCIDR: '10.99.0.0/24',
-        mtu: 1500,
-        netns: ns.path,
-      });
-      await router.init();
+      const router = await startRouter('native', ns.path);
       const metrics = new Set(
         Array.from({ length: 2000 }, (_, i) => routeMetric(route(i).podCIDR)),
       );
@@ -229,12 +222,7 @@ privilegedTest(
         listed.map((r) => r.podCIDR).sort(),
         [0, 1, 2].map((i) => route(i).podCIDR).sort(),
       );
-      const show = () =>
-        JSON.parse(
-          execFileSync('ip', ['-n', ns.name, '-j', 'route', 'show', 'proto', String(ROUTE_PROTO)], {
-            encoding: 'utf8',
-          }),
-        ) as Array<{ dst: string; gateway: string; metric?: number }>;
+      const show = () => kernelRoutes(ns.name);
       let rs = show();
       assert.equal(rs.length, 3, 'one route per CIDR after the move');
       for (const r of rs) assert.equal(r.metric, routeMetric(r.dst), r.dst);
