@@ -165,21 +165,21 @@ function harness(enforcePeerWindow: boolean) {
     const all = await readAll(Buffer.concat(sent.splice(0)));
     return all;
   };
-  return { session, streams, feed, frames };
+  /** The peer opens stream STREAMID (priority 0, no flags) with HEADERS. */
+  const openStream = (streamId = 1, headers: Record<string, string[]> = {}) =>
+    feed({ type: 'SYN_STREAM', streamId, associatedTo: 0, priority: 0, flags: 0, headers });
+  return { session, streams, feed, frames, openStream };
 }
+
+/** The bytes of the DATA frames among FS. */
+const dataLen = (fs: SpdyFrame[]) =>
+  fs.reduce((n, f) => n + (f.type === 'DATA' ? f.data.length : 0), 0);
 
 describe('SPDY session', () => {
   it('replies to streams, echoes pings, delivers data and FIN, and resets', async () => {
     const h = harness(false);
     const got: string[] = [];
-    await h.feed({
-      type: 'SYN_STREAM',
-      streamId: 1,
-      associatedTo: 0,
-      priority: 0,
-      flags: 0,
-      headers: { port: ['80'] },
-    });
+    await h.openStream(1, { port: ['80'] });
     const s = h.streams[0]!;
     assert.equal(s.header('port'), '80');
     s.onData = (d) => got.push(d.toString());
@@ -197,25 +197,11 @@ describe('SPDY session', () => {
     );
     assert.equal(h.session.openStreams, 0, 'closed both ways, the stream is forgotten');
     // a stream id that goes backwards is refused
-    await h.feed({
-      type: 'SYN_STREAM',
-      streamId: 1,
-      associatedTo: 0,
-      priority: 0,
-      flags: 0,
-      headers: {},
-    });
+    await h.openStream();
     const rst = await h.frames();
     assert.deepEqual(rst, [{ type: 'RST_STREAM', streamId: 1, status: 1 }]);
     // the peer resetting a stream reaches its handler
-    await h.feed({
-      type: 'SYN_STREAM',
-      streamId: 3,
-      associatedTo: 0,
-      priority: 0,
-      flags: 0,
-      headers: {},
-    });
+    await h.openStream(3);
     let reset = 0;
     h.streams[1]!.onReset = (st) => (reset = st);
     await h.feed({ type: 'RST_STREAM', streamId: 3, status: 5 });
@@ -224,14 +210,7 @@ describe('SPDY session', () => {
 
   it('waits for the rest of a frame without spinning', async () => {
     const h = harness(false);
-    await h.feed({
-      type: 'SYN_STREAM',
-      streamId: 1,
-      associatedTo: 0,
-      priority: 0,
-      flags: 0,
-      headers: {},
-    });
+    await h.openStream();
     const got: string[] = [];
     h.streams[0]!.onData = (d) => got.push(d.toString());
     const frame = encodeFrame(
@@ -249,18 +228,9 @@ describe('SPDY session', () => {
 
   it('holds data past the peer window until WINDOW_UPDATE when enforcing; SETTINGS moves the window', async () => {
     const h = harness(true);
-    await h.feed({
-      type: 'SYN_STREAM',
-      streamId: 1,
-      associatedTo: 0,
-      priority: 0,
-      flags: 0,
-      headers: {},
-    });
+    await h.openStream();
     const s = h.streams[0]!;
     assert.equal(s.write(Buffer.alloc(100_000, 1)), false);
-    const dataLen = (fs: SpdyFrame[]) =>
-      fs.reduce((n, f) => n + (f.type === 'DATA' ? f.data.length : 0), 0);
     assert.equal(dataLen(await h.frames()), DEFAULT_WINDOW);
     assert.equal(s.queued, 100_000 - DEFAULT_WINDOW);
     await h.feed({ type: 'WINDOW_UPDATE', streamId: 1, delta: 10_000 });
@@ -276,32 +246,15 @@ describe('SPDY session', () => {
 
   it('sends everything at once when not enforcing (kubectl does not send WINDOW_UPDATE)', async () => {
     const h = harness(false);
-    await h.feed({
-      type: 'SYN_STREAM',
-      streamId: 1,
-      associatedTo: 0,
-      priority: 0,
-      flags: 0,
-      headers: {},
-    });
+    await h.openStream();
     assert.equal(h.streams[0]!.write(Buffer.alloc(200_000)), true);
     const fs = await h.frames();
-    assert.equal(
-      fs.reduce((n, f) => n + (f.type === 'DATA' ? f.data.length : 0), 0),
-      200_000,
-    );
+    assert.equal(dataLen(fs), 200_000);
   });
 
   it('acknowledges consumed data with WINDOW_UPDATE every half window', async () => {
     const h = harness(false);
-    await h.feed({
-      type: 'SYN_STREAM',
-      streamId: 1,
-      associatedTo: 0,
-      priority: 0,
-      flags: 0,
-      headers: {},
-    });
+    await h.openStream();
     const s = h.streams[0]!;
     s.onData = (d) => s.consumed(d.length);
     await h.frames();
