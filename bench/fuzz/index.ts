@@ -47,6 +47,7 @@ import { dnsQueryArb, udpAnswerLimit } from '../../src/dns/fuzz-arbitraries.js';
 import { ServiceRecordStore } from '../../src/dns/records.js';
 import { handleQuery, startDNSServer } from '../../src/dns/server.js';
 import { svc } from '../../src/services/fixtures.js';
+import { addBigHeadlessService } from '../../src/dns/testing.js';
 
 const API_CASES = Number(process.env.FUZZ_API_CASES ?? 20_000);
 const DNS_CASES = Number(process.env.FUZZ_DNS_CASES ?? 80_000);
@@ -270,19 +271,7 @@ await apiServer.close();
 // ---------------------------------------------------------------- DNS server
 const store = new ServiceRecordStore();
 store.upsertService(svc('a'));
-store.upsertService(svc('big', { ip: 'None' }));
-store.upsertEndpointSlice({
-  metadata: {
-    name: 'big-1',
-    namespace: 'default',
-    labels: { 'kubernetes.io/service-name': 'big' },
-  },
-  addressType: 'IPv4',
-  endpoints: Array.from({ length: 200 }, (_, i) => ({
-    addresses: [`10.244.${2 + (i >> 8)}.${(i & 255) + 1}`],
-    conditions: { ready: true },
-  })),
-});
+addBigHeadlessService(store, 200);
 let dnsCases = 0;
 let dnsOversize = 0;
 const dnsNotes: string[] = [];

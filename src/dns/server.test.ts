@@ -11,6 +11,7 @@ import { svc } from '../services/fixtures.js';
 import { queryDNS } from './client.js';
 import { ServiceRecordStore } from './records.js';
 import { startDNSServer, type DNSServer } from './server.js';
+import { addBigHeadlessService } from './testing.js';
 
 const dataOf = (a: unknown): unknown => (a as { data?: unknown }).data;
 
@@ -22,19 +23,7 @@ describe('DNS server over UDP and TCP', () => {
       svc('echo-service-c1', { ip: '10.96.123.45', ports: [{ name: 'http', port: 80 }] }),
     );
     // A headless service big enough to need truncation over plain UDP.
-    store.upsertService(svc('big', { ip: 'None' }));
-    store.upsertEndpointSlice({
-      metadata: {
-        name: 'big-1',
-        namespace: 'default',
-        labels: { 'kubernetes.io/service-name': 'big' },
-      },
-      addressType: 'IPv4',
-      endpoints: Array.from({ length: 60 }, (_, i) => ({
-        addresses: [`10.244.2.${i + 1}`],
-        conditions: { ready: true },
-      })),
-    });
+    addBigHeadlessService(store, 60);
     server = await startDNSServer({ host: '127.0.0.1', port: 0, source: store });
   });
   after(async () => server?.close());
