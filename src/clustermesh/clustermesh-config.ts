@@ -17,21 +17,11 @@
  * cluster are skipped.
  */
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
+import { writeFileAtomicSync } from '../util/atomic-write.js';
 import { TendrilError } from '../util/errors.js';
 import type { EtcdKVStoreOptions } from '../kvstore/etcd.js';
 
@@ -131,7 +121,7 @@ export function writeClusterMeshConfig(dir: string, remotes: RemoteEtcdConfig[])
     if (!n.startsWith('.') && !keep.has(n)) rmSync(join(dir, n), { force: true });
   for (const r of remotes) {
     if (!NAME_RE.test(r.name)) throw new Error(`bad cluster name "${r.name}"`);
-    writeFileSyncAtomic(join(dir, r.name), renderRemoteEtcdConfig(r));
+    writeFileAtomicSync(join(dir, r.name), renderRemoteEtcdConfig(r));
   }
 }
 
@@ -179,20 +169,4 @@ export async function sharedEtcdOptions(
     },
     fingerprint,
   };
-}
-
-// TODO(lead): swap for tls's one atomic-write helper in src/util/ when merged.
-function writeFileSyncAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSyncDurable(tmp, text);
-  renameSync(tmp, path);
-}
-function writeFileSyncDurable(path: string, text: string): void {
-  const fd = openSync(path, 'w', 0o644);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -12,19 +12,9 @@
  *   const cfg = readConfigDir('/etc/tendril/config');
  *   cfg.string('cluster-name'); cfg.int('cluster-id', { min: 1, max: 255 });
  */
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from './atomic-write.js';
 import { TendrilError } from './errors.js';
 
 /** The settings of one config directory, with typed getters that name the bad key. */
@@ -125,19 +115,6 @@ export function writeConfigDir(dir: string, settings: Record<string, string>): v
   }
   for (const [k, v] of Object.entries(settings)) {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(k)) throw new Error(`bad config key "${k}"`);
-    writeFileAtomic(join(dir, k), v + '\n');
+    writeFileAtomicSync(join(dir, k), v + '\n');
   }
-}
-
-// TODO(lead): swap for tls's one atomic-write helper in src/util/ when merged.
-function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
 }
