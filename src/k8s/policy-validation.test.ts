@@ -3,18 +3,8 @@ import { describe, it } from 'node:test';
 import { ManifestError, parseManifest } from './manifest.js';
 import type { KubeObject } from './objects.js';
 import { resolveResourceName } from './resources.js';
-import { ApiError } from './status.js';
+import { invalidMessage } from './testing.js';
 import { validateObject } from './validation.js';
-
-function invalidMessage(o: unknown): string {
-  try {
-    validateObject(o as KubeObject);
-  } catch (err) {
-    assert.ok(err instanceof ApiError);
-    return err.message;
-  }
-  assert.fail('expected the object to be invalid');
-}
 
 const cnp = (spec: unknown, kind = 'CiliumNetworkPolicy'): unknown => ({
   apiVersion: 'cilium.io/v2',

@@ -2,17 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { KubeObject } from './objects.js';
 import { ApiError } from './status.js';
+import { invalidMessage } from './testing.js';
 import { isCIDR, validateObject } from './validation.js';
-
-function invalidMessage(o: unknown): string {
-  try {
-    validateObject(o as KubeObject);
-  } catch (err) {
-    assert.ok(err instanceof ApiError);
-    return err.message;
-  }
-  assert.fail('expected the object to be invalid');
-}
 
 const svc = (spec: unknown, name = 'x'): unknown => ({
   apiVersion: 'v1',
