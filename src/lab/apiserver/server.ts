@@ -495,28 +495,14 @@ export class ApiHttpServer {
           return this.send(res, 200, obj);
         }
       case 'POST': {
-        if (name !== undefined)
-          throw new ApiError(
-            failure(
-              405,
-              'MethodNotAllowed',
-              `the server does not allow this method on the requested resource`,
-            ),
-          );
+        if (name !== undefined) throw methodNotAllowed();
         const body = (await this.readBody(req)) as KubeObject;
         if (!body) throw badRequest('the request body is empty: send the object to create');
         const created = await this.registry.create(info, namespace, body, { dryRun });
         return this.send(res, 201, created);
       }
       case 'PUT': {
-        if (name === undefined)
-          throw new ApiError(
-            failure(
-              405,
-              'MethodNotAllowed',
-              `the server does not allow this method on the requested resource`,
-            ),
-          );
+        if (name === undefined) throw methodNotAllowed();
         const body = (await this.readBody(req)) as KubeObject;
         if (!body) throw badRequest('the request body is empty: send the object to update');
         const updated = await this.registry.update(info, namespace, name, body, {
@@ -526,14 +512,7 @@ export class ApiHttpServer {
         return this.send(res, 200, updated);
       }
       case 'PATCH': {
-        if (name === undefined)
-          throw new ApiError(
-            failure(
-              405,
-              'MethodNotAllowed',
-              `the server does not allow this method on the requested resource`,
-            ),
-          );
+        if (name === undefined) throw methodNotAllowed();
         const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
         if (
           ct !== 'application/merge-patch+json' &&
@@ -593,14 +572,7 @@ export class ApiHttpServer {
           }
           return this.send(res, 200, { ...list, items: deleted });
         }
-        if (sub)
-          throw new ApiError(
-            failure(
-              405,
-              'MethodNotAllowed',
-              `the server does not allow this method on the requested resource`,
-            ),
-          );
+        if (sub) throw methodNotAllowed();
         const gone = await this.registry.delete(info, namespace, name, opts);
         return this.send(
           res,
@@ -611,13 +583,7 @@ export class ApiHttpServer {
         );
       }
       default:
-        throw new ApiError(
-          failure(
-            405,
-            'MethodNotAllowed',
-            `the server does not allow this method on the requested resource`,
-          ),
-        );
+        throw methodNotAllowed();
     }
   }
 
@@ -636,12 +602,8 @@ export class ApiHttpServer {
     const core = resourceForPath('', 'v1', 'events')!;
     if (method !== 'GET') {
       req.resume();
-      throw new ApiError(
-        failure(
-          405,
-          'MethodNotAllowed',
-          'events.k8s.io/v1 is a read-only view here: create, update and delete core v1 Events (/api/v1/namespaces/NS/events)',
-        ),
+      throw methodNotAllowed(
+        'events.k8s.io/v1 is a read-only view here: create, update and delete core v1 Events (/api/v1/namespaces/NS/events)',
       );
     }
     if (name !== undefined) {
@@ -698,14 +660,7 @@ export class ApiHttpServer {
     });
     if (method === 'GET')
       return this.send(res, 200, toScale(this.registry.get(info, namespace, name)));
-    if (method !== 'PUT' && method !== 'PATCH')
-      throw new ApiError(
-        failure(
-          405,
-          'MethodNotAllowed',
-          'the server does not allow this method on the requested resource',
-        ),
-      );
+    if (method !== 'PUT' && method !== 'PATCH') throw methodNotAllowed();
     const body = (await this.readBody(req)) as
       { spec?: { replicas?: unknown }; metadata?: { resourceVersion?: string } } | undefined;
     const replicas = body?.spec?.replicas;
@@ -951,4 +906,11 @@ function verbOf(method: string, name: string | undefined, q: URLSearchParams): s
     default:
       return method.toLowerCase();
   }
+}
+
+/** 405 MethodNotAllowed, as kube-apiserver answers a verb the resource does not take; MESSAGE says why. */
+function methodNotAllowed(
+  message = 'the server does not allow this method on the requested resource',
+): ApiError {
+  return new ApiError(failure(405, 'MethodNotAllowed', message));
 }
