@@ -4,7 +4,7 @@
  * a 4xx ApiError that names the parameter and the bound, so no client input
  * reaches the handlers in a shape that could end in a 5xx.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, badRequest, failure } from '../../k8s/status.js';
 
 /**
@@ -120,4 +120,38 @@ export class WatchLimiter {
       else this.open.set(client, left);
     };
   }
+}
+
+/** The writer of a log answer that limitedLogWriter started. */
+export interface LimitedLogWriter {
+  /** Sends D, cut to what the limit leaves; whether more may be sent. */
+  write(d: Buffer): boolean;
+  /** Whether the limit is reached. */
+  readonly full: boolean;
+}
+
+/**
+ * Starts a log answer on RES (200, chunked text/plain, not cached) whose
+ * writer sends at most LIMIT bytes in all (limitBytes; the last piece is cut
+ * to fit).
+ */
+export function limitedLogWriter(res: ServerResponse, limit: number): LimitedLogWriter {
+  res.writeHead(200, {
+    'Content-Type': 'text/plain',
+    'Transfer-Encoding': 'chunked',
+    'Cache-Control': 'no-cache, private',
+  });
+  let sent = 0;
+  return {
+    write(d) {
+      if (sent >= limit) return false;
+      const part = sent + d.length > limit ? d.subarray(0, limit - sent) : d;
+      sent += part.length;
+      if (part.length) res.write(part);
+      return sent < limit;
+    },
+    get full() {
+      return sent >= limit;
+    },
+  };
 }

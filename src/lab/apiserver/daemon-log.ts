@@ -12,7 +12,7 @@ import { badRequest } from '../../k8s/status.js';
 import { daemonLogPath } from '../daemons.js';
 import { followFile } from '../follow.js';
 import { readDaemonRun } from '../daemon-pods.js';
-import { integerParam } from './bounds.js';
+import { integerParam, limitedLogWriter } from './bounds.js';
 
 /** What the log server needs from the API server. */
 export interface DaemonLogContext {
@@ -72,21 +72,10 @@ export async function serveDaemonLog(
   const run = readDaemonRun(path, daemon, previous ? 'previous' : 'current');
   const startedAt = statusOf(pod, container)?.state?.running?.startedAt;
   checkSince(q, previous ? undefined : startedAt);
-  res.writeHead(200, {
-    'Content-Type': 'text/plain',
-    'Transfer-Encoding': 'chunked',
-    'Cache-Control': 'no-cache, private',
-  });
-  let sent = 0;
-  const write = (d: Buffer): boolean => {
-    if (sent >= limit) return false;
-    const part = sent + d.length > limit ? d.subarray(0, limit - sent) : d;
-    sent += part.length;
-    if (part.length) res.write(part);
-    return sent < limit;
-  };
+  const out = limitedLogWriter(res, limit);
+  const write = (d: Buffer): boolean => out.write(d);
   write(tail(run.data, tailLines));
-  if (!follow || previous || sent >= limit) {
+  if (!follow || previous || out.full) {
     res.end();
     return;
   }

@@ -41,7 +41,7 @@ import { PtyResizer, parseResize, ttyPlan, type TermSize } from './tty.js';
 import { PORTFORWARD_PROTOCOL, PORTFORWARD_WS_PROTOCOL, PortForwarder } from './portforward.js';
 import { RST, SpdySession, type SpdyStream, type SpdyTransport } from './spdy.js';
 import type { PodContainer } from '../kubelet/pod-worker.js';
-import { integerParam } from './bounds.js';
+import { integerParam, limitedLogWriter } from './bounds.js';
 import type { Registry } from './registry.js';
 import { podDaemons, refuseStreamOnReflection } from '../daemon-pods.js';
 import { serveDaemonLog, type DaemonLogContext } from './daemon-log.js';
@@ -181,19 +181,8 @@ export class PodStreams {
       );
     }
     const byLine = lineTimes !== undefined && (timestamps || since !== undefined);
-    res.writeHead(200, {
-      'Content-Type': 'text/plain',
-      'Transfer-Encoding': 'chunked',
-      'Cache-Control': 'no-cache, private',
-    });
-    let sent = 0;
-    const write = (d: Buffer): boolean => {
-      if (sent >= limit) return false;
-      const part = sent + d.length > limit ? d.subarray(0, limit - sent) : d;
-      sent += part.length;
-      res.write(part);
-      return sent < limit;
-    };
+    const out = limitedLogWriter(res, limit);
+    const write = (d: Buffer): boolean => out.write(d);
     // a line's time: the kubelet's record, else (written in the last moments,
     // not indexed yet) the file's modification time
     const timeOf = (offset: number): bigint =>
@@ -208,7 +197,7 @@ export class PodStreams {
       if (tail >= 0) lines = tail === 0 ? [] : lines.slice(-tail);
       for (const l of lines) if (!write(stamp(l.line, l.t))) break;
     } else if (first) write(tailBuffer(first.data, tail));
-    if (!follow || previous || sent >= limit) {
+    if (!follow || previous || out.full) {
       res.end();
       return;
     }
@@ -264,7 +253,7 @@ export class PodStreams {
     } finally {
       this.open.delete(end);
       // a last line without its newline, as the container left it
-      if (byLine && pending.length && sent < limit) {
+      if (byLine && pending.length && !out.full) {
         const t = timeOf(pendingAt);
         if (continuing) write(pending);
         else if (since === undefined || t >= since) write(stamp(pending, t));
