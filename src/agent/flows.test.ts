@@ -14,6 +14,21 @@ import type { EndpointInfo } from './api/types.js';
 
 const REMOTE_ID = (2 << 16) | 300; // cluster 2's identity 300
 
+/** The local endpoint the flows of these tests reach: echo's pod in namespace demo. */
+const ECHO_ENDPOINT: EndpointInfo = {
+  id: 5,
+  containerId: 'c',
+  ifName: 'eth0',
+  podNamespace: 'demo',
+  podName: 'echo-7d4f9c6b5-abcde',
+  ip: '10.1.0.5',
+  hostIfName: 'lxc5',
+  identity: (1 << 16) | 100,
+  labels: { app: 'echo', 'pod-template-hash': '7d4f9c6b5' },
+  state: 'ready',
+  createdAt: '',
+};
+
 function setup() {
   const meta = new AgentFlowMetadata({
     nodeName: 'c1-node1',
@@ -33,19 +48,7 @@ function setup() {
         : [],
   });
   meta.setClusterName(2, 'cluster2');
-  const ep: EndpointInfo = {
-    id: 5,
-    containerId: 'c',
-    ifName: 'eth0',
-    podNamespace: 'demo',
-    podName: 'echo-7d4f9c6b5-abcde',
-    ip: '10.1.0.5',
-    hostIfName: 'lxc5',
-    identity: (1 << 16) | 100,
-    labels: { app: 'echo', 'pod-template-hash': '7d4f9c6b5' },
-    state: 'ready',
-    createdAt: '',
-  };
+  const ep = ECHO_ENDPOINT;
   meta.onEndpoint('upsert', ep);
   meta.setPeer('10.2.0.9', { namespace: 'demo', podName: 'client' });
   meta.setServiceNames([{ namespace: 'demo', name: 'echo', clusterIPs: ['10.96.0.50'] }]);
@@ -180,19 +183,7 @@ test('flows: names built once per peer follow metadata changes (pod renamed, pee
   const second = builder.ingest(encodeEvent({ ...base, identity: 0, sport: 40001 }))!;
   assert.equal(second.source, first.source, 'the same peer: one FlowEndpoint');
   assert.equal(second.destination, first.destination, 'the same local endpoint: one FlowEndpoint');
-  meta.onEndpoint('upsert', {
-    id: 5,
-    containerId: 'c',
-    ifName: 'eth0',
-    podNamespace: 'demo',
-    podName: 'echo-7d4f9c6b5-fghij',
-    ip: '10.1.0.5',
-    hostIfName: 'lxc5',
-    identity: (1 << 16) | 100,
-    labels: { app: 'echo', 'pod-template-hash': '7d4f9c6b5' },
-    state: 'ready',
-    createdAt: '',
-  });
+  meta.onEndpoint('upsert', { ...ECHO_ENDPOINT, podName: 'echo-7d4f9c6b5-fghij' });
   meta.setPeer('10.2.0.9', undefined);
   const after = builder.ingest(encodeEvent({ ...base, identity: 0 }))!;
   assert.equal(after.destination!.podName, 'echo-7d4f9c6b5-fghij');
