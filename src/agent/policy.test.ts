@@ -26,6 +26,22 @@ const policy: KubeObject = {
   },
 };
 
+/**
+ * An AgentPolicy of cluster c1 over a FakeDatapath (1 ms batches) whose CIDR
+ * identities, as it last handed them to the ipcache, are in `seen.cidrs`.
+ */
+function policyWithCidrs() {
+  const dp = new FakeDatapath();
+  const seen = { cidrs: [] as { prefix: string; identity: number }[] };
+  const ap = new AgentPolicy({
+    clusterName: 'c1',
+    datapath: dp,
+    batchMs: 1,
+    onCidrIdentities: (all) => (seen.cidrs = all),
+  });
+  return { dp, ap, seen };
+}
+
 describe('agent policy', () => {
   it('computes policy for local endpoints from policies, local and remote identities, and writes it with retries', async () => {
     const dp = new FakeDatapath();
@@ -92,14 +108,7 @@ describe('agent policy', () => {
   });
 
   it('allocates CIDR identities for the prefixes policies name and hands them to the ipcache', async () => {
-    const dp = new FakeDatapath();
-    let cidrs: { prefix: string; identity: number }[] = [];
-    const ap = new AgentPolicy({
-      clusterName: 'c1',
-      datapath: dp,
-      batchMs: 1,
-      onCidrIdentities: (all) => (cidrs = all),
-    });
+    const { dp, ap, seen } = policyWithCidrs();
     try {
       ap.upsertIdentity(256, labels('client', 'c1'));
       ap.upsertEndpoint({ id: 7, identity: 256, podNamespace: 'default', podName: 'client' });
@@ -115,8 +124,8 @@ describe('agent policy', () => {
       };
       ap.upsertPolicy(cidrPolicy);
       await ap.idle();
-      assert.deepEqual(cidrs.map((c) => c.prefix).sort(), ['192.0.2.0/24', '192.0.2.128/25']);
-      const id = (prefix: string) => cidrs.find((c) => c.prefix === prefix)!.identity;
+      assert.deepEqual(seen.cidrs.map((c) => c.prefix).sort(), ['192.0.2.0/24', '192.0.2.128/25']);
+      const id = (prefix: string) => seen.cidrs.find((c) => c.prefix === prefix)!.identity;
       const egress = dp.policies.get(7)!.egress;
       assert.equal(egress.enforced, true);
       assert.ok(egress.entries.some((e) => e.identity === id('192.0.2.0/24') && !e.deny));
@@ -126,21 +135,14 @@ describe('agent policy', () => {
       );
       ap.deletePolicy({ kind: 'NetworkPolicy', namespace: 'default', name: 'to-net' });
       await ap.idle();
-      assert.deepEqual(cidrs, [], 'released with the last policy naming them');
+      assert.deepEqual(seen.cidrs, [], 'released with the last policy naming them');
     } finally {
       ap.stop();
     }
   });
 
   it('hold(): nothing reaches the datapath until release(); restored CIDR identities keep their numbers', async () => {
-    const dp = new FakeDatapath();
-    let cidrs: { prefix: string; identity: number }[] = [];
-    const ap = new AgentPolicy({
-      clusterName: 'c1',
-      datapath: dp,
-      batchMs: 1,
-      onCidrIdentities: (all) => (cidrs = all),
-    });
+    const { dp, ap, seen } = policyWithCidrs();
     try {
       ap.hold();
       // a restart: the previous run's CIDR identities come back from the ipcache
@@ -148,7 +150,7 @@ describe('agent policy', () => {
         { prefix: '192.0.2.0/24', identity: (1 << 24) | 7 },
         { prefix: '203.0.113.0/24', identity: (1 << 24) | 3 },
       ]);
-      assert.equal(cidrs.length, 2, 'restored entries stay in the ipcache meanwhile');
+      assert.equal(seen.cidrs.length, 2, 'restored entries stay in the ipcache meanwhile');
       ap.upsertEndpoint({ id: 7, identity: 256, podNamespace: 'default', podName: 'client' });
       await new Promise((r) => setTimeout(r, 30));
       await ap.idle();
@@ -172,7 +174,7 @@ describe('agent policy', () => {
       assert.equal(dp.policies.size, 0, 'still held');
       ap.release();
       await ap.idle();
-      const id = (prefix: string) => cidrs.find((c) => c.prefix === prefix)?.identity;
+      const id = (prefix: string) => seen.cidrs.find((c) => c.prefix === prefix)?.identity;
       assert.equal(id('192.0.2.0/24'), (1 << 24) | 7, 'kept its number');
       assert.equal(id('203.0.113.0/24'), undefined, 'no policy names it any more: released');
       assert.ok(id('198.51.100.0/24')! > 1 << 24 && id('198.51.100.0/24') !== ((1 << 24) | 7));
