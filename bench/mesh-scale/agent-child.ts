@@ -16,6 +16,7 @@
  */
 import { Agent } from '../../src/agent/agent.js';
 import { MeshSource } from '../../src/agent/mesh-source.js';
+import { MeshStateSource } from '../../src/clustermesh/agent-source.js';
 import { LinuxDatapath } from '../../src/datapath/linux/datapath.js';
 import { createSocketLB } from '../../src/datapath/linux/lb/index.js';
 import { desiredServiceEntries } from '../../src/services/catalog.js';
@@ -110,6 +111,16 @@ async function handle(m: AgentIn): Promise<void> {
         );
       const services = localGlobalServices(m.sizes);
       const a = agent;
+      // MeshStateSource reads its etcd options from the directory's files (TLS); the bench's
+      // local etcd is plain http on loopback: point it there (the same override tests use).
+      const stateSource = new MeshStateSource({
+        configDir: m.configDir,
+        localCluster: LOCAL_CLUSTER.name,
+        localPodCIDRs: () => a.localPodCIDRs(),
+        pollMs: 200,
+        logger,
+        storeOptions: async () => ({ endpoints: [m.localUrl] }),
+      });
       mesh = new MeshSource({
         configDir: m.configDir,
         clusterName: LOCAL_CLUSTER.name,
@@ -127,15 +138,8 @@ async function handle(m: AgentIn): Promise<void> {
           ),
         logger,
         pollMs: 200,
+        stateSource,
       });
-      // MeshStateSource reads its etcd options from the directory's files (TLS); the bench's
-      // local etcd is plain http on loopback: point it there (the same override tests use).
-      const inner = (mesh as unknown as { source?: { opts?: Record<string, unknown> } }).source;
-      if (!inner?.opts)
-        throw new Error(
-          'MeshSource no longer keeps its MeshStateSource in `source`: update bench/mesh-scale/agent-child.ts',
-        );
-      inner.opts.storeOptions = async () => ({ endpoints: [m.localUrl] });
       mesh.start();
       send({ op: 'ready' });
       return;
