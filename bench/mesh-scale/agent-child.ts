@@ -14,6 +14,7 @@
  *
  * Messages in: start, status, stop. Out: ready, status, error.
  */
+import { startProfile, stopProfile } from './profile.js';
 import { Agent } from '../../src/agent/agent.js';
 import { MeshSource } from '../../src/agent/mesh-source.js';
 import { MeshStateSource } from '../../src/clustermesh/agent-source.js';
@@ -45,6 +46,10 @@ export type AgentIn =
       ipcacheMax: number;
     }
   | { op: 'status' }
+  | { op: 'profile-start' }
+  /** Report every ipcache map write from now on (`written`), or stop reporting. */
+  | { op: 'report-writes'; on: boolean }
+  | { op: 'profile-stop'; dir: string }
   | { op: 'stop' };
 
 export interface AgentStatusMsg {
@@ -55,9 +60,36 @@ export interface AgentStatusMsg {
   problems: string[];
 }
 
-export type AgentOut = { op: 'ready' } | AgentStatusMsg | { op: 'error'; message: string };
+export type AgentOut =
+  | { op: 'ready' }
+  | AgentStatusMsg
+  | { op: 'profile'; file?: string }
+  | WrittenMsg
+  | { op: 'error'; message: string };
+
+/**
+ * ipcache entries written into the BPF map: [prefix, identity, when the map
+ * update returned (process.hrtime, ns, as a decimal string: CLOCK_MONOTONIC,
+ * the same clock in every process of the machine)].
+ */
+export interface WrittenMsg {
+  op: 'written';
+  entries: Array<[string, number, string]>;
+}
 
 const send = (m: AgentOut) => process.send?.(m);
+let reportWrites = false;
+let written: WrittenMsg['entries'] = [];
+/** Sends the writes of this turn of the event loop in one message. */
+function reportWrite(prefix: string, identity: number, at: bigint): void {
+  if (written.length === 0)
+    setImmediate(() => {
+      const entries = written;
+      written = [];
+      send({ op: 'written', entries });
+    });
+  written.push([prefix, identity, String(at)]);
+}
 let agent: Agent | undefined;
 let mesh: MeshSource | undefined;
 
@@ -79,6 +111,12 @@ async function handle(m: AgentIn): Promise<void> {
         logger,
         socketLB: createSocketLB,
       });
+      // the churn's end of the clock: when the agent's ipcache map update returned
+      const upsertIPCache = datapath.upsertIPCache.bind(datapath);
+      datapath.upsertIPCache = async (e) => {
+        await upsertIPCache(e);
+        if (reportWrites) reportWrite(e.prefix, e.identity, process.hrtime.bigint());
+      };
       agent = new Agent(
         {
           node: 'bench-node',
@@ -155,6 +193,17 @@ async function handle(m: AgentIn): Promise<void> {
       });
       return;
     }
+    case 'report-writes':
+      reportWrites = m.on;
+      send({ op: 'written', entries: [] });
+      return;
+    case 'profile-start':
+      await startProfile();
+      send({ op: 'profile' });
+      return;
+    case 'profile-stop':
+      send({ op: 'profile', file: await stopProfile(m.dir, 'agent') });
+      return;
     case 'stop': {
       await mesh?.stop();
       await agent?.stop();

@@ -9,6 +9,7 @@
  * Messages in: start, connect, sever {cluster}, stop. Out: ready,
  * synced {ms}, severed, resynced {cluster, ms}, error {message}.
  */
+import { startProfile, stopProfile } from './profile.js';
 import { EtcdKVStore } from '../../src/kvstore/etcd.js';
 import { KVStoreMesh, type RemoteClusterConfig } from '../../src/clustermesh/kvstoremesh.js';
 import { NamespacedKVStore } from './namespaced-store.js';
@@ -25,6 +26,8 @@ export type KvmIn =
   | { op: 'connect' }
   | { op: 'sever'; cluster: string }
   | { op: 'status' }
+  | { op: 'profile-start' }
+  | { op: 'profile-stop'; dir: string }
   | { op: 'stop' };
 
 export type KvmOut =
@@ -33,6 +36,7 @@ export type KvmOut =
   | { op: 'severed'; cluster: string; watches: number }
   | { op: 'resynced'; cluster: string; ms: number }
   | KvmStatusMsg
+  | { op: 'profile'; file?: string }
   | { op: 'error'; message: string };
 
 /** A summary of every remote's status (progress of a large sync). */
@@ -146,6 +150,13 @@ async function handle(m: KvmIn): Promise<void> {
       });
       return;
     }
+    case 'profile-start':
+      await startProfile();
+      send({ op: 'profile' });
+      return;
+    case 'profile-stop':
+      send({ op: 'profile', file: await stopProfile(m.dir, 'kvstoremesh') });
+      return;
     case 'stop': {
       await mesh?.stop();
       await local?.close();

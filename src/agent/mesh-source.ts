@@ -188,7 +188,13 @@ export class MeshSource {
     const exportsList: Array<{ cluster: string; namespace: string; name: string }> = [];
     const wanted = this.source.remoteNames;
     const nodeUpdates: Array<[string, NodeInfo[]]> = [];
-    for (const c of rs?.clusters() ?? []) {
+    // Services are pushed over every cluster; otherwise only the clusters that changed are
+    // looked at (one endpoint's change does not walk 250 clusters).
+    const every = all || servicesDirty;
+    const candidates = every
+      ? (rs?.clusters() ?? [])
+      : [...dirty.keys()].flatMap((n) => rs?.cluster(n) ?? []);
+    for (const c of candidates) {
       if (c.local || !wanted.has(c.name)) continue;
       seen.add(c.name);
       if (servicesDirty) {
@@ -245,7 +251,7 @@ export class MeshSource {
       }
       nodeUpdates.push([c.name, nodes]);
     }
-    for (const c of [...this.known]) {
+    for (const c of every ? [...this.known] : [...dirty.keys()].filter((n) => this.known.has(n))) {
       if (seen.has(c)) continue;
       nodeUpdates.push([c, []]);
       this.o.agent.setIPCacheSource(`remote:${c}`, []);
