@@ -75,18 +75,21 @@ export type AgentOut =
 export interface WrittenMsg {
   op: 'written';
   entries: Array<[string, number, string]>;
+  /** [IP, when its mesh event reached the agent (hrtime ns)] for the writes' remote changes. */
+  events: Array<[string, string]>;
 }
 
 const send = (m: AgentOut) => process.send?.(m);
 let reportWrites = false;
 let written: WrittenMsg['entries'] = [];
+const events: WrittenMsg['events'] = [];
 /** Sends the writes of this turn of the event loop in one message. */
 function reportWrite(prefix: string, identity: number, at: bigint): void {
   if (written.length === 0)
     setImmediate(() => {
       const entries = written;
       written = [];
-      send({ op: 'written', entries });
+      send({ op: 'written', entries, events: events.splice(0) });
     });
   written.push([prefix, identity, String(at)]);
 }
@@ -159,6 +162,10 @@ async function handle(m: AgentIn): Promise<void> {
         logger,
         storeOptions: async () => ({ endpoints: [m.localUrl] }),
       });
+      stateSource.on((ev) => {
+        if (reportWrites && ev.type === 'upsert' && ev.kind === 'ip')
+          events.push([ev.name, String(process.hrtime.bigint())]);
+      });
       mesh = new MeshSource({
         configDir: m.configDir,
         clusterName: LOCAL_CLUSTER.name,
@@ -195,7 +202,7 @@ async function handle(m: AgentIn): Promise<void> {
     }
     case 'report-writes':
       reportWrites = m.on;
-      send({ op: 'written', entries: [] });
+      send({ op: 'written', entries: [], events: [] });
       return;
     case 'profile-start':
       await startProfile();

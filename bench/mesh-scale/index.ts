@@ -87,7 +87,7 @@ import {
   sizesFromEnv,
   type SimCluster,
 } from './sim.js';
-import type { KvmIn, KvmOut, KvmStatusMsg } from './kvstoremesh-child.js';
+import type { KvmIn, KvmOut, KvmStatusMsg, StagesMsg } from './kvstoremesh-child.js';
 import type { AgentIn, AgentOut, AgentStatusMsg, WrittenMsg } from './agent-child.js';
 
 const REMOTE_NODE_IDENTITY = 6;
@@ -464,8 +464,28 @@ async function main(): Promise<Figure[]> {
   let churnSettleS = NaN;
   let churnMissed = 0;
   let churnErrors = 0;
-  let churnCpu = { kvm: NaN, agent: NaN, bench: NaN, wallS: NaN };
+  let churnCpu = {
+    kvm: NaN,
+    agent: NaN,
+    bench: NaN,
+    remoteEtcd: NaN,
+    localEtcd: NaN,
+    wallS: NaN,
+  };
   let issued = 0;
+  type Stage = 'seen' | 'cached' | 'event';
+  /** "<stage> <ip>" -> when (ms, monotonic): kvstoremesh saw / cached it, the agent's event. */
+  const stageTimes = new Map<string, number[]>();
+  const stageAt = (what: Stage, ip: string, at: string) => {
+    const k = `${what} ${ip}`;
+    let l = stageTimes.get(k);
+    if (!l) stageTimes.set(k, (l = []));
+    l.push(Number(BigInt(at)) / 1e6);
+  };
+  /** [ip, put issued, map write] of the changes the agent reported. */
+  const timedChanges: Array<[string, number, number]> = [];
+  /** Per change: put -> kvstoremesh's watch event, -> local etcd write acked, -> the agent's event, -> map write. */
+  const stageLat: number[][] = [[], [], [], []];
   /** Changes timed by the agent's report of its map write / by the fallback poll. */
   let byReport = 0;
   let byPoll = 0;
@@ -486,6 +506,8 @@ async function main(): Promise<Figure[]> {
       kvm: cpuS(kvm.pid!),
       agent: cpuS(agentP.pid!),
       bench: cpuS(process.pid),
+      remoteEtcd: cpuS(remoteEtcd.pid),
+      localEtcd: cpuS(localEtcd.pid),
       t: performance.now(),
     };
     let stop = false;
@@ -500,17 +522,28 @@ async function main(): Promise<Figure[]> {
     // machine's monotonic clock, which this process shares); each is confirmed here with
     // one lookup in the pinned map. (Polling every pending prefix each millisecond cost
     // this process up to a third of a core at high latency, slowing its own puts.)
-    const onWritten = (m: { op: string; entries?: WrittenMsg['entries'] }) => {
+    const onWritten = (m: {
+      op: string;
+      entries?: WrittenMsg['entries'];
+      events?: WrittenMsg['events'];
+    }) => {
       if (m.op !== 'written') return;
+      for (const [ip, at] of m.events!) stageAt('event', ip, at);
       for (const [p, id, at] of m.entries!) {
         const w = pending.get(p);
         if (!w || w.identity !== id || !ipcacheHas(p, id)) continue;
         byReport++;
+        timedChanges.push([p.slice(0, -3), w.t, Number(BigInt(at)) / 1e6]);
         seen(p, w, Number(BigInt(at)) / 1e6);
       }
     };
     agentP.on('message', onWritten);
+    const onStages = (m: { op: string; entries?: StagesMsg['entries'] }) => {
+      if (m.op === 'stages') for (const [ip, what, at] of m.entries!) stageAt(what, ip, at);
+    };
+    kvm.on('message', onStages);
     await request(agentP, { op: 'report-writes', on: true } satisfies AgentIn, 'written', 30_000);
+    await request(kvm, { op: 'report-stages', on: true } satisfies KvmIn, 'stages', 30_000);
     // Fallback, and the timeouts: a change not reported within a second is looked up here
     // every 20 ms (timed when seen).
     const checker = (async () => {
@@ -573,6 +606,19 @@ async function main(): Promise<Figure[]> {
     const wallS = (performance.now() - c0.t) / 1000;
     await request(agentP, { op: 'report-writes', on: false } satisfies AgentIn, 'written', 30_000);
     agentP.off('message', onWritten);
+    await request(kvm, { op: 'report-stages', on: false } satisfies KvmIn, 'stages', 30_000);
+    kvm.off('message', onStages);
+    // where each change's time went: the first time each stage saw its IP after the put
+    const first = (what: Stage, ip: string, after: number) =>
+      stageTimes.get(`${what} ${ip}`)?.find((x) => x >= after) ?? NaN;
+    for (const [ip, t, written] of timedChanges) {
+      const seenKvm = first('seen', ip, t);
+      const cached = first('cached', ip, seenKvm);
+      const event = first('event', ip, cached);
+      const parts = [seenKvm - t, cached - seenKvm, event - cached, written - event];
+      if (parts.every((x) => Number.isFinite(x)))
+        parts.forEach((x, i) => stageLat[i]!.push(Math.max(0, x)));
+    }
     if (profileDir) {
       const files = await Promise.all([
         ...[kvm, agentP].map((c) =>
@@ -606,8 +652,15 @@ async function main(): Promise<Figure[]> {
       kvm: ((cpuS(kvm.pid!) - c0.kvm) / wallS) * 100,
       agent: ((cpuS(agentP.pid!) - c0.agent) / wallS) * 100,
       bench: ((cpuS(process.pid) - c0.bench) / wallS) * 100,
+      remoteEtcd: ((cpuS(remoteEtcd.pid) - c0.remoteEtcd) / wallS) * 100,
+      localEtcd: ((cpuS(localEtcd.pid) - c0.localEtcd) / wallS) * 100,
       wallS,
     };
+    const st = (i: number) =>
+      `p50 ${median(stageLat[i]!).toFixed(1)} p99 ${percentile(stageLat[i]!, 99).toFixed(1)}`;
+    log(
+      `churn stages (ms, ${stageLat[0]!.length} changes): put -> kvstoremesh's watch ${st(0)}; -> local etcd write acked ${st(1)}; -> agent's event ${st(2)}; -> BPF map write ${st(3)}`,
+    );
     log(
       `churn: ${lat.length} changes timed in ${wallS.toFixed(1)} s; p50 ${median(lat).toFixed(1)} ms p99 ${percentile(lat, 99).toFixed(1)} ms (after the put's ack: p50 ${median(ackLat).toFixed(1)} p99 ${percentile(ackLat, 99).toFixed(1)} ms); kvstoremesh cpu ${churnCpu.kvm.toFixed(0)}%`,
     );
@@ -805,6 +858,19 @@ async function main(): Promise<Figure[]> {
       unit: 'ms',
       note: `the remote etcd's put acknowledgement alone (p50 ${median(putLat).toFixed(1)} ms): part of scale_churn_p99_ms`,
     },
+    ...(
+      [
+        ['remote', "put issued -> kvstoremesh's watch event (the remote etcd)"],
+        ['kvstoremesh', "kvstoremesh's watch event -> its local etcd write acknowledged"],
+        ['local_etcd', "local etcd write acknowledged -> the agent's mesh event"],
+        ['agent', "the agent's mesh event -> its BPF ipcache map write"],
+      ] as const
+    ).map(([n, what], i): Figure => ({
+      name: `scale_churn_stage_${n}_p99_ms`,
+      value: percentile(stageLat[i]!, 99),
+      unit: 'ms',
+      note: `${what}; p50 ${median(stageLat[i]!).toFixed(1)} (over ${stageLat[i]!.length} changes)`,
+    })),
     {
       name: 'scale_churn_settle_s',
       value: churnSettleS,
@@ -828,6 +894,12 @@ async function main(): Promise<Figure[]> {
       value: churnCpu.bench,
       unit: '% of a core',
       note: "this process (the remotes' writer and the BPF map poller) during the churn",
+    },
+    {
+      name: 'scale_etcd_churn_cpu_pct',
+      value: churnCpu.remoteEtcd + churnCpu.localEtcd,
+      unit: '% of a core',
+      note: `the two etcd processes during the churn: the remotes' ${churnCpu.remoteEtcd.toFixed(0)}%, the local mesh etcd ${churnCpu.localEtcd.toFixed(0)}%`,
     },
     {
       name: 'scale_reconnect_s',
