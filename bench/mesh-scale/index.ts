@@ -43,7 +43,8 @@
  * MESH_SCALE_NODES_PER_CLUSTER (100), MESH_SCALE_CHURN_PER_S (500);
  * MESH_SCALE_CHURN_SECONDS (10), MESH_SCALE_TIMEOUT_S (900).
  * MESH_SCALE_PROFILE_DIR=dir writes CPU profiles of the agent, kvstoremesh
- * and this process over the churn (dir/<name>-<pid>.cpuprofile).
+ * and this process over the churn (dir/<name>-<pid>.cpuprofile), or over
+ * the full sync with MESH_SCALE_PROFILE_PHASE=sync.
  * MESH_SCALE_JSON=stdout prints the figures as one JSON line instead of
  * writing bench/results/mesh-scale.json (test/mesh-scale.privileged.test.ts).
  */
@@ -102,6 +103,28 @@ const sizes = sizesFromEnv();
 const churnSeconds = Number(process.env.MESH_SCALE_CHURN_SECONDS ?? 10);
 /** Where the churn's CPU profiles of the agent, kvstoremesh and this process go (unset: none). */
 const profileDir = process.env.MESH_SCALE_PROFILE_DIR;
+/** Which phase is profiled: the churn (default) or the full sync. */
+const profilePhase = process.env.MESH_SCALE_PROFILE_PHASE === 'sync' ? 'sync' : 'churn';
+/** Starts CPU profiles of the children and this process. */
+async function profileStart(children: ChildProcess[]): Promise<void> {
+  await Promise.all(children.map((c) => request(c, { op: 'profile-start' }, 'profile', 30_000)));
+  await startProfile();
+}
+/** Stops them; the profiles are written into profileDir. */
+async function profileStop(children: ChildProcess[], dir: string): Promise<void> {
+  const files = await Promise.all([
+    ...children.map((c) =>
+      request<{ op: 'profile'; file: string }>(
+        c,
+        { op: 'profile-stop', dir },
+        'profile',
+        60_000,
+      ).then((r) => r.file),
+    ),
+    stopProfile(dir, 'bench'),
+  ]);
+  log(`${profilePhase} CPU profiles: ${files.join(', ')}`);
+}
 const timeoutS = Number(process.env.MESH_SCALE_TIMEOUT_S ?? 900);
 const clusters = simClusters(sizes);
 if (sizes.churnPerS > 0 && clusters.some((c) => c.identities < 2))
@@ -356,6 +379,7 @@ async function main(): Promise<Figure[]> {
   };
 
   // ---- full sync ----
+  if (profileDir && profilePhase === 'sync') await profileStart([kvm, agentP]);
   const cpu0 = { kvm: cpuS(kvm.pid!), agent: cpuS(agentP.pid!) };
   const t0 = performance.now();
   let kvmSyncedMs = NaN;
@@ -418,6 +442,7 @@ async function main(): Promise<Figure[]> {
     await sleep(200);
   }
   const fullSyncS = Math.max(done.ipcache, done.services, done.routes);
+  if (profileDir && profilePhase === 'sync') await profileStop([kvm, agentP], profileDir);
   await connected;
   const syncCpu = { kvm: cpuS(kvm.pid!) - cpu0.kvm, agent: cpuS(agentP.pid!) - cpu0.agent };
   log(
@@ -496,12 +521,7 @@ async function main(): Promise<Figure[]> {
       { identity: number; t: number; ack: number; missed: boolean }
     >();
     const total = Math.round(sizes.churnPerS * churnSeconds);
-    if (profileDir) {
-      await Promise.all(
-        [kvm, agentP].map((c) => request(c, { op: 'profile-start' }, 'profile', 30_000)),
-      );
-      await startProfile();
-    }
+    if (profileDir && profilePhase === 'churn') await profileStart([kvm, agentP]);
     const c0 = {
       kvm: cpuS(kvm.pid!),
       agent: cpuS(agentP.pid!),
@@ -619,20 +639,7 @@ async function main(): Promise<Figure[]> {
       if (parts.every((x) => Number.isFinite(x)))
         parts.forEach((x, i) => stageLat[i]!.push(Math.max(0, x)));
     }
-    if (profileDir) {
-      const files = await Promise.all([
-        ...[kvm, agentP].map((c) =>
-          request<{ op: 'profile'; file: string }>(
-            c,
-            { op: 'profile-stop', dir: profileDir },
-            'profile',
-            60_000,
-          ).then((r) => r.file),
-        ),
-        stopProfile(profileDir, 'bench'),
-      ]);
-      log(`churn CPU profiles: ${files.join(', ')}`);
-    }
+    if (profileDir && profilePhase === 'churn') await profileStop([kvm, agentP], profileDir);
     // Before the reconnect: every churn put acknowledged and its identity in the map (on a
     // loaded machine the remote etcd can lag seconds behind), so what the reconnect counts
     // as missing is the resync's doing, not a churn change still in flight.

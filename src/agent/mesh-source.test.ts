@@ -17,6 +17,7 @@ import {
   clusterConfigKey,
   encodeClusterConfig,
   encodeIPCacheEntry,
+  kvstoremeshStatusKey,
   makeClusterConfig,
   STATE_KINDS,
   type IPCacheEntry,
@@ -164,6 +165,15 @@ test('a remote endpoint change is pushed as that one entry, not its whole cluste
         'the new identity in the datapath',
         () => m.dp.ipcache.get(`${changed.ip}/32`)?.identity === changed.identity,
       );
+      // kvstoremesh's status record of a cluster changes (stale, then synced again): nothing
+      // pushed depends on it
+      for (const stale of [true, false])
+        await store.put(
+          kvstoremeshStatusKey('c3'),
+          JSON.stringify({ cluster: 'c3', connected: true, stale, synced: !stale, since: '' }),
+        );
+      await until('c3 stale and back', () => m.rs.cluster('c3')?.stale === false);
+      await new Promise((r) => setTimeout(r, 50));
     } finally {
       Map.prototype.get = realGet;
     }

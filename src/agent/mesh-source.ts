@@ -90,6 +90,11 @@ export class MeshSource {
       { maxDelayMs: o.maxBatchMs ?? 500 },
     );
     this.source.on((ev) => {
+      // A cluster's flags (synced, stale, connected) or config: nothing pushed depends on
+      // them (an ID change re-applies its records, as entry events). Each remote's flags
+      // change several times during a sync: a rebuild of its entries each time was most
+      // of a 250-cluster sync's pushes.
+      if (ev.type === 'cluster' && ev.change === 'updated') return;
       this.changedAt ??= performance.now();
       // only what changed is pushed again: a change of one remote cluster does not
       // re-diff the other clusters' entries (250 clusters x 1,000 endpoints)
@@ -113,7 +118,7 @@ export class MeshSource {
       this.pushes.schedule();
     });
   }
-  /** Clusters with changes since the last push, with the kinds that changed ('cluster': its flags); everything when allDirty. */
+  /** Clusters with changes since the last push, with the kinds that changed ('cluster': added or removed); everything when allDirty. */
   private readonly dirty = new Map<string, Set<StateKind | 'cluster'>>();
   /** Per cluster, the names (IPs or CIDRs) of its ipcache entries changed since the last push. */
   private readonly ipDirty = new Map<string, Set<string>>();
@@ -207,8 +212,8 @@ export class MeshSource {
       if (!fresh && !kinds) continue;
       const changed = (k: StateKind) => fresh || kinds!.has(k);
       if (fresh) {
-        // a cluster new to the agent, its flags changed, or everything (initial sync, a
-        // new connection): its whole ipcache list replaces what the agent had
+        // a cluster new to the agent (or added again), or everything (initial sync, a new
+        // connection, remotes configured): its whole ipcache list replaces what the agent had
         const ipc: IPCacheEntry[] = [];
         const pods: Array<{ ip: string; namespace: string; podName: string }> = [];
         for (const e of c.ipcache.values()) {
