@@ -511,6 +511,8 @@ async function main(): Promise<Figure[]> {
   const timedChanges: Array<[string, number, number]> = [];
   /** Per change: put -> kvstoremesh's watch event, -> local etcd write acked, -> the agent's event, -> map write. */
   const stageLat: number[][] = [[], [], [], []];
+  /** The agent's and kvstoremesh's event-loop delay p99 during the churn (ms). */
+  let loopDelays = { agent: NaN, kvm: NaN };
   /** Changes timed by the agent's report of its map write / by the fallback poll. */
   let byReport = 0;
   let byPoll = 0;
@@ -624,9 +626,28 @@ async function main(): Promise<Figure[]> {
     stop = true;
     await checker;
     const wallS = (performance.now() - c0.t) / 1000;
-    await request(agentP, { op: 'report-writes', on: false } satisfies AgentIn, 'written', 30_000);
+    const agentLoop = (
+      await request<WrittenMsg>(
+        agentP,
+        { op: 'report-writes', on: false } satisfies AgentIn,
+        'written',
+        30_000,
+      )
+    ).loopDelayMs;
     agentP.off('message', onWritten);
-    await request(kvm, { op: 'report-stages', on: false } satisfies KvmIn, 'stages', 30_000);
+    const kvmLoop = (
+      await request<StagesMsg>(
+        kvm,
+        { op: 'report-stages', on: false } satisfies KvmIn,
+        'stages',
+        30_000,
+      )
+    ).loopDelayMs;
+    const fmt = (d?: number[]) => (d ? d.map((x) => x.toFixed(1)).join(' / ') : '?');
+    log(
+      `event-loop delay during the churn (ms, p50 / p99 / max): agent ${fmt(agentLoop)}, kvstoremesh ${fmt(kvmLoop)}`,
+    );
+    loopDelays = { agent: agentLoop?.[1] ?? NaN, kvm: kvmLoop?.[1] ?? NaN };
     kvm.off('message', onStages);
     // where each change's time went: the first time each stage saw its IP after the put
     const first = (what: Stage, ip: string, after: number) =>
@@ -901,6 +922,12 @@ async function main(): Promise<Figure[]> {
       value: churnCpu.bench,
       unit: '% of a core',
       note: "this process (the remotes' writer and the BPF map poller) during the churn",
+    },
+    {
+      name: 'scale_agent_loop_delay_p99_ms',
+      value: loopDelays.agent,
+      unit: 'ms',
+      note: `the agent's event-loop delay p99 during the churn (monitorEventLoopDelay); kvstoremesh's ${loopDelays.kvm.toFixed(1)} ms`,
     },
     {
       name: 'scale_etcd_churn_cpu_pct',
