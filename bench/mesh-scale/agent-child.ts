@@ -14,8 +14,11 @@
  *
  * Messages in: start, status, stop. Out: ready, status, error.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { startProfile, stopProfile } from './profile.js';
 import { Agent } from '../../src/agent/agent.js';
 import { MeshSource } from '../../src/agent/mesh-source.js';
+import { MeshStateSource } from '../../src/clustermesh/agent-source.js';
 import { LinuxDatapath } from '../../src/datapath/linux/datapath.js';
 import { createSocketLB } from '../../src/datapath/linux/lb/index.js';
 import { desiredServiceEntries } from '../../src/services/catalog.js';
@@ -44,6 +47,10 @@ export type AgentIn =
       ipcacheMax: number;
     }
   | { op: 'status' }
+  | { op: 'profile-start' }
+  /** Report every ipcache map write from now on (`written`), or stop reporting. */
+  | { op: 'report-writes'; on: boolean }
+  | { op: 'profile-stop'; dir: string }
   | { op: 'stop' };
 
 export interface AgentStatusMsg {
@@ -54,9 +61,56 @@ export interface AgentStatusMsg {
   problems: string[];
 }
 
-export type AgentOut = { op: 'ready' } | AgentStatusMsg | { op: 'error'; message: string };
+export type AgentOut =
+  | { op: 'ready' }
+  | AgentStatusMsg
+  | { op: 'profile'; file?: string }
+  | WrittenMsg
+  | { op: 'error'; message: string };
+
+/**
+ * ipcache entries written into the BPF map: [prefix, identity, when the map
+ * update returned (process.hrtime, ns, as a decimal string: CLOCK_MONOTONIC,
+ * the same clock in every process of the machine)].
+ */
+export interface WrittenMsg {
+  op: 'written';
+  entries: Array<[string, number, string]>;
+  /** [IP, when its mesh event reached the agent (hrtime ns)] for the writes' remote changes. */
+  events: Array<[string, string]>;
+  /** With report-writes off: the agent's event-loop delay while it was on (ms: p50, p99, max). */
+  loopDelayMs?: [number, number, number];
+}
+
+let loopHist: IntervalHistogram | undefined;
+/** Starts measuring this process's event-loop delay, or stops and returns it (ms: p50, p99, max). */
+function loopDelay(on: boolean): { loopDelayMs?: [number, number, number] } {
+  if (on) {
+    loopHist = monitorEventLoopDelay({ resolution: 5 });
+    loopHist.enable();
+    return {};
+  }
+  if (!loopHist) return {};
+  loopHist.disable();
+  const h = loopHist;
+  loopHist = undefined;
+  return { loopDelayMs: [h.percentile(50) / 1e6, h.percentile(99) / 1e6, h.max / 1e6] };
+}
 
 const send = (m: AgentOut) => process.send?.(m);
+let reportWrites = false;
+let written: WrittenMsg['entries'] = [];
+const events: WrittenMsg['events'] = [];
+/** Sends the writes of this turn of the event loop in one message. */
+function reportWrite(prefix: string, identity: number, at: bigint): void {
+  if (written.length === 0)
+    setImmediate(() => {
+      const entries = written;
+      written = [];
+      send({ op: 'written', entries, events: events.splice(0) });
+    });
+  written.push([prefix, identity, String(at)]);
+}
 let agent: Agent | undefined;
 let mesh: MeshSource | undefined;
 
@@ -78,6 +132,12 @@ async function handle(m: AgentIn): Promise<void> {
         logger,
         socketLB: createSocketLB,
       });
+      // the churn's end of the clock: when the agent's ipcache map update returned
+      const upsertIPCache = datapath.upsertIPCache.bind(datapath);
+      datapath.upsertIPCache = async (e) => {
+        await upsertIPCache(e);
+        if (reportWrites) reportWrite(e.prefix, e.identity, process.hrtime.bigint());
+      };
       agent = new Agent(
         {
           node: 'bench-node',
@@ -110,6 +170,20 @@ async function handle(m: AgentIn): Promise<void> {
         );
       const services = localGlobalServices(m.sizes);
       const a = agent;
+      // MeshStateSource reads its etcd options from the directory's files (TLS); the bench's
+      // local etcd is plain http on loopback: point it there (the same override tests use).
+      const stateSource = new MeshStateSource({
+        configDir: m.configDir,
+        localCluster: LOCAL_CLUSTER.name,
+        localPodCIDRs: () => a.localPodCIDRs(),
+        pollMs: 200,
+        logger,
+        storeOptions: async () => ({ endpoints: [m.localUrl] }),
+      });
+      stateSource.on((ev) => {
+        if (reportWrites && ev.type === 'upsert' && ev.kind === 'ip')
+          events.push([ev.name, String(process.hrtime.bigint())]);
+      });
       mesh = new MeshSource({
         configDir: m.configDir,
         clusterName: LOCAL_CLUSTER.name,
@@ -127,15 +201,8 @@ async function handle(m: AgentIn): Promise<void> {
           ),
         logger,
         pollMs: 200,
+        stateSource,
       });
-      // MeshStateSource reads its etcd options from the directory's files (TLS); the bench's
-      // local etcd is plain http on loopback: point it there (the same override tests use).
-      const inner = (mesh as unknown as { source?: { opts?: Record<string, unknown> } }).source;
-      if (!inner?.opts)
-        throw new Error(
-          'MeshSource no longer keeps its MeshStateSource in `source`: update bench/mesh-scale/agent-child.ts',
-        );
-      inner.opts.storeOptions = async () => ({ endpoints: [m.localUrl] });
       mesh.start();
       send({ op: 'ready' });
       return;
@@ -151,6 +218,17 @@ async function handle(m: AgentIn): Promise<void> {
       });
       return;
     }
+    case 'report-writes':
+      reportWrites = m.on;
+      send({ op: 'written', entries: [], events: [], ...loopDelay(m.on) });
+      return;
+    case 'profile-start':
+      await startProfile();
+      send({ op: 'profile' });
+      return;
+    case 'profile-stop':
+      send({ op: 'profile', file: await stopProfile(m.dir, 'agent') });
+      return;
     case 'stop': {
       await mesh?.stop();
       await agent?.stop();

@@ -22,7 +22,11 @@
  *   scale_churn_p99_ms        endpoint identity changes at MESH_SCALE_CHURN_PER_S
  *                             spread round-robin over the remotes: put into
  *                             the remote's namespace -> new identity in the
- *                             BPF ipcache (polled ~1 ms)
+ *                             BPF ipcache: when the agent's bpf(2) map update
+ *                             returned (it reports each write, on the shared
+ *                             monotonic clock; each confirmed here with a
+ *                             lookup of the pinned map), or, for a change not
+ *                             reported within 1 s, when a 20 ms poll sees it
  *   scale_kvstoremesh_cpu_pct the kvstoremesh process's CPU during the churn
  *   scale_reconnect_s         cluster c001's kvstoremesh session loses its
  *                             connection -> kvstoremesh has re-listed it
@@ -38,6 +42,9 @@
  * MESH_SCALE_IDENTITIES (25000, total), MESH_SCALE_SERVICES (2500),
  * MESH_SCALE_NODES_PER_CLUSTER (100), MESH_SCALE_CHURN_PER_S (500);
  * MESH_SCALE_CHURN_SECONDS (10), MESH_SCALE_TIMEOUT_S (900).
+ * MESH_SCALE_PROFILE_DIR=dir writes CPU profiles of the agent, kvstoremesh
+ * and this process over the churn (dir/<name>-<pid>.cpuprofile), or over
+ * the full sync with MESH_SCALE_PROFILE_PHASE=sync.
  * MESH_SCALE_JSON=stdout prints the figures as one JSON line instead of
  * writing bench/results/mesh-scale.json (test/mesh-scale.privileged.test.ts).
  */
@@ -63,6 +70,7 @@ import { openPinnedIPCache, prefixToKey } from '../../src/datapath/linux/maps.js
 import { openLBMaps, IPPROTO } from '../../src/datapath/linux/lb/index.js';
 import { cgroup2Root, BPFFS_ROOT } from '../../src/util/paths.js';
 import { NamespacedKVStore } from './namespaced-store.js';
+import { startProfile, stopProfile } from './profile.js';
 import {
   clusterRecords,
   endpointIP,
@@ -80,17 +88,43 @@ import {
   sizesFromEnv,
   type SimCluster,
 } from './sim.js';
-import type { KvmIn, KvmOut, KvmStatusMsg } from './kvstoremesh-child.js';
-import type { AgentIn, AgentOut, AgentStatusMsg } from './agent-child.js';
+import type { KvmIn, KvmOut, KvmStatusMsg, StagesMsg } from './kvstoremesh-child.js';
+import type { AgentIn, AgentOut, AgentStatusMsg, WrittenMsg } from './agent-child.js';
 
 const REMOTE_NODE_IDENTITY = 6;
 const here = fileURLToPath(new URL('.', import.meta.url));
 const log = (s: string) =>
   process.stderr.write(`[mesh-scale ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** CLOCK_MONOTONIC in ms: the same clock in every process of the machine (the agent's reports). */
+const monoMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 const sizes = sizesFromEnv();
 const churnSeconds = Number(process.env.MESH_SCALE_CHURN_SECONDS ?? 10);
+/** Where the churn's CPU profiles of the agent, kvstoremesh and this process go (unset: none). */
+const profileDir = process.env.MESH_SCALE_PROFILE_DIR;
+/** Which phase is profiled: the churn (default) or the full sync. */
+const profilePhase = process.env.MESH_SCALE_PROFILE_PHASE === 'sync' ? 'sync' : 'churn';
+/** Starts CPU profiles of the children and this process. */
+async function profileStart(children: ChildProcess[]): Promise<void> {
+  await Promise.all(children.map((c) => request(c, { op: 'profile-start' }, 'profile', 30_000)));
+  await startProfile();
+}
+/** Stops them; the profiles are written into profileDir. */
+async function profileStop(children: ChildProcess[], dir: string): Promise<void> {
+  const files = await Promise.all([
+    ...children.map((c) =>
+      request<{ op: 'profile'; file: string }>(
+        c,
+        { op: 'profile-stop', dir },
+        'profile',
+        60_000,
+      ).then((r) => r.file),
+    ),
+    stopProfile(dir, 'bench'),
+  ]);
+  log(`${profilePhase} CPU profiles: ${files.join(', ')}`);
+}
 const timeoutS = Number(process.env.MESH_SCALE_TIMEOUT_S ?? 900);
 const clusters = simClusters(sizes);
 if (sizes.churnPerS > 0 && clusters.some((c) => c.identities < 2))
@@ -345,6 +379,7 @@ async function main(): Promise<Figure[]> {
   };
 
   // ---- full sync ----
+  if (profileDir && profilePhase === 'sync') await profileStart([kvm, agentP]);
   const cpu0 = { kvm: cpuS(kvm.pid!), agent: cpuS(agentP.pid!) };
   const t0 = performance.now();
   let kvmSyncedMs = NaN;
@@ -407,6 +442,7 @@ async function main(): Promise<Figure[]> {
     await sleep(200);
   }
   const fullSyncS = Math.max(done.ipcache, done.services, done.routes);
+  if (profileDir && profilePhase === 'sync') await profileStop([kvm, agentP], profileDir);
   await connected;
   const syncCpu = { kvm: cpuS(kvm.pid!) - cpu0.kvm, agent: cpuS(agentP.pid!) - cpu0.agent };
   log(
@@ -453,8 +489,33 @@ async function main(): Promise<Figure[]> {
   let churnSettleS = NaN;
   let churnMissed = 0;
   let churnErrors = 0;
-  let churnCpu = { kvm: NaN, agent: NaN, bench: NaN, wallS: NaN };
+  let churnCpu = {
+    kvm: NaN,
+    agent: NaN,
+    bench: NaN,
+    remoteEtcd: NaN,
+    localEtcd: NaN,
+    wallS: NaN,
+  };
   let issued = 0;
+  type Stage = 'seen' | 'cached' | 'event';
+  /** "<stage> <ip>" -> when (ms, monotonic): kvstoremesh saw / cached it, the agent's event. */
+  const stageTimes = new Map<string, number[]>();
+  const stageAt = (what: Stage, ip: string, at: string) => {
+    const k = `${what} ${ip}`;
+    let l = stageTimes.get(k);
+    if (!l) stageTimes.set(k, (l = []));
+    l.push(Number(BigInt(at)) / 1e6);
+  };
+  /** [ip, put issued, map write] of the changes the agent reported. */
+  const timedChanges: Array<[string, number, number]> = [];
+  /** Per change: put -> kvstoremesh's watch event, -> local etcd write acked, -> the agent's event, -> map write. */
+  const stageLat: number[][] = [[], [], [], []];
+  /** The agent's and kvstoremesh's event-loop delay p99 during the churn (ms). */
+  let loopDelays = { agent: NaN, kvm: NaN };
+  /** Changes timed by the agent's report of its map write / by the fallback poll. */
+  let byReport = 0;
+  let byPoll = 0;
   if (sizes.churnPerS > 0 && churnSeconds > 0) {
     /** t: put issued; ack: the remote etcd acknowledged it (NaN before); missed: counted at 10 s. */
     const pending = new Map<
@@ -462,22 +523,59 @@ async function main(): Promise<Figure[]> {
       { identity: number; t: number; ack: number; missed: boolean }
     >();
     const total = Math.round(sizes.churnPerS * churnSeconds);
+    if (profileDir && profilePhase === 'churn') await profileStart([kvm, agentP]);
     const c0 = {
       kvm: cpuS(kvm.pid!),
       agent: cpuS(agentP.pid!),
       bench: cpuS(process.pid),
+      remoteEtcd: cpuS(remoteEtcd.pid),
+      localEtcd: cpuS(localEtcd.pid),
       t: performance.now(),
     };
     let stop = false;
+    /** A change seen in the map at `at` (ms, monotonic): timed, no longer pending. */
+    const seen = (p: string, w: { t: number; ack: number; missed: boolean }, at: number) => {
+      if (!w.missed) lat.push(at - w.t);
+      // written before the ack reached this process: the mirror path took no longer than the ack
+      ackLat.push(Number.isNaN(w.ack) ? 0 : Math.max(0, at - w.ack));
+      pending.delete(p);
+    };
+    // The agent reports each ipcache map write (when its bpf(2) update returned, on the
+    // machine's monotonic clock, which this process shares); each is confirmed here with
+    // one lookup in the pinned map. (Polling every pending prefix each millisecond cost
+    // this process up to a third of a core at high latency, slowing its own puts.)
+    const onWritten = (m: {
+      op: string;
+      entries?: WrittenMsg['entries'];
+      events?: WrittenMsg['events'];
+    }) => {
+      if (m.op !== 'written') return;
+      for (const [ip, at] of m.events!) stageAt('event', ip, at);
+      for (const [p, id, at] of m.entries!) {
+        const w = pending.get(p);
+        if (!w || w.identity !== id || !ipcacheHas(p, id)) continue;
+        byReport++;
+        timedChanges.push([p.slice(0, -3), w.t, Number(BigInt(at)) / 1e6]);
+        seen(p, w, Number(BigInt(at)) / 1e6);
+      }
+    };
+    agentP.on('message', onWritten);
+    const onStages = (m: { op: string; entries?: StagesMsg['entries'] }) => {
+      if (m.op === 'stages') for (const [ip, what, at] of m.entries!) stageAt(what, ip, at);
+    };
+    kvm.on('message', onStages);
+    await request(agentP, { op: 'report-writes', on: true } satisfies AgentIn, 'written', 30_000);
+    await request(kvm, { op: 'report-stages', on: true } satisfies KvmIn, 'stages', 30_000);
+    // Fallback, and the timeouts: a change not reported within a second is looked up here
+    // every 20 ms (timed when seen).
     const checker = (async () => {
       while (!stop || pending.size > 0) {
-        const now = performance.now();
+        const now = monoMs();
         for (const [p, w] of pending) {
+          if (now - w.t < 1000) continue;
           if (ipcacheHas(p, w.identity)) {
-            if (!w.missed) lat.push(now - w.t);
-            // seen before the ack reached this process: the mirror path took no longer than the ack
-            ackLat.push(Number.isNaN(w.ack) ? 0 : now - w.ack);
-            pending.delete(p);
+            byPoll++;
+            seen(p, w, now);
           } else if (now - w.t > 60_000) {
             pending.delete(p); // the settle phase below reports it
           } else if (now - w.t > 10_000 && !w.missed) {
@@ -486,7 +584,7 @@ async function main(): Promise<Figure[]> {
             lat.push(10_000);
           }
         }
-        await sleep(1);
+        await sleep(20);
       }
     })();
     const cursor = clusters.map(() => 0);
@@ -508,14 +606,14 @@ async function main(): Promise<Figure[]> {
         if (endpointIdentity(c, k, g) === endpointIdentity(c, k, g - 1)) g = gen[ci]![k] = g + 1;
         const identity = endpointIdentity(c, k, g);
         expectIP.set(p, identity);
-        const t = performance.now();
+        const t = monoMs();
         const rec = { identity, t, ack: NaN, missed: false };
         pending.set(p, rec);
         const put = ns
           .get(c.name)!
           .put(ipcacheKey(endpointIP(c, k).ip), ipcacheValue(c, k, g))
           .then(() => {
-            rec.ack = performance.now();
+            rec.ack = monoMs();
             putLat.push(rec.ack - t);
           })
           .catch(() => churnErrors++)
@@ -528,6 +626,41 @@ async function main(): Promise<Figure[]> {
     stop = true;
     await checker;
     const wallS = (performance.now() - c0.t) / 1000;
+    const agentLoop = (
+      await request<WrittenMsg>(
+        agentP,
+        { op: 'report-writes', on: false } satisfies AgentIn,
+        'written',
+        30_000,
+      )
+    ).loopDelayMs;
+    agentP.off('message', onWritten);
+    const kvmLoop = (
+      await request<StagesMsg>(
+        kvm,
+        { op: 'report-stages', on: false } satisfies KvmIn,
+        'stages',
+        30_000,
+      )
+    ).loopDelayMs;
+    const fmt = (d?: number[]) => (d ? d.map((x) => x.toFixed(1)).join(' / ') : '?');
+    log(
+      `event-loop delay during the churn (ms, p50 / p99 / max): agent ${fmt(agentLoop)}, kvstoremesh ${fmt(kvmLoop)}`,
+    );
+    loopDelays = { agent: agentLoop?.[1] ?? NaN, kvm: kvmLoop?.[1] ?? NaN };
+    kvm.off('message', onStages);
+    // where each change's time went: the first time each stage saw its IP after the put
+    const first = (what: Stage, ip: string, after: number) =>
+      stageTimes.get(`${what} ${ip}`)?.find((x) => x >= after) ?? NaN;
+    for (const [ip, t, written] of timedChanges) {
+      const seenKvm = first('seen', ip, t);
+      const cached = first('cached', ip, seenKvm);
+      const event = first('event', ip, cached);
+      const parts = [seenKvm - t, cached - seenKvm, event - cached, written - event];
+      if (parts.every((x) => Number.isFinite(x)))
+        parts.forEach((x, i) => stageLat[i]!.push(Math.max(0, x)));
+    }
+    if (profileDir && profilePhase === 'churn') await profileStop([kvm, agentP], profileDir);
     // Before the reconnect: every churn put acknowledged and its identity in the map (on a
     // loaded machine the remote etcd can lag seconds behind), so what the reconnect counts
     // as missing is the resync's doing, not a churn change still in flight.
@@ -547,8 +680,15 @@ async function main(): Promise<Figure[]> {
       kvm: ((cpuS(kvm.pid!) - c0.kvm) / wallS) * 100,
       agent: ((cpuS(agentP.pid!) - c0.agent) / wallS) * 100,
       bench: ((cpuS(process.pid) - c0.bench) / wallS) * 100,
+      remoteEtcd: ((cpuS(remoteEtcd.pid) - c0.remoteEtcd) / wallS) * 100,
+      localEtcd: ((cpuS(localEtcd.pid) - c0.localEtcd) / wallS) * 100,
       wallS,
     };
+    const st = (i: number) =>
+      `p50 ${median(stageLat[i]!).toFixed(1)} p99 ${percentile(stageLat[i]!, 99).toFixed(1)}`;
+    log(
+      `churn stages (ms, ${stageLat[0]!.length} changes): put -> kvstoremesh's watch ${st(0)}; -> local etcd write acked ${st(1)}; -> agent's event ${st(2)}; -> BPF map write ${st(3)}`,
+    );
     log(
       `churn: ${lat.length} changes timed in ${wallS.toFixed(1)} s; p50 ${median(lat).toFixed(1)} ms p99 ${percentile(lat, 99).toFixed(1)} ms (after the put's ack: p50 ${median(ackLat).toFixed(1)} p99 ${percentile(ackLat, 99).toFixed(1)} ms); kvstoremesh cpu ${churnCpu.kvm.toFixed(0)}%`,
     );
@@ -713,13 +853,13 @@ async function main(): Promise<Figure[]> {
       name: 'scale_churn_p50_ms',
       value: median(lat),
       unit: 'ms',
-      note: 'remote put -> new identity in the BPF ipcache',
+      note: "remote put issued -> new identity in the BPF ipcache (the agent's map update returned)",
     },
     {
       name: 'scale_churn_p99_ms',
       value: percentile(lat, 99),
       unit: 'ms',
-      note: `target <= 100; timed ${lat.length}, missed (> 10 s) ${churnMissed}, put errors ${churnErrors}`,
+      note: `target <= 100; timed ${lat.length} (${byReport} at the agent's map write, confirmed by a lookup; ${byPoll} by the fallback poll), missed (> 10 s) ${churnMissed}, put errors ${churnErrors}`,
     },
     { name: 'scale_churn_max_ms', value: lat.length ? Math.max(...lat) : NaN, unit: 'ms' },
     {
@@ -746,6 +886,19 @@ async function main(): Promise<Figure[]> {
       unit: 'ms',
       note: `the remote etcd's put acknowledgement alone (p50 ${median(putLat).toFixed(1)} ms): part of scale_churn_p99_ms`,
     },
+    ...(
+      [
+        ['remote', "put issued -> kvstoremesh's watch event (the remote etcd)"],
+        ['kvstoremesh', "kvstoremesh's watch event -> its local etcd write acknowledged"],
+        ['local_etcd', "local etcd write acknowledged -> the agent's mesh event"],
+        ['agent', "the agent's mesh event -> its BPF ipcache map write"],
+      ] as const
+    ).map(([n, what], i): Figure => ({
+      name: `scale_churn_stage_${n}_p99_ms`,
+      value: percentile(stageLat[i]!, 99),
+      unit: 'ms',
+      note: `${what}; p50 ${median(stageLat[i]!).toFixed(1)} (over ${stageLat[i]!.length} changes)`,
+    })),
     {
       name: 'scale_churn_settle_s',
       value: churnSettleS,
@@ -769,6 +922,18 @@ async function main(): Promise<Figure[]> {
       value: churnCpu.bench,
       unit: '% of a core',
       note: "this process (the remotes' writer and the BPF map poller) during the churn",
+    },
+    {
+      name: 'scale_agent_loop_delay_p99_ms',
+      value: loopDelays.agent,
+      unit: 'ms',
+      note: `the agent's event-loop delay p99 during the churn (monitorEventLoopDelay); kvstoremesh's ${loopDelays.kvm.toFixed(1)} ms`,
+    },
+    {
+      name: 'scale_etcd_churn_cpu_pct',
+      value: churnCpu.remoteEtcd + churnCpu.localEtcd,
+      unit: '% of a core',
+      note: `the two etcd processes during the churn: the remotes' ${churnCpu.remoteEtcd.toFixed(0)}%, the local mesh etcd ${churnCpu.localEtcd.toFixed(0)}%`,
     },
     {
       name: 'scale_reconnect_s',

@@ -9,6 +9,8 @@
  * Messages in: start, connect, sever {cluster}, stop. Out: ready,
  * synced {ms}, severed, resynced {cluster, ms}, error {message}.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { startProfile, stopProfile } from './profile.js';
 import { EtcdKVStore } from '../../src/kvstore/etcd.js';
 import { KVStoreMesh, type RemoteClusterConfig } from '../../src/clustermesh/kvstoremesh.js';
 import { NamespacedKVStore } from './namespaced-store.js';
@@ -25,6 +27,10 @@ export type KvmIn =
   | { op: 'connect' }
   | { op: 'sever'; cluster: string }
   | { op: 'status' }
+  | { op: 'profile-start' }
+  /** Report when ipcache changes were seen on a remote and written locally (`stages`), or stop. */
+  | { op: 'report-stages'; on: boolean }
+  | { op: 'profile-stop'; dir: string }
   | { op: 'stop' };
 
 export type KvmOut =
@@ -33,6 +39,8 @@ export type KvmOut =
   | { op: 'severed'; cluster: string; watches: number }
   | { op: 'resynced'; cluster: string; ms: number }
   | KvmStatusMsg
+  | { op: 'profile'; file?: string }
+  | StagesMsg
   | { op: 'error'; message: string };
 
 /** A summary of every remote's status (progress of a large sync). */
@@ -51,7 +59,48 @@ export interface KvmStatusMsg {
   errors: string[];
 }
 
+/**
+ * ipcache changes passing kvstoremesh: [IP, 'seen' (the remote's watch event
+ * arrived) or 'cached' (the local etcd acknowledged its write), when
+ * (process.hrtime ns as a decimal string: the machine's monotonic clock)].
+ */
+export interface StagesMsg {
+  op: 'stages';
+  entries: Array<[string, 'seen' | 'cached', string]>;
+  /** With report-stages off: the event-loop delay while it was on (ms: p50, p99, max). */
+  loopDelayMs?: [number, number, number];
+}
+
+let loopHist: IntervalHistogram | undefined;
+/** Starts measuring this process's event-loop delay, or stops and returns it (ms: p50, p99, max). */
+function loopDelay(on: boolean): { loopDelayMs?: [number, number, number] } {
+  if (on) {
+    loopHist = monitorEventLoopDelay({ resolution: 5 });
+    loopHist.enable();
+    return {};
+  }
+  if (!loopHist) return {};
+  loopHist.disable();
+  const h = loopHist;
+  loopHist = undefined;
+  return { loopDelayMs: [h.percentile(50) / 1e6, h.percentile(99) / 1e6, h.max / 1e6] };
+}
+
 const send = (m: KvmOut) => process.send?.(m);
+let reportStages = false;
+let stages: StagesMsg['entries'] = [];
+function stage(key: string, what: 'seen' | 'cached'): void {
+  if (!reportStages) return;
+  if (stages.length === 0)
+    setImmediate(() => {
+      const entries = stages;
+      stages = [];
+      send({ op: 'stages', entries });
+    });
+  stages.push([key.slice(key.lastIndexOf('/') + 1), what, String(process.hrtime.bigint())]);
+}
+const IP_STATE = 'cilium/state/ip/';
+const IP_CACHE = 'cilium/cache/ip/';
 let mesh: KVStoreMesh | undefined;
 let local: EtcdKVStore | undefined;
 let configs: RemoteClusterConfig[] = [];
@@ -68,7 +117,20 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
 async function handle(m: KvmIn): Promise<void> {
   switch (m.op) {
     case 'start': {
-      local = new EtcdKVStore({ endpoints: [m.localUrl], requestTimeoutMs: 60_000 });
+      const l = (local = new EtcdKVStore({ endpoints: [m.localUrl], requestTimeoutMs: 60_000 }));
+      // the stages of the churn's changes (report-stages); nothing else is changed
+      const put = l.put.bind(l);
+      l.put = async (key, value, o) => {
+        const rev = await put(key, value, o);
+        if (key.startsWith(IP_CACHE)) stage(key, 'cached');
+        return rev;
+      };
+      const putMany = l.putMany.bind(l);
+      l.putMany = async (pairs, o) => {
+        const rev = await putMany(pairs, o);
+        for (const p of pairs) if (p.key.startsWith(IP_CACHE)) stage(p.key, 'cached');
+        return rev;
+      };
       const prefixes = new Map(m.remotes.map((r) => [r.name, r.prefix]));
       configs = m.remotes.map((r) => ({
         name: r.name,
@@ -92,6 +154,16 @@ async function handle(m: KvmIn): Promise<void> {
             prefixes.get(rc.name)!,
           );
           sessions.set(rc.name, s);
+          const watchPrefix = s.watchPrefix.bind(s);
+          s.watchPrefix = (prefix, onEvent, o) =>
+            watchPrefix(
+              prefix,
+              (ev) => {
+                if (ev.type === 'put' && ev.kv.key.startsWith(IP_STATE)) stage(ev.kv.key, 'seen');
+                onEvent(ev);
+              },
+              o,
+            );
           return s;
         },
       });
@@ -146,6 +218,17 @@ async function handle(m: KvmIn): Promise<void> {
       });
       return;
     }
+    case 'report-stages':
+      reportStages = m.on;
+      send({ op: 'stages', entries: [], ...loopDelay(m.on) });
+      return;
+    case 'profile-start':
+      await startProfile();
+      send({ op: 'profile' });
+      return;
+    case 'profile-stop':
+      send({ op: 'profile', file: await stopProfile(m.dir, 'kvstoremesh') });
+      return;
     case 'stop': {
       await mesh?.stop();
       await local?.close();

@@ -183,6 +183,22 @@ export class AgentFlowMetadata implements FlowMetadata {
     else this.#remotePeers.delete(cluster);
   }
 
+  /**
+   * One address of connected cluster CLUSTER: its pod, or undefined when the
+   * address is gone or names no pod (the incremental form of setRemotePeers).
+   */
+  updateRemotePeer(
+    cluster: string,
+    ip: string,
+    pod: { namespace: string; podName: string } | undefined,
+  ): void {
+    let m = this.#remotePeers.get(cluster);
+    if (pod) {
+      if (!m) this.#remotePeers.set(cluster, (m = new Map()));
+      m.set(ip, { id: 0, namespace: pod.namespace, podName: pod.podName });
+    } else if (m?.delete(ip) && m.size === 0) this.#remotePeers.delete(cluster);
+  }
+
   /** A remote cluster's name. */
   setClusterName(id: number, name: string): void {
     this.#version++;

@@ -9,7 +9,7 @@
  * (a bulk sync of thousands of entries is one recompute, not thousands).
  */
 import type { ClusterService } from '../clustermesh/remote-state.js';
-import type { StateKind } from '../clustermesh/keys.js';
+import type { IPCacheEntry as RemoteIPCacheEntry, StateKind } from '../clustermesh/keys.js';
 import { MeshStateSource } from '../clustermesh/agent-source.js';
 import { readClusterMeshConfig } from '../clustermesh/clustermesh-config.js';
 import type { Logger } from '../util/log.js';
@@ -33,7 +33,15 @@ export interface MeshSourceOptions {
   maxBatchMs?: number;
   /** Seconds from a remote change reaching this agent to its state being applied (metrics). */
   onPropagated?: (seconds: number) => void;
+  /** The mesh state to follow (tests); default a MeshStateSource on `configDir`. */
+  stateSource?: MeshStateFollower;
 }
+
+/** What MeshSource needs of a MeshStateSource (tests hand in one over a memory store). */
+export type MeshStateFollower = Pick<
+  MeshStateSource,
+  'on' | 'start' | 'stop' | 'state' | 'lastError' | 'remoteNames'
+>;
 
 /** One remote cluster as the agent's mesh source sees it (metrics, status). */
 export interface RemoteClusterView {
@@ -46,7 +54,7 @@ export interface RemoteClusterView {
 
 /** Follows the mesh for one agent (on the clustermesh package's MeshStateSource). */
 export class MeshSource {
-  private readonly source: MeshStateSource;
+  private readonly source: MeshStateFollower;
   private readonly pushes: Coalescer;
   private problemTimer: NodeJS.Timeout | undefined;
   private readonly known = new Set<string>();
@@ -56,14 +64,16 @@ export class MeshSource {
   private meshSyncSent = false;
 
   constructor(private readonly o: MeshSourceOptions) {
-    this.source = new MeshStateSource({
-      configDir: o.configDir,
-      localCluster: o.clusterName,
-      // Remote node pod CIDRs and ipcache IPs inside the local cluster's are refused.
-      localPodCIDRs: () => o.agent.localPodCIDRs(),
-      ...(o.pollMs ? { pollMs: o.pollMs } : {}),
-      logger: o.logger,
-    });
+    this.source =
+      o.stateSource ??
+      new MeshStateSource({
+        configDir: o.configDir,
+        localCluster: o.clusterName,
+        // Remote node pod CIDRs and ipcache IPs inside the local cluster's are refused.
+        localPodCIDRs: () => o.agent.localPodCIDRs(),
+        ...(o.pollMs ? { pollMs: o.pollMs } : {}),
+        logger: o.logger,
+      });
     // No fixed delay: a lone change is pushed on the next turn of the event loop; a
     // push over thousands of remote entries spaces out the next one (bulk sync).
     this.pushes = new Coalescer(
@@ -80,6 +90,11 @@ export class MeshSource {
       { maxDelayMs: o.maxBatchMs ?? 500 },
     );
     this.source.on((ev) => {
+      // A cluster's flags (synced, stale, connected) or config: nothing pushed depends on
+      // them (an ID change re-applies its records, as entry events). Each remote's flags
+      // change several times during a sync: a rebuild of its entries each time was most
+      // of a 250-cluster sync's pushes.
+      if (ev.type === 'cluster' && ev.change === 'updated') return;
       this.changedAt ??= performance.now();
       // only what changed is pushed again: a change of one remote cluster does not
       // re-diff the other clusters' entries (250 clusters x 1,000 endpoints)
@@ -90,14 +105,23 @@ export class MeshSource {
         let kinds = this.dirty.get(ev.cluster);
         if (!kinds) this.dirty.set(ev.cluster, (kinds = new Set()));
         kinds.add(ev.type === 'cluster' ? 'cluster' : ev.kind);
+        // and within the kind 'ip' only the entries that changed: an endpoint's new identity
+        // is one ipcache update, not a diff over its cluster's every entry
+        if (ev.type !== 'cluster' && ev.kind === 'ip') {
+          let names = this.ipDirty.get(ev.cluster);
+          if (!names) this.ipDirty.set(ev.cluster, (names = new Set()));
+          names.add(ev.name);
+        }
         if (ev.type === 'cluster' || ev.kind === 'services' || ev.kind === 'serviceexports')
           this.servicesDirty = true;
       }
       this.pushes.schedule();
     });
   }
-  /** Clusters with changes since the last push, with the kinds that changed ('cluster': its flags); everything when allDirty. */
+  /** Clusters with changes since the last push, with the kinds that changed ('cluster': added or removed); everything when allDirty. */
   private readonly dirty = new Map<string, Set<StateKind | 'cluster'>>();
+  /** Per cluster, the names (IPs or CIDRs) of its ipcache entries changed since the last push. */
+  private readonly ipDirty = new Map<string, Set<string>>();
   private allDirty = true;
   private servicesDirty = true;
 
@@ -158,16 +182,24 @@ export class MeshSource {
     this.flushedState = rs;
     const all = this.allDirty;
     const dirty = new Map(this.dirty);
+    const ipDirty = new Map(this.ipDirty);
     const servicesDirty = all || this.servicesDirty;
     this.allDirty = false;
     this.dirty.clear();
+    this.ipDirty.clear();
     this.servicesDirty = false;
     const seen = new Set<string>();
     const services: ClusterService[] = [];
     const exportsList: Array<{ cluster: string; namespace: string; name: string }> = [];
     const wanted = this.source.remoteNames;
     const nodeUpdates: Array<[string, NodeInfo[]]> = [];
-    for (const c of rs?.clusters() ?? []) {
+    // Services are pushed over every cluster; otherwise only the clusters that changed are
+    // looked at (one endpoint's change does not walk 250 clusters).
+    const every = all || servicesDirty;
+    const candidates = every
+      ? (rs?.clusters() ?? [])
+      : [...dirty.keys()].flatMap((n) => rs?.cluster(n) ?? []);
+    for (const c of candidates) {
       if (c.local || !wanted.has(c.name)) continue;
       seen.add(c.name);
       if (servicesDirty) {
@@ -179,18 +211,34 @@ export class MeshSource {
       const fresh = all || !this.known.has(c.name) || kinds?.has('cluster') === true;
       if (!fresh && !kinds) continue;
       const changed = (k: StateKind) => fresh || kinds!.has(k);
-      if (changed('ip')) {
+      if (fresh) {
+        // a cluster new to the agent (or added again), or everything (initial sync, a new
+        // connection, remotes configured): its whole ipcache list replaces what the agent had
         const ipc: IPCacheEntry[] = [];
         const pods: Array<{ ip: string; namespace: string; podName: string }> = [];
         for (const e of c.ipcache.values()) {
-          const prefix = e.ip.includes('/') ? e.ip : `${e.ip}/32`;
-          ipc.push({ prefix, identity: e.identity, ...(e.hostIP ? { hostIP: e.hostIP } : {}) });
-          if (e.k8sPodName && e.k8sNamespace && !e.ip.includes('/'))
-            pods.push({ ip: e.ip, namespace: e.k8sNamespace, podName: e.k8sPodName });
+          ipc.push(ipcacheEntryOf(e));
+          const pod = remotePodOf(e);
+          if (pod) pods.push({ ip: e.ip, ...pod });
         }
         this.o.agent.setIPCacheSource(`remote:${c.name}`, ipc);
         // flows name the pods of connected clusters too
         this.o.agent.flowMeta.setRemotePeers(c.name, pods);
+      } else if (kinds!.has('ip')) {
+        // only the entries that changed: work in proportion to the change, not the cluster
+        const source = `remote:${c.name}`;
+        for (const name of ipDirty.get(c.name) ?? []) {
+          const prefix = prefixOf(name);
+          // "10.1.2.3" and "10.1.2.3/32" are one prefix: the other spelling may still hold it
+          const e =
+            c.ipcache.get(name) ??
+            (name.endsWith('/32') ? c.ipcache.get(name.slice(0, -3)) : c.ipcache.get(`${name}/32`));
+          this.o.agent.updateIPCacheEntry(source, prefix, e && ipcacheEntryOf(e));
+          if (!name.includes('/')) {
+            const pod = e && remotePodOf(e);
+            this.o.agent.flowMeta.updateRemotePeer(c.name, name, pod);
+          }
+        }
       }
       if (changed('identities')) this.o.agent.policy.setClusterIdentities(c.name, c.identities);
       if (!changed('nodes')) continue;
@@ -208,7 +256,7 @@ export class MeshSource {
       }
       nodeUpdates.push([c.name, nodes]);
     }
-    for (const c of [...this.known]) {
+    for (const c of every ? [...this.known] : [...dirty.keys()].filter((n) => this.known.has(n))) {
       if (seen.has(c)) continue;
       nodeUpdates.push([c, []]);
       this.o.agent.setIPCacheSource(`remote:${c}`, []);
@@ -257,4 +305,24 @@ export class MeshSource {
     this.pushes.stop();
     await this.source.stop().catch(() => undefined);
   }
+}
+
+/** The ipcache prefix of a remote entry's IP or CIDR (an address is a /32). */
+function prefixOf(ip: string): string {
+  return ip.includes('/') ? ip : `${ip}/32`;
+}
+
+/** A remote ipcache record as the agent's ipcache entry. */
+function ipcacheEntryOf(e: RemoteIPCacheEntry): IPCacheEntry {
+  return {
+    prefix: prefixOf(e.ip),
+    identity: e.identity,
+    ...(e.hostIP ? { hostIP: e.hostIP } : {}),
+  };
+}
+
+/** The pod a remote ipcache record names (flows show it), if it names one. */
+function remotePodOf(e: RemoteIPCacheEntry): { namespace: string; podName: string } | undefined {
+  if (!e.k8sPodName || !e.k8sNamespace || e.ip.includes('/')) return undefined;
+  return { namespace: e.k8sNamespace, podName: e.k8sPodName };
 }

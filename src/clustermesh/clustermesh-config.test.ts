@@ -63,3 +63,22 @@ test("clustermesh config: Cilium's shape (one etcd config per remote), round tri
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('readClusterMeshConfig sees a file rewritten in place (same size) between two reads', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-cmcfg-reread-'));
+  try {
+    const file = (port: number) =>
+      `endpoints:\n- https://10.0.0.1:${port}\ntrusted-ca-file: ca.crt\ncert-file: a.crt\nkey-file: a.key\n`;
+    writeFileSync(join(dir, 'cluster2'), file(2379));
+    assert.deepEqual(readClusterMeshConfig(dir)[0]!.endpoints, ['https://10.0.0.1:2379']);
+    // the cached parse is not handed out to be changed
+    readClusterMeshConfig(dir)[0]!.endpoints.push('https://x:1');
+    assert.deepEqual(readClusterMeshConfig(dir)[0]!.endpoints, ['https://10.0.0.1:2379']);
+    writeFileSync(join(dir, 'cluster2'), file(2380));
+    assert.deepEqual(readClusterMeshConfig(dir)[0]!.endpoints, ['https://10.0.0.1:2380']);
+    rmSync(join(dir, 'cluster2'));
+    assert.deepEqual(readClusterMeshConfig(dir), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -53,19 +53,33 @@ export function readClusterMeshConfig(dir: string): RemoteEtcdConfig[] {
   for (const name of names.sort()) {
     if (name.startsWith('.') || !NAME_RE.test(name)) continue;
     const p = join(dir, name);
-    if (!statSync(p).isFile()) continue;
-    const c = parseRemoteEtcdConfig(name, readFileSync(p, 'utf8'), p);
+    const st = statSync(p);
+    if (!st.isFile()) continue;
+    // daemons read the directory every second or two, and it may name 250 remotes:
+    // a file unchanged since the last read (same inode, size, times) is not parsed again
+    const stamp = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    let c = parsedFiles.get(p);
+    if (c?.stamp !== stamp) {
+      c = { stamp, config: parseRemoteEtcdConfig(name, readFileSync(p, 'utf8'), p) };
+      parsedFiles.set(p, c);
+    }
     // a relative file name (`tendril clustermesh connect` on Kubernetes writes the
     // Secret's own key names) is a file beside the config, wherever the Secret is mounted
+    const { config } = c;
     out.push({
-      ...c,
-      trustedCAFile: resolve(dir, c.trustedCAFile),
-      certFile: resolve(dir, c.certFile),
-      keyFile: resolve(dir, c.keyFile),
+      ...config,
+      endpoints: [...config.endpoints],
+      trustedCAFile: resolve(dir, config.trustedCAFile),
+      certFile: resolve(dir, config.certFile),
+      keyFile: resolve(dir, config.keyFile),
     });
   }
+  if (parsedFiles.size > 4096) parsedFiles.clear(); // files of directories read long ago
   return out;
 }
+
+/** readClusterMeshConfig's parsed files: path -> the file's stat stamp and its config. */
+const parsedFiles = new Map<string, { stamp: string; config: RemoteEtcdConfig }>();
 
 /** Parses one file. @throws TendrilError CLUSTERMESH_BAD_CONFIG */
 export function parseRemoteEtcdConfig(name: string, text: string, where = name): RemoteEtcdConfig {
