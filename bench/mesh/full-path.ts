@@ -12,6 +12,14 @@
  *       PINNED BPF service map of cluster2's worker (lookups every ~1 ms).
  *       Between changes the endpoint is set not ready and the bench waits for
  *       the backend to leave the map (not timed).
+ *   propagation_hop_<hop>_p50_ms / _share_p50_ms
+ *       where each change was when, on one clock (performance.timeOrigin +
+ *       now in every process): api_ack (the PATCH answered), api_watch (this
+ *       process's own watch of the EndpointSlice), etcd1 / etcd2 (a watch of
+ *       the service's key in cluster1's mesh etcd and of kvstoremesh's copy in
+ *       cluster2's, each from a child in that control plane's netns,
+ *       hop-watch.ts), map; _share_ is a hop's own part (the difference to the
+ *       hop before it on the path: api_watch -> etcd1 -> etcd2 -> map).
  *   xc_service_vs_direct_rps / _cps
  *       a cluster2 pod -> cluster1's echo pod (HAProxy answering 200) through
  *       the global service's VIP (socket LB in cluster2) vs the same pod by its
