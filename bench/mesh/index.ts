@@ -20,7 +20,10 @@
  * xc_service_vs_direct_rps/_cps, bulk_sync_10k_s, bulk_sync_rss_mib.
  *
  *   npm run bench -- mesh [--services N] [--changes N] [--rounds N] [--seconds S]
- *                         [--control-plane-only]
+ *                         [--control-plane-only | --propagation-only]
+ *
+ * --propagation-only: the full path's propagation figures alone, with the
+ * per-hop breakdown (written to bench/results/mesh-propagation.json).
  */
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -31,6 +34,7 @@ import { EtcdKVStore } from '../../src/kvstore/etcd.js';
 import {
   meshEtcdOptions,
   prepareMesh,
+  removeMeshEtcdData,
   connectDirection,
 } from '../../src/install/clustermesh/setup.js';
 import { loopbackMeshOptions } from '../../src/install/clustermesh/testing.js';
@@ -52,6 +56,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '10' },
     seconds: { type: 'string', default: '1' },
     'control-plane-only': { type: 'boolean', default: false },
+    'propagation-only': { type: 'boolean', default: false },
   },
 });
 const N_SERVICES = Number(values.services);
@@ -64,6 +69,8 @@ const cleanups: (() => Promise<unknown>)[] = [];
 async function cluster(lab: string, name: string, id: number) {
   const url = `https://127.0.0.1:${await freePort()}`;
   const { config } = await prepareMesh(loopbackMeshOptions(lab, name, id, url));
+  // in memory, as the lab runs it (meshEtcdDataDir)
+  cleanups.push(async () => removeMeshEtcdData(lab));
   const etcd: EtcdServer = await startEtcd({
     ...meshEtcdOptions(config),
     peerPort: undefined,
@@ -118,7 +125,8 @@ function sliceObj(svc: string, ips: string[]): KubeObject {
 }
 
 async function main(): Promise<void> {
-  const figures = await controlPlane();
+  const propagationOnly = values['propagation-only'];
+  const figures = propagationOnly ? [] : await controlPlane();
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
   if (!values['control-plane-only']) {
     if (process.getuid?.() !== 0)
@@ -130,11 +138,13 @@ async function main(): Promise<void> {
         services: N_SERVICES,
         rounds: Number(values.rounds),
         seconds: Number(values.seconds),
+        propagationOnly,
         log: (s) => process.stderr.write(`${s}\n`),
       })),
     );
   }
-  report('mesh', figures);
+  // a partial run does not replace the full run's results
+  report(propagationOnly ? 'mesh-propagation' : 'mesh', figures);
 }
 
 async function controlPlane(): Promise<Figure[]> {

@@ -46,6 +46,7 @@ import type { EventMaps } from '../datapath/linux/events.js';
 import { AgentFlowMetadata } from './flow-metadata.js';
 import { startFlows, type FlowPipeline } from './flows.js';
 import { startDnsSnoop, type DnsSnoop } from './dns-names.js';
+import { sameServiceEntry } from '../services/catalog-store.js';
 
 /** Cilium's reserved identities that the agent puts in the ipcache. */
 export const ReservedIdentity = {
@@ -205,6 +206,8 @@ export class Agent {
     this.services = new Reconciler<ServiceEntry>({
       name: 'services',
       keyOf: (s) => frontendKey(s.frontend),
+      // field by field, not JSON text: setServices hands over every entry on each change
+      equal: sameServiceEntry,
       ops: {
         upsert: (s) => dp.upsertService(s),
         delete: (_k, last) => dp.deleteService(last.frontend),

@@ -75,6 +75,8 @@ export class AgentFlowMetadata implements FlowMetadata {
   #frontends = new Map<string, FlowService>();
   #backends = new Map<string, FlowService>();
   #entries: ServiceEntry[] = [];
+  /** The frontend/backend index is out of date (rebuilt on the next lookup, not per change). */
+  #stale = false;
   #enforcing: (id: number, dir: 'ingress' | 'egress') => FlowPolicy[] = () => [];
   #version = 0;
 
@@ -213,17 +215,27 @@ export class AgentFlowMetadata implements FlowMetadata {
     for (const s of list)
       for (const ip of s.clusterIPs) m.set(ip, { name: s.name, namespace: s.namespace });
     this.#svcNames = m;
-    this.#index();
+    this.#invalidate();
   }
 
   /** The service table (frontends and their backends). */
   setServiceEntries(entries: ServiceEntry[]): void {
     this.#entries = entries;
-    this.#index();
+    this.#invalidate();
+  }
+
+  /**
+   * The service table changed: the index is rebuilt when a flow next asks, so a
+   * burst of catalog changes (a mesh bulk sync: 10,000 services) costs one
+   * rebuild, not one per change.
+   */
+  #invalidate(): void {
+    this.#version++;
+    this.#stale = true;
   }
 
   #index(): void {
-    this.#version++;
+    this.#stale = false;
     const fe = new Map<string, FlowService>();
     const be = new Map<string, FlowService>();
     for (const e of this.#entries) {
@@ -269,9 +281,11 @@ export class AgentFlowMetadata implements FlowMetadata {
     return this.#clusters.get(clusterId);
   }
   serviceByFrontend(ip: string, port: number, proto: number): FlowService | undefined {
+    if (this.#stale) this.#index();
     return this.#frontends.get(`${ip}:${port}/${proto}`);
   }
   serviceByBackend(ip: string, port: number, proto: number): FlowService | undefined {
+    if (this.#stale) this.#index();
     return this.#backends.get(`${ip}:${port}/${proto}`);
   }
   /** Registers the rule texts of written policy (PolicyMapEntry.rule) so their ids resolve. */

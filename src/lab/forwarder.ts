@@ -23,6 +23,9 @@ export function startForwarder(options: {
 }): Promise<Forwarder> {
   const { host, port, socketPath, log } = options;
   const server = createServer((client) => {
+    // No Nagle: a watch event the API server writes in pieces would otherwise
+    // wait here for the client's (delayed, up to 40 ms) ACK of the piece before.
+    client.setNoDelay(true);
     const upstream = connect(socketPath);
     client.pipe(upstream);
     upstream.pipe(client);

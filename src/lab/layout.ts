@@ -23,11 +23,25 @@
  *   state               $TENDRIL_HOME/clusters/<cluster>/...
  */
 import { join } from 'node:path';
-import { BPFFS_ROOT, cgroup2Root } from '../util/paths.js';
+import { createHash } from 'node:crypto';
+import { BPFFS_ROOT, cgroup2Root, clusterDir } from '../util/paths.js';
 
 /** The lab instance prefix. */
 export function labPrefix(): string {
   return process.env.TENDRIL_LAB_PREFIX ?? 'tendril';
+}
+
+/** Where lab data kept in memory goes (a tmpfs on Linux). */
+export const SHM_ROOT = '/dev/shm';
+
+/**
+ * A lab cluster's directory in memory, `/dev/shm/tendril-lab-<hash>`, the
+ * hash of its state directory (so labs of different TENDRIL_HOMEs never share
+ * one). Lab delete removes it.
+ */
+export function clusterShmDir(cluster: string): string {
+  const h = createHash('sha256').update(clusterDir(cluster)).digest('hex').slice(0, 16);
+  return join(SHM_ROOT, `tendril-lab-${h}`);
 }
 
 /** Name of the shared underlay network namespace. */

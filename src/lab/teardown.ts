@@ -14,7 +14,7 @@ import { BPFFS_ROOT, clusterDir, tendrilHome } from '../util/paths.js';
 import { clusterCgroup, labCgroupRoot, removeCgroupTree, rmdirIfEmpty } from './cgroup.js';
 import { forgetLabContext } from './context.js';
 import { readDaemonRecord, recordsDir, stopSupervisor, supervisorPid } from './daemons.js';
-import { labPrefix, podNetns, underlayNetns } from './layout.js';
+import { clusterShmDir, labPrefix, podNetns, underlayNetns } from './layout.js';
 import { withLabLock } from './lock.js';
 import { deleteNetns, listLabNetns, netnsInode } from './netns.js';
 import { descendants, isAlive, signal, terminate, waitGone } from './proc.js';
@@ -167,6 +167,7 @@ export async function deleteCluster(
   // 7. state and context.
   await withLabLock(async () => forgetLabContext(name));
   rmSync(clusterDir(name), { recursive: true, force: true });
+  rmSync(clusterShmDir(name), { recursive: true, force: true }); // data in memory (the mesh etcd's)
   // 8. the shared underlay, with the last cluster.
   const underlayRemoved = await withLabLock(async () => {
     const others = listClusterDirs().filter((d) => d !== name);

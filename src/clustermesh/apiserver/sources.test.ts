@@ -68,6 +68,7 @@ describe('clustermesh-apiserver from a config dir, on real etcd', { timeout: 120
     etcds.push(
       await startEtcd({
         ...meshEtcdOptions(config),
+        dataDir: meshPaths(lab).etcdData, // on disk, in the test's home (removed with it)
         peerPort: undefined,
         extraArgs: [],
         logFile: join(meshPaths(lab).dir, 'etcd.log'),

@@ -5,10 +5,11 @@
  * parts (addresses, daemons, install checks) on top.
  */
 import { readFile, rm } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync, rmSync, statfsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { etcdArgs } from '../../kvstore/etcd-server.js';
+import { clusterShmDir, SHM_ROOT } from '../../lab/layout.js';
 import {
   certificateInfo,
   issueClientCert,
@@ -166,12 +167,46 @@ async function prepareMeshLocked(o: PrepareMeshOptions): Promise<PreparedMesh> {
   return { config, caCreated, caRotated, ca };
 }
 
+/** Linux's TMPFS_MAGIC (statfs f_type of a tmpfs). */
+const TMPFS_MAGIC = 0x01021994;
+
+/**
+ * The data directory of a lab cluster's mesh etcd: in memory,
+ * `<clusterShmDir>/clustermesh-etcd` (/dev/shm), when /dev/shm is a tmpfs
+ * (else `<mesh dir>/etcd`). The mesh etcd is a cache that the
+ * clustermesh-apiserver's syncer and kvstoremesh rebuild from the Kubernetes
+ * API and the remote clusters — Cilium runs it on an in-memory emptyDir — so
+ * its commits need no fsync to a disk; on a disk an fsync costs 3-30 ms, twice
+ * on the path of every cross-cluster change (docs/decisions.md). The lab API
+ * server's own storage stays on disk. Lab delete and clustermesh disable remove it.
+ */
+export function meshEtcdDataDir(labCluster: string): string {
+  try {
+    if (statfsSync(SHM_ROOT).type === TMPFS_MAGIC)
+      return join(clusterShmDir(labCluster), 'clustermesh-etcd');
+  } catch {
+    // no /dev/shm: on disk
+  }
+  return meshPaths(labCluster).etcdData;
+}
+
+/** Removes a lab cluster's in-memory mesh etcd data (nothing when it is on disk, in the mesh dir). */
+export function removeMeshEtcdData(labCluster: string): void {
+  rmSync(join(clusterShmDir(labCluster), 'clustermesh-etcd'), { recursive: true, force: true });
+  try {
+    rmdirSync(clusterShmDir(labCluster));
+  } catch {
+    // other data in it, or gone
+  }
+}
+
 /** etcd's options for a cluster's mesh etcd (mutual TLS on every client URL; plain health on 127.0.0.1 only). */
 export function meshEtcdOptions(config: MeshConfig) {
   const p = meshPaths(config.labCluster);
   return {
     name: 'clustermesh',
-    dataDir: p.etcdData,
+    // in memory (a cache rebuilt from the API): meshEtcdDataDir says why
+    dataDir: meshEtcdDataDir(config.labCluster),
     clientUrls: config.etcdClientURLs,
     peerPort: ETCD_PEER_PORT,
     tls: { caFile: p.caCert, certFile: p.serverCert, keyFile: p.serverKey, clientCertAuth: true },
@@ -365,6 +400,7 @@ async function disconnectLocked(fromLab: string, toLab: string): Promise<{ revok
  */
 export async function removeMeshFiles(labCluster: string): Promise<void> {
   await rm(meshPaths(labCluster).dir, { recursive: true, force: true });
+  removeMeshEtcdData(labCluster);
   const cp = meshCAPaths(labCluster);
   await rm(cp.caKey, { force: true });
   await rm(cp.caCert, { force: true });
