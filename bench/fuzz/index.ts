@@ -110,8 +110,9 @@ function call(
         timeout: 30_000,
       },
       (res) => {
-        if (stream) {
-          // A watch: the status line is the answer; stop reading.
+        if (stream && res.statusCode! < 300) {
+          // A watch that started: the status line is the answer; stop reading. A refused
+          // watch ends with a Status body (504 ResourceVersionTooLarge): read below.
           resolve({ status: res.statusCode!, body: '' });
           res.destroy();
           return;
