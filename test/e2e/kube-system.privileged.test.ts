@@ -265,8 +265,14 @@ privilegedTest(
       assert.equal(ceps.trim(), '');
       const ids = await kubectlOk(['get', 'ciliumidentities', '-o', 'json']);
       assert.doesNotMatch(ids, /tendril-agent|tendril-operator/);
-      // tendril status is not disturbed
-      const st = await cli(['status', '--context', CTX]);
+      // tendril status is not disturbed, once the restarted agent answers: the reflected pod
+      // is Ready when its process runs (the lab has no readiness probe), and the agent opens
+      // its API socket a moment later
+      let st = await cli(['status', '--context', CTX]);
+      for (const deadline = Date.now() + 30_000; st.status !== 0 && Date.now() < deadline;) {
+        await new Promise((r) => setTimeout(r, 1000));
+        st = await cli(['status', '--context', CTX]);
+      }
       assert.equal(st.status, 0, st.all);
 
       // the clustermesh-apiserver (with its etcd) appears once the mesh is enabled
