@@ -527,7 +527,8 @@ export function clusterMeshObjects(o: ManifestOptions): KubeObject[] {
           volumes: [
             configVolume,
             kubeconfigVolume,
-            { name: 'etcd-data', emptyDir: {} },
+            // in memory, as Cilium runs it: a cache rebuilt from the API (docs/decisions.md)
+            { name: 'etcd-data', emptyDir: { medium: 'Memory' } },
             { name: 'etcd-config', configMap: { name: NAMES.meshEtcdConfig } },
             {
               name: 'etcd-server-secrets',
