@@ -14,8 +14,7 @@
  *
  * Messages in: start, status, stop. Out: ready, status, error.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { startProfile, stopProfile } from './profile.js';
+import { loopDelay, startProfile, stopProfile } from './profile.js';
 import { Agent } from '../../src/agent/agent.js';
 import { MeshSource } from '../../src/agent/mesh-source.js';
 import { MeshStateSource } from '../../src/clustermesh/agent-source.js';
@@ -80,21 +79,6 @@ export interface WrittenMsg {
   events: Array<[string, string]>;
   /** With report-writes off: the agent's event-loop delay while it was on (ms: p50, p99, max). */
   loopDelayMs?: [number, number, number];
-}
-
-let loopHist: IntervalHistogram | undefined;
-/** Starts measuring this process's event-loop delay, or stops and returns it (ms: p50, p99, max). */
-function loopDelay(on: boolean): { loopDelayMs?: [number, number, number] } {
-  if (on) {
-    loopHist = monitorEventLoopDelay({ resolution: 5 });
-    loopHist.enable();
-    return {};
-  }
-  if (!loopHist) return {};
-  loopHist.disable();
-  const h = loopHist;
-  loopHist = undefined;
-  return { loopDelayMs: [h.percentile(50) / 1e6, h.percentile(99) / 1e6, h.max / 1e6] };
 }
 
 const send = (m: AgentOut) => process.send?.(m);

@@ -9,8 +9,7 @@
  * Messages in: start, connect, sever {cluster}, stop. Out: ready,
  * synced {ms}, severed, resynced {cluster, ms}, error {message}.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { startProfile, stopProfile } from './profile.js';
+import { loopDelay, startProfile, stopProfile } from './profile.js';
 import { EtcdKVStore } from '../../src/kvstore/etcd.js';
 import { KVStoreMesh, type RemoteClusterConfig } from '../../src/clustermesh/kvstoremesh.js';
 import { NamespacedKVStore } from './namespaced-store.js';
@@ -69,21 +68,6 @@ export interface StagesMsg {
   entries: Array<[string, 'seen' | 'cached', string]>;
   /** With report-stages off: the event-loop delay while it was on (ms: p50, p99, max). */
   loopDelayMs?: [number, number, number];
-}
-
-let loopHist: IntervalHistogram | undefined;
-/** Starts measuring this process's event-loop delay, or stops and returns it (ms: p50, p99, max). */
-function loopDelay(on: boolean): { loopDelayMs?: [number, number, number] } {
-  if (on) {
-    loopHist = monitorEventLoopDelay({ resolution: 5 });
-    loopHist.enable();
-    return {};
-  }
-  if (!loopHist) return {};
-  loopHist.disable();
-  const h = loopHist;
-  loopHist = undefined;
-  return { loopDelayMs: [h.percentile(50) / 1e6, h.percentile(99) / 1e6, h.max / 1e6] };
 }
 
 const send = (m: KvmOut) => process.send?.(m);

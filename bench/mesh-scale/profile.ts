@@ -3,9 +3,11 @@
  * the orchestrator sends `profile-start` before the churn and `profile-stop`
  * after it; the child writes <dir>/<name>-<pid>.cpuprofile (open it in
  * Chrome DevTools or speedscope). node:inspector in the process itself, so
- * only the churn is sampled, not the full sync before it.
+ * only the churn is sampled, not the full sync before it. Also the children's
+ * event-loop delay over the churn (loopDelay).
  */
 import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -30,4 +32,19 @@ export async function stopProfile(dir: string, name: string): Promise<string> {
   const file = join(dir, `${name}-${process.pid}.cpuprofile`);
   writeFileSync(file, JSON.stringify(profile));
   return file;
+}
+
+let loopHist: IntervalHistogram | undefined;
+/** Starts measuring this process's event-loop delay, or stops and returns it (ms: p50, p99, max). */
+export function loopDelay(on: boolean): { loopDelayMs?: [number, number, number] } {
+  if (on) {
+    loopHist = monitorEventLoopDelay({ resolution: 5 });
+    loopHist.enable();
+    return {};
+  }
+  if (!loopHist) return {};
+  loopHist.disable();
+  const h = loopHist;
+  loopHist = undefined;
+  return { loopDelayMs: [h.percentile(50) / 1e6, h.percentile(99) / 1e6, h.max / 1e6] };
 }

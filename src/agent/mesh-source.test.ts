@@ -24,25 +24,9 @@ import {
 } from '../clustermesh/keys.js';
 import { RemoteState } from '../clustermesh/remote-state.js';
 import { nopLogger } from '../util/log.js';
-import { Agent, type AgentConfig } from './agent.js';
+import { Agent } from './agent.js';
+import { testAgentConfig } from './testing.js';
 import { MeshSource, type MeshStateFollower } from './mesh-source.js';
-
-function config(dir: string): AgentConfig {
-  return {
-    node: 'c1-worker',
-    nodeIP: '172.30.1.11',
-    podCIDR: '10.244.1.0/24',
-    clusterName: 'cluster1',
-    clusterId: 1,
-    routingMode: 'native',
-    podMtu: 1500,
-    lbAlgorithm: 'random',
-    stateDir: dir,
-    socketPath: join(dir, 'agent.sock'),
-    bpffsDir: join(dir, 'bpf'),
-    cgroupPath: join(dir, 'cg'),
-  };
-}
 
 const until = async (what: string, cond: () => boolean, timeoutMs = 5000) => {
   const end = Date.now() + timeoutMs;
@@ -78,7 +62,7 @@ async function meshAgent(store: MemoryKVStore, names: string[]) {
     })),
   );
   const dp = new FakeDatapath();
-  const agent = new Agent(config(dir), { datapath: dp });
+  const agent = new Agent(testAgentConfig(dir), { datapath: dp });
   await agent.start();
   const rs = new RemoteState({
     store,
