@@ -127,6 +127,45 @@ async function profileStop(children: ChildProcess[], dir: string): Promise<void>
   log(`${profilePhase} CPU profiles: ${files.join(', ')}`);
 }
 const timeoutS = Number(process.env.MESH_SCALE_TIMEOUT_S ?? 900);
+/** "a=b c=d" -> { a: 'b', c: 'd' } (an etcd's environment from MESH_SCALE_*_ETCD_ENV). */
+function envPairs(s: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const w of (s ?? '').split(/\s+/).filter(Boolean)) {
+    const i = w.indexOf('=');
+    if (i <= 0) throw new Error(`etcd environment "${w}" is not NAME=value (e.g. GOGC=200)`);
+    out[w.slice(0, i)] = w.slice(i + 1);
+  }
+  return out;
+}
+/** Extra argv and environment of the two etcds (experiments; the defaults are none). */
+const etcdTuning = {
+  remotes: {
+    args: (process.env.MESH_SCALE_REMOTE_ETCD_ARGS ?? '').split(/\s+/).filter(Boolean),
+    env: envPairs(process.env.MESH_SCALE_REMOTE_ETCD_ENV),
+  },
+  local: {
+    args: (process.env.MESH_SCALE_LOCAL_ETCD_ARGS ?? '').split(/\s+/).filter(Boolean),
+    env: envPairs(process.env.MESH_SCALE_LOCAL_ETCD_ENV),
+  },
+};
+/**
+ * MESH_SCALE_PIN=split: the simulated remotes (their etcd and this process, the load
+ * generator) on CPU 0, the system under test (kvstoremesh, the local mesh etcd, the
+ * agent) on CPU 1 (taskset, every thread). Default: unpinned.
+ */
+const pinMode = process.env.MESH_SCALE_PIN ?? 'none';
+if (pinMode !== 'none' && pinMode !== 'split')
+  throw new Error(`MESH_SCALE_PIN=${pinMode}: expected "split" or "none"`);
+/** Pins every thread of `pid` to `cpus` (taskset's list syntax). */
+function pin(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+/** Fetches `url` into `file` (the etcds' pprof CPU profiles; plain http on loopback). */
+async function fetchTo(url: string, file: string): Promise<void> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+}
 const clusters = simClusters(sizes);
 if (sizes.churnPerS > 0 && clusters.some((c) => c.identities < 2))
   throw new Error(
@@ -254,13 +293,16 @@ async function main(): Promise<Figure[]> {
   });
 
   // ---- etcds: the simulated remotes' and the local mesh etcd ----
-  const etcd = async (name: string): Promise<EtcdServer> => {
+  const etcd = async (name: 'remotes' | 'local'): Promise<EtcdServer> => {
     const url = `http://127.0.0.1:${await freePort()}`;
+    const tune = etcdTuning[name];
     const e = await startEtcd({
       name,
       dataDir: join(dataRoot, name),
       clientUrls: [url],
       logFile: join(tmp, `${name}.log`),
+      extraArgs: [...tune.args, ...(profileDir ? ['--enable-pprof'] : [])],
+      env: tune.env,
     });
     defer(`etcd ${name}`, () => e.stop());
     return e;
@@ -360,6 +402,11 @@ async function main(): Promise<Figure[]> {
     lb.revnat.close();
     lb.maglev.close();
   });
+  if (pinMode === 'split') {
+    for (const pid of [remoteEtcd.pid, process.pid]) pin(pid, '0');
+    for (const pid of [kvm.pid!, localEtcd.pid, agentP.pid!]) pin(pid, '1');
+    log('pinned: remote etcd and this process on CPU 0; kvstoremesh, local etcd, agent on CPU 1');
+  }
   const rssIdle = { agent: memMiB(agentP.pid!).rss, kvm: memMiB(kvm.pid!).rss };
   log(
     `agent (pid ${agentP.pid}) and kvstoremesh (pid ${kvm.pid}) ready; ipcache map max ${ipcacheMax}`,
@@ -533,6 +580,23 @@ async function main(): Promise<Figure[]> {
     >();
     const total = Math.round(sizes.churnPerS * churnSeconds);
     if (profileDir && profilePhase === 'churn') await profileStart([kvm, agentP]);
+    // the etcds' own CPU profiles (Go pprof, --enable-pprof) over the churn's seconds
+    const etcdProfiles =
+      profileDir && profilePhase === 'churn'
+        ? Promise.all(
+            (
+              [
+                ['remotes', remoteUrl],
+                ['local', localUrl],
+              ] as const
+            ).map(([n, u]) =>
+              fetchTo(
+                `${u}/debug/pprof/profile?seconds=${Math.max(1, Math.floor(churnSeconds))}`,
+                join(profileDir, `etcd-${n}-${process.pid}.pprof`),
+              ),
+            ),
+          ).catch((err: unknown) => log(`etcd profiles: ${(err as Error).message}`))
+        : undefined;
     const c0 = {
       kvm: cpuS(kvm.pid!),
       agent: cpuS(agentP.pid!),
@@ -669,7 +733,10 @@ async function main(): Promise<Figure[]> {
       if (parts.every((x) => Number.isFinite(x)))
         parts.forEach((x, i) => stageLat[i]!.push(Math.max(0, x)));
     }
-    if (profileDir && profilePhase === 'churn') await profileStop([kvm, agentP], profileDir);
+    if (profileDir && profilePhase === 'churn') {
+      await profileStop([kvm, agentP], profileDir);
+      await etcdProfiles;
+    }
     // Before the reconnect: every churn put acknowledged and its identity in the map (on a
     // loaded machine the remote etcd can lag seconds behind), so what the reconnect counts
     // as missing is the resync's doing, not a churn change still in flight.

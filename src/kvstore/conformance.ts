@@ -133,7 +133,7 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
       const p = fresh();
       await s.put(p + 'old', 'before the watch');
       const events: WatchEvent[] = [];
-      const w = await s.watchPrefix(p + 'w/', (ev) => events.push(ev));
+      const w = await s.watchPrefix(p + 'w/', (ev) => events.push(ev), { prevKV: true });
       try {
         const r1 = await s.put(p + 'w/a', '1');
         await s.put(p + 'other', 'x');
@@ -160,6 +160,28 @@ export function kvstoreConformance(name: string, setup: () => Promise<Conformanc
             e3.key === p + 'w/a' &&
             e3.modRevision === r2 + 1 &&
             e3.prev?.value === '2',
+        );
+      } finally {
+        await w.close();
+      }
+    });
+
+    test('watch without prevKV: events carry no previous value', async () => {
+      const p = fresh();
+      const events: WatchEvent[] = [];
+      const w = await s.watchPrefix(p, (ev) => events.push(ev));
+      try {
+        await s.put(p + 'a', '1');
+        await s.put(p + 'a', '2');
+        await s.delete(p + 'a');
+        await waitFor(() => events.length >= 3);
+        assert.deepEqual(
+          events.map((e) => [e.type, e.type === 'put' ? e.kv.value : e.key, e.prev]),
+          [
+            ['put', '1', undefined],
+            ['put', '2', undefined],
+            ['delete', p + 'a', undefined],
+          ],
         );
       } finally {
         await w.close();

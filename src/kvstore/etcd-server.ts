@@ -43,6 +43,11 @@ export interface EtcdServerOptions {
    * past it etcd raises its NOSPACE alarm and refuses writes instead of filling the disk.
    */
   quotaBackendBytes?: number;
+  /**
+   * Environment of the etcd process (startEtcd only): these variables on top of
+   * this process's environment, e.g. `{ GOGC: '200' }` for the Go runtime.
+   */
+  env?: Record<string, string>;
 }
 
 /** Every etcd Tendril starts has a backend quota: 2 GiB unless its options say otherwise. */
@@ -130,6 +135,7 @@ export async function startEtcd(
     child = spawn(argv[0]!, argv.slice(1), {
       stdio: ['ignore', logFd ?? 'ignore', logFd ?? 'pipe'],
       detached: false,
+      ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
     });
   } finally {
     if (logFd !== undefined) closeSync(logFd);

@@ -220,7 +220,8 @@ export class EtcdKVStore implements KVStore {
     options: WatchOptions = {},
   ): Promise<Watch> {
     this.check();
-    const builder = this.client.watch().prefix(prefix).withPreviousKV();
+    const builder = this.client.watch().prefix(prefix);
+    if (options.prevKV) builder.withPreviousKV();
     if (options.afterRevision !== undefined)
       builder.startRevision(String(options.afterRevision + 1));
     const watcher = builder.watcher();

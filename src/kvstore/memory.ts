@@ -163,7 +163,14 @@ export class MemoryKVStore implements KVStore {
     this.check();
     const w: MemWatch = {
       prefix,
-      onEvent,
+      // as etcd: the previous value only when asked for
+      onEvent: options.prevKV
+        ? onEvent
+        : (ev) => {
+            if (!ev.prev) return onEvent(ev);
+            const { prev: _prev, ...rest } = ev;
+            onEvent(rest as WatchEvent);
+          },
       options,
       queue: [],
       scheduled: false,
