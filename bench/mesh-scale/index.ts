@@ -71,6 +71,7 @@ import { openLBMaps, IPPROTO } from '../../src/datapath/linux/lb/index.js';
 import { cgroup2Root, BPFFS_ROOT } from '../../src/util/paths.js';
 import { SHM_ROOT } from '../../src/lab/layout.js';
 import { NamespacedKVStore } from './namespaced-store.js';
+import { RawEtcdPut } from './raw-put.js';
 import { startProfile, stopProfile } from './profile.js';
 import {
   clusterRecords,
@@ -660,6 +661,9 @@ async function main(): Promise<Figure[]> {
         await sleep(20);
       }
     })();
+    // the churn's puts: the same KV.Put as the etcd3 client's, without its CPU (raw-put.ts)
+    const churnPuts = new RawEtcdPut(remoteUrl);
+    defer('churn put connection', () => churnPuts.close());
     const cursor = clusters.map(() => 0);
     const start = performance.now();
     while (issued < total) {
@@ -682,9 +686,8 @@ async function main(): Promise<Figure[]> {
         const t = monoMs();
         const rec = { identity, t, ack: NaN, missed: false };
         pending.set(p, rec);
-        const put = ns
-          .get(c.name)!
-          .put(ipcacheKey(endpointIP(c, k).ip), ipcacheValue(c, k, g))
+        const put = churnPuts
+          .put(simPrefix(c.name) + ipcacheKey(endpointIP(c, k).ip), ipcacheValue(c, k, g))
           .then(() => {
             rec.ack = monoMs();
             putLat.push(rec.ack - t);
@@ -728,7 +731,10 @@ async function main(): Promise<Figure[]> {
     for (const [ip, t, written] of timedChanges) {
       const seenKvm = first('seen', ip, t);
       const cached = first('cached', ip, seenKvm);
-      const event = first('event', ip, cached);
+      // the agent's event after kvstoremesh saw the change, not after it saw the ack: the
+      // local etcd sends the watch event and the write's response at once, so the agent may
+      // get the event first (that stage is then 0)
+      const event = first('event', ip, seenKvm);
       const parts = [seenKvm - t, cached - seenKvm, event - cached, written - event];
       if (parts.every((x) => Number.isFinite(x)))
         parts.forEach((x, i) => stageLat[i]!.push(Math.max(0, x)));
@@ -1022,6 +1028,12 @@ async function main(): Promise<Figure[]> {
       value: maxMissing,
       unit: 'entries',
       note: `most of its live entries/backends missing in one poll; ${badPolls} of ${polls} polls had any; target 0`,
+    },
+    {
+      name: 'scale_cpu_pinned',
+      value: pinMode === 'split' ? 1 : 0,
+      unit: 'bool',
+      note: 'MESH_SCALE_PIN=split: remote etcd and the bench process on CPU 0, kvstoremesh, local etcd and agent on CPU 1 (0: unpinned, the default)',
     },
     {
       name: 'scale_loadavg_1m_start',

@@ -58,6 +58,17 @@ export const DEFAULT_ETCD_COMPACTION = [
   '--auto-compaction-retention=10000',
 ];
 
+/**
+ * ...and a backend batch limit of 1,000 writes (etcd's default 10,000) unless
+ * its extraArgs say otherwise. etcd 3.4 copies its whole uncommitted-write
+ * read buffer for every read transaction (each Txn's compare step, each
+ * serializable Range), and that buffer, grown by a bulk load to the batch
+ * limit, never shrinks while writes go on: after the mesh-scale full sync
+ * (300,000 keys) every small churn Txn copied and zeroed ~16,000 entries,
+ * a third of the mesh etcd's CPU in a pprof profile (docs/decisions.md).
+ */
+export const DEFAULT_ETCD_BACKEND_BATCH_LIMIT = '--backend-batch-limit=1000';
+
 /** A running etcd started by startEtcd. */
 export interface EtcdServer {
   pid: number;
@@ -102,6 +113,8 @@ export function etcdArgs(opts: EtcdServerOptions): string[] {
     argv.push(
       ...DEFAULT_ETCD_COMPACTION.filter((a) => !extra.some((e) => e.startsWith(a.split('=')[0]!))),
     );
+  if (!extra.some((a) => a.startsWith('--backend-batch-limit')))
+    argv.push(DEFAULT_ETCD_BACKEND_BATCH_LIMIT);
   if (!extra.some((a) => a.startsWith('--quota-backend-bytes')))
     argv.push(`--quota-backend-bytes=${opts.quotaBackendBytes ?? DEFAULT_ETCD_QUOTA_BYTES}`);
   if (opts.netns) return ['nsenter', `--net=/run/netns/${opts.netns}`, '--', ...argv];
