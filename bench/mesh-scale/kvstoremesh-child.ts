@@ -125,6 +125,10 @@ async function handle(m: KvmIn): Promise<void> {
         logger: createLogger({ daemon: 'bench-kvstoremesh' }, { level: 'warn' }),
         local,
         localCluster: m.local,
+        // experiments: MESH_SCALE_KVM_WRITES_IN_FLIGHT (default: the product's)
+        ...(process.env.MESH_SCALE_KVM_WRITES_IN_FLIGHT
+          ? { localWritesInFlight: Number(process.env.MESH_SCALE_KVM_WRITES_IN_FLIGHT) }
+          : {}),
         dial: async (rc) => {
           // one client session per remote configuration
           const s = new NamespacedKVStore(

@@ -363,7 +363,7 @@ test('LocalPuts: puts of one turn go in one write, puts during a write in the ne
   const puts = new LocalPuts(async (entries) => {
     writes.push(entries);
     if (entries.some(([k]) => k === 'hold')) await new Promise<void>((r) => (release = r));
-  });
+  }, 1);
   // a lone put: written on the next turn, no timer
   const t0 = performance.now();
   await puts.put('a', '1');
@@ -388,4 +388,39 @@ test('LocalPuts: puts of one turn go in one write, puts during a write in the ne
   // a failed write fails its callers
   const failing = new LocalPuts(() => Promise.reject(new Error('etcd down')));
   await assert.rejects(failing.put('k', 'v'), /etcd down/);
+  assert.throws(() => new LocalPuts(async () => {}, 0), /maxInFlight 0/);
+});
+
+test('LocalPuts: two writes in flight; a third waits; a key out in one write waits for it', async () => {
+  const writes: Array<Array<[string, string]>> = [];
+  const held = new Map<string, () => void>();
+  const puts = new LocalPuts(async (entries) => {
+    writes.push(entries);
+    const h = entries.find(([k]) => k.startsWith('hold'));
+    if (h) await new Promise<void>((r) => held.set(h[0], r));
+  }); // default: 2 in flight
+  const turn = () => new Promise((r) => setImmediate(r));
+  const p1 = puts.put('hold1', 'a');
+  await turn();
+  // the first write is out: the next put goes at once, in a second write
+  const p2 = puts.put('hold2', 'b');
+  await turn();
+  assert.deepEqual(writes, [[['hold1', 'a']], [['hold2', 'b']]]);
+  // both out: later puts wait together; hold1 again waits for its own write to end
+  const p3 = puts.put('c', '1');
+  const p4 = puts.put('hold1', 'a2');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(writes.length, 2);
+  held.get('hold2')!();
+  await p2;
+  await turn();
+  assert.deepEqual(writes[2], [['c', '1']], 'hold1 stays back while its first write is out');
+  await p3;
+  held.get('hold1')!();
+  await p1;
+  await turn();
+  await turn();
+  assert.deepEqual(writes[3], [['hold1', 'a2']]);
+  held.get('hold1')!();
+  await p4;
 });

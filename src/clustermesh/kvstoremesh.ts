@@ -73,6 +73,8 @@ export interface KVStoreMeshOptions {
   dial: RemoteDialer;
   /** How bulk writes (initial lists) reach the local etcd (default: the store's putMany, etcd transactions). */
   batchWriter?: BatchWriter;
+  /** Live-change writes to the local etcd in flight at once (LocalPuts; default 2). */
+  localWritesInFlight?: number;
   /** Drop a disconnected remote's cached state after this long; undefined keeps it forever. */
   cacheTTLms?: number;
   /** Backoff between sessions (default 500 ms doubling to 10 s). */
@@ -129,7 +131,10 @@ export class KVStoreMesh {
 
   constructor(private readonly opts: KVStoreMeshOptions) {
     this.log = (opts.logger ?? nopLogger).child({ subsys: 'kvstoremesh' });
-    this.puts = new LocalPuts(opts.batchWriter ?? storeBatchWriter(opts.local));
+    this.puts = new LocalPuts(
+      opts.batchWriter ?? storeBatchWriter(opts.local),
+      opts.localWritesInFlight,
+    );
   }
 
   /**
@@ -867,20 +872,33 @@ class Session {
 /**
  * The local etcd writes of live changes, shared by every remote: a remote's
  * queue writes one put at a time (its order), but 250 remotes with a change
- * each would be 250 etcd commits. Puts that arrive while a write is in
- * flight, or in the same turn of the event loop, go in the next write
- * together (etcd transactions of up to 128 keys through the batch writer).
- * No fixed delay: a lone put is written on the next turn of the event loop.
+ * each would be 250 etcd commits. Puts of the same turn of the event loop
+ * go in one write (etcd transactions of up to 128 keys through the batch
+ * writer); up to `maxInFlight` writes are out at once, and puts that arrive
+ * while they all are go together in the next. No fixed delay: a lone put
+ * is written on the next turn of the event loop.
  */
 export class LocalPuts {
   private pending = new Map<
     string,
     { value: string; waiters: Array<[() => void, (e: unknown) => void]> }
   >();
-  private busy = false;
+  private inFlight = 0;
   private scheduled = false;
 
-  constructor(private readonly write: BatchWriter) {}
+  /**
+   * @param maxInFlight writes in flight at once (default 2): a put that arrives
+   *   while one write is out goes at once in a second one instead of waiting
+   *   for the first's round trip. Safe for order: a remote's queue has at most
+   *   one put of its own out at a time, and keys are per remote.
+   */
+  constructor(
+    private readonly write: BatchWriter,
+    private readonly maxInFlight = 2,
+  ) {
+    if (!(Number.isInteger(maxInFlight) && maxInFlight >= 1))
+      throw new MeshError('error', `LocalPuts: maxInFlight ${maxInFlight} is not a count >= 1`);
+  }
 
   /** Resolves once `key` = `value` is written (with whatever else was pending). */
   put(key: string, value: string): Promise<void> {
@@ -896,7 +914,7 @@ export class LocalPuts {
   }
 
   private schedule(): void {
-    if (this.busy || this.scheduled) return;
+    if (this.inFlight >= this.maxInFlight || this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -905,20 +923,32 @@ export class LocalPuts {
   }
 
   private async flush(): Promise<void> {
-    if (this.busy || this.pending.size === 0) return;
-    this.busy = true;
-    const batch = this.pending;
-    this.pending = new Map();
+    if (this.inFlight >= this.maxInFlight || this.pending.size === 0) return;
+    // a key already out in another write waits for it (two writes of one key never race)
+    const batch = new Map<
+      string,
+      { value: string; waiters: Array<[() => void, (e: unknown) => void]> }
+    >();
+    for (const [k, e] of this.pending) if (!this.writing.has(k)) batch.set(k, e);
+    if (batch.size === 0) return;
+    for (const k of batch.keys()) {
+      this.pending.delete(k);
+      this.writing.add(k);
+    }
+    this.inFlight++;
     try {
       await this.write([...batch].map(([k, e]) => [k, e.value]));
       for (const e of batch.values()) for (const [ok] of e.waiters) ok();
     } catch (err) {
       for (const e of batch.values()) for (const [, fail] of e.waiters) fail(err);
     } finally {
-      this.busy = false;
+      for (const k of batch.keys()) this.writing.delete(k);
+      this.inFlight--;
       if (this.pending.size > 0) this.schedule();
     }
   }
+  /** Keys in a write now. */
+  private readonly writing = new Set<string>();
 }
 
 function sleep(ms: number): Promise<void> {
