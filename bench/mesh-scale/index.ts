@@ -45,8 +45,24 @@
  * MESH_SCALE_PROFILE_DIR=dir writes CPU profiles of the agent, kvstoremesh
  * and this process over the churn (dir/<name>-<pid>.cpuprofile), or over
  * the full sync with MESH_SCALE_PROFILE_PHASE=sync.
+ * With it the two etcds run with --enable-pprof and their Go CPU profiles
+ * over the churn go to dir/etcd-{remotes,local}-<pid>.pprof (`go tool pprof
+ * -top FILE`; Debian's golang-go, for reading only).
  * MESH_SCALE_JSON=stdout prints the figures as one JSON line instead of
  * writing bench/results/mesh-scale.json (test/mesh-scale.privileged.test.ts).
+ *
+ * The churn's puts go over one HTTP/2 connection with the gRPC framing done
+ * here (raw-put.ts): the same KV.Put as the etcd3 client's at a fraction of
+ * its CPU (the generator stands for 250 other machines).
+ * Experiments: MESH_SCALE_REMOTE_ETCD_ARGS / MESH_SCALE_LOCAL_ETCD_ARGS (extra
+ * etcd flags, space-separated), MESH_SCALE_REMOTE_ETCD_ENV /
+ * MESH_SCALE_LOCAL_ETCD_ENV ("GOGC=200 GOMAXPROCS=1"),
+ * MESH_SCALE_KVM_WRITES_IN_FLIGHT (kvstoremesh's localWritesInFlight).
+ * MESH_SCALE_PIN=split pins the simulated remotes (the remote etcd and this
+ * process, the load generator) to CPU 0 and the system under test
+ * (kvstoremesh, the local mesh etcd, the agent) to CPU 1 (taskset, every
+ * thread; figure scale_cpu_pinned). Unpinned by default: see
+ * docs/benchmarks.md for both.
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import {
