@@ -601,15 +601,13 @@ async function main(): Promise<Figure[]> {
     const etcdProfiles =
       profileDir && profilePhase === 'churn'
         ? Promise.all(
-            (
-              [
-                ['remotes', remoteUrl],
-                ['local', localUrl],
-              ] as const
-            ).map(([n, u]) =>
+            [
+              { name: 'remotes', url: remoteUrl },
+              { name: 'local', url: localUrl },
+            ].map((e) =>
               fetchTo(
-                `${u}/debug/pprof/profile?seconds=${Math.max(1, Math.floor(churnSeconds))}`,
-                join(profileDir, `etcd-${n}-${process.pid}.pprof`),
+                `${e.url}/debug/pprof/profile?seconds=${Math.max(1, Math.floor(churnSeconds))}`,
+                join(profileDir, `etcd-${e.name}-${process.pid}.pprof`),
               ),
             ),
           ).catch((err: unknown) => log(`etcd profiles: ${(err as Error).message}`))
