@@ -181,9 +181,16 @@ export class Reconciler<V> {
     this.kick();
   }
 
+  /** A run is queued (one microtask for a burst of changes, not one per change). */
+  private kicked = false;
+
   private kick(): void {
-    if (this.running || this.timer || this.stopped) return;
-    queueMicrotask(() => void this.run());
+    if (this.running || this.timer || this.stopped || this.kicked) return;
+    this.kicked = true;
+    queueMicrotask(() => {
+      this.kicked = false;
+      void this.run();
+    });
   }
 
   private async run(): Promise<void> {
