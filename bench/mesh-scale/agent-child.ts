@@ -182,7 +182,8 @@ async function handle(m: AgentIn): Promise<void> {
         configDir: m.configDir,
         localCluster: LOCAL_CLUSTER.name,
         localPodCIDRs: () => a.localPodCIDRs(),
-        pollMs: 200,
+        // the directories are read as often as main.ts's agent does (its defaults): at 200 ms
+        // the 250 files' stats were ~4 % of the agent's CPU during the sync
         logger,
         storeOptions: async () => ({ endpoints: [m.localUrl] }),
       });
@@ -199,7 +200,6 @@ async function handle(m: AgentIn): Promise<void> {
           services.schedule();
         },
         logger,
-        pollMs: 200,
         stateSource,
       });
       mesh.start();
