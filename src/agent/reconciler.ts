@@ -98,7 +98,7 @@ export class Reconciler<V> {
     const cur = this.desired.get(k);
     if (cur !== undefined && (this.o.equal ?? jsonEqual)(cur, value)) return;
     this.desired.set(k, value);
-    this.adoptedOnly.delete(k);
+    if (this.adoptedOnly.size > 0) this.adoptedOnly.delete(k);
     this.mark(k);
   }
 

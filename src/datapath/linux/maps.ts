@@ -188,8 +188,17 @@ export class IPCacheWriter {
     for (const e of entries) {
       try {
         this.#fill(e);
-        ipcacheKey.encode(this.#key, this.#keys, sent.length * ks);
-        ipcacheValue.encode(this.#value, this.#values, sent.length * vs);
+        // the fields straight into the buffers (the layouts above: key {u32; ipv4},
+        // value {u32; ipv4; u32}), not through the struct codecs
+        const k = this.#key;
+        const v = this.#value;
+        const ko = sent.length * ks;
+        const vo = sent.length * vs;
+        u32.encode(k.prefixLen, this.#keys, ko);
+        ipv4.encode(k.addr, this.#keys, ko + 4);
+        u32.encode(v.identity, this.#values, vo);
+        ipv4.encode(v.hostIP, this.#values, vo + 4);
+        u32.encode(0, this.#values, vo + 8);
         sent.push(e);
       } catch (err) {
         failed.set(e.prefix, err as Error);
