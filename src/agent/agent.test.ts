@@ -8,6 +8,7 @@ import { testAgentConfig } from './testing.js';
 import { AgentClient } from './api/client.js';
 import { serveAgentApi } from './api/server.js';
 import { FakeDatapath } from '../datapath/fake.js';
+import type { IPCacheEntry } from '../datapath/types.js';
 import { runPlugin, type PluginNet } from './cni/plugin.js';
 
 const fakeNet: PluginNet = {
@@ -436,6 +437,66 @@ test('many clusters arriving one push at a time cost work linear in their nodes 
     assert.equal(dp.ipcache.size, 2 * total);
   } finally {
     Map.prototype.get = realGet;
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a datapath with applyIPCache gets the ipcache in batches; a refused entry is retried alone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-agent-'));
+  const calls: Array<{ upserts: number; deletes: number }> = [];
+  let refuse: string | undefined = '10.200.0.7/32';
+  let singles = 0;
+  class BatchDatapath extends FakeDatapath {
+    async applyIPCache(changes: { upserts: IPCacheEntry[]; deletes: string[] }) {
+      calls.push({ upserts: changes.upserts.length, deletes: changes.deletes.length });
+      const failed = new Map<string, Error>();
+      for (const e of changes.upserts) {
+        if (e.prefix === refuse) failed.set(e.prefix, new Error('refused once'));
+        else this.ipcache.set(e.prefix, { ...e });
+      }
+      for (const p of changes.deletes) this.ipcache.delete(p);
+      if (failed.size) refuse = undefined;
+      return failed;
+    }
+    override async upsertIPCache(entry: IPCacheEntry): Promise<void> {
+      singles++;
+      await super.upsertIPCache(entry);
+    }
+  }
+  const dp = new BatchDatapath();
+  const agent = new Agent(testAgentConfig(dir), { datapath: dp });
+  try {
+    await agent.start();
+    await agent.ipcache.whenIdle();
+    calls.length = 0;
+    const n = 10_000;
+    const entries = Array.from({ length: n }, (_, k) => ({
+      prefix: `10.200.${k >> 8}.${k & 255}/32`,
+      identity: 0x20000 + k,
+    }));
+    agent.setIPCacheSource('remote:c1', entries);
+    await agent.ipcache.whenIdle();
+    // retried after the backoff
+    for (let i = 0; i < 100 && !dp.ipcache.has('10.200.0.7/32'); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    for (const e of entries) assert.equal(dp.ipcache.get(e.prefix)?.identity, e.identity, e.prefix);
+    assert.equal(singles, 0, 'no single upserts');
+    // 10,000 entries in 4,096-entry batches, then the refused one alone
+    assert.deepEqual(
+      calls.map((c) => c.upserts),
+      [4096, 4096, 1808, 1],
+    );
+    // removing the source deletes in batches too
+    calls.length = 0;
+    agent.setIPCacheSource('remote:c1', []);
+    await agent.ipcache.whenIdle();
+    assert.equal(entries.filter((e) => dp.ipcache.has(e.prefix)).length, 0, 'every entry deleted');
+    assert.deepEqual(
+      calls.map((c) => c.deletes),
+      [4096, 4096, 1808],
+    );
+  } finally {
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -314,11 +314,10 @@ function prefixOf(ip: string): string {
 
 /** A remote ipcache record as the agent's ipcache entry. */
 function ipcacheEntryOf(e: RemoteIPCacheEntry): IPCacheEntry {
-  return {
-    prefix: prefixOf(e.ip),
-    identity: e.identity,
-    ...(e.hostIP ? { hostIP: e.hostIP } : {}),
-  };
+  // one object of one shape per entry (no spread: 250,000 of them in a full sync)
+  const out: IPCacheEntry = { prefix: prefixOf(e.ip), identity: e.identity };
+  if (e.hostIP) out.hostIP = e.hostIP;
+  return out;
 }
 
 /** The pod a remote ipcache record names (flows show it), if it names one. */

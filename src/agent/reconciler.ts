@@ -98,7 +98,7 @@ export class Reconciler<V> {
     const cur = this.desired.get(k);
     if (cur !== undefined && (this.o.equal ?? jsonEqual)(cur, value)) return;
     this.desired.set(k, value);
-    this.adoptedOnly.delete(k);
+    if (this.adoptedOnly.size > 0) this.adoptedOnly.delete(k);
     this.mark(k);
   }
 
@@ -181,9 +181,16 @@ export class Reconciler<V> {
     this.kick();
   }
 
+  /** A run is queued (one microtask for a burst of changes, not one per change). */
+  private kicked = false;
+
   private kick(): void {
-    if (this.running || this.timer || this.stopped) return;
-    queueMicrotask(() => void this.run());
+    if (this.running || this.timer || this.stopped || this.kicked) return;
+    this.kicked = true;
+    queueMicrotask(() => {
+      this.kicked = false;
+      void this.run();
+    });
   }
 
   private async run(): Promise<void> {
@@ -267,21 +274,27 @@ export class Reconciler<V> {
     const max = this.o.maxBatch ?? 4096;
     const upserts: V[] = [];
     const deletes: Array<{ key: string; last: V }> = [];
-    /** key -> [desired at the start, the value being applied (undefined: a delete)] */
-    const work = new Map<string, [V | undefined, V | undefined]>();
+    // the keys worked on, each with its desired value at the start and the value being
+    // applied (undefined: a delete): parallel arrays, not an object per key (250,000 keys)
+    const keys: string[] = [];
+    const desireds: Array<V | undefined> = [];
+    const wants: Array<V | undefined> = [];
+    const equal = this.o.equal ?? jsonEqual;
     let visited = 0;
     // the Set itself, not a copy: a batch of maxBatch keys costs O(maxBatch), not O(dirty)
     // (deleting the visited key while iterating a Set is safe)
     for (const k of this.dirty) {
       if (visited >= max) break;
-      if (skip.has(k)) continue;
+      if (skip.size > 0 && skip.has(k)) continue;
       visited++;
       const desired = this.desired.get(k);
-      const want = this.target(k);
+      const want = this.adoptedValues.size > 0 ? this.target(k) : desired;
       const have = this.applied.get(k);
       if (want !== undefined) {
-        if (have === undefined || !(this.o.equal ?? jsonEqual)(want, have)) upserts.push(want);
-        work.set(k, [desired, want]);
+        if (have === undefined || !equal(want, have)) upserts.push(want);
+        keys.push(k);
+        desireds.push(desired);
+        wants.push(want);
       } else if (have !== undefined) {
         if (
           this.adoptedOnly.has(k) &&
@@ -291,25 +304,29 @@ export class Reconciler<V> {
           continue;
         }
         deletes.push({ key: k, last: have });
-        work.set(k, [desired, undefined]);
+        keys.push(k);
+        desireds.push(desired);
+        wants.push(undefined);
       } else this.dirty.delete(k);
     }
     let errors: Map<string, unknown>;
     try {
       errors = upserts.length || deletes.length ? await applyMany(upserts, deletes) : new Map();
     } catch (err) {
-      errors = new Map([...work.keys()].map((k) => [k, err]));
+      errors = new Map(keys.map((k) => [k, err]));
     }
     let failures = 0;
-    for (const [k, [desired, want]] of work) {
-      const err = errors.get(k);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      const want = wants[i];
+      const err = errors.size > 0 ? errors.get(k) : undefined;
       if (err !== undefined) {
         if (failures++ === 0) {
           this.lastError = `${k}: ${err instanceof Error ? err.message : String(err)}`;
           this.log.warn('reconcile failed, will retry', {
             key: k,
             error: err,
-            failedInBatch: [...work.keys()].filter((x) => errors.has(x)).length,
+            failedInBatch: keys.filter((x) => errors.has(x)).length,
             retryInMs: this.backoff,
           });
         }
@@ -321,7 +338,7 @@ export class Reconciler<V> {
         this.applied.delete(k);
         this.adoptedOnly.delete(k);
       }
-      if (this.desired.get(k) === desired) this.dirty.delete(k);
+      if (this.desired.get(k) === desireds[i]) this.dirty.delete(k);
     }
     return { failed: failures > 0, visited };
   }

@@ -63,8 +63,30 @@ export interface RemoteCheckContext {
   declaredNodeCIDRs?: readonly string[];
 }
 
+/**
+ * Parsed CIDR lists by their text: every record of a remote is checked against
+ * the same few lists (250,000 ipcache entries in a full sync), so each list is
+ * parsed once, not once per record. Bounded: cleared beyond 64 lists.
+ */
+const parsedLists = new Map<string, CIDR4[]>();
+
+function parseCached(list: readonly string[]): CIDR4[] {
+  const key = list.length === 1 ? list[0]! : list.join(',');
+  let out = parsedLists.get(key);
+  if (!out) {
+    out = parseList(list);
+    if (parsedLists.size >= 64) parsedLists.clear();
+    parsedLists.set(key, out);
+  }
+  return out;
+}
+
 function parseAll(list: readonly string[] | undefined): CIDR4[] | undefined {
   if (!list || list.length === 0) return undefined;
+  return parseCached(list);
+}
+
+function parseList(list: readonly string[]): CIDR4[] {
   const out: CIDR4[] = [];
   for (const t of list) {
     try {
@@ -127,16 +149,9 @@ function checkCIDR(text: unknown, local: CIDR4[]): string | undefined {
   return undefined;
 }
 
+/** The local pod CIDRs that are IPv4 (others get no overlap check). */
 function parseLocal(ctx: RemoteCheckContext): CIDR4[] {
-  const out: CIDR4[] = [];
-  for (const t of ctx.localPodCIDRs) {
-    try {
-      out.push(parseCIDR(t));
-    } catch {
-      // not IPv4: no overlap check against it
-    }
-  }
-  return out;
+  return ctx.localPodCIDRs.length === 0 ? [] : parseCached(ctx.localPodCIDRs);
 }
 
 function checkIdentity(

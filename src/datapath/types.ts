@@ -52,6 +52,13 @@ export interface NodeRoute {
   clusterId: number;
 }
 
+/** ipcache changes applied together (Datapath.applyIPCache). */
+export interface IPCacheChanges {
+  upserts: IPCacheEntry[];
+  /** Prefixes to remove. */
+  deletes: string[];
+}
+
 /** Node route changes applied together (Datapath.applyNodeRoutes). */
 export interface NodeRouteChanges {
   upserts: NodeRoute[];
@@ -99,6 +106,12 @@ export interface Datapath {
   deleteService(frontend: Frontend): Promise<void>;
   upsertIPCache(entry: IPCacheEntry): Promise<void>;
   deleteIPCache(prefix: string): Promise<void>;
+  /**
+   * Optional: many ipcache changes at once (a datapath that can write them with
+   * few syscalls, e.g. BPF batch updates). Resolves with the changes that
+   * failed, by prefix; the others are applied. The agent uses it when present.
+   */
+  applyIPCache?(changes: IPCacheChanges): Promise<Map<string, Error>>;
   upsertNodeRoute(route: NodeRoute): Promise<void>;
   deleteNodeRoute(podCIDR: string): Promise<void>;
   /**

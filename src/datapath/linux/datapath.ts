@@ -13,6 +13,7 @@ import type {
   Endpoint,
   EndpointPolicySpec,
   Frontend,
+  IPCacheChanges,
   IPCacheEntry,
   NodeRoute,
   NodeRouteChanges,
@@ -24,6 +25,7 @@ import { ipJson } from './ip.js';
 import { TendrilError } from '../../util/errors.js';
 import {
   IPCACHE_MAX_ENTRIES,
+  IPCacheWriter,
   keyToPrefix,
   openEndpointsMap,
   openIPCacheMap,
@@ -109,6 +111,7 @@ export class MapFullError extends TendrilError {
 export class LinuxDatapath implements Datapath {
   readonly router: NodeRouter;
   private ipcache: BpfMap<IPCacheKey, IPCacheValue> | undefined;
+  private ipcacheWriter: IPCacheWriter | undefined;
   private endpointsMap: BpfMap<string, EndpointValue> | undefined;
   private lb: SocketLB | undefined;
   /** The flow event maps (undefined when events are off or could not be opened). */
@@ -139,6 +142,7 @@ export class LinuxDatapath implements Datapath {
       try {
         mkdirSync(this.o.bpffsDir, { recursive: true });
         this.ipcache = openIPCacheMap(this.o.bpffsDir, this.ipcacheMax);
+        this.ipcacheWriter = new IPCacheWriter(this.ipcache);
         // adopted entries count towards the map's fill
         for (const [k] of this.ipcache.entries()) this.ipcacheKeys.add(keyToPrefix(k));
         this.endpointsMap = openEndpointsMap(this.o.bpffsDir);
@@ -243,6 +247,37 @@ export class LinuxDatapath implements Datapath {
       this.ipcacheKeys.add(entry.prefix);
       this.checkPressure();
     }
+  }
+  /**
+   * Many ipcache changes with few syscalls (IPCacheWriter: BPF batch updates);
+   * a new prefix that would not fit fails with MapFullError, as in upsertIPCache.
+   */
+  async applyIPCache(changes: IPCacheChanges): Promise<Map<string, Error>> {
+    const failed = new Map<string, Error>();
+    if (!this.ipcache || !this.ipcacheWriter) return failed;
+    for (const prefix of changes.deletes) {
+      try {
+        await this.deleteIPCache(prefix);
+      } catch (err) {
+        failed.set(prefix, err as Error);
+      }
+    }
+    let room = this.ipcacheMax - this.ipcacheKeys.size;
+    const writes: IPCacheEntry[] = [];
+    for (const e of changes.upserts) {
+      if (!this.ipcacheKeys.has(e.prefix) && room-- <= 0)
+        failed.set(
+          e.prefix,
+          new MapFullError('ipcache', this.ipcacheMax, 'bpf-ipcache-map-max', e.prefix),
+        );
+      else writes.push(e);
+    }
+    const refused = this.ipcacheWriter.write(writes);
+    for (const [k, err] of refused) failed.set(k, err);
+    const before = this.ipcacheKeys.size;
+    for (const e of writes) if (!refused.has(e.prefix)) this.ipcacheKeys.add(e.prefix);
+    if (this.ipcacheKeys.size !== before) this.checkPressure();
+    return failed;
   }
   async deleteIPCache(prefix: string): Promise<void> {
     if (!this.ipcache) return;
