@@ -342,7 +342,9 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
     const c = planCluster(opts, existing);
     c.apiPort = await freePort();
     c.apiSecureSocket = apiSecureSocketPath(c.name);
-    c.apiSecurePort = await freePort();
+    // both are held by the one API server: two free ports, not the same one twice
+    do c.apiSecurePort = await freePort();
+    while (c.apiSecurePort === c.apiPort);
     saveCluster(c);
     return c;
   });
