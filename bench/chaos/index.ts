@@ -338,7 +338,7 @@ try {
   let kills = 0;
   const killNotes: string[] = [];
   const daemons = [c1, c2].flatMap((c) =>
-    // The Tendril daemons and the lab's API server (kubelets and forwarders are the lab's, not killed).
+    // The Tendril daemons and the lab's API server (kubelets are the lab's, not killed).
     listDaemonSpecs(c.name)
       .filter((d) => /apiserver|clustermesh|etcd|agent|dns|operator|kvstoremesh/.test(d.name))
       .map((d) => ({ c: c.name, d: d.name })),

@@ -165,3 +165,61 @@ test('RemoteState relists when its watch breaks for good, and emits what it miss
     await rs.stop();
   }
 });
+
+test("RemoteState without includeLocal is not sent the own cluster's state writes", async () => {
+  const local = new MemoryKVStore();
+  const remote = new MemoryKVStore();
+  await writeClusterState(local, { name: 'cluster1', id: 1, nodes: 1, services: 1 });
+  await writeClusterState(remote, { name: 'cluster2', id: 2, nodes: 1, services: 1 });
+  const mesh = new KVStoreMesh({
+    local,
+    localCluster: { name: 'cluster1', id: 1, maxConnectedClusters: 255 },
+    dial: async () => remote,
+    retryMinMs: 10,
+    retryMaxMs: 20,
+    probeIntervalMs: 30,
+  });
+  // counts the watch events the store delivers to RemoteState, by key
+  const delivered: string[] = [];
+  const counting = {
+    list: (p: string) => local.list(p),
+    watchPrefix: (p: string, on: (ev: WatchEvent) => void, o: WatchOptions = {}) =>
+      local.watchPrefix(
+        p,
+        (ev) => {
+          delivered.push(ev.type === 'put' ? ev.kv.key : ev.key);
+          on(ev);
+        },
+        o,
+      ),
+  };
+  const rs = new RemoteState({ store: counting, localCluster: 'cluster1' });
+  try {
+    await mesh.setRemotes([{ name: 'cluster2', clusterId: 2, endpoints: ['x'] }]);
+    await rs.start();
+    await until('cluster2 ready', () => rs.readyClusters().includes('cluster2'));
+    assert.equal(rs.cluster('cluster1'), undefined);
+    // the own cluster's syncer writes and the heartbeat: not delivered at all
+    delivered.length = 0;
+    await local.put(serviceKey('cluster1', 'default', 'svc0'), '{"changed":true}');
+    await local.put('cilium/.heartbeat', new Date().toISOString());
+    // a remote change after them is delivered, and only it
+    await remote.put(
+      serviceKey('cluster2', 'default', 'svc0'),
+      JSON.stringify({ cluster: 'cluster2', namespace: 'default', name: 'svc0', backends: {} }),
+    );
+    await until('remote change delivered', () =>
+      delivered.includes(cacheKey('services', 'cluster2', 'default/svc0')),
+    );
+    assert.deepEqual(
+      delivered.filter(
+        (k) => !k.startsWith('cilium/cache/') && !k.startsWith('cilium/kvstoremesh/'),
+      ),
+      [],
+      'nothing of cilium/state/ or the heartbeat',
+    );
+  } finally {
+    await rs.stop();
+    await mesh.stop();
+  }
+});

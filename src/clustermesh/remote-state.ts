@@ -31,6 +31,7 @@ import {
   parseStateKey,
   ROOT_PREFIX,
   STATE_KINDS,
+  SYNCED_PREFIX,
   type ClusterConfig,
   type IPCacheEntry,
   type KVStoreMeshRemoteState,
@@ -109,6 +110,21 @@ export interface RemoteStateOptions {
   logger?: Logger;
 }
 
+/**
+ * What is read of the local etcd without includeLocal: everything under
+ * cilium/ except the own cluster's cilium/state/ (its syncer's writes: one
+ * event per change in this cluster, which every agent would otherwise be
+ * woken for and drop) and the heartbeat. `cilium/c` holds cilium/cache/ and
+ * cilium/cluster-config/. Listed in this order, so a canary or status record
+ * (read first, older) never promises entries the cache list (read last,
+ * newer) lacks; each prefix is watched from its own list's revision.
+ */
+export const REMOTE_PREFIXES: readonly string[] = [
+  SYNCED_PREFIX,
+  KVSTOREMESH_STATUS_PREFIX,
+  'cilium/c',
+];
+
 const kinds = <T>(v: T): Record<StateKind, T> =>
   Object.fromEntries(STATE_KINDS.map((k) => [k, v])) as Record<StateKind, T>;
 
@@ -117,7 +133,8 @@ export class RemoteState {
   private readonly states = new Map<string, MeshClusterState>();
   private readonly listeners = new Set<RemoteStateListener>();
   private readonly log: Logger;
-  private watch: Watch | undefined;
+  private watches: Watch[] = [];
+  private resyncing = false;
   private initialDone = false;
   /** Entries skipped because they did not decode. */
   errors = 0;
@@ -151,8 +168,14 @@ export class RemoteState {
    * consumers see exactly the changes they missed.
    */
   private async listAndWatch(): Promise<void> {
-    const { kvs, revision } = await this.opts.store.list(ROOT_PREFIX);
-    const listed = new Map(kvs.map((kv) => [kv.key, kv.value]));
+    const prefixes = this.opts.includeLocal ? [ROOT_PREFIX] : REMOTE_PREFIXES;
+    const listed = new Map<string, string>();
+    const revisions: number[] = [];
+    for (const prefix of prefixes) {
+      const { kvs, revision } = await this.opts.store.list(prefix);
+      for (const kv of kvs) listed.set(kv.key, kv.value);
+      revisions.push(revision);
+    }
     for (const key of [...this.known.keys()]) if (!listed.has(key)) this.apply(key, undefined);
     // Cluster configs first: records are checked against their cluster's ID.
     const ordered = [...listed].sort(
@@ -162,21 +185,46 @@ export class RemoteState {
     );
     for (const [key, value] of ordered) if (this.known.get(key) !== value) this.apply(key, value);
     if (this.stopped) return;
-    this.watch = await this.opts.store.watchPrefix(ROOT_PREFIX, (ev) => this.onEvent(ev), {
-      afterRevision: revision,
-      onError: (err) => {
-        if (this.stopped) return;
-        this.log.warn('watch of the local etcd broke; listing again', { error: err });
-        void this.resync();
-      },
-      onDisconnect: (err) => this.log.warn('lost the local etcd; will resume', { error: err }),
-    });
+    const watches: Watch[] = [];
+    try {
+      for (const [i, prefix] of prefixes.entries())
+        watches.push(
+          await this.opts.store.watchPrefix(prefix, (ev) => this.onEvent(ev), {
+            afterRevision: revisions[i]!,
+            onError: (err) => {
+              if (this.stopped) return;
+              this.log.warn('watch of the local etcd broke; listing again', {
+                prefix,
+                error: err,
+              });
+              void this.resync();
+            },
+            onDisconnect: (err) =>
+              this.log.warn('lost the local etcd; will resume', { prefix, error: err }),
+          }),
+        );
+    } catch (err) {
+      await Promise.all(watches.map((w) => w.close().catch(() => {})));
+      throw err;
+    }
+    this.watches = watches;
   }
 
   private async resync(): Promise<void> {
-    const old = this.watch;
-    this.watch = undefined;
-    await old?.close().catch(() => {});
+    // one resync at a time (every prefix's watch may break at once)
+    if (this.resyncing) return;
+    this.resyncing = true;
+    try {
+      await this.resyncOnce();
+    } finally {
+      this.resyncing = false;
+    }
+  }
+
+  private async resyncOnce(): Promise<void> {
+    const old = this.watches;
+    this.watches = [];
+    await Promise.all(old.map((w) => w.close().catch(() => {})));
     for (let delay = 200; !this.stopped; delay = Math.min(delay * 2, 5000)) {
       try {
         await this.listAndWatch();
@@ -194,8 +242,9 @@ export class RemoteState {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.watch?.close();
-    this.watch = undefined;
+    const old = this.watches;
+    this.watches = [];
+    await Promise.all(old.map((w) => w.close()));
   }
 
   /** True after start() applied the initial list. */

@@ -6,10 +6,15 @@
  * 401, an agent's attempt to write a Secret 403; the admin may. After
  * `install`, the operator, DNS and every agent run with their own kubeconfig
  * (https, the lab CA, their identity's token) and `status --wait` passes.
+ * No process relays the nodes' connections: the API server itself listens
+ * at <control plane>:6443 in the control plane's namespace (and on
+ * 127.0.0.1:<apiSecurePort> for the CLI), and makes that listener again when
+ * the supervisor restarts it.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { after } from 'node:test';
 import { parse } from 'yaml';
 import { privilegedTest } from '../../test/helpers/privileged.js';
@@ -19,13 +24,41 @@ const lab = useUniqueLab('https');
 after(() => teardownLab(lab));
 
 const { createCluster } = await import('./create.js');
-const { listDaemonSpecs } = await import('./daemons.js');
+const { daemonStatus, listDaemonSpecs, waitDaemonRunning } = await import('./daemons.js');
+const { DAEMON_APISERVER } = await import('./create.js');
+const { connectInNetns } = await import('./apiserver/portforward.js');
 const { daemonKubeconfigPath, pkiPaths } = await import('./pki.js');
 const { agentDaemonName } = await import('../install/install.js');
 const { daemonKubeconfigPath: installKubeconfigPath } =
   await import('../install/lab-daemon-config.js');
 
-/** One request over the cluster's https Unix socket (what the forwarder exposes at <control plane>:6443). */
+/**
+ * GET path over https to ip:port from inside the network namespace `netns`
+ * (as a node's daemon connects): the status code, or the connect error.
+ */
+async function httpsFromNetns(
+  netns: string,
+  ip: string,
+  port: number,
+  ca: string,
+  path: string,
+  token: string,
+): Promise<number> {
+  const raw = await connectInNetns(netns, ip, port);
+  return new Promise((resolve, reject) => {
+    const tls = tlsConnect({ socket: raw, ca, host: ip }, () => {
+      tls.write(
+        `GET ${path} HTTP/1.1\r\nHost: ${ip}:${port}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
+      );
+    });
+    let text = '';
+    tls.setEncoding('utf8').on('data', (d: string) => (text += d));
+    tls.on('end', () => resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0)));
+    tls.on('error', reject);
+  });
+}
+
+/** One request over the cluster's https Unix socket. */
 function httpsOverSocket(
   socketPath: string,
   ca: string,
@@ -121,6 +154,37 @@ privilegedTest(
       secret,
     );
     assert.equal(created.status, 201);
+
+    // the nodes' way in is the API server's own listener in the control plane's namespace:
+    // no relay daemon, and a worker reaches it over the underlay
+    assert.deepEqual(
+      listDaemonSpecs('h1')
+        .map((d) => d.name)
+        .sort(),
+      ['apiserver', ...c.nodes.map((n) => `kubelet-${n.name}`)].sort(),
+    );
+    const cp = c.nodes[0]!;
+    const worker = c.nodes[1]!;
+    assert.equal(await httpsFromNetns(worker.netns, cp.ip, 6443, ca, '/api/v1/nodes', admin), 200);
+    // a restarted API server makes its listener in the namespace again
+    const before = daemonStatus('h1').find((d) => d.name === DAEMON_APISERVER)!;
+    assert.ok(before.pid);
+    process.kill(before.pid, 'SIGKILL');
+    let after: { pid: number | undefined } = before;
+    const deadline = Date.now() + 60_000;
+    while (after.pid === before.pid || after.pid === undefined) {
+      assert.ok(Date.now() < deadline, 'the supervisor restarts the API server');
+      await new Promise((r) => setTimeout(r, 100));
+      after = await waitDaemonRunning('h1', DAEMON_APISERVER, 60_000);
+    }
+    let status = 0;
+    while (status !== 200) {
+      assert.ok(Date.now() < deadline, `the restarted API server answers at ${cp.ip}:6443`);
+      status = await httpsFromNetns(worker.netns, cp.ip, 6443, ca, '/version', admin).catch(
+        () => 0,
+      );
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
 
     // Tendril's daemons, as `install` starts them: each with its own kubeconfig (https, the lab
     // CA, the token of its identity), and the agents become ready over it

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { apiServerSpec, forwarderSpec, kubeletSpec, planCluster } from './create.js';
+import { apiServerSpec, kubeletSpec, planCluster } from './create.js';
 import { nodeName, podNetns } from './layout.js';
 import { clusterDNSAddress, validateClusterName, type LabCluster } from './state.js';
 
@@ -101,9 +101,18 @@ test('daemon specs: absolute paths, the API server flags, nodes in their namespa
     args,
     /--cluster k --data-dir \S+\/clusters\/k\/apiserver --listen 127\.0\.0\.1:41234 --socket \S+\/api\.sock --service-cidr 10\.96\.0\.0\/16 --advertise-address 172\.30\.1\.10:6443 --store etcd --etcd-endpoints http:\/\/127\.0\.0\.1:2379/,
   );
-  const fwd = forwarderSpec(c);
-  assert.equal(fwd.netns, 'tendril-unit-k-control-plane');
-  assert.match(fwd.command.join(' '), /--listen 172\.30\.1\.10:6443 --socket/);
+  // the API server runs in the root namespace; with https it serves the nodes
+  // in the control plane's namespace itself, and the CLI on 127.0.0.1
+  assert.equal(api.netns, undefined);
+  const https = apiServerSpec({
+    ...c,
+    apiSecureSocket: '/s/api-tls.sock',
+    apiSecurePort: 41235,
+  }).command.join(' ');
+  assert.match(
+    https,
+    /--secure-socket \/s\/api-tls\.sock .*--node-listen 172\.30\.1\.10:6443 --node-netns tendril-unit-k-control-plane --secure-listen 127\.0\.0\.1:41235$/,
+  );
   const kl = kubeletSpec(c, c.nodes[2]!);
   assert.equal(kl.name, 'kubelet-k-worker2');
   assert.equal(kl.netns, 'tendril-unit-k-worker2');

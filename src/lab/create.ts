@@ -1,8 +1,10 @@
 /**
  * `tendril lab create`: validates the request, allocates the cluster's index
  * and CIDRs, builds the underlay and node namespaces, starts the supervisor
- * and the cluster's daemons (etcd when asked, API server, API forwarder, one
- * kubelet per node), and records the `lab-<name>` context.
+ * and the cluster's daemons (etcd when asked, the API server, one kubelet per
+ * node), and records the `lab-<name>` context. The API server listens in the
+ * control plane's network namespace itself (<cp IP>:6443, for the nodes), so
+ * it starts once the namespaces exist.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -85,9 +87,6 @@ export const MAX_WORKERS = 50;
 
 /** Daemon names of the lab's own daemons. */
 export const DAEMON_APISERVER = 'apiserver';
-export const DAEMON_FORWARDER = 'api-forwarder';
-/** The forwarder from 127.0.0.1:<apiSecurePort> in the root namespace to the https socket (the CLI's and kubectl's way in). */
-export const DAEMON_LOCAL_FORWARDER = 'api-forwarder-local';
 export const DAEMON_ETCD = 'etcd';
 /** The kubelet daemon of a node. */
 export function kubeletDaemonName(node: string): string {
@@ -218,8 +217,8 @@ export function apiServerSpec(c: LabCluster): DaemonSpec {
     c.apiSocket,
     '--service-cidr',
     c.serviceCIDR,
-    // The `kubernetes` Service's endpoint: pods reach the API server through
-    // the forwarder on the control plane, as in a real cluster.
+    // The `kubernetes` Service's endpoint: pods reach the API server on the
+    // control plane, as in a real cluster.
     '--advertise-address',
     `${c.nodes[0]!.ip}:${API_NODE_PORT}`,
   ];
@@ -239,46 +238,19 @@ export function apiServerSpec(c: LabCluster): DaemonSpec {
       p.caCert,
       '--token-auth-file',
       p.tokens,
+      // the nodes' way in: <cp IP>:6443, a listener the API server makes in
+      // the control plane's namespace (no process relays its connections)
+      '--node-listen',
+      `${c.nodes[0]!.ip}:${API_NODE_PORT}`,
+      '--node-netns',
+      c.nodes[0]!.netns,
     );
+    // the CLI's and kubectl's way in
+    if (c.apiSecurePort) args.push('--secure-listen', `127.0.0.1:${c.apiSecurePort}`);
   }
   return {
     name: DAEMON_APISERVER,
     command: nodeCommand('src/lab/apiserver/main.ts', args),
-    restart: 'always',
-  };
-}
-
-/** The API forwarder's daemon spec (in the control plane's namespace). */
-export function forwarderSpec(c: LabCluster): DaemonSpec {
-  const cp = c.nodes[0]!;
-  return {
-    name: DAEMON_FORWARDER,
-    command: nodeCommand('src/lab/forwarder-main.ts', [
-      '--listen',
-      `${cp.ip}:${API_NODE_PORT}`,
-      '--socket',
-      c.apiSecureSocket ?? c.apiSocket,
-    ]),
-    netns: cp.netns,
-    restart: 'always',
-  };
-}
-
-/**
- * The local forwarder's daemon spec (root namespace): https://127.0.0.1:<apiSecurePort>
- * to the API server's https socket, for the CLI and kubectl. Undefined for a
- * cluster without https.
- */
-export function localForwarderSpec(c: LabCluster): DaemonSpec | undefined {
-  if (!c.apiSecurePort || !c.apiSecureSocket) return undefined;
-  return {
-    name: DAEMON_LOCAL_FORWARDER,
-    command: nodeCommand('src/lab/forwarder-main.ts', [
-      '--listen',
-      `127.0.0.1:${c.apiSecurePort}`,
-      '--socket',
-      c.apiSecureSocket,
-    ]),
     restart: 'always',
   };
 }
@@ -317,7 +289,7 @@ async function waitClientAPI(cluster: LabCluster, timeoutMs: number): Promise<vo
           throw new TendrilError(
             'LAB_API_TIMEOUT',
             `the API server did not answer on ${server}: ${(err as Error).message}`,
-            { hint: `see ${daemonLogPath(cluster.name, DAEMON_LOCAL_FORWARDER)}`, cause: err },
+            { hint: `see ${daemonLogPath(cluster.name, DAEMON_APISERVER)}`, cause: err },
           );
         await sleep(100);
       }
@@ -370,12 +342,16 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
     const c = planCluster(opts, existing);
     c.apiPort = await freePort();
     c.apiSecureSocket = apiSecureSocketPath(c.name);
-    c.apiSecurePort = await freePort();
+    // both are held by the one API server: two free ports, not the same one twice
+    do c.apiSecurePort = await freePort();
+    while (c.apiSecurePort === c.apiPort);
     saveCluster(c);
     return c;
   });
   try {
-    // The supervisor, etcd and the API server need no node namespace: start them while the network is built.
+    // The supervisor and etcd need no node namespace: start them while the
+    // network is built. The API server listens in the control plane's, so it
+    // starts after.
     const controlPlane = (async () => {
       // the lab CA, serving certificate, and a token and kubeconfig per daemon
       await ensureLabPKI(cluster);
@@ -397,7 +373,6 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
         });
         await waitDaemonRunning(cluster.name, DAEMON_ETCD, timeoutMs);
       }
-      addDaemon(cluster.name, apiServerSpec(cluster));
     })();
     controlPlane.catch(() => {}); // awaited below
     say(` • Underlay network (${UNDERLAY_CIDR}) ...`);
@@ -417,13 +392,10 @@ export async function createCluster(opts: CreateClusterOptions): Promise<LabClus
       ` • ${cluster.apiStore === 'etcd' ? 'etcd and the ' : ''}API server (${labServerURL(cluster)}, ${cluster.nodes[0]!.ip}:${API_NODE_PORT} from the nodes) ...`,
     );
     await controlPlane;
-    addDaemon(cluster.name, forwarderSpec(cluster));
-    const local = localForwarderSpec(cluster);
-    if (local) addDaemon(cluster.name, local);
+    addDaemon(cluster.name, apiServerSpec(cluster));
     // kubelets start alongside the API server (they retry registering until it answers)
     for (const n of cluster.nodes) addDaemon(cluster.name, kubeletSpec(cluster, n));
     await waitAPI(cluster, timeoutMs);
-    await waitDaemonRunning(cluster.name, DAEMON_FORWARDER, timeoutMs);
     await waitClientAPI(cluster, timeoutMs);
     say(` • Kubelets on ${cluster.nodes.length} node(s) ...`);
     await Promise.all(

@@ -1,5 +1,5 @@
 /**
- * Lab daemons: background processes of a lab cluster (API server, forwarder,
+ * Lab daemons: background processes of a lab cluster (API server,
  * etcd, kubelets, agents...) run by the cluster's supervisor. STABLE API: the
  * agent installer and clustermesh code add their own daemons with addDaemon.
  *

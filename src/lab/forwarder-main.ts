@@ -1,6 +1,8 @@
 /**
  * Entry point of the API forwarder daemon (run in the control plane's namespace):
  *   node --import tsx src/lab/forwarder-main.ts --listen 172.30.1.10:6443 --socket /path/api.sock
+ * Only lab clusters created before issue 14 run it (their saved daemon specs);
+ * `lab create` no longer starts it.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../util/log.js';

@@ -4,6 +4,11 @@
  * connection to the API server's Unix socket. Unix sockets are reached by
  * path, so they cross network namespaces: this is how nodes reach an API
  * server that listens in the root namespace.
+ *
+ * Kept only for lab clusters created before issue 14, whose saved daemon
+ * specs still run forwarder-main.ts: a new cluster's API server listens in
+ * the control plane's namespace itself (src/lab/apiserver/netns-listen.ts)
+ * and no forwarder runs.
  */
 import { connect, createServer, type Server } from 'node:net';
 import type { Logger } from '../util/log.js';

@@ -130,7 +130,7 @@ privilegedTest(
     await assert.rejects(createCluster({ name: 'alpha' }), /already exists/);
     await assert.rejects(createCluster({ name: 'Bad_Name' }), /invalid lab cluster name/);
 
-    // nodes reach the API server through the forwarder; nodes are registered as kind would
+    // nodes reach the API server at <control plane>:6443; nodes are registered as kind would
     const client = new KubeClient({ server: apiServerURL(a) });
     const nodes = await client.list('v1', 'Node');
     const cp = nodes.items.find((n) => n.metadata.name === 'alpha-control-plane')!;

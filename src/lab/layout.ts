@@ -17,7 +17,8 @@
  *   pod CIDR (node)     the node index's /24 inside it (control plane 0, worker 1, worker2 2, ...)
  *   service CIDR        10.96.0.0/16 by default; the 10th address (10.96.0.10) is cluster DNS
  *   API server          127.0.0.1:<port> in the root netns (CLI, kubectl) and, for the
- *                       nodes, <control-plane underlay addr>:6443 through a forwarder
+ *                       nodes, <control-plane underlay addr>:6443: a listener the API
+ *                       server (root netns) makes in the control plane's netns
  *   cgroup v2           <cgroup2>/<prefix>/<cluster>/<node>/<podUID>
  *   bpffs               /sys/fs/bpf/<prefix>/<cluster>/<node>/...
  *   state               $TENDRIL_HOME/clusters/<cluster>/...
@@ -79,7 +80,7 @@ export function defaultPodCIDR(clusterIndex: number): string {
 /** Default service CIDR (the same in every cluster, as in kind). */
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/16';
 
-/** Port the API server forwarder listens on, at the control plane's underlay address. */
+/** Port the API server listens on for the nodes, at the control plane's underlay address. */
 export const API_NODE_PORT = 6443;
 
 /** Network namespace of a pod. */

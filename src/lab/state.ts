@@ -51,13 +51,15 @@ export interface LabCluster {
   apiSocket: string;
   /**
    * The API server's https Unix socket (authenticated; see src/lab/pki.ts).
-   * Set for clusters created with https: the forwarder exposes it to the
-   * nodes as https://<control plane>:6443 and daemons use their kubeconfig.
+   * Set for clusters created with https, which the API server then also
+   * serves on TCP itself: to the nodes at https://<control plane>:6443 (a
+   * listener in the control plane's namespace) and to the CLI at
+   * https://127.0.0.1:<apiSecurePort>; daemons use their kubeconfig.
    */
   apiSecureSocket?: string;
   /**
-   * Port on 127.0.0.1 in the root namespace where a local forwarder exposes
-   * the https socket: the CLI and kubectl reach https://127.0.0.1:<port> with
+   * Port on 127.0.0.1 in the root namespace where the API server serves
+   * https: the CLI and kubectl reach https://127.0.0.1:<port> with
    * the lab CA and the admin credential, as a real cluster is reached.
    */
   apiSecurePort?: number;
@@ -142,7 +144,7 @@ export function apiServerURL(cluster: Pick<LabCluster, 'apiPort'>): string {
 
 /**
  * The URL the CLI and kubectl use from the root namespace: https on
- * 127.0.0.1 (the local forwarder to the https socket) for clusters that have
+ * 127.0.0.1 (the API server's https listener there) for clusters that have
  * it, the plain-HTTP port for clusters created before.
  */
 export function labServerURL(
@@ -162,8 +164,8 @@ export function servesURL(
 }
 
 /**
- * URL of the API server from the nodes' namespaces (through the forwarder on
- * the control plane): https when the cluster has its https socket.
+ * URL of the API server from the nodes' namespaces (its listener in the
+ * control plane's namespace): https when the cluster has its https socket.
  */
 export function apiServerNodeURL(
   cluster: Pick<LabCluster, 'nodes'> & { apiSecureSocket?: string },

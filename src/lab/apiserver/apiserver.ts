@@ -1,7 +1,8 @@
 /**
  * The lab API server, composed: storage (disk or etcd) -> Registry (+ the
  * Service allocator in its write path) -> controllers -> HTTP on loopback TCP
- * and optionally a Unix socket. `startApiServer` is what the daemon entry
+ * and optionally a Unix socket; https on a Unix socket, on TCP, and on TCP in
+ * another network namespace (the control plane's, for the nodes). `startApiServer` is what the daemon entry
  * (main.ts) and the tests call.
  */
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { Scheduler } from './controllers/scheduler.js';
 import { ServiceAllocator } from './controllers/service-ip.js';
 import { Registry } from './registry.js';
 import { ApiHttpServer, type ApiHttpServerOptions } from './server.js';
+import { bindInNetns } from './netns-listen.js';
 import { PodStreams } from './streaming.js';
 import { refuseUnreflectedDaemonSet } from '../daemon-pods.js';
 import { EventRecorder, startEventExpiry } from './events.js';
@@ -57,10 +59,15 @@ export interface ApiServerOptions {
   snapshotEvery?: number;
   /** Serving certificate, client CA and tokens of the https listeners (see ./auth.ts). */
   tls?: ApiHttpServerOptions['tls'];
-  /** An https Unix socket (authenticated; the lab's forwarder exposes it to the nodes). */
+  /** An https Unix socket (authenticated). */
   secureSocketPath?: string;
   /** An https TCP listener (authenticated); port 0 picks one. */
   secureTcp?: { host: string; port: number };
+  /**
+   * An https TCP listener (authenticated) inside another network namespace:
+   * the nodes' way in at <control-plane IP>:6443 (see ./netns-listen.ts).
+   */
+  secureNetnsTcp?: { netns: string; host: string; port: number };
 }
 
 /** A running API server. */
@@ -145,6 +152,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
   let port: number;
   let secureUrl: string | undefined;
   try {
+    // first: a namespace without the address fails the start before anything answers
+    if (options.secureNetnsTcp) {
+      const { netns, host, port: nsPort } = options.secureNetnsTcp;
+      const fd = bindInNetns(netns, host, nsPort);
+      await http.listenFd(fd, `${host}:${nsPort} in network namespace ${netns}`, true);
+    }
     port = await http.listenTcp(options.host ?? '127.0.0.1', options.port);
     if (options.socketPath) await http.listenUnix(options.socketPath);
     if (options.secureSocketPath) await http.listenUnix(options.secureSocketPath, true);

@@ -85,6 +85,41 @@ describe('API server daemon', () => {
       /--store etcd needs --etcd-endpoints/,
     );
     assert.throws(() => parseApiServerArgs(['--data-dir', '/x']), /--cluster is required/);
+    // the https TCP listeners: root namespace, and another namespace (the control plane's)
+    const tls = ['--tls-cert-file', '/c', '--tls-private-key-file', '/k'];
+    const base = ['--cluster', 'c', '--data-dir', '/x'];
+    const s = parseApiServerArgs([
+      ...base,
+      ...tls,
+      '--secure-listen',
+      '127.0.0.1:7443',
+      '--node-listen',
+      '172.30.1.10:6443',
+      '--node-netns',
+      'tendril-c-control-plane',
+    ]);
+    assert.deepEqual(s.secureListen, { host: '127.0.0.1', port: 7443 });
+    assert.deepEqual(s.nodeListen, {
+      netns: 'tendril-c-control-plane',
+      host: '172.30.1.10',
+      port: 6443,
+    });
+    assert.throws(
+      () => parseApiServerArgs([...base, ...tls, '--node-listen', '172.30.1.10:6443']),
+      /--node-listen needs --node-netns/,
+    );
+    assert.throws(
+      () => parseApiServerArgs([...base, ...tls, '--node-netns', 'n']),
+      /--node-listen \(missing\): expected IPv4:PORT/,
+    );
+    assert.throws(
+      () => parseApiServerArgs([...base, '--node-listen', '172.30.1.10:6443', '--node-netns', 'n']),
+      /--node-listen needs --tls-cert-file/,
+    );
+    assert.throws(
+      () => parseApiServerArgs([...base, ...tls, '--secure-listen', 'localhost:1']),
+      /--secure-listen localhost:1: expected IPv4:PORT/,
+    );
     const bad = spawnSync(
       process.execPath,
       [

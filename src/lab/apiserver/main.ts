@@ -5,6 +5,17 @@
  *       --listen 127.0.0.1:PORT [--socket PATH] [--service-cidr CIDR]
  *       [--store disk|memory|etcd] [--etcd-endpoints URL[,URL...]]
  *       [--advertise-address IP:PORT]
+ *       [--secure-socket PATH] [--secure-listen HOST:PORT]
+ *       [--node-listen IP:PORT --node-netns NETNS]
+ *       --tls-cert-file F --tls-private-key-file F [--client-ca-file F] [--token-auth-file F]
+ *
+ * The https listeners (authenticated) are a Unix socket, a TCP address in the
+ * root namespace (the CLI's and kubectl's way in, 127.0.0.1), and a TCP
+ * address in another network namespace (--node-netns, a name under
+ * /run/netns: the control plane's, where the nodes' daemons reach
+ * <control-plane IP>:6443). The last is made with setns(2) on the main
+ * thread (./netns-listen.ts), so the API server runs in the root namespace
+ * and no process relays its connections.
  *
  * "memory" is an alias of "disk" (objects in memory, persisted in DIR/store).
  * PORT 0 picks a free port. Once serving, DIR/apiserver.json holds
@@ -39,6 +50,10 @@ export interface ApiServerArgs {
   clientCAFile?: string;
   tokenAuthFile?: string;
   secureSocket?: string;
+  /** https on TCP in the root namespace. */
+  secureListen?: { host: string; port: number };
+  /** https on TCP inside the network namespace `netns`. */
+  nodeListen?: { netns: string; host: string; port: number };
 }
 
 /**
@@ -62,6 +77,9 @@ export function parseApiServerArgs(argv: string[]): ApiServerArgs {
       'client-ca-file': { type: 'string' },
       'token-auth-file': { type: 'string' },
       'secure-socket': { type: 'string' },
+      'secure-listen': { type: 'string' },
+      'node-listen': { type: 'string' },
+      'node-netns': { type: 'string' },
     },
     strict: true,
   });
@@ -105,7 +123,45 @@ export function parseApiServerArgs(argv: string[]): ApiServerArgs {
       '--secure-socket needs --tls-cert-file and --tls-private-key-file',
       "pass the serving certificate and key (the lab writes them under the cluster's pki/)",
     );
+  const tls = Boolean(values['tls-cert-file'] && values['tls-private-key-file']);
+  let secureListen: ApiServerArgs['secureListen'];
+  if (values['secure-listen']) {
+    const a = /^(\d+\.\d+\.\d+\.\d+):(\d{1,5})$/.exec(values['secure-listen']);
+    if (!a || Number(a[2]) > 65535)
+      throw bad(
+        `--secure-listen ${values['secure-listen']}: expected IPv4:PORT`,
+        'e.g. --secure-listen 127.0.0.1:6443 (port 0 picks one)',
+      );
+    if (!tls)
+      throw bad(
+        '--secure-listen needs --tls-cert-file and --tls-private-key-file',
+        "pass the serving certificate and key (the lab writes them under the cluster's pki/)",
+      );
+    secureListen = { host: a[1]!, port: Number(a[2]) };
+  }
+  let nodeListen: ApiServerArgs['nodeListen'];
+  if (values['node-listen'] || values['node-netns']) {
+    const a = /^(\d+\.\d+\.\d+\.\d+):(\d{1,5})$/.exec(values['node-listen'] ?? '');
+    if (!a || Number(a[2]) > 65535)
+      throw bad(
+        `--node-listen ${values['node-listen'] ?? '(missing)'}: expected IPv4:PORT`,
+        '--node-netns NETNS goes with --node-listen IP:PORT, e.g. --node-listen 172.30.1.10:6443',
+      );
+    if (!values['node-netns'])
+      throw bad(
+        '--node-listen needs --node-netns',
+        "pass the network namespace that holds the address (the control plane's, e.g. tendril-c1-control-plane)",
+      );
+    if (!tls)
+      throw bad(
+        '--node-listen needs --tls-cert-file and --tls-private-key-file',
+        "pass the serving certificate and key (the lab writes them under the cluster's pki/)",
+      );
+    nodeListen = { netns: values['node-netns'], host: a[1]!, port: Number(a[2]) };
+  }
   return {
+    ...(secureListen ? { secureListen } : {}),
+    ...(nodeListen ? { nodeListen } : {}),
     ...(values['tls-cert-file'] ? { tlsCertFile: values['tls-cert-file'] } : {}),
     ...(values['tls-private-key-file'] ? { tlsKeyFile: values['tls-private-key-file'] } : {}),
     ...(values['client-ca-file'] ? { clientCAFile: values['client-ca-file'] } : {}),
@@ -152,6 +208,8 @@ async function run(): Promise<void> {
     advertise: args.advertise,
     logger,
     ...(args.secureSocket ? { secureSocketPath: args.secureSocket } : {}),
+    ...(args.secureListen ? { secureTcp: args.secureListen } : {}),
+    ...(args.nodeListen ? { secureNetnsTcp: args.nodeListen } : {}),
     ...(args.tlsCertFile && args.tlsKeyFile
       ? {
           tls: {

@@ -207,6 +207,28 @@ export class ApiHttpServer {
   }
 
   /**
+   * Listens on a bound TCP socket given by fd (see ./netns-listen.ts: a socket
+   * made in another network namespace); returns the bound port. `label`
+   * ("172.30.1.10:6443 in netns X") names it in errors. The server owns the
+   * fd from here on (closing the server closes it).
+   * @throws TendrilError `APISERVER_LISTEN`.
+   */
+  async listenFd(fd: number, label: string, secure = false): Promise<number> {
+    const s = this.newServer(secure);
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', (err) =>
+        reject(
+          new TendrilError('APISERVER_LISTEN', `listen on ${label}: ${err.message}`, {
+            cause: err,
+          }),
+        ),
+      );
+      s.listen({ fd }, () => resolve());
+    });
+    return (s.address() as AddressInfo).port;
+  }
+
+  /**
    * Listens on a Unix socket (a stale socket file is replaced).
    * @throws TendrilError `APISERVER_LISTEN`.
    */
