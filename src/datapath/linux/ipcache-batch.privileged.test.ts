@@ -6,7 +6,8 @@ import { BPFFS_ROOT } from '../../util/paths.js';
 import { newMap, type BpfMap } from '../bpf/map.js';
 import { BpfError, CodecError } from '../bpf/errors.js';
 import { uniqueName } from '../bpf/testing.js';
-import { LinuxDatapath, MapFullError } from './datapath.js';
+import { MapFullError } from './datapath.js';
+import { mapsOnlyDatapath } from './testing.js';
 import {
   IPCACHE_BATCH_MAX,
   IPCacheWriter,
@@ -103,19 +104,7 @@ privilegedTest(
   'privileged: LinuxDatapath.applyIPCache: batch upserts and deletes, MapFullError beyond the size, pressure warning',
   async () => {
     const dir = join(BPFFS_ROOT, uniqueName('tdl-ipcb'));
-    const dp = new LinuxDatapath({
-      // routing is not under test: a netns that does not exist keeps it off the host
-      router: {
-        mode: 'native',
-        nodeIP: '192.0.2.1',
-        podCIDR: '10.250.0.0/24',
-        mtu: 1500,
-        netns: '/run/netns/tdl-ipcb-none',
-      },
-      bpffsDir: dir,
-      cgroupPath: '/nonexistent',
-      mapSizes: { ipcache: 1024 },
-    });
+    const dp = mapsOnlyDatapath('tdl-ipcb', dir, 1024);
     try {
       await dp.init();
       const upserts = Array.from({ length: 1100 }, (_, i) => ({ prefix: ip(i), identity: 65_792 }));

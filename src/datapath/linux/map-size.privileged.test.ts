@@ -4,26 +4,15 @@ import { join } from 'node:path';
 import { privilegedTest } from '../../../test/helpers/privileged.js';
 import { BPFFS_ROOT } from '../../util/paths.js';
 import { uniqueName } from '../bpf/testing.js';
-import { LinuxDatapath, MapFullError } from './datapath.js';
+import { MapFullError } from './datapath.js';
+import { mapsOnlyDatapath } from './testing.js';
 import { openPinnedIPCache } from './maps.js';
 
 privilegedTest(
   'privileged: the ipcache map is sized from the setting, warns at 90% and refuses when full',
   async () => {
     const dir = join(BPFFS_ROOT, uniqueName('tdl-mapsize'));
-    const dp = new LinuxDatapath({
-      // routing is not under test: a netns that does not exist keeps it off the host
-      router: {
-        mode: 'native',
-        nodeIP: '192.0.2.1',
-        podCIDR: '10.250.0.0/24',
-        mtu: 1500,
-        netns: '/run/netns/tdl-mapsize-none',
-      },
-      bpffsDir: dir,
-      cgroupPath: '/nonexistent',
-      mapSizes: { ipcache: 1024 },
-    });
+    const dp = mapsOnlyDatapath('tdl-mapsize', dir, 1024);
     try {
       await dp.init();
       const m = openPinnedIPCache(dir);
