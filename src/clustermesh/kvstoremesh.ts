@@ -884,6 +884,8 @@ export class LocalPuts {
     { value: string; waiters: Array<[() => void, (e: unknown) => void]> }
   >();
   private inFlight = 0;
+  /** Keys in a write now. */
+  private readonly writing = new Set<string>();
   private scheduled = false;
 
   /**
@@ -947,8 +949,6 @@ export class LocalPuts {
       if (this.pending.size > 0) this.schedule();
     }
   }
-  /** Keys in a write now. */
-  private readonly writing = new Set<string>();
 }
 
 function sleep(ms: number): Promise<void> {

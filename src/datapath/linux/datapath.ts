@@ -234,19 +234,9 @@ export class LinuxDatapath implements Datapath {
   }
 
   async upsertIPCache(entry: IPCacheEntry): Promise<void> {
-    if (!this.ipcache) return;
-    const isNew = !this.ipcacheKeys.has(entry.prefix);
-    if (isNew && this.ipcacheKeys.size >= this.ipcacheMax)
-      throw new MapFullError('ipcache', this.ipcacheMax, 'bpf-ipcache-map-max', entry.prefix);
-    this.ipcache.update(prefixToKey(entry.prefix), {
-      identity: entry.identity,
-      hostIP: entry.hostIP ?? '0.0.0.0',
-      flags: 0,
-    });
-    if (isNew) {
-      this.ipcacheKeys.add(entry.prefix);
-      this.checkPressure();
-    }
+    // one entry through applyIPCache: the same map-size check and writer
+    const err = (await this.applyIPCache({ upserts: [entry], deletes: [] })).get(entry.prefix);
+    if (err) throw err;
   }
   /**
    * Many ipcache changes with few syscalls (IPCacheWriter: BPF batch updates);

@@ -12,7 +12,9 @@ import koffi from 'koffi';
 import { withNetns } from '../../datapath/bpf/netns.js';
 import { TendrilError } from '../../util/errors.js';
 
-const AF_INET = 2;
+/** Address families of socket(2). */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
 const SOCK_STREAM = 1;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
@@ -48,6 +50,15 @@ function errnoName(errno: number): string {
   return hit ? hit[0] : `errno ${errno}`;
 }
 
+/**
+ * A non-blocking, close-on-exec TCP socket of `domain` (AF_INET, AF_INET6) in
+ * the calling thread's network namespace (call it inside withNetns); -1 on
+ * failure (koffi.errno() says why).
+ */
+export function rawTcpSocket(domain: number): number {
+  return libc().socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
 /** struct sockaddr_in for an IPv4 address and port. */
 function sockaddrIn(host: string, port: number): Buffer {
   const b = Buffer.alloc(16);
@@ -77,7 +88,7 @@ export function bindInNetns(netns: string, host: string, port: number): number {
     });
   const c = libc();
   return withNetns(netns, () => {
-    const fd = c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const fd = rawTcpSocket(AF_INET);
     if (fd < 0)
       throw new TendrilError(
         'APISERVER_LISTEN',

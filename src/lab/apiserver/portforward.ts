@@ -12,8 +12,8 @@
  * `Upgrade: SPDY/3.1` connection; both end here.
  */
 import { Socket } from 'node:net';
-import koffi from 'koffi';
 import { withNetns } from '../../datapath/bpf/netns.js';
+import { AF_INET, AF_INET6, rawTcpSocket } from './netns-listen.js';
 import { RST, type SpdyStream } from './spdy.js';
 
 /** The WebSocket subprotocol kubectl 1.31+ tunnels port-forward's SPDY in. */
@@ -25,23 +25,6 @@ export const PORTFORWARD_PROTOCOL = 'portforward.k8s.io';
 /** How long the second stream of a pair may lag behind the first (the kubelet's streamCreationTimeout). */
 export const PAIR_TIMEOUT_MS = 30_000;
 
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-
-let socketFn: ((domain: number, type: number, proto: number) => number) | undefined;
-
-function rawSocket(domain: number): number {
-  socketFn ??= koffi.load('libc.so.6').func('int socket(int, int, int)') as (
-    d: number,
-    t: number,
-    p: number,
-  ) => number;
-  return socketFn(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-}
-
 /**
  * A TCP connection to host:port made from inside the network namespace
  * `netns` (a name under /run/netns or a path): the socket is created there
@@ -49,7 +32,7 @@ function rawSocket(domain: number): number {
  */
 export function connectInNetns(netns: string, host: string, port: number): Promise<Socket> {
   const v6 = host.includes(':');
-  const fd = withNetns(netns, () => rawSocket(v6 ? AF_INET6 : AF_INET));
+  const fd = withNetns(netns, () => rawTcpSocket(v6 ? AF_INET6 : AF_INET));
   if (fd < 0) return Promise.reject(new Error(`socket() in network namespace ${netns} failed`));
   return new Promise((resolve, reject) => {
     const sock = new Socket({ fd, readable: true, writable: true, manualStart: true } as never);
