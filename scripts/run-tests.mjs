@@ -32,7 +32,11 @@ function walk(dir, out) {
 const files =
   explicit.length > 0
     ? explicit
-    : [...walk(join(root, 'src'), []), ...walk(join(root, 'test'), [])];
+    : [
+        ...walk(join(root, 'src'), []),
+        ...walk(join(root, 'test'), []),
+        ...walk(join(root, 'bench'), []),
+      ];
 const privileged = files.filter((f) => f.endsWith('.privileged.test.ts')).sort();
 const unit = files.filter((f) => !f.endsWith('.privileged.test.ts')).sort();
 

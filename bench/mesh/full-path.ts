@@ -11,9 +11,15 @@
  *       PATCH to the backend being in an active slot of the service in the
  *       PINNED BPF service map of cluster2's worker (lookups every ~1 ms).
  *       Between changes the endpoint is set not ready and the bench waits for
- *       the backend to leave the map (not timed). After 20 untimed warm-up
- *       changes; measured without the per-hop observers below (three more
- *       watchers woken by every change);
+ *       the backend to leave the map (not timed). After the lab has gone
+ *       quiet (the machine < 0.3 cores busy over 2 s) and 1,000 untimed
+ *       warm-up changes (--warmup: the daemons' hot paths compiled by V8's
+ *       optimizing tier; the first 100 of them are propagation_cold_p50_ms);
+ *       measured without the per-hop observers below (three more watchers
+ *       woken by every change);
+ *   propagation_cpu_ms_per_change
+ *       CPU time of every process on the machine during that series, per
+ *       endpoint write (ready and not-ready flips both count);
  *   propagation_observed_p50_ms
  *       the same, in a second series with the observers running (what
  *       propagation_p50_ms was before issue 14's split), whose hops follow:
@@ -40,9 +46,15 @@
  *       start of the write until ONE agent's (cluster2's worker) pinned maps
  *       hold 3 active backends for each of the 10,000 VIPs; then that agent's
  *       VmRSS (and VmHWM) from /proc/<pid>/status.
+ *
+ * Knobs for experiments (environment): MESH_BENCH_QUIET_CORES (0.3: the busy
+ * level to wait for before timing), MESH_BENCH_GAP_MS (5: the pause between
+ * the backend leaving the map and the next timed change; 100 ms was no faster
+ * on this VM: idle vCPUs wake slower).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import {
   cliOk,
@@ -56,11 +68,14 @@ import {
 import { releaseLab } from '../lib/lab.js';
 import { backendHaproxyCfg, clientPod, haproxyPod, pinCgroup, wrk } from '../lib/pod.js';
 import { median, percentile, type Figure } from '../lib/report.js';
+import { cpuBetween, daemonLabel, processCpu, waitForQuiet } from '../lib/proc-cpu.js';
 
 export interface FullPathOptions {
   /** The run's lab (useUniqueLab: already in process.env). */
   lab: UniqueLab;
   changes: number;
+  /** Untimed changes before the timed series (the first 100 are the cold figures). */
+  warmup: number;
   services: number;
   rounds: number;
   seconds: number;
@@ -68,6 +83,14 @@ export interface FullPathOptions {
   propagationOnly?: boolean;
   log: (s: string) => void;
 }
+
+/**
+ * Before the timed changes the machine must keep less than this many cores
+ * busy over 2 s (the lab at rest; the wait is bounded and reported).
+ */
+const QUIET_CORES = Number(process.env.MESH_BENCH_QUIET_CORES ?? 0.3);
+/** Pause (ms) between the backend leaving the map and the next timed change. */
+const GAP_MS = Number(process.env.MESH_BENCH_GAP_MS ?? 5);
 
 const CLIENT_CPU = '0';
 const SERVER_CPU = '1';
@@ -262,7 +285,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
      * change on a 2-vCPU machine, so the headline figures come from a run
      * without them.
      */
-    const runChanges = async (n: number, observers: boolean) => {
+    const runChanges = async (n: number, observers: boolean, gapMs = GAP_MS) => {
       const at: Record<Hop, number[]> = {
         api_ack: [],
         api_watch: [],
@@ -306,7 +329,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
           await patch(false);
           if ((await waitMap(false, 10_000)) === undefined)
             throw new Error('backend did not leave the map in 10 s');
-          await sleep(5);
+          await sleep(gapMs);
           const t0abs = now();
           const t0 = performance.now();
           let ack: number | undefined;
@@ -354,11 +377,34 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
       }
       return { lat, missed, at };
     };
+    // The lab's daemons are still busy for a while after the setup (caches,
+    // first syncs, the relay): timing then measures their settling, not a
+    // change's path. Wait for the machine to go quiet first (bounded).
+    const cores = cpus().length;
+    const quiet = await waitForQuiet({
+      cores,
+      maxCores: QUIET_CORES,
+      windowMs: 2000,
+      timeoutMs: 90_000,
+    });
+    log(
+      `machine ${quiet.quiet ? 'quiet' : 'still busy'} after ${(quiet.waitedMs / 1000).toFixed(1)} s: ${quiet.cores.toFixed(2)} cores busy over the last 2 s`,
+    );
     // warm-up (not timed): the first changes after the setup meet cold code paths
-    log('propagation: 20 warm-up changes ...');
-    await runChanges(20, false);
+    log(`propagation: ${o.warmup} warm-up changes ...`);
+    const cold = (await runChanges(o.warmup, false)).lat.slice(0, 100);
     log(`propagation: ${o.changes} changes without observers ...`);
+    const cpu0 = processCpu();
     const { lat, missed } = await runChanges(o.changes, false);
+    const perProcess = cpuBetween(cpu0, processCpu());
+    // each timed change is two writes (not ready, then ready), each travels the path
+    const flips = 2 * o.changes;
+    const cpuPerFlip = perProcess.reduce((s, p) => s + p.cpuMs, 0) / flips;
+    const top = perProcess
+      .slice(0, 8)
+      .map((p) => `${daemonLabel(p.cmdline, process.pid, p.pid)} ${(p.cpuMs / flips).toFixed(2)}`)
+      .join(', ');
+    log(`CPU per endpoint change (ms, every process): ${cpuPerFlip.toFixed(1)}; ${top}`);
     log(`propagation: ${o.changes} changes with the per-hop observers ...`);
     const observed = await runChanges(o.changes, true);
     const at = observed.at;
@@ -379,6 +425,26 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
       value: Math.max(...lat),
       unit: 'ms',
       note: `missed (> 10 s): ${missed}`,
+    });
+    if (cold.length > 0) {
+      figures.push({
+        name: 'propagation_cold_p50_ms',
+        value: median(cold),
+        unit: 'ms',
+        note: `the first ${cold.length} changes after the lab is up (the daemons' code not yet optimized; p99 ${percentile(cold, 99).toFixed(1)})`,
+      });
+    }
+    figures.push({
+      name: 'propagation_idle_cores_before',
+      value: quiet.cores,
+      unit: 'cores',
+      note: `the machine's busy level over 2 s before the timed changes (waited ${(quiet.waitedMs / 1000).toFixed(0)} s for < ${QUIET_CORES}${quiet.quiet ? '' : ': not reached'})`,
+    });
+    figures.push({
+      name: 'propagation_cpu_ms_per_change',
+      value: cpuPerFlip,
+      unit: 'ms',
+      note: `CPU of every process per endpoint change in the headline series (both flips counted); most: ${top}`,
     });
     figures.push({
       name: 'propagation_observed_p50_ms',

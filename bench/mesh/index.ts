@@ -19,9 +19,12 @@
  * propagation_p50_ms/_p99_ms (to cluster2's pinned BPF service map),
  * xc_service_vs_direct_rps/_cps, bulk_sync_10k_s, bulk_sync_rss_mib.
  *
- *   npm run bench -- mesh [--services N] [--changes N] [--rounds N] [--seconds S]
+ *   npm run bench -- mesh [--services N] [--changes N] [--warmup N] [--rounds N] [--seconds S]
  *                         [--control-plane-only | --propagation-only]
  *
+ * --warmup N: untimed changes before the timed propagation series (1000: the
+ * daemons' hot paths optimized by V8, as in a mesh that has run for a while;
+ * the first 100 of them give propagation_cold_p50_ms).
  * --propagation-only: the full path's propagation figures alone, with the
  * per-hop breakdown (written to bench/results/mesh-propagation.json).
  */
@@ -53,6 +56,7 @@ const { values } = parseArgs({
   options: {
     services: { type: 'string', default: '10000' },
     changes: { type: 'string', default: '200' },
+    warmup: { type: 'string', default: '1000' },
     rounds: { type: 'string', default: '10' },
     seconds: { type: 'string', default: '1' },
     'control-plane-only': { type: 'boolean', default: false },
@@ -135,6 +139,7 @@ async function main(): Promise<void> {
       ...(await fullPathFigures({
         lab,
         changes: N_CHANGES,
+        warmup: Number(values.warmup),
         services: N_SERVICES,
         rounds: Number(values.rounds),
         seconds: Number(values.seconds),
