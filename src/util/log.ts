@@ -33,7 +33,9 @@ export function createLogger(
       sink(JSON.stringify(rec, errorReplacer));
       return;
     }
+    // a field left undefined is left out, as JSON.stringify leaves it out
     const kv = Object.entries({ ...fields, ...extra })
+      .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${fmt(v)}`)
       .join(' ');
     sink(`${rec.time} ${lvl.toUpperCase().padEnd(5)} ${msg}${kv ? ' ' + kv : ''}`);
