@@ -106,6 +106,7 @@ import {
   sizesFromEnv,
   type SimCluster,
 } from './sim.js';
+import { AGENT_SEMI_SPACE_MIB } from '../../src/install/kubernetes/workloads.js';
 import type { KvmIn, KvmOut, KvmStatusMsg, StagesMsg } from './kvstoremesh-child.js';
 import type { AgentIn, AgentOut, AgentStatusMsg, WrittenMsg } from './agent-child.js';
 
@@ -229,9 +230,9 @@ function waitMsg<T extends { op: string }>(
   });
 }
 
-function startChild(file: string): ChildProcess {
+function startChild(file: string, nodeFlags: string[] = []): ChildProcess {
   const child = fork(join(here, file), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: [...nodeFlags, '--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   // a child that died: its IPC write fails (EPIPE); the request times out and the run cleans up
@@ -409,7 +410,8 @@ async function main(): Promise<Figure[]> {
 
   // ---- processes ----
   const kvm = startChild('kvstoremesh-child.ts');
-  const agentP = startChild('agent-child.ts');
+  // with the V8 flags of the installed agent (its 2 MiB young generation)
+  const agentP = startChild('agent-child.ts', [`--max-semi-space-size=${AGENT_SEMI_SPACE_MIB}`]);
   await request<KvmOut>(
     kvm,
     {

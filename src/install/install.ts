@@ -68,13 +68,11 @@ import {
 import { NodeRouter, podMtu } from '../datapath/linux/routes.js';
 import { labManifestOptions, reflectOf } from './lab-reflection.js';
 import type { RoutingMode } from '../datapath/types.js';
+import { AGENT_SEMI_SPACE_MIB } from './kubernetes/workloads.js';
 
 export const DAEMON_OPERATOR = 'tendril-operator';
 export const DAEMON_DNS = 'tendril-dns';
 /** Daemon name of a node's agent. */
-/** V8 young-generation semi-space (MiB) for agents; see the agent's daemon spec. */
-export const AGENT_SEMI_SPACE_MIB = 2;
-
 export function agentDaemonName(node: string): string {
   return `tendril-agent-${node}`;
 }
