@@ -114,17 +114,19 @@ privilegedTest(
           ? true
           : undefined;
       });
-      const exp = await k1.get(
-        'multicluster.x-k8s.io/v1alpha1',
-        'ServiceExport',
-        'echo-service-c1',
-        { namespace: 'default' },
-      );
-      const conds = (exp.status?.conditions ?? []) as Array<{ type: string; status: string }>;
-      assert.ok(
-        conds.some((c) => c.type === 'Valid' && c.status === 'True'),
-        JSON.stringify(conds),
-      );
+      // cluster1's operator writes the export's status on its own turn: the
+      // import in cluster2 may be there first
+      let conds: Array<{ type: string; status: string }> = [];
+      await until('ServiceExport Valid=True in cluster1', async () => {
+        const exp = await k1.get(
+          'multicluster.x-k8s.io/v1alpha1',
+          'ServiceExport',
+          'echo-service-c1',
+          { namespace: 'default' },
+        );
+        conds = (exp.status?.conditions ?? []) as typeof conds;
+        return conds.some((c) => c.type === 'Valid' && c.status === 'True') ? true : undefined;
+      }).catch((e: Error) => assert.fail(`${e.message}; conditions ${JSON.stringify(conds)}`));
     } finally {
       k1.close();
       k2.close();

@@ -4,7 +4,7 @@
  * assert that nothing leaked (`liveFds()`, `openFdCount()`). An FD that is
  * garbage-collected without close() is closed by a finalizer as a last resort.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { closeFd } from './syscall.js';
 import { BpfError } from './errors.js';
 
@@ -67,7 +67,22 @@ export function liveFds(): LiveFd[] {
   return [...live.values()];
 }
 
-/** How many descriptors this process has open (from /proc/self/fd). */
-export function openFdCount(): number {
-  return readdirSync('/proc/self/fd').length;
+/**
+ * How many descriptors this process has open (from /proc/self/fd); with
+ * `target`, only those whose link matches it (`/^anon_inode:bpf-map$/`,
+ * `/^net:/`): other code of the process (the test runner, a library loading)
+ * may open and close files meanwhile.
+ */
+export function openFdCount(target?: RegExp): number {
+  const fds = readdirSync('/proc/self/fd');
+  if (!target) return fds.length;
+  let n = 0;
+  for (const fd of fds) {
+    try {
+      if (target.test(readlinkSync(`/proc/self/fd/${fd}`))) n++;
+    } catch {
+      // closed since the listing (or the listing's own descriptor)
+    }
+  }
+  return n;
 }

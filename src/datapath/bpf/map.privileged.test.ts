@@ -11,6 +11,9 @@ import { createOrReusePinnedMap, newMap, openPinnedMap, possibleCpus } from './m
 import { runProcess, uniqueName } from './testing.js';
 import { MapType, UpdateFlags } from './types.js';
 
+/** What /proc/self/fd/N links to for a BPF map. */
+const BPF_MAP_FD = /^anon_inode:bpf-map$/;
+
 function pinDir(): { dir: string; remove(): void } {
   const dir = join(BPFFS_ROOT, uniqueName('pins'));
   mkdirSync(dir, { recursive: true });
@@ -18,7 +21,7 @@ function pinDir(): { dir: string; remove(): void } {
 }
 
 privilegedTest('privileged: hash map lookup/update flags/delete/iterate with codecs', () => {
-  const fdsBefore = openFdCount();
+  const fdsBefore = openFdCount(BPF_MAP_FD);
   const key = struct('k', 8, { ip: [0, ipv4], port: [4, be16] });
   const m = newMap({ name: 'svc', type: MapType.Hash, maxEntries: 4, key, value: u64 });
   try {
@@ -62,7 +65,7 @@ privilegedTest('privileged: hash map lookup/update flags/delete/iterate with cod
     m.close();
   }
   assert.throws(() => m.lookup({ ip: '10.0.0.1', port: 80 }), /after close/);
-  assert.equal(openFdCount(), fdsBefore, 'the map fd was closed');
+  assert.equal(openFdCount(BPF_MAP_FD), fdsBefore, 'the map fd was closed');
 });
 
 privilegedTest(
