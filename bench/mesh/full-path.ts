@@ -88,9 +88,19 @@ export interface FullPathOptions {
  * Before the timed changes the machine must keep less than this many cores
  * busy over 2 s (the lab at rest; the wait is bounded and reported).
  */
-const QUIET_CORES = Number(process.env.MESH_BENCH_QUIET_CORES ?? 0.3);
+const QUIET_CORES = envNumber('MESH_BENCH_QUIET_CORES', 0.3);
 /** Pause (ms) between the backend leaving the map and the next timed change. */
-const GAP_MS = Number(process.env.MESH_BENCH_GAP_MS ?? 5);
+const GAP_MS = envNumber('MESH_BENCH_GAP_MS', 5);
+
+/** A non-negative number from the environment, or the default; anything else stops the run. */
+function envNumber(name: string, dflt: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') return dflt;
+  const v = Number(text);
+  if (!Number.isFinite(v) || v < 0)
+    throw new Error(`${name}=${text} is not a number >= 0: unset it for the default (${dflt})`);
+  return v;
+}
 
 const CLIENT_CPU = '0';
 const SERVER_CPU = '1';
@@ -285,7 +295,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
      * change on a 2-vCPU machine, so the headline figures come from a run
      * without them.
      */
-    const runChanges = async (n: number, observers: boolean, gapMs = GAP_MS) => {
+    const runChanges = async (n: number, observers: boolean) => {
       const at: Record<Hop, number[]> = {
         api_ack: [],
         api_watch: [],
@@ -329,7 +339,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
           await patch(false);
           if ((await waitMap(false, 10_000)) === undefined)
             throw new Error('backend did not leave the map in 10 s');
-          await sleep(gapMs);
+          await sleep(GAP_MS);
           const t0abs = now();
           const t0 = performance.now();
           let ack: number | undefined;

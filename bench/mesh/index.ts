@@ -63,8 +63,17 @@ const { values } = parseArgs({
     'propagation-only': { type: 'boolean', default: false },
   },
 });
-const N_SERVICES = Number(values.services);
-const N_CHANGES = Number(values.changes);
+/** A whole number >= min from a flag, or a clear stop. */
+function count(flag: 'services' | 'changes' | 'warmup' | 'rounds', min: number): number {
+  const v = Number(values[flag]);
+  if (!Number.isInteger(v) || v < min)
+    throw new Error(`--${flag} ${values[flag]}: give a whole number >= ${min}`);
+  return v;
+}
+const N_SERVICES = count('services', 1);
+const N_CHANGES = count('changes', 1);
+const N_WARMUP = count('warmup', 0);
+const N_ROUNDS = count('rounds', 1);
 
 const lab = useUniqueLab('mesh', 'bench');
 const { home } = lab;
@@ -139,9 +148,9 @@ async function main(): Promise<void> {
       ...(await fullPathFigures({
         lab,
         changes: N_CHANGES,
-        warmup: Number(values.warmup),
+        warmup: N_WARMUP,
         services: N_SERVICES,
-        rounds: Number(values.rounds),
+        rounds: N_ROUNDS,
         seconds: Number(values.seconds),
         propagationOnly,
         log: (s) => process.stderr.write(`${s}\n`),
