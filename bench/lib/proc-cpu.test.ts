@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cpuBetween, daemonLabel, machineTicks, processCpu, type ProcessCpu } from './proc-cpu.js';
+import {
+  cpuBetween,
+  daemonLabel,
+  machineTicks,
+  processCpu,
+  processCpuS,
+  type ProcessCpu,
+} from './proc-cpu.js';
 
 describe('proc-cpu', () => {
   it('reads the machine busy and total ticks, growing over time', async () => {
@@ -10,6 +17,15 @@ describe('proc-cpu', () => {
     const b = machineTicks();
     assert.ok(a.total > 0 && a.busy > 0 && a.busy <= a.total);
     assert.ok(b.busy > a.busy, 'busy ticks grew while this process spun');
+  });
+
+  it("reads one process's CPU time in seconds, growing while it works", () => {
+    const a = processCpuS(process.pid);
+    const t = performance.now();
+    while (performance.now() - t < 50); // 50 ms of CPU: at least a few 10 ms ticks
+    const b = processCpuS(process.pid);
+    assert.ok(b - a >= 0.02 && b - a < 1, `${a} -> ${b}`);
+    assert.throws(() => processCpuS(2 ** 30), /ENOENT/);
   });
 
   it('finds this process with its command line and CPU time', () => {

@@ -6,8 +6,19 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
+/** Clock ticks per second of /proc's CPU times (USER_HZ, what `getconf CLK_TCK` prints: 100 on Linux). */
 const HZ = 100;
+
+/** utime + stime of one process so far, in seconds (/proc/<pid>/stat fields 14 and 15). */
+export function processCpuS(pid: number): number {
+  return cpuTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')) / HZ;
+}
+
+/** utime + stime from a /proc/<pid>/stat line (the command name may hold spaces and ')'). */
+function cpuTicks(stat: string): number {
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
 
 /** Busy and total CPU time of the whole machine so far, in ticks (from /proc/stat). */
 export function machineTicks(): { busy: number; total: number } {
@@ -63,8 +74,7 @@ export function processCpu(): Map<number, ProcessCpu> {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const cpuMs = ((Number(f[11]) + Number(f[12])) * 1000) / HZ;
+      const cpuMs = (cpuTicks(stat) * 1000) / HZ;
       const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').filter(Boolean);
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       out.set(Number(d), { pid: Number(d), cpuMs, cmdline: cmd.join(' ') || `[${comm}]` });

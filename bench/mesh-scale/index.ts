@@ -107,6 +107,7 @@ import {
   type SimCluster,
 } from './sim.js';
 import { AGENT_SEMI_SPACE_MIB } from '../../src/install/kubernetes/workloads.js';
+import { processCpuS } from '../lib/proc-cpu.js';
 import type { KvmIn, KvmOut, KvmStatusMsg, StagesMsg } from './kvstoremesh-child.js';
 import type { AgentIn, AgentOut, AgentStatusMsg, WrittenMsg } from './agent-child.js';
 
@@ -292,13 +293,6 @@ function ipv4ToNumber(ip: string): number {
   return ((a! << 24) | (b! << 16) | (c! << 8) | d!) >>> 0;
 }
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-/** utime + stime of a process, in seconds. */
-function cpuS(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-
 async function main(): Promise<Figure[]> {
   if (process.getuid?.() !== 0)
     throw new Error(
@@ -480,7 +474,7 @@ async function main(): Promise<Figure[]> {
 
   // ---- full sync ----
   if (profileDir && profilePhase === 'sync') await profileStart([kvm, agentP]);
-  const cpu0 = { kvm: cpuS(kvm.pid!), agent: cpuS(agentP.pid!) };
+  const cpu0 = { kvm: processCpuS(kvm.pid!), agent: processCpuS(agentP.pid!) };
   const t0 = performance.now();
   let kvmSyncedMs = NaN;
   const connected = request<{ op: 'synced'; ms: number }>(
@@ -547,7 +541,10 @@ async function main(): Promise<Figure[]> {
   const fullSyncS = Math.max(done.ipcache, done.services, done.routes);
   if (profileDir && profilePhase === 'sync') await profileStop([kvm, agentP], profileDir);
   await connected;
-  const syncCpu = { kvm: cpuS(kvm.pid!) - cpu0.kvm, agent: cpuS(agentP.pid!) - cpu0.agent };
+  const syncCpu = {
+    kvm: processCpuS(kvm.pid!) - cpu0.kvm,
+    agent: processCpuS(agentP.pid!) - cpu0.agent,
+  };
   log(
     `full sync ${fullSyncS.toFixed(2)} s (ipcache ${done.ipcache.toFixed(2)}, services ${done.services.toFixed(2)}, routes ${done.routes.toFixed(2)}; kvstoremesh synced at ${(kvmSyncedMs / 1000).toFixed(2)} s)`,
   );
@@ -643,11 +640,11 @@ async function main(): Promise<Figure[]> {
           ).catch((err: unknown) => log(`etcd profiles: ${(err as Error).message}`))
         : undefined;
     const c0 = {
-      kvm: cpuS(kvm.pid!),
-      agent: cpuS(agentP.pid!),
-      bench: cpuS(process.pid),
-      remoteEtcd: cpuS(remoteEtcd.pid),
-      localEtcd: cpuS(localEtcd.pid),
+      kvm: processCpuS(kvm.pid!),
+      agent: processCpuS(agentP.pid!),
+      bench: processCpuS(process.pid),
+      remoteEtcd: processCpuS(remoteEtcd.pid),
+      localEtcd: processCpuS(localEtcd.pid),
       t: performance.now(),
     };
     let stop = false;
@@ -803,11 +800,11 @@ async function main(): Promise<Figure[]> {
     }
     churnSettleS = (performance.now() - ts) / 1000;
     churnCpu = {
-      kvm: ((cpuS(kvm.pid!) - c0.kvm) / wallS) * 100,
-      agent: ((cpuS(agentP.pid!) - c0.agent) / wallS) * 100,
-      bench: ((cpuS(process.pid) - c0.bench) / wallS) * 100,
-      remoteEtcd: ((cpuS(remoteEtcd.pid) - c0.remoteEtcd) / wallS) * 100,
-      localEtcd: ((cpuS(localEtcd.pid) - c0.localEtcd) / wallS) * 100,
+      kvm: ((processCpuS(kvm.pid!) - c0.kvm) / wallS) * 100,
+      agent: ((processCpuS(agentP.pid!) - c0.agent) / wallS) * 100,
+      bench: ((processCpuS(process.pid) - c0.bench) / wallS) * 100,
+      remoteEtcd: ((processCpuS(remoteEtcd.pid) - c0.remoteEtcd) / wallS) * 100,
+      localEtcd: ((processCpuS(localEtcd.pid) - c0.localEtcd) / wallS) * 100,
       wallS,
     };
     const st = (i: number) =>

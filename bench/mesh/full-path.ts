@@ -52,7 +52,7 @@
  * the backend leaving the map and the next timed change; 100 ms was no faster
  * on this VM: idle vCPUs wake slower).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -68,7 +68,7 @@ import {
 import { releaseLab } from '../lib/lab.js';
 import { backendHaproxyCfg, clientPod, haproxyPod, pinCgroup, wrk } from '../lib/pod.js';
 import { median, percentile, type Figure } from '../lib/report.js';
-import { cpuBetween, daemonLabel, processCpu, waitForQuiet } from '../lib/proc-cpu.js';
+import { cpuBetween, daemonLabel, processCpu, processCpuS, waitForQuiet } from '../lib/proc-cpu.js';
 
 export interface FullPathOptions {
   /** The run's lab (useUniqueLab: already in process.env). */
@@ -599,13 +599,7 @@ export async function fullPathFigures(o: FullPathOptions): Promise<Figure[]> {
     );
     await sleep(3000);
     const rssBefore = kib('VmRSS');
-    const clk =
-      Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-    /** utime + stime of the agent in seconds (/proc/<pid>/stat fields 14 and 15). */
-    const cpuS = () => {
-      const f = readFileSync(`/proc/${agentPid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return (Number(f[11]) + Number(f[12])) / clk;
-    };
+    const cpuS = () => processCpuS(agentPid);
     const cpuBefore = cpuS();
     const cp1 = c1.nodes[0]!;
     const mesh1 = readMeshConfig('cluster1');
